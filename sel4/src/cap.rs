@@ -1,0 +1,389 @@
+//! Typed capabilities. Each type wraps a capability pointer and offers the
+//! invocations that object supports; kernel errors come back as [`Error`].
+
+use crate::ipc::{Badge, MessageInfo};
+use crate::sys;
+use crate::{CPtr, Error, Result, Word};
+
+/// Anything that names a capability.
+pub trait Cap: Copy {
+    fn cptr(self) -> CPtr;
+    fn from_cptr(cptr: CPtr) -> Self;
+}
+
+/// A kernel object type that untyped memory can be retyped into.
+pub trait Object: Cap {
+    /// The kernel's object-type number.
+    const TYPE: Word;
+    /// log2 of the object's size in bytes.
+    const SIZE_BITS: u32;
+}
+
+macro_rules! cap_types {
+    ($($(#[$doc:meta])* $name:ident $(= $ty:ident, $bits:expr)?;)*) => {$(
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        #[repr(transparent)]
+        pub struct $name(CPtr);
+
+        impl Cap for $name {
+            #[inline]
+            fn cptr(self) -> CPtr { self.0 }
+            #[inline]
+            fn from_cptr(cptr: CPtr) -> Self { $name(cptr) }
+        }
+
+        $(impl Object for $name {
+            const TYPE: Word = sys::$ty;
+            const SIZE_BITS: u32 = $bits as u32;
+        })?
+    )*};
+}
+
+cap_types! {
+    /// Untyped memory: the raw material of every other object.
+    Untyped;
+    /// A synchronous IPC endpoint.
+    Endpoint = seL4_EndpointObject, sys::seL4_EndpointBits;
+    /// An asynchronous notification word.
+    Notification = seL4_NotificationObject, sys::seL4_NotificationBits;
+    /// A thread control block.
+    Tcb = seL4_TCBObject, sys::seL4_TCBBits;
+    /// A CNode: a table of capability slots (its size is chosen at retype).
+    CNode;
+    /// A 4 KiB frame.
+    Frame = seL4_X86_4K, sys::seL4_PageBits;
+    /// A 2 MiB frame.
+    LargeFrame = seL4_X86_LargePageObject, sys::seL4_LargePageBits;
+    /// The top level of an x86_64 address space.
+    Pml4 = seL4_X64_PML4Object, sys::seL4_PML4Bits;
+    /// An x86_64 page-directory-pointer table.
+    Pdpt = seL4_X86_PDPTObject, sys::seL4_PDPTBits;
+    /// An x86_64 page directory.
+    PageDirectory = seL4_X86_PageDirectoryObject, sys::seL4_PageDirBits;
+    /// An x86_64 page table.
+    PageTable = seL4_X86_PageTableObject, sys::seL4_PageTableBits;
+    /// The authority to create IRQ handlers.
+    IrqControl;
+    /// The authority to handle one interrupt.
+    IrqHandler;
+    /// A range of x86 I/O ports.
+    IoPort;
+    /// The authority to create ASID pools.
+    AsidControl;
+    /// An ASID pool, which VSpaces join before use.
+    AsidPool;
+}
+
+/// The root task's initial capabilities, at the slots BootInfo defines.
+pub mod init {
+    use super::*;
+    pub const TCB: Tcb = Tcb(sys::seL4_CapInitThreadTCB);
+    pub const CNODE: CNode = CNode(sys::seL4_CapInitThreadCNode);
+    pub const VSPACE: Pml4 = Pml4(sys::seL4_CapInitThreadVSpace);
+    pub const IRQ_CONTROL: IrqControl = IrqControl(sys::seL4_CapIRQControl);
+    pub const ASID_CONTROL: AsidControl = AsidControl(sys::seL4_CapASIDControl);
+    pub const ASID_POOL: AsidPool = AsidPool(sys::seL4_CapInitThreadASIDPool);
+    /// All I/O ports (seL4 5.0).
+    pub const IO_PORT: IoPort = IoPort(sys::seL4_CapIOPort);
+    pub const IPC_BUFFER: Frame = Frame(sys::seL4_CapInitThreadIPCBuffer);
+}
+
+/// Access rights for a mapping or a copied capability.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rights(sys::seL4_CapRights_t);
+
+impl Rights {
+    fn with(read: bool, write: bool, grant: bool) -> Self {
+        let mut r = sys::seL4_CapRights_t::default();
+        r.set_capAllowRead(Word::from(read));
+        r.set_capAllowWrite(Word::from(write));
+        r.set_capAllowGrant(Word::from(grant));
+        Rights(r)
+    }
+    pub fn read_only() -> Self {
+        Self::with(true, false, false)
+    }
+    pub fn read_write() -> Self {
+        Self::with(true, true, false)
+    }
+    pub fn all() -> Self {
+        Self::with(true, true, true)
+    }
+    pub fn raw(self) -> sys::seL4_CapRights_t {
+        self.0
+    }
+}
+
+/// Caching attributes of a mapping.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CacheMode {
+    WriteBack,
+    /// For device memory (MMIO) and DMA buffers.
+    Uncached,
+    WriteCombining,
+}
+
+impl CacheMode {
+    fn raw(self) -> Word {
+        match self {
+            CacheMode::WriteBack => sys::seL4_X86_WriteBack,
+            CacheMode::Uncached => sys::seL4_X86_CacheDisabled,
+            CacheMode::WriteCombining => sys::seL4_X86_WriteCombining,
+        }
+    }
+}
+
+impl Untyped {
+    /// Retypes `count` objects of `ty` (size `size_bits` where the type has a
+    /// variable size) into consecutive slots from `slot` of the CNode `root`.
+    pub fn retype(self, ty: Word, size_bits: Word, root: CNode, slot: Word, count: Word) -> Result<()> {
+        // SAFETY: creating objects cannot change memory this program uses.
+        unsafe { sys::seL4_Untyped_Retype(self.0, ty, size_bits, root.0, 0, 0, slot, count) }
+    }
+
+    /// Retypes one fixed-size object into `slot` of `root` and names it.
+    pub fn retype_one<T: Object>(self, root: CNode, slot: Word) -> Result<T> {
+        self.retype(T::TYPE, 0, root, slot, 1)?;
+        Ok(T::from_cptr(slot))
+    }
+}
+
+impl Endpoint {
+    /// Sends the message in the IPC buffer and waits for the reply.
+    #[inline]
+    pub fn call(self, info: MessageInfo) -> MessageInfo {
+        // SAFETY: IPC buffer invariant; IPC changes no memory but the buffer.
+        MessageInfo(unsafe { sys::seL4_Call(self.0, info.0) })
+    }
+    /// Sends, blocking until a receiver takes the message.
+    #[inline]
+    pub fn send(self, info: MessageInfo) {
+        // SAFETY: as for `call`.
+        unsafe { sys::seL4_Send(self.0, info.0) }
+    }
+    /// Waits for a message; returns it with the sender's badge.
+    #[inline]
+    pub fn recv(self) -> (MessageInfo, Badge) {
+        let mut badge = 0;
+        // SAFETY: as for `call`.
+        let info = unsafe { sys::seL4_Recv(self.0, &mut badge) };
+        (MessageInfo(info), badge)
+    }
+    /// Replies to the last caller and waits for the next message.
+    #[inline]
+    pub fn reply_recv(self, reply: MessageInfo) -> (MessageInfo, Badge) {
+        let mut badge = 0;
+        // SAFETY: as for `call`.
+        let info = unsafe { sys::seL4_ReplyRecv(self.0, reply.0, &mut badge) };
+        (MessageInfo(info), badge)
+    }
+}
+
+impl Notification {
+    /// Sets the badge bits of this capability in the notification word.
+    #[inline]
+    pub fn signal(self) {
+        // SAFETY: a signal changes no memory.
+        unsafe { sys::seL4_Signal(self.0) }
+    }
+    /// Waits until signalled; returns and clears the accumulated bits.
+    #[inline]
+    pub fn wait(self) -> Badge {
+        let mut badge = 0;
+        // SAFETY: as for `signal`.
+        unsafe { sys::seL4_Wait(self.0, &mut badge) };
+        badge
+    }
+    /// Returns the accumulated bits if signalled, without blocking.
+    #[inline]
+    pub fn poll(self) -> Option<Badge> {
+        let mut badge = 0;
+        // SAFETY: as for `signal`.
+        unsafe { sys::seL4_NBRecv(self.0, &mut badge) };
+        (badge != 0).then_some(badge)
+    }
+}
+
+impl CNode {
+    /// Deletes the capability in `slot` (a slot of this CNode at `depth` bits).
+    ///
+    /// # Safety
+    /// The capability must not back memory this program still uses (a frame
+    /// mapped into its own address space, say).
+    pub unsafe fn delete(self, slot: Word, depth: u8) -> Result<()> {
+        // SAFETY: the caller's contract.
+        unsafe { sys::seL4_CNode_Delete(self.0, slot, depth) }
+    }
+    /// Deletes every capability derived from the one in `slot`.
+    ///
+    /// # Safety
+    /// As for [`CNode::delete`], for every derived capability.
+    pub unsafe fn revoke(self, slot: Word, depth: u8) -> Result<()> {
+        // SAFETY: the caller's contract.
+        unsafe { sys::seL4_CNode_Revoke(self.0, slot, depth) }
+    }
+    /// Copies the capability in `src` to the empty slot `dest` with `rights`.
+    pub fn copy(self, dest: Word, src: Word, depth: u8, rights: Rights) -> Result<()> {
+        // SAFETY: copying a capability changes no memory.
+        unsafe { sys::seL4_CNode_Copy(self.0, dest, depth, self.0, src, depth, rights.0) }
+    }
+    /// Copies `src` to `dest` with a badge.
+    pub fn mint(self, dest: Word, src: Word, depth: u8, rights: Rights, badge: Badge) -> Result<()> {
+        let data = sys::seL4_CapData_t::Badge_new(badge);
+        // SAFETY: as for `copy`.
+        unsafe { sys::seL4_CNode_Mint(self.0, dest, depth, self.0, src, depth, rights.0, data) }
+    }
+}
+
+/// Registers of a thread, as `TCB_ReadRegisters`/`WriteRegisters` see them.
+pub type UserContext = sys::seL4_UserContext;
+
+impl Tcb {
+    /// Sets the thread's CSpace, VSpace, IPC buffer and fault endpoint.
+    pub fn configure(
+        self,
+        fault_ep: CPtr,
+        cspace: CNode,
+        vspace: Pml4,
+        ipc_buffer_addr: Word,
+        ipc_buffer: Frame,
+    ) -> Result<()> {
+        let prio = sys::seL4_PrioProps_t::default();
+        let none = sys::seL4_CapData_t::default();
+        // SAFETY: configuring a thread that is not running changes no memory.
+        unsafe {
+            sys::seL4_TCB_Configure(
+                self.0, fault_ep, prio, cspace.0, none, vspace.0, none, ipc_buffer_addr, ipc_buffer.0,
+            )
+        }
+    }
+    /// Sets the thread's priority, with `authority` as the controlling TCB.
+    pub fn set_priority(self, priority: u8) -> Result<()> {
+        // SAFETY: changes no memory.
+        unsafe { sys::seL4_TCB_SetPriority(self.0, priority) }
+    }
+    /// Writes the thread's registers and optionally resumes it.
+    ///
+    /// # Safety
+    /// The thread will run the code at `regs.rip` with stack `regs.rsp`; if it
+    /// shares this address space, it must not break this program's memory.
+    pub unsafe fn write_registers(self, resume: bool, regs: &UserContext) -> Result<()> {
+        let count = (core::mem::size_of::<UserContext>() / core::mem::size_of::<Word>()) as Word;
+        // SAFETY: the caller's contract.
+        unsafe { sys::seL4_TCB_WriteRegisters(self.0, resume, 0, count, regs) }
+    }
+    /// Reads the thread's registers (suspending it first if `suspend`).
+    pub fn read_registers(self, suspend: bool) -> Result<UserContext> {
+        let mut regs = UserContext::default();
+        let count = (core::mem::size_of::<UserContext>() / core::mem::size_of::<Word>()) as Word;
+        // SAFETY: reading registers changes no memory of ours but `regs`.
+        unsafe { sys::seL4_TCB_ReadRegisters(self.0, suspend, 0, count, &mut regs)? };
+        Ok(regs)
+    }
+    pub fn resume(self) -> Result<()> {
+        // SAFETY: resuming runs code set up by `write_registers`, whose
+        // contract covered it.
+        unsafe { sys::seL4_TCB_Resume(self.0) }
+    }
+    pub fn suspend(self) -> Result<()> {
+        // SAFETY: stopping a thread changes no memory.
+        unsafe { sys::seL4_TCB_Suspend(self.0) }
+    }
+    /// Lets the thread receive `ntfn`'s signals while waiting on an endpoint.
+    pub fn bind_notification(self, ntfn: Notification) -> Result<()> {
+        // SAFETY: changes no memory.
+        unsafe { sys::seL4_TCB_BindNotification(self.0, ntfn.0) }
+    }
+}
+
+impl Frame {
+    /// Maps the frame at `vaddr` in `vspace`. The kernel refuses to map over
+    /// an existing mapping, so this cannot replace memory in use.
+    pub fn map(self, vspace: Pml4, vaddr: Word, rights: Rights, cache: CacheMode) -> Result<()> {
+        // SAFETY: see above; a new mapping adds memory, it removes none.
+        unsafe { sys::seL4_X86_Page_Map(self.0, vspace.0, vaddr, rights.0, cache.raw()) }
+    }
+    /// Unmaps the frame.
+    ///
+    /// # Safety
+    /// Nothing may use the memory the mapping provided.
+    pub unsafe fn unmap(self) -> Result<()> {
+        // SAFETY: the caller's contract.
+        unsafe { sys::seL4_X86_Page_Unmap(self.0) }
+    }
+    /// The physical address of the frame, as the kernel reports it.
+    pub fn physical_address(self) -> Result<Word> {
+        // SAFETY: a query changes no memory.
+        Ok(unsafe { sys::seL4_X86_Page_GetAddress(self.0)? }.paddr)
+    }
+}
+
+impl PageTable {
+    /// Maps the page table so it covers `vaddr` in `vspace`.
+    pub fn map(self, vspace: Pml4, vaddr: Word) -> Result<()> {
+        // SAFETY: a new paging structure removes no mapping.
+        unsafe { sys::seL4_X86_PageTable_Map(self.0, vspace.0, vaddr, sys::seL4_X86_Default_VMAttributes) }
+    }
+}
+
+impl PageDirectory {
+    /// Maps the page directory so it covers `vaddr` in `vspace`.
+    pub fn map(self, vspace: Pml4, vaddr: Word) -> Result<()> {
+        // SAFETY: as for `PageTable::map`.
+        unsafe {
+            sys::seL4_X86_PageDirectory_Map(self.0, vspace.0, vaddr, sys::seL4_X86_Default_VMAttributes)
+        }
+    }
+}
+
+impl Pdpt {
+    /// Maps the PDPT so it covers `vaddr` in `vspace`.
+    pub fn map(self, vspace: Pml4, vaddr: Word) -> Result<()> {
+        // SAFETY: as for `PageTable::map`.
+        unsafe { sys::seL4_X86_PDPT_Map(self.0, vspace.0, vaddr, sys::seL4_X86_Default_VMAttributes) }
+    }
+}
+
+impl IoPort {
+    pub fn in8(self, port: u16) -> Result<u8> {
+        // SAFETY: port I/O through the kernel touches no memory.
+        Ok(unsafe { sys::seL4_X86_IOPort_In8(self.0, port)? }.result)
+    }
+    pub fn in16(self, port: u16) -> Result<u16> {
+        // SAFETY: as for `in8`.
+        Ok(unsafe { sys::seL4_X86_IOPort_In16(self.0, port)? }.result)
+    }
+    pub fn in32(self, port: u16) -> Result<u32> {
+        // SAFETY: as for `in8`.
+        Ok(unsafe { sys::seL4_X86_IOPort_In32(self.0, port)? }.result)
+    }
+    pub fn out8(self, port: u16, value: u8) -> Result<()> {
+        // SAFETY: as for `in8` (KaaL gives no component a DMA-capable port).
+        unsafe { sys::seL4_X86_IOPort_Out8(self.0, port as Word, value as Word) }
+    }
+    pub fn out16(self, port: u16, value: u16) -> Result<()> {
+        // SAFETY: as for `out8`.
+        unsafe { sys::seL4_X86_IOPort_Out16(self.0, port as Word, value as Word) }
+    }
+    pub fn out32(self, port: u16, value: u32) -> Result<()> {
+        // SAFETY: as for `out8`.
+        unsafe { sys::seL4_X86_IOPort_Out32(self.0, port as Word, value as Word) }
+    }
+}
+
+impl IrqHandler {
+    /// Acknowledges the interrupt so the kernel delivers the next one.
+    pub fn ack(self) -> Result<()> {
+        // SAFETY: changes no memory.
+        unsafe { sys::seL4_IRQHandler_Ack(self.0) }
+    }
+    /// Delivers this interrupt as a signal on `ntfn`.
+    pub fn set_notification(self, ntfn: Notification) -> Result<()> {
+        // SAFETY: changes no memory.
+        unsafe { sys::seL4_IRQHandler_SetNotification(self.0, ntfn.0) }
+    }
+}
+
+/// Makes sure `Error` stays the kernel's error type in signatures here.
+const _: fn(Error) -> Word = Error::code;

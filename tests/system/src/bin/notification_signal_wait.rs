@@ -1,0 +1,14 @@
+//! System test `notification_signal_wait`: a badged Signal from a second
+//! thread wakes Wait with exactly that badge.
+#![no_std]
+#![no_main]
+
+use kaal_root::RootError;
+use kaal_sel4::bootinfo::BootInfo;
+
+fn main(bi: &BootInfo) -> Result<(), RootError> {
+    let mut alloc = kaal_root::boot(bi)?;
+    kaal_root::demo::notification_signal_wait(&mut alloc)
+}
+
+kaal_rt::root_task!(main);
