@@ -6,7 +6,9 @@
 use crate::{Context, RootError};
 use core::ops::Range;
 use kaal_sel4::bootinfo::{BootInfo, UntypedInfo};
-use kaal_sel4::cap::{init, CacheMode, Cap, Frame, Object, PageDirectory, PageTable, Pdpt, Rights, Untyped};
+use kaal_sel4::cap::{
+    init, CacheMode, Cap, Frame, Object, PageDirectory, PageTable, Pdpt, Rights, Untyped,
+};
 use kaal_sel4::{Error, Word};
 
 /// Virtual window for pages the boot allocator maps (the guide's layout puts
@@ -39,7 +41,12 @@ pub struct BootAlloc {
 
 impl BootAlloc {
     pub fn new(bi: &BootInfo) -> Self {
-        BootAlloc { bi: *bi, slots: bi.empty(), untyped: 0, next_vaddr: MAP_WINDOW.start }
+        BootAlloc {
+            bi: *bi,
+            slots: bi.empty(),
+            untyped: 0,
+            next_vaddr: MAP_WINDOW.start,
+        }
     }
 
     /// Free slots left.
@@ -99,12 +106,23 @@ impl BootAlloc {
         for i in 0..count as Word {
             self.map_frame(Frame::from_cptr(first + i), vaddr + i * PAGE)?;
         }
-        Ok(Pages { vaddr, first_frame: Frame::from_cptr(first), count })
+        Ok(Pages {
+            vaddr,
+            first_frame: Frame::from_cptr(first),
+            count,
+        })
     }
 
     /// Maps a frame, creating the paging structures above it on demand.
     pub fn map_frame(&mut self, frame: Frame, vaddr: Word) -> Result<(), RootError> {
-        let map = |f: Frame| f.map(init::VSPACE, vaddr, Rights::read_write(), CacheMode::WriteBack);
+        let map = |f: Frame| {
+            f.map(
+                init::VSPACE,
+                vaddr,
+                Rights::read_write(),
+                CacheMode::WriteBack,
+            )
+        };
         match map(frame) {
             Err(Error::FailedLookup) => {
                 self.map_tables(vaddr)?;
@@ -125,7 +143,8 @@ impl BootAlloc {
             Err(Error::FailedLookup) => {
                 let pdpt: Pdpt = self.retype()?;
                 pdpt.map(init::VSPACE, vaddr).context("X86_PDPT_Map")?;
-                pd.map(init::VSPACE, vaddr).context("X86_PageDirectory_Map")?;
+                pd.map(init::VSPACE, vaddr)
+                    .context("X86_PageDirectory_Map")?;
             }
             r => r.context("X86_PageDirectory_Map")?,
         }

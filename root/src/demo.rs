@@ -57,7 +57,10 @@ pub fn ipc_roundtrip(alloc: &mut BootAlloc) -> Result<(), RootError> {
     for v in values {
         let got = call_once(ep, v)?;
         if got != transform(v) {
-            println!("ipc_roundtrip: sent {v:#x}, got {got:#x}, want {:#x}", transform(v));
+            println!(
+                "ipc_roundtrip: sent {v:#x}, got {got:#x}, want {:#x}",
+                transform(v)
+            );
             return Err(RootError::Check("echo server returned the wrong value"));
         }
     }
@@ -66,7 +69,10 @@ pub fn ipc_roundtrip(alloc: &mut BootAlloc) -> Result<(), RootError> {
     if reply.label() != 1 {
         return Err(RootError::Check("malformed request was not refused"));
     }
-    println!("ipc_roundtrip: ok ({} values round-tripped through a second thread)", values.len());
+    println!(
+        "ipc_roundtrip: ok ({} values round-tripped through a second thread)",
+        values.len()
+    );
     Ok(())
 }
 
@@ -82,7 +88,9 @@ extern "C" fn signaller(ntfn: Word, tcb: CPtr) -> ! {
 pub fn notification_signal_wait(alloc: &mut BootAlloc) -> Result<(), RootError> {
     let ntfn: Notification = alloc.retype()?;
     if ntfn.poll().is_some() {
-        return Err(RootError::Check("a fresh notification is already signalled"));
+        return Err(RootError::Check(
+            "a fresh notification is already signalled",
+        ));
     }
     let badged = alloc.alloc_slot()?;
     init::CNODE

@@ -61,10 +61,16 @@ pub fn halt() -> ! {
     }
 }
 
-/// Runs a root task's `main` and ends the system if it fails.
-pub fn start_root<E: Display>(bootinfo: *const u8, main: fn(&BootInfo) -> Result<(), E>) -> ! {
-    // SAFETY: seL4 passes the BootInfo frame's address in rdi, which
-    // `_start` forwards unchanged.
+/// Runs a root task's `main` and ends the system: with success when it
+/// returns `Ok`, with failure on `Err` or a panic.
+///
+/// # Safety
+/// `bootinfo` must be the BootInfo address seL4 passed to the root task.
+pub unsafe fn start_root<E: Display>(
+    bootinfo: *const u8,
+    main: fn(&BootInfo) -> Result<(), E>,
+) -> ! {
+    // SAFETY: the caller's contract.
     let bi = match unsafe { BootInfo::from_ptr(bootinfo) } {
         Ok(bi) => bi,
         Err(e) => {
@@ -87,7 +93,8 @@ macro_rules! root_task {
     ($main:path) => {
         #[unsafe(no_mangle)]
         extern "C" fn __kaal_root_main(bootinfo: *const u8) -> ! {
-            $crate::start_root(bootinfo, $main)
+            // SAFETY: `_start` passes on the BootInfo address seL4 gave it.
+            unsafe { $crate::start_root(bootinfo, $main) }
         }
     };
 }
@@ -95,7 +102,12 @@ macro_rules! root_task {
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
     match info.location() {
-        Some(l) => println!("KaaL: panicked at {}:{}: {}", l.file(), l.line(), info.message()),
+        Some(l) => println!(
+            "KaaL: panicked at {}:{}: {}",
+            l.file(),
+            l.line(),
+            info.message()
+        ),
         None => println!("KaaL: panicked: {}", info.message()),
     }
     exit(Exit::Failure)

@@ -46,7 +46,8 @@ pub struct UntypedInfo {
 impl UntypedInfo {
     /// Size in bytes (saturating for sizes no machine has).
     pub fn bytes(&self) -> u64 {
-        1u64.checked_shl(u32::from(self.size_bits)).unwrap_or(u64::MAX)
+        1u64.checked_shl(u32::from(self.size_bits))
+            .unwrap_or(u64::MAX)
     }
 }
 
@@ -80,7 +81,10 @@ impl BootInfo {
     /// Parses BootInfo from its bytes.
     pub fn parse(bytes: &[u8]) -> Result<Self, BootInfoError> {
         if bytes.len() < Self::SIZE {
-            return Err(BootInfoError::TooShort { len: bytes.len(), need: Self::SIZE });
+            return Err(BootInfoError::TooShort {
+                len: bytes.len(),
+                need: Self::SIZE,
+            });
         }
         // SAFETY: the slice holds at least SIZE bytes; the struct is plain
         // integers (any bit pattern is valid) and is read unaligned.
@@ -90,7 +94,10 @@ impl BootInfo {
         let u = range(bi.raw.untyped)?;
         let listed = u.end - u.start;
         if listed > MAX_BOOTINFO_UNTYPEDS as u64 {
-            return Err(BootInfoError::TooManyUntypeds { listed, room: MAX_BOOTINFO_UNTYPEDS });
+            return Err(BootInfoError::TooManyUntypeds {
+                listed,
+                room: MAX_BOOTINFO_UNTYPEDS,
+            });
         }
         Ok(bi)
     }
@@ -148,12 +155,18 @@ impl BootInfo {
 
     /// Total bytes of RAM (non-device) untyped memory.
     pub fn ram_bytes(&self) -> u64 {
-        self.untypeds().filter(|u| !u.is_device).map(|u| u.bytes()).fold(0, u64::saturating_add)
+        self.untypeds()
+            .filter(|u| !u.is_device)
+            .map(|u| u.bytes())
+            .fold(0, u64::saturating_add)
     }
 
     /// Total bytes of device untyped memory.
     pub fn device_bytes(&self) -> u64 {
-        self.untypeds().filter(|u| u.is_device).map(|u| u.bytes()).fold(0, u64::saturating_add)
+        self.untypeds()
+            .filter(|u| u.is_device)
+            .map(|u| u.bytes())
+            .fold(0, u64::saturating_add)
     }
 }
 
@@ -166,18 +179,39 @@ mod tests {
         let mut bi: seL4_BootInfo = unsafe { core::mem::zeroed() };
         f(&mut bi);
         // SAFETY: reading the bytes of a plain-integer struct.
-        unsafe { core::slice::from_raw_parts((&bi as *const seL4_BootInfo).cast::<u8>(), BootInfo::SIZE) }
-            .to_vec()
+        unsafe {
+            core::slice::from_raw_parts((&bi as *const seL4_BootInfo).cast::<u8>(), BootInfo::SIZE)
+        }
+        .to_vec()
     }
 
     #[test]
     fn sums_ram_and_device_untypeds() {
         let bytes = image(|bi| {
-            bi.untyped = sys::seL4_SlotRegion { start: 100, end: 103 };
-            bi.empty = sys::seL4_SlotRegion { start: 200, end: 65536 };
-            bi.untypedList[0] = seL4_UntypedDesc { paddr: 0x10_0000, sizeBits: 20, ..Default::default() };
-            bi.untypedList[1] = seL4_UntypedDesc { paddr: 0x20_0000, sizeBits: 21, ..Default::default() };
-            bi.untypedList[2] = seL4_UntypedDesc { paddr: 0xfee0_0000, sizeBits: 12, isDevice: 1, ..Default::default() };
+            bi.untyped = sys::seL4_SlotRegion {
+                start: 100,
+                end: 103,
+            };
+            bi.empty = sys::seL4_SlotRegion {
+                start: 200,
+                end: 65536,
+            };
+            bi.untypedList[0] = seL4_UntypedDesc {
+                paddr: 0x10_0000,
+                sizeBits: 20,
+                ..Default::default()
+            };
+            bi.untypedList[1] = seL4_UntypedDesc {
+                paddr: 0x20_0000,
+                sizeBits: 21,
+                ..Default::default()
+            };
+            bi.untypedList[2] = seL4_UntypedDesc {
+                paddr: 0xfee0_0000,
+                sizeBits: 12,
+                isDevice: 1,
+                ..Default::default()
+            };
             bi.initThreadCNodeSizeBits = 16;
         });
         let bi = BootInfo::parse(&bytes).unwrap();
@@ -192,9 +226,20 @@ mod tests {
 
     #[test]
     fn rejects_bad_boot_info() {
-        assert!(matches!(BootInfo::parse(&[0u8; 16]), Err(BootInfoError::TooShort { .. })));
-        let too_many = image(|bi| bi.untyped = sys::seL4_SlotRegion { start: 0, end: 100_000 });
-        assert!(matches!(BootInfo::parse(&too_many), Err(BootInfoError::TooManyUntypeds { .. })));
+        assert!(matches!(
+            BootInfo::parse(&[0u8; 16]),
+            Err(BootInfoError::TooShort { .. })
+        ));
+        let too_many = image(|bi| {
+            bi.untyped = sys::seL4_SlotRegion {
+                start: 0,
+                end: 100_000,
+            }
+        });
+        assert!(matches!(
+            BootInfo::parse(&too_many),
+            Err(BootInfoError::TooManyUntypeds { .. })
+        ));
         let inverted = image(|bi| bi.empty = sys::seL4_SlotRegion { start: 9, end: 3 });
         assert_eq!(
             BootInfo::parse(&inverted).err(),

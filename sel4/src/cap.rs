@@ -137,7 +137,14 @@ impl CacheMode {
 impl Untyped {
     /// Retypes `count` objects of `ty` (size `size_bits` where the type has a
     /// variable size) into consecutive slots from `slot` of the CNode `root`.
-    pub fn retype(self, ty: Word, size_bits: Word, root: CNode, slot: Word, count: Word) -> Result<()> {
+    pub fn retype(
+        self,
+        ty: Word,
+        size_bits: Word,
+        root: CNode,
+        slot: Word,
+        count: Word,
+    ) -> Result<()> {
         // SAFETY: creating objects cannot change memory this program uses.
         unsafe { sys::seL4_Untyped_Retype(self.0, ty, size_bits, root.0, 0, 0, slot, count) }
     }
@@ -229,7 +236,14 @@ impl CNode {
         unsafe { sys::seL4_CNode_Copy(self.0, dest, depth, self.0, src, depth, rights.0) }
     }
     /// Copies `src` to `dest` with a badge.
-    pub fn mint(self, dest: Word, src: Word, depth: u8, rights: Rights, badge: Badge) -> Result<()> {
+    pub fn mint(
+        self,
+        dest: Word,
+        src: Word,
+        depth: u8,
+        rights: Rights,
+        badge: Badge,
+    ) -> Result<()> {
         let data = sys::seL4_CapData_t::Badge_new(badge);
         // SAFETY: as for `copy`.
         unsafe { sys::seL4_CNode_Mint(self.0, dest, depth, self.0, src, depth, rights.0, data) }
@@ -254,7 +268,15 @@ impl Tcb {
         // SAFETY: configuring a thread that is not running changes no memory.
         unsafe {
             sys::seL4_TCB_Configure(
-                self.0, fault_ep, prio, cspace.0, none, vspace.0, none, ipc_buffer_addr, ipc_buffer.0,
+                self.0,
+                fault_ep,
+                prio,
+                cspace.0,
+                none,
+                vspace.0,
+                none,
+                ipc_buffer_addr,
+                ipc_buffer.0,
             )
         }
     }
@@ -323,7 +345,9 @@ impl PageTable {
     /// Maps the page table so it covers `vaddr` in `vspace`.
     pub fn map(self, vspace: Pml4, vaddr: Word) -> Result<()> {
         // SAFETY: a new paging structure removes no mapping.
-        unsafe { sys::seL4_X86_PageTable_Map(self.0, vspace.0, vaddr, sys::seL4_X86_Default_VMAttributes) }
+        unsafe {
+            sys::seL4_X86_PageTable_Map(self.0, vspace.0, vaddr, sys::seL4_X86_Default_VMAttributes)
+        }
     }
 }
 
@@ -332,7 +356,12 @@ impl PageDirectory {
     pub fn map(self, vspace: Pml4, vaddr: Word) -> Result<()> {
         // SAFETY: as for `PageTable::map`.
         unsafe {
-            sys::seL4_X86_PageDirectory_Map(self.0, vspace.0, vaddr, sys::seL4_X86_Default_VMAttributes)
+            sys::seL4_X86_PageDirectory_Map(
+                self.0,
+                vspace.0,
+                vaddr,
+                sys::seL4_X86_Default_VMAttributes,
+            )
         }
     }
 }
@@ -341,7 +370,9 @@ impl Pdpt {
     /// Maps the PDPT so it covers `vaddr` in `vspace`.
     pub fn map(self, vspace: Pml4, vaddr: Word) -> Result<()> {
         // SAFETY: as for `PageTable::map`.
-        unsafe { sys::seL4_X86_PDPT_Map(self.0, vspace.0, vaddr, sys::seL4_X86_Default_VMAttributes) }
+        unsafe {
+            sys::seL4_X86_PDPT_Map(self.0, vspace.0, vaddr, sys::seL4_X86_Default_VMAttributes)
+        }
     }
 }
 

@@ -52,7 +52,9 @@ pub fn parse(text: &str) -> Result<Spec> {
         match t.as_str() {
             "base" => spec.base = num(toks.next())?,
             "block" => {
-                let name = toks.next().ok_or_else(|| Error::new("bitfield: block name"))?;
+                let name = toks
+                    .next()
+                    .ok_or_else(|| Error::new("bitfield: block name"))?;
                 if toks.next().as_deref() != Some("{") {
                     return Err(Error::new(format!("bitfield: `{{` after block {name}")));
                 }
@@ -62,17 +64,23 @@ pub fn parse(text: &str) -> Result<Spec> {
                         Some("}") => break,
                         Some("padding") => raw.push((None, num(toks.next())?)),
                         Some("field") | Some("field_high") => {
-                            let f = toks.next().ok_or_else(|| Error::new("bitfield: field name"))?;
+                            let f = toks
+                                .next()
+                                .ok_or_else(|| Error::new("bitfield: field name"))?;
                             raw.push((Some(f), num(toks.next())?));
                         }
                         other => {
-                            return Err(Error::new(format!("bitfield: unexpected {other:?} in {name}")))
+                            return Err(Error::new(format!(
+                                "bitfield: unexpected {other:?} in {name}"
+                            )))
                         }
                     }
                 }
                 let size_bits: u32 = raw.iter().map(|(_, b)| b).sum();
                 if spec.base == 0 || !size_bits.is_multiple_of(spec.base) {
-                    return Err(Error::new(format!("bitfield: block {name} is {size_bits} bits")));
+                    return Err(Error::new(format!(
+                        "bitfield: block {name} is {size_bits} bits"
+                    )));
                 }
                 let mut top = size_bits;
                 let mut fields = Vec::new();
@@ -82,14 +90,26 @@ pub fn parse(text: &str) -> Result<Spec> {
                         if top / spec.base != (top + bits - 1) / spec.base {
                             return Err(Error::new(format!("bitfield: {name}.{f} spans words")));
                         }
-                        fields.push(Field { name: f, bits, offset: top });
+                        fields.push(Field {
+                            name: f,
+                            bits,
+                            offset: top,
+                        });
                     }
                 }
-                spec.blocks.push(Block { name, size_bits, fields });
+                spec.blocks.push(Block {
+                    name,
+                    size_bits,
+                    fields,
+                });
             }
             "tagged_union" => {
-                let name = toks.next().ok_or_else(|| Error::new("bitfield: union name"))?;
-                let tag_field = toks.next().ok_or_else(|| Error::new("bitfield: tag field"))?;
+                let name = toks
+                    .next()
+                    .ok_or_else(|| Error::new("bitfield: union name"))?;
+                let tag_field = toks
+                    .next()
+                    .ok_or_else(|| Error::new("bitfield: tag field"))?;
                 if toks.next().as_deref() != Some("{") {
                     return Err(Error::new(format!("bitfield: `{{` after union {name}")));
                 }
@@ -98,15 +118,23 @@ pub fn parse(text: &str) -> Result<Spec> {
                     match toks.next().as_deref() {
                         Some("}") => break,
                         Some("tag") => {
-                            let t = toks.next().ok_or_else(|| Error::new("bitfield: tag name"))?;
+                            let t = toks
+                                .next()
+                                .ok_or_else(|| Error::new("bitfield: tag name"))?;
                             tags.push((t, u64::from(num(toks.next())?)));
                         }
                         other => {
-                            return Err(Error::new(format!("bitfield: unexpected {other:?} in {name}")))
+                            return Err(Error::new(format!(
+                                "bitfield: unexpected {other:?} in {name}"
+                            )))
                         }
                     }
                 }
-                spec.unions.push(TaggedUnion { name, tag_field, tags });
+                spec.unions.push(TaggedUnion {
+                    name,
+                    tag_field,
+                    tags,
+                });
             }
             other => return Err(Error::new(format!("bitfield: unexpected `{other}`"))),
         }
@@ -157,9 +185,23 @@ fn emit_accessors(out: &mut String, spec: &Spec, prefix: &str, fields: &[Field])
     }
 }
 
-fn emit_new(out: &mut String, spec: &Spec, fn_name: &str, fields: &[Field], fixed: Option<(&Field, u64)>, words: u32) {
-    let args: Vec<String> = fields.iter().map(|f| format!("{}: seL4_Word", f.name)).collect();
-    let _ = writeln!(out, "    #[inline]\n    pub const fn {fn_name}({}) -> Self {{", args.join(", "));
+fn emit_new(
+    out: &mut String,
+    spec: &Spec,
+    fn_name: &str,
+    fields: &[Field],
+    fixed: Option<(&Field, u64)>,
+    words: u32,
+) {
+    let args: Vec<String> = fields
+        .iter()
+        .map(|f| format!("{}: seL4_Word", f.name))
+        .collect();
+    let _ = writeln!(
+        out,
+        "    #[inline]\n    pub const fn {fn_name}({}) -> Self {{",
+        args.join(", ")
+    );
     let _ = writeln!(out, "        let mut words = [0 as seL4_Word; {words}];");
     for f in fields {
         let (w, off, m) = (f.offset / spec.base, f.offset % spec.base, mask(f.bits));
@@ -217,8 +259,20 @@ pub fn generate(spec: &Spec) -> Result<String> {
                 .iter()
                 .find(|f| f.name == u.tag_field)
                 .ok_or_else(|| Error::new(format!("bitfield: {tag} lacks {}", u.tag_field)))?;
-            let others: Vec<Field> = b.fields.iter().filter(|f| f.name != u.tag_field).cloned().collect();
-            emit_new(&mut out, spec, &format!("{tag}_new"), &others, Some((tag_field, *tag_val)), words);
+            let others: Vec<Field> = b
+                .fields
+                .iter()
+                .filter(|f| f.name != u.tag_field)
+                .cloned()
+                .collect();
+            emit_new(
+                &mut out,
+                spec,
+                &format!("{tag}_new"),
+                &others,
+                Some((tag_field, *tag_val)),
+                words,
+            );
             emit_accessors(&mut out, spec, &format!("{tag}_"), &others);
             let _ = writeln!(
                 out,
@@ -251,10 +305,19 @@ mod tests {
     fn fields_are_laid_out_from_the_top() {
         let s = parse(MSGINFO).unwrap();
         let b = &s.blocks[0];
-        let off: Vec<_> = b.fields.iter().map(|f| (f.name.as_str(), f.offset, f.bits)).collect();
+        let off: Vec<_> = b
+            .fields
+            .iter()
+            .map(|f| (f.name.as_str(), f.offset, f.bits))
+            .collect();
         assert_eq!(
             off,
-            [("label", 12, 20), ("capsUnwrapped", 9, 3), ("extraCaps", 7, 2), ("length", 0, 7)]
+            [
+                ("label", 12, 20),
+                ("capsUnwrapped", 9, 3),
+                ("extraCaps", 7, 2),
+                ("length", 0, 7)
+            ]
         );
     }
 
@@ -265,7 +328,10 @@ mod tests {
         assert_eq!(s.unions[0].tags, [("Badge".to_string(), 0)]);
         let code = generate(&s).unwrap();
         assert!(code.contains("pub const fn Badge_new(Badge: seL4_Word)"));
-        assert!(parse("base 64\nblock X {\n field a 3\n}\n").is_err(), "3 bits is not a word");
+        assert!(
+            parse("base 64\nblock X {\n field a 3\n}\n").is_err(),
+            "3 bits is not a word"
+        );
         assert!(parse("base 64\nblock X {\n field a 60\n field b 8\n padding 60\n}\n").is_err());
     }
 }

@@ -38,7 +38,10 @@ fn lex(s: &str) -> Result<Vec<Tok>> {
             out.push(Tok::Num(v));
         } else if c.is_ascii_alphabetic() || c == b'_' {
             let start = i;
-            while b.get(i).is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_') {
+            while b
+                .get(i)
+                .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_')
+            {
                 i += 1;
             }
             out.push(Tok::Ident(s.get(start..i).unwrap_or_default().to_string()));
@@ -155,8 +158,12 @@ impl Parser<'_> {
                 "+" => lhs.checked_add(rhs).ok_or_else(|| self.err("overflow"))?,
                 "-" => lhs.checked_sub(rhs).ok_or_else(|| self.err("overflow"))?,
                 "*" => lhs.checked_mul(rhs).ok_or_else(|| self.err("overflow"))?,
-                "/" => lhs.checked_div(rhs).ok_or_else(|| self.err("division by zero"))?,
-                "%" => lhs.checked_rem(rhs).ok_or_else(|| self.err("division by zero"))?,
+                "/" => lhs
+                    .checked_div(rhs)
+                    .ok_or_else(|| self.err("division by zero"))?,
+                "%" => lhs
+                    .checked_rem(rhs)
+                    .ok_or_else(|| self.err("division by zero"))?,
                 _ => return Err(self.err("unknown operator")),
             };
         }
@@ -240,7 +247,11 @@ mod tests {
     }
 
     fn env() -> Map {
-        Map(BTreeMap::from([("CONFIG_MAX_NUM_NODES", 1), ("CONFIG_X", 1), ("TWO", 2)]))
+        Map(BTreeMap::from([
+            ("CONFIG_MAX_NUM_NODES", 1),
+            ("CONFIG_X", 1),
+            ("TWO", 2),
+        ]))
     }
 
     #[test]

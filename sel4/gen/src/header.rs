@@ -84,7 +84,9 @@ impl Symbols {
                         stack.push((!top.1, true));
                     }
                     "endif" => {
-                        stack.pop().ok_or_else(|| Error::new("#endif without #if"))?;
+                        stack
+                            .pop()
+                            .ok_or_else(|| Error::new("#endif without #if"))?;
                     }
                     "define" if active(&stack) => {
                         if let Some((name, val)) = parse_define(line) {
@@ -166,7 +168,11 @@ impl Symbols {
 
 /// `#define NAME VALUE` (object-like macros only).
 fn parse_define(line: &str) -> Option<(&str, &str)> {
-    let rest = line.trim().strip_prefix('#')?.trim_start().strip_prefix("define")?;
+    let rest = line
+        .trim()
+        .strip_prefix('#')?
+        .trim_start()
+        .strip_prefix("define")?;
     let rest = rest.trim_start();
     let end = rest
         .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))

@@ -89,10 +89,15 @@ fn lookup_type(name: &str, structs: &[(String, Vec<String>)]) -> Option<Type> {
         n if CAP_TYPES.contains(&n) => Kind::Cap,
         n => {
             let (_, members) = structs.iter().find(|(s, _)| s == n)?;
-            Kind::Struct { members: members.clone() }
+            Kind::Struct {
+                members: members.clone(),
+            }
         }
     };
-    Some(Type { name: name.to_string(), kind })
+    Some(Type {
+        name: name.to_string(),
+        kind,
+    })
 }
 
 #[derive(Debug, Clone)]
@@ -121,7 +126,8 @@ pub struct InterfaceFile {
 
 /// The `<struct>` declarations of an interface file.
 pub fn structs(xml: &str) -> Result<Vec<(String, Vec<String>)>> {
-    let doc = roxmltree::Document::parse(xml).map_err(|e| Error::new(format!("interface XML: {e}")))?;
+    let doc =
+        roxmltree::Document::parse(xml).map_err(|e| Error::new(format!("interface XML: {e}")))?;
     Ok(doc
         .descendants()
         .filter(|n| n.has_tag_name("struct"))
@@ -143,19 +149,29 @@ pub fn parse_interfaces(
     config: &dyn Env,
     all_structs: &[(String, Vec<String>)],
 ) -> Result<InterfaceFile> {
-    let doc = roxmltree::Document::parse(xml).map_err(|e| Error::new(format!("interface XML: {e}")))?;
+    let doc =
+        roxmltree::Document::parse(xml).map_err(|e| Error::new(format!("interface XML: {e}")))?;
     let structs = all_structs;
-    let mut file = InterfaceFile { methods: Vec::new(), structs: self::structs(xml)? };
+    let mut file = InterfaceFile {
+        methods: Vec::new(),
+        structs: self::structs(xml)?,
+    };
     for iface in doc.descendants().filter(|n| n.has_tag_name("interface")) {
-        let iname = iface.attribute("name").ok_or_else(|| Error::new("interface without name"))?;
+        let iname = iface
+            .attribute("name")
+            .ok_or_else(|| Error::new("interface without name"))?;
         for m in iface.children().filter(|n| n.has_tag_name("method")) {
             if let Some(cond) = m.attribute("condition") {
                 if !cexpr::condition(cond, config)? {
                     continue;
                 }
             }
-            let mname = m.attribute("name").ok_or_else(|| Error::new("method without name"))?;
-            let label = m.attribute("id").ok_or_else(|| Error::new("method without id"))?;
+            let mname = m
+                .attribute("name")
+                .ok_or_else(|| Error::new("method without name"))?;
+            let label = m
+                .attribute("id")
+                .ok_or_else(|| Error::new("method without id"))?;
             let service = lookup_type(iname, structs)
                 .filter(|t| t.kind == Kind::Cap)
                 .ok_or_else(|| Error::new(format!("interface {iname} is not a capability type")))?;
@@ -163,16 +179,24 @@ pub fn parse_interfaces(
                 interface: iname.to_string(),
                 name: mname.to_string(),
                 label: label.to_string(),
-                inputs: vec![Param { name: "_service".to_string(), ty: service }],
+                inputs: vec![Param {
+                    name: "_service".to_string(),
+                    ty: service,
+                }],
                 outputs: Vec::new(),
             };
             for p in m.children().filter(|n| n.has_tag_name("param")) {
-                let pname = p.attribute("name").ok_or_else(|| Error::new("param without name"))?;
+                let pname = p
+                    .attribute("name")
+                    .ok_or_else(|| Error::new("param without name"))?;
                 let tname = p.attribute("type").unwrap_or_default();
                 let ty = lookup_type(tname, structs).ok_or_else(|| {
                     Error::new(format!("{iname}_{mname}: unknown type `{tname}`"))
                 })?;
-                let param = Param { name: rust_ident(pname), ty };
+                let param = Param {
+                    name: rust_ident(pname),
+                    ty,
+                };
                 match p.attribute("dir") {
                     Some("in") => method.inputs.push(param),
                     Some("out") => method.outputs.push(param),
@@ -186,8 +210,9 @@ pub fn parse_interfaces(
 }
 
 fn rust_ident(name: &str) -> String {
-    const KEYWORDS: [&str; 12] =
-        ["type", "ref", "in", "fn", "mod", "use", "move", "loop", "match", "self", "impl", "box"];
+    const KEYWORDS: [&str; 12] = [
+        "type", "ref", "in", "fn", "mod", "use", "move", "loop", "match", "self", "impl", "box",
+    ];
     if KEYWORDS.contains(&name) {
         format!("{name}_")
     } else {
@@ -202,7 +227,10 @@ fn positions(params: &[&Param]) -> Result<Vec<(u32, u32)>> {
     for p in params {
         let size = p.ty.size_bits();
         if !(size.is_power_of_two() || size % WORD_BITS == 0) {
-            return Err(Error::new(format!("parameter {} has odd size {size}", p.name)));
+            return Err(Error::new(format!(
+                "parameter {} has odd size {size}",
+                p.name
+            )));
         }
         let align = size.min(WORD_BITS);
         used = used.div_ceil(align) * align;
@@ -218,7 +246,12 @@ fn mask(bits: u32) -> String {
 
 /// Rust source for one stub; `label` is its generated constant path.
 fn stub(m: &Method, label: &str, max_mrs: usize) -> Result<String> {
-    let caps: Vec<&Param> = m.inputs.iter().skip(1).filter(|p| p.ty.kind == Kind::Cap).collect();
+    let caps: Vec<&Param> = m
+        .inputs
+        .iter()
+        .skip(1)
+        .filter(|p| p.ty.kind == Kind::Cap)
+        .collect();
     let plain: Vec<&Param> = m.inputs.iter().filter(|p| p.ty.kind != Kind::Cap).collect();
     let mut words: Vec<Vec<String>> = Vec::new();
     for (p, (first, bits)) in plain.iter().zip(positions(&plain)?) {
@@ -240,11 +273,21 @@ fn stub(m: &Method, label: &str, max_mrs: usize) -> Result<String> {
                 let e = match kind {
                     Kind::BitField => format!("{n}.words[0]"),
                     Kind::Int { rust: "i32", .. } => format!("({n} as u32 as seL4_Word)"),
-                    Kind::Int { rust: "seL4_Word", .. } => n.clone(),
+                    Kind::Int {
+                        rust: "seL4_Word", ..
+                    } => n.clone(),
                     _ => format!("({n} as seL4_Word)"),
                 };
-                let e = if bits < WORD_BITS { format!("{e} & {}", mask(bits)) } else { e };
-                let e = if off > 0 { format!("({e}) << {off}") } else { e };
+                let e = if bits < WORD_BITS {
+                    format!("{e} & {}", mask(bits))
+                } else {
+                    e
+                };
+                let e = if off > 0 {
+                    format!("({e}) << {off}")
+                } else {
+                    e
+                };
                 if let Some(slot) = words.get_mut(w) {
                     slot.push(e);
                 }
@@ -252,7 +295,10 @@ fn stub(m: &Method, label: &str, max_mrs: usize) -> Result<String> {
         }
     }
     if words.len() > max_mrs || caps.len() > 3 {
-        return Err(Error::new(format!("{}_{}: message too long", m.interface, m.name)));
+        return Err(Error::new(format!(
+            "{}_{}: message too long",
+            m.interface, m.name
+        )));
     }
 
     // Signature.
@@ -264,13 +310,27 @@ fn stub(m: &Method, label: &str, max_mrs: usize) -> Result<String> {
             _ => format!("{}: {}", p.name, p.ty.rust()),
         })
         .collect();
-    let by_ref_out: Vec<&Param> =
-        m.outputs.iter().filter(|p| matches!(p.ty.kind, Kind::Struct { .. })).collect();
-    args.extend(by_ref_out.iter().map(|p| format!("{}: &mut {}", p.name, p.ty.rust())));
-    let by_val_out: Vec<&Param> =
-        m.outputs.iter().filter(|p| !matches!(p.ty.kind, Kind::Struct { .. })).collect();
+    let by_ref_out: Vec<&Param> = m
+        .outputs
+        .iter()
+        .filter(|p| matches!(p.ty.kind, Kind::Struct { .. }))
+        .collect();
+    args.extend(
+        by_ref_out
+            .iter()
+            .map(|p| format!("{}: &mut {}", p.name, p.ty.rust())),
+    );
+    let by_val_out: Vec<&Param> = m
+        .outputs
+        .iter()
+        .filter(|p| !matches!(p.ty.kind, Kind::Struct { .. }))
+        .collect();
     let fname = format!("{}_{}", m.interface, m.name);
-    let ret = if by_val_out.is_empty() { "()".to_string() } else { format!("{fname}_t") };
+    let ret = if by_val_out.is_empty() {
+        "()".to_string()
+    } else {
+        format!("{fname}_t")
+    };
 
     let mut s = String::new();
     if !by_val_out.is_empty() {
@@ -296,7 +356,11 @@ fn stub(m: &Method, label: &str, max_mrs: usize) -> Result<String> {
     let join = |w: Option<&Vec<String>>| match w.map(Vec::as_slice) {
         None | Some([]) => "0".to_string(),
         Some([one]) => one.clone(),
-        Some(many) => many.iter().map(|e| format!("({e})")).collect::<Vec<_>>().join(" | "),
+        Some(many) => many
+            .iter()
+            .map(|e| format!("({e})"))
+            .collect::<Vec<_>>()
+            .join(" | "),
     };
     for i in 0..REGISTER_MRS {
         let _ = writeln!(s, "    let mut mr{i}: seL4_Word = {};", join(words.get(i)));
@@ -309,7 +373,10 @@ fn stub(m: &Method, label: &str, max_mrs: usize) -> Result<String> {
     let _ = writeln!(s, "    let error = out.get_label();");
     let _ = writeln!(s, "    if error != 0 {{");
     for i in 0..REGISTER_MRS {
-        let _ = writeln!(s, "        // SAFETY: as above.\n        unsafe {{ seL4_SetMR({i}, mr{i}) }};");
+        let _ = writeln!(
+            s,
+            "        // SAFETY: as above.\n        unsafe {{ seL4_SetMR({i}, mr{i}) }};"
+        );
     }
     let _ = writeln!(s, "        return Err(Error::from_code(error));\n    }}");
     // Unmarshal outputs.
@@ -327,7 +394,12 @@ fn stub(m: &Method, label: &str, max_mrs: usize) -> Result<String> {
         match &p.ty.kind {
             Kind::Struct { members } => {
                 for (i, mem) in members.iter().enumerate() {
-                    let _ = writeln!(s, "    // SAFETY: as above.\n    {}.{mem} = {};", p.name, read(w + i));
+                    let _ = writeln!(
+                        s,
+                        "    // SAFETY: as above.\n    {}.{mem} = {};",
+                        p.name,
+                        read(w + i)
+                    );
                 }
             }
             kind => {
@@ -339,7 +411,9 @@ fn stub(m: &Method, label: &str, max_mrs: usize) -> Result<String> {
                 let v = match kind {
                     Kind::Int { bits: 1, .. } => format!("{raw} != 0"),
                     Kind::BitField => format!("{} {{ words: [{raw}] }}", p.ty.rust()),
-                    Kind::Int { rust: "seL4_Word", .. } => raw,
+                    Kind::Int {
+                        rust: "seL4_Word", ..
+                    } => raw,
                     Kind::Int { rust, .. } => format!("{raw} as {rust}"),
                     _ => raw,
                 };
@@ -389,7 +463,8 @@ pub fn stubs(file: &InterfaceFile, max_mrs: usize) -> Result<String> {
 /// Syscall numbers: API calls count down from -1, then the debug calls.
 /// Numbers are fixed whatever the configuration; a disabled call is left out.
 pub fn syscalls(xml: &str, config: &dyn Env) -> Result<Vec<(String, i128)>> {
-    let doc = roxmltree::Document::parse(xml).map_err(|e| Error::new(format!("syscall XML: {e}")))?;
+    let doc =
+        roxmltree::Document::parse(xml).map_err(|e| Error::new(format!("syscall XML: {e}")))?;
     let mut n: i128 = 0;
     let mut out = Vec::new();
     for group in doc.descendants().filter(|n| n.has_tag_name("config")) {
@@ -400,7 +475,9 @@ pub fn syscalls(xml: &str, config: &dyn Env) -> Result<Vec<(String, i128)>> {
         for sc in group.children().filter(|c| c.has_tag_name("syscall")) {
             n -= 1;
             if enabled {
-                let name = sc.attribute("name").ok_or_else(|| Error::new("syscall without name"))?;
+                let name = sc
+                    .attribute("name")
+                    .ok_or_else(|| Error::new("syscall without name"))?;
                 out.push((format!("Sys{name}"), n));
             }
         }
@@ -439,7 +516,14 @@ mod tests {
         let cfg = Symbols::config("#define CONFIG_MAX_NUM_NODES 1\n").unwrap();
         let f = parse_interfaces(XML, &cfg, &structs(XML).unwrap()).unwrap();
         let l = labels(&f, 1, "nLabels");
-        assert_eq!(l, [("TCBWrite".into(), 1), ("TCBCaps".into(), 2), ("nLabels".into(), 3)]);
+        assert_eq!(
+            l,
+            [
+                ("TCBWrite".into(), 1),
+                ("TCBCaps".into(), 2),
+                ("nLabels".into(), 3)
+            ]
+        );
     }
 
     #[test]
@@ -468,6 +552,13 @@ mod tests {
           <config condition="defined CONFIG_YES"><syscall name="B"/></config></debug></syscalls>"#;
         let cfg = Symbols::config("#define CONFIG_YES 1\n").unwrap();
         let s = syscalls(xml, &cfg).unwrap();
-        assert_eq!(s, [("SysCall".into(), -1), ("SysSend".into(), -2), ("SysB".into(), -4)]);
+        assert_eq!(
+            s,
+            [
+                ("SysCall".into(), -1),
+                ("SysSend".into(), -2),
+                ("SysB".into(), -4)
+            ]
+        );
     }
 }

@@ -56,7 +56,10 @@ pub const INPUTS: Inputs = Inputs {
         "libsel4/sel4_arch_include/x86_64/interfaces/sel4arch.xml",
         "libsel4/arch_include/x86/interfaces/sel4arch.xml",
     ],
-    bitfields: ["libsel4/include/sel4/shared_types_64.bf", "libsel4/include/sel4/types_64.bf"],
+    bitfields: [
+        "libsel4/include/sel4/shared_types_64.bf",
+        "libsel4/include/sel4/types_64.bf",
+    ],
     headers: [
         "libsel4/include/sel4/constants.h",
         "libsel4/include/sel4/objecttype.h",
@@ -130,7 +133,10 @@ pub fn generate(tree: &Path) -> Result<Output> {
         let _ = writeln!(out, "pub const seL4_{name}: i64 = {v};");
         c_values.push((name.clone(), *v));
     }
-    for (konst, name) in [("DEBUG_PUT_CHAR", "SysDebugPutChar"), ("DEBUG_HALT", "SysDebugHalt")] {
+    for (konst, name) in [
+        ("DEBUG_PUT_CHAR", "SysDebugPutChar"),
+        ("DEBUG_HALT", "SysDebugHalt"),
+    ] {
         let v = if sys.iter().any(|(n, _)| n == name) {
             format!("Some(seL4_{name})")
         } else {
@@ -144,7 +150,10 @@ pub fn generate(tree: &Path) -> Result<Output> {
     let mut syms = config.clone();
     syms.constants.clear();
     for h in i.headers {
-        with_file(h, syms.read_header(&read(tree, h)?, &|n| n.starts_with("seL4_")))?;
+        with_file(
+            h,
+            syms.read_header(&read(tree, h)?, &|n| n.starts_with("seL4_")),
+        )?;
     }
     for (name, v) in &syms.constants {
         let _ = writeln!(out, "pub const {name}: seL4_Word = {};", word_literal(*v));
@@ -154,7 +163,10 @@ pub fn generate(tree: &Path) -> Result<Output> {
 
     // Errors.
     let mut errs = Symbols::default();
-    with_file(i.errors, errs.read_header(&read(tree, i.errors)?, &|n| n.starts_with("seL4_")))?;
+    with_file(
+        i.errors,
+        errs.read_header(&read(tree, i.errors)?, &|n| n.starts_with("seL4_")),
+    )?;
     out.push_str(&error_enum(&errs.constants)?);
     c_values.extend(errs.constants.iter().cloned());
 
@@ -169,7 +181,11 @@ pub fn generate(tree: &Path) -> Result<Output> {
         .get("seL4_MsgMaxLength")
         .and_then(|v| usize::try_from(v).ok())
         .ok_or_else(|| Error::new("seL4_MsgMaxLength not found"))?;
-    let counts = ["nInvocationLabels", "nSeL4ArchInvocationLabels", "nArchInvocationLabels"];
+    let counts = [
+        "nInvocationLabels",
+        "nSeL4ArchInvocationLabels",
+        "nArchInvocationLabels",
+    ];
     let mut next: i128 = 1; // 0 is InvalidInvocation
     out.push_str("/// Invocation labels, as the kernel numbers them.\npub mod invocation {\n    use super::seL4_Word;\n    pub const InvalidInvocation: seL4_Word = 0;\n");
     c_values.push(("InvalidInvocation".to_string(), 0));
@@ -179,7 +195,10 @@ pub fn generate(tree: &Path) -> Result<Output> {
         all_structs.extend(with_file(file, idl::structs(&read(tree, file)?))?);
     }
     for (file, count) in i.interfaces.iter().zip(counts) {
-        let parsed = with_file(file, idl::parse_interfaces(&read(tree, file)?, &config, &all_structs))?;
+        let parsed = with_file(
+            file,
+            idl::parse_interfaces(&read(tree, file)?, &config, &all_structs),
+        )?;
         let labels = idl::labels(&parsed, next, count);
         for (name, v) in &labels {
             let _ = writeln!(out, "    pub const {name}: seL4_Word = {v};");
@@ -197,7 +216,10 @@ pub fn generate(tree: &Path) -> Result<Output> {
         let _ = writeln!(out, "    (\"{n}\", {v}),");
     }
     out.push_str("];\n");
-    Ok(Output { rust: out, c_values })
+    Ok(Output {
+        rust: out,
+        c_values,
+    })
 }
 
 fn word_literal(v: i128) -> String {
@@ -217,7 +239,9 @@ fn error_enum(errs: &[(String, i128)]) -> Result<String> {
         .map(|(n, v)| (n.trim_start_matches("seL4_").to_string(), *v))
         .collect();
     if variants.is_empty() || !errs.iter().any(|(n, v)| n == "seL4_NoError" && *v == 0) {
-        return Err(Error::new("errors.h: expected seL4_NoError = 0 and error codes"));
+        return Err(Error::new(
+            "errors.h: expected seL4_NoError = 0 and error codes",
+        ));
     }
     let mut s = String::from(
         "/// An error the kernel returned from an invocation.\n#[derive(Clone, Copy, Debug, PartialEq, Eq)]\npub enum Error {\n",

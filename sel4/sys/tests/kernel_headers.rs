@@ -12,10 +12,15 @@ use std::path::PathBuf;
 use std::process::Command;
 
 fn dir(var: &str) -> PathBuf {
-    let v = std::env::var_os(var)
-        .unwrap_or_else(|| panic!("{var} is not set; run the host tests through `cargo xtask test`"));
+    let v = std::env::var_os(var).unwrap_or_else(|| {
+        panic!("{var} is not set; run the host tests through `cargo xtask test`")
+    });
     let p = PathBuf::from(v);
-    assert!(p.is_dir(), "{var}={} is not a folder; run `cargo xtask build`", p.display());
+    assert!(
+        p.is_dir(),
+        "{var}={} is not a folder; run `cargo xtask build`",
+        p.display()
+    );
     p
 }
 
@@ -132,17 +137,36 @@ fn generated_abi_matches_the_kernel_headers() {
             c_lay.insert(name.to_string(), v.parse::<usize>().unwrap());
         }
     }
-    assert_eq!(c_vals.len(), C_VALUES.len(), "every generated value was printed");
+    assert_eq!(
+        c_vals.len(),
+        C_VALUES.len(),
+        "every generated value was printed"
+    );
     for (name, v) in C_VALUES {
-        assert_eq!(c_vals[*name], *v, "{name}: C says {}, Rust says {v}", c_vals[*name]);
+        assert_eq!(
+            c_vals[*name], *v,
+            "{name}: C says {}, Rust says {v}",
+            c_vals[*name]
+        );
     }
     for (name, off) in rust_layouts() {
-        assert_eq!(c_lay[&name], off, "{name}: C says {}, Rust says {off}", c_lay[&name]);
+        assert_eq!(
+            c_lay[&name], off,
+            "{name}: C says {}, Rust says {off}",
+            c_lay[&name]
+        );
     }
     // The counts close each label range: nothing the kernel knows is missing.
     let n = |k: &str| C_VALUES.iter().find(|(n, _)| *n == k).map(|(_, v)| *v);
-    assert_eq!(n("nArchInvocationLabels"), Some(c_vals["nArchInvocationLabels"]));
-    assert!(C_VALUES.len() > 150, "only {} values generated", C_VALUES.len());
+    assert_eq!(
+        n("nArchInvocationLabels"),
+        Some(c_vals["nArchInvocationLabels"])
+    );
+    assert!(
+        C_VALUES.len() > 150,
+        "only {} values generated",
+        C_VALUES.len()
+    );
 }
 
 #[test]
@@ -151,13 +175,22 @@ fn typed_values_agree_with_the_table() {
     assert_eq!(n("SysCall"), Some(seL4_SysCall));
     assert_eq!(n("UntypedRetype"), Some(invocation::UntypedRetype as i64));
     assert_eq!(n("seL4_EndpointObject"), Some(seL4_EndpointObject as i64));
-    assert_eq!(Error::from_code(Error::NotEnoughMemory.code()), Error::NotEnoughMemory);
+    assert_eq!(
+        Error::from_code(Error::NotEnoughMemory.code()),
+        Error::NotEnoughMemory
+    );
     assert_eq!(Error::from_code(999), Error::Unknown(999));
     let mut m = seL4_MessageInfo_t::default();
     m.set_label(0xabcde);
     m.set_length(120);
     m.set_extraCaps(3);
-    assert_eq!((m.get_label(), m.get_length(), m.get_extraCaps()), (0xabcde, 120, 3));
+    assert_eq!(
+        (m.get_label(), m.get_length(), m.get_extraCaps()),
+        (0xabcde, 120, 3)
+    );
     m.set_length(0x1ff); // wider than the field: masked, neighbours untouched
-    assert_eq!((m.get_label(), m.get_length(), m.get_extraCaps()), (0xabcde, 0x7f, 3));
+    assert_eq!(
+        (m.get_label(), m.get_length(), m.get_extraCaps()),
+        (0xabcde, 0x7f, 3)
+    );
 }

@@ -1,0 +1,193 @@
+//! Benchmarks: boot the `bench` image with a deterministic clock and read its
+//! `KAAL-BENCH <name> <value> <unit>` lines.
+
+use std::fs;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use serde::Serialize;
+
+use crate::cargo::Images;
+use crate::layout::Layout;
+use crate::qemu::{self, STATUS_SUCCESS};
+use crate::step::{self, Ending};
+
+/// Binary of package `kaal-systest` holding the benchmarks.
+const BENCH_IMAGE: &str = "bench";
+
+/// Marker starting every result line the guest prints.
+const MARKER: &str = "KAAL-BENCH";
+
+/// Time limit for the whole benchmark run.
+const TIMEOUT: Duration = Duration::from_secs(300);
+
+/// One measurement.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Measurement {
+    pub name: String,
+    pub value: u64,
+    pub unit: String,
+}
+
+/// Reads every `KAAL-BENCH <name> <value> <unit>` line; a malformed one is an error.
+///
+/// The marker may follow other text on the same line (kernel output can interleave).
+pub fn parse_results(serial_log: &str) -> Result<Vec<Measurement>> {
+    let mut results = Vec::new();
+    for (number, line) in serial_log.lines().enumerate() {
+        let Some(at) = line.find(MARKER) else {
+            continue;
+        };
+        let rest = line.get(at + MARKER.len()..).unwrap_or_default();
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let [name, value, unit] = fields.as_slice() else {
+            bail!(
+                "serial line {}: expected `{MARKER} <name> <value> <unit>`, got {line:?}",
+                number + 1
+            );
+        };
+        let value = value.parse().with_context(|| {
+            format!(
+                "serial line {}: value {value:?} is not an unsigned integer",
+                number + 1
+            )
+        })?;
+        results.push(Measurement {
+            name: (*name).to_owned(),
+            value,
+            unit: (*unit).to_owned(),
+        });
+    }
+    Ok(results)
+}
+
+/// An aligned table: name, value (right-aligned), unit.
+pub fn table(results: &[Measurement]) -> String {
+    let name_width = results
+        .iter()
+        .map(|r| r.name.len())
+        .chain(std::iter::once("name".len()))
+        .max()
+        .unwrap_or(4);
+    let value_width = results
+        .iter()
+        .map(|r| r.value.to_string().len())
+        .chain(std::iter::once("value".len()))
+        .max()
+        .unwrap_or(5);
+    let mut out = format!("{:<name_width$}  {:>value_width$}  unit\n", "name", "value");
+    for r in results {
+        out.push_str(&format!(
+            "{:<name_width$}  {:>value_width$}  {}\n",
+            r.name, r.value, r.unit
+        ));
+    }
+    out
+}
+
+/// Boots the benchmark image and returns its measurements.
+pub fn run(layout: &Layout, images: &Images) -> Result<Vec<Measurement>> {
+    let image = images.existing(BENCH_IMAGE)?;
+    let log = layout.log("bench");
+    step::step("Running benchmarks", &log, |step| {
+        let options = qemu::Options {
+            icount: true,
+            ..qemu::Options::default()
+        };
+        let mut cmd = qemu::command(&layout.kernel32(), &image, &options);
+        match step.run_until(&mut cmd, Some(TIMEOUT))? {
+            Ending::Exited(STATUS_SUCCESS) => {}
+            Ending::Exited(status) => bail!(
+                "the bench image ended with {}",
+                qemu::explain_status(status)
+            ),
+            other => bail!("QEMU {other}"),
+        }
+        let bytes = fs::read(step.log_path())
+            .with_context(|| format!("reading {}", step.log_path().display()))?;
+        let results = parse_results(&String::from_utf8_lossy(&bytes))?;
+        if results.is_empty() {
+            bail!("the bench image printed no `{MARKER}` line");
+        }
+        Ok(results)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn result_lines_are_read_among_other_output() -> Result<()> {
+        let log = "Booting all finished\n\
+                   KAAL-BENCH ipc_call_replyrecv 654 ticks\r\n\
+                   noise\n\
+                   [kernel] KAAL-BENCH signal_wait 938 ticks\n";
+        assert_eq!(
+            parse_results(log)?,
+            [
+                Measurement {
+                    name: "ipc_call_replyrecv".to_owned(),
+                    value: 654,
+                    unit: "ticks".to_owned()
+                },
+                Measurement {
+                    name: "signal_wait".to_owned(),
+                    value: 938,
+                    unit: "ticks".to_owned()
+                },
+            ]
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn malformed_lines_are_errors() {
+        assert!(parse_results("KAAL-BENCH x -3 ticks\n").is_err());
+        assert!(parse_results("KAAL-BENCH x 3\n").is_err());
+        assert!(parse_results("KAAL-BENCH x 3 ticks extra\n").is_err());
+        assert!(parse_results("KAAL-BENCH x 1.5 ticks\n").is_err());
+    }
+
+    #[test]
+    fn no_lines_no_results() -> Result<()> {
+        assert!(parse_results("just a boot log\n")?.is_empty());
+        Ok(())
+    }
+
+    #[test]
+    fn table_is_aligned() {
+        let results = [
+            Measurement {
+                name: "a".to_owned(),
+                value: 12345678,
+                unit: "ticks".to_owned(),
+            },
+            Measurement {
+                name: "longer_name".to_owned(),
+                value: 4,
+                unit: "ticks".to_owned(),
+            },
+        ];
+        assert_eq!(
+            table(&results),
+            "name            value  unit\n\
+             a            12345678  ticks\n\
+             longer_name         4  ticks\n"
+        );
+    }
+
+    #[test]
+    fn json_keeps_field_order() -> Result<()> {
+        let m = Measurement {
+            name: "n".to_owned(),
+            value: 7,
+            unit: "ticks".to_owned(),
+        };
+        assert_eq!(
+            serde_json::to_string(&m)?,
+            r#"{"name":"n","value":7,"unit":"ticks"}"#
+        );
+        Ok(())
+    }
+}

@@ -1,0 +1,238 @@
+//! Host prerequisites: system tools, the Rust target, and the Python venv the kernel
+//! build needs.
+
+use std::env;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use anyhow::{bail, Context, Result};
+
+use crate::layout::Layout;
+use crate::step::{self, Step};
+
+/// Programs the tool runs, each with the Debian package that provides it.
+const TOOLS: &[(&str, &str)] = &[
+    ("qemu-system-x86_64", "qemu-system-x86"),
+    ("xmllint", "libxml2-utils"),
+    ("make", "make"),
+    ("gcc", "gcc"),
+    ("objcopy", "binutils"),
+    ("python3", "python3"),
+];
+
+/// Debian package that gives `python3` its `venv`/`ensurepip` modules.
+const VENV_PACKAGE: &str = "python3-venv";
+
+/// Python modules the kernel build's generators import.
+const PYTHON_MODULES: &[&str] = &["tempita", "ply", "six"];
+
+/// The Rust target KaaL's images are built for.
+pub const SEL4_TARGET: &str = "x86_64-unknown-none";
+
+/// Makes sure the system tools and the Rust target are there, installing what it may.
+pub fn ensure_prerequisites(layout: &Layout) -> Result<()> {
+    ensure_system_tools(layout)?;
+    ensure_rust_target(&layout.root)
+}
+
+/// A program's path if it is on `PATH`.
+pub fn find_program(name: &str) -> Option<PathBuf> {
+    let path = env::var_os("PATH")?;
+    env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file())
+}
+
+/// Debian packages to install for the tools that are missing.
+fn missing_packages(layout: &Layout) -> Vec<&'static str> {
+    let mut packages: Vec<&'static str> = TOOLS
+        .iter()
+        .filter(|(tool, _)| find_program(tool).is_none())
+        .map(|&(_, package)| package)
+        .collect();
+    let python_missing = packages.contains(&"python3");
+    if python_missing || (!venv_python(layout).is_file() && !python_can_make_venvs()) {
+        packages.push(VENV_PACKAGE);
+    }
+    packages
+}
+
+/// Whether the system `python3` can create a virtual environment with pip in it.
+fn python_can_make_venvs() -> bool {
+    Command::new("python3")
+        .args(["-c", "import venv, ensurepip"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success())
+}
+
+/// Whether we run as root (`id -u` prints 0).
+fn running_as_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|out| out.status.success() && String::from_utf8_lossy(&out.stdout).trim() == "0")
+}
+
+/// The command a user should type to install `packages`.
+fn install_advice(packages: &[&str]) -> String {
+    format!("sudo apt-get install -y {}", packages.join(" "))
+}
+
+fn ensure_system_tools(layout: &Layout) -> Result<()> {
+    let packages = missing_packages(layout);
+    if packages.is_empty() {
+        return Ok(());
+    }
+    if !running_as_root() {
+        bail!(
+            "missing host tools; install them with:\n    {}",
+            install_advice(&packages)
+        );
+    }
+    let title = format!("Installing {}", packages.join(" "));
+    step::step(&title, &layout.log("apt"), |step| {
+        step.run(Command::new("apt-get").arg("update"))?;
+        step.run(
+            Command::new("apt-get")
+                .args(["install", "-y"])
+                .args(&packages)
+                .env("DEBIAN_FRONTEND", "noninteractive"),
+        )
+    })?;
+    let still_missing = missing_packages(layout);
+    if !still_missing.is_empty() {
+        bail!(
+            "host tools still missing after apt-get install: {}",
+            still_missing.join(" ")
+        );
+    }
+    Ok(())
+}
+
+/// The active toolchain's sysroot, as seen from the workspace (so that
+/// `rust-toolchain.toml` applies).
+fn rust_sysroot(root: &Path) -> Result<PathBuf> {
+    let out = Command::new("rustc")
+        .args(["--print", "sysroot"])
+        .current_dir(root)
+        .output()
+        .context("running `rustc --print sysroot`")?;
+    if !out.status.success() {
+        bail!(
+            "`rustc --print sysroot` failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
+}
+
+fn has_rust_target(root: &Path) -> Result<bool> {
+    let sysroot = rust_sysroot(root)?;
+    Ok(sysroot
+        .join("lib")
+        .join("rustlib")
+        .join(SEL4_TARGET)
+        .is_dir())
+}
+
+fn ensure_rust_target(root: &Path) -> Result<()> {
+    if has_rust_target(root)? {
+        return Ok(());
+    }
+    if find_program("rustup").is_none() {
+        bail!(
+            "the Rust target {SEL4_TARGET} is missing and rustup is not installed; \
+             install the target for your toolchain, with rustup: \
+             `rustup target add {SEL4_TARGET}`"
+        );
+    }
+    eprintln!("Installing the Rust toolchain listed in rust-toolchain.toml");
+    let status = Command::new("rustup")
+        .args(["toolchain", "install"])
+        .current_dir(root)
+        .status()
+        .context("running `rustup toolchain install`")?;
+    if !status.success() || !has_rust_target(root)? {
+        bail!(
+            "could not install the Rust target {SEL4_TARGET}; try \
+             `rustup target add {SEL4_TARGET}` in {}",
+            root.display()
+        );
+    }
+    Ok(())
+}
+
+fn venv_python(layout: &Layout) -> PathBuf {
+    layout.venv().join("bin").join("python")
+}
+
+/// The `bin` folder of the venv to put first on `PATH` for the kernel build.
+pub fn venv_bin(layout: &Layout) -> PathBuf {
+    layout.venv().join("bin")
+}
+
+fn venv_has_modules(python: &Path) -> bool {
+    let import = format!("import {}", PYTHON_MODULES.join(", "));
+    Command::new(python)
+        .args(["-c", &import])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success())
+}
+
+/// Creates `target/kaal/venv` with the kernel build's Python modules, unless it works.
+pub fn ensure_venv(layout: &Layout) -> Result<()> {
+    let python = venv_python(layout);
+    if venv_has_modules(&python) {
+        return Ok(());
+    }
+    step::step("Preparing Python venv", &layout.log("venv"), |step| {
+        make_venv(layout, &python, step)
+    })
+}
+
+fn make_venv(layout: &Layout, python: &Path, step: &Step) -> Result<()> {
+    if !python.is_file() {
+        step.run(
+            Command::new("python3")
+                .args(["-m", "venv", "--clear"])
+                .arg(layout.venv()),
+        )?;
+    }
+    step.run(
+        Command::new(python)
+            .args(["-m", "pip", "install", "--disable-pip-version-check"])
+            .args(PYTHON_MODULES),
+    )?;
+    if !venv_has_modules(python) {
+        bail!(
+            "the venv at {} still cannot import {}",
+            layout.venv().display(),
+            PYTHON_MODULES.join(", ")
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn advice_is_a_command_to_type() {
+        assert_eq!(
+            install_advice(&["qemu-system-x86", "libxml2-utils"]),
+            "sudo apt-get install -y qemu-system-x86 libxml2-utils"
+        );
+    }
+
+    #[test]
+    fn every_tool_names_a_package() {
+        assert!(TOOLS
+            .iter()
+            .all(|(tool, package)| !tool.is_empty() && !package.is_empty()));
+    }
+}

@@ -1,0 +1,283 @@
+//! `cargo xtask`: builds seL4 and KaaL, boots it in QEMU, and runs its tests and benchmarks.
+#![forbid(unsafe_code)]
+
+mod bench;
+mod cargo;
+mod env;
+mod hosttest;
+mod kernel;
+mod layout;
+mod qemu;
+mod step;
+mod systest;
+
+use std::ops::AddAssign;
+use std::process::{Command, ExitCode};
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+
+use crate::cargo::{Cargo, Images, Workspace};
+use crate::env::SEL4_TARGET;
+use crate::layout::Layout;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "cargo xtask",
+    bin_name = "cargo xtask",
+    about = "Build, boot, test and benchmark KaaL on seL4 5.0.0 (x86_64, QEMU)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Check prerequisites, build the seL4 kernel and every KaaL image.
+    Build,
+    /// Build, then boot the root task in QEMU (quit with Ctrl-A X).
+    Run {
+        /// QEMU accelerator: tcg (default), or kvm on real hardware.
+        #[arg(long, value_enum, default_value_t = qemu::Accel::Tcg)]
+        accel: qemu::Accel,
+    },
+    /// Run the host tests, then the system tests in QEMU.
+    Test {
+        /// Only tests whose name contains this (host and system tests alike).
+        filter: Option<String>,
+        /// Only the host crates' `cargo test`.
+        #[arg(long, conflicts_with = "system_only")]
+        host_only: bool,
+        /// Only the system tests of tests/system/tests.toml.
+        #[arg(long)]
+        system_only: bool,
+    },
+    /// Build, then run the `bench` image with a deterministic clock.
+    Bench {
+        /// One JSON object per result line on stdout, nothing else.
+        #[arg(long)]
+        json: bool,
+    },
+    /// rustfmt check, and clippy with warnings denied on host and seL4 crates.
+    Check,
+}
+
+/// Passed and failed counts of a test run.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Tally {
+    pub passed: u64,
+    pub failed: u64,
+}
+
+impl AddAssign for Tally {
+    fn add_assign(&mut self, other: Self) {
+        self.passed += other.passed;
+        self.failed += other.failed;
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli.command) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(command: Cmd) -> Result<ExitCode> {
+    let layout = Layout::from_build()?;
+    match command {
+        Cmd::Build => {
+            let (_, images) = build(&layout)?;
+            eprintln!("kernel:    {}", layout.kernel32().display());
+            eprintln!("root task: {}", images.root_task()?.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Run { accel } => boot(&layout, accel),
+        Cmd::Test {
+            filter,
+            host_only,
+            system_only,
+        } => test(&layout, filter.as_deref(), !system_only, !host_only),
+        Cmd::Bench { json } => bench(&layout, json),
+        Cmd::Check => check(&layout),
+    }
+}
+
+/// Everything before the images: tools, venv, kernel, and the workspace's crates.
+struct Prepared {
+    cargo: Cargo,
+    workspace: Workspace,
+}
+
+fn prepare(layout: &Layout) -> Result<Prepared> {
+    env::ensure_prerequisites(layout)?;
+    env::ensure_venv(layout)?;
+    kernel::prepare(layout)?;
+    let cargo = Cargo::new(layout);
+    let workspace = cargo.workspace()?;
+    Ok(Prepared { cargo, workspace })
+}
+
+fn build(layout: &Layout) -> Result<(Prepared, Images)> {
+    let prepared = prepare(layout)?;
+    let images = cargo::build_images(layout, &prepared.cargo, &prepared.workspace)?;
+    Ok((prepared, images))
+}
+
+fn boot(layout: &Layout, accel: qemu::Accel) -> Result<ExitCode> {
+    let (_, images) = build(layout)?;
+    let root_task = images.root_task()?;
+    let options = qemu::Options {
+        accel,
+        ..qemu::Options::default()
+    };
+    println!("Booting KaaL in QEMU; quit with Ctrl-A X");
+    let status = qemu::command(&layout.kernel32(), &root_task, &options)
+        .status()
+        .context("starting qemu-system-x86_64")?;
+    Ok(match status.code() {
+        Some(qemu::STATUS_SUCCESS) => ExitCode::SUCCESS,
+        Some(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+        None => ExitCode::FAILURE,
+    })
+}
+
+fn test(layout: &Layout, filter: Option<&str>, host: bool, system: bool) -> Result<ExitCode> {
+    let prepared = prepare(layout)?;
+    let mut tally = Tally::default();
+    if host {
+        tally += hosttest::run(layout, &prepared.cargo, &prepared.workspace, filter)?;
+    }
+    if system {
+        let all = systest::load(&layout.tests_toml())?;
+        let selected = systest::select(&all, filter);
+        if !selected.is_empty() {
+            let images = cargo::build_images(layout, &prepared.cargo, &prepared.workspace);
+            let why = format!(
+                "images did not build; see {}",
+                layout.log("images").display()
+            );
+            tally += systest::run(layout, images.as_ref().map_err(|_| why.as_str()), &selected)?;
+        }
+    }
+    println!("{} passed, {} failed", tally.passed, tally.failed);
+    Ok(if tally.failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn bench(layout: &Layout, json: bool) -> Result<ExitCode> {
+    let (_, images) = build(layout)?;
+    let results = bench::run(layout, &images)?;
+    if json {
+        for result in &results {
+            println!("{}", serde_json::to_string(result)?);
+        }
+    } else {
+        print!("{}", bench::table(&results));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn check(layout: &Layout) -> Result<ExitCode> {
+    let prepared = prepare(layout)?;
+    let Prepared { cargo, workspace } = &prepared;
+    let mut commands = Vec::new();
+    let mut fmt = cargo.command();
+    fmt.args(["fmt", "--all", "--", "--check"]);
+    commands.push(fmt);
+    if !workspace.host.is_empty() {
+        let mut clippy = cargo.command();
+        clippy
+            .arg("clippy")
+            .args(cargo::package_args(&workspace.host))
+            .args(["--all-targets", "--", "-D", "warnings"]);
+        commands.push(clippy);
+    }
+    if !workspace.sel4.is_empty() {
+        let mut clippy = cargo.command();
+        clippy
+            .args(["clippy", "--target", SEL4_TARGET])
+            .args(cargo::package_args(&workspace.sel4))
+            .args(["--", "-D", "warnings"]);
+        commands.push(clippy);
+    }
+    let mut failed = Vec::new();
+    for mut cmd in commands {
+        if !run_visible(&mut cmd)? {
+            failed.push(step::describe(&cmd));
+        }
+    }
+    if !failed.is_empty() {
+        bail!("check failed:\n    {}", failed.join("\n    "));
+    }
+    eprintln!("✓ check passed");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs a command with the terminal as its output; whether it exited 0.
+fn run_visible(cmd: &mut Command) -> Result<bool> {
+    let shown = step::describe(cmd);
+    eprintln!("==> {shown}");
+    let status = cmd
+        .status()
+        .with_context(|| format!("starting `{shown}`"))?;
+    Ok(status.success())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn test_flags_parse() -> Result<()> {
+        let cli = Cli::try_parse_from(["cargo xtask", "test", "ipc", "--system-only"])?;
+        match cli.command {
+            Cmd::Test {
+                filter,
+                host_only,
+                system_only,
+            } => {
+                assert_eq!(filter.as_deref(), Some("ipc"));
+                assert!(!host_only && system_only);
+            }
+            other => bail!("parsed as {other:?}"),
+        }
+        assert!(Cli::try_parse_from(["x", "test", "--host-only", "--system-only"]).is_err());
+        assert!(Cli::try_parse_from(["x", "run", "--accel", "kvm"]).is_ok());
+        assert!(Cli::try_parse_from(["x", "run", "--accel", "hvf"]).is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn tallies_add_up() {
+        let mut tally = Tally {
+            passed: 3,
+            failed: 0,
+        };
+        tally += Tally {
+            passed: 2,
+            failed: 1,
+        };
+        assert_eq!(
+            tally,
+            Tally {
+                passed: 5,
+                failed: 1
+            }
+        );
+    }
+}

@@ -1,0 +1,149 @@
+//! The QEMU command line and the guest's exit protocol.
+
+use std::ffi::OsString;
+use std::path::Path;
+use std::process::Command;
+
+use clap::ValueEnum;
+
+/// Port of the `isa-debug-exit` device.
+pub const EXIT_PORT: u16 = 0xf4;
+
+// The guest side of the exit protocol lives in `runtime/` (crate `kaal-rt`): it writes
+// one of these values to port 0xf4, and QEMU exits with status 2 * value + 1.
+/// Value a KaaL image writes to the exit port on success.
+pub const GUEST_EXIT_SUCCESS: u8 = 0x10;
+/// Value a KaaL image writes to the exit port on failure (e.g. a panic).
+pub const GUEST_EXIT_FAILURE: u8 = 0x11;
+
+/// QEMU's exit status for a value written to the exit port.
+pub const fn host_status(guest_value: u8) -> i32 {
+    2 * guest_value as i32 + 1
+}
+
+/// QEMU's status when the image reports success (33).
+pub const STATUS_SUCCESS: i32 = host_status(GUEST_EXIT_SUCCESS);
+/// QEMU's status when the image reports failure (35).
+pub const STATUS_FAILURE: i32 = host_status(GUEST_EXIT_FAILURE);
+
+/// What a QEMU exit status means, for messages.
+pub fn explain_status(status: i32) -> String {
+    match status {
+        STATUS_SUCCESS => format!("status {status} (the image reported success)"),
+        STATUS_FAILURE => format!("status {status} (the image reported failure, e.g. a panic)"),
+        0 => "status 0 (the guest reset or QEMU was quit without the exit port being written)"
+            .to_owned(),
+        1 => "status 1 (QEMU failed, or the guest wrote 0 to the exit port)".to_owned(),
+        other => format!("status {other} (not a KaaL exit status)"),
+    }
+}
+
+/// Which accelerator QEMU uses.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum Accel {
+    /// Software emulation: the default, and what the tests use.
+    #[default]
+    Tcg,
+    /// Hardware virtualisation, for real hosts (seL4 5.0.0 does not run under a nested
+    /// paravirtual KVM).
+    Kvm,
+}
+
+/// Options of one QEMU run.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    pub accel: Accel,
+    /// Deterministic virtual clock (`-icount shift=0,align=off`), for benchmarks.
+    pub icount: bool,
+    /// Extra arguments appended last.
+    pub extra: Vec<String>,
+}
+
+/// CPU model for TCG: what seL4 5.0.0 needs, without what TCG lacks.
+const TCG_CPU: &str = "Haswell,+pdpe1gb,+fsgsbase,-pcid,-x2apic,-tsc-deadline,-hle,-invpcid,-rtm";
+
+/// QEMU's arguments to boot `image` as root task of `kernel32`.
+pub fn args(kernel32: &Path, image: &Path, options: &Options) -> Vec<OsString> {
+    let mut args: Vec<OsString> = Vec::new();
+    let mut push = |items: &[&str]| args.extend(items.iter().map(OsString::from));
+    match options.accel {
+        Accel::Tcg => push(&["-cpu", TCG_CPU, "-accel", "tcg"]),
+        Accel::Kvm => push(&["-accel", "kvm", "-cpu", "host"]),
+    }
+    push(&[
+        "-nographic",
+        "-serial",
+        "mon:stdio",
+        "-m",
+        "512M",
+        "-no-reboot",
+    ]);
+    if options.icount {
+        push(&["-icount", "shift=0,align=off"]);
+    }
+    let exit_device = format!("isa-debug-exit,iobase={EXIT_PORT:#x},iosize=0x04");
+    args.push("-kernel".into());
+    args.push(kernel32.into());
+    args.push("-initrd".into());
+    args.push(image.into());
+    args.push("-device".into());
+    args.push(exit_device.into());
+    args.extend(options.extra.iter().map(OsString::from));
+    args
+}
+
+/// The QEMU command booting `image` as root task of `kernel32`.
+pub fn command(kernel32: &Path, image: &Path, options: &Options) -> Command {
+    let mut cmd = Command::new("qemu-system-x86_64");
+    cmd.args(args(kernel32, image, options));
+    cmd
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn joined(options: &Options) -> String {
+        args(Path::new("k.elf"), Path::new("img"), options)
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    #[test]
+    fn exit_statuses_follow_isa_debug_exit() {
+        assert_eq!(STATUS_SUCCESS, 33);
+        assert_eq!(STATUS_FAILURE, 35);
+    }
+
+    #[test]
+    fn tcg_command_line() {
+        let line = joined(&Options::default());
+        assert!(line.starts_with(&format!("-cpu {TCG_CPU} -accel tcg -nographic")));
+        assert!(line.contains("-kernel k.elf -initrd img"));
+        assert!(line.ends_with("-device isa-debug-exit,iobase=0xf4,iosize=0x04"));
+        assert!(!line.contains("icount"));
+    }
+
+    #[test]
+    fn kvm_replaces_cpu_and_accel() {
+        let line = joined(&Options {
+            accel: Accel::Kvm,
+            ..Options::default()
+        });
+        assert!(line.starts_with("-accel kvm -cpu host -nographic"));
+        assert!(!line.contains("Haswell"));
+    }
+
+    #[test]
+    fn icount_and_extra_arguments() {
+        let line = joined(&Options {
+            icount: true,
+            extra: vec!["-smp".to_owned(), "1".to_owned()],
+            ..Options::default()
+        });
+        assert!(line.contains("-icount shift=0,align=off"));
+        assert!(line.ends_with("-smp 1"));
+    }
+}
