@@ -403,6 +403,58 @@ impl IoPort {
     }
 }
 
+/// An interrupt line of the (first) IOAPIC and how it signals.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct IoApicLine {
+    pub pin: u8,
+    /// ISA interrupts are edge triggered; PCI INTx lines are level triggered.
+    pub level_triggered: bool,
+    /// ISA interrupts are active high; PCI INTx lines are active low.
+    pub active_low: bool,
+}
+
+impl IrqControl {
+    /// Creates, in `slot` of `root`, the handler for an IOAPIC line,
+    /// delivered on `vector` (an seL4 IRQ number).
+    pub fn get_ioapic(
+        self,
+        root: CNode,
+        slot: Word,
+        line: IoApicLine,
+        vector: Word,
+    ) -> Result<IrqHandler> {
+        // SAFETY: creating a capability changes no memory.
+        unsafe {
+            sys::seL4_IRQControl_GetIOAPIC(
+                self.0,
+                root.0,
+                slot,
+                64,
+                0,
+                Word::from(line.pin),
+                Word::from(line.level_triggered),
+                Word::from(line.active_low),
+                vector,
+            )?
+        };
+        Ok(IrqHandler(slot))
+    }
+}
+
+impl IoPort {
+    /// Copies this capability into `slot` of `root`, restricted to the ports
+    /// `first..=last` (which must lie within this capability's range).
+    pub fn mint_range(self, root: CNode, slot: Word, first: u16, last: u16) -> Result<IoPort> {
+        let range = sys::io_port_capdata_t::new(Word::from(first), Word::from(last));
+        let data = sys::seL4_CapData_t { words: range.words };
+        // SAFETY: copying a capability changes no memory.
+        unsafe {
+            sys::seL4_CNode_Mint(root.0, slot, 64, root.0, self.0, 64, Rights::all().0, data)?
+        };
+        Ok(IoPort(slot))
+    }
+}
+
 impl IrqHandler {
     /// Acknowledges the interrupt so the kernel delivers the next one.
     pub fn ack(self) -> Result<()> {

@@ -38,6 +38,12 @@ pub fn explain_status(status: i32) -> String {
     }
 }
 
+/// QEMU's escape character (Ctrl-A) on a `mon:` character device: with `-serial
+/// mon:stdio`, this byte on stdin and the next one form a command to QEMU (Ctrl-A X
+/// quits, Ctrl-A C switches to the monitor); they never reach the guest. Everything else
+/// written to stdin goes to the guest's COM1.
+pub const MONITOR_ESCAPE: u8 = 0x01;
+
 /// Which accelerator QEMU uses.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
 pub enum Accel {
@@ -55,7 +61,8 @@ pub struct Options {
     pub accel: Accel,
     /// Deterministic virtual clock (`-icount shift=0,align=off`), for benchmarks.
     pub icount: bool,
-    /// Extra arguments appended last.
+    /// Extra arguments appended last, each passed to QEMU as one argument, untouched (no
+    /// shell splitting; commas, spaces and quotes stay as they are).
     pub extra: Vec<String>,
 }
 
@@ -145,5 +152,31 @@ mod tests {
         });
         assert!(line.contains("-icount shift=0,align=off"));
         assert!(line.ends_with("-smp 1"));
+    }
+
+    #[test]
+    fn extra_arguments_pass_through_untouched() {
+        let virtio_net = [
+            "-device",
+            "virtio-net-pci,netdev=n0",
+            "-netdev",
+            "user,id=n0",
+        ];
+        let options = Options {
+            extra: virtio_net.iter().map(|a| (*a).to_owned()).collect(),
+            ..Options::default()
+        };
+        let cmd = command(Path::new("k.elf"), Path::new("img"), &options);
+        let args: Vec<String> = cmd
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        // Appended last, after the exit device, each one argument as written.
+        let (head, tail) = args.split_at(args.len() - virtio_net.len());
+        assert_eq!(tail, virtio_net);
+        assert_eq!(
+            head.last().map(String::as_str),
+            Some("isa-debug-exit,iobase=0xf4,iosize=0x04")
+        );
     }
 }

@@ -2,11 +2,15 @@
 //! its exit status and serial output.
 
 use std::collections::HashSet;
-use std::fs;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
 use std::path::Path;
-use std::time::Duration;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use serde::Deserialize;
 
 use crate::cargo::Images;
@@ -20,6 +24,19 @@ const SERIAL_TAIL_LINES: usize = 200;
 
 /// Time limit when a test names none.
 const DEFAULT_TIMEOUT_SECS: u64 = 60;
+
+/// Bytes of `serial_input` written to QEMU's stdin at a time: the guest's 16550 UART has
+/// a 16-byte receive FIFO.
+const INPUT_CHUNK: usize = 16;
+
+/// Pause between two chunks of `serial_input`.
+const INPUT_PAUSE: Duration = Duration::from_millis(5);
+
+/// How often a running QEMU is polled.
+const POLL_INTERVAL: Duration = Duration::from_millis(25);
+
+/// How long, once QEMU ended, the output reader and the input writer get to finish.
+const DRAIN_GRACE: Duration = Duration::from_secs(5);
 
 /// The whole manifest: a list of `[[test]]` tables.
 #[derive(Debug, Deserialize)]
@@ -49,6 +66,71 @@ pub struct TestSpec {
     /// Extra QEMU arguments, appended last.
     #[serde(default)]
     pub qemu_args: Vec<String>,
+    /// Bytes written to QEMU's stdin, i.e. to the guest's COM1, once `input_after` has
+    /// appeared in the serial output.
+    #[serde(default)]
+    pub serial_input: Option<String>,
+    /// Substring of the serial output after which `serial_input` is written.
+    #[serde(default)]
+    pub input_after: Option<String>,
+}
+
+/// What a test writes to the guest's serial port, and when.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Input<'a> {
+    /// Written to QEMU's stdin in chunks of [`INPUT_CHUNK`] bytes.
+    pub bytes: &'a [u8],
+    /// Written once this has appeared on QEMU's stdout (the serial output).
+    pub after: &'a [u8],
+}
+
+impl TestSpec {
+    /// The test's serial input, if it has one (the manifest checks make both keys go
+    /// together).
+    pub fn input(&self) -> Option<Input<'_>> {
+        match (&self.serial_input, &self.input_after) {
+            (Some(bytes), Some(after)) => Some(Input {
+                bytes: bytes.as_bytes(),
+                after: after.as_bytes(),
+            }),
+            _ => None,
+        }
+    }
+
+    /// Checks `serial_input` and `input_after`.
+    fn check_input(&self) -> Result<()> {
+        let name = &self.name;
+        match (&self.serial_input, &self.input_after) {
+            (None, None) => Ok(()),
+            (Some(_), None) => bail!(
+                "test {name}: serial_input needs input_after, the substring of the serial \
+                 output after which the harness writes serial_input"
+            ),
+            (None, Some(_)) => bail!(
+                "test {name}: input_after is set but serial_input is not; input_after only \
+                 says when to write serial_input"
+            ),
+            (Some(input), Some(after)) => {
+                if input.is_empty() {
+                    bail!("test {name}: serial_input is empty");
+                }
+                if after.is_empty() {
+                    bail!(
+                        "test {name}: input_after is empty; it must be text the guest \
+                         prints once it is ready for input"
+                    );
+                }
+                if let Some(at) = input.bytes().position(|b| b == qemu::MONITOR_ESCAPE) {
+                    bail!(
+                        "test {name}: serial_input contains byte 0x01 (Ctrl-A) at byte {at}; \
+                         with `-serial mon:stdio` it is QEMU's escape character, which QEMU \
+                         would take (with the next byte) as a command and never pass to the guest"
+                    );
+                }
+                Ok(())
+            }
+        }
+    }
 }
 
 fn default_timeout() -> u64 {
@@ -89,6 +171,7 @@ pub fn parse_manifest(text: &str) -> Result<Vec<TestSpec>> {
         if !names.insert(test.name.as_str()) {
             bail!("test {} appears twice", test.name);
         }
+        test.check_input()?;
     }
     Ok(manifest.tests)
 }
@@ -107,20 +190,59 @@ pub fn select<'a>(tests: &'a [TestSpec], filter: Option<&str>) -> Vec<&'a TestSp
         .collect()
 }
 
-/// Judges one run: `Ok` if it ended as `spec` expects and printed every `serial` line.
-pub fn verdict(ending: Ending, serial_log: &str, spec: &TestSpec) -> Result<(), String> {
+/// What became of a test's `serial_input`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delivery {
+    /// The test has no `serial_input`.
+    NotRequested,
+    /// `input_after` never appeared in the serial output, so nothing was written.
+    NotSent,
+    /// All of `serial_input` was written to QEMU's stdin.
+    Sent,
+    /// QEMU exited (its stdin closed) after taking only `written` of the `total` bytes:
+    /// the guest ended before reading the rest, so its status and serial output decide.
+    Cut { written: usize, total: usize },
+    /// Writing failed otherwise, for this reason.
+    Failed(String),
+}
+
+/// Judges one run: `Ok` if it ended as `spec` expects, its serial input (if any) went out
+/// (or QEMU exited while taking it) and it printed every `serial` line.
+pub fn verdict(
+    ending: Ending,
+    serial_log: &str,
+    delivery: &Delivery,
+    spec: &TestSpec,
+) -> Result<(), String> {
     let expected = spec.expect.status();
-    match ending {
-        Ending::TimedOut(limit) => return Err(format!("timed out after {}s", limit.as_secs())),
-        Ending::Signalled => return Err("QEMU was killed by a signal".to_owned()),
-        Ending::Exited(status) if status != expected => {
-            return Err(format!(
-                "QEMU exited with {}, expected {}",
-                qemu::explain_status(status),
-                qemu::explain_status(expected)
-            ));
-        }
-        Ending::Exited(_) => {}
+    let status_problem = match ending {
+        Ending::TimedOut(limit) => Some(format!("timed out after {}s", limit.as_secs())),
+        Ending::Signalled => Some("QEMU was killed by a signal".to_owned()),
+        Ending::Exited(status) if status != expected => Some(format!(
+            "QEMU exited with {}, expected {}",
+            qemu::explain_status(status),
+            qemu::explain_status(expected)
+        )),
+        Ending::Exited(_) => None,
+    };
+    let input_problem = match delivery {
+        Delivery::NotSent => spec.input_after.as_ref().map(|after| {
+            format!(
+                "serial_input was never sent: the serial output never showed input_after \
+                 {after:?}"
+            )
+        }),
+        Delivery::Failed(why) => Some(format!("serial_input was not fully sent: {why}")),
+        // The image ended without reading the rest: only worth saying on a failed run.
+        Delivery::Cut { written, total } if status_problem.is_some() => Some(format!(
+            "QEMU exited after taking {written} of the {total} bytes of serial_input"
+        )),
+        Delivery::NotRequested | Delivery::Sent | Delivery::Cut { .. } => None,
+    };
+    match (status_problem, input_problem) {
+        (Some(status), Some(input)) => return Err(format!("{status}; {input}")),
+        (Some(problem), None) | (None, Some(problem)) => return Err(problem),
+        (None, None) => {}
     }
     let missing: Vec<String> = spec
         .serial
@@ -172,11 +294,24 @@ fn run_one(layout: &Layout, images: &Images, spec: &TestSpec) -> Result<Result<(
     let mut cmd = qemu::command(&layout.kernel32(), &image, &options);
     step.note(&format!("$ {}", step::describe(&cmd)))?;
     let start = log_len(&log)?;
-    let ending = step.run_unannounced(&mut cmd, Some(Duration::from_secs(spec.timeout_secs)))?;
+    let timeout = Duration::from_secs(spec.timeout_secs);
+    let (ending, delivery) = run_with_input(&mut cmd, &log, spec.input(), timeout)?;
     step.clear();
     let bytes = fs::read(&log).with_context(|| format!("reading {}", log.display()))?;
     let serial = String::from_utf8_lossy(bytes.get(start..).unwrap_or_default());
-    let result = verdict(ending, &serial, spec);
+    let result = verdict(ending, &serial, &delivery, spec);
+    // After the verdict read the log, so that no `serial` substring can match this note.
+    match delivery {
+        Delivery::Sent => {
+            let sent = spec.input().map_or(0, |input| input.bytes.len());
+            append_note(&log, &format!("[xtask] serial_input: {sent} bytes written"))?;
+        }
+        Delivery::Cut { written, total } => append_note(
+            &log,
+            &format!("[xtask] serial_input: {written} of {total} bytes written, then QEMU exited"),
+        )?,
+        Delivery::NotRequested | Delivery::NotSent | Delivery::Failed(_) => {}
+    }
     if result.is_err() {
         println!(
             "---- {}: serial log {} (last {SERIAL_TAIL_LINES} lines) ----",
@@ -199,6 +334,249 @@ fn log_len(log: &Path) -> Result<usize> {
     usize::try_from(len).context("log file too large")
 }
 
+fn open_log(log: &Path) -> Result<File> {
+    OpenOptions::new()
+        .append(true)
+        .open(log)
+        .with_context(|| format!("opening log {}", log.display()))
+}
+
+fn append_note(log: &Path, line: &str) -> Result<()> {
+    writeln!(open_log(log)?, "{line}").with_context(|| format!("writing {}", log.display()))
+}
+
+/// Runs `cmd` (QEMU) with its stdout and stderr appended to `log`, killing it after
+/// `timeout`.
+///
+/// Stderr goes to `log` directly; a reader thread copies stdout there. Without `input`,
+/// stdin is null. With `input`, stdin is a pipe: the reader also signals once
+/// `input.after` has appeared on stdout, and a writer thread then writes `input.bytes` in
+/// chunks of [`INPUT_CHUNK`] bytes, [`INPUT_PAUSE`] apart; stdin stays open until the
+/// process ended. Meanwhile this thread only waits for the process and its time limit.
+fn run_with_input(
+    cmd: &mut Command,
+    log: &Path,
+    input: Option<Input<'_>>,
+    timeout: Duration,
+) -> Result<(Ending, Delivery)> {
+    let stderr = open_log(log)?;
+    let stdout_log = open_log(log)?;
+    cmd.stdin(if input.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    })
+    .stdout(Stdio::piped())
+    .stderr(stderr);
+    let mut child = cmd
+        .spawn()
+        .with_context(|| format!("starting `{}`", step::describe(cmd)))?;
+    let started = Instant::now();
+    let (reader, writer) = match start_pumps(&mut child, stdout_log, input) {
+        Ok(pumps) => pumps,
+        Err(err) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(err);
+        }
+    };
+
+    let mut timed_out = false;
+    let ending = loop {
+        let status = match child.try_wait() {
+            Ok(status) => status,
+            Err(err) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(anyhow!(err).context("waiting for QEMU"));
+            }
+        };
+        if let Some(status) = status {
+            break status.code().map_or(Ending::Signalled, Ending::Exited);
+        }
+        if started.elapsed() >= timeout {
+            // It may have exited just now; either way, reap it.
+            let _ = child.kill();
+            child.wait().context("reaping a killed QEMU")?;
+            timed_out = true;
+            break Ending::TimedOut(timeout);
+        }
+        thread::sleep(POLL_INTERVAL);
+    };
+
+    // The process is gone, so its stdout reaches end of file: the reader ends, and with
+    // it a writer still waiting for `input.after`; a writer still writing gets an error.
+    // Only a grandchild holding the pipes open could keep them running.
+    let deadline = Instant::now() + DRAIN_GRACE;
+    while !(reader.is_finished() && writer.as_ref().is_none_or(JoinHandle::is_finished))
+        && Instant::now() < deadline
+    {
+        thread::sleep(POLL_INTERVAL);
+    }
+    if reader.is_finished() {
+        match reader.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => append_note(log, &format!("[xtask] reading QEMU's output: {err}"))?,
+            Err(_) => bail!(
+                "the thread copying QEMU's output to {} panicked",
+                log.display()
+            ),
+        }
+    } else {
+        append_note(
+            log,
+            "[xtask] QEMU's output was still open; this log may be incomplete",
+        )?;
+    }
+    let delivery = match writer {
+        None => Delivery::NotRequested,
+        Some(writer) if writer.is_finished() => match writer.join() {
+            // Stdin closes here, after the process ended.
+            Ok((delivery, _stdin)) => delivery,
+            Err(_) => bail!("the thread writing serial_input panicked"),
+        },
+        Some(_) => Delivery::Failed("the writer was still blocked when QEMU ended".to_owned()),
+    };
+    if timed_out {
+        append_note(log, &format!("[xtask] killed after {}s", timeout.as_secs()))?;
+    }
+    Ok((ending, delivery))
+}
+
+/// The output reader and, with `input`, the input writer.
+type Pumps = (
+    JoinHandle<io::Result<()>>,
+    Option<JoinHandle<(Delivery, ChildStdin)>>,
+);
+
+/// Starts the threads of [`run_with_input`].
+fn start_pumps(child: &mut Child, log: File, input: Option<Input<'_>>) -> Result<Pumps> {
+    let stdout = child.stdout.take().context("QEMU's stdout is not a pipe")?;
+    let Some(input) = input else {
+        let reader = thread::Builder::new()
+            .name("qemu-output".to_owned())
+            .spawn(move || copy_output(stdout, log, None))
+            .context("starting the output reader")?;
+        return Ok((reader, None));
+    };
+    let stdin = child.stdin.take().context("QEMU's stdin is not a pipe")?;
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let watch = Watch::new(input.after);
+    let reader = thread::Builder::new()
+        .name("qemu-output".to_owned())
+        .spawn(move || copy_output(stdout, log, Some((watch, ready_tx))))
+        .context("starting the output reader")?;
+    let bytes = input.bytes.to_vec();
+    let writer = thread::Builder::new()
+        .name("qemu-input".to_owned())
+        .spawn(move || feed_input(stdin, &bytes, &ready_rx, INPUT_PAUSE))
+        .context("starting the input writer")?;
+    Ok((reader, Some(writer)))
+}
+
+/// Copies `from` to `log` until end of file; with a watch, sends one message once its
+/// needle has gone by (after the bytes holding it are in the log).
+fn copy_output(
+    mut from: impl Read,
+    mut log: impl Write,
+    mut watch: Option<(Watch, Sender<()>)>,
+) -> io::Result<()> {
+    let mut buf = [0_u8; 4096];
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) => return Ok(()),
+            Ok(n) => n,
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+            Err(err) => return Err(err),
+        };
+        let data = buf.get(..n).unwrap_or_default();
+        log.write_all(data)?;
+        if let Some((needle, ready)) = &mut watch {
+            if needle.feed(data) {
+                // The writer may be gone already; nothing to tell then.
+                let _ = ready.send(());
+                watch = None;
+            }
+        }
+    }
+}
+
+/// Waits for the signal of [`copy_output`], then writes `bytes` to `stdin` in chunks.
+/// Returns `stdin` unclosed, so that the caller closes it only once QEMU ended.
+fn feed_input<W: Write>(
+    mut stdin: W,
+    bytes: &[u8],
+    ready: &Receiver<()>,
+    pause: Duration,
+) -> (Delivery, W) {
+    // An error means the reader ended (QEMU's output closed) without the signal.
+    if ready.recv().is_err() {
+        return (Delivery::NotSent, stdin);
+    }
+    let delivery = write_chunked(&mut stdin, bytes, pause);
+    (delivery, stdin)
+}
+
+/// Writes `bytes` in chunks of [`INPUT_CHUNK`] bytes, `pause` apart.
+fn write_chunked(to: &mut impl Write, bytes: &[u8], pause: Duration) -> Delivery {
+    let mut written = 0;
+    for (i, chunk) in bytes.chunks(INPUT_CHUNK).enumerate() {
+        if i > 0 {
+            thread::sleep(pause);
+        }
+        if let Err(err) = to.write_all(chunk).and_then(|()| to.flush()) {
+            if err.kind() == io::ErrorKind::BrokenPipe {
+                return Delivery::Cut {
+                    written,
+                    total: bytes.len(),
+                };
+            }
+            return Delivery::Failed(format!(
+                "writing to QEMU's stdin failed after {written} of {} bytes: {err}",
+                bytes.len()
+            ));
+        }
+        written += chunk.len();
+    }
+    Delivery::Sent
+}
+
+/// Finds a needle in a stream of bytes that arrives in pieces.
+#[derive(Debug)]
+struct Watch {
+    needle: Vec<u8>,
+    /// The end of what was fed so far: the bytes a later match could start in.
+    tail: Vec<u8>,
+}
+
+impl Watch {
+    fn new(needle: &[u8]) -> Self {
+        Self {
+            needle: needle.to_vec(),
+            tail: Vec::new(),
+        }
+    }
+
+    /// Feeds the next piece; `true` once the needle has appeared.
+    fn feed(&mut self, data: &[u8]) -> bool {
+        if self.needle.is_empty() {
+            return true;
+        }
+        self.tail.extend_from_slice(data);
+        if self
+            .tail
+            .windows(self.needle.len())
+            .any(|window| window == self.needle.as_slice())
+        {
+            return true;
+        }
+        let keep = self.needle.len() - 1;
+        let cut = self.tail.len().saturating_sub(keep);
+        self.tail.drain(..cut);
+        false
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -211,21 +589,36 @@ mod tests {
             serial: serial.iter().map(|s| (*s).to_owned()).collect(),
             timeout_secs: 60,
             qemu_args: Vec::new(),
+            serial_input: None,
+            input_after: None,
         }
     }
+
+    fn with_input(spec: TestSpec, input: &str, after: &str) -> TestSpec {
+        TestSpec {
+            serial_input: Some(input.to_owned()),
+            input_after: Some(after.to_owned()),
+            ..spec
+        }
+    }
+
+    const NO_INPUT: &Delivery = &Delivery::NotRequested;
 
     const BOOT_LOG: &str = "Booting all finished, dropped to user space\nKaAL: x\nKaaL: boot OK\n";
 
     #[test]
     fn pass_when_status_and_serial_match() {
         let spec = spec(Expect::Pass, &["KaaL: boot OK"]);
-        assert_eq!(verdict(Ending::Exited(33), BOOT_LOG, &spec), Ok(()));
+        assert_eq!(
+            verdict(Ending::Exited(33), BOOT_LOG, NO_INPUT, &spec),
+            Ok(())
+        );
     }
 
     #[test]
     fn failure_status_fails_a_pass_test() {
         let spec = spec(Expect::Pass, &["KaaL: boot OK"]);
-        let reason = verdict(Ending::Exited(35), BOOT_LOG, &spec).err();
+        let reason = verdict(Ending::Exited(35), BOOT_LOG, NO_INPUT, &spec).err();
         assert!(reason.is_some_and(|r| r.contains("status 35") && r.contains("expected status 33")));
     }
 
@@ -233,7 +626,7 @@ mod tests {
     fn missing_serial_line_fails() {
         let spec = spec(Expect::Pass, &["KaaL: boot OK", "untyped"]);
         assert_eq!(
-            verdict(Ending::Exited(33), BOOT_LOG, &spec),
+            verdict(Ending::Exited(33), BOOT_LOG, NO_INPUT, &spec),
             Err("serial log lacks \"untyped\"".to_owned())
         );
     }
@@ -242,23 +635,34 @@ mod tests {
     fn timeout_is_its_own_failure() {
         let spec = spec(Expect::Pass, &[]);
         assert_eq!(
-            verdict(Ending::TimedOut(Duration::from_secs(60)), BOOT_LOG, &spec),
+            verdict(
+                Ending::TimedOut(Duration::from_secs(60)),
+                BOOT_LOG,
+                NO_INPUT,
+                &spec
+            ),
             Err("timed out after 60s".to_owned())
         );
         // Even a test expecting failure does not pass by hanging.
         let spec = super::tests::spec(Expect::Fail, &[]);
-        assert!(verdict(Ending::TimedOut(Duration::from_secs(5)), "", &spec).is_err());
+        assert!(verdict(
+            Ending::TimedOut(Duration::from_secs(5)),
+            "",
+            NO_INPUT,
+            &spec
+        )
+        .is_err());
     }
 
     #[test]
     fn expected_failure_passes_only_on_the_failure_status() {
         let spec = spec(Expect::Fail, &["panicked at"]);
         let log = "panicked at tests/system/src/bin/panic_on_purpose.rs:9:5\n";
-        assert_eq!(verdict(Ending::Exited(35), log, &spec), Ok(()));
-        assert!(verdict(Ending::Exited(33), log, &spec).is_err());
-        assert!(verdict(Ending::Exited(0), log, &spec).is_err());
-        assert!(verdict(Ending::Signalled, log, &spec).is_err());
-        assert!(verdict(Ending::Exited(35), "no panic here", &spec).is_err());
+        assert_eq!(verdict(Ending::Exited(35), log, NO_INPUT, &spec), Ok(()));
+        assert!(verdict(Ending::Exited(33), log, NO_INPUT, &spec).is_err());
+        assert!(verdict(Ending::Exited(0), log, NO_INPUT, &spec).is_err());
+        assert!(verdict(Ending::Signalled, log, NO_INPUT, &spec).is_err());
+        assert!(verdict(Ending::Exited(35), "no panic here", NO_INPUT, &spec).is_err());
     }
 
     #[test]
@@ -266,15 +670,19 @@ mod tests {
         let layout = Layout::from_build()?;
         let tests = load(&layout.tests_toml())?;
         let names: Vec<&str> = tests.iter().map(|t| t.name.as_str()).collect();
-        assert_eq!(
-            names,
-            [
-                "boot_summary",
-                "ipc_roundtrip",
-                "notification_signal_wait",
-                "panic_is_reported"
-            ]
-        );
+        // Other tests get added; these four must stay, in this order.
+        let original = [
+            "boot_summary",
+            "ipc_roundtrip",
+            "notification_signal_wait",
+            "panic_is_reported",
+        ];
+        let kept: Vec<&str> = names
+            .iter()
+            .copied()
+            .filter(|n| original.contains(n))
+            .collect();
+        assert_eq!(kept, original);
         let panic = tests
             .iter()
             .find(|t| t.name == "panic_is_reported")
@@ -284,8 +692,8 @@ mod tests {
         assert_eq!(panic.serial, ["panicked at"]);
         assert!(tests
             .iter()
-            .filter(|t| t.name != "panic_is_reported")
-            .all(|t| t.expect == Expect::Pass));
+            .filter(|t| original.contains(&t.name.as_str()) && t.name != "panic_is_reported")
+            .all(|t| t.expect == Expect::Pass && t.input().is_none()));
         Ok(())
     }
 
@@ -322,6 +730,367 @@ mod tests {
         let picked = select(&tests, Some("ipc"));
         assert_eq!(picked.len(), 1);
         assert!(select(&tests, Some("nothing")).is_empty());
+        Ok(())
+    }
+
+    // ---- serial_input and input_after in the manifest ----
+
+    fn parse_one(keys: &str) -> Result<Vec<TestSpec>> {
+        parse_manifest(&format!("[[test]]\nname = \"a\"\nimage = \"b\"\n{keys}"))
+    }
+
+    fn parse_error(keys: &str) -> String {
+        match parse_one(keys) {
+            Ok(tests) => panic!("{keys:?} was accepted: {tests:?}"),
+            Err(err) => format!("{err:#}"),
+        }
+    }
+
+    #[test]
+    fn serial_input_with_input_after_parses() -> Result<()> {
+        let tests = parse_one("serial_input = \"ping\\r\\n\"\ninput_after = \"ready>\"\n")?;
+        let test = tests.first().context("one test")?;
+        assert_eq!(test.serial_input.as_deref(), Some("ping\r\n"));
+        assert_eq!(
+            test.input(),
+            Some(Input {
+                bytes: b"ping\r\n",
+                after: b"ready>"
+            })
+        );
+        assert_eq!(parse_one("")?.first().and_then(TestSpec::input), None);
+        Ok(())
+    }
+
+    #[test]
+    fn serial_input_and_input_after_go_together() {
+        let alone = parse_error("serial_input = \"x\"\n");
+        assert!(
+            alone.contains("test a: serial_input needs input_after"),
+            "{alone}"
+        );
+        let alone = parse_error("input_after = \"ready\"\n");
+        assert!(
+            alone.contains("test a: input_after is set but serial_input is not"),
+            "{alone}"
+        );
+    }
+
+    #[test]
+    fn ctrl_a_in_serial_input_is_rejected() {
+        let err = parse_error("serial_input = \"ab\\u0001x\"\ninput_after = \"ready\"\n");
+        assert!(
+            err.contains("test a: serial_input contains byte 0x01 (Ctrl-A) at byte 2"),
+            "{err}"
+        );
+        assert!(err.contains("mon:stdio"), "{err}");
+        // Other control characters are fine.
+        assert!(parse_one("serial_input = \"\\u0003\\u001b\\t\"\ninput_after = \"r\"\n").is_ok());
+    }
+
+    #[test]
+    fn empty_serial_input_or_input_after_is_rejected() {
+        let err = parse_error("serial_input = \"\"\ninput_after = \"ready\"\n");
+        assert!(err.contains("serial_input is empty"), "{err}");
+        let err = parse_error("serial_input = \"x\"\ninput_after = \"\"\n");
+        assert!(err.contains("input_after is empty"), "{err}");
+        // The wrong type is a parse error too.
+        assert!(parse_one("serial_input = [1, 2]\ninput_after = \"r\"\n").is_err());
+    }
+
+    #[test]
+    fn qemu_args_with_commas_stay_whole() -> Result<()> {
+        let tests = parse_one(
+            "qemu_args = [\"-device\", \"virtio-net-pci,netdev=n0\", \"-netdev\", \"user,id=n0\"]\n",
+        )?;
+        let test = tests.first().context("one test")?;
+        assert_eq!(
+            test.qemu_args,
+            [
+                "-device",
+                "virtio-net-pci,netdev=n0",
+                "-netdev",
+                "user,id=n0"
+            ]
+        );
+        Ok(())
+    }
+
+    // ---- verdicts of tests with serial input ----
+
+    #[test]
+    fn input_test_passes_once_its_input_was_sent() {
+        let spec = with_input(spec(Expect::Pass, &["got: ping"]), "ping\n", "ready>");
+        let log = "ready>\ngot: ping\n";
+        assert_eq!(
+            verdict(Ending::Exited(33), log, &Delivery::Sent, &spec),
+            Ok(())
+        );
+        assert!(verdict(Ending::Exited(33), "ready>\n", &Delivery::Sent, &spec).is_err());
+    }
+
+    #[test]
+    fn unsent_input_fails_even_with_the_right_status() {
+        let spec = with_input(spec(Expect::Pass, &[]), "ping\n", "ready>");
+        assert_eq!(
+            verdict(Ending::Exited(33), "booted\n", &Delivery::NotSent, &spec),
+            Err("serial_input was never sent: the serial output never showed input_after \"ready>\"".to_owned())
+        );
+        let broken = Delivery::Failed("disk full".to_owned());
+        assert_eq!(
+            verdict(Ending::Exited(33), "ready>\n", &broken, &spec),
+            Err("serial_input was not fully sent: disk full".to_owned())
+        );
+    }
+
+    #[test]
+    fn input_cut_by_the_exit_leaves_the_verdict_to_the_status() {
+        let spec = with_input(spec(Expect::Pass, &["got: p"]), "ping\n", "ready>");
+        let cut = Delivery::Cut {
+            written: 16,
+            total: 38,
+        };
+        assert_eq!(
+            verdict(Ending::Exited(33), "ready>got: p", &cut, &spec),
+            Ok(())
+        );
+        assert!(verdict(Ending::Exited(33), "ready>", &cut, &spec).is_err());
+        let reason = verdict(Ending::Exited(35), "ready>", &cut, &spec).err();
+        assert!(
+            reason
+                .as_deref()
+                .is_some_and(|r| r.starts_with("QEMU exited with status 35")
+                    && r.ends_with(
+                        "; QEMU exited after taking 16 of the 38 bytes of serial_input"
+                    )),
+            "{reason:?}"
+        );
+    }
+
+    #[test]
+    fn a_timeout_says_when_the_input_never_went_out() {
+        let spec = with_input(spec(Expect::Pass, &[]), "ping\n", "ready>");
+        let limit = Ending::TimedOut(Duration::from_secs(60));
+        assert_eq!(
+            verdict(limit, "booted\n", &Delivery::NotSent, &spec),
+            Err("timed out after 60s; serial_input was never sent: the serial output never showed input_after \"ready>\"".to_owned())
+        );
+        // Once sent, the timeout is the whole story.
+        assert_eq!(
+            verdict(limit, "ready>\n", &Delivery::Sent, &spec),
+            Err("timed out after 60s".to_owned())
+        );
+        let wrong = verdict(Ending::Exited(35), "x", &Delivery::NotSent, &spec).err();
+        assert!(wrong.is_some_and(|r| r.contains("expected status 33") && r.contains("never sent")));
+    }
+
+    // ---- the input pump ----
+
+    #[test]
+    fn watch_finds_a_needle_split_across_pieces() {
+        let mut watch = Watch::new(b"ready>");
+        assert!(!watch.feed(b"booting...\nrea"));
+        assert!(!watch.feed(b"d"));
+        assert!(watch.feed(b"y> "));
+        let mut bytewise = Watch::new(b"abc");
+        let hits: Vec<bool> = b"xxababcx".iter().map(|b| bytewise.feed(&[*b])).collect();
+        assert_eq!(hits, [false, false, false, false, false, false, true, true]);
+        let mut never = Watch::new(b"ready");
+        assert!(!never.feed(b"read"));
+        assert!(!never.feed(b"ily not"));
+        assert!(never.tail.len() < 5);
+    }
+
+    /// Records each `write` call; fails with `error` from the `fail_at`-th on.
+    #[derive(Default)]
+    struct Recorder {
+        writes: Vec<Vec<u8>>,
+        fail_at: Option<usize>,
+        error: Option<io::ErrorKind>,
+    }
+
+    impl Write for Recorder {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            if self.fail_at == Some(self.writes.len()) {
+                return Err(io::Error::from(
+                    self.error.unwrap_or(io::ErrorKind::BrokenPipe),
+                ));
+            }
+            self.writes.push(buf.to_vec());
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn input_goes_out_in_16_byte_chunks() {
+        let input: Vec<u8> = (0..40).collect();
+        let mut out = Recorder::default();
+        assert_eq!(
+            write_chunked(&mut out, &input, Duration::ZERO),
+            Delivery::Sent
+        );
+        let sizes: Vec<usize> = out.writes.iter().map(Vec::len).collect();
+        assert_eq!(sizes, [16, 16, 8]);
+        assert_eq!(out.writes.concat(), input);
+
+        let mut closed = Recorder {
+            fail_at: Some(1),
+            error: Some(io::ErrorKind::BrokenPipe),
+            ..Recorder::default()
+        };
+        assert_eq!(
+            write_chunked(&mut closed, &input, Duration::ZERO),
+            Delivery::Cut {
+                written: 16,
+                total: 40
+            }
+        );
+        let mut failing = Recorder {
+            fail_at: Some(2),
+            error: Some(io::ErrorKind::Other),
+            ..Recorder::default()
+        };
+        let delivery = write_chunked(&mut failing, &input, Duration::ZERO);
+        assert!(
+            matches!(&delivery, Delivery::Failed(why) if why.contains("after 32 of 40 bytes")),
+            "{delivery:?}"
+        );
+    }
+
+    #[test]
+    fn writer_waits_for_the_signal() {
+        let (ready, waiting) = mpsc::channel();
+        drop(ready);
+        let (delivery, out) = feed_input(Recorder::default(), b"x", &waiting, Duration::ZERO);
+        assert_eq!(delivery, Delivery::NotSent);
+        assert!(out.writes.is_empty());
+        let (ready, waiting) = mpsc::channel();
+        ready.send(()).ok();
+        let (delivery, out) = feed_input(Recorder::default(), b"x", &waiting, Duration::ZERO);
+        assert_eq!(delivery, Delivery::Sent);
+        assert_eq!(out.writes, [b"x"]);
+    }
+
+    /// A fresh, empty log file for a test of [`run_with_input`].
+    struct TempLog(std::path::PathBuf);
+
+    impl TempLog {
+        fn new(name: &str) -> Result<Self> {
+            let path =
+                std::env::temp_dir().join(format!("kaal-xtask-{}-{name}.log", std::process::id()));
+            File::create(&path)?;
+            Ok(Self(path))
+        }
+
+        fn text(&self) -> Result<String> {
+            Ok(String::from_utf8_lossy(&fs::read(&self.0)?).into_owned())
+        }
+    }
+
+    impl Drop for TempLog {
+        fn drop(&mut self) {
+            let _ = fs::remove_file(&self.0);
+        }
+    }
+
+    fn sh(script: &str) -> Command {
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", script]);
+        cmd
+    }
+
+    #[test]
+    fn input_reaches_the_child_after_its_prompt() -> Result<()> {
+        let log = TempLog::new("prompt")?;
+        let input: String = ('a'..='z').chain('A'..='N').collect(); // 40 bytes: 3 chunks
+                                                                    // Like a guest: prints a prompt, echoes what it reads, reports with a status;
+                                                                    // `timeout 1 cat` shows that stdin is still open after the input (status 124).
+        let mut cmd = sh("printf 'booting\\nready> '; head -c 40; echo; \
+                          timeout 1 cat; echo \"cat=$?\"; exit 33");
+        let after = Input {
+            bytes: input.as_bytes(),
+            after: b"ready>",
+        };
+        let started = Instant::now();
+        let (ending, delivery) =
+            run_with_input(&mut cmd, &log.0, Some(after), Duration::from_secs(20))?;
+        assert_eq!((ending, delivery), (Ending::Exited(33), Delivery::Sent));
+        assert!(started.elapsed() >= 2 * INPUT_PAUSE);
+        let text = log.text()?;
+        assert!(
+            text.starts_with(&format!("booting\nready> {input}\ncat=124\n")),
+            "{text:?}"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn prompt_split_across_writes_and_stderr_in_the_log() -> Result<()> {
+        let log = TempLog::new("split")?;
+        let mut cmd = sh("printf rea; sleep 0.2; printf 'dy>'; echo warning >&2; \
+                          head -c 3; exit 0");
+        let input = Input {
+            bytes: b"abc",
+            after: b"ready>",
+        };
+        let (ending, delivery) =
+            run_with_input(&mut cmd, &log.0, Some(input), Duration::from_secs(20))?;
+        assert_eq!((ending, delivery), (Ending::Exited(0), Delivery::Sent));
+        let text = log.text()?;
+        // Stdout goes through the reader thread, so stderr may land in between.
+        assert!(text.contains("warning\n"), "{text:?}");
+        assert_eq!(text.replace("warning\n", ""), "ready>abc");
+        Ok(())
+    }
+
+    #[test]
+    fn without_input_stdin_is_null() -> Result<()> {
+        let log = TempLog::new("null")?;
+        let mut cmd = sh("cat; echo eof; exit 33");
+        let (ending, delivery) = run_with_input(&mut cmd, &log.0, None, Duration::from_secs(20))?;
+        assert_eq!(
+            (ending, delivery),
+            (Ending::Exited(33), Delivery::NotRequested)
+        );
+        assert_eq!(log.text()?, "eof\n");
+        Ok(())
+    }
+
+    #[test]
+    fn timeout_holds_while_waiting_for_the_prompt() -> Result<()> {
+        let log = TempLog::new("timeout")?;
+        let mut cmd = sh("echo booting; exec sleep 30");
+        let input = Input {
+            bytes: b"x",
+            after: b"ready>",
+        };
+        let started = Instant::now();
+        let (ending, delivery) =
+            run_with_input(&mut cmd, &log.0, Some(input), Duration::from_secs(1))?;
+        assert!(started.elapsed() < Duration::from_secs(5));
+        assert_eq!(
+            (ending, delivery),
+            (Ending::TimedOut(Duration::from_secs(1)), Delivery::NotSent)
+        );
+        assert_eq!(log.text()?, "booting\n[xtask] killed after 1s\n");
+        Ok(())
+    }
+
+    #[test]
+    fn child_ending_before_its_prompt_means_not_sent() -> Result<()> {
+        let log = TempLog::new("early")?;
+        let mut cmd = sh("echo panicked at x; exit 35");
+        let input = Input {
+            bytes: b"x",
+            after: b"ready>",
+        };
+        let (ending, delivery) =
+            run_with_input(&mut cmd, &log.0, Some(input), Duration::from_secs(20))?;
+        assert_eq!((ending, delivery), (Ending::Exited(35), Delivery::NotSent));
         Ok(())
     }
 }

@@ -142,6 +142,25 @@ pub fn parse(text: &str) -> Result<Spec> {
     Ok(spec)
 }
 
+/// The named `block`s of a larger `.bf` file (such as the kernel's own
+/// structure definitions, which use features this parser does not need),
+/// as a base-64 specification of their own.
+pub fn extract_blocks(text: &str, names: &[&str]) -> Result<Spec> {
+    let mut src = String::from("base 64\n");
+    for name in names {
+        let start = text
+            .find(&format!("block {name} {{"))
+            .ok_or_else(|| Error::new(format!("bitfield: block {name} not found")))?;
+        let rest = text.get(start..).unwrap_or_default();
+        let end = rest
+            .find('}')
+            .ok_or_else(|| Error::new(format!("bitfield: block {name} unterminated")))?;
+        src.push_str(rest.get(..=end).unwrap_or_default());
+        src.push('\n');
+    }
+    parse(&src)
+}
+
 fn split_braces(w: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut cur = String::new();

@@ -43,6 +43,9 @@ pub struct Inputs {
     /// Interface files in label order: generic, sel4_arch, arch.
     pub interfaces: [&'static str; 3],
     pub bitfields: [&'static str; 2],
+    /// Blocks taken from the kernel's own bitfield files: capability data
+    /// layouts that libsel4 does not describe.
+    pub kernel_blocks: (&'static str, &'static [&'static str]),
     /// Headers whose `seL4_*` constants are exported, in dependency order.
     pub headers: [&'static str; 8],
     pub errors: &'static str,
@@ -60,6 +63,10 @@ pub const INPUTS: Inputs = Inputs {
         "libsel4/include/sel4/shared_types_64.bf",
         "libsel4/include/sel4/types_64.bf",
     ],
+    kernel_blocks: (
+        "include/arch/x86/arch/64/mode/object/structures.bf",
+        &["io_port_capdata"],
+    ),
     headers: [
         "libsel4/include/sel4/constants.h",
         "libsel4/include/sel4/objecttype.h",
@@ -76,7 +83,12 @@ pub const INPUTS: Inputs = Inputs {
 impl Inputs {
     /// Every file read, for build-script change tracking.
     pub fn all(&self, tree: &Path) -> Vec<PathBuf> {
-        let mut v = vec![self.config, self.syscalls, self.errors];
+        let mut v = vec![
+            self.config,
+            self.syscalls,
+            self.errors,
+            self.kernel_blocks.0,
+        ];
         v.extend(self.interfaces);
         v.extend(self.bitfields);
         v.extend(self.headers);
@@ -175,6 +187,9 @@ pub fn generate(tree: &Path) -> Result<Output> {
         let spec = with_file(b, bf::parse(&read(tree, b)?))?;
         out.push_str(&with_file(b, bf::generate(&spec))?);
     }
+    let (kfile, blocks) = i.kernel_blocks;
+    let spec = with_file(kfile, bf::extract_blocks(&read(tree, kfile)?, blocks))?;
+    out.push_str(&with_file(kfile, bf::generate(&spec))?);
 
     // Invocation labels and stubs.
     let max_mrs = syms

@@ -1,0 +1,103 @@
+//! Devices of a pc99 machine and what a holder gets for one.
+
+use crate::dma::DmaRegion;
+use crate::pci::{Bdf, PciDevice};
+use kaal_sel4::cap::{IoPort, IrqHandler, Notification};
+use kaal_sel4::Word;
+
+/// How a holder names a device.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum DeviceId {
+    /// A legacy COM port: 0 is COM1 (0x3f8, IRQ 4) ... 3 is COM4.
+    Serial { port: u8 },
+    /// The first PCI function with these IDs.
+    Pci { vendor: u16, device: u16 },
+    /// The first PCI function of this class and subclass.
+    PciClass { class: u8, subclass: u8 },
+}
+
+/// A device as the registry knows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DeviceInfo {
+    Serial { port: u8, io_base: u16, irq: u8 },
+    Pci(PciDevice),
+}
+
+/// The registry's own key for a device (a `DeviceId` may match several).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum DeviceKey {
+    Serial(u8),
+    Pci(Bdf),
+}
+
+impl DeviceInfo {
+    pub fn key(&self) -> DeviceKey {
+        match self {
+            DeviceInfo::Serial { port, .. } => DeviceKey::Serial(*port),
+            DeviceInfo::Pci(p) => DeviceKey::Pci(p.at),
+        }
+    }
+
+    pub fn matches(&self, id: DeviceId) -> bool {
+        match (self, id) {
+            (DeviceInfo::Serial { port, .. }, DeviceId::Serial { port: p }) => *port == p,
+            (DeviceInfo::Pci(d), DeviceId::Pci { vendor, device }) => {
+                d.vendor == vendor && d.device == device
+            }
+            (DeviceInfo::Pci(d), DeviceId::PciClass { class, subclass }) => {
+                d.class == class && d.subclass == subclass
+            }
+            _ => false,
+        }
+    }
+}
+
+/// The legacy COM ports: base port and ISA IRQ.
+pub const COM_PORTS: [(u16, u8); 4] = [(0x3f8, 4), (0x2f8, 3), (0x3e8, 4), (0x2e8, 3)];
+/// Ports each COM port decodes.
+pub const COM_PORT_SPAN: u16 = 8;
+
+/// Who holds a device (the root task is holder 0).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Holder(pub u32);
+
+impl Holder {
+    pub const ROOT: Holder = Holder(0);
+}
+
+/// A memory-mapped register region, mapped uncached for the holder.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MmioRegion {
+    pub vaddr: Word,
+    pub paddr: Word,
+    pub size: u64,
+    /// The BAR it came from.
+    pub bar: u8,
+}
+
+/// An interrupt delivered to a notification.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IrqBinding {
+    pub handler: IrqHandler,
+    pub notification: Notification,
+    /// The IOAPIC pin (ISA IRQ or PCI interrupt line).
+    pub line: u8,
+}
+
+/// A capability for a range of I/O ports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IoPortRange {
+    pub cap: IoPort,
+    pub first: u16,
+    pub last: u16,
+}
+
+/// Everything a driver needs for one device.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeviceBundle {
+    pub key: DeviceKey,
+    pub mmio: heapless::Vec<MmioRegion, 6>,
+    pub irq: Option<IrqBinding>,
+    pub ioports: heapless::Vec<IoPortRange, 6>,
+    pub dma: Option<DmaRegion>,
+}

@@ -1,0 +1,774 @@
+//! The capability broker: KaaL's single interface to seL4 capabilities.
+//!
+//! Built from BootInfo, it owns every untyped capability and the free slots of
+//! the root CNode, and serves: kernel objects of any type (as typed
+//! capabilities), mapped memory, physically contiguous DMA regions, and
+//! device bundles (MMIO mapped uncached, an IRQ bound to a notification, I/O
+//! ports, a DMA region) for the devices of a pc99 machine. See the README for
+//! the allocation model.
+//!
+//! The broker is generic over [`kernel::Kernel`]: on seL4 it runs over
+//! [`sel4::Sel4Kernel`], on the host over [`model::Model`], so the same
+//! logic is property-tested on the host and shown on seL4 in QEMU.
+#![cfg_attr(not(test), no_std)]
+
+extern crate alloc;
+
+pub mod device;
+pub mod dma;
+pub mod kernel;
+pub mod model;
+pub mod pci;
+pub mod ranges;
+pub mod sel4;
+pub mod untyped;
+
+use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
+use core::fmt;
+use core::ops::Range;
+use device::{
+    DeviceBundle, DeviceId, DeviceInfo, DeviceKey, Holder, IoPortRange, IrqBinding, MmioRegion,
+    COM_PORTS, COM_PORT_SPAN,
+};
+use dma::DmaRegion;
+use kaal_sel4::bootinfo::BootInfo;
+use kaal_sel4::cap::{Cap, IoPort, IrqHandler, Notification, Object};
+use kaal_sel4::{CPtr, Error, Word};
+use kernel::{Cache, IoApicLine, Kernel, ObjSpec, ObjectType};
+use pci::{BarKind, Bdf, ConfigSpace};
+use ranges::RangeAllocator;
+use untyped::{Block, UntypedRoot, UntypedTree};
+
+/// What the broker could not do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BrokerError {
+    /// No free untyped block of 2^bits bytes.
+    OutOfMemory {
+        bits: u8,
+    },
+    OutOfSlots,
+    OutOfVirtualSpace,
+    /// The kernel refused an operation.
+    Kernel {
+        op: &'static str,
+        error: Error,
+    },
+    NoSuchDevice(DeviceId),
+    /// The device is held by someone else.
+    AlreadyClaimed {
+        device: DeviceId,
+        holder: Holder,
+    },
+    /// Releasing a device this holder does not hold.
+    NotHeld(DeviceId),
+    /// The address lies in no device untyped.
+    NotDeviceMemory {
+        paddr: Word,
+    },
+    /// Device memory already handed out.
+    DeviceMemoryInUse {
+        paddr: Word,
+    },
+    /// Freeing something the broker did not hand out (or already took back).
+    UnknownObject(CPtr),
+    InvalidRequest(&'static str),
+    /// The broker's own bookkeeping is inconsistent (a bug).
+    Internal(&'static str),
+}
+
+impl BrokerError {
+    pub(crate) fn kernel(op: &'static str, error: Error) -> Self {
+        BrokerError::Kernel { op, error }
+    }
+}
+
+impl fmt::Display for BrokerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BrokerError::OutOfMemory { bits } => {
+                write!(f, "out of memory for a 2^{bits}-byte block")
+            }
+            BrokerError::OutOfSlots => f.write_str("out of capability slots"),
+            BrokerError::OutOfVirtualSpace => f.write_str("out of virtual address space"),
+            BrokerError::Kernel { op, error } => write!(f, "{op}: {error}"),
+            BrokerError::NoSuchDevice(id) => write!(f, "no device {id:?}"),
+            BrokerError::AlreadyClaimed { device, holder } => {
+                write!(f, "{device:?} is already claimed by holder {}", holder.0)
+            }
+            BrokerError::NotHeld(id) => write!(f, "{id:?} is not held by the caller"),
+            BrokerError::NotDeviceMemory { paddr } => write!(f, "{paddr:#x} is not device memory"),
+            BrokerError::DeviceMemoryInUse { paddr } => {
+                write!(f, "device memory at {paddr:#x} is in use")
+            }
+            BrokerError::UnknownObject(c) => {
+                write!(f, "slot {c:#x} holds nothing the broker handed out")
+            }
+            BrokerError::InvalidRequest(what) => write!(f, "invalid request: {what}"),
+            BrokerError::Internal(what) => write!(f, "broker bookkeeping: {what}"),
+        }
+    }
+}
+
+pub type Result<T> = core::result::Result<T, BrokerError>;
+
+const PAGE_BITS: u8 = 12;
+const PAGE: u64 = 1 << PAGE_BITS;
+/// DMA region every PCI bundle comes with.
+pub const PCI_DMA_BYTES: u64 = 64 * 1024;
+
+/// What the broker is built from.
+#[derive(Clone, Debug)]
+pub struct BrokerConfig {
+    pub free_slots: Range<CPtr>,
+    pub untypeds: Vec<UntypedRoot>,
+    /// Where the broker may map memory in the root task's address space.
+    pub vspace_window: Range<Word>,
+}
+
+/// The default window for mappings in the root task (above the image, the
+/// guide's MMIO/heap area).
+pub const ROOT_VSPACE_WINDOW: Range<Word> = 0x2000_0000..0x7f00_0000_0000;
+
+impl BrokerConfig {
+    /// Every untyped and every free slot BootInfo lists.
+    pub fn from_bootinfo(bi: &BootInfo) -> Self {
+        BrokerConfig {
+            free_slots: bi.empty(),
+            untypeds: bi
+                .untypeds()
+                .map(|u| UntypedRoot {
+                    cptr: u.cptr,
+                    paddr: u.paddr,
+                    bits: u.size_bits,
+                    device: u.is_device,
+                })
+                .collect(),
+            vspace_window: ROOT_VSPACE_WINDOW,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Allocation {
+    block: Block,
+    count: u64,
+}
+
+/// Memory mapped for a holder by [`Broker::allocate_memory`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Memory {
+    pub vaddr: Word,
+    pub size: u64,
+    /// First frame slot of each power-of-two chunk, with its page count.
+    chunks: Vec<(CPtr, u64)>,
+}
+
+/// What the broker gave out for one claimed device, to take back on release.
+#[derive(Clone, Debug, Default)]
+struct DeviceResources {
+    /// Device block, frame slot, mapped address.
+    pages: Vec<(Block, CPtr, Word)>,
+    windows: Vec<(Word, u64)>,
+    irq_slot: Option<CPtr>,
+    ntfn: Option<CPtr>,
+    ioport_slots: Vec<CPtr>,
+    dma: Option<DmaRegion>,
+}
+
+/// The capability broker over a kernel `K`.
+pub struct Broker<K: Kernel> {
+    k: K,
+    slots: RangeAllocator,
+    untyped: UntypedTree,
+    vspace: RangeAllocator,
+    objects: BTreeMap<CPtr, Allocation>,
+    dma: BTreeMap<Word, CPtr>,
+    devices: Vec<DeviceInfo>,
+    claims: BTreeMap<DeviceKey, (Holder, DeviceId)>,
+    cache: BTreeMap<(Holder, DeviceId), DeviceBundle>,
+    resources: BTreeMap<DeviceKey, DeviceResources>,
+}
+
+impl<K: Kernel> fmt::Debug for Broker<K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Broker")
+            .field("free_slots", &self.free_slots())
+            .field("free_ram", &self.free_ram_bytes())
+            .field("devices", &self.devices.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<K: Kernel> Broker<K> {
+    /// Takes ownership of the untypeds and slots in `cfg`. Devices are
+    /// registered by [`Broker::discover_devices`].
+    pub fn new(k: K, cfg: BrokerConfig) -> Self {
+        Broker {
+            k,
+            slots: RangeAllocator::new(cfg.free_slots.start, cfg.free_slots.end),
+            untyped: UntypedTree::new(cfg.untypeds),
+            vspace: RangeAllocator::new(cfg.vspace_window.start, cfg.vspace_window.end),
+            objects: BTreeMap::new(),
+            dma: BTreeMap::new(),
+            devices: Vec::new(),
+            claims: BTreeMap::new(),
+            cache: BTreeMap::new(),
+            resources: BTreeMap::new(),
+        }
+    }
+
+    pub fn kernel(&mut self) -> &mut K {
+        &mut self.k
+    }
+
+    pub fn free_slots(&self) -> u64 {
+        self.slots.free_total()
+    }
+
+    pub fn free_ram_bytes(&self) -> u64 {
+        self.untyped.ram_free()
+    }
+
+    pub fn total_ram_bytes(&self) -> u64 {
+        self.untyped.ram_total()
+    }
+
+    /// Merges free buddies now (allocation does this on demand).
+    pub fn coalesce(&mut self) -> Result<()> {
+        self.untyped.coalesce(&mut self.k, &mut self.slots)
+    }
+
+    /// One free slot of the root CNode, for the caller to fill.
+    pub fn alloc_slot(&mut self) -> Result<CPtr> {
+        self.slots.alloc(1, 1).ok_or(BrokerError::OutOfSlots)
+    }
+
+    /// Gives back an empty slot from [`Broker::alloc_slot`].
+    pub fn free_slot(&mut self, slot: CPtr) -> Result<()> {
+        self.slots
+            .free(slot, 1)
+            .map_err(|_| BrokerError::UnknownObject(slot))
+    }
+
+    // ---- objects -------------------------------------------------------
+
+    /// Retypes `count` (a power of two) objects into consecutive fresh slots
+    /// from one block of exactly their size; returns the first slot.
+    pub fn alloc_objects(&mut self, spec: ObjSpec, count: u64) -> Result<CPtr> {
+        if !count.is_power_of_two() {
+            return Err(BrokerError::InvalidRequest(
+                "object count must be a power of two",
+            ));
+        }
+        let bits = u32::from(spec.mem_bits()) + count.ilog2();
+        let bits =
+            u8::try_from(bits).map_err(|_| BrokerError::InvalidRequest("object too large"))?;
+        let first = self.slots.alloc(count, 1).ok_or(BrokerError::OutOfSlots)?;
+        let block = match self.untyped.alloc(&mut self.k, &mut self.slots, bits) {
+            Ok(b) => b,
+            Err(e) => {
+                let _ = self.slots.free(first, count);
+                return Err(e);
+            }
+        };
+        let fan_out = kaal_sel4::sys::config::CONFIG_RETYPE_FAN_OUT_LIMIT;
+        let mut done = 0;
+        while done < count {
+            let n = (count - done).min(fan_out);
+            if let Err(e) = self.k.retype(block.cptr, spec, first + done, n as usize) {
+                // Take back what was made, then the block and the slots.
+                let _ = self.k.revoke(block.cptr);
+                let _ = self.untyped.free(block.node);
+                let _ = self.slots.free(first, count);
+                return Err(BrokerError::kernel("Untyped_Retype", e));
+            }
+            done += n;
+        }
+        self.objects.insert(first, Allocation { block, count });
+        Ok(first)
+    }
+
+    pub fn alloc_object(&mut self, spec: ObjSpec) -> Result<CPtr> {
+        self.alloc_objects(spec, 1)
+    }
+
+    /// A fixed-size object as a typed capability.
+    pub fn alloc<T: Object>(&mut self) -> Result<T> {
+        let spec = ObjSpec::fixed(T::TYPE)
+            .ok_or(BrokerError::InvalidRequest("not a fixed-size object type"))?;
+        Ok(T::from_cptr(self.alloc_object(spec)?))
+    }
+
+    /// A CNode of 2^slot_bits slots.
+    pub fn alloc_cnode(&mut self, slot_bits: u8) -> Result<kaal_sel4::cap::CNode> {
+        Ok(kaal_sel4::cap::CNode::from_cptr(
+            self.alloc_object(ObjSpec::cnode(slot_bits))?,
+        ))
+    }
+
+    /// Two notifications, for the two directions of a shared ring.
+    pub fn notification_pair(&mut self) -> Result<(Notification, Notification)> {
+        let a = self.alloc::<Notification>()?;
+        match self.alloc::<Notification>() {
+            Ok(b) => Ok((a, b)),
+            Err(e) => {
+                let _ = self.free(a.cptr());
+                Err(e)
+            }
+        }
+    }
+
+    /// The physical address of the block behind an allocation.
+    pub fn object_paddr(&self, first: CPtr) -> Result<Word> {
+        self.objects
+            .get(&first)
+            .map(|a| a.block.paddr)
+            .ok_or(BrokerError::UnknownObject(first))
+    }
+
+    /// Destroys what [`Broker::alloc_objects`] made (every copy of it too)
+    /// and takes back its memory and slots.
+    pub fn free(&mut self, first: CPtr) -> Result<()> {
+        let a = self
+            .objects
+            .get(&first)
+            .copied()
+            .ok_or(BrokerError::UnknownObject(first))?;
+        self.k
+            .revoke(a.block.cptr)
+            .map_err(|e| BrokerError::kernel("CNode_Revoke", e))?;
+        self.objects.remove(&first);
+        self.untyped.free(a.block.node)?;
+        self.slots
+            .free(first, a.count)
+            .map_err(|_| BrokerError::Internal("object slots"))
+    }
+
+    /// Live allocations: first slot, physical address, log2 size.
+    pub fn live_objects(&self) -> impl Iterator<Item = (CPtr, Word, u8, u64)> + '_ {
+        self.objects
+            .iter()
+            .map(|(c, a)| (*c, a.block.paddr, a.block.bits, a.count))
+    }
+
+    // ---- address space -------------------------------------------------
+
+    fn map_frame(&mut self, frame: CPtr, vaddr: Word, cache: Cache) -> Result<()> {
+        match self.k.map_frame(frame, vaddr, cache) {
+            Err(Error::FailedLookup) => {
+                self.map_tables(vaddr)?;
+                self.k
+                    .map_frame(frame, vaddr, cache)
+                    .map_err(|e| BrokerError::kernel("X86_Page_Map", e))
+            }
+            r => r.map_err(|e| BrokerError::kernel("X86_Page_Map", e)),
+        }
+    }
+
+    /// Creates the missing paging structures over `vaddr` (kept for good).
+    fn map_tables(&mut self, vaddr: Word) -> Result<()> {
+        let levels = [
+            ObjectType::PageTable,
+            ObjectType::PageDirectory,
+            ObjectType::Pdpt,
+        ];
+        // Find the lowest level that maps, then map the ones below it.
+        let mut made = Vec::new();
+        for ty in levels {
+            let t = self.alloc_object(ObjSpec::of(ty))?;
+            match self.k.map_table(ty, t, vaddr) {
+                Ok(()) => {
+                    made.push((ty, t, true));
+                    break;
+                }
+                Err(Error::FailedLookup) => made.push((ty, t, false)),
+                Err(e) => return Err(BrokerError::kernel("map paging structure", e)),
+            }
+        }
+        for (ty, t, mapped) in made.into_iter().rev() {
+            if !mapped {
+                self.k
+                    .map_table(ty, t, vaddr)
+                    .map_err(|e| BrokerError::kernel("map paging structure", e))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Maps `count` frames from slot `first` at `vaddr`.
+    fn map_frames(&mut self, first: CPtr, count: u64, vaddr: Word, cache: Cache) -> Result<()> {
+        for i in 0..count {
+            self.map_frame(first + i, vaddr + i * PAGE, cache)?;
+        }
+        Ok(())
+    }
+
+    /// Reserves `bytes` of address space followed by an unmapped guard page.
+    fn reserve(&mut self, bytes: u64) -> Result<Word> {
+        self.vspace
+            .alloc(bytes + PAGE, PAGE)
+            .ok_or(BrokerError::OutOfVirtualSpace)
+    }
+
+    /// `size` bytes of fresh zeroed memory mapped read-write into the root
+    /// task's address space.
+    pub fn allocate_memory(&mut self, size: u64) -> Result<Memory> {
+        let pages = size.div_ceil(PAGE);
+        if pages == 0 {
+            return Err(BrokerError::InvalidRequest("zero-sized memory"));
+        }
+        let vaddr = self.reserve(pages * PAGE)?;
+        let mut mem = Memory {
+            vaddr,
+            size: pages * PAGE,
+            chunks: Vec::new(),
+        };
+        let mut at = vaddr;
+        let mut left = pages;
+        while left > 0 {
+            let n = 1u64 << left.ilog2();
+            let r = self
+                .alloc_objects(ObjSpec::of(ObjectType::Frame4K), n)
+                .and_then(|first| {
+                    mem.chunks.push((first, n));
+                    self.map_frames(first, n, at, Cache::WriteBack)
+                });
+            if let Err(e) = r {
+                let _ = self.free_memory(mem);
+                return Err(e);
+            }
+            at += n * PAGE;
+            left -= n;
+        }
+        Ok(mem)
+    }
+
+    /// Unmaps and takes back memory from [`Broker::allocate_memory`]; the
+    /// caller must no longer use it.
+    pub fn free_memory(&mut self, mem: Memory) -> Result<()> {
+        for (first, _) in &mem.chunks {
+            self.free(*first)?;
+        }
+        self.vspace
+            .free(mem.vaddr, mem.size + PAGE)
+            .map_err(|_| BrokerError::Internal("vspace"))
+    }
+
+    /// A physically contiguous region of at least `size` bytes (a power of
+    /// two of pages), mapped uncached; each frame's address is confirmed by
+    /// the kernel.
+    pub fn allocate_dma(&mut self, size: u64) -> Result<DmaRegion> {
+        let pages = size.div_ceil(PAGE).max(1).next_power_of_two();
+        let first = self.alloc_objects(ObjSpec::of(ObjectType::Frame4K), pages)?;
+        let r = self.map_dma(first, pages);
+        if r.is_err() {
+            let _ = self.free(first);
+        }
+        r
+    }
+
+    fn map_dma(&mut self, first: CPtr, pages: u64) -> Result<DmaRegion> {
+        let paddr = self.object_paddr(first)?;
+        for i in 0..pages {
+            let got = self
+                .k
+                .frame_paddr(first + i)
+                .map_err(|e| BrokerError::kernel("X86_Page_GetAddress", e))?;
+            if got != paddr + i * PAGE {
+                return Err(BrokerError::Internal("DMA frames are not contiguous"));
+            }
+        }
+        let vaddr = self.reserve(pages * PAGE)?;
+        if let Err(e) = self.map_frames(first, pages, vaddr, Cache::Uncached) {
+            let _ = self.vspace.free(vaddr, pages * PAGE + PAGE);
+            return Err(e);
+        }
+        self.dma.insert(vaddr, first);
+        Ok(DmaRegion {
+            vaddr,
+            paddr,
+            size: pages * PAGE,
+        })
+    }
+
+    /// Takes back a DMA region; nothing (no device either) may use it after.
+    pub fn free_dma(&mut self, region: DmaRegion) -> Result<()> {
+        let first = self
+            .dma
+            .remove(&region.vaddr)
+            .ok_or(BrokerError::UnknownObject(region.vaddr))?;
+        self.free(first)?;
+        self.vspace
+            .free(region.vaddr, region.size + PAGE)
+            .map_err(|_| BrokerError::Internal("vspace"))
+    }
+
+    // ---- devices -------------------------------------------------------
+
+    /// Registers the legacy COM ports and every PCI function.
+    pub fn discover_devices(&mut self) -> Result<()> {
+        let mut devices: Vec<DeviceInfo> = COM_PORTS
+            .iter()
+            .enumerate()
+            .map(|(i, &(io_base, irq))| DeviceInfo::Serial {
+                port: i as u8,
+                io_base,
+                irq,
+            })
+            .collect();
+        let mut cs = KernelConfig(&mut self.k);
+        devices.extend(pci::enumerate(&mut cs)?.into_iter().map(DeviceInfo::Pci));
+        self.devices = devices;
+        Ok(())
+    }
+
+    pub fn devices(&self) -> &[DeviceInfo] {
+        &self.devices
+    }
+
+    /// The resources of a device for `holder`. A device is held by one holder
+    /// at a time; the same holder asking again gets the same bundle.
+    pub fn request_device(&mut self, holder: Holder, id: DeviceId) -> Result<DeviceBundle> {
+        if let Some(b) = self.cache.get(&(holder, id)) {
+            return Ok(b.clone());
+        }
+        let info = self
+            .devices
+            .iter()
+            .find(|d| d.matches(id))
+            .cloned()
+            .ok_or(BrokerError::NoSuchDevice(id))?;
+        let key = info.key();
+        if let Some(&(h, held_as)) = self.claims.get(&key) {
+            if h != holder {
+                return Err(BrokerError::AlreadyClaimed {
+                    device: id,
+                    holder: h,
+                });
+            }
+            // Same device under another name: share the bundle.
+            let b = self
+                .cache
+                .get(&(holder, held_as))
+                .cloned()
+                .ok_or(BrokerError::Internal("claim"))?;
+            self.cache.insert((holder, id), b.clone());
+            return Ok(b);
+        }
+        let mut res = DeviceResources::default();
+        match self.build_bundle(&info, &mut res) {
+            Ok(bundle) => {
+                self.claims.insert(key, (holder, id));
+                self.resources.insert(key, res);
+                self.cache.insert((holder, id), bundle.clone());
+                Ok(bundle)
+            }
+            Err(e) => {
+                let _ = self.release_resources(res);
+                Err(e)
+            }
+        }
+    }
+
+    fn build_bundle(
+        &mut self,
+        info: &DeviceInfo,
+        res: &mut DeviceResources,
+    ) -> Result<DeviceBundle> {
+        let mut b = DeviceBundle {
+            key: info.key(),
+            mmio: heapless::Vec::new(),
+            irq: None,
+            ioports: heapless::Vec::new(),
+            dma: None,
+        };
+        let irq_line = match info {
+            DeviceInfo::Serial { io_base, irq, .. } => {
+                let r = self.mint_ioports(res, *io_base, io_base + COM_PORT_SPAN - 1)?;
+                let _ = b.ioports.push(r);
+                Some(IoApicLine {
+                    pin: *irq,
+                    level_triggered: false,
+                    active_low: false,
+                })
+            }
+            DeviceInfo::Pci(d) => {
+                for bar in &d.bars {
+                    match bar.kind {
+                        BarKind::Io => {
+                            let last = u16::try_from(bar.base + bar.size - 1).map_err(|_| {
+                                BrokerError::InvalidRequest("I/O BAR beyond port space")
+                            })?;
+                            let r = self.mint_ioports(res, bar.base as u16, last)?;
+                            let _ = b.ioports.push(r);
+                        }
+                        BarKind::Memory { .. } => {
+                            let m = self.map_mmio(res, bar.base, bar.size, bar.index)?;
+                            let _ = b.mmio.push(m);
+                        }
+                    }
+                }
+                let region = self.allocate_dma(PCI_DMA_BYTES)?;
+                res.dma = Some(region);
+                b.dma = Some(region);
+                (d.irq_pin != 0 && d.irq_line < 24).then_some(IoApicLine {
+                    pin: d.irq_line,
+                    level_triggered: true,
+                    active_low: true,
+                })
+            }
+        };
+        if let Some(line) = irq_line {
+            b.irq = Some(self.bind_irq(res, line)?);
+        }
+        Ok(b)
+    }
+
+    fn mint_ioports(
+        &mut self,
+        res: &mut DeviceResources,
+        first: u16,
+        last: u16,
+    ) -> Result<IoPortRange> {
+        let slot = self.alloc_slot()?;
+        if let Err(e) = self.k.mint_ioports(slot, first, last) {
+            let _ = self.free_slot(slot);
+            return Err(BrokerError::kernel("mint I/O ports", e));
+        }
+        res.ioport_slots.push(slot);
+        Ok(IoPortRange {
+            cap: IoPort::from_cptr(slot),
+            first,
+            last,
+        })
+    }
+
+    fn map_mmio(
+        &mut self,
+        res: &mut DeviceResources,
+        paddr: Word,
+        size: u64,
+        bar: u8,
+    ) -> Result<MmioRegion> {
+        if !paddr.is_multiple_of(PAGE) {
+            return Err(BrokerError::InvalidRequest("MMIO BAR not page aligned"));
+        }
+        let pages = size.div_ceil(PAGE);
+        let vaddr = self.reserve(pages * PAGE)?;
+        res.windows.push((vaddr, pages * PAGE + PAGE));
+        for i in 0..pages {
+            let block = self.untyped.alloc_device(
+                &mut self.k,
+                &mut self.slots,
+                paddr + i * PAGE,
+                PAGE_BITS,
+            )?;
+            let slot = match self.alloc_slot() {
+                Ok(s) => s,
+                Err(e) => {
+                    let _ = self.untyped.free(block.node);
+                    return Err(e);
+                }
+            };
+            if let Err(e) = self
+                .k
+                .retype(block.cptr, ObjSpec::of(ObjectType::Frame4K), slot, 1)
+            {
+                let _ = self.untyped.free(block.node);
+                let _ = self.free_slot(slot);
+                return Err(BrokerError::kernel("retype device frame", e));
+            }
+            res.pages.push((block, slot, vaddr + i * PAGE));
+            self.map_frame(slot, vaddr + i * PAGE, Cache::Uncached)?;
+        }
+        Ok(MmioRegion {
+            vaddr,
+            paddr,
+            size: pages * PAGE,
+            bar,
+        })
+    }
+
+    fn bind_irq(&mut self, res: &mut DeviceResources, line: IoApicLine) -> Result<IrqBinding> {
+        let slot = self.alloc_slot()?;
+        if let Err(e) = self.k.irq_ioapic(slot, line, line.pin) {
+            let _ = self.free_slot(slot);
+            return Err(BrokerError::kernel("IRQControl_GetIOAPIC", e));
+        }
+        res.irq_slot = Some(slot);
+        let ntfn: Notification = self.alloc()?;
+        res.ntfn = Some(ntfn.cptr());
+        self.k
+            .irq_set_notification(slot, ntfn.cptr())
+            .map_err(|e| BrokerError::kernel("IRQHandler_SetNotification", e))?;
+        Ok(IrqBinding {
+            handler: IrqHandler::from_cptr(slot),
+            notification: ntfn,
+            line: line.pin,
+        })
+    }
+
+    fn release_resources(&mut self, res: DeviceResources) -> Result<()> {
+        for (block, slot, _) in res.pages {
+            self.k
+                .revoke(block.cptr)
+                .map_err(|e| BrokerError::kernel("CNode_Revoke", e))?;
+            self.untyped.free(block.node)?;
+            self.free_slot(slot)?;
+        }
+        for (vaddr, len) in res.windows {
+            self.vspace
+                .free(vaddr, len)
+                .map_err(|_| BrokerError::Internal("vspace"))?;
+        }
+        for slot in res.irq_slot.into_iter().chain(res.ioport_slots) {
+            self.k
+                .delete(slot)
+                .map_err(|e| BrokerError::kernel("CNode_Delete", e))?;
+            self.free_slot(slot)?;
+        }
+        if let Some(n) = res.ntfn {
+            self.free(n)?;
+        }
+        if let Some(d) = res.dma {
+            self.free_dma(d)?;
+        }
+        Ok(())
+    }
+
+    /// Takes a device back from `holder`: unmaps its registers, deletes its
+    /// IRQ handler and port capabilities, and frees its DMA region.
+    pub fn release_device(&mut self, holder: Holder, id: DeviceId) -> Result<()> {
+        let key = match self.cache.get(&(holder, id)) {
+            Some(b) => b.key,
+            None => return Err(BrokerError::NotHeld(id)),
+        };
+        self.cache
+            .retain(|(h, _), b| !(*h == holder && b.key == key));
+        self.claims.remove(&key);
+        let res = self
+            .resources
+            .remove(&key)
+            .ok_or(BrokerError::Internal("device resources"))?;
+        self.release_resources(res)
+    }
+}
+
+/// Configuration space through the broker's port capability.
+struct KernelConfig<'a, K: Kernel>(&'a mut K);
+
+impl<K: Kernel> ConfigSpace for KernelConfig<'_, K> {
+    fn read32(&mut self, at: Bdf, offset: u8) -> Result<u32> {
+        self.0
+            .port_out32(pci::CONFIG_ADDRESS, pci::config_address(at, offset))
+            .and_then(|_| self.0.port_in32(pci::CONFIG_DATA))
+            .map_err(|e| BrokerError::kernel("PCI configuration read", e))
+    }
+    fn write32(&mut self, at: Bdf, offset: u8, value: u32) -> Result<()> {
+        self.0
+            .port_out32(pci::CONFIG_ADDRESS, pci::config_address(at, offset))
+            .and_then(|_| self.0.port_out32(pci::CONFIG_DATA, value))
+            .map_err(|e| BrokerError::kernel("PCI configuration write", e))
+    }
+}

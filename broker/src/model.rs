@@ -1,0 +1,404 @@
+//! A host model of the seL4 objects the broker uses, for fast tests of the
+//! broker's logic: capability slots, untyped watermarks and the retype rules
+//! (object sizes, alignment, fan-out, device memory), delete and revoke,
+//! paging-structure lookups for mappings, IRQ handlers and port ranges.
+//!
+//! It is stricter than seL4 in one place: deleting an untyped capability
+//! that still has children is an error here (the broker must revoke or merge
+//! first), because in seL4 it would silently strand that memory.
+
+use crate::kernel::{Cache, IoApicLine, Kernel, ObjSpec, ObjectType};
+use crate::untyped::UntypedRoot;
+use alloc::collections::{BTreeMap, BTreeSet};
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+use kaal_sel4::{sys, CPtr, Error, Word};
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ModelCap {
+    Untyped {
+        paddr: Word,
+        bits: u8,
+        device: bool,
+        watermark: u64,
+        children: BTreeSet<CPtr>,
+    },
+    Object {
+        spec: ObjSpec,
+        paddr: Word,
+        parent: CPtr,
+        mapped_at: Option<Word>,
+    },
+    Irq {
+        pin: u8,
+    },
+    IoPorts {
+        first: u16,
+        last: u16,
+    },
+}
+
+/// The modelled kernel state of the root task.
+#[derive(Clone, Debug)]
+pub struct Model {
+    slot_count: CPtr,
+    caps: BTreeMap<CPtr, ModelCap>,
+    /// Existing paging structures: (level, vaddr >> shift).
+    tables: BTreeSet<(u8, u64)>,
+    mapped: BTreeMap<Word, CPtr>,
+    active_irqs: BTreeSet<u8>,
+    /// Kernel operations performed, for tests that count work.
+    pub ops: u64,
+}
+
+const PT: u8 = 21;
+const PD: u8 = 30;
+const PDPT: u8 = 39;
+
+impl Model {
+    /// A root CNode of 2^slot_bits slots holding `untypeds` at their slots.
+    pub fn new(slot_bits: u8, untypeds: &[UntypedRoot]) -> Self {
+        let mut caps = BTreeMap::new();
+        for u in untypeds {
+            caps.insert(
+                u.cptr,
+                ModelCap::Untyped {
+                    paddr: u.paddr,
+                    bits: u.bits,
+                    device: u.device,
+                    watermark: 0,
+                    children: BTreeSet::new(),
+                },
+            );
+        }
+        // The root task's image at 0x400000 already has its tables.
+        let tables = BTreeSet::from([(PDPT, 0), (PD, 0), (PT, 0x40_0000 >> PT)]);
+        Model {
+            slot_count: 1 << slot_bits,
+            caps,
+            tables,
+            mapped: BTreeMap::new(),
+            active_irqs: BTreeSet::new(),
+            ops: 0,
+        }
+    }
+
+    pub fn cap(&self, slot: CPtr) -> Option<&ModelCap> {
+        self.caps.get(&slot)
+    }
+
+    /// Occupied slots in `range`.
+    pub fn occupied_in(&self, range: core::ops::Range<CPtr>) -> usize {
+        self.caps.range(range).count()
+    }
+
+    /// Checks what must always hold: objects lie inside their parents, are
+    /// aligned to their size, and no two objects overlap.
+    pub fn check_invariants(&self) -> Result<(), String> {
+        let range = |c: &ModelCap| -> Option<(Word, u64)> {
+            match c {
+                ModelCap::Untyped { paddr, bits, .. } => Some((*paddr, 1u64 << bits)),
+                ModelCap::Object { spec, paddr, .. } => Some((*paddr, 1u64 << spec.mem_bits())),
+                _ => None,
+            }
+        };
+        let mut objects = Vec::new();
+        for (slot, c) in &self.caps {
+            let Some((p, len)) = range(c) else { continue };
+            if p % len != 0 {
+                return Err(format!("slot {slot:#x}: {p:#x} not aligned to {len:#x}"));
+            }
+            if let ModelCap::Untyped { children, .. } = c {
+                for ch in children {
+                    let (cp, cl) = self
+                        .caps
+                        .get(ch)
+                        .and_then(range)
+                        .ok_or(format!("dangling child {ch:#x}"))?;
+                    if cp < p || cp + cl > p + len {
+                        return Err(format!("child {ch:#x} outside parent {slot:#x}"));
+                    }
+                }
+            } else {
+                objects.push((p, len, *slot));
+            }
+        }
+        objects.sort_unstable();
+        for w in objects.windows(2) {
+            if let [(a, al, sa), (b, _, sb)] = w {
+                if a + al > *b {
+                    return Err(format!("objects in slots {sa:#x} and {sb:#x} overlap"));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn empty_range(&self, dest: CPtr, count: usize) -> Result<(), Error> {
+        let end = dest.checked_add(count as u64).ok_or(Error::RangeError)?;
+        if end > self.slot_count {
+            return Err(Error::RangeError);
+        }
+        if self.caps.range(dest..end).next().is_some() {
+            return Err(Error::DeleteFirst);
+        }
+        Ok(())
+    }
+
+    fn remove(&mut self, slot: CPtr) {
+        if let Some(cap) = self.caps.remove(&slot) {
+            match cap {
+                ModelCap::Object {
+                    parent, mapped_at, ..
+                } => {
+                    if let Some(v) = mapped_at {
+                        self.mapped.remove(&v);
+                    }
+                    if let Some(ModelCap::Untyped { children, .. }) = self.caps.get_mut(&parent) {
+                        children.remove(&slot);
+                    }
+                }
+                ModelCap::Untyped { .. } => {
+                    for (_, c) in self.caps.iter_mut() {
+                        if let ModelCap::Untyped { children, .. } = c {
+                            children.remove(&slot);
+                        }
+                    }
+                }
+                ModelCap::Irq { pin } => {
+                    self.active_irqs.remove(&pin);
+                }
+                ModelCap::IoPorts { .. } => {}
+            }
+        }
+    }
+
+    fn descendants(&self, slot: CPtr, out: &mut Vec<CPtr>) {
+        if let Some(ModelCap::Untyped { children, .. }) = self.caps.get(&slot) {
+            for &c in children {
+                self.descendants(c, out);
+                out.push(c);
+            }
+        }
+    }
+}
+
+impl Kernel for Model {
+    fn retype(
+        &mut self,
+        untyped: CPtr,
+        spec: ObjSpec,
+        dest: CPtr,
+        count: usize,
+    ) -> Result<(), Error> {
+        self.ops += 1;
+        let Some(ModelCap::Untyped {
+            paddr,
+            bits,
+            device,
+            watermark,
+            children,
+        }) = self.caps.get(&untyped).cloned()
+        else {
+            return Err(Error::InvalidCapability);
+        };
+        if count == 0 || count as u64 > sys::config::CONFIG_RETYPE_FAN_OUT_LIMIT {
+            return Err(Error::RangeError);
+        }
+        match spec.ty {
+            ObjectType::Untyped
+                if u64::from(spec.size_bits) < sys::seL4_MinUntypedBits
+                    || u64::from(spec.size_bits) > sys::seL4_MaxUntypedBits =>
+            {
+                return Err(Error::RangeError)
+            }
+            ObjectType::CNode if spec.size_bits == 0 => return Err(Error::RangeError),
+            _ => {}
+        }
+        if device
+            && !matches!(
+                spec.ty,
+                ObjectType::Untyped | ObjectType::Frame4K | ObjectType::Frame2M
+            )
+        {
+            return Err(Error::InvalidArgument);
+        }
+        self.empty_range(dest, count)?;
+        let watermark = if children.is_empty() { 0 } else { watermark };
+        let size = 1u64 << spec.mem_bits();
+        let start = watermark.div_ceil(size) * size;
+        let end = start + size * count as u64;
+        if end > 1u64 << bits {
+            return Err(Error::NotEnoughMemory);
+        }
+        let mut new_children = children;
+        for i in 0..count as u64 {
+            let p = paddr + start + i * size;
+            let cap = match spec.ty {
+                ObjectType::Untyped => ModelCap::Untyped {
+                    paddr: p,
+                    bits: spec.size_bits,
+                    device,
+                    watermark: 0,
+                    children: BTreeSet::new(),
+                },
+                _ => ModelCap::Object {
+                    spec,
+                    paddr: p,
+                    parent: untyped,
+                    mapped_at: None,
+                },
+            };
+            self.caps.insert(dest + i, cap);
+            new_children.insert(dest + i);
+        }
+        self.caps.insert(
+            untyped,
+            ModelCap::Untyped {
+                paddr,
+                bits,
+                device,
+                watermark: end,
+                children: new_children,
+            },
+        );
+        Ok(())
+    }
+
+    fn delete(&mut self, slot: CPtr) -> Result<(), Error> {
+        self.ops += 1;
+        if let Some(ModelCap::Untyped { children, .. }) = self.caps.get(&slot) {
+            if !children.is_empty() {
+                return Err(Error::RevokeFirst);
+            }
+        }
+        self.remove(slot);
+        Ok(())
+    }
+
+    fn revoke(&mut self, slot: CPtr) -> Result<(), Error> {
+        self.ops += 1;
+        let mut all = Vec::new();
+        self.descendants(slot, &mut all);
+        for c in all {
+            self.remove(c);
+        }
+        Ok(())
+    }
+
+    fn frame_paddr(&mut self, frame: CPtr) -> Result<Word, Error> {
+        self.ops += 1;
+        match self.caps.get(&frame) {
+            Some(ModelCap::Object { spec, paddr, .. })
+                if matches!(spec.ty, ObjectType::Frame4K | ObjectType::Frame2M) =>
+            {
+                Ok(*paddr)
+            }
+            _ => Err(Error::InvalidCapability),
+        }
+    }
+
+    fn map_frame(&mut self, frame: CPtr, vaddr: Word, _cache: Cache) -> Result<(), Error> {
+        self.ops += 1;
+        let Some(ModelCap::Object {
+            spec, mapped_at, ..
+        }) = self.caps.get(&frame)
+        else {
+            return Err(Error::InvalidCapability);
+        };
+        if spec.ty != ObjectType::Frame4K {
+            return Err(Error::InvalidCapability);
+        }
+        if mapped_at.is_some() {
+            return Err(Error::InvalidArgument);
+        }
+        if !vaddr.is_multiple_of(4096) {
+            return Err(Error::AlignmentError);
+        }
+        if !self.tables.contains(&(PT, vaddr >> PT)) {
+            return Err(Error::FailedLookup);
+        }
+        if self.mapped.contains_key(&vaddr) {
+            return Err(Error::DeleteFirst);
+        }
+        self.mapped.insert(vaddr, frame);
+        if let Some(ModelCap::Object { mapped_at, .. }) = self.caps.get_mut(&frame) {
+            *mapped_at = Some(vaddr);
+        }
+        Ok(())
+    }
+
+    fn map_table(&mut self, ty: ObjectType, table: CPtr, vaddr: Word) -> Result<(), Error> {
+        self.ops += 1;
+        let (level, parent) = match ty {
+            ObjectType::PageTable => (PT, Some(PD)),
+            ObjectType::PageDirectory => (PD, Some(PDPT)),
+            ObjectType::Pdpt => (PDPT, None),
+            _ => return Err(Error::InvalidArgument),
+        };
+        match self.caps.get(&table) {
+            Some(ModelCap::Object {
+                spec,
+                mapped_at: None,
+                ..
+            }) if spec.ty == ty => {}
+            _ => return Err(Error::InvalidCapability),
+        }
+        if let Some(p) = parent {
+            if !self.tables.contains(&(p, vaddr >> p)) {
+                return Err(Error::FailedLookup);
+            }
+        }
+        if !self.tables.insert((level, vaddr >> level)) {
+            return Err(Error::DeleteFirst);
+        }
+        if let Some(ModelCap::Object { mapped_at, .. }) = self.caps.get_mut(&table) {
+            *mapped_at = Some(vaddr);
+        }
+        Ok(())
+    }
+
+    fn irq_ioapic(&mut self, dest: CPtr, line: IoApicLine, _vector: u8) -> Result<(), Error> {
+        self.ops += 1;
+        self.empty_range(dest, 1)?;
+        if line.pin >= 24 {
+            return Err(Error::RangeError);
+        }
+        if !self.active_irqs.insert(line.pin) {
+            return Err(Error::RevokeFirst);
+        }
+        self.caps.insert(dest, ModelCap::Irq { pin: line.pin });
+        Ok(())
+    }
+
+    fn irq_set_notification(&mut self, irq: CPtr, ntfn: CPtr) -> Result<(), Error> {
+        self.ops += 1;
+        match (self.caps.get(&irq), self.caps.get(&ntfn)) {
+            (Some(ModelCap::Irq { .. }), Some(ModelCap::Object { spec, .. }))
+                if spec.ty == ObjectType::Notification =>
+            {
+                Ok(())
+            }
+            _ => Err(Error::InvalidCapability),
+        }
+    }
+
+    fn mint_ioports(&mut self, dest: CPtr, first: u16, last: u16) -> Result<(), Error> {
+        self.ops += 1;
+        self.empty_range(dest, 1)?;
+        if first > last {
+            return Err(Error::InvalidArgument);
+        }
+        self.caps.insert(dest, ModelCap::IoPorts { first, last });
+        Ok(())
+    }
+
+    fn port_in32(&mut self, _port: u16) -> Result<u32, Error> {
+        Ok(0xffff_ffff) // no PCI devices in the model
+    }
+
+    fn port_out32(&mut self, _port: u16, _value: u32) -> Result<(), Error> {
+        Ok(())
+    }
+}

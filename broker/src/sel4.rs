@@ -1,0 +1,107 @@
+//! The broker's kernel operations on seL4, through the root task's initial
+//! capabilities.
+
+use crate::kernel::{Cache, IoApicLine, Kernel, ObjSpec, ObjectType};
+use kaal_sel4::cap::{
+    init, CNode, CacheMode, Cap, Frame, IoPort, IrqControl, IrqHandler, Notification,
+    PageDirectory, PageTable, Pdpt, Pml4, Rights, Untyped,
+};
+use kaal_sel4::{CPtr, Error, Word};
+
+/// seL4 as the root task sees it.
+#[derive(Clone, Copy, Debug)]
+pub struct Sel4Kernel {
+    cnode: CNode,
+    vspace: Pml4,
+    irq_control: IrqControl,
+    ports: IoPort,
+}
+
+/// Depth at which the root CNode resolves a slot number.
+const DEPTH: u8 = 64;
+
+impl Sel4Kernel {
+    /// The root task's own CNode, VSpace, IRQ control and all-ports capability.
+    pub fn root() -> Self {
+        Sel4Kernel {
+            cnode: init::CNODE,
+            vspace: init::VSPACE,
+            irq_control: init::IRQ_CONTROL,
+            ports: init::IO_PORT,
+        }
+    }
+}
+
+impl Kernel for Sel4Kernel {
+    fn retype(
+        &mut self,
+        untyped: CPtr,
+        spec: ObjSpec,
+        dest: CPtr,
+        count: usize,
+    ) -> Result<(), Error> {
+        Untyped::from_cptr(untyped).retype(
+            spec.kernel_type(),
+            spec.retype_size(),
+            self.cnode,
+            dest,
+            count as Word,
+        )
+    }
+
+    fn delete(&mut self, slot: CPtr) -> Result<(), Error> {
+        // SAFETY: the broker deletes only capabilities it created; memory
+        // they back was handed out as addresses the holder gave back.
+        unsafe { self.cnode.delete(slot, DEPTH) }
+    }
+
+    fn revoke(&mut self, slot: CPtr) -> Result<(), Error> {
+        // SAFETY: as for `delete`, for everything derived from the slot.
+        unsafe { self.cnode.revoke(slot, DEPTH) }
+    }
+
+    fn frame_paddr(&mut self, frame: CPtr) -> Result<Word, Error> {
+        Frame::from_cptr(frame).physical_address()
+    }
+
+    fn map_frame(&mut self, frame: CPtr, vaddr: Word, cache: Cache) -> Result<(), Error> {
+        let mode = match cache {
+            Cache::WriteBack => CacheMode::WriteBack,
+            Cache::Uncached => CacheMode::Uncached,
+        };
+        Frame::from_cptr(frame).map(self.vspace, vaddr, Rights::read_write(), mode)
+    }
+
+    fn map_table(&mut self, ty: ObjectType, table: CPtr, vaddr: Word) -> Result<(), Error> {
+        match ty {
+            ObjectType::PageTable => PageTable::from_cptr(table).map(self.vspace, vaddr),
+            ObjectType::PageDirectory => PageDirectory::from_cptr(table).map(self.vspace, vaddr),
+            ObjectType::Pdpt => Pdpt::from_cptr(table).map(self.vspace, vaddr),
+            _ => Err(Error::InvalidArgument),
+        }
+    }
+
+    fn irq_ioapic(&mut self, dest: CPtr, line: IoApicLine, vector: u8) -> Result<(), Error> {
+        self.irq_control
+            .get_ioapic(self.cnode, dest, line, Word::from(vector))
+            .map(|_| ())
+    }
+
+    fn irq_set_notification(&mut self, irq: CPtr, ntfn: CPtr) -> Result<(), Error> {
+        IrqHandler::from_cptr(irq).set_notification(Notification::from_cptr(ntfn))
+    }
+
+    fn mint_ioports(&mut self, dest: CPtr, first: u16, last: u16) -> Result<(), Error> {
+        self.ports
+            .mint_range(self.cnode, dest, first, last)
+            .map(|_| ())
+    }
+
+    fn port_in32(&mut self, port: u16) -> Result<u32, Error> {
+        self.ports.in32(port)
+    }
+
+    fn port_out32(&mut self, port: u16, value: u32) -> Result<(), Error> {
+        self.ports.out32(port, value)
+    }
+}

@@ -1,0 +1,286 @@
+//! The broker's allocation logic over the host model of seL4: property tests
+//! of random allocate/free sequences, and the error paths.
+
+use kaal_broker::device::{DeviceId, Holder};
+use kaal_broker::kernel::{ObjSpec, ObjectType};
+use kaal_broker::model::{Model, ModelCap};
+use kaal_broker::untyped::UntypedRoot;
+use kaal_broker::{Broker, BrokerConfig, BrokerError};
+use proptest::prelude::*;
+use std::collections::BTreeSet;
+
+const SLOT_BITS: u8 = 14;
+
+fn roots() -> Vec<UntypedRoot> {
+    vec![
+        UntypedRoot {
+            cptr: 10,
+            paddr: 0x10_0000,
+            bits: 20,
+            device: false,
+        },
+        UntypedRoot {
+            cptr: 11,
+            paddr: 0x20_0000,
+            bits: 21,
+            device: false,
+        },
+        UntypedRoot {
+            cptr: 12,
+            paddr: 0x40_0000,
+            bits: 16,
+            device: false,
+        },
+        UntypedRoot {
+            cptr: 13,
+            paddr: 0xfe00_0000,
+            bits: 24,
+            device: true,
+        },
+    ]
+}
+
+fn broker() -> Broker<Model> {
+    let r = roots();
+    let cfg = BrokerConfig {
+        free_slots: 100..(1 << SLOT_BITS),
+        untypeds: r.clone(),
+        vspace_window: 0x2000_0000..0x4000_0000,
+    };
+    Broker::new(Model::new(SLOT_BITS, &r), cfg)
+}
+
+#[derive(Clone, Debug)]
+enum Op {
+    Alloc(ObjSpec, u64),
+    Free(usize),
+    Memory(u64),
+    FreeMemory(usize),
+    Coalesce,
+}
+
+fn spec() -> impl Strategy<Value = ObjSpec> {
+    prop_oneof![
+        Just(ObjSpec::of(ObjectType::Endpoint)),
+        Just(ObjSpec::of(ObjectType::Notification)),
+        Just(ObjSpec::of(ObjectType::Tcb)),
+        Just(ObjSpec::of(ObjectType::Frame4K)),
+        Just(ObjSpec::of(ObjectType::PageTable)),
+        (1u8..6).prop_map(ObjSpec::cnode),
+        (4u8..19).prop_map(ObjSpec::untyped),
+    ]
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        4 => (spec(), prop_oneof![Just(1u64), Just(2), Just(8)]).prop_map(|(s, n)| Op::Alloc(s, n)),
+        3 => any::<usize>().prop_map(Op::Free),
+        1 => (1u64..40_000).prop_map(Op::Memory),
+        1 => any::<usize>().prop_map(Op::FreeMemory),
+        1 => Just(Op::Coalesce),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+
+    #[test]
+    fn random_allocation_sequences_keep_the_invariants(ops in proptest::collection::vec(op(), 1..120)) {
+        let mut b = broker();
+        let total = b.total_ram_bytes();
+        let mut objs: Vec<(u64, ObjSpec, u64)> = Vec::new();
+        let mut mems = Vec::new();
+        for op in ops {
+            match op {
+                Op::Alloc(s, n) => match b.alloc_objects(s, n) {
+                    Ok(first) => {
+                        // Every object aligned to its size.
+                        let p = b.object_paddr(first).unwrap();
+                        prop_assert_eq!(p % (1u64 << s.mem_bits()), 0);
+                        for i in 0..n {
+                            match b.kernel().cap(first + i) {
+                                Some(ModelCap::Object { spec, .. }) => prop_assert_eq!(*spec, s),
+                                Some(ModelCap::Untyped { bits, .. }) => prop_assert_eq!(*bits, s.size_bits),
+                                other => prop_assert!(false, "slot {} holds {:?}", first + i, other),
+                            }
+                        }
+                        objs.push((first, s, n));
+                    }
+                    Err(BrokerError::OutOfMemory { .. }) | Err(BrokerError::OutOfSlots) => {}
+                    Err(e) => prop_assert!(false, "unexpected error {e}"),
+                },
+                Op::Free(i) if !objs.is_empty() => {
+                    let (first, _, _) = objs.remove(i % objs.len());
+                    b.free(first).unwrap();
+                    prop_assert!(b.kernel().cap(first).is_none(), "freed object's cap is gone");
+                }
+                Op::Memory(size) => match b.allocate_memory(size) {
+                    Ok(m) => mems.push(m),
+                    Err(BrokerError::OutOfMemory { .. }) | Err(BrokerError::OutOfSlots) => {}
+                    Err(e) => prop_assert!(false, "unexpected error {e}"),
+                },
+                Op::FreeMemory(i) if !mems.is_empty() => {
+                    let m = mems.remove(i % mems.len());
+                    b.free_memory(m).unwrap();
+                }
+                Op::Coalesce => b.coalesce().unwrap(),
+                _ => {}
+            }
+            // No two live objects overlap; everything lies in its parent.
+            if let Err(e) = b.kernel().check_invariants() { prop_assert!(false, "{}", e); }
+            // No slot is handed out twice.
+            let mut seen = BTreeSet::new();
+            for (first, _, n) in &objs {
+                for i in 0..*n { prop_assert!(seen.insert(first + i), "slot {} twice", first + i); }
+            }
+            prop_assert!(b.free_ram_bytes() <= total);
+            // Every slot of the broker's range is either free or holds a
+            // capability: none leaks, none is both.
+            let used = b.kernel().occupied_in(100..(1 << SLOT_BITS)) as u64;
+            prop_assert_eq!(b.free_slots() + used, (1u64 << SLOT_BITS) - 100);
+        }
+        // Freeing everything gives all the memory back.
+        for (first, _, _) in objs { b.free(first).unwrap(); }
+        for m in mems { b.free_memory(m).unwrap(); }
+        prop_assert_eq!(b.free_ram_bytes(), total - paging_bytes(&mut b));
+        // ... whole: the largest block is allocatable again.
+        let big = b.alloc_object(ObjSpec::untyped(21));
+        prop_assert!(big.is_ok(), "2 MiB block after freeing everything: {:?}", big);
+        let used = b.kernel().occupied_in(100..(1 << SLOT_BITS)) as u64;
+        prop_assert_eq!(b.free_slots() + used, (1u64 << SLOT_BITS) - 100);
+    }
+}
+
+/// Paging structures the broker made for mappings stay (it keeps them).
+fn paging_bytes(b: &mut Broker<Model>) -> u64 {
+    b.live_objects().map(|(_, _, bits, _)| 1u64 << bits).sum()
+}
+
+#[test]
+fn exhaustion_is_an_error_and_reversible() {
+    let mut b = broker();
+    let mut got = Vec::new();
+    loop {
+        match b.alloc::<kaal_sel4::cap::Frame>() {
+            Ok(f) => got.push(f),
+            Err(BrokerError::OutOfMemory { bits: 12 }) => break,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    let n = got.len();
+    assert_eq!(n as u64 * 4096, b.total_ram_bytes());
+    for f in got {
+        b.free(kaal_sel4::cap::Cap::cptr(f)).unwrap();
+    }
+    assert_eq!(b.free_ram_bytes(), b.total_ram_bytes());
+    for _ in 0..n {
+        b.alloc::<kaal_sel4::cap::Frame>().unwrap();
+    }
+    assert!(matches!(
+        b.alloc::<kaal_sel4::cap::Frame>(),
+        Err(BrokerError::OutOfMemory { .. })
+    ));
+}
+
+#[test]
+fn slots_run_out_with_an_error() {
+    let r = roots();
+    let cfg = BrokerConfig {
+        free_slots: 100..120,
+        untypeds: r.clone(),
+        vspace_window: 0..0,
+    };
+    let mut b = Broker::new(Model::new(SLOT_BITS, &r), cfg);
+    let mut err = None;
+    for _ in 0..40 {
+        if let Err(e) = b.alloc::<kaal_sel4::cap::Endpoint>() {
+            err = Some(e);
+            break;
+        }
+    }
+    assert_eq!(err, Some(BrokerError::OutOfSlots));
+}
+
+#[test]
+fn freeing_twice_or_unknown_is_refused() {
+    let mut b = broker();
+    let ep = b.alloc_object(ObjSpec::of(ObjectType::Endpoint)).unwrap();
+    b.free(ep).unwrap();
+    assert_eq!(b.free(ep), Err(BrokerError::UnknownObject(ep)));
+    assert_eq!(b.free(5), Err(BrokerError::UnknownObject(5)));
+    assert!(matches!(
+        b.alloc_objects(ObjSpec::of(ObjectType::Endpoint), 3),
+        Err(BrokerError::InvalidRequest(_))
+    ));
+}
+
+#[test]
+fn dma_is_contiguous_aligned_and_returned() {
+    let mut b = broker();
+    let before = b.free_ram_bytes();
+    let a = b.allocate_dma(3 * 4096).unwrap();
+    let c = b.allocate_dma(4096).unwrap();
+    assert_eq!(a.size, 4 * 4096);
+    assert_eq!(a.paddr % a.size, 0);
+    assert!(a.paddr + a.size <= c.paddr || c.paddr + c.size <= a.paddr);
+    b.free_dma(a).unwrap();
+    b.free_dma(c).unwrap();
+    assert_eq!(b.free_dma(c), Err(BrokerError::UnknownObject(c.vaddr)));
+    // Only the paging structures made for the mappings remain.
+    assert_eq!(b.free_ram_bytes() + paging_bytes(&mut b), before);
+}
+
+#[test]
+fn devices_are_claimed_once_and_cached() {
+    let mut b = broker();
+    b.discover_devices().unwrap();
+    let com1 = DeviceId::Serial { port: 0 };
+    let first = b.request_device(Holder(1), com1).unwrap();
+    assert_eq!(first.ioports[0].first, 0x3f8);
+    assert_eq!(first.ioports[0].last, 0x3ff);
+    assert_eq!(first.irq.map(|i| i.line), Some(4));
+    let ops = b.kernel().ops;
+    assert_eq!(b.request_device(Holder(1), com1).unwrap(), first, "cached");
+    assert_eq!(b.kernel().ops, ops, "a cached request makes no kernel call");
+    assert_eq!(
+        b.request_device(Holder(2), com1),
+        Err(BrokerError::AlreadyClaimed {
+            device: com1,
+            holder: Holder(1)
+        })
+    );
+    assert_eq!(
+        b.release_device(Holder(2), com1),
+        Err(BrokerError::NotHeld(com1))
+    );
+    b.release_device(Holder(1), com1).unwrap();
+    let again = b.request_device(Holder(2), com1).unwrap();
+    assert_eq!(again.irq.map(|i| i.line), Some(4));
+    assert_eq!(
+        b.request_device(
+            Holder(1),
+            DeviceId::Pci {
+                vendor: 1,
+                device: 2
+            }
+        ),
+        Err(BrokerError::NoSuchDevice(DeviceId::Pci {
+            vendor: 1,
+            device: 2
+        }))
+    );
+}
+
+#[test]
+fn device_memory_only_for_the_range_asked() {
+    let mut b = broker();
+    let before = b.free_ram_bytes();
+    // RAM is never served as device memory, and device memory never as RAM.
+    let ram: Vec<_> = (0..4)
+        .map(|_| b.alloc_object(ObjSpec::of(ObjectType::Frame4K)).unwrap())
+        .collect();
+    for f in &ram {
+        assert!(b.object_paddr(*f).unwrap() < 0xfe00_0000);
+    }
+    assert_eq!(b.free_ram_bytes(), before - 4 * 4096);
+}
