@@ -21,6 +21,7 @@ pub mod model;
 pub mod pci;
 pub mod ranges;
 pub mod sel4;
+pub mod slots;
 pub mod untyped;
 
 use alloc::collections::BTreeMap;
@@ -38,7 +39,8 @@ use kaal_sel4::{CPtr, Error, Word};
 use kernel::{Cache, IoApicLine, Kernel, ObjSpec, ObjectType};
 use pci::{BarKind, Bdf, ConfigSpace};
 use ranges::RangeAllocator;
-use untyped::{Block, UntypedRoot, UntypedTree};
+use slots::SlotAllocator;
+use untyped::{Block, NodeId, UntypedRoot, UntypedTree};
 
 /// What the broker could not do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -149,10 +151,58 @@ impl BrokerConfig {
     }
 }
 
-#[derive(Clone, Copy, Debug)]
-struct Allocation {
-    block: Block,
-    count: u64,
+/// Live object allocations, indexed by their first slot: each records the
+/// untyped node it was retyped from and how many objects (log2). A flat
+/// table, since freeing is on the hot path.
+#[derive(Clone, Debug)]
+struct Objects {
+    base: CPtr,
+    /// 0: none; else `(node + 1) << 8 | log2(count)`.
+    entries: Vec<u64>,
+}
+
+impl Objects {
+    fn new(slots: &Range<CPtr>) -> Self {
+        let len = slots.end.saturating_sub(slots.start) as usize;
+        Objects {
+            base: slots.start,
+            entries: alloc::vec![0; len],
+        }
+    }
+    fn entry(&mut self, first: CPtr) -> Option<&mut u64> {
+        let i = usize::try_from(first.checked_sub(self.base)?).ok()?;
+        self.entries.get_mut(i)
+    }
+    fn insert(&mut self, first: CPtr, node: NodeId, count: u64) -> Result<()> {
+        let e = self.entry(first).ok_or(BrokerError::Internal(
+            "object slot outside the broker's range",
+        ))?;
+        *e = ((node as u64 + 1) << 8) | u64::from(count.ilog2());
+        Ok(())
+    }
+    fn get(&self, first: CPtr) -> Option<(NodeId, u64)> {
+        let i = usize::try_from(first.checked_sub(self.base)?).ok()?;
+        let e = *self.entries.get(i)?;
+        (e != 0).then(|| (((e >> 8) - 1) as NodeId, 1u64 << (e & 0xff)))
+    }
+    fn remove(&mut self, first: CPtr) {
+        if let Some(e) = self.entry(first) {
+            *e = 0;
+        }
+    }
+    fn iter(&self) -> impl Iterator<Item = (CPtr, NodeId, u64)> + '_ {
+        self.entries
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| **e != 0)
+            .map(|(i, e)| {
+                (
+                    self.base + i as u64,
+                    ((e >> 8) - 1) as NodeId,
+                    1u64 << (e & 0xff),
+                )
+            })
+    }
 }
 
 /// Memory mapped for a holder by [`Broker::allocate_memory`].
@@ -162,6 +212,13 @@ pub struct Memory {
     pub size: u64,
     /// First frame slot of each power-of-two chunk, with its page count.
     chunks: Vec<(CPtr, u64)>,
+}
+
+impl Memory {
+    /// The frame capability of each page, in address order.
+    pub fn frames(&self) -> impl Iterator<Item = CPtr> + '_ {
+        self.chunks.iter().flat_map(|&(first, n)| first..first + n)
+    }
 }
 
 /// What the broker gave out for one claimed device, to take back on release.
@@ -179,10 +236,10 @@ struct DeviceResources {
 /// The capability broker over a kernel `K`.
 pub struct Broker<K: Kernel> {
     k: K,
-    slots: RangeAllocator,
+    slots: SlotAllocator,
     untyped: UntypedTree,
     vspace: RangeAllocator,
-    objects: BTreeMap<CPtr, Allocation>,
+    objects: Objects,
     dma: BTreeMap<Word, CPtr>,
     devices: Vec<DeviceInfo>,
     claims: BTreeMap<DeviceKey, (Holder, DeviceId)>,
@@ -206,10 +263,10 @@ impl<K: Kernel> Broker<K> {
     pub fn new(k: K, cfg: BrokerConfig) -> Self {
         Broker {
             k,
-            slots: RangeAllocator::new(cfg.free_slots.start, cfg.free_slots.end),
+            slots: SlotAllocator::new(cfg.free_slots.start, cfg.free_slots.end),
             untyped: UntypedTree::new(cfg.untypeds),
             vspace: RangeAllocator::new(cfg.vspace_window.start, cfg.vspace_window.end),
-            objects: BTreeMap::new(),
+            objects: Objects::new(&cfg.free_slots),
             dma: BTreeMap::new(),
             devices: Vec::new(),
             claims: BTreeMap::new(),
@@ -223,7 +280,7 @@ impl<K: Kernel> Broker<K> {
     }
 
     pub fn free_slots(&self) -> u64 {
-        self.slots.free_total()
+        self.slots.free_count()
     }
 
     pub fn free_ram_bytes(&self) -> u64 {
@@ -241,7 +298,7 @@ impl<K: Kernel> Broker<K> {
 
     /// One free slot of the root CNode, for the caller to fill.
     pub fn alloc_slot(&mut self) -> Result<CPtr> {
-        self.slots.alloc(1, 1).ok_or(BrokerError::OutOfSlots)
+        self.slots.alloc_one().ok_or(BrokerError::OutOfSlots)
     }
 
     /// Gives back an empty slot from [`Broker::alloc_slot`].
@@ -264,7 +321,7 @@ impl<K: Kernel> Broker<K> {
         let bits = u32::from(spec.mem_bits()) + count.ilog2();
         let bits =
             u8::try_from(bits).map_err(|_| BrokerError::InvalidRequest("object too large"))?;
-        let first = self.slots.alloc(count, 1).ok_or(BrokerError::OutOfSlots)?;
+        let first = self.slots.alloc(count).ok_or(BrokerError::OutOfSlots)?;
         let block = match self.untyped.alloc(&mut self.k, &mut self.slots, bits) {
             Ok(b) => b,
             Err(e) => {
@@ -285,7 +342,7 @@ impl<K: Kernel> Broker<K> {
             }
             done += n;
         }
-        self.objects.insert(first, Allocation { block, count });
+        self.objects.insert(first, block.node, count)?;
         Ok(first)
     }
 
@@ -321,35 +378,37 @@ impl<K: Kernel> Broker<K> {
 
     /// The physical address of the block behind an allocation.
     pub fn object_paddr(&self, first: CPtr) -> Result<Word> {
-        self.objects
-            .get(&first)
-            .map(|a| a.block.paddr)
-            .ok_or(BrokerError::UnknownObject(first))
+        let (node, _) = self
+            .objects
+            .get(first)
+            .ok_or(BrokerError::UnknownObject(first))?;
+        Ok(self.untyped.block(node)?.paddr)
     }
 
     /// Destroys what [`Broker::alloc_objects`] made (every copy of it too)
     /// and takes back its memory and slots.
     pub fn free(&mut self, first: CPtr) -> Result<()> {
-        let a = self
+        let (node, count) = self
             .objects
-            .get(&first)
-            .copied()
+            .get(first)
             .ok_or(BrokerError::UnknownObject(first))?;
+        let block = self.untyped.block(node)?;
         self.k
-            .revoke(a.block.cptr)
+            .revoke(block.cptr)
             .map_err(|e| BrokerError::kernel("CNode_Revoke", e))?;
-        self.objects.remove(&first);
-        self.untyped.free(a.block.node)?;
+        self.objects.remove(first);
+        self.untyped.free(node)?;
         self.slots
-            .free(first, a.count)
+            .free(first, count)
             .map_err(|_| BrokerError::Internal("object slots"))
     }
 
-    /// Live allocations: first slot, physical address, log2 size.
+    /// Live allocations: first slot, physical address, log2 size, count.
     pub fn live_objects(&self) -> impl Iterator<Item = (CPtr, Word, u8, u64)> + '_ {
-        self.objects
-            .iter()
-            .map(|(c, a)| (*c, a.block.paddr, a.block.bits, a.count))
+        self.objects.iter().filter_map(|(c, node, count)| {
+            let b = self.untyped.block(node).ok()?;
+            Some((c, b.paddr, b.bits, count))
+        })
     }
 
     // ---- address space -------------------------------------------------
@@ -490,6 +549,13 @@ impl<K: Kernel> Broker<K> {
             paddr,
             size: pages * PAGE,
         })
+    }
+
+    /// The frame capability of page `page` of a DMA region (to ask the kernel
+    /// for its physical address, say).
+    pub fn dma_frame(&self, region: &DmaRegion, page: u64) -> Option<CPtr> {
+        let first = *self.dma.get(&region.vaddr)?;
+        (page < region.size / PAGE).then_some(first + page)
     }
 
     /// Takes back a DMA region; nothing (no device either) may use it after.

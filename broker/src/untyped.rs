@@ -11,9 +11,8 @@
 //! physical address that is asked for.
 
 use crate::kernel::{Kernel, ObjSpec};
-use crate::ranges::RangeAllocator;
+use crate::slots::SlotAllocator;
 use crate::BrokerError;
-use alloc::collections::BTreeSet;
 use alloc::vec::Vec;
 use kaal_sel4::{sys, CPtr, Word};
 
@@ -59,8 +58,8 @@ pub struct Block {
 pub struct UntypedTree {
     nodes: Vec<Node>,
     dead: Vec<NodeId>,
-    /// Free RAM blocks by (size, address).
-    free_ram: BTreeSet<(u8, Word, NodeId)>,
+    /// Free RAM blocks, a stack per size (log2 bytes).
+    free_ram: Vec<Vec<NodeId>>,
     device_roots: Vec<NodeId>,
     ram_total: u64,
     ram_free: u64,
@@ -120,21 +119,43 @@ impl UntypedTree {
     }
 
     fn mark_free(&mut self, id: NodeId) {
-        if let Some(n) = self.nodes.get_mut(id) {
-            n.state = State::Free;
-            if !n.device {
-                self.free_ram.insert((n.bits, n.paddr, id));
+        let Some(n) = self.nodes.get_mut(id) else {
+            return;
+        };
+        n.state = State::Free;
+        if !n.device {
+            let bits = usize::from(n.bits);
+            if self.free_ram.len() <= bits {
+                self.free_ram.resize(bits + 1, Vec::new());
+            }
+            if let Some(stack) = self.free_ram.get_mut(bits) {
+                stack.push(id);
                 self.ram_free += bytes(n.bits);
             }
         }
     }
 
+    /// Takes a node off its free stack (merging; rare, so a search is fine).
     fn unmark_free(&mut self, id: NodeId) {
-        if let Some(n) = self.nodes.get(id) {
-            if !n.device && self.free_ram.remove(&(n.bits, n.paddr, id)) {
+        let Some(n) = self.nodes.get(id) else { return };
+        if let Some(stack) = self.free_ram.get_mut(usize::from(n.bits)) {
+            if let Some(pos) = stack.iter().rposition(|&x| x == id) {
+                stack.swap_remove(pos);
                 self.ram_free -= bytes(n.bits);
             }
         }
+    }
+
+    /// Pops a free RAM block of at least 2^bits bytes, smallest size first.
+    fn take_free(&mut self, bits: u8) -> Option<NodeId> {
+        let id = self
+            .free_ram
+            .iter_mut()
+            .skip(usize::from(bits))
+            .find_map(Vec::pop)?;
+        let n = self.nodes.get(id)?;
+        self.ram_free -= bytes(n.bits);
+        Some(id)
     }
 
     pub fn ram_total(&self) -> u64 {
@@ -147,14 +168,17 @@ impl UntypedTree {
 
     /// The largest free RAM block, in bits (0 when none).
     pub fn largest_free(&self) -> u8 {
-        self.free_ram.iter().next_back().map_or(0, |(b, _, _)| *b)
+        self.free_ram
+            .iter()
+            .rposition(|s| !s.is_empty())
+            .map_or(0, |b| b as u8)
     }
 
     /// Splits a free node into two free halves; returns them.
     fn split<K: Kernel>(
         &mut self,
         k: &mut K,
-        slots: &mut RangeAllocator,
+        slots: &mut SlotAllocator,
         id: NodeId,
     ) -> Result<(NodeId, NodeId), BrokerError> {
         let n = self.node(id)?;
@@ -167,7 +191,7 @@ impl UntypedTree {
                 "split below the minimum untyped size",
             ));
         }
-        let dest = slots.alloc(2, 1).ok_or(BrokerError::OutOfSlots)?;
+        let dest = slots.alloc(2).ok_or(BrokerError::OutOfSlots)?;
         if let Err(e) = k.retype(n.cptr, ObjSpec::untyped(half), dest, 2) {
             let _ = slots.free(dest, 2);
             return Err(BrokerError::kernel("split untyped", e));
@@ -189,23 +213,18 @@ impl UntypedTree {
     pub fn alloc<K: Kernel>(
         &mut self,
         k: &mut K,
-        slots: &mut RangeAllocator,
+        slots: &mut SlotAllocator,
         bits: u8,
     ) -> Result<Block, BrokerError> {
         let bits = bits.max(sys::seL4_MinUntypedBits as u8);
-        let found = self.free_ram.range((bits, 0, 0)..).next().copied();
-        let (_, _, mut id) = match found {
-            Some(f) => f,
+        let mut id = match self.take_free(bits) {
+            Some(id) => id,
             None => {
                 self.coalesce(k, slots)?;
-                self.free_ram
-                    .range((bits, 0, 0)..)
-                    .next()
-                    .copied()
+                self.take_free(bits)
                     .ok_or(BrokerError::OutOfMemory { bits })?
             }
         };
-        self.unmark_free(id);
         while self.node(id)?.bits > bits {
             match self.split(k, slots, id) {
                 Ok((a, b)) => {
@@ -232,7 +251,7 @@ impl UntypedTree {
     pub fn alloc_device<K: Kernel>(
         &mut self,
         k: &mut K,
-        slots: &mut RangeAllocator,
+        slots: &mut SlotAllocator,
         paddr: Word,
         bits: u8,
     ) -> Result<Block, BrokerError> {
@@ -269,6 +288,17 @@ impl UntypedTree {
         }
     }
 
+    /// The block of a node handed out earlier.
+    pub fn block(&self, id: NodeId) -> Result<Block, BrokerError> {
+        let n = self.node(id)?;
+        Ok(Block {
+            node: id,
+            cptr: n.cptr,
+            paddr: n.paddr,
+            bits: n.bits,
+        })
+    }
+
     /// Gives a block back. The caller has already revoked what was retyped
     /// from it, so the kernel will reset it on its next retype.
     pub fn free(&mut self, id: NodeId) -> Result<(), BrokerError> {
@@ -284,7 +314,7 @@ impl UntypedTree {
     pub fn coalesce<K: Kernel>(
         &mut self,
         k: &mut K,
-        slots: &mut RangeAllocator,
+        slots: &mut SlotAllocator,
     ) -> Result<(), BrokerError> {
         let mut split: Vec<(u8, NodeId)> = self
             .nodes

@@ -4,7 +4,7 @@
 //! the same code.
 
 use crate::thread::{exit_thread, spawn};
-use crate::{BootAlloc, Context, RootError};
+use crate::{Context, RootBroker, RootError};
 use kaal_sel4::cap::{init, Cap, Endpoint, Notification, Rights};
 use kaal_sel4::ipc::{self, MessageInfo};
 use kaal_sel4::{println, CPtr, Word};
@@ -33,9 +33,9 @@ pub extern "C" fn echo_server(ep: Word, _tcb: CPtr) -> ! {
 }
 
 /// Starts an echo server thread and returns the endpoint it serves.
-pub fn start_echo_server(alloc: &mut BootAlloc) -> Result<Endpoint, RootError> {
-    let ep: Endpoint = alloc.retype()?;
-    spawn(alloc, echo_server, ep.cptr(), HELPER_PRIORITY)?;
+pub fn start_echo_server(broker: &mut RootBroker) -> Result<Endpoint, RootError> {
+    let ep: Endpoint = broker.alloc()?;
+    spawn(broker, echo_server, ep.cptr(), HELPER_PRIORITY)?;
     Ok(ep)
 }
 
@@ -51,8 +51,8 @@ pub fn call_once(ep: Endpoint, v: Word) -> Result<Word, RootError> {
 }
 
 /// Call/ReplyRecv between two threads: each value comes back transformed.
-pub fn ipc_roundtrip(alloc: &mut BootAlloc) -> Result<(), RootError> {
-    let ep = start_echo_server(alloc)?;
+pub fn ipc_roundtrip(broker: &mut RootBroker) -> Result<(), RootError> {
+    let ep = start_echo_server(broker)?;
     let values = [0, 1, 41, 0xdead_beef, Word::MAX];
     for v in values {
         let got = call_once(ep, v)?;
@@ -85,18 +85,18 @@ extern "C" fn signaller(ntfn: Word, tcb: CPtr) -> ! {
 }
 
 /// A second thread signals through a badged capability; Wait sees the badge.
-pub fn notification_signal_wait(alloc: &mut BootAlloc) -> Result<(), RootError> {
-    let ntfn: Notification = alloc.retype()?;
+pub fn notification_signal_wait(broker: &mut RootBroker) -> Result<(), RootError> {
+    let ntfn: Notification = broker.alloc()?;
     if ntfn.poll().is_some() {
         return Err(RootError::Check(
             "a fresh notification is already signalled",
         ));
     }
-    let badged = alloc.alloc_slot()?;
+    let badged = broker.alloc_slot()?;
     init::CNODE
         .mint(badged, ntfn.cptr(), 64, Rights::all(), SIGNAL_BADGE)
         .context("CNode_Mint")?;
-    spawn(alloc, signaller, badged, HELPER_PRIORITY)?;
+    spawn(broker, signaller, badged, HELPER_PRIORITY)?;
     let badge = ntfn.wait();
     if badge != SIGNAL_BADGE {
         println!("notification_signal_wait: badge {badge:#x}, want {SIGNAL_BADGE:#x}");

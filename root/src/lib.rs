@@ -1,46 +1,49 @@
 //! The KaaL root task: the first and only trusted user-level program. It
-//! reads BootInfo, prints the boot summary, and (until the capability broker
-//! takes over) allocates kernel objects with a simple boot allocator.
+//! reads BootInfo, prints the boot summary, builds the capability broker from
+//! it, and checks the kernel paths everything else stands on.
 #![no_std]
 
-pub mod alloc;
+extern crate alloc;
+
 pub mod demo;
 pub mod thread;
 
 use core::fmt;
+use kaal_broker::device::DeviceInfo;
+use kaal_broker::sel4::Sel4Kernel;
+use kaal_broker::{Broker, BrokerConfig, BrokerError};
 use kaal_sel4::bootinfo::BootInfo;
 use kaal_sel4::cap::Endpoint;
 use kaal_sel4::{println, Error};
 
-pub use alloc::BootAlloc;
-
 /// KaaL's version.
 pub const KAAL_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The broker as the root task runs it: over seL4.
+pub type RootBroker = Broker<Sel4Kernel>;
 
 /// What can stop the root task.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RootError {
     /// The kernel refused an invocation.
     Kernel { what: &'static str, error: Error },
-    /// No free slot left in the root CNode.
-    OutOfSlots,
-    /// No untyped memory left for an object of this size.
-    OutOfMemory { size_bits: u32 },
-    /// No virtual address space left in the allocator's window.
-    OutOfVirtualSpace,
+    /// The broker could not serve a request.
+    Broker(BrokerError),
     /// A self-check saw the kernel behave other than expected.
     Check(&'static str),
+}
+
+impl From<BrokerError> for RootError {
+    fn from(e: BrokerError) -> Self {
+        RootError::Broker(e)
+    }
 }
 
 impl fmt::Display for RootError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             RootError::Kernel { what, error } => write!(f, "{what}: {error}"),
-            RootError::OutOfSlots => f.write_str("out of capability slots"),
-            RootError::OutOfMemory { size_bits } => {
-                write!(f, "out of untyped memory for a 2^{size_bits}-byte object")
-            }
-            RootError::OutOfVirtualSpace => f.write_str("out of virtual address space"),
+            RootError::Broker(e) => write!(f, "broker: {e}"),
             RootError::Check(what) => write!(f, "self-check failed: {what}"),
         }
     }
@@ -59,8 +62,9 @@ impl<T> Context<T> for Result<T, Error> {
 
 const MIB: u64 = 1024 * 1024;
 
-/// Prints the boot summary and returns the boot allocator.
-pub fn boot(bi: &BootInfo) -> Result<BootAlloc, RootError> {
+/// Prints the boot summary and builds the broker, which takes every untyped
+/// and every free slot.
+pub fn boot(bi: &BootInfo) -> Result<RootBroker, RootError> {
     let empty = bi.empty();
     println!("KaaL {KAAL_VERSION} on seL4 {}", kaal_sel4::SEL4_VERSION);
     println!(
@@ -79,12 +83,23 @@ pub fn boot(bi: &BootInfo) -> Result<BootAlloc, RootError> {
         bi.cnode_size_bits(),
         bi.tsc_mhz()
     );
-    Ok(BootAlloc::new(bi))
+    let mut broker = Broker::new(Sel4Kernel::root(), BrokerConfig::from_bootinfo(bi));
+    broker.discover_devices()?;
+    let pci = broker
+        .devices()
+        .iter()
+        .filter(|d| matches!(d, DeviceInfo::Pci(_)))
+        .count();
+    println!(
+        "  devices: {} legacy serial ports, {pci} PCI functions",
+        broker.devices().len() - pci
+    );
+    Ok(broker)
 }
 
 /// Keeps the system up: the root task waits on an endpoint nobody else holds.
-pub fn idle(alloc: &mut BootAlloc) -> ! {
-    match alloc.retype::<Endpoint>() {
+pub fn idle(broker: &mut RootBroker) -> ! {
+    match broker.alloc::<Endpoint>() {
         Ok(ep) => loop {
             let _ = ep.recv();
         },

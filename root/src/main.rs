@@ -6,11 +6,11 @@ use kaal_root::{boot, RootError};
 use kaal_sel4::bootinfo::BootInfo;
 
 fn main(bi: &BootInfo) -> Result<(), RootError> {
-    let mut alloc = boot(bi)?;
-    kaal_root::demo::ipc_roundtrip(&mut alloc)?;
-    kaal_root::demo::notification_signal_wait(&mut alloc)?;
+    let mut broker = boot(bi)?;
+    kaal_root::demo::ipc_roundtrip(&mut broker)?;
+    kaal_root::demo::notification_signal_wait(&mut broker)?;
     kaal_sel4::println!("KaaL: boot OK");
-    kaal_root::idle(&mut alloc)
+    kaal_root::idle(&mut broker)
 }
 
 kaal_rt::root_task!(main);

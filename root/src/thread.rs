@@ -1,8 +1,8 @@
 //! Threads in the root task's own address space and CSpace, each with its
 //! own stack and IPC buffer.
 
-use crate::{BootAlloc, Context, RootError};
-use kaal_sel4::cap::{init, Cap, Tcb, UserContext};
+use crate::{Context, RootBroker, RootError};
+use kaal_sel4::cap::{init, Cap, Frame, Tcb, UserContext};
 use kaal_sel4::{CPtr, Word};
 
 /// Entry point of a thread: `(argument, own TCB)`.
@@ -13,21 +13,26 @@ pub const STACK_PAGES: usize = 4;
 
 /// Starts `entry(arg, tcb)` on a new thread at `priority`.
 pub fn spawn(
-    alloc: &mut BootAlloc,
+    broker: &mut RootBroker,
     entry: ThreadEntry,
     arg: Word,
     priority: u8,
 ) -> Result<Tcb, RootError> {
-    let tcb: Tcb = alloc.retype()?;
-    let stack = alloc.map_pages(STACK_PAGES)?;
-    let ipc = alloc.map_pages(1)?;
-    tcb.configure(0, init::CNODE, init::VSPACE, ipc.vaddr, ipc.first_frame)
+    let tcb: Tcb = broker.alloc()?;
+    let stack = broker.allocate_memory(STACK_PAGES as u64 * 4096)?;
+    let ipc = broker.allocate_memory(4096)?;
+    let ipc_frame = ipc
+        .frames()
+        .next()
+        .map(Frame::from_cptr)
+        .ok_or(RootError::Check("IPC buffer frame"))?;
+    tcb.configure(0, init::CNODE, init::VSPACE, ipc.vaddr, ipc_frame)
         .context("TCB_Configure")?;
     tcb.set_priority(priority).context("TCB_SetPriority")?;
     let regs = UserContext {
         rip: entry as usize as Word,
         // As if `call` had pushed a return address: rsp + 8 is 16-aligned.
-        rsp: stack.end() - 8,
+        rsp: stack.vaddr + stack.size - 8,
         rdi: arg,
         rsi: tcb.cptr(),
         ..UserContext::default()

@@ -11,6 +11,19 @@ use kaal_sel4::bootinfo::BootInfo;
 use kaal_sel4::cap::init;
 use kaal_sel4::println;
 
+/// Bytes of heap for the root task (the capability broker's bookkeeping).
+pub const ROOT_HEAP_BYTES: usize = 8 * 1024 * 1024;
+
+// A maintained allocator over a static arena; the root task is the only
+// thread that allocates (helper threads do not).
+#[global_allocator]
+static HEAP: talc::TalcLock<spinning_top::RawSpinlock, talc::source::Claim> =
+    talc::TalcLock::new({
+        static mut ARENA: [u8; ROOT_HEAP_BYTES] = [0; ROOT_HEAP_BYTES];
+        // SAFETY: the arena is used by nothing but this allocator.
+        unsafe { talc::source::Claim::array(&raw mut ARENA) }
+    });
+
 /// Bytes of stack for the root task's initial thread.
 pub const ROOT_STACK_BYTES: usize = 256 * 1024;
 

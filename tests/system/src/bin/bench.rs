@@ -1,35 +1,45 @@
 //! The benchmark image `cargo xtask bench` boots under `-icount shift=0`,
 //! where rdtsc counts virtual time exactly. Each figure is the median of
-//! `ITERATIONS` timed runs, printed as `KAAL-BENCH <name> <value> <unit>`.
+//! timed runs (after a warm-up), printed as `KAAL-BENCH <name> <value> <unit>`;
+//! KaaL's figures come with the raw seL4 figures they compare against.
 #![no_std]
 #![no_main]
 
+extern crate alloc;
+
+use alloc::vec::Vec;
+use kaal_broker::device::{DeviceId, Holder};
+use kaal_broker::kernel::{Kernel, ObjSpec, ObjectType};
 use kaal_root::demo::{call_once, start_echo_server};
 use kaal_root::RootError;
 use kaal_rt::rdtsc;
 use kaal_sel4::bootinfo::BootInfo;
-use kaal_sel4::cap::Notification;
+use kaal_sel4::cap::{Cap, Endpoint, Notification};
 use kaal_sel4::println;
 
-const ITERATIONS: usize = 10_000;
-const WARMUP: usize = 100;
+const WARMUP: usize = 20;
 
-static mut SAMPLES: [u64; ITERATIONS] = [0; ITERATIONS];
-
-/// Times `op` `ITERATIONS` times (after a warm-up) and returns the median.
-fn median_ticks(mut op: impl FnMut() -> Result<(), RootError>) -> Result<u64, RootError> {
+/// Times `op` `n` times after a warm-up and returns the median in ticks.
+/// `op` returns the ticks of the part it wants timed.
+fn median(n: usize, mut op: impl FnMut() -> Result<u64, RootError>) -> Result<u64, RootError> {
     for _ in 0..WARMUP {
         op()?;
     }
-    // SAFETY: the benchmark runs on one thread; nothing else touches SAMPLES.
-    let samples = unsafe { &mut *core::ptr::addr_of_mut!(SAMPLES) };
-    for s in samples.iter_mut() {
-        let t0 = rdtsc();
-        op()?;
-        *s = rdtsc().wrapping_sub(t0);
+    let mut samples = Vec::with_capacity(n);
+    for _ in 0..n {
+        samples.push(op()?);
     }
     samples.sort_unstable();
-    Ok(samples.get(ITERATIONS / 2).copied().unwrap_or(0))
+    Ok(samples.get(n / 2).copied().unwrap_or(0))
+}
+
+/// Times the whole of `op`.
+fn timed(mut op: impl FnMut() -> Result<(), RootError>) -> impl FnMut() -> Result<u64, RootError> {
+    move || {
+        let t0 = rdtsc();
+        op()?;
+        Ok(rdtsc().wrapping_sub(t0))
+    }
 }
 
 fn report(name: &str, value: u64, unit: &str) {
@@ -37,23 +47,85 @@ fn report(name: &str, value: u64, unit: &str) {
 }
 
 fn main(bi: &BootInfo) -> Result<(), RootError> {
-    let mut alloc = kaal_root::boot(bi)?;
+    let mut broker = kaal_root::boot(bi)?;
 
-    let ep = start_echo_server(&mut alloc)?;
+    // Raw seL4 IPC between two threads.
+    let ep = start_echo_server(&mut broker)?;
     let mut v = 0;
-    let rt = median_ticks(|| {
-        v = call_once(ep, v)?;
-        Ok(())
-    })?;
+    let rt = median(
+        10_000,
+        timed(|| {
+            v = call_once(ep, v)?;
+            Ok(())
+        }),
+    )?;
     report("sel4.call_replyrecv", rt, "ticks");
 
-    let ntfn: Notification = alloc.retype()?;
-    let sw = median_ticks(|| {
-        ntfn.signal();
-        ntfn.wait();
-        Ok(())
-    })?;
+    let ntfn: Notification = broker.alloc()?;
+    let sw = median(
+        10_000,
+        timed(|| {
+            ntfn.signal();
+            ntfn.wait();
+            Ok(())
+        }),
+    )?;
     report("sel4.signal_wait", sw, "ticks");
+
+    // Raw retype and delete of an endpoint, from an untyped of its size.
+    let ut = broker.alloc_object(ObjSpec::untyped(
+        ObjSpec::of(ObjectType::Endpoint).mem_bits(),
+    ))?;
+    let slot = broker.alloc_slot()?;
+    let spec = ObjSpec::of(ObjectType::Endpoint);
+    let k = broker.kernel();
+    let err = |what| move |error| RootError::Kernel { what, error };
+    let retype = median(1000, || {
+        let t0 = rdtsc();
+        k.retype(ut, spec, slot, 1).map_err(err("Untyped_Retype"))?;
+        let t = rdtsc().wrapping_sub(t0);
+        k.delete(slot).map_err(err("CNode_Delete"))?;
+        Ok(t)
+    })?;
+    report("sel4.untyped_retype", retype, "ticks");
+    let delete = median(1000, || {
+        k.retype(ut, spec, slot, 1).map_err(err("Untyped_Retype"))?;
+        let t0 = rdtsc();
+        k.delete(slot).map_err(err("CNode_Delete"))?;
+        Ok(rdtsc().wrapping_sub(t0))
+    })?;
+    report("sel4.cnode_delete", delete, "ticks");
+
+    // The broker's endpoint allocation and free.
+    let ep_cycle = median(
+        1000,
+        timed(|| {
+            let e: Endpoint = broker.alloc()?;
+            broker.free(e.cptr())?;
+            Ok(())
+        }),
+    )?;
+    report("broker.endpoint_alloc_free", ep_cycle, "ticks");
+
+    // Device requests: a first request (released after each run), then cached.
+    let com1 = DeviceId::Serial { port: 0 };
+    let first = median(200, || {
+        let t0 = rdtsc();
+        broker.request_device(Holder::ROOT, com1)?;
+        let t = rdtsc().wrapping_sub(t0);
+        broker.release_device(Holder::ROOT, com1)?;
+        Ok(t)
+    })?;
+    report("broker.device_request_first", first, "ticks");
+    broker.request_device(Holder::ROOT, com1)?;
+    let cached = median(
+        10_000,
+        timed(|| {
+            broker.request_device(Holder::ROOT, com1)?;
+            Ok(())
+        }),
+    )?;
+    report("broker.device_request_cached", cached, "ticks");
     Ok(())
 }
 

@@ -7,8 +7,8 @@ use kaal_root::RootError;
 use kaal_sel4::bootinfo::BootInfo;
 
 fn main(bi: &BootInfo) -> Result<(), RootError> {
-    let mut alloc = kaal_root::boot(bi)?;
-    kaal_root::demo::ipc_roundtrip(&mut alloc)
+    let mut broker = kaal_root::boot(bi)?;
+    kaal_root::demo::ipc_roundtrip(&mut broker)
 }
 
 kaal_rt::root_task!(main);
