@@ -80,6 +80,8 @@ pub struct MmioRegion {
 pub struct IrqBinding {
     pub handler: IrqHandler,
     pub notification: Notification,
+    /// The badge `notification.wait()` returns for this interrupt.
+    pub badge: Word,
     /// The IOAPIC pin (ISA IRQ or PCI interrupt line).
     pub line: u8,
 }

@@ -37,6 +37,11 @@ pub enum ModelCap {
         first: u16,
         last: u16,
     },
+    /// A badged copy of an object capability (goes when the object goes).
+    Badged {
+        of: CPtr,
+        badge: Word,
+    },
 }
 
 /// The modelled kernel state of the root task.
@@ -170,6 +175,17 @@ impl Model {
                     self.active_irqs.remove(&pin);
                 }
                 ModelCap::IoPorts { .. } => {}
+                ModelCap::Badged { .. } => {}
+            }
+            // Copies derived from an object go with it.
+            let copies: Vec<CPtr> = self
+                .caps
+                .iter()
+                .filter(|(_, c)| matches!(c, ModelCap::Badged { of, .. } if *of == slot))
+                .map(|(s, _)| *s)
+                .collect();
+            for c in copies {
+                self.caps.remove(&c);
             }
         }
     }
@@ -374,10 +390,26 @@ impl Kernel for Model {
 
     fn irq_set_notification(&mut self, irq: CPtr, ntfn: CPtr) -> Result<(), Error> {
         self.ops += 1;
-        match (self.caps.get(&irq), self.caps.get(&ntfn)) {
+        let target = match self.caps.get(&ntfn) {
+            Some(ModelCap::Badged { of, .. }) => self.caps.get(of),
+            other => other,
+        };
+        match (self.caps.get(&irq), target) {
             (Some(ModelCap::Irq { .. }), Some(ModelCap::Object { spec, .. }))
                 if spec.ty == ObjectType::Notification =>
             {
+                Ok(())
+            }
+            _ => Err(Error::InvalidCapability),
+        }
+    }
+
+    fn mint_badge(&mut self, dest: CPtr, src: CPtr, badge: Word) -> Result<(), Error> {
+        self.ops += 1;
+        self.empty_range(dest, 1)?;
+        match self.caps.get(&src) {
+            Some(ModelCap::Object { .. }) => {
+                self.caps.insert(dest, ModelCap::Badged { of: src, badge });
                 Ok(())
             }
             _ => Err(Error::InvalidCapability),

@@ -91,6 +91,10 @@ impl Kernel for Sel4Kernel {
         IrqHandler::from_cptr(irq).set_notification(Notification::from_cptr(ntfn))
     }
 
+    fn mint_badge(&mut self, dest: CPtr, src: CPtr, badge: Word) -> Result<(), Error> {
+        self.cnode.mint(dest, src, DEPTH, Rights::all(), badge)
+    }
+
     fn mint_ioports(&mut self, dest: CPtr, first: u16, last: u16) -> Result<(), Error> {
         self.ports
             .mint_range(self.cnode, dest, first, last)

@@ -202,7 +202,9 @@ impl Notification {
         unsafe { sys::seL4_Wait(self.0, &mut badge) };
         badge
     }
-    /// Returns the accumulated bits if signalled, without blocking.
+    /// Returns the accumulated bits if signalled, without blocking. A signal
+    /// through an unbadged capability carries no bits and cannot be told from
+    /// no signal here: signal through badged capabilities.
     #[inline]
     pub fn poll(self) -> Option<Badge> {
         let mut badge = 0;

@@ -84,6 +84,11 @@ pub fn args(kernel32: &Path, image: &Path, options: &Options) -> Vec<OsString> {
         "-m",
         "512M",
         "-no-reboot",
+        // No default NIC: QEMU's implicit e1000 is set up by the firmware's
+        // network boot ROM and is not KaaL's; tests that want a network
+        // device add one explicitly.
+        "-nic",
+        "none",
     ]);
     if options.icount {
         push(&["-icount", "shift=0,align=off"]);

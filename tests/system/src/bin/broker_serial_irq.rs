@@ -37,7 +37,9 @@ fn main(bi: &BootInfo) -> Result<(), RootError> {
     let mut got = Vec::new();
     let mut interrupts = 0u32;
     while got.len() < EXPECTED.len() {
-        irq.notification.wait();
+        if irq.notification.wait() & irq.badge == 0 {
+            return Err(RootError::Check("woken without the IRQ's badge"));
+        }
         interrupts += 1;
         while io.in8(base + 5).context("LSR")? & 1 != 0 {
             got.push(io.in8(base).context("RBR")?);
