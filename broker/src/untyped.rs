@@ -238,13 +238,7 @@ impl UntypedTree {
             }
         }
         self.set_state(id, State::Used);
-        let n = self.node(id)?;
-        Ok(Block {
-            node: id,
-            cptr: n.cptr,
-            paddr: n.paddr,
-            bits: n.bits,
-        })
+        self.block(id)
     }
 
     /// Takes the device block of 2^bits bytes at `paddr` (aligned to its size).
@@ -269,12 +263,7 @@ impl UntypedTree {
             match n.state {
                 State::Free if n.bits == bits => {
                     self.set_state(id, State::Used);
-                    return Ok(Block {
-                        node: id,
-                        cptr: n.cptr,
-                        paddr: n.paddr,
-                        bits,
-                    });
+                    return self.block(id);
                 }
                 State::Free => {
                     let (a, b) = self.split(k, slots, id)?;
