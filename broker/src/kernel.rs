@@ -107,6 +107,14 @@ impl ObjSpec {
     }
 }
 
+/// What a mapping allows. seL4 5.0 on x86 has no execute-disable attribute,
+/// so read-only is the strongest restriction (code and constants).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    ReadOnly,
+    ReadWrite,
+}
+
 /// Caching of a mapping.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Cache {
@@ -133,11 +141,26 @@ pub trait Kernel {
     fn revoke(&mut self, slot: CPtr) -> Result<(), Error>;
     /// The physical address of a frame.
     fn frame_paddr(&mut self, frame: CPtr) -> Result<Word, Error>;
-    /// Maps a 4 KiB frame into the root task's VSpace; `FailedLookup` when a
-    /// paging structure above it is missing.
-    fn map_frame(&mut self, frame: CPtr, vaddr: Word, cache: Cache) -> Result<(), Error>;
+    /// Maps a 4 KiB frame into `vspace`; `FailedLookup` when a paging
+    /// structure above it is missing.
+    fn map_frame(
+        &mut self,
+        vspace: CPtr,
+        frame: CPtr,
+        vaddr: Word,
+        access: Access,
+        cache: Cache,
+    ) -> Result<(), Error>;
     /// Maps a paging structure (page table, directory or PDPT) over `vaddr`.
-    fn map_table(&mut self, ty: ObjectType, table: CPtr, vaddr: Word) -> Result<(), Error>;
+    fn map_table(
+        &mut self,
+        vspace: CPtr,
+        ty: ObjectType,
+        table: CPtr,
+        vaddr: Word,
+    ) -> Result<(), Error>;
+    /// Gives a new address space an ASID.
+    fn assign_asid(&mut self, vspace: CPtr) -> Result<(), Error>;
     /// Creates the handler for an IOAPIC line in `dest`.
     fn irq_ioapic(&mut self, dest: CPtr, line: IoApicLine, vector: u8) -> Result<(), Error>;
     /// Delivers an IRQ handler's interrupts to a notification.

@@ -34,9 +34,9 @@ use device::{
 };
 use dma::DmaRegion;
 use kaal_sel4::bootinfo::BootInfo;
-use kaal_sel4::cap::{Cap, IoPort, IrqHandler, Notification, Object};
+use kaal_sel4::cap::{Cap, Frame, IoPort, IrqHandler, Notification, Object, Pml4};
 use kaal_sel4::{CPtr, Error, Word};
-use kernel::{Cache, IoApicLine, Kernel, ObjSpec, ObjectType};
+use kernel::{Access, Cache, IoApicLine, Kernel, ObjSpec, ObjectType};
 use pci::{BarKind, Bdf, ConfigSpace};
 use ranges::RangeAllocator;
 use slots::SlotAllocator;
@@ -244,6 +244,8 @@ struct DeviceResources {
 /// The capability broker over a kernel `K`.
 pub struct Broker<K: Kernel> {
     k: K,
+    /// The root task's address space, where the broker maps for itself.
+    root_vspace: CPtr,
     slots: SlotAllocator,
     untyped: UntypedTree,
     vspace: RangeAllocator,
@@ -271,6 +273,7 @@ impl<K: Kernel> Broker<K> {
     pub fn new(k: K, cfg: BrokerConfig) -> Self {
         Broker {
             k,
+            root_vspace: kaal_sel4::sys::seL4_CapInitThreadVSpace,
             slots: SlotAllocator::new(cfg.free_slots.start, cfg.free_slots.end),
             untyped: UntypedTree::new(cfg.untypeds),
             vspace: RangeAllocator::new(cfg.vspace_window.start, cfg.vspace_window.end),
@@ -421,20 +424,53 @@ impl<K: Kernel> Broker<K> {
 
     // ---- address space -------------------------------------------------
 
+    /// A new, empty address space with an ASID, ready for mappings.
+    pub fn new_vspace(&mut self) -> Result<Pml4> {
+        let vspace: Pml4 = self.alloc()?;
+        if let Err(e) = self.k.assign_asid(vspace.cptr()) {
+            let _ = self.free(vspace.cptr());
+            return Err(BrokerError::kernel("X86_ASIDPool_Assign", e));
+        }
+        Ok(vspace)
+    }
+
+    /// Maps `frame` at `vaddr` in `vspace`, creating the paging structures
+    /// above it on demand (they belong to that address space from then on).
+    pub fn map_into(
+        &mut self,
+        vspace: Pml4,
+        frame: Frame,
+        vaddr: Word,
+        access: Access,
+    ) -> Result<()> {
+        self.map_in(vspace.cptr(), frame.cptr(), vaddr, access, Cache::WriteBack)
+    }
+
     fn map_frame(&mut self, frame: CPtr, vaddr: Word, cache: Cache) -> Result<()> {
-        match self.k.map_frame(frame, vaddr, cache) {
+        self.map_in(self.root_vspace, frame, vaddr, Access::ReadWrite, cache)
+    }
+
+    fn map_in(
+        &mut self,
+        vspace: CPtr,
+        frame: CPtr,
+        vaddr: Word,
+        access: Access,
+        cache: Cache,
+    ) -> Result<()> {
+        match self.k.map_frame(vspace, frame, vaddr, access, cache) {
             Err(Error::FailedLookup) => {
-                self.map_tables(vaddr)?;
+                self.map_tables(vspace, vaddr)?;
                 self.k
-                    .map_frame(frame, vaddr, cache)
+                    .map_frame(vspace, frame, vaddr, access, cache)
                     .map_err(|e| BrokerError::kernel("X86_Page_Map", e))
             }
             r => r.map_err(|e| BrokerError::kernel("X86_Page_Map", e)),
         }
     }
 
-    /// Creates the missing paging structures over `vaddr` (kept for good).
-    fn map_tables(&mut self, vaddr: Word) -> Result<()> {
+    /// Creates the missing paging structures over `vaddr` in `vspace`.
+    fn map_tables(&mut self, vspace: CPtr, vaddr: Word) -> Result<()> {
         let levels = [
             ObjectType::PageTable,
             ObjectType::PageDirectory,
@@ -444,7 +480,7 @@ impl<K: Kernel> Broker<K> {
         let mut made = Vec::new();
         for ty in levels {
             let t = self.alloc_object(ObjSpec::of(ty))?;
-            match self.k.map_table(ty, t, vaddr) {
+            match self.k.map_table(vspace, ty, t, vaddr) {
                 Ok(()) => {
                     made.push((ty, t, true));
                     break;
@@ -456,7 +492,7 @@ impl<K: Kernel> Broker<K> {
         for (ty, t, mapped) in made.into_iter().rev() {
             if !mapped {
                 self.k
-                    .map_table(ty, t, vaddr)
+                    .map_table(vspace, ty, t, vaddr)
                     .map_err(|e| BrokerError::kernel("map paging structure", e))?;
             }
         }

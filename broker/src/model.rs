@@ -7,7 +7,7 @@
 //! that still has children is an error here (the broker must revoke or merge
 //! first), because in seL4 it would silently strand that memory.
 
-use crate::kernel::{Cache, IoApicLine, Kernel, ObjSpec, ObjectType};
+use crate::kernel::{Access, Cache, IoApicLine, Kernel, ObjSpec, ObjectType};
 use crate::untyped::UntypedRoot;
 use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::format;
@@ -49,12 +49,27 @@ pub enum ModelCap {
 pub struct Model {
     slot_count: CPtr,
     caps: BTreeMap<CPtr, ModelCap>,
-    /// Existing paging structures: (level, vaddr >> shift).
-    tables: BTreeSet<(u8, u64)>,
-    mapped: BTreeMap<Word, CPtr>,
+    /// Existing paging structures: (vspace, level, vaddr >> shift).
+    tables: BTreeSet<(CPtr, u8, u64)>,
+    /// Mapped pages: (vspace, vaddr) -> (frame, access).
+    mapped: BTreeMap<(CPtr, Word), (CPtr, Access)>,
+    /// Address spaces with an ASID (the root task's from the start).
+    asids: BTreeSet<CPtr>,
     active_irqs: BTreeSet<u8>,
     /// Kernel operations performed, for tests that count work.
     pub ops: u64,
+}
+
+/// The root task's VSpace capability in the model (seL4's initial slot).
+pub const ROOT_VSPACE: CPtr = sys::seL4_CapInitThreadVSpace;
+
+/// Mapped pages of `vspace`, for tests: vaddr, frame and access.
+impl Model {
+    pub fn mappings(&self, vspace: CPtr) -> impl Iterator<Item = (Word, CPtr, Access)> + '_ {
+        self.mapped
+            .range((vspace, 0)..=(vspace, Word::MAX))
+            .map(|(&(_, v), &(f, a))| (v, f, a))
+    }
 }
 
 const PT: u8 = 21;
@@ -78,13 +93,15 @@ impl Model {
             );
         }
         // The root task's image at 0x400000 already has its tables.
-        let tables = BTreeSet::from([(PDPT, 0), (PD, 0), (PT, 0x40_0000 >> PT)]);
+        let root = ROOT_VSPACE;
+        let tables = BTreeSet::from([(root, PDPT, 0), (root, PD, 0), (root, PT, 0x40_0000 >> PT)]);
         Model {
             slot_count: 1 << slot_bits,
             caps,
             tables,
             mapped: BTreeMap::new(),
             active_irqs: BTreeSet::new(),
+            asids: BTreeSet::from([ROOT_VSPACE]),
             ops: 0,
         }
     }
@@ -140,6 +157,17 @@ impl Model {
         Ok(())
     }
 
+    /// A VSpace that can take mappings: the root task's, or an assigned PML4.
+    fn check_vspace(&self, vspace: CPtr) -> Result<(), Error> {
+        let is_pml4 = vspace == ROOT_VSPACE
+            || matches!(self.caps.get(&vspace), Some(ModelCap::Object { spec, .. }) if spec.ty == ObjectType::Pml4);
+        if is_pml4 && self.asids.contains(&vspace) {
+            Ok(())
+        } else {
+            Err(Error::InvalidCapability)
+        }
+    }
+
     fn empty_range(&self, dest: CPtr, count: usize) -> Result<(), Error> {
         let end = dest.checked_add(count as u64).ok_or(Error::RangeError)?;
         if end > self.slot_count {
@@ -157,8 +185,8 @@ impl Model {
                 ModelCap::Object {
                     parent, mapped_at, ..
                 } => {
-                    if let Some(v) = mapped_at {
-                        self.mapped.remove(&v);
+                    if let Some(at) = mapped_at {
+                        self.mapped.retain(|k, (f, _)| !(*f == slot && k.1 == at));
                     }
                     if let Some(ModelCap::Untyped { children, .. }) = self.caps.get_mut(&parent) {
                         children.remove(&slot);
@@ -315,8 +343,16 @@ impl Kernel for Model {
         }
     }
 
-    fn map_frame(&mut self, frame: CPtr, vaddr: Word, _cache: Cache) -> Result<(), Error> {
+    fn map_frame(
+        &mut self,
+        vspace: CPtr,
+        frame: CPtr,
+        vaddr: Word,
+        access: Access,
+        _cache: Cache,
+    ) -> Result<(), Error> {
         self.ops += 1;
+        self.check_vspace(vspace)?;
         let Some(ModelCap::Object {
             spec, mapped_at, ..
         }) = self.caps.get(&frame)
@@ -332,21 +368,28 @@ impl Kernel for Model {
         if !vaddr.is_multiple_of(4096) {
             return Err(Error::AlignmentError);
         }
-        if !self.tables.contains(&(PT, vaddr >> PT)) {
+        if !self.tables.contains(&(vspace, PT, vaddr >> PT)) {
             return Err(Error::FailedLookup);
         }
-        if self.mapped.contains_key(&vaddr) {
+        if self.mapped.contains_key(&(vspace, vaddr)) {
             return Err(Error::DeleteFirst);
         }
-        self.mapped.insert(vaddr, frame);
+        self.mapped.insert((vspace, vaddr), (frame, access));
         if let Some(ModelCap::Object { mapped_at, .. }) = self.caps.get_mut(&frame) {
             *mapped_at = Some(vaddr);
         }
         Ok(())
     }
 
-    fn map_table(&mut self, ty: ObjectType, table: CPtr, vaddr: Word) -> Result<(), Error> {
+    fn map_table(
+        &mut self,
+        vspace: CPtr,
+        ty: ObjectType,
+        table: CPtr,
+        vaddr: Word,
+    ) -> Result<(), Error> {
         self.ops += 1;
+        self.check_vspace(vspace)?;
         let (level, parent) = match ty {
             ObjectType::PageTable => (PT, Some(PD)),
             ObjectType::PageDirectory => (PD, Some(PDPT)),
@@ -362,15 +405,27 @@ impl Kernel for Model {
             _ => return Err(Error::InvalidCapability),
         }
         if let Some(p) = parent {
-            if !self.tables.contains(&(p, vaddr >> p)) {
+            if !self.tables.contains(&(vspace, p, vaddr >> p)) {
                 return Err(Error::FailedLookup);
             }
         }
-        if !self.tables.insert((level, vaddr >> level)) {
+        if !self.tables.insert((vspace, level, vaddr >> level)) {
             return Err(Error::DeleteFirst);
         }
         if let Some(ModelCap::Object { mapped_at, .. }) = self.caps.get_mut(&table) {
             *mapped_at = Some(vaddr);
+        }
+        Ok(())
+    }
+
+    fn assign_asid(&mut self, vspace: CPtr) -> Result<(), Error> {
+        self.ops += 1;
+        match self.caps.get(&vspace) {
+            Some(ModelCap::Object { spec, .. }) if spec.ty == ObjectType::Pml4 => {}
+            _ => return Err(Error::InvalidCapability),
+        }
+        if !self.asids.insert(vspace) {
+            return Err(Error::InvalidCapability);
         }
         Ok(())
     }

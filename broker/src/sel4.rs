@@ -1,9 +1,9 @@
 //! The broker's kernel operations on seL4, through the root task's initial
 //! capabilities.
 
-use crate::kernel::{Cache, IoApicLine, Kernel, ObjSpec, ObjectType};
+use crate::kernel::{Access, Cache, IoApicLine, Kernel, ObjSpec, ObjectType};
 use kaal_sel4::cap::{
-    init, CNode, CacheMode, Cap, Frame, IoPort, IrqControl, IrqHandler, Notification,
+    init, AsidPool, CNode, CacheMode, Cap, Frame, IoPort, IrqControl, IrqHandler, Notification,
     PageDirectory, PageTable, Pdpt, Pml4, Rights, Untyped,
 };
 use kaal_sel4::{CPtr, Error, Word};
@@ -12,7 +12,7 @@ use kaal_sel4::{CPtr, Error, Word};
 #[derive(Clone, Copy, Debug)]
 pub struct Sel4Kernel {
     cnode: CNode,
-    vspace: Pml4,
+    asid_pool: AsidPool,
     irq_control: IrqControl,
     ports: IoPort,
 }
@@ -21,11 +21,11 @@ pub struct Sel4Kernel {
 const DEPTH: u8 = 64;
 
 impl Sel4Kernel {
-    /// The root task's own CNode, VSpace, IRQ control and all-ports capability.
+    /// The root task's own CNode, ASID pool, IRQ control and all-ports capability.
     pub fn root() -> Self {
         Sel4Kernel {
             cnode: init::CNODE,
-            vspace: init::VSPACE,
+            asid_pool: init::ASID_POOL,
             irq_control: init::IRQ_CONTROL,
             ports: init::IO_PORT,
         }
@@ -64,21 +64,43 @@ impl Kernel for Sel4Kernel {
         Frame::from_cptr(frame).physical_address()
     }
 
-    fn map_frame(&mut self, frame: CPtr, vaddr: Word, cache: Cache) -> Result<(), Error> {
+    fn map_frame(
+        &mut self,
+        vspace: CPtr,
+        frame: CPtr,
+        vaddr: Word,
+        access: Access,
+        cache: Cache,
+    ) -> Result<(), Error> {
         let mode = match cache {
             Cache::WriteBack => CacheMode::WriteBack,
             Cache::Uncached => CacheMode::Uncached,
         };
-        Frame::from_cptr(frame).map(self.vspace, vaddr, Rights::read_write(), mode)
+        let rights = match access {
+            Access::ReadOnly => Rights::read_only(),
+            Access::ReadWrite => Rights::read_write(),
+        };
+        Frame::from_cptr(frame).map(Pml4::from_cptr(vspace), vaddr, rights, mode)
     }
 
-    fn map_table(&mut self, ty: ObjectType, table: CPtr, vaddr: Word) -> Result<(), Error> {
+    fn map_table(
+        &mut self,
+        vspace: CPtr,
+        ty: ObjectType,
+        table: CPtr,
+        vaddr: Word,
+    ) -> Result<(), Error> {
+        let vspace = Pml4::from_cptr(vspace);
         match ty {
-            ObjectType::PageTable => PageTable::from_cptr(table).map(self.vspace, vaddr),
-            ObjectType::PageDirectory => PageDirectory::from_cptr(table).map(self.vspace, vaddr),
-            ObjectType::Pdpt => Pdpt::from_cptr(table).map(self.vspace, vaddr),
+            ObjectType::PageTable => PageTable::from_cptr(table).map(vspace, vaddr),
+            ObjectType::PageDirectory => PageDirectory::from_cptr(table).map(vspace, vaddr),
+            ObjectType::Pdpt => Pdpt::from_cptr(table).map(vspace, vaddr),
             _ => Err(Error::InvalidArgument),
         }
+    }
+
+    fn assign_asid(&mut self, vspace: CPtr) -> Result<(), Error> {
+        self.asid_pool.assign(Pml4::from_cptr(vspace))
     }
 
     fn irq_ioapic(&mut self, dest: CPtr, line: IoApicLine, vector: u8) -> Result<(), Error> {

@@ -284,3 +284,46 @@ fn device_memory_only_for_the_range_asked() {
     }
     assert_eq!(b.free_ram_bytes(), before - 4 * 4096);
 }
+
+#[test]
+fn new_address_spaces_take_mappings_with_their_own_tables() {
+    use kaal_broker::kernel::Access;
+    use kaal_sel4::cap::{Cap, Frame, Pml4};
+    let mut b = broker();
+    let vs = b.new_vspace().unwrap();
+    let text = b.alloc::<Frame>().unwrap();
+    let data = b.alloc::<Frame>().unwrap();
+    let far = b.alloc::<Frame>().unwrap();
+    b.map_into(vs, text, 0x40_0000, Access::ReadOnly).unwrap();
+    b.map_into(vs, data, 0x40_1000, Access::ReadWrite).unwrap();
+    b.map_into(vs, far, 0x7fff_ffff_e000, Access::ReadWrite)
+        .unwrap();
+    let maps: Vec<_> = b.kernel().mappings(vs.cptr()).collect();
+    assert_eq!(
+        maps,
+        [
+            (0x40_0000, text.cptr(), Access::ReadOnly),
+            (0x40_1000, data.cptr(), Access::ReadWrite),
+            (0x7fff_ffff_e000, far.cptr(), Access::ReadWrite)
+        ]
+    );
+    // The same address in another space is another mapping.
+    let other = b.alloc::<Frame>().unwrap();
+    assert!(
+        b.map_into(vs, other, 0x40_0000, Access::ReadOnly).is_err(),
+        "address taken in this space"
+    );
+    let vs2 = b.new_vspace().unwrap();
+    b.map_into(vs2, other, 0x40_0000, Access::ReadOnly).unwrap();
+    // A PML4 without an ASID takes no mapping.
+    let bare: Pml4 = b.alloc().unwrap();
+    let f = b.alloc::<Frame>().unwrap();
+    assert!(matches!(
+        b.map_into(bare, f, 0x40_0000, Access::ReadOnly),
+        Err(BrokerError::Kernel {
+            error: kaal_sel4::Error::InvalidCapability,
+            ..
+        })
+    ));
+    b.kernel().check_invariants().unwrap();
+}

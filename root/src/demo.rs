@@ -108,3 +108,49 @@ pub fn notification_signal_wait(broker: &mut RootBroker) -> Result<(), RootError
     println!("notification_signal_wait: ok (badge {badge:#x} from a second thread)");
     Ok(())
 }
+
+kaal_rpc::interface! {
+    /// The echo service of the RPC self-check and benchmark.
+    pub interface Echo, EchoClient, echo_dispatch {
+        1 => fn echo(value: u64) -> u64;
+        2 => fn whoami() -> u64;
+    }
+}
+
+struct EchoService;
+
+impl Echo for EchoService {
+    fn echo(&mut self, _: kaal_rpc::Badge, value: u64) -> Result<u64, kaal_rpc::RpcError> {
+        Ok(transform(value))
+    }
+    fn whoami(&mut self, badge: kaal_rpc::Badge) -> Result<u64, kaal_rpc::RpcError> {
+        Ok(badge)
+    }
+}
+
+extern "C" fn rpc_server(ep: Word, _tcb: CPtr) -> ! {
+    let mut service = EchoService;
+    kaal_rpc::serve(Endpoint::from_cptr(ep), |badge, req| {
+        echo_dispatch(&mut service, badge, req)
+    })
+}
+
+/// Starts the RPC echo server on a thread and returns its endpoint.
+pub fn start_rpc_server(broker: &mut RootBroker) -> Result<Endpoint, RootError> {
+    let ep: Endpoint = broker.alloc()?;
+    spawn(broker, rpc_server, ep.cptr(), HELPER_PRIORITY)?;
+    Ok(ep)
+}
+
+/// A client's copy of `ep` carrying `badge`.
+pub fn badged_client(
+    broker: &mut RootBroker,
+    ep: Endpoint,
+    badge: Word,
+) -> Result<EchoClient, RootError> {
+    let slot = broker.alloc_slot()?;
+    init::CNODE
+        .mint(slot, ep.cptr(), 64, Rights::all(), badge)
+        .context("CNode_Mint")?;
+    Ok(EchoClient(Endpoint::from_cptr(slot)))
+}

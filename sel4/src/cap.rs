@@ -187,6 +187,40 @@ impl Endpoint {
     }
 }
 
+/// The first four message registers, passed in CPU registers.
+pub type RegisterMrs = [Word; 4];
+
+impl Endpoint {
+    /// Call with the message in `mrs` (at most four registers; the IPC
+    /// buffer is not used for them); the reply's registers come back in `mrs`.
+    #[inline]
+    pub fn call_regs(self, info: MessageInfo, mrs: &mut RegisterMrs) -> MessageInfo {
+        let [a, b, c, d] = mrs;
+        // SAFETY: IPC buffer invariant; IPC changes no memory but the buffer.
+        MessageInfo(unsafe { sys::seL4_CallWithMRs(self.0, info.0, a, b, c, d) })
+    }
+    /// Waits for a message whose first four registers arrive in `mrs`.
+    #[inline]
+    pub fn recv_regs(self, mrs: &mut RegisterMrs) -> (MessageInfo, Badge) {
+        let mut badge = 0;
+        // SAFETY: as for `call_regs`.
+        let info = unsafe { sys::seL4_RecvWithMRs(self.0, &mut badge, mrs) };
+        (MessageInfo(info), badge)
+    }
+    /// Replies with `mrs` and waits for the next message, received into `mrs`.
+    #[inline]
+    pub fn reply_recv_regs(
+        self,
+        reply: MessageInfo,
+        mrs: &mut RegisterMrs,
+    ) -> (MessageInfo, Badge) {
+        let mut badge = 0;
+        // SAFETY: as for `call_regs`.
+        let info = unsafe { sys::seL4_ReplyRecvWithMRs(self.0, reply.0, &mut badge, mrs) };
+        (MessageInfo(info), badge)
+    }
+}
+
 impl Notification {
     /// Sets the badge bits of this capability in the notification word.
     #[inline]
@@ -454,6 +488,14 @@ impl IoPort {
             sys::seL4_CNode_Mint(root.0, slot, 64, root.0, self.0, 64, Rights::all().0, data)?
         };
         Ok(IoPort(slot))
+    }
+}
+
+impl AsidPool {
+    /// Gives a new address space an ASID, which it needs before any mapping.
+    pub fn assign(self, vspace: Pml4) -> Result<()> {
+        // SAFETY: assigning an ASID changes no memory of this program.
+        unsafe { sys::seL4_X86_ASIDPool_Assign(self.0, vspace.0) }
     }
 }
 

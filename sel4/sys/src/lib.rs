@@ -339,6 +339,43 @@ pub unsafe fn seL4_ReplyRecv(
     seL4_MessageInfo_t { words: [rsi] }
 }
 
+/// ReplyRecv with the first four message registers in CPU registers only
+/// (the IPC buffer is not touched for them).
+///
+/// # Safety
+/// As for [`raw_syscall`].
+#[inline(always)]
+pub unsafe fn seL4_ReplyRecvWithMRs(
+    src: seL4_CPtr,
+    info: seL4_MessageInfo_t,
+    sender: &mut seL4_Word,
+    mrs: &mut [seL4_Word; 4],
+) -> seL4_MessageInfo_t {
+    let (mut rdi, mut rsi) = (src, info.words[0]);
+    // SAFETY: forwarded contract.
+    unsafe { raw_syscall(seL4_SysReplyRecv, &mut rdi, &mut rsi, mrs) };
+    *sender = rdi;
+    seL4_MessageInfo_t { words: [rsi] }
+}
+
+/// Recv with the first four message registers delivered in CPU registers
+/// only.
+///
+/// # Safety
+/// As for [`raw_syscall`].
+#[inline(always)]
+pub unsafe fn seL4_RecvWithMRs(
+    src: seL4_CPtr,
+    sender: &mut seL4_Word,
+    mrs: &mut [seL4_Word; 4],
+) -> seL4_MessageInfo_t {
+    let (mut rdi, mut rsi) = (src, 0);
+    // SAFETY: forwarded contract.
+    unsafe { raw_syscall(seL4_SysRecv, &mut rdi, &mut rsi, mrs) };
+    *sender = rdi;
+    seL4_MessageInfo_t { words: [rsi] }
+}
+
 /// Signal a notification.
 ///
 /// # Safety

@@ -61,6 +61,19 @@ fn main(bi: &BootInfo) -> Result<(), RootError> {
     )?;
     report("sel4.call_replyrecv", rt, "ticks");
 
+    // The same round trip through generated RPC stubs and dispatch.
+    let rpc = kaal_root::demo::start_rpc_server(&mut broker)?;
+    let client = kaal_root::demo::EchoClient(rpc);
+    let mut w = 0;
+    let rpc_rt = median(
+        10_000,
+        timed(|| {
+            w = client.echo(w).map_err(|_| RootError::Check("RPC echo"))?;
+            Ok(())
+        }),
+    )?;
+    report("ipc.rpc_roundtrip", rpc_rt, "ticks");
+
     let ntfn: Notification = broker.alloc()?;
     let sw = median(
         10_000,

@@ -1,0 +1,401 @@
+//! The system manifest: one declarative file naming every component, the
+//! devices it may claim, the channels it shares (both ends named) and its
+//! restart policy. `cargo xtask` checks it at build time; every problem is
+//! reported with the component, channel or device it concerns.
+//!
+//! ```toml
+//! [[component]]
+//! name = "serial"          # unique
+//! image = "serial_driver"  # the program the component runs
+//! priority = 200           # below the root task's 255
+//! stack = "16K"            # page multiples; also bytes as an integer
+//! heap = "64K"
+//! devices = ["serial:0"]   # serial:N, pci:VVVV:DDDD, pci-class:CC:SS
+//! restart = "restart"      # or "stop" (the default)
+//!
+//! [[channel]]
+//! name = "console"
+//! kind = "ring"            # or "endpoint"
+//! from = "app"             # producer (ring) or client (endpoint)
+//! to = "serial"            # consumer (ring) or server (endpoint)
+//! slots = 256              # rings only: a power of two
+//! ```
+#![forbid(unsafe_code)]
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::fmt;
+
+const PAGE: u64 = 4096;
+/// Largest stack a component may ask for.
+pub const MAX_STACK: u64 = 8 << 20;
+/// Largest heap a component may ask for.
+pub const MAX_HEAP: u64 = 256 << 20;
+/// Largest ring, in slots.
+pub const MAX_RING_SLOTS: u32 = 1 << 16;
+/// The root task's priority; components run below it.
+pub const ROOT_PRIORITY: u8 = 255;
+
+/// A size in bytes, written as an integer or as `"<n>K"`, `"<n>M"`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Size(pub u64);
+
+impl<'de> Deserialize<'de> for Size {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Bytes(u64),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Bytes(b) => Ok(Size(b)),
+            Raw::Text(t) => parse_size(&t).map(Size).ok_or_else(|| {
+                serde::de::Error::custom(format!(
+                    "`{t}` is not a size (say 4096, \"16K\" or \"2M\")"
+                ))
+            }),
+        }
+    }
+}
+
+fn parse_size(t: &str) -> Option<u64> {
+    let t = t.trim();
+    let (num, mul) = match t.char_indices().last()? {
+        (i, 'K' | 'k') => (t.get(..i)?, 1 << 10),
+        (i, 'M' | 'm') => (t.get(..i)?, 1 << 20),
+        (i, 'G' | 'g') => (t.get(..i)?, 1 << 30),
+        _ => (t, 1),
+    };
+    num.trim().parse::<u64>().ok()?.checked_mul(mul)
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Restart {
+    Restart,
+    #[default]
+    Stop,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChannelKind {
+    Ring,
+    Endpoint,
+}
+
+/// A device a component may claim.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum DeviceSpec {
+    Serial { port: u8 },
+    Pci { vendor: u16, device: u16 },
+    PciClass { class: u8, subclass: u8 },
+}
+
+impl DeviceSpec {
+    pub fn parse(s: &str) -> Option<Self> {
+        let parts: Vec<&str> = s.split(':').collect();
+        match parts.as_slice() {
+            ["serial", n] => n
+                .parse()
+                .ok()
+                .filter(|p| *p < 4)
+                .map(|port| DeviceSpec::Serial { port }),
+            ["pci", v, d] => Some(DeviceSpec::Pci {
+                vendor: u16::from_str_radix(v, 16).ok()?,
+                device: u16::from_str_radix(d, 16).ok()?,
+            }),
+            ["pci-class", c, sc] => Some(DeviceSpec::PciClass {
+                class: u8::from_str_radix(c, 16).ok()?,
+                subclass: u8::from_str_radix(sc, 16).ok()?,
+            }),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Component {
+    pub name: String,
+    pub image: String,
+    pub priority: u8,
+    pub stack: Size,
+    pub heap: Size,
+    #[serde(default)]
+    pub devices: Vec<String>,
+    #[serde(default)]
+    pub restart: Restart,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Channel {
+    pub name: String,
+    pub kind: ChannelKind,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub slots: Option<u32>,
+}
+
+/// A checked manifest.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    #[serde(rename = "component", default)]
+    pub components: Vec<Component>,
+    #[serde(rename = "channel", default)]
+    pub channels: Vec<Channel>,
+}
+
+/// One thing wrong with a manifest.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ManifestError {
+    /// Not valid TOML, or a key or value of the wrong form.
+    Syntax(String),
+    DuplicateComponent(String),
+    DuplicateChannel(String),
+    UnknownComponent {
+        channel: String,
+        end: &'static str,
+        name: String,
+    },
+    MissingEnd {
+        channel: String,
+        end: &'static str,
+    },
+    SameComponentBothEnds {
+        channel: String,
+        name: String,
+    },
+    UnknownDevice {
+        component: String,
+        device: String,
+    },
+    DeviceGrantedTwice {
+        device: String,
+        first: String,
+        second: String,
+    },
+    SizeDoesNotFit {
+        component: String,
+        what: &'static str,
+        size: u64,
+        why: &'static str,
+    },
+    RingSlots {
+        channel: String,
+        slots: Option<u32>,
+        why: &'static str,
+    },
+    Priority {
+        component: String,
+        priority: u8,
+    },
+}
+
+impl fmt::Display for ManifestError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use ManifestError::*;
+        match self {
+            Syntax(m) => write!(f, "manifest syntax: {m}"),
+            DuplicateComponent(n) => write!(f, "component `{n}` is declared twice"),
+            DuplicateChannel(n) => write!(f, "channel `{n}` is declared twice"),
+            UnknownComponent { channel, end, name } => {
+                write!(f, "channel `{channel}`: `{end}` names unknown component `{name}`")
+            }
+            MissingEnd { channel, end } => write!(f, "channel `{channel}` has no `{end}` end"),
+            SameComponentBothEnds { channel, name } => {
+                write!(f, "channel `{channel}` connects `{name}` to itself")
+            }
+            UnknownDevice { component, device } => write!(
+                f,
+                "component `{component}`: `{device}` is not a device (serial:N, pci:VVVV:DDDD or pci-class:CC:SS)"
+            ),
+            DeviceGrantedTwice { device, first, second } => {
+                write!(f, "device `{device}` is granted to both `{first}` and `{second}`")
+            }
+            SizeDoesNotFit { component, what, size, why } => {
+                write!(f, "component `{component}`: {what} of {size} bytes does not fit: {why}")
+            }
+            RingSlots { channel, slots: Some(s), why } => write!(f, "ring `{channel}`: {s} slots: {why}"),
+            RingSlots { channel, slots: None, why } => write!(f, "ring `{channel}`: {why}"),
+            Priority { component, priority } => write!(
+                f,
+                "component `{component}`: priority {priority} is not below the root task's {ROOT_PRIORITY}"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for ManifestError {}
+
+fn check_size(
+    c: &Component,
+    what: &'static str,
+    size: u64,
+    max: u64,
+    errs: &mut Vec<ManifestError>,
+) {
+    let why = if size == 0 {
+        Some("it is empty")
+    } else if !size.is_multiple_of(PAGE) {
+        Some("it is not a whole number of 4 KiB pages")
+    } else if size > max {
+        Some("it is larger than a component may have")
+    } else {
+        None
+    };
+    if let Some(why) = why {
+        errs.push(ManifestError::SizeDoesNotFit {
+            component: c.name.clone(),
+            what,
+            size,
+            why,
+        });
+    }
+}
+
+impl Manifest {
+    /// Parses and checks a manifest; returns every problem found.
+    pub fn parse(text: &str) -> Result<Manifest, Vec<ManifestError>> {
+        let m: Manifest =
+            toml::from_str(text).map_err(|e| vec![ManifestError::Syntax(e.to_string())])?;
+        let errs = m.check();
+        if errs.is_empty() {
+            Ok(m)
+        } else {
+            Err(errs)
+        }
+    }
+
+    /// Every problem with this manifest (empty when it is sound).
+    pub fn check(&self) -> Vec<ManifestError> {
+        let mut errs = Vec::new();
+        let mut names = BTreeMap::new();
+        let mut granted: BTreeMap<DeviceSpec, (&str, &str)> = BTreeMap::new();
+        for c in &self.components {
+            if names.insert(c.name.as_str(), c).is_some() {
+                errs.push(ManifestError::DuplicateComponent(c.name.clone()));
+            }
+            if c.priority == ROOT_PRIORITY {
+                errs.push(ManifestError::Priority {
+                    component: c.name.clone(),
+                    priority: c.priority,
+                });
+            }
+            check_size(c, "stack", c.stack.0, MAX_STACK, &mut errs);
+            check_size(c, "heap", c.heap.0, MAX_HEAP, &mut errs);
+            for d in &c.devices {
+                match DeviceSpec::parse(d) {
+                    None => errs.push(ManifestError::UnknownDevice {
+                        component: c.name.clone(),
+                        device: d.clone(),
+                    }),
+                    Some(spec) => {
+                        if let Some((first, text)) = granted.get(&spec) {
+                            errs.push(ManifestError::DeviceGrantedTwice {
+                                device: (*text).to_string(),
+                                first: (*first).to_string(),
+                                second: c.name.clone(),
+                            });
+                        } else {
+                            granted.insert(spec, (c.name.as_str(), d.as_str()));
+                        }
+                    }
+                }
+            }
+        }
+        let mut channels = BTreeMap::new();
+        for ch in &self.channels {
+            if channels.insert(ch.name.as_str(), ()).is_some() {
+                errs.push(ManifestError::DuplicateChannel(ch.name.clone()));
+            }
+            let mut ends = Vec::new();
+            for (end, who) in [("from", &ch.from), ("to", &ch.to)] {
+                match who {
+                    None => errs.push(ManifestError::MissingEnd {
+                        channel: ch.name.clone(),
+                        end,
+                    }),
+                    Some(n) if !names.contains_key(n.as_str()) => {
+                        errs.push(ManifestError::UnknownComponent {
+                            channel: ch.name.clone(),
+                            end,
+                            name: n.clone(),
+                        })
+                    }
+                    Some(n) => ends.push(n),
+                }
+            }
+            if let [a, b] = ends.as_slice() {
+                if a == b {
+                    errs.push(ManifestError::SameComponentBothEnds {
+                        channel: ch.name.clone(),
+                        name: (*a).clone(),
+                    });
+                }
+            }
+            match (ch.kind, ch.slots) {
+                (ChannelKind::Ring, None) => errs.push(ManifestError::RingSlots {
+                    channel: ch.name.clone(),
+                    slots: None,
+                    why: "a ring needs `slots`",
+                }),
+                (ChannelKind::Ring, Some(s)) if !s.is_power_of_two() || s > MAX_RING_SLOTS => errs
+                    .push(ManifestError::RingSlots {
+                        channel: ch.name.clone(),
+                        slots: Some(s),
+                        why: "must be a power of two of at most 65536",
+                    }),
+                (ChannelKind::Endpoint, Some(s)) => errs.push(ManifestError::RingSlots {
+                    channel: ch.name.clone(),
+                    slots: Some(s),
+                    why: "`slots` is for rings, not endpoints",
+                }),
+                _ => {}
+            }
+        }
+        errs
+    }
+
+    /// The component named `name`.
+    pub fn component(&self, name: &str) -> Option<&Component> {
+        self.components.iter().find(|c| c.name == name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_and_devices_parse() {
+        assert_eq!(parse_size("16K"), Some(16384));
+        assert_eq!(parse_size("2M"), Some(2 << 20));
+        assert_eq!(parse_size("4096"), Some(4096));
+        assert_eq!(parse_size("K"), None);
+        assert_eq!(parse_size("99999999999999999999G"), None);
+        assert_eq!(
+            DeviceSpec::parse("serial:0"),
+            Some(DeviceSpec::Serial { port: 0 })
+        );
+        assert_eq!(DeviceSpec::parse("serial:4"), None);
+        assert_eq!(
+            DeviceSpec::parse("pci:1af4:1000"),
+            Some(DeviceSpec::Pci {
+                vendor: 0x1af4,
+                device: 0x1000
+            })
+        );
+        assert_eq!(
+            DeviceSpec::parse("pci-class:02:00"),
+            Some(DeviceSpec::PciClass {
+                class: 2,
+                subclass: 0
+            })
+        );
+        assert_eq!(DeviceSpec::parse("usb:1"), None);
+    }
+}
