@@ -200,8 +200,8 @@ fn no_wakeup_is_lost<const N: usize>(items: u32, batch: u32, preemption_bound: u
 
 // Bounds chosen to keep the whole file at about ten seconds in release mode. Every
 // missing fence or ordering in the crate is found with a bound of two (checked by
-// deleting each in turn); exhaustive runs (`LOOM_MAX_PREEMPTIONS=100`) of the first two
-// pass too, in about 45 s and 50 s.
+// deleting each in turn). Exhaustive runs (`LOOM_MAX_PREEMPTIONS=100`) of the first two
+// pass too, in about 45 s each; the third takes over half an hour.
 
 /// One slot, two items: each side waits for the other at least once.
 #[test]
