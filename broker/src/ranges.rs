@@ -46,27 +46,6 @@ impl RangeAllocator {
         Some(at)
     }
 
-    /// Takes exactly `start..start+len` if all of it is free.
-    pub fn take(&mut self, start: u64, len: u64) -> bool {
-        let Some(end) = start.checked_add(len) else {
-            return false;
-        };
-        let Some((&s, &e)) = self.free.range(..=start).next_back() else {
-            return false;
-        };
-        if e < end || len == 0 {
-            return false;
-        }
-        self.free.remove(&s);
-        if s < start {
-            self.free.insert(s, start);
-        }
-        if end < e {
-            self.free.insert(end, e);
-        }
-        true
-    }
-
     /// Returns `start..start+len`. Returning units that are already free is
     /// refused (it would hand them out twice).
     pub fn free(&mut self, start: u64, len: u64) -> Result<(), NotAllocated> {
@@ -111,8 +90,6 @@ mod tests {
         r.free(1, 1).unwrap();
         assert_eq!(r, RangeAllocator::new(1, 100));
         assert!(r.free(50, 2).is_err(), "double free is refused");
-        assert!(r.take(10, 5));
-        assert!(!r.take(12, 1));
     }
 
     proptest! {

@@ -166,14 +166,6 @@ impl UntypedTree {
         self.ram_free
     }
 
-    /// The largest free RAM block, in bits (0 when none).
-    pub fn largest_free(&self) -> u8 {
-        self.free_ram
-            .iter()
-            .rposition(|s| !s.is_empty())
-            .map_or(0, |b| b as u8)
-    }
-
     /// Splits a free node into two free halves; returns them.
     fn split<K: Kernel>(
         &mut self,

@@ -3,7 +3,7 @@
 
 use crate::ipc::{Badge, MessageInfo};
 use crate::sys;
-use crate::{CPtr, Error, Result, Word};
+use crate::{CPtr, Result, Word};
 
 /// Anything that names a capability.
 pub trait Cap: Copy {
@@ -511,6 +511,3 @@ impl IrqHandler {
         unsafe { sys::seL4_IRQHandler_SetNotification(self.0, ntfn.0) }
     }
 }
-
-/// Makes sure `Error` stays the kernel's error type in signatures here.
-const _: fn(Error) -> Word = Error::code;
