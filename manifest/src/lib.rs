@@ -19,12 +19,31 @@
 //! from = "app"             # producer (ring) or client (endpoint)
 //! to = "serial"            # consumer (ring) or server (endpoint)
 //! slots = 256              # rings only: a power of two
+//! slot_bytes = 64          # rings only: bytes per slot (default 64)
 //! ```
+//!
+//! An endpoint channel may have several clients: `from = ["a", "b"]`; each
+//! gets its own badge, and the server one endpoint for all of them.
+//!
+//! The checked manifest and the component images are packed into one
+//! [`image::SystemImage`] that the root task embeds (seL4 loads only one boot
+//! module). Without the default `std` feature the crate is `no_std` and only
+//! reads such images: that is how the root task uses it.
+#![cfg_attr(not(feature = "std"), no_std)]
 #![forbid(unsafe_code)]
 
-use serde::Deserialize;
-use std::collections::BTreeMap;
-use std::fmt;
+extern crate alloc;
+
+pub mod image;
+
+use alloc::collections::BTreeMap;
+use alloc::format;
+use alloc::string::{String, ToString};
+#[cfg(feature = "std")]
+use alloc::vec;
+use alloc::vec::Vec;
+use core::fmt;
+use serde::{Deserialize, Serialize};
 
 const PAGE: u64 = 4096;
 /// Largest stack a component may ask for.
@@ -70,7 +89,7 @@ fn parse_size(t: &str) -> Option<u64> {
     num.trim().parse::<u64>().ok()?.checked_mul(mul)
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Restart {
     Restart,
@@ -78,7 +97,7 @@ pub enum Restart {
     Stop,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ChannelKind {
     Ring,
@@ -86,7 +105,7 @@ pub enum ChannelKind {
 }
 
 /// A device a component may claim.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize)]
 pub enum DeviceSpec {
     Serial { port: u8 },
     Pci { vendor: u16, device: u16 },
@@ -134,9 +153,41 @@ pub struct Component {
 pub struct Channel {
     pub name: String,
     pub kind: ChannelKind,
-    pub from: Option<String>,
+    pub from: Option<Ends>,
     pub to: Option<String>,
     pub slots: Option<u32>,
+    pub slot_bytes: Option<u32>,
+}
+
+/// One component, or several (an endpoint's clients).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum Ends {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Ends {
+    pub fn names(&self) -> &[String] {
+        match self {
+            Ends::One(n) => core::slice::from_ref(n),
+            Ends::Many(v) => v,
+        }
+    }
+}
+
+/// Bytes per ring slot unless the manifest says otherwise.
+pub const DEFAULT_SLOT_BYTES: u32 = 64;
+
+impl Channel {
+    /// Bytes per ring slot.
+    pub fn slot_bytes(&self) -> u32 {
+        self.slot_bytes.unwrap_or(DEFAULT_SLOT_BYTES)
+    }
+    /// The clients (endpoint) or the producer (ring).
+    pub fn from_names(&self) -> &[String] {
+        self.from.as_ref().map(Ends::names).unwrap_or(&[])
+    }
 }
 
 /// A checked manifest.
@@ -229,7 +280,7 @@ impl fmt::Display for ManifestError {
     }
 }
 
-impl std::error::Error for ManifestError {}
+impl core::error::Error for ManifestError {}
 
 fn check_size(
     c: &Component,
@@ -259,6 +310,7 @@ fn check_size(
 
 impl Manifest {
     /// Parses and checks a manifest; returns every problem found.
+    #[cfg(feature = "std")]
     pub fn parse(text: &str) -> Result<Manifest, Vec<ManifestError>> {
         let m: Manifest =
             toml::from_str(text).map_err(|e| vec![ManifestError::Syntax(e.to_string())])?;
@@ -312,28 +364,63 @@ impl Manifest {
             if channels.insert(ch.name.as_str(), ()).is_some() {
                 errs.push(ManifestError::DuplicateChannel(ch.name.clone()));
             }
-            let mut ends = Vec::new();
-            for (end, who) in [("from", &ch.from), ("to", &ch.to)] {
-                match who {
-                    None => errs.push(ManifestError::MissingEnd {
+            let from: Vec<&String> = ch.from_names().iter().collect();
+            if from.is_empty() {
+                errs.push(ManifestError::MissingEnd {
+                    channel: ch.name.clone(),
+                    end: "from",
+                });
+            }
+            if ch.kind == ChannelKind::Ring && from.len() > 1 {
+                errs.push(ManifestError::RingSlots {
+                    channel: ch.name.clone(),
+                    slots: ch.slots,
+                    why: "a ring has exactly one producer",
+                });
+            }
+            let to: Vec<&String> = ch.to.iter().collect();
+            if to.is_empty() {
+                errs.push(ManifestError::MissingEnd {
+                    channel: ch.name.clone(),
+                    end: "to",
+                });
+            }
+            for (end, who) in from
+                .iter()
+                .map(|n| ("from", *n))
+                .chain(to.iter().map(|n| ("to", *n)))
+            {
+                if !names.contains_key(who.as_str()) {
+                    errs.push(ManifestError::UnknownComponent {
                         channel: ch.name.clone(),
                         end,
-                    }),
-                    Some(n) if !names.contains_key(n.as_str()) => {
-                        errs.push(ManifestError::UnknownComponent {
-                            channel: ch.name.clone(),
-                            end,
-                            name: n.clone(),
-                        })
-                    }
-                    Some(n) => ends.push(n),
+                        name: who.clone(),
+                    });
                 }
             }
-            if let [a, b] = ends.as_slice() {
-                if a == b {
+            if let Some(server) = ch.to.as_ref() {
+                if from.contains(&server) {
                     errs.push(ManifestError::SameComponentBothEnds {
                         channel: ch.name.clone(),
-                        name: (*a).clone(),
+                        name: server.clone(),
+                    });
+                }
+            }
+            let mut seen = alloc::collections::BTreeSet::new();
+            for f in &from {
+                if !seen.insert(f.as_str()) {
+                    errs.push(ManifestError::DuplicateChannel(format!(
+                        "{} (client `{f}` listed twice)",
+                        ch.name
+                    )));
+                }
+            }
+            if let Some(b) = ch.slot_bytes {
+                if ch.kind != ChannelKind::Ring || !b.is_power_of_two() || b > 4096 {
+                    errs.push(ManifestError::RingSlots {
+                        channel: ch.name.clone(),
+                        slots: ch.slots,
+                        why: "`slot_bytes` is for rings and must be a power of two of at most 4096",
                     });
                 }
             }

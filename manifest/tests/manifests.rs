@@ -52,3 +52,63 @@ fn bad_manifest_rejected() {
     }
     assert!(seen >= 10, "only {seen} bad manifests");
 }
+
+#[test]
+fn packed_image_decodes_with_programs_borrowed() {
+    use kaal_manifest::image::{SystemImage, MAGIC};
+    use std::collections::BTreeMap;
+    let text =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/good.toml"))
+            .unwrap();
+    let m = Manifest::parse(&text).unwrap();
+    let mut programs = BTreeMap::new();
+    programs.insert("serial_driver".to_owned(), b"\x7fELF serial".to_vec());
+    assert!(m
+        .pack(&programs)
+        .unwrap_err()
+        .contains("no program `echo_app`"));
+    programs.insert("echo_app".to_owned(), b"\x7fELF app".to_vec());
+    let bytes = m.pack(&programs).unwrap();
+    let img = SystemImage::decode(&bytes).unwrap();
+    assert_eq!(img.magic, MAGIC);
+    assert_eq!(img.components.len(), 2);
+    let (i, app) = img.component("app").unwrap();
+    assert_eq!((i, app.elf), (1, &b"\x7fELF app"[..]));
+    let console = &img.channels[0];
+    assert_eq!((console.from.as_slice(), console.to), (&[1u16][..], 0));
+    assert_eq!(console.ring_bytes(), 128 + 256 * 64);
+    // A truncated or foreign image is refused, not misread.
+    assert!(SystemImage::decode(&bytes[..bytes.len() / 2]).is_err());
+    assert!(SystemImage::decode(b"\x00\x00\x00\x00").is_err());
+}
+
+#[test]
+fn endpoint_may_have_several_clients() {
+    let text = r#"
+        [[component]]
+        name = "echo"
+        image = "echo"
+        priority = 100
+        stack = "16K"
+        heap = "16K"
+        [[component]]
+        name = "a"
+        image = "client"
+        priority = 100
+        stack = "16K"
+        heap = "16K"
+        [[component]]
+        name = "b"
+        image = "client"
+        priority = 100
+        stack = "16K"
+        heap = "16K"
+        [[channel]]
+        name = "echo"
+        kind = "endpoint"
+        from = ["a", "b"]
+        to = "echo"
+    "#;
+    let m = Manifest::parse(text).unwrap_or_else(|e| panic!("{e:?}"));
+    assert_eq!(m.channels[0].from_names(), ["a", "b"]);
+}

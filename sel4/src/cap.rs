@@ -104,6 +104,11 @@ impl Rights {
     pub fn read_only() -> Self {
         Self::with(true, false, false)
     }
+    /// Send-only: enough to signal a notification or call an endpoint, not
+    /// to wait on either.
+    pub fn write_only() -> Self {
+        Self::with(false, true, false)
+    }
     pub fn read_write() -> Self {
         Self::with(true, true, false)
     }
@@ -286,6 +291,56 @@ impl CNode {
     }
 }
 
+impl CNode {
+    /// Mints the capability at `src` of `src_root` (`src_depth` bits) into
+    /// `dest` of this CNode (`dest_depth` bits), with `rights` and `badge`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn mint_from(
+        self,
+        dest: Word,
+        dest_depth: u8,
+        src_root: CNode,
+        src: Word,
+        src_depth: u8,
+        rights: Rights,
+        badge: Badge,
+    ) -> Result<()> {
+        let data = sys::seL4_CapData_t::Badge_new(badge);
+        // SAFETY: copying a capability changes no memory.
+        unsafe {
+            sys::seL4_CNode_Mint(
+                self.0, dest, dest_depth, src_root.0, src, src_depth, rights.0, data,
+            )
+        }
+    }
+    /// Copies the capability at `src` of `src_root` into `dest` of this CNode.
+    pub fn copy_from(
+        self,
+        dest: Word,
+        dest_depth: u8,
+        src_root: CNode,
+        src: Word,
+        src_depth: u8,
+        rights: Rights,
+    ) -> Result<()> {
+        // SAFETY: copying a capability changes no memory.
+        unsafe {
+            sys::seL4_CNode_Copy(
+                self.0, dest, dest_depth, src_root.0, src, src_depth, rights.0,
+            )
+        }
+    }
+}
+
+/// A thread's own spaces: a one-level CSpace of 2^`radix_bits` slots (its
+/// guard makes every 64-bit CPtr resolve) and an address space.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Spaces {
+    pub cspace: CNode,
+    pub radix_bits: u8,
+    pub vspace: Pml4,
+}
+
 /// Registers of a thread, as `TCB_ReadRegisters`/`WriteRegisters` see them.
 pub type UserContext = sys::seL4_UserContext;
 
@@ -310,6 +365,37 @@ impl Tcb {
                 cspace.0,
                 none,
                 vspace.0,
+                none,
+                ipc_buffer_addr,
+                ipc_buffer.0,
+            )
+        }
+    }
+    /// Makes the thread a component's: its own `spaces`, `fault_ep` (a CPtr
+    /// in that CSpace), and `priority`, which is also the highest it may give
+    /// any thread (its MCP).
+    pub fn configure_in(
+        self,
+        fault_ep: CPtr,
+        priority: u8,
+        spaces: Spaces,
+        ipc_buffer_addr: Word,
+        ipc_buffer: Frame,
+    ) -> Result<()> {
+        let prio = sys::seL4_PrioProps_t::new(Word::from(priority), Word::from(priority));
+        let guard_bits = Word::from(64u8.saturating_sub(spaces.radix_bits));
+        let guard = sys::seL4_CapData_t::Guard_new(0, guard_bits);
+        let none = sys::seL4_CapData_t::default();
+        // SAFETY: configuring a thread that is not running changes no memory
+        // of this program (the spaces are the new thread's own).
+        unsafe {
+            sys::seL4_TCB_Configure(
+                self.0,
+                fault_ep,
+                prio,
+                spaces.cspace.0,
+                guard,
+                spaces.vspace.0,
                 none,
                 ipc_buffer_addr,
                 ipc_buffer.0,

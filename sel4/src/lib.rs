@@ -10,6 +10,7 @@
 pub mod bootinfo;
 pub mod cap;
 pub mod console;
+pub mod fault;
 pub mod ipc;
 
 pub use kaal_sel4_sys as sys;

@@ -1,0 +1,234 @@
+//! What a component sees: its name, and the capabilities its manifest entry
+//! granted, looked up by name (never by slot number).
+
+use core::fmt;
+use core::ptr::NonNull;
+
+use kaal_ring::{Consumer, Notify, Producer, SharedRing};
+use kaal_sel4::cap::{Cap, Endpoint, IoPort, IrqHandler, Notification};
+use kaal_sel4::ipc::{Badge, MessageInfo};
+
+use crate::start::{self, slot, CapEntry, CapKind, StartInfo};
+
+/// Why a capability could not be had.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CapError<'a> {
+    /// The manifest grants no capability of this name.
+    NotGranted(&'a str),
+    /// It is granted, but as something else.
+    WrongKind { name: &'a str, found: u64 },
+    /// A ring's element type or slot count does not fit its shared memory.
+    RingShape {
+        name: &'a str,
+        slots: u64,
+        bytes: u64,
+    },
+}
+
+impl fmt::Display for CapError<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CapError::NotGranted(n) => write!(f, "no capability `{n}` was granted"),
+            CapError::WrongKind { name, found } => {
+                write!(f, "capability `{name}` is of another kind ({found})")
+            }
+            CapError::RingShape { name, slots, bytes } => write!(
+                f,
+                "ring `{name}` has {slots} slots in {bytes} bytes, which does not fit this type"
+            ),
+        }
+    }
+}
+
+/// A component's view of what it was given.
+#[derive(Clone, Copy)]
+pub struct Env {
+    info: &'static StartInfo,
+}
+
+impl fmt::Debug for Env {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Env").field("name", &self.name()).finish()
+    }
+}
+
+/// A notification used as a ring's wake-up signal.
+#[derive(Clone, Copy, Debug)]
+pub struct Signal(pub Notification);
+
+impl Notify for Signal {
+    fn notify(&self) {
+        self.0.signal();
+    }
+}
+
+/// The producer end of a ring channel.
+#[derive(Debug)]
+pub struct RingTx<T: 'static, const N: usize> {
+    pub ring: Producer<'static, T, N>,
+    /// Signals the consumer.
+    pub peer: Signal,
+    /// Waited on when the ring is full.
+    pub wait: Notification,
+}
+
+/// The consumer end of a ring channel.
+#[derive(Debug)]
+pub struct RingRx<T: 'static, const N: usize> {
+    pub ring: Consumer<'static, T, N>,
+    /// Signals the producer.
+    pub peer: Signal,
+    /// Waited on when the ring is empty.
+    pub wait: Notification,
+}
+
+impl Env {
+    /// # Safety
+    /// `info` must point at this component's start-info page, mapped for the
+    /// life of the program.
+    pub(crate) unsafe fn from_ptr(info: *const StartInfo) -> Option<Env> {
+        // SAFETY: the caller's contract; the root task maps the page
+        // read-only before the component starts.
+        let info = unsafe { info.as_ref()? };
+        (info.magic == start::START_MAGIC).then_some(Env { info })
+    }
+
+    pub fn name(&self) -> &'static str {
+        self.info.name()
+    }
+
+    /// The component's number in the manifest (the badge its supervisor
+    /// messages carry).
+    pub fn id(&self) -> u64 {
+        self.info.id
+    }
+
+    /// Every granted capability, by name and kind.
+    pub fn granted(&self) -> impl Iterator<Item = (&'static str, Option<CapKind>)> {
+        let info: &'static StartInfo = self.info;
+        info.caps()
+            .iter()
+            .map(|e| (start::name_str(&e.name), CapKind::from_raw(e.kind)))
+    }
+
+    fn entry<'n>(&self, name: &'n str, kind: CapKind) -> Result<&'static CapEntry, CapError<'n>> {
+        let info: &'static StartInfo = self.info;
+        let e = info.find(name).ok_or(CapError::NotGranted(name))?;
+        if e.kind == kind as u64 {
+            Ok(e)
+        } else {
+            Err(CapError::WrongKind {
+                name,
+                found: e.kind,
+            })
+        }
+    }
+
+    /// The client end of endpoint channel `name`, with this client's badge.
+    pub fn client<'n>(&self, name: &'n str) -> Result<(Endpoint, Badge), CapError<'n>> {
+        let e = self.entry(name, CapKind::EndpointClient)?;
+        Ok((Endpoint::from_cptr(e.slot), e.value))
+    }
+
+    /// The server end of endpoint channel `name`.
+    pub fn server<'n>(&self, name: &'n str) -> Result<Endpoint, CapError<'n>> {
+        Ok(Endpoint::from_cptr(
+            self.entry(name, CapKind::EndpointServer)?.slot,
+        ))
+    }
+
+    fn ring_memory<'n, T: bytemuck::Pod, const N: usize>(
+        &self,
+        name: &'n str,
+        e: &CapEntry,
+    ) -> Result<NonNull<SharedRing<T, N>>, CapError<'n>> {
+        let fits = e.value == N as u64
+            && core::mem::size_of::<SharedRing<T, N>>() as u64 <= e.size
+            && e.vaddr % core::mem::align_of::<SharedRing<T, N>>() as u64 == 0;
+        let ptr = NonNull::new(e.vaddr as *mut SharedRing<T, N>);
+        match ptr {
+            Some(p) if fits => Ok(p),
+            _ => Err(CapError::RingShape {
+                name,
+                slots: e.value,
+                bytes: e.size,
+            }),
+        }
+    }
+
+    /// The producer end of ring channel `name`, as a ring of `N` `T`s.
+    pub fn ring_tx<'n, T: bytemuck::Pod, const N: usize>(
+        &self,
+        name: &'n str,
+    ) -> Result<RingTx<T, N>, CapError<'n>> {
+        let e = self.entry(name, CapKind::RingProducer)?;
+        let mem = self.ring_memory::<T, N>(name, e)?;
+        Ok(RingTx {
+            // SAFETY: the root task mapped `size` bytes of memory shared with
+            // the peer only at `vaddr` for the life of the program, and this
+            // is the only producer handle made from it (the entry is the
+            // producer end, taken once by convention of the component).
+            ring: unsafe { Producer::from_raw(mem) },
+            peer: Signal(Notification::from_cptr(e.slot2)),
+            wait: Notification::from_cptr(e.slot),
+        })
+    }
+
+    /// The consumer end of ring channel `name`, as a ring of `N` `T`s.
+    pub fn ring_rx<'n, T: bytemuck::Pod, const N: usize>(
+        &self,
+        name: &'n str,
+    ) -> Result<RingRx<T, N>, CapError<'n>> {
+        let e = self.entry(name, CapKind::RingConsumer)?;
+        let mem = self.ring_memory::<T, N>(name, e)?;
+        Ok(RingRx {
+            // SAFETY: as for `ring_tx`, for the consumer end.
+            ring: unsafe { Consumer::from_raw(mem) },
+            peer: Signal(Notification::from_cptr(e.slot2)),
+            wait: Notification::from_cptr(e.slot),
+        })
+    }
+
+    /// I/O ports granted as `name`: the capability and its first and last port.
+    pub fn io_ports<'n>(&self, name: &'n str) -> Result<(IoPort, u16, u16), CapError<'n>> {
+        let e = self.entry(name, CapKind::IoPort)?;
+        Ok((
+            IoPort::from_cptr(e.slot),
+            (e.value & 0xffff) as u16,
+            ((e.value >> 16) & 0xffff) as u16,
+        ))
+    }
+
+    /// Interrupt `name`: its handler (to acknowledge) and notification.
+    pub fn irq<'n>(&self, name: &'n str) -> Result<(IrqHandler, Notification), CapError<'n>> {
+        let e = self.entry(name, CapKind::Irq)?;
+        Ok((
+            IrqHandler::from_cptr(e.slot),
+            Notification::from_cptr(e.slot2),
+        ))
+    }
+
+    /// A memory region granted as `name` (device registers or DMA): address,
+    /// size, and the bus address for DMA.
+    pub fn region<'n>(&self, name: &'n str) -> Result<(u64, u64, u64), CapError<'n>> {
+        let info: &'static StartInfo = self.info;
+        let e = info.find(name).ok_or(CapError::NotGranted(name))?;
+        match CapKind::from_raw(e.kind) {
+            Some(CapKind::Mmio | CapKind::Dma) => Ok((e.vaddr, e.size, e.value)),
+            _ => Err(CapError::WrongKind {
+                name,
+                found: e.kind,
+            }),
+        }
+    }
+}
+
+/// Tells the supervisor this component is done (or broken); never returns,
+/// since the supervisor does not answer.
+pub fn report(label: kaal_sel4::Word, code: kaal_sel4::Word) -> ! {
+    let sup = Endpoint::from_cptr(slot::SUPERVISOR);
+    loop {
+        let mut mrs = [code, 0, 0, 0];
+        let _ = sup.call_regs(MessageInfo::new(label, 1), &mut mrs);
+    }
+}

@@ -1,0 +1,192 @@
+//! The start-up contract between the root task and a component: where the
+//! root task puts things in a component's address space and CSpace, and the
+//! read-only start-info page that lists the component's capabilities by name.
+//!
+//! Only the root task writes these structures, and it is trusted, but the
+//! component still reads them through checked accessors.
+
+use kaal_sel4::Word;
+
+/// Where the root task maps a component's pieces (the image itself is linked
+/// at 0x400000, inside [`IMAGE_WINDOW`]).
+pub mod layout {
+    use core::ops::Range;
+    /// Addresses an image's segments may use.
+    pub const IMAGE_WINDOW: Range<u64> = 0x1000..0x1000_0000;
+    /// The start-info page (read-only).
+    pub const START_INFO: u64 = 0x1000_0000;
+    /// The IPC buffer page.
+    pub const IPC_BUFFER: u64 = 0x1000_2000;
+    /// The stack grows down from here; the page below its end stays unmapped.
+    pub const STACK_TOP: u64 = 0x1100_0000;
+    /// The heap starts here.
+    pub const HEAP_BASE: u64 = 0x2000_0000;
+    /// Shared memory (ring channels) from here, each region followed by an
+    /// unmapped guard page.
+    pub const SHARED_BASE: u64 = 0x4000_0000;
+    /// Device memory and DMA buffers from here.
+    pub const DEVICE_BASE: u64 = 0x6000_0000;
+}
+
+/// CSpace slots every component has. The CSpace is one CNode of
+/// 2^[`CSPACE_BITS`] slots; the granted capabilities follow these.
+pub mod slot {
+    use kaal_sel4::CPtr;
+    /// The supervisor endpoint (badged with the component's id). It is also
+    /// the thread's fault endpoint.
+    pub const SUPERVISOR: CPtr = 1;
+    /// The first slot of the capabilities listed in the start-info page.
+    pub const FIRST_GRANTED: CPtr = 2;
+}
+
+/// log2 of the number of slots in a component's CSpace.
+pub const CSPACE_BITS: u8 = 8;
+
+/// Labels of a component's messages to its supervisor. They differ from
+/// every fault label the kernel uses (1 to 5).
+pub mod supervisor {
+    use kaal_sel4::Word;
+    /// `main` returned; MR0 = 0 for `Ok`, 1 for `Err`.
+    pub const EXIT: Word = 0x5e00;
+    /// The component panicked (its message went to the console).
+    pub const PANIC: Word = 0x5e01;
+}
+
+/// Marks a valid start-info page.
+pub const START_MAGIC: u64 = 0x4b61_614c_5374_6172; // "KaaLStar"
+/// Longest component or capability name.
+pub const NAME_BYTES: usize = 32;
+/// Most capabilities a component can be granted.
+pub const MAX_CAPS: usize = 44;
+
+/// What a granted capability is, and how the entry's fields are used.
+#[repr(u64)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CapKind {
+    /// The client end of an endpoint channel: `slot`, own badge in `value`.
+    EndpointClient = 1,
+    /// The server end of an endpoint channel: `slot`.
+    EndpointServer = 2,
+    /// The producer end of a ring: memory at `vaddr`/`size`, `slot` = the
+    /// notification to wait on when full, `slot2` = the one to signal the
+    /// consumer with, `value` = slots in the ring.
+    RingProducer = 3,
+    /// The consumer end of a ring: `slot` = the notification to wait on when
+    /// empty, `slot2` = the one to signal the producer with.
+    RingConsumer = 4,
+    /// I/O ports `value & 0xffff ..= value >> 16` through `slot`.
+    IoPort = 5,
+    /// An interrupt: handler in `slot`, the notification it signals in
+    /// `slot2` (with badge `value`).
+    Irq = 6,
+    /// Device registers mapped uncached at `vaddr`/`size`.
+    Mmio = 7,
+    /// A DMA buffer at `vaddr`/`size`, bus address in `value`.
+    Dma = 8,
+}
+
+impl CapKind {
+    pub fn from_raw(v: u64) -> Option<CapKind> {
+        Some(match v {
+            1 => CapKind::EndpointClient,
+            2 => CapKind::EndpointServer,
+            3 => CapKind::RingProducer,
+            4 => CapKind::RingConsumer,
+            5 => CapKind::IoPort,
+            6 => CapKind::Irq,
+            7 => CapKind::Mmio,
+            8 => CapKind::Dma,
+            _ => return None,
+        })
+    }
+}
+
+/// One granted capability.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CapEntry {
+    pub name: [u8; NAME_BYTES],
+    pub kind: u64,
+    pub slot: Word,
+    pub slot2: Word,
+    pub vaddr: u64,
+    pub size: u64,
+    pub value: u64,
+}
+
+/// The start-info page.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct StartInfo {
+    pub magic: u64,
+    pub name: [u8; NAME_BYTES],
+    /// The component's number in the manifest (its supervisor badge).
+    pub id: u64,
+    pub heap_base: u64,
+    pub heap_size: u64,
+    pub stack_top: u64,
+    pub stack_size: u64,
+    pub cap_count: u64,
+    pub caps: [CapEntry; MAX_CAPS],
+}
+
+const _: () = assert!(core::mem::size_of::<StartInfo>() <= 4096);
+
+impl Default for StartInfo {
+    fn default() -> Self {
+        StartInfo {
+            magic: START_MAGIC,
+            name: [0; NAME_BYTES],
+            id: 0,
+            heap_base: 0,
+            heap_size: 0,
+            stack_top: 0,
+            stack_size: 0,
+            cap_count: 0,
+            caps: [CapEntry::default(); MAX_CAPS],
+        }
+    }
+}
+
+/// Stores `s` as a fixed-size name; `None` if it is too long.
+pub fn name_bytes(s: &str) -> Option<[u8; NAME_BYTES]> {
+    let mut out = [0; NAME_BYTES];
+    out.get_mut(..s.len())?.copy_from_slice(s.as_bytes());
+    Some(out)
+}
+
+/// The text of a fixed-size name (up to its first NUL).
+pub fn name_str(b: &[u8; NAME_BYTES]) -> &str {
+    let len = b.iter().position(|&c| c == 0).unwrap_or(NAME_BYTES);
+    core::str::from_utf8(b.get(..len).unwrap_or(&[])).unwrap_or("?")
+}
+
+impl StartInfo {
+    pub fn name(&self) -> &str {
+        name_str(&self.name)
+    }
+
+    /// The granted capabilities.
+    pub fn caps(&self) -> &[CapEntry] {
+        let n = usize::try_from(self.cap_count).unwrap_or(0).min(MAX_CAPS);
+        self.caps.get(..n).unwrap_or(&[])
+    }
+
+    /// Adds a capability entry; `false` if the table is full.
+    pub fn push(&mut self, entry: CapEntry) -> bool {
+        let n = usize::try_from(self.cap_count).unwrap_or(MAX_CAPS);
+        match self.caps.get_mut(n) {
+            Some(e) => {
+                *e = entry;
+                self.cap_count += 1;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The entry named `name`.
+    pub fn find(&self, name: &str) -> Option<&CapEntry> {
+        self.caps().iter().find(|e| name_str(&e.name) == name)
+    }
+}
