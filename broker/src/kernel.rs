@@ -167,6 +167,10 @@ pub trait Kernel {
     fn irq_set_notification(&mut self, irq: CPtr, ntfn: CPtr) -> Result<(), Error>;
     /// Copies the capability in `src` to `dest` with a badge.
     fn mint_badge(&mut self, dest: CPtr, src: CPtr, badge: Word) -> Result<(), Error>;
+    /// Copies the capability in `src` to `dest` (to map a frame twice, say).
+    fn copy_cap(&mut self, dest: CPtr, src: CPtr) -> Result<(), Error>;
+    /// Removes a frame's mapping (a no-op if it has none).
+    fn unmap_frame(&mut self, frame: CPtr) -> Result<(), Error>;
     /// Copies the I/O port capability, restricted to `first..=last`, to `dest`.
     fn mint_ioports(&mut self, dest: CPtr, first: u16, last: u16) -> Result<(), Error>;
     /// 32-bit port input and output through the broker's own port capability

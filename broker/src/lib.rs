@@ -220,6 +220,8 @@ pub struct Memory {
     pub size: u64,
     /// First frame slot of each power-of-two chunk, with its page count.
     chunks: Vec<(CPtr, u64)>,
+    /// Mapped in the root task's window (else given to another space).
+    in_root: bool,
 }
 
 impl Memory {
@@ -255,6 +257,8 @@ pub struct Broker<K: Kernel> {
     claims: BTreeMap<DeviceKey, (Holder, DeviceId)>,
     cache: BTreeMap<(Holder, DeviceId), DeviceBundle>,
     resources: BTreeMap<DeviceKey, DeviceResources>,
+    /// Paging structures made for each address space from `new_vspace`.
+    tables: BTreeMap<CPtr, Vec<CPtr>>,
 }
 
 impl<K: Kernel> fmt::Debug for Broker<K> {
@@ -283,6 +287,7 @@ impl<K: Kernel> Broker<K> {
             claims: BTreeMap::new(),
             cache: BTreeMap::new(),
             resources: BTreeMap::new(),
+            tables: BTreeMap::new(),
         }
     }
 
@@ -431,7 +436,22 @@ impl<K: Kernel> Broker<K> {
             let _ = self.free(vspace.cptr());
             return Err(BrokerError::kernel("X86_ASIDPool_Assign", e));
         }
+        self.tables.insert(vspace.cptr(), Vec::new());
         Ok(vspace)
+    }
+
+    /// Frees an address space from [`Broker::new_vspace`] and the paging
+    /// structures made for it (not the frames mapped in it: their holder
+    /// frees those).
+    pub fn free_vspace(&mut self, vspace: Pml4) -> Result<()> {
+        let tables = self
+            .tables
+            .remove(&vspace.cptr())
+            .ok_or(BrokerError::UnknownObject(vspace.cptr()))?;
+        for t in tables {
+            self.free(t)?;
+        }
+        self.free(vspace.cptr())
     }
 
     /// Maps `frame` at `vaddr` in `vspace`, creating the paging structures
@@ -480,6 +500,9 @@ impl<K: Kernel> Broker<K> {
         let mut made = Vec::new();
         for ty in levels {
             let t = self.alloc_object(ObjSpec::of(ty))?;
+            if let Some(list) = self.tables.get_mut(&vspace) {
+                list.push(t);
+            }
             match self.k.map_table(vspace, ty, t, vaddr) {
                 Ok(()) => {
                     made.push((ty, t, true));
@@ -526,6 +549,7 @@ impl<K: Kernel> Broker<K> {
             vaddr,
             size: pages * PAGE,
             chunks: Vec::new(),
+            in_root: true,
         };
         let mut at = vaddr;
         let mut left = pages;
@@ -553,9 +577,92 @@ impl<K: Kernel> Broker<K> {
         for (first, _) in &mem.chunks {
             self.free(*first)?;
         }
+        if !mem.in_root {
+            return Ok(());
+        }
         self.vspace
             .free(mem.vaddr, mem.size + PAGE)
             .map_err(|_| BrokerError::Internal("vspace"))
+    }
+
+    /// Moves memory from the root task's window to `vaddr` in `vspace` (the
+    /// root task fills it first: a program's segments, say). The result is
+    /// freed with [`Broker::free_memory`] like any other.
+    pub fn give_memory(
+        &mut self,
+        mut mem: Memory,
+        vspace: Pml4,
+        vaddr: Word,
+        access: Access,
+    ) -> Result<Memory> {
+        if !mem.in_root {
+            return Err(BrokerError::InvalidRequest("memory was already given away"));
+        }
+        let frames: Vec<CPtr> = mem.frames().collect();
+        for f in &frames {
+            self.k
+                .unmap_frame(*f)
+                .map_err(|e| BrokerError::kernel("X86_Page_Unmap", e))?;
+        }
+        self.vspace
+            .free(mem.vaddr, mem.size + PAGE)
+            .map_err(|_| BrokerError::Internal("vspace"))?;
+        mem.in_root = false;
+        mem.vaddr = vaddr;
+        for (i, f) in frames.into_iter().enumerate() {
+            self.map_in(vspace.cptr(), f, vaddr + i as u64 * PAGE, access, Cache::WriteBack)?;
+        }
+        Ok(mem)
+    }
+
+    /// Maps `mem` also at `vaddr` in `vspace`, through copies of its frame
+    /// capabilities; returns the copies, to pass to [`Broker::unshare`] (they
+    /// go anyway when `mem` is freed, but their slots do not).
+    pub fn share_memory(
+        &mut self,
+        mem: &Memory,
+        vspace: Pml4,
+        vaddr: Word,
+        access: Access,
+    ) -> Result<Vec<CPtr>> {
+        let mut copies = Vec::new();
+        for (i, f) in mem.frames().enumerate() {
+            let r = self.alloc_slot().and_then(|slot| {
+                copies.push(slot);
+                self.k
+                    .copy_cap(slot, f)
+                    .map_err(|e| BrokerError::kernel("CNode_Copy", e))?;
+                self.map_in(vspace.cptr(), slot, vaddr + i as u64 * PAGE, access, Cache::WriteBack)
+            });
+            if let Err(e) = r {
+                let _ = self.unshare(copies);
+                return Err(e);
+            }
+        }
+        Ok(copies)
+    }
+
+    /// Deletes capability copies (unmapping what they mapped) and frees
+    /// their slots.
+    pub fn unshare(&mut self, copies: Vec<CPtr>) -> Result<()> {
+        for c in copies {
+            // An empty slot (the original was freed first) deletes fine.
+            self.k
+                .delete(c)
+                .map_err(|e| BrokerError::kernel("CNode_Delete", e))?;
+            self.free_slot(c)?;
+        }
+        Ok(())
+    }
+
+    /// Copies a capability into a fresh slot of the root CNode.
+    pub fn copy_cap(&mut self, src: CPtr) -> Result<CPtr> {
+        let slot = self.alloc_slot()?;
+        if let Err(e) = self.k.copy_cap(slot, src) {
+            let _ = self.free_slot(slot);
+            return Err(BrokerError::kernel("CNode_Copy", e));
+        }
+        Ok(slot)
     }
 
     /// A physically contiguous region of at least `size` bytes (a power of

@@ -28,7 +28,8 @@ pub enum ModelCap {
         spec: ObjSpec,
         paddr: Word,
         parent: CPtr,
-        mapped_at: Option<Word>,
+        /// The address space and address it is mapped at (frames, tables).
+        mapped_at: Option<(CPtr, Word)>,
     },
     Irq {
         pin: u8,
@@ -75,6 +76,15 @@ impl Model {
 const PT: u8 = 21;
 const PD: u8 = 30;
 const PDPT: u8 = 39;
+
+fn table_level(ty: ObjectType) -> Option<u8> {
+    match ty {
+        ObjectType::PageTable => Some(PT),
+        ObjectType::PageDirectory => Some(PD),
+        ObjectType::Pdpt => Some(PDPT),
+        _ => None,
+    }
+}
 
 impl Model {
     /// A root CNode of 2^slot_bits slots holding `untypeds` at their slots.
@@ -183,10 +193,22 @@ impl Model {
         if let Some(cap) = self.caps.remove(&slot) {
             match cap {
                 ModelCap::Object {
-                    parent, mapped_at, ..
+                    spec,
+                    parent,
+                    mapped_at,
+                    ..
                 } => {
-                    if let Some(at) = mapped_at {
+                    if let Some((vs, at)) = mapped_at {
                         self.mapped.retain(|k, (f, _)| !(*f == slot && k.1 == at));
+                        if let Some(level) = table_level(spec.ty) {
+                            self.tables.remove(&(vs, level, at >> level));
+                        }
+                    }
+                    if spec.ty == ObjectType::Pml4 {
+                        // The address space goes, and every mapping in it.
+                        self.asids.remove(&slot);
+                        self.tables.retain(|t| t.0 != slot);
+                        self.mapped.retain(|k, _| k.0 != slot);
                     }
                     if let Some(ModelCap::Untyped { children, .. }) = self.caps.get_mut(&parent) {
                         children.remove(&slot);
@@ -376,7 +398,7 @@ impl Kernel for Model {
         }
         self.mapped.insert((vspace, vaddr), (frame, access));
         if let Some(ModelCap::Object { mapped_at, .. }) = self.caps.get_mut(&frame) {
-            *mapped_at = Some(vaddr);
+            *mapped_at = Some((vspace, vaddr));
         }
         Ok(())
     }
@@ -413,7 +435,7 @@ impl Kernel for Model {
             return Err(Error::DeleteFirst);
         }
         if let Some(ModelCap::Object { mapped_at, .. }) = self.caps.get_mut(&table) {
-            *mapped_at = Some(vaddr);
+            *mapped_at = Some((vspace, vaddr));
         }
         Ok(())
     }
@@ -465,6 +487,49 @@ impl Kernel for Model {
         match self.caps.get(&src) {
             Some(ModelCap::Object { .. }) => {
                 self.caps.insert(dest, ModelCap::Badged { of: src, badge });
+                Ok(())
+            }
+            _ => Err(Error::InvalidCapability),
+        }
+    }
+
+    fn copy_cap(&mut self, dest: CPtr, src: CPtr) -> Result<(), Error> {
+        self.ops += 1;
+        self.empty_range(dest, 1)?;
+        match self.caps.get(&src).cloned() {
+            Some(ModelCap::Object {
+                spec,
+                paddr,
+                parent,
+                ..
+            }) => {
+                // A copy is a sibling of the original under the same untyped,
+                // unmapped, so revoking the untyped removes it too.
+                self.caps.insert(
+                    dest,
+                    ModelCap::Object {
+                        spec,
+                        paddr,
+                        parent,
+                        mapped_at: None,
+                    },
+                );
+                if let Some(ModelCap::Untyped { children, .. }) = self.caps.get_mut(&parent) {
+                    children.insert(dest);
+                }
+                Ok(())
+            }
+            _ => Err(Error::InvalidCapability),
+        }
+    }
+
+    fn unmap_frame(&mut self, frame: CPtr) -> Result<(), Error> {
+        self.ops += 1;
+        match self.caps.get_mut(&frame) {
+            Some(ModelCap::Object { spec, mapped_at, .. }) if spec.ty == ObjectType::Frame4K => {
+                if let Some((vs, at)) = mapped_at.take() {
+                    self.mapped.remove(&(vs, at));
+                }
                 Ok(())
             }
             _ => Err(Error::InvalidCapability),

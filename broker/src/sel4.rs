@@ -117,6 +117,17 @@ impl Kernel for Sel4Kernel {
         self.cnode.mint(dest, src, DEPTH, Rights::all(), badge)
     }
 
+    fn copy_cap(&mut self, dest: CPtr, src: CPtr) -> Result<(), Error> {
+        self.cnode.copy(dest, src, DEPTH, Rights::all())
+    }
+
+    fn unmap_frame(&mut self, frame: CPtr) -> Result<(), Error> {
+        // SAFETY: the broker unmaps only frames whose holder gave them back
+        // (or handed them on to another address space), so nothing of this
+        // program uses the mapping any more.
+        unsafe { Frame::from_cptr(frame).unmap() }
+    }
+
     fn mint_ioports(&mut self, dest: CPtr, first: u16, last: u16) -> Result<(), Error> {
         self.ports
             .mint_range(self.cnode, dest, first, last)

@@ -327,3 +327,42 @@ fn new_address_spaces_take_mappings_with_their_own_tables() {
     ));
     b.kernel().check_invariants().unwrap();
 }
+
+#[test]
+fn memory_given_and_shared_between_spaces_comes_back_whole() {
+    use kaal_broker::kernel::Access;
+    use kaal_sel4::cap::Cap;
+    let mut b = broker();
+    // Warm up the root window's own tables, which the broker keeps.
+    let warm = b.allocate_memory(4096).unwrap();
+    b.free_memory(warm).unwrap();
+    let (ram, slots) = (b.free_ram_bytes(), b.free_slots());
+    for _ in 0..3 {
+        let a = b.new_vspace().unwrap();
+        let c = b.new_vspace().unwrap();
+        let text = b.allocate_memory(3 * 4096).unwrap();
+        let text = b.give_memory(text, a, 0x40_0000, Access::ReadOnly).unwrap();
+        assert_eq!(text.vaddr, 0x40_0000);
+        let maps: Vec<_> = b.kernel().mappings(a.cptr()).map(|m| m.0).collect();
+        assert_eq!(maps, [0x40_0000, 0x40_1000, 0x40_2000]);
+        assert!(
+            b.give_memory(text.clone(), c, 0, Access::ReadOnly).is_err(),
+            "memory cannot be given twice"
+        );
+        let ring = b.allocate_memory(2 * 4096).unwrap();
+        let ca = b.share_memory(&ring, a, 0x4000_0000, Access::ReadWrite).unwrap();
+        let cc = b.share_memory(&ring, c, 0x4000_0000, Access::ReadWrite).unwrap();
+        assert_eq!(b.kernel().mappings(c.cptr()).count(), 2);
+        b.unshare(ca).unwrap();
+        assert_eq!(b.kernel().mappings(a.cptr()).count(), 3);
+        b.free_memory(text).unwrap();
+        b.free_memory(ring).unwrap();
+        // The original is gone; its copies went with it, their slots remain.
+        b.unshare(cc).unwrap();
+        b.free_vspace(a).unwrap();
+        b.free_vspace(c).unwrap();
+        b.coalesce().unwrap();
+        assert_eq!((b.free_ram_bytes(), b.free_slots()), (ram, slots));
+        b.kernel().check_invariants().unwrap();
+    }
+}
