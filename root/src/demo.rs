@@ -109,24 +109,7 @@ pub fn notification_signal_wait(broker: &mut RootBroker) -> Result<(), RootError
     Ok(())
 }
 
-kaal_rpc::interface! {
-    /// The echo service of the RPC self-check and benchmark.
-    pub interface Echo, EchoClient, echo_dispatch {
-        1 => fn echo(value: u64) -> u64;
-        2 => fn whoami() -> u64;
-    }
-}
-
-struct EchoService;
-
-impl Echo for EchoService {
-    fn echo(&mut self, _: kaal_rpc::Badge, value: u64) -> Result<u64, kaal_rpc::RpcError> {
-        Ok(transform(value))
-    }
-    fn whoami(&mut self, badge: kaal_rpc::Badge) -> Result<u64, kaal_rpc::RpcError> {
-        Ok(badge)
-    }
-}
+pub use kaal_interfaces::echo::{echo_dispatch, Echo, EchoClient, EchoService};
 
 extern "C" fn rpc_server(ep: Word, _tcb: CPtr) -> ! {
     let mut service = EchoService;

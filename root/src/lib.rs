@@ -6,6 +6,7 @@
 extern crate alloc;
 
 pub mod demo;
+pub mod system;
 pub mod thread;
 
 use core::fmt;

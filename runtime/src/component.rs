@@ -103,6 +103,11 @@ impl Env {
         self.info.id
     }
 
+    /// How often the supervisor has restarted this component.
+    pub fn restarts(&self) -> u64 {
+        self.info.restarts
+    }
+
     /// Every granted capability, by name and kind.
     pub fn granted(&self) -> impl Iterator<Item = (&'static str, Option<CapKind>)> {
         let info: &'static StartInfo = self.info;
@@ -113,15 +118,14 @@ impl Env {
 
     fn entry<'n>(&self, name: &'n str, kind: CapKind) -> Result<&'static CapEntry, CapError<'n>> {
         let info: &'static StartInfo = self.info;
-        let e = info.find(name).ok_or(CapError::NotGranted(name))?;
-        if e.kind == kind as u64 {
-            Ok(e)
-        } else {
-            Err(CapError::WrongKind {
+        let mut named = info.caps().iter().filter(|e| start::name_str(&e.name) == name);
+        let first = named.clone().next().ok_or(CapError::NotGranted(name))?;
+        named
+            .find(|e| e.kind == kind as u64)
+            .ok_or(CapError::WrongKind {
                 name,
-                found: e.kind,
+                found: first.kind,
             })
-        }
     }
 
     /// The client end of endpoint channel `name`, with this client's badge.

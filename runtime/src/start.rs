@@ -122,6 +122,8 @@ pub struct StartInfo {
     pub name: [u8; NAME_BYTES],
     /// The component's number in the manifest (its supervisor badge).
     pub id: u64,
+    /// How often the supervisor has restarted it.
+    pub restarts: u64,
     pub heap_base: u64,
     pub heap_size: u64,
     pub stack_top: u64,
@@ -138,6 +140,7 @@ impl Default for StartInfo {
             magic: START_MAGIC,
             name: [0; NAME_BYTES],
             id: 0,
+            restarts: 0,
             heap_base: 0,
             heap_size: 0,
             stack_top: 0,

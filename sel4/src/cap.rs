@@ -109,6 +109,11 @@ impl Rights {
     pub fn write_only() -> Self {
         Self::with(false, true, false)
     }
+    /// Call (write and grant the reply) but not receive: an endpoint
+    /// client's rights. seL4 5.0 needs grant for a Call to get its reply.
+    pub fn call_only() -> Self {
+        Self::with(false, true, true)
+    }
     pub fn read_write() -> Self {
         Self::with(true, true, false)
     }

@@ -63,6 +63,17 @@ impl Package {
         matches!(self.kaal_target(), Some("sel4" | "both"))
     }
 
+    /// `[package.metadata.kaal] component = true`: its binaries are component
+    /// programs, built before the root task images that embed them.
+    pub fn is_component(&self) -> bool {
+        self.metadata
+            .as_ref()
+            .and_then(|m| m.get("kaal"))
+            .and_then(|k| k.get("component"))
+            .and_then(serde_json::Value::as_bool)
+            == Some(true)
+    }
+
     /// Whether it is built and tested on the host (anything but `target = "sel4"`).
     pub fn builds_for_host(&self) -> bool {
         self.kaal_target() != Some("sel4")
@@ -97,6 +108,8 @@ impl Cargo {
             env: vec![
                 ("KAAL_SEL4_SRC", layout.sel4_src()),
                 ("KAAL_SEL4_BUILD", layout.sel4_build()),
+                // Read by `kaal_root::include_system!`.
+                ("KAAL_SYSTEMS_DIR", layout.systems()),
             ],
         }
     }
@@ -126,6 +139,8 @@ pub struct Workspace {
     pub host: Vec<String>,
     /// Crates built for seL4: `[package.metadata.kaal] target = "sel4"` (or `"both"`).
     pub sel4: Vec<String>,
+    /// Crates whose binaries are component programs (`component = true`).
+    pub components: Vec<String>,
     /// Cargo's target directory.
     pub target_dir: PathBuf,
 }
@@ -144,6 +159,7 @@ impl Workspace {
         Self {
             host: names(Package::builds_for_host),
             sel4: names(Package::builds_for_sel4),
+            components: names(Package::is_component),
             target_dir: metadata.target_directory.clone(),
         }
     }
@@ -195,8 +211,24 @@ impl Images {
     }
 }
 
-/// Builds the root task and every system test image (release, for seL4).
+/// Builds the component programs and packs every system manifest with them.
+pub fn build_systems(layout: &Layout, cargo: &Cargo, workspace: &Workspace) -> Result<()> {
+    if !workspace.components.is_empty() {
+        step::step("Building components", &layout.log("components"), |step| {
+            let mut cmd = cargo.command();
+            cmd.args(["build", "--release", "--target", SEL4_TARGET])
+                .args(package_args(&workspace.components))
+                .arg("--bins");
+            step.run(&mut cmd)
+        })?;
+    }
+    crate::system::pack_all(layout, &workspace.images())
+}
+
+/// Builds the components, packs the systems, then builds the root task and
+/// every system test image (release, for seL4), which embed the systems.
 pub fn build_images(layout: &Layout, cargo: &Cargo, workspace: &Workspace) -> Result<Images> {
+    build_systems(layout, cargo, workspace)?;
     step::step("Building images", &layout.log("images"), |step| {
         let mut cmd = cargo.command();
         cmd.args(["build", "--release", "--target", SEL4_TARGET])
@@ -217,6 +249,9 @@ mod tests {
             {"name": "kaal-rt", "version": "0.1.0", "id": "path+file:///w/runtime#kaal-rt@0.1.0",
              "manifest_path": "/w/runtime/Cargo.toml",
              "metadata": {"kaal": {"target": "sel4"}}},
+            {"name": "comps", "version": "0.1.0", "id": "path+file:///w/comps#0.1.0",
+             "manifest_path": "/w/comps/Cargo.toml",
+             "metadata": {"kaal": {"target": "sel4", "component": true}}},
             {"name": "kaal-sel4-gen", "version": "0.1.0", "id": "path+file:///w/sel4/gen#0.1.0",
              "manifest_path": "/w/sel4/gen/Cargo.toml", "metadata": {"docs": {}}},
             {"name": "kaal-sel4", "version": "0.1.0", "id": "path+file:///w/sel4#0.1.0",
@@ -229,6 +264,7 @@ mod tests {
         "workspace_members": [
             "path+file:///w/xtask#0.1.0",
             "path+file:///w/runtime#kaal-rt@0.1.0",
+            "path+file:///w/comps#0.1.0",
             "path+file:///w/sel4/gen#0.1.0",
             "path+file:///w/sel4#0.1.0"
         ],
@@ -241,7 +277,8 @@ mod tests {
         let metadata: Metadata = serde_json::from_str(METADATA)?;
         let workspace = Workspace::from_metadata(&metadata);
         assert_eq!(workspace.host, ["xtask", "kaal-sel4-gen", "kaal-sel4"]);
-        assert_eq!(workspace.sel4, ["kaal-rt", "kaal-sel4"]);
+        assert_eq!(workspace.sel4, ["kaal-rt", "comps", "kaal-sel4"]);
+        assert_eq!(workspace.components, ["comps"]);
         assert_eq!(
             workspace.images().path("bench"),
             PathBuf::from("/w/target/x86_64-unknown-none/release/bench")

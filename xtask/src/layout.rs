@@ -70,6 +70,11 @@ impl Layout {
         self.root.join("kernel").join("pc99.h")
     }
 
+    /// Packed system images, embedded by the root task images.
+    pub fn systems(&self) -> PathBuf {
+        self.kaal.join("systems")
+    }
+
     /// The system test manifest.
     pub fn tests_toml(&self) -> PathBuf {
         self.root.join("tests").join("system").join("tests.toml")

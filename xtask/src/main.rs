@@ -9,6 +9,7 @@ mod kernel;
 mod layout;
 mod qemu;
 mod step;
+mod system;
 mod systest;
 
 use std::ops::AddAssign;
@@ -189,6 +190,8 @@ fn bench(layout: &Layout, json: bool) -> Result<ExitCode> {
 fn check(layout: &Layout) -> Result<ExitCode> {
     let prepared = prepare(layout)?;
     let Prepared { cargo, workspace } = &prepared;
+    // The root task images embed the packed systems.
+    cargo::build_systems(layout, cargo, workspace)?;
     let mut commands = Vec::new();
     let mut fmt = cargo.command();
     fmt.args(["fmt", "--all", "--", "--check"]);

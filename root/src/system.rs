@@ -1,0 +1,732 @@
+//! Spawning and supervising the components of a packed system image.
+//!
+//! For each component the root task builds a fresh address space from its
+//! ELF program (text read-only, data read-write), a one-level CSpace, a TCB,
+//! IPC buffer, stack, heap and start-info page, grants exactly the channels
+//! and devices the manifest names, and starts it. Every component's fault
+//! endpoint is the root task's supervisor endpoint, badged with the
+//! component's number, so faults and exits arrive here with their sender.
+
+use alloc::vec::Vec;
+use core::fmt;
+
+use kaal_broker::device::{DeviceId, Holder};
+use kaal_broker::kernel::Access;
+use kaal_broker::{BrokerError, Memory};
+use kaal_loader::{LoadError, Perm};
+use kaal_manifest::image::{ChannelImage, ComponentImage, ImageError, SystemImage};
+use kaal_manifest::{ChannelKind, DeviceSpec, Restart};
+use kaal_rt::start::{self, layout, slot, CapEntry, CapKind, StartInfo, CSPACE_BITS};
+use kaal_sel4::cap::{init, Cap, CNode, Endpoint, Frame, Notification, Pml4, Rights, Spaces, Tcb};
+use kaal_sel4::fault::Fault;
+use kaal_sel4::ipc::{self, MessageInfo};
+use kaal_sel4::{println, CPtr, Word};
+
+use crate::{Context, RootBroker, RootError};
+
+const PAGE: u64 = 4096;
+
+/// Why a component could not be started.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SpawnError {
+    /// The program is not a loadable image.
+    Image(LoadError),
+    /// The broker or kernel refused a step.
+    Root(RootError),
+    /// The manifest asks for something the start-info page cannot hold.
+    TooMany(&'static str),
+    /// The manifest names a device this machine does not have.
+    NoDevice(DeviceSpec),
+    /// The device needs a grant not yet supported for components.
+    Unsupported(&'static str),
+}
+
+impl From<RootError> for SpawnError {
+    fn from(e: RootError) -> Self {
+        SpawnError::Root(e)
+    }
+}
+
+impl From<BrokerError> for SpawnError {
+    fn from(e: BrokerError) -> Self {
+        SpawnError::Root(RootError::Broker(e))
+    }
+}
+
+impl fmt::Display for SpawnError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SpawnError::Image(e) => write!(f, "bad program: {e}"),
+            SpawnError::Root(e) => write!(f, "{e}"),
+            SpawnError::TooMany(what) => write!(f, "too many {what}"),
+            SpawnError::NoDevice(d) => write!(f, "no device {d:?} on this machine"),
+            SpawnError::Unsupported(what) => write!(f, "{what}"),
+        }
+    }
+}
+
+/// What a component holds while it runs; all of it goes back on stop.
+#[derive(Debug)]
+struct Running {
+    tcb: Tcb,
+    cnode: CNode,
+    vspace: Pml4,
+    memory: Vec<Memory>,
+    /// Root-CNode copies of shared frames, mapped into this component.
+    copies: Vec<CPtr>,
+    devices: Vec<DeviceId>,
+}
+
+/// A channel's kernel objects, owned by the root task for the life of the
+/// system (they outlive a restart of either end).
+#[derive(Debug)]
+enum ChannelObjects {
+    Endpoint(Endpoint),
+    Ring {
+        memory: Memory,
+        /// Signalled by the producer: data to read.
+        data: Notification,
+        /// Signalled by the consumer: space to write.
+        space: Notification,
+    },
+}
+
+/// Where a component stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum State {
+    Running,
+    /// `main` returned (`Ok` if the code is 0).
+    Exited(Word),
+    /// Stopped after a fault or panic (restart policy `stop`).
+    Stopped,
+    /// Could not be started.
+    Failed,
+}
+
+/// What the supervisor saw.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Event {
+    Exited { component: usize, code: Word },
+    Faulted { component: usize, fault: Fault },
+    Panicked { component: usize },
+    /// A capability fault answered with an error; the component goes on.
+    CapRefused { component: usize, fault: Fault },
+    Restarted { component: usize, restarts: u64 },
+    Stopped { component: usize },
+}
+
+/// What the caller of [`System::supervise`] wants next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Control {
+    Continue,
+    Finish,
+}
+
+#[derive(Debug)]
+struct Slot {
+    state: State,
+    restarts: u64,
+    running: Option<Running>,
+}
+
+/// A running system: its image, components and channels.
+#[derive(Debug)]
+pub struct System<'a> {
+    image: SystemImage<'a>,
+    supervisor: Endpoint,
+    channels: Vec<ChannelObjects>,
+    components: Vec<Slot>,
+}
+
+/// The badge on a component's supervisor capability (0 stays "no badge").
+fn badge_of(index: usize) -> Word {
+    index as Word + 1
+}
+
+/// A client's badge on an endpoint channel: its place among the clients.
+pub fn client_badge(position: usize) -> Word {
+    position as Word + 1
+}
+
+impl<'a> System<'a> {
+    /// Decodes the embedded image and makes every channel's objects; starts
+    /// nothing yet.
+    pub fn new(broker: &mut RootBroker, bytes: &'a [u8]) -> Result<Self, SystemError> {
+        let image = SystemImage::decode(bytes).map_err(SystemError::Image)?;
+        let supervisor: Endpoint = broker.alloc().map_err(RootError::from)?;
+        let mut channels = Vec::new();
+        for ch in &image.channels {
+            channels.push(make_channel(broker, ch)?);
+        }
+        let components = image
+            .components
+            .iter()
+            .map(|_| Slot {
+                state: State::Failed,
+                restarts: 0,
+                running: None,
+            })
+            .collect();
+        Ok(System {
+            image,
+            supervisor,
+            channels,
+            components,
+        })
+    }
+
+    /// Number of components.
+    pub fn len(&self) -> usize {
+        self.components.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.components.is_empty()
+    }
+
+    /// The component's name.
+    pub fn name(&self, i: usize) -> &'a str {
+        self.image.components.get(i).map(|c| c.name).unwrap_or("?")
+    }
+
+    /// The index of the component called `name`.
+    pub fn index(&self, name: &str) -> Option<usize> {
+        self.image.component(name).map(|(i, _)| i)
+    }
+
+    pub fn state(&self, i: usize) -> Option<State> {
+        self.components.get(i).map(|s| s.state)
+    }
+
+    /// Starts every component; one that cannot start is reported and
+    /// skipped, and the rest still start.
+    pub fn start_all(&mut self, broker: &mut RootBroker) {
+        for i in 0..self.components.len() {
+            if let Err(e) = self.spawn(broker, i) {
+                println!("KaaL: component `{}` not started: {e}", self.name(i));
+            }
+        }
+    }
+
+    /// Starts component `i` (which must not be running).
+    pub fn spawn(&mut self, broker: &mut RootBroker, i: usize) -> Result<(), SpawnError> {
+        let comp = self
+            .image
+            .components
+            .get(i)
+            .ok_or(SpawnError::TooMany("components"))?;
+        let slot = self
+            .components
+            .get_mut(i)
+            .ok_or(SpawnError::TooMany("components"))?;
+        if slot.running.is_some() {
+            return Err(SpawnError::Unsupported("component is already running"));
+        }
+        let mut r = Running {
+            tcb: Tcb::from_cptr(0),
+            cnode: CNode::from_cptr(0),
+            vspace: Pml4::from_cptr(0),
+            memory: Vec::new(),
+            copies: Vec::new(),
+            devices: Vec::new(),
+        };
+        let ctx = SpawnContext {
+            index: i,
+            restarts: slot.restarts,
+            comp,
+            channels: &self.image.channels,
+            objects: &self.channels,
+            supervisor: self.supervisor,
+        };
+        match build(broker, &ctx, &mut r) {
+            Ok(()) => {
+                slot.running = Some(r);
+                slot.state = State::Running;
+                Ok(())
+            }
+            Err(e) => {
+                let _ = teardown(broker, i, r);
+                slot.state = State::Failed;
+                Err(e)
+            }
+        }
+    }
+
+    /// Stops component `i` and gives everything it held back to the broker.
+    pub fn stop(&mut self, broker: &mut RootBroker, i: usize) -> Result<(), RootError> {
+        let Some(slot) = self.components.get_mut(i) else {
+            return Ok(());
+        };
+        if let Some(r) = slot.running.take() {
+            teardown(broker, i, r)?;
+        }
+        Ok(())
+    }
+
+    /// Waits for components' reports and faults, applies each component's
+    /// restart policy, and tells `on_event` what happened until it says
+    /// `Finish` (or no component is left running).
+    pub fn supervise(
+        &mut self,
+        broker: &mut RootBroker,
+        mut on_event: impl FnMut(&Self, Event) -> Control,
+    ) -> Result<(), RootError> {
+        while self.components.iter().any(|s| s.state == State::Running) {
+            let (info, badge) = self.supervisor.recv();
+            let Some(i) = (badge as usize).checked_sub(1).filter(|i| *i < self.len()) else {
+                continue; // not from a component of ours: nothing to answer
+            };
+            let label = info.label();
+            let event = if let Some(fault) = Fault::decode(label, ipc::mr) {
+                match fault {
+                    Fault::Cap { .. } => {
+                        self.refuse_cap(i, fault)?;
+                        Event::CapRefused {
+                            component: i,
+                            fault,
+                        }
+                    }
+                    _ => {
+                        println!("KaaL: component `{}` faulted: {fault}", self.name(i));
+                        Event::Faulted {
+                            component: i,
+                            fault,
+                        }
+                    }
+                }
+            } else if label == start::supervisor::EXIT {
+                Event::Exited {
+                    component: i,
+                    code: ipc::mr(0),
+                }
+            } else if label == start::supervisor::PANIC {
+                println!("KaaL: component `{}` panicked", self.name(i));
+                Event::Panicked { component: i }
+            } else {
+                // Not a request the supervisor knows: answer with an error.
+                ipc::reply(MessageInfo::new(
+                    kaal_sel4::sys::seL4_IllegalOperation as Word,
+                    0,
+                ));
+                continue;
+            };
+            if on_event(self, event) == Control::Finish {
+                return Ok(());
+            }
+            if let Some(next) = self.apply_policy(broker, event)? {
+                if on_event(self, next) == Control::Finish {
+                    return Ok(());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// After an exit, fault or panic: restart or stop per the manifest.
+    fn apply_policy(
+        &mut self,
+        broker: &mut RootBroker,
+        event: Event,
+    ) -> Result<Option<Event>, RootError> {
+        let (i, failed) = match event {
+            Event::Exited { component, code } => (component, code != 0),
+            Event::Faulted { component, .. } | Event::Panicked { component } => (component, true),
+            _ => return Ok(None),
+        };
+        self.stop(broker, i)?;
+        let policy = self
+            .image
+            .components
+            .get(i)
+            .map(|c| c.restart)
+            .unwrap_or_default();
+        let Some(slot) = self.components.get_mut(i) else {
+            return Ok(None);
+        };
+        if let Event::Exited { code, .. } = event {
+            if !failed {
+                slot.state = State::Exited(code);
+                return Ok(None);
+            }
+        }
+        if policy == Restart::Restart {
+            slot.restarts += 1;
+            let restarts = slot.restarts;
+            println!(
+                "KaaL: restarting `{}` (restart {restarts})",
+                self.name(i)
+            );
+            if let Err(e) = self.spawn(broker, i) {
+                println!("KaaL: component `{}` not restarted: {e}", self.name(i));
+                return Ok(Some(Event::Stopped { component: i }));
+            }
+            Ok(Some(Event::Restarted {
+                component: i,
+                restarts,
+            }))
+        } else {
+            slot.state = match event {
+                Event::Exited { code, .. } => State::Exited(code),
+                _ => State::Stopped,
+            };
+            println!("KaaL: component `{}` stopped", self.name(i));
+            Ok(Some(Event::Stopped { component: i }))
+        }
+    }
+
+    /// Answers a capability fault with an `InvalidCapability` error: the
+    /// component's invocation returns that error and it carries on. (seL4
+    /// turns a blocking invocation of an empty slot into a fault; KaaL
+    /// hands it back to the caller as an ordinary error.)
+    fn refuse_cap(&mut self, i: usize, fault: Fault) -> Result<(), RootError> {
+        let Some(r) = self.components.get(i).and_then(|s| s.running.as_ref()) else {
+            return Ok(());
+        };
+        let mut regs = r.tcb.read_registers(false).context("TCB_ReadRegisters")?;
+        // Skip the `syscall` instruction (2 bytes) that faulted; the
+        // message-info register carries the error as its label.
+        regs.rip = fault.ip() + 2;
+        regs.rsi = MessageInfo::new(kaal_sel4::sys::seL4_InvalidCapability as Word, 0)
+            .raw()
+            .words[0];
+        // SAFETY: the thread is another component's, in its own address
+        // space; it resumes just past its own system call with an error
+        // result, which its code handles like any kernel error.
+        unsafe { r.tcb.write_registers(false, &regs) }.context("TCB_WriteRegisters")?;
+        ipc::reply(MessageInfo::new(0, 0));
+        Ok(())
+    }
+}
+
+/// Why a system could not be set up at all.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SystemError {
+    Image(ImageError),
+    Root(RootError),
+}
+
+impl From<RootError> for SystemError {
+    fn from(e: RootError) -> Self {
+        SystemError::Root(e)
+    }
+}
+
+impl From<BrokerError> for SystemError {
+    fn from(e: BrokerError) -> Self {
+        SystemError::Root(RootError::Broker(e))
+    }
+}
+
+impl fmt::Display for SystemError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SystemError::Image(e) => write!(f, "{e}"),
+            SystemError::Root(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+fn make_channel(broker: &mut RootBroker, ch: &ChannelImage<'_>) -> Result<ChannelObjects, SystemError> {
+    Ok(match ch.kind {
+        ChannelKind::Endpoint => ChannelObjects::Endpoint(broker.alloc()?),
+        ChannelKind::Ring => {
+            let memory = broker.allocate_memory(ch.ring_bytes())?;
+            let (data, space) = broker.notification_pair()?;
+            ChannelObjects::Ring {
+                memory,
+                data,
+                space,
+            }
+        }
+    })
+}
+
+struct SpawnContext<'s, 'a> {
+    index: usize,
+    restarts: u64,
+    comp: &'s ComponentImage<'a>,
+    channels: &'s [ChannelImage<'a>],
+    objects: &'s [ChannelObjects],
+    supervisor: Endpoint,
+}
+
+/// Fresh memory, filled by `fill` in the root task's window, then moved to
+/// `vaddr` in `vspace` with `access`.
+fn place(
+    broker: &mut RootBroker,
+    r: &mut Running,
+    bytes: u64,
+    vaddr: u64,
+    access: Access,
+    fill: impl FnOnce(&mut [u8]),
+) -> Result<Frame, SpawnError> {
+    let mem = broker.allocate_memory(bytes)?;
+    // SAFETY: the broker just mapped `mem.size` bytes at `mem.vaddr` in this
+    // address space for us alone; nothing else refers to them.
+    let window = unsafe { core::slice::from_raw_parts_mut(mem.vaddr as *mut u8, mem.size as usize) };
+    fill(window);
+    let first = mem.frames().next().map(Frame::from_cptr);
+    let mem = match broker.give_memory(mem.clone(), r.vspace, vaddr, access) {
+        Ok(m) => m,
+        Err(e) => {
+            let _ = broker.free_memory(mem);
+            return Err(e.into());
+        }
+    };
+    r.memory.push(mem);
+    first.ok_or(SpawnError::Unsupported("empty memory"))
+}
+
+/// Grants one capability: mints `src` into the component's next slot.
+struct Granter {
+    cnode: CNode,
+    next: CPtr,
+}
+
+impl Granter {
+    fn grant(&mut self, src: CPtr, rights: Rights, badge: Word) -> Result<CPtr, SpawnError> {
+        let dest = self.next;
+        if dest >= 1 << CSPACE_BITS {
+            return Err(SpawnError::TooMany("capabilities for one CSpace"));
+        }
+        self.cnode
+            .mint_from(dest, CSPACE_BITS, init::CNODE, src, 64, rights, badge)
+            .context("CNode_Mint")?;
+        self.next += 1;
+        Ok(dest)
+    }
+}
+
+fn entry(name: &str, kind: CapKind) -> Result<CapEntry, SpawnError> {
+    Ok(CapEntry {
+        name: start::name_bytes(name).ok_or(SpawnError::TooMany("characters in a capability name"))?,
+        kind: kind as u64,
+        ..CapEntry::default()
+    })
+}
+
+fn build(broker: &mut RootBroker, cx: &SpawnContext<'_, '_>, r: &mut Running) -> Result<(), SpawnError> {
+    let plan = kaal_loader::plan(cx.comp.elf, layout::IMAGE_WINDOW).map_err(SpawnError::Image)?;
+    r.vspace = broker.new_vspace()?;
+    r.cnode = broker.alloc_cnode(CSPACE_BITS)?;
+    r.tcb = broker.alloc()?;
+
+    // The program: each segment with its own permissions (text read-only).
+    for seg in plan.segments() {
+        let pages = seg.pages();
+        let access = match seg.perm {
+            Perm::ReadWrite => Access::ReadWrite,
+            Perm::ReadOnly | Perm::ReadExecute => Access::ReadOnly,
+        };
+        let elf = cx.comp.elf;
+        place(broker, r, pages.end - pages.start, pages.start, access, |w| {
+            for (k, page) in w.chunks_exact_mut(PAGE as usize).enumerate() {
+                if let Ok(page) = <&mut [u8; 4096]>::try_from(page) {
+                    seg.fill_page(elf, pages.start + k as u64 * PAGE, page);
+                }
+            }
+        })?;
+    }
+
+    // Stack (below it an unmapped guard page), IPC buffer, heap.
+    let stack_base = layout::STACK_TOP - cx.comp.stack;
+    place(broker, r, cx.comp.stack, stack_base, Access::ReadWrite, |_| {})?;
+    let ipc_frame = place(broker, r, PAGE, layout::IPC_BUFFER, Access::ReadWrite, |_| {})?;
+    if cx.comp.heap > 0 {
+        place(broker, r, cx.comp.heap, layout::HEAP_BASE, Access::ReadWrite, |_| {})?;
+    }
+
+    // The CSpace: the supervisor endpoint, then the manifest's grants.
+    let mut info = StartInfo {
+        name: start::name_bytes(cx.comp.name).ok_or(SpawnError::TooMany("characters in a name"))?,
+        id: cx.index as u64,
+        restarts: cx.restarts,
+        heap_base: layout::HEAP_BASE,
+        heap_size: cx.comp.heap,
+        stack_top: layout::STACK_TOP,
+        stack_size: cx.comp.stack,
+        ..StartInfo::default()
+    };
+    r.cnode
+        .mint_from(
+            slot::SUPERVISOR,
+            CSPACE_BITS,
+            init::CNODE,
+            cx.supervisor.cptr(),
+            64,
+            Rights::call_only(),
+            badge_of(cx.index),
+        )
+        .context("CNode_Mint supervisor")?;
+    let mut g = Granter {
+        cnode: r.cnode,
+        next: slot::FIRST_GRANTED,
+    };
+    let me = u16::try_from(cx.index).map_err(|_| SpawnError::TooMany("components"))?;
+    let mut shared_at = layout::SHARED_BASE;
+    for (ch, obj) in cx.channels.iter().zip(cx.objects) {
+        let client_pos = ch.from.iter().position(|&f| f == me);
+        let server = ch.to == me;
+        match obj {
+            ChannelObjects::Endpoint(ep) => {
+                if let Some(pos) = client_pos {
+                    let badge = client_badge(pos);
+                    let mut e = entry(ch.name, CapKind::EndpointClient)?;
+                    e.slot = g.grant(ep.cptr(), Rights::call_only(), badge)?;
+                    e.value = badge;
+                    push(&mut info, e)?;
+                }
+                if server {
+                    let mut e = entry(ch.name, CapKind::EndpointServer)?;
+                    e.slot = g.grant(ep.cptr(), Rights::all(), 0)?;
+                    push(&mut info, e)?;
+                }
+            }
+            ChannelObjects::Ring {
+                memory,
+                data,
+                space,
+            } => {
+                if client_pos.is_none() && !server {
+                    continue;
+                }
+                let copies = broker.share_memory(memory, r.vspace, shared_at, Access::ReadWrite)?;
+                r.copies.extend(copies);
+                let (kind, wait, peer) = if server {
+                    (CapKind::RingConsumer, *data, *space)
+                } else {
+                    (CapKind::RingProducer, *space, *data)
+                };
+                let mut e = entry(ch.name, kind)?;
+                e.slot = g.grant(wait.cptr(), Rights::read_only(), 0)?;
+                e.slot2 = g.grant(peer.cptr(), Rights::write_only(), 0)?;
+                e.vaddr = shared_at;
+                e.size = memory.size;
+                e.value = u64::from(ch.slots);
+                push(&mut info, e)?;
+                shared_at += memory.size + PAGE;
+            }
+        }
+    }
+    for spec in &cx.comp.devices {
+        grant_device(broker, cx.index, *spec, &mut g, &mut info, r)?;
+    }
+
+    // The start-info page, read-only.
+    place(broker, r, PAGE, layout::START_INFO, Access::ReadOnly, |w| {
+        let bytes = bytemuck_bytes(&info);
+        if let Some(dst) = w.get_mut(..bytes.len()) {
+            dst.copy_from_slice(bytes);
+        }
+    })?;
+
+    let spaces = Spaces {
+        cspace: r.cnode,
+        radix_bits: CSPACE_BITS,
+        vspace: r.vspace,
+    };
+    r.tcb
+        .configure_in(slot::SUPERVISOR, cx.comp.priority, spaces, layout::IPC_BUFFER, ipc_frame)
+        .context("TCB_Configure")?;
+    let regs = kaal_sel4::cap::UserContext {
+        rip: plan.entry(),
+        rsp: layout::STACK_TOP,
+        rdi: layout::START_INFO,
+        ..Default::default()
+    };
+    // SAFETY: the thread runs in its own address space and CSpace, built
+    // above; it cannot touch the root task's memory.
+    unsafe { r.tcb.write_registers(true, &regs) }.context("TCB_WriteRegisters")?;
+    Ok(())
+}
+
+fn push(info: &mut StartInfo, e: CapEntry) -> Result<(), SpawnError> {
+    if info.push(e) {
+        Ok(())
+    } else {
+        Err(SpawnError::TooMany("capabilities for the start-info page"))
+    }
+}
+
+/// The start-info page as bytes (it is plain old data).
+fn bytemuck_bytes(info: &StartInfo) -> &[u8] {
+    // SAFETY: `StartInfo` is `repr(C)` of integers and byte arrays with no
+    // padding between them (all fields are 8-byte multiples), so all of its
+    // bytes are initialised.
+    unsafe {
+        core::slice::from_raw_parts(
+            (info as *const StartInfo).cast::<u8>(),
+            core::mem::size_of::<StartInfo>(),
+        )
+    }
+}
+
+/// Claims a device for the component and grants its I/O ports and
+/// interrupt.
+fn grant_device(
+    broker: &mut RootBroker,
+    index: usize,
+    spec: DeviceSpec,
+    g: &mut Granter,
+    info: &mut StartInfo,
+    r: &mut Running,
+) -> Result<(), SpawnError> {
+    let (id, name) = match spec {
+        DeviceSpec::Serial { port } => (DeviceId::Serial { port }, alloc::format!("serial:{port}")),
+        DeviceSpec::Pci { vendor, device } => (
+            DeviceId::Pci { vendor, device },
+            alloc::format!("pci:{vendor:04x}:{device:04x}"),
+        ),
+        DeviceSpec::PciClass { class, subclass } => (
+            DeviceId::PciClass { class, subclass },
+            alloc::format!("pci-class:{class:02x}:{subclass:02x}"),
+        ),
+    };
+    let holder = Holder(index as u32 + 1);
+    let bundle = broker.request_device(holder, id).map_err(|e| match e {
+        BrokerError::NoSuchDevice(_) => SpawnError::NoDevice(spec),
+        e => e.into(),
+    })?;
+    r.devices.push(id);
+    if !bundle.mmio.is_empty() || bundle.dma.is_some() {
+        return Err(SpawnError::Unsupported(
+            "device memory and DMA grants to components are not supported yet",
+        ));
+    }
+    for ports in &bundle.ioports {
+        let mut e = entry(&name, CapKind::IoPort)?;
+        e.slot = g.grant(ports.cap.cptr(), Rights::all(), 0)?;
+        e.value = u64::from(ports.first) | (u64::from(ports.last) << 16);
+        push(info, e)?;
+    }
+    if let Some(irq) = bundle.irq {
+        let mut e = entry(&name, CapKind::Irq)?;
+        e.slot = g.grant(irq.handler.cptr(), Rights::all(), 0)?;
+        e.slot2 = g.grant(irq.notification.cptr(), Rights::read_only(), 0)?;
+        e.value = irq.badge;
+        push(info, e)?;
+    }
+    Ok(())
+}
+
+/// Gives back everything a component held: its thread first, so it stops.
+fn teardown(broker: &mut RootBroker, index: usize, r: Running) -> Result<(), RootError> {
+    if r.tcb.cptr() != 0 {
+        broker.free(r.tcb.cptr())?;
+    }
+    if r.cnode.cptr() != 0 {
+        broker.free(r.cnode.cptr())?;
+    }
+    broker.unshare(r.copies)?;
+    for m in r.memory {
+        broker.free_memory(m)?;
+    }
+    if r.vspace.cptr() != 0 {
+        broker.free_vspace(r.vspace)?;
+    }
+    let holder = Holder(index as u32 + 1);
+    for id in r.devices {
+        broker.release_device(holder, id)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,16 @@
+//! Serves the echo interface on its `echo` endpoint, forever.
+#![no_std]
+#![no_main]
+
+use kaal_interfaces::echo::{echo_dispatch, EchoService};
+use kaal_rt::{CapError, Env};
+use kaal_sel4::println;
+
+fn main(env: &Env) -> Result<(), CapError<'static>> {
+    let ep = env.server("echo")?;
+    println!("{}: serving", env.name());
+    let mut service = EchoService;
+    kaal_rpc::serve(ep, |badge, req| echo_dispatch(&mut service, badge, req))
+}
+
+kaal_rt::component!(main);

@@ -1,0 +1,13 @@
+//! The smallest component: says hello through the console and exits.
+#![no_std]
+#![no_main]
+
+use kaal_rt::Env;
+use kaal_sel4::println;
+
+fn main(env: &Env) -> Result<(), &'static str> {
+    println!("hello from `{}` (restarts: {})", env.name(), env.restarts());
+    Ok(())
+}
+
+kaal_rt::component!(main);

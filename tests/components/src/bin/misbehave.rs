@@ -1,0 +1,45 @@
+//! Misbehaves as its component name says, so the supervisor has something
+//! to report: `null_deref` reads address 0 (but runs normally once it has
+//! been restarted), `illegal` executes `ud2`, `panics` panics, and
+//! `bad_syscall` makes a system call seL4 does not have.
+#![no_std]
+#![no_main]
+
+use kaal_rt::Env;
+use kaal_sel4::println;
+
+fn main(env: &Env) -> Result<(), &'static str> {
+    match env.name() {
+        "null_deref" if env.restarts() == 0 => {
+            let v: u64;
+            // SAFETY: reading address 0 is the point: nothing is mapped
+            // there, so the kernel reports a page fault. (In assembly, as
+            // Rust gives a null dereference no defined meaning.)
+            unsafe { core::arch::asm!("mov {}, qword ptr [0]", out(reg) v) };
+            println!("null_deref: read {v} from address 0?");
+            Err("address 0 was readable")
+        }
+        "null_deref" => {
+            println!("null_deref: running again after {} restart(s)", env.restarts());
+            Ok(())
+        }
+        "illegal" => {
+            // SAFETY: `ud2` raises an invalid-opcode exception and nothing else.
+            unsafe { core::arch::asm!("ud2") };
+            Err("ud2 executed")
+        }
+        "panics" => panic!("panicking on purpose"),
+        "bad_syscall" => {
+            // SAFETY: seL4 numbers its system calls -1 to -12 (and -16 and
+            // below in debug builds); -1000 is none of them, so the kernel
+            // sends an unknown-syscall fault instead of running anything.
+            unsafe {
+                core::arch::asm!("syscall", in("rdx") -1000isize, out("rcx") _, out("r11") _)
+            };
+            Err("the unknown system call returned")
+        }
+        _ => Err("no misbehaviour by this name"),
+    }
+}
+
+kaal_rt::component!(main);

@@ -1,0 +1,126 @@
+//! System manifests: checked at build time, packed with the component
+//! programs they name into one system image per manifest, which the root task
+//! images embed (`kaal_root::include_system!`).
+//!
+//! The manifests are `system.toml` (the system `cargo xtask run` boots) and
+//! `tests/system/systems/*.toml` (one per system test that spawns
+//! components). A component's `image` names a binary of a crate marked
+//! `component = true`, or, if it contains a `/`, a file relative to the
+//! manifest (the malformed programs of the tests).
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+use kaal_manifest::Manifest;
+
+use crate::cargo::Images;
+use crate::layout::Layout;
+use crate::step;
+
+/// Every system manifest, with the name its packed image goes by.
+pub fn manifests(layout: &Layout) -> Result<Vec<(String, PathBuf)>> {
+    let mut out = Vec::new();
+    let top = layout.root.join("system.toml");
+    if top.is_file() {
+        out.push(("system".to_owned(), top));
+    }
+    let dir = layout.root.join("tests").join("system").join("systems");
+    if dir.is_dir() {
+        let mut found = Vec::new();
+        for entry in fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))? {
+            let path = entry?.path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                if let Some(stem) = path.file_stem().and_then(|s| s.to_str()) {
+                    found.push((stem.to_owned(), path.clone()));
+                }
+            }
+        }
+        found.sort();
+        out.extend(found);
+    }
+    Ok(out)
+}
+
+/// Reads and checks one manifest; every problem is reported with its file.
+pub fn check(path: &Path) -> Result<Manifest> {
+    let text = fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    Manifest::parse(&text).map_err(|errs| {
+        let list: Vec<String> = errs.iter().map(|e| format!("  {}: {e}", path.display())).collect();
+        anyhow::anyhow!("the system manifest is rejected:\n{}", list.join("\n"))
+    })
+}
+
+/// The program a component's `image` names, stripped of debug information.
+fn program(layout: &Layout, images: &Images, manifest: &Path, image: &str) -> Result<Vec<u8>> {
+    if image.contains('/') {
+        let dir = manifest.parent().unwrap_or(Path::new("."));
+        let path = dir.join(image);
+        return fs::read(&path).with_context(|| format!("reading program {}", path.display()));
+    }
+    let built = images.path(image);
+    if !built.is_file() {
+        bail!(
+            "{}: program `{image}` was not built; is it a binary of a crate with \
+             `[package.metadata.kaal] component = true`?",
+            manifest.display()
+        );
+    }
+    let stripped = layout.kaal.join("programs").join(image);
+    fs::create_dir_all(stripped.parent().unwrap_or(Path::new(".")))?;
+    let status = Command::new("objcopy")
+        .arg("--strip-debug")
+        .arg(&built)
+        .arg(&stripped)
+        .status()
+        .context("running objcopy")?;
+    if !status.success() {
+        bail!("objcopy --strip-debug {} failed", built.display());
+    }
+    fs::read(&stripped).with_context(|| format!("reading {}", stripped.display()))
+}
+
+/// Checks and packs every manifest into `layout.systems()`, writing only
+/// images that changed (so cargo rebuilds only what embeds them).
+pub fn pack_all(layout: &Layout, images: &Images) -> Result<()> {
+    let out_dir = layout.systems();
+    fs::create_dir_all(&out_dir)?;
+    step::step("Packing systems", &layout.log("systems"), |_| {
+        for (name, path) in manifests(layout)? {
+            let manifest = check(&path)?;
+            let mut programs = BTreeMap::new();
+            for c in &manifest.components {
+                if !programs.contains_key(&c.image) {
+                    programs.insert(c.image.clone(), program(layout, images, &path, &c.image)?);
+                }
+            }
+            let bytes = manifest
+                .pack(&programs)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            let dest = out_dir.join(format!("{name}.kaal"));
+            if fs::read(&dest).ok().as_deref() != Some(&bytes[..]) {
+                fs::write(&dest, &bytes).with_context(|| format!("writing {}", dest.display()))?;
+            }
+        }
+        Ok(())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_manifest_in_the_repository_is_sound() -> Result<()> {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let layout = Layout::at(root);
+        let all = manifests(&layout)?;
+        assert!(all.iter().any(|(n, _)| n == "system"), "system.toml is missing");
+        for (_, path) in all {
+            check(&path)?;
+        }
+        Ok(())
+    }
+}
