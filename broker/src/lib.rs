@@ -610,7 +610,13 @@ impl<K: Kernel> Broker<K> {
         mem.in_root = false;
         mem.vaddr = vaddr;
         for (i, f) in frames.into_iter().enumerate() {
-            self.map_in(vspace.cptr(), f, vaddr + i as u64 * PAGE, access, Cache::WriteBack)?;
+            self.map_in(
+                vspace.cptr(),
+                f,
+                vaddr + i as u64 * PAGE,
+                access,
+                Cache::WriteBack,
+            )?;
         }
         Ok(mem)
     }
@@ -632,7 +638,13 @@ impl<K: Kernel> Broker<K> {
                 self.k
                     .copy_cap(slot, f)
                     .map_err(|e| BrokerError::kernel("CNode_Copy", e))?;
-                self.map_in(vspace.cptr(), slot, vaddr + i as u64 * PAGE, access, Cache::WriteBack)
+                self.map_in(
+                    vspace.cptr(),
+                    slot,
+                    vaddr + i as u64 * PAGE,
+                    access,
+                    Cache::WriteBack,
+                )
             });
             if let Err(e) = r {
                 let _ = self.unshare(copies);

@@ -526,7 +526,9 @@ impl Kernel for Model {
     fn unmap_frame(&mut self, frame: CPtr) -> Result<(), Error> {
         self.ops += 1;
         match self.caps.get_mut(&frame) {
-            Some(ModelCap::Object { spec, mapped_at, .. }) if spec.ty == ObjectType::Frame4K => {
+            Some(ModelCap::Object {
+                spec, mapped_at, ..
+            }) if spec.ty == ObjectType::Frame4K => {
                 if let Some((vs, at)) = mapped_at.take() {
                     self.mapped.remove(&(vs, at));
                 }

@@ -350,8 +350,12 @@ fn memory_given_and_shared_between_spaces_comes_back_whole() {
             "memory cannot be given twice"
         );
         let ring = b.allocate_memory(2 * 4096).unwrap();
-        let ca = b.share_memory(&ring, a, 0x4000_0000, Access::ReadWrite).unwrap();
-        let cc = b.share_memory(&ring, c, 0x4000_0000, Access::ReadWrite).unwrap();
+        let ca = b
+            .share_memory(&ring, a, 0x4000_0000, Access::ReadWrite)
+            .unwrap();
+        let cc = b
+            .share_memory(&ring, c, 0x4000_0000, Access::ReadWrite)
+            .unwrap();
         assert_eq!(b.kernel().mappings(c.cptr()).count(), 2);
         b.unshare(ca).unwrap();
         assert_eq!(b.kernel().mappings(a.cptr()).count(), 3);

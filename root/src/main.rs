@@ -1,7 +1,9 @@
-//! The KaaL root task image: boots, proves the kernel paths, then stays up.
+//! The KaaL root task image: boots, checks the kernel paths it relies on,
+//! then spawns the system `system.toml` describes and supervises it.
 #![no_std]
 #![no_main]
 
+use kaal_root::system::{self, Control};
 use kaal_root::{boot, RootError};
 use kaal_sel4::bootinfo::BootInfo;
 
@@ -10,6 +12,10 @@ fn main(bi: &BootInfo) -> Result<(), RootError> {
     kaal_root::demo::ipc_roundtrip(&mut broker)?;
     kaal_root::demo::notification_signal_wait(&mut broker)?;
     kaal_sel4::println!("KaaL: boot OK");
+    let mut sys = system::load(&mut broker, kaal_root::include_system!("system"))?;
+    sys.start_all(&mut broker);
+    sys.supervise(&mut broker, |_, _| Control::Continue)?;
+    kaal_sel4::println!("KaaL: every component has ended");
     kaal_root::idle(&mut broker)
 }
 

@@ -17,7 +17,7 @@ use kaal_loader::{LoadError, Perm};
 use kaal_manifest::image::{ChannelImage, ComponentImage, ImageError, SystemImage};
 use kaal_manifest::{ChannelKind, DeviceSpec, Restart};
 use kaal_rt::start::{self, layout, slot, CapEntry, CapKind, StartInfo, CSPACE_BITS};
-use kaal_sel4::cap::{init, Cap, CNode, Endpoint, Frame, Notification, Pml4, Rights, Spaces, Tcb};
+use kaal_sel4::cap::{init, CNode, Cap, Endpoint, Frame, Notification, Pml4, Rights, Spaces, Tcb};
 use kaal_sel4::fault::Fault;
 use kaal_sel4::ipc::{self, MessageInfo};
 use kaal_sel4::{println, CPtr, Word};
@@ -27,7 +27,7 @@ use crate::{Context, RootBroker, RootError};
 const PAGE: u64 = 4096;
 
 /// Why a component could not be started.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum SpawnError {
     /// The program is not a loadable image.
     Image(LoadError),
@@ -106,13 +106,29 @@ pub enum State {
 /// What the supervisor saw.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Event {
-    Exited { component: usize, code: Word },
-    Faulted { component: usize, fault: Fault },
-    Panicked { component: usize },
+    Exited {
+        component: usize,
+        code: Word,
+    },
+    Faulted {
+        component: usize,
+        fault: Fault,
+    },
+    Panicked {
+        component: usize,
+    },
     /// A capability fault answered with an error; the component goes on.
-    CapRefused { component: usize, fault: Fault },
-    Restarted { component: usize, restarts: u64 },
-    Stopped { component: usize },
+    CapRefused {
+        component: usize,
+        fault: Fault,
+    },
+    Restarted {
+        component: usize,
+        restarts: u64,
+    },
+    Stopped {
+        component: usize,
+    },
 }
 
 /// What the caller of [`System::supervise`] wants next.
@@ -295,17 +311,16 @@ impl<'a> System<'a> {
                     }
                 }
             } else if label == start::supervisor::EXIT {
-                Event::Exited {
-                    component: i,
-                    code: ipc::mr(0),
-                }
+                let code = ipc::mr(0);
+                println!("KaaL: component `{}` exited ({code})", self.name(i));
+                Event::Exited { component: i, code }
             } else if label == start::supervisor::PANIC {
                 println!("KaaL: component `{}` panicked", self.name(i));
                 Event::Panicked { component: i }
             } else {
                 // Not a request the supervisor knows: answer with an error.
                 ipc::reply(MessageInfo::new(
-                    kaal_sel4::sys::seL4_IllegalOperation as Word,
+                    kaal_sel4::Error::IllegalOperation.code(),
                     0,
                 ));
                 continue;
@@ -352,10 +367,7 @@ impl<'a> System<'a> {
         if policy == Restart::Restart {
             slot.restarts += 1;
             let restarts = slot.restarts;
-            println!(
-                "KaaL: restarting `{}` (restart {restarts})",
-                self.name(i)
-            );
+            println!("KaaL: restarting `{}` (restart {restarts})", self.name(i));
             if let Err(e) = self.spawn(broker, i) {
                 println!("KaaL: component `{}` not restarted: {e}", self.name(i));
                 return Ok(Some(Event::Stopped { component: i }));
@@ -386,7 +398,7 @@ impl<'a> System<'a> {
         // Skip the `syscall` instruction (2 bytes) that faulted; the
         // message-info register carries the error as its label.
         regs.rip = fault.ip() + 2;
-        regs.rsi = MessageInfo::new(kaal_sel4::sys::seL4_InvalidCapability as Word, 0)
+        regs.rsi = MessageInfo::new(kaal_sel4::Error::InvalidCapability.code(), 0)
             .raw()
             .words[0];
         // SAFETY: the thread is another component's, in its own address
@@ -396,6 +408,24 @@ impl<'a> System<'a> {
         ipc::reply(MessageInfo::new(0, 0));
         Ok(())
     }
+}
+
+/// Decodes the embedded system image and makes its channels; on an
+/// unusable image says why and fails.
+pub fn load<'a>(broker: &mut RootBroker, bytes: &'a [u8]) -> Result<System<'a>, RootError> {
+    System::new(broker, bytes).map_err(|e| {
+        println!("KaaL: cannot load the system: {e}");
+        RootError::Check("the embedded system image is unusable")
+    })
+}
+
+/// Embeds the system image `cargo xtask` packed from a manifest: `"system"`
+/// for `system.toml`, else the name of a file in `tests/system/systems/`.
+#[macro_export]
+macro_rules! include_system {
+    ($name:literal) => {
+        include_bytes!(concat!(env!("KAAL_SYSTEMS_DIR"), "/", $name, ".kaal"))
+    };
 }
 
 /// Why a system could not be set up at all.
@@ -426,7 +456,10 @@ impl fmt::Display for SystemError {
     }
 }
 
-fn make_channel(broker: &mut RootBroker, ch: &ChannelImage<'_>) -> Result<ChannelObjects, SystemError> {
+fn make_channel(
+    broker: &mut RootBroker,
+    ch: &ChannelImage<'_>,
+) -> Result<ChannelObjects, SystemError> {
     Ok(match ch.kind {
         ChannelKind::Endpoint => ChannelObjects::Endpoint(broker.alloc()?),
         ChannelKind::Ring => {
@@ -463,7 +496,8 @@ fn place(
     let mem = broker.allocate_memory(bytes)?;
     // SAFETY: the broker just mapped `mem.size` bytes at `mem.vaddr` in this
     // address space for us alone; nothing else refers to them.
-    let window = unsafe { core::slice::from_raw_parts_mut(mem.vaddr as *mut u8, mem.size as usize) };
+    let window =
+        unsafe { core::slice::from_raw_parts_mut(mem.vaddr as *mut u8, mem.size as usize) };
     fill(window);
     let first = mem.frames().next().map(Frame::from_cptr);
     let mem = match broker.give_memory(mem.clone(), r.vspace, vaddr, access) {
@@ -499,13 +533,18 @@ impl Granter {
 
 fn entry(name: &str, kind: CapKind) -> Result<CapEntry, SpawnError> {
     Ok(CapEntry {
-        name: start::name_bytes(name).ok_or(SpawnError::TooMany("characters in a capability name"))?,
+        name: start::name_bytes(name)
+            .ok_or(SpawnError::TooMany("characters in a capability name"))?,
         kind: kind as u64,
         ..CapEntry::default()
     })
 }
 
-fn build(broker: &mut RootBroker, cx: &SpawnContext<'_, '_>, r: &mut Running) -> Result<(), SpawnError> {
+fn build(
+    broker: &mut RootBroker,
+    cx: &SpawnContext<'_, '_>,
+    r: &mut Running,
+) -> Result<(), SpawnError> {
     let plan = kaal_loader::plan(cx.comp.elf, layout::IMAGE_WINDOW).map_err(SpawnError::Image)?;
     r.vspace = broker.new_vspace()?;
     r.cnode = broker.alloc_cnode(CSPACE_BITS)?;
@@ -519,21 +558,49 @@ fn build(broker: &mut RootBroker, cx: &SpawnContext<'_, '_>, r: &mut Running) ->
             Perm::ReadOnly | Perm::ReadExecute => Access::ReadOnly,
         };
         let elf = cx.comp.elf;
-        place(broker, r, pages.end - pages.start, pages.start, access, |w| {
-            for (k, page) in w.chunks_exact_mut(PAGE as usize).enumerate() {
-                if let Ok(page) = <&mut [u8; 4096]>::try_from(page) {
-                    seg.fill_page(elf, pages.start + k as u64 * PAGE, page);
+        place(
+            broker,
+            r,
+            pages.end - pages.start,
+            pages.start,
+            access,
+            |w| {
+                for (k, page) in w.chunks_exact_mut(PAGE as usize).enumerate() {
+                    if let Ok(page) = <&mut [u8; 4096]>::try_from(page) {
+                        seg.fill_page(elf, pages.start + k as u64 * PAGE, page);
+                    }
                 }
-            }
-        })?;
+            },
+        )?;
     }
 
     // Stack (below it an unmapped guard page), IPC buffer, heap.
     let stack_base = layout::STACK_TOP - cx.comp.stack;
-    place(broker, r, cx.comp.stack, stack_base, Access::ReadWrite, |_| {})?;
-    let ipc_frame = place(broker, r, PAGE, layout::IPC_BUFFER, Access::ReadWrite, |_| {})?;
+    place(
+        broker,
+        r,
+        cx.comp.stack,
+        stack_base,
+        Access::ReadWrite,
+        |_| {},
+    )?;
+    let ipc_frame = place(
+        broker,
+        r,
+        PAGE,
+        layout::IPC_BUFFER,
+        Access::ReadWrite,
+        |_| {},
+    )?;
     if cx.comp.heap > 0 {
-        place(broker, r, cx.comp.heap, layout::HEAP_BASE, Access::ReadWrite, |_| {})?;
+        place(
+            broker,
+            r,
+            cx.comp.heap,
+            layout::HEAP_BASE,
+            Access::ReadWrite,
+            |_| {},
+        )?;
     }
 
     // The CSpace: the supervisor endpoint, then the manifest's grants.
@@ -626,7 +693,13 @@ fn build(broker: &mut RootBroker, cx: &SpawnContext<'_, '_>, r: &mut Running) ->
         vspace: r.vspace,
     };
     r.tcb
-        .configure_in(slot::SUPERVISOR, cx.comp.priority, spaces, layout::IPC_BUFFER, ipc_frame)
+        .configure_in(
+            slot::SUPERVISOR,
+            cx.comp.priority,
+            spaces,
+            layout::IPC_BUFFER,
+            ipc_frame,
+        )
         .context("TCB_Configure")?;
     let regs = kaal_sel4::cap::UserContext {
         rip: plan.entry(),

@@ -118,7 +118,10 @@ impl Env {
 
     fn entry<'n>(&self, name: &'n str, kind: CapKind) -> Result<&'static CapEntry, CapError<'n>> {
         let info: &'static StartInfo = self.info;
-        let mut named = info.caps().iter().filter(|e| start::name_str(&e.name) == name);
+        let mut named = info
+            .caps()
+            .iter()
+            .filter(|e| start::name_str(&e.name) == name);
         let first = named.clone().next().ok_or(CapError::NotGranted(name))?;
         named
             .find(|e| e.kind == kind as u64)

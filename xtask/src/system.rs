@@ -48,7 +48,10 @@ pub fn manifests(layout: &Layout) -> Result<Vec<(String, PathBuf)>> {
 pub fn check(path: &Path) -> Result<Manifest> {
     let text = fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     Manifest::parse(&text).map_err(|errs| {
-        let list: Vec<String> = errs.iter().map(|e| format!("  {}: {e}", path.display())).collect();
+        let list: Vec<String> = errs
+            .iter()
+            .map(|e| format!("  {}: {e}", path.display()))
+            .collect();
         anyhow::anyhow!("the system manifest is rejected:\n{}", list.join("\n"))
     })
 }
@@ -117,7 +120,10 @@ mod tests {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
         let layout = Layout::at(root);
         let all = manifests(&layout)?;
-        assert!(all.iter().any(|(n, _)| n == "system"), "system.toml is missing");
+        assert!(
+            all.iter().any(|(n, _)| n == "system"),
+            "system.toml is missing"
+        );
         for (_, path) in all {
             check(&path)?;
         }

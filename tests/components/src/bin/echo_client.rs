@@ -23,7 +23,10 @@ fn main(env: &Env) -> Result<(), &'static str> {
             return Err("wrong echo");
         }
     }
-    println!("{}: {CALLS} calls answered, server knows me as badge {badge}", env.name());
+    println!(
+        "{}: {CALLS} calls answered, server knows me as badge {badge}",
+        env.name()
+    );
     Ok(())
 }
 

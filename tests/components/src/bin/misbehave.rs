@@ -20,7 +20,10 @@ fn main(env: &Env) -> Result<(), &'static str> {
             Err("address 0 was readable")
         }
         "null_deref" => {
-            println!("null_deref: running again after {} restart(s)", env.restarts());
+            println!(
+                "null_deref: running again after {} restart(s)",
+                env.restarts()
+            );
             Ok(())
         }
         "illegal" => {

@@ -2,8 +2,8 @@
 //! capability the manifest does not grant. By slot number: every invocation
 //! of a slot it does not hold must fail, including the slots where the root
 //! task keeps its own powerful capabilities (IRQ control at 4, ASID control
-//! at 5, the I/O port capability at 7 in seL4 5.0). What it was granted (the
-//! `echo` client endpoint) still works.
+//! at 5, the I/O port capability at 7 in seL4 5.0), and a CPtr beyond its
+//! CSpace. What it was granted (the `echo` client endpoint) still works.
 #![no_std]
 #![no_main]
 
@@ -55,7 +55,8 @@ fn main(env: &Env) -> Result<(), &'static str> {
         }
     }
     let echo = EchoClient(ep);
-    echo.echo(1).map_err(|_| "the granted endpoint does not work")?;
+    echo.echo(1)
+        .map_err(|_| "the granted endpoint does not work")?;
     println!(
         "cap_confinement: {refused} of {} invocations of capabilities not held were refused; the granted endpoint works",
         NOT_HELD.len() * 3

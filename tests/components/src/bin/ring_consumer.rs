@@ -24,7 +24,13 @@ fn main(env: &Env) -> Result<(), &'static str> {
                     return Err("items out of order or damaged");
                 }
                 sum = fold(sum, item);
-                want = fold(want, Item { seq: expect, value: value(expect) });
+                want = fold(
+                    want,
+                    Item {
+                        seq: expect,
+                        value: value(expect),
+                    },
+                );
                 expect += 1;
             }
             None => {

@@ -24,7 +24,10 @@ fn main(env: &Env) -> Result<(), RingError> {
         let n = ((COUNT - seq) as usize).min(BATCH);
         for (k, slot) in batch.iter_mut().take(n).enumerate() {
             let s = seq + k as u64;
-            *slot = Item { seq: s, value: value(s) };
+            *slot = Item {
+                seq: s,
+                value: value(s),
+            };
         }
         let mut sent = 0;
         while sent < n {
