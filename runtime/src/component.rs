@@ -151,7 +151,8 @@ impl Env {
     ) -> Result<NonNull<SharedRing<T, N>>, CapError<'n>> {
         let fits = e.value == N as u64
             && core::mem::size_of::<SharedRing<T, N>>() as u64 <= e.size
-            && e.vaddr % core::mem::align_of::<SharedRing<T, N>>() as u64 == 0;
+            && e.vaddr
+                .is_multiple_of(core::mem::align_of::<SharedRing<T, N>>() as u64);
         let ptr = NonNull::new(e.vaddr as *mut SharedRing<T, N>);
         match ptr {
             Some(p) if fits => Ok(p),
