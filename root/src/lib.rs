@@ -6,6 +6,7 @@
 extern crate alloc;
 
 pub mod demo;
+pub mod ring;
 pub mod thread;
 
 use core::fmt;
