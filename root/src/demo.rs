@@ -50,6 +50,43 @@ pub fn call_once(ep: Endpoint, v: Word) -> Result<Word, RootError> {
     Ok(ipc::mr(0))
 }
 
+/// Serves like [`echo_server`], with the message in CPU registers only
+/// (`*WithMRs`: the IPC buffer is not touched), as `kaal-rpc` passes it.
+pub extern "C" fn echo_server_regs(ep: Word, _tcb: CPtr) -> ! {
+    let ep = Endpoint::from_cptr(ep);
+    let mut mrs = [0; 4];
+    let (mut info, _) = ep.recv_regs(&mut mrs);
+    loop {
+        let reply = if info.length() == 1 {
+            let [v, b, c, d] = mrs;
+            mrs = [transform(v), b, c, d];
+            MessageInfo::new(0, 1)
+        } else {
+            MessageInfo::new(1, 0)
+        };
+        (info, _) = ep.reply_recv_regs(reply, &mut mrs);
+    }
+}
+
+/// Starts a register-only echo server thread and returns its endpoint.
+pub fn start_echo_server_regs(broker: &mut RootBroker) -> Result<Endpoint, RootError> {
+    let ep: Endpoint = broker.alloc()?;
+    spawn(broker, echo_server_regs, ep.cptr(), HELPER_PRIORITY)?;
+    Ok(ep)
+}
+
+/// One register-only round trip: sends `v`, returns the reply's MR0.
+#[inline]
+pub fn call_once_regs(ep: Endpoint, v: Word) -> Result<Word, RootError> {
+    let mut mrs = [v, 0, 0, 0];
+    let reply = ep.call_regs(MessageInfo::new(0, 1), &mut mrs);
+    if reply.label() != 0 || reply.length() != 1 {
+        return Err(RootError::Check("echo reply has the wrong shape"));
+    }
+    let [w, ..] = mrs;
+    Ok(w)
+}
+
 /// Call/ReplyRecv between two threads: each value comes back transformed.
 pub fn ipc_roundtrip(broker: &mut RootBroker) -> Result<(), RootError> {
     let ep = start_echo_server(broker)?;

@@ -7,6 +7,7 @@ extern crate alloc;
 
 pub mod demo;
 pub mod system;
+pub mod ring;
 pub mod thread;
 
 use core::fmt;

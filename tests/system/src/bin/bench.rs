@@ -1,6 +1,7 @@
 //! The benchmark image `cargo xtask bench` boots under `-icount shift=0`,
 //! where rdtsc counts virtual time exactly. Each figure is the median of
-//! timed runs (after a warm-up), printed as `KAAL-BENCH <name> <value> <unit>`;
+//! timed runs (after a warm-up), except the ring figures (one long run,
+//! divided per message), printed as `KAAL-BENCH <name> <value> <unit>`;
 //! KaaL's figures come with the raw seL4 figures they compare against.
 #![no_std]
 #![no_main]
@@ -10,7 +11,8 @@ extern crate alloc;
 use alloc::vec::Vec;
 use kaal_broker::device::{DeviceId, Holder};
 use kaal_broker::kernel::{Kernel, ObjSpec, ObjectType};
-use kaal_root::demo::{call_once, start_echo_server};
+use kaal_root::demo::{call_once, call_once_regs, start_echo_server, start_echo_server_regs};
+use kaal_root::ring;
 use kaal_root::RootError;
 use kaal_rt::rdtsc;
 use kaal_sel4::bootinfo::BootInfo;
@@ -46,6 +48,31 @@ fn report(name: &str, value: u64, unit: &str) {
     println!("KAAL-BENCH {name} {value} {unit}");
 }
 
+/// Messages per ring run: large enough that the start and the end are noise.
+const RING_MESSAGES: u64 = 1 << 17;
+
+/// `count * scale / of`, rounded to the nearest integer (0 if `of` is 0).
+fn per(count: u64, scale: u64, of: u64) -> u64 {
+    (count.saturating_mul(scale) + of / 2)
+        .checked_div(of)
+        .unwrap_or(0)
+}
+
+/// A ratio printed with three decimals.
+struct Milli(u64);
+
+impl Milli {
+    fn ratio(a: u64, b: u64) -> Self {
+        Milli(per(a, 1000, b))
+    }
+}
+
+impl core::fmt::Display for Milli {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "{}.{:03}", self.0 / 1000, self.0 % 1000)
+    }
+}
+
 fn main(bi: &BootInfo) -> Result<(), RootError> {
     let mut broker = kaal_root::boot(bi)?;
 
@@ -61,6 +88,18 @@ fn main(bi: &BootInfo) -> Result<(), RootError> {
     )?;
     report("sel4.call_replyrecv", rt, "ticks");
 
+    // The same, with the value in CPU registers only (as the RPC stubs pass it).
+    let ep_regs = start_echo_server_regs(&mut broker)?;
+    let mut r = 0;
+    let rt_regs = median(
+        10_000,
+        timed(|| {
+            r = call_once_regs(ep_regs, r)?;
+            Ok(())
+        }),
+    )?;
+    report("sel4.call_replyrecv_regs", rt_regs, "ticks");
+
     // The same round trip through generated RPC stubs and dispatch.
     let rpc = kaal_root::demo::start_rpc_server(&mut broker)?;
     let client = kaal_root::demo::EchoClient(rpc);
@@ -73,6 +112,14 @@ fn main(bi: &BootInfo) -> Result<(), RootError> {
         }),
     )?;
     report("ipc.rpc_roundtrip", rpc_rt, "ticks");
+    println!(
+        "ratio ipc.rpc_roundtrip / sel4.call_replyrecv_regs = {}",
+        Milli::ratio(rpc_rt, rt_regs)
+    );
+    println!(
+        "ratio ipc.rpc_roundtrip / sel4.call_replyrecv = {}",
+        Milli::ratio(rpc_rt, rt)
+    );
 
     let ntfn: Notification = broker.alloc()?;
     let sw = median(
@@ -139,6 +186,27 @@ fn main(bi: &BootInfo) -> Result<(), RootError> {
         }),
     )?;
     report("broker.device_request_cached", cached, "ticks");
+
+    // A shared ring between two threads, end to end, per message.
+    for (batch, name) in [
+        (1, "ipc.ring_push_pop_batch1"),
+        (64, "ipc.ring_push_pop_batch64"),
+    ] {
+        let t = ring::transfer(&mut broker, RING_MESSAGES, batch)?;
+        println!(
+            "ring batch {batch}: {} messages in {} ticks, {} signals (producer {}, consumer {})",
+            t.messages,
+            t.ticks,
+            t.signals(),
+            t.producer_signals,
+            t.consumer_signals
+        );
+        report(name, per(t.ticks, 1, t.messages), "ticks_per_msg");
+        if batch == 64 {
+            let signals = per(t.signals(), 1000, t.messages);
+            report("ipc.ring_signals_per_msg_batch64", signals, "per_1000_msgs");
+        }
+    }
     Ok(())
 }
 
