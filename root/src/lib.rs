@@ -6,8 +6,8 @@
 extern crate alloc;
 
 pub mod demo;
-pub mod system;
 pub mod ring;
+pub mod system;
 pub mod thread;
 
 use core::fmt;

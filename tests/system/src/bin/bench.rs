@@ -13,6 +13,7 @@ use kaal_broker::device::{DeviceId, Holder};
 use kaal_broker::kernel::{Kernel, ObjSpec, ObjectType};
 use kaal_root::demo::{call_once, call_once_regs, start_echo_server, start_echo_server_regs};
 use kaal_root::ring;
+use kaal_root::system::{self, Control, Event};
 use kaal_root::RootError;
 use kaal_rt::rdtsc;
 use kaal_sel4::bootinfo::BootInfo;
@@ -207,7 +208,46 @@ fn main(bi: &BootInfo) -> Result<(), RootError> {
             report("ipc.ring_signals_per_msg_batch64", signals, "per_1000_msgs");
         }
     }
+
+    // Spawning a component from its ELF program (the `hello` component of
+    // the spawn_stop system: 16 KiB stack and heap), and stopping it again
+    // after it ran to its exit.
+    let mut sys = system::load(&mut broker, kaal_root::include_system!("spawn_stop"))?;
+    let mut spawns = Vec::with_capacity(SPAWNS);
+    let mut stops = Vec::with_capacity(SPAWNS);
+    for _ in 0..SPAWNS {
+        let t0 = rdtsc();
+        sys.spawn(&mut broker, 0).map_err(|e| {
+            println!("bench: spawn failed: {e}");
+            RootError::Check("spawn")
+        })?;
+        spawns.push(rdtsc().wrapping_sub(t0));
+        let mut exited = false;
+        sys.supervise(&mut broker, |_, e| {
+            exited = matches!(e, Event::Exited { code: 0, .. });
+            Control::Finish
+        })?;
+        if !exited {
+            return Err(RootError::Check(
+                "the spawned component did not exit cleanly",
+            ));
+        }
+        let t0 = rdtsc();
+        sys.stop(&mut broker, 0)?;
+        stops.push(rdtsc().wrapping_sub(t0));
+    }
+    report("component.spawn", middle(&mut spawns), "ticks");
+    report("component.stop", middle(&mut stops), "ticks");
     Ok(())
+}
+
+/// Spawn/stop cycles timed (the first ones also build the root task's
+/// mapping window, so the median is the steady state).
+const SPAWNS: usize = 21;
+
+fn middle(v: &mut [u64]) -> u64 {
+    v.sort_unstable();
+    v.get(v.len() / 2).copied().unwrap_or(0)
 }
 
 kaal_rt::root_task!(main);
