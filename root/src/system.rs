@@ -529,6 +529,21 @@ impl Granter {
         self.next += 1;
         Ok(dest)
     }
+
+    /// Grants `src` as it is (no badge or range change), with `rights`: for
+    /// I/O port capabilities, whose mint data would be a port range, and
+    /// capabilities that already carry their badge.
+    fn copy(&mut self, src: CPtr, rights: Rights) -> Result<CPtr, SpawnError> {
+        let dest = self.next;
+        if dest >= 1 << CSPACE_BITS {
+            return Err(SpawnError::TooMany("capabilities for one CSpace"));
+        }
+        self.cnode
+            .copy_from(dest, CSPACE_BITS, init::CNODE, src, 64, rights)
+            .context("CNode_Copy")?;
+        self.next += 1;
+        Ok(dest)
+    }
 }
 
 fn entry(name: &str, kind: CapKind) -> Result<CapEntry, SpawnError> {
@@ -645,7 +660,7 @@ fn build(
                 }
                 if server {
                     let mut e = entry(ch.name, CapKind::EndpointServer)?;
-                    e.slot = g.grant(ep.cptr(), Rights::all(), 0)?;
+                    e.slot = g.copy(ep.cptr(), Rights::all())?;
                     push(&mut info, e)?;
                 }
             }
@@ -665,8 +680,8 @@ fn build(
                     (CapKind::RingProducer, *space, *data)
                 };
                 let mut e = entry(ch.name, kind)?;
-                e.slot = g.grant(wait.cptr(), Rights::read_only(), 0)?;
-                e.slot2 = g.grant(peer.cptr(), Rights::write_only(), 0)?;
+                e.slot = g.copy(wait.cptr(), Rights::read_only())?;
+                e.slot2 = g.copy(peer.cptr(), Rights::write_only())?;
                 e.vaddr = shared_at;
                 e.size = memory.size;
                 e.value = u64::from(ch.slots);
@@ -768,14 +783,14 @@ fn grant_device(
     }
     for ports in &bundle.ioports {
         let mut e = entry(&name, CapKind::IoPort)?;
-        e.slot = g.grant(ports.cap.cptr(), Rights::all(), 0)?;
+        e.slot = g.copy(ports.cap.cptr(), Rights::all())?;
         e.value = u64::from(ports.first) | (u64::from(ports.last) << 16);
         push(info, e)?;
     }
     if let Some(irq) = bundle.irq {
         let mut e = entry(&name, CapKind::Irq)?;
-        e.slot = g.grant(irq.handler.cptr(), Rights::all(), 0)?;
-        e.slot2 = g.grant(irq.notification.cptr(), Rights::read_only(), 0)?;
+        e.slot = g.copy(irq.handler.cptr(), Rights::all())?;
+        e.slot2 = g.copy(irq.notification.cptr(), Rights::read_only())?;
         e.value = irq.badge;
         push(info, e)?;
     }

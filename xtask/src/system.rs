@@ -129,4 +129,28 @@ mod tests {
         }
         Ok(())
     }
+
+    #[test]
+    fn a_rejected_manifest_stops_the_build_naming_file_and_problem() -> Result<()> {
+        let dir = std::env::temp_dir().join(format!("kaal-xtask-{}", std::process::id()));
+        fs::create_dir_all(&dir)?;
+        let path = dir.join("bad.toml");
+        fs::write(
+            &path,
+            "[[component]]\nname = \"a\"\nimage = \"x\"\npriority = 1\nstack = \"16K\"\n\
+             heap = \"16K\"\n\n[[channel]]\nname = \"c\"\nkind = \"endpoint\"\n\
+             from = \"a\"\nto = \"ghost\"\n",
+        )?;
+        let err = match check(&path) {
+            Ok(_) => bail!("the manifest was accepted"),
+            Err(e) => e.to_string(),
+        };
+        fs::remove_dir_all(&dir)?;
+        assert!(err.contains("bad.toml"), "{err}");
+        assert!(
+            err.contains("channel `c`: `to` names unknown component `ghost`"),
+            "{err}"
+        );
+        Ok(())
+    }
 }
