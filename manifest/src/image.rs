@@ -74,6 +74,11 @@ pub enum ImageError {
         channel: String,
         index: u16,
     },
+    /// A value the manifest check would have refused.
+    Invalid {
+        what: String,
+        why: &'static str,
+    },
 }
 
 impl fmt::Display for ImageError {
@@ -81,6 +86,7 @@ impl fmt::Display for ImageError {
         match self {
             ImageError::Decode(e) => write!(f, "system image does not decode: {e}"),
             ImageError::BadMagic(m) => write!(f, "not a KaaL system image (magic {m:#x})"),
+            ImageError::Invalid { what, why } => write!(f, "{what}: {why}"),
             ImageError::BadEnd { channel, index } => {
                 write!(
                     f,
@@ -99,6 +105,7 @@ impl<'a> SystemImage<'a> {
         if img.magic != MAGIC {
             return Err(ImageError::BadMagic(img.magic));
         }
+        img.check_values()?;
         let n = img.components.len();
         for ch in &img.channels {
             for &i in ch.from.iter().chain(core::iter::once(&ch.to)) {
@@ -111,6 +118,40 @@ impl<'a> SystemImage<'a> {
             }
         }
         Ok(img)
+    }
+
+    /// Re-checks what the manifest check guarantees, so that no arithmetic
+    /// on these values can overflow in the root task.
+    fn check_values(&self) -> Result<(), ImageError> {
+        let bad = |what: &str, why| {
+            Err(ImageError::Invalid {
+                what: what.into(),
+                why,
+            })
+        };
+        let page_size = |v: u64, max: u64| v > 0 && v.is_multiple_of(4096) && v <= max;
+        for c in &self.components {
+            if c.priority == crate::ROOT_PRIORITY {
+                return bad(c.name, "priority not below the root task's");
+            }
+            if !page_size(c.stack, crate::MAX_STACK) || !page_size(c.heap, crate::MAX_HEAP) {
+                return bad(c.name, "stack or heap size out of range");
+            }
+        }
+        for ch in &self.channels {
+            if ch.from.is_empty() || ch.from.contains(&ch.to) {
+                return bad(ch.name, "channel ends");
+            }
+            let ring_ok = ch.from.len() == 1
+                && ch.slots.is_power_of_two()
+                && ch.slots <= crate::MAX_RING_SLOTS
+                && ch.slot_bytes.is_power_of_two()
+                && ch.slot_bytes <= 4096;
+            if ch.kind == ChannelKind::Ring && !ring_ok {
+                return bad(ch.name, "ring shape");
+            }
+        }
+        Ok(())
     }
 
     /// The component named `name` and its index.

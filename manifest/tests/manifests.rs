@@ -112,3 +112,29 @@ fn endpoint_may_have_several_clients() {
     let m = Manifest::parse(text).unwrap_or_else(|e| panic!("{e:?}"));
     assert_eq!(m.channels[0].from_names(), ["a", "b"]);
 }
+
+#[test]
+fn image_values_are_rechecked_on_decode() {
+    use kaal_manifest::image::{ComponentImage, ImageError, SystemImage, MAGIC};
+    let mut img = SystemImage {
+        magic: MAGIC,
+        components: vec![ComponentImage {
+            name: "a",
+            priority: 10,
+            stack: 4096,
+            heap: 4096,
+            devices: vec![],
+            restart: Restart::Stop,
+            elf: b"",
+        }],
+        channels: vec![],
+    };
+    let ok = postcard::to_allocvec(&img).unwrap();
+    assert!(SystemImage::decode(&ok).is_ok());
+    img.components[0].stack = u64::MAX - 4095;
+    let bad = postcard::to_allocvec(&img).unwrap();
+    assert!(matches!(
+        SystemImage::decode(&bad),
+        Err(ImageError::Invalid { .. })
+    ));
+}

@@ -74,6 +74,8 @@ struct Running {
     memory: Vec<Memory>,
     /// Root-CNode copies of shared frames, mapped into this component.
     copies: Vec<CPtr>,
+    /// Its slot for each endpoint channel it is a client of.
+    endpoint_slots: Vec<(usize, CPtr)>,
     devices: Vec<DeviceId>,
 }
 
@@ -142,8 +144,17 @@ pub enum Control {
 struct Slot {
     state: State,
     restarts: u64,
+    /// Capability faults answered with an error in this incarnation.
+    refusals: u64,
     running: Option<Running>,
 }
+
+/// Restarts after which a component that keeps failing is stopped instead.
+pub const RESTART_LIMIT: u64 = 1000;
+
+/// Capability faults answered with an error, per incarnation, after which
+/// the next one is treated as a fault (a component looping on one).
+pub const REFUSAL_LIMIT: u64 = 10_000;
 
 /// A running system: its image, components and channels.
 #[derive(Debug)]
@@ -180,6 +191,7 @@ impl<'a> System<'a> {
             .map(|_| Slot {
                 state: State::Failed,
                 restarts: 0,
+                refusals: 0,
                 running: None,
             })
             .collect();
@@ -244,6 +256,7 @@ impl<'a> System<'a> {
             vspace: Pml4::from_cptr(0),
             memory: Vec::new(),
             copies: Vec::new(),
+            endpoint_slots: Vec::new(),
             devices: Vec::new(),
         };
         let ctx = SpawnContext {
@@ -258,11 +271,14 @@ impl<'a> System<'a> {
             Ok(()) => {
                 slot.running = Some(r);
                 slot.state = State::Running;
+                slot.refusals = 0;
                 Ok(())
             }
             Err(e) => {
-                let _ = teardown(broker, i, r);
                 slot.state = State::Failed;
+                if let Err(t) = teardown(broker, i, r) {
+                    println!("KaaL: cleaning up after `{}`: {t}", comp.name);
+                }
                 Err(e)
             }
         }
@@ -273,8 +289,61 @@ impl<'a> System<'a> {
         let Some(slot) = self.components.get_mut(i) else {
             return Ok(());
         };
-        if let Some(r) = slot.running.take() {
-            teardown(broker, i, r)?;
+        if slot.state == State::Running {
+            slot.state = State::Stopped;
+        }
+        let Some(r) = slot.running.take() else {
+            return Ok(());
+        };
+        teardown(broker, i, r)?;
+        self.release_callers(i)
+    }
+
+    /// After server `i` stopped: every call its clients had in flight to it
+    /// (queued, or received and waiting for the reply that will not come)
+    /// returns [`kaal_rpc::RpcError::ServerGone`]. A client blocked in that
+    /// call is recognised by its registers: the `syscall` it is in is a Call
+    /// on its capability to this server's endpoint.
+    fn release_callers(&mut self, i: usize) -> Result<(), RootError> {
+        let Ok(server) = u16::try_from(i) else {
+            return Ok(());
+        };
+        for (c, ch) in self.image.channels.iter().enumerate() {
+            if ch.to != server || ch.kind != ChannelKind::Endpoint {
+                continue;
+            }
+            for &client in &ch.from {
+                let client = usize::from(client);
+                let Some(r) = self.components.get(client).and_then(|s| s.running.as_ref()) else {
+                    continue;
+                };
+                let Some(elf) = self.image.components.get(client).map(|c| c.elf) else {
+                    continue;
+                };
+                let Some(slot) = r
+                    .endpoint_slots
+                    .iter()
+                    .find(|(n, _)| *n == c)
+                    .map(|(_, s)| *s)
+                else {
+                    continue;
+                };
+                let mut regs = r.tcb.read_registers(false).context("TCB_ReadRegisters")?;
+                let in_call = regs.rdx == kaal_sel4::sys::seL4_SysCall as Word && regs.rdi == slot;
+                if !in_call || !at_syscall(elf, regs.rip) {
+                    continue;
+                }
+                let Some(next) = regs.rip.checked_add(SYSCALL_BYTES) else {
+                    continue;
+                };
+                regs.rip = next;
+                regs.rsi = MessageInfo::new(kaal_rpc::RpcError::ServerGone.label(), 0)
+                    .raw()
+                    .words[0];
+                // SAFETY: the thread is another component's, blocked in its
+                // own Call; it resumes after that syscall with an error reply.
+                unsafe { r.tcb.write_registers(true, &regs) }.context("TCB_WriteRegisters")?;
+            }
         }
         Ok(())
     }
@@ -293,15 +362,14 @@ impl<'a> System<'a> {
                 continue; // not from a component of ours: nothing to answer
             };
             let label = info.label();
-            let event = if let Some(fault) = Fault::decode(label, ipc::mr) {
+            let event = if let Some(fault) = Fault::decode(label, info.length(), ipc::mr) {
                 match fault {
-                    Fault::Cap { .. } => {
-                        self.refuse_cap(i, fault)?;
-                        Event::CapRefused {
-                            component: i,
-                            fault,
-                        }
-                    }
+                    Fault::Cap {
+                        receiving: false, ..
+                    } if self.refuse_cap(i, fault)? => Event::CapRefused {
+                        component: i,
+                        fault,
+                    },
                     _ => {
                         println!("KaaL: component `{}` faulted: {fault}", self.name(i));
                         Event::Faulted {
@@ -328,10 +396,16 @@ impl<'a> System<'a> {
             if on_event(self, event) == Control::Finish {
                 return Ok(());
             }
-            if let Some(next) = self.apply_policy(broker, event)? {
-                if on_event(self, next) == Control::Finish {
-                    return Ok(());
+            match self.apply_policy(broker, event) {
+                Ok(Some(next)) => {
+                    if on_event(self, next) == Control::Finish {
+                        return Ok(());
+                    }
                 }
+                Ok(None) => {}
+                // One component's trouble does not end the system's
+                // supervision; what could not be freed stays lost.
+                Err(e) => println!("KaaL: stopping `{}`: {e}", self.name(i)),
             }
         }
         Ok(())
@@ -364,7 +438,7 @@ impl<'a> System<'a> {
                 return Ok(None);
             }
         }
-        if policy == Restart::Restart {
+        if policy == Restart::Restart && slot.restarts < RESTART_LIMIT {
             slot.restarts += 1;
             let restarts = slot.restarts;
             println!("KaaL: restarting `{}` (restart {restarts})", self.name(i));
@@ -388,16 +462,32 @@ impl<'a> System<'a> {
 
     /// Answers a capability fault with an `InvalidCapability` error: the
     /// component's invocation returns that error and it carries on. (seL4
-    /// turns a blocking invocation of an empty slot into a fault; KaaL
-    /// hands it back to the caller as an ordinary error.)
-    fn refuse_cap(&mut self, i: usize, fault: Fault) -> Result<(), RootError> {
-        let Some(r) = self.components.get(i).and_then(|s| s.running.as_ref()) else {
-            return Ok(());
+    /// turns an invocation of a CPtr outside the CSpace into a fault; KaaL
+    /// hands it back to the caller as an ordinary error.) Returns `false`
+    /// when it must be handled as a fault instead: the thread is not where
+    /// the message says (a forged report) or it keeps doing this.
+    fn refuse_cap(&mut self, i: usize, fault: Fault) -> Result<bool, RootError> {
+        let elf = self.image.components.get(i).map(|c| c.elf).unwrap_or(&[]);
+        let Some(slot) = self.components.get_mut(i) else {
+            return Ok(false);
         };
+        let Some(r) = slot.running.as_ref() else {
+            return Ok(false);
+        };
+        slot.refusals += 1;
+        if slot.refusals > REFUSAL_LIMIT {
+            return Ok(false);
+        }
         let mut regs = r.tcb.read_registers(false).context("TCB_ReadRegisters")?;
-        // Skip the `syscall` instruction (2 bytes) that faulted; the
-        // message-info register carries the error as its label.
-        regs.rip = fault.ip() + 2;
+        if regs.rip != fault.ip() || !at_syscall(elf, regs.rip) {
+            return Ok(false);
+        }
+        let Some(next) = regs.rip.checked_add(SYSCALL_BYTES) else {
+            return Ok(false);
+        };
+        // Skip the `syscall` that faulted; the message-info register carries
+        // the error as its label.
+        regs.rip = next;
         regs.rsi = MessageInfo::new(kaal_sel4::Error::InvalidCapability.code(), 0)
             .raw()
             .words[0];
@@ -406,8 +496,33 @@ impl<'a> System<'a> {
         // result, which its code handles like any kernel error.
         unsafe { r.tcb.write_registers(false, &regs) }.context("TCB_WriteRegisters")?;
         ipc::reply(MessageInfo::new(0, 0));
-        Ok(())
+        Ok(true)
     }
+}
+
+/// Bytes of the x86_64 `syscall` instruction (0f 05).
+const SYSCALL_BYTES: Word = 2;
+
+/// Whether `rip` is at a `syscall` instruction in the text of `elf` (which
+/// the component cannot change: its text is mapped read-only).
+fn at_syscall(elf: &[u8], rip: Word) -> bool {
+    let Ok(plan) = kaal_loader::plan(elf, layout::IMAGE_WINDOW) else {
+        return false;
+    };
+    plan.segments().iter().any(|seg| {
+        let Some(off) = rip.checked_sub(seg.vaddr) else {
+            return false;
+        };
+        let Some(at) = usize::try_from(off)
+            .ok()
+            .and_then(|o| seg.file.start.checked_add(o))
+        else {
+            return false;
+        };
+        seg.perm == Perm::ReadExecute
+            && at.checked_add(2).is_some_and(|end| end <= seg.file.end)
+            && elf.get(at..at + 2) == Some(&[0x0f, 0x05][..])
+    })
 }
 
 /// Decodes the embedded system image and makes its channels; on an
@@ -646,7 +761,7 @@ fn build(
     };
     let me = u16::try_from(cx.index).map_err(|_| SpawnError::TooMany("components"))?;
     let mut shared_at = layout::SHARED_BASE;
-    for (ch, obj) in cx.channels.iter().zip(cx.objects) {
+    for (c, (ch, obj)) in cx.channels.iter().zip(cx.objects).enumerate() {
         let client_pos = ch.from.iter().position(|&f| f == me);
         let server = ch.to == me;
         match obj {
@@ -655,12 +770,14 @@ fn build(
                     let badge = client_badge(pos);
                     let mut e = entry(ch.name, CapKind::EndpointClient)?;
                     e.slot = g.grant(ep.cptr(), Rights::call_only(), badge)?;
+                    r.endpoint_slots.push((c, e.slot));
                     e.value = badge;
                     push(&mut info, e)?;
                 }
                 if server {
                     let mut e = entry(ch.name, CapKind::EndpointServer)?;
-                    e.slot = g.copy(ep.cptr(), Rights::all())?;
+                    // Receive only: replies go through the reply capability.
+                    e.slot = g.copy(ep.cptr(), Rights::read_only())?;
                     push(&mut info, e)?;
                 }
             }
@@ -671,6 +788,10 @@ fn build(
             } => {
                 if client_pos.is_none() && !server {
                     continue;
+                }
+                let end = shared_at.checked_add(memory.size + PAGE);
+                if end.is_none_or(|e| e > layout::DEVICE_BASE) {
+                    return Err(SpawnError::TooMany("bytes of shared memory"));
                 }
                 let copies = broker.share_memory(memory, r.vspace, shared_at, Access::ReadWrite)?;
                 r.copies.extend(copies);
@@ -798,23 +919,32 @@ fn grant_device(
 }
 
 /// Gives back everything a component held: its thread first, so it stops.
+/// Every step runs even if one fails; the first error is returned.
 fn teardown(broker: &mut RootBroker, index: usize, r: Running) -> Result<(), RootError> {
+    let mut first: Result<(), RootError> = Ok(());
+    let mut note = |res: Result<(), BrokerError>| {
+        if let Err(e) = res {
+            if first.is_ok() {
+                first = Err(e.into());
+            }
+        }
+    };
     if r.tcb.cptr() != 0 {
-        broker.free(r.tcb.cptr())?;
+        note(broker.free(r.tcb.cptr()));
     }
     if r.cnode.cptr() != 0 {
-        broker.free(r.cnode.cptr())?;
+        note(broker.free(r.cnode.cptr()));
     }
-    broker.unshare(r.copies)?;
+    note(broker.unshare(r.copies));
     for m in r.memory {
-        broker.free_memory(m)?;
+        note(broker.free_memory(m));
     }
     if r.vspace.cptr() != 0 {
-        broker.free_vspace(r.vspace)?;
+        note(broker.free_vspace(r.vspace));
     }
     let holder = Holder(index as u32 + 1);
     for id in r.devices {
-        broker.release_device(holder, id)?;
+        note(broker.release_device(holder, id));
     }
-    Ok(())
+    first
 }

@@ -3,6 +3,7 @@
 
 use core::fmt;
 use core::ptr::NonNull;
+use core::sync::atomic::{AtomicU64, Ordering};
 
 use kaal_ring::{Consumer, Notify, Producer, SharedRing};
 use kaal_sel4::cap::{Cap, Endpoint, IoPort, IrqHandler, Notification};
@@ -23,6 +24,8 @@ pub enum CapError<'a> {
         slots: u64,
         bytes: u64,
     },
+    /// A ring end was already taken: each end has one handle.
+    Taken(&'a str),
 }
 
 impl fmt::Display for CapError<'_> {
@@ -32,6 +35,7 @@ impl fmt::Display for CapError<'_> {
             CapError::WrongKind { name, found } => {
                 write!(f, "capability `{name}` is of another kind ({found})")
             }
+            CapError::Taken(n) => write!(f, "ring end `{n}` was already taken"),
             CapError::RingShape { name, slots, bytes } => write!(
                 f,
                 "ring `{name}` has {slots} slots in {bytes} bytes, which does not fit this type"
@@ -82,7 +86,23 @@ pub struct RingRx<T: 'static, const N: usize> {
     pub wait: Notification,
 }
 
+/// Ring ends handed out, one bit per start-info entry: the ring's
+/// single-producer, single-consumer contract needs one handle per end.
+static TAKEN: AtomicU64 = AtomicU64::new(0);
+
+const _: () = assert!(start::MAX_CAPS <= 64);
+
 impl Env {
+    /// Marks entry `e` (one of this page's entries) taken; `false` if it
+    /// already was.
+    fn take(&self, e: &CapEntry) -> bool {
+        let base = self.info.caps.as_ptr() as usize;
+        let offset = (e as *const CapEntry as usize).wrapping_sub(base);
+        let index = offset / core::mem::size_of::<CapEntry>();
+        let bit = 1u64 << (index % 64);
+        TAKEN.fetch_or(bit, Ordering::Relaxed) & bit == 0
+    }
+
     /// # Safety
     /// `info` must point at this component's start-info page, mapped for the
     /// life of the program.
@@ -171,11 +191,13 @@ impl Env {
     ) -> Result<RingTx<T, N>, CapError<'n>> {
         let e = self.entry(name, CapKind::RingProducer)?;
         let mem = self.ring_memory::<T, N>(name, e)?;
+        if !self.take(e) {
+            return Err(CapError::Taken(name));
+        }
         Ok(RingTx {
             // SAFETY: the root task mapped `size` bytes of memory shared with
             // the peer only at `vaddr` for the life of the program, and this
-            // is the only producer handle made from it (the entry is the
-            // producer end, taken once by convention of the component).
+            // is the only producer handle made from it (`take` above).
             ring: unsafe { Producer::from_raw(mem) },
             peer: Signal(Notification::from_cptr(e.slot2)),
             wait: Notification::from_cptr(e.slot),
@@ -189,8 +211,11 @@ impl Env {
     ) -> Result<RingRx<T, N>, CapError<'n>> {
         let e = self.entry(name, CapKind::RingConsumer)?;
         let mem = self.ring_memory::<T, N>(name, e)?;
+        if !self.take(e) {
+            return Err(CapError::Taken(name));
+        }
         Ok(RingRx {
-            // SAFETY: as for `ring_tx`, for the consumer end.
+            // SAFETY: as for `ring_tx`, for the consumer end (taken once).
             ring: unsafe { Consumer::from_raw(mem) },
             peer: Signal(Notification::from_cptr(e.slot2)),
             wait: Notification::from_cptr(e.slot),

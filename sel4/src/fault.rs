@@ -42,9 +42,13 @@ pub enum Fault {
 }
 
 impl Fault {
-    /// Decodes a fault message; `None` for a label that is not a fault.
-    /// `mr(i)` reads message register `i`.
-    pub fn decode(label: Word, mr: impl Fn(usize) -> Word) -> Option<Fault> {
+    /// Decodes a fault message of `length` registers; `None` for a label
+    /// that is not a fault or a message too short for its label. `mr(i)`
+    /// reads message register `i`.
+    pub fn decode(label: Word, length: usize, mr: impl Fn(usize) -> Word) -> Option<Fault> {
+        if length < Fault::length(label) || Fault::length(label) == 0 {
+            return None;
+        }
         let r = |i: Word| mr(i as usize);
         Some(match label {
             label::CAP_FAULT => Fault::Cap {
@@ -73,7 +77,8 @@ impl Fault {
         })
     }
 
-    /// Message registers the kernel sends with a fault of this label.
+    /// Message registers the kernel sends at least with a fault of this
+    /// label (a capability fault adds the lookup failure's details).
     pub fn length(label: Word) -> usize {
         match label {
             label::CAP_FAULT => 4,
@@ -144,7 +149,7 @@ mod tests {
     #[test]
     fn page_fault_decodes_with_its_address() {
         let mrs = [0x401000, 0x0, 0, 6];
-        let f = Fault::decode(label::VM_FAULT, |i| mrs.get(i).copied().unwrap_or(0));
+        let f = Fault::decode(label::VM_FAULT, 4, |i| mrs.get(i).copied().unwrap_or(0));
         assert_eq!(
             f,
             Some(Fault::Vm {
@@ -165,13 +170,14 @@ mod tests {
 
     #[test]
     fn other_labels_are_not_faults() {
-        assert_eq!(Fault::decode(0, |_| 0), None);
-        assert_eq!(Fault::decode(0x100, |_| 0), None);
+        assert_eq!(Fault::decode(0, 4, |_| 0), None);
+        assert_eq!(Fault::decode(0x100, 4, |_| 0), None);
+        assert_eq!(Fault::decode(label::VM_FAULT, 3, |_| 0), None, "too short");
     }
 
     #[test]
     fn illegal_instruction_is_named() {
-        let f = Fault::decode(label::USER_EXCEPTION, |i| {
+        let f = Fault::decode(label::USER_EXCEPTION, 5, |i| {
             [0x40_2000, 0x3000, 0x202, 6, 0][i]
         });
         assert_eq!(

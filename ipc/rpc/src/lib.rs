@@ -34,12 +34,16 @@ pub enum RpcError {
     Refused(u16),
     /// The reply did not have the shape the interface declares.
     BadReply,
+    /// The server stopped or restarted before it replied; the request may
+    /// or may not have been carried out.
+    ServerGone,
 }
 
 /// The reply label of a successful call.
 pub const REPLY_OK: Word = 0;
 const LABEL_UNKNOWN: Word = 1;
 const LABEL_BAD_MESSAGE: Word = 2;
+const LABEL_SERVER_GONE: Word = 3;
 const LABEL_REFUSED: Word = 0x1_0000;
 
 impl RpcError {
@@ -48,6 +52,7 @@ impl RpcError {
         match self {
             RpcError::UnknownMethod => LABEL_UNKNOWN,
             RpcError::BadMessage | RpcError::BadReply => LABEL_BAD_MESSAGE,
+            RpcError::ServerGone => LABEL_SERVER_GONE,
             RpcError::Refused(code) => LABEL_REFUSED | Word::from(code),
         }
     }
@@ -56,6 +61,7 @@ impl RpcError {
         match label {
             LABEL_UNKNOWN => RpcError::UnknownMethod,
             LABEL_BAD_MESSAGE => RpcError::BadMessage,
+            LABEL_SERVER_GONE => RpcError::ServerGone,
             l if l & LABEL_REFUSED != 0 => RpcError::Refused((l & 0xffff) as u16),
             _ => RpcError::BadReply,
         }

@@ -212,7 +212,7 @@ fn main(bi: &BootInfo) -> Result<(), RootError> {
     // Spawning a component from its ELF program (the `hello` component of
     // the spawn_stop system: 16 KiB stack and heap), and stopping it again
     // after it ran to its exit.
-    let mut sys = system::load(&mut broker, kaal_root::include_system!("spawn_stop"))?;
+    let mut sys = system::load(&mut broker, kaal_root::include_system!("spawn_bench"))?;
     let mut spawns = Vec::with_capacity(SPAWNS);
     let mut stops = Vec::with_capacity(SPAWNS);
     for _ in 0..SPAWNS {

@@ -24,7 +24,7 @@ fn main(bi: &BootInfo) -> Result<(), RootError> {
         idx("worker")?,
     );
     sys.start_all(&mut broker);
-    let mut seen = [false; 8];
+    let mut seen = [false; 10];
     let mut unexpected = false;
     sys.supervise(&mut broker, |_, e| {
         match e {
@@ -47,7 +47,9 @@ fn main(bi: &BootInfo) -> Result<(), RootError> {
                 fault: Fault::UnknownSyscall { .. },
             } if component == sysc => seen[5] = true,
             Event::Exited { component, code: 0 } if component == worker => seen[6] = true,
-            Event::Stopped { component } if [ill, pan, sysc].contains(&component) => seen[7] = true,
+            Event::Stopped { component } if component == ill => seen[7] = true,
+            Event::Stopped { component } if component == pan => seen[8] = true,
+            Event::Stopped { component } if component == sysc => seen[9] = true,
             e => {
                 println!("fault_restart: unexpected {e:?}");
                 unexpected = true;

@@ -1,0 +1,32 @@
+//! The echo service, except that its first incarnation reads address 0 in
+//! the middle of its 100th request, holding that client's reply: the
+//! supervisor restarts it and the client's call returns `ServerGone`.
+#![no_std]
+#![no_main]
+
+use kaal_interfaces::echo::{echo_dispatch, EchoService};
+use kaal_rt::{CapError, Env};
+use kaal_sel4::println;
+
+const FAULT_AT: u64 = 100;
+
+fn main(env: &Env) -> Result<(), CapError<'static>> {
+    let ep = env.server("echo")?;
+    let first = env.restarts() == 0;
+    println!("{}: serving (restarts: {})", env.name(), env.restarts());
+    let mut service = EchoService;
+    let mut served = 0u64;
+    kaal_rpc::serve(ep, |badge, req| {
+        served += 1;
+        if first && served == FAULT_AT {
+            let v: u64;
+            // SAFETY: reading address 0 faults (nothing is mapped there);
+            // that is the point.
+            unsafe { core::arch::asm!("mov {}, qword ptr [0]", out(reg) v) };
+            println!("flaky_echo: read {v} from address 0?");
+        }
+        echo_dispatch(&mut service, badge, req)
+    })
+}
+
+kaal_rt::component!(main);
