@@ -382,6 +382,10 @@ impl<'a> System<'a> {
                 let code = ipc::mr(0);
                 println!("KaaL: component `{}` exited ({code})", self.name(i));
                 Event::Exited { component: i, code }
+            } else if label == start::supervisor::CONSOLE {
+                print_line(info.length());
+                ipc::reply(MessageInfo::new(0, 0));
+                continue;
             } else if label == start::supervisor::PANIC {
                 println!("KaaL: component `{}` panicked", self.name(i));
                 Event::Panicked { component: i }
@@ -498,6 +502,27 @@ impl<'a> System<'a> {
         ipc::reply(MessageInfo::new(0, 0));
         Ok(true)
     }
+}
+
+/// Prints a component's console line from the message registers (MR0 the
+/// byte count, then the bytes), at most what the message carries.
+fn print_line(length: usize) {
+    const WORD: usize = core::mem::size_of::<Word>();
+    let words = length.saturating_sub(1);
+    let bytes = usize::try_from(ipc::mr(0)).unwrap_or(0).min(words * WORD);
+    let mut out = [0u8; 1024];
+    let mut n = 0;
+    for i in 0..words {
+        for b in ipc::mr(1 + i).to_le_bytes() {
+            if n < bytes {
+                if let Some(slot) = out.get_mut(n) {
+                    *slot = b;
+                    n += 1;
+                }
+            }
+        }
+    }
+    kaal_sel4::console::DebugConsole.write_bytes(out.get(..n).unwrap_or(&[]));
 }
 
 /// Bytes of the x86_64 `syscall` instruction (0f 05).

@@ -16,9 +16,9 @@ use core::fmt::Display;
 use core::sync::atomic::{AtomicBool, Ordering};
 use kaal_sel4::bootinfo::BootInfo;
 use kaal_sel4::cap::init;
-use kaal_sel4::println;
 
 pub mod component;
+pub mod console;
 pub mod start;
 
 #[doc(hidden)]
@@ -78,14 +78,14 @@ pub unsafe fn start_root<E: Display>(
     let bi = match unsafe { BootInfo::from_ptr(bootinfo) } {
         Ok(bi) => bi,
         Err(e) => {
-            println!("KaaL: unusable BootInfo: {e}");
+            kaal_sel4::println!("KaaL: unusable BootInfo: {e}");
             exit(Exit::Failure)
         }
     };
     match main(&bi) {
         Ok(()) => exit(Exit::Success),
         Err(e) => {
-            println!("KaaL: root task failed: {e}");
+            kaal_sel4::println!("KaaL: root task failed: {e}");
             exit(Exit::Failure)
         }
     }
@@ -181,19 +181,19 @@ pub unsafe fn start_component<E: Display>(
     IS_COMPONENT.store(true, Ordering::Relaxed);
     // SAFETY: the caller's contract.
     let Some(env) = (unsafe { Env::from_ptr(info) }) else {
-        println!("KaaL: component started without a start-info page");
+        crate::println!("KaaL: component started without a start-info page");
         component::report(start::supervisor::EXIT, 1)
     };
     // SAFETY: the `StartInfo` lists the heap region mapped for this program.
     let info = unsafe { &*info };
     if info.heap_size > 0 && !claim(info.heap_base as *mut u8, info.heap_size as usize) {
-        println!("{}: cannot claim its heap", env.name());
+        crate::println!("{}: cannot claim its heap", env.name());
         component::report(start::supervisor::EXIT, 1)
     }
     match main(&env) {
         Ok(()) => component::report(start::supervisor::EXIT, 0),
         Err(e) => {
-            println!("{}: failed: {e}", env.name());
+            crate::println!("{}: failed: {e}", env.name());
             component::report(start::supervisor::EXIT, 1)
         }
     }
@@ -201,17 +201,26 @@ pub unsafe fn start_component<E: Display>(
 
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+    if IS_COMPONENT.load(Ordering::Relaxed) {
+        match info.location() {
+            Some(l) => crate::println!(
+                "KaaL: panicked at {}:{}: {}",
+                l.file(),
+                l.line(),
+                info.message()
+            ),
+            None => crate::println!("KaaL: panicked: {}", info.message()),
+        }
+        component::report(start::supervisor::PANIC, 0)
+    }
     match info.location() {
-        Some(l) => println!(
+        Some(l) => kaal_sel4::println!(
             "KaaL: panicked at {}:{}: {}",
             l.file(),
             l.line(),
             info.message()
         ),
-        None => println!("KaaL: panicked: {}", info.message()),
-    }
-    if IS_COMPONENT.load(Ordering::Relaxed) {
-        component::report(start::supervisor::PANIC, 0)
+        None => kaal_sel4::println!("KaaL: panicked: {}", info.message()),
     }
     exit(Exit::Failure)
 }

@@ -50,6 +50,9 @@ pub mod supervisor {
     pub const EXIT: Word = 0x5e00;
     /// The component panicked (its message went to the console).
     pub const PANIC: Word = 0x5e01;
+    /// A line for the system console: MR0 = bytes, then the bytes packed
+    /// little-endian into the following registers.
+    pub const CONSOLE: Word = 0x5e02;
 }
 
 /// Marks a valid start-info page.

@@ -7,8 +7,8 @@
 
 use kaal_interfaces::echo::{transform, EchoClient};
 use kaal_rpc::RpcError;
+use kaal_rt::println;
 use kaal_rt::Env;
-use kaal_sel4::println;
 
 const CALLS: u64 = 1000;
 /// Retries of one call before giving up.

@@ -3,8 +3,8 @@
 #![no_main]
 
 use kaal_interfaces::echo::{echo_dispatch, EchoService};
+use kaal_rt::println;
 use kaal_rt::{CapError, Env};
-use kaal_sel4::println;
 
 fn main(env: &Env) -> Result<(), CapError<'static>> {
     let ep = env.server("echo")?;

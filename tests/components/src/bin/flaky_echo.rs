@@ -5,8 +5,8 @@
 #![no_main]
 
 use kaal_interfaces::echo::{echo_dispatch, EchoService};
+use kaal_rt::println;
 use kaal_rt::{CapError, Env};
-use kaal_sel4::println;
 
 const FAULT_AT: u64 = 100;
 

@@ -2,8 +2,8 @@
 #![no_std]
 #![no_main]
 
+use kaal_rt::println;
 use kaal_rt::Env;
-use kaal_sel4::println;
 
 fn main(env: &Env) -> Result<(), &'static str> {
     println!("hello from `{}` (restarts: {})", env.name(), env.restarts());

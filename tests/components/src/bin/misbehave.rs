@@ -5,8 +5,8 @@
 #![no_std]
 #![no_main]
 
+use kaal_rt::println;
 use kaal_rt::Env;
-use kaal_sel4::println;
 
 fn main(env: &Env) -> Result<(), &'static str> {
     match env.name() {

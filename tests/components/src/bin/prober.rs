@@ -8,9 +8,9 @@
 #![no_main]
 
 use kaal_interfaces::echo::EchoClient;
+use kaal_rt::println;
 use kaal_rt::{CapError, Env};
 use kaal_sel4::cap::{Cap, IoPort, IrqControl, Tcb};
-use kaal_sel4::println;
 
 /// Slots the prober does not hold (its CSpace has 256 slots; 2 is `echo`).
 const NOT_HELD: [u64; 8] = [0, 3, 4, 5, 7, 100, 255, 0x1_0000];

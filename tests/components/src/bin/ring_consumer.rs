@@ -3,8 +3,8 @@
 #![no_std]
 #![no_main]
 
+use kaal_rt::println;
 use kaal_rt::Env;
-use kaal_sel4::println;
 use kaal_test_components::{fold, value, Item, RING_SLOTS};
 
 const COUNT: u64 = 1_000_000;

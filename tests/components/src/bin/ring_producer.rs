@@ -4,8 +4,8 @@
 #![no_main]
 
 use kaal_ring::RingError;
+use kaal_rt::println;
 use kaal_rt::Env;
-use kaal_sel4::println;
 use kaal_test_components::{fold, value, Item, RING_SLOTS};
 
 /// Items sent (the `ring_million` test).

@@ -4,8 +4,8 @@
 #![no_std]
 #![no_main]
 
+use kaal_rt::println;
 use kaal_rt::Env;
-use kaal_sel4::println;
 
 /// Line status register offset and its "transmit holding register empty" bit.
 const LSR: u16 = 5;

@@ -1,0 +1,97 @@
+//! A component's console: whole lines sent to the supervisor, which prints
+//! each at once on the system console. (Printing byte by byte through the
+//! kernel's debug console would interleave the lines of components that run
+//! at the same time.)
+
+use core::fmt;
+
+use kaal_sel4::cap::{Cap, Endpoint};
+use kaal_sel4::ipc::{set_mr, MessageInfo};
+use kaal_sel4::Word;
+
+use crate::start::{slot, supervisor};
+
+/// Bytes of text one console message carries (MR0 is the byte count).
+pub const LINE_BYTES: usize = 512;
+const WORD: usize = core::mem::size_of::<Word>();
+
+/// Collects text and sends it a line (or a full buffer) at a time.
+#[derive(Debug)]
+pub struct LineWriter {
+    buf: [u8; LINE_BYTES],
+    len: usize,
+}
+
+impl Default for LineWriter {
+    fn default() -> Self {
+        LineWriter {
+            buf: [0; LINE_BYTES],
+            len: 0,
+        }
+    }
+}
+
+impl LineWriter {
+    /// Sends what is buffered, if anything.
+    pub fn flush(&mut self) {
+        let text = self.buf.get(..self.len).unwrap_or(&[]);
+        if text.is_empty() {
+            return;
+        }
+        set_mr(0, text.len() as Word);
+        let mut words = 0;
+        for (i, chunk) in text.chunks(WORD).enumerate() {
+            let mut w = [0u8; WORD];
+            if let Some(dst) = w.get_mut(..chunk.len()) {
+                dst.copy_from_slice(chunk);
+            }
+            set_mr(1 + i, Word::from_le_bytes(w));
+            words = i + 1;
+        }
+        let sup = Endpoint::from_cptr(slot::SUPERVISOR);
+        let _ = sup.call(MessageInfo::new(supervisor::CONSOLE, 1 + words));
+        self.len = 0;
+    }
+
+    fn push(&mut self, b: u8) {
+        if self.len == LINE_BYTES {
+            self.flush();
+        }
+        if let Some(slot) = self.buf.get_mut(self.len) {
+            *slot = b;
+            self.len += 1;
+        }
+        if b == b'\n' {
+            self.flush();
+        }
+    }
+}
+
+impl fmt::Write for LineWriter {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        for &b in s.as_bytes() {
+            self.push(b);
+        }
+        Ok(())
+    }
+}
+
+#[doc(hidden)]
+pub fn _print(args: fmt::Arguments<'_>) {
+    let mut w = LineWriter::default();
+    let _ = fmt::write(&mut w, args);
+    w.flush();
+}
+
+/// Prints to the system console (from a component).
+#[macro_export]
+macro_rules! print {
+    ($($arg:tt)*) => { $crate::console::_print(format_args!($($arg)*)) };
+}
+
+/// Prints a line to the system console (from a component).
+#[macro_export]
+macro_rules! println {
+    () => { $crate::print!("\n") };
+    ($($arg:tt)*) => { $crate::console::_print(format_args!("{}\n", format_args!($($arg)*))) };
+}
