@@ -631,20 +631,29 @@ impl<K: Kernel> Broker<K> {
         vaddr: Word,
         access: Access,
     ) -> Result<Vec<CPtr>> {
+        let frames: Vec<CPtr> = mem.frames().collect();
+        self.share_frames(&frames, vspace, vaddr, access, Cache::WriteBack)
+    }
+
+    /// Maps `frames` (the broker's, in address order) also at `vaddr` in
+    /// `vspace` through copies of their capabilities, as
+    /// [`Broker::share_memory`] does.
+    pub fn share_frames(
+        &mut self,
+        frames: &[CPtr],
+        vspace: Pml4,
+        vaddr: Word,
+        access: Access,
+        cache: Cache,
+    ) -> Result<Vec<CPtr>> {
         let mut copies = Vec::new();
-        for (i, f) in mem.frames().enumerate() {
+        for (i, &f) in frames.iter().enumerate() {
             let r = self.alloc_slot().and_then(|slot| {
                 copies.push(slot);
                 self.k
                     .copy_cap(slot, f)
                     .map_err(|e| BrokerError::kernel("CNode_Copy", e))?;
-                self.map_in(
-                    vspace.cptr(),
-                    slot,
-                    vaddr + i as u64 * PAGE,
-                    access,
-                    Cache::WriteBack,
-                )
+                self.map_in(vspace.cptr(), slot, vaddr + i as u64 * PAGE, access, cache)
             });
             if let Err(e) = r {
                 let _ = self.unshare(copies);
@@ -712,6 +721,28 @@ impl<K: Kernel> Broker<K> {
             paddr,
             size: pages * PAGE,
         })
+    }
+
+    /// The frame capabilities of a device's register region, in address
+    /// order (to map them for the holder's component too).
+    pub fn mmio_frames(&self, region: &MmioRegion) -> Vec<CPtr> {
+        let end = region.vaddr + region.size;
+        let mut pages: Vec<(Word, CPtr)> = self
+            .resources
+            .values()
+            .flat_map(|r| r.pages.iter())
+            .filter(|(_, _, v)| (region.vaddr..end).contains(v))
+            .map(|&(_, slot, v)| (v, slot))
+            .collect();
+        pages.sort_unstable();
+        pages.into_iter().map(|(_, slot)| slot).collect()
+    }
+
+    /// The frame capabilities of a DMA region, in address order.
+    pub fn dma_frames(&self, region: &DmaRegion) -> Vec<CPtr> {
+        (0..region.size / PAGE)
+            .filter_map(|p| self.dma_frame(region, p))
+            .collect()
     }
 
     /// The frame capability of page `page` of a DMA region (to ask the kernel

@@ -11,7 +11,7 @@ use alloc::vec::Vec;
 use core::fmt;
 
 use kaal_broker::device::{DeviceId, Holder};
-use kaal_broker::kernel::Access;
+use kaal_broker::kernel::{Access, Cache};
 use kaal_broker::{BrokerError, Memory};
 use kaal_loader::{LoadError, Perm};
 use kaal_manifest::image::{ChannelImage, ComponentImage, ImageError, SystemImage};
@@ -76,6 +76,8 @@ struct Running {
     copies: Vec<CPtr>,
     /// Its slot for each endpoint channel it is a client of.
     endpoint_slots: Vec<(usize, CPtr)>,
+    /// Where the next device region goes in its address space.
+    device_at: u64,
     devices: Vec<DeviceId>,
 }
 
@@ -257,6 +259,7 @@ impl<'a> System<'a> {
             memory: Vec::new(),
             copies: Vec::new(),
             endpoint_slots: Vec::new(),
+            device_at: layout::DEVICE_BASE,
             devices: Vec::new(),
         };
         let ctx = SpawnContext {
@@ -922,10 +925,31 @@ fn grant_device(
         e => e.into(),
     })?;
     r.devices.push(id);
-    if !bundle.mmio.is_empty() || bundle.dma.is_some() {
-        return Err(SpawnError::Unsupported(
-            "device memory and DMA grants to components are not supported yet",
-        ));
+    for m in &bundle.mmio {
+        let frames = broker.mmio_frames(m);
+        let at = r.device_at;
+        r.device_at = place_device(r.device_at, m.size)?;
+        let copies =
+            broker.share_frames(&frames, r.vspace, at, Access::ReadWrite, Cache::Uncached)?;
+        r.copies.extend(copies);
+        let mut e = entry(&name, CapKind::Mmio)?;
+        e.vaddr = at;
+        e.size = m.size;
+        e.value = u64::from(m.bar);
+        push(info, e)?;
+    }
+    if let Some(d) = bundle.dma {
+        let frames = broker.dma_frames(&d);
+        let at = r.device_at;
+        r.device_at = place_device(r.device_at, d.size)?;
+        let copies =
+            broker.share_frames(&frames, r.vspace, at, Access::ReadWrite, Cache::Uncached)?;
+        r.copies.extend(copies);
+        let mut e = entry(&name, CapKind::Dma)?;
+        e.vaddr = at;
+        e.size = d.size;
+        e.value = d.paddr;
+        push(info, e)?;
     }
     for ports in &bundle.ioports {
         let mut e = entry(&name, CapKind::IoPort)?;
@@ -941,6 +965,15 @@ fn grant_device(
         push(info, e)?;
     }
     Ok(())
+}
+
+/// The next free device address after a region of `size` bytes at `at`
+/// (and a guard page).
+fn place_device(at: u64, size: u64) -> Result<u64, SpawnError> {
+    at.checked_add(size)
+        .and_then(|a| a.checked_add(PAGE))
+        .filter(|&a| a <= layout::DEVICE_END)
+        .ok_or(SpawnError::TooMany("bytes of device memory"))
 }
 
 /// Gives back everything a component held: its thread first, so it stops.

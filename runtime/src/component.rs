@@ -241,18 +241,26 @@ impl Env {
         ))
     }
 
-    /// A memory region granted as `name` (device registers or DMA): address,
-    /// size, and the bus address for DMA.
-    pub fn region<'n>(&self, name: &'n str) -> Result<(u64, u64, u64), CapError<'n>> {
+    /// Device registers of `name` (PCI BAR `bar`; 0 for others): address
+    /// and size.
+    pub fn mmio<'n>(&self, name: &'n str, bar: u8) -> Result<(u64, u64), CapError<'n>> {
         let info: &'static StartInfo = self.info;
-        let e = info.find(name).ok_or(CapError::NotGranted(name))?;
-        match CapKind::from_raw(e.kind) {
-            Some(CapKind::Mmio | CapKind::Dma) => Ok((e.vaddr, e.size, e.value)),
-            _ => Err(CapError::WrongKind {
-                name,
-                found: e.kind,
-            }),
-        }
+        info.caps()
+            .iter()
+            .find(|e| {
+                start::name_str(&e.name) == name
+                    && e.kind == CapKind::Mmio as u64
+                    && e.value == u64::from(bar)
+            })
+            .map(|e| (e.vaddr, e.size))
+            .ok_or(CapError::NotGranted(name))
+    }
+
+    /// The DMA buffer of device `name`: address, size, and the bus address
+    /// the device sees it at.
+    pub fn dma<'n>(&self, name: &'n str) -> Result<(u64, u64, u64), CapError<'n>> {
+        let e = self.entry(name, CapKind::Dma)?;
+        Ok((e.vaddr, e.size, e.value))
     }
 }
 

@@ -24,8 +24,10 @@ pub mod layout {
     /// Shared memory (ring channels) from here, each region followed by an
     /// unmapped guard page.
     pub const SHARED_BASE: u64 = 0x4000_0000;
-    /// Device memory and DMA buffers from here.
+    /// Device memory and DMA buffers from here, each region followed by an
+    /// unmapped guard page, up to [`DEVICE_END`].
     pub const DEVICE_BASE: u64 = 0x6000_0000;
+    pub const DEVICE_END: u64 = 0x8000_0000;
 }
 
 /// CSpace slots every component has. The CSpace is one CNode of
@@ -82,7 +84,8 @@ pub enum CapKind {
     /// An interrupt: handler in `slot`, the notification it signals in
     /// `slot2` (with badge `value`).
     Irq = 6,
-    /// Device registers mapped uncached at `vaddr`/`size`.
+    /// Device registers mapped uncached at `vaddr`/`size`, PCI BAR number
+    /// in `value`.
     Mmio = 7,
     /// A DMA buffer at `vaddr`/`size`, bus address in `value`.
     Dma = 8,
