@@ -205,40 +205,20 @@ pub fn transfer(broker: &mut RootBroker, messages: u64, batch: u64) -> Result<Tr
     })
 }
 
-/// The producer's blocking loop (see kaal-ring's README); returns the signals
-/// it sent. Owning `tx` lets the compiler keep its indices in registers.
+/// The producer's side of a transfer; returns the signals it sent. Owning
+/// `tx` lets the compiler keep its indices in registers.
 fn produce(tx: Producer<'_, Message, SLOTS>, p: &Params, ctl: &Control) -> Result<u64, RootError> {
     let mut tx = tx;
     let wake = NotificationSignal(Notification::from_cptr(p.consumer_wakeup));
-    let own = Notification::from_cptr(p.producer_wakeup);
-    let mut until_publish = p.batch;
-    for seq in 0..p.messages {
-        let msg = [seq, payload(seq)];
-        loop {
-            match tx.push(msg) {
-                Ok(()) => break,
-                Err(RingError::Full) => {
-                    if tx.publish() {
-                        wake.notify();
-                    }
-                    if !tx.prepare_wait().map_err(|e| ring_error("producer", e))? {
-                        own.wait();
-                        // A consumer that failed wakes us to stop.
-                        if ctl.verdict.load(Ordering::Relaxed) == FAILED {
-                            return Err(RootError::Check("ring consumer failed"));
-                        }
-                    }
-                }
-                Err(e) => return Err(ring_error("producer", e)),
-            }
-        }
-        until_publish -= 1;
-        if until_publish == 0 {
-            until_publish = p.batch;
-            if tx.publish() {
-                wake.notify();
-            }
-        }
+    let waiter = Waiter {
+        own: Notification::from_cptr(p.producer_wakeup),
+        wake,
+        ctl,
+    };
+    if p.batch == 1 {
+        produce_single(&mut tx, p.messages, &waiter)?;
+    } else {
+        produce_bulk(&mut tx, p.messages, p.batch, &waiter)?;
     }
     if tx.publish() {
         wake.notify();
@@ -246,10 +226,96 @@ fn produce(tx: Producer<'_, Message, SLOTS>, p: &Params, ctl: &Control) -> Resul
     Ok(tx.signals())
 }
 
+/// How the producer waits for space.
+struct Waiter<'a> {
+    own: Notification,
+    wake: NotificationSignal,
+    ctl: &'a Control,
+}
+
+impl Waiter<'_> {
+    /// Publishes what is pushed, then waits for space unless some appeared.
+    fn wait_for_space(&self, tx: &mut Producer<'_, Message, SLOTS>) -> Result<(), RootError> {
+        if tx.publish() {
+            self.wake.notify();
+        }
+        if !tx.prepare_wait().map_err(|e| ring_error("producer", e))? {
+            self.own.wait();
+            // A consumer that failed wakes us to stop.
+            if self.ctl.verdict.load(Ordering::Relaxed) == FAILED {
+                return Err(RootError::Check("ring consumer failed"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Batch 1: the blocking loop of kaal-ring's README, publishing every push.
+fn produce_single(
+    tx: &mut Producer<'_, Message, SLOTS>,
+    messages: u64,
+    waiter: &Waiter<'_>,
+) -> Result<(), RootError> {
+    for seq in 0..messages {
+        let msg = [seq, payload(seq)];
+        loop {
+            match tx.push(msg) {
+                Ok(()) => break,
+                Err(RingError::Full) => waiter.wait_for_space(tx)?,
+                Err(e) => return Err(ring_error("producer", e)),
+            }
+        }
+        if tx.publish() {
+            waiter.wake.notify();
+        }
+    }
+    Ok(())
+}
+
+/// Larger batches: `push_with` makes each message straight into its slot, with
+/// one free-slot check per call; one publish per batch.
+fn produce_bulk(
+    tx: &mut Producer<'_, Message, SLOTS>,
+    messages: u64,
+    batch: u64,
+    waiter: &Waiter<'_>,
+) -> Result<(), RootError> {
+    let mut seq = 0;
+    while seq < messages {
+        let end = messages.min(seq + batch);
+        while seq < end {
+            let want = (end - seq) as usize;
+            let pushed = tx
+                .push_with(want, || {
+                    let msg = [seq, payload(seq)];
+                    seq += 1;
+                    msg
+                })
+                .map_err(|e| ring_error("producer", e))?;
+            if pushed < want {
+                waiter.wait_for_space(tx)?;
+            }
+        }
+        if tx.publish() {
+            waiter.wake.notify();
+        }
+    }
+    Ok(())
+}
+
 /// Why the consumer stopped early.
 enum ConsumeError {
     Ring(RingError),
-    Sequence { got: u64, want: u64 },
+    /// Message `got` arrived where `want` was due.
+    Sequence {
+        got: u64,
+        want: u64,
+    },
+    /// Some message in `from..to` (one bulk pop) was not the one due.
+    SequenceIn {
+        from: u64,
+        to: u64,
+    },
 }
 
 impl From<RingError> for ConsumeError {
@@ -258,13 +324,46 @@ impl From<RingError> for ConsumeError {
     }
 }
 
-/// The consumer's blocking loop; returns the checksum.
+/// The consumer's side of a transfer; returns the checksum.
 fn consume(rx: &mut Consumer<'_, Message, SLOTS>, p: &Params) -> Result<u64, ConsumeError> {
     let wake = NotificationSignal(Notification::from_cptr(p.producer_wakeup));
     let own = Notification::from_cptr(p.consumer_wakeup);
+    let sum = if p.batch == 1 {
+        consume_single(rx, p.messages, wake, own)?
+    } else {
+        consume_bulk(rx, p.messages, p.batch, wake, own)?
+    };
+    if rx.release() {
+        wake.notify();
+    }
+    Ok(sum)
+}
+
+/// Gives back the slots, then sleeps unless items arrived: the consumer's
+/// move on an empty ring.
+fn sleep_on_empty(
+    rx: &mut Consumer<'_, Message, SLOTS>,
+    wake: NotificationSignal,
+    own: Notification,
+) -> Result<(), RingError> {
+    if rx.release() {
+        wake.notify();
+    }
+    if !rx.prepare_sleep()? {
+        own.wait();
+    }
+    Ok(())
+}
+
+/// Batch 1: the blocking loop of kaal-ring's README, releasing every pop.
+fn consume_single(
+    rx: &mut Consumer<'_, Message, SLOTS>,
+    messages: u64,
+    wake: NotificationSignal,
+    own: Notification,
+) -> Result<u64, ConsumeError> {
     let (mut next, mut sum) = (0, 0u64);
-    let mut until_release = p.batch;
-    while next < p.messages {
+    while next < messages {
         match rx.pop()? {
             Some([seq, value]) => {
                 if seq != next {
@@ -275,26 +374,48 @@ fn consume(rx: &mut Consumer<'_, Message, SLOTS>, p: &Params) -> Result<u64, Con
                 }
                 sum = sum.wrapping_add(value);
                 next += 1;
-                until_release -= 1;
-                if until_release == 0 {
-                    until_release = p.batch;
-                    if rx.release() {
-                        wake.notify();
-                    }
-                }
-            }
-            None => {
                 if rx.release() {
                     wake.notify();
                 }
-                if !rx.prepare_sleep()? {
-                    own.wait();
-                }
             }
+            None => sleep_on_empty(rx, wake, own)?,
         }
     }
-    if rx.release() {
-        wake.notify();
+    Ok(sum)
+}
+
+/// Larger batches: `pop_with` hands over up to the rest of the batch, with one
+/// ready-count check per call; each message is checked as it is copied out of
+/// its slot; one release per batch.
+fn consume_bulk(
+    rx: &mut Consumer<'_, Message, SLOTS>,
+    messages: u64,
+    batch: u64,
+    wake: NotificationSignal,
+    own: Notification,
+) -> Result<u64, ConsumeError> {
+    let (mut next, mut sum) = (0, 0u64);
+    while next < messages {
+        let end = messages.min(next + batch);
+        while next < end {
+            // `wrong` stays 0 exactly if every sequence number is the one due:
+            // no branch per message.
+            let (from, mut wrong) = (next, 0);
+            let got = rx.pop_with((end - next) as usize, |[seq, value]| {
+                wrong |= seq ^ next;
+                sum = sum.wrapping_add(value);
+                next += 1;
+            })?;
+            if wrong != 0 {
+                return Err(ConsumeError::SequenceIn { from, to: next });
+            }
+            if got == 0 {
+                sleep_on_empty(rx, wake, own)?;
+            }
+        }
+        if rx.release() {
+            wake.notify();
+        }
     }
     Ok(sum)
 }
@@ -326,6 +447,10 @@ extern "C" fn consumer(control: Word, tcb: CPtr) -> ! {
                 }
                 Err(ConsumeError::Sequence { got, want }) => {
                     println!("ring: consumer: message {got}, want {want}");
+                    FAILED
+                }
+                Err(ConsumeError::SequenceIn { from, to }) => {
+                    println!("ring: consumer: a message in {from}..{to} is out of sequence");
                     FAILED
                 }
             }

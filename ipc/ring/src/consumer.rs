@@ -154,37 +154,88 @@ impl<'a, T: Pod, const N: usize> Consumer<'a, T, N> {
             .store(0, Ordering::Relaxed);
     }
 
-    /// Pops up to `out.len()` items into `out`, releases their slots and signals
-    /// `producer` if it waits for space. Never blocks. Returns how many were taken.
+    /// How many of `want` more items are ready: by the cached `head` if that covers all
+    /// of them, otherwise by `head` read (and validated) once now.
+    #[inline]
+    fn ready(&mut self, want: usize) -> Result<u32, RingError> {
+        let want = u32::try_from(want).unwrap_or(u32::MAX);
+        // Never above `N`: `refresh_head` keeps `0 <= head - tail <= N`.
+        if self.head.wrapping_sub(self.tail) < want {
+            self.refresh_head()?;
+        }
+        Ok(self.head.wrapping_sub(self.tail).min(want))
+    }
+
+    /// Copies up to `out.len()` ready items to the front of `out` and returns how many.
+    /// Like [`Consumer::pop`], their slots stay reserved until [`Consumer::release`].
+    ///
+    /// The bulk form of `pop`: the ready count is checked once (reading `head` only if
+    /// the count cached from the last read is short of `out.len()`), then the items are
+    /// copied in a loop with no per-item check, and the private `tail` moves once.
     ///
     /// # Errors
     ///
-    /// [`RingError::Corrupt`] if `head` is invalid; the items taken before it was found
-    /// are released (and signalled) all the same, and are in `out`.
+    /// [`RingError::Corrupt`] if `head` had to be read and is invalid; nothing is popped.
+    #[inline]
+    pub fn pop_into(&mut self, out: &mut [T]) -> Result<usize, RingError> {
+        let count = self.ready(out.len())?;
+        let (first, second) = self.ring.runs(self.tail, count);
+        let (out_first, out_rest) = out.split_at_mut_checked(first.len()).unwrap_or_default();
+        for (dst, slot) in out_first.iter_mut().zip(first) {
+            *dst = slot.load();
+        }
+        for (dst, slot) in out_rest.iter_mut().zip(second) {
+            *dst = slot.load();
+        }
+        self.tail = self.tail.wrapping_add(count);
+        Ok(count as usize)
+    }
+
+    /// Hands up to `max` ready items, in order, to `take` and returns how many (so `take`
+    /// ran exactly that many times). Their slots stay reserved until
+    /// [`Consumer::release`].
+    ///
+    /// The same bulk path as [`Consumer::pop_into`], for a caller that looks at each
+    /// item once: each is read from its slot straight into `take`, with no staging
+    /// buffer. Every item is a copy, so `take` never sees a slot the producer can change.
+    ///
+    /// # Errors
+    ///
+    /// [`RingError::Corrupt`] if `head` had to be read and is invalid; `take` is not
+    /// called and nothing is popped.
+    #[inline]
+    pub fn pop_with(&mut self, max: usize, mut take: impl FnMut(T)) -> Result<usize, RingError> {
+        let count = self.ready(max)?;
+        let (first, second) = self.ring.runs(self.tail, count);
+        for slot in first {
+            take(slot.load());
+        }
+        for slot in second {
+            take(slot.load());
+        }
+        // Only now: if `take` panics, the items stay unpopped.
+        self.tail = self.tail.wrapping_add(count);
+        Ok(count as usize)
+    }
+
+    /// Pops up to `out.len()` items into `out` ([`Consumer::pop_into`]), releases their
+    /// slots (and any popped before) once and signals `producer` if it waits for space.
+    /// Never blocks. Returns how many were taken.
+    ///
+    /// # Errors
+    ///
+    /// [`RingError::Corrupt`] if `head` is invalid: nothing is taken, but what was popped
+    /// before this call is released (and signalled) all the same.
     pub fn recv_batch(
         &mut self,
         out: &mut [T],
         producer: &impl Notify,
     ) -> Result<usize, RingError> {
-        let mut taken = 0;
-        let mut result = Ok(());
-        for slot in out.iter_mut() {
-            match self.pop() {
-                Ok(Some(item)) => {
-                    *slot = item;
-                    taken += 1;
-                }
-                Ok(None) => break,
-                Err(err) => {
-                    result = Err(err);
-                    break;
-                }
-            }
-        }
+        let result = self.pop_into(out);
         if self.release() {
             producer.notify();
         }
-        result.map(|()| taken)
+        result
     }
 
     /// Reads `head` now and returns the number of items ready to pop.

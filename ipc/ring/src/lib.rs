@@ -138,6 +138,15 @@
 //! Release before sleeping and publish before waiting: the peer may be waiting for
 //! exactly those slots or items.
 //!
+//! # Bulk
+//!
+//! [`Producer::push_slice`] and [`Producer::push_with`], [`Consumer::pop_into`] and
+//! [`Consumer::pop_with`] move many items per call: the free (or ready) count is checked
+//! once, by the peer's index cached from the last read or, if that is short of the
+//! request, by one validated read; then the items are copied in a loop with no per-item
+//! check, and the private index moves once. [`Producer::send_batch`] and
+//! [`Consumer::recv_batch`] are these plus one publish or release.
+//!
 //! # Model
 //!
 //! Under `--cfg loom` the atomics and fences are loom's and slots are loom cells, so
@@ -358,6 +367,23 @@ impl<T: Pod, const N: usize> SharedRing<T, N> {
         #[allow(clippy::indexing_slicing)] // masked by N - 1, N a power of two: always < N
         let slot = &self.slots[at];
         slot
+    }
+
+    /// The `count` slots from free-running index `start` on, as two contiguous runs:
+    /// up to the end of the array, then from its start. `count` is capped at `N`, so the
+    /// runs never overlap and never leave the array whatever the arguments.
+    #[inline]
+    fn runs(&self, start: u32, count: u32) -> (&[Slot<T>], &[Slot<T>]) {
+        let at = start as usize & (N - 1);
+        let count = (count as usize).min(N);
+        let first = count.min(N - at);
+        // `at < N` and `first <= N - at`; `count - first <= at`: never out of range, and
+        // the empty fallbacks are never taken.
+        let (before, from_at) = self.slots.split_at_checked(at).unwrap_or_default();
+        (
+            from_at.get(..first).unwrap_or_default(),
+            before.get(..count - first).unwrap_or_default(),
+        )
     }
 }
 

@@ -163,30 +163,86 @@ impl<'a, T: Pod, const N: usize> Producer<'a, T, N> {
             .store(0, Ordering::Relaxed);
     }
 
-    /// Pushes as many of `items` as fit, publishes them once and signals `consumer` if
-    /// it sleeps. Never blocks. Returns how many items were sent (from the front).
+    /// How many of `want` more items fit: by the cached `tail` if that leaves room for
+    /// all of them, otherwise by `tail` read (and validated) once now.
+    #[inline]
+    fn reserve(&mut self, want: usize) -> Result<u32, RingError> {
+        let want = u32::try_from(want).unwrap_or(u32::MAX);
+        if self.free_cached() < want {
+            self.refresh_tail()?;
+        }
+        Ok(self.free_cached().min(want))
+    }
+
+    /// Copies the front of `items` into free slots, as many as fit, and returns how many.
+    /// Like [`Producer::push`], they are not visible until [`Producer::publish`].
+    ///
+    /// The bulk form of `push`: the free count is checked once (reading `tail` only if
+    /// the count cached from the last read is short of `items.len()`), then the items are
+    /// copied in a loop with no per-item check, and the private `head` moves once.
     ///
     /// # Errors
     ///
-    /// [`RingError::Corrupt`] if `tail` is invalid; the items pushed before it was
-    /// found are published (and signalled) all the same.
-    pub fn send_batch(&mut self, items: &[T], consumer: &impl Notify) -> Result<usize, RingError> {
-        let mut sent = 0;
-        let mut result = Ok(());
-        for &item in items {
-            match self.push(item) {
-                Ok(()) => sent += 1,
-                Err(RingError::Full) => break,
-                Err(err) => {
-                    result = Err(err);
-                    break;
-                }
-            }
+    /// [`RingError::Corrupt`] if `tail` had to be read and is invalid; nothing is pushed.
+    #[inline]
+    pub fn push_slice(&mut self, items: &[T]) -> Result<usize, RingError> {
+        let count = self.reserve(items.len())?;
+        let (first, second) = self.ring.runs(self.head, count);
+        let rest = items.get(first.len()..).unwrap_or_default();
+        for (slot, &item) in first.iter().zip(items) {
+            slot.store(item);
         }
+        for (slot, &item) in second.iter().zip(rest) {
+            slot.store(item);
+        }
+        self.head = self.head.wrapping_add(count);
+        Ok(count as usize)
+    }
+
+    /// Fills up to `max` free slots with items made by `make`, called once per slot in
+    /// order, and returns how many (so `make` ran exactly that many times). Not visible
+    /// until [`Producer::publish`].
+    ///
+    /// The same bulk path as [`Producer::push_slice`], for a caller that builds each
+    /// item anyway: it goes straight into its slot, with no staging buffer.
+    ///
+    /// # Errors
+    ///
+    /// [`RingError::Corrupt`] if `tail` had to be read and is invalid; `make` is not
+    /// called and nothing is pushed.
+    #[inline]
+    pub fn push_with(
+        &mut self,
+        max: usize,
+        mut make: impl FnMut() -> T,
+    ) -> Result<usize, RingError> {
+        let count = self.reserve(max)?;
+        let (first, second) = self.ring.runs(self.head, count);
+        for slot in first {
+            slot.store(make());
+        }
+        for slot in second {
+            slot.store(make());
+        }
+        // Only now: if `make` panics, the items it filled stay unpushed.
+        self.head = self.head.wrapping_add(count);
+        Ok(count as usize)
+    }
+
+    /// Pushes as many of `items` as fit ([`Producer::push_slice`]), publishes once and
+    /// signals `consumer` if it sleeps. Never blocks. Returns how many items were sent
+    /// (from the front).
+    ///
+    /// # Errors
+    ///
+    /// [`RingError::Corrupt`] if `tail` is invalid: none of `items` is sent, but what was
+    /// pushed before this call is published (and signalled) all the same.
+    pub fn send_batch(&mut self, items: &[T], consumer: &impl Notify) -> Result<usize, RingError> {
+        let result = self.push_slice(items);
         if self.publish() {
             consumer.notify();
         }
-        result.map(|()| sent)
+        result
     }
 
     /// Reads `tail` now and returns the number of free slots.

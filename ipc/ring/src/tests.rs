@@ -388,3 +388,142 @@ fn errors_display_their_values() {
     let ring = SharedRing::<u64, 2>::new();
     assert!(format!("{ring:?}").contains("capacity: 2"));
 }
+
+#[test]
+fn bulk_methods_keep_fifo_order_across_the_wrap() {
+    for start in [u32::MAX - 5, u32::MAX, 0, 3] {
+        let ring = SharedRing::<u64, 8>::starting_at(start);
+        let (mut tx, mut rx) = ring.split();
+        let (mut next_in, mut next_out) = (0u64, 0u64);
+        for round in 0..200usize {
+            let want = round % 11; // 0..=10: empty, partial, more than fits
+            let sent = if round % 2 == 0 {
+                let items: Vec<u64> = (next_in..next_in + want as u64).collect();
+                tx.push_slice(&items).unwrap()
+            } else {
+                let mut make = next_in;
+                let sent = tx
+                    .push_with(want, || {
+                        make += 1;
+                        make - 1
+                    })
+                    .unwrap();
+                assert_eq!(make, next_in + sent as u64, "make ran once per item");
+                sent
+            };
+            assert!(sent <= want);
+            next_in += sent as u64;
+            let _ = tx.publish();
+            let take = (round * 7) % 13;
+            let got: Vec<u64> = if round % 3 == 0 {
+                let mut got = Vec::new();
+                rx.pop_with(take, |item| got.push(item)).unwrap();
+                got
+            } else {
+                let mut out = vec![u64::MAX; take];
+                let n = rx.pop_into(&mut out).unwrap();
+                assert!(out[n..].iter().all(|&x| x == u64::MAX), "rest untouched");
+                out.truncate(n);
+                out
+            };
+            for item in got {
+                assert_eq!(item, next_out);
+                next_out += 1;
+            }
+            let _ = rx.release();
+            assert_eq!(tx.head().wrapping_sub(rx.tail()) as u64, next_in - next_out);
+        }
+        assert!(next_out > 300, "start {start:#x}: only {next_out} moved");
+    }
+}
+
+#[test]
+fn push_slice_fills_the_ring_and_no_more() {
+    let ring = SharedRing::<u32, 4>::new();
+    let (mut tx, mut rx) = ring.split();
+    assert_eq!(tx.push_slice(&[1, 2, 3]), Ok(3));
+    assert_eq!(tx.push_slice(&[4, 5, 6]), Ok(1));
+    assert_eq!(tx.push_slice(&[7]), Ok(0), "full: Ok(0), not Full");
+    assert_eq!(tx.push_with(5, || 9), Ok(0));
+    assert_eq!(tx.push(7), Err(RingError::Full));
+    assert_eq!(rx.pop_with(4, |_| panic!("nothing is published")), Ok(0));
+    let _ = tx.publish();
+    let mut out = [0; 8];
+    assert_eq!(rx.pop_into(&mut out), Ok(4));
+    assert_eq!(out[..4], [1, 2, 3, 4]);
+    assert_eq!(tx.push_slice(&[8]), Ok(0), "popped but not released");
+    let _ = rx.release();
+    assert_eq!(tx.push_slice(&[]), Ok(0));
+    assert_eq!(rx.pop_into(&mut []), Ok(0));
+    assert_eq!(tx.push_slice(&[8, 9]), Ok(2));
+}
+
+#[test]
+fn bulk_methods_read_the_peer_index_only_when_short() {
+    // Producer: `tail` is read only if the free count cached from the last read is
+    // short of the request; a bad one then fails the call, with nothing pushed.
+    let ring = SharedRing::<u64, 8>::new();
+    let (mut tx, _rx) = ring.split();
+    assert_eq!(tx.push_slice(&[1, 2]), Ok(2)); // reads tail = 0: six free
+    let _ = tx.publish();
+    ring.header().tail.store(100, Ordering::Release); // ahead of head: corrupt
+    assert_eq!(tx.push_slice(&[3; 6]), Ok(6), "cached count suffices");
+    assert_eq!(
+        tx.push_slice(&[9]),
+        Err(RingError::Corrupt { head: 8, tail: 100 })
+    );
+    assert_eq!(
+        tx.push_with(1, || panic!("not called on error")),
+        Err(RingError::Corrupt { head: 8, tail: 100 })
+    );
+    assert_eq!(tx.head(), 8);
+    // Consumer: the same for `head`.
+    let ring = SharedRing::<u64, 8>::new();
+    let (mut tx, mut rx) = ring.split();
+    assert_eq!(tx.push_slice(&[1, 2, 3]), Ok(3));
+    let _ = tx.publish();
+    let mut out = [0; 2];
+    assert_eq!(rx.pop_into(&mut out), Ok(2)); // reads head = 3
+    ring.header().head.store(50, Ordering::Release); // more than N past tail
+    assert_eq!(
+        rx.pop_with(1, |x| assert_eq!(x, 3)),
+        Ok(1),
+        "cached count suffices"
+    );
+    assert_eq!(
+        rx.pop_into(&mut out),
+        Err(RingError::Corrupt { head: 50, tail: 3 })
+    );
+    assert_eq!(
+        rx.pop_with(1, |_| panic!("not called on error")),
+        Err(RingError::Corrupt { head: 50, tail: 3 })
+    );
+    assert_eq!(rx.tail(), 3);
+}
+
+#[test]
+fn batches_publish_what_was_pushed_before_an_error() {
+    let ring = SharedRing::<u64, 4>::new();
+    let (mut tx, mut rx) = ring.split();
+    let (to_rx, to_tx) = (Count::default(), Count::default());
+    assert_eq!(rx.prepare_sleep(), Ok(false));
+    tx.push(1).unwrap();
+    tx.push(2).unwrap(); // tail read at the first push: 4 free then
+    ring.header().tail.store(7, Ordering::Release);
+    assert_eq!(
+        tx.send_batch(&[3, 4, 5], &to_rx),
+        Err(RingError::Corrupt { head: 2, tail: 7 })
+    );
+    assert_eq!(tx.unpublished(), 0, "1 and 2 published");
+    assert_eq!(to_rx.get(), 1, "and the sleeping consumer signalled");
+    let mut out = [0; 4];
+    assert_eq!(rx.pop_into(&mut out), Ok(2));
+    ring.header().head.store(99, Ordering::Release);
+    ring.header().producer_waiting.store(1, Ordering::Relaxed);
+    assert_eq!(
+        rx.recv_batch(&mut out, &to_tx),
+        Err(RingError::Corrupt { head: 99, tail: 2 })
+    );
+    assert_eq!(rx.unreleased(), 0, "the two popped released");
+    assert_eq!(to_tx.get(), 1);
+}

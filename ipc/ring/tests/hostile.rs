@@ -52,23 +52,48 @@ impl Forged {
 #[derive(Debug, Clone)]
 enum Op {
     Push(u64),
+    /// `push_slice` of these items (up to twice the capacity).
+    PushSlice(Vec<u64>),
+    /// `push_with(max, ..)` making `base`, `base + 1`, ...
+    PushWith(usize, u64),
     Publish,
     Pop,
+    /// `pop_into` a buffer of this length.
+    PopInto(usize),
+    /// `pop_with(max, ..)`.
+    PopWith(usize),
     Release,
     PrepareSleep,
     PrepareWait,
 }
 
+/// A bulk length: empty, within the ring, or more than it holds.
+fn bulk_len() -> impl Strategy<Value = usize> {
+    0..=2 * N
+}
+
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         4 => any::<u64>().prop_map(Op::Push),
+        2 => prop::collection::vec(any::<u64>(), 0..=2 * N).prop_map(Op::PushSlice),
+        2 => (bulk_len(), any::<u64>()).prop_map(|(n, base)| Op::PushWith(n, base)),
         2 => Just(Op::Publish),
         4 => Just(Op::Pop),
+        2 => bulk_len().prop_map(Op::PopInto),
+        2 => bulk_len().prop_map(Op::PopWith),
         2 => Just(Op::Release),
         1 => Just(Op::PrepareSleep),
         1 => Just(Op::PrepareWait),
     ]
 }
+
+/// What `push_with` sees from its `make`: the items it made, in order.
+fn made(base: u64, count: usize) -> Vec<u64> {
+    (0..count as u64).map(|i| base.wrapping_add(i)).collect()
+}
+
+/// A buffer for `pop_into`, filled with a value no test pushes twice in a row.
+const UNTOUCHED: u64 = 0x5eed_5eed_5eed_5eed;
 
 /// What the two ends should do, by the protocol's definition.
 #[derive(Default)]
@@ -107,6 +132,28 @@ proptest! {
                     };
                     prop_assert_eq!(tx.push(v), expected);
                 }
+                Op::PushSlice(items) => {
+                    let n = items.len().min((CAP - model.occupied) as usize);
+                    model.unpublished.extend(items.iter().take(n));
+                    model.occupied += n as u32;
+                    model.pushed += n as u32;
+                    prop_assert_eq!(tx.push_slice(&items), Ok(n));
+                }
+                Op::PushWith(max, base) => {
+                    let n = max.min((CAP - model.occupied) as usize);
+                    let items = made(base, n);
+                    model.unpublished.extend(&items);
+                    model.occupied += n as u32;
+                    model.pushed += n as u32;
+                    let mut next = base;
+                    let got = tx.push_with(max, || {
+                        let item = next;
+                        next = next.wrapping_add(1);
+                        item
+                    });
+                    prop_assert_eq!(got, Ok(n));
+                    prop_assert_eq!(next, base.wrapping_add(n as u64), "make ran once per item");
+                }
                 Op::Publish => {
                     let expected = !model.unpublished.is_empty() && model.consumer_sleeping;
                     if !model.unpublished.is_empty() {
@@ -121,6 +168,23 @@ proptest! {
                         model.unreleased += 1;
                     }
                     prop_assert_eq!(rx.pop(), Ok(expected));
+                }
+                Op::PopInto(len) => {
+                    let n = len.min(model.published.len());
+                    let mut expected: Vec<u64> = model.published.drain(..n).collect();
+                    model.unreleased += n as u32;
+                    let mut out = vec![UNTOUCHED; len];
+                    prop_assert_eq!(rx.pop_into(&mut out), Ok(n));
+                    expected.resize(len, UNTOUCHED);
+                    prop_assert_eq!(out, expected);
+                }
+                Op::PopWith(max) => {
+                    let n = max.min(model.published.len());
+                    let expected: Vec<u64> = model.published.drain(..n).collect();
+                    model.unreleased += n as u32;
+                    let mut got = Vec::new();
+                    prop_assert_eq!(rx.pop_with(max, |item| got.push(item)), Ok(n));
+                    prop_assert_eq!(got, expected);
                 }
                 Op::Release => {
                     let expected = model.unreleased > 0 && model.producer_waiting;
@@ -167,6 +231,10 @@ proptest! {
 #[derive(Debug, Clone)]
 enum ProducerOp {
     Push(u64),
+    /// `push_slice` of this many items.
+    PushSlice(usize),
+    /// `push_with` of up to this many items.
+    PushWith(usize),
     Publish,
     PrepareWait,
     Free,
@@ -180,6 +248,8 @@ enum ProducerOp {
 fn producer_op() -> impl Strategy<Value = ProducerOp> {
     prop_oneof![
         4 => any::<u64>().prop_map(ProducerOp::Push),
+        2 => bulk_len().prop_map(ProducerOp::PushSlice),
+        2 => bulk_len().prop_map(ProducerOp::PushWith),
         2 => Just(ProducerOp::Publish),
         1 => Just(ProducerOp::PrepareWait),
         1 => Just(ProducerOp::Free),
@@ -213,6 +283,17 @@ impl ProducerOracle {
 
     fn free(&self) -> u32 {
         CAP - self.head.wrapping_sub(self.accepted_tail)
+    }
+
+    /// The outcome of a bulk push of `want` items with `tail == t` in memory: `tail` is
+    /// read only if the free count cached from the last read is short of `want`.
+    fn bulk(&mut self, want: usize, t: u32) -> Result<usize, RingError> {
+        if (self.free() as usize) < want {
+            self.read(t)?;
+        }
+        let n = want.min(self.free() as usize);
+        self.head = self.head.wrapping_add(n as u32);
+        Ok(n)
     }
 }
 
@@ -253,6 +334,27 @@ proptest! {
                         oracle.head = oracle.head.wrapping_add(1);
                     }
                     prop_assert_eq!(got, expected);
+                }
+                ProducerOp::PushSlice(len) => {
+                    let reads_tail = (oracle.free() as usize) < len;
+                    let got = tx.push_slice(&vec![7; len]);
+                    if reads_tail && spec_corrupt {
+                        prop_assert!(got.is_err(), "push_slice: {:?}", got);
+                    }
+                    prop_assert_eq!(got, oracle.bulk(len, tail));
+                }
+                ProducerOp::PushWith(max) => {
+                    let reads_tail = (oracle.free() as usize) < max;
+                    let mut calls = 0;
+                    let got = tx.push_with(max, || {
+                        calls += 1;
+                        7
+                    });
+                    if reads_tail && spec_corrupt {
+                        prop_assert!(got.is_err(), "push_with: {:?}", got);
+                    }
+                    prop_assert_eq!(calls, got.unwrap_or(0), "make ran once per item");
+                    prop_assert_eq!(got, oracle.bulk(max, tail));
                 }
                 ProducerOp::Publish => {
                     let flag = header.consumer_sleeping.load(Ordering::Relaxed);
@@ -299,6 +401,10 @@ proptest! {
 #[derive(Debug, Clone)]
 enum ConsumerOp {
     Pop,
+    /// `pop_into` a buffer of this length.
+    PopInto(usize),
+    /// `pop_with` of up to this many items.
+    PopWith(usize),
     Release,
     PrepareSleep,
     Available,
@@ -314,6 +420,8 @@ enum ConsumerOp {
 fn consumer_op() -> impl Strategy<Value = ConsumerOp> {
     prop_oneof![
         4 => Just(ConsumerOp::Pop),
+        2 => bulk_len().prop_map(ConsumerOp::PopInto),
+        2 => bulk_len().prop_map(ConsumerOp::PopWith),
         2 => Just(ConsumerOp::Release),
         1 => Just(ConsumerOp::PrepareSleep),
         1 => Just(ConsumerOp::Available),
@@ -349,6 +457,17 @@ impl ConsumerOracle {
     fn ready(&self) -> u32 {
         self.accepted_head.wrapping_sub(self.tail)
     }
+
+    /// The outcome of a bulk pop of `want` items with `head == h` in memory: `head` is
+    /// read only if the count ready from the last read is short of `want`.
+    fn bulk(&mut self, want: usize, h: u32) -> Result<usize, RingError> {
+        if (self.ready() as usize) < want {
+            self.read(h)?;
+        }
+        let n = want.min(self.ready() as usize);
+        self.tail = self.tail.wrapping_add(n as u32);
+        Ok(n)
+    }
 }
 
 proptest! {
@@ -383,6 +502,24 @@ proptest! {
                     if expected == Ok(true) {
                         oracle.tail = oracle.tail.wrapping_add(1);
                     }
+                }
+                ConsumerOp::PopInto(len) => {
+                    let reads_head = (oracle.ready() as usize) < len;
+                    let got = rx.pop_into(&mut vec![0; len]);
+                    if reads_head && spec_corrupt {
+                        prop_assert!(got.is_err(), "pop_into: {:?}", got);
+                    }
+                    prop_assert_eq!(got, oracle.bulk(len, head));
+                }
+                ConsumerOp::PopWith(max) => {
+                    let reads_head = (oracle.ready() as usize) < max;
+                    let mut calls = 0;
+                    let got = rx.pop_with(max, |_| calls += 1);
+                    if reads_head && spec_corrupt {
+                        prop_assert!(got.is_err(), "pop_with: {:?}", got);
+                    }
+                    prop_assert_eq!(calls, got.unwrap_or(0), "take ran once per item");
+                    prop_assert_eq!(got, oracle.bulk(max, head));
                 }
                 ConsumerOp::Release => {
                     let flag = header.producer_waiting.load(Ordering::Relaxed);
@@ -430,6 +567,11 @@ proptest! {
 // ---------------------------------------------------------------------------------------
 // Arbitrary memory: both ends attached to random bytes, then driven with random writes.
 
+/// Some item value derived from a count.
+fn v_of(n: usize) -> u64 {
+    n as u64
+}
+
 /// Storage for a ring, filled with arbitrary bytes before the handles attach.
 struct Arbitrary(Box<Ring>);
 
@@ -452,8 +594,12 @@ impl Arbitrary {
 #[derive(Debug, Clone)]
 enum AnyOp {
     Push(u64),
+    PushSlice(usize),
+    PushWith(usize),
     Publish,
     Pop,
+    PopInto(usize),
+    PopWith(usize),
     Release,
     PrepareSleep,
     PrepareWait,
@@ -464,8 +610,12 @@ enum AnyOp {
 fn any_op() -> impl Strategy<Value = AnyOp> {
     prop_oneof![
         any::<u64>().prop_map(AnyOp::Push),
+        bulk_len().prop_map(AnyOp::PushSlice),
+        bulk_len().prop_map(AnyOp::PushWith),
         Just(AnyOp::Publish),
         Just(AnyOp::Pop),
+        bulk_len().prop_map(AnyOp::PopInto),
+        bulk_len().prop_map(AnyOp::PopWith),
         Just(AnyOp::Release),
         Just(AnyOp::PrepareSleep),
         Just(AnyOp::PrepareWait),
@@ -499,6 +649,23 @@ proptest! {
                         prop_assert_eq!((h, t), (tx.head(), tail));
                     }
                 },
+                AnyOp::PushSlice(len) => match tx.push_slice(&vec![v_of(len); len]) {
+                    Ok(n) => prop_assert!(n <= len.min(N)),
+                    Err(RingError::Full) => prop_assert!(false, "push_slice never says Full"),
+                    Err(RingError::Corrupt { head: h, tail: t }) => {
+                        prop_assert_eq!((h, t), (tx.head(), tail));
+                    }
+                },
+                AnyOp::PushWith(max) => {
+                    let mut calls = 0;
+                    match tx.push_with(max, || { calls += 1; v_of(calls) }) {
+                        Ok(n) => prop_assert!(n <= max.min(N) && n == calls),
+                        Err(RingError::Full) => prop_assert!(false, "push_with never says Full"),
+                        Err(RingError::Corrupt { head: h, tail: t }) => {
+                            prop_assert_eq!((h, t, calls), (tx.head(), tail, 0));
+                        }
+                    }
+                }
                 AnyOp::Publish => {
                     let _ = tx.publish();
                 }
@@ -508,6 +675,23 @@ proptest! {
                         prop_assert_eq!((h, t), (head, rx.tail()));
                     }
                 },
+                AnyOp::PopInto(len) => match rx.pop_into(&mut vec![0; len]) {
+                    Ok(n) => prop_assert!(n <= len.min(N)),
+                    Err(RingError::Full) => prop_assert!(false, "pop_into never says Full"),
+                    Err(RingError::Corrupt { head: h, tail: t }) => {
+                        prop_assert_eq!((h, t), (head, rx.tail()));
+                    }
+                },
+                AnyOp::PopWith(max) => {
+                    let mut calls = 0;
+                    match rx.pop_with(max, |_| calls += 1) {
+                        Ok(n) => prop_assert!(n <= max.min(N) && n == calls),
+                        Err(RingError::Full) => prop_assert!(false, "pop_with never says Full"),
+                        Err(RingError::Corrupt { head: h, tail: t }) => {
+                            prop_assert_eq!((h, t, calls), (head, rx.tail(), 0));
+                        }
+                    }
+                }
                 AnyOp::Release => {
                     let _ = rx.release();
                 }

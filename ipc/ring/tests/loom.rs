@@ -126,6 +126,97 @@ fn batches_publish_and_release_together() {
     });
 }
 
+/// (1c) The bulk path: `push_slice`/`push_with` and `pop_into`/`pop_with` copy runs
+/// that wrap around the end of the slot array (the indices start at 1), reuse slots
+/// released in between, and check the free or ready count once per call.
+#[test]
+fn bulk_copies_wrap_and_arrive_in_order() {
+    loom::model(|| {
+        let ring = Arc::new(SharedRing::<u32, 2>::starting_at(1));
+        let producer = {
+            let ring = ring.clone();
+            thread::spawn(move || {
+                let mut tx = ring.producer();
+                let items = [item(0), item(1), item(2)];
+                let mut sent = tx.push_slice(&items).expect("producer");
+                let _ = tx.publish();
+                while sent < items.len() {
+                    let mut next = items[sent..].iter().copied();
+                    let rest = items.len() - sent;
+                    sent += tx
+                        .push_with(rest, || next.next().expect("at most `rest` calls"))
+                        .expect("producer");
+                    let _ = tx.publish();
+                    if sent < items.len() {
+                        thread::yield_now();
+                    }
+                }
+            })
+        };
+        let mut rx = ring.consumer();
+        let mut got = Vec::new();
+        while got.len() < 3 {
+            let n = if got.is_empty() {
+                let mut out = [0; 2];
+                let n = rx.pop_into(&mut out).expect("consumer");
+                got.extend_from_slice(&out[..n]);
+                n
+            } else {
+                rx.pop_with(2, |value| got.push(value)).expect("consumer")
+            };
+            let _ = rx.release();
+            if n == 0 {
+                thread::yield_now();
+            }
+        }
+        assert_eq!(got, [item(0), item(1), item(2)]);
+        producer.join().expect("producer thread");
+    });
+}
+
+/// (2c) No lost wake-up on the bulk path, as the README's batch loops use it:
+/// `send_batch` and, when not all fit, `prepare_wait`; `recv_batch` and, when it got
+/// nothing, `prepare_sleep`.
+#[test]
+fn no_wakeup_is_lost_in_bulk() {
+    let mut builder = loom::model::Builder::new();
+    builder.preemption_bound = builder.preemption_bound.or(Some(4));
+    builder.check(|| {
+        let ring = Arc::new(SharedRing::<u32, 2>::new());
+        let to_consumer = Arc::new(Notification::default());
+        let to_producer = Arc::new(Notification::default());
+        let producer = {
+            let (ring, to_consumer, to_producer) =
+                (ring.clone(), to_consumer.clone(), to_producer.clone());
+            thread::spawn(move || {
+                let mut tx = ring.producer();
+                let items = [item(0), item(1), item(2)];
+                let mut sent = 0;
+                while sent < items.len() {
+                    sent += tx
+                        .send_batch(&items[sent..], &*to_consumer)
+                        .expect("producer");
+                    if sent < items.len() && !tx.prepare_wait().expect("producer") {
+                        to_producer.wait();
+                    }
+                }
+            })
+        };
+        let mut rx = ring.consumer();
+        let mut got = Vec::new();
+        while got.len() < 3 {
+            let mut out = [0; 2];
+            let n = rx.recv_batch(&mut out, &*to_producer).expect("consumer");
+            got.extend_from_slice(&out[..n]);
+            if n == 0 && !rx.prepare_sleep().expect("consumer") {
+                to_consumer.wait();
+            }
+        }
+        assert_eq!(got, [item(0), item(1), item(2)]);
+        producer.join().expect("producer thread");
+    });
+}
+
 /// (2) No lost wake-up, both ways. Each side blocks on its own notification: the
 /// consumer when the ring is empty (`pop; if empty { release; if !prepare_sleep() {
 /// wait } }`), the producer when it is full (`publish; if !prepare_wait() { wait }`).
