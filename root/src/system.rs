@@ -86,12 +86,9 @@ struct Running {
 #[derive(Debug)]
 enum ChannelObjects {
     Endpoint(Endpoint),
+    /// Its shared memory; each end signals the other's notification.
     Ring {
         memory: Memory,
-        /// Signalled by the producer: data to read.
-        data: Notification,
-        /// Signalled by the consumer: space to write.
-        space: Notification,
     },
 }
 
@@ -165,6 +162,9 @@ pub struct System<'a> {
     supervisor: Endpoint,
     channels: Vec<ChannelObjects>,
     components: Vec<Slot>,
+    /// Each component's notification; it outlives restarts, so the peers'
+    /// signalling capabilities stay valid.
+    notifications: Vec<Notification>,
 }
 
 /// The badge on a component's supervisor capability (0 stays "no badge").
@@ -187,6 +187,10 @@ impl<'a> System<'a> {
         for ch in &image.channels {
             channels.push(make_channel(broker, ch)?);
         }
+        let mut notifications = Vec::new();
+        for _ in &image.components {
+            notifications.push(broker.alloc::<Notification>()?);
+        }
         let components = image
             .components
             .iter()
@@ -198,6 +202,7 @@ impl<'a> System<'a> {
             })
             .collect();
         Ok(System {
+            notifications,
             image,
             supervisor,
             channels,
@@ -269,6 +274,7 @@ impl<'a> System<'a> {
             channels: &self.image.channels,
             objects: &self.channels,
             supervisor: self.supervisor,
+            notifications: &self.notifications,
         };
         match build(broker, &ctx, &mut r) {
             Ok(()) => {
@@ -605,15 +611,9 @@ fn make_channel(
 ) -> Result<ChannelObjects, SystemError> {
     Ok(match ch.kind {
         ChannelKind::Endpoint => ChannelObjects::Endpoint(broker.alloc()?),
-        ChannelKind::Ring => {
-            let memory = broker.allocate_memory(ch.ring_bytes())?;
-            let (data, space) = broker.notification_pair()?;
-            ChannelObjects::Ring {
-                memory,
-                data,
-                space,
-            }
-        }
+        ChannelKind::Ring => ChannelObjects::Ring {
+            memory: broker.allocate_memory(ch.ring_bytes())?,
+        },
     })
 }
 
@@ -624,6 +624,24 @@ struct SpawnContext<'s, 'a> {
     channels: &'s [ChannelImage<'a>],
     objects: &'s [ChannelObjects],
     supervisor: Endpoint,
+    notifications: &'s [Notification],
+}
+
+/// The badge bit with which ring channel `channel`'s signals reach
+/// component `me`: its rings in manifest order take the ring bits.
+fn ring_bit(channels: &[ChannelImage<'_>], me: u16, channel: usize) -> Result<Word, SpawnError> {
+    let pos = channels
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.kind == ChannelKind::Ring && (c.to == me || c.from.contains(&me)))
+        .position(|(i, _)| i == channel)
+        .ok_or(SpawnError::TooMany("ring ends (not an end of this ring)"))?;
+    let bit = start::RING_BITS.start + u32::try_from(pos).unwrap_or(u32::MAX);
+    if start::RING_BITS.contains(&bit) {
+        Ok(1 << bit)
+    } else {
+        Err(SpawnError::TooMany("rings for one component"))
+    }
 }
 
 /// Fresh memory, filled by `fill` in the root task's window, then moved to
@@ -783,6 +801,20 @@ fn build(
             badge_of(cx.index),
         )
         .context("CNode_Mint supervisor")?;
+    let own = *cx
+        .notifications
+        .get(cx.index)
+        .ok_or(SpawnError::TooMany("components"))?;
+    r.cnode
+        .copy_from(
+            slot::NOTIFICATION,
+            CSPACE_BITS,
+            init::CNODE,
+            own.cptr(),
+            64,
+            Rights::read_only(),
+        )
+        .context("CNode_Copy notification")?;
     let mut g = Granter {
         cnode: r.cnode,
         next: slot::FIRST_GRANTED,
@@ -809,11 +841,7 @@ fn build(
                     push(&mut info, e)?;
                 }
             }
-            ChannelObjects::Ring {
-                memory,
-                data,
-                space,
-            } => {
+            ChannelObjects::Ring { memory } => {
                 if client_pos.is_none() && !server {
                     continue;
                 }
@@ -823,14 +851,25 @@ fn build(
                 }
                 let copies = broker.share_memory(memory, r.vspace, shared_at, Access::ReadWrite)?;
                 r.copies.extend(copies);
-                let (kind, wait, peer) = if server {
-                    (CapKind::RingConsumer, *data, *space)
+                let (kind, peer) = if server {
+                    (
+                        CapKind::RingConsumer,
+                        ch.from.first().copied().unwrap_or(ch.to),
+                    )
                 } else {
-                    (CapKind::RingProducer, *space, *data)
+                    (CapKind::RingProducer, ch.to)
                 };
+                let peer_ntfn = cx
+                    .notifications
+                    .get(usize::from(peer))
+                    .ok_or(SpawnError::TooMany("components"))?;
                 let mut e = entry(ch.name, kind)?;
-                e.slot = g.copy(wait.cptr(), Rights::read_only())?;
-                e.slot2 = g.copy(peer.cptr(), Rights::write_only())?;
+                e.slot2 = g.grant(
+                    peer_ntfn.cptr(),
+                    Rights::write_only(),
+                    ring_bit(cx.channels, peer, c)?,
+                )?;
+                e.bit = ring_bit(cx.channels, me, c)?;
                 e.vaddr = shared_at;
                 e.size = memory.size;
                 e.value = u64::from(ch.slots);
@@ -839,8 +878,17 @@ fn build(
             }
         }
     }
-    for spec in &cx.comp.devices {
-        grant_device(broker, cx.index, *spec, &mut g, &mut info, r)?;
+    for (k, spec) in cx.comp.devices.iter().enumerate() {
+        let bit = start::IRQ_BITS.start + u32::try_from(k).unwrap_or(u32::MAX);
+        if !start::IRQ_BITS.contains(&bit) {
+            return Err(SpawnError::TooMany("devices for one component"));
+        }
+        let dev = DeviceGrant {
+            spec: *spec,
+            notification: own,
+            bit: 1 << bit,
+        };
+        grant_device(broker, cx.index, dev, &mut g, &mut info, r)?;
     }
 
     // The start-info page, read-only.
@@ -900,14 +948,24 @@ fn bytemuck_bytes(info: &StartInfo) -> &[u8] {
 
 /// Claims a device for the component and grants its I/O ports and
 /// interrupt.
+/// A device to grant, and where its interrupt goes.
+struct DeviceGrant {
+    spec: DeviceSpec,
+    /// The component's notification.
+    notification: Notification,
+    /// The badge bit its interrupt carries there.
+    bit: Word,
+}
+
 fn grant_device(
     broker: &mut RootBroker,
     index: usize,
-    spec: DeviceSpec,
+    dev: DeviceGrant,
     g: &mut Granter,
     info: &mut StartInfo,
     r: &mut Running,
 ) -> Result<(), SpawnError> {
+    let spec = dev.spec;
     let (id, name) = match spec {
         DeviceSpec::Serial { port } => (DeviceId::Serial { port }, alloc::format!("serial:{port}")),
         DeviceSpec::Pci { vendor, device } => (
@@ -958,10 +1016,31 @@ fn grant_device(
         push(info, e)?;
     }
     if let Some(irq) = bundle.irq {
+        // Deliver the interrupt to the component's notification, with its
+        // bit (the kernel keeps its own copy of the badged capability).
+        let tmp = broker.alloc_slot()?;
+        let bound = init::CNODE
+            .mint(
+                tmp,
+                dev.notification.cptr(),
+                64,
+                Rights::write_only(),
+                dev.bit,
+            )
+            .context("CNode_Mint interrupt badge")
+            .and_then(|()| {
+                irq.handler
+                    .set_notification(Notification::from_cptr(tmp))
+                    .context("IRQHandler_SetNotification")
+            });
+        // SAFETY: `tmp` holds only the badged notification capability just
+        // minted, which maps no memory.
+        let _ = unsafe { init::CNODE.delete(tmp, 64) };
+        let _ = broker.free_slot(tmp);
+        bound?;
         let mut e = entry(&name, CapKind::Irq)?;
         e.slot = g.copy(irq.handler.cptr(), Rights::all())?;
-        e.slot2 = g.copy(irq.notification.cptr(), Rights::read_only())?;
-        e.value = irq.badge;
+        e.bit = dev.bit;
         push(info, e)?;
     }
     Ok(())

@@ -72,8 +72,10 @@ pub struct RingTx<T: 'static, const N: usize> {
     pub ring: Producer<'static, T, N>,
     /// Signals the consumer.
     pub peer: Signal,
-    /// Waited on when the ring is full.
+    /// This component's notification, waited on when the ring is full.
     pub wait: Notification,
+    /// The badge bit the consumer's signals carry there.
+    pub bit: u64,
 }
 
 /// The consumer end of a ring channel.
@@ -82,8 +84,10 @@ pub struct RingRx<T: 'static, const N: usize> {
     pub ring: Consumer<'static, T, N>,
     /// Signals the producer.
     pub peer: Signal,
-    /// Waited on when the ring is empty.
+    /// This component's notification, waited on when the ring is empty.
     pub wait: Notification,
+    /// The badge bit the producer's signals carry there.
+    pub bit: u64,
 }
 
 /// Ring ends handed out, one bit per start-info entry: the ring's
@@ -200,7 +204,8 @@ impl Env {
             // is the only producer handle made from it (`take` above).
             ring: unsafe { Producer::from_raw(mem) },
             peer: Signal(Notification::from_cptr(e.slot2)),
-            wait: Notification::from_cptr(e.slot),
+            wait: self.notification(),
+            bit: e.bit,
         })
     }
 
@@ -218,7 +223,8 @@ impl Env {
             // SAFETY: as for `ring_tx`, for the consumer end (taken once).
             ring: unsafe { Consumer::from_raw(mem) },
             peer: Signal(Notification::from_cptr(e.slot2)),
-            wait: Notification::from_cptr(e.slot),
+            wait: self.notification(),
+            bit: e.bit,
         })
     }
 
@@ -232,13 +238,17 @@ impl Env {
         ))
     }
 
-    /// Interrupt `name`: its handler (to acknowledge) and notification.
-    pub fn irq<'n>(&self, name: &'n str) -> Result<(IrqHandler, Notification), CapError<'n>> {
+    /// Interrupt `name`: its handler (to acknowledge) and the badge bit it
+    /// arrives with on this component's notification.
+    pub fn irq<'n>(&self, name: &'n str) -> Result<(IrqHandler, u64), CapError<'n>> {
         let e = self.entry(name, CapKind::Irq)?;
-        Ok((
-            IrqHandler::from_cptr(e.slot),
-            Notification::from_cptr(e.slot2),
-        ))
+        Ok((IrqHandler::from_cptr(e.slot), e.bit))
+    }
+
+    /// This component's notification: every ring signal and interrupt for
+    /// it arrives here, told apart by badge bit.
+    pub fn notification(&self) -> Notification {
+        Notification::from_cptr(slot::NOTIFICATION)
     }
 
     /// Device registers of `name` (PCI BAR `bar`; 0 for others): address

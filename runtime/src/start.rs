@@ -37,8 +37,12 @@ pub mod slot {
     /// The supervisor endpoint (badged with the component's id). It is also
     /// the thread's fault endpoint.
     pub const SUPERVISOR: CPtr = 1;
+    /// The component's notification (receive right): every event for it
+    /// arrives here, each source with its own badge bit (see
+    /// [`super::CapEntry::bit`]), so one wait covers rings and interrupts.
+    pub const NOTIFICATION: CPtr = 2;
     /// The first slot of the capabilities listed in the start-info page.
-    pub const FIRST_GRANTED: CPtr = 2;
+    pub const FIRST_GRANTED: CPtr = 3;
 }
 
 /// log2 of the number of slots in a component's CSpace.
@@ -63,6 +67,10 @@ pub const START_MAGIC: u64 = 0x4b61_614c_5374_6172; // "KaaLStar"
 pub const NAME_BYTES: usize = 32;
 /// Most capabilities a component can be granted.
 pub const MAX_CAPS: usize = 44;
+/// Badge bits of a component's notification: rings take bits from 0, the
+/// interrupts of its devices from [`IRQ_BITS`]; seL4 5.0 badges have 28 bits.
+pub const RING_BITS: core::ops::Range<u32> = 0..20;
+pub const IRQ_BITS: core::ops::Range<u32> = 20..28;
 
 /// What a granted capability is, and how the entry's fields are used.
 #[repr(u64)]
@@ -72,17 +80,17 @@ pub enum CapKind {
     EndpointClient = 1,
     /// The server end of an endpoint channel: `slot`.
     EndpointServer = 2,
-    /// The producer end of a ring: memory at `vaddr`/`size`, `slot` = the
-    /// notification to wait on when full, `slot2` = the one to signal the
-    /// consumer with, `value` = slots in the ring.
+    /// The producer end of a ring: memory at `vaddr`/`size`, `slot2` = the
+    /// consumer's notification (signal only), `value` = slots in the ring;
+    /// the consumer's signals arrive with `bit`.
     RingProducer = 3,
-    /// The consumer end of a ring: `slot` = the notification to wait on when
-    /// empty, `slot2` = the one to signal the producer with.
+    /// The consumer end of a ring: `slot2` = the producer's notification;
+    /// the producer's signals arrive with `bit`.
     RingConsumer = 4,
     /// I/O ports `value & 0xffff ..= value >> 16` through `slot`.
     IoPort = 5,
-    /// An interrupt: handler in `slot`, the notification it signals in
-    /// `slot2` (with badge `value`).
+    /// An interrupt: handler in `slot` (to acknowledge); it arrives on the
+    /// component's notification with `bit`.
     Irq = 6,
     /// Device registers mapped uncached at `vaddr`/`size`, PCI BAR number
     /// in `value`.
@@ -118,6 +126,9 @@ pub struct CapEntry {
     pub vaddr: u64,
     pub size: u64,
     pub value: u64,
+    /// The badge bit this grant's events carry on the component's
+    /// notification (0: none).
+    pub bit: u64,
 }
 
 /// The start-info page.
