@@ -73,6 +73,14 @@ pub struct TestSpec {
     /// Substring of the serial output after which `serial_input` is written.
     #[serde(default)]
     pub input_after: Option<String>,
+    /// `serial_input` is written this many times over (default 1): bulk
+    /// input without a huge literal.
+    #[serde(default = "one")]
+    pub serial_input_repeat: usize,
+}
+
+fn one() -> usize {
+    1
 }
 
 /// What a test writes to the guest's serial port, and when.
@@ -82,6 +90,15 @@ pub struct Input<'a> {
     pub bytes: &'a [u8],
     /// Written once this has appeared on QEMU's stdout (the serial output).
     pub after: &'a [u8],
+    /// `bytes` is written this many times.
+    pub repeat: usize,
+}
+
+impl Input<'_> {
+    /// Every byte written, in order.
+    pub fn all_bytes(&self) -> Vec<u8> {
+        self.bytes.repeat(self.repeat)
+    }
 }
 
 impl TestSpec {
@@ -92,6 +109,7 @@ impl TestSpec {
             (Some(bytes), Some(after)) => Some(Input {
                 bytes: bytes.as_bytes(),
                 after: after.as_bytes(),
+                repeat: self.serial_input_repeat,
             }),
             _ => None,
         }
@@ -100,6 +118,9 @@ impl TestSpec {
     /// Checks `serial_input` and `input_after`.
     fn check_input(&self) -> Result<()> {
         let name = &self.name;
+        if self.serial_input_repeat == 0 {
+            bail!("test {name}: serial_input_repeat must be at least 1");
+        }
         match (&self.serial_input, &self.input_after) {
             (None, None) => Ok(()),
             (Some(_), None) => bail!(
@@ -303,7 +324,9 @@ fn run_one(layout: &Layout, images: &Images, spec: &TestSpec) -> Result<Result<(
     // After the verdict read the log, so that no `serial` substring can match this note.
     match delivery {
         Delivery::Sent => {
-            let sent = spec.input().map_or(0, |input| input.bytes.len());
+            let sent = spec
+                .input()
+                .map_or(0, |input| input.bytes.len() * input.repeat);
             append_note(&log, &format!("[xtask] serial_input: {sent} bytes written"))?;
         }
         Delivery::Cut { written, total } => append_note(
@@ -466,7 +489,7 @@ fn start_pumps(child: &mut Child, log: File, input: Option<Input<'_>>) -> Result
         .name("qemu-output".to_owned())
         .spawn(move || copy_output(stdout, log, Some((watch, ready_tx))))
         .context("starting the output reader")?;
-    let bytes = input.bytes.to_vec();
+    let bytes = input.all_bytes();
     let writer = thread::Builder::new()
         .name("qemu-input".to_owned())
         .spawn(move || feed_input(stdin, &bytes, &ready_rx, INPUT_PAUSE))
@@ -591,6 +614,7 @@ mod tests {
             qemu_args: Vec::new(),
             serial_input: None,
             input_after: None,
+            serial_input_repeat: 1,
         }
     }
 
@@ -755,7 +779,8 @@ mod tests {
             test.input(),
             Some(Input {
                 bytes: b"ping\r\n",
-                after: b"ready>"
+                after: b"ready>",
+                repeat: 1,
             })
         );
         assert_eq!(parse_one("")?.first().and_then(TestSpec::input), None);
@@ -1014,6 +1039,7 @@ mod tests {
         let after = Input {
             bytes: input.as_bytes(),
             after: b"ready>",
+            repeat: 1,
         };
         let started = Instant::now();
         let (ending, delivery) =
@@ -1036,6 +1062,7 @@ mod tests {
         let input = Input {
             bytes: b"abc",
             after: b"ready>",
+            repeat: 1,
         };
         let (ending, delivery) =
             run_with_input(&mut cmd, &log.0, Some(input), Duration::from_secs(20))?;
@@ -1067,6 +1094,7 @@ mod tests {
         let input = Input {
             bytes: b"x",
             after: b"ready>",
+            repeat: 1,
         };
         let started = Instant::now();
         let (ending, delivery) =
@@ -1087,6 +1115,7 @@ mod tests {
         let input = Input {
             bytes: b"x",
             after: b"ready>",
+            repeat: 1,
         };
         let (ending, delivery) =
             run_with_input(&mut cmd, &log.0, Some(input), Duration::from_secs(20))?;

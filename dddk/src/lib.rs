@@ -1,0 +1,55 @@
+//! The KaaL device driver kit (DDDK): what a driver needs besides its device
+//! logic. Typed register access through the I/O port capability a device
+//! grant gives ([`regs`]), the interrupt wait/handle/acknowledge step
+//! ([`irq`]), and the client protocols a driver of each class serves over
+//! shared rings ([`serial`]), so that a client never depends on a
+//! particular driver.
+#![cfg_attr(not(test), no_std)]
+#![forbid(unsafe_code)]
+
+pub mod irq;
+pub mod regs;
+pub mod serial;
+
+use core::fmt;
+
+/// What can go wrong in a driver.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DriverError {
+    /// A register offset beyond the device's range.
+    OutOfRange { offset: u16, len: u16 },
+    /// The kernel refused an operation (a port access, an acknowledgement).
+    Kernel(kaal_sel4::Error),
+    /// A ring shared with a client was found corrupt.
+    Ring(kaal_ring::RingError),
+    /// The device does not behave as its class requires.
+    Device(&'static str),
+}
+
+impl From<kaal_sel4::Error> for DriverError {
+    fn from(e: kaal_sel4::Error) -> Self {
+        DriverError::Kernel(e)
+    }
+}
+
+impl From<kaal_ring::RingError> for DriverError {
+    fn from(e: kaal_ring::RingError) -> Self {
+        DriverError::Ring(e)
+    }
+}
+
+impl fmt::Display for DriverError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DriverError::OutOfRange { offset, len } => {
+                write!(
+                    f,
+                    "register offset {offset:#x} beyond the device's {len:#x} ports"
+                )
+            }
+            DriverError::Kernel(e) => write!(f, "kernel: {e:?}"),
+            DriverError::Ring(e) => write!(f, "client ring: {e}"),
+            DriverError::Device(what) => write!(f, "device: {what}"),
+        }
+    }
+}

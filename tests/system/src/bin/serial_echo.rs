@@ -1,0 +1,30 @@
+//! System test `serial_echo`: the harness types 64 KiB into COM1; the 16550
+//! driver component receives it on interrupts and hands it to an
+//! application over the serial protocol, which checks every byte and sends
+//! it back through the driver.
+#![no_std]
+#![no_main]
+
+use kaal_root::system::{self, Control, Event};
+use kaal_root::RootError;
+use kaal_sel4::bootinfo::BootInfo;
+use kaal_sel4::println;
+
+fn main(bi: &BootInfo) -> Result<(), RootError> {
+    let mut broker = kaal_root::boot(bi)?;
+    let mut sys = system::load(&mut broker, kaal_root::include_system!("serial_echo"))?;
+    let app = sys.index("app").ok_or(RootError::Check("no app"))?;
+    sys.start_all(&mut broker);
+    let mut ok = false;
+    sys.supervise(&mut broker, |_, e| {
+        ok = matches!(e, Event::Exited { component, code: 0 } if component == app);
+        Control::Finish
+    })?;
+    if !ok {
+        return Err(RootError::Check("the serial data did not all arrive"));
+    }
+    println!("serial_echo: ok");
+    Ok(())
+}
+
+kaal_rt::root_task!(main);
