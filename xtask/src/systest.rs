@@ -788,6 +788,21 @@ mod tests {
     }
 
     #[test]
+    fn serial_input_repeats() -> Result<()> {
+        let tests =
+            parse_one("serial_input = \"ab\"\ninput_after = \"r\"\nserial_input_repeat = 3\n")?;
+        let input = tests.first().and_then(TestSpec::input).context("input")?;
+        assert_eq!(input.all_bytes(), b"ababab");
+        let err =
+            parse_error("serial_input = \"ab\"\ninput_after = \"r\"\nserial_input_repeat = 0\n");
+        assert!(
+            err.contains("serial_input_repeat must be at least 1"),
+            "{err}"
+        );
+        Ok(())
+    }
+
+    #[test]
     fn serial_input_and_input_after_go_together() {
         let alone = parse_error("serial_input = \"x\"\n");
         assert!(
