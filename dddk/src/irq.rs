@@ -1,23 +1,29 @@
 //! The interrupt step of a driver's loop: wait on the component's
-//! notification, handle what arrived, acknowledge the interrupt.
+//! notification, serve what arrived, acknowledge the interrupt.
 
 use kaal_sel4::cap::{IrqHandler, Notification};
 use kaal_sel4::ipc::Badge;
 
 use crate::DriverError;
 
-/// An interrupt granted to a driver: its handler and the badge bit it
-/// arrives with on the driver's notification (other bits are its clients').
+/// An interrupt granted to a driver: its handler, the badge bit it arrives
+/// with on the driver's notification (other bits are its clients'), and how
+/// the line signals.
 #[derive(Clone, Copy, Debug)]
 pub struct Irq {
     pub handler: IrqHandler,
     pub bit: Badge,
+    /// Level-triggered lines (PCI) stay asserted until the device is
+    /// served; edge-triggered ones (ISA, such as a COM port) signal once.
+    pub level_triggered: bool,
 }
 
 /// Waits on `notification`, then calls `on_event` with the bits that
-/// arrived; if the interrupt's bit is among them, acknowledges it after
-/// `on_event` has served the device (so a level-triggered line does not
-/// fire again for work already done).
+/// arrived, acknowledging the interrupt if its bit is among them: for an
+/// edge-triggered line before `on_event` (the kernel masks the line until the
+/// acknowledgement, and an edge while masked would be lost), for a
+/// level-triggered line after it (else the line, still asserted, would fire
+/// again for work already done).
 pub fn wait_and_handle<E>(
     notification: Notification,
     irq: Irq,
@@ -27,11 +33,18 @@ where
     E: From<DriverError>,
 {
     let bits = notification.wait();
-    on_event(bits)?;
-    if bits & irq.bit != 0 {
+    let ours = bits & irq.bit != 0;
+    let ack = || {
         irq.handler
             .ack()
-            .map_err(|e| E::from(DriverError::Kernel(e)))?;
+            .map_err(|e| E::from(DriverError::Kernel(e)))
+    };
+    if ours && !irq.level_triggered {
+        ack()?;
+    }
+    on_event(bits)?;
+    if ours && irq.level_triggered {
+        ack()?;
     }
     Ok(())
 }

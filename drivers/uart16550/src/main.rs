@@ -2,8 +2,10 @@
 //! one client the serial protocol of the driver kit (rings `rx`, driver to
 //! client, and `tx`, client to driver; device `serial:0`).
 //!
-//! Flow control: it reads the receive FIFO only while it has room for the
-//! bytes, so a slow client makes the UART hold input rather than lose it.
+//! Flow control: it reads the receive FIFO only while the client's ring has
+//! room; meanwhile it turns the receive interrupt off and drops RTS, so a
+//! sender that honours RTS holds its input (QEMU's serial back end does).
+//! Receive overruns are counted.
 #![no_std]
 #![no_main]
 
@@ -17,49 +19,87 @@ use kaal_sel4::cap::IoPort;
 // Register offsets and bits (the 16550 data sheet).
 const RBR_THR: u16 = 0;
 const IER: u16 = 1;
-const FCR: u16 = 2;
+const FCR_IIR: u16 = 2;
 const LCR: u16 = 3;
 const MCR: u16 = 4;
 const LSR: u16 = 5;
+const DLL: u16 = 0; // with LCR_DLAB
+const DLM: u16 = 1; // with LCR_DLAB
+const LCR_8N1: u8 = 0x03;
+const LCR_DLAB: u8 = 0x80;
+/// 115200 baud from the 1.8432 MHz clock.
+const DIVISOR: u16 = 1;
 const IER_RX: u8 = 0x01;
 const IER_TX: u8 = 0x02;
 const LSR_DATA: u8 = 0x01;
+const LSR_OVERRUN: u8 = 0x02;
 const LSR_THR_EMPTY: u8 = 0x20;
-/// The transmit FIFO's depth.
-const TX_FIFO: usize = 16;
+/// DTR and OUT2 (which gates the interrupt on a PC); RTS while we can take
+/// input.
+const MCR_BASE: u8 = 0x09;
+const MCR_RTS: u8 = 0x02;
 
 struct Uart {
     regs: PortBlock<IoPort>,
     irq: Irq,
     to_client: RingTx<Chunk, RING_SLOTS>,
     from_client: RingRx<Chunk, RING_SLOTS>,
+    /// Bytes the transmitter takes when it reports empty (16 with a FIFO).
+    tx_depth: usize,
     /// Received bytes not yet pushed to the client.
     rx: Chunk,
+    /// The client's ring is full: input waits in the UART (receive
+    /// interrupt off, RTS dropped) until it has room.
+    rx_stalled: bool,
     /// The client's chunk being transmitted, and how far.
     tx: Chunk,
     tx_at: usize,
+    overruns: u64,
 }
 
 impl Uart {
-    fn init(&self) -> Result<(), DriverError> {
+    fn init(&mut self) -> Result<(), DriverError> {
         self.regs.write(IER, 0)?;
-        self.regs.write(LCR, 0x03)?; // 8 data bits, no parity, 1 stop bit
-        self.regs.write(FCR, 0xc7)?; // FIFOs on and cleared, interrupt at 14 bytes
-        self.regs.write(MCR, 0x0b)?; // DTR, RTS, OUT2 (gates the interrupt on a PC)
+        self.regs.write(LCR, LCR_8N1 | LCR_DLAB)?;
+        self.regs.write(DLL, DIVISOR.to_le_bytes()[0])?;
+        self.regs.write(DLM, DIVISOR.to_le_bytes()[1])?;
+        self.regs.write(LCR, LCR_8N1)?;
+        self.regs.write(FCR_IIR, 0x87)?; // FIFOs on and cleared, interrupt at 8 bytes
+                                         // A 16550A reports working FIFOs in IIR bits 7:6; an 8250 has none.
+        self.tx_depth = if self.regs.read(FCR_IIR)? & 0xc0 == 0xc0 {
+            16
+        } else {
+            1
+        };
         while self.regs.read(LSR)? & LSR_DATA != 0 {
             self.regs.read(RBR_THR)?; // drop anything stale
         }
-        self.regs.write(IER, IER_RX)
+        self.update(false)
+    }
+
+    /// Sets the interrupts and RTS for the current state.
+    fn update(&self, tx_pending: bool) -> Result<(), DriverError> {
+        let rx = if self.rx_stalled { 0 } else { IER_RX };
+        let tx = if tx_pending { IER_TX } else { 0 };
+        self.regs.write(IER, rx | tx)?;
+        let rts = if self.rx_stalled { 0 } else { MCR_RTS };
+        self.regs.write(MCR, MCR_BASE | rts)
     }
 
     /// Moves received bytes to the client while there is room for them.
     fn receive(&mut self) -> Result<(), DriverError> {
+        self.rx_stalled = false;
         loop {
             if self.rx.len as usize == CHUNK_BYTES && !self.flush_rx()? {
-                return Ok(()); // the client's ring is full: leave the rest in the FIFO
+                self.rx_stalled = true;
+                return Ok(());
             }
-            if self.regs.read(LSR)? & LSR_DATA == 0 {
-                self.flush_rx()?;
+            let lsr = self.regs.read(LSR)?;
+            if lsr & LSR_OVERRUN != 0 {
+                self.overruns += 1;
+            }
+            if lsr & LSR_DATA == 0 {
+                self.rx_stalled = !self.flush_rx()?;
                 return Ok(());
             }
             let b = self.regs.read(RBR_THR)?;
@@ -89,11 +129,11 @@ impl Uart {
         }
     }
 
-    /// Fills the transmit FIFO from the client's chunks; asks for the
-    /// transmitter-empty interrupt while bytes remain.
-    fn transmit(&mut self) -> Result<(), DriverError> {
+    /// Fills the transmitter from the client's chunks; returns whether bytes
+    /// remain (then the transmitter-empty interrupt asks for more).
+    fn transmit(&mut self) -> Result<bool, DriverError> {
         if self.regs.read(LSR)? & LSR_THR_EMPTY != 0 {
-            let mut room = TX_FIFO;
+            let mut room = self.tx_depth;
             while room > 0 {
                 if self.tx_at >= self.tx.bytes().len() {
                     match self.from_client.ring.pop()? {
@@ -115,29 +155,26 @@ impl Uart {
                 self.from_client.peer.0.signal();
             }
         }
-        let pending = self.tx_at < self.tx.bytes().len() || self.from_client.ring.available()? > 0;
-        self.regs
-            .write(IER, if pending { IER_RX | IER_TX } else { IER_RX })
+        Ok(self.tx_at < self.tx.bytes().len() || self.from_client.ring.available()? > 0)
     }
 
-    /// Serves until something fails.
+    /// Serves until a ring turns out corrupt.
     fn run(&mut self, env: &Env) -> Result<(), DriverError> {
         loop {
             self.receive()?;
-            self.transmit()?;
+            let tx_pending = self.transmit()?;
+            self.update(tx_pending)?;
             // Announce the sleep, then look again (the ring protocol): the
-            // client may have sent, or freed room, in between.
-            let sending = self.tx_at < self.tx.bytes().len();
-            if !sending && self.from_client.ring.prepare_sleep()? {
+            // client may have sent, or freed room, in between. While bytes
+            // are pending the transmitter's interrupt wakes us instead.
+            if !tx_pending && self.from_client.ring.prepare_sleep()? {
                 continue;
             }
-            if self.rx.len > 0 && self.to_client.ring.prepare_wait()? {
+            if self.rx_stalled && self.to_client.ring.prepare_wait()? {
                 self.from_client.ring.cancel_sleep();
                 continue;
             }
-            irq::wait_and_handle(env.notification(), self.irq, |_bits| {
-                Ok::<(), DriverError>(())
-            })?;
+            irq::wait_and_handle(env.notification(), self.irq, |_| Ok::<(), DriverError>(()))?;
             self.from_client.ring.cancel_sleep();
             self.to_client.ring.cancel_wait();
         }
@@ -154,16 +191,32 @@ fn main(env: &Env) -> Result<(), DriverError> {
     const NO_RINGS: DriverError = DriverError::Device("rings `rx` and `tx` must be granted");
     let mut uart = Uart {
         regs: PortBlock::new(io, first, last)?,
-        irq: Irq { handler, bit },
+        // ISA interrupts are edge triggered.
+        irq: Irq {
+            handler,
+            bit,
+            level_triggered: false,
+        },
         to_client: env.ring_tx("rx").map_err(|_| NO_RINGS)?,
         from_client: env.ring_rx("tx").map_err(|_| NO_RINGS)?,
+        tx_depth: 1,
         rx: Chunk::default(),
+        rx_stalled: false,
         tx: Chunk::default(),
         tx_at: 0,
+        overruns: 0,
     };
     uart.init()?;
-    println!("uart16550: serving COM1 at {first:#x}");
-    uart.run(env)
+    println!(
+        "uart16550: serving COM1 at {first:#x} (transmit FIFO {} bytes)",
+        uart.tx_depth
+    );
+    let r = uart.run(env);
+    println!(
+        "uart16550: stopped after {} receive overruns",
+        uart.overruns
+    );
+    r
 }
 
 kaal_rt::component!(main);

@@ -35,11 +35,17 @@ fn main(env: &Env) -> Result<(), &'static str> {
                     match tx.ring.push(chunk) {
                         Ok(()) => break,
                         Err(kaal_ring::RingError::Full) => {
+                            // Release and publish before sleeping: the driver
+                            // may be waiting for exactly that.
+                            if rx.ring.release() {
+                                rx.peer.0.signal();
+                            }
                             if tx.ring.publish() {
                                 tx.peer.0.signal();
                             }
                             if !tx.ring.prepare_wait().map_err(|_| "corrupt tx ring")? {
                                 tx.wait.wait();
+                                tx.ring.cancel_wait();
                             }
                         }
                         Err(_) => return Err("corrupt tx ring"),
@@ -55,6 +61,7 @@ fn main(env: &Env) -> Result<(), &'static str> {
                 }
                 if !rx.ring.prepare_sleep().map_err(|_| "corrupt rx ring")? {
                     rx.wait.wait();
+                    rx.ring.cancel_sleep();
                 }
             }
         }
