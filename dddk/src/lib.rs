@@ -53,3 +53,21 @@ impl fmt::Display for DriverError {
         }
     }
 }
+
+/// Runs one direction of a client's service: a ring found corrupt marks
+/// that direction `dead` (and is reported once, through the returned
+/// error), any other error is the driver's own. A dead direction yields
+/// `T::default()`.
+pub fn guard<T: Default>(
+    r: Result<T, DriverError>,
+    dead: &mut bool,
+) -> Result<(T, Option<kaal_ring::RingError>), DriverError> {
+    match r {
+        Err(DriverError::Ring(e)) => {
+            let first = !*dead;
+            *dead = true;
+            Ok((T::default(), first.then_some(e)))
+        }
+        r => r.map(|v| (v, None)),
+    }
+}

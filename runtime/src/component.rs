@@ -228,6 +228,16 @@ impl Env {
         })
     }
 
+    /// The shared memory of ring channel `name` (either end): address and
+    /// size. For a component that lays out the memory itself, and for tests
+    /// that play a hostile peer; `ring_tx`/`ring_rx` are the safe way in.
+    pub fn shared_memory<'n>(&self, name: &'n str) -> Result<(u64, u64), CapError<'n>> {
+        let e = self
+            .entry(name, CapKind::RingProducer)
+            .or_else(|_| self.entry(name, CapKind::RingConsumer))?;
+        Ok((e.vaddr, e.size))
+    }
+
     /// I/O ports granted as `name`: the capability and its first and last port.
     pub fn io_ports<'n>(&self, name: &'n str) -> Result<(IoPort, u16, u16), CapError<'n>> {
         let e = self.entry(name, CapKind::IoPort)?;

@@ -11,8 +11,8 @@
 
 use kaal_dddk::irq::{self, Irq};
 use kaal_dddk::regs::PortBlock;
-use kaal_dddk::serial::{Chunk, CHUNK_BYTES, RING_SLOTS};
-use kaal_dddk::DriverError;
+use kaal_dddk::serial::{ByteSink, ByteSource, Chunk, RING_SLOTS};
+use kaal_dddk::{guard, DriverError};
 use kaal_rt::{println, Env, RingRx, RingTx};
 use kaal_sel4::cap::IoPort;
 
@@ -46,15 +46,17 @@ struct Uart {
     from_client: RingRx<Chunk, RING_SLOTS>,
     /// Bytes the transmitter takes when it reports empty (16 with a FIFO).
     tx_depth: usize,
-    /// Received bytes not yet pushed to the client.
-    rx: Chunk,
+    /// Received bytes not yet in the client's ring.
+    rx: ByteSink,
     /// The client's ring is full: input waits in the UART (receive
     /// interrupt off, RTS dropped) until it has room.
     rx_stalled: bool,
-    /// The client's chunk being transmitted, and how far.
-    tx: Chunk,
-    tx_at: usize,
+    tx: ByteSource,
     overruns: u64,
+    /// A client ring found corrupt is not touched again; the other
+    /// direction goes on.
+    rx_dead: bool,
+    tx_dead: bool,
 }
 
 impl Uart {
@@ -86,98 +88,99 @@ impl Uart {
         self.regs.write(MCR, MCR_BASE | rts)
     }
 
-    /// Moves received bytes to the client while there is room for them.
-    fn receive(&mut self) -> Result<(), DriverError> {
-        self.rx_stalled = false;
+    /// Moves received bytes to the client while there is room for them;
+    /// returns whether the client's ring is full.
+    fn receive(&mut self) -> Result<bool, DriverError> {
         loop {
-            if self.rx.len as usize == CHUNK_BYTES && !self.flush_rx()? {
-                self.rx_stalled = true;
-                return Ok(());
+            if self.rx.is_full() && !self.flush_rx()? {
+                return Ok(true);
             }
             let lsr = self.regs.read(LSR)?;
             if lsr & LSR_OVERRUN != 0 {
                 self.overruns += 1;
             }
             if lsr & LSR_DATA == 0 {
-                self.rx_stalled = !self.flush_rx()?;
-                return Ok(());
+                return Ok(!self.flush_rx()?);
             }
             let b = self.regs.read(RBR_THR)?;
-            let n = self.rx.len as usize;
-            if let Some(slot) = self.rx.data.get_mut(n) {
-                *slot = b;
-                self.rx.len += 1;
+            if !self.rx_dead {
+                self.rx.push(b);
             }
         }
     }
 
-    /// Pushes the pending received bytes; `false` if the ring is full.
     fn flush_rx(&mut self) -> Result<bool, DriverError> {
-        if self.rx.len == 0 {
+        if self.rx_dead {
             return Ok(true);
         }
-        match self.to_client.ring.push(self.rx) {
-            Ok(()) => {
-                self.rx = Chunk::default();
-                if self.to_client.ring.publish() {
-                    self.to_client.peer.0.signal();
-                }
-                Ok(true)
-            }
-            Err(kaal_ring::RingError::Full) => Ok(false),
-            Err(e) => Err(e.into()),
-        }
+        Ok(self
+            .rx
+            .flush(&mut self.to_client.ring, &self.to_client.peer)?)
     }
 
     /// Fills the transmitter from the client's chunks; returns whether bytes
     /// remain (then the transmitter-empty interrupt asks for more).
     fn transmit(&mut self) -> Result<bool, DriverError> {
         if self.regs.read(LSR)? & LSR_THR_EMPTY != 0 {
-            let mut room = self.tx_depth;
-            while room > 0 {
-                if self.tx_at >= self.tx.bytes().len() {
-                    match self.from_client.ring.pop()? {
-                        Some(c) => {
-                            self.tx = c;
-                            self.tx_at = 0;
-                            continue;
-                        }
-                        None => break,
-                    }
+            for _ in 0..self.tx_depth {
+                match self.tx.next(&mut self.from_client.ring)? {
+                    Some(b) => self.regs.write(RBR_THR, b)?,
+                    None => break,
                 }
-                if let Some(&b) = self.tx.bytes().get(self.tx_at) {
-                    self.regs.write(RBR_THR, b)?;
-                }
-                self.tx_at += 1;
-                room -= 1;
             }
             if self.from_client.ring.release() {
                 self.from_client.peer.0.signal();
             }
         }
-        Ok(self.tx_at < self.tx.bytes().len() || self.from_client.ring.available()? > 0)
+        Ok(self.tx.has_pending() || self.from_client.ring.available()? > 0)
     }
 
-    /// Serves until a ring turns out corrupt.
+    /// Serves until the kernel refuses something.
     fn run(&mut self, env: &Env) -> Result<(), DriverError> {
         loop {
-            self.receive()?;
-            let tx_pending = self.transmit()?;
+            let r = self.receive();
+            self.rx_stalled = self.check(r, true)?;
+            let r = if self.tx_dead {
+                Ok(false)
+            } else {
+                self.transmit()
+            };
+            let tx_pending = self.check(r, false)?;
             self.update(tx_pending)?;
             // Announce the sleep, then look again (the ring protocol): the
             // client may have sent, or freed room, in between. While bytes
             // are pending the transmitter's interrupt wakes us instead.
-            if !tx_pending && self.from_client.ring.prepare_sleep()? {
-                continue;
+            if !tx_pending && !self.tx_dead {
+                let r = self.from_client.ring.prepare_sleep().map_err(Into::into);
+                if self.check(r, false)? {
+                    continue;
+                }
             }
-            if self.rx_stalled && self.to_client.ring.prepare_wait()? {
-                self.from_client.ring.cancel_sleep();
-                continue;
+            if self.rx_stalled && !self.rx_dead {
+                let r = self.to_client.ring.prepare_wait().map_err(Into::into);
+                if self.check(r, true)? {
+                    self.from_client.ring.cancel_sleep();
+                    continue;
+                }
             }
             irq::wait_and_handle(env.notification(), self.irq, |_| Ok::<(), DriverError>(()))?;
             self.from_client.ring.cancel_sleep();
             self.to_client.ring.cancel_wait();
         }
+    }
+
+    /// A corrupt client ring cuts off its direction (reported once).
+    fn check<T: Default>(&mut self, r: Result<T, DriverError>, rx: bool) -> Result<T, DriverError> {
+        let (dead, ring) = if rx {
+            (&mut self.rx_dead, "rx")
+        } else {
+            (&mut self.tx_dead, "tx")
+        };
+        let (v, newly) = guard(r, dead)?;
+        if let Some(e) = newly {
+            println!("uart16550: client ring `{ring}` is corrupt ({e}); no longer serving it");
+        }
+        Ok(v)
     }
 }
 
@@ -200,11 +203,12 @@ fn main(env: &Env) -> Result<(), DriverError> {
         to_client: env.ring_tx("rx").map_err(|_| NO_RINGS)?,
         from_client: env.ring_rx("tx").map_err(|_| NO_RINGS)?,
         tx_depth: 1,
-        rx: Chunk::default(),
+        rx: ByteSink::default(),
         rx_stalled: false,
-        tx: Chunk::default(),
-        tx_at: 0,
+        tx: ByteSource::default(),
         overruns: 0,
+        rx_dead: false,
+        tx_dead: false,
     };
     uart.init()?;
     println!(
