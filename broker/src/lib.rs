@@ -380,18 +380,6 @@ impl<K: Kernel> Broker<K> {
         ))
     }
 
-    /// Two notifications, for the two directions of a shared ring.
-    pub fn notification_pair(&mut self) -> Result<(Notification, Notification)> {
-        let a = self.alloc::<Notification>()?;
-        match self.alloc::<Notification>() {
-            Ok(b) => Ok((a, b)),
-            Err(e) => {
-                let _ = self.free(a.cptr());
-                Err(e)
-            }
-        }
-    }
-
     /// The physical address of the block behind an allocation.
     pub fn object_paddr(&self, first: CPtr) -> Result<Word> {
         let (node, _) = self
@@ -674,16 +662,6 @@ impl<K: Kernel> Broker<K> {
             self.free_slot(c)?;
         }
         Ok(())
-    }
-
-    /// Copies a capability into a fresh slot of the root CNode.
-    pub fn copy_cap(&mut self, src: CPtr) -> Result<CPtr> {
-        let slot = self.alloc_slot()?;
-        if let Err(e) = self.k.copy_cap(slot, src) {
-            let _ = self.free_slot(slot);
-            return Err(BrokerError::kernel("CNode_Copy", e));
-        }
-        Ok(slot)
     }
 
     /// A physically contiguous region of at least `size` bytes (a power of

@@ -132,14 +132,6 @@ impl Env {
         self.info.restarts
     }
 
-    /// Every granted capability, by name and kind.
-    pub fn granted(&self) -> impl Iterator<Item = (&'static str, Option<CapKind>)> {
-        let info: &'static StartInfo = self.info;
-        info.caps()
-            .iter()
-            .map(|e| (start::name_str(&e.name), CapKind::from_raw(e.kind)))
-    }
-
     fn entry<'n>(&self, name: &'n str, kind: CapKind) -> Result<&'static CapEntry, CapError<'n>> {
         let info: &'static StartInfo = self.info;
         let mut named = info

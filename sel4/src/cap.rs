@@ -278,8 +278,7 @@ impl CNode {
     }
     /// Copies the capability in `src` to the empty slot `dest` with `rights`.
     pub fn copy(self, dest: Word, src: Word, depth: u8, rights: Rights) -> Result<()> {
-        // SAFETY: copying a capability changes no memory.
-        unsafe { sys::seL4_CNode_Copy(self.0, dest, depth, self.0, src, depth, rights.0) }
+        self.copy_from(dest, depth, self, src, depth, rights)
     }
     /// Copies `src` to `dest` with a badge.
     pub fn mint(
@@ -290,9 +289,7 @@ impl CNode {
         rights: Rights,
         badge: Badge,
     ) -> Result<()> {
-        let data = sys::seL4_CapData_t::Badge_new(badge);
-        // SAFETY: as for `copy`.
-        unsafe { sys::seL4_CNode_Mint(self.0, dest, depth, self.0, src, depth, rights.0, data) }
+        self.mint_from(dest, depth, self, src, depth, rights, badge)
     }
 }
 
