@@ -13,11 +13,13 @@ use core::fmt;
 use kaal_broker::device::{DeviceId, Holder};
 use kaal_broker::kernel::{Access, Cache};
 use kaal_broker::{BrokerError, Memory};
-use kaal_loader::{LoadError, Perm};
+use kaal_loader::{LoadError, LoadPlan, Perm};
 use kaal_manifest::image::{ChannelImage, ComponentImage, ImageError, SystemImage};
 use kaal_manifest::{ChannelKind, DeviceSpec, Restart};
 use kaal_rt::start::{self, layout, slot, CapEntry, CapKind, StartInfo, CSPACE_BITS};
-use kaal_sel4::cap::{init, CNode, Cap, Endpoint, Frame, Notification, Pml4, Rights, Spaces, Tcb};
+use kaal_sel4::cap::{
+    init, CNode, Cap, Endpoint, Frame, Notification, Pml4, Rights, Spaces, Tcb, UserContext,
+};
 use kaal_sel4::fault::Fault;
 use kaal_sel4::ipc::{self, MessageInfo};
 use kaal_sel4::{println, CPtr, Word};
@@ -78,6 +80,8 @@ struct Running {
     endpoint_slots: Vec<(usize, CPtr)>,
     /// Where the next device region goes in its address space.
     device_at: u64,
+    /// Where its program was loaded (to recognise its `syscall`s).
+    plan: LoadPlan,
     devices: Vec<DeviceId>,
 }
 
@@ -257,7 +261,15 @@ impl<'a> System<'a> {
         if slot.running.is_some() {
             return Err(SpawnError::Unsupported("component is already running"));
         }
+        let plan = match kaal_loader::plan(comp.elf, layout::IMAGE_WINDOW) {
+            Ok(p) => p,
+            Err(e) => {
+                slot.state = State::Failed;
+                return Err(SpawnError::Image(e));
+            }
+        };
         let mut r = Running {
+            plan,
             tcb: Tcb::from_cptr(0),
             cnode: CNode::from_cptr(0),
             vspace: Pml4::from_cptr(0),
@@ -337,21 +349,11 @@ impl<'a> System<'a> {
                 else {
                     continue;
                 };
-                let mut regs = r.tcb.read_registers(false).context("TCB_ReadRegisters")?;
-                let in_call = regs.rdx == kaal_sel4::sys::seL4_SysCall as Word && regs.rdi == slot;
-                if !in_call || !at_syscall(elf, regs.rip) {
-                    continue;
-                }
-                let Some(next) = regs.rip.checked_add(SYSCALL_BYTES) else {
-                    continue;
+                let in_call = |regs: &UserContext| {
+                    regs.rdx == kaal_sel4::sys::seL4_SysCall as Word && regs.rdi == slot
                 };
-                regs.rip = next;
-                regs.rsi = MessageInfo::new(kaal_rpc::RpcError::ServerGone.label(), 0)
-                    .raw()
-                    .words[0];
-                // SAFETY: the thread is another component's, blocked in its
-                // own Call; it resumes after that syscall with an error reply.
-                unsafe { r.tcb.write_registers(true, &regs) }.context("TCB_WriteRegisters")?;
+                // Resumed at once: it was blocked in its own Call.
+                r.fail_syscall(elf, in_call, kaal_rpc::RpcError::ServerGone.label(), true)?;
             }
         }
         Ok(())
@@ -491,23 +493,12 @@ impl<'a> System<'a> {
         if slot.refusals > REFUSAL_LIMIT {
             return Ok(false);
         }
-        let mut regs = r.tcb.read_registers(false).context("TCB_ReadRegisters")?;
-        if regs.rip != fault.ip() || !at_syscall(elf, regs.rip) {
+        let at_fault = |regs: &UserContext| regs.rip == fault.ip();
+        let code = kaal_sel4::Error::InvalidCapability.code();
+        // Not resumed here: the reply to the fault resumes it.
+        if !r.fail_syscall(elf, at_fault, code, false)? {
             return Ok(false);
         }
-        let Some(next) = regs.rip.checked_add(SYSCALL_BYTES) else {
-            return Ok(false);
-        };
-        // Skip the `syscall` that faulted; the message-info register carries
-        // the error as its label.
-        regs.rip = next;
-        regs.rsi = MessageInfo::new(kaal_sel4::Error::InvalidCapability.code(), 0)
-            .raw()
-            .words[0];
-        // SAFETY: the thread is another component's, in its own address
-        // space; it resumes just past its own system call with an error
-        // result, which its code handles like any kernel error.
-        unsafe { r.tcb.write_registers(false, &regs) }.context("TCB_WriteRegisters")?;
         ipc::reply(MessageInfo::new(0, 0));
         Ok(true)
     }
@@ -537,26 +528,55 @@ fn print_line(length: usize) {
 /// Bytes of the x86_64 `syscall` instruction (0f 05).
 const SYSCALL_BYTES: Word = 2;
 
-/// Whether `rip` is at a `syscall` instruction in the text of `elf` (which
-/// the component cannot change: its text is mapped read-only).
-fn at_syscall(elf: &[u8], rip: Word) -> bool {
-    let Ok(plan) = kaal_loader::plan(elf, layout::IMAGE_WINDOW) else {
-        return false;
-    };
-    plan.segments().iter().any(|seg| {
-        let Some(off) = rip.checked_sub(seg.vaddr) else {
-            return false;
+impl Running {
+    /// Makes the component's thread return from the system call it stands
+    /// at with an error (`label` in the message-info register), if `is_it`
+    /// holds for its registers and it really stands at a `syscall` of its
+    /// program. Returns whether it did.
+    fn fail_syscall(
+        &self,
+        elf: &[u8],
+        is_it: impl Fn(&UserContext) -> bool,
+        label: Word,
+        resume: bool,
+    ) -> Result<bool, RootError> {
+        let mut regs = self
+            .tcb
+            .read_registers(false)
+            .context("TCB_ReadRegisters")?;
+        if !is_it(&regs) || !self.at_syscall(elf, regs.rip) {
+            return Ok(false);
+        }
+        let Some(next) = regs.rip.checked_add(SYSCALL_BYTES) else {
+            return Ok(false);
         };
-        let Some(at) = usize::try_from(off)
-            .ok()
-            .and_then(|o| seg.file.start.checked_add(o))
-        else {
-            return false;
-        };
-        seg.perm == Perm::ReadExecute
-            && at.checked_add(2).is_some_and(|end| end <= seg.file.end)
-            && elf.get(at..at + 2) == Some(&[0x0f, 0x05][..])
-    })
+        regs.rip = next;
+        regs.rsi = MessageInfo::new(label, 0).raw().words[0];
+        // SAFETY: the thread is another component's, in its own address
+        // space; it goes on just past its own system call with an error
+        // result, which its code handles like any error of that call.
+        unsafe { self.tcb.write_registers(resume, &regs) }.context("TCB_WriteRegisters")?;
+        Ok(true)
+    }
+
+    /// Whether `rip` is at a `syscall` instruction in the program's text
+    /// (which the component cannot change: it is mapped read-only).
+    fn at_syscall(&self, elf: &[u8], rip: Word) -> bool {
+        self.plan.segments().iter().any(|seg| {
+            let Some(off) = rip.checked_sub(seg.vaddr) else {
+                return false;
+            };
+            let Some(at) = usize::try_from(off)
+                .ok()
+                .and_then(|o| seg.file.start.checked_add(o))
+            else {
+                return false;
+            };
+            seg.perm == Perm::ReadExecute
+                && at.checked_add(2).is_some_and(|end| end <= seg.file.end)
+                && elf.get(at..at + 2) == Some(&[0x0f, 0x05][..])
+        })
+    }
 }
 
 /// Decodes the embedded system image and makes its channels; on an
@@ -721,7 +741,7 @@ fn build(
     cx: &SpawnContext<'_, '_>,
     r: &mut Running,
 ) -> Result<(), SpawnError> {
-    let plan = kaal_loader::plan(cx.comp.elf, layout::IMAGE_WINDOW).map_err(SpawnError::Image)?;
+    let plan = r.plan.clone();
     r.vspace = broker.new_vspace()?;
     r.cnode = broker.alloc_cnode(CSPACE_BITS)?;
     r.tcb = broker.alloc()?;
@@ -913,7 +933,7 @@ fn build(
             ipc_frame,
         )
         .context("TCB_Configure")?;
-    let regs = kaal_sel4::cap::UserContext {
+    let regs = UserContext {
         rip: plan.entry(),
         rsp: layout::STACK_TOP,
         rdi: layout::START_INFO,
