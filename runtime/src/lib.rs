@@ -201,26 +201,24 @@ pub unsafe fn start_component<E: Display>(
 
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
-    if IS_COMPONENT.load(Ordering::Relaxed) {
-        match info.location() {
-            Some(l) => crate::println!(
-                "KaaL: panicked at {}:{}: {}",
-                l.file(),
-                l.line(),
-                info.message()
-            ),
-            None => crate::println!("KaaL: panicked: {}", info.message()),
-        }
-        component::report(start::supervisor::PANIC, 0)
-    }
+    // A component's console is its supervisor; the root task's the kernel's.
+    let component = IS_COMPONENT.load(Ordering::Relaxed);
+    let print: fn(core::fmt::Arguments<'_>) = if component {
+        console::_print
+    } else {
+        kaal_sel4::console::_print
+    };
     match info.location() {
-        Some(l) => kaal_sel4::println!(
-            "KaaL: panicked at {}:{}: {}",
+        Some(l) => print(format_args!(
+            "KaaL: panicked at {}:{}: {}\n",
             l.file(),
             l.line(),
             info.message()
-        ),
-        None => kaal_sel4::println!("KaaL: panicked: {}", info.message()),
+        )),
+        None => print(format_args!("KaaL: panicked: {}\n", info.message())),
+    }
+    if component {
+        component::report(start::supervisor::PANIC, 0)
     }
     exit(Exit::Failure)
 }
