@@ -426,6 +426,41 @@ impl<'a> System<'a> {
         Ok(())
     }
 
+    /// Supervises until every component in `names` has exited with `Ok`.
+    /// Anything else that happens first (a fault, a failed exit, another
+    /// component ending) is printed and fails.
+    pub fn expect_clean_exits(
+        &mut self,
+        broker: &mut RootBroker,
+        names: &[&str],
+    ) -> Result<(), RootError> {
+        let mut waiting = Vec::new();
+        for n in names {
+            waiting.push(self.index(n).ok_or(RootError::Check("no such component"))?);
+        }
+        let mut bad = false;
+        self.supervise(broker, |_, e| {
+            match e {
+                Event::Exited { component, code: 0 } if waiting.contains(&component) => {
+                    waiting.retain(|&w| w != component);
+                }
+                e => {
+                    println!("KaaL: unexpected while waiting for exits: {e:?}");
+                    bad = true;
+                }
+            }
+            if bad || waiting.is_empty() {
+                Control::Finish
+            } else {
+                Control::Continue
+            }
+        })?;
+        if bad || !waiting.is_empty() {
+            return Err(RootError::Check("the components did not all exit cleanly"));
+        }
+        Ok(())
+    }
+
     /// After an exit, fault or panic: restart or stop per the manifest.
     fn apply_policy(
         &mut self,

@@ -4,7 +4,7 @@
 #![no_std]
 #![no_main]
 
-use kaal_root::system::{self, Control, Event, State};
+use kaal_root::system::{self, State};
 use kaal_root::RootError;
 use kaal_sel4::bootinfo::BootInfo;
 use kaal_sel4::println;
@@ -21,14 +21,7 @@ fn main(bi: &BootInfo) -> Result<(), RootError> {
             return Err(RootError::Check("a bad program was started"));
         }
     }
-    let mut ok = false;
-    sys.supervise(&mut broker, |_, e| {
-        ok = matches!(e, Event::Exited { code: 0, .. });
-        Control::Finish
-    })?;
-    if !ok {
-        return Err(RootError::Check("the good component did not run"));
-    }
+    sys.expect_clean_exits(&mut broker, &["hello"])?;
     println!("bad_program_refused: ok");
     Ok(())
 }

@@ -4,7 +4,7 @@
 #![no_std]
 #![no_main]
 
-use kaal_root::system::{self, Control, Event};
+use kaal_root::system;
 use kaal_root::RootError;
 use kaal_sel4::bootinfo::BootInfo;
 use kaal_sel4::println;
@@ -12,16 +12,8 @@ use kaal_sel4::println;
 fn main(bi: &BootInfo) -> Result<(), RootError> {
     let mut broker = kaal_root::boot(bi)?;
     let mut sys = system::load(&mut broker, kaal_root::include_system!("serial_hostile"))?;
-    let app = sys.index("app").ok_or(RootError::Check("no app"))?;
     sys.start_all(&mut broker);
-    let mut ok = false;
-    sys.supervise(&mut broker, |_, e| {
-        ok = matches!(e, Event::Exited { component, code: 0 } if component == app);
-        Control::Finish
-    })?;
-    if !ok {
-        return Err(RootError::Check("the driver stopped serving"));
-    }
+    sys.expect_clean_exits(&mut broker, &["app"])?;
     println!("serial_hostile: ok");
     Ok(())
 }
