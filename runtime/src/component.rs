@@ -5,7 +5,7 @@ use core::fmt;
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use kaal_ring::{Consumer, Notify, Producer, SharedRing};
+use kaal_ring::{Consumer, Notify, Producer, RingError, SharedRing};
 use kaal_sel4::cap::{Cap, Endpoint, IoPort, IrqHandler, Notification};
 use kaal_sel4::ipc::{Badge, MessageInfo};
 
@@ -95,6 +95,48 @@ pub struct RingRx<T: 'static, const N: usize> {
 static TAKEN: AtomicU64 = AtomicU64::new(0);
 
 const _: () = assert!(start::MAX_CAPS <= 64);
+
+impl<T: bytemuck::Pod, const N: usize> RingTx<T, N> {
+    /// Sends all of `items`, in batches as room allows, sleeping on the
+    /// component's notification (by the ring's protocol) while the ring is
+    /// full.
+    pub fn send_all(&mut self, items: &[T]) -> Result<(), RingError> {
+        let mut sent = 0;
+        while let Some(rest) = items.get(sent..).filter(|r| !r.is_empty()) {
+            sent += self.ring.send_batch(rest, &self.peer)?;
+            if sent < items.len() && !self.ring.prepare_wait()? {
+                self.wait.wait();
+                self.ring.cancel_wait();
+            }
+        }
+        Ok(())
+    }
+}
+
+impl<T: bytemuck::Pod, const N: usize> RingRx<T, N> {
+    /// The next item, sleeping on the component's notification (by the
+    /// ring's protocol, slots released first) while the ring is empty.
+    pub fn recv(&mut self) -> Result<T, RingError> {
+        loop {
+            if let Some(item) = self.ring.pop()? {
+                return Ok(item);
+            }
+            self.release();
+            if !self.ring.prepare_sleep()? {
+                self.wait.wait();
+                self.ring.cancel_sleep();
+            }
+        }
+    }
+
+    /// Gives the popped items' slots back, signalling the producer if it
+    /// waits for them.
+    pub fn release(&mut self) {
+        if self.ring.release() {
+            self.peer.notify();
+        }
+    }
+}
 
 impl Env {
     /// Marks entry `e` (one of this page's entries) taken; `false` if it

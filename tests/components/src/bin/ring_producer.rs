@@ -29,15 +29,7 @@ fn main(env: &Env) -> Result<(), RingError> {
                 value: value(s),
             };
         }
-        let mut sent = 0;
-        while sent < n {
-            let items = batch.get(sent..n).unwrap_or(&[]);
-            let k = tx.ring.send_batch(items, &tx.peer)?;
-            sent += k;
-            if sent < n && !tx.ring.prepare_wait()? {
-                tx.wait.wait();
-            }
-        }
+        tx.send_all(batch.get(..n).unwrap_or(&[]))?;
         for it in batch.iter().take(n) {
             sum = fold(sum, *it);
         }

@@ -21,53 +21,18 @@ fn main(env: &Env) -> Result<(), &'static str> {
     let total = LINE.len() * LINES;
     let mut got = 0usize;
     while got < total {
-        match rx.ring.pop().map_err(|_| "corrupt rx ring")? {
-            Some(chunk) => {
-                for &b in chunk.bytes() {
-                    if LINE.get(got % LINE.len()) != Some(&b) {
-                        println!("serial_echo: byte {got} is {b:#x}");
-                        return Err("a byte was lost or changed");
-                    }
-                    got += 1;
-                }
-                // Send it back; wait for room if the driver is behind.
-                loop {
-                    match tx.ring.push(chunk) {
-                        Ok(()) => break,
-                        Err(kaal_ring::RingError::Full) => {
-                            // Release and publish before sleeping: the driver
-                            // may be waiting for exactly that.
-                            if rx.ring.release() {
-                                rx.peer.0.signal();
-                            }
-                            if tx.ring.publish() {
-                                tx.peer.0.signal();
-                            }
-                            if !tx.ring.prepare_wait().map_err(|_| "corrupt tx ring")? {
-                                tx.wait.wait();
-                                tx.ring.cancel_wait();
-                            }
-                        }
-                        Err(_) => return Err("corrupt tx ring"),
-                    }
-                }
-                if tx.ring.publish() {
-                    tx.peer.0.signal();
-                }
+        let chunk = rx.recv().map_err(|_| "corrupt rx ring")?;
+        for &b in chunk.bytes() {
+            if LINE.get(got % LINE.len()) != Some(&b) {
+                println!("serial_echo: byte {got} is {b:#x}");
+                return Err("a byte was lost or changed");
             }
-            None => {
-                if rx.ring.release() {
-                    rx.peer.0.signal();
-                }
-                if !rx.ring.prepare_sleep().map_err(|_| "corrupt rx ring")? {
-                    rx.wait.wait();
-                    rx.ring.cancel_sleep();
-                }
-            }
+            got += 1;
         }
-    }
-    if rx.ring.release() {
-        rx.peer.0.signal();
+        // Free the slot before possibly waiting for the driver to take the
+        // echo: it may be waiting for exactly that room.
+        rx.release();
+        tx.send_all(&[chunk]).map_err(|_| "corrupt tx ring")?;
     }
     println!("serial_echo: {got} bytes arrived in order, none lost");
     Ok(())

@@ -30,25 +30,13 @@ fn main(env: &Env) -> Result<(), &'static str> {
     let mut got = [0u8; 64];
     let mut n = 0;
     while n < EXPECTED.len() {
-        match rx.ring.pop().map_err(|_| "corrupt rx ring")? {
-            Some(chunk) => {
-                for &b in chunk.bytes() {
-                    if let Some(slot) = got.get_mut(n) {
-                        *slot = b;
-                        n += 1;
-                    }
-                }
-            }
-            None => {
-                if rx.ring.release() {
-                    rx.peer.0.signal();
-                }
-                if !rx.ring.prepare_sleep().map_err(|_| "corrupt rx ring")? {
-                    rx.wait.wait();
-                    rx.ring.cancel_sleep();
-                }
+        for &b in rx.recv().map_err(|_| "corrupt rx ring")?.bytes() {
+            if let Some(slot) = got.get_mut(n) {
+                *slot = b;
+                n += 1;
             }
         }
+        rx.release();
     }
     if got.get(..EXPECTED.len()) != Some(EXPECTED) {
         return Err("wrong input");
