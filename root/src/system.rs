@@ -734,31 +734,37 @@ struct Granter {
 }
 
 impl Granter {
-    fn grant(&mut self, src: CPtr, rights: Rights, badge: Word) -> Result<CPtr, SpawnError> {
+    /// Fills the next slot with `put(slot)`.
+    fn next_slot(
+        &mut self,
+        put: impl FnOnce(CNode, CPtr) -> kaal_sel4::Result<()>,
+        what: &'static str,
+    ) -> Result<CPtr, SpawnError> {
         let dest = self.next;
         if dest >= 1 << CSPACE_BITS {
             return Err(SpawnError::TooMany("capabilities for one CSpace"));
         }
-        self.cnode
-            .mint_from(dest, CSPACE_BITS, init::CNODE, src, 64, rights, badge)
-            .context("CNode_Mint")?;
+        put(self.cnode, dest).context(what)?;
         self.next += 1;
         Ok(dest)
+    }
+
+    /// Grants `src` minted with `rights` and `badge`.
+    fn grant(&mut self, src: CPtr, rights: Rights, badge: Word) -> Result<CPtr, SpawnError> {
+        self.next_slot(
+            |cn, dest| cn.mint_from(dest, CSPACE_BITS, init::CNODE, src, 64, rights, badge),
+            "CNode_Mint",
+        )
     }
 
     /// Grants `src` as it is (no badge or range change), with `rights`: for
     /// I/O port capabilities, whose mint data would be a port range, and
     /// capabilities that already carry their badge.
     fn copy(&mut self, src: CPtr, rights: Rights) -> Result<CPtr, SpawnError> {
-        let dest = self.next;
-        if dest >= 1 << CSPACE_BITS {
-            return Err(SpawnError::TooMany("capabilities for one CSpace"));
-        }
-        self.cnode
-            .copy_from(dest, CSPACE_BITS, init::CNODE, src, 64, rights)
-            .context("CNode_Copy")?;
-        self.next += 1;
-        Ok(dest)
+        self.next_slot(
+            |cn, dest| cn.copy_from(dest, CSPACE_BITS, init::CNODE, src, 64, rights),
+            "CNode_Copy",
+        )
     }
 }
 
