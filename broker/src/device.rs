@@ -102,4 +102,7 @@ pub struct DeviceBundle {
     pub irq: Option<IrqBinding>,
     pub ioports: heapless::Vec<IoPortRange, 6>,
     pub dma: Option<DmaRegion>,
+    /// A PCI function's configuration space, read after the broker enabled
+    /// decoding and bus mastering (the holder gets no access of its own).
+    pub config: Option<[u32; 64]>,
 }

@@ -124,8 +124,9 @@ pub const IRQ_VECTOR_BASE: u8 = 40;
 
 /// The badge a device interrupt arrives with on its notification.
 pub const IRQ_BADGE: Word = 1;
-/// DMA region every PCI bundle comes with.
-pub const PCI_DMA_BYTES: u64 = 64 * 1024;
+/// DMA region every PCI bundle comes with: room for a driver's queues and
+/// a 64 KiB transfer in flight while the next is prepared.
+pub const PCI_DMA_BYTES: u64 = 256 * 1024;
 
 /// What the broker is built from.
 #[derive(Clone, Debug)]
@@ -241,6 +242,8 @@ struct DeviceResources {
     ntfn: Option<CPtr>,
     cap_slots: Vec<CPtr>,
     dma: Option<DmaRegion>,
+    /// A PCI function whose bus mastering the broker turned on.
+    bus_master: Option<Bdf>,
 }
 
 /// The capability broker over a kernel `K`.
@@ -820,6 +823,7 @@ impl<K: Kernel> Broker<K> {
             irq: None,
             ioports: heapless::Vec::new(),
             dma: None,
+            config: None,
         };
         let irq_line = match info {
             DeviceInfo::Serial { io_base, irq, .. } => {
@@ -850,10 +854,18 @@ impl<K: Kernel> Broker<K> {
                 let region = self.allocate_dma(PCI_DMA_BYTES)?;
                 res.dma = Some(region);
                 b.dma = Some(region);
+                let mut cs = KernelConfig(&mut self.k);
+                let on = pci::COMMAND_IO | pci::COMMAND_MEMORY | pci::COMMAND_BUS_MASTER;
+                pci::update_command(&mut cs, d.at, on, 0)?;
+                res.bus_master = Some(d.at);
+                b.config = Some(pci::snapshot(&mut cs, d.at)?);
+                // The firmware routes INTx to an ISA line (5, 9, 10 or 11 on
+                // QEMU's PC), which the MADT's source overrides declare level
+                // triggered, active high.
                 (d.irq_pin != 0 && d.irq_line < 24).then_some(IoApicLine {
                     pin: d.irq_line,
                     level_triggered: true,
-                    active_low: true,
+                    active_low: false,
                 })
             }
         };
@@ -957,6 +969,11 @@ impl<K: Kernel> Broker<K> {
     }
 
     fn release_resources(&mut self, res: DeviceResources) -> Result<()> {
+        // No more DMA from the device before its buffer can be reused.
+        if let Some(at) = res.bus_master {
+            let mut cs = KernelConfig(&mut self.k);
+            pci::update_command(&mut cs, at, 0, pci::COMMAND_BUS_MASTER)?;
+        }
         for (block, slot, _) in res.pages {
             self.k
                 .revoke(block.cptr)

@@ -126,6 +126,32 @@ fn read_bars<C: ConfigSpace>(
     Ok(bars)
 }
 
+/// Command register bits (offset 0x04, low half).
+pub const COMMAND_IO: u32 = 1 << 0;
+pub const COMMAND_MEMORY: u32 = 1 << 1;
+pub const COMMAND_BUS_MASTER: u32 = 1 << 2;
+
+/// Sets and clears bits of a function's command register, leaving the
+/// status half alone (its bits clear when written with ones).
+pub fn update_command<C: ConfigSpace>(
+    cs: &mut C,
+    at: Bdf,
+    set: u32,
+    clear: u32,
+) -> Result<(), BrokerError> {
+    let v = cs.read32(at, 0x04)? & 0xffff;
+    cs.write32(at, 0x04, (v | set) & !clear)
+}
+
+/// The first 256 bytes of a function's configuration space.
+pub fn snapshot<C: ConfigSpace>(cs: &mut C, at: Bdf) -> Result<[u32; 64], BrokerError> {
+    let mut regs = [0u32; 64];
+    for (i, r) in (0u8..).step_by(4).zip(regs.iter_mut()) {
+        *r = cs.read32(at, i)?;
+    }
+    Ok(regs)
+}
+
 /// Enumerates every function reachable from bus 0.
 pub fn enumerate<C: ConfigSpace>(cs: &mut C) -> Result<Vec<PciDevice>, BrokerError> {
     let mut found = Vec::new();

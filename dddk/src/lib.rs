@@ -7,6 +7,7 @@
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
+pub mod block;
 pub mod irq;
 pub mod regs;
 pub mod serial;

@@ -50,15 +50,18 @@ pub struct ChannelImage<'a> {
     pub to: u16,
     pub slots: u32,
     pub slot_bytes: u32,
+    /// Size of a memory channel (0 otherwise).
+    pub bytes: u64,
 }
 
 impl ChannelImage<'_> {
-    /// Bytes of shared memory a ring needs (0 for an endpoint).
-    pub fn ring_bytes(&self) -> u64 {
+    /// Bytes of shared memory the channel needs (0 for an endpoint).
+    pub fn shared_bytes(&self) -> u64 {
         match self.kind {
             ChannelKind::Ring => {
                 RING_HEADER_BYTES + u64::from(self.slots) * u64::from(self.slot_bytes)
             }
+            ChannelKind::Memory => self.bytes,
             ChannelKind::Endpoint => 0,
         }
     }
@@ -150,6 +153,13 @@ impl<'a> SystemImage<'a> {
             if ch.kind == ChannelKind::Ring && !ring_ok {
                 return bad(ch.name, "ring shape");
             }
+            let memory_ok = ch.from.len() == 1
+                && ch.bytes > 0
+                && ch.bytes.is_multiple_of(4096)
+                && ch.bytes <= crate::MAX_SHARED_BYTES;
+            if ch.kind == ChannelKind::Memory && !memory_ok {
+                return bad(ch.name, "memory channel shape");
+            }
         }
         Ok(())
     }
@@ -211,6 +221,7 @@ impl crate::Manifest {
                 to: index(to)?,
                 slots: ch.slots.unwrap_or(0),
                 slot_bytes: ch.slot_bytes(),
+                bytes: ch.bytes.map_or(0, |b| b.0),
             });
         }
         let img = SystemImage {

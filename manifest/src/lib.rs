@@ -20,6 +20,13 @@
 //! to = "serial"            # consumer (ring) or server (endpoint)
 //! slots = 256              # rings only: a power of two
 //! slot_bytes = 64          # rings only: bytes per slot (default 64)
+//!
+//! [[channel]]
+//! name = "blk_data"
+//! kind = "memory"          # a region both ends map read-write
+//! from = "app"
+//! to = "blk"
+//! bytes = "256K"           # memory only: page multiples, at most 16 MiB
 //! ```
 //!
 //! An endpoint channel may have several clients: `from = ["a", "b"]`; each
@@ -52,6 +59,8 @@ pub const MAX_STACK: u64 = 8 << 20;
 pub const MAX_HEAP: u64 = 256 << 20;
 /// Largest ring, in slots.
 pub const MAX_RING_SLOTS: u32 = 1 << 16;
+/// Largest memory channel.
+pub const MAX_SHARED_BYTES: u64 = 16 << 20;
 /// The root task's priority; components run below it.
 pub const ROOT_PRIORITY: u8 = 255;
 
@@ -102,6 +111,8 @@ pub enum Restart {
 pub enum ChannelKind {
     Ring,
     Endpoint,
+    /// A plain shared region (for bulk data that rings describe).
+    Memory,
 }
 
 /// A device a component may claim.
@@ -157,6 +168,8 @@ pub struct Channel {
     pub to: Option<String>,
     pub slots: Option<u32>,
     pub slot_bytes: Option<u32>,
+    /// Size of a memory channel.
+    pub bytes: Option<Size>,
 }
 
 /// One component, or several (an endpoint's clients).
@@ -270,8 +283,8 @@ impl fmt::Display for ManifestError {
             SizeDoesNotFit { component, what, size, why } => {
                 write!(f, "component `{component}`: {what} of {size} bytes does not fit: {why}")
             }
-            RingSlots { channel, slots: Some(s), why } => write!(f, "ring `{channel}`: {s} slots: {why}"),
-            RingSlots { channel, slots: None, why } => write!(f, "ring `{channel}`: {why}"),
+            RingSlots { channel, slots: Some(s), why } => write!(f, "channel `{channel}`: {s} slots: {why}"),
+            RingSlots { channel, slots: None, why } => write!(f, "channel `{channel}`: {why}"),
             Priority { component, priority } => write!(
                 f,
                 "component `{component}`: priority {priority} is not below the root task's {ROOT_PRIORITY}"
@@ -371,11 +384,11 @@ impl Manifest {
                     end: "from",
                 });
             }
-            if ch.kind == ChannelKind::Ring && from.len() > 1 {
+            if ch.kind != ChannelKind::Endpoint && from.len() > 1 {
                 errs.push(ManifestError::RingSlots {
                     channel: ch.name.clone(),
                     slots: ch.slots,
-                    why: "a ring has exactly one producer",
+                    why: "a ring or memory channel has exactly one `from` end",
                 });
             }
             let to: Vec<&String> = ch.to.iter().collect();
@@ -436,12 +449,33 @@ impl Manifest {
                         slots: Some(s),
                         why: "must be a power of two of at most 65536",
                     }),
-                (ChannelKind::Endpoint, Some(s)) => errs.push(ManifestError::RingSlots {
-                    channel: ch.name.clone(),
-                    slots: Some(s),
-                    why: "`slots` is for rings, not endpoints",
-                }),
+                (ChannelKind::Endpoint | ChannelKind::Memory, Some(s)) => {
+                    errs.push(ManifestError::RingSlots {
+                        channel: ch.name.clone(),
+                        slots: Some(s),
+                        why: "`slots` is for rings only",
+                    })
+                }
                 _ => {}
+            }
+            let bytes_why = match (ch.kind, ch.bytes) {
+                (ChannelKind::Memory, None) => Some("a memory channel needs `bytes`"),
+                (ChannelKind::Memory, Some(Size(b)))
+                    if b == 0 || !b.is_multiple_of(PAGE) || b > MAX_SHARED_BYTES =>
+                {
+                    Some("`bytes` must be a whole number of 4 KiB pages, at most 16 MiB")
+                }
+                (ChannelKind::Ring | ChannelKind::Endpoint, Some(_)) => {
+                    Some("`bytes` is for memory channels only")
+                }
+                _ => None,
+            };
+            if let Some(why) = bytes_why {
+                errs.push(ManifestError::RingSlots {
+                    channel: ch.name.clone(),
+                    slots: None,
+                    why,
+                });
             }
         }
         errs

@@ -76,7 +76,9 @@ fn packed_image_decodes_with_programs_borrowed() {
     assert_eq!((i, app.elf), (1, &b"\x7fELF app"[..]));
     let console = &img.channels[0];
     assert_eq!((console.from.as_slice(), console.to), (&[1u16][..], 0));
-    assert_eq!(console.ring_bytes(), 128 + 256 * 64);
+    assert_eq!(console.shared_bytes(), 128 + 256 * 64);
+    let data = &img.channels[2];
+    assert_eq!((data.name, data.shared_bytes()), ("data", 64 * 1024));
     // A truncated or foreign image is refused, not misread.
     assert!(SystemImage::decode(&bytes[..bytes.len() / 2]).is_err());
     assert!(SystemImage::decode(b"\x00\x00\x00\x00").is_err());

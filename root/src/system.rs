@@ -10,13 +10,15 @@
 use alloc::vec::Vec;
 use core::fmt;
 
-use kaal_broker::device::{DeviceId, Holder};
+use kaal_broker::device::{DeviceId, DeviceInfo, DeviceKey, Holder};
 use kaal_broker::kernel::{Access, Cache};
 use kaal_broker::{BrokerError, Memory};
 use kaal_loader::{LoadError, LoadPlan, Perm};
 use kaal_manifest::image::{ChannelImage, ComponentImage, ImageError, SystemImage};
 use kaal_manifest::{ChannelKind, DeviceSpec, Restart};
-use kaal_rt::start::{self, layout, slot, CapEntry, CapKind, StartInfo, CSPACE_BITS};
+use kaal_rt::start::{
+    self, layout, slot, CapEntry, CapKind, PciConfigPage, StartInfo, CSPACE_BITS,
+};
 use kaal_sel4::cap::{
     init, CNode, Cap, Endpoint, Frame, Notification, Pml4, Rights, Spaces, Tcb, UserContext,
 };
@@ -92,6 +94,10 @@ enum ChannelObjects {
     Endpoint(Endpoint),
     /// Its shared memory; each end signals the other's notification.
     Ring {
+        memory: Memory,
+    },
+    /// A region both ends map read-write.
+    Shared {
         memory: Memory,
     },
 }
@@ -667,7 +673,10 @@ fn make_channel(
     Ok(match ch.kind {
         ChannelKind::Endpoint => ChannelObjects::Endpoint(broker.alloc()?),
         ChannelKind::Ring => ChannelObjects::Ring {
-            memory: broker.allocate_memory(ch.ring_bytes())?,
+            memory: broker.allocate_memory(ch.shared_bytes())?,
+        },
+        ChannelKind::Memory => ChannelObjects::Shared {
+            memory: broker.allocate_memory(ch.shared_bytes())?,
         },
     })
 }
@@ -902,16 +911,22 @@ fn build(
                     push(&mut info, e)?;
                 }
             }
+            ChannelObjects::Shared { memory } => {
+                if client_pos.is_none() && !server {
+                    continue;
+                }
+                share_at(broker, r, memory, &mut shared_at)?;
+                let mut e = entry(ch.name, CapKind::SharedMemory)?;
+                e.vaddr = shared_at;
+                e.size = memory.size;
+                push(&mut info, e)?;
+                shared_at += memory.size + PAGE;
+            }
             ChannelObjects::Ring { memory } => {
                 if client_pos.is_none() && !server {
                     continue;
                 }
-                let end = shared_at.checked_add(memory.size + PAGE);
-                if end.is_none_or(|e| e > layout::DEVICE_BASE) {
-                    return Err(SpawnError::TooMany("bytes of shared memory"));
-                }
-                let copies = broker.share_memory(memory, r.vspace, shared_at, Access::ReadWrite)?;
-                r.copies.extend(copies);
+                share_at(broker, r, memory, &mut shared_at)?;
                 let (kind, peer) = if server {
                     (
                         CapKind::RingConsumer,
@@ -983,6 +998,23 @@ fn build(
     // SAFETY: the thread runs in its own address space and CSpace, built
     // above; it cannot touch the root task's memory.
     unsafe { r.tcb.write_registers(true, &regs) }.context("TCB_WriteRegisters")?;
+    Ok(())
+}
+
+/// Maps a channel's memory read-write at `at` in the component (checking it
+/// stays below the device window).
+fn share_at(
+    broker: &mut RootBroker,
+    r: &mut Running,
+    memory: &Memory,
+    at: &mut u64,
+) -> Result<(), SpawnError> {
+    let end = at.checked_add(memory.size + PAGE);
+    if end.is_none_or(|e| e > layout::DEVICE_BASE) {
+        return Err(SpawnError::TooMany("bytes of shared memory"));
+    }
+    let copies = broker.share_memory(memory, r.vspace, *at, Access::ReadWrite)?;
+    r.copies.extend(copies);
     Ok(())
 }
 
@@ -1068,6 +1100,34 @@ fn grant_device(
         e.vaddr = at;
         e.size = d.size;
         e.value = d.paddr;
+        push(info, e)?;
+    }
+    if let Some(regs) = bundle.config {
+        let mut page = PciConfigPage {
+            regs,
+            bar_sizes: [0; 6],
+        };
+        if let Some(d) = broker.devices().iter().find_map(|d| match d {
+            DeviceInfo::Pci(p) if DeviceKey::Pci(p.at) == bundle.key => Some(p),
+            _ => None,
+        }) {
+            for bar in &d.bars {
+                if let Some(s) = page.bar_sizes.get_mut(usize::from(bar.index)) {
+                    *s = bar.size;
+                }
+            }
+        }
+        let at = r.device_at;
+        r.device_at = place_device(r.device_at, PAGE)?;
+        place(broker, r, PAGE, at, Access::ReadOnly, |w| {
+            let bytes = bytemuck::bytes_of(&page);
+            if let Some(dst) = w.get_mut(..bytes.len()) {
+                dst.copy_from_slice(bytes);
+            }
+        })?;
+        let mut e = entry(&name, CapKind::PciConfig)?;
+        e.vaddr = at;
+        e.size = PAGE;
         push(info, e)?;
     }
     for ports in &bundle.ioports {

@@ -9,7 +9,7 @@ use kaal_ring::{Consumer, Notify, Producer, RingError, SharedRing};
 use kaal_sel4::cap::{Cap, Endpoint, IoPort, IrqHandler, Notification};
 use kaal_sel4::ipc::{Badge, MessageInfo};
 
-use crate::start::{self, slot, CapEntry, CapKind, StartInfo};
+use crate::start::{self, slot, CapEntry, CapKind, PciConfigPage, StartInfo};
 
 /// Why a capability could not be had.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -262,14 +262,51 @@ impl Env {
         })
     }
 
-    /// The shared memory of ring channel `name` (either end): address and
-    /// size. For a component that lays out the memory itself, and for tests
-    /// that play a hostile peer; `ring_tx`/`ring_rx` are the safe way in.
+    /// The shared memory of channel `name` (a memory channel, or either end
+    /// of a ring): address and size. For a ring this is for a component that
+    /// lays out the memory itself, and for tests that play a hostile peer;
+    /// `ring_tx`/`ring_rx` are the safe way in.
     pub fn shared_memory<'n>(&self, name: &'n str) -> Result<(u64, u64), CapError<'n>> {
         let e = self
-            .entry(name, CapKind::RingProducer)
+            .entry(name, CapKind::SharedMemory)
+            .or_else(|_| self.entry(name, CapKind::RingProducer))
             .or_else(|_| self.entry(name, CapKind::RingConsumer))?;
         Ok((e.vaddr, e.size))
+    }
+
+    /// Memory channel `name`, to copy data in and out of.
+    pub fn shared_region<'n>(&self, name: &'n str) -> Result<crate::SharedRegion, CapError<'n>> {
+        let e = self.entry(name, CapKind::SharedMemory)?;
+        // SAFETY: the root task mapped the channel read-write at this address
+        // for the component's life; the runtime makes no reference to it.
+        Ok(unsafe { crate::SharedRegion::new(e.vaddr, e.size) })
+    }
+
+    /// The name of the first PCI device granted (as the manifest wrote it),
+    /// for a driver that serves whichever device its manifest entry names.
+    pub fn pci_device(&self) -> Option<&'static str> {
+        let info: &'static StartInfo = self.info;
+        info.caps()
+            .iter()
+            .find(|e| e.kind == CapKind::PciConfig as u64)
+            .map(|e| start::name_str(&e.name))
+    }
+
+    /// The configuration space of PCI device `name`, as the broker read it.
+    pub fn pci_config<'n>(&self, name: &'n str) -> Result<&'static PciConfigPage, CapError<'n>> {
+        let e = self.entry(name, CapKind::PciConfig)?;
+        if e.size < core::mem::size_of::<PciConfigPage>() as u64
+            || !e.vaddr.is_multiple_of(core::mem::align_of::<PciConfigPage>() as u64)
+        {
+            return Err(CapError::WrongKind {
+                name,
+                found: e.kind,
+            });
+        }
+        // SAFETY: the root task (trusted) mapped a read-only page holding a
+        // `PciConfigPage` at this aligned address for the component's
+        // lifetime; the type is plain integers, so any bytes are valid.
+        Ok(unsafe { &*(e.vaddr as *const PciConfigPage) })
     }
 
     /// I/O ports granted as `name`: the capability and its first and last port.

@@ -19,6 +19,7 @@ use kaal_sel4::cap::init;
 
 pub mod component;
 pub mod console;
+pub mod shared;
 pub mod start;
 
 #[doc(hidden)]
@@ -27,6 +28,7 @@ pub use spinning_top as __spinning_top;
 pub use talc as __talc;
 
 pub use component::{CapError, Env, RingRx, RingTx, Signal};
+pub use shared::SharedRegion;
 
 /// Bytes of heap for the root task (the capability broker's bookkeeping).
 pub const ROOT_HEAP_BYTES: usize = 8 * 1024 * 1024;

@@ -97,6 +97,24 @@ pub enum CapKind {
     Mmio = 7,
     /// A DMA buffer at `vaddr`/`size`, bus address in `value`.
     Dma = 8,
+    /// A PCI function's configuration space as the broker read it when it
+    /// granted the device: a read-only [`PciConfigPage`] at `vaddr`.
+    PciConfig = 9,
+    /// A memory channel (either end): read-write at `vaddr`/`size`.
+    SharedMemory = 10,
+}
+
+/// The page behind a [`CapKind::PciConfig`] entry. A driver never touches
+/// configuration space itself (one function's access would reach every
+/// device); the broker has enabled memory decoding and bus mastering.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct PciConfigPage {
+    /// The first 256 bytes of configuration space, as 32-bit registers.
+    pub regs: [u32; 64],
+    /// The size of each BAR in bytes (0: not implemented; the upper half of
+    /// a 64-bit BAR also reads 0).
+    pub bar_sizes: [u64; 6],
 }
 
 impl CapKind {
@@ -110,6 +128,8 @@ impl CapKind {
             6 => CapKind::Irq,
             7 => CapKind::Mmio,
             8 => CapKind::Dma,
+            9 => CapKind::PciConfig,
+            10 => CapKind::SharedMemory,
             _ => return None,
         })
     }

@@ -3,6 +3,7 @@
 
 mod bench;
 mod cargo;
+mod disk;
 mod env;
 mod hosttest;
 mod kernel;

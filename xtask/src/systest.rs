@@ -77,6 +77,9 @@ pub struct TestSpec {
     /// input without a huge literal.
     #[serde(default = "one")]
     pub serial_input_repeat: usize,
+    /// A disk image made for the test; `{disk}` in `qemu_args` is its path.
+    #[serde(default)]
+    pub disk: Option<crate::disk::DiskSpec>,
 }
 
 fn one() -> usize {
@@ -118,6 +121,12 @@ impl TestSpec {
     /// Checks `serial_input` and `input_after`.
     fn check_input(&self) -> Result<()> {
         let name = &self.name;
+        if let Some(d) = &self.disk {
+            d.check_spec(name)?;
+            if !self.qemu_args.iter().any(|a| a.contains("{disk}")) {
+                bail!("test {name}: has a disk but no qemu_args argument names {{disk}}");
+            }
+        }
         if self.serial_input_repeat == 0 {
             bail!("test {name}: serial_input_repeat must be at least 1");
         }
@@ -308,8 +317,17 @@ fn run_one(layout: &Layout, images: &Images, spec: &TestSpec) -> Result<Result<(
     };
     let log = layout.log(&format!("system-{}", spec.name));
     let step = Step::start(format!("test {}", spec.name), &log)?;
+    let disk_path = layout.log(&format!("disk-{}", spec.name)).with_extension("img");
+    if let Some(d) = &spec.disk {
+        d.create(&disk_path)?;
+    }
+    let disk_arg = disk_path.display().to_string();
     let options = qemu::Options {
-        extra: spec.qemu_args.clone(),
+        extra: spec
+            .qemu_args
+            .iter()
+            .map(|a| a.replace("{disk}", &disk_arg))
+            .collect(),
         ..qemu::Options::default()
     };
     let mut cmd = qemu::command(&layout.kernel32(), &image, &options);
@@ -320,7 +338,10 @@ fn run_one(layout: &Layout, images: &Images, spec: &TestSpec) -> Result<Result<(
     step.clear();
     let bytes = fs::read(&log).with_context(|| format!("reading {}", log.display()))?;
     let serial = String::from_utf8_lossy(bytes.get(start..).unwrap_or_default());
-    let result = verdict(ending, &serial, &delivery, spec);
+    let mut result = verdict(ending, &serial, &delivery, spec);
+    if let (Ok(()), Some(d)) = (&result, &spec.disk) {
+        result = d.verify(&disk_path)?;
+    }
     // After the verdict read the log, so that no `serial` substring can match this note.
     match delivery {
         Delivery::Sent => {
@@ -615,6 +636,7 @@ mod tests {
             serial_input: None,
             input_after: None,
             serial_input_repeat: 1,
+            disk: None,
         }
     }
 

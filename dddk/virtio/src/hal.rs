@@ -1,0 +1,213 @@
+//! The `virtio-drivers` HAL for a KaaL driver: DMA memory comes from the
+//! grant's DMA buffer (physically contiguous, mapped uncached, bus address
+//! known), and BAR addresses translate to where the grant mapped them.
+//!
+//! Buffers that `virtio-drivers` shares with the device are used in place
+//! when they lie in the DMA buffer, and bounced through it otherwise (for
+//! example the network driver's heap-allocated packet buffers).
+//!
+//! The HAL's functions are static, so its state is one per component: a
+//! component drives one virtio device.
+
+use core::ptr::NonNull;
+
+use spin::Mutex;
+use virtio_drivers::{BufferDirection, Hal, PhysAddr, PAGE_SIZE};
+
+use crate::pages::PageAlloc;
+use crate::{DmaWindow, OpenError};
+
+/// A BAR: its bus address and where it is mapped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MmioRegion {
+    pub paddr: u64,
+    pub vaddr: u64,
+    pub size: u64,
+}
+
+/// Bounce buffers in use: device address, pages.
+const MAX_BOUNCES: usize = 64;
+
+struct State {
+    dma: DmaWindow,
+    pages: PageAlloc,
+    mmio: heapless::Vec<MmioRegion, 6>,
+    bounces: heapless::Vec<(u64, usize), MAX_BOUNCES>,
+}
+
+static STATE: Mutex<Option<State>> = Mutex::new(None);
+
+/// Sets up the HAL for this component's device.
+pub(crate) fn install(dma: DmaWindow, mmio: &[MmioRegion]) -> Result<(), OpenError> {
+    let page = PAGE_SIZE as u64;
+    if !dma.vaddr.is_multiple_of(page) || !dma.paddr.is_multiple_of(page) {
+        return Err(OpenError::BadDma);
+    }
+    let pages = PageAlloc::new((dma.size / page) as usize).ok_or(OpenError::BadDma)?;
+    let mut st = STATE.lock();
+    if st.is_some() {
+        return Err(OpenError::AlreadyOpen);
+    }
+    *st = Some(State {
+        dma,
+        pages,
+        mmio: mmio.iter().copied().collect(),
+        bounces: heapless::Vec::new(),
+    });
+    Ok(())
+}
+
+/// A buffer of `bytes` (rounded up to pages) in the DMA buffer, for the
+/// driver's own transfers: `virtio-drivers` shares it in place, without a
+/// bounce copy. It stays allocated for the life of the component.
+pub fn dma_buffer(bytes: usize) -> Option<&'static mut [u8]> {
+    let pages = bytes.div_ceil(PAGE_SIZE);
+    let (_, v) = STATE.lock().as_mut()?.alloc(pages)?;
+    // SAFETY: the pages were just taken from the DMA buffer, mapped
+    // read-write for this component, and are never freed, so this is the
+    // only reference to them for the rest of the program.
+    Some(unsafe { core::slice::from_raw_parts_mut(v as *mut u8, pages * PAGE_SIZE) })
+}
+
+/// Free pages left in the DMA buffer (for reports and tests).
+pub fn free_dma_pages() -> usize {
+    STATE.lock().as_ref().map_or(0, |s| s.pages.free_pages())
+}
+
+fn with<R>(f: impl FnOnce(&mut State) -> R) -> R {
+    match STATE.lock().as_mut() {
+        Some(s) => f(s),
+        // `virtio-drivers` reaches the HAL only through a transport, which
+        // `pci_transport` creates after `install`.
+        None => panic!("virtio HAL used before a device was opened"),
+    }
+}
+
+impl State {
+    fn alloc(&mut self, pages: usize) -> Option<(u64, u64)> {
+        let first = self.pages.alloc(pages)? as u64;
+        let off = first * PAGE_SIZE as u64;
+        Some((self.dma.paddr + off, self.dma.vaddr + off))
+    }
+
+    /// The device address of `[vaddr, vaddr + len)` if it lies in the window.
+    fn in_window(&self, vaddr: u64, len: u64) -> Option<u64> {
+        let off = vaddr.checked_sub(self.dma.vaddr)?;
+        (off.checked_add(len)? <= self.dma.size).then_some(self.dma.paddr + off)
+    }
+}
+
+/// The HAL type to give `virtio-drivers`' device types.
+#[derive(Debug)]
+pub struct KaalHal;
+
+// SAFETY: `dma_alloc` returns page-aligned, zeroed memory of the grant's DMA
+// buffer that no other allocation overlaps until `dma_dealloc`;
+// `mmio_phys_to_virt` returns addresses inside BAR mappings the grant made;
+// `share` returns a device address for exactly the buffer's bytes (in place
+// or a bounce copy that `unshare` copies back and frees).
+unsafe impl Hal for KaalHal {
+    fn dma_alloc(pages: usize, _dir: BufferDirection) -> (PhysAddr, NonNull<u8>) {
+        let got = with(|s| s.alloc(pages));
+        match got.and_then(|(p, v)| Some((p, NonNull::new(v as *mut u8)?))) {
+            Some((paddr, vaddr)) => {
+                // SAFETY: the pages were just taken from the DMA buffer, which
+                // is mapped read-write for this component and used by no one
+                // else until they are freed.
+                unsafe { core::ptr::write_bytes(vaddr.as_ptr(), 0, pages * PAGE_SIZE) };
+                (paddr as PhysAddr, vaddr)
+            }
+            // `virtio-drivers` turns a zero address into `Error::DmaError`.
+            None => (0, NonNull::dangling()),
+        }
+    }
+
+    unsafe fn dma_dealloc(paddr: PhysAddr, _vaddr: NonNull<u8>, pages: usize) -> i32 {
+        with(|s| {
+            let first = (paddr as u64).checked_sub(s.dma.paddr).map(|o| o / PAGE_SIZE as u64);
+            match first {
+                Some(f) if s.pages.free(f as usize, pages) => 0,
+                _ => -1,
+            }
+        })
+    }
+
+    unsafe fn mmio_phys_to_virt(paddr: PhysAddr, size: usize) -> NonNull<u8> {
+        let paddr = paddr as u64;
+        let v = with(|s| {
+            s.mmio.iter().find_map(|m| {
+                let off = paddr.checked_sub(m.paddr)?;
+                (off.checked_add(size as u64)? <= m.size).then_some(m.vaddr + off)
+            })
+        });
+        // The addresses come from the broker's snapshot of this device's
+        // BARs, so every region the transport asks for is mapped.
+        match v.and_then(|v| NonNull::new(v as *mut u8)) {
+            Some(p) => p,
+            None => panic!("virtio: BAR region {paddr:#x}+{size:#x} is not mapped"),
+        }
+    }
+
+    unsafe fn share(buffer: NonNull<[u8]>, direction: BufferDirection) -> PhysAddr {
+        let vaddr = buffer.as_ptr().cast::<u8>() as u64;
+        let len = buffer.len();
+        let bounced = with(|s| {
+            if let Some(p) = s.in_window(vaddr, len as u64) {
+                return Some((p, None));
+            }
+            let pages = len.div_ceil(PAGE_SIZE);
+            let (p, v) = s.alloc(pages)?;
+            if s.bounces.push((p, pages)).is_err() {
+                s.pages.free(((p - s.dma.paddr) / PAGE_SIZE as u64) as usize, pages);
+                return None;
+            }
+            Some((p, Some(v)))
+        });
+        match bounced {
+            Some((p, None)) => p as PhysAddr,
+            Some((p, Some(v))) => {
+                if direction != BufferDirection::DeviceToDriver {
+                    // SAFETY: `buffer` is valid for reads of `len` bytes (the
+                    // caller's contract) and `v` is `len` or more bytes of
+                    // bounce pages just taken for it; they do not overlap.
+                    unsafe {
+                        core::ptr::copy_nonoverlapping(
+                            buffer.as_ptr().cast::<u8>(),
+                            v as *mut u8,
+                            len,
+                        )
+                    };
+                }
+                p as PhysAddr
+            }
+            // A device address must be returned; with the buffer full no
+            // correct one exists, and a wrong one would let the device write
+            // elsewhere.
+            None => panic!("virtio: DMA buffer exhausted bouncing {len} bytes"),
+        }
+    }
+
+    unsafe fn unshare(paddr: PhysAddr, buffer: NonNull<[u8]>, direction: BufferDirection) {
+        let paddr = paddr as u64;
+        let len = buffer.len();
+        let bounce = with(|s| {
+            let i = s.bounces.iter().position(|&(p, _)| p == paddr)?;
+            let (_, pages) = s.bounces.swap_remove(i);
+            let first = ((paddr - s.dma.paddr) / PAGE_SIZE as u64) as usize;
+            let v = s.dma.vaddr + (paddr - s.dma.paddr);
+            Some((first, pages, v))
+        });
+        let Some((first, pages, v)) = bounce else {
+            return; // used in place
+        };
+        if direction != BufferDirection::DriverToDevice {
+            // SAFETY: the bounce pages hold `len` bytes the device wrote;
+            // `buffer` is valid for writes of `len` bytes (the caller's
+            // contract) and does not overlap the DMA buffer.
+            unsafe {
+                core::ptr::copy_nonoverlapping(v as *const u8, buffer.as_ptr().cast::<u8>(), len)
+            };
+        }
+        with(|s| s.pages.free(first, pages));
+    }
+}
