@@ -98,8 +98,16 @@ impl Response {
 /// A request that passed [`check`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Checked {
-    Read { sector: u64, offset: usize, len: usize },
-    Write { sector: u64, offset: usize, len: usize },
+    Read {
+        sector: u64,
+        offset: usize,
+        len: usize,
+    },
+    Write {
+        sector: u64,
+        offset: usize,
+        len: usize,
+    },
     Flush,
     Info,
 }
@@ -172,7 +180,10 @@ mod tests {
             })
         );
         // One sector past the end, and a sector number that wraps.
-        assert_eq!(check(&req(op::READ, 2047, 2, 0), cap, region, max), Err(Status::OutOfRange));
+        assert_eq!(
+            check(&req(op::READ, 2047, 2, 0), cap, region, max),
+            Err(Status::OutOfRange)
+        );
         assert_eq!(
             check(&req(op::READ, u64::MAX, 2, 0), cap, region, max),
             Err(Status::OutOfRange)
@@ -186,10 +197,22 @@ mod tests {
             check(&req(op::READ, 0, 1, u64::MAX - 100), cap, region, max),
             Err(Status::BadBuffer)
         );
-        assert_eq!(check(&req(op::READ, 0, 0, 0), cap, region, max), Err(Status::BadBuffer));
-        assert_eq!(check(&req(op::READ, 0, 129, 0), cap, region, max), Err(Status::BadBuffer));
-        assert_eq!(check(&req(9, 0, 1, 0), cap, region, max), Err(Status::BadOp));
-        assert_eq!(check(&req(op::INFO, 0, 0, 0), cap, region, max), Ok(Checked::Info));
+        assert_eq!(
+            check(&req(op::READ, 0, 0, 0), cap, region, max),
+            Err(Status::BadBuffer)
+        );
+        assert_eq!(
+            check(&req(op::READ, 0, 129, 0), cap, region, max),
+            Err(Status::BadBuffer)
+        );
+        assert_eq!(
+            check(&req(9, 0, 1, 0), cap, region, max),
+            Err(Status::BadOp)
+        );
+        assert_eq!(
+            check(&req(op::INFO, 0, 0, 0), cap, region, max),
+            Ok(Checked::Info)
+        );
     }
 
     #[test]

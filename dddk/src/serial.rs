@@ -135,6 +135,14 @@ impl ByteSource {
         self.at < self.chunk.bytes().len()
     }
 
+    /// Whether bytes remain, taken or still in `ring`.
+    pub fn has_more<const N: usize>(
+        &self,
+        ring: &mut Consumer<'_, Chunk, N>,
+    ) -> Result<bool, RingError> {
+        Ok(self.has_pending() || ring.available()? > 0)
+    }
+
     /// The next byte, taking chunks from the ring as needed; `None` when
     /// the ring is empty. Release the ring's slots after a batch.
     pub fn next<const N: usize>(
@@ -187,5 +195,63 @@ mod stream_tests {
             got += 1;
         }
         assert_eq!(got, 2 * CHUNK_BYTES as u32);
+    }
+}
+
+/// The console lines a serial driver prints for the root task (the
+/// manifest's `console`), ahead of its client's bytes but never inside a
+/// client chunk already half sent. Empty when the driver is not the
+/// console. `S` signals the root task, which waits for the ring to drain
+/// before the system ends.
+#[derive(Debug)]
+pub struct ConsoleLines<'a, const N: usize, S>(Option<(Consumer<'a, Chunk, N>, ByteSource, S)>);
+
+/// The root task's console ring did not follow the protocol.
+const CONSOLE: crate::DriverError = crate::DriverError::Device("the console ring is corrupt");
+
+impl<'a, const N: usize, S: Notify> ConsoleLines<'a, N, S> {
+    pub fn new(ring: Option<(Consumer<'a, Chunk, N>, S)>) -> Self {
+        ConsoleLines(ring.map(|(r, s)| (r, ByteSource::default(), s)))
+    }
+
+    /// The next console byte, unless `client`'s chunk is half sent.
+    pub fn next(&mut self, client: &ByteSource) -> Result<Option<u8>, crate::DriverError> {
+        match &mut self.0 {
+            Some((ring, src, _)) if src.has_pending() || !client.has_pending() => {
+                src.next(ring).map_err(|_| CONSOLE)
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// Whether console bytes remain.
+    pub fn has_more(&mut self) -> Result<bool, crate::DriverError> {
+        match &mut self.0 {
+            Some((ring, src, _)) => src.has_more(ring).map_err(|_| CONSOLE),
+            None => Ok(false),
+        }
+    }
+
+    /// Gives sent chunks' slots back.
+    pub fn release(&mut self) {
+        if let Some((ring, _, root)) = &mut self.0 {
+            if ring.release() {
+                root.notify();
+            }
+        }
+    }
+
+    /// The ring protocol's sleep announcement; `true` if lines wait.
+    pub fn prepare_sleep(&mut self) -> Result<bool, crate::DriverError> {
+        match &mut self.0 {
+            Some((ring, _, _)) => ring.prepare_sleep().map_err(|_| CONSOLE),
+            None => Ok(false),
+        }
+    }
+
+    pub fn cancel_sleep(&mut self) {
+        if let Some((ring, _, _)) = &mut self.0 {
+            ring.cancel_sleep();
+        }
     }
 }

@@ -24,6 +24,8 @@ pub struct SystemImage<'a> {
     pub components: Vec<ComponentImage<'a>>,
     #[serde(borrow)]
     pub channels: Vec<ChannelImage<'a>>,
+    /// The component that prints console lines (see `Manifest::console`).
+    pub console: Option<u16>,
 }
 
 /// One component: its manifest entry and its program.
@@ -110,6 +112,12 @@ impl<'a> SystemImage<'a> {
         }
         img.check_values()?;
         let n = img.components.len();
+        if img.console.is_some_and(|c| usize::from(c) >= n) {
+            return Err(ImageError::Invalid {
+                what: "console".into(),
+                why: "not a component",
+            });
+        }
         for ch in &img.channels {
             for &i in ch.from.iter().chain(core::iter::once(&ch.to)) {
                 if usize::from(i) >= n {
@@ -224,10 +232,12 @@ impl crate::Manifest {
                 bytes: ch.bytes.map_or(0, |b| b.0),
             });
         }
+        let console = self.console.as_deref().map(index).transpose()?;
         let img = SystemImage {
             magic: MAGIC,
             components,
             channels,
+            console,
         };
         postcard::to_allocvec(&img).map_err(|e| alloc::format!("packing: {e}"))
     }

@@ -32,6 +32,9 @@
 //! An endpoint channel may have several clients: `from = ["a", "b"]`; each
 //! gets its own badge, and the server one endpoint for all of them.
 //!
+//! A top-level `console = "<component>"` names the serial driver that
+//! prints the components' console lines.
+//!
 //! The checked manifest and the component images are packed into one
 //! [`image::SystemImage`] that the root task embeds (seL4 loads only one boot
 //! module). Without the default `std` feature the crate is `no_std` and only
@@ -207,6 +210,11 @@ impl Channel {
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Manifest {
+    /// The serial driver component that prints the components' console
+    /// lines (the root task forwards them to it on a ring named `console`);
+    /// without it they go to the kernel's debug console.
+    #[serde(default)]
+    pub console: Option<String>,
     #[serde(rename = "component", default)]
     pub components: Vec<Component>,
     #[serde(rename = "channel", default)]
@@ -257,6 +265,10 @@ pub enum ManifestError {
         component: String,
         priority: u8,
     },
+    Console {
+        name: String,
+        why: &'static str,
+    },
 }
 
 impl fmt::Display for ManifestError {
@@ -285,6 +297,7 @@ impl fmt::Display for ManifestError {
             }
             RingSlots { channel, slots: Some(s), why } => write!(f, "channel `{channel}`: {s} slots: {why}"),
             RingSlots { channel, slots: None, why } => write!(f, "channel `{channel}`: {why}"),
+            Console { name, why } => write!(f, "console `{name}`: {why}"),
             Priority { component, priority } => write!(
                 f,
                 "component `{component}`: priority {priority} is not below the root task's {ROOT_PRIORITY}"
@@ -370,6 +383,21 @@ impl Manifest {
                         }
                     }
                 }
+            }
+        }
+        if let Some(name) = &self.console {
+            let why = match self.components.iter().find(|c| &c.name == name) {
+                None => Some("no component of that name"),
+                Some(c) if !c.devices.iter().any(|d| d.starts_with("serial:")) => {
+                    Some("it is granted no serial port")
+                }
+                Some(_) => None,
+            };
+            if let Some(why) = why {
+                errs.push(ManifestError::Console {
+                    name: name.clone(),
+                    why,
+                });
             }
         }
         let mut channels = BTreeMap::new();

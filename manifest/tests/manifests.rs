@@ -130,6 +130,7 @@ fn image_values_are_rechecked_on_decode() {
             elf: b"",
         }],
         channels: vec![],
+        console: None,
     };
     let ok = postcard::to_allocvec(&img).unwrap();
     assert!(SystemImage::decode(&ok).is_ok());

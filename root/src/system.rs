@@ -13,9 +13,13 @@ use core::fmt;
 use kaal_broker::device::{DeviceId, DeviceInfo, DeviceKey, Holder};
 use kaal_broker::kernel::{Access, Cache};
 use kaal_broker::{BrokerError, Memory};
+use kaal_dddk::serial::{Chunk, RING_SLOTS as SERIAL_SLOTS};
 use kaal_loader::{LoadError, LoadPlan, Perm};
-use kaal_manifest::image::{ChannelImage, ComponentImage, ImageError, SystemImage};
+use kaal_manifest::image::{
+    ChannelImage, ComponentImage, ImageError, SystemImage, RING_HEADER_BYTES,
+};
 use kaal_manifest::{ChannelKind, DeviceSpec, Restart};
+use kaal_ring::{Notify, Producer, SharedRing};
 use kaal_rt::start::{
     self, layout, slot, CapEntry, CapKind, PciConfigPage, StartInfo, CSPACE_BITS,
 };
@@ -175,6 +179,35 @@ pub struct System<'a> {
     /// Each component's notification; it outlives restarts, so the peers'
     /// signalling capabilities stay valid.
     notifications: Vec<Notification>,
+    console: Option<Console>,
+}
+
+/// The ring on which the root task hands components' console lines to the
+/// serial driver the manifest names as `console`.
+struct Console {
+    component: usize,
+    memory: Memory,
+    ring: Producer<'static, Chunk, SERIAL_SLOTS>,
+    /// Signals the driver (its notification, with the ring's bit).
+    signal: Signal,
+    /// The bit the ring's signals carry at the driver.
+    bit: Word,
+    /// The producer's notification the driver's end holds (never waited on:
+    /// the supervisor does not block on a full ring).
+    own: Notification,
+    /// Lines that went through the driver, and lines printed directly (the
+    /// driver not running, or the ring full).
+    forwarded: u64,
+    direct: u64,
+}
+
+/// Signals a notification through a badged capability.
+struct Signal(Notification);
+
+impl Notify for Signal {
+    fn notify(&self) {
+        self.0.signal();
+    }
 }
 
 /// The badge on a component's supervisor capability (0 stays "no badge").
@@ -211,12 +244,22 @@ impl<'a> System<'a> {
                 running: None,
             })
             .collect();
+        let console = match image.console {
+            Some(c) => Some(make_console(
+                broker,
+                &image,
+                usize::from(c),
+                &notifications,
+            )?),
+            None => None,
+        };
         Ok(System {
             notifications,
             image,
             supervisor,
             channels,
             components,
+            console,
         })
     }
 
@@ -293,6 +336,7 @@ impl<'a> System<'a> {
             objects: &self.channels,
             supervisor: self.supervisor,
             notifications: &self.notifications,
+            console: self.console.as_ref().filter(|c| c.component == i),
         };
         match build(broker, &ctx, &mut r) {
             Ok(()) => {
@@ -400,7 +444,7 @@ impl<'a> System<'a> {
                 println!("KaaL: component `{}` exited ({code})", self.name(i));
                 Event::Exited { component: i, code }
             } else if label == start::supervisor::CONSOLE {
-                print_line(info.length());
+                self.print_line(info.length());
                 ipc::reply(MessageInfo::new(0, 0));
                 continue;
             } else if label == start::supervisor::PANIC {
@@ -461,6 +505,7 @@ impl<'a> System<'a> {
                 Control::Continue
             }
         })?;
+        self.flush_console();
         if bad || !waiting.is_empty() {
             return Err(RootError::Check("the components did not all exit cleanly"));
         }
@@ -545,25 +590,125 @@ impl<'a> System<'a> {
     }
 }
 
-/// Prints a component's console line from the message registers (MR0 the
-/// byte count, then the bytes), at most what the message carries.
-fn print_line(length: usize) {
-    const WORD: usize = core::mem::size_of::<Word>();
-    let words = length.saturating_sub(1);
-    let bytes = usize::try_from(ipc::mr(0)).unwrap_or(0).min(words * WORD);
-    let mut out = [0u8; 1024];
-    let mut n = 0;
-    for i in 0..words {
-        for b in ipc::mr(1 + i).to_le_bytes() {
-            if n < bytes {
-                if let Some(slot) = out.get_mut(n) {
-                    *slot = b;
-                    n += 1;
+impl System<'_> {
+    /// Prints a component's console line from the message registers (MR0
+    /// the byte count, then the bytes), at most what the message carries:
+    /// through the console driver when there is one and it runs, else (or
+    /// for what its ring has no room for) on the kernel's debug console.
+    fn print_line(&mut self, length: usize) {
+        const WORD: usize = core::mem::size_of::<Word>();
+        let words = length.saturating_sub(1);
+        let bytes = usize::try_from(ipc::mr(0)).unwrap_or(0).min(words * WORD);
+        let mut out = [0u8; 1024];
+        let mut n = 0;
+        for i in 0..words {
+            for b in ipc::mr(1 + i).to_le_bytes() {
+                if n < bytes {
+                    if let Some(slot) = out.get_mut(n) {
+                        *slot = b;
+                        n += 1;
+                    }
                 }
             }
         }
+        let mut line = out.get(..n).unwrap_or(&[]);
+        let running = |c: &Console| {
+            self.components
+                .get(c.component)
+                .is_some_and(|s| s.running.is_some())
+        };
+        if let Some(c) = self.console.as_mut().filter(|c| running(c)) {
+            while !line.is_empty() {
+                let (chunk, took) = Chunk::from_bytes(line);
+                if c.ring.push(chunk).is_err() {
+                    break; // full (or found corrupt): print the rest directly
+                }
+                line = line.get(took..).unwrap_or(&[]);
+            }
+            if c.ring.publish() {
+                c.signal.notify();
+            }
+            if line.is_empty() {
+                c.forwarded += 1;
+                return;
+            }
+            c.direct += 1;
+        }
+        kaal_sel4::console::DebugConsole.write_bytes(line);
     }
-    kaal_sel4::console::DebugConsole.write_bytes(out.get(..n).unwrap_or(&[]));
+
+    /// Waits until the console driver has taken every line handed to it:
+    /// before the system ends, or they would be lost. Returns at once when
+    /// the driver is not running.
+    pub fn flush_console(&mut self) {
+        let running = |c: &Console| {
+            self.components
+                .get(c.component)
+                .is_some_and(|s| s.running.is_some())
+        };
+        let Some(c) = self.console.as_mut().filter(|c| running(c)) else {
+            return;
+        };
+        // The driver signals `own` at each release while we wait.
+        while let Ok(false) = c.ring.prepare_drain() {
+            c.own.wait();
+        }
+    }
+
+    /// Console lines that went through the console driver, and lines (or
+    /// their rest) printed on the kernel's debug console instead.
+    pub fn console_lines(&self) -> Option<(u64, u64)> {
+        self.console.as_ref().map(|c| (c.forwarded, c.direct))
+    }
+}
+
+/// Sets up the console ring for component `index`.
+fn make_console(
+    broker: &mut RootBroker,
+    image: &SystemImage<'_>,
+    index: usize,
+    notifications: &[Notification],
+) -> Result<Console, SystemError> {
+    let me = u16::try_from(index).map_err(|_| RootError::Check("console index"))?;
+    // After the bits of the component's own rings.
+    let rings = image
+        .channels
+        .iter()
+        .filter(|c| c.kind == ChannelKind::Ring && (c.to == me || c.from.contains(&me)))
+        .count();
+    let bit_no = start::RING_BITS.start + u32::try_from(rings).unwrap_or(u32::MAX);
+    if !start::RING_BITS.contains(&bit_no) {
+        return Err(RootError::Check("the console driver has too many rings").into());
+    }
+    let bit: Word = 1 << bit_no;
+    let driver = *notifications
+        .get(index)
+        .ok_or(RootError::Check("console index"))?;
+    let bytes = RING_HEADER_BYTES + (SERIAL_SLOTS * core::mem::size_of::<Chunk>()) as u64;
+    let memory = broker.allocate_memory(bytes)?;
+    let own: Notification = broker.alloc()?;
+    let slot = broker.alloc_slot()?;
+    init::CNODE
+        .mint(slot, driver.cptr(), 64, Rights::write_only(), bit)
+        .context("CNode_Mint console signal")?;
+    let ptr = core::ptr::NonNull::new(memory.vaddr as *mut SharedRing<Chunk, SERIAL_SLOTS>)
+        .ok_or(RootError::Check("console ring memory"))?;
+    // SAFETY: the broker mapped `bytes` (at least a `SharedRing` of this
+    // shape, page aligned, zeroed: an empty ring) at `memory.vaddr` for the
+    // root task alone until it is shared with the driver, which only takes
+    // the consumer end; this is the one producer handle, kept for the life
+    // of the system.
+    let ring = unsafe { Producer::from_raw(ptr) };
+    Ok(Console {
+        component: index,
+        memory,
+        ring,
+        signal: Signal(Notification::from_cptr(slot)),
+        bit,
+        own,
+        forwarded: 0,
+        direct: 0,
+    })
 }
 
 /// Bytes of the x86_64 `syscall` instruction (0f 05).
@@ -689,6 +834,7 @@ struct SpawnContext<'s, 'a> {
     objects: &'s [ChannelObjects],
     supervisor: Endpoint,
     notifications: &'s [Notification],
+    console: Option<&'s Console>,
 }
 
 /// The badge bit with which ring channel `channel`'s signals reach
@@ -915,7 +1061,7 @@ fn build(
                 if client_pos.is_none() && !server {
                     continue;
                 }
-                share_at(broker, r, memory, &mut shared_at)?;
+                share_at(broker, r, memory, shared_at)?;
                 let mut e = entry(ch.name, CapKind::SharedMemory)?;
                 e.vaddr = shared_at;
                 e.size = memory.size;
@@ -926,7 +1072,7 @@ fn build(
                 if client_pos.is_none() && !server {
                     continue;
                 }
-                share_at(broker, r, memory, &mut shared_at)?;
+                share_at(broker, r, memory, shared_at)?;
                 let (kind, peer) = if server {
                     (
                         CapKind::RingConsumer,
@@ -953,6 +1099,17 @@ fn build(
                 shared_at += memory.size + PAGE;
             }
         }
+    }
+    if let Some(c) = cx.console {
+        share_at(broker, r, &c.memory, shared_at)?;
+        let mut e = entry("console", CapKind::RingConsumer)?;
+        e.slot2 = g.grant(c.own.cptr(), Rights::write_only(), 1)?;
+        e.bit = c.bit;
+        e.vaddr = shared_at;
+        e.size = c.memory.size;
+        e.value = SERIAL_SLOTS as u64;
+        push(&mut info, e)?;
+        shared_at += c.memory.size + PAGE;
     }
     for (k, spec) in cx.comp.devices.iter().enumerate() {
         let bit = start::IRQ_BITS.start + u32::try_from(k).unwrap_or(u32::MAX);
@@ -1007,13 +1164,13 @@ fn share_at(
     broker: &mut RootBroker,
     r: &mut Running,
     memory: &Memory,
-    at: &mut u64,
+    at: u64,
 ) -> Result<(), SpawnError> {
     let end = at.checked_add(memory.size + PAGE);
     if end.is_none_or(|e| e > layout::DEVICE_BASE) {
         return Err(SpawnError::TooMany("bytes of shared memory"));
     }
-    let copies = broker.share_memory(memory, r.vspace, *at, Access::ReadWrite)?;
+    let copies = broker.share_memory(memory, r.vspace, at, Access::ReadWrite)?;
     r.copies.extend(copies);
     Ok(())
 }

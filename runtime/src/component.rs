@@ -296,7 +296,9 @@ impl Env {
     pub fn pci_config<'n>(&self, name: &'n str) -> Result<&'static PciConfigPage, CapError<'n>> {
         let e = self.entry(name, CapKind::PciConfig)?;
         if e.size < core::mem::size_of::<PciConfigPage>() as u64
-            || !e.vaddr.is_multiple_of(core::mem::align_of::<PciConfigPage>() as u64)
+            || !e
+                .vaddr
+                .is_multiple_of(core::mem::align_of::<PciConfigPage>() as u64)
         {
             return Err(CapError::WrongKind {
                 name,

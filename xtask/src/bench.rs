@@ -8,6 +8,7 @@ use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
 use crate::cargo::Images;
+use crate::disk::DiskSpec;
 use crate::layout::Layout;
 use crate::qemu::{self, STATUS_SUCCESS};
 use crate::step::{self, Ending};
@@ -17,6 +18,13 @@ const BENCH_IMAGE: &str = "bench";
 
 /// Marker starting every result line the guest prints.
 const MARKER: &str = "KAAL-BENCH";
+
+/// The disk the block benchmark reads.
+const BENCH_DISK: DiskSpec = DiskSpec {
+    bytes: 4 << 20,
+    written_sector: 0,
+    written_sectors: 0,
+};
 
 /// Time limit for the whole benchmark run.
 const TIMEOUT: Duration = Duration::from_secs(300);
@@ -90,8 +98,19 @@ pub fn run(layout: &Layout, images: &Images) -> Result<Vec<Measurement>> {
     let image = images.existing(BENCH_IMAGE)?;
     let log = layout.log("bench");
     step::step("Running benchmarks", &log, |step| {
+        let disk = layout.log("disk-bench").with_extension("img");
+        BENCH_DISK.create(&disk)?;
+        let mut extra = Vec::new();
+        // The block benchmark's disk.
+        extra.extend([
+            "-drive".to_owned(),
+            format!("file={},if=none,id=d0,format=raw", disk.display()),
+            "-device".to_owned(),
+            "virtio-blk-pci,drive=d0".to_owned(),
+        ]);
         let options = qemu::Options {
             icount: true,
+            extra,
             ..qemu::Options::default()
         };
         let mut cmd = qemu::command(&layout.kernel32(), &image, &options);

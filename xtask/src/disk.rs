@@ -26,7 +26,9 @@ pub struct DiskSpec {
 impl DiskSpec {
     pub fn check_spec(&self, test: &str) -> Result<()> {
         if self.bytes == 0 || !self.bytes.is_multiple_of(SECTOR) || self.bytes > 1 << 30 {
-            bail!("test {test}: disk bytes must be a whole number of 512-byte sectors, at most 1 GiB");
+            bail!(
+                "test {test}: disk bytes must be a whole number of 512-byte sectors, at most 1 GiB"
+            );
         }
         let end = self.written_sector.checked_add(self.written_sectors);
         if end.is_none_or(|e| e * SECTOR > self.bytes) {
@@ -91,7 +93,10 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("kaal-disk-{}", std::process::id()));
         let path = dir.join("d.img");
         spec.create(&path)?;
-        assert!(spec.verify(&path)?.unwrap_err().contains("sector 2"), "unwritten");
+        assert!(
+            spec.verify(&path)?.unwrap_err().contains("sector 2"),
+            "unwritten"
+        );
         let mut img = fs::read(&path)?;
         for o in 2 * SECTOR..4 * SECTOR {
             img[o as usize] = testdata::written(o);

@@ -317,7 +317,9 @@ fn run_one(layout: &Layout, images: &Images, spec: &TestSpec) -> Result<Result<(
     };
     let log = layout.log(&format!("system-{}", spec.name));
     let step = Step::start(format!("test {}", spec.name), &log)?;
-    let disk_path = layout.log(&format!("disk-{}", spec.name)).with_extension("img");
+    let disk_path = layout
+        .log(&format!("disk-{}", spec.name))
+        .with_extension("img");
     if let Some(d) = &spec.disk {
         d.create(&disk_path)?;
     }

@@ -55,7 +55,11 @@ impl Snapshot {
         let size = self.bar_sizes.get(i).copied().unwrap_or(0);
         if size != 0 {
             let mask = !(size - 1);
-            let flags = if orig & 1 != 0 { orig & 0x3 } else { orig & 0xf };
+            let flags = if orig & 1 != 0 {
+                orig & 0x3
+            } else {
+                orig & 0xf
+            };
             return (mask as u32 & !0xf) | flags;
         }
         // The upper half of a 64-bit memory BAR.

@@ -124,7 +124,9 @@ unsafe impl Hal for KaalHal {
 
     unsafe fn dma_dealloc(paddr: PhysAddr, _vaddr: NonNull<u8>, pages: usize) -> i32 {
         with(|s| {
-            let first = (paddr as u64).checked_sub(s.dma.paddr).map(|o| o / PAGE_SIZE as u64);
+            let first = (paddr as u64)
+                .checked_sub(s.dma.paddr)
+                .map(|o| o / PAGE_SIZE as u64);
             match first {
                 Some(f) if s.pages.free(f as usize, pages) => 0,
                 _ => -1,
@@ -158,7 +160,8 @@ unsafe impl Hal for KaalHal {
             let pages = len.div_ceil(PAGE_SIZE);
             let (p, v) = s.alloc(pages)?;
             if s.bounces.push((p, pages)).is_err() {
-                s.pages.free(((p - s.dma.paddr) / PAGE_SIZE as u64) as usize, pages);
+                s.pages
+                    .free(((p - s.dma.paddr) / PAGE_SIZE as u64) as usize, pages);
                 return None;
             }
             Some((p, Some(v)))

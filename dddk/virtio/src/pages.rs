@@ -20,7 +20,9 @@ impl PageAlloc {
     }
 
     fn is_used(&self, p: usize) -> bool {
-        self.used.get(p / 64).is_some_and(|w| w & (1 << (p % 64)) != 0)
+        self.used
+            .get(p / 64)
+            .is_some_and(|w| w & (1 << (p % 64)) != 0)
     }
 
     fn set(&mut self, first: usize, n: usize, used: bool) {

@@ -6,14 +6,17 @@
 //! room; meanwhile it turns the receive interrupt off and drops RTS, so a
 //! sender that honours RTS holds its input (QEMU's serial back end does).
 //! Receive overruns are counted.
+//!
+//! As the system console (the manifest's `console`), it also prints the
+//! lines the root task hands it on the ring `console`.
 #![no_std]
 #![no_main]
 
 use kaal_dddk::irq::{self, Irq};
 use kaal_dddk::regs::PortBlock;
-use kaal_dddk::serial::{ByteSink, ByteSource, Chunk, RING_SLOTS};
+use kaal_dddk::serial::{ByteSink, ByteSource, Chunk, ConsoleLines, RING_SLOTS};
 use kaal_dddk::{guard, DriverError};
-use kaal_rt::{println, Env, RingRx, RingTx};
+use kaal_rt::{println, Env, RingRx, RingTx, Signal};
 use kaal_sel4::cap::IoPort;
 
 // Register offsets and bits (the 16550 data sheet).
@@ -52,6 +55,9 @@ struct Uart {
     /// interrupt off, RTS dropped) until it has room.
     rx_stalled: bool,
     tx: ByteSource,
+    /// Console lines from the root task (trusted), sent before client bytes
+    /// whenever no client chunk is half sent.
+    console: ConsoleLines<'static, RING_SLOTS, Signal>,
     overruns: u64,
     /// A client ring found corrupt is not touched again; the other
     /// direction goes on.
@@ -123,16 +129,20 @@ impl Uart {
     fn transmit(&mut self) -> Result<bool, DriverError> {
         if self.regs.read(LSR)? & LSR_THR_EMPTY != 0 {
             for _ in 0..self.tx_depth {
-                match self.tx.next(&mut self.from_client.ring)? {
-                    Some(b) => self.regs.write(RBR_THR, b)?,
-                    None => break,
-                }
+                let b = match self.console.next(&self.tx)? {
+                    None if !self.tx_dead => self.tx.next(&mut self.from_client.ring)?,
+                    b => b,
+                };
+                let Some(b) = b else { break };
+                self.regs.write(RBR_THR, b)?;
             }
             if self.from_client.ring.release() {
                 self.from_client.peer.0.signal();
             }
+            self.console.release();
         }
-        Ok(self.tx.has_pending() || self.from_client.ring.available()? > 0)
+        let client = !self.tx_dead && self.tx.has_more(&mut self.from_client.ring)?;
+        Ok(self.console.has_more()? || client)
     }
 
     /// Serves until the kernel refuses something.
@@ -140,11 +150,7 @@ impl Uart {
         loop {
             let r = self.receive();
             self.rx_stalled = self.check(r, true)?;
-            let r = if self.tx_dead {
-                Ok(false)
-            } else {
-                self.transmit()
-            };
+            let r = self.transmit();
             let tx_pending = self.check(r, false)?;
             self.update(tx_pending)?;
             // Announce the sleep, then look again (the ring protocol): the
@@ -156,6 +162,10 @@ impl Uart {
                     continue;
                 }
             }
+            if !tx_pending && self.console.prepare_sleep()? {
+                self.from_client.ring.cancel_sleep();
+                continue;
+            }
             if self.rx_stalled && !self.rx_dead {
                 let r = self.to_client.ring.prepare_wait().map_err(Into::into);
                 if self.check(r, true)? {
@@ -166,6 +176,7 @@ impl Uart {
             irq::wait_and_handle(env.notification(), self.irq, |_| Ok::<(), DriverError>(()))?;
             self.from_client.ring.cancel_sleep();
             self.to_client.ring.cancel_wait();
+            self.console.cancel_sleep();
         }
     }
 
@@ -206,6 +217,7 @@ fn main(env: &Env) -> Result<(), DriverError> {
         rx: ByteSink::default(),
         rx_stalled: false,
         tx: ByteSource::default(),
+        console: ConsoleLines::new(env.ring_rx("console").ok().map(|rx| (rx.ring, rx.peer))),
         overruns: 0,
         rx_dead: false,
         tx_dead: false,

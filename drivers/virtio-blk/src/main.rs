@@ -144,10 +144,7 @@ fn main(env: &Env) -> Result<(), DriverError> {
         buf: hal::dma_buffer(MAX_TRANSFER).ok_or(DriverError::Device("DMA buffer too small"))?,
         data: env.shared_region("data").map_err(|_| NO_CHANNELS)?,
     };
-    println!(
-        "virtio-blk: serving {name}, {} sectors",
-        blk.dev.capacity()
-    );
+    println!("virtio-blk: serving {name}, {} sectors", blk.dev.capacity());
     loop {
         let r = req.recv()?;
         let answer = blk.serve(env, &r)?;

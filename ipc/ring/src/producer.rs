@@ -154,6 +154,27 @@ impl<'a, T: Pod, const N: usize> Producer<'a, T, N> {
         space
     }
 
+    /// Like [`Producer::prepare_wait`], but for the ring to drain: returns `true` if the
+    /// consumer has taken every item (the caller must not wait; the flag is cleared
+    /// again). On `false`, wait for the consumer's signal, which its next release sends.
+    ///
+    /// # Errors
+    ///
+    /// [`RingError::Corrupt`] if `tail` is invalid (the flag is cleared).
+    pub fn prepare_drain(&mut self) -> Result<bool, RingError> {
+        let header = &self.ring.header;
+        header.producer_waiting.store(1, Ordering::Relaxed);
+        // Pairs with the fence in `Consumer::release`.
+        fence(Ordering::SeqCst);
+        let empty = self
+            .refresh_tail()
+            .map(|()| self.free_cached() as usize == N);
+        if !matches!(empty, Ok(false)) {
+            header.producer_waiting.store(0, Ordering::Relaxed);
+        }
+        empty
+    }
+
     /// Takes back a `prepare_wait` whose wait was ended by something else than the
     /// consumer's signal (clears `producer_waiting`), saving the consumer a signal.
     pub fn cancel_wait(&mut self) {

@@ -4,7 +4,7 @@
 //!   checks the image after QEMU exits);
 //! - `hostile`: sends requests beyond the disk, outside the data region and
 //!   of an unknown kind, expects an error for each, then a good read;
-//! - `bench`: times 64 KiB reads and one-sector reads (rdtsc ticks).
+//! - `bench`: times 64 KiB reads and one-sector reads.
 #![no_std]
 #![no_main]
 
@@ -23,7 +23,13 @@ struct Client {
 }
 
 impl Client {
-    fn call(&mut self, op: u32, sector: u64, sectors: u32, offset: u64) -> Result<Response, &'static str> {
+    fn call(
+        &mut self,
+        op: u32,
+        sector: u64,
+        sectors: u32,
+        offset: u64,
+    ) -> Result<Response, &'static str> {
         self.tag += 1;
         let r = Request {
             tag: self.tag,
@@ -41,7 +47,14 @@ impl Client {
         Ok(got)
     }
 
-    fn expect(&mut self, op: u32, sector: u64, sectors: u32, offset: u64, want: Status) -> Result<Response, &'static str> {
+    fn expect(
+        &mut self,
+        op: u32,
+        sector: u64,
+        sectors: u32,
+        offset: u64,
+        want: Status,
+    ) -> Result<Response, &'static str> {
         let r = self.call(op, sector, sectors, offset)?;
         if r.status != want as u32 {
             println!(
@@ -59,9 +72,17 @@ impl Client {
 
     /// Checks `len` bytes of the data region at 0 against `f` from disk
     /// byte `at`.
-    fn check(&self, at: u64, len: usize, f: fn(u64) -> u8, buf: &mut [u8]) -> Result<(), &'static str> {
+    fn check(
+        &self,
+        at: u64,
+        len: usize,
+        f: fn(u64) -> u8,
+        buf: &mut [u8],
+    ) -> Result<(), &'static str> {
         let buf = buf.get_mut(..len).ok_or("buffer")?;
-        self.data.read(0, buf).map_err(|_| "data region too small")?;
+        self.data
+            .read(0, buf)
+            .map_err(|_| "data region too small")?;
         for (o, &b) in (at..).zip(buf.iter()) {
             if b != f(o) {
                 println!("blk: disk byte {o:#x} reads {b:#x}, expected {:#x}", f(o));
@@ -80,10 +101,18 @@ fn roundtrip(c: &mut Client) -> Result<(), &'static str> {
     while s < sectors {
         let n = per.min((sectors - s) as u32);
         c.expect(op::READ, s, n, 0, Status::Ok)?;
-        c.check(s * SECTOR, n as usize * SECTOR as usize, testdata::fresh, &mut buf)?;
+        c.check(
+            s * SECTOR,
+            n as usize * SECTOR as usize,
+            testdata::fresh,
+            &mut buf,
+        )?;
         s += u64::from(n);
     }
-    println!("blk_roundtrip: read {} bytes, all as the harness wrote them", sectors * SECTOR);
+    println!(
+        "blk_roundtrip: read {} bytes, all as the harness wrote them",
+        sectors * SECTOR
+    );
     let base = WRITE_SECTOR * SECTOR;
     for (o, b) in (base..).zip(buf.iter_mut()) {
         *b = testdata::written(o);
@@ -91,7 +120,9 @@ fn roundtrip(c: &mut Client) -> Result<(), &'static str> {
     c.data.write(0, &buf).map_err(|_| "data region too small")?;
     c.expect(op::WRITE, WRITE_SECTOR, per, 0, Status::Ok)?;
     c.expect(op::FLUSH, 0, 0, 0, Status::Ok)?;
-    c.data.write(0, &[0u8; CHUNK]).map_err(|_| "data region too small")?;
+    c.data
+        .write(0, &[0u8; CHUNK])
+        .map_err(|_| "data region too small")?;
     c.expect(op::READ, WRITE_SECTOR, per, 0, Status::Ok)?;
     c.check(base, CHUNK, testdata::written, &mut buf)?;
     println!("blk_roundtrip: wrote {CHUNK} bytes at sector {WRITE_SECTOR} and read them back");
@@ -116,7 +147,10 @@ fn hostile(c: &mut Client) -> Result<(), &'static str> {
     Ok(())
 }
 
-fn bench(c: &mut Client) -> Result<(), &'static str> {
+/// Prints the block figures (`KAAL-BENCH` lines, read by `cargo xtask
+/// bench`): 64 KiB reads as MiB per second of virtual time, and the ticks of
+/// a one-sector read (the cost of a request beyond its data).
+fn bench(c: &mut Client, tsc_mhz: u64) -> Result<(), &'static str> {
     let sectors = c.capacity()?;
     let per = (CHUNK as u64 / SECTOR) as u32;
     const READS: u64 = 64;
@@ -132,19 +166,16 @@ fn bench(c: &mut Client) -> Result<(), &'static str> {
     for i in 0..READS {
         c.expect(op::READ, i, 1, 0, Status::Ok)?;
     }
-    let small = rdtsc() - t0;
-    let t0 = rdtsc();
-    for _ in 0..READS {
-        c.expect(op::INFO, 0, 0, 0, Status::Ok)?;
-    }
-    let info = rdtsc() - t0;
-    println!(
-        "blk_bench: read64k_ticks={} read512_ticks={} info_ticks={} bytes={}",
-        big / READS,
-        small / READS,
-        info / READS,
-        CHUNK
-    );
+    let small = (rdtsc() - t0) / READS;
+    // bytes / (ticks / (MHz * 1e6)) / 2^20
+    let mib_per_sec = (READS * CHUNK as u64)
+        .saturating_mul(tsc_mhz)
+        .saturating_mul(1_000_000)
+        / big.max(1)
+        / (1 << 20);
+    println!("KAAL-BENCH blk.read_mib_per_sec {mib_per_sec} MiB/s");
+    println!("KAAL-BENCH blk.read64k_ticks {} ticks", big / READS);
+    println!("KAAL-BENCH blk.request_overhead {small} ticks");
     Ok(())
 }
 
@@ -160,7 +191,7 @@ fn main(env: &Env) -> Result<(), &'static str> {
     match env.name() {
         "roundtrip" => roundtrip(&mut c),
         "hostile" => hostile(&mut c),
-        "bench" => bench(&mut c),
+        "bench" => bench(&mut c, env.tsc_mhz()),
         _ => Err("name me roundtrip, hostile or bench"),
     }
 }

@@ -238,6 +238,15 @@ fn main(bi: &BootInfo) -> Result<(), RootError> {
     }
     report("component.spawn", middle(&mut spawns), "ticks");
     report("component.stop", middle(&mut stops), "ticks");
+
+    // Device drivers: the figures are printed by the benchmark components
+    // themselves (their console lines reach the serial log unchanged).
+    let mut blk = system::load(&mut broker, kaal_root::include_system!("blk_bench"))?;
+    blk.start_all(&mut broker);
+    blk.expect_clean_exits(&mut broker, &["bench"])?;
+    let mut serial = system::load(&mut broker, kaal_root::include_system!("serial_bench"))?;
+    serial.start_all(&mut broker);
+    serial.expect_clean_exits(&mut broker, &["app"])?;
     Ok(())
 }
 
