@@ -92,10 +92,12 @@ pub fn boot(bi: &BootInfo) -> Result<RootBroker, RootError> {
         .iter()
         .filter(|d| matches!(d, DeviceInfo::Pci(_)))
         .count();
-    println!(
-        "  devices: {} legacy serial ports, {pci} PCI functions",
-        broker.devices().len() - pci
-    );
+    let serial = broker
+        .devices()
+        .iter()
+        .filter(|d| matches!(d, DeviceInfo::Serial { .. }))
+        .count();
+    println!("  devices: {serial} legacy serial ports, {pci} PCI functions");
     Ok(broker)
 }
 

@@ -1037,6 +1037,7 @@ fn grant_device(
             DeviceId::PciClass { class, subclass },
             alloc::format!("pci-class:{class:02x}:{subclass:02x}"),
         ),
+        DeviceSpec::Pit => (DeviceId::Pit, "timer:pit".into()),
     };
     let holder = Holder(index as u32 + 1);
     let bundle = broker.request_device(holder, id).map_err(|e| match e {
