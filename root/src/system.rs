@@ -849,6 +849,7 @@ fn build(
         heap_size: cx.comp.heap,
         stack_top: layout::STACK_TOP,
         stack_size: cx.comp.stack,
+        tsc_mhz: crate::tsc_mhz(),
         ..StartInfo::default()
     };
     r.cnode

@@ -20,6 +20,7 @@ use kaal_sel4::cap::init;
 pub mod component;
 pub mod console;
 pub mod start;
+pub mod time;
 
 #[doc(hidden)]
 pub use spinning_top as __spinning_top;
