@@ -14,6 +14,8 @@ pub enum DeviceId {
     Pci { vendor: u16, device: u16 },
     /// The first PCI function of this class and subclass.
     PciClass { class: u8, subclass: u8 },
+    /// The i8254 programmable interval timer (ports 0x40..=0x43, ISA IRQ 0).
+    Pit,
 }
 
 /// A device as the registry knows it.
@@ -21,6 +23,7 @@ pub enum DeviceId {
 pub enum DeviceInfo {
     Serial { port: u8, io_base: u16, irq: u8 },
     Pci(PciDevice),
+    Pit,
 }
 
 /// The registry's own key for a device (a `DeviceId` may match several).
@@ -28,6 +31,7 @@ pub enum DeviceInfo {
 pub enum DeviceKey {
     Serial(u8),
     Pci(Bdf),
+    Pit,
 }
 
 impl DeviceInfo {
@@ -35,6 +39,7 @@ impl DeviceInfo {
         match self {
             DeviceInfo::Serial { port, .. } => DeviceKey::Serial(*port),
             DeviceInfo::Pci(p) => DeviceKey::Pci(p.at),
+            DeviceInfo::Pit => DeviceKey::Pit,
         }
     }
 
@@ -47,6 +52,7 @@ impl DeviceInfo {
             (DeviceInfo::Pci(d), DeviceId::PciClass { class, subclass }) => {
                 d.class == class && d.subclass == subclass
             }
+            (DeviceInfo::Pit, DeviceId::Pit) => true,
             _ => false,
         }
     }
@@ -56,6 +62,12 @@ impl DeviceInfo {
 pub const COM_PORTS: [(u16, u8); 4] = [(0x3f8, 4), (0x2f8, 3), (0x3e8, 4), (0x2e8, 3)];
 /// Ports each COM port decodes.
 pub const COM_PORT_SPAN: u16 = 8;
+
+/// The PIT's ports: channels 0 to 2, then the mode/command register.
+pub const PIT_PORTS: (u16, u16) = (0x40, 0x43);
+/// The IOAPIC pin of the PIT's ISA IRQ 0: the MADT's interrupt source
+/// override routes it to GSI 2 (QEMU's pc machine, like most PCs).
+pub const PIT_IOAPIC_PIN: u8 = 2;
 
 /// Who holds a device (the root task is holder 0).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -30,7 +30,7 @@ use core::fmt;
 use core::ops::Range;
 use device::{
     DeviceBundle, DeviceId, DeviceInfo, DeviceKey, Holder, IoPortRange, IrqBinding, MmioRegion,
-    COM_PORTS, COM_PORT_SPAN,
+    COM_PORTS, COM_PORT_SPAN, PIT_IOAPIC_PIN, PIT_PORTS,
 };
 use dma::DmaRegion;
 use kaal_sel4::bootinfo::BootInfo;
@@ -747,7 +747,7 @@ impl<K: Kernel> Broker<K> {
 
     // ---- devices -------------------------------------------------------
 
-    /// Registers the legacy COM ports and every PCI function.
+    /// Registers the legacy COM ports, the PIT and every PCI function.
     pub fn discover_devices(&mut self) -> Result<()> {
         let mut devices: Vec<DeviceInfo> = COM_PORTS
             .iter()
@@ -758,6 +758,7 @@ impl<K: Kernel> Broker<K> {
                 irq,
             })
             .collect();
+        devices.push(DeviceInfo::Pit);
         let mut cs = KernelConfig(&mut self.k);
         devices.extend(pci::enumerate(&mut cs)?.into_iter().map(DeviceInfo::Pci));
         self.devices = devices;
@@ -865,6 +866,17 @@ impl<K: Kernel> Broker<K> {
                 (d.irq_pin != 0 && d.irq_line < 24).then_some(IoApicLine {
                     pin: d.irq_line,
                     level_triggered: true,
+                    active_low: false,
+                })
+            }
+            DeviceInfo::Pit => {
+                let r = self.mint_ioports(res, PIT_PORTS.0, PIT_PORTS.1)?;
+                let _ = b.ioports.push(r);
+                // ISA IRQ 0, rerouted to its pin; ISA lines are edge
+                // triggered, active high.
+                Some(IoApicLine {
+                    pin: PIT_IOAPIC_PIN,
+                    level_triggered: false,
                     active_low: false,
                 })
             }

@@ -272,6 +272,27 @@ fn devices_are_claimed_once_and_cached() {
 }
 
 #[test]
+fn the_pit_comes_with_its_ports_and_rerouted_edge_interrupt() {
+    let mut b = broker();
+    b.discover_devices().unwrap();
+    let pit = b.request_device(Holder(1), DeviceId::Pit).unwrap();
+    let ports: Vec<_> = pit.ioports.iter().map(|r| (r.first, r.last)).collect();
+    assert_eq!(ports, [(0x40, 0x43)]);
+    assert!(pit.mmio.is_empty() && pit.dma.is_none());
+    let irq = pit.irq.expect("the PIT has an interrupt");
+    assert_eq!(irq.line, 2, "ISA IRQ 0 arrives on IOAPIC pin 2");
+    assert!(matches!(
+        b.kernel().cap(kaal_sel4::cap::Cap::cptr(irq.handler)),
+        Some(ModelCap::Irq { pin: 2 })
+    ));
+    // Holding the PIT leaves COM1 (IRQ 4) to another holder.
+    b.request_device(Holder(2), DeviceId::Serial { port: 0 })
+        .unwrap();
+    b.release_device(Holder(1), DeviceId::Pit).unwrap();
+    assert!(b.request_device(Holder(3), DeviceId::Pit).is_ok());
+}
+
+#[test]
 fn device_memory_only_for_the_range_asked() {
     let mut b = broker();
     let before = b.free_ram_bytes();

@@ -10,7 +10,7 @@
 //! priority = 200           # below the root task's 255
 //! stack = "16K"            # page multiples; also bytes as an integer
 //! heap = "64K"
-//! devices = ["serial:0"]   # serial:N, pci:VVVV:DDDD, pci-class:CC:SS
+//! devices = ["serial:0"]   # serial:N, timer:pit, pci:VVVV:DDDD, pci-class:CC:SS
 //! restart = "restart"      # or "stop" (the default)
 //!
 //! [[channel]]
@@ -118,12 +118,13 @@ pub enum ChannelKind {
     Memory,
 }
 
-/// A device a component may claim.
+/// A device a component may claim (`Pit`: `timer:pit`, the i8254).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize)]
 pub enum DeviceSpec {
     Serial { port: u8 },
     Pci { vendor: u16, device: u16 },
     PciClass { class: u8, subclass: u8 },
+    Pit,
 }
 
 impl DeviceSpec {
@@ -143,6 +144,7 @@ impl DeviceSpec {
                 class: u8::from_str_radix(c, 16).ok()?,
                 subclass: u8::from_str_radix(sc, 16).ok()?,
             }),
+            ["timer", "pit"] => Some(DeviceSpec::Pit),
             _ => None,
         }
     }
@@ -287,7 +289,7 @@ impl fmt::Display for ManifestError {
             }
             UnknownDevice { component, device } => write!(
                 f,
-                "component `{component}`: `{device}` is not a device (serial:N, pci:VVVV:DDDD or pci-class:CC:SS)"
+                "component `{component}`: `{device}` is not a device (serial:N, timer:pit, pci:VVVV:DDDD or pci-class:CC:SS)"
             ),
             DeviceGrantedTwice { device, first, second } => {
                 write!(f, "device `{device}` is granted to both `{first}` and `{second}`")
@@ -545,6 +547,9 @@ mod tests {
                 subclass: 0
             })
         );
+        assert_eq!(DeviceSpec::parse("timer:pit"), Some(DeviceSpec::Pit));
+        assert_eq!(DeviceSpec::parse("timer:hpet"), None);
+        assert_eq!(DeviceSpec::parse("timer"), None);
         assert_eq!(DeviceSpec::parse("usb:1"), None);
     }
 }

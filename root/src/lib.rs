@@ -11,6 +11,7 @@ pub mod system;
 pub mod thread;
 
 use core::fmt;
+use core::sync::atomic::{AtomicU64, Ordering};
 use kaal_broker::device::DeviceInfo;
 use kaal_broker::sel4::Sel4Kernel;
 use kaal_broker::{Broker, BrokerConfig, BrokerError};
@@ -64,6 +65,15 @@ impl<T> Context<T> for Result<T, Error> {
 
 const MIB: u64 = 1024 * 1024;
 
+/// The TSC frequency the kernel calibrated, recorded by [`boot`] (every
+/// image parses BootInfo there) for the start-info pages of components.
+static TSC_MHZ: AtomicU64 = AtomicU64::new(0);
+
+/// The TSC frequency in MHz (0 before [`boot`]).
+pub fn tsc_mhz() -> u64 {
+    TSC_MHZ.load(Ordering::Relaxed)
+}
+
 /// Prints the boot summary and builds the broker, which takes every untyped
 /// and every free slot.
 pub fn boot(bi: &BootInfo) -> Result<RootBroker, RootError> {
@@ -85,6 +95,7 @@ pub fn boot(bi: &BootInfo) -> Result<RootBroker, RootError> {
         bi.cnode_size_bits(),
         bi.tsc_mhz()
     );
+    TSC_MHZ.store(bi.tsc_mhz(), Ordering::Relaxed);
     let mut broker = Broker::new(Sel4Kernel::root(), BrokerConfig::from_bootinfo(bi));
     broker.discover_devices()?;
     let pci = broker
@@ -92,10 +103,12 @@ pub fn boot(bi: &BootInfo) -> Result<RootBroker, RootError> {
         .iter()
         .filter(|d| matches!(d, DeviceInfo::Pci(_)))
         .count();
-    println!(
-        "  devices: {} legacy serial ports, {pci} PCI functions",
-        broker.devices().len() - pci
-    );
+    let serial = broker
+        .devices()
+        .iter()
+        .filter(|d| matches!(d, DeviceInfo::Serial { .. }))
+        .count();
+    println!("  devices: {serial} legacy serial ports, {pci} PCI functions");
     Ok(broker)
 }
 

@@ -1004,6 +1004,7 @@ fn build(
         heap_size: cx.comp.heap,
         stack_top: layout::STACK_TOP,
         stack_size: cx.comp.stack,
+        tsc_mhz: crate::tsc_mhz(),
         ..StartInfo::default()
     };
     r.cnode
@@ -1226,6 +1227,7 @@ fn grant_device(
             DeviceId::PciClass { class, subclass },
             alloc::format!("pci-class:{class:02x}:{subclass:02x}"),
         ),
+        DeviceSpec::Pit => (DeviceId::Pit, "timer:pit".into()),
     };
     let holder = Holder(index as u32 + 1);
     let bundle = broker.request_device(holder, id).map_err(|e| match e {

@@ -174,6 +174,16 @@ impl Env {
         self.info.restarts
     }
 
+    /// The TSC frequency in MHz (0 if the kernel did not say).
+    pub fn tsc_mhz(&self) -> u64 {
+        self.info.tsc_mhz
+    }
+
+    /// The monotonic clock, `None` if the TSC frequency is unknown.
+    pub fn clock(&self) -> Option<crate::time::Clock> {
+        crate::time::Clock::new(self.tsc_mhz())
+    }
+
     fn entry<'n>(&self, name: &'n str, kind: CapKind) -> Result<&'static CapEntry, CapError<'n>> {
         let info: &'static StartInfo = self.info;
         let mut named = info

@@ -21,6 +21,7 @@ pub mod component;
 pub mod console;
 pub mod shared;
 pub mod start;
+pub mod time;
 
 #[doc(hidden)]
 pub use spinning_top as __spinning_top;

@@ -165,6 +165,8 @@ pub struct StartInfo {
     pub heap_size: u64,
     pub stack_top: u64,
     pub stack_size: u64,
+    /// The TSC frequency in MHz the kernel calibrated at boot (0: unknown).
+    pub tsc_mhz: u64,
     pub cap_count: u64,
     pub caps: [CapEntry; MAX_CAPS],
 }
@@ -182,6 +184,7 @@ impl Default for StartInfo {
             heap_size: 0,
             stack_top: 0,
             stack_size: 0,
+            tsc_mhz: 0,
             cap_count: 0,
             caps: [CapEntry::default(); MAX_CAPS],
         }

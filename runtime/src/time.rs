@@ -1,0 +1,86 @@
+//! Monotonic time from the time-stamp counter. seL4 calibrates the TSC
+//! against the PIT at boot and the root task passes the frequency on in the
+//! start-info page ([`crate::Env::clock`]); a [`Clock`] converts between
+//! ticks and [`Duration`]s with it.
+//!
+//! The TSC of the x86_64 machines KaaL targets (and QEMU's) runs at a
+//! constant rate, and a component runs on the one CPU, so readings never go
+//! backwards.
+
+use core::time::Duration;
+
+/// TSC ticks now.
+#[inline(always)]
+pub fn now_ticks() -> u64 {
+    crate::rdtsc()
+}
+
+/// A reading of the TSC.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Instant(u64);
+
+impl Instant {
+    pub fn now() -> Instant {
+        Instant(now_ticks())
+    }
+
+    pub const fn from_ticks(ticks: u64) -> Instant {
+        Instant(ticks)
+    }
+
+    pub const fn ticks(self) -> u64 {
+        self.0
+    }
+
+    /// Ticks from `earlier` to `self` (0 if `earlier` is later).
+    pub const fn ticks_since(self, earlier: Instant) -> u64 {
+        self.0.saturating_sub(earlier.0)
+    }
+}
+
+/// Converts TSC ticks to and from durations at a known frequency.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Clock {
+    mhz: u64,
+}
+
+impl Clock {
+    /// A clock of a TSC running at `mhz` MHz; `None` for 0.
+    pub const fn new(mhz: u64) -> Option<Clock> {
+        if mhz == 0 {
+            None
+        } else {
+            Some(Clock { mhz })
+        }
+    }
+
+    pub const fn mhz(self) -> u64 {
+        self.mhz
+    }
+
+    pub fn now(self) -> Instant {
+        Instant::now()
+    }
+
+    /// Ticks in `d` (saturating).
+    pub fn ticks(self, d: Duration) -> u64 {
+        let t = d.as_nanos().saturating_mul(u128::from(self.mhz)) / 1000;
+        u64::try_from(t).unwrap_or(u64::MAX)
+    }
+
+    /// The duration of `ticks`.
+    pub fn duration(self, ticks: u64) -> Duration {
+        let nanos = u128::from(ticks) * 1000 / u128::from(self.mhz);
+        Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
+    }
+
+    /// Time since `since`.
+    pub fn elapsed(self, since: Instant) -> Duration {
+        self.duration(Instant::now().ticks_since(since))
+    }
+
+    /// The instant `d` after `from` (saturating).
+    pub fn after(self, from: Instant, d: Duration) -> Instant {
+        Instant(from.0.saturating_add(self.ticks(d)))
+    }
+}
