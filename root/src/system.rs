@@ -184,6 +184,7 @@ pub struct System<'a> {
 
 /// The ring on which the root task hands components' console lines to the
 /// serial driver the manifest names as `console`.
+#[derive(Debug)]
 struct Console {
     component: usize,
     memory: Memory,
@@ -202,6 +203,7 @@ struct Console {
 }
 
 /// Signals a notification through a badged capability.
+#[derive(Debug)]
 struct Signal(Notification);
 
 impl Notify for Signal {
@@ -1038,6 +1040,17 @@ fn build(
     };
     let me = u16::try_from(cx.index).map_err(|_| SpawnError::TooMany("components"))?;
     let mut shared_at = layout::SHARED_BASE;
+    if let Some(c) = cx.console {
+        share_at(broker, r, &c.memory, shared_at)?;
+        let mut e = entry("console", CapKind::RingConsumer)?;
+        e.slot2 = g.grant(c.own.cptr(), Rights::write_only(), 1)?;
+        e.bit = c.bit;
+        e.vaddr = shared_at;
+        e.size = c.memory.size;
+        e.value = SERIAL_SLOTS as u64;
+        push(&mut info, e)?;
+        shared_at += c.memory.size + PAGE;
+    }
     for (c, (ch, obj)) in cx.channels.iter().zip(cx.objects).enumerate() {
         let client_pos = ch.from.iter().position(|&f| f == me);
         let server = ch.to == me;
@@ -1100,17 +1113,6 @@ fn build(
                 shared_at += memory.size + PAGE;
             }
         }
-    }
-    if let Some(c) = cx.console {
-        share_at(broker, r, &c.memory, shared_at)?;
-        let mut e = entry("console", CapKind::RingConsumer)?;
-        e.slot2 = g.grant(c.own.cptr(), Rights::write_only(), 1)?;
-        e.bit = c.bit;
-        e.vaddr = shared_at;
-        e.size = c.memory.size;
-        e.value = SERIAL_SLOTS as u64;
-        push(&mut info, e)?;
-        shared_at += c.memory.size + PAGE;
     }
     for (k, spec) in cx.comp.devices.iter().enumerate() {
         let bit = start::IRQ_BITS.start + u32::try_from(k).unwrap_or(u32::MAX);
