@@ -143,9 +143,12 @@ proptest! {
         for (first, _, _) in objs { b.free(first).unwrap(); }
         for m in mems { b.free_memory(m).unwrap(); }
         prop_assert_eq!(b.free_ram_bytes(), total - paging_bytes(&mut b));
-        // ... whole: the largest block is allocatable again.
+        // ... whole: the largest block is allocatable again, unless a kept
+        // paging structure sits in the one 2 MiB root.
+        let two_mib = 0x20_0000..0x40_0000;
+        let pinned = b.live_objects().any(|(_, paddr, _, _)| two_mib.contains(&paddr));
         let big = b.alloc_object(ObjSpec::untyped(21));
-        prop_assert!(big.is_ok(), "2 MiB block after freeing everything: {:?}", big);
+        prop_assert!(big.is_ok() || pinned, "2 MiB block after freeing everything: {:?}", big);
         let used = b.kernel().occupied_in(100..(1 << SLOT_BITS)) as u64;
         prop_assert_eq!(b.free_slots() + used, (1u64 << SLOT_BITS) - 100);
     }

@@ -241,6 +241,35 @@ mod tests {
     use super::*;
     use clap::CommandFactory;
 
+    /// Lines of code in a source file: neither blank nor only a comment.
+    fn code_lines(text: &str) -> usize {
+        text.lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with("//"))
+            .count()
+    }
+
+    /// The driver guide states how many lines of code each driver takes;
+    /// the figures must be the code's.
+    #[test]
+    fn driver_guide_line_counts_match_the_code() -> Result<()> {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let guide = std::fs::read_to_string(root.join("docs/writing-a-driver.md"))?;
+        let flat = guide.split_whitespace().collect::<Vec<_>>().join(" ");
+        for (source, prefix) in [
+            ("drivers/uart16550/src/main.rs", "`drivers/uart16550/src/main.rs`: "),
+            ("drivers/timer/src/main.rs", "second driver on the kit: "),
+        ] {
+            let n = code_lines(&std::fs::read_to_string(root.join(source))?);
+            let stated = format!("{prefix}{n} lines of code");
+            assert!(flat.contains(&stated), "the guide should say {stated:?}");
+            if source.contains("uart16550") {
+                assert!(n < 200, "the 16550 driver's target is under 200 lines ({n})");
+            }
+        }
+        Ok(())
+    }
+
     #[test]
     fn command_line_is_consistent() {
         Cli::command().debug_assert();
