@@ -257,14 +257,20 @@ mod tests {
         let guide = std::fs::read_to_string(root.join("docs/writing-a-driver.md"))?;
         let flat = guide.split_whitespace().collect::<Vec<_>>().join(" ");
         for (source, prefix) in [
-            ("drivers/uart16550/src/main.rs", "`drivers/uart16550/src/main.rs`: "),
+            (
+                "drivers/uart16550/src/main.rs",
+                "`drivers/uart16550/src/main.rs`: ",
+            ),
             ("drivers/timer/src/main.rs", "second driver on the kit: "),
         ] {
             let n = code_lines(&std::fs::read_to_string(root.join(source))?);
             let stated = format!("{prefix}{n} lines of code");
             assert!(flat.contains(&stated), "the guide should say {stated:?}");
             if source.contains("uart16550") {
-                assert!(n < 200, "the 16550 driver's target is under 200 lines ({n})");
+                assert!(
+                    n < 200,
+                    "the 16550 driver's target is under 200 lines ({n})"
+                );
             }
         }
         Ok(())
