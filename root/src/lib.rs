@@ -10,6 +10,11 @@ pub mod ring;
 pub mod system;
 pub mod thread;
 
+#[doc(hidden)]
+pub use kaal_rt as __rt;
+#[doc(hidden)]
+pub use kaal_sel4 as __sel4;
+
 use core::fmt;
 use core::sync::atomic::{AtomicU64, Ordering};
 use kaal_broker::device::DeviceInfo;

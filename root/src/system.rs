@@ -785,6 +785,27 @@ macro_rules! include_system {
     };
 }
 
+/// The whole image of a system test that boots a system of
+/// `tests/system/systems/`, waits for the named components to exit cleanly
+/// (the others may run on) and prints `<name>: ok`; any other event fails it.
+#[macro_export]
+macro_rules! system_test {
+    ($name:literal, [$($exit:literal),+ $(,)?]) => {
+        fn main(
+            bi: &$crate::__sel4::bootinfo::BootInfo,
+        ) -> ::core::result::Result<(), $crate::RootError> {
+            let mut broker = $crate::boot(bi)?;
+            let mut sys = $crate::system::load(&mut broker, $crate::include_system!($name))?;
+            sys.start_all(&mut broker);
+            sys.expect_clean_exits(&mut broker, &[$($exit),+])?;
+            $crate::__sel4::println!("{}: ok", $name);
+            Ok(())
+        }
+
+        $crate::__rt::root_task!(main);
+    };
+}
+
 /// Why a system could not be set up at all.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SystemError {
