@@ -210,3 +210,87 @@ unsafe impl Hal for KaalHal {
         with(|s| s.pages.free(first, pages));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::alloc::{alloc_zeroed, dealloc, Layout};
+
+    /// One test: the HAL's state is one per process.
+    #[test]
+    fn dma_pages_in_place_sharing_bounces_and_bars() {
+        const PAGES: usize = 8;
+        const BUS: u64 = 0x8000_0000;
+        let layout = Layout::from_size_align(PAGES * PAGE_SIZE, PAGE_SIZE).unwrap();
+        // SAFETY: a non-zero size; freed at the end.
+        let mem = unsafe { alloc_zeroed(layout) };
+        let base = mem as u64;
+        let window = DmaWindow {
+            vaddr: base,
+            paddr: BUS,
+            size: (PAGES * PAGE_SIZE) as u64,
+        };
+        let bar = MmioRegion {
+            paddr: 0xfe00_0000,
+            vaddr: 0x7000_0000,
+            size: 0x4000,
+        };
+        install(window, &[bar]).unwrap();
+        assert!(matches!(install(window, &[]), Err(OpenError::AlreadyOpen)));
+
+        // Pages come with their bus address, zeroed.
+        let (p, v) = KaalHal::dma_alloc(2, BufferDirection::Both);
+        assert_eq!(p - BUS, v.as_ptr() as u64 - base);
+        // SAFETY: `v` is two pages of the window just allocated.
+        unsafe { v.as_ptr().write_bytes(0xaa, 2 * PAGE_SIZE) };
+        // SAFETY: values from `dma_alloc`.
+        assert_eq!(unsafe { KaalHal::dma_dealloc(p, v, 2) }, 0);
+        // SAFETY: the same values; the HAL must refuse the second free.
+        let again = unsafe { KaalHal::dma_dealloc(p, v, 2) };
+        assert_eq!(again, -1, "double free");
+        let (p2, v2) = KaalHal::dma_alloc(1, BufferDirection::Both);
+        assert_eq!(p2, p);
+        // SAFETY: one page of the window, just allocated.
+        assert_eq!(unsafe { *v2.as_ptr() }, 0, "pages come zeroed");
+        assert_eq!(
+            KaalHal::dma_alloc(PAGES, BufferDirection::Both).0,
+            0,
+            "exhaustion"
+        );
+
+        // A buffer in the window is shared in place.
+        let inside = NonNull::slice_from_raw_parts(v2, 100);
+        // SAFETY: 100 bytes of the page above.
+        assert_eq!(unsafe { KaalHal::share(inside, BufferDirection::Both) }, p2);
+
+        // One outside is bounced: copied in, and back for the driver.
+        let mut outside = vec![7u8; 300];
+        let buf = NonNull::from(outside.as_mut_slice());
+        let free = free_dma_pages();
+        // SAFETY: `outside` is valid and untouched until `unshare`.
+        let bp = unsafe { KaalHal::share(buf, BufferDirection::Both) };
+        assert_eq!(free_dma_pages(), free - 1);
+        let bv = (base + (bp - BUS)) as *mut u8;
+        // SAFETY: the bounce page, inside the window.
+        unsafe {
+            assert_eq!(*bv.add(299), 7, "copied in");
+            bv.write_bytes(9, 300); // the device writes
+            KaalHal::unshare(bp, buf, BufferDirection::Both);
+        }
+        assert!(outside.iter().all(|&b| b == 9), "copied back");
+        assert_eq!(free_dma_pages(), free, "bounce page freed");
+
+        // BAR addresses translate within the mapping only.
+        // SAFETY: translation only; nothing is dereferenced.
+        let at = unsafe { KaalHal::mmio_phys_to_virt(0xfe00_1000, 0x100) };
+        assert_eq!(at.as_ptr() as u64, 0x7000_1000);
+        assert!(std::panic::catch_unwind(|| {
+            // SAFETY: as above; beyond the BAR, which must panic.
+            unsafe { KaalHal::mmio_phys_to_virt(0xfe00_3f00, 0x200) }
+        })
+        .is_err());
+
+        // SAFETY: allocated above with this layout; the HAL is done with it.
+        unsafe { dealloc(mem, layout) };
+    }
+}
