@@ -1,7 +1,9 @@
 //! Misbehaves as its component name says, so the supervisor has something
 //! to report: `null_deref` reads address 0 (but runs normally once it has
 //! been restarted), `illegal` executes `ud2`, `panics` panics, and
-//! `bad_syscall` makes a system call seL4 does not have.
+//! `bad_syscall` makes a system call seL4 does not have, `always_faults`
+//! executes `ud2` in every incarnation, and `cap_loop` invokes a CPtr beyond
+//! its CSpace until the supervisor stops answering with an error.
 #![no_std]
 #![no_main]
 
@@ -32,6 +34,23 @@ fn main(env: &Env) -> Result<(), &'static str> {
             Err("ud2 executed")
         }
         "panics" => panic!("panicking on purpose"),
+        "always_faults" => {
+            // SAFETY: as for `illegal`.
+            unsafe { core::arch::asm!("ud2") };
+            Err("ud2 executed")
+        }
+        "cap_loop" => {
+            use kaal_sel4::cap::{Cap, Tcb};
+            let beyond = Tcb::from_cptr(0x1_0000);
+            let mut refused = 0u64;
+            while beyond.suspend().is_err() {
+                refused += 1;
+                if refused % 5000 == 0 {
+                    println!("cap_loop: {refused} invocations refused");
+                }
+            }
+            Err("a CPtr beyond the CSpace was invoked")
+        }
         "bad_syscall" => {
             // SAFETY: seL4 numbers its system calls -1 to -12 (and -16 and
             // below in debug builds); -1000 is none of them, so the kernel
