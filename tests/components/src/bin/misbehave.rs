@@ -3,7 +3,8 @@
 //! been restarted), `illegal` executes `ud2`, `panics` panics, and
 //! `bad_syscall` makes a system call seL4 does not have, `always_faults`
 //! executes `ud2` in every incarnation, and `cap_loop` invokes a CPtr beyond
-//! its CSpace until the supervisor stops answering with an error.
+//! its CSpace until the supervisor stops answering with an error, and
+//! `forger` sends its supervisor a made-up capability-fault report.
 #![no_std]
 #![no_main]
 
@@ -38,6 +39,21 @@ fn main(env: &Env) -> Result<(), &'static str> {
             // SAFETY: as for `illegal`.
             unsafe { core::arch::asm!("ud2") };
             Err("ud2 executed")
+        }
+        "forger" => {
+            use kaal_sel4::cap::{Cap, Endpoint};
+            use kaal_sel4::ipc::MessageInfo;
+            // A capability fault at the program's first instruction: the
+            // thread stands at its own Call instead, so the supervisor must
+            // not act on the report as on a real fault's.
+            let sup = Endpoint::from_cptr(kaal_rt::start::slot::SUPERVISOR);
+            let mut mrs = [0x40_0000, 0x1_0000, 0, 0];
+            let r = sup.call_regs(MessageInfo::new(1, 4), &mut mrs);
+            println!(
+                "forger: the forged report was answered (label {})",
+                r.label()
+            );
+            Err("a forged fault report was answered")
         }
         "cap_loop" => {
             use kaal_sel4::cap::{Cap, Tcb};

@@ -2,7 +2,9 @@
 //! `always_faults` (policy `restart`) is restarted exactly `RESTART_LIMIT`
 //! times and then stopped; `cap_loop` gets exactly `REFUSAL_LIMIT`
 //! capability faults answered with an error, and the next one is reported
-//! as a fault (policy `stop`).
+//! as a fault (policy `stop`). `forger`'s made-up capability-fault report
+//! (the thread does not stand at the instruction it names) is taken as a
+//! fault, never answered as a refusal.
 #![no_std]
 #![no_main]
 
@@ -16,10 +18,11 @@ fn main(bi: &BootInfo) -> Result<(), RootError> {
     let mut broker = kaal_root::boot(bi)?;
     let mut sys = system::load(&mut broker, kaal_root::include_system!("limits"))?;
     let idx = |n: &str| sys.index(n).ok_or(RootError::Check("component missing"));
-    let (faults, caps) = (idx("always_faults")?, idx("cap_loop")?);
+    let (faults, caps, forger) = (idx("always_faults")?, idx("cap_loop")?, idx("forger")?);
     sys.start_all(&mut broker);
     let (mut restarts, mut refusals) = (0u64, 0u64);
     let (mut faults_stopped, mut cap_fault, mut caps_stopped) = (false, false, false);
+    let (mut forged, mut forger_stopped) = (false, false);
     let mut unexpected = false;
     sys.supervise(&mut broker, |_, e| {
         match e {
@@ -35,12 +38,17 @@ fn main(bi: &BootInfo) -> Result<(), RootError> {
                 fault: Fault::Cap { .. },
             } if component == caps => cap_fault = true,
             Event::Stopped { component } if component == caps => caps_stopped = true,
+            Event::Faulted {
+                component,
+                fault: Fault::Cap { ip: 0x40_0000, .. },
+            } if component == forger => forged = true,
+            Event::Stopped { component } if component == forger => forger_stopped = true,
             e => {
                 println!("limits: unexpected {e:?}");
                 unexpected = true;
             }
         }
-        if unexpected || (faults_stopped && caps_stopped) {
+        if unexpected || (faults_stopped && caps_stopped && forger_stopped) {
             Control::Finish
         } else {
             Control::Continue
@@ -48,13 +56,15 @@ fn main(bi: &BootInfo) -> Result<(), RootError> {
     })?;
     println!("limits: `always_faults` restarted {restarts} times, then stopped: {faults_stopped}");
     println!("limits: `cap_loop` refused {refusals} times, then faulted: {cap_fault}");
-    let stopped = [faults, caps]
+    println!("limits: the forged report was taken as a fault: {forged}");
+    let stopped = [faults, caps, forger]
         .iter()
         .all(|&i| sys.state(i) == Some(State::Stopped));
     if unexpected
         || restarts != RESTART_LIMIT
         || refusals != REFUSAL_LIMIT
         || !cap_fault
+        || !forged
         || !stopped
     {
         return Err(RootError::Check("the supervisor's limits do not hold"));
