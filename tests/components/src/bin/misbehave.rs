@@ -61,7 +61,7 @@ fn main(env: &Env) -> Result<(), &'static str> {
             let mut refused = 0u64;
             while beyond.suspend().is_err() {
                 refused += 1;
-                if refused % 5000 == 0 {
+                if refused.is_multiple_of(5000) {
                     println!("cap_loop: {refused} invocations refused");
                 }
             }
