@@ -6,7 +6,7 @@ use std::fs;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
-use kaal_dddk::block::{testdata, SECTOR};
+use kaal_test_patterns::disk::{self as testdata, SECTOR};
 use serde::Deserialize;
 
 /// `disk = { bytes = ..., written_sector = ..., written_sectors = ... }`.

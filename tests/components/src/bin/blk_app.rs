@@ -8,8 +8,9 @@
 #![no_std]
 #![no_main]
 
-use kaal_dddk::block::{op, testdata, Request, Response, Status, RING_SLOTS, SECTOR};
+use kaal_dddk::block::{op, Request, Response, Status, RING_SLOTS, SECTOR};
 use kaal_rt::{println, rdtsc, Env, RingRx, RingTx, SharedRegion};
+use kaal_test_patterns::disk as testdata;
 
 const CHUNK: usize = 64 * 1024;
 /// Where `roundtrip` writes (keep in step with `tests.toml`).
