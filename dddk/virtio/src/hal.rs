@@ -124,9 +124,7 @@ unsafe impl Hal for KaalHal {
 
     unsafe fn dma_dealloc(paddr: PhysAddr, _vaddr: NonNull<u8>, pages: usize) -> i32 {
         with(|s| {
-            let first = (paddr as u64)
-                .checked_sub(s.dma.paddr)
-                .map(|o| o / PAGE_SIZE as u64);
+            let first = paddr.checked_sub(s.dma.paddr).map(|o| o / PAGE_SIZE as u64);
             match first {
                 Some(f) if s.pages.free(f as usize, pages) => 0,
                 _ => -1,
@@ -135,7 +133,6 @@ unsafe impl Hal for KaalHal {
     }
 
     unsafe fn mmio_phys_to_virt(paddr: PhysAddr, size: usize) -> NonNull<u8> {
-        let paddr = paddr as u64;
         let v = with(|s| {
             s.mmio.iter().find_map(|m| {
                 let off = paddr.checked_sub(m.paddr)?;
@@ -191,7 +188,6 @@ unsafe impl Hal for KaalHal {
     }
 
     unsafe fn unshare(paddr: PhysAddr, buffer: NonNull<[u8]>, direction: BufferDirection) {
-        let paddr = paddr as u64;
         let len = buffer.len();
         let bounce = with(|s| {
             let i = s.bounces.iter().position(|&(p, _)| p == paddr)?;

@@ -17,9 +17,13 @@ fn main(bi: &BootInfo) -> Result<(), RootError> {
     sys.start_all(&mut broker);
     sys.expect_clean_exits(&mut broker, &["app", "hello"])?;
     let (forwarded, direct) = sys.console_lines().unwrap_or((0, 0));
-    println!("serial_echo: {forwarded} console lines went through the UART driver, {direct} around it");
+    println!(
+        "serial_echo: {forwarded} console lines went through the UART driver, {direct} around it"
+    );
     if forwarded < 2 || direct != 0 {
-        return Err(RootError::Check("console lines did not go through the driver"));
+        return Err(RootError::Check(
+            "console lines did not go through the driver",
+        ));
     }
     println!("serial_echo: ok");
     Ok(())
