@@ -108,6 +108,16 @@ pub fn run(layout: &Layout, images: &Images) -> Result<Vec<Measurement>> {
             "-device".to_owned(),
             "virtio-blk-pci,drive=d0".to_owned(),
         ]);
+        // The network benchmark's card, on QEMU's user network.
+        extra.extend(
+            [
+                "-device",
+                "virtio-net-pci,netdev=n0",
+                "-netdev",
+                "user,id=n0",
+            ]
+            .map(String::from),
+        );
         let options = qemu::Options {
             icount: true,
             extra,
