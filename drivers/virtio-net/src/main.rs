@@ -329,8 +329,13 @@ fn main(env: &Env) -> Result<(), DriverError> {
     let (handler, bit) = env
         .irq(name)
         .map_err(|_| DriverError::Device("no interrupt granted"))?;
-    let dev = VirtIONetRaw::<KaalHal, _, QUEUE>::new(transport)
+    let mut dev = VirtIONetRaw::<KaalHal, _, QUEUE>::new(transport)
         .map_err(|_| DriverError::Device("virtio-net initialisation failed"))?;
+    // A holder before us (this driver before a restart) may have left the
+    // line masked with an interrupt taken but not acknowledged: clear the
+    // device's status and unmask it, or no interrupt would come.
+    dev.ack_interrupt();
+    handler.ack()?;
     const NO_RINGS: DriverError = DriverError::Device("rings `rx` and `tx` must be granted");
     const NO_DMA: DriverError = DriverError::Device("DMA buffer too small");
     let mut net = Net {

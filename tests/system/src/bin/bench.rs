@@ -249,11 +249,6 @@ fn main(bi: &BootInfo) -> Result<(), RootError> {
     let mut serial = system::load(&mut broker, kaal_root::include_system!("serial_bench"))?;
     serial.start_all(&mut broker);
     serial.expect_clean_exits(&mut broker, &["app"])?;
-    // The block driver's PCI interrupt line can be the network card's, and
-    // seL4 gives a line one handler: stop it before the network driver.
-    for i in 0..blk.len() {
-        blk.stop(&mut broker, i)?;
-    }
     let mut net = system::load(&mut broker, kaal_root::include_system!("net_bench"))?;
     net.start_all(&mut broker);
     net.expect_clean_exits(&mut broker, &["bench"])?;
