@@ -2,13 +2,14 @@
 //! logic. Typed register access through the I/O port capability a device
 //! grant gives ([`regs`]), the interrupt wait/handle/acknowledge step
 //! ([`irq`]), and the client protocols a driver of each class serves over
-//! shared rings ([`serial`], [`timer`]), so that a client never depends on a
+//! shared rings ([`serial`], [`timer`], [`block`], [`net`]), so that a client never depends on a
 //! particular driver.
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
 pub mod block;
 pub mod irq;
+pub mod net;
 pub mod regs;
 pub mod serial;
 pub mod timer;

@@ -249,6 +249,9 @@ fn main(bi: &BootInfo) -> Result<(), RootError> {
     let mut serial = system::load(&mut broker, kaal_root::include_system!("serial_bench"))?;
     serial.start_all(&mut broker);
     serial.expect_clean_exits(&mut broker, &["app"])?;
+    let mut net = system::load(&mut broker, kaal_root::include_system!("net_bench"))?;
+    net.start_all(&mut broker);
+    net.expect_clean_exits(&mut broker, &["bench"])?;
     Ok(())
 }
 
