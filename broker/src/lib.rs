@@ -75,6 +75,12 @@ pub enum BrokerError {
     /// Freeing something the broker did not hand out (or already took back).
     UnknownObject(CPtr),
     InvalidRequest(&'static str),
+    /// The device's interrupt line is bound for another device already, and
+    /// seL4 delivers a line to one handler.
+    IrqLineShared {
+        line: u8,
+        with: DeviceKey,
+    },
     /// The broker's own bookkeeping is inconsistent (a bug).
     Internal(&'static str),
 }
@@ -107,6 +113,10 @@ impl fmt::Display for BrokerError {
                 write!(f, "slot {c:#x} holds nothing the broker handed out")
             }
             BrokerError::InvalidRequest(what) => write!(f, "invalid request: {what}"),
+            BrokerError::IrqLineShared { line, with } => write!(
+                f,
+                "interrupt line {line} is already bound for {with:?} (one handler per line)"
+            ),
             BrokerError::Internal(what) => write!(f, "broker bookkeeping: {what}"),
         }
     }
@@ -244,6 +254,8 @@ struct DeviceResources {
     dma: Option<DmaRegion>,
     /// A PCI function whose bus mastering the broker turned on.
     bus_master: Option<Bdf>,
+    /// The IOAPIC pin bound for the device.
+    irq_line: Option<u8>,
 }
 
 /// The capability broker over a kernel `K`.
@@ -857,7 +869,7 @@ impl<K: Kernel> Broker<K> {
                 b.dma = Some(region);
                 let mut cs = KernelConfig(&mut self.k);
                 let on = pci::COMMAND_IO | pci::COMMAND_MEMORY | pci::COMMAND_BUS_MASTER;
-                pci::update_command(&mut cs, d.at, on, 0)?;
+                pci::update_command(&mut cs, d.at, on, pci::COMMAND_INTX_DISABLE)?;
                 res.bus_master = Some(d.at);
                 b.config = Some(pci::snapshot(&mut cs, d.at)?);
                 // The firmware routes INTx to an ISA line (5, 9, 10 or 11 on
@@ -882,6 +894,17 @@ impl<K: Kernel> Broker<K> {
             }
         };
         if let Some(line) = irq_line {
+            let taken = self
+                .resources
+                .iter()
+                .find(|(_, r)| r.irq_line == Some(line.pin));
+            if let Some((&with, _)) = taken {
+                return Err(BrokerError::IrqLineShared {
+                    line: line.pin,
+                    with,
+                });
+            }
+            res.irq_line = Some(line.pin);
             b.irq = Some(self.bind_irq(res, line)?);
         }
         Ok(b)
@@ -981,10 +1004,12 @@ impl<K: Kernel> Broker<K> {
     }
 
     fn release_resources(&mut self, res: DeviceResources) -> Result<()> {
-        // No more DMA from the device before its buffer can be reused.
+        // No more DMA from the device before its buffer can be reused, and
+        // no interrupt left asserted for the next holder of the line.
         if let Some(at) = res.bus_master {
             let mut cs = KernelConfig(&mut self.k);
-            pci::update_command(&mut cs, at, 0, pci::COMMAND_BUS_MASTER)?;
+            let off = pci::COMMAND_BUS_MASTER;
+            pci::update_command(&mut cs, at, pci::COMMAND_INTX_DISABLE, off)?;
         }
         for (block, slot, _) in res.pages {
             self.k

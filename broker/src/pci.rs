@@ -130,6 +130,7 @@ fn read_bars<C: ConfigSpace>(
 pub const COMMAND_IO: u32 = 1 << 0;
 pub const COMMAND_MEMORY: u32 = 1 << 1;
 pub const COMMAND_BUS_MASTER: u32 = 1 << 2;
+pub const COMMAND_INTX_DISABLE: u32 = 1 << 10;
 
 /// Sets and clears bits of a function's command register, leaving the
 /// status half alone (its bits clear when written with ones).

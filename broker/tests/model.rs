@@ -1,7 +1,7 @@
 //! The broker's allocation logic over the host model of seL4: property tests
 //! of random allocate/free sequences, and the error paths.
 
-use kaal_broker::device::{DeviceId, Holder};
+use kaal_broker::device::{DeviceId, DeviceKey, Holder};
 use kaal_broker::kernel::{ObjSpec, ObjectType};
 use kaal_broker::model::{Model, ModelCap};
 use kaal_broker::untyped::UntypedRoot;
@@ -255,6 +255,15 @@ fn devices_are_claimed_once_and_cached() {
     assert_eq!(
         b.release_device(Holder(2), com1),
         Err(BrokerError::NotHeld(com1))
+    );
+    // COM3 shares COM1's IRQ 4, and seL4 gives a line one handler.
+    let com3 = DeviceId::Serial { port: 2 };
+    assert_eq!(
+        b.request_device(Holder(2), com3),
+        Err(BrokerError::IrqLineShared {
+            line: 4,
+            with: DeviceKey::Serial(0)
+        })
     );
     b.release_device(Holder(1), com1).unwrap();
     let again = b.request_device(Holder(2), com1).unwrap();
