@@ -359,6 +359,15 @@ impl Env {
             .ok_or(CapError::NotGranted(name))
     }
 
+    /// Register BAR `bar` of device `name` (0 for others), for checked
+    /// volatile access.
+    pub fn registers<'n>(&self, name: &'n str, bar: u8) -> Result<crate::mmio::Mmio, CapError<'n>> {
+        let (base, len) = self.mmio(name, bar)?;
+        // SAFETY: the root task mapped the BAR uncached at this page-aligned
+        // address for the component's life.
+        Ok(unsafe { crate::mmio::Mmio::new(base, len) })
+    }
+
     /// The DMA buffer of device `name`: address, size, and the bus address
     /// the device sees it at.
     pub fn dma<'n>(&self, name: &'n str) -> Result<(u64, u64, u64), CapError<'n>> {

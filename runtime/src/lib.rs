@@ -19,6 +19,7 @@ use kaal_sel4::cap::init;
 
 pub mod component;
 pub mod console;
+pub mod mmio;
 pub mod shared;
 pub mod start;
 pub mod time;

@@ -12,14 +12,18 @@ const NET: &str = "pci:1af4:1000";
 const MODERN_BAR: u8 = 4;
 
 fn main(env: &Env) -> Result<(), &'static str> {
-    let (regs, size) = env.mmio(NET, MODERN_BAR).map_err(|_| "no register BAR")?;
-    if size < 0x1000 {
+    let regs = env
+        .registers(NET, MODERN_BAR)
+        .map_err(|_| "no register BAR")?;
+    if regs.len() < 0x1000 {
         return Err("register region too small");
     }
-    // SAFETY: the root task mapped this BAR uncached here for this
-    // component; a 16-bit read of the common configuration's `num_queues`
-    // (offset 0x12) has no side effect.
-    let queues = unsafe { ((regs + 0x12) as *const u16).read_volatile() };
+    // The common configuration's `num_queues` (offset 0x12): no side effect.
+    let queues: u16 = regs.read(0x12).map_err(|_| "register read refused")?;
+    // Beyond the region, or misaligned: refused, not performed.
+    if regs.read::<u32>(regs.len()).is_ok() || regs.read::<u32>(0x12).is_ok() {
+        return Err("a register access outside the rules was performed");
+    }
     let (ports, first, last) = env.io_ports(NET).map_err(|_| "no I/O BAR")?;
     // The legacy header's host features (offset 0) through the port capability.
     let features = ports.in32(first).map_err(|_| "I/O port read refused")?;
