@@ -74,3 +74,48 @@ pub fn guard<T: Default>(
         r => r.map(|v| (v, None)),
     }
 }
+
+/// Which directions of a client a driver has cut off (a ring found corrupt
+/// is not touched again; the other direction goes on).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CutOff {
+    /// The driver-to-client ring.
+    pub rx: bool,
+    /// The client-to-driver ring.
+    pub tx: bool,
+}
+
+/// What to report when a direction is cut off.
+#[derive(Clone, Copy, Debug)]
+pub struct CutReport {
+    ring: &'static str,
+    error: kaal_ring::RingError,
+}
+
+impl fmt::Display for CutReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "client ring `{}` is corrupt ({}); no longer serving it",
+            self.ring, self.error
+        )
+    }
+}
+
+impl CutOff {
+    /// [`guard`] for direction `rx` (else `tx`): the report comes once, when
+    /// the direction is cut off.
+    pub fn check<T: Default>(
+        &mut self,
+        r: Result<T, DriverError>,
+        rx: bool,
+    ) -> Result<(T, Option<CutReport>), DriverError> {
+        let (dead, ring) = if rx {
+            (&mut self.rx, "rx")
+        } else {
+            (&mut self.tx, "tx")
+        };
+        let (v, newly) = guard(r, dead)?;
+        Ok((v, newly.map(|error| CutReport { ring, error })))
+    }
+}

@@ -15,7 +15,7 @@
 use kaal_dddk::irq::{self, Irq};
 use kaal_dddk::regs::PortBlock;
 use kaal_dddk::serial::{ByteSink, ByteSource, Chunk, ConsoleLines, RING_SLOTS};
-use kaal_dddk::{guard, DriverError};
+use kaal_dddk::{CutOff, DriverError};
 use kaal_rt::{println, Env, RingRx, RingTx, Signal};
 use kaal_sel4::cap::IoPort;
 
@@ -61,8 +61,7 @@ struct Uart {
     overruns: u64,
     /// A client ring found corrupt is not touched again; the other
     /// direction goes on.
-    rx_dead: bool,
-    tx_dead: bool,
+    cut: CutOff,
 }
 
 impl Uart {
@@ -109,14 +108,14 @@ impl Uart {
                 return Ok(!self.flush_rx()?);
             }
             let b = self.regs.read(RBR_THR)?;
-            if !self.rx_dead {
+            if !self.cut.rx {
                 self.rx.push(b);
             }
         }
     }
 
     fn flush_rx(&mut self) -> Result<bool, DriverError> {
-        if self.rx_dead {
+        if self.cut.rx {
             return Ok(true);
         }
         Ok(self
@@ -130,7 +129,7 @@ impl Uart {
         if self.regs.read(LSR)? & LSR_THR_EMPTY != 0 {
             for _ in 0..self.tx_depth {
                 let b = match self.console.next(&self.tx)? {
-                    None if !self.tx_dead => self.tx.next(&mut self.from_client.ring)?,
+                    None if !self.cut.tx => self.tx.next(&mut self.from_client.ring)?,
                     b => b,
                 };
                 let Some(b) = b else { break };
@@ -141,7 +140,7 @@ impl Uart {
             }
             self.console.release();
         }
-        let client = !self.tx_dead && self.tx.has_more(&mut self.from_client.ring)?;
+        let client = !self.cut.tx && self.tx.has_more(&mut self.from_client.ring)?;
         Ok(self.console.has_more()? || client)
     }
 
@@ -156,7 +155,7 @@ impl Uart {
             // Announce the sleep, then look again (the ring protocol): the
             // client may have sent, or freed room, in between. While bytes
             // are pending the transmitter's interrupt wakes us instead.
-            if !tx_pending && !self.tx_dead {
+            if !tx_pending && !self.cut.tx {
                 let r = self.from_client.ring.prepare_sleep().map_err(Into::into);
                 if self.check(r, false)? {
                     continue;
@@ -166,7 +165,7 @@ impl Uart {
                 self.from_client.ring.cancel_sleep();
                 continue;
             }
-            if self.rx_stalled && !self.rx_dead {
+            if self.rx_stalled && !self.cut.rx {
                 let r = self.to_client.ring.prepare_wait().map_err(Into::into);
                 if self.check(r, true)? {
                     self.from_client.ring.cancel_sleep();
@@ -182,14 +181,9 @@ impl Uart {
 
     /// A corrupt client ring cuts off its direction (reported once).
     fn check<T: Default>(&mut self, r: Result<T, DriverError>, rx: bool) -> Result<T, DriverError> {
-        let (dead, ring) = if rx {
-            (&mut self.rx_dead, "rx")
-        } else {
-            (&mut self.tx_dead, "tx")
-        };
-        let (v, newly) = guard(r, dead)?;
-        if let Some(e) = newly {
-            println!("uart16550: client ring `{ring}` is corrupt ({e}); no longer serving it");
+        let (v, report) = self.cut.check(r, rx)?;
+        if let Some(m) = report {
+            println!("uart16550: {m}");
         }
         Ok(v)
     }
@@ -219,8 +213,7 @@ fn main(env: &Env) -> Result<(), DriverError> {
         tx: ByteSource::default(),
         console: ConsoleLines::new(env.ring_rx("console").ok().map(|rx| (rx.ring, rx.peer))),
         overruns: 0,
-        rx_dead: false,
-        tx_dead: false,
+        cut: CutOff::default(),
     };
     uart.init()?;
     println!(

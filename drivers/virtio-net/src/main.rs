@@ -13,7 +13,7 @@
 
 use kaal_dddk::irq::{self, Irq};
 use kaal_dddk::net::{self, Packet, Status, MAX_FRAME, MIN_FRAME, RING_SLOTS};
-use kaal_dddk::{guard, DriverError};
+use kaal_dddk::{CutOff, DriverError};
 use kaal_rt::{println, Env, RingRx, RingTx};
 use kaal_virtio::hal::{self, KaalHal};
 use kaal_virtio::virtio_drivers::device::net::VirtIONetRaw;
@@ -98,8 +98,7 @@ struct Net {
     dropped: u64,
     /// A client ring found corrupt is not touched again; the other
     /// direction goes on.
-    rx_dead: bool,
-    tx_dead: bool,
+    cut: CutOff,
 }
 
 impl Net {
@@ -158,7 +157,7 @@ impl Net {
 
     fn receive_some(&mut self) -> Result<bool, DriverError> {
         if let Some(p) = self.refusal {
-            if !self.rx_dead {
+            if !self.cut.rx {
                 if !self.has_room()? {
                     return Ok(true);
                 }
@@ -167,7 +166,7 @@ impl Net {
             self.refusal = None;
         }
         while let Some(token) = self.dev.poll_receive() {
-            if !self.rx_dead && !self.has_room()? {
+            if !self.cut.rx && !self.has_room()? {
                 return Ok(true);
             }
             let (i, _) = self.rx.complete(token)?;
@@ -182,7 +181,7 @@ impl Net {
                 .and_then(|f| Packet::frame(self.received, f));
             self.rx.put(i);
             match frame {
-                Some(p) if !self.rx_dead => {
+                Some(p) if !self.cut.rx => {
                     self.deliver(p)?;
                     self.received = self.received.wrapping_add(1);
                 }
@@ -266,7 +265,7 @@ impl Net {
             self.reap_tx()?;
             let r = self.receive();
             let rx_waiting = self.check(r, true)?;
-            let r = if self.tx_dead {
+            let r = if self.cut.tx {
                 Ok(false)
             } else {
                 self.transmit()
@@ -279,14 +278,14 @@ impl Net {
             // entries wait for transmit buffers, or frames for room in the
             // client's ring, the device's interrupt or the client's release
             // wakes us instead.
-            let may_take = !self.tx_dead && self.refusal.is_none() && !tx_blocked;
+            let may_take = !self.cut.tx && self.refusal.is_none() && !tx_blocked;
             if may_take {
                 let r = self.from_client.ring.prepare_sleep().map_err(Into::into);
                 if self.check(r, false)? {
                     continue;
                 }
             }
-            if rx_waiting && !self.rx_dead {
+            if rx_waiting && !self.cut.rx {
                 let r = self.to_client.ring.prepare_wait().map_err(Into::into);
                 if self.check(r, true)? {
                     self.from_client.ring.cancel_sleep();
@@ -308,14 +307,9 @@ impl Net {
 
     /// A corrupt client ring cuts off its direction (reported once).
     fn check<T: Default>(&mut self, r: Result<T, DriverError>, rx: bool) -> Result<T, DriverError> {
-        let (dead, ring) = if rx {
-            (&mut self.rx_dead, "rx")
-        } else {
-            (&mut self.tx_dead, "tx")
-        };
-        let (v, newly) = guard(r, dead)?;
-        if let Some(e) = newly {
-            println!("virtio-net: client ring `{ring}` is corrupt ({e}); no longer serving it");
+        let (v, report) = self.cut.check(r, rx)?;
+        if let Some(m) = report {
+            println!("virtio-net: {m}");
         }
         Ok(v)
     }
@@ -355,8 +349,7 @@ fn main(env: &Env) -> Result<(), DriverError> {
         received: 0,
         sent: 0,
         dropped: 0,
-        rx_dead: false,
-        tx_dead: false,
+        cut: CutOff::default(),
     };
     let m = net.dev.mac_address();
     println!(
