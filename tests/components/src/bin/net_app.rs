@@ -94,8 +94,9 @@ impl Client {
         Ok(p)
     }
 
-    /// The next entry, or `None` once the TSC passes `deadline`: there is
-    /// no timer to wake a sleeper, so this polls.
+    /// The next entry, or `None` once the TSC passes `deadline`: the test
+    /// systems have no timer driver to wake a sleeper, so this polls
+    /// (yielding between looks).
     fn recv_until(&mut self, deadline: u64) -> Result<Option<Packet>, Error> {
         loop {
             if let Some(p) = self.rx.ring.pop().map_err(|_| "corrupt rx ring")? {
