@@ -232,10 +232,11 @@ impl<'a, const N: usize, S: Notify> ConsoleLines<'a, N, S> {
         }
     }
 
-    /// Gives sent chunks' slots back.
+    /// Gives sent chunks' slots back, but not while a chunk is half sent:
+    /// the root task takes an empty ring to mean every line is out.
     pub fn release(&mut self) {
-        if let Some((ring, _, root)) = &mut self.0 {
-            if ring.release() {
+        if let Some((ring, src, root)) = &mut self.0 {
+            if !src.has_pending() && ring.release() {
                 root.notify();
             }
         }

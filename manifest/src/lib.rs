@@ -393,6 +393,15 @@ impl Manifest {
                 Some(c) if !c.devices.iter().any(|d| d.starts_with("serial:")) => {
                     Some("it is granted no serial port")
                 }
+                // The root task's ring to it is named `console`.
+                Some(_)
+                    if self.channels.iter().any(|ch| {
+                        ch.name == "console"
+                            && (ch.to.as_ref() == Some(name) || ch.from_names().contains(name))
+                    }) =>
+                {
+                    Some("it already has a channel named `console`, the name of its console ring")
+                }
                 Some(_) => None,
             };
             if let Some(why) = why {

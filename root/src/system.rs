@@ -13,13 +13,13 @@ use core::fmt;
 use kaal_broker::device::{DeviceId, DeviceInfo, DeviceKey, Holder};
 use kaal_broker::kernel::{Access, Cache};
 use kaal_broker::{BrokerError, Memory};
-use kaal_dddk::serial::{Chunk, RING_SLOTS as SERIAL_SLOTS};
+use kaal_dddk::serial::{Chunk, CHUNK_BYTES, RING_SLOTS as SERIAL_SLOTS};
 use kaal_loader::{LoadError, LoadPlan, Perm};
 use kaal_manifest::image::{
     ChannelImage, ComponentImage, ImageError, SystemImage, RING_HEADER_BYTES,
 };
 use kaal_manifest::{ChannelKind, DeviceSpec, Restart};
-use kaal_ring::{Notify, Producer, SharedRing};
+use kaal_ring::{Consumer, Notify, Producer, SharedRing};
 use kaal_rt::start::{
     self, layout, slot, CapEntry, CapKind, PciConfigPage, StartInfo, CSPACE_BITS,
 };
@@ -160,6 +160,9 @@ struct Slot {
     /// Capability faults answered with an error in this incarnation.
     refusals: u64,
     running: Option<Running>,
+    /// It exited, faulted or panicked, and has not been stopped or
+    /// restarted yet: its thread does no more work.
+    ended: bool,
 }
 
 /// Restarts after which a component that keeps failing is stopped instead.
@@ -193,14 +196,20 @@ struct Console {
     signal: Signal,
     /// The bit the ring's signals carry at the driver.
     bit: Word,
-    /// The producer's notification the driver's end holds (never waited on:
-    /// the supervisor does not block on a full ring).
+    /// The producer's notification, which the driver signals as it releases
+    /// slots; bound to the root task's thread only while it waits for the
+    /// ring to drain (the supervisor never blocks on a full ring).
     own: Notification,
     /// Lines that went through the driver, and lines printed directly (the
     /// driver not running, or the ring full).
     forwarded: u64,
     direct: u64,
 }
+
+/// The badge of the console driver's "slots released" signal: above every
+/// component's supervisor badge, so the supervisor, waiting with `own`
+/// bound, tells it from their messages.
+const CONSOLE_DRAINED: Word = 1 << 27;
 
 /// Signals a notification through a badged capability.
 #[derive(Debug)]
@@ -244,6 +253,7 @@ impl<'a> System<'a> {
                 restarts: 0,
                 refusals: 0,
                 running: None,
+                ended: false,
             })
             .collect();
         let console = match image.console {
@@ -345,6 +355,7 @@ impl<'a> System<'a> {
                 slot.running = Some(r);
                 slot.state = State::Running;
                 slot.refusals = 0;
+                slot.ended = false;
                 Ok(())
             }
             Err(e) => {
@@ -369,6 +380,7 @@ impl<'a> System<'a> {
             return Ok(());
         };
         teardown(broker, i, r)?;
+        self.drain_console(i);
         self.release_callers(i)
     }
 
@@ -460,6 +472,14 @@ impl<'a> System<'a> {
                 ));
                 continue;
             };
+            if let Event::Exited { component, .. }
+            | Event::Faulted { component, .. }
+            | Event::Panicked { component } = event
+            {
+                if let Some(s) = self.components.get_mut(component) {
+                    s.ended = true;
+                }
+            }
             if on_event(self, event) == Control::Finish {
                 return Ok(());
             }
@@ -613,24 +633,23 @@ impl System<'_> {
                 }
             }
         }
-        let mut line = out.get(..n).unwrap_or(&[]);
-        let running = |c: &Console| {
-            self.components
-                .get(c.component)
-                .is_some_and(|s| s.running.is_some())
-        };
-        if let Some(c) = self.console.as_mut().filter(|c| running(c)) {
-            while !line.is_empty() {
-                let (chunk, took) = Chunk::from_bytes(line);
-                if c.ring.push(chunk).is_err() {
-                    break; // full (or found corrupt): print the rest directly
+        let line = out.get(..n).unwrap_or(&[]);
+        let live = self.console_running();
+        if let Some(c) = self.console.as_mut().filter(|_| live) {
+            // The whole line one way: through the driver if its ring has
+            // room for all of it, else directly.
+            let chunks = line.len().div_ceil(CHUNK_BYTES).max(1);
+            if c.ring.free().is_ok_and(|f| f >= chunks) {
+                let mut rest = line;
+                for _ in 0..chunks {
+                    let (chunk, took) = Chunk::from_bytes(rest);
+                    // Room was checked; the ring is ours to fill.
+                    let _ = c.ring.push(chunk);
+                    rest = rest.get(took..).unwrap_or(&[]);
                 }
-                line = line.get(took..).unwrap_or(&[]);
-            }
-            if c.ring.publish() {
-                c.signal.notify();
-            }
-            if line.is_empty() {
+                if c.ring.publish() {
+                    c.signal.notify();
+                }
                 c.forwarded += 1;
                 return;
             }
@@ -639,22 +658,76 @@ impl System<'_> {
         kaal_sel4::console::DebugConsole.write_bytes(line);
     }
 
+    /// Whether the console driver runs (and has not just ended: an exit or
+    /// fault the caller of `supervise` has not yet had applied).
+    fn console_running(&self) -> bool {
+        self.console
+            .as_ref()
+            .and_then(|c| self.components.get(c.component))
+            .is_some_and(|s| s.running.is_some() && !s.ended)
+    }
+
     /// Waits until the console driver has taken every line handed to it:
     /// before the system ends, or they would be lost. Returns at once when
     /// the driver is not running.
+    ///
+    /// While it waits, it still answers console lines (the driver's own
+    /// among them); any other message to the supervisor (the driver
+    /// faulting, say) ends the wait, unanswered.
     pub fn flush_console(&mut self) {
-        let running = |c: &Console| {
-            self.components
-                .get(c.component)
-                .is_some_and(|s| s.running.is_some())
-        };
-        let Some(c) = self.console.as_mut().filter(|c| running(c)) else {
+        if !self.console_running() {
+            return;
+        }
+        let Some(own) = self.console.as_ref().map(|c| c.own) else {
             return;
         };
-        // The driver signals `own` at each release while we wait.
-        while let Ok(false) = c.ring.prepare_drain() {
-            c.own.wait();
+        // The driver's release signals arrive on the supervisor endpoint.
+        if init::TCB.bind_notification(own).is_err() {
+            return;
         }
+        loop {
+            let drained = self.console.as_mut().map(|c| c.ring.prepare_drain());
+            if !matches!(drained, Some(Ok(false))) {
+                break;
+            }
+            let (info, badge) = self.supervisor.recv();
+            if badge == CONSOLE_DRAINED {
+                continue;
+            }
+            if badge != 0 && info.label() == start::supervisor::CONSOLE {
+                self.print_line(info.length());
+                ipc::reply(MessageInfo::new(0, 0));
+                continue;
+            }
+            let who = (badge as usize)
+                .checked_sub(1)
+                .map_or("?", |i| self.name(i));
+            println!("KaaL: console flush ended by a message from `{who}`");
+            break;
+        }
+        let _ = init::TCB.unbind_notification();
+    }
+
+    /// After the console driver stopped: prints the lines it had not taken
+    /// on the debug console, so none is lost, and leaves the ring empty for
+    /// its next incarnation.
+    fn drain_console(&mut self, i: usize) {
+        let Some(c) = self.console.as_mut().filter(|c| c.component == i) else {
+            return;
+        };
+        let Some(ptr) =
+            core::ptr::NonNull::new(c.memory.vaddr as *mut SharedRing<Chunk, SERIAL_SLOTS>)
+        else {
+            return;
+        };
+        // SAFETY: the ring memory is the root task's; its only consumer, the
+        // driver, has just been torn down, so this is the one consumer handle
+        // while it lives (dropped at the end of this function).
+        let mut rx = unsafe { Consumer::<Chunk, SERIAL_SLOTS>::from_raw(ptr) };
+        while let Ok(Some(chunk)) = rx.pop() {
+            kaal_sel4::console::DebugConsole.write_bytes(chunk.bytes());
+        }
+        let _ = rx.release();
     }
 
     /// Console lines that went through the console driver, and lines (or
@@ -1064,7 +1137,7 @@ fn build(
     if let Some(c) = cx.console {
         share_at(broker, r, &c.memory, shared_at)?;
         let mut e = entry("console", CapKind::RingConsumer)?;
-        e.slot2 = g.grant(c.own.cptr(), Rights::write_only(), 1)?;
+        e.slot2 = g.grant(c.own.cptr(), Rights::write_only(), CONSOLE_DRAINED)?;
         e.bit = c.bit;
         e.vaddr = shared_at;
         e.size = c.memory.size;

@@ -441,6 +441,11 @@ impl Tcb {
         // SAFETY: changes no memory.
         unsafe { sys::seL4_TCB_BindNotification(self.0, ntfn.0) }
     }
+    /// Undoes `bind_notification`.
+    pub fn unbind_notification(self) -> Result<()> {
+        // SAFETY: changes no memory.
+        unsafe { sys::seL4_TCB_UnbindNotification(self.0) }
+    }
 }
 
 impl Frame {

@@ -154,7 +154,7 @@ unsafe impl Hal for KaalHal {
             if let Some(p) = s.in_window(vaddr, len as u64) {
                 return Some((p, None));
             }
-            let pages = len.div_ceil(PAGE_SIZE);
+            let pages = len.div_ceil(PAGE_SIZE).max(1);
             let (p, v) = s.alloc(pages)?;
             if s.bounces.push((p, pages)).is_err() {
                 s.pages
@@ -166,7 +166,12 @@ unsafe impl Hal for KaalHal {
         match bounced {
             Some((p, None)) => p as PhysAddr,
             Some((p, Some(v))) => {
-                if direction != BufferDirection::DeviceToDriver {
+                if direction == BufferDirection::DeviceToDriver {
+                    // SAFETY: `v` is `len` or more bytes of bounce pages just
+                    // taken for this buffer. Zeroed, so what `unshare` copies
+                    // back beyond the device's bytes is no stale DMA data.
+                    unsafe { core::ptr::write_bytes(v as *mut u8, 0, len) };
+                } else {
                     // SAFETY: `buffer` is valid for reads of `len` bytes (the
                     // caller's contract) and `v` is `len` or more bytes of
                     // bounce pages just taken for it; they do not overlap.
@@ -200,9 +205,11 @@ unsafe impl Hal for KaalHal {
             return; // used in place
         };
         if direction != BufferDirection::DriverToDevice {
-            // SAFETY: the bounce pages hold `len` bytes the device wrote;
+            // SAFETY: the bounce pages hold `len` bytes for the buffer;
             // `buffer` is valid for writes of `len` bytes (the caller's
-            // contract) and does not overlap the DMA buffer.
+            // contract). It cannot overlap the bounce pages: they were free
+            // pages of the window when `share` took them, and a buffer the
+            // caller owns is no free page.
             unsafe {
                 core::ptr::copy_nonoverlapping(v as *const u8, buffer.as_ptr().cast::<u8>(), len)
             };

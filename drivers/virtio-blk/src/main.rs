@@ -18,6 +18,9 @@ use kaal_virtio::virtio_drivers::transport::pci::PciTransport;
 
 /// The largest transfer one request may ask for.
 const MAX_TRANSFER: usize = 64 * 1024;
+/// `block::check` keeps transfers within `MAX_TRANSFER`; this is for the
+/// impossible case.
+const TOO_LARGE: DriverError = DriverError::Device("transfer beyond the DMA buffer");
 
 struct Blk {
     dev: VirtIOBlk<KaalHal, PciTransport>,
@@ -46,7 +49,7 @@ impl Blk {
                 len,
             }) => {
                 let s = self.transfer(env, false, sector, len)?;
-                let out = self.buf.get(..len).unwrap_or(&[]);
+                let out = self.buf.get(..len).ok_or(TOO_LARGE)?;
                 if s == Status::Ok && self.data.write(offset as u64, out).is_err() {
                     Status::BadBuffer
                 } else {
@@ -58,7 +61,7 @@ impl Blk {
                 offset,
                 len,
             }) => {
-                let into = self.buf.get_mut(..len).unwrap_or(&mut []);
+                let into = self.buf.get_mut(..len).ok_or(TOO_LARGE)?;
                 if self.data.read(offset as u64, into).is_err() {
                     Status::BadBuffer
                 } else {
@@ -83,7 +86,7 @@ impl Blk {
         self.dev.ack_interrupt();
         self.irq.handler.ack()?;
         let (mut req, mut resp) = (BlkReq::default(), BlkResp::default());
-        let buf = self.buf.get_mut(..len).unwrap_or(&mut []);
+        let buf = self.buf.get_mut(..len).ok_or(TOO_LARGE)?;
         let sector = usize::try_from(sector).map_err(|_| DriverError::Device("sector"))?;
         // SAFETY: `req`, `buf` and `resp` are not touched until the request
         // completes below (or the driver stops).
@@ -145,17 +148,41 @@ fn main(env: &Env) -> Result<(), DriverError> {
         data: env.shared_region("data").map_err(|_| NO_CHANNELS)?,
     };
     println!("virtio-blk: serving {name}, {} sectors", blk.dev.capacity());
+    let mut refused = 0u64;
     loop {
-        let r = req.recv()?;
+        let r = match req.recv() {
+            Ok(r) => r,
+            Err(e) => return cut_off(env, "req", e),
+        };
+        // Free the slot before a possibly blocking send: a client waiting
+        // for room to queue more must not wait on us in turn.
+        req.release();
         let answer = blk.serve(env, &r)?;
         if answer.status != Status::Ok as u32 {
-            println!(
-                "virtio-blk: request {} refused: {:?}",
-                r.tag,
-                Status::from_code(answer.status)
-            );
+            refused += 1;
+            // A client sending nothing but bad requests must not flood the
+            // console: the first few, then every 1000th.
+            if refused <= 8 || refused.is_multiple_of(1000) {
+                println!(
+                    "virtio-blk: request {} refused: {:?} ({refused} so far)",
+                    r.tag,
+                    Status::from_code(answer.status)
+                );
+            }
         }
-        resp.send_all(&[answer])?;
+        if let Err(e) = resp.send_all(&[answer]) {
+            return cut_off(env, "resp", e);
+        }
+    }
+}
+
+/// A corrupt client ring: reported once; with its one client cut off the
+/// driver has nothing left to serve, so it waits (never exiting, which
+/// would hand the device to a restart with requests half done).
+fn cut_off(env: &Env, ring: &str, e: impl core::fmt::Display) -> Result<(), DriverError> {
+    println!("virtio-blk: client ring `{ring}` is corrupt ({e}); no longer serving it");
+    loop {
+        env.notification().wait();
     }
 }
 

@@ -99,6 +99,8 @@ struct Net {
     /// A client ring found corrupt is not touched again; the other
     /// direction goes on.
     cut: CutOff,
+    /// Entries refused so far.
+    refused: u64,
 }
 
 impl Net {
@@ -248,7 +250,12 @@ impl Net {
     }
 
     fn refuse(&mut self, token: u32, s: Status) {
-        println!("virtio-net: tx entry {token} refused: {s:?}");
+        self.refused += 1;
+        // A client sending nothing but bad entries must not flood the
+        // console: the first few, then every 1000th.
+        if self.refused <= 8 || self.refused.is_multiple_of(1000) {
+            println!("virtio-net: tx entry {token} refused: {s:?}");
+        }
         self.refusal = Some(Packet::error(token, s));
     }
 
@@ -350,6 +357,7 @@ fn main(env: &Env) -> Result<(), DriverError> {
         sent: 0,
         dropped: 0,
         cut: CutOff::default(),
+        refused: 0,
     };
     let m = net.dev.mac_address();
     println!(
