@@ -254,6 +254,8 @@ struct DeviceResources {
     dma: Option<DmaRegion>,
     /// A PCI function whose bus mastering the broker turned on.
     bus_master: Option<Bdf>,
+    /// The device whose DMA region this is (kept for it after release).
+    dma_of: Option<DeviceKey>,
     /// The IOAPIC pin bound for the device.
     irq_line: Option<u8>,
 }
@@ -272,6 +274,11 @@ pub struct Broker<K: Kernel> {
     claims: BTreeMap<DeviceKey, (Holder, DeviceId)>,
     cache: BTreeMap<(Holder, DeviceId), DeviceBundle>,
     resources: BTreeMap<DeviceKey, DeviceResources>,
+    /// DMA regions of released PCI devices, kept for the device's next
+    /// holder: a device that was not reset may still write to the queue
+    /// addresses its last driver gave it, so that memory never goes to
+    /// anything else.
+    dma_kept: BTreeMap<DeviceKey, DmaRegion>,
     /// Paging structures made for each address space from `new_vspace`.
     tables: BTreeMap<CPtr, Vec<CPtr>>,
 }
@@ -303,6 +310,7 @@ impl<K: Kernel> Broker<K> {
             cache: BTreeMap::new(),
             resources: BTreeMap::new(),
             tables: BTreeMap::new(),
+            dma_kept: BTreeMap::new(),
         }
     }
 
@@ -864,8 +872,12 @@ impl<K: Kernel> Broker<K> {
                         }
                     }
                 }
-                let region = self.allocate_dma(PCI_DMA_BYTES)?;
+                let region = match self.dma_kept.remove(&info.key()) {
+                    Some(r) => r,
+                    None => self.allocate_dma(PCI_DMA_BYTES)?,
+                };
                 res.dma = Some(region);
+                res.dma_of = Some(info.key());
                 b.dma = Some(region);
                 let mut cs = KernelConfig(&mut self.k);
                 let on = pci::COMMAND_IO | pci::COMMAND_MEMORY | pci::COMMAND_BUS_MASTER;
@@ -1032,8 +1044,12 @@ impl<K: Kernel> Broker<K> {
         if let Some(n) = res.ntfn {
             self.free(n)?;
         }
-        if let Some(d) = res.dma {
-            self.free_dma(d)?;
+        match (res.dma, res.dma_of) {
+            (Some(d), Some(key)) => {
+                self.dma_kept.insert(key, d);
+            }
+            (Some(d), None) => self.free_dma(d)?,
+            _ => {}
         }
         Ok(())
     }

@@ -6,8 +6,9 @@
 //!
 //! The driver trusts nothing in a request: [`check`] refuses an unknown
 //! operation, a range beyond the disk, and a buffer outside the data region
-//! (or not a whole number of sectors), each with its own [`Status`]; the
-//! driver answers and goes on serving.
+//! (or empty, or larger than one transfer), each with its own [`Status`];
+//! the driver answers and goes on serving. Lengths are in sectors; offsets
+//! into the data region need no alignment.
 
 /// Bytes per sector.
 pub const SECTOR: u64 = 512;

@@ -59,8 +59,9 @@ impl fmt::Display for DriverError {
 
 /// Runs one direction of a client's service: a ring found corrupt marks
 /// that direction `dead` (and is reported once, through the returned
-/// error), any other error is the driver's own. A dead direction yields
-/// `T::default()`.
+/// error), any other error is the driver's own. A call that finds its ring
+/// corrupt yields `T::default()`; the caller skips a dead direction's calls
+/// from then on.
 pub fn guard<T: Default>(
     r: Result<T, DriverError>,
     dead: &mut bool,

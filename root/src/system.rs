@@ -1345,6 +1345,12 @@ fn grant_device(
         push(info, e)?;
     }
     if let Some(d) = bundle.dma {
+        // A device's DMA region passes from holder to holder (the broker
+        // keeps it for the device): nothing of the last one's for the next.
+        // SAFETY: the broker maps every DMA region read-write in the root
+        // task's window at `d.vaddr`; the device's last holder is gone and
+        // the new one does not run yet.
+        unsafe { core::ptr::write_bytes(d.vaddr as *mut u8, 0, d.size as usize) };
         let frames = broker.dma_frames(&d);
         let at = r.device_at;
         r.device_at = place_device(r.device_at, d.size)?;

@@ -3,8 +3,9 @@
 //! would reach every device), so reads come from the registers the broker
 //! read when it granted the device, and the BAR-sizing protocol
 //! (write all ones, read the mask, write the original back) is answered from
-//! the BAR sizes it measured. Other writes change only the shadow copy: the
-//! broker has already enabled decoding and bus mastering.
+//! the BAR sizes it measured. A write to the command register changes only
+//! the shadow copy (the broker has already enabled decoding and bus
+//! mastering); other writes are dropped.
 
 use virtio_drivers::transport::pci::bus::{ConfigurationAccess, DeviceFunction};
 
