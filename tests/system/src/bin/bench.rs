@@ -187,8 +187,6 @@ fn main(bi: &BootInfo) -> Result<(), RootError> {
         }),
     )?;
     report("broker.device_request_cached", cached, "ticks");
-    // The serial benchmark's driver claims COM1 below.
-    broker.release_device(Holder::ROOT, com1)?;
 
     // A shared ring between two threads, end to end, per message.
     for (batch, name) in [
@@ -241,17 +239,6 @@ fn main(bi: &BootInfo) -> Result<(), RootError> {
     report("component.spawn", middle(&mut spawns), "ticks");
     report("component.stop", middle(&mut stops), "ticks");
 
-    // Device drivers: the figures are printed by the benchmark components
-    // themselves (their console lines reach the serial log unchanged).
-    let mut blk = system::load(&mut broker, kaal_root::include_system!("blk_bench"))?;
-    blk.start_all(&mut broker);
-    blk.expect_clean_exits(&mut broker, &["bench"])?;
-    let mut serial = system::load(&mut broker, kaal_root::include_system!("serial_bench"))?;
-    serial.start_all(&mut broker);
-    serial.expect_clean_exits(&mut broker, &["app"])?;
-    let mut net = system::load(&mut broker, kaal_root::include_system!("net_bench"))?;
-    net.start_all(&mut broker);
-    net.expect_clean_exits(&mut broker, &["bench"])?;
     Ok(())
 }
 
