@@ -80,6 +80,9 @@ pub struct TestSpec {
     /// A disk image made for the test; `{disk}` in `qemu_args` is its path.
     #[serde(default)]
     pub disk: Option<crate::disk::DiskSpec>,
+    /// The `serial` substrings must appear in the order listed.
+    #[serde(default)]
+    pub ordered: bool,
 }
 
 fn one() -> usize {
@@ -280,11 +283,26 @@ pub fn verdict(
         .filter(|needle| !serial_log.contains(needle.as_str()))
         .map(|needle| format!("{needle:?}"))
         .collect();
-    if missing.is_empty() {
-        Ok(())
-    } else {
-        Err(format!("serial log lacks {}", missing.join(", ")))
+    if !missing.is_empty() {
+        return Err(format!("serial log lacks {}", missing.join(", ")));
     }
+    if spec.ordered {
+        let mut from = 0;
+        for needle in &spec.serial {
+            match serial_log
+                .get(from..)
+                .and_then(|rest| rest.find(needle.as_str()))
+            {
+                Some(at) => from += at + needle.len(),
+                None => {
+                    return Err(format!(
+                        "serial log has {needle:?} only before the line it must follow"
+                    ))
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Runs `tests` one after the other, printing a line per test.
@@ -639,6 +657,7 @@ mod tests {
             input_after: None,
             serial_input_repeat: 1,
             disk: None,
+            ordered: false,
         }
     }
 
@@ -668,6 +687,19 @@ mod tests {
         let spec = spec(Expect::Pass, &["KaaL: boot OK"]);
         let reason = verdict(Ending::Exited(35), BOOT_LOG, NO_INPUT, &spec).err();
         assert!(reason.is_some_and(|r| r.contains("status 35") && r.contains("expected status 33")));
+    }
+
+    #[test]
+    fn ordered_lines_must_come_in_order() {
+        let mut s = spec(Expect::Pass, &["first", "second"]);
+        s.ordered = true;
+        let ok = Ending::Exited(STATUS_SUCCESS);
+        let none = Delivery::NotRequested;
+        assert_eq!(verdict(ok, "first then second", &none, &s), Ok(()));
+        let err = verdict(ok, "second then first", &none, &s).unwrap_err();
+        assert!(err.contains("only before"), "{err}");
+        s.ordered = false;
+        assert_eq!(verdict(ok, "second then first", &none, &s), Ok(()));
     }
 
     #[test]
