@@ -23,6 +23,7 @@ use kaal_ring::{Consumer, Notify, Producer, SharedRing};
 use kaal_rt::start::{
     self, layout, slot, CapEntry, CapKind, PciConfigPage, StartInfo, CSPACE_BITS,
 };
+use kaal_rt::Signal;
 use kaal_sel4::cap::{
     init, CNode, Cap, Endpoint, Frame, Notification, Pml4, Rights, Spaces, Tcb, UserContext,
 };
@@ -210,16 +211,6 @@ struct Console {
 /// component's supervisor badge, so the supervisor, waiting with `own`
 /// bound, tells it from their messages.
 const CONSOLE_DRAINED: Word = 1 << 27;
-
-/// Signals a notification through a badged capability.
-#[derive(Debug)]
-struct Signal(Notification);
-
-impl Notify for Signal {
-    fn notify(&self) {
-        self.0.signal();
-    }
-}
 
 /// The badge on a component's supervisor capability (0 stays "no badge").
 fn badge_of(index: usize) -> Word {
@@ -746,16 +737,8 @@ fn make_console(
 ) -> Result<Console, SystemError> {
     let me = u16::try_from(index).map_err(|_| RootError::Check("console index"))?;
     // After the bits of the component's own rings.
-    let rings = image
-        .channels
-        .iter()
-        .filter(|c| c.kind == ChannelKind::Ring && (c.to == me || c.from.contains(&me)))
-        .count();
-    let bit_no = start::RING_BITS.start + u32::try_from(rings).unwrap_or(u32::MAX);
-    if !start::RING_BITS.contains(&bit_no) {
-        return Err(RootError::Check("the console driver has too many rings").into());
-    }
-    let bit: Word = 1 << bit_no;
+    let bit = nth_ring_bit(rings_of(&image.channels, me).count())
+        .ok_or(RootError::Check("the console driver has too many rings"))?;
     let driver = *notifications
         .get(index)
         .ok_or(RootError::Check("console index"))?;
@@ -936,18 +919,25 @@ struct SpawnContext<'s, 'a> {
 /// The badge bit with which ring channel `channel`'s signals reach
 /// component `me`: its rings in manifest order take the ring bits.
 fn ring_bit(channels: &[ChannelImage<'_>], me: u16, channel: usize) -> Result<Word, SpawnError> {
-    let pos = channels
+    let pos = rings_of(channels, me)
+        .position(|i| i == channel)
+        .ok_or(SpawnError::TooMany("ring ends (not an end of this ring)"))?;
+    nth_ring_bit(pos).ok_or(SpawnError::TooMany("rings for one component"))
+}
+
+/// The ring channels component `me` is an end of, in manifest order.
+fn rings_of<'c>(channels: &'c [ChannelImage<'_>], me: u16) -> impl Iterator<Item = usize> + 'c {
+    channels
         .iter()
         .enumerate()
-        .filter(|(_, c)| c.kind == ChannelKind::Ring && (c.to == me || c.from.contains(&me)))
-        .position(|(i, _)| i == channel)
-        .ok_or(SpawnError::TooMany("ring ends (not an end of this ring)"))?;
-    let bit = start::RING_BITS.start + u32::try_from(pos).unwrap_or(u32::MAX);
-    if start::RING_BITS.contains(&bit) {
-        Ok(1 << bit)
-    } else {
-        Err(SpawnError::TooMany("rings for one component"))
-    }
+        .filter(move |(_, c)| c.kind == ChannelKind::Ring && (c.to == me || c.from.contains(&me)))
+        .map(|(i, _)| i)
+}
+
+/// The badge of a component's `n`th ring; `None` past the ring bits.
+fn nth_ring_bit(n: usize) -> Option<Word> {
+    let bit = start::RING_BITS.start + u32::try_from(n).ok()?;
+    start::RING_BITS.contains(&bit).then(|| 1 << bit)
 }
 
 /// Fresh memory, filled by `fill` in the root task's window, then moved to
@@ -1223,7 +1213,7 @@ fn build(
 
     // The start-info page, read-only.
     place(broker, r, PAGE, layout::START_INFO, Access::ReadOnly, |w| {
-        let bytes = bytemuck_bytes(&info);
+        let bytes = bytemuck::bytes_of(&info);
         if let Some(dst) = w.get_mut(..bytes.len()) {
             dst.copy_from_slice(bytes);
         }
@@ -1280,21 +1270,6 @@ fn push(info: &mut StartInfo, e: CapEntry) -> Result<(), SpawnError> {
     }
 }
 
-/// The start-info page as bytes (it is plain old data).
-fn bytemuck_bytes(info: &StartInfo) -> &[u8] {
-    // SAFETY: `StartInfo` is `repr(C)` of integers and byte arrays with no
-    // padding between them (all fields are 8-byte multiples), so all of its
-    // bytes are initialised.
-    unsafe {
-        core::slice::from_raw_parts(
-            (info as *const StartInfo).cast::<u8>(),
-            core::mem::size_of::<StartInfo>(),
-        )
-    }
-}
-
-/// Claims a device for the component and grants its I/O ports and
-/// interrupt.
 /// A device to grant, and where its interrupt goes.
 struct DeviceGrant {
     spec: DeviceSpec,
@@ -1304,6 +1279,8 @@ struct DeviceGrant {
     bit: Word,
 }
 
+/// Claims a device for the component and grants what its bundle holds:
+/// registers, DMA buffer, configuration snapshot, I/O ports, interrupt.
 fn grant_device(
     broker: &mut RootBroker,
     index: usize,

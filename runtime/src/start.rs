@@ -137,7 +137,7 @@ impl CapKind {
 
 /// One granted capability.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
 pub struct CapEntry {
     pub name: [u8; NAME_BYTES],
     pub kind: u64,
@@ -153,7 +153,7 @@ pub struct CapEntry {
 
 /// The start-info page.
 #[repr(C)]
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
 pub struct StartInfo {
     pub magic: u64,
     pub name: [u8; NAME_BYTES],

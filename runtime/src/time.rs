@@ -9,19 +9,13 @@
 
 use core::time::Duration;
 
-/// TSC ticks now.
-#[inline(always)]
-pub fn now_ticks() -> u64 {
-    crate::rdtsc()
-}
-
 /// A reading of the TSC.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Instant(u64);
 
 impl Instant {
     pub fn now() -> Instant {
-        Instant(now_ticks())
+        Instant(crate::rdtsc())
     }
 
     pub const fn from_ticks(ticks: u64) -> Instant {
@@ -58,10 +52,6 @@ impl Clock {
         self.mhz
     }
 
-    pub fn now(self) -> Instant {
-        Instant::now()
-    }
-
     /// Ticks in `d` (saturating).
     pub fn ticks(self, d: Duration) -> u64 {
         let t = d.as_nanos().saturating_mul(u128::from(self.mhz)) / 1000;
@@ -72,6 +62,13 @@ impl Clock {
     pub fn duration(self, ticks: u64) -> Duration {
         let nanos = u128::from(ticks) * 1000 / u128::from(self.mhz);
         Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
+    }
+
+    /// How many of `count` things happen per second of TSC time at the rate
+    /// of `count` in `ticks` (saturating; 0 ticks count as 1).
+    pub fn per_second(self, count: u64, ticks: u64) -> u64 {
+        let r = u128::from(count) * u128::from(self.mhz) * 1_000_000 / u128::from(ticks.max(1));
+        u64::try_from(r).unwrap_or(u64::MAX)
     }
 
     /// Time since `since`.

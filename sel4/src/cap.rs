@@ -356,22 +356,9 @@ impl Tcb {
         ipc_buffer_addr: Word,
         ipc_buffer: Frame,
     ) -> Result<()> {
+        let spaces = (cspace, sys::seL4_CapData_t::default(), vspace);
         let prio = sys::seL4_PrioProps_t::default();
-        let none = sys::seL4_CapData_t::default();
-        // SAFETY: configuring a thread that is not running changes no memory.
-        unsafe {
-            sys::seL4_TCB_Configure(
-                self.0,
-                fault_ep,
-                prio,
-                cspace.0,
-                none,
-                vspace.0,
-                none,
-                ipc_buffer_addr,
-                ipc_buffer.0,
-            )
-        }
+        self.configure_raw(fault_ep, prio, spaces, ipc_buffer_addr, ipc_buffer)
     }
     /// Makes the thread a component's: its own `spaces`, `fault_ep` (a CPtr
     /// in that CSpace), and `priority`, which is also the highest it may give
@@ -387,18 +374,29 @@ impl Tcb {
         let prio = sys::seL4_PrioProps_t::new(Word::from(priority), Word::from(priority));
         let guard_bits = Word::from(64u8.saturating_sub(spaces.radix_bits));
         let guard = sys::seL4_CapData_t::Guard_new(0, guard_bits);
-        let none = sys::seL4_CapData_t::default();
+        let spaces = (spaces.cspace, guard, spaces.vspace);
+        self.configure_raw(fault_ep, prio, spaces, ipc_buffer_addr, ipc_buffer)
+    }
+    /// `TCB_Configure` with a CSpace (and its guard data) and a VSpace.
+    fn configure_raw(
+        self,
+        fault_ep: CPtr,
+        prio: sys::seL4_PrioProps_t,
+        (cspace, cspace_data, vspace): (CNode, sys::seL4_CapData_t, Pml4),
+        ipc_buffer_addr: Word,
+        ipc_buffer: Frame,
+    ) -> Result<()> {
         // SAFETY: configuring a thread that is not running changes no memory
-        // of this program (the spaces are the new thread's own).
+        // of this program (the spaces are given, not changed).
         unsafe {
             sys::seL4_TCB_Configure(
                 self.0,
                 fault_ep,
                 prio,
-                spaces.cspace.0,
-                guard,
-                spaces.vspace.0,
-                none,
+                cspace.0,
+                cspace_data,
+                vspace.0,
+                sys::seL4_CapData_t::default(),
                 ipc_buffer_addr,
                 ipc_buffer.0,
             )

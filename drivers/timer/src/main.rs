@@ -17,7 +17,7 @@ use kaal_dddk::timer::{
     pit_count, AlarmFired, AlarmRequest, AlarmServer, Served, QUEUE_ALARMS, RING_SLOTS,
 };
 use kaal_dddk::{guard, DriverError};
-use kaal_rt::{println, time, Env, RingRx, RingTx};
+use kaal_rt::{println, Env, RingRx, RingTx};
 use kaal_sel4::cap::IoPort;
 
 // Port offsets and the mode byte (the 8254 data sheet).
@@ -62,7 +62,7 @@ impl Pit {
             return Ok(Served::default());
         }
         let r = self.server.serve(
-            time::now_ticks(),
+            kaal_rt::rdtsc(),
             (&mut self.requests.ring, &self.requests.peer),
             (&mut self.fired.ring, &self.fired.peer),
         );
@@ -74,7 +74,7 @@ impl Pit {
         loop {
             let served = self.serve()?;
             if let Some(deadline) = served.next_deadline {
-                match deadline.saturating_sub(time::now_ticks()) {
+                match deadline.saturating_sub(kaal_rt::rdtsc()) {
                     // Due while we served; if its answer waits for room,
                     // the client's signal wakes us instead.
                     0 if !served.stalled => continue,

@@ -9,6 +9,7 @@
 #![no_main]
 
 use kaal_dddk::block::{op, Request, Response, Status, RING_SLOTS, SECTOR};
+use kaal_rt::time::Clock;
 use kaal_rt::{println, rdtsc, Env, RingRx, RingTx, SharedRegion};
 use kaal_test_patterns::disk as testdata;
 
@@ -151,7 +152,7 @@ fn hostile(c: &mut Client) -> Result<(), &'static str> {
 /// Prints the block figures (`KAAL-BENCH` lines, read by `cargo xtask
 /// bench`): 64 KiB reads as MiB per second of virtual time, and the ticks of
 /// a one-sector read (the cost of a request beyond its data).
-fn bench(c: &mut Client, tsc_mhz: u64) -> Result<(), &'static str> {
+fn bench(c: &mut Client, clock: Clock) -> Result<(), &'static str> {
     let sectors = c.capacity()?;
     let per = (CHUNK as u64 / SECTOR) as u32;
     const READS: u64 = 64;
@@ -168,12 +169,7 @@ fn bench(c: &mut Client, tsc_mhz: u64) -> Result<(), &'static str> {
         c.expect(op::READ, i, 1, 0, Status::Ok)?;
     }
     let small = (rdtsc() - t0) / READS;
-    // bytes / (ticks / (MHz * 1e6)) / 2^20
-    let mib_per_sec = (READS * CHUNK as u64)
-        .saturating_mul(tsc_mhz)
-        .saturating_mul(1_000_000)
-        / big.max(1)
-        / (1 << 20);
+    let mib_per_sec = clock.per_second(READS * CHUNK as u64, big) / (1 << 20);
     println!("KAAL-BENCH blk.read_mib_per_sec {mib_per_sec} MiB/s");
     println!("KAAL-BENCH blk.read64k_ticks {} ticks", big / READS);
     println!("KAAL-BENCH blk.request_overhead {small} ticks");
@@ -192,7 +188,7 @@ fn main(env: &Env) -> Result<(), &'static str> {
     match env.name() {
         "roundtrip" => roundtrip(&mut c),
         "hostile" => hostile(&mut c),
-        "bench" => bench(&mut c, env.tsc_mhz()),
+        "bench" => bench(&mut c, env.clock().ok_or("the TSC frequency is unknown")?),
         _ => Err("name me roundtrip, hostile or bench"),
     }
 }

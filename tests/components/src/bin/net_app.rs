@@ -18,6 +18,7 @@ use core::sync::atomic::{AtomicU32, Ordering};
 use core::time::Duration;
 
 use kaal_dddk::net::{kind, Packet, Status, MAX_FRAME, RING_SLOTS};
+use kaal_rt::time::Clock;
 use kaal_rt::{println, rdtsc, Env, RingRx, RingTx};
 use smoltcp::phy::ChecksumCapabilities;
 use smoltcp::wire::{
@@ -378,7 +379,7 @@ fn await_reply(c: &mut Client, from: Ipv4Address, to: Ipv4Address) -> Result<(),
     Err("too many frames that are not ARP replies")
 }
 
-fn bench(c: &mut Client, tsc_mhz: u64) -> Result<(), Error> {
+fn bench(c: &mut Client, clock: Clock) -> Result<(), Error> {
     let (ip, gateway) = dhcp(c, 0x6265_6e63)?;
     let mut buf = [0u8; MAX_FRAME];
     let req = Packet::frame(0, arp_request(&mut buf, c.mac, ip, gateway)?).ok_or("frame")?;
@@ -406,7 +407,7 @@ fn bench(c: &mut Client, tsc_mhz: u64) -> Result<(), Error> {
         }
     }
     let ticks = rdtsc() - t0;
-    let per_sec = PACKETS.saturating_mul(tsc_mhz).saturating_mul(1_000_000) / ticks.max(1);
+    let per_sec = clock.per_second(PACKETS, ticks);
     println!(
         "net_bench: {PACKETS} ARP replies from {gateway} in {ticks} ticks, {WINDOW} requests in flight"
     );
@@ -420,7 +421,7 @@ fn main(env: &Env) -> Result<(), Error> {
     match env.name() {
         "dhcp" => run_dhcp(&mut c),
         "hostile" => hostile(&mut c, env),
-        "bench" => bench(&mut c, env.tsc_mhz()),
+        "bench" => bench(&mut c, env.clock().ok_or("the TSC frequency is unknown")?),
         _ => Err("name me dhcp, hostile or bench"),
     }
 }

@@ -36,10 +36,8 @@ fn main(env: &Env) -> Result<(), &'static str> {
     }
     let ticks = rdtsc() - t0;
     let bytes = (chunks * CHUNK_BYTES) as u64;
-    let per_sec = bytes
-        .saturating_mul(env.tsc_mhz())
-        .saturating_mul(1_000_000)
-        / ticks.max(1);
+    let clock = env.clock().ok_or("the TSC frequency is unknown")?;
+    let per_sec = clock.per_second(bytes, ticks);
     println!("KAAL-BENCH serial.tx_bytes_per_sec {per_sec} bytes/s");
     Ok(())
 }
