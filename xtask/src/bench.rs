@@ -8,10 +8,10 @@ use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
 use crate::cargo::Images;
-use crate::disk::DiskSpec;
 use crate::layout::Layout;
 use crate::qemu::{self, STATUS_SUCCESS};
 use crate::step::{self, Ending};
+use crate::systest;
 
 /// Binary of package `kaal-systest` holding the benchmarks.
 const BENCH_IMAGE: &str = "bench";
@@ -22,13 +22,6 @@ const DEVICE_BENCH_IMAGE: &str = "bench_devices";
 
 /// Marker starting every result line the guest prints.
 const MARKER: &str = "KAAL-BENCH";
-
-/// The disk the block benchmark reads.
-const BENCH_DISK: DiskSpec = DiskSpec {
-    bytes: 4 << 20,
-    written_sector: 0,
-    written_sectors: 0,
-};
 
 /// Time limit for the whole benchmark run.
 const TIMEOUT: Duration = Duration::from_secs(300);
@@ -97,32 +90,20 @@ pub fn table(results: &[Measurement]) -> String {
     out
 }
 
-/// Boots the benchmark images and returns their measurements.
+/// Boots the benchmark images and returns their measurements. Each boots
+/// with the devices (`qemu_args`, `disk`) of its entry in `tests.toml`, the
+/// test that runs the same image without `-icount`.
 pub fn run(layout: &Layout, images: &Images) -> Result<Vec<Measurement>> {
-    let mut results = boot(layout, images, BENCH_IMAGE, Vec::new())?;
-    let disk = layout.log("disk-bench").with_extension("img");
-    BENCH_DISK.create(&disk)?;
-    let mut extra = Vec::new();
-    // The block benchmark's disk.
-    extra.extend([
-        "-drive".to_owned(),
-        format!("file={},if=none,id=d0,format=raw", disk.display()),
-        "-device".to_owned(),
-        "virtio-blk-pci,drive=d0".to_owned(),
-    ]);
-    // The network benchmark's card, on QEMU's user network. In slot 5 its
-    // interrupt line is not the disk's (the firmware routes slots 3 and 4,
-    // the first free ones, to the same line, and a line has one handler).
-    extra.extend(
-        [
-            "-device",
-            "virtio-net-pci,netdev=n0,addr=5",
-            "-netdev",
-            "user,id=n0",
-        ]
-        .map(String::from),
-    );
-    results.extend(boot(layout, images, DEVICE_BENCH_IMAGE, extra)?);
+    let tests = systest::load(&layout.tests_toml())?;
+    let mut results = Vec::new();
+    for name in [BENCH_IMAGE, DEVICE_BENCH_IMAGE] {
+        let spec = tests
+            .iter()
+            .find(|t| t.image == name)
+            .with_context(|| format!("tests.toml has no test of the {name} image"))?;
+        let (extra, _) = spec.devices(layout)?;
+        results.extend(boot(layout, images, name, extra)?);
+    }
     Ok(results)
 }
 

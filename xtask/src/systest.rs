@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::thread::{self, JoinHandle};
@@ -163,6 +163,26 @@ impl TestSpec {
                 Ok(())
             }
         }
+    }
+}
+
+impl TestSpec {
+    /// The test's extra QEMU arguments, with its disk image (if it has one)
+    /// made fresh and named where they say `{disk}`; and the image's path.
+    pub fn devices(&self, layout: &Layout) -> Result<(Vec<String>, PathBuf)> {
+        let disk = layout
+            .log(&format!("disk-{}", self.name))
+            .with_extension("img");
+        if let Some(d) = &self.disk {
+            d.create(&disk)?;
+        }
+        let path = disk.display().to_string();
+        let args = self
+            .qemu_args
+            .iter()
+            .map(|a| a.replace("{disk}", &path))
+            .collect();
+        Ok((args, disk))
     }
 }
 
@@ -335,19 +355,9 @@ fn run_one(layout: &Layout, images: &Images, spec: &TestSpec) -> Result<Result<(
     };
     let log = layout.log(&format!("system-{}", spec.name));
     let step = Step::start(format!("test {}", spec.name), &log)?;
-    let disk_path = layout
-        .log(&format!("disk-{}", spec.name))
-        .with_extension("img");
-    if let Some(d) = &spec.disk {
-        d.create(&disk_path)?;
-    }
-    let disk_arg = disk_path.display().to_string();
+    let (extra, disk_path) = spec.devices(layout)?;
     let options = qemu::Options {
-        extra: spec
-            .qemu_args
-            .iter()
-            .map(|a| a.replace("{disk}", &disk_arg))
-            .collect(),
+        extra,
         ..qemu::Options::default()
     };
     let mut cmd = qemu::command(&layout.kernel32(), &image, &options);
