@@ -113,6 +113,16 @@ impl<T: bytemuck::Pod, const N: usize> RingTx<T, N> {
     }
 }
 
+impl<T: bytemuck::Pod, const N: usize> RingTx<T, N> {
+    /// Makes the pushed items visible, signalling the consumer if it sleeps
+    /// waiting for them.
+    pub fn publish(&mut self) {
+        if self.ring.publish() {
+            self.peer.notify();
+        }
+    }
+}
+
 impl<T: bytemuck::Pod, const N: usize> RingRx<T, N> {
     /// The next item, sleeping on the component's notification (by the
     /// ring's protocol, slots released first) while the ring is empty.

@@ -135,9 +135,7 @@ impl Uart {
                 let Some(b) = b else { break };
                 self.regs.write(RBR_THR, b)?;
             }
-            if self.from_client.ring.release() {
-                self.from_client.peer.0.signal();
-            }
+            self.from_client.release();
             self.console.release();
         }
         let client = !self.cut.tx && self.tx.has_more(&mut self.from_client.ring)?;

@@ -151,9 +151,7 @@ impl Net {
     /// ring has room; returns whether any wait for room.
     fn receive(&mut self) -> Result<bool, DriverError> {
         let r = self.receive_some();
-        if self.to_client.ring.publish() {
-            self.to_client.peer.0.signal();
-        }
+        self.to_client.publish();
         r
     }
 
@@ -197,9 +195,7 @@ impl Net {
     /// them; returns whether entries wait for a buffer.
     fn transmit(&mut self) -> Result<bool, DriverError> {
         let r = self.transmit_some();
-        if self.from_client.ring.release() {
-            self.from_client.peer.0.signal();
-        }
+        self.from_client.release();
         r
     }
 
