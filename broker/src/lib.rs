@@ -252,10 +252,6 @@ struct DeviceResources {
     ntfn: Option<CPtr>,
     cap_slots: Vec<CPtr>,
     dma: Option<DmaRegion>,
-    /// A PCI function whose bus mastering the broker turned on.
-    bus_master: Option<Bdf>,
-    /// The device whose DMA region this is (kept for it after release).
-    dma_of: Option<DeviceKey>,
     /// The IOAPIC pin bound for the device.
     irq_line: Option<u8>,
 }
@@ -827,7 +823,7 @@ impl<K: Kernel> Broker<K> {
                 Ok(bundle)
             }
             Err(e) => {
-                let _ = self.release_resources(res);
+                let _ = self.release_resources(key, res);
                 Err(e)
             }
         }
@@ -877,12 +873,10 @@ impl<K: Kernel> Broker<K> {
                     None => self.allocate_dma(PCI_DMA_BYTES)?,
                 };
                 res.dma = Some(region);
-                res.dma_of = Some(info.key());
                 b.dma = Some(region);
                 let mut cs = KernelConfig(&mut self.k);
                 let on = pci::COMMAND_IO | pci::COMMAND_MEMORY | pci::COMMAND_BUS_MASTER;
                 pci::update_command(&mut cs, d.at, on, pci::COMMAND_INTX_DISABLE)?;
-                res.bus_master = Some(d.at);
                 b.config = Some(pci::snapshot(&mut cs, d.at)?);
                 // The firmware routes INTx to an ISA line (5, 9, 10 or 11 on
                 // QEMU's PC), which the MADT's source overrides declare level
@@ -1015,10 +1009,10 @@ impl<K: Kernel> Broker<K> {
         })
     }
 
-    fn release_resources(&mut self, res: DeviceResources) -> Result<()> {
-        // No more DMA from the device before its buffer can be reused, and
-        // no interrupt left asserted for the next holder of the line.
-        if let Some(at) = res.bus_master {
+    fn release_resources(&mut self, key: DeviceKey, res: DeviceResources) -> Result<()> {
+        // No more DMA from the device, and no interrupt left asserted for the
+        // next holder of the line.
+        if let DeviceKey::Pci(at) = key {
             let mut cs = KernelConfig(&mut self.k);
             let off = pci::COMMAND_BUS_MASTER;
             pci::update_command(&mut cs, at, pci::COMMAND_INTX_DISABLE, off)?;
@@ -1044,18 +1038,15 @@ impl<K: Kernel> Broker<K> {
         if let Some(n) = res.ntfn {
             self.free(n)?;
         }
-        match (res.dma, res.dma_of) {
-            (Some(d), Some(key)) => {
-                self.dma_kept.insert(key, d);
-            }
-            (Some(d), None) => self.free_dma(d)?,
-            _ => {}
+        // Kept for the device (see `dma_kept`).
+        if let Some(d) = res.dma {
+            self.dma_kept.insert(key, d);
         }
         Ok(())
     }
 
     /// Takes a device back from `holder`: unmaps its registers, deletes its
-    /// IRQ handler and port capabilities, and frees its DMA region.
+    /// IRQ handler and port capabilities, and keeps its DMA region for it.
     pub fn release_device(&mut self, holder: Holder, id: DeviceId) -> Result<()> {
         let key = match self.cache.get(&(holder, id)) {
             Some(b) => b.key,
@@ -1068,7 +1059,7 @@ impl<K: Kernel> Broker<K> {
             .resources
             .remove(&key)
             .ok_or(BrokerError::Internal("device resources"))?;
-        self.release_resources(res)
+        self.release_resources(key, res)
     }
 }
 

@@ -21,7 +21,7 @@ use core::ptr::NonNull;
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use kaal_ring::{Consumer, Notify, Producer, RingError, SharedRing};
-use kaal_rt::rdtsc;
+use kaal_rt::{rdtsc, Signal};
 use kaal_sel4::cap::{Cap, Notification};
 use kaal_sel4::{println, CPtr, Word};
 
@@ -40,17 +40,6 @@ pub const SLOTS: usize = 256;
 pub type Ring = SharedRing<Message, SLOTS>;
 
 const PAGE: usize = 4096;
-
-/// The ring's `Notify` on seL4: a Signal on a notification.
-#[derive(Clone, Copy, Debug)]
-pub struct NotificationSignal(pub Notification);
-
-impl Notify for NotificationSignal {
-    #[inline]
-    fn notify(&self) {
-        self.0.signal();
-    }
-}
 
 /// The payload of message `seq`.
 #[inline]
@@ -209,7 +198,7 @@ pub fn transfer(broker: &mut RootBroker, messages: u64, batch: u64) -> Result<Tr
 /// `tx` lets the compiler keep its indices in registers.
 fn produce(tx: Producer<'_, Message, SLOTS>, p: &Params, ctl: &Control) -> Result<u64, RootError> {
     let mut tx = tx;
-    let wake = NotificationSignal(Notification::from_cptr(p.consumer_wakeup));
+    let wake = Signal(Notification::from_cptr(p.consumer_wakeup));
     let waiter = Waiter {
         own: Notification::from_cptr(p.producer_wakeup),
         wake,
@@ -229,7 +218,7 @@ fn produce(tx: Producer<'_, Message, SLOTS>, p: &Params, ctl: &Control) -> Resul
 /// How the producer waits for space.
 struct Waiter<'a> {
     own: Notification,
-    wake: NotificationSignal,
+    wake: Signal,
     ctl: &'a Control,
 }
 
@@ -326,7 +315,7 @@ impl From<RingError> for ConsumeError {
 
 /// The consumer's side of a transfer; returns the checksum.
 fn consume(rx: &mut Consumer<'_, Message, SLOTS>, p: &Params) -> Result<u64, ConsumeError> {
-    let wake = NotificationSignal(Notification::from_cptr(p.producer_wakeup));
+    let wake = Signal(Notification::from_cptr(p.producer_wakeup));
     let own = Notification::from_cptr(p.consumer_wakeup);
     let sum = if p.batch == 1 {
         consume_single(rx, p.messages, wake, own)?
@@ -343,7 +332,7 @@ fn consume(rx: &mut Consumer<'_, Message, SLOTS>, p: &Params) -> Result<u64, Con
 /// move on an empty ring.
 fn sleep_on_empty(
     rx: &mut Consumer<'_, Message, SLOTS>,
-    wake: NotificationSignal,
+    wake: Signal,
     own: Notification,
 ) -> Result<(), RingError> {
     if rx.release() {
@@ -359,7 +348,7 @@ fn sleep_on_empty(
 fn consume_single(
     rx: &mut Consumer<'_, Message, SLOTS>,
     messages: u64,
-    wake: NotificationSignal,
+    wake: Signal,
     own: Notification,
 ) -> Result<u64, ConsumeError> {
     let (mut next, mut sum) = (0, 0u64);
@@ -391,7 +380,7 @@ fn consume_bulk(
     rx: &mut Consumer<'_, Message, SLOTS>,
     messages: u64,
     batch: u64,
-    wake: NotificationSignal,
+    wake: Signal,
     own: Notification,
 ) -> Result<u64, ConsumeError> {
     let (mut next, mut sum) = (0, 0u64);

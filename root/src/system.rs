@@ -15,9 +15,7 @@ use kaal_broker::kernel::{Access, Cache};
 use kaal_broker::{BrokerError, Memory};
 use kaal_dddk::serial::{Chunk, CHUNK_BYTES, RING_SLOTS as SERIAL_SLOTS};
 use kaal_loader::{LoadError, LoadPlan, Perm};
-use kaal_manifest::image::{
-    ChannelImage, ComponentImage, ImageError, SystemImage, RING_HEADER_BYTES,
-};
+use kaal_manifest::image::{ChannelImage, ComponentImage, ImageError, SystemImage};
 use kaal_manifest::{ChannelKind, DeviceSpec, Restart};
 use kaal_ring::{Consumer, Notify, Producer, SharedRing};
 use kaal_rt::start::{
@@ -742,7 +740,7 @@ fn make_console(
     let driver = *notifications
         .get(index)
         .ok_or(RootError::Check("console index"))?;
-    let bytes = RING_HEADER_BYTES + (SERIAL_SLOTS * core::mem::size_of::<Chunk>()) as u64;
+    let bytes = SharedRing::<Chunk, SERIAL_SLOTS>::BYTES as u64;
     let memory = broker.allocate_memory(bytes)?;
     let own: Notification = broker.alloc()?;
     let slot = broker.alloc_slot()?;

@@ -61,6 +61,7 @@ impl fmt::Debug for Env {
 pub struct Signal(pub Notification);
 
 impl Notify for Signal {
+    #[inline]
     fn notify(&self) {
         self.0.signal();
     }

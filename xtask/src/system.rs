@@ -91,13 +91,28 @@ pub fn pack_all(layout: &Layout, images: &Images) -> Result<()> {
     let out_dir = layout.systems();
     fs::create_dir_all(&out_dir)?;
     step::step("Packing systems", &layout.log("systems"), |_| {
+        // Each program is stripped once, whichever manifests use it; a
+        // file image is keyed by its path, since it names a file relative
+        // to its manifest.
+        let mut stripped: BTreeMap<PathBuf, Vec<u8>> = BTreeMap::new();
         for (name, path) in manifests(layout)? {
             let manifest = check(&path)?;
             let mut programs = BTreeMap::new();
             for c in &manifest.components {
-                if !programs.contains_key(&c.image) {
-                    programs.insert(c.image.clone(), program(layout, images, &path, &c.image)?);
-                }
+                let key = if c.image.contains('/') {
+                    path.parent().unwrap_or(Path::new(".")).join(&c.image)
+                } else {
+                    PathBuf::from(&c.image)
+                };
+                let elf = match stripped.get(&key) {
+                    Some(elf) => elf.clone(),
+                    None => {
+                        let elf = program(layout, images, &path, &c.image)?;
+                        stripped.insert(key, elf.clone());
+                        elf
+                    }
+                };
+                programs.insert(c.image.clone(), elf);
             }
             let bytes = manifest
                 .pack(&programs)

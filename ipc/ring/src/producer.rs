@@ -143,15 +143,7 @@ impl<'a, T: Pod, const N: usize> Producer<'a, T, N> {
     ///
     /// [`RingError::Corrupt`] if `tail` is invalid (the flag is cleared).
     pub fn prepare_wait(&mut self) -> Result<bool, RingError> {
-        let header = &self.ring.header;
-        header.producer_waiting.store(1, Ordering::Relaxed);
-        // Pairs with the fence in `Consumer::release`.
-        fence(Ordering::SeqCst);
-        let space = self.refresh_tail().map(|()| self.free_cached() > 0);
-        if !matches!(space, Ok(false)) {
-            header.producer_waiting.store(0, Ordering::Relaxed);
-        }
-        space
+        self.prepare_wait_for(1)
     }
 
     /// Like [`Producer::prepare_wait`], but for the ring to drain: returns `true` if the
@@ -162,17 +154,23 @@ impl<'a, T: Pod, const N: usize> Producer<'a, T, N> {
     ///
     /// [`RingError::Corrupt`] if `tail` is invalid (the flag is cleared).
     pub fn prepare_drain(&mut self) -> Result<bool, RingError> {
+        self.prepare_wait_for(N)
+    }
+
+    /// Sets `producer_waiting`, then re-reads `tail`: `true` (flag cleared) if at
+    /// least `free` slots are free.
+    fn prepare_wait_for(&mut self, free: usize) -> Result<bool, RingError> {
         let header = &self.ring.header;
         header.producer_waiting.store(1, Ordering::Relaxed);
         // Pairs with the fence in `Consumer::release`.
         fence(Ordering::SeqCst);
-        let empty = self
+        let enough = self
             .refresh_tail()
-            .map(|()| self.free_cached() as usize == N);
-        if !matches!(empty, Ok(false)) {
+            .map(|()| self.free_cached() as usize >= free);
+        if !matches!(enough, Ok(false)) {
             header.producer_waiting.store(0, Ordering::Relaxed);
         }
-        empty
+        enough
     }
 
     /// Takes back a `prepare_wait` whose wait was ended by something else than the

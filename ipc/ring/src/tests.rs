@@ -280,6 +280,28 @@ fn a_waiting_producer_is_signalled_once_by_release() {
 }
 
 #[test]
+fn a_producer_waiting_for_the_drain_is_signalled_until_it_is_empty() {
+    let ring = SharedRing::<u64, 4>::new();
+    let (mut tx, mut rx) = ring.split();
+    assert_eq!(tx.prepare_drain(), Ok(true), "empty: nothing to wait for");
+    tx.push(1).unwrap();
+    tx.push(2).unwrap();
+    let _ = tx.publish();
+    assert_eq!(tx.prepare_drain(), Ok(false), "two items out: wait");
+    assert_eq!(rx.pop(), Ok(Some(1)));
+    assert!(rx.release(), "a release answers the wait");
+    assert_eq!(
+        tx.prepare_drain(),
+        Ok(false),
+        "room, but not empty: wait on"
+    );
+    assert_eq!(rx.pop(), Ok(Some(2)));
+    assert!(rx.release());
+    assert_eq!(tx.prepare_drain(), Ok(true));
+    assert_eq!(ring.header().producer_waiting.load(Ordering::Relaxed), 0);
+}
+
+#[test]
 fn nothing_to_publish_or_release_touches_nothing() {
     let ring = SharedRing::<u64, 2>::new();
     let (mut tx, mut rx) = ring.split();
