@@ -137,6 +137,36 @@ fn has_rust_target(root: &Path) -> Result<bool> {
         .is_dir())
 }
 
+/// The toolchain cargo runs `xtask` under: the rustup proxy names it in
+/// `RUSTUP_TOOLCHAIN` for its children (and that variable also overrides
+/// `rust-toolchain.toml` for any `rustup` call we make); otherwise the one
+/// `rustup` picks for the workspace.
+fn active_toolchain(root: &Path) -> Result<String> {
+    if let Some(name) = env::var("RUSTUP_TOOLCHAIN").ok().filter(|n| !n.is_empty()) {
+        return Ok(name);
+    }
+    let out = Command::new("rustup")
+        .args(["show", "active-toolchain"])
+        .current_dir(root)
+        .output()
+        .context("running `rustup show active-toolchain`")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    match text.split_whitespace().next() {
+        Some(name) if out.status.success() => Ok(name.to_owned()),
+        _ => bail!(
+            "`rustup show active-toolchain` failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ),
+    }
+}
+
+/// The arguments of the `rustup` call that adds the seL4 target to `toolchain`.
+fn target_add_args(toolchain: &str) -> Vec<String> {
+    ["target", "add", "--toolchain", toolchain, SEL4_TARGET]
+        .map(str::to_owned)
+        .to_vec()
+}
+
 fn ensure_rust_target(root: &Path) -> Result<()> {
     if has_rust_target(root)? {
         return Ok(());
@@ -148,17 +178,18 @@ fn ensure_rust_target(root: &Path) -> Result<()> {
              `rustup target add {SEL4_TARGET}`"
         );
     }
-    eprintln!("Installing the Rust toolchain listed in rust-toolchain.toml");
+    let toolchain = active_toolchain(root)?;
+    let args = target_add_args(&toolchain);
+    eprintln!("Installing the Rust target: rustup {}", args.join(" "));
     let status = Command::new("rustup")
-        .args(["toolchain", "install"])
+        .args(&args)
         .current_dir(root)
         .status()
-        .context("running `rustup toolchain install`")?;
+        .context("running `rustup target add`")?;
     if !status.success() || !has_rust_target(root)? {
         bail!(
-            "could not install the Rust target {SEL4_TARGET}; try \
-             `rustup target add {SEL4_TARGET}` in {}",
-            root.display()
+            "could not install the Rust target {SEL4_TARGET}; type:\n    rustup {}",
+            args.join(" ")
         );
     }
     Ok(())
@@ -226,6 +257,17 @@ mod tests {
         assert_eq!(
             install_advice(&["qemu-system-x86", "libxml2-utils"]),
             "sudo apt-get install -y qemu-system-x86 libxml2-utils"
+        );
+    }
+
+    #[test]
+    fn target_is_added_to_the_toolchain_in_use() {
+        // The toolchain is named explicitly: rustup's proxy sets
+        // RUSTUP_TOOLCHAIN, which would make a bare `rustup toolchain install`
+        // ignore rust-toolchain.toml and add no target.
+        assert_eq!(
+            target_add_args("1.95.0-x86_64-unknown-linux-gnu").join(" "),
+            "target add --toolchain 1.95.0-x86_64-unknown-linux-gnu x86_64-unknown-none"
         );
     }
 
