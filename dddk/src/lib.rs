@@ -1,15 +1,13 @@
 //! The KaaL device driver kit (DDDK): what a driver needs besides its device
 //! logic. Typed register access through the I/O port capability a device
 //! grant gives ([`regs`]), the interrupt wait/handle/acknowledge step
-//! ([`irq`]), and the client protocols a driver of each class serves over
-//! shared rings ([`serial`], [`timer`], [`block`], [`net`]), so that a client never depends on a
-//! particular driver.
+//! ([`irq`]), and the device-independent driver side of the protocols in
+//! `kaal_protocols` ([`serial`] byte streams and console lines, the
+//! [`timer`]'s deadline queue).
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
-pub mod block;
 pub mod irq;
-pub mod net;
 pub mod regs;
 pub mod serial;
 pub mod timer;

@@ -1,58 +1,14 @@
-//! The timer client protocol: alarms at TSC deadlines over two shared
-//! rings, `alarm` from the client to the driver ([`AlarmRequest`]) and
-//! `fired` from the driver to the client ([`AlarmFired`]). Time is the TSC,
-//! which every component reads itself (`kaal_rt::time`); the driver only
-//! wakes the client when a deadline has passed. Any timer driver serves it.
-//!
-//! The driver's side is here too, device-independent: the [`DeadlineQueue`]
-//! of pending alarms, and [`AlarmServer`], which moves requests into it and
-//! fired alarms out. Nothing the client writes is trusted: any deadline and
-//! token are accepted, a full queue is answered with
-//! [`AlarmFired::QUEUE_FULL`], and a corrupt ring is an error for the
-//! driver's guard. And the PIT's count for a wait ([`pit_count`]).
+//! The driver side of the timer protocol ([`kaal_protocols::timer`]),
+//! device-independent: the [`DeadlineQueue`] of pending alarms, and
+//! [`AlarmServer`], which moves requests into it and fired alarms out.
+//! Nothing the client writes is trusted: any deadline and token are
+//! accepted, a full queue is answered with [`AlarmFired::QUEUE_FULL`], and a
+//! corrupt ring is an error for the driver's guard. And the PIT's count for
+//! a wait ([`pit_count`]).
 
 use heapless::binary_heap::{BinaryHeap, Min};
+use kaal_protocols::timer::{AlarmFired, AlarmRequest};
 use kaal_ring::{Consumer, Notify, Producer, RingError};
-
-/// Slots of each timer ring (the manifest's `slots`; `slot_bytes = 32`).
-pub const RING_SLOTS: usize = 16;
-/// Alarms a driver keeps pending for its client.
-pub const QUEUE_ALARMS: usize = 32;
-
-/// Client to driver: signal me when the TSC reaches `deadline_tsc`. A
-/// deadline already past fires at once.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
-pub struct AlarmRequest {
-    /// The client's name for the alarm, returned as it is.
-    pub token: u64,
-    pub deadline_tsc: u64,
-}
-
-/// Driver to client: what became of a request.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
-pub struct AlarmFired {
-    pub token: u64,
-    /// The TSC when the driver answered.
-    pub at_tsc: u64,
-    /// [`AlarmFired::FIRED`] or [`AlarmFired::QUEUE_FULL`].
-    pub status: u64,
-}
-
-impl AlarmFired {
-    /// The deadline passed.
-    pub const FIRED: u64 = 0;
-    /// Refused: the driver already keeps [`QUEUE_ALARMS`] alarms.
-    pub const QUEUE_FULL: u64 = 1;
-
-    pub fn is_fired(&self) -> bool {
-        self.status == Self::FIRED
-    }
-}
-
-const _: () = assert!(core::mem::size_of::<AlarmRequest>() <= 32);
-const _: () = assert!(core::mem::size_of::<AlarmFired>() <= 32);
 
 /// A pending alarm. Ordered by deadline, then by arrival, so equal
 /// deadlines fire in the order they were asked for.

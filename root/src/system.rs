@@ -13,10 +13,10 @@ use core::fmt;
 use kaal_broker::device::{DeviceId, DeviceInfo, DeviceKey, Holder};
 use kaal_broker::kernel::{Access, Cache};
 use kaal_broker::{BrokerError, Memory};
-use kaal_dddk::serial::{Chunk, CHUNK_BYTES, RING_SLOTS as SERIAL_SLOTS};
 use kaal_loader::{LoadError, LoadPlan, Perm};
 use kaal_manifest::image::{ChannelImage, ComponentImage, ImageError, SystemImage};
 use kaal_manifest::{ChannelKind, DeviceSpec, Restart};
+use kaal_protocols::console::{Chunk, CHUNK_BYTES, RING_SLOTS as SERIAL_SLOTS};
 use kaal_ring::{Consumer, Notify, Producer, SharedRing};
 use kaal_rt::start::{
     self, layout, slot, CapEntry, CapKind, PciConfigPage, StartInfo, CSPACE_BITS,
@@ -442,15 +442,15 @@ impl<'a> System<'a> {
                         }
                     }
                 }
-            } else if label == start::supervisor::EXIT {
+            } else if label == kaal_protocols::supervisor::EXIT {
                 let code = ipc::mr(0);
                 println!("KaaL: component `{}` exited ({code})", self.name(i));
                 Event::Exited { component: i, code }
-            } else if label == start::supervisor::CONSOLE {
+            } else if label == kaal_protocols::supervisor::CONSOLE {
                 self.print_line(info.length());
                 ipc::reply(MessageInfo::new(0, 0));
                 continue;
-            } else if label == start::supervisor::PANIC {
+            } else if label == kaal_protocols::supervisor::PANIC {
                 println!("KaaL: component `{}` panicked", self.name(i));
                 Event::Panicked { component: i }
             } else {
@@ -607,22 +607,8 @@ impl System<'_> {
     /// through the console driver when there is one and it runs, else (or
     /// for what its ring has no room for) on the kernel's debug console.
     fn print_line(&mut self, length: usize) {
-        const WORD: usize = core::mem::size_of::<Word>();
-        let words = length.saturating_sub(1);
-        let bytes = usize::try_from(ipc::mr(0)).unwrap_or(0).min(words * WORD);
-        let mut out = [0u8; 1024];
-        let mut n = 0;
-        for i in 0..words {
-            for b in ipc::mr(1 + i).to_le_bytes() {
-                if n < bytes {
-                    if let Some(slot) = out.get_mut(n) {
-                        *slot = b;
-                        n += 1;
-                    }
-                }
-            }
-        }
-        let line = out.get(..n).unwrap_or(&[]);
+        let mut out = [0u8; kaal_protocols::supervisor::LINE_BYTES];
+        let line = kaal_protocols::supervisor::decode_line(length, ipc::mr, &mut out);
         let live = self.console_running();
         if let Some(c) = self.console.as_mut().filter(|_| live) {
             // The whole line one way: through the driver if its ring has
@@ -683,7 +669,7 @@ impl System<'_> {
             if badge == CONSOLE_DRAINED {
                 continue;
             }
-            if badge != 0 && info.label() == start::supervisor::CONSOLE {
+            if badge != 0 && info.label() == kaal_protocols::supervisor::CONSOLE {
                 self.print_line(info.length());
                 ipc::reply(MessageInfo::new(0, 0));
                 continue;

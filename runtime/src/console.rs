@@ -9,11 +9,9 @@ use kaal_sel4::cap::{Cap, Endpoint};
 use kaal_sel4::ipc::{set_mr, MessageInfo};
 use kaal_sel4::Word;
 
-use crate::start::{slot, supervisor};
+use kaal_protocols::supervisor::{self, LINE_BYTES};
 
-/// Bytes of text one console message carries (MR0 is the byte count).
-pub const LINE_BYTES: usize = 512;
-const WORD: usize = core::mem::size_of::<Word>();
+use crate::start::slot;
 
 /// Collects text and sends it a line (or a full buffer) at a time.
 #[derive(Debug)]
@@ -38,18 +36,9 @@ impl LineWriter {
         if text.is_empty() {
             return;
         }
-        set_mr(0, text.len() as Word);
-        let mut words = 0;
-        for (i, chunk) in text.chunks(WORD).enumerate() {
-            let mut w = [0u8; WORD];
-            if let Some(dst) = w.get_mut(..chunk.len()) {
-                dst.copy_from_slice(chunk);
-            }
-            set_mr(1 + i, Word::from_le_bytes(w));
-            words = i + 1;
-        }
+        let words = supervisor::encode_line(text, set_mr);
         let sup = Endpoint::from_cptr(slot::SUPERVISOR);
-        let _ = sup.call(MessageInfo::new(supervisor::CONSOLE, 1 + words));
+        let _ = sup.call(MessageInfo::new(supervisor::CONSOLE, words));
         self.len = 0;
     }
 

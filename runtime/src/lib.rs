@@ -186,19 +186,19 @@ pub unsafe fn start_component<E: Display>(
     // SAFETY: the caller's contract.
     let Some(env) = (unsafe { Env::from_ptr(info) }) else {
         crate::println!("KaaL: component started without a start-info page");
-        component::report(start::supervisor::EXIT, 1)
+        component::report(kaal_protocols::supervisor::EXIT, 1)
     };
     // SAFETY: the `StartInfo` lists the heap region mapped for this program.
     let info = unsafe { &*info };
     if info.heap_size > 0 && !claim(info.heap_base as *mut u8, info.heap_size as usize) {
         crate::println!("{}: cannot claim its heap", env.name());
-        component::report(start::supervisor::EXIT, 1)
+        component::report(kaal_protocols::supervisor::EXIT, 1)
     }
     match main(&env) {
-        Ok(()) => component::report(start::supervisor::EXIT, 0),
+        Ok(()) => component::report(kaal_protocols::supervisor::EXIT, 0),
         Err(e) => {
             crate::println!("{}: failed: {e}", env.name());
-            component::report(start::supervisor::EXIT, 1)
+            component::report(kaal_protocols::supervisor::EXIT, 1)
         }
     }
 }
@@ -222,7 +222,7 @@ fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
         None => print(format_args!("KaaL: panicked: {}\n", info.message())),
     }
     if component {
-        component::report(start::supervisor::PANIC, 0)
+        component::report(kaal_protocols::supervisor::PANIC, 0)
     }
     exit(Exit::Failure)
 }

@@ -48,19 +48,6 @@ pub mod slot {
 /// log2 of the number of slots in a component's CSpace.
 pub const CSPACE_BITS: u8 = 8;
 
-/// Labels of a component's messages to its supervisor. They differ from
-/// every fault label the kernel uses (1 to 5).
-pub mod supervisor {
-    use kaal_sel4::Word;
-    /// `main` returned; MR0 = 0 for `Ok`, 1 for `Err`.
-    pub const EXIT: Word = 0x5e00;
-    /// The component panicked (its message went to the console).
-    pub const PANIC: Word = 0x5e01;
-    /// A line for the system console: MR0 = bytes, then the bytes packed
-    /// little-endian into the following registers.
-    pub const CONSOLE: Word = 0x5e02;
-}
-
 /// Marks a valid start-info page.
 pub const START_MAGIC: u64 = 0x4b61_614c_5374_6172; // "KaaLStar"
 /// Longest component or capability name.

@@ -13,10 +13,9 @@
 
 use kaal_dddk::irq::{self, Irq};
 use kaal_dddk::regs::PortBlock;
-use kaal_dddk::timer::{
-    pit_count, AlarmFired, AlarmRequest, AlarmServer, Served, QUEUE_ALARMS, RING_SLOTS,
-};
+use kaal_dddk::timer::{pit_count, AlarmServer, Served};
 use kaal_dddk::{guard, DriverError};
+use kaal_protocols::timer::{AlarmFired, AlarmRequest, QUEUE_ALARMS, RING_SLOTS};
 use kaal_rt::{println, Env, RingRx, RingTx};
 use kaal_sel4::cap::IoPort;
 

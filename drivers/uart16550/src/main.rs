@@ -14,8 +14,9 @@
 
 use kaal_dddk::irq::{self, Irq};
 use kaal_dddk::regs::PortBlock;
-use kaal_dddk::serial::{ByteSink, ByteSource, Chunk, ConsoleLines, RING_SLOTS};
+use kaal_dddk::serial::{ByteSink, ByteSource, ConsoleLines};
 use kaal_dddk::{CutOff, DriverError};
+use kaal_protocols::serial::{Chunk, RING_SLOTS};
 use kaal_rt::{println, Env, RingRx, RingTx, Signal};
 use kaal_sel4::cap::IoPort;
 

@@ -8,9 +8,9 @@
 #![no_std]
 #![no_main]
 
-use kaal_dddk::block::{self, Checked, Request, Response, Status, RING_SLOTS};
 use kaal_dddk::irq::{self, Irq};
 use kaal_dddk::DriverError;
+use kaal_protocols::block::{self, Checked, Request, Response, Status, RING_SLOTS};
 use kaal_rt::{println, Env, RingRx, RingTx, SharedRegion};
 use kaal_virtio::hal::{self, KaalHal};
 use kaal_virtio::virtio_drivers::device::blk::{BlkReq, BlkResp, VirtIOBlk};

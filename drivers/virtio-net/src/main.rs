@@ -12,8 +12,8 @@
 #![no_main]
 
 use kaal_dddk::irq::{self, Irq};
-use kaal_dddk::net::{self, Packet, Status, MAX_FRAME, MIN_FRAME, RING_SLOTS};
 use kaal_dddk::{CutOff, DriverError};
+use kaal_protocols::net::{self, Packet, Status, MAX_FRAME, MIN_FRAME, RING_SLOTS};
 use kaal_rt::{println, Env, RingRx, RingTx};
 use kaal_virtio::hal::{self, KaalHal};
 use kaal_virtio::virtio_drivers::device::net::VirtIONetRaw;

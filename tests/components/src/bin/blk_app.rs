@@ -8,7 +8,7 @@
 #![no_std]
 #![no_main]
 
-use kaal_dddk::block::{op, Request, Response, Status, RING_SLOTS, SECTOR};
+use kaal_protocols::block::{op, Request, Response, Status, RING_SLOTS, SECTOR};
 use kaal_rt::time::Clock;
 use kaal_rt::{println, rdtsc, Env, RingRx, RingTx, SharedRegion};
 use kaal_test_patterns::disk as testdata;

@@ -17,7 +17,7 @@
 use core::sync::atomic::{AtomicU32, Ordering};
 use core::time::Duration;
 
-use kaal_dddk::net::{kind, Packet, Status, MAX_FRAME, RING_SLOTS};
+use kaal_protocols::net::{kind, Packet, Status, MAX_FRAME, RING_SLOTS};
 use kaal_rt::time::Clock;
 use kaal_rt::{println, rdtsc, Env, RingRx, RingTx};
 use smoltcp::phy::ChecksumCapabilities;

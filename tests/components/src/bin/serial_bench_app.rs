@@ -4,7 +4,7 @@
 #![no_std]
 #![no_main]
 
-use kaal_dddk::serial::{Chunk, CHUNK_BYTES, RING_SLOTS};
+use kaal_protocols::serial::{Chunk, CHUNK_BYTES, RING_SLOTS};
 use kaal_rt::{println, rdtsc, Env};
 
 const BYTES: usize = 16 * 1024;

@@ -5,7 +5,7 @@
 #![no_std]
 #![no_main]
 
-use kaal_dddk::serial::{Chunk, RING_SLOTS};
+use kaal_protocols::serial::{Chunk, RING_SLOTS};
 use kaal_rt::{println, Env};
 
 /// What `tests.toml` has the harness type, and how often (keep in step).

@@ -6,7 +6,7 @@
 
 use core::sync::atomic::{AtomicU32, Ordering};
 
-use kaal_dddk::serial::{Chunk, RING_SLOTS};
+use kaal_protocols::serial::{Chunk, RING_SLOTS};
 use kaal_rt::{println, Env};
 
 const EXPECTED: &[u8] = b"still served\n";

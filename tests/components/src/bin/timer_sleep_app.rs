@@ -8,7 +8,7 @@
 
 use core::time::Duration;
 
-use kaal_dddk::timer::{AlarmFired, AlarmRequest, QUEUE_ALARMS, RING_SLOTS};
+use kaal_protocols::timer::{AlarmFired, AlarmRequest, QUEUE_ALARMS, RING_SLOTS};
 use kaal_rt::time::{Clock, Instant};
 use kaal_rt::{println, Env, RingRx, RingTx};
 
