@@ -35,21 +35,34 @@ pub struct ComponentImage<'a> {
     pub priority: u8,
     pub stack: u64,
     pub heap: u64,
-    pub devices: Vec<DeviceSpec>,
+    /// Each device with the component's local name for it.
+    #[serde(borrow)]
+    pub devices: Vec<(&'a str, DeviceSpec)>,
     pub restart: Restart,
     /// The ELF program.
     pub elf: &'a [u8],
 }
 
-/// One channel; ends are indices into `components`.
+/// One end of a channel: a component's index in `components`, and its
+/// local name for the channel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+pub struct EndImage<'a> {
+    pub component: u16,
+    pub local: &'a str,
+}
+
+/// One channel, its protocol applied.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
 pub struct ChannelImage<'a> {
-    pub name: &'a str,
+    /// How messages name it (its name, or its ends).
+    pub label: String,
     pub kind: ChannelKind,
     /// The clients (endpoint) or the producer (ring).
-    pub from: Vec<u16>,
+    #[serde(borrow)]
+    pub from: Vec<EndImage<'a>>,
     /// The server (endpoint) or the consumer (ring).
-    pub to: u16,
+    #[serde(borrow)]
+    pub to: EndImage<'a>,
     pub slots: u32,
     pub slot_bytes: u32,
     /// Size of a memory channel (0 otherwise).
@@ -57,6 +70,11 @@ pub struct ChannelImage<'a> {
 }
 
 impl ChannelImage<'_> {
+    /// Whether component `i` is an end.
+    pub fn has_end(&self, i: u16) -> bool {
+        self.to.component == i || self.from.iter().any(|e| e.component == i)
+    }
+
     /// Bytes of shared memory the channel needs (0 for an endpoint).
     pub fn shared_bytes(&self) -> u64 {
         match self.kind {
@@ -119,11 +137,11 @@ impl<'a> SystemImage<'a> {
             });
         }
         for ch in &img.channels {
-            for &i in ch.from.iter().chain(core::iter::once(&ch.to)) {
-                if usize::from(i) >= n {
+            for e in ch.from.iter().chain(core::iter::once(&ch.to)) {
+                if usize::from(e.component) >= n {
                     return Err(ImageError::BadEnd {
-                        channel: ch.name.into(),
-                        index: i,
+                        channel: ch.label.clone(),
+                        index: e.component,
                     });
                 }
             }
@@ -150,8 +168,8 @@ impl<'a> SystemImage<'a> {
             }
         }
         for ch in &self.channels {
-            if ch.from.is_empty() || ch.from.contains(&ch.to) {
-                return bad(ch.name, "channel ends");
+            if ch.from.is_empty() || ch.from.iter().any(|e| e.component == ch.to.component) {
+                return bad(&ch.label, "channel ends");
             }
             let ring_ok = ch.from.len() == 1
                 && ch.slots.is_power_of_two()
@@ -159,14 +177,14 @@ impl<'a> SystemImage<'a> {
                 && ch.slot_bytes.is_power_of_two()
                 && ch.slot_bytes <= 4096;
             if ch.kind == ChannelKind::Ring && !ring_ok {
-                return bad(ch.name, "ring shape");
+                return bad(&ch.label, "ring shape");
             }
             let memory_ok = ch.from.len() == 1
                 && ch.bytes > 0
                 && ch.bytes.is_multiple_of(4096)
                 && ch.bytes <= crate::MAX_SHARED_BYTES;
             if ch.kind == ChannelKind::Memory && !memory_ok {
-                return bad(ch.name, "memory channel shape");
+                return bad(&ch.label, "memory channel shape");
             }
         }
         Ok(())
@@ -185,9 +203,9 @@ impl<'a> SystemImage<'a> {
 impl crate::Manifest {
     /// Packs this (checked) manifest with each component's program;
     /// `program(image_name)` returns the ELF bytes of a component's `image`.
-    pub fn pack(
-        &self,
-        programs: &std::collections::BTreeMap<String, Vec<u8>>,
+    pub fn pack<'a>(
+        &'a self,
+        programs: &'a std::collections::BTreeMap<String, Vec<u8>>,
     ) -> Result<Vec<u8>, String> {
         let index = |name: &str| -> Result<u16, String> {
             self.components
@@ -198,8 +216,8 @@ impl crate::Manifest {
         };
         let mut components = Vec::new();
         for c in &self.components {
-            let elf = programs.get(&c.image).ok_or_else(|| {
-                alloc::format!("component `{}`: no program `{}`", c.name, c.image)
+            let elf = programs.get(c.image()).ok_or_else(|| {
+                alloc::format!("component `{}`: no program `{}`", c.name, c.image())
             })?;
             components.push(ComponentImage {
                 name: &c.name,
@@ -209,7 +227,7 @@ impl crate::Manifest {
                 devices: c
                     .devices
                     .iter()
-                    .filter_map(|d| DeviceSpec::parse(d))
+                    .filter_map(|(local, d)| Some((local.as_str(), DeviceSpec::parse(d)?)))
                     .collect(),
                 restart: c.restart,
                 elf,
@@ -217,19 +235,27 @@ impl crate::Manifest {
         }
         let mut channels = Vec::new();
         for ch in &self.channels {
-            let to = ch.to.as_deref().ok_or("channel without `to`")?;
+            let label = ch.label();
+            let shape = ch
+                .resolve()
+                .map_err(|why| alloc::format!("channel `{label}`: {why}"))?;
+            let end = |e: Option<crate::End<'a>>| -> Result<EndImage<'a>, String> {
+                let e = e.ok_or_else(|| {
+                    alloc::format!("channel `{label}`: an end without a local name")
+                })?;
+                Ok(EndImage {
+                    component: index(e.component)?,
+                    local: e.local,
+                })
+            };
             channels.push(ChannelImage {
-                name: &ch.name,
-                kind: ch.kind,
-                from: ch
-                    .from_names()
-                    .iter()
-                    .map(|n| index(n))
-                    .collect::<Result<_, _>>()?,
-                to: index(to)?,
-                slots: ch.slots.unwrap_or(0),
-                slot_bytes: ch.slot_bytes(),
-                bytes: ch.bytes.map_or(0, |b| b.0),
+                kind: shape.kind,
+                from: ch.from_ends().map(end).collect::<Result<_, _>>()?,
+                to: end(ch.to_end())?,
+                slots: shape.slots,
+                slot_bytes: shape.slot_bytes,
+                bytes: shape.bytes,
+                label,
             });
         }
         let console = self.console.as_deref().map(index).transpose()?;

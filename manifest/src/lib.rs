@@ -1,39 +1,52 @@
 //! The system manifest: one declarative file naming every component, the
-//! devices it may claim, the channels it shares (both ends named) and its
-//! restart policy. `cargo xtask` checks it at build time; every problem is
-//! reported with the component, channel or device it concerns.
+//! devices it may claim and the channels it shares, each bound to a name
+//! local to the component, and its restart policy. `cargo xtask` checks it
+//! at build time; every problem is reported with the component, channel or
+//! device it concerns.
 //!
 //! ```toml
 //! [[component]]
-//! name = "serial"          # unique
-//! image = "serial_driver"  # the program the component runs
+//! name = "uart"            # unique
+//! image = "uart16550"      # the program it runs (default: the name)
 //! priority = 200           # below the root task's 255
 //! stack = "16K"            # page multiples; also bytes as an integer
 //! heap = "64K"
-//! devices = ["serial:0"]   # serial:N, timer:pit, pci:VVVV:DDDD, pci-class:CC:SS
+//! devices = { port = "serial:0" }   # local name = serial:N, timer:pit,
+//!                          # pci:VVVV:DDDD or pci-class:CC:SS
 //! restart = "restart"      # or "stop" (the default)
 //!
 //! [[channel]]
-//! name = "console"
-//! kind = "ring"            # or "endpoint"
-//! from = "app"             # producer (ring) or client (endpoint)
-//! to = "serial"            # consumer (ring) or server (endpoint)
-//! slots = 256              # rings only: a power of two
-//! slot_bytes = 64          # rings only: bytes per slot (default 64)
+//! protocol = "serial"      # from kaal_protocols::PROTOCOLS: kind and shape
+//! from = "uart.rx"         # producer (ring) or client (endpoint): component.local
+//! to = "terminal.rx"       # consumer (ring) or server (endpoint)
 //!
 //! [[channel]]
-//! name = "blk_data"
-//! kind = "memory"          # a region both ends map read-write
-//! from = "app"
-//! to = "blk"
-//! bytes = "256K"           # memory only: page multiples, at most 16 MiB
+//! name = "data"            # optional; an end without `.local` uses it
+//! kind = "ring"            # without a protocol: "ring", "endpoint" or "memory"
+//! from = "producer"
+//! to = "consumer"
+//! slots = 256              # rings without a protocol: a power of two
+//! slot_bytes = 64          # rings without a protocol (default 64)
+//!
+//! [[channel]]
+//! protocol = "block.data"  # a region both ends map read-write
+//! from = "app.data"
+//! to = "blk.data"
+//! bytes = "256K"           # memory channels: page multiples, at most 16 MiB
 //! ```
 //!
-//! An endpoint channel may have several clients: `from = ["a", "b"]`; each
-//! gets its own badge, and the server one endpoint for all of them.
+//! A component names its channel ends and devices only by its local names,
+//! so one program serves any instance: the same UART driver on COM1 and
+//! COM2, or a UART and a network driver that both call their rings `rx`.
+//! An endpoint channel may have several clients: `from = ["a.echo",
+//! "b.echo"]`; each gets its own badge, and the server one endpoint for all.
 //!
 //! A top-level `console = "<component>"` names the serial driver that
-//! prints the components' console lines.
+//! prints the components' console lines; the root task's ring to it is its
+//! local name `console`.
+//!
+//! [`Manifest::check_uses`] checks the bindings against what each program
+//! declares it uses (its crate's `[package.metadata.kaal.uses.<image>]`).
 //!
 //! The checked manifest and the component images are packed into one
 //! [`image::SystemImage`] that the root task embeds (seL4 loads only one boot
@@ -53,6 +66,7 @@ use alloc::string::{String, ToString};
 use alloc::vec;
 use alloc::vec::Vec;
 use core::fmt;
+use kaal_protocols::Shape;
 use serde::{Deserialize, Serialize};
 
 const PAGE: u64 = 4096;
@@ -154,21 +168,37 @@ impl DeviceSpec {
 #[serde(deny_unknown_fields)]
 pub struct Component {
     pub name: String,
-    pub image: String,
+    /// The program; the component's name when not given.
+    #[serde(default)]
+    pub image: Option<String>,
     pub priority: u8,
     pub stack: Size,
     pub heap: Size,
+    /// Local name to device (`serial:0`, `pci-class:02:00`, ...).
     #[serde(default)]
-    pub devices: Vec<String>,
+    pub devices: BTreeMap<String, String>,
     #[serde(default)]
     pub restart: Restart,
+}
+
+impl Component {
+    /// The program it runs.
+    pub fn image(&self) -> &str {
+        self.image.as_deref().unwrap_or(&self.name)
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Channel {
-    pub name: String,
-    pub kind: ChannelKind,
+    /// Optional: names the channel in errors, and is the local name of an
+    /// end that gives none.
+    pub name: Option<String>,
+    /// A protocol of `kaal_protocols::PROTOCOLS`; it fixes the kind and a
+    /// ring's shape.
+    pub protocol: Option<String>,
+    /// Needed without a protocol.
+    pub kind: Option<ChannelKind>,
     pub from: Option<Ends>,
     pub to: Option<String>,
     pub slots: Option<u32>,
@@ -177,7 +207,7 @@ pub struct Channel {
     pub bytes: Option<Size>,
 }
 
-/// One component, or several (an endpoint's clients).
+/// One end, or several (an endpoint's clients).
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(untagged)]
 pub enum Ends {
@@ -194,17 +224,103 @@ impl Ends {
     }
 }
 
+/// One end of a channel: a component and its local name for the channel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct End<'a> {
+    pub component: &'a str,
+    pub local: &'a str,
+}
+
+impl fmt::Display for End<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.component, self.local)
+    }
+}
+
 /// Bytes per ring slot unless the manifest says otherwise.
 pub const DEFAULT_SLOT_BYTES: u32 = 64;
 
+/// What a channel is once its protocol is applied.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Resolved {
+    pub kind: ChannelKind,
+    pub slots: u32,
+    pub slot_bytes: u32,
+    pub bytes: u64,
+}
+
 impl Channel {
-    /// Bytes per ring slot.
-    pub fn slot_bytes(&self) -> u32 {
-        self.slot_bytes.unwrap_or(DEFAULT_SLOT_BYTES)
+    /// How errors name the channel: its name, else its ends.
+    pub fn label(&self) -> String {
+        match &self.name {
+            Some(n) => n.clone(),
+            None => format!(
+                "{} -> {}",
+                self.from_names().join(", "),
+                self.to.as_deref().unwrap_or("?")
+            ),
+        }
     }
-    /// The clients (endpoint) or the producer (ring).
+
+    /// The clients (endpoint) or the producer (ring), as written.
     pub fn from_names(&self) -> &[String] {
         self.from.as_ref().map(Ends::names).unwrap_or(&[])
+    }
+
+    /// An end as written, split into component and local name (the
+    /// channel's name when the end gives none).
+    pub fn end<'a>(&'a self, written: &'a str) -> Option<End<'a>> {
+        match written.split_once('.') {
+            Some((component, local)) => Some(End { component, local }),
+            None => Some(End {
+                component: written,
+                local: self.name.as_deref()?,
+            }),
+        }
+    }
+
+    /// The `from` ends.
+    pub fn from_ends(&self) -> impl Iterator<Item = Option<End<'_>>> {
+        self.from_names().iter().map(|n| self.end(n))
+    }
+
+    /// The `to` end.
+    pub fn to_end(&self) -> Option<End<'_>> {
+        self.to.as_deref().and_then(|n| self.end(n))
+    }
+
+    /// The channel's kind and shape, from its protocol or as written.
+    pub fn resolve(&self) -> Result<Resolved, &'static str> {
+        let written_bytes = self.bytes.map_or(0, |b| b.0);
+        let Some(name) = &self.protocol else {
+            let kind = self
+                .kind
+                .ok_or("a channel needs a `protocol` (or, for a raw one, a `kind`)")?;
+            return Ok(Resolved {
+                kind,
+                slots: self.slots.unwrap_or(0),
+                slot_bytes: self.slot_bytes.unwrap_or(DEFAULT_SLOT_BYTES),
+                bytes: written_bytes,
+            });
+        };
+        let p = kaal_protocols::find(name).ok_or("no protocol of that name")?;
+        if self.slots.is_some() || self.slot_bytes.is_some() {
+            return Err("`slots` and `slot_bytes` come from the protocol; do not restate them");
+        }
+        let (kind, slots, slot_bytes) = match p.shape {
+            Shape::Ring { slots, slot_bytes } => (ChannelKind::Ring, slots, slot_bytes),
+            Shape::Memory => (ChannelKind::Memory, 0, 0),
+            Shape::Endpoint => (ChannelKind::Endpoint, 0, 0),
+        };
+        if self.kind.is_some_and(|k| k != kind) {
+            return Err("its `kind` is not the protocol's");
+        }
+        Ok(Resolved {
+            kind,
+            slots,
+            slot_bytes,
+            bytes: written_bytes,
+        })
     }
 }
 
@@ -213,14 +329,43 @@ impl Channel {
 #[serde(deny_unknown_fields)]
 pub struct Manifest {
     /// The serial driver component that prints the components' console
-    /// lines (the root task forwards them to it on a ring named `console`);
-    /// without it they go to the kernel's debug console.
+    /// lines (the root task forwards them to it on a ring it knows as
+    /// `console`).
     #[serde(default)]
     pub console: Option<String>,
     #[serde(rename = "component", default)]
     pub components: Vec<Component>,
     #[serde(rename = "channel", default)]
     pub channels: Vec<Channel>,
+}
+
+/// What a program declares it uses under one local name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Use {
+    /// A channel of this protocol (or, for a raw channel, `ring`,
+    /// `endpoint` or `memory`).
+    Channel(String),
+    /// A device.
+    Device,
+}
+
+impl Use {
+    /// Reads a declaration: `"device"`, or a protocol or raw kind.
+    pub fn parse(text: &str) -> Use {
+        match text {
+            "device" => Use::Device,
+            other => Use::Channel(other.into()),
+        }
+    }
+}
+
+impl fmt::Display for Use {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Use::Channel(p) => write!(f, "`{p}`"),
+            Use::Device => f.write_str("a device"),
+        }
+    }
 }
 
 /// One thing wrong with a manifest.
@@ -238,6 +383,16 @@ pub enum ManifestError {
     MissingEnd {
         channel: String,
         end: &'static str,
+    },
+    /// An end without `.local` on a channel without a name.
+    NoLocalName {
+        channel: String,
+        end: String,
+    },
+    /// A component binds one local name twice.
+    LocalNameTwice {
+        component: String,
+        local: String,
     },
     SameComponentBothEnds {
         channel: String,
@@ -258,9 +413,14 @@ pub enum ManifestError {
         size: u64,
         why: &'static str,
     },
+    /// A channel's protocol, kind or shape is wrong.
+    Channel {
+        channel: String,
+        why: &'static str,
+    },
     RingSlots {
         channel: String,
-        slots: Option<u32>,
+        slots: u32,
         why: &'static str,
     },
     Priority {
@@ -270,6 +430,21 @@ pub enum ManifestError {
     Console {
         name: String,
         why: &'static str,
+    },
+    /// A binding of a local name the component's program does not declare.
+    Undeclared {
+        component: String,
+        image: String,
+        local: String,
+        declared: String,
+    },
+    /// A binding to a channel of another protocol than the program declares.
+    WrongProtocol {
+        component: String,
+        local: String,
+        declared: Use,
+        bound: String,
+        found: String,
     },
 }
 
@@ -284,6 +459,13 @@ impl fmt::Display for ManifestError {
                 write!(f, "channel `{channel}`: `{end}` names unknown component `{name}`")
             }
             MissingEnd { channel, end } => write!(f, "channel `{channel}` has no `{end}` end"),
+            NoLocalName { channel, end } => write!(
+                f,
+                "channel `{channel}`: end `{end}` needs a local name (`{end}.NAME`), or the channel a `name`"
+            ),
+            LocalNameTwice { component, local } => {
+                write!(f, "component `{component}` binds local name `{local}` twice")
+            }
             SameComponentBothEnds { channel, name } => {
                 write!(f, "channel `{channel}` connects `{name}` to itself")
             }
@@ -297,12 +479,20 @@ impl fmt::Display for ManifestError {
             SizeDoesNotFit { component, what, size, why } => {
                 write!(f, "component `{component}`: {what} of {size} bytes does not fit: {why}")
             }
-            RingSlots { channel, slots: Some(s), why } => write!(f, "channel `{channel}`: {s} slots: {why}"),
-            RingSlots { channel, slots: None, why } => write!(f, "channel `{channel}`: {why}"),
+            Channel { channel, why } => write!(f, "channel `{channel}`: {why}"),
+            RingSlots { channel, slots, why } => write!(f, "channel `{channel}`: {slots} slots: {why}"),
             Console { name, why } => write!(f, "console `{name}`: {why}"),
             Priority { component, priority } => write!(
                 f,
                 "component `{component}`: priority {priority} is not below the root task's {ROOT_PRIORITY}"
+            ),
+            Undeclared { component, image, local, declared } => write!(
+                f,
+                "component `{component}` binds `{local}`, which its program `{image}` does not declare (it declares: {declared})"
+            ),
+            WrongProtocol { component, local, declared, bound, found } => write!(
+                f,
+                "component `{component}` declares `{local}` as {declared}, but the manifest binds it to channel `{bound}` ({found})"
             ),
         }
     }
@@ -336,6 +526,18 @@ fn check_size(
     }
 }
 
+/// What a resolved channel is, for messages: its protocol or its raw kind.
+fn channel_use(ch: &Channel, kind: ChannelKind) -> String {
+    match &ch.protocol {
+        Some(p) => p.clone(),
+        None => match kind {
+            ChannelKind::Ring => "ring".into(),
+            ChannelKind::Endpoint => "endpoint".into(),
+            ChannelKind::Memory => "memory".into(),
+        },
+    }
+}
+
 impl Manifest {
     /// Parses and checks a manifest; returns every problem found.
     #[cfg(feature = "std")]
@@ -355,6 +557,16 @@ impl Manifest {
         let mut errs = Vec::new();
         let mut names = BTreeMap::new();
         let mut granted: BTreeMap<DeviceSpec, (&str, &str)> = BTreeMap::new();
+        // Every (component, local name) bound, to find one bound twice.
+        let mut locals = alloc::collections::BTreeSet::new();
+        let mut bind = |component: &str, local: &str, errs: &mut Vec<ManifestError>| {
+            if !locals.insert((component.to_string(), local.to_string())) {
+                errs.push(ManifestError::LocalNameTwice {
+                    component: component.into(),
+                    local: local.into(),
+                });
+            }
+        };
         for c in &self.components {
             if names.insert(c.name.as_str(), c).is_some() {
                 errs.push(ManifestError::DuplicateComponent(c.name.clone()));
@@ -367,7 +579,8 @@ impl Manifest {
             }
             check_size(c, "stack", c.stack.0, MAX_STACK, &mut errs);
             check_size(c, "heap", c.heap.0, MAX_HEAP, &mut errs);
-            for d in &c.devices {
+            for (local, d) in &c.devices {
+                bind(&c.name, local, &mut errs);
                 match DeviceSpec::parse(d) {
                     None => errs.push(ManifestError::UnknownDevice {
                         component: c.name.clone(),
@@ -388,133 +601,144 @@ impl Manifest {
             }
         }
         if let Some(name) = &self.console {
-            let why = match self.components.iter().find(|c| &c.name == name) {
-                None => Some("no component of that name"),
-                Some(c) if !c.devices.iter().any(|d| d.starts_with("serial:")) => {
-                    Some("it is granted no serial port")
-                }
-                // The root task's ring to it is named `console`.
-                Some(_)
-                    if self.channels.iter().any(|ch| {
-                        ch.name == "console"
-                            && (ch.to.as_ref() == Some(name) || ch.from_names().contains(name))
-                    }) =>
-                {
-                    Some("it already has a channel named `console`, the name of its console ring")
-                }
-                Some(_) => None,
-            };
-            if let Some(why) = why {
-                errs.push(ManifestError::Console {
+            match self.components.iter().find(|c| &c.name == name) {
+                None => errs.push(ManifestError::Console {
                     name: name.clone(),
-                    why,
-                });
+                    why: "no component of that name",
+                }),
+                Some(c) if !c.devices.values().any(|d| d.starts_with("serial:")) => {
+                    errs.push(ManifestError::Console {
+                        name: name.clone(),
+                        why: "it is granted no serial port",
+                    })
+                }
+                Some(c) => bind(&c.name, kaal_protocols::console::LOCAL_NAME, &mut errs),
             }
         }
         let mut channels = BTreeMap::new();
         for ch in &self.channels {
-            if channels.insert(ch.name.as_str(), ()).is_some() {
-                errs.push(ManifestError::DuplicateChannel(ch.name.clone()));
+            let label = ch.label();
+            if let Some(n) = &ch.name {
+                if channels.insert(n.as_str(), ()).is_some() {
+                    errs.push(ManifestError::DuplicateChannel(n.clone()));
+                }
             }
-            let from: Vec<&String> = ch.from_names().iter().collect();
+            let shape = match ch.resolve() {
+                Ok(r) => Some(r),
+                Err(why) => {
+                    errs.push(ManifestError::Channel {
+                        channel: label.clone(),
+                        why,
+                    });
+                    None
+                }
+            };
+            let from = ch.from_names();
             if from.is_empty() {
                 errs.push(ManifestError::MissingEnd {
-                    channel: ch.name.clone(),
+                    channel: label.clone(),
                     end: "from",
                 });
             }
-            if ch.kind != ChannelKind::Endpoint && from.len() > 1 {
-                errs.push(ManifestError::RingSlots {
-                    channel: ch.name.clone(),
-                    slots: ch.slots,
-                    why: "a ring or memory channel has exactly one `from` end",
-                });
-            }
-            let to: Vec<&String> = ch.to.iter().collect();
-            if to.is_empty() {
+            if ch.to.is_none() {
                 errs.push(ManifestError::MissingEnd {
-                    channel: ch.name.clone(),
+                    channel: label.clone(),
                     end: "to",
                 });
             }
-            for (end, who) in from
+            let ends = from
                 .iter()
-                .map(|n| ("from", *n))
-                .chain(to.iter().map(|n| ("to", *n)))
-            {
-                if !names.contains_key(who.as_str()) {
-                    errs.push(ManifestError::UnknownComponent {
-                        channel: ch.name.clone(),
-                        end,
-                        name: who.clone(),
-                    });
-                }
-            }
-            if let Some(server) = ch.to.as_ref() {
-                if from.contains(&server) {
-                    errs.push(ManifestError::SameComponentBothEnds {
-                        channel: ch.name.clone(),
-                        name: server.clone(),
-                    });
-                }
-            }
+                .map(|n| ("from", n))
+                .chain(ch.to.iter().map(|n| ("to", n)));
             let mut seen = alloc::collections::BTreeSet::new();
-            for f in &from {
-                if !seen.insert(f.as_str()) {
-                    errs.push(ManifestError::DuplicateChannel(format!(
-                        "{} (client `{f}` listed twice)",
-                        ch.name
-                    )));
+            for (which, written) in ends {
+                let Some(end) = ch.end(written) else {
+                    errs.push(ManifestError::NoLocalName {
+                        channel: label.clone(),
+                        end: written.clone(),
+                    });
+                    continue;
+                };
+                if !names.contains_key(end.component) {
+                    errs.push(ManifestError::UnknownComponent {
+                        channel: label.clone(),
+                        end: which,
+                        name: end.component.into(),
+                    });
+                    continue;
                 }
-            }
-            if let Some(b) = ch.slot_bytes {
-                if ch.kind != ChannelKind::Ring || !b.is_power_of_two() || b > 4096 {
-                    errs.push(ManifestError::RingSlots {
-                        channel: ch.name.clone(),
-                        slots: ch.slots,
-                        why: "`slot_bytes` is for rings and must be a power of two of at most 4096",
+                if !seen.insert(end.component) {
+                    errs.push(ManifestError::SameComponentBothEnds {
+                        channel: label.clone(),
+                        name: end.component.into(),
                     });
                 }
+                bind(end.component, end.local, &mut errs);
             }
-            match (ch.kind, ch.slots) {
-                (ChannelKind::Ring, None) => errs.push(ManifestError::RingSlots {
-                    channel: ch.name.clone(),
-                    slots: None,
-                    why: "a ring needs `slots`",
-                }),
-                (ChannelKind::Ring, Some(s)) if !s.is_power_of_two() || s > MAX_RING_SLOTS => errs
-                    .push(ManifestError::RingSlots {
-                        channel: ch.name.clone(),
-                        slots: Some(s),
-                        why: "must be a power of two of at most 65536",
-                    }),
-                (ChannelKind::Endpoint | ChannelKind::Memory, Some(s)) => {
-                    errs.push(ManifestError::RingSlots {
-                        channel: ch.name.clone(),
-                        slots: Some(s),
-                        why: "`slots` is for rings only",
-                    })
-                }
-                _ => {}
+            if let Some(r) = shape {
+                check_shape(ch, &label, r, &mut errs);
             }
-            let bytes_why = match (ch.kind, ch.bytes) {
-                (ChannelKind::Memory, None) => Some("a memory channel needs `bytes`"),
-                (ChannelKind::Memory, Some(Size(b)))
-                    if b == 0 || !b.is_multiple_of(PAGE) || b > MAX_SHARED_BYTES =>
-                {
-                    Some("`bytes` must be a whole number of 4 KiB pages, at most 16 MiB")
-                }
-                (ChannelKind::Ring | ChannelKind::Endpoint, Some(_)) => {
-                    Some("`bytes` is for memory channels only")
-                }
-                _ => None,
+        }
+        errs
+    }
+
+    /// Checks every binding against what the components' programs declare:
+    /// `uses(image)` is the declaration of program `image` (local name to
+    /// what it is used for), `None` for a program that declares nothing to
+    /// check (a test's malformed program).
+    pub fn check_uses<'u>(
+        &self,
+        uses: impl Fn(&str) -> Option<&'u BTreeMap<String, Use>>,
+    ) -> Vec<ManifestError> {
+        let mut errs = Vec::new();
+        for c in &self.components {
+            let Some(declared) = uses(c.image()) else {
+                continue;
             };
-            if let Some(why) = bytes_why {
-                errs.push(ManifestError::RingSlots {
-                    channel: ch.name.clone(),
-                    slots: None,
-                    why,
-                });
+            let list = || {
+                let names: Vec<&str> = declared.keys().map(String::as_str).collect();
+                if names.is_empty() {
+                    "nothing".into()
+                } else {
+                    names.join(", ")
+                }
+            };
+            let undeclared = |local: &str| ManifestError::Undeclared {
+                component: c.name.clone(),
+                image: c.image().into(),
+                local: local.into(),
+                declared: list(),
+            };
+            for local in c.devices.keys() {
+                match declared.get(local) {
+                    None => errs.push(undeclared(local)),
+                    Some(Use::Device) => {}
+                    Some(u) => errs.push(ManifestError::WrongProtocol {
+                        component: c.name.clone(),
+                        local: local.clone(),
+                        declared: u.clone(),
+                        bound: format!("device {}", c.devices.get(local).map_or("", |d| d)),
+                        found: "a device".into(),
+                    }),
+                }
+            }
+            for ch in &self.channels {
+                let Ok(r) = ch.resolve() else { continue };
+                let found = channel_use(ch, r.kind);
+                let ends = ch.from_ends().chain(core::iter::once(ch.to_end()));
+                for end in ends.flatten().filter(|e| e.component == c.name) {
+                    match declared.get(end.local) {
+                        None => errs.push(undeclared(end.local)),
+                        Some(Use::Channel(p)) if *p == found => {}
+                        Some(u) => errs.push(ManifestError::WrongProtocol {
+                            component: c.name.clone(),
+                            local: end.local.into(),
+                            declared: u.clone(),
+                            bound: ch.label(),
+                            found: format!("`{found}`"),
+                        }),
+                    }
+                }
             }
         }
         errs
@@ -523,6 +747,60 @@ impl Manifest {
     /// The component named `name`.
     pub fn component(&self, name: &str) -> Option<&Component> {
         self.components.iter().find(|c| c.name == name)
+    }
+}
+
+/// A channel's ends and shape for its kind.
+fn check_shape(ch: &Channel, label: &str, r: Resolved, errs: &mut Vec<ManifestError>) {
+    let channel = || label.to_string();
+    if r.kind != ChannelKind::Endpoint && ch.from_names().len() > 1 {
+        errs.push(ManifestError::Channel {
+            channel: channel(),
+            why: "a ring or memory channel has exactly one `from` end",
+        });
+    }
+    if r.kind == ChannelKind::Ring {
+        if r.slots == 0 {
+            errs.push(ManifestError::Channel {
+                channel: channel(),
+                why: "a ring needs `slots`",
+            });
+        } else if !r.slots.is_power_of_two() || r.slots > MAX_RING_SLOTS {
+            errs.push(ManifestError::RingSlots {
+                channel: channel(),
+                slots: r.slots,
+                why: "must be a power of two of at most 65536",
+            });
+        }
+        if !r.slot_bytes.is_power_of_two() || r.slot_bytes > 4096 {
+            errs.push(ManifestError::Channel {
+                channel: channel(),
+                why: "`slot_bytes` must be a power of two of at most 4096",
+            });
+        }
+    } else if ch.slots.is_some() || ch.slot_bytes.is_some() {
+        errs.push(ManifestError::Channel {
+            channel: channel(),
+            why: "`slots` and `slot_bytes` are for rings only",
+        });
+    }
+    let bytes_why = match (r.kind, ch.bytes) {
+        (ChannelKind::Memory, None) => Some("a memory channel needs `bytes`"),
+        (ChannelKind::Memory, Some(Size(b)))
+            if b == 0 || !b.is_multiple_of(PAGE) || b > MAX_SHARED_BYTES =>
+        {
+            Some("`bytes` must be a whole number of 4 KiB pages, at most 16 MiB")
+        }
+        (ChannelKind::Ring | ChannelKind::Endpoint, Some(_)) => {
+            Some("`bytes` is for memory channels only")
+        }
+        _ => None,
+    };
+    if let Some(why) = bytes_why {
+        errs.push(ManifestError::Channel {
+            channel: channel(),
+            why,
+        });
     }
 }
 

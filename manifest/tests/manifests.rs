@@ -1,7 +1,8 @@
 //! `bad_manifest_rejected`: every manifest under `tests/bad/` is rejected
 //! with the error its first line names; `tests/good.toml` is accepted.
 
-use kaal_manifest::{Manifest, Restart};
+use kaal_manifest::{Manifest, Restart, Use};
+use std::collections::BTreeMap;
 use std::path::Path;
 
 #[test]
@@ -55,7 +56,7 @@ fn bad_manifest_rejected() {
 
 #[test]
 fn packed_image_decodes_with_programs_borrowed() {
-    use kaal_manifest::image::{SystemImage, MAGIC};
+    use kaal_manifest::image::{EndImage, SystemImage, MAGIC};
     use std::collections::BTreeMap;
     let text =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/good.toml"))
@@ -74,11 +75,33 @@ fn packed_image_decodes_with_programs_borrowed() {
     assert_eq!(img.components.len(), 2);
     let (i, app) = img.component("app").unwrap();
     assert_eq!((i, app.elf), (1, &b"\x7fELF app"[..]));
-    let console = &img.channels[0];
-    assert_eq!((console.from.as_slice(), console.to), (&[1u16][..], 0));
-    assert_eq!(console.shared_bytes(), 128 + 256 * 64);
-    let data = &img.channels[2];
-    assert_eq!((data.name, data.shared_bytes()), ("data", 64 * 1024));
+    // The serial protocol's ring: shape from the protocol, each end's local name.
+    let serial = &img.channels[0];
+    let app_out = EndImage {
+        component: 1,
+        local: "out",
+    };
+    let serial_tx = EndImage {
+        component: 0,
+        local: "tx",
+    };
+    assert_eq!(
+        (serial.from.as_slice(), serial.to),
+        (&[app_out][..], serial_tx)
+    );
+    assert_eq!(serial.shared_bytes(), 128 + 64 * 64);
+    assert_eq!(serial.label, "app.out -> serial.tx");
+    // A raw ring: both ends use its name.
+    let log = &img.channels[1];
+    assert_eq!((log.to.local, log.shared_bytes()), ("log", 128 + 256 * 64));
+    let data = &img.channels[3];
+    assert_eq!((data.to.local, data.shared_bytes()), ("data", 64 * 1024));
+    assert_eq!(app.devices, []);
+    let (_, serial_driver) = img.component("serial").unwrap();
+    assert_eq!(
+        serial_driver.devices,
+        [("port", kaal_manifest::DeviceSpec::Serial { port: 0 })]
+    );
     // A truncated or foreign image is refused, not misread.
     assert!(SystemImage::decode(&bytes[..bytes.len() / 2]).is_err());
     assert!(SystemImage::decode(b"\x00\x00\x00\x00").is_err());
@@ -106,13 +129,17 @@ fn endpoint_may_have_several_clients() {
         stack = "16K"
         heap = "16K"
         [[channel]]
-        name = "echo"
-        kind = "endpoint"
-        from = ["a", "b"]
-        to = "echo"
+        protocol = "echo"
+        from = ["a.echo", "b.service"]
+        to = "echo.clients"
     "#;
     let m = Manifest::parse(text).unwrap_or_else(|e| panic!("{e:?}"));
-    assert_eq!(m.channels[0].from_names(), ["a", "b"]);
+    let locals: Vec<_> = m.channels[0]
+        .from_ends()
+        .flatten()
+        .map(|e| e.local)
+        .collect();
+    assert_eq!(locals, ["echo", "service"]);
 }
 
 #[test]
@@ -140,4 +167,100 @@ fn image_values_are_rechecked_on_decode() {
         SystemImage::decode(&bad),
         Err(ImageError::Invalid { .. })
     ));
+}
+
+/// Two instances of one program, each bound to its own device and rings
+/// under the same local names, beside another program that also calls its
+/// rings `rx` and `tx`.
+const TWO_UARTS_AND_A_NIC: &str = r#"
+    [[component]]
+    name = "com1"
+    image = "uart16550"
+    priority = 150
+    stack = "16K"
+    heap = "16K"
+    devices = { port = "serial:0" }
+    [[component]]
+    name = "com2"
+    image = "uart16550"
+    priority = 150
+    stack = "16K"
+    heap = "16K"
+    devices = { port = "serial:1" }
+    [[component]]
+    name = "net"
+    image = "virtio_net"
+    priority = 150
+    stack = "16K"
+    heap = "16K"
+    devices = { nic = "pci-class:02:00" }
+    [[component]]
+    name = "app"
+    priority = 100
+    stack = "16K"
+    heap = "16K"
+    [[channel]]
+    protocol = "serial"
+    from = "com1.rx"
+    to = "app.com1_in"
+    [[channel]]
+    protocol = "serial"
+    from = "com2.rx"
+    to = "app.com2_in"
+    [[channel]]
+    protocol = "net"
+    from = "net.rx"
+    to = "app.frames"
+"#;
+
+fn declared(pairs: &[(&str, &str)]) -> BTreeMap<String, Use> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), Use::parse(v)))
+        .collect()
+}
+
+#[test]
+fn one_program_serves_two_instances_by_local_names() {
+    let m = Manifest::parse(TWO_UARTS_AND_A_NIC).unwrap_or_else(|e| panic!("{e:?}"));
+    let uart = declared(&[("port", "device"), ("rx", "serial"), ("tx", "serial")]);
+    let net = declared(&[("nic", "device"), ("rx", "net"), ("tx", "net")]);
+    let app = declared(&[
+        ("com1_in", "serial"),
+        ("com2_in", "serial"),
+        ("frames", "net"),
+    ]);
+    let errs = m.check_uses(|image| match image {
+        "uart16550" => Some(&uart),
+        "virtio_net" => Some(&net),
+        "app" => Some(&app),
+        _ => None,
+    });
+    assert_eq!(errs, []);
+}
+
+#[test]
+fn bindings_a_program_does_not_declare_are_refused_naming_both() {
+    let m = Manifest::parse(TWO_UARTS_AND_A_NIC).unwrap_or_else(|e| panic!("{e:?}"));
+    let uart = declared(&[("port", "device"), ("rx", "serial"), ("tx", "serial")]);
+    // The app says `frames` is a serial stream and never heard of `com2_in`.
+    let app = declared(&[("com1_in", "serial"), ("frames", "serial")]);
+    let nothing = BTreeMap::new();
+    let errs: Vec<String> = m
+        .check_uses(|image| match image {
+            "uart16550" => Some(&uart),
+            "app" => Some(&app),
+            _ => Some(&nothing),
+        })
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    let expect = [
+        "component `net` binds `nic`, which its program `virtio_net` does not declare (it declares: nothing)",
+        "component `app` binds `com2_in`, which its program `app` does not declare (it declares: com1_in, frames)",
+        "component `app` declares `frames` as `serial`, but the manifest binds it to channel `net.rx -> app.frames` (`net`)",
+    ];
+    for e in expect {
+        assert!(errs.iter().any(|m| m == e), "missing {e:?} in {errs:?}");
+    }
 }

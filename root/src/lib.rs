@@ -1,14 +1,11 @@
 //! The KaaL root task: the first and only trusted user-level program. It
 //! reads BootInfo, prints the boot summary, builds the capability broker from
-//! it, and checks the kernel paths everything else stands on.
+//! it, and spawns and supervises the components of its system image.
 #![no_std]
 
 extern crate alloc;
 
-pub mod demo;
-pub mod ring;
 pub mod system;
-pub mod thread;
 
 #[doc(hidden)]
 pub use kaal_rt as __rt;

@@ -1,5 +1,5 @@
-//! The KaaL root task image: boots, checks the kernel paths it relies on,
-//! then spawns the system `system.toml` describes and supervises it.
+//! The KaaL root task image: boots, then spawns the system
+//! `systems/default.toml` describes and supervises it.
 #![no_std]
 #![no_main]
 
@@ -9,10 +9,8 @@ use kaal_sel4::bootinfo::BootInfo;
 
 fn main(bi: &BootInfo) -> Result<(), RootError> {
     let mut broker = boot(bi)?;
-    kaal_root::demo::ipc_roundtrip(&mut broker)?;
-    kaal_root::demo::notification_signal_wait(&mut broker)?;
     kaal_sel4::println!("KaaL: boot OK");
-    let mut sys = system::load(&mut broker, kaal_root::include_system!("system"))?;
+    let mut sys = system::load(&mut broker, kaal_root::include_system!("default"))?;
     sys.start_all(&mut broker);
     sys.supervise(&mut broker, |_, _| Control::Continue)?;
     kaal_sel4::println!("KaaL: every component has ended");

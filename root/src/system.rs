@@ -383,11 +383,11 @@ impl<'a> System<'a> {
             return Ok(());
         };
         for (c, ch) in self.image.channels.iter().enumerate() {
-            if ch.to != server || ch.kind != ChannelKind::Endpoint {
+            if ch.to.component != server || ch.kind != ChannelKind::Endpoint {
                 continue;
             }
-            for &client in &ch.from {
-                let client = usize::from(client);
+            for end in &ch.from {
+                let client = usize::from(end.component);
                 let Some(r) = self.components.get(client).and_then(|s| s.running.as_ref()) else {
                     continue;
                 };
@@ -817,32 +817,12 @@ pub fn load<'a>(broker: &mut RootBroker, bytes: &'a [u8]) -> Result<System<'a>, 
 }
 
 /// Embeds the system image `cargo xtask` packed from a manifest: `"system"`
-/// for `system.toml`, else the name of a file in `tests/system/systems/`.
+/// for `systems/default.toml`, else the stem of another manifest in
+/// `systems/` or `tests/system/systems/`.
 #[macro_export]
 macro_rules! include_system {
     ($name:literal) => {
         include_bytes!(concat!(env!("KAAL_SYSTEMS_DIR"), "/", $name, ".kaal"))
-    };
-}
-
-/// The whole image of a system test that boots a system of
-/// `tests/system/systems/`, waits for the named components to exit cleanly
-/// (the others may run on) and prints `<name>: ok`; any other event fails it.
-#[macro_export]
-macro_rules! system_test {
-    ($name:literal, [$($exit:literal),+ $(,)?]) => {
-        fn main(
-            bi: &$crate::__sel4::bootinfo::BootInfo,
-        ) -> ::core::result::Result<(), $crate::RootError> {
-            let mut broker = $crate::boot(bi)?;
-            let mut sys = $crate::system::load(&mut broker, $crate::include_system!($name))?;
-            sys.start_all(&mut broker);
-            sys.expect_clean_exits(&mut broker, &[$($exit),+])?;
-            $crate::__sel4::println!("{}: ok", $name);
-            Ok(())
-        }
-
-        $crate::__rt::root_task!(main);
     };
 }
 
@@ -914,7 +894,7 @@ fn rings_of<'c>(channels: &'c [ChannelImage<'_>], me: u16) -> impl Iterator<Item
     channels
         .iter()
         .enumerate()
-        .filter(move |(_, c)| c.kind == ChannelKind::Ring && (c.to == me || c.from.contains(&me)))
+        .filter(move |(_, c)| c.kind == ChannelKind::Ring && c.has_end(me))
         .map(|(i, _)| i)
 }
 
@@ -1110,7 +1090,7 @@ fn build(
     let mut shared_at = layout::SHARED_BASE;
     if let Some(c) = cx.console {
         share_at(broker, r, &c.memory, shared_at)?;
-        let mut e = entry("console", CapKind::RingConsumer)?;
+        let mut e = entry(kaal_protocols::console::LOCAL_NAME, CapKind::RingConsumer)?;
         e.slot2 = g.grant(c.own.cptr(), Rights::write_only(), CONSOLE_DRAINED)?;
         e.bit = c.bit;
         e.vaddr = shared_at;
@@ -1120,20 +1100,25 @@ fn build(
         shared_at += c.memory.size + PAGE;
     }
     for (c, (ch, obj)) in cx.channels.iter().zip(cx.objects).enumerate() {
-        let client_pos = ch.from.iter().position(|&f| f == me);
-        let server = ch.to == me;
+        let client_pos = ch.from.iter().position(|e| e.component == me);
+        let server = ch.to.component == me;
+        // This component's local name for the channel.
+        let local = match client_pos.and_then(|p| ch.from.get(p)) {
+            Some(end) => end.local,
+            None => ch.to.local,
+        };
         match obj {
             ChannelObjects::Endpoint(ep) => {
                 if let Some(pos) = client_pos {
                     let badge = client_badge(pos);
-                    let mut e = entry(ch.name, CapKind::EndpointClient)?;
+                    let mut e = entry(local, CapKind::EndpointClient)?;
                     e.slot = g.grant(ep.cptr(), Rights::call_only(), badge)?;
                     r.endpoint_slots.push((c, e.slot));
                     e.value = badge;
                     push(&mut info, e)?;
                 }
                 if server {
-                    let mut e = entry(ch.name, CapKind::EndpointServer)?;
+                    let mut e = entry(ch.to.local, CapKind::EndpointServer)?;
                     // Receive only: replies go through the reply capability.
                     e.slot = g.copy(ep.cptr(), Rights::read_only())?;
                     push(&mut info, e)?;
@@ -1144,7 +1129,7 @@ fn build(
                     continue;
                 }
                 share_at(broker, r, memory, shared_at)?;
-                let mut e = entry(ch.name, CapKind::SharedMemory)?;
+                let mut e = entry(local, CapKind::SharedMemory)?;
                 e.vaddr = shared_at;
                 e.size = memory.size;
                 push(&mut info, e)?;
@@ -1158,16 +1143,16 @@ fn build(
                 let (kind, peer) = if server {
                     (
                         CapKind::RingConsumer,
-                        ch.from.first().copied().unwrap_or(ch.to),
+                        ch.from.first().map_or(ch.to.component, |e| e.component),
                     )
                 } else {
-                    (CapKind::RingProducer, ch.to)
+                    (CapKind::RingProducer, ch.to.component)
                 };
                 let peer_ntfn = cx
                     .notifications
                     .get(usize::from(peer))
                     .ok_or(SpawnError::TooMany("components"))?;
-                let mut e = entry(ch.name, kind)?;
+                let mut e = entry(local, kind)?;
                 e.slot2 = g.grant(
                     peer_ntfn.cptr(),
                     Rights::write_only(),
@@ -1182,13 +1167,14 @@ fn build(
             }
         }
     }
-    for (k, spec) in cx.comp.devices.iter().enumerate() {
+    for (k, &(local, spec)) in cx.comp.devices.iter().enumerate() {
         let bit = start::IRQ_BITS.start + u32::try_from(k).unwrap_or(u32::MAX);
         if !start::IRQ_BITS.contains(&bit) {
             return Err(SpawnError::TooMany("devices for one component"));
         }
         let dev = DeviceGrant {
-            spec: *spec,
+            local,
+            spec,
             notification: own,
             bit: 1 << bit,
         };
@@ -1255,7 +1241,9 @@ fn push(info: &mut StartInfo, e: CapEntry) -> Result<(), SpawnError> {
 }
 
 /// A device to grant, and where its interrupt goes.
-struct DeviceGrant {
+struct DeviceGrant<'a> {
+    /// The component's name for it.
+    local: &'a str,
     spec: DeviceSpec,
     /// The component's notification.
     notification: Notification,
@@ -1268,23 +1256,18 @@ struct DeviceGrant {
 fn grant_device(
     broker: &mut RootBroker,
     index: usize,
-    dev: DeviceGrant,
+    dev: DeviceGrant<'_>,
     g: &mut Granter,
     info: &mut StartInfo,
     r: &mut Running,
 ) -> Result<(), SpawnError> {
     let spec = dev.spec;
-    let (id, name) = match spec {
-        DeviceSpec::Serial { port } => (DeviceId::Serial { port }, alloc::format!("serial:{port}")),
-        DeviceSpec::Pci { vendor, device } => (
-            DeviceId::Pci { vendor, device },
-            alloc::format!("pci:{vendor:04x}:{device:04x}"),
-        ),
-        DeviceSpec::PciClass { class, subclass } => (
-            DeviceId::PciClass { class, subclass },
-            alloc::format!("pci-class:{class:02x}:{subclass:02x}"),
-        ),
-        DeviceSpec::Pit => (DeviceId::Pit, "timer:pit".into()),
+    let name = dev.local;
+    let id = match spec {
+        DeviceSpec::Serial { port } => DeviceId::Serial { port },
+        DeviceSpec::Pci { vendor, device } => DeviceId::Pci { vendor, device },
+        DeviceSpec::PciClass { class, subclass } => DeviceId::PciClass { class, subclass },
+        DeviceSpec::Pit => DeviceId::Pit,
     };
     let holder = Holder(index as u32 + 1);
     let bundle = broker.request_device(holder, id).map_err(|e| match e {
@@ -1299,7 +1282,7 @@ fn grant_device(
         let copies =
             broker.share_frames(&frames, r.vspace, at, Access::ReadWrite, Cache::Uncached)?;
         r.copies.extend(copies);
-        let mut e = entry(&name, CapKind::Mmio)?;
+        let mut e = entry(name, CapKind::Mmio)?;
         e.vaddr = at;
         e.size = m.size;
         e.value = u64::from(m.bar);
@@ -1318,7 +1301,7 @@ fn grant_device(
         let copies =
             broker.share_frames(&frames, r.vspace, at, Access::ReadWrite, Cache::Uncached)?;
         r.copies.extend(copies);
-        let mut e = entry(&name, CapKind::Dma)?;
+        let mut e = entry(name, CapKind::Dma)?;
         e.vaddr = at;
         e.size = d.size;
         e.value = d.paddr;
@@ -1347,13 +1330,13 @@ fn grant_device(
                 dst.copy_from_slice(bytes);
             }
         })?;
-        let mut e = entry(&name, CapKind::PciConfig)?;
+        let mut e = entry(name, CapKind::PciConfig)?;
         e.vaddr = at;
         e.size = PAGE;
         push(info, e)?;
     }
     for ports in &bundle.ioports {
-        let mut e = entry(&name, CapKind::IoPort)?;
+        let mut e = entry(name, CapKind::IoPort)?;
         e.slot = g.copy(ports.cap.cptr(), Rights::all())?;
         e.value = u64::from(ports.first) | (u64::from(ports.last) << 16);
         push(info, e)?;
@@ -1381,7 +1364,7 @@ fn grant_device(
         let _ = unsafe { init::CNODE.delete(tmp, 64) };
         let _ = broker.free_slot(tmp);
         bound?;
-        let mut e = entry(&name, CapKind::Irq)?;
+        let mut e = entry(name, CapKind::Irq)?;
         e.slot = g.copy(irq.handler.cptr(), Rights::all())?;
         e.bit = dev.bit;
         push(info, e)?;

@@ -303,16 +303,6 @@ impl Env {
         Ok(unsafe { crate::SharedRegion::new(e.vaddr, e.size) })
     }
 
-    /// The name of the first PCI device granted (as the manifest wrote it),
-    /// for a driver that serves whichever device its manifest entry names.
-    pub fn pci_device(&self) -> Option<&'static str> {
-        let info: &'static StartInfo = self.info;
-        info.caps()
-            .iter()
-            .find(|e| e.kind == CapKind::PciConfig as u64)
-            .map(|e| start::name_str(&e.name))
-    }
-
     /// The configuration space of PCI device `name`, as the broker read it.
     pub fn pci_config<'n>(&self, name: &'n str) -> Result<&'static PciConfigPage, CapError<'n>> {
         let e = self.entry(name, CapKind::PciConfig)?;

@@ -7,7 +7,6 @@ use core::fmt;
 
 use kaal_sel4::cap::{Cap, Endpoint};
 use kaal_sel4::ipc::{set_mr, MessageInfo};
-use kaal_sel4::Word;
 
 use kaal_protocols::supervisor::{self, LINE_BYTES};
 

@@ -3,6 +3,7 @@
 //! Never pass `--all-features` or `--workspace` to cargo build/test/clippy here: either
 //! would try to compile the `sel4-sys` 0.0.28 crate that only carries the kernel source.
 
+use std::collections::BTreeMap;
 use std::env;
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -74,6 +75,27 @@ impl Package {
             == Some(true)
     }
 
+    /// `[package.metadata.kaal.uses.<image>]`: for each of its programs, the
+    /// local names it uses and what for (a protocol, a raw channel kind, or
+    /// `device`).
+    fn uses(&self) -> Uses {
+        let table = self
+            .metadata
+            .as_ref()
+            .and_then(|m| m.get("kaal"))
+            .and_then(|k| k.get("uses"))
+            .and_then(serde_json::Value::as_object);
+        let mut out = Uses::new();
+        for (image, names) in table.into_iter().flatten() {
+            let names = names.as_object().into_iter().flatten();
+            let decl = names
+                .filter_map(|(local, what)| Some((local.clone(), what.as_str()?.to_owned())))
+                .collect();
+            out.insert(image.clone(), decl);
+        }
+        out
+    }
+
     /// Whether it is built and tested on the host (anything but `target = "sel4"`).
     pub fn builds_for_host(&self) -> bool {
         self.kaal_target() != Some("sel4")
@@ -143,7 +165,12 @@ pub struct Workspace {
     pub components: Vec<String>,
     /// Cargo's target directory.
     pub target_dir: PathBuf,
+    /// What each component program declares it uses.
+    pub uses: Uses,
 }
+
+/// Program name to its declared local names, each with what it is used for.
+pub type Uses = BTreeMap<String, BTreeMap<String, String>>;
 
 impl Workspace {
     /// Sorts the workspace members of `metadata` into the two classes.
@@ -161,6 +188,12 @@ impl Workspace {
             sel4: names(Package::builds_for_sel4),
             components: names(Package::is_component),
             target_dir: metadata.target_directory.clone(),
+            uses: metadata
+                .packages
+                .iter()
+                .filter(|p| metadata.workspace_members.contains(&p.id) && p.is_component())
+                .flat_map(Package::uses)
+                .collect(),
         }
     }
 
@@ -222,7 +255,7 @@ pub fn build_systems(layout: &Layout, cargo: &Cargo, workspace: &Workspace) -> R
             step.run(&mut cmd)
         })?;
     }
-    crate::system::pack_all(layout, &workspace.images())
+    crate::system::pack_all(layout, &workspace.images(), &workspace.uses)
 }
 
 /// Builds the components, packs the systems, then builds the root task and

@@ -134,11 +134,22 @@ fn build(layout: &Layout) -> Result<(Prepared, Images)> {
 fn boot(layout: &Layout, accel: qemu::Accel) -> Result<ExitCode> {
     let (_, images) = build(layout)?;
     let root_task = images.root_task()?;
+    // The machine of the `default_system` test: its disk and network card.
+    let tests = systest::load(&layout.tests_toml())?;
+    let spec = tests
+        .iter()
+        .find(|t| t.name == "default_system")
+        .context("tests.toml has no default_system test to take the machine from")?;
+    let (extra, disk) = spec.devices(layout)?;
     let options = qemu::Options {
         accel,
+        extra,
         ..qemu::Options::default()
     };
-    println!("Booting KaaL in QEMU; quit with Ctrl-A X");
+    println!(
+        "Booting KaaL in QEMU with a disk ({}) and a network card; quit with Ctrl-A X",
+        disk.display()
+    );
     let status = qemu::command(&layout.kernel32(), &root_task, &options)
         .status()
         .context("starting qemu-system-x86_64")?;
@@ -261,7 +272,10 @@ mod tests {
                 "drivers/uart16550/src/main.rs",
                 "`drivers/uart16550/src/main.rs`: ",
             ),
-            ("drivers/timer/src/main.rs", "second driver on the kit: "),
+            (
+                "drivers/pit_timer/src/main.rs",
+                "second driver on the kit: ",
+            ),
         ] {
             let n = code_lines(&std::fs::read_to_string(root.join(source))?);
             let stated = format!("{prefix}{n} lines of code");

@@ -28,6 +28,8 @@ pub enum Ending {
     Signalled,
     /// It ran past its time limit and was killed.
     TimedOut(Duration),
+    /// It showed what the caller waited for and was stopped.
+    Stopped,
 }
 
 impl Ending {
@@ -47,6 +49,7 @@ impl fmt::Display for Ending {
             Self::Exited(code) => write!(f, "exited with status {code}"),
             Self::Signalled => write!(f, "was killed by a signal"),
             Self::TimedOut(limit) => write!(f, "timed out after {}s", limit.as_secs()),
+            Self::Stopped => write!(f, "was stopped once it had shown what was awaited"),
         }
     }
 }

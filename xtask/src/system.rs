@@ -2,8 +2,8 @@
 //! programs they name into one system image per manifest, which the root task
 //! images embed (`kaal_root::include_system!`).
 //!
-//! The manifests are `system.toml` (the system `cargo xtask run` boots) and
-//! `tests/system/systems/*.toml` (one per system test that spawns
+//! The manifests are `systems/*.toml` (the systems `cargo xtask run` boots)
+//! and `tests/system/systems/*.toml` (one per system test that spawns
 //! components). A component's `image` names a binary of a crate marked
 //! `component = true`, or, if it contains a `/`, a file relative to the
 //! manifest (the malformed programs of the tests).
@@ -14,21 +14,29 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{bail, Context, Result};
-use kaal_manifest::Manifest;
+use kaal_manifest::{Manifest, Use};
 
-use crate::cargo::Images;
+use crate::cargo::{Images, Uses};
 use crate::layout::Layout;
 use crate::step;
 
-/// Every system manifest, with the name its packed image goes by.
+/// The folders whose `*.toml` files are system manifests: the systems a
+/// user boots, and the systems of the tests.
+pub fn manifest_dirs(layout: &Layout) -> [PathBuf; 2] {
+    [
+        layout.root.join("systems"),
+        layout.root.join("tests").join("system").join("systems"),
+    ]
+}
+
+/// Every system manifest, with the name its packed image goes by (the
+/// file's stem, unique across the folders).
 pub fn manifests(layout: &Layout) -> Result<Vec<(String, PathBuf)>> {
-    let mut out = Vec::new();
-    let top = layout.root.join("system.toml");
-    if top.is_file() {
-        out.push(("system".to_owned(), top));
-    }
-    let dir = layout.root.join("tests").join("system").join("systems");
-    if dir.is_dir() {
+    let mut out: Vec<(String, PathBuf)> = Vec::new();
+    for dir in manifest_dirs(layout) {
+        if !dir.is_dir() {
+            continue;
+        }
         let mut found = Vec::new();
         for entry in fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))? {
             let path = entry?.path();
@@ -39,9 +47,60 @@ pub fn manifests(layout: &Layout) -> Result<Vec<(String, PathBuf)>> {
             }
         }
         found.sort();
-        out.extend(found);
+        for (name, path) in found {
+            if let Some((_, first)) = out.iter().find(|(n, _)| *n == name) {
+                bail!(
+                    "two systems are named `{name}`: {} and {}",
+                    first.display(),
+                    path.display()
+                );
+            }
+            out.push((name, path));
+        }
     }
     Ok(out)
+}
+
+/// The programs' declarations, parsed.
+fn declarations(uses: &Uses) -> BTreeMap<String, BTreeMap<String, Use>> {
+    uses.iter()
+        .map(|(image, names)| {
+            let names = names
+                .iter()
+                .map(|(local, what)| (local.clone(), Use::parse(what)))
+                .collect();
+            (image.clone(), names)
+        })
+        .collect()
+}
+
+/// Checks a manifest's bindings against what its programs declare. A
+/// program built from the workspace declares what it uses (nothing, when
+/// its crate says nothing); a program given as a file is not checked.
+pub fn check_uses(
+    path: &Path,
+    manifest: &Manifest,
+    uses: &BTreeMap<String, BTreeMap<String, Use>>,
+) -> Result<()> {
+    let nothing = BTreeMap::new();
+    let errs = manifest.check_uses(|image| {
+        if image.contains('/') {
+            None
+        } else {
+            Some(uses.get(image).unwrap_or(&nothing))
+        }
+    });
+    if errs.is_empty() {
+        return Ok(());
+    }
+    let list: Vec<String> = errs
+        .iter()
+        .map(|e| format!("  {}: {e}", path.display()))
+        .collect();
+    bail!(
+        "the system manifest binds names its programs do not declare:\n{}",
+        list.join("\n")
+    )
 }
 
 /// Reads and checks one manifest; every problem is reported with its file.
@@ -87,7 +146,8 @@ fn program(layout: &Layout, images: &Images, manifest: &Path, image: &str) -> Re
 
 /// Checks and packs every manifest into `layout.systems()`, writing only
 /// images that changed (so cargo rebuilds only what embeds them).
-pub fn pack_all(layout: &Layout, images: &Images) -> Result<()> {
+pub fn pack_all(layout: &Layout, images: &Images, uses: &Uses) -> Result<()> {
+    let uses = declarations(uses);
     let out_dir = layout.systems();
     fs::create_dir_all(&out_dir)?;
     step::step("Packing systems", &layout.log("systems"), |_| {
@@ -97,22 +157,23 @@ pub fn pack_all(layout: &Layout, images: &Images) -> Result<()> {
         let mut stripped: BTreeMap<PathBuf, Vec<u8>> = BTreeMap::new();
         for (name, path) in manifests(layout)? {
             let manifest = check(&path)?;
+            check_uses(&path, &manifest, &uses)?;
             let mut programs = BTreeMap::new();
             for c in &manifest.components {
-                let key = if c.image.contains('/') {
-                    path.parent().unwrap_or(Path::new(".")).join(&c.image)
+                let key = if c.image().contains('/') {
+                    path.parent().unwrap_or(Path::new(".")).join(c.image())
                 } else {
-                    PathBuf::from(&c.image)
+                    PathBuf::from(c.image())
                 };
                 let elf = match stripped.get(&key) {
                     Some(elf) => elf.clone(),
                     None => {
-                        let elf = program(layout, images, &path, &c.image)?;
+                        let elf = program(layout, images, &path, c.image())?;
                         stripped.insert(key, elf.clone());
                         elf
                     }
                 };
-                programs.insert(c.image.clone(), elf);
+                programs.insert(c.image().to_owned(), elf);
             }
             let bytes = manifest
                 .pack(&programs)
@@ -136,8 +197,8 @@ mod tests {
         let layout = Layout::at(root);
         let all = manifests(&layout)?;
         assert!(
-            all.iter().any(|(n, _)| n == "system"),
-            "system.toml is missing"
+            all.iter().any(|(n, _)| n == "default"),
+            "systems/default.toml is missing"
         );
         for (_, path) in all {
             check(&path)?;

@@ -4,6 +4,7 @@
 use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{self, Receiver, Sender};
@@ -73,6 +74,10 @@ pub struct TestSpec {
     /// Substring of the serial output after which `serial_input` is written.
     #[serde(default)]
     pub input_after: Option<String>,
+    /// Bytes written to the guest's COM2 right after `serial_input`: QEMU
+    /// gets a second serial port on a Unix socket the harness connects to.
+    #[serde(default)]
+    pub com2_input: Option<String>,
     /// `serial_input` is written this many times over (default 1): bulk
     /// input without a huge literal.
     #[serde(default = "one")]
@@ -98,6 +103,8 @@ pub struct Input<'a> {
     pub after: &'a [u8],
     /// `bytes` is written this many times.
     pub repeat: usize,
+    /// Then written to COM2, if the test has one.
+    pub com2: Option<&'a [u8]>,
 }
 
 impl Input<'_> {
@@ -116,6 +123,7 @@ impl TestSpec {
                 bytes: bytes.as_bytes(),
                 after: after.as_bytes(),
                 repeat: self.serial_input_repeat,
+                com2: self.com2_input.as_deref().map(str::as_bytes),
             }),
             _ => None,
         }
@@ -132,6 +140,13 @@ impl TestSpec {
         }
         if self.serial_input_repeat == 0 {
             bail!("test {name}: serial_input_repeat must be at least 1");
+        }
+        if self
+            .com2_input
+            .as_ref()
+            .is_some_and(|c| c.is_empty() || self.serial_input.is_none())
+        {
+            bail!("test {name}: com2_input must not be empty and goes with serial_input");
         }
         match (&self.serial_input, &self.input_after) {
             (None, None) => Ok(()),
@@ -177,12 +192,33 @@ impl TestSpec {
             d.create(&disk)?;
         }
         let path = disk.display().to_string();
-        let args = self
+        let mut args: Vec<String> = self
             .qemu_args
             .iter()
             .map(|a| a.replace("{disk}", &path))
             .collect();
+        if self.com2_input.is_some() {
+            let socket = self.com2_socket(layout);
+            // A socket left by an earlier run would make QEMU fail to listen.
+            let _ = fs::remove_file(&socket);
+            args.extend([
+                "-chardev".to_owned(),
+                format!(
+                    "socket,id=com2,path={},server=on,wait=off",
+                    socket.display()
+                ),
+                "-serial".to_owned(),
+                "chardev:com2".to_owned(),
+            ]);
+        }
         Ok((args, disk))
+    }
+
+    /// Where QEMU listens for the harness's COM2 connection.
+    pub fn com2_socket(&self, layout: &Layout) -> PathBuf {
+        layout
+            .log(&format!("com2-{}", self.name))
+            .with_extension("sock")
     }
 }
 
@@ -199,13 +235,19 @@ pub enum Expect {
     Pass,
     /// The image reports failure (e.g. it panics): QEMU status 35.
     Fail,
+    /// The system runs on: the test passes once every `serial` line has
+    /// appeared, and QEMU is then stopped; any exit before that fails.
+    Running,
 }
 
 impl Expect {
-    fn status(self) -> i32 {
+    /// The QEMU status the image must end with; `None` for a system that
+    /// runs on.
+    fn status(self) -> Option<i32> {
         match self {
-            Self::Pass => STATUS_SUCCESS,
-            Self::Fail => STATUS_FAILURE,
+            Self::Pass => Some(STATUS_SUCCESS),
+            Self::Fail => Some(STATUS_FAILURE),
+            Self::Running => None,
         }
     }
 }
@@ -267,16 +309,20 @@ pub fn verdict(
     delivery: &Delivery,
     spec: &TestSpec,
 ) -> Result<(), String> {
-    let expected = spec.expect.status();
-    let status_problem = match ending {
-        Ending::TimedOut(limit) => Some(format!("timed out after {}s", limit.as_secs())),
-        Ending::Signalled => Some("QEMU was killed by a signal".to_owned()),
-        Ending::Exited(status) if status != expected => Some(format!(
+    let status_problem = match (ending, spec.expect.status()) {
+        (Ending::TimedOut(limit), _) => Some(format!("timed out after {}s", limit.as_secs())),
+        (Ending::Signalled, _) => Some("QEMU was killed by a signal".to_owned()),
+        (Ending::Exited(status), Some(expected)) if status != expected => Some(format!(
             "QEMU exited with {}, expected {}",
             qemu::explain_status(status),
             qemu::explain_status(expected)
         )),
-        Ending::Exited(_) => None,
+        (Ending::Exited(status), None) => Some(format!(
+            "QEMU exited with {} before every serial line appeared",
+            qemu::explain_status(status)
+        )),
+        (Ending::Stopped, Some(_)) => Some("QEMU was stopped early".to_owned()),
+        (Ending::Exited(_), Some(_)) | (Ending::Stopped, None) => None,
     };
     let input_problem = match delivery {
         Delivery::NotSent => spec.input_after.as_ref().map(|after| {
@@ -297,6 +343,12 @@ pub fn verdict(
         (Some(problem), None) | (None, Some(problem)) => return Err(problem),
         (None, None) => {}
     }
+    serial_lines(serial_log, spec)
+}
+
+/// Whether `serial_log` has every `serial` line of `spec` (in order, if it
+/// says so).
+fn serial_lines(serial_log: &str, spec: &TestSpec) -> Result<(), String> {
     let missing: Vec<String> = spec
         .serial
         .iter()
@@ -364,7 +416,16 @@ fn run_one(layout: &Layout, images: &Images, spec: &TestSpec) -> Result<Result<(
     step.note(&format!("$ {}", step::describe(&cmd)))?;
     let start = log_len(&log)?;
     let timeout = Duration::from_secs(spec.timeout_secs);
-    let (ending, delivery) = run_with_input(&mut cmd, &log, spec.input(), timeout)?;
+    // A system that runs on is stopped once its log has every line.
+    let seen = || {
+        let bytes = fs::read(&log).unwrap_or_default();
+        let serial = String::from_utf8_lossy(bytes.get(start..).unwrap_or_default());
+        serial_lines(&serial, spec).is_ok()
+    };
+    let stop_when: Option<&dyn Fn() -> bool> = (spec.expect == Expect::Running).then_some(&seen);
+    let com2 = spec.com2_socket(layout);
+    let input = spec.input().map(|i| (i, com2.as_path()));
+    let (ending, delivery) = run_with_input(&mut cmd, &log, input, timeout, stop_when)?;
     step.clear();
     let bytes = fs::read(&log).with_context(|| format!("reading {}", log.display()))?;
     let serial = String::from_utf8_lossy(bytes.get(start..).unwrap_or_default());
@@ -430,8 +491,9 @@ fn append_note(log: &Path, line: &str) -> Result<()> {
 fn run_with_input(
     cmd: &mut Command,
     log: &Path,
-    input: Option<Input<'_>>,
+    input: Option<(Input<'_>, &Path)>,
     timeout: Duration,
+    stop_when: Option<&dyn Fn() -> bool>,
 ) -> Result<(Ending, Delivery)> {
     let stderr = open_log(log)?;
     let stdout_log = open_log(log)?;
@@ -467,6 +529,11 @@ fn run_with_input(
         };
         if let Some(status) = status {
             break status.code().map_or(Ending::Signalled, Ending::Exited);
+        }
+        if stop_when.is_some_and(|done| done()) {
+            let _ = child.kill();
+            child.wait().context("reaping a stopped QEMU")?;
+            break Ending::Stopped;
         }
         if started.elapsed() >= timeout {
             // It may have exited just now; either way, reap it.
@@ -506,7 +573,7 @@ fn run_with_input(
         None => Delivery::NotRequested,
         Some(writer) if writer.is_finished() => match writer.join() {
             // Stdin closes here, after the process ended.
-            Ok((delivery, _stdin)) => delivery,
+            Ok((delivery, _held)) => delivery,
             Err(_) => bail!("the thread writing serial_input panicked"),
         },
         Some(_) => Delivery::Failed("the writer was still blocked when QEMU ended".to_owned()),
@@ -520,11 +587,15 @@ fn run_with_input(
 /// The output reader and, with `input`, the input writer.
 type Pumps = (
     JoinHandle<io::Result<()>>,
-    Option<JoinHandle<(Delivery, ChildStdin)>>,
+    Option<JoinHandle<(Delivery, Held)>>,
 );
 
+/// What the input writer keeps open until QEMU has ended: its stdin, and
+/// the COM2 connection.
+type Held = (ChildStdin, Option<UnixStream>);
+
 /// Starts the threads of [`run_with_input`].
-fn start_pumps(child: &mut Child, log: File, input: Option<Input<'_>>) -> Result<Pumps> {
+fn start_pumps(child: &mut Child, log: File, input: Option<(Input<'_>, &Path)>) -> Result<Pumps> {
     let stdout = child.stdout.take().context("QEMU's stdout is not a pipe")?;
     let Some(input) = input else {
         let reader = thread::Builder::new()
@@ -533,6 +604,7 @@ fn start_pumps(child: &mut Child, log: File, input: Option<Input<'_>>) -> Result
             .context("starting the output reader")?;
         return Ok((reader, None));
     };
+    let (input, com2_socket) = input;
     let stdin = child.stdin.take().context("QEMU's stdin is not a pipe")?;
     let (ready_tx, ready_rx) = mpsc::channel();
     let watch = Watch::new(input.after);
@@ -541,9 +613,19 @@ fn start_pumps(child: &mut Child, log: File, input: Option<Input<'_>>) -> Result
         .spawn(move || copy_output(stdout, log, Some((watch, ready_tx))))
         .context("starting the output reader")?;
     let bytes = input.all_bytes();
+    let com2 = input.com2.map(|b| (com2_socket.to_path_buf(), b.to_vec()));
     let writer = thread::Builder::new()
         .name("qemu-input".to_owned())
-        .spawn(move || feed_input(stdin, &bytes, &ready_rx, INPUT_PAUSE))
+        .spawn(move || {
+            let (delivery, stdin) = feed_input(stdin, &bytes, &ready_rx, INPUT_PAUSE);
+            match (delivery, com2) {
+                (Delivery::Sent, Some((socket, bytes))) => {
+                    let (delivery, stream) = feed_com2(&socket, &bytes);
+                    (delivery, (stdin, stream))
+                }
+                (delivery, _) => (delivery, (stdin, None)),
+            }
+        })
         .context("starting the input writer")?;
     Ok((reader, Some(writer)))
 }
@@ -589,6 +671,19 @@ fn feed_input<W: Write>(
     }
     let delivery = write_chunked(&mut stdin, bytes, pause);
     (delivery, stdin)
+}
+
+/// Writes `bytes` to the guest's COM2 through QEMU's socket. Returns the
+/// connection unclosed: QEMU drops what it has not yet passed to the guest
+/// when the connection closes.
+fn feed_com2(socket: &Path, bytes: &[u8]) -> (Delivery, Option<UnixStream>) {
+    match UnixStream::connect(socket) {
+        Ok(mut stream) => (write_chunked(&mut stream, bytes, INPUT_PAUSE), Some(stream)),
+        Err(err) => (
+            Delivery::Failed(format!("connecting to COM2 at {}: {err}", socket.display())),
+            None,
+        ),
+    }
 }
 
 /// Writes `bytes` in chunks of [`INPUT_CHUNK`] bytes, `pause` apart.
@@ -666,6 +761,7 @@ mod tests {
             serial_input: None,
             input_after: None,
             serial_input_repeat: 1,
+            com2_input: None,
             disk: None,
             ordered: false,
         }
@@ -697,6 +793,29 @@ mod tests {
         let spec = spec(Expect::Pass, &["KaaL: boot OK"]);
         let reason = verdict(Ending::Exited(35), BOOT_LOG, NO_INPUT, &spec).err();
         assert!(reason.is_some_and(|r| r.contains("status 35") && r.contains("expected status 33")));
+    }
+
+    #[test]
+    fn a_running_system_passes_only_when_stopped_after_every_line() {
+        let spec = spec(Expect::Running, &["sleeper: slept", "disk_info:"]);
+        let log = "sleeper: slept 100 ms\ndisk_info: 8192 sectors\n";
+        assert_eq!(
+            verdict(Ending::Stopped, log, &Delivery::NotRequested, &spec),
+            Ok(())
+        );
+        // An exit, even a clean one, is not what a running system does.
+        let exited = verdict(Ending::Exited(33), log, &Delivery::NotRequested, &spec);
+        assert!(exited.is_err_and(|e| e.contains("before every serial line")));
+        let timed_out = verdict(
+            Ending::TimedOut(Duration::from_secs(60)),
+            "sleeper: slept 100 ms\n",
+            &Delivery::NotRequested,
+            &spec,
+        );
+        assert!(timed_out.is_err_and(|e| e.contains("timed out")));
+        // A test that expects an exit fails if it was stopped instead.
+        let pass = super::tests::spec(Expect::Pass, &[]);
+        assert!(verdict(Ending::Stopped, "", &Delivery::NotRequested, &pass).is_err());
     }
 
     #[test]
@@ -753,6 +872,32 @@ mod tests {
         assert!(verdict(Ending::Exited(0), log, NO_INPUT, &spec).is_err());
         assert!(verdict(Ending::Signalled, log, NO_INPUT, &spec).is_err());
         assert!(verdict(Ending::Exited(35), "no panic here", NO_INPUT, &spec).is_err());
+    }
+
+    /// `default_system` expects disk_info to print the start of the
+    /// harness's fresh disk: the line must be the pattern's, not a guess.
+    #[test]
+    fn default_system_expects_the_disk_pattern() -> Result<()> {
+        let layout = Layout::from_build()?;
+        let tests = load(&layout.tests_toml())?;
+        let t = tests
+            .iter()
+            .find(|t| t.name == "default_system")
+            .context("default_system is listed")?;
+        let hex: String = (0..16)
+            .map(|o| format!("{:02x}", kaal_test_patterns::disk::fresh(o)))
+            .collect();
+        let disk = t.disk.as_ref().context("default_system has a disk")?;
+        let sectors = disk.bytes / 512;
+        let line = format!(
+            "disk_info: {sectors} sectors ({} KiB); sector 0 begins {hex}",
+            disk.bytes / 1024
+        );
+        assert!(
+            t.serial.contains(&line),
+            "default_system should expect {line:?}"
+        );
+        Ok(())
     }
 
     #[test]
@@ -847,6 +992,7 @@ mod tests {
                 bytes: b"ping\r\n",
                 after: b"ready>",
                 repeat: 1,
+                com2: None,
             })
         );
         assert_eq!(parse_one("")?.first().and_then(TestSpec::input), None);
@@ -1121,10 +1267,16 @@ mod tests {
             bytes: input.as_bytes(),
             after: b"ready>",
             repeat: 1,
+            com2: None,
         };
         let started = Instant::now();
-        let (ending, delivery) =
-            run_with_input(&mut cmd, &log.0, Some(after), Duration::from_secs(20))?;
+        let (ending, delivery) = run_with_input(
+            &mut cmd,
+            &log.0,
+            Some((after, Path::new("/nonexistent"))),
+            Duration::from_secs(20),
+            None,
+        )?;
         assert_eq!((ending, delivery), (Ending::Exited(33), Delivery::Sent));
         assert!(started.elapsed() >= 2 * INPUT_PAUSE);
         let text = log.text()?;
@@ -1144,9 +1296,15 @@ mod tests {
             bytes: b"abc",
             after: b"ready>",
             repeat: 1,
+            com2: None,
         };
-        let (ending, delivery) =
-            run_with_input(&mut cmd, &log.0, Some(input), Duration::from_secs(20))?;
+        let (ending, delivery) = run_with_input(
+            &mut cmd,
+            &log.0,
+            Some((input, Path::new("/nonexistent"))),
+            Duration::from_secs(20),
+            None,
+        )?;
         assert_eq!((ending, delivery), (Ending::Exited(0), Delivery::Sent));
         let text = log.text()?;
         // Stdout goes through the reader thread, so stderr may land in between.
@@ -1159,7 +1317,8 @@ mod tests {
     fn without_input_stdin_is_null() -> Result<()> {
         let log = TempLog::new("null")?;
         let mut cmd = sh("cat; echo eof; exit 33");
-        let (ending, delivery) = run_with_input(&mut cmd, &log.0, None, Duration::from_secs(20))?;
+        let (ending, delivery) =
+            run_with_input(&mut cmd, &log.0, None, Duration::from_secs(20), None)?;
         assert_eq!(
             (ending, delivery),
             (Ending::Exited(33), Delivery::NotRequested)
@@ -1176,10 +1335,16 @@ mod tests {
             bytes: b"x",
             after: b"ready>",
             repeat: 1,
+            com2: None,
         };
         let started = Instant::now();
-        let (ending, delivery) =
-            run_with_input(&mut cmd, &log.0, Some(input), Duration::from_secs(1))?;
+        let (ending, delivery) = run_with_input(
+            &mut cmd,
+            &log.0,
+            Some((input, Path::new("/nonexistent"))),
+            Duration::from_secs(1),
+            None,
+        )?;
         assert!(started.elapsed() < Duration::from_secs(5));
         assert_eq!(
             (ending, delivery),
@@ -1197,9 +1362,15 @@ mod tests {
             bytes: b"x",
             after: b"ready>",
             repeat: 1,
+            com2: None,
         };
-        let (ending, delivery) =
-            run_with_input(&mut cmd, &log.0, Some(input), Duration::from_secs(20))?;
+        let (ending, delivery) = run_with_input(
+            &mut cmd,
+            &log.0,
+            Some((input, Path::new("/nonexistent"))),
+            Duration::from_secs(20),
+            None,
+        )?;
         assert_eq!((ending, delivery), (Ending::Exited(35), Delivery::NotSent));
         Ok(())
     }

@@ -84,11 +84,9 @@ pub fn pci_transport(
     PciTransport::new::<hal::KaalHal, _>(&mut root, df).map_err(OpenError::Pci)
 }
 
-/// Opens the PCI device the component was granted: returns its transport
-/// and the name the manifest gave it (for `Env::irq`).
+/// Opens the PCI device the component was granted under local name `name`.
 #[cfg(target_os = "none")]
-pub fn open(env: &kaal_rt::Env) -> Result<(PciTransport, &'static str), OpenError> {
-    let name = env.pci_device().ok_or(OpenError::NotGranted)?;
+pub fn open(env: &kaal_rt::Env, name: &str) -> Result<PciTransport, OpenError> {
     let page = env.pci_config(name).map_err(|_| OpenError::NotGranted)?;
     let (vaddr, size, paddr) = env.dma(name).map_err(|_| OpenError::NotGranted)?;
     let mut bars = heapless::Vec::<MappedBar, 6>::new();
@@ -99,5 +97,5 @@ pub fn open(env: &kaal_rt::Env) -> Result<(PciTransport, &'static str), OpenErro
     }
     let config = config::Snapshot::new(page.regs, page.bar_sizes);
     let t = pci_transport(config, &bars, DmaWindow { vaddr, paddr, size })?;
-    Ok((t, name))
+    Ok(t)
 }

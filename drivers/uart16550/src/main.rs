@@ -1,6 +1,6 @@
 //! The 16550 UART driver: receives and transmits on interrupts, and serves
 //! one client the serial protocol of the driver kit (rings `rx`, driver to
-//! client, and `tx`, client to driver; device `serial:0`).
+//! client, and `tx`, client to driver; device `port`, any COM port).
 //!
 //! Flow control: it reads the receive FIFO only while the client's ring has
 //! room; meanwhile it turns the receive interrupt off and drops RTS, so a
@@ -190,11 +190,11 @@ impl Uart {
 
 fn main(env: &Env) -> Result<(), DriverError> {
     let (io, first, last) = env
-        .io_ports("serial:0")
-        .map_err(|_| DriverError::Device("no serial:0 ports granted"))?;
+        .io_ports("port")
+        .map_err(|_| DriverError::Device("no `port` I/O ports granted"))?;
     let (handler, bit) = env
-        .irq("serial:0")
-        .map_err(|_| DriverError::Device("no serial:0 interrupt granted"))?;
+        .irq("port")
+        .map_err(|_| DriverError::Device("no `port` interrupt granted"))?;
     const NO_RINGS: DriverError = DriverError::Device("rings `rx` and `tx` must be granted");
     let mut uart = Uart {
         regs: PortBlock::new(io, first, last)?,
@@ -216,7 +216,8 @@ fn main(env: &Env) -> Result<(), DriverError> {
     };
     uart.init()?;
     println!(
-        "uart16550: serving COM1 at {first:#x} (transmit FIFO {} bytes)",
+        "{}: serving the UART at {first:#x} (transmit FIFO {} bytes)",
+        env.name(),
         uart.tx_depth
     );
     let r = uart.run(env);

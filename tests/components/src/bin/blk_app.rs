@@ -8,47 +8,20 @@
 #![no_std]
 #![no_main]
 
-use kaal_protocols::block::{op, Request, Response, Status, RING_SLOTS, SECTOR};
+use kaal_client::block::BlockClient;
+use kaal_protocols::block::{op, Response, Status, SECTOR};
 use kaal_rt::time::Clock;
-use kaal_rt::{println, rdtsc, Env, RingRx, RingTx, SharedRegion};
+use kaal_rt::{println, rdtsc, Env};
 use kaal_test_patterns::disk as testdata;
 
 const CHUNK: usize = 64 * 1024;
 /// Where `roundtrip` writes (keep in step with `tests.toml`).
 const WRITE_SECTOR: u64 = 1024;
 
-struct Client {
-    req: RingTx<Request, RING_SLOTS>,
-    resp: RingRx<Response, RING_SLOTS>,
-    data: SharedRegion,
-    tag: u64,
-}
+/// The protocol's client, with the checks these tests make.
+struct Client(BlockClient);
 
 impl Client {
-    fn call(
-        &mut self,
-        op: u32,
-        sector: u64,
-        sectors: u32,
-        offset: u64,
-    ) -> Result<Response, &'static str> {
-        self.tag += 1;
-        let r = Request {
-            tag: self.tag,
-            sector,
-            op,
-            sectors,
-            offset,
-        };
-        self.req.send_all(&[r]).map_err(|_| "corrupt req ring")?;
-        let got = self.resp.recv().map_err(|_| "corrupt resp ring")?;
-        self.resp.release();
-        if got.tag != self.tag {
-            return Err("response for another request");
-        }
-        Ok(got)
-    }
-
     fn expect(
         &mut self,
         op: u32,
@@ -57,7 +30,7 @@ impl Client {
         offset: u64,
         want: Status,
     ) -> Result<Response, &'static str> {
-        let r = self.call(op, sector, sectors, offset)?;
+        let r = self.0.call(op, sector, sectors, offset)?;
         if r.status != want as u32 {
             println!(
                 "blk: op {op} sector {sector} x{sectors} at {offset:#x}: {:?}, expected {want:?}",
@@ -69,7 +42,7 @@ impl Client {
     }
 
     fn capacity(&mut self) -> Result<u64, &'static str> {
-        Ok(self.expect(op::INFO, 0, 0, 0, Status::Ok)?.value)
+        Ok(self.0.capacity()?)
     }
 
     /// Checks `len` bytes of the data region at 0 against `f` from disk
@@ -82,7 +55,8 @@ impl Client {
         buf: &mut [u8],
     ) -> Result<(), &'static str> {
         let buf = buf.get_mut(..len).ok_or("buffer")?;
-        self.data
+        self.0
+            .data
             .read(0, buf)
             .map_err(|_| "data region too small")?;
         for (o, &b) in (at..).zip(buf.iter()) {
@@ -119,10 +93,12 @@ fn roundtrip(c: &mut Client) -> Result<(), &'static str> {
     for (o, b) in (base..).zip(buf.iter_mut()) {
         *b = testdata::written(o);
     }
-    c.data.write(0, &buf).map_err(|_| "data region too small")?;
+    c.0.data
+        .write(0, &buf)
+        .map_err(|_| "data region too small")?;
     c.expect(op::WRITE, WRITE_SECTOR, per, 0, Status::Ok)?;
     c.expect(op::FLUSH, 0, 0, 0, Status::Ok)?;
-    c.data
+    c.0.data
         .write(0, &[0u8; CHUNK])
         .map_err(|_| "data region too small")?;
     c.expect(op::READ, WRITE_SECTOR, per, 0, Status::Ok)?;
@@ -133,7 +109,7 @@ fn roundtrip(c: &mut Client) -> Result<(), &'static str> {
 
 fn hostile(c: &mut Client) -> Result<(), &'static str> {
     let sectors = c.capacity()?;
-    let region = c.data.len();
+    let region = c.0.data.len();
     c.expect(op::READ, sectors - 1, 2, 0, Status::OutOfRange)?;
     c.expect(op::WRITE, sectors, 1, 0, Status::OutOfRange)?;
     c.expect(op::READ, u64::MAX, 1, 0, Status::OutOfRange)?;
@@ -179,12 +155,7 @@ fn bench(c: &mut Client, clock: Clock) -> Result<(), &'static str> {
 extern crate alloc;
 
 fn main(env: &Env) -> Result<(), &'static str> {
-    let mut c = Client {
-        req: env.ring_tx("req").map_err(|_| "no `req` ring")?,
-        resp: env.ring_rx("resp").map_err(|_| "no `resp` ring")?,
-        data: env.shared_region("data").map_err(|_| "no `data` region")?,
-        tag: 0,
-    };
+    let mut c = Client(BlockClient::new(env)?);
     match env.name() {
         "roundtrip" => roundtrip(&mut c),
         "hostile" => hostile(&mut c),

@@ -7,7 +7,7 @@
 
 use kaal_rt::{println, Env};
 
-const NET: &str = "pci:1af4:1000";
+const NET: &str = "nic";
 /// The BAR QEMU gives virtio-net's modern registers.
 const MODERN_BAR: u8 = 4;
 

@@ -1,7 +1,6 @@
 //! A client of the serial protocol: checks that every byte the harness
 //! types arrives, in order (the same 64-byte line, `LINES` times), and sends
-//! each back through the driver. Named `terminal`, it echoes whatever
-//! arrives, for as long as the system runs (`system.toml`).
+//! each back through the driver.
 #![no_std]
 #![no_main]
 
@@ -19,13 +18,6 @@ fn main(env: &Env) -> Result<(), &'static str> {
     let mut tx = env
         .ring_tx::<Chunk, RING_SLOTS>("tx")
         .map_err(|_| "no `tx` ring")?;
-    if env.name() == "terminal" {
-        loop {
-            let chunk = rx.recv().map_err(|_| "corrupt rx ring")?;
-            rx.release();
-            tx.send_all(&[chunk]).map_err(|_| "corrupt tx ring")?;
-        }
-    }
     let total = LINE.len() * LINES;
     let mut got = 0usize;
     while got < total {

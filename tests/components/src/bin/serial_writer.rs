@@ -13,8 +13,8 @@ const LSR: u16 = 5;
 const THRE: u8 = 0x20;
 
 fn main(env: &Env) -> Result<(), &'static str> {
-    let (ports, first, last) = env.io_ports("serial:0").map_err(|_| "no serial:0 ports")?;
-    let (irq, bit) = env.irq("serial:0").map_err(|_| "no serial:0 interrupt")?;
+    let (ports, first, last) = env.io_ports("port").map_err(|_| "no `port` ports")?;
+    let (irq, bit) = env.irq("port").map_err(|_| "no `port` interrupt")?;
     if (first, last) != (0x3f8, 0x3ff) {
         return Err("unexpected port range");
     }

@@ -8,53 +8,14 @@
 
 use core::time::Duration;
 
-use kaal_protocols::timer::{AlarmFired, AlarmRequest, QUEUE_ALARMS, RING_SLOTS};
-use kaal_rt::time::{Clock, Instant};
-use kaal_rt::{println, Env, RingRx, RingTx};
+use kaal_client::timer::TimerClient;
+use kaal_protocols::timer::{AlarmFired, AlarmRequest, QUEUE_ALARMS};
+use kaal_rt::time::Instant;
+use kaal_rt::{println, Env};
 
 const SLEEPS_MS: [u64; 4] = [1, 10, 100, 250];
 /// The bound for the 100 ms sleep.
 const SLEEP_100_MAX_MS: u64 = 150;
-
-struct Timer {
-    clock: Clock,
-    alarm: RingTx<AlarmRequest, RING_SLOTS>,
-    fired: RingRx<AlarmFired, RING_SLOTS>,
-    next_token: u64,
-}
-
-impl Timer {
-    fn ask(&mut self, deadline: Instant) -> Result<u64, &'static str> {
-        self.next_token += 1;
-        let req = AlarmRequest {
-            token: self.next_token,
-            deadline_tsc: deadline.ticks(),
-        };
-        self.alarm
-            .send_all(&[req])
-            .map_err(|_| "corrupt alarm ring")?;
-        Ok(self.next_token)
-    }
-
-    fn answer(&mut self) -> Result<AlarmFired, &'static str> {
-        let f = self.fired.recv().map_err(|_| "corrupt fired ring")?;
-        self.fired.release();
-        Ok(f)
-    }
-
-    /// Sleeps `d`; returns the TSC ticks it took.
-    fn sleep(&mut self, d: Duration) -> Result<u64, &'static str> {
-        let start = Instant::now();
-        let token = self.ask(self.clock.after(start, d))?;
-        let f = self.answer()?;
-        let end = Instant::now();
-        if f.token != token || !f.is_fired() {
-            println!("timer_sleep: FAILED: answer {f:?} for alarm {token}");
-            return Err("wrong answer");
-        }
-        Ok(end.ticks_since(start))
-    }
-}
 
 /// A duration in milliseconds with one decimal.
 struct Ms(Duration);
@@ -67,13 +28,8 @@ impl core::fmt::Display for Ms {
 }
 
 fn main(env: &Env) -> Result<(), &'static str> {
-    let clock = env.clock().ok_or("the TSC frequency is unknown")?;
-    let mut t = Timer {
-        clock,
-        alarm: env.ring_tx("alarm").map_err(|_| "no `alarm` ring")?,
-        fired: env.ring_rx("fired").map_err(|_| "no `fired` ring")?,
-        next_token: 0,
-    };
+    let mut t = TimerClient::new(env)?;
+    let clock = t.clock;
 
     for ms in SLEEPS_MS {
         let d = Duration::from_millis(ms);
@@ -106,21 +62,19 @@ fn main(env: &Env) -> Result<(), &'static str> {
     // One more alarm than the queue holds, all for the same time: the last
     // is refused at once, the others fire in the order they were asked.
     let deadline = clock.after(Instant::now(), Duration::from_millis(100));
-    let first = t.next_token + 1;
+    let first = t.last_token + 1;
     let requests: [AlarmRequest; QUEUE_ALARMS + 1] = core::array::from_fn(|i| AlarmRequest {
         token: first + i as u64,
         deadline_tsc: deadline.ticks(),
     });
-    t.next_token += requests.len() as u64;
-    t.alarm
-        .send_all(&requests)
-        .map_err(|_| "corrupt alarm ring")?;
+    t.last_token += requests.len() as u64;
+    t.send(&requests)?;
     let refused = t.answer()?;
-    if refused.token != t.next_token || refused.status != AlarmFired::QUEUE_FULL {
+    if refused.token != t.last_token || refused.status != AlarmFired::QUEUE_FULL {
         println!("timer_sleep: FAILED: expected a refusal first, got {refused:?}");
         return Err("no refusal");
     }
-    for token in first..t.next_token {
+    for token in first..t.last_token {
         let f = t.answer()?;
         if f.token != token || !f.is_fired() || f.at_tsc < deadline.ticks() {
             println!("timer_sleep: FAILED: expected alarm {token}, got {f:?}");

@@ -11,14 +11,14 @@ extern crate alloc;
 use alloc::vec::Vec;
 use kaal_broker::device::{DeviceId, Holder};
 use kaal_broker::kernel::{Kernel, ObjSpec, ObjectType};
-use kaal_root::demo::{call_once, call_once_regs, start_echo_server, start_echo_server_regs};
-use kaal_root::ring;
 use kaal_root::system::{self, Control, Event};
 use kaal_root::RootError;
 use kaal_rt::rdtsc;
 use kaal_sel4::bootinfo::BootInfo;
 use kaal_sel4::cap::{Cap, Endpoint, Notification};
 use kaal_sel4::println;
+use kaal_systest::demo::{call_once, call_once_regs, start_echo_server, start_echo_server_regs};
+use kaal_systest::ring;
 
 const WARMUP: usize = 20;
 
@@ -102,8 +102,8 @@ fn main(bi: &BootInfo) -> Result<(), RootError> {
     report("sel4.call_replyrecv_regs", rt_regs, "ticks");
 
     // The same round trip through generated RPC stubs and dispatch.
-    let rpc = kaal_root::demo::start_rpc_server(&mut broker)?;
-    let client = kaal_root::demo::EchoClient(rpc);
+    let rpc = kaal_systest::demo::start_rpc_server(&mut broker)?;
+    let client = kaal_systest::demo::EchoClient(rpc);
     let mut w = 0;
     let rpc_rt = median(
         10_000,

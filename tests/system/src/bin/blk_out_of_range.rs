@@ -4,4 +4,4 @@
 #![no_std]
 #![no_main]
 
-kaal_root::system_test!("blk_out_of_range", ["hostile"]);
+kaal_systest::system_test!("blk_out_of_range", ["hostile"]);

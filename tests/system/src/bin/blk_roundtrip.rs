@@ -4,4 +4,4 @@
 #![no_std]
 #![no_main]
 
-kaal_root::system_test!("blk_roundtrip", ["roundtrip"]);
+kaal_systest::system_test!("blk_roundtrip", ["roundtrip"]);

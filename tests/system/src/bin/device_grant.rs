@@ -5,4 +5,4 @@
 #![no_std]
 #![no_main]
 
-kaal_root::system_test!("device_grant", ["writer", "probe"]);
+kaal_systest::system_test!("device_grant", ["writer", "probe"]);

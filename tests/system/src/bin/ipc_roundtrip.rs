@@ -8,7 +8,7 @@ use kaal_sel4::bootinfo::BootInfo;
 
 fn main(bi: &BootInfo) -> Result<(), RootError> {
     let mut broker = kaal_root::boot(bi)?;
-    kaal_root::demo::ipc_roundtrip(&mut broker)
+    kaal_systest::demo::ipc_roundtrip(&mut broker)
 }
 
 kaal_rt::root_task!(main);

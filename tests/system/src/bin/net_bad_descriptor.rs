@@ -6,4 +6,4 @@
 #![no_std]
 #![no_main]
 
-kaal_root::system_test!("net_bad_descriptor", ["hostile"]);
+kaal_systest::system_test!("net_bad_descriptor", ["hostile"]);

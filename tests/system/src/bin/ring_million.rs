@@ -4,4 +4,4 @@
 #![no_std]
 #![no_main]
 
-kaal_root::system_test!("ring_million", ["producer", "consumer"]);
+kaal_systest::system_test!("ring_million", ["producer", "consumer"]);

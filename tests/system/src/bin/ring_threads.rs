@@ -7,10 +7,10 @@
 #![no_std]
 #![no_main]
 
-use kaal_root::ring::{self, SLOTS};
 use kaal_root::RootError;
 use kaal_sel4::bootinfo::BootInfo;
 use kaal_sel4::println;
+use kaal_systest::ring::{self, SLOTS};
 
 const MESSAGES: u64 = 10_000;
 

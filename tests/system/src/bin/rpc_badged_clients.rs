@@ -5,11 +5,11 @@
 #![no_std]
 #![no_main]
 
-use kaal_root::demo::{badged_client, start_rpc_server, transform, EchoClient};
 use kaal_root::RootError;
 use kaal_rpc::{Msg, RpcError};
 use kaal_sel4::bootinfo::BootInfo;
 use kaal_sel4::println;
+use kaal_systest::demo::{badged_client, start_rpc_server, transform, EchoClient};
 
 fn main(bi: &BootInfo) -> Result<(), RootError> {
     let mut broker = kaal_root::boot(bi)?;

@@ -5,4 +5,4 @@
 #![no_std]
 #![no_main]
 
-kaal_root::system_test!("rpc_two_clients", ["client_a", "client_b"]);
+kaal_systest::system_test!("rpc_two_clients", ["client_a", "client_b"]);

@@ -4,4 +4,4 @@
 #![no_std]
 #![no_main]
 
-kaal_root::system_test!("serial_hostile", ["app"]);
+kaal_systest::system_test!("serial_hostile", ["app"]);

@@ -5,4 +5,4 @@
 #![no_std]
 #![no_main]
 
-kaal_root::system_test!("timer_sleep", ["app"]);
+kaal_systest::system_test!("timer_sleep", ["app"]);

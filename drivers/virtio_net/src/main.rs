@@ -1,0 +1,380 @@
+//! The virtio-net driver: serves one client the network protocol of the
+//! driver kit (rings `tx`, client to driver, and `rx`, driver to client) on
+//! the virtio network device its manifest entry grants (for example
+//! `pci-class:02:00`).
+//!
+//! The device's buffers live in the grant's DMA memory, so it reads and
+//! writes them in place; frames are copied between them and the client's
+//! ring slots. Completions arrive by interrupt. A `tx` entry the protocol
+//! refuses is answered with an error entry on `rx` and the driver goes on;
+//! a client ring found corrupt is reported and no longer touched.
+#![no_std]
+#![no_main]
+
+use kaal_dddk::irq::{self, Irq};
+use kaal_dddk::{CutOff, DriverError};
+use kaal_protocols::net::{self, Packet, Status, MAX_FRAME, MIN_FRAME, RING_SLOTS};
+use kaal_rt::{println, Env, RingRx, RingTx};
+use kaal_virtio::hal::{self, KaalHal};
+use kaal_virtio::virtio_drivers::device::net::VirtIONetRaw;
+use kaal_virtio::virtio_drivers::transport::pci::PciTransport;
+
+/// Descriptors per virtqueue: the buffers the device holds in each
+/// direction (each buffer takes one descriptor).
+const QUEUE: usize = 16;
+/// One device buffer: the virtio-net header and the largest frame.
+const BUF: usize = 2048;
+
+const BAD_TOKEN: DriverError = DriverError::Device("completion of a buffer never posted");
+
+/// Device buffers of one direction, `BUF` bytes each of DMA memory.
+struct Buffers {
+    mem: &'static mut [u8],
+    /// For each descriptor token, the buffer posted under it and the bytes
+    /// given to the device.
+    posted: [Option<(usize, usize)>; QUEUE],
+    /// Buffers not posted (bit `i` for buffer `i`).
+    free: u32,
+}
+
+impl Buffers {
+    fn new(mem: &'static mut [u8]) -> Buffers {
+        Buffers {
+            mem,
+            posted: [None; QUEUE],
+            free: (1 << QUEUE) - 1,
+        }
+    }
+
+    fn take(&mut self) -> Option<usize> {
+        let i = self.free.trailing_zeros();
+        (self.free != 0).then(|| {
+            self.free &= !(1 << i);
+            i as usize
+        })
+    }
+
+    fn put(&mut self, i: usize) {
+        self.free |= 1 << i;
+    }
+
+    fn buf(&mut self, i: usize) -> Result<&mut [u8], DriverError> {
+        self.mem
+            .get_mut(i * BUF..(i + 1) * BUF)
+            .ok_or(DriverError::Device("buffer index"))
+    }
+
+    fn post(&mut self, token: u16, i: usize, len: usize) -> Result<(), DriverError> {
+        let slot = self.posted.get_mut(usize::from(token)).ok_or(BAD_TOKEN)?;
+        *slot = Some((i, len));
+        Ok(())
+    }
+
+    /// The buffer posted under `token`, no longer posted.
+    fn complete(&mut self, token: u16) -> Result<(usize, usize), DriverError> {
+        self.posted
+            .get_mut(usize::from(token))
+            .and_then(Option::take)
+            .ok_or(BAD_TOKEN)
+    }
+}
+
+struct Net {
+    dev: VirtIONetRaw<KaalHal, PciTransport, QUEUE>,
+    irq: Irq,
+    rx: Buffers,
+    tx: Buffers,
+    to_client: RingTx<Packet, RING_SLOTS>,
+    from_client: RingRx<Packet, RING_SLOTS>,
+    /// Free slots of the client's `rx` ring as last read.
+    room: usize,
+    /// The answer to a refused `tx` entry, not yet in the client's `rx`
+    /// ring; no further `tx` entry is taken until it is.
+    refusal: Option<Packet>,
+    /// Frames delivered, sent, and dropped (malformed, or the client's `rx`
+    /// ring cut off).
+    received: u32,
+    sent: u64,
+    dropped: u64,
+    /// A client ring found corrupt is not touched again; the other
+    /// direction goes on.
+    cut: CutOff,
+    /// Entries refused so far.
+    refused: u64,
+}
+
+impl Net {
+    /// Gives the device every receive buffer it does not hold.
+    fn post_rx(&mut self) -> Result<(), DriverError> {
+        while let Some(i) = self.rx.take() {
+            let buf = self.rx.buf(i)?;
+            // SAFETY: the buffer is this driver's DMA memory, and it is not
+            // touched again until the device returns it under the token
+            // (`receive_complete` with the same slice, in `receive`).
+            let token = unsafe { self.dev.receive_begin(buf) }
+                .map_err(|_| DriverError::Device("receive queue refused a buffer"))?;
+            self.rx.post(token, i, BUF)?;
+        }
+        Ok(())
+    }
+
+    /// Takes back the buffers the device has transmitted.
+    fn reap_tx(&mut self) -> Result<(), DriverError> {
+        while let Some(token) = self.dev.poll_transmit() {
+            let (i, len) = self.tx.complete(token)?;
+            let buf = self.tx.buf(i)?.get(..len).ok_or(BAD_TOKEN)?;
+            // SAFETY: the same slice as given to `transmit_begin` for `token`.
+            unsafe { self.dev.transmit_complete(token, buf) }
+                .map_err(|_| DriverError::Device("transmit completion"))?;
+            self.tx.put(i);
+            self.sent += 1;
+        }
+        Ok(())
+    }
+
+    /// Whether the client's `rx` ring has a free slot (re-reading it only
+    /// when the last count is used up).
+    fn has_room(&mut self) -> Result<bool, DriverError> {
+        if self.room == 0 {
+            self.room = self.to_client.ring.free()?;
+        }
+        Ok(self.room > 0)
+    }
+
+    fn deliver(&mut self, p: Packet) -> Result<(), DriverError> {
+        self.to_client.ring.push(p)?;
+        self.room = self.room.saturating_sub(1);
+        Ok(())
+    }
+
+    /// Delivers a pending refusal and the received frames while the client's
+    /// ring has room; returns whether any wait for room.
+    fn receive(&mut self) -> Result<bool, DriverError> {
+        let r = self.receive_some();
+        self.to_client.publish();
+        r
+    }
+
+    fn receive_some(&mut self) -> Result<bool, DriverError> {
+        if let Some(p) = self.refusal {
+            if !self.cut.rx {
+                if !self.has_room()? {
+                    return Ok(true);
+                }
+                self.deliver(p)?;
+            }
+            self.refusal = None;
+        }
+        while let Some(token) = self.dev.poll_receive() {
+            if !self.cut.rx && !self.has_room()? {
+                return Ok(true);
+            }
+            let (i, _) = self.rx.complete(token)?;
+            let buf = self.rx.buf(i)?;
+            // SAFETY: the same slice as given to `receive_begin` for `token`.
+            let (hdr, len) = unsafe { self.dev.receive_complete(token, buf) }
+                .map_err(|_| DriverError::Device("receive completion"))?;
+            let frame = hdr
+                .checked_add(len)
+                .and_then(|end| buf.get(hdr..end))
+                .filter(|f| (MIN_FRAME..=MAX_FRAME).contains(&f.len()))
+                .and_then(|f| Packet::frame(self.received, f));
+            self.rx.put(i);
+            match frame {
+                Some(p) if !self.cut.rx => {
+                    self.deliver(p)?;
+                    self.received = self.received.wrapping_add(1);
+                }
+                _ => self.dropped += 1,
+            }
+        }
+        Ok(false)
+    }
+
+    /// Sends the client's `tx` entries while the device has buffers for
+    /// them; returns whether entries wait for a buffer.
+    fn transmit(&mut self) -> Result<bool, DriverError> {
+        let r = self.transmit_some();
+        self.from_client.release();
+        r
+    }
+
+    fn transmit_some(&mut self) -> Result<bool, DriverError> {
+        while self.refusal.is_none() {
+            if self.tx.free == 0 {
+                return Ok(self.from_client.ring.available()? > 0);
+            }
+            let Some(p) = self.from_client.ring.pop()? else {
+                return Ok(false);
+            };
+            match net::check(&p) {
+                Ok(frame) => self.send(p.token, frame)?,
+                Err(s) => self.refuse(p.token, s),
+            }
+        }
+        Ok(false)
+    }
+
+    fn send(&mut self, token: u32, frame: &[u8]) -> Result<(), DriverError> {
+        let Some(i) = self.tx.take() else {
+            return Err(DriverError::Device("no transmit buffer"));
+        };
+        let buf = self.tx.buf(i)?;
+        let hdr = self
+            .dev
+            .fill_buffer_header(buf)
+            .map_err(|_| DriverError::Device("virtio-net header"))?;
+        let end = hdr + frame.len();
+        let Some(out) = buf.get_mut(hdr..end) else {
+            self.tx.put(i);
+            self.refuse(token, Status::TooLong);
+            return Ok(());
+        };
+        out.copy_from_slice(frame);
+        let out = buf.get(..end).unwrap_or_default();
+        // SAFETY: the buffer is this driver's DMA memory, and it is not
+        // touched again until the device returns it under the token
+        // (`transmit_complete` with the same slice, in `reap_tx`).
+        match unsafe { self.dev.transmit_begin(out) } {
+            Ok(t) => self.tx.post(t, i, end),
+            Err(_) => {
+                self.tx.put(i);
+                self.refuse(token, Status::DeviceError);
+                Ok(())
+            }
+        }
+    }
+
+    fn refuse(&mut self, token: u32, s: Status) {
+        self.refused += 1;
+        // A client sending nothing but bad entries must not flood the
+        // console: the first few, then every 1000th.
+        if self.refused <= 8 || self.refused.is_multiple_of(1000) {
+            println!("virtio-net: tx entry {token} refused: {s:?}");
+        }
+        self.refusal = Some(Packet::error(token, s));
+    }
+
+    /// Serves until the kernel or the device fails.
+    fn run(&mut self, env: &Env) -> Result<(), DriverError> {
+        let mac = Packet::address(self.dev.mac_address());
+        let r = self.has_room();
+        if self.check(r, true)? {
+            let r = self.deliver(mac);
+            self.check(r, true)?;
+        }
+        loop {
+            self.post_rx()?;
+            self.reap_tx()?;
+            let r = self.receive();
+            let rx_waiting = self.check(r, true)?;
+            let r = if self.cut.tx {
+                Ok(false)
+            } else {
+                self.transmit()
+            };
+            let tx_blocked = self.check(r, false)?;
+            if self.refusal.is_some() && !rx_waiting {
+                continue; // deliver it, then take the next entry
+            }
+            // Announce the sleep, then look again (the ring protocol). While
+            // entries wait for transmit buffers, or frames for room in the
+            // client's ring, the device's interrupt or the client's release
+            // wakes us instead.
+            let may_take = !self.cut.tx && self.refusal.is_none() && !tx_blocked;
+            if may_take {
+                let r = self.from_client.ring.prepare_sleep().map_err(Into::into);
+                if self.check(r, false)? {
+                    continue;
+                }
+            }
+            if rx_waiting && !self.cut.rx {
+                let r = self.to_client.ring.prepare_wait().map_err(Into::into);
+                if self.check(r, true)? {
+                    self.from_client.ring.cancel_sleep();
+                    continue;
+                }
+            }
+            let irq = self.irq;
+            irq::wait_and_handle(env.notification(), irq, |bits| {
+                if bits & irq.bit != 0 {
+                    // Reading the interrupt status lowers the (level) line.
+                    self.dev.ack_interrupt();
+                }
+                Ok::<(), DriverError>(())
+            })?;
+            self.from_client.ring.cancel_sleep();
+            self.to_client.ring.cancel_wait();
+        }
+    }
+
+    /// A corrupt client ring cuts off its direction (reported once).
+    fn check<T: Default>(&mut self, r: Result<T, DriverError>, rx: bool) -> Result<T, DriverError> {
+        let (v, report) = self.cut.check(r, rx)?;
+        if let Some(m) = report {
+            println!("virtio-net: {m}");
+        }
+        Ok(v)
+    }
+}
+
+/// The local name of the device the manifest binds.
+const DEVICE: &str = "nic";
+
+fn main(env: &Env) -> Result<(), DriverError> {
+    let transport = kaal_virtio::open(env, DEVICE).map_err(|e| {
+        println!("virtio-net: {e}");
+        DriverError::Device("no virtio network device")
+    })?;
+    let (handler, bit) = env
+        .irq(DEVICE)
+        .map_err(|_| DriverError::Device("no interrupt granted"))?;
+    let mut dev = VirtIONetRaw::<KaalHal, _, QUEUE>::new(transport)
+        .map_err(|_| DriverError::Device("virtio-net initialisation failed"))?;
+    // A holder before us (this driver before a restart) may have left the
+    // line masked with an interrupt taken but not acknowledged: clear the
+    // device's status and unmask it, or no interrupt would come.
+    dev.ack_interrupt();
+    handler.ack()?;
+    const NO_RINGS: DriverError = DriverError::Device("rings `rx` and `tx` must be granted");
+    const NO_DMA: DriverError = DriverError::Device("DMA buffer too small");
+    let mut net = Net {
+        dev,
+        // PCI interrupts are level triggered.
+        irq: Irq {
+            handler,
+            bit,
+            level_triggered: true,
+        },
+        rx: Buffers::new(hal::dma_buffer(QUEUE * BUF).ok_or(NO_DMA)?),
+        tx: Buffers::new(hal::dma_buffer(QUEUE * BUF).ok_or(NO_DMA)?),
+        to_client: env.ring_tx("rx").map_err(|_| NO_RINGS)?,
+        from_client: env.ring_rx("tx").map_err(|_| NO_RINGS)?,
+        room: 0,
+        refusal: None,
+        received: 0,
+        sent: 0,
+        dropped: 0,
+        cut: CutOff::default(),
+        refused: 0,
+    };
+    let m = net.dev.mac_address();
+    println!(
+        "{}: virtio-net, MAC {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+        env.name(),
+        m[0],
+        m[1],
+        m[2],
+        m[3],
+        m[4],
+        m[5]
+    );
+    let r = net.run(env);
+    println!(
+        "virtio-net: stopped after {} frames received, {} sent, {} dropped",
+        net.received, net.sent, net.dropped
+    );
+    r
+}
+
+kaal_rt::component!(main);
