@@ -6,6 +6,8 @@
 /// The echo service: the reference interface of the self-checks, system
 /// tests and benchmarks.
 pub mod echo {
+    use kaal_rpc::Badge;
+
     kaal_rpc::interface! {
         /// Echoes values back transformed, and tells a client its badge.
         pub interface Echo, EchoClient, echo_dispatch {
@@ -24,11 +26,11 @@ pub mod echo {
     pub struct EchoService;
 
     impl Echo for EchoService {
-        fn echo(&mut self, _: kaal_rpc::Badge, value: u64) -> Result<u64, kaal_rpc::RpcError> {
-            Ok(transform(value))
+        fn echo(&mut self, _: Badge, value: u64) -> u64 {
+            transform(value)
         }
-        fn whoami(&mut self, badge: kaal_rpc::Badge) -> Result<u64, kaal_rpc::RpcError> {
-            Ok(badge)
+        fn whoami(&mut self, badge: Badge) -> u64 {
+            badge
         }
     }
 }
@@ -36,16 +38,28 @@ pub mod echo {
 #[cfg(test)]
 mod tests {
     use super::echo::*;
-    use kaal_rpc::Msg;
+    use kaal_rpc::{LocalBuffer, Msg, RpcError};
+
+    fn call(label: u64, words: &[u64]) -> (u64, u64) {
+        let buf = LocalBuffer::default();
+        let r = echo_dispatch(
+            &mut EchoService,
+            7,
+            &Msg::new(label, words, &buf).unwrap(),
+            &buf,
+        );
+        (r.label, r.regs[0])
+    }
 
     #[test]
     fn echo_dispatch_answers_and_refuses() {
-        let mut s = EchoService;
-        let r = echo_dispatch(&mut s, 7, &Msg::new(1, &[5]));
-        assert_eq!((r.label, r.words()), (0, &[16][..]));
-        let r = echo_dispatch(&mut s, 7, &Msg::new(2, &[]));
-        assert_eq!(r.words(), &[7]);
-        let r = echo_dispatch(&mut s, 7, &Msg::new(1, &[]));
-        assert_ne!(r.label, 0, "a request without its argument is refused");
+        assert_eq!(call(1, &[5]), (0, 16));
+        assert_eq!(call(2, &[]), (0, 7));
+        let (label, _) = call(1, &[]);
+        assert_eq!(
+            RpcError::from_label(label),
+            RpcError::BadMessage,
+            "a request without its argument is refused"
+        );
     }
 }

@@ -28,12 +28,8 @@ fn main(bi: &BootInfo) -> Result<(), RootError> {
         return Err(RootError::Check("echo returned the wrong value"));
     }
     // Malformed requests: an unknown method, and a method with a word missing.
-    let unknown = kaal_rpc::call(a.0, &Msg::new(99, &[]));
-    let short = kaal_rpc::call(a.0, &Msg::new(1, &[]));
-    let errors = (
-        RpcError::from_label(unknown.label),
-        RpcError::from_label(short.label),
-    );
+    let raw = |label| RpcError::from_label(kaal_rpc::call(a.0, &Msg::empty(label)).label);
+    let errors = (raw(99), raw(1));
     println!("rpc_badged_clients: malformed requests answered {errors:?}");
     if errors != (RpcError::UnknownMethod, RpcError::BadMessage) {
         return Err(RootError::Check("malformed requests were not refused"));
