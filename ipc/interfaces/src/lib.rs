@@ -52,12 +52,8 @@ pub mod echo {
             if data.is_empty() {
                 return Err(EchoError::Empty);
             }
-            let mut out = Buf::new();
-            for &b in data.iter().rev() {
-                if !out.push(b) {
-                    return Err(EchoError::TooLong);
-                }
-            }
+            let mut out = Buf::from_slice(data).ok_or(EchoError::TooLong)?;
+            out.reverse();
             Ok(out)
         }
     }

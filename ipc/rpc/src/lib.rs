@@ -27,7 +27,7 @@
 #![forbid(unsafe_code)]
 
 use core::cell::Cell;
-use core::ops::Deref;
+use core::ops::{Deref, DerefMut};
 
 pub use kaal_sel4::cap::Endpoint;
 pub use kaal_sel4::ipc::Badge;
@@ -332,9 +332,14 @@ impl<'b, B: MessageBuffer + ?Sized> Writer<'b, B> {
             return;
         }
         self.word(b.len() as Word);
-        for chunk in b.chunks(8) {
+        let (words, rest) = b.as_chunks::<8>();
+        for w in words {
+            self.put_at(self.tail, Word::from_le_bytes(*w));
+            self.tail += 1;
+        }
+        if !rest.is_empty() {
             let mut w = [0u8; 8];
-            for (d, s) in w.iter_mut().zip(chunk) {
+            for (d, s) in w.iter_mut().zip(rest) {
                 *d = *s;
             }
             self.put_at(self.tail, Word::from_le_bytes(w));
@@ -414,9 +419,14 @@ impl<'a, B: MessageBuffer + ?Sized> Reader<'a, B> {
         (end <= self.msg.len).then_some(n)
     }
     fn copy_data(&mut self, dst: &mut [u8]) {
-        for chunk in dst.chunks_mut(8) {
+        let (words, rest) = dst.as_chunks_mut::<8>();
+        for w in words {
+            *w = self.at(self.tail).unwrap_or(0).to_le_bytes();
+            self.tail += 1;
+        }
+        if !rest.is_empty() {
             let w = self.at(self.tail).unwrap_or(0).to_le_bytes();
-            for (d, s) in chunk.iter_mut().zip(w) {
+            for (d, s) in rest.iter_mut().zip(w) {
                 *d = s;
             }
             self.tail += 1;
@@ -584,6 +594,9 @@ impl<const N: usize> Buf<N> {
     pub fn as_slice(&self) -> &[u8] {
         self.bytes.get(..self.len).unwrap_or(&[])
     }
+    pub fn as_mut_slice(&mut self) -> &mut [u8] {
+        self.bytes.get_mut(..self.len).unwrap_or(&mut [])
+    }
 }
 
 impl<const N: usize> Default for Buf<N> {
@@ -596,6 +609,12 @@ impl<const N: usize> Deref for Buf<N> {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
         self.as_slice()
+    }
+}
+
+impl<const N: usize> DerefMut for Buf<N> {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        self.as_mut_slice()
     }
 }
 
