@@ -10,7 +10,9 @@ fn main(env: &Env) -> Result<(), CapError<'static>> {
     let ep = env.server("echo")?;
     println!("{}: serving", env.name());
     let mut service = EchoService;
-    kaal_rpc::serve(ep, |badge, req| echo_dispatch(&mut service, badge, req))
+    kaal_rpc::serve(ep, |badge, req, buf| {
+        echo_dispatch(&mut service, badge, req, buf)
+    })
 }
 
 kaal_rt::component!(main);

@@ -150,8 +150,8 @@ pub use kaal_interfaces::echo::{echo_dispatch, Echo, EchoClient, EchoService};
 
 extern "C" fn rpc_server(ep: Word, _tcb: CPtr) -> ! {
     let mut service = EchoService;
-    kaal_rpc::serve(Endpoint::from_cptr(ep), |badge, req| {
-        echo_dispatch(&mut service, badge, req)
+    kaal_rpc::serve(Endpoint::from_cptr(ep), |badge, req, buf| {
+        echo_dispatch(&mut service, badge, req, buf)
     })
 }
 

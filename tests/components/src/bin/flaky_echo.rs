@@ -16,7 +16,7 @@ fn main(env: &Env) -> Result<(), CapError<'static>> {
     println!("{}: serving (restarts: {})", env.name(), env.restarts());
     let mut service = EchoService;
     let mut served = 0u64;
-    kaal_rpc::serve(ep, |badge, req| {
+    kaal_rpc::serve(ep, |badge, req, buf| {
         served += 1;
         if first && served == FAULT_AT {
             let v: u64;
@@ -25,7 +25,7 @@ fn main(env: &Env) -> Result<(), CapError<'static>> {
             unsafe { core::arch::asm!("mov {}, qword ptr [0]", out(reg) v) };
             println!("flaky_echo: read {v} from address 0?");
         }
-        echo_dispatch(&mut service, badge, req)
+        echo_dispatch(&mut service, badge, req, buf)
     })
 }
 

@@ -16,6 +16,7 @@ use kaal_root::RootError;
 use kaal_rt::rdtsc;
 use kaal_sel4::bootinfo::BootInfo;
 use kaal_sel4::cap::{Cap, Endpoint, Notification};
+use kaal_sel4::ipc::{self, MessageInfo};
 use kaal_sel4::println;
 use kaal_systest::demo::{call_once, call_once_regs, start_echo_server, start_echo_server_regs};
 use kaal_systest::ring;
@@ -57,6 +58,37 @@ fn per(count: u64, scale: u64, of: u64) -> u64 {
     (count.saturating_mul(scale) + of / 2)
         .checked_div(of)
         .unwrap_or(0)
+}
+
+/// Words of the raw long-message round trip.
+const WORDS: usize = 9;
+
+/// Replies to each call with as many words as it carried, the first
+/// transformed (the rest stay in the IPC buffer, which the kernel copies).
+extern "C" fn words_server(ep: u64, _tcb: u64) -> ! {
+    let ep = Endpoint::from_cptr(ep);
+    let mut mrs = [0; 4];
+    let (mut info, _) = ep.recv_regs(&mut mrs);
+    loop {
+        let [v, b, c, d] = mrs;
+        mrs = [kaal_systest::demo::transform(v), b, c, d];
+        (info, _) = ep.reply_recv_regs(MessageInfo::new(0, info.length()), &mut mrs);
+    }
+}
+
+/// One round trip of `words` words: writes them, reads the reply's back.
+fn call_words(ep: Endpoint, v: u64, words: usize) -> Result<u64, RootError> {
+    let mut mrs = [v, 1, 2, 3];
+    for i in 4..words {
+        ipc::set_mr(i, i as u64);
+    }
+    let reply = ep.call_regs(MessageInfo::new(0, words), &mut mrs);
+    let sum = (4..reply.length()).fold(0, |s, i| s ^ ipc::mr(i));
+    if reply.length() != words || sum == u64::MAX {
+        return Err(RootError::Check("long reply has the wrong shape"));
+    }
+    let [w, ..] = mrs;
+    Ok(w)
 }
 
 /// A ratio printed with three decimals.
@@ -120,6 +152,38 @@ fn main(bi: &BootInfo) -> Result<(), RootError> {
     println!(
         "ratio ipc.rpc_roundtrip / sel4.call_replyrecv = {}",
         Milli::ratio(rpc_rt, rt)
+    );
+
+    // Nine words each way, five of them through the IPC buffer (seL4's slow
+    // path), raw and then as 64 bytes through `reverse` (length word and
+    // eight data words).
+    let ep_words: Endpoint = broker.alloc()?;
+    kaal_systest::thread::spawn(&mut broker, words_server, ep_words.cptr(), 255)?;
+    let mut x = 0;
+    let rt_words = median(
+        10_000,
+        timed(|| {
+            x = call_words(ep_words, x, WORDS)?;
+            Ok(())
+        }),
+    )?;
+    report("sel4.call_replyrecv_9words", rt_words, "ticks");
+    let mut bytes = [0x5a_u8; 64];
+    let rpc_bytes = median(
+        10_000,
+        timed(|| {
+            bytes = client
+                .reverse(&bytes)
+                .ok()
+                .and_then(|b| b.as_slice().first_chunk::<64>().copied())
+                .ok_or(RootError::Check("RPC reverse"))?;
+            Ok(())
+        }),
+    )?;
+    report("ipc.rpc_bytes64_roundtrip", rpc_bytes, "ticks");
+    println!(
+        "ratio ipc.rpc_bytes64_roundtrip / sel4.call_replyrecv_9words = {}",
+        Milli::ratio(rpc_bytes, rt_words)
     );
 
     let ntfn: Notification = broker.alloc()?;
