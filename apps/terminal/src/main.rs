@@ -4,23 +4,15 @@
 #![no_std]
 #![no_main]
 
-use kaal_protocols::serial::{Chunk, RING_SLOTS};
+use kaal_client::serial::{SerialClient, SerialError};
 use kaal_rt::{println, Env};
 
-fn main(env: &Env) -> Result<(), &'static str> {
-    let mut rx = env
-        .ring_rx::<Chunk, RING_SLOTS>("rx")
-        .map_err(|_| "no `rx` ring")?;
-    let mut tx = env
-        .ring_tx::<Chunk, RING_SLOTS>("tx")
-        .map_err(|_| "no `tx` ring")?;
+fn main(env: &Env) -> Result<(), SerialError> {
+    let mut port = SerialClient::new(env)?;
     println!("{}: echoing what is typed", env.name());
     loop {
-        let chunk = rx.recv().map_err(|_| "corrupt rx ring")?;
-        // Free the slot before possibly waiting for the driver to take the
-        // echo: it may be waiting for exactly that room.
-        rx.release();
-        tx.send_all(&[chunk]).map_err(|_| "corrupt tx ring")?;
+        let chunk = port.recv()?;
+        port.send(chunk.bytes())?;
     }
 }
 

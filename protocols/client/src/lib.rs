@@ -1,4 +1,5 @@
-//! Client libraries of the protocols in `kaal_protocols`, for native
+//! Client libraries of the protocols in `kaal_protocols` (block, serial,
+//! timer), for native
 //! components: each takes its channels from the component's [`kaal_rt::Env`]
 //! by local name and turns the rings into calls. The driver side of a
 //! protocol is in the driver kit; the wire types are in `kaal_protocols`.
@@ -6,4 +7,5 @@
 #![forbid(unsafe_code)]
 
 pub mod block;
+pub mod serial;
 pub mod timer;

@@ -4,19 +4,15 @@
 #![no_std]
 #![no_main]
 
+use kaal_client::serial::SerialClient;
 use kaal_protocols::serial::{Chunk, CHUNK_BYTES, RING_SLOTS};
 use kaal_rt::{println, rdtsc, Env};
 
 const BYTES: usize = 16 * 1024;
 
 fn main(env: &Env) -> Result<(), &'static str> {
-    let mut tx = env
-        .ring_tx::<Chunk, RING_SLOTS>("tx")
-        .map_err(|_| "no `tx` ring")?;
     // The driver's receive side needs its ring; nothing arrives on it here.
-    let _rx = env
-        .ring_rx::<Chunk, RING_SLOTS>("rx")
-        .map_err(|_| "no `rx` ring")?;
+    let SerialClient { mut tx, .. } = SerialClient::new(env)?;
     let mut line = [b'.'; CHUNK_BYTES];
     if let Some(last) = line.last_mut() {
         *last = b'\n';
