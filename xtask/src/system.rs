@@ -200,9 +200,38 @@ mod tests {
             all.iter().any(|(n, _)| n == "default"),
             "systems/default.toml is missing"
         );
+        // Every binding is one its program declares.
+        let workspace = crate::cargo::Cargo::new(&layout).workspace()?;
+        let uses = declarations(&workspace.uses);
+        assert!(uses.contains_key("uart16550"), "no declarations read");
         for (_, path) in all {
-            check(&path)?;
+            let manifest = check(&path)?;
+            check_uses(&path, &manifest, &uses)?;
         }
+        Ok(())
+    }
+
+    #[test]
+    fn a_binding_its_program_does_not_declare_stops_the_build() -> Result<()> {
+        let text = "[[component]]\nname = \"uart\"\nimage = \"uart16550\"\npriority = 150\n\
+                    stack = \"16K\"\nheap = \"16K\"\ndevices = { com = \"serial:0\" }\n";
+        let manifest = Manifest::parse(text).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        let mut uses = BTreeMap::new();
+        uses.insert(
+            "uart16550".to_owned(),
+            BTreeMap::from([("port".to_owned(), Use::Device)]),
+        );
+        let err = match check_uses(Path::new("systems/x.toml"), &manifest, &uses) {
+            Ok(()) => bail!("the binding was accepted"),
+            Err(e) => e.to_string(),
+        };
+        assert!(
+            err.contains(
+                "systems/x.toml: component `uart` binds `com`, which its program \
+                 `uart16550` does not declare (it declares: port)"
+            ),
+            "{err}"
+        );
         Ok(())
     }
 
