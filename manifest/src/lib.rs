@@ -214,7 +214,7 @@ impl Channel {
 pub struct Manifest {
     /// The serial driver component that prints the components' console
     /// lines (the root task forwards them to it on a ring named `console`);
-    /// without it they go to the kernel's debug console.
+    /// without it the root task prints them on COM1 itself.
     #[serde(default)]
     pub console: Option<String>,
     #[serde(rename = "component", default)]
