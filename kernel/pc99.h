@@ -1,17 +1,16 @@
 /*
- * KaaL's seL4 5.0.0 kernel configuration for x86_64 pc99 under QEMU (debug build).
+ * KaaL's seL4 5.0.0 kernel configuration for x86_64 pc99 under QEMU (release build).
  *
  * The kernel's Makefile copies this file in as `autoconf.h`; the bindings crate reads
  * the same file, so the kernel and the generated Rust ABI always agree.
  * Differences from the tree's shipped pc99 configuration, each for QEMU TCG:
  *   - no CONFIG_SUPPORT_PCID, no CONFIG_HUGE_PAGE (TCG lacks them);
  *   - CONFIG_XAPIC instead of CONFIG_X2APIC;
- *   - CONFIG_DEBUG_BUILD and CONFIG_PRINTING: debug syscalls and kernel printing.
- *     Remove both for a release kernel; the tool then builds without DEBUG=1.
+ *   - no CONFIG_DEBUG_BUILD and no CONFIG_PRINTING: no debug syscalls (a thread could
+ *     halt the machine with one) and no kernel printing. `cargo xtask ... --kernel debug`
+ *     appends both defines and builds with DEBUG=1; do not add them here.
  */
 #define AUTOCONF_INCLUDED
-#define CONFIG_DEBUG_BUILD 1
-#define CONFIG_PRINTING 1
 #define CONFIG_XAPIC 1
 #define CONFIG_ARCH_X86 1
 #define CONFIG_ARCH_X86_64 1

@@ -330,7 +330,7 @@ impl Channel {
 pub struct Manifest {
     /// The serial driver component that prints the components' console
     /// lines (the root task forwards them to it on a ring it knows as
-    /// `console`).
+    /// `console`); without it the root task prints them on COM1 itself.
     #[serde(default)]
     pub console: Option<String>,
     #[serde(rename = "component", default)]

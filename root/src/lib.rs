@@ -80,7 +80,15 @@ pub fn tsc_mhz() -> u64 {
 /// and every free slot.
 pub fn boot(bi: &BootInfo) -> Result<RootBroker, RootError> {
     let empty = bi.empty();
-    println!("KaaL {KAAL_VERSION} on seL4 {}", kaal_sel4::SEL4_VERSION);
+    let debug = if kaal_sel4::sys::HAS_DEBUG_SYSCALLS {
+        " (debug kernel)"
+    } else {
+        ""
+    };
+    println!(
+        "KaaL {KAAL_VERSION} on seL4 {}{debug}",
+        kaal_sel4::SEL4_VERSION
+    );
     println!(
         "  untyped: {} regions, RAM {} bytes ({} MiB), device {} bytes ({} MiB)",
         bi.untyped_count(),

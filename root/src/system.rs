@@ -605,7 +605,7 @@ impl System<'_> {
     /// Prints a component's console line from the message registers (MR0
     /// the byte count, then the bytes), at most what the message carries:
     /// through the console driver when there is one and it runs, else (or
-    /// for what its ring has no room for) on the kernel's debug console.
+    /// for what its ring has no room for) on COM1 directly.
     fn print_line(&mut self, length: usize) {
         let mut out = [0u8; kaal_protocols::supervisor::LINE_BYTES];
         let line = kaal_protocols::supervisor::decode_line(length, ipc::mr, &mut out);
@@ -630,7 +630,7 @@ impl System<'_> {
             }
             c.direct += 1;
         }
-        kaal_sel4::console::DebugConsole.write_bytes(line);
+        kaal_sel4::console::Console.write_bytes(line);
     }
 
     /// Whether the console driver runs (and has not just ended: an exit or
@@ -684,7 +684,7 @@ impl System<'_> {
     }
 
     /// After the console driver stopped: prints the lines it had not taken
-    /// on the debug console, so none is lost, and leaves the ring empty for
+    /// on COM1 directly, so none is lost, and leaves the ring empty for
     /// its next incarnation.
     fn drain_console(&mut self, i: usize) {
         let Some(c) = self.console.as_mut().filter(|c| c.component == i) else {
@@ -700,13 +700,13 @@ impl System<'_> {
         // while it lives (dropped at the end of this function).
         let mut rx = unsafe { Consumer::<Chunk, SERIAL_SLOTS>::from_raw(ptr) };
         while let Ok(Some(chunk)) = rx.pop() {
-            kaal_sel4::console::DebugConsole.write_bytes(chunk.bytes());
+            kaal_sel4::console::Console.write_bytes(chunk.bytes());
         }
         let _ = rx.release();
     }
 
     /// Console lines that went through the console driver, and lines (or
-    /// their rest) printed on the kernel's debug console instead.
+    /// their rest) printed on COM1 directly instead.
     pub fn console_lines(&self) -> Option<(u64, u64)> {
         self.console.as_ref().map(|c| (c.forwarded, c.direct))
     }

@@ -78,6 +78,8 @@ pub unsafe fn start_root<E: Display>(
     bootinfo: *const u8,
     main: fn(&BootInfo) -> Result<(), E>,
 ) -> ! {
+    // The root task's console is COM1; nothing prints before this.
+    kaal_sel4::console::enable();
     // SAFETY: the caller's contract.
     let bi = match unsafe { BootInfo::from_ptr(bootinfo) } {
         Ok(bi) => bi,
@@ -205,7 +207,7 @@ pub unsafe fn start_component<E: Display>(
 
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
-    // A component's console is its supervisor; the root task's the kernel's.
+    // A component's console is its supervisor; the root task's COM1.
     let component = IS_COMPONENT.load(Ordering::Relaxed);
     let print: fn(core::fmt::Arguments<'_>) = if component {
         console::_print

@@ -117,8 +117,9 @@ impl fmt::Display for Fault {
                 f,
                 "invoked capability {cptr:#x}, which it does not hold (ip {ip:#x})"
             ),
+            // seL4's system call numbers are negative: shown as such.
             Fault::UnknownSyscall { ip, number, .. } => {
-                write!(f, "unknown system call {number:#x} (ip {ip:#x})")
+                write!(f, "unknown system call {} (ip {ip:#x})", number as i64)
             }
             Fault::UserException { ip, number: 6, .. } => {
                 write!(f, "illegal instruction at {ip:#x}")
@@ -173,6 +174,25 @@ mod tests {
         assert_eq!(Fault::decode(0, 4, |_| 0), None);
         assert_eq!(Fault::decode(0x100, 4, |_| 0), None);
         assert_eq!(Fault::decode(label::VM_FAULT, 3, |_| 0), None, "too short");
+    }
+
+    #[test]
+    fn unknown_syscall_shows_its_number_signed() {
+        let mut mrs = vec![0; sys::seL4_UnknownSyscall_Length as usize];
+        let at = |i: Word| i as usize;
+        mrs[at(sys::seL4_UnknownSyscall_FaultIP)] = 0x40_1234;
+        mrs[at(sys::seL4_UnknownSyscall_Syscall)] = -10i64 as Word;
+        let f = Fault::decode(label::UNKNOWN_SYSCALL, mrs.len(), |i| {
+            mrs.get(i).copied().unwrap_or(0)
+        });
+        assert!(
+            matches!(f, Some(Fault::UnknownSyscall { number, .. }) if number as i64 == -10),
+            "{f:?}"
+        );
+        assert_eq!(
+            f.map(|f| f.to_string()).as_deref(),
+            Some("unknown system call -10 (ip 0x401234)")
+        );
     }
 
     #[test]

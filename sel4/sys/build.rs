@@ -1,5 +1,5 @@
 //! Generates the ABI from the configured kernel tree named by `KAAL_SEL4_SRC`
-//! (`cargo xtask build` prepares it under `target/kaal/sel4/src`).
+//! (`cargo xtask build` prepares it under `target/kaal/<kernel>/sel4/src`).
 
 use std::path::PathBuf;
 

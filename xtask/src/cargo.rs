@@ -123,16 +123,21 @@ pub struct Cargo {
 }
 
 impl Cargo {
-    /// Cargo for the workspace, pointing the bindings crate at the prepared kernel tree.
+    /// Cargo for the workspace, pointing the bindings crate at the prepared kernel tree
+    /// (and building in the kernel's own target folder when it has one).
     pub fn new(layout: &Layout) -> Self {
+        let mut env = vec![
+            ("KAAL_SEL4_SRC", layout.sel4_src()),
+            ("KAAL_SEL4_BUILD", layout.sel4_build()),
+            // Read by `kaal_root::include_system!`.
+            ("KAAL_SYSTEMS_DIR", layout.systems()),
+        ];
+        if let Some(dir) = layout.cargo_target_dir() {
+            env.push(("CARGO_TARGET_DIR", dir));
+        }
         Self {
             root: layout.root.clone(),
-            env: vec![
-                ("KAAL_SEL4_SRC", layout.sel4_src()),
-                ("KAAL_SEL4_BUILD", layout.sel4_build()),
-                // Read by `kaal_root::include_system!`.
-                ("KAAL_SYSTEMS_DIR", layout.systems()),
-            ],
+            env,
         }
     }
 
@@ -317,6 +322,35 @@ mod tests {
             PathBuf::from("/w/target/x86_64-unknown-none/release/bench")
         );
         Ok(())
+    }
+
+    #[test]
+    fn only_the_debug_kernel_builds_in_its_own_target_folder() {
+        let target_dir = |cargo: &Cargo| {
+            cargo
+                .env
+                .iter()
+                .find(|(k, _)| *k == "CARGO_TARGET_DIR")
+                .map(|(_, v)| v.clone())
+        };
+        let release = Layout::at(PathBuf::from("/w"));
+        let debug = release.clone().with_kernel(crate::kernel::Variant::Debug);
+        assert_eq!(target_dir(&Cargo::new(&release)), None);
+        assert_eq!(
+            target_dir(&Cargo::new(&debug)),
+            Some(PathBuf::from("/w/target/kaal/debug/cargo"))
+        );
+        let src = |cargo: &Cargo| {
+            cargo
+                .env
+                .iter()
+                .find(|(k, _)| *k == "KAAL_SEL4_SRC")
+                .map(|(_, v)| v.clone())
+        };
+        assert_eq!(
+            src(&Cargo::new(&debug)),
+            Some(PathBuf::from("/w/target/kaal/debug/sel4/src"))
+        );
     }
 
     #[test]

@@ -8,6 +8,7 @@ use std::process::Command;
 use std::thread;
 
 use anyhow::{bail, Context, Result};
+use clap::ValueEnum;
 
 use crate::cargo::{self, Metadata};
 use crate::env::venv_bin;
@@ -31,13 +32,41 @@ const AUTOCONF: &str = "include/plat/pc99/autoconf.h";
 
 const STEP_TITLE: &str = "Building seL4 kernel";
 
-/// Makes sure `target/kaal/kernel32.elf` and the prepared tree match the current inputs.
+/// Which kernel to build. Both come from the one header `kernel/pc99.h`, which is the
+/// release configuration; the debug kernel adds [`DEBUG_DEFINES`] to it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum Variant {
+    /// No debug system calls, no kernel printing: a component cannot halt or dump
+    /// the machine. The default.
+    #[default]
+    Release,
+    /// `CONFIG_DEBUG_BUILD` and `CONFIG_PRINTING`, built with `DEBUG=1`: the kernel
+    /// prints its own diagnostics, and any thread can use the debug system calls.
+    Debug,
+}
+
+impl Variant {
+    /// The folder under `target/kaal` holding everything built for this kernel.
+    pub fn name(self) -> &'static str {
+        match self {
+            Variant::Release => "release",
+            Variant::Debug => "debug",
+        }
+    }
+}
+
+/// What the debug kernel adds to the release configuration.
+const DEBUG_DEFINES: [&str; 2] = ["CONFIG_DEBUG_BUILD", "CONFIG_PRINTING"];
+
+/// Makes sure the layout's `kernel32.elf` and prepared tree match the current inputs.
 pub fn prepare(layout: &Layout) -> Result<()> {
     let source = locate_source(layout)?;
     let config_path = layout.kernel_config();
-    let config = fs::read_to_string(&config_path)
+    let base = fs::read_to_string(&config_path)
         .with_context(|| format!("reading the kernel configuration {}", config_path.display()))?;
-    let args = make_args(&layout.sel4_src(), is_debug_config(&config));
+    let config =
+        configure(&base, layout.kernel).with_context(|| format!("in {}", config_path.display()))?;
+    let args = make_args(&layout.sel4_src(), layout.kernel);
     let stamp = stamp(&source, &config, &args);
     if is_up_to_date(layout, &stamp) {
         step::skipped(STEP_TITLE, "unchanged");
@@ -46,8 +75,12 @@ pub fn prepare(layout: &Layout) -> Result<()> {
     // A failed build must not leave a stamp claiming success.
     remove_file_if_present(&layout.sel4_stamp())?;
     step::step(STEP_TITLE, &layout.log("kernel"), |step| {
-        step.note(&format!("[xtask] kernel source: {}", source.display()))?;
-        copy_and_configure(layout, &source, &config_path)?;
+        step.note(&format!(
+            "[xtask] kernel source: {}, {} kernel",
+            source.display(),
+            layout.kernel.name()
+        ))?;
+        copy_and_configure(layout, &source, &config)?;
         build(layout, &args, step)
     })?;
     fs::write(layout.sel4_stamp(), &stamp)
@@ -114,16 +147,38 @@ fn validate_source(path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Whether the configuration asks for a debug kernel (`#define CONFIG_DEBUG_BUILD`).
-fn is_debug_config(config: &str) -> bool {
+/// Whether the configuration `#define`s `name` (a mention in a comment does not count).
+fn defines(config: &str, name: &str) -> bool {
     config.lines().any(|line| {
         let mut words = line.split_whitespace();
-        words.next() == Some("#define") && words.next() == Some("CONFIG_DEBUG_BUILD")
+        words.next() == Some("#define") && words.next() == Some(name)
     })
 }
 
+/// The configuration header of `variant`, made from the repository's release header.
+fn configure(base: &str, variant: Variant) -> Result<String> {
+    if let Some(name) = DEBUG_DEFINES.iter().find(|n| defines(base, n)) {
+        bail!(
+            "it defines {name}; it must be the release configuration \
+             (`--kernel debug` adds {})",
+            DEBUG_DEFINES.join(" and ")
+        );
+    }
+    let mut config = base.to_owned();
+    if variant == Variant::Debug {
+        if !config.ends_with('\n') {
+            config.push('\n');
+        }
+        config.push_str("/* Added by `cargo xtask --kernel debug`. */\n");
+        for name in DEBUG_DEFINES {
+            config.push_str(&format!("#define {name} 1\n"));
+        }
+    }
+    Ok(config)
+}
+
 /// The kernel Makefile's arguments, without `-j` (that one must not affect the stamp).
-fn make_args(src: &Path, debug: bool) -> Vec<String> {
+fn make_args(src: &Path, variant: Variant) -> Vec<String> {
     let src = src.display();
     let mut args = vec![
         "-f".to_owned(),
@@ -138,7 +193,8 @@ fn make_args(src: &Path, debug: bool) -> Vec<String> {
         // The circular-include lint misreads modern cpp output.
         "CIRCULAR_INCLUDES=true".to_owned(),
     ];
-    if debug {
+    // The Makefile's DEBUG also defines CONFIG_DEBUG_BUILD (and -DDEBUG, -g3).
+    if variant == Variant::Debug {
         args.push("DEBUG=1".to_owned());
     }
     args
@@ -188,8 +244,8 @@ fn is_up_to_date(layout: &Layout, stamp: &str) -> bool {
         && layout.sel4_src().join(AUTOCONF).is_file()
 }
 
-/// Fresh copy of the tree into `target/kaal/sel4/src`, with KaaL's configuration.
-fn copy_and_configure(layout: &Layout, source: &Path, config: &Path) -> Result<()> {
+/// Fresh copy of the tree into the layout's `sel4/src`, with the configuration `config`.
+fn copy_and_configure(layout: &Layout, source: &Path, config: &str) -> Result<()> {
     let src = layout.sel4_src();
     remove_dir_if_present(&src)?;
     remove_dir_if_present(&layout.sel4_build())?;
@@ -201,9 +257,7 @@ fn copy_and_configure(layout: &Layout, source: &Path, config: &Path) -> Result<(
             source.display()
         );
     }
-    fs::copy(config, &autoconf)
-        .with_context(|| format!("copying {} to {}", config.display(), autoconf.display()))?;
-    Ok(())
+    fs::write(&autoconf, config).with_context(|| format!("writing {}", autoconf.display()))
 }
 
 fn build(layout: &Layout, args: &[String], step: &Step) -> Result<()> {
@@ -281,36 +335,97 @@ mod tests {
     use super::*;
 
     #[test]
-    fn debug_define_is_recognised_but_not_a_mention_in_a_comment() {
-        assert!(is_debug_config(
-            "/* x */\n#define CONFIG_DEBUG_BUILD 1\n#define CONFIG_PRINTING 1\n"
+    fn a_define_is_recognised_but_not_a_mention_in_a_comment() {
+        assert!(defines(
+            "/* x */\n#define CONFIG_DEBUG_BUILD 1\n",
+            "CONFIG_DEBUG_BUILD"
         ));
-        assert!(!is_debug_config(
-            " *   - CONFIG_DEBUG_BUILD and CONFIG_PRINTING\n#define CONFIG_XAPIC 1\n"
+        assert!(!defines(
+            " *   - CONFIG_DEBUG_BUILD and CONFIG_PRINTING\n#define CONFIG_XAPIC 1\n",
+            "CONFIG_DEBUG_BUILD"
         ));
-        assert!(!is_debug_config("#define CONFIG_DEBUG_BUILDER 1\n"));
+        assert!(!defines(
+            "#define CONFIG_DEBUG_BUILDER 1\n",
+            "CONFIG_DEBUG_BUILD"
+        ));
     }
 
     #[test]
-    fn make_args_follow_the_configuration() {
+    fn the_release_header_is_used_as_it_is_and_the_debug_one_adds_two_defines() -> Result<()> {
+        let base = "#define AUTOCONF_INCLUDED\n#define CONFIG_XAPIC 1";
+        assert_eq!(configure(base, Variant::Release)?, base);
+        let debug = configure(base, Variant::Debug)?;
+        assert!(debug.starts_with("#define AUTOCONF_INCLUDED\n#define CONFIG_XAPIC 1\n"));
+        for name in ["CONFIG_DEBUG_BUILD", "CONFIG_PRINTING"] {
+            assert!(defines(&debug, name), "{name} in {debug:?}");
+            assert!(!defines(base, name));
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn a_header_that_is_already_a_debug_one_is_refused() {
+        for extra in [
+            "#define CONFIG_DEBUG_BUILD 1\n",
+            "#define CONFIG_PRINTING 1\n",
+        ] {
+            let base = format!("#define CONFIG_XAPIC 1\n{extra}");
+            for variant in [Variant::Release, Variant::Debug] {
+                let err = configure(&base, variant).map(|_| ()).unwrap_err();
+                assert!(err.to_string().contains("release configuration"), "{err}");
+            }
+        }
+    }
+
+    /// The repository's header is the release configuration, and both kernels
+    /// are made from it: the debug one differs by the two defines alone.
+    #[test]
+    fn the_repository_header_gives_both_kernels() -> Result<()> {
+        let layout = Layout::from_build()?;
+        let base = fs::read_to_string(layout.kernel_config())?;
+        let release = configure(&base, Variant::Release)?;
+        let debug = configure(&base, Variant::Debug)?;
+        assert!(defines(&release, "CONFIG_XAPIC") && defines(&release, "CONFIG_FASTPATH"));
+        assert!(!defines(&release, "CONFIG_DEBUG_BUILD") && !defines(&release, "CONFIG_PRINTING"));
+        assert!(defines(&debug, "CONFIG_DEBUG_BUILD") && defines(&debug, "CONFIG_PRINTING"));
+        let added: Vec<&str> = debug
+            .strip_prefix(release.as_str())
+            .context("the debug header starts with the release one")?
+            .lines()
+            .filter(|l| l.starts_with("#define"))
+            .collect();
+        assert_eq!(
+            added,
+            ["#define CONFIG_DEBUG_BUILD 1", "#define CONFIG_PRINTING 1"]
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn make_args_follow_the_variant() {
         let src = Path::new("/k/src");
-        let release = make_args(src, false);
+        let release = make_args(src, Variant::Release);
         assert!(release.contains(&"SOURCE_ROOT=/k/src".to_owned()));
         assert!(release.contains(&"WARNINGS=all".to_owned()));
-        assert!(!release.contains(&"DEBUG=1".to_owned()));
-        assert!(make_args(src, true).contains(&"DEBUG=1".to_owned()));
+        assert!(!release.iter().any(|a| a.starts_with("DEBUG")));
+        let debug = make_args(src, Variant::Debug);
+        assert!(debug.contains(&"DEBUG=1".to_owned()));
+        assert_eq!(debug.len(), release.len() + 1);
     }
 
     #[test]
     fn stamp_changes_with_every_input() {
         let src = Path::new("/a");
-        let args = make_args(Path::new("/b"), true);
+        let args = make_args(Path::new("/b"), Variant::Debug);
         let base = stamp(src, "cfg", &args);
         assert_eq!(base, stamp(src, "cfg", &args));
         assert_eq!(base.len(), 16);
         assert_ne!(base, stamp(Path::new("/c"), "cfg", &args));
         assert_ne!(base, stamp(src, "cfg2", &args));
-        assert_ne!(base, stamp(src, "cfg", &make_args(Path::new("/b"), false)));
+        assert_ne!(
+            base,
+            stamp(src, "cfg", &make_args(Path::new("/b"), Variant::Release))
+        );
     }
 
     #[test]

@@ -37,15 +37,22 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Cmd {
     /// Check prerequisites, build the seL4 kernel and every KaaL image.
-    Build,
+    Build {
+        #[command(flatten)]
+        kernel: KernelArg,
+    },
     /// Build, then boot the root task in QEMU (quit with Ctrl-A X).
     Run {
         /// QEMU accelerator: tcg (default), or kvm on real hardware.
         #[arg(long, value_enum, default_value_t = qemu::Accel::Tcg)]
         accel: qemu::Accel,
+        #[command(flatten)]
+        kernel: KernelArg,
     },
     /// Run the host tests, then the system tests in QEMU.
     Test {
+        #[command(flatten)]
+        kernel: KernelArg,
         /// Only tests whose name contains this (host and system tests alike).
         filter: Option<String>,
         /// Only the host crates' `cargo test`.
@@ -60,9 +67,21 @@ enum Cmd {
         /// One JSON object per result line on stdout, nothing else.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        kernel: KernelArg,
     },
     /// rustfmt check, and clippy with warnings denied on host and seL4 crates.
     Check,
+}
+
+/// The `--kernel` option of the commands that build or boot the kernel.
+#[derive(Debug, Clone, Copy, clap::Args)]
+struct KernelArg {
+    /// Which seL4 kernel: release (no debug system calls, no kernel printing; the
+    /// default) or debug (CONFIG_DEBUG_BUILD and CONFIG_PRINTING). Each builds in its
+    /// own folder under target/kaal.
+    #[arg(long = "kernel", value_enum, default_value_t = kernel::Variant::Release)]
+    variant: kernel::Variant,
 }
 
 /// Passed and failed counts of a test run.
@@ -92,20 +111,24 @@ fn main() -> ExitCode {
 
 fn run(command: Cmd) -> Result<ExitCode> {
     let layout = Layout::from_build()?;
+    let with = |k: KernelArg| layout.clone().with_kernel(k.variant);
     match command {
-        Cmd::Build => {
+        Cmd::Build { kernel } => {
+            let layout = with(kernel);
             let (_, images) = build(&layout)?;
             eprintln!("kernel:    {}", layout.kernel32().display());
             eprintln!("root task: {}", images.root_task()?.display());
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::Run { accel } => boot(&layout, accel),
+        Cmd::Run { accel, kernel } => boot(&with(kernel), accel),
         Cmd::Test {
+            kernel,
             filter,
             host_only,
             system_only,
-        } => test(&layout, filter.as_deref(), !system_only, !host_only),
-        Cmd::Bench { json } => bench(&layout, json),
+        } => test(&with(kernel), filter.as_deref(), !system_only, !host_only),
+        Cmd::Bench { json, kernel } => bench(&with(kernel), json),
+        // Formatting and lints do not depend on the kernel.
         Cmd::Check => check(&layout),
     }
 }
@@ -300,18 +323,46 @@ mod tests {
         let cli = Cli::try_parse_from(["cargo xtask", "test", "ipc", "--system-only"])?;
         match cli.command {
             Cmd::Test {
+                kernel,
                 filter,
                 host_only,
                 system_only,
             } => {
                 assert_eq!(filter.as_deref(), Some("ipc"));
                 assert!(!host_only && system_only);
+                assert_eq!(kernel.variant, kernel::Variant::Release);
             }
             other => bail!("parsed as {other:?}"),
         }
         assert!(Cli::try_parse_from(["x", "test", "--host-only", "--system-only"]).is_err());
         assert!(Cli::try_parse_from(["x", "run", "--accel", "kvm"]).is_ok());
         assert!(Cli::try_parse_from(["x", "run", "--accel", "hvf"]).is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn the_kernel_is_release_unless_asked() -> Result<()> {
+        let variant = |args: &[&str]| -> Result<kernel::Variant> {
+            Ok(match Cli::try_parse_from(args)?.command {
+                Cmd::Build { kernel }
+                | Cmd::Run { kernel, .. }
+                | Cmd::Test { kernel, .. }
+                | Cmd::Bench { kernel, .. } => kernel.variant,
+                Cmd::Check => bail!("no kernel option"),
+            })
+        };
+        use kernel::Variant::{Debug, Release};
+        for cmd in ["build", "run", "test", "bench"] {
+            assert_eq!(variant(&["x", cmd])?, Release, "{cmd}");
+            assert_eq!(variant(&["x", cmd, "--kernel", "debug"])?, Debug, "{cmd}");
+            assert_eq!(variant(&["x", cmd, "--kernel", "release"])?, Release);
+            assert!(variant(&["x", cmd, "--kernel", "verbose"]).is_err());
+        }
+        assert_eq!(
+            variant(&["x", "test", "fault", "--system-only", "--kernel", "debug"])?,
+            Debug
+        );
+        assert!(Cli::try_parse_from(["x", "check", "--kernel", "debug"]).is_err());
         Ok(())
     }
 

@@ -130,7 +130,7 @@ fn program(layout: &Layout, images: &Images, manifest: &Path, image: &str) -> Re
             manifest.display()
         );
     }
-    let stripped = layout.kaal.join("programs").join(image);
+    let stripped = layout.programs().join(image);
     fs::create_dir_all(stripped.parent().unwrap_or(Path::new(".")))?;
     let status = Command::new("objcopy")
         .arg("--strip-debug")

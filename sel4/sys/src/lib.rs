@@ -408,35 +408,9 @@ pub unsafe fn seL4_Yield() {
     unsafe { raw_syscall(seL4_SysYield, &mut rdi, &mut rsi, &mut mr) };
 }
 
-/// Whether this kernel has the debug syscalls (`CONFIG_DEBUG_BUILD`).
+/// Whether this kernel has the debug syscalls (`CONFIG_DEBUG_BUILD`). KaaL
+/// makes none of them (its default kernel has none): no wrappers here.
 pub const HAS_DEBUG_SYSCALLS: bool = DEBUG_PUT_CHAR.is_some();
-
-/// Prints one byte on the kernel's debug console; does nothing on a kernel
-/// built without debug syscalls.
-///
-/// # Safety
-/// As for [`raw_syscall`].
-#[inline(always)]
-pub unsafe fn seL4_DebugPutChar(c: u8) {
-    if let Some(sys) = DEBUG_PUT_CHAR {
-        let (mut rdi, mut rsi, mut mr) = (seL4_Word::from(c), 0, [0; 4]);
-        // SAFETY: forwarded contract.
-        unsafe { raw_syscall(sys, &mut rdi, &mut rsi, &mut mr) };
-    }
-}
-
-/// Halts the kernel (debug kernels only). Under QEMU this does not end QEMU.
-///
-/// # Safety
-/// As for [`raw_syscall`].
-#[inline(always)]
-pub unsafe fn seL4_DebugHalt() {
-    if let Some(sys) = DEBUG_HALT {
-        let (mut rdi, mut rsi, mut mr) = (0, 0, [0; 4]);
-        // SAFETY: forwarded contract.
-        unsafe { raw_syscall(sys, &mut rdi, &mut rsi, &mut mr) };
-    }
-}
 
 impl core::fmt::Display for Error {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {

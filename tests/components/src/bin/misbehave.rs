@@ -3,13 +3,19 @@
 //! been restarted), `illegal` executes `ud2`, `panics` panics, and
 //! `bad_syscall` makes a system call seL4 does not have, `always_faults`
 //! executes `ud2` in every incarnation, and `cap_loop` invokes a CPtr beyond
-//! its CSpace until the supervisor stops answering with an error, and
-//! `forger` sends its supervisor a made-up capability-fault report.
+//! its CSpace until the supervisor stops answering with an error,
+//! `forger` sends its supervisor a made-up capability-fault report, and
+//! `debug_syscalls` makes one of a debug kernel's system calls per
+//! incarnation.
 #![no_std]
 #![no_main]
 
 use kaal_rt::println;
 use kaal_rt::Env;
+
+/// The system calls a debug seL4 5.0 kernel adds: DebugPutChar, DebugHalt,
+/// DebugCapIdentify, DebugSnapshot, DebugNameThread.
+const DEBUG_SYSCALLS: [i64; 5] = [-9, -10, -11, -12, -13];
 
 fn main(env: &Env) -> Result<(), &'static str> {
     match env.name() {
@@ -67,9 +73,41 @@ fn main(env: &Env) -> Result<(), &'static str> {
             }
             Err("a CPtr beyond the CSpace was invoked")
         }
+        "debug_syscalls" => {
+            // Incarnation n tries the n-th number; the supervisor restarts
+            // it after each fault.
+            let n = usize::try_from(env.restarts()).unwrap_or(usize::MAX);
+            let Some(&number) = DEBUG_SYSCALLS.get(n) else {
+                println!(
+                    "debug_syscalls: all {} debug system calls refused, still running",
+                    DEBUG_SYSCALLS.len()
+                );
+                return Ok(());
+            };
+            println!("debug_syscalls: system call {number}");
+            // SAFETY: on KaaL's default kernel the number is no system call,
+            // so the kernel sends an unknown-syscall fault and runs nothing.
+            // On a debug kernel it runs (rdi is DebugPutChar's character,
+            // an invalid CPtr for the others), and changes no memory of
+            // ours; rsp is kept in r12, which the kernel preserves.
+            unsafe {
+                core::arch::asm!(
+                    "mov r12, rsp",
+                    "syscall",
+                    "mov rsp, r12",
+                    inout("rdx") number => _,
+                    inout("rdi") u64::from(b'!') => _,
+                    inout("rsi") 0u64 => _,
+                    out("r10") _, out("r8") _, out("r9") _, out("r15") _,
+                    out("rcx") _, out("r11") _, out("r12") _,
+                )
+            };
+            println!("debug_syscalls: system call {number} returned");
+            Err("a debug system call returned")
+        }
         "bad_syscall" => {
-            // SAFETY: seL4 numbers its system calls -1 to -12 (and -16 and
-            // below in debug builds); -1000 is none of them, so the kernel
+            // SAFETY: seL4 numbers its system calls -1 to -8 (and -9 to -13
+            // on a debug kernel); -1000 is none of them, so the kernel
             // sends an unknown-syscall fault instead of running anything.
             unsafe {
                 core::arch::asm!("syscall", in("rdx") -1000isize, out("rcx") _, out("r11") _)

@@ -1,6 +1,7 @@
 //! System test `broker_serial_ioport`: the root task claims COM1 through the
 //! broker and writes a line through the bundle's I/O port capability (not
-//! the kernel's debug console); the capability covers COM1's ports only.
+//! the root task's console, which uses the all-ports one); the capability
+//! covers COM1's ports only.
 #![no_std]
 #![no_main]
 
