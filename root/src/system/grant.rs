@@ -7,11 +7,13 @@ use kaal_broker::kernel::{Access, Cache};
 use kaal_broker::{BrokerError, Memory};
 use kaal_manifest::image::ChannelImage;
 use kaal_manifest::{ChannelKind, DeviceSpec};
+use kaal_protocols::console::RING_SLOTS as SERIAL_SLOTS;
 use kaal_rt::start::{self, layout, CapKind, PciConfigPage, StartInfo, CSPACE_BITS};
 use kaal_sel4::cap::{init, CNode, Cap, Endpoint, Notification, Rights};
 use kaal_sel4::{CPtr, Word};
 
-use super::spawn::{entry, place, push, Running, SpawnError};
+use super::console::CONSOLE_DRAINED;
+use super::spawn::{entry, place, push, Running, SpawnContext, SpawnError};
 use super::{SystemError, PAGE};
 use crate::{Context, RootBroker};
 
@@ -125,6 +127,125 @@ impl Granter {
             "CNode_Copy",
         )
     }
+}
+
+/// Grants the console ring (to the console driver) and each channel the
+/// component is an end of; shared memory goes from `layout::SHARED_BASE` up.
+pub(super) fn grant_channels(
+    broker: &mut RootBroker,
+    cx: &SpawnContext<'_, '_>,
+    g: &mut Granter,
+    info: &mut StartInfo,
+    r: &mut Running,
+) -> Result<(), SpawnError> {
+    let me = u16::try_from(cx.index).map_err(|_| SpawnError::TooMany("components"))?;
+    let mut shared_at = layout::SHARED_BASE;
+    if let Some(c) = cx.console {
+        share_at(broker, r, &c.memory, shared_at)?;
+        let mut e = entry(kaal_protocols::console::LOCAL_NAME, CapKind::RingConsumer)?;
+        e.slot2 = g.grant(c.own.cptr(), Rights::write_only(), CONSOLE_DRAINED)?;
+        e.bit = c.bit;
+        e.vaddr = shared_at;
+        e.size = c.memory.size;
+        e.value = SERIAL_SLOTS as u64;
+        push(info, e)?;
+        shared_at += c.memory.size + PAGE;
+    }
+    for (c, (ch, obj)) in cx.channels.iter().zip(cx.objects).enumerate() {
+        let client_pos = ch.from.iter().position(|e| e.component == me);
+        let server = ch.to.component == me;
+        // This component's local name for the channel.
+        let local = match client_pos.and_then(|p| ch.from.get(p)) {
+            Some(end) => end.local,
+            None => ch.to.local,
+        };
+        match obj {
+            ChannelObjects::Endpoint(ep) => {
+                if let Some(pos) = client_pos {
+                    let badge = client_badge(pos);
+                    let mut e = entry(local, CapKind::EndpointClient)?;
+                    e.slot = g.grant(ep.cptr(), Rights::call_only(), badge)?;
+                    r.endpoint_slots.push((c, e.slot));
+                    e.value = badge;
+                    push(info, e)?;
+                }
+                if server {
+                    let mut e = entry(ch.to.local, CapKind::EndpointServer)?;
+                    // Receive only: replies go through the reply capability.
+                    e.slot = g.copy(ep.cptr(), Rights::read_only())?;
+                    push(info, e)?;
+                }
+            }
+            ChannelObjects::Shared { memory } => {
+                if client_pos.is_none() && !server {
+                    continue;
+                }
+                share_at(broker, r, memory, shared_at)?;
+                let mut e = entry(local, CapKind::SharedMemory)?;
+                e.vaddr = shared_at;
+                e.size = memory.size;
+                push(info, e)?;
+                shared_at += memory.size + PAGE;
+            }
+            ChannelObjects::Ring { memory } => {
+                if client_pos.is_none() && !server {
+                    continue;
+                }
+                share_at(broker, r, memory, shared_at)?;
+                let (kind, peer) = if server {
+                    (
+                        CapKind::RingConsumer,
+                        ch.from.first().map_or(ch.to.component, |e| e.component),
+                    )
+                } else {
+                    (CapKind::RingProducer, ch.to.component)
+                };
+                let peer_ntfn = cx
+                    .notifications
+                    .get(usize::from(peer))
+                    .ok_or(SpawnError::TooMany("components"))?;
+                let mut e = entry(local, kind)?;
+                e.slot2 = g.grant(
+                    peer_ntfn.cptr(),
+                    Rights::write_only(),
+                    ring_bit(cx.channels, peer, c)?,
+                )?;
+                e.bit = ring_bit(cx.channels, me, c)?;
+                e.vaddr = shared_at;
+                e.size = memory.size;
+                e.value = u64::from(ch.slots);
+                push(info, e)?;
+                shared_at += memory.size + PAGE;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Claims each device the manifest gives the component and grants it; the
+/// `k`th device's interrupt arrives on `own` with badge bit `IRQ_BITS.start + k`.
+pub(super) fn grant_devices(
+    broker: &mut RootBroker,
+    cx: &SpawnContext<'_, '_>,
+    own: Notification,
+    g: &mut Granter,
+    info: &mut StartInfo,
+    r: &mut Running,
+) -> Result<(), SpawnError> {
+    for (k, &(local, spec)) in cx.comp.devices.iter().enumerate() {
+        let bit = start::IRQ_BITS.start + u32::try_from(k).unwrap_or(u32::MAX);
+        if !start::IRQ_BITS.contains(&bit) {
+            return Err(SpawnError::TooMany("devices for one component"));
+        }
+        let dev = DeviceGrant {
+            local,
+            spec,
+            notification: own,
+            bit: 1 << bit,
+        };
+        grant_device(broker, cx.index, dev, g, info, r)?;
+    }
+    Ok(())
 }
 
 /// Maps a channel's memory read-write at `at` in the component (checking it

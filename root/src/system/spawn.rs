@@ -10,17 +10,14 @@ use kaal_broker::{BrokerError, Memory};
 use kaal_loader::{LoadError, LoadPlan, Perm};
 use kaal_manifest::image::{ChannelImage, ComponentImage};
 use kaal_manifest::DeviceSpec;
-use kaal_protocols::console::RING_SLOTS as SERIAL_SLOTS;
 use kaal_rt::start::{self, layout, slot, CapEntry, CapKind, StartInfo, CSPACE_BITS};
 use kaal_sel4::cap::{
     init, CNode, Cap, Endpoint, Frame, Notification, Pml4, Rights, Spaces, Tcb, UserContext,
 };
 use kaal_sel4::{println, CPtr};
 
-use super::console::{Console, CONSOLE_DRAINED};
-use super::grant::{
-    client_badge, grant_device, ring_bit, share_at, ChannelObjects, DeviceGrant, Granter,
-};
+use super::console::Console;
+use super::grant::{grant_channels, grant_devices, ChannelObjects, Granter};
 use super::{badge_of, State, System, PAGE};
 use crate::{Context, RootBroker, RootError};
 
@@ -81,15 +78,17 @@ pub(super) struct Running {
     pub(super) devices: Vec<DeviceId>,
 }
 
-struct SpawnContext<'s, 'a> {
-    index: usize,
-    restarts: u64,
-    comp: &'s ComponentImage<'a>,
-    channels: &'s [ChannelImage<'a>],
-    objects: &'s [ChannelObjects],
-    supervisor: Endpoint,
-    notifications: &'s [Notification],
-    console: Option<&'s Console>,
+/// What building component `index` needs from the system.
+pub(super) struct SpawnContext<'s, 'a> {
+    pub(super) index: usize,
+    pub(super) restarts: u64,
+    pub(super) comp: &'s ComponentImage<'a>,
+    pub(super) channels: &'s [ChannelImage<'a>],
+    pub(super) objects: &'s [ChannelObjects],
+    pub(super) supervisor: Endpoint,
+    pub(super) notifications: &'s [Notification],
+    /// The console ring, when this component is the console driver.
+    pub(super) console: Option<&'s Console>,
 }
 
 impl System<'_> {
@@ -329,100 +328,8 @@ fn build(
         cnode: r.cnode,
         next: slot::FIRST_GRANTED,
     };
-    let me = u16::try_from(cx.index).map_err(|_| SpawnError::TooMany("components"))?;
-    let mut shared_at = layout::SHARED_BASE;
-    if let Some(c) = cx.console {
-        share_at(broker, r, &c.memory, shared_at)?;
-        let mut e = entry(kaal_protocols::console::LOCAL_NAME, CapKind::RingConsumer)?;
-        e.slot2 = g.grant(c.own.cptr(), Rights::write_only(), CONSOLE_DRAINED)?;
-        e.bit = c.bit;
-        e.vaddr = shared_at;
-        e.size = c.memory.size;
-        e.value = SERIAL_SLOTS as u64;
-        push(&mut info, e)?;
-        shared_at += c.memory.size + PAGE;
-    }
-    for (c, (ch, obj)) in cx.channels.iter().zip(cx.objects).enumerate() {
-        let client_pos = ch.from.iter().position(|e| e.component == me);
-        let server = ch.to.component == me;
-        // This component's local name for the channel.
-        let local = match client_pos.and_then(|p| ch.from.get(p)) {
-            Some(end) => end.local,
-            None => ch.to.local,
-        };
-        match obj {
-            ChannelObjects::Endpoint(ep) => {
-                if let Some(pos) = client_pos {
-                    let badge = client_badge(pos);
-                    let mut e = entry(local, CapKind::EndpointClient)?;
-                    e.slot = g.grant(ep.cptr(), Rights::call_only(), badge)?;
-                    r.endpoint_slots.push((c, e.slot));
-                    e.value = badge;
-                    push(&mut info, e)?;
-                }
-                if server {
-                    let mut e = entry(ch.to.local, CapKind::EndpointServer)?;
-                    // Receive only: replies go through the reply capability.
-                    e.slot = g.copy(ep.cptr(), Rights::read_only())?;
-                    push(&mut info, e)?;
-                }
-            }
-            ChannelObjects::Shared { memory } => {
-                if client_pos.is_none() && !server {
-                    continue;
-                }
-                share_at(broker, r, memory, shared_at)?;
-                let mut e = entry(local, CapKind::SharedMemory)?;
-                e.vaddr = shared_at;
-                e.size = memory.size;
-                push(&mut info, e)?;
-                shared_at += memory.size + PAGE;
-            }
-            ChannelObjects::Ring { memory } => {
-                if client_pos.is_none() && !server {
-                    continue;
-                }
-                share_at(broker, r, memory, shared_at)?;
-                let (kind, peer) = if server {
-                    (
-                        CapKind::RingConsumer,
-                        ch.from.first().map_or(ch.to.component, |e| e.component),
-                    )
-                } else {
-                    (CapKind::RingProducer, ch.to.component)
-                };
-                let peer_ntfn = cx
-                    .notifications
-                    .get(usize::from(peer))
-                    .ok_or(SpawnError::TooMany("components"))?;
-                let mut e = entry(local, kind)?;
-                e.slot2 = g.grant(
-                    peer_ntfn.cptr(),
-                    Rights::write_only(),
-                    ring_bit(cx.channels, peer, c)?,
-                )?;
-                e.bit = ring_bit(cx.channels, me, c)?;
-                e.vaddr = shared_at;
-                e.size = memory.size;
-                e.value = u64::from(ch.slots);
-                push(&mut info, e)?;
-                shared_at += memory.size + PAGE;
-            }
-        }
-    }
-    for (k, &(local, spec)) in cx.comp.devices.iter().enumerate() {
-        let bit = start::IRQ_BITS.start + u32::try_from(k).unwrap_or(u32::MAX);
-        if !start::IRQ_BITS.contains(&bit) {
-            return Err(SpawnError::TooMany("devices for one component"));
-        }
-        let dev = DeviceGrant {
-            local,
-            spec,
-            notification: own,
-            bit: 1 << bit,
-        };
-        grant_device(broker, cx.index, dev, &mut g, &mut info, r)?;
-    }
+    grant_channels(broker, cx, &mut g, &mut info, r)?;
+    grant_devices(broker, cx, own, &mut g, &mut info, r)?;
 
     // The start-info page, read-only.
     place(broker, r, PAGE, layout::START_INFO, Access::ReadOnly, |w| {
