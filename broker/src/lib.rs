@@ -29,7 +29,7 @@ use alloc::vec::Vec;
 use core::fmt;
 use core::ops::Range;
 use device::{
-    DeviceBundle, DeviceId, DeviceInfo, DeviceKey, Holder, IoPortRange, IrqBinding, MmioRegion,
+    DeviceBundle, DeviceInfo, DeviceKey, DeviceSpec, Holder, IoPortRange, IrqBinding, MmioRegion,
     COM_PORTS, COM_PORT_SPAN, PIT_IOAPIC_PIN, PIT_PORTS,
 };
 use dma::DmaRegion;
@@ -56,14 +56,14 @@ pub enum BrokerError {
         op: &'static str,
         error: Error,
     },
-    NoSuchDevice(DeviceId),
+    NoSuchDevice(DeviceSpec),
     /// The device is held by someone else.
     AlreadyClaimed {
-        device: DeviceId,
+        device: DeviceSpec,
         holder: Holder,
     },
     /// Releasing a device this holder does not hold.
-    NotHeld(DeviceId),
+    NotHeld(DeviceSpec),
     /// The address lies in no device untyped.
     NotDeviceMemory {
         paddr: Word,
@@ -267,8 +267,8 @@ pub struct Broker<K: Kernel> {
     objects: Objects,
     dma: BTreeMap<Word, CPtr>,
     devices: Vec<DeviceInfo>,
-    claims: BTreeMap<DeviceKey, (Holder, DeviceId)>,
-    cache: BTreeMap<(Holder, DeviceId), DeviceBundle>,
+    claims: BTreeMap<DeviceKey, (Holder, DeviceSpec)>,
+    cache: BTreeMap<(Holder, DeviceSpec), DeviceBundle>,
     resources: BTreeMap<DeviceKey, DeviceResources>,
     /// DMA regions of released PCI devices, kept for the device's next
     /// holder: a device that was not reset may still write to the queue
@@ -787,21 +787,21 @@ impl<K: Kernel> Broker<K> {
 
     /// The resources of a device for `holder`. A device is held by one holder
     /// at a time; the same holder asking again gets the same bundle.
-    pub fn request_device(&mut self, holder: Holder, id: DeviceId) -> Result<DeviceBundle> {
-        if let Some(b) = self.cache.get(&(holder, id)) {
+    pub fn request_device(&mut self, holder: Holder, spec: DeviceSpec) -> Result<DeviceBundle> {
+        if let Some(b) = self.cache.get(&(holder, spec)) {
             return Ok(b.clone());
         }
         let info = self
             .devices
             .iter()
-            .find(|d| d.matches(id))
+            .find(|d| d.matches(spec))
             .cloned()
-            .ok_or(BrokerError::NoSuchDevice(id))?;
+            .ok_or(BrokerError::NoSuchDevice(spec))?;
         let key = info.key();
         if let Some(&(h, held_as)) = self.claims.get(&key) {
             if h != holder {
                 return Err(BrokerError::AlreadyClaimed {
-                    device: id,
+                    device: spec,
                     holder: h,
                 });
             }
@@ -811,15 +811,15 @@ impl<K: Kernel> Broker<K> {
                 .get(&(holder, held_as))
                 .cloned()
                 .ok_or(BrokerError::Internal("claim"))?;
-            self.cache.insert((holder, id), b.clone());
+            self.cache.insert((holder, spec), b.clone());
             return Ok(b);
         }
         let mut res = DeviceResources::default();
         match self.build_bundle(&info, &mut res) {
             Ok(bundle) => {
-                self.claims.insert(key, (holder, id));
+                self.claims.insert(key, (holder, spec));
                 self.resources.insert(key, res);
-                self.cache.insert((holder, id), bundle.clone());
+                self.cache.insert((holder, spec), bundle.clone());
                 Ok(bundle)
             }
             Err(e) => {
@@ -1047,10 +1047,10 @@ impl<K: Kernel> Broker<K> {
 
     /// Takes a device back from `holder`: unmaps its registers, deletes its
     /// IRQ handler and port capabilities, and keeps its DMA region for it.
-    pub fn release_device(&mut self, holder: Holder, id: DeviceId) -> Result<()> {
-        let key = match self.cache.get(&(holder, id)) {
+    pub fn release_device(&mut self, holder: Holder, spec: DeviceSpec) -> Result<()> {
+        let key = match self.cache.get(&(holder, spec)) {
             Some(b) => b.key,
-            None => return Err(BrokerError::NotHeld(id)),
+            None => return Err(BrokerError::NotHeld(spec)),
         };
         self.cache
             .retain(|(h, _), b| !(*h == holder && b.key == key));

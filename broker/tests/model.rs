@@ -1,7 +1,7 @@
 //! The broker's allocation logic over the host model of seL4: property tests
 //! of random allocate/free sequences, and the error paths.
 
-use kaal_broker::device::{DeviceId, DeviceKey, Holder};
+use kaal_broker::device::{DeviceKey, DeviceSpec, Holder};
 use kaal_broker::kernel::{ObjSpec, ObjectType};
 use kaal_broker::model::{Model, ModelCap};
 use kaal_broker::untyped::UntypedRoot;
@@ -237,7 +237,7 @@ fn dma_is_contiguous_aligned_and_returned() {
 fn devices_are_claimed_once_and_cached() {
     let mut b = broker();
     b.discover_devices().unwrap();
-    let com1 = DeviceId::Serial { port: 0 };
+    let com1 = DeviceSpec::Serial { port: 0 };
     let first = b.request_device(Holder(1), com1).unwrap();
     assert_eq!(first.ioports[0].first, 0x3f8);
     assert_eq!(first.ioports[0].last, 0x3ff);
@@ -257,7 +257,7 @@ fn devices_are_claimed_once_and_cached() {
         Err(BrokerError::NotHeld(com1))
     );
     // COM3 shares COM1's IRQ 4, and seL4 gives a line one handler.
-    let com3 = DeviceId::Serial { port: 2 };
+    let com3 = DeviceSpec::Serial { port: 2 };
     assert_eq!(
         b.request_device(Holder(2), com3),
         Err(BrokerError::IrqLineShared {
@@ -271,12 +271,12 @@ fn devices_are_claimed_once_and_cached() {
     assert_eq!(
         b.request_device(
             Holder(1),
-            DeviceId::Pci {
+            DeviceSpec::Pci {
                 vendor: 1,
                 device: 2
             }
         ),
-        Err(BrokerError::NoSuchDevice(DeviceId::Pci {
+        Err(BrokerError::NoSuchDevice(DeviceSpec::Pci {
             vendor: 1,
             device: 2
         }))
@@ -287,7 +287,7 @@ fn devices_are_claimed_once_and_cached() {
 fn the_pit_comes_with_its_ports_and_rerouted_edge_interrupt() {
     let mut b = broker();
     b.discover_devices().unwrap();
-    let pit = b.request_device(Holder(1), DeviceId::Pit).unwrap();
+    let pit = b.request_device(Holder(1), DeviceSpec::Pit).unwrap();
     let ports: Vec<_> = pit.ioports.iter().map(|r| (r.first, r.last)).collect();
     assert_eq!(ports, [(0x40, 0x43)]);
     assert!(pit.mmio.is_empty() && pit.dma.is_none());
@@ -298,10 +298,10 @@ fn the_pit_comes_with_its_ports_and_rerouted_edge_interrupt() {
         Some(ModelCap::Irq { pin: 2 })
     ));
     // Holding the PIT leaves COM1 (IRQ 4) to another holder.
-    b.request_device(Holder(2), DeviceId::Serial { port: 0 })
+    b.request_device(Holder(2), DeviceSpec::Serial { port: 0 })
         .unwrap();
-    b.release_device(Holder(1), DeviceId::Pit).unwrap();
-    assert!(b.request_device(Holder(3), DeviceId::Pit).is_ok());
+    b.release_device(Holder(1), DeviceSpec::Pit).unwrap();
+    assert!(b.request_device(Holder(3), DeviceSpec::Pit).is_ok());
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //! its own pieces: channel objects (made once per system) and the devices
 //! the broker lets it claim.
 
-use kaal_broker::device::{DeviceId, DeviceInfo, DeviceKey, Holder};
+use kaal_broker::device::{DeviceInfo, DeviceKey, Holder};
 use kaal_broker::kernel::{Access, Cache};
 use kaal_broker::{BrokerError, Memory};
 use kaal_manifest::image::ChannelImage;
@@ -288,18 +288,12 @@ pub(super) fn grant_device(
 ) -> Result<(), SpawnError> {
     let spec = dev.spec;
     let name = dev.local;
-    let id = match spec {
-        DeviceSpec::Serial { port } => DeviceId::Serial { port },
-        DeviceSpec::Pci { vendor, device } => DeviceId::Pci { vendor, device },
-        DeviceSpec::PciClass { class, subclass } => DeviceId::PciClass { class, subclass },
-        DeviceSpec::Pit => DeviceId::Pit,
-    };
     let holder = Holder(index as u32 + 1);
-    let bundle = broker.request_device(holder, id).map_err(|e| match e {
+    let bundle = broker.request_device(holder, spec).map_err(|e| match e {
         BrokerError::NoSuchDevice(_) => SpawnError::NoDevice(spec),
         e => e.into(),
     })?;
-    r.devices.push(id);
+    r.devices.push(spec);
     for m in &bundle.mmio {
         let frames = broker.mmio_frames(m);
         let at = r.device_at;

@@ -4,7 +4,7 @@
 use alloc::vec::Vec;
 use core::fmt;
 
-use kaal_broker::device::{DeviceId, Holder};
+use kaal_broker::device::Holder;
 use kaal_broker::kernel::Access;
 use kaal_broker::{BrokerError, Memory};
 use kaal_loader::{LoadError, LoadPlan, Perm};
@@ -75,7 +75,8 @@ pub(super) struct Running {
     pub(super) device_at: u64,
     /// Where its program was loaded (to recognise its `syscall`s).
     pub(super) plan: LoadPlan,
-    pub(super) devices: Vec<DeviceId>,
+    /// The devices it claimed.
+    pub(super) devices: Vec<DeviceSpec>,
 }
 
 /// What building component `index` needs from the system.
@@ -390,8 +391,8 @@ fn teardown(broker: &mut RootBroker, index: usize, r: Running) -> Result<(), Roo
         note(broker.free_vspace(r.vspace));
     }
     let holder = Holder(index as u32 + 1);
-    for id in r.devices {
-        note(broker.release_device(holder, id));
+    for spec in r.devices {
+        note(broker.release_device(holder, spec));
     }
     first
 }
