@@ -78,7 +78,18 @@ pub struct MmioRegion {
     pub bar: u8,
 }
 
-/// An interrupt delivered to a notification.
+/// Where a device's interrupt is to be delivered: a notification of the
+/// holder's and the badge the interrupt carries there (not 0: a waiter must
+/// tell it from other signals and from "not signalled").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IrqDestination {
+    pub notification: Notification,
+    pub badge: Word,
+}
+
+/// An interrupt delivered to a notification: the holder's, when it named
+/// one ([`crate::Broker::request_device_to`]), else one the broker made for
+/// the device.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct IrqBinding {
     pub handler: IrqHandler,

@@ -29,8 +29,8 @@ use alloc::vec::Vec;
 use core::fmt;
 use core::ops::Range;
 use device::{
-    DeviceBundle, DeviceInfo, DeviceKey, DeviceSpec, Holder, IoPortRange, IrqBinding, MmioRegion,
-    COM_PORTS, COM_PORT_SPAN, PIT_IOAPIC_PIN, PIT_PORTS,
+    DeviceBundle, DeviceInfo, DeviceKey, DeviceSpec, Holder, IoPortRange, IrqBinding,
+    IrqDestination, MmioRegion, COM_PORTS, COM_PORT_SPAN, PIT_IOAPIC_PIN, PIT_PORTS,
 };
 use dma::DmaRegion;
 use kaal_sel4::bootinfo::BootInfo;
@@ -81,6 +81,9 @@ pub enum BrokerError {
         line: u8,
         with: DeviceKey,
     },
+    /// The holder holds the device with its interrupt bound to another
+    /// notification or badge than the one it names now.
+    IrqBoundElsewhere(DeviceSpec),
     /// The broker's own bookkeeping is inconsistent (a bug).
     Internal(&'static str),
 }
@@ -117,6 +120,10 @@ impl fmt::Display for BrokerError {
                 f,
                 "interrupt line {line} is already bound for {with:?} (one handler per line)"
             ),
+            BrokerError::IrqBoundElsewhere(spec) => write!(
+                f,
+                "{spec:?} is held with its interrupt bound to another notification or badge"
+            ),
             BrokerError::Internal(what) => write!(f, "broker bookkeeping: {what}"),
         }
     }
@@ -132,7 +139,8 @@ const PAGE: u64 = 1 << PAGE_BITS;
 /// interrupt delivery (5 of 40 runs); with this base, none did in 70 runs.
 pub const IRQ_VECTOR_BASE: u8 = 40;
 
-/// The badge a device interrupt arrives with on its notification.
+/// The badge a device interrupt arrives with on the notification the broker
+/// makes for it ([`Broker::request_device`]).
 pub const IRQ_BADGE: Word = 1;
 /// DMA region every PCI bundle comes with: room for a driver's queues and
 /// a 64 KiB transfer in flight while the next is prepared.
@@ -249,6 +257,8 @@ struct DeviceResources {
     pages: Vec<(Block, CPtr, Word)>,
     windows: Vec<(Word, u64)>,
     irq_slot: Option<CPtr>,
+    /// The notification the broker made for the interrupt (none when the
+    /// holder named its own).
     ntfn: Option<CPtr>,
     cap_slots: Vec<CPtr>,
     dma: Option<DmaRegion>,
@@ -785,11 +795,46 @@ impl<K: Kernel> Broker<K> {
         &self.devices
     }
 
-    /// The resources of a device for `holder`. A device is held by one holder
-    /// at a time; the same holder asking again gets the same bundle.
+    /// The resources of a device for `holder`, its interrupt bound to a
+    /// notification the broker makes for it (badge [`IRQ_BADGE`]). A device
+    /// is held by one holder at a time; the same holder asking again gets the
+    /// same bundle.
     pub fn request_device(&mut self, holder: Holder, spec: DeviceSpec) -> Result<DeviceBundle> {
+        self.claim_device(holder, spec, None)
+    }
+
+    /// As [`Broker::request_device`], with the device's interrupt bound once,
+    /// at the claim, to `irq`: the holder's notification and badge. Asking
+    /// again for a device held with another destination is
+    /// [`BrokerError::IrqBoundElsewhere`].
+    pub fn request_device_to(
+        &mut self,
+        holder: Holder,
+        spec: DeviceSpec,
+        irq: IrqDestination,
+    ) -> Result<DeviceBundle> {
+        if irq.badge == 0 {
+            return Err(BrokerError::InvalidRequest("interrupt badge 0"));
+        }
+        self.claim_device(holder, spec, Some(irq))
+    }
+
+    fn claim_device(
+        &mut self,
+        holder: Holder,
+        spec: DeviceSpec,
+        irq: Option<IrqDestination>,
+    ) -> Result<DeviceBundle> {
+        // A destination named must be the one bound (the bundle's own
+        // notification when the holder named none).
+        let check = |b: DeviceBundle| match (irq, b.irq) {
+            (Some(d), Some(i)) if (d.notification, d.badge) != (i.notification, i.badge) => {
+                Err(BrokerError::IrqBoundElsewhere(spec))
+            }
+            _ => Ok(b),
+        };
         if let Some(b) = self.cache.get(&(holder, spec)) {
-            return Ok(b.clone());
+            return check(b.clone());
         }
         let info = self
             .devices
@@ -811,11 +856,12 @@ impl<K: Kernel> Broker<K> {
                 .get(&(holder, held_as))
                 .cloned()
                 .ok_or(BrokerError::Internal("claim"))?;
+            let b = check(b)?;
             self.cache.insert((holder, spec), b.clone());
             return Ok(b);
         }
         let mut res = DeviceResources::default();
-        match self.build_bundle(&info, &mut res) {
+        match self.build_bundle(&info, &mut res, irq) {
             Ok(bundle) => {
                 self.claims.insert(key, (holder, spec));
                 self.resources.insert(key, res);
@@ -833,6 +879,7 @@ impl<K: Kernel> Broker<K> {
         &mut self,
         info: &DeviceInfo,
         res: &mut DeviceResources,
+        irq: Option<IrqDestination>,
     ) -> Result<DeviceBundle> {
         let mut b = DeviceBundle {
             key: info.key(),
@@ -911,7 +958,7 @@ impl<K: Kernel> Broker<K> {
                 });
             }
             res.irq_line = Some(line.pin);
-            b.irq = Some(self.bind_irq(res, line)?);
+            b.irq = Some(self.bind_irq(res, line, irq)?);
         }
         Ok(b)
     }
@@ -981,19 +1028,35 @@ impl<K: Kernel> Broker<K> {
         })
     }
 
-    fn bind_irq(&mut self, res: &mut DeviceResources, line: IoApicLine) -> Result<IrqBinding> {
+    /// Makes the line's handler and binds it, once, to `to` (or, without
+    /// one, to a notification made for it, badged [`IRQ_BADGE`]).
+    fn bind_irq(
+        &mut self,
+        res: &mut DeviceResources,
+        line: IoApicLine,
+        to: Option<IrqDestination>,
+    ) -> Result<IrqBinding> {
         let slot = self.alloc_slot()?;
         if let Err(e) = self.k.irq_ioapic(slot, line, IRQ_VECTOR_BASE + line.pin) {
             let _ = self.free_slot(slot);
             return Err(BrokerError::kernel("IRQControl_GetIOAPIC", e));
         }
         res.irq_slot = Some(slot);
-        let ntfn: Notification = self.alloc()?;
-        res.ntfn = Some(ntfn.cptr());
+        let to = match to {
+            Some(to) => to,
+            None => {
+                let ntfn: Notification = self.alloc()?;
+                res.ntfn = Some(ntfn.cptr());
+                IrqDestination {
+                    notification: ntfn,
+                    badge: IRQ_BADGE,
+                }
+            }
+        };
         // The IRQ signals through a badged copy, so a waiter can tell it
         // from other signals (and from "not signalled": badge 0).
         let badged = self.alloc_slot()?;
-        if let Err(e) = self.k.mint_badge(badged, ntfn.cptr(), IRQ_BADGE) {
+        if let Err(e) = self.k.mint_badge(badged, to.notification.cptr(), to.badge) {
             let _ = self.free_slot(badged);
             return Err(BrokerError::kernel("CNode_Mint", e));
         }
@@ -1003,8 +1066,8 @@ impl<K: Kernel> Broker<K> {
             .map_err(|e| BrokerError::kernel("IRQHandler_SetNotification", e))?;
         Ok(IrqBinding {
             handler: IrqHandler::from_cptr(slot),
-            notification: ntfn,
-            badge: IRQ_BADGE,
+            notification: to.notification,
+            badge: to.badge,
             line: line.pin,
         })
     }

@@ -2,7 +2,7 @@
 //! its own pieces: channel objects (made once per system) and the devices
 //! the broker lets it claim.
 
-use kaal_broker::device::{DeviceInfo, DeviceKey, Holder};
+use kaal_broker::device::{DeviceInfo, DeviceKey, Holder, IrqDestination};
 use kaal_broker::kernel::{Access, Cache};
 use kaal_broker::{BrokerError, Memory};
 use kaal_manifest::image::ChannelImage;
@@ -289,10 +289,18 @@ pub(super) fn grant_device(
     let spec = dev.spec;
     let name = dev.local;
     let holder = Holder(index as u32 + 1);
-    let bundle = broker.request_device(holder, spec).map_err(|e| match e {
-        BrokerError::NoSuchDevice(_) => SpawnError::NoDevice(spec),
-        e => e.into(),
-    })?;
+    // The interrupt goes straight to the component's notification, with its
+    // bit: the broker binds it there at the claim.
+    let irq_to = IrqDestination {
+        notification: dev.notification,
+        badge: dev.bit,
+    };
+    let bundle = broker
+        .request_device_to(holder, spec, irq_to)
+        .map_err(|e| match e {
+            BrokerError::NoSuchDevice(_) => SpawnError::NoDevice(spec),
+            e => e.into(),
+        })?;
     r.devices.push(spec);
     for m in &bundle.mmio {
         let frames = broker.mmio_frames(m);
@@ -361,28 +369,8 @@ pub(super) fn grant_device(
         push(info, e)?;
     }
     if let Some(irq) = bundle.irq {
-        // Deliver the interrupt to the component's notification, with its
-        // bit (the kernel keeps its own copy of the badged capability).
-        let tmp = broker.alloc_slot()?;
-        let bound = init::CNODE
-            .mint(
-                tmp,
-                dev.notification.cptr(),
-                64,
-                Rights::write_only(),
-                dev.bit,
-            )
-            .context("CNode_Mint interrupt badge")
-            .and_then(|()| {
-                irq.handler
-                    .set_notification(Notification::from_cptr(tmp))
-                    .context("IRQHandler_SetNotification")
-            });
-        // SAFETY: `tmp` holds only the badged notification capability just
-        // minted, which maps no memory.
-        let _ = unsafe { init::CNODE.delete(tmp, 64) };
-        let _ = broker.free_slot(tmp);
-        bound?;
+        // The interrupt: its handler (to acknowledge it) and the bit it
+        // arrives with on the component's notification.
         let mut e = entry(name, CapKind::Irq)?;
         e.slot = g.copy(irq.handler.cptr(), Rights::all())?;
         e.bit = dev.bit;
