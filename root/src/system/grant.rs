@@ -2,7 +2,7 @@
 //! its own pieces: channel objects (made once per system) and the devices
 //! the broker lets it claim.
 
-use kaal_broker::device::{DeviceInfo, DeviceKey, Holder, IrqDestination};
+use kaal_broker::device::{DeviceInfo, DeviceKey, IrqDestination};
 use kaal_broker::kernel::{Access, Cache};
 use kaal_broker::{BrokerError, Memory};
 use kaal_manifest::image::ChannelImage;
@@ -14,7 +14,7 @@ use kaal_sel4::{CPtr, Word};
 
 use super::console::CONSOLE_DRAINED;
 use super::spawn::{entry, place, push, Running, SpawnContext, SpawnError};
-use super::{SystemError, PAGE};
+use super::{holder_of, SystemError, PAGE};
 use crate::{Context, RootBroker};
 
 /// A channel's kernel objects, owned by the root task for the life of the
@@ -288,7 +288,6 @@ pub(super) fn grant_device(
 ) -> Result<(), SpawnError> {
     let spec = dev.spec;
     let name = dev.local;
-    let holder = Holder(index as u32 + 1);
     // The interrupt goes straight to the component's notification, with its
     // bit: the broker binds it there at the claim.
     let irq_to = IrqDestination {
@@ -296,7 +295,7 @@ pub(super) fn grant_device(
         badge: dev.bit,
     };
     let bundle = broker
-        .request_device_to(holder, spec, irq_to)
+        .request_device_to(holder_of(index), spec, irq_to)
         .map_err(|e| match e {
             BrokerError::NoSuchDevice(_) => SpawnError::NoDevice(spec),
             e => e.into(),

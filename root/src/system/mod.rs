@@ -28,6 +28,7 @@ pub use supervise::{Control, REFUSAL_LIMIT, RESTART_LIMIT};
 use alloc::vec::Vec;
 use core::fmt;
 
+use kaal_broker::device::Holder;
 use kaal_broker::BrokerError;
 use kaal_manifest::image::{ImageError, SystemImage};
 use kaal_sel4::cap::{Endpoint, Notification};
@@ -81,6 +82,7 @@ pub enum Event {
     },
 }
 
+/// A component's place in the system, kept across its incarnations.
 #[derive(Debug)]
 struct Slot {
     state: State,
@@ -109,6 +111,12 @@ pub struct System<'a> {
 /// The badge on a component's supervisor capability (0 stays "no badge").
 fn badge_of(index: usize) -> Word {
     index as Word + 1
+}
+
+/// Who holds a component's devices at the broker (holder 0 is the root
+/// task; an image has at most 2^16 components, so the index fits).
+fn holder_of(index: usize) -> Holder {
+    Holder(index as u32 + 1)
 }
 
 impl<'a> System<'a> {

@@ -4,7 +4,6 @@
 use alloc::vec::Vec;
 use core::fmt;
 
-use kaal_broker::device::Holder;
 use kaal_broker::kernel::Access;
 use kaal_broker::{BrokerError, Memory};
 use kaal_loader::{LoadError, LoadPlan, Perm};
@@ -18,7 +17,7 @@ use kaal_sel4::{println, CPtr};
 
 use super::console::Console;
 use super::grant::{grant_channels, grant_devices, ChannelObjects, Granter};
-use super::{badge_of, State, System, PAGE};
+use super::{badge_of, holder_of, State, System, PAGE};
 use crate::{Context, RootBroker, RootError};
 
 /// Why a component could not be started.
@@ -390,9 +389,8 @@ fn teardown(broker: &mut RootBroker, index: usize, r: Running) -> Result<(), Roo
     if r.vspace.cptr() != 0 {
         note(broker.free_vspace(r.vspace));
     }
-    let holder = Holder(index as u32 + 1);
     for spec in r.devices {
-        note(broker.release_device(holder, spec));
+        note(broker.release_device(holder_of(index), spec));
     }
     first
 }
