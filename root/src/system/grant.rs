@@ -233,10 +233,11 @@ pub(super) fn grant_devices(
     r: &mut Running,
 ) -> Result<(), SpawnError> {
     for (k, &(local, spec)) in cx.comp.devices.iter().enumerate() {
-        let bit = start::IRQ_BITS.start + u32::try_from(k).unwrap_or(u32::MAX);
-        if !start::IRQ_BITS.contains(&bit) {
-            return Err(SpawnError::TooMany("devices for one component"));
-        }
+        let bit = u32::try_from(k)
+            .ok()
+            .and_then(|k| start::IRQ_BITS.start.checked_add(k))
+            .filter(|bit| start::IRQ_BITS.contains(bit))
+            .ok_or(SpawnError::TooMany("devices for one component"))?;
         let dev = DeviceGrant {
             local,
             spec,
