@@ -5,18 +5,9 @@ use crate::pci::{Bdf, PciDevice};
 use kaal_sel4::cap::{IoPort, IrqHandler, Notification};
 use kaal_sel4::Word;
 
-/// How a holder names a device.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum DeviceId {
-    /// A legacy COM port: 0 is COM1 (0x3f8, IRQ 4) ... 3 is COM4.
-    Serial { port: u8 },
-    /// The first PCI function with these IDs.
-    Pci { vendor: u16, device: u16 },
-    /// The first PCI function of this class and subclass.
-    PciClass { class: u8, subclass: u8 },
-    /// The i8254 programmable interval timer (ports 0x40..=0x43, ISA IRQ 0).
-    Pit,
-}
+/// How a holder names a device: the manifest's own type, so a component's
+/// `devices` entry is passed to the broker as it is.
+pub use kaal_manifest::DeviceSpec;
 
 /// A device as the registry knows it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -26,7 +17,7 @@ pub enum DeviceInfo {
     Pit,
 }
 
-/// The registry's own key for a device (a `DeviceId` may match several).
+/// The registry's own key for a device (a `DeviceSpec` may match several).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum DeviceKey {
     Serial(u8),
@@ -43,16 +34,16 @@ impl DeviceInfo {
         }
     }
 
-    pub fn matches(&self, id: DeviceId) -> bool {
-        match (self, id) {
-            (DeviceInfo::Serial { port, .. }, DeviceId::Serial { port: p }) => *port == p,
-            (DeviceInfo::Pci(d), DeviceId::Pci { vendor, device }) => {
+    pub fn matches(&self, spec: DeviceSpec) -> bool {
+        match (self, spec) {
+            (DeviceInfo::Serial { port, .. }, DeviceSpec::Serial { port: p }) => *port == p,
+            (DeviceInfo::Pci(d), DeviceSpec::Pci { vendor, device }) => {
                 d.vendor == vendor && d.device == device
             }
-            (DeviceInfo::Pci(d), DeviceId::PciClass { class, subclass }) => {
+            (DeviceInfo::Pci(d), DeviceSpec::PciClass { class, subclass }) => {
                 d.class == class && d.subclass == subclass
             }
-            (DeviceInfo::Pit, DeviceId::Pit) => true,
+            (DeviceInfo::Pit, DeviceSpec::Pit) => true,
             _ => false,
         }
     }
@@ -87,7 +78,18 @@ pub struct MmioRegion {
     pub bar: u8,
 }
 
-/// An interrupt delivered to a notification.
+/// Where a device's interrupt is to be delivered: a notification of the
+/// holder's and the badge the interrupt carries there (not 0: a waiter must
+/// tell it from other signals and from "not signalled").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IrqDestination {
+    pub notification: Notification,
+    pub badge: Word,
+}
+
+/// An interrupt delivered to a notification: the holder's, when it named
+/// one ([`crate::Broker::request_device_to`]), else one the broker made for
+/// the device.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct IrqBinding {
     pub handler: IrqHandler,

@@ -29,8 +29,8 @@ use alloc::vec::Vec;
 use core::fmt;
 use core::ops::Range;
 use device::{
-    DeviceBundle, DeviceId, DeviceInfo, DeviceKey, Holder, IoPortRange, IrqBinding, MmioRegion,
-    COM_PORTS, COM_PORT_SPAN, PIT_IOAPIC_PIN, PIT_PORTS,
+    DeviceBundle, DeviceInfo, DeviceKey, DeviceSpec, Holder, IoPortRange, IrqBinding,
+    IrqDestination, MmioRegion, COM_PORTS, COM_PORT_SPAN, PIT_IOAPIC_PIN, PIT_PORTS,
 };
 use dma::DmaRegion;
 use kaal_sel4::bootinfo::BootInfo;
@@ -56,14 +56,14 @@ pub enum BrokerError {
         op: &'static str,
         error: Error,
     },
-    NoSuchDevice(DeviceId),
+    NoSuchDevice(DeviceSpec),
     /// The device is held by someone else.
     AlreadyClaimed {
-        device: DeviceId,
+        device: DeviceSpec,
         holder: Holder,
     },
     /// Releasing a device this holder does not hold.
-    NotHeld(DeviceId),
+    NotHeld(DeviceSpec),
     /// The address lies in no device untyped.
     NotDeviceMemory {
         paddr: Word,
@@ -81,6 +81,9 @@ pub enum BrokerError {
         line: u8,
         with: DeviceKey,
     },
+    /// The holder holds the device with its interrupt bound to another
+    /// notification or badge than the one it names now.
+    IrqBoundElsewhere(DeviceSpec),
     /// The broker's own bookkeeping is inconsistent (a bug).
     Internal(&'static str),
 }
@@ -117,6 +120,10 @@ impl fmt::Display for BrokerError {
                 f,
                 "interrupt line {line} is already bound for {with:?} (one handler per line)"
             ),
+            BrokerError::IrqBoundElsewhere(spec) => write!(
+                f,
+                "{spec:?} is held with its interrupt bound to another notification or badge"
+            ),
             BrokerError::Internal(what) => write!(f, "broker bookkeeping: {what}"),
         }
     }
@@ -132,7 +139,8 @@ const PAGE: u64 = 1 << PAGE_BITS;
 /// interrupt delivery (5 of 40 runs); with this base, none did in 70 runs.
 pub const IRQ_VECTOR_BASE: u8 = 40;
 
-/// The badge a device interrupt arrives with on its notification.
+/// The badge a device interrupt arrives with on the notification the broker
+/// makes for it ([`Broker::request_device`]).
 pub const IRQ_BADGE: Word = 1;
 /// DMA region every PCI bundle comes with: room for a driver's queues and
 /// a 64 KiB transfer in flight while the next is prepared.
@@ -249,6 +257,8 @@ struct DeviceResources {
     pages: Vec<(Block, CPtr, Word)>,
     windows: Vec<(Word, u64)>,
     irq_slot: Option<CPtr>,
+    /// The notification the broker made for the interrupt (none when the
+    /// holder named its own).
     ntfn: Option<CPtr>,
     cap_slots: Vec<CPtr>,
     dma: Option<DmaRegion>,
@@ -267,8 +277,8 @@ pub struct Broker<K: Kernel> {
     objects: Objects,
     dma: BTreeMap<Word, CPtr>,
     devices: Vec<DeviceInfo>,
-    claims: BTreeMap<DeviceKey, (Holder, DeviceId)>,
-    cache: BTreeMap<(Holder, DeviceId), DeviceBundle>,
+    claims: BTreeMap<DeviceKey, (Holder, DeviceSpec)>,
+    cache: BTreeMap<(Holder, DeviceSpec), DeviceBundle>,
     resources: BTreeMap<DeviceKey, DeviceResources>,
     /// DMA regions of released PCI devices, kept for the device's next
     /// holder: a device that was not reset may still write to the queue
@@ -785,23 +795,58 @@ impl<K: Kernel> Broker<K> {
         &self.devices
     }
 
-    /// The resources of a device for `holder`. A device is held by one holder
-    /// at a time; the same holder asking again gets the same bundle.
-    pub fn request_device(&mut self, holder: Holder, id: DeviceId) -> Result<DeviceBundle> {
-        if let Some(b) = self.cache.get(&(holder, id)) {
-            return Ok(b.clone());
+    /// The resources of a device for `holder`, its interrupt bound to a
+    /// notification the broker makes for it (badge [`IRQ_BADGE`]). A device
+    /// is held by one holder at a time; the same holder asking again gets the
+    /// same bundle.
+    pub fn request_device(&mut self, holder: Holder, spec: DeviceSpec) -> Result<DeviceBundle> {
+        self.claim_device(holder, spec, None)
+    }
+
+    /// As [`Broker::request_device`], with the device's interrupt bound once,
+    /// at the claim, to `irq`: the holder's notification and badge. Asking
+    /// again for a device held with another destination is
+    /// [`BrokerError::IrqBoundElsewhere`].
+    pub fn request_device_to(
+        &mut self,
+        holder: Holder,
+        spec: DeviceSpec,
+        irq: IrqDestination,
+    ) -> Result<DeviceBundle> {
+        if irq.badge == 0 {
+            return Err(BrokerError::InvalidRequest("interrupt badge 0"));
+        }
+        self.claim_device(holder, spec, Some(irq))
+    }
+
+    fn claim_device(
+        &mut self,
+        holder: Holder,
+        spec: DeviceSpec,
+        irq: Option<IrqDestination>,
+    ) -> Result<DeviceBundle> {
+        // A destination named must be the one bound (the bundle's own
+        // notification when the holder named none).
+        let check = |b: DeviceBundle| match (irq, b.irq) {
+            (Some(d), Some(i)) if (d.notification, d.badge) != (i.notification, i.badge) => {
+                Err(BrokerError::IrqBoundElsewhere(spec))
+            }
+            _ => Ok(b),
+        };
+        if let Some(b) = self.cache.get(&(holder, spec)) {
+            return check(b.clone());
         }
         let info = self
             .devices
             .iter()
-            .find(|d| d.matches(id))
+            .find(|d| d.matches(spec))
             .cloned()
-            .ok_or(BrokerError::NoSuchDevice(id))?;
+            .ok_or(BrokerError::NoSuchDevice(spec))?;
         let key = info.key();
         if let Some(&(h, held_as)) = self.claims.get(&key) {
             if h != holder {
                 return Err(BrokerError::AlreadyClaimed {
-                    device: id,
+                    device: spec,
                     holder: h,
                 });
             }
@@ -811,15 +856,16 @@ impl<K: Kernel> Broker<K> {
                 .get(&(holder, held_as))
                 .cloned()
                 .ok_or(BrokerError::Internal("claim"))?;
-            self.cache.insert((holder, id), b.clone());
+            let b = check(b)?;
+            self.cache.insert((holder, spec), b.clone());
             return Ok(b);
         }
         let mut res = DeviceResources::default();
-        match self.build_bundle(&info, &mut res) {
+        match self.build_bundle(&info, &mut res, irq) {
             Ok(bundle) => {
-                self.claims.insert(key, (holder, id));
+                self.claims.insert(key, (holder, spec));
                 self.resources.insert(key, res);
-                self.cache.insert((holder, id), bundle.clone());
+                self.cache.insert((holder, spec), bundle.clone());
                 Ok(bundle)
             }
             Err(e) => {
@@ -833,6 +879,7 @@ impl<K: Kernel> Broker<K> {
         &mut self,
         info: &DeviceInfo,
         res: &mut DeviceResources,
+        irq: Option<IrqDestination>,
     ) -> Result<DeviceBundle> {
         let mut b = DeviceBundle {
             key: info.key(),
@@ -911,7 +958,7 @@ impl<K: Kernel> Broker<K> {
                 });
             }
             res.irq_line = Some(line.pin);
-            b.irq = Some(self.bind_irq(res, line)?);
+            b.irq = Some(self.bind_irq(res, line, irq)?);
         }
         Ok(b)
     }
@@ -981,19 +1028,35 @@ impl<K: Kernel> Broker<K> {
         })
     }
 
-    fn bind_irq(&mut self, res: &mut DeviceResources, line: IoApicLine) -> Result<IrqBinding> {
+    /// Makes the line's handler and binds it, once, to `to` (or, without
+    /// one, to a notification made for it, badged [`IRQ_BADGE`]).
+    fn bind_irq(
+        &mut self,
+        res: &mut DeviceResources,
+        line: IoApicLine,
+        to: Option<IrqDestination>,
+    ) -> Result<IrqBinding> {
         let slot = self.alloc_slot()?;
         if let Err(e) = self.k.irq_ioapic(slot, line, IRQ_VECTOR_BASE + line.pin) {
             let _ = self.free_slot(slot);
             return Err(BrokerError::kernel("IRQControl_GetIOAPIC", e));
         }
         res.irq_slot = Some(slot);
-        let ntfn: Notification = self.alloc()?;
-        res.ntfn = Some(ntfn.cptr());
+        let to = match to {
+            Some(to) => to,
+            None => {
+                let ntfn: Notification = self.alloc()?;
+                res.ntfn = Some(ntfn.cptr());
+                IrqDestination {
+                    notification: ntfn,
+                    badge: IRQ_BADGE,
+                }
+            }
+        };
         // The IRQ signals through a badged copy, so a waiter can tell it
         // from other signals (and from "not signalled": badge 0).
         let badged = self.alloc_slot()?;
-        if let Err(e) = self.k.mint_badge(badged, ntfn.cptr(), IRQ_BADGE) {
+        if let Err(e) = self.k.mint_badge(badged, to.notification.cptr(), to.badge) {
             let _ = self.free_slot(badged);
             return Err(BrokerError::kernel("CNode_Mint", e));
         }
@@ -1003,8 +1066,8 @@ impl<K: Kernel> Broker<K> {
             .map_err(|e| BrokerError::kernel("IRQHandler_SetNotification", e))?;
         Ok(IrqBinding {
             handler: IrqHandler::from_cptr(slot),
-            notification: ntfn,
-            badge: IRQ_BADGE,
+            notification: to.notification,
+            badge: to.badge,
             line: line.pin,
         })
     }
@@ -1047,10 +1110,10 @@ impl<K: Kernel> Broker<K> {
 
     /// Takes a device back from `holder`: unmaps its registers, deletes its
     /// IRQ handler and port capabilities, and keeps its DMA region for it.
-    pub fn release_device(&mut self, holder: Holder, id: DeviceId) -> Result<()> {
-        let key = match self.cache.get(&(holder, id)) {
+    pub fn release_device(&mut self, holder: Holder, spec: DeviceSpec) -> Result<()> {
+        let key = match self.cache.get(&(holder, spec)) {
             Some(b) => b.key,
-            None => return Err(BrokerError::NotHeld(id)),
+            None => return Err(BrokerError::NotHeld(spec)),
         };
         self.cache
             .retain(|(h, _), b| !(*h == holder && b.key == key));

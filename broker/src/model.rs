@@ -45,6 +45,17 @@ pub enum ModelCap {
     },
 }
 
+/// Where an IRQ handler delivers its interrupts, as the model records it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IrqBound {
+    /// The notification object's slot.
+    pub notification: CPtr,
+    /// The badge of the capability it was bound through.
+    pub badge: Word,
+    /// `IRQHandler_SetNotification` calls on this handler so far.
+    pub binds: u32,
+}
+
 /// The modelled kernel state of the root task.
 #[derive(Clone, Debug)]
 pub struct Model {
@@ -57,6 +68,9 @@ pub struct Model {
     /// Address spaces with an ASID (the root task's from the start).
     asids: BTreeSet<CPtr>,
     active_irqs: BTreeSet<u8>,
+    /// Each IRQ handler's notification (seL4 keeps its own copy of the
+    /// capability: it stays bound when the slot it came from is emptied).
+    irq_bound: BTreeMap<CPtr, IrqBound>,
     /// Kernel operations performed, for tests that count work.
     pub ops: u64,
 }
@@ -111,6 +125,7 @@ impl Model {
             tables,
             mapped: BTreeMap::new(),
             active_irqs: BTreeSet::new(),
+            irq_bound: BTreeMap::new(),
             asids: BTreeSet::from([ROOT_VSPACE]),
             ops: 0,
         }
@@ -118,6 +133,11 @@ impl Model {
 
     pub fn cap(&self, slot: CPtr) -> Option<&ModelCap> {
         self.caps.get(&slot)
+    }
+
+    /// Where the IRQ handler in `irq` delivers its interrupts.
+    pub fn irq_binding(&self, irq: CPtr) -> Option<IrqBound> {
+        self.irq_bound.get(&irq).copied()
     }
 
     /// Occupied slots in `range`.
@@ -190,6 +210,10 @@ impl Model {
     }
 
     fn remove(&mut self, slot: CPtr) {
+        // A handler that goes takes its binding along; so does the
+        // notification object (and the kernel's copy of its capability).
+        self.irq_bound
+            .retain(|irq, b| *irq != slot && b.notification != slot);
         if let Some(cap) = self.caps.remove(&slot) {
             match cap {
                 ModelCap::Object {
@@ -467,14 +491,21 @@ impl Kernel for Model {
 
     fn irq_set_notification(&mut self, irq: CPtr, ntfn: CPtr) -> Result<(), Error> {
         self.ops += 1;
-        let target = match self.caps.get(&ntfn) {
-            Some(ModelCap::Badged { of, .. }) => self.caps.get(of),
-            other => other,
+        let (object, badge) = match self.caps.get(&ntfn) {
+            Some(ModelCap::Badged { of, badge }) => (*of, *badge),
+            _ => (ntfn, 0),
         };
-        match (self.caps.get(&irq), target) {
+        match (self.caps.get(&irq), self.caps.get(&object)) {
             (Some(ModelCap::Irq { .. }), Some(ModelCap::Object { spec, .. }))
                 if spec.ty == ObjectType::Notification =>
             {
+                let binds = self.irq_bound.get(&irq).map_or(0, |b| b.binds) + 1;
+                let bound = IrqBound {
+                    notification: object,
+                    badge,
+                    binds,
+                };
+                self.irq_bound.insert(irq, bound);
                 Ok(())
             }
             _ => Err(Error::InvalidCapability),

@@ -1,11 +1,12 @@
 //! The broker's allocation logic over the host model of seL4: property tests
 //! of random allocate/free sequences, and the error paths.
 
-use kaal_broker::device::{DeviceId, DeviceKey, Holder};
+use kaal_broker::device::{DeviceKey, DeviceSpec, Holder, IrqDestination};
 use kaal_broker::kernel::{ObjSpec, ObjectType};
-use kaal_broker::model::{Model, ModelCap};
+use kaal_broker::model::{IrqBound, Model, ModelCap};
 use kaal_broker::untyped::UntypedRoot;
-use kaal_broker::{Broker, BrokerConfig, BrokerError};
+use kaal_broker::{Broker, BrokerConfig, BrokerError, IRQ_BADGE};
+use kaal_sel4::cap::{Cap, Notification};
 use proptest::prelude::*;
 use std::collections::BTreeSet;
 
@@ -237,11 +238,21 @@ fn dma_is_contiguous_aligned_and_returned() {
 fn devices_are_claimed_once_and_cached() {
     let mut b = broker();
     b.discover_devices().unwrap();
-    let com1 = DeviceId::Serial { port: 0 };
+    let com1 = DeviceSpec::Serial { port: 0 };
     let first = b.request_device(Holder(1), com1).unwrap();
     assert_eq!(first.ioports[0].first, 0x3f8);
     assert_eq!(first.ioports[0].last, 0x3ff);
     assert_eq!(first.irq.map(|i| i.line), Some(4));
+    // Without a destination, to a notification of the broker's own.
+    let irq = first.irq.unwrap();
+    assert_eq!(
+        b.kernel().irq_binding(irq.handler.cptr()),
+        Some(IrqBound {
+            notification: irq.notification.cptr(),
+            badge: IRQ_BADGE,
+            binds: 1
+        })
+    );
     let ops = b.kernel().ops;
     assert_eq!(b.request_device(Holder(1), com1).unwrap(), first, "cached");
     assert_eq!(b.kernel().ops, ops, "a cached request makes no kernel call");
@@ -257,7 +268,7 @@ fn devices_are_claimed_once_and_cached() {
         Err(BrokerError::NotHeld(com1))
     );
     // COM3 shares COM1's IRQ 4, and seL4 gives a line one handler.
-    let com3 = DeviceId::Serial { port: 2 };
+    let com3 = DeviceSpec::Serial { port: 2 };
     assert_eq!(
         b.request_device(Holder(2), com3),
         Err(BrokerError::IrqLineShared {
@@ -271,12 +282,12 @@ fn devices_are_claimed_once_and_cached() {
     assert_eq!(
         b.request_device(
             Holder(1),
-            DeviceId::Pci {
+            DeviceSpec::Pci {
                 vendor: 1,
                 device: 2
             }
         ),
-        Err(BrokerError::NoSuchDevice(DeviceId::Pci {
+        Err(BrokerError::NoSuchDevice(DeviceSpec::Pci {
             vendor: 1,
             device: 2
         }))
@@ -284,10 +295,72 @@ fn devices_are_claimed_once_and_cached() {
 }
 
 #[test]
+fn a_device_interrupt_is_bound_once_to_the_holders_notification() {
+    let mut b = broker();
+    b.discover_devices().unwrap();
+    let own: Notification = b.alloc().unwrap();
+    let to = IrqDestination {
+        notification: own,
+        badge: 1 << 21,
+    };
+    let com1 = DeviceSpec::Serial { port: 0 };
+    let ram = b.free_ram_bytes();
+    let bundle = b.request_device_to(Holder(1), com1, to).unwrap();
+    let irq = bundle.irq.unwrap();
+    assert_eq!((irq.notification, irq.badge), (own, 1 << 21));
+    let bound = |b: &mut Broker<Model>| b.kernel().irq_binding(irq.handler.cptr());
+    assert_eq!(
+        bound(&mut b),
+        Some(IrqBound {
+            notification: own.cptr(),
+            badge: 1 << 21,
+            binds: 1
+        }),
+        "bound once, at the claim, to the destination given"
+    );
+    assert_eq!(b.free_ram_bytes(), ram, "no notification of the broker's");
+
+    // The same destination again: the cached bundle; another: refused.
+    let ops = b.kernel().ops;
+    assert_eq!(b.request_device_to(Holder(1), com1, to), Ok(bundle.clone()));
+    assert_eq!(b.request_device(Holder(1), com1), Ok(bundle));
+    assert_eq!(b.kernel().ops, ops);
+    let other = IrqDestination {
+        badge: 1 << 22,
+        ..to
+    };
+    assert_eq!(
+        b.request_device_to(Holder(1), com1, other),
+        Err(BrokerError::IrqBoundElsewhere(com1))
+    );
+    assert_eq!(bound(&mut b).map(|b| b.binds), Some(1));
+
+    // Release: the handler and its binding go; the notification stays the
+    // holder's, and takes the next claim.
+    b.release_device(Holder(1), com1).unwrap();
+    assert_eq!(bound(&mut b), None);
+    assert!(matches!(
+        b.kernel().cap(own.cptr()),
+        Some(ModelCap::Object { .. })
+    ));
+    let again = b.request_device_to(Holder(2), com1, other).unwrap();
+    assert_eq!(again.irq.map(|i| i.badge), Some(1 << 22));
+
+    // Badge 0 cannot be told from "not signalled".
+    let pit = DeviceSpec::Pit;
+    let zero = IrqDestination { badge: 0, ..to };
+    assert_eq!(
+        b.request_device_to(Holder(3), pit, zero),
+        Err(BrokerError::InvalidRequest("interrupt badge 0"))
+    );
+    assert!(b.request_device_to(Holder(3), pit, to).is_ok());
+}
+
+#[test]
 fn the_pit_comes_with_its_ports_and_rerouted_edge_interrupt() {
     let mut b = broker();
     b.discover_devices().unwrap();
-    let pit = b.request_device(Holder(1), DeviceId::Pit).unwrap();
+    let pit = b.request_device(Holder(1), DeviceSpec::Pit).unwrap();
     let ports: Vec<_> = pit.ioports.iter().map(|r| (r.first, r.last)).collect();
     assert_eq!(ports, [(0x40, 0x43)]);
     assert!(pit.mmio.is_empty() && pit.dma.is_none());
@@ -298,10 +371,10 @@ fn the_pit_comes_with_its_ports_and_rerouted_edge_interrupt() {
         Some(ModelCap::Irq { pin: 2 })
     ));
     // Holding the PIT leaves COM1 (IRQ 4) to another holder.
-    b.request_device(Holder(2), DeviceId::Serial { port: 0 })
+    b.request_device(Holder(2), DeviceSpec::Serial { port: 0 })
         .unwrap();
-    b.release_device(Holder(1), DeviceId::Pit).unwrap();
-    assert!(b.request_device(Holder(3), DeviceId::Pit).is_ok());
+    b.release_device(Holder(1), DeviceSpec::Pit).unwrap();
+    assert!(b.request_device(Holder(3), DeviceSpec::Pit).is_ok());
 }
 
 #[test]

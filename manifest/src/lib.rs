@@ -132,12 +132,18 @@ pub enum ChannelKind {
     Memory,
 }
 
-/// A device a component may claim (`Pit`: `timer:pit`, the i8254).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize)]
+/// A device a component may claim, as the manifest writes it (see
+/// [`DeviceSpec::parse`]) and as the capability broker is asked for it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize)]
 pub enum DeviceSpec {
+    /// `serial:N`, a legacy COM port: 0 is COM1 (0x3f8, IRQ 4) ... 3 is COM4.
     Serial { port: u8 },
+    /// `pci:VVVV:DDDD`, the first PCI function with these IDs.
     Pci { vendor: u16, device: u16 },
+    /// `pci-class:CC:SS`, the first PCI function of this class and subclass.
     PciClass { class: u8, subclass: u8 },
+    /// `timer:pit`, the i8254 programmable interval timer (ports
+    /// 0x40..=0x43, ISA IRQ 0).
     Pit,
 }
 

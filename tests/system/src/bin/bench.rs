@@ -9,7 +9,7 @@
 extern crate alloc;
 
 use alloc::vec::Vec;
-use kaal_broker::device::{DeviceId, Holder};
+use kaal_broker::device::{DeviceSpec, Holder};
 use kaal_broker::kernel::{Kernel, ObjSpec, ObjectType};
 use kaal_root::system::{self, Control, Event};
 use kaal_root::RootError;
@@ -233,7 +233,7 @@ fn main(bi: &BootInfo) -> Result<(), RootError> {
     report("broker.endpoint_alloc_free", ep_cycle, "ticks");
 
     // Device requests: a first request (released after each run), then cached.
-    let com1 = DeviceId::Serial { port: 0 };
+    let com1 = DeviceSpec::Serial { port: 0 };
     let first = median(200, || {
         let t0 = rdtsc();
         broker.request_device(Holder::ROOT, com1)?;

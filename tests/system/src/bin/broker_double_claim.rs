@@ -3,7 +3,7 @@
 #![no_std]
 #![no_main]
 
-use kaal_broker::device::{DeviceId, Holder};
+use kaal_broker::device::{DeviceSpec, Holder};
 use kaal_broker::BrokerError;
 use kaal_root::RootError;
 use kaal_sel4::bootinfo::BootInfo;
@@ -11,7 +11,7 @@ use kaal_sel4::println;
 
 fn main(bi: &BootInfo) -> Result<(), RootError> {
     let mut broker = kaal_root::boot(bi)?;
-    let com1 = DeviceId::Serial { port: 0 };
+    let com1 = DeviceSpec::Serial { port: 0 };
     let (driver, intruder) = (Holder(1), Holder(2));
     let bundle = broker.request_device(driver, com1)?;
     match broker.request_device(intruder, com1) {

@@ -4,7 +4,7 @@
 #![no_std]
 #![no_main]
 
-use kaal_broker::device::{DeviceId, DeviceInfo, Holder};
+use kaal_broker::device::{DeviceInfo, DeviceSpec, Holder};
 use kaal_broker::pci::BarKind;
 use kaal_root::RootError;
 use kaal_sel4::bootinfo::BootInfo;
@@ -41,7 +41,7 @@ fn main(bi: &BootInfo) -> Result<(), RootError> {
             "virtio-net is not a network controller with MMIO",
         ));
     }
-    let id = DeviceId::Pci {
+    let id = DeviceSpec::Pci {
         vendor: VIRTIO,
         device: VIRTIO_NET_TRANSITIONAL,
     };

@@ -5,7 +5,7 @@
 #![no_std]
 #![no_main]
 
-use kaal_broker::device::{DeviceId, Holder};
+use kaal_broker::device::{DeviceSpec, Holder};
 use kaal_root::{Context, RootError};
 use kaal_sel4::bootinfo::BootInfo;
 
@@ -14,7 +14,7 @@ const LINE: &[u8] =
 
 fn main(bi: &BootInfo) -> Result<(), RootError> {
     let mut broker = kaal_root::boot(bi)?;
-    let com1 = broker.request_device(Holder::ROOT, DeviceId::Serial { port: 0 })?;
+    let com1 = broker.request_device(Holder::ROOT, DeviceSpec::Serial { port: 0 })?;
     let ports = *com1
         .ioports
         .first()

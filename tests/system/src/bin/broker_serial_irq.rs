@@ -7,7 +7,7 @@
 extern crate alloc;
 
 use alloc::vec::Vec;
-use kaal_broker::device::{DeviceId, Holder};
+use kaal_broker::device::{DeviceSpec, Holder};
 use kaal_root::{Context, RootError};
 use kaal_sel4::bootinfo::BootInfo;
 use kaal_sel4::println;
@@ -17,7 +17,7 @@ const EXPECTED: &[u8] = b"KaaL reads this through IRQ 4\n";
 
 fn main(bi: &BootInfo) -> Result<(), RootError> {
     let mut broker = kaal_root::boot(bi)?;
-    let com1 = broker.request_device(Holder::ROOT, DeviceId::Serial { port: 0 })?;
+    let com1 = broker.request_device(Holder::ROOT, DeviceSpec::Serial { port: 0 })?;
     let ports = *com1
         .ioports
         .first()
