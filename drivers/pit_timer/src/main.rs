@@ -113,7 +113,7 @@ fn main(env: &Env) -> Result<(), DriverError> {
     let (io, first, last) = env
         .io_ports("pit")
         .map_err(|_| DriverError::Device("no timer:pit ports granted"))?;
-    let (handler, bit) = env
+    let irq = env
         .irq("pit")
         .map_err(|_| DriverError::Device("no timer:pit interrupt granted"))?;
     if env.tsc_mhz() == 0 {
@@ -122,12 +122,7 @@ fn main(env: &Env) -> Result<(), DriverError> {
     const NO_RINGS: DriverError = DriverError::Device("rings `alarm` and `fired` must be granted");
     let mut pit = Pit {
         regs: PortBlock::new(io, first, last)?,
-        // ISA interrupts are edge triggered.
-        irq: Irq {
-            handler,
-            bit,
-            level_triggered: false,
-        },
+        irq: Irq::from(irq),
         tsc_mhz: env.tsc_mhz(),
         requests: env.ring_rx("alarm").map_err(|_| NO_RINGS)?,
         fired: env.ring_tx("fired").map_err(|_| NO_RINGS)?,

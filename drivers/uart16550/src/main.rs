@@ -192,18 +192,13 @@ fn main(env: &Env) -> Result<(), DriverError> {
     let (io, first, last) = env
         .io_ports("port")
         .map_err(|_| DriverError::Device("no `port` I/O ports granted"))?;
-    let (handler, bit) = env
+    let irq = env
         .irq("port")
         .map_err(|_| DriverError::Device("no `port` interrupt granted"))?;
     const NO_RINGS: DriverError = DriverError::Device("rings `rx` and `tx` must be granted");
     let mut uart = Uart {
         regs: PortBlock::new(io, first, last)?,
-        // ISA interrupts are edge triggered.
-        irq: Irq {
-            handler,
-            bit,
-            level_triggered: false,
-        },
+        irq: Irq::from(irq),
         to_client: env.ring_tx("rx").map_err(|_| NO_RINGS)?,
         from_client: env.ring_rx("tx").map_err(|_| NO_RINGS)?,
         tx_depth: 1,

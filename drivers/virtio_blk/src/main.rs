@@ -130,7 +130,7 @@ fn main(env: &Env) -> Result<(), DriverError> {
         println!("virtio-blk: {e}");
         DriverError::Device("no virtio block device")
     })?;
-    let (handler, bit) = env
+    let irq = env
         .irq(DEVICE)
         .map_err(|_| DriverError::Device("no interrupt granted"))?;
     let dev = VirtIOBlk::<KaalHal, _>::new(transport)
@@ -141,12 +141,7 @@ fn main(env: &Env) -> Result<(), DriverError> {
     let mut resp: RingTx<Response, RING_SLOTS> = env.ring_tx("resp").map_err(|_| NO_CHANNELS)?;
     let mut blk = Blk {
         dev,
-        // PCI interrupts are level triggered.
-        irq: Irq {
-            handler,
-            bit,
-            level_triggered: true,
-        },
+        irq: Irq::from(irq),
         buf: hal::dma_buffer(MAX_TRANSFER).ok_or(DriverError::Device("DMA buffer too small"))?,
         data: env.shared_region("data").map_err(|_| NO_CHANNELS)?,
     };

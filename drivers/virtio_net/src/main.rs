@@ -326,7 +326,7 @@ fn main(env: &Env) -> Result<(), DriverError> {
         println!("virtio-net: {e}");
         DriverError::Device("no virtio network device")
     })?;
-    let (handler, bit) = env
+    let irq = env
         .irq(DEVICE)
         .map_err(|_| DriverError::Device("no interrupt granted"))?;
     let mut dev = VirtIONetRaw::<KaalHal, _, QUEUE>::new(transport)
@@ -335,17 +335,12 @@ fn main(env: &Env) -> Result<(), DriverError> {
     // line masked with an interrupt taken but not acknowledged: clear the
     // device's status and unmask it, or no interrupt would come.
     dev.ack_interrupt();
-    handler.ack()?;
+    irq.handler.ack()?;
     const NO_RINGS: DriverError = DriverError::Device("rings `rx` and `tx` must be granted");
     const NO_DMA: DriverError = DriverError::Device("DMA buffer too small");
     let mut net = Net {
         dev,
-        // PCI interrupts are level triggered.
-        irq: Irq {
-            handler,
-            bit,
-            level_triggered: true,
-        },
+        irq: Irq::from(irq),
         rx: Buffers::new(hal::dma_buffer(QUEUE * BUF).ok_or(NO_DMA)?),
         tx: Buffers::new(hal::dma_buffer(QUEUE * BUF).ok_or(NO_DMA)?),
         to_client: env.ring_tx("rx").map_err(|_| NO_RINGS)?,
