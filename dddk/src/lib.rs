@@ -1,16 +1,22 @@
 //! The KaaL device driver kit (DDDK): what a driver needs besides its device
 //! logic. Typed register access through the I/O port capability a device
-//! grant gives ([`regs`]), the interrupt wait/handle/acknowledge step
-//! ([`irq`]), and the device-independent driver side of the protocols in
-//! `kaal_protocols` ([`serial`] byte streams and console lines, the
-//! [`timer`]'s deadline queue).
+//! grant gives ([`regs`]), the driver's loop with the ring protocol's
+//! sleep announcements and the interrupt's acknowledgement ([`event_loop`],
+//! [`irq`]), a corrupt client ring cut off ([`Cut`]), and the
+//! device-independent driver side of the protocols in `kaal_protocols`
+//! ([`serial`] byte streams and console lines, the [`timer`]'s deadline
+//! queue).
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
+pub mod event_loop;
 pub mod irq;
 pub mod regs;
 pub mod serial;
 pub mod timer;
+
+pub use event_loop::{run, Driver, Events, Sleep};
+pub use irq::Irq;
 
 use core::fmt;
 
@@ -55,6 +61,67 @@ impl fmt::Display for DriverError {
     }
 }
 
+/// One direction of a client's service, named by the ring it runs over: a
+/// ring found corrupt cuts that direction off (reported once, never touched
+/// again) while the other direction goes on.
+#[derive(Clone, Copy, Debug)]
+pub struct Cut {
+    ring: &'static str,
+    dead: bool,
+}
+
+/// What to report when a direction is cut off.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CutReport {
+    pub ring: &'static str,
+    pub error: kaal_ring::RingError,
+}
+
+impl fmt::Display for CutReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "client ring `{}` is corrupt ({}); no longer serving it",
+            self.ring, self.error
+        )
+    }
+}
+
+impl Cut {
+    /// The direction over ring `ring` (the local name, for the report).
+    pub const fn new(ring: &'static str) -> Cut {
+        Cut { ring, dead: false }
+    }
+
+    /// Whether the ring was found corrupt: skip its calls from now on.
+    pub fn is_cut(&self) -> bool {
+        self.dead
+    }
+
+    /// Cuts the direction off for `error`; the report comes the first time.
+    pub fn cut(&mut self, error: kaal_ring::RingError) -> Option<CutReport> {
+        let first = !self.dead;
+        self.dead = true;
+        first.then_some(CutReport {
+            ring: self.ring,
+            error,
+        })
+    }
+
+    /// Runs one step of this direction: a corrupt ring cuts it off and
+    /// yields `T::default()` (with the report the first time); any other
+    /// error is the driver's own.
+    pub fn check<T: Default>(
+        &mut self,
+        r: Result<T, DriverError>,
+    ) -> Result<(T, Option<CutReport>), DriverError> {
+        match r {
+            Err(DriverError::Ring(e)) => Ok((T::default(), self.cut(e))),
+            r => r.map(|v| (v, None)),
+        }
+    }
+}
+
 /// Runs one direction of a client's service: a ring found corrupt marks
 /// that direction `dead` (and is reported once, through the returned
 /// error), any other error is the driver's own. A call that finds its ring
@@ -84,23 +151,6 @@ pub struct CutOff {
     pub tx: bool,
 }
 
-/// What to report when a direction is cut off.
-#[derive(Clone, Copy, Debug)]
-pub struct CutReport {
-    ring: &'static str,
-    error: kaal_ring::RingError,
-}
-
-impl fmt::Display for CutReport {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "client ring `{}` is corrupt ({}); no longer serving it",
-            self.ring, self.error
-        )
-    }
-}
-
 impl CutOff {
     /// [`guard`] for direction `rx` (else `tx`): the report comes once, when
     /// the direction is cut off.
@@ -116,5 +166,24 @@ impl CutOff {
         };
         let (v, newly) = guard(r, dead)?;
         Ok((v, newly.map(|error| CutReport { ring, error })))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kaal_ring::RingError;
+
+    #[test]
+    fn a_corrupt_ring_is_reported_once_and_other_errors_pass() {
+        let mut c = Cut::new("rx");
+        let bad = RingError::Corrupt { head: 9, tail: 0 };
+        assert_eq!(c.check(Ok::<u8, _>(3)).unwrap(), (3, None));
+        let (v, report) = c.check::<u8>(Err(bad.into())).unwrap();
+        assert_eq!((v, report.map(|r| r.ring)), (0, Some("rx")));
+        assert!(c.is_cut());
+        assert_eq!(c.check::<u8>(Err(bad.into())).unwrap(), (0, None));
+        let e = DriverError::Device("x");
+        assert_eq!(c.check::<u8>(Err(e)), Err(e));
     }
 }
