@@ -1,8 +1,7 @@
 //! A driver's interrupt: its handler, the badge bit it arrives with, and how
-//! the line signals; and the interrupt step of a driver's loop: wait on the
-//! component's notification, serve what arrived, acknowledge the interrupt.
+//! the line signals, which decides when [`crate::run`] acknowledges it.
 
-use kaal_sel4::cap::{IrqHandler, Notification};
+use kaal_sel4::cap::IrqHandler;
 use kaal_sel4::ipc::Badge;
 
 use crate::DriverError;
@@ -40,35 +39,4 @@ impl From<kaal_rt::IrqGrant> for Irq {
             level_triggered: g.level_triggered,
         }
     }
-}
-
-/// Waits on `notification`, then calls `on_event` with the bits that
-/// arrived, acknowledging the interrupt if its bit is among them: for an
-/// edge-triggered line before `on_event` (the kernel masks the line until the
-/// acknowledgement, and an edge while masked would be lost), for a
-/// level-triggered line after it (else the line, still asserted, would fire
-/// again for work already done).
-pub fn wait_and_handle<E>(
-    notification: Notification,
-    irq: Irq,
-    on_event: impl FnOnce(Badge) -> Result<(), E>,
-) -> Result<(), E>
-where
-    E: From<DriverError>,
-{
-    let bits = notification.wait();
-    let ours = bits & irq.bit != 0;
-    let ack = || {
-        irq.handler
-            .ack()
-            .map_err(|e| E::from(DriverError::Kernel(e)))
-    };
-    if ours && !irq.level_triggered {
-        ack()?;
-    }
-    on_event(bits)?;
-    if ours && irq.level_triggered {
-        ack()?;
-    }
-    Ok(())
 }

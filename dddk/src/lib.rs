@@ -122,53 +122,6 @@ impl Cut {
     }
 }
 
-/// Runs one direction of a client's service: a ring found corrupt marks
-/// that direction `dead` (and is reported once, through the returned
-/// error), any other error is the driver's own. A call that finds its ring
-/// corrupt yields `T::default()`; the caller skips a dead direction's calls
-/// from then on.
-pub fn guard<T: Default>(
-    r: Result<T, DriverError>,
-    dead: &mut bool,
-) -> Result<(T, Option<kaal_ring::RingError>), DriverError> {
-    match r {
-        Err(DriverError::Ring(e)) => {
-            let first = !*dead;
-            *dead = true;
-            Ok((T::default(), first.then_some(e)))
-        }
-        r => r.map(|v| (v, None)),
-    }
-}
-
-/// Which directions of a client a driver has cut off (a ring found corrupt
-/// is not touched again; the other direction goes on).
-#[derive(Clone, Copy, Debug, Default)]
-pub struct CutOff {
-    /// The driver-to-client ring.
-    pub rx: bool,
-    /// The client-to-driver ring.
-    pub tx: bool,
-}
-
-impl CutOff {
-    /// [`guard`] for direction `rx` (else `tx`): the report comes once, when
-    /// the direction is cut off.
-    pub fn check<T: Default>(
-        &mut self,
-        r: Result<T, DriverError>,
-        rx: bool,
-    ) -> Result<(T, Option<CutReport>), DriverError> {
-        let (dead, ring) = if rx {
-            (&mut self.rx, "rx")
-        } else {
-            (&mut self.tx, "tx")
-        };
-        let (v, newly) = guard(r, dead)?;
-        Ok((v, newly.map(|error| CutReport { ring, error })))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -179,20 +179,6 @@ impl<'a, const N: usize, S: Notify> ConsoleLines<'a, N, S> {
             }
         }
     }
-
-    /// The ring protocol's sleep announcement; `true` if lines wait.
-    pub fn prepare_sleep(&mut self) -> Result<bool, crate::DriverError> {
-        match &mut self.0 {
-            Some((ring, _, _)) => ring.prepare_sleep().map_err(|_| CONSOLE),
-            None => Ok(false),
-        }
-    }
-
-    pub fn cancel_sleep(&mut self) {
-        if let Some((ring, _, _)) = &mut self.0 {
-            ring.cancel_sleep();
-        }
-    }
 }
 
 /// Wake when console lines arrive (none ever do when the driver is not the
