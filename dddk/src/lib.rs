@@ -1,14 +1,15 @@
 //! The KaaL device driver kit (DDDK): what a driver needs besides its device
 //! logic. Typed register access through the I/O port capability a device
-//! grant gives ([`regs`]), the driver's loop with the ring protocol's
-//! sleep announcements and the interrupt's acknowledgement ([`event_loop`],
-//! [`irq`]), a corrupt client ring cut off ([`Cut`]), and the
-//! device-independent driver side of the protocols in `kaal_protocols`
-//! ([`serial`] byte streams and console lines, the [`timer`]'s deadline
-//! queue).
+//! grant gives ([`regs`]); the driver's loop with the ring protocol's sleep
+//! announcements and the interrupt's acknowledgement ([`event_loop`],
+//! [`irq`]); a corrupt client ring cut off ([`Cut`]); buffers in a device
+//! grant's DMA memory ([`dma`]); and the device-independent driver side of
+//! the protocols in `kaal_protocols` ([`serial`] byte streams and console
+//! lines, the [`timer`]'s deadline queue).
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
+pub mod dma;
 pub mod event_loop;
 pub mod irq;
 pub mod regs;
