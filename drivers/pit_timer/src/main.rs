@@ -1,6 +1,6 @@
-//! The PIT timer driver: one client's alarms at TSC deadlines (the driver
-//! kit's timer protocol: ring `alarm`, client to driver, and ring `fired`,
-//! driver to client; device `timer:pit`).
+//! The PIT timer driver: one client's alarms at TSC deadlines (the timer
+//! protocol, `kaal_protocols::timer`: ring `alarm`, client to driver, and
+//! ring `fired`, driver to client; device `pit`, bound to `timer:pit`).
 //!
 //! The TSC is the clock; the PIT only wakes the driver. Channel 0 runs one
 //! shot at a time in mode 0 (interrupt on terminal count), armed for the

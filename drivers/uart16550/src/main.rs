@@ -1,6 +1,7 @@
 //! The 16550 UART driver: receives and transmits on interrupts, and serves
-//! one client the serial protocol of the driver kit (rings `rx`, driver to
-//! client, and `tx`, client to driver; device `port`, any COM port).
+//! one client the serial protocol (`kaal_protocols::serial`: rings `rx`,
+//! driver to client, and `tx`, client to driver; device `port`, any COM
+//! port).
 //!
 //! Flow control: it reads the receive FIFO only while the client's ring has
 //! room; meanwhile it turns the receive interrupt off and drops RTS, so a

@@ -1,10 +1,12 @@
-//! The virtio-blk driver: serves one client the block protocol of the
-//! driver kit (rings `req` and `resp`, memory channel `data`) on the virtio
-//! block device its manifest entry grants (for example `pci-class:01:00`).
+//! The virtio-blk driver: serves one client the block protocol
+//! (`kaal_protocols::block`: rings `req` and `resp`, memory channel `data`)
+//! on the virtio block device its manifest binds to local name `disk` (for
+//! example `pci-class:01:00`).
 //!
 //! Each request is checked before the device sees it; a bad one gets an
 //! error response and the driver goes on. Transfers go through a buffer in
-//! the grant's DMA memory, one at a time, completed by interrupt.
+//! the grant's DMA memory, one at a time, completed when the device's
+//! interrupt arrives through the kit's loop.
 #![no_std]
 #![no_main]
 

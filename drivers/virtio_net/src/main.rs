@@ -1,7 +1,7 @@
-//! The virtio-net driver: serves one client the network protocol of the
-//! driver kit (rings `tx`, client to driver, and `rx`, driver to client) on
-//! the virtio network device its manifest entry grants (for example
-//! `pci-class:02:00`).
+//! The virtio-net driver: serves one client the network protocol
+//! (`kaal_protocols::net`: rings `tx`, client to driver, and `rx`, driver
+//! to client) on the virtio network device its manifest binds to local
+//! name `nic` (for example `pci-class:02:00`).
 //!
 //! The device's buffers live in the grant's DMA memory, so it reads and
 //! writes them in place; frames are copied between them and the client's
