@@ -7,12 +7,12 @@
 //! run:  ack the interrupt once (a holder before may have left it masked)
 //!       loop {
 //!         edge-triggered interrupt among the bits?  ack      (an edge while masked is lost)
-//!         sleep = driver.serve(events)
+//!         driver.serve(events, &mut sleep)     (it names the ends to sleep on)
 //!         level-triggered interrupt among the bits? ack      (else it fires again for work done)
 //!         for each ring end in sleep: announce, look again
 //!             (consumer: prepare_sleep, "wake me when items arrive";
 //!              producer: prepare_wait, "wake me when room frees")
-//!         work found, a ring cut off, or Sleep::again: poll, and serve again
+//!         work found, a ring cut off, or serve_again: poll, and serve again
 //!         else: wait on the notification
 //!         withdraw the announcements (cancel_sleep / cancel_wait)
 //!       }
@@ -40,9 +40,10 @@ pub const MAX_ENDS: usize = 4;
 pub trait Driver {
     /// Serves everything that can be served now (every source, whatever
     /// `events` says: a signal may have been taken by an earlier poll), then
-    /// says what to sleep on. Release what was popped and publish what was
-    /// pushed first: the peer may be waiting for exactly that.
-    fn serve(&mut self, events: Events) -> Result<Sleep<'_>, DriverError>;
+    /// says in `sleep` what to sleep on (nothing: only the interrupt).
+    /// Release what was popped and publish what was pushed first: the peer
+    /// may be waiting for exactly that.
+    fn serve<'a>(&'a mut self, events: Events, sleep: &mut Sleep<'a>) -> Result<(), DriverError>;
 
     /// A client ring the loop found corrupt while announcing a sleep: its
     /// direction is cut off now. Print it.
@@ -58,11 +59,13 @@ pub struct Events {
 
 impl Events {
     /// Every bit that arrived (the interrupt's and the ring peers').
+    #[inline]
     pub fn bits(self) -> Badge {
         self.bits
     }
 
     /// Whether the device's interrupt is among them.
+    #[inline]
     pub fn interrupt(self) -> bool {
         self.interrupt
     }
@@ -78,9 +81,11 @@ pub trait Wait {
 }
 
 impl Wait for Notification {
+    #[inline]
     fn wait(&self) -> Badge {
         Notification::wait(*self)
     }
+    #[inline]
     fn poll(&self) -> Badge {
         Notification::poll(*self).unwrap_or(0)
     }
@@ -104,12 +109,14 @@ const UNPUBLISHED: DriverError = DriverError::Device("sleep announced with items
 
 /// A consumer end: wake when items arrive.
 impl<T: Pod, const N: usize> Announce for Consumer<'_, T, N> {
+    #[inline]
     fn announce(&mut self) -> Result<bool, DriverError> {
         if self.unreleased() != 0 {
             return Err(UNRELEASED);
         }
         Ok(self.prepare_sleep()?)
     }
+    #[inline]
     fn withdraw(&mut self) {
         self.cancel_sleep();
     }
@@ -117,12 +124,14 @@ impl<T: Pod, const N: usize> Announce for Consumer<'_, T, N> {
 
 /// A producer end: wake when room frees.
 impl<T: Pod, const N: usize> Announce for Producer<'_, T, N> {
+    #[inline]
     fn announce(&mut self) -> Result<bool, DriverError> {
         if self.unpublished() != 0 {
             return Err(UNPUBLISHED);
         }
         Ok(self.prepare_wait()?)
     }
+    #[inline]
     fn withdraw(&mut self) {
         self.cancel_wait();
     }
@@ -140,22 +149,18 @@ struct Watch<'a> {
 /// it waits for (besides its interrupt, which always wakes it). Name a
 /// consumer end only while the driver can take items from it, and a
 /// producer end only while the driver is blocked on its room: an end with
-/// work waiting would end every sleep at once.
+/// work waiting would end every sleep at once. [`run`] hands `serve` an
+/// empty one each round (the loop's own, so nothing is copied).
 pub struct Sleep<'a> {
     ends: heapless::Vec<Watch<'a>, MAX_ENDS>,
     again: bool,
     overflow: bool,
 }
 
-impl Default for Sleep<'_> {
-    fn default() -> Self {
-        Sleep::new()
-    }
-}
-
 impl<'a> Sleep<'a> {
     /// Sleep until the interrupt (add ring ends with [`Sleep::on`]).
-    pub fn new() -> Self {
+    #[inline]
+    fn new() -> Self {
         Sleep {
             ends: heapless::Vec::new(),
             again: false,
@@ -165,43 +170,45 @@ impl<'a> Sleep<'a> {
 
     /// Do not sleep: serve again at once (work is left that no signal will
     /// announce).
-    pub fn again() -> Self {
-        Sleep {
-            again: true,
-            ..Sleep::new()
-        }
+    #[inline]
+    pub fn serve_again(&mut self) {
+        self.again = true;
     }
 
     /// Also wake when `end` has work (items for a consumer, room for a
     /// producer), unless its direction `cut` is cut off; finding its ring
     /// corrupt cuts it off.
-    pub fn on(self, end: &'a mut dyn Announce, cut: &'a mut Cut) -> Self {
-        if cut.is_cut() {
-            return self;
+    #[inline]
+    pub fn on(&mut self, end: &'a mut dyn Announce, cut: &'a mut Cut) -> &mut Self {
+        if !cut.is_cut() {
+            self.watch(end, Some(cut));
         }
-        self.watch(end, Some(cut))
+        self
     }
 
     /// Also wake when `end` has work; its peer is trusted (the root task),
     /// so a corrupt ring is the driver's error.
-    pub fn on_trusted(self, end: &'a mut dyn Announce) -> Self {
-        self.watch(end, None)
+    #[inline]
+    pub fn on_trusted(&mut self, end: &'a mut dyn Announce) -> &mut Self {
+        self.watch(end, None);
+        self
     }
 
-    fn watch(mut self, end: &'a mut dyn Announce, cut: Option<&'a mut Cut>) -> Self {
+    #[inline]
+    fn watch(&mut self, end: &'a mut dyn Announce, cut: Option<&'a mut Cut>) {
         let w = Watch {
             end,
             cut,
             announced: false,
         };
         self.overflow |= self.ends.push(w).is_err();
-        self
     }
 
     /// Announces on each end in turn. `Ok(true)`: announced on all, wait.
     /// `Ok(false)`: serve again, with the announcements made so far
     /// withdrawn: an end had work, or its ring was found corrupt (the
     /// report goes to `report`).
+    #[inline]
     fn announce(&mut self, report: &mut Option<CutReport>) -> Result<bool, DriverError> {
         if self.overflow {
             return Err(DriverError::Device("a sleep names too many ring ends"));
@@ -231,6 +238,7 @@ impl<'a> Sleep<'a> {
         Ok(true)
     }
 
+    #[inline]
     fn withdraw(&mut self) {
         for w in self.ends.iter_mut().filter(|w| w.announced) {
             w.end.withdraw();
@@ -274,14 +282,16 @@ where
         }
         let mut report = None;
         {
-            let served = driver.serve(Events {
+            let mut sleep = Sleep::new();
+            let events = Events {
                 bits,
                 interrupt: ours,
-            });
+            };
+            let served = driver.serve(events, &mut sleep);
             if ours && irq.level_triggered {
                 irq.handler.ack()?;
             }
-            let mut sleep = served?;
+            served?;
             bits = if sleep.announce(&mut report)? {
                 notification.wait()
             } else {

@@ -25,6 +25,7 @@ pub trait Ack {
 }
 
 impl Ack for IrqHandler {
+    #[inline]
     fn ack(&self) -> Result<(), DriverError> {
         Ok(IrqHandler::ack(*self)?)
     }

@@ -90,16 +90,19 @@ impl fmt::Display for CutReport {
 
 impl Cut {
     /// The direction over ring `ring` (the local name, for the report).
+    #[inline]
     pub const fn new(ring: &'static str) -> Cut {
         Cut { ring, dead: false }
     }
 
     /// Whether the ring was found corrupt: skip its calls from now on.
+    #[inline]
     pub fn is_cut(&self) -> bool {
         self.dead
     }
 
     /// Cuts the direction off for `error`; the report comes the first time.
+    #[inline]
     pub fn cut(&mut self, error: kaal_ring::RingError) -> Option<CutReport> {
         let first = !self.dead;
         self.dead = true;
@@ -112,6 +115,7 @@ impl Cut {
     /// Runs one step of this direction: a corrupt ring cuts it off and
     /// yields `T::default()` (with the report the first time); any other
     /// error is the driver's own.
+    #[inline]
     pub fn check<T: Default>(
         &mut self,
         r: Result<T, DriverError>,

@@ -193,7 +193,7 @@ impl<'r, 'c> Echo<'r, 'c> {
 }
 
 impl Driver for Echo<'_, '_> {
-    fn serve(&mut self, _: Events) -> Result<Sleep<'_>, DriverError> {
+    fn serve<'a>(&'a mut self, _: Events, sleep: &mut Sleep<'a>) -> Result<(), DriverError> {
         let mut blocked = false;
         while self.passed < self.client.total {
             if self.output.free()? == 0 {
@@ -211,12 +211,12 @@ impl Driver for Echo<'_, '_> {
             return Err(DONE);
         }
         self.client.at(Point::Served);
-        let sleep = Sleep::new();
-        Ok(if blocked {
-            sleep.on(&mut self.output, &mut self.output_cut)
+        if blocked {
+            sleep.on(&mut self.output, &mut self.output_cut);
         } else {
-            sleep.on(&mut self.input, &mut self.input_cut)
-        })
+            sleep.on(&mut self.input, &mut self.input_cut);
+        }
+        Ok(())
     }
 
     fn report(&mut self, cut: CutReport) {
@@ -265,8 +265,8 @@ fn a_wake_up_between_serving_and_waiting_is_never_lost() {
 fn the_model_catches_a_loop_that_does_not_look_again() {
     fn naive(echo: &mut Echo<'_, '_>, client: &Client<'_>) -> DriverError {
         loop {
-            match echo.serve(Events::default()) {
-                Ok(_) => {
+            match echo.serve(Events::default(), &mut Sleep::new()) {
+                Ok(()) => {
                     client.wait();
                 }
                 Err(e) => return e,
@@ -310,14 +310,14 @@ struct Logger<'l> {
 }
 
 impl Driver for Logger<'_> {
-    fn serve(&mut self, events: Events) -> Result<Sleep<'_>, DriverError> {
+    fn serve<'a>(&'a mut self, events: Events, _: &mut Sleep<'a>) -> Result<(), DriverError> {
         self.log.borrow_mut().push(if events.interrupt() {
             "serve irq"
         } else {
             "serve"
         });
         self.rounds = self.rounds.checked_sub(1).ok_or(DONE)?;
-        Ok(Sleep::new())
+        Ok(())
     }
     fn report(&mut self, _: CutReport) {}
 }
@@ -370,7 +370,7 @@ struct Two<'r> {
 }
 
 impl Driver for Two<'_> {
-    fn serve(&mut self, _: Events) -> Result<Sleep<'_>, DriverError> {
+    fn serve<'a>(&'a mut self, _: Events, sleep: &mut Sleep<'a>) -> Result<(), DriverError> {
         self.serves += 1;
         for (ring, cut) in [
             (&mut self.a, &mut self.a_cut),
@@ -390,12 +390,13 @@ impl Driver for Two<'_> {
         if self.serves == 1 {
             self.a_ring.header().head.store(1000, Relaxed);
         }
-        let sleep = if self.trusted {
-            Sleep::new().on_trusted(&mut self.a)
+        if self.trusted {
+            sleep.on_trusted(&mut self.a);
         } else {
-            Sleep::new().on(&mut self.a, &mut self.a_cut)
-        };
-        Ok(sleep.on(&mut self.b, &mut self.b_cut))
+            sleep.on(&mut self.a, &mut self.a_cut);
+        }
+        sleep.on(&mut self.b, &mut self.b_cut);
+        Ok(())
     }
     fn report(&mut self, cut: CutReport) {
         self.reports.push(cut);
@@ -475,7 +476,7 @@ struct Both<'r> {
 }
 
 impl Driver for Both<'_> {
-    fn serve(&mut self, _: Events) -> Result<Sleep<'_>, DriverError> {
+    fn serve<'a>(&'a mut self, _: Events, sleep: &mut Sleep<'a>) -> Result<(), DriverError> {
         if self.slept {
             let flag = self.a_ring.header().consumer_sleeping.load(Relaxed);
             assert_eq!(flag, 0, "woken by `b`, the sleep on `a` is withdrawn");
@@ -483,7 +484,8 @@ impl Driver for Both<'_> {
         }
         self.slept = true;
         let [ca, cb] = &mut self.cuts;
-        Ok(Sleep::new().on(&mut self.a, ca).on(&mut self.b, cb))
+        sleep.on(&mut self.a, ca).on(&mut self.b, cb);
+        Ok(())
     }
     fn report(&mut self, _: CutReport) {}
 }
@@ -521,15 +523,15 @@ impl Announce for Stub {
 }
 
 impl Driver for Careless<'_> {
-    fn serve(&mut self, _: Events) -> Result<Sleep<'_>, DriverError> {
+    fn serve<'a>(&'a mut self, _: Events, sleep: &mut Sleep<'a>) -> Result<(), DriverError> {
         let _ = self.input.pop()?;
         let _ = self.output.push(1);
-        let mut s = Sleep::new();
         for stub in self.stubs.iter_mut().take(self.ends) {
-            s = s.on_trusted(stub);
+            sleep.on_trusted(stub);
         }
         let [i, o] = &mut self.cuts;
-        Ok(s.on(&mut self.input, i).on(&mut self.output, o))
+        sleep.on(&mut self.input, i).on(&mut self.output, o);
+        Ok(())
     }
     fn report(&mut self, _: CutReport) {}
 }
@@ -572,7 +574,7 @@ fn a_sleep_on_too_many_ends_is_refused() {
 struct PollOnly(Cell<u32>);
 impl Wait for PollOnly {
     fn wait(&self) -> Badge {
-        panic!("`Sleep::again` must not wait");
+        panic!("`serve_again` must not wait");
     }
     fn poll(&self) -> Badge {
         self.0.set(self.0.get() + 1);
@@ -582,10 +584,11 @@ impl Wait for PollOnly {
 
 struct Busy(u32, u32);
 impl Driver for Busy {
-    fn serve(&mut self, events: Events) -> Result<Sleep<'_>, DriverError> {
+    fn serve<'a>(&'a mut self, events: Events, sleep: &mut Sleep<'a>) -> Result<(), DriverError> {
         self.1 += u32::from(events.interrupt());
         self.0 = self.0.checked_sub(1).ok_or(DONE)?;
-        Ok(Sleep::again())
+        sleep.serve_again();
+        Ok(())
     }
     fn report(&mut self, _: CutReport) {}
 }
@@ -652,7 +655,7 @@ mod threads {
     }
 
     impl Driver for Echo<'_> {
-        fn serve(&mut self, _: Events) -> Result<Sleep<'_>, DriverError> {
+        fn serve<'a>(&'a mut self, _: Events, sleep: &mut Sleep<'a>) -> Result<(), DriverError> {
             let mut blocked = false;
             while self.passed < self.total {
                 if self.output.free()? == 0 {
@@ -673,12 +676,12 @@ mod threads {
                 return Err(DONE);
             }
             let [i, o] = &mut self.cuts;
-            let sleep = Sleep::new();
-            Ok(if blocked {
-                sleep.on(&mut self.output, o)
+            if blocked {
+                sleep.on(&mut self.output, o);
             } else {
-                sleep.on(&mut self.input, i)
-            })
+                sleep.on(&mut self.input, i);
+            }
+            Ok(())
         }
         fn report(&mut self, cut: CutReport) {
             panic!("{cut}");

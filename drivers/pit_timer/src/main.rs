@@ -64,25 +64,29 @@ impl Pit {
 }
 
 impl Driver for Pit {
-    fn serve(&mut self, events: Events) -> Result<Sleep<'_>, DriverError> {
+    fn serve<'a>(&'a mut self, events: Events, sleep: &mut Sleep<'a>) -> Result<(), DriverError> {
         self.interrupts += u64::from(events.interrupt());
         let served = self.serve_alarms()?;
         if let Some(deadline) = served.next_deadline {
             match deadline.saturating_sub(kaal_rt::rdtsc()) {
                 // Due while we served; if its answer waits for room, the
                 // client's release wakes us instead.
-                0 if !served.stalled => return Ok(Sleep::again()),
+                0 if !served.stalled => {
+                    sleep.serve_again();
+                    return Ok(());
+                }
                 0 => {}
                 left => self.arm(pit_count(left, self.tsc_mhz))?,
             }
         }
         // Requests are taken only while answers have room: while they wait
         // for it, wake for room, not for more requests.
-        Ok(if served.stalled {
-            Sleep::new().on(&mut self.fired.ring, &mut self.cut)
+        if served.stalled {
+            sleep.on(&mut self.fired.ring, &mut self.cut);
         } else {
-            Sleep::new().on(&mut self.requests.ring, &mut self.cut)
-        })
+            sleep.on(&mut self.requests.ring, &mut self.cut);
+        }
+        Ok(())
     }
 
     fn report(&mut self, cut: CutReport) {

@@ -159,7 +159,7 @@ impl Uart {
 }
 
 impl Driver for Uart {
-    fn serve(&mut self, _: Events) -> Result<Sleep<'_>, DriverError> {
+    fn serve<'a>(&'a mut self, _: Events, sleep: &mut Sleep<'a>) -> Result<(), DriverError> {
         let r = self.receive();
         self.rx_stalled = self.check(r, true)?;
         let r = self.transmit();
@@ -167,16 +167,15 @@ impl Driver for Uart {
         self.update(tx_pending)?;
         // While bytes are pending the transmitter's interrupt wakes us;
         // while the client's ring is full, the client's release does.
-        let mut sleep = Sleep::new();
         if !tx_pending {
-            sleep = sleep
+            sleep
                 .on(&mut self.from_client.ring, &mut self.tx_cut)
                 .on_trusted(&mut self.console);
         }
         if self.rx_stalled {
-            sleep = sleep.on(&mut self.to_client.ring, &mut self.rx_cut);
+            sleep.on(&mut self.to_client.ring, &mut self.rx_cut);
         }
-        Ok(sleep)
+        Ok(())
     }
 
     fn report(&mut self, cut: CutReport) {

@@ -221,20 +221,21 @@ impl Blk {
 }
 
 impl Driver for Blk {
-    fn serve(&mut self, events: Events) -> Result<Sleep<'_>, DriverError> {
+    fn serve<'a>(&'a mut self, events: Events, sleep: &mut Sleep<'a>) -> Result<(), DriverError> {
         if events.interrupt() {
             // Reading the interrupt status lowers the (level) line.
             self.dev.ack_interrupt();
         }
         loop {
             if !self.complete()? {
-                return Ok(Sleep::new()); // the device's interrupt wakes us
+                return Ok(()); // the device's interrupt wakes us
             }
             if !self.deliver()? {
-                return Ok(Sleep::new().on(&mut self.responses.ring, &mut self.resp_cut));
+                sleep.on(&mut self.responses.ring, &mut self.resp_cut);
+                return Ok(());
             }
             if self.req_cut.is_cut() {
-                return Ok(Sleep::new());
+                return Ok(());
             }
             let r = self.requests.ring.pop().map_err(DriverError::from);
             // Free the slot before serving: a client waiting for room to
@@ -243,7 +244,8 @@ impl Driver for Blk {
             match self.check(r, true)? {
                 Some(r) => self.start(&r)?,
                 None => {
-                    return Ok(Sleep::new().on(&mut self.requests.ring, &mut self.req_cut));
+                    sleep.on(&mut self.requests.ring, &mut self.req_cut);
+                    return Ok(());
                 }
             }
         }

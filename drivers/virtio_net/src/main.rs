@@ -281,7 +281,7 @@ impl Net {
 }
 
 impl Driver for Net {
-    fn serve(&mut self, events: Events) -> Result<Sleep<'_>, DriverError> {
+    fn serve<'a>(&'a mut self, events: Events, sleep: &mut Sleep<'a>) -> Result<(), DriverError> {
         if events.interrupt() {
             // Reading the interrupt status lowers the (level) line.
             self.dev.ack_interrupt();
@@ -297,18 +297,18 @@ impl Driver for Net {
         };
         let tx_blocked = self.check(r, false)?;
         if self.refusal.is_some() && !rx_waiting {
-            return Ok(Sleep::again()); // deliver it, then take the next entry
+            sleep.serve_again(); // deliver it, then take the next entry
+            return Ok(());
         }
         // While entries wait for transmit buffers, the device's interrupt
         // wakes us; while frames wait for room, the client's release does.
-        let mut sleep = Sleep::new();
         if self.refusal.is_none() && !tx_blocked {
-            sleep = sleep.on(&mut self.from_client.ring, &mut self.tx_cut);
+            sleep.on(&mut self.from_client.ring, &mut self.tx_cut);
         }
         if rx_waiting {
-            sleep = sleep.on(&mut self.to_client.ring, &mut self.rx_cut);
+            sleep.on(&mut self.to_client.ring, &mut self.rx_cut);
         }
-        Ok(sleep)
+        Ok(())
     }
 
     fn report(&mut self, cut: CutReport) {
