@@ -238,11 +238,13 @@ impl Driver for Blk {
                 return Ok(());
             }
             let r = self.requests.ring.pop().map_err(DriverError::from);
-            // Free the slot before serving: a client waiting for room to
-            // queue more must not wait on us in turn.
-            self.requests.release();
             match self.check(r, true)? {
-                Some(r) => self.start(&r)?,
+                Some(r) => {
+                    // Free the slot before serving: a client waiting for
+                    // room to queue more must not wait on us in turn.
+                    self.requests.release();
+                    self.start(&r)?;
+                }
                 None => {
                     sleep.on(&mut self.requests.ring, &mut self.req_cut);
                     return Ok(());
