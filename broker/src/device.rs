@@ -25,6 +25,16 @@ pub enum DeviceKey {
     Pit,
 }
 
+impl DeviceKey {
+    /// Whether the device's interrupt line is level triggered: a PCI
+    /// function's INTx is, the ISA lines (COM ports, the PIT) are edge
+    /// triggered. The broker programs the IOAPIC line so when it binds the
+    /// interrupt; the root task tells the holder.
+    pub fn irq_level_triggered(self) -> bool {
+        matches!(self, DeviceKey::Pci(_))
+    }
+}
+
 impl DeviceInfo {
     pub fn key(&self) -> DeviceKey {
         match self {

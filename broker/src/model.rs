@@ -33,6 +33,7 @@ pub enum ModelCap {
     },
     Irq {
         pin: u8,
+        level_triggered: bool,
     },
     IoPorts {
         first: u16,
@@ -245,7 +246,7 @@ impl Model {
                         }
                     }
                 }
-                ModelCap::Irq { pin } => {
+                ModelCap::Irq { pin, .. } => {
                     self.active_irqs.remove(&pin);
                 }
                 ModelCap::IoPorts { .. } => {}
@@ -485,7 +486,13 @@ impl Kernel for Model {
         if !self.active_irqs.insert(line.pin) {
             return Err(Error::RevokeFirst);
         }
-        self.caps.insert(dest, ModelCap::Irq { pin: line.pin });
+        self.caps.insert(
+            dest,
+            ModelCap::Irq {
+                pin: line.pin,
+                level_triggered: line.level_triggered,
+            },
+        );
         Ok(())
     }
 

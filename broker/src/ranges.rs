@@ -1,5 +1,5 @@
-//! A first-fit allocator of integer ranges with alignment: one implementation
-//! for capability slots, virtual addresses and offsets in a DMA pool.
+//! A first-fit allocator of integer ranges with alignment: the addresses of
+//! the broker's virtual address window.
 
 use alloc::collections::BTreeMap;
 

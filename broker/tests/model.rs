@@ -368,13 +368,43 @@ fn the_pit_comes_with_its_ports_and_rerouted_edge_interrupt() {
     assert_eq!(irq.line, 2, "ISA IRQ 0 arrives on IOAPIC pin 2");
     assert!(matches!(
         b.kernel().cap(kaal_sel4::cap::Cap::cptr(irq.handler)),
-        Some(ModelCap::Irq { pin: 2 })
+        Some(ModelCap::Irq {
+            pin: 2,
+            level_triggered: false
+        })
     ));
     // Holding the PIT leaves COM1 (IRQ 4) to another holder.
     b.request_device(Holder(2), DeviceSpec::Serial { port: 0 })
         .unwrap();
     b.release_device(Holder(1), DeviceSpec::Pit).unwrap();
     assert!(b.request_device(Holder(3), DeviceSpec::Pit).is_ok());
+}
+
+/// The trigger mode the root task grants (`DeviceKey::irq_level_triggered`)
+/// is the one the broker programmed the line with.
+#[test]
+fn granted_trigger_modes_are_the_programmed_ones() {
+    let mut b = broker();
+    b.discover_devices().unwrap();
+    for (holder, id) in [(1, DeviceId::Pit), (2, DeviceId::Serial { port: 1 })] {
+        let bundle = b.request_device(Holder(holder), id).unwrap();
+        let irq = bundle.irq.expect("an interrupt");
+        match b.kernel().cap(kaal_sel4::cap::Cap::cptr(irq.handler)) {
+            Some(ModelCap::Irq {
+                level_triggered, ..
+            }) => assert_eq!(*level_triggered, bundle.key.irq_level_triggered()),
+            other => panic!("{id:?}: handler is {other:?}"),
+        }
+    }
+    assert!(!DeviceKey::Pit.irq_level_triggered());
+    assert!(!DeviceKey::Serial(0).irq_level_triggered());
+    // The model has no PCI bus; INTx is level triggered.
+    let at = kaal_broker::pci::Bdf {
+        bus: 0,
+        dev: 3,
+        func: 0,
+    };
+    assert!(DeviceKey::Pci(at).irq_level_triggered());
 }
 
 #[test]

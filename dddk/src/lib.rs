@@ -1,16 +1,23 @@
 //! The KaaL device driver kit (DDDK): what a driver needs besides its device
 //! logic. Typed register access through the I/O port capability a device
-//! grant gives ([`regs`]), the interrupt wait/handle/acknowledge step
-//! ([`irq`]), and the device-independent driver side of the protocols in
-//! `kaal_protocols` ([`serial`] byte streams and console lines, the
-//! [`timer`]'s deadline queue).
+//! grant gives ([`regs`]); the driver's loop with the ring protocol's sleep
+//! announcements and the interrupt's acknowledgement ([`event_loop`],
+//! [`irq`]); a corrupt client ring cut off ([`Cut`]); buffers in a device
+//! grant's DMA memory ([`dma`]); and the device-independent driver side of
+//! the protocols in `kaal_protocols` ([`serial`] byte streams and console
+//! lines, the [`timer`]'s deadline queue).
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
+pub mod dma;
+pub mod event_loop;
 pub mod irq;
 pub mod regs;
 pub mod serial;
 pub mod timer;
+
+pub use event_loop::{run, Driver, Events, Sleep};
+pub use irq::Irq;
 
 use core::fmt;
 
@@ -55,40 +62,20 @@ impl fmt::Display for DriverError {
     }
 }
 
-/// Runs one direction of a client's service: a ring found corrupt marks
-/// that direction `dead` (and is reported once, through the returned
-/// error), any other error is the driver's own. A call that finds its ring
-/// corrupt yields `T::default()`; the caller skips a dead direction's calls
-/// from then on.
-pub fn guard<T: Default>(
-    r: Result<T, DriverError>,
-    dead: &mut bool,
-) -> Result<(T, Option<kaal_ring::RingError>), DriverError> {
-    match r {
-        Err(DriverError::Ring(e)) => {
-            let first = !*dead;
-            *dead = true;
-            Ok((T::default(), first.then_some(e)))
-        }
-        r => r.map(|v| (v, None)),
-    }
-}
-
-/// Which directions of a client a driver has cut off (a ring found corrupt
-/// is not touched again; the other direction goes on).
-#[derive(Clone, Copy, Debug, Default)]
-pub struct CutOff {
-    /// The driver-to-client ring.
-    pub rx: bool,
-    /// The client-to-driver ring.
-    pub tx: bool,
+/// One direction of a client's service, named by the ring it runs over: a
+/// ring found corrupt cuts that direction off (reported once, never touched
+/// again) while the other direction goes on.
+#[derive(Clone, Copy, Debug)]
+pub struct Cut {
+    ring: &'static str,
+    dead: bool,
 }
 
 /// What to report when a direction is cut off.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CutReport {
-    ring: &'static str,
-    error: kaal_ring::RingError,
+    pub ring: &'static str,
+    pub error: kaal_ring::RingError,
 }
 
 impl fmt::Display for CutReport {
@@ -101,20 +88,60 @@ impl fmt::Display for CutReport {
     }
 }
 
-impl CutOff {
-    /// [`guard`] for direction `rx` (else `tx`): the report comes once, when
-    /// the direction is cut off.
+impl Cut {
+    /// The direction over ring `ring` (the local name, for the report).
+    #[inline]
+    pub const fn new(ring: &'static str) -> Cut {
+        Cut { ring, dead: false }
+    }
+
+    /// Whether the ring was found corrupt: skip its calls from now on.
+    #[inline]
+    pub fn is_cut(&self) -> bool {
+        self.dead
+    }
+
+    /// Cuts the direction off for `error`; the report comes the first time.
+    #[inline]
+    pub fn cut(&mut self, error: kaal_ring::RingError) -> Option<CutReport> {
+        let first = !self.dead;
+        self.dead = true;
+        first.then_some(CutReport {
+            ring: self.ring,
+            error,
+        })
+    }
+
+    /// Runs one step of this direction: a corrupt ring cuts it off and
+    /// yields `T::default()` (with the report the first time); any other
+    /// error is the driver's own.
+    #[inline]
     pub fn check<T: Default>(
         &mut self,
         r: Result<T, DriverError>,
-        rx: bool,
     ) -> Result<(T, Option<CutReport>), DriverError> {
-        let (dead, ring) = if rx {
-            (&mut self.rx, "rx")
-        } else {
-            (&mut self.tx, "tx")
-        };
-        let (v, newly) = guard(r, dead)?;
-        Ok((v, newly.map(|error| CutReport { ring, error })))
+        match r {
+            Err(DriverError::Ring(e)) => Ok((T::default(), self.cut(e))),
+            r => r.map(|v| (v, None)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kaal_ring::RingError;
+
+    #[test]
+    fn a_corrupt_ring_is_reported_once_and_other_errors_pass() {
+        let mut c = Cut::new("rx");
+        let bad = RingError::Corrupt { head: 9, tail: 0 };
+        assert_eq!(c.check(Ok::<u8, _>(3)).unwrap(), (3, None));
+        let (v, report) = c.check::<u8>(Err(bad.into())).unwrap();
+        assert_eq!((v, report.map(|r| r.ring)), (0, Some("rx")));
+        assert!(c.is_cut());
+        assert_eq!(c.check::<u8>(Err(bad.into())).unwrap(), (0, None));
+        let e = DriverError::Device("x");
+        assert_eq!(c.check::<u8>(Err(e)), Err(e));
     }
 }

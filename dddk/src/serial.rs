@@ -5,6 +5,8 @@
 use kaal_protocols::serial::{Chunk, CHUNK_BYTES};
 use kaal_ring::{Consumer, Notify, Producer, RingError};
 
+use crate::event_loop::Announce;
+
 /// Collects bytes into a chunk for a ring (a driver's receive side).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ByteSink {
@@ -177,18 +179,24 @@ impl<'a, const N: usize, S: Notify> ConsoleLines<'a, N, S> {
             }
         }
     }
+}
 
-    /// The ring protocol's sleep announcement; `true` if lines wait.
-    pub fn prepare_sleep(&mut self) -> Result<bool, crate::DriverError> {
+/// Wake when console lines arrive (none ever do when the driver is not the
+/// console).
+impl<const N: usize, S: Notify> Announce for ConsoleLines<'_, N, S> {
+    fn announce(&mut self) -> Result<bool, crate::DriverError> {
         match &mut self.0 {
-            Some((ring, _, _)) => ring.prepare_sleep().map_err(|_| CONSOLE),
+            Some((ring, _, _)) => ring.announce().map_err(|e| match e {
+                crate::DriverError::Ring(_) => CONSOLE,
+                e => e,
+            }),
             None => Ok(false),
         }
     }
 
-    pub fn cancel_sleep(&mut self) {
+    fn withdraw(&mut self) {
         if let Some((ring, _, _)) = &mut self.0 {
-            ring.cancel_sleep();
+            ring.withdraw();
         }
     }
 }

@@ -56,6 +56,18 @@ impl fmt::Debug for Env {
     }
 }
 
+/// An interrupt granted to a component.
+#[derive(Clone, Copy, Debug)]
+pub struct IrqGrant {
+    /// Acknowledges it, so the kernel delivers the next one.
+    pub handler: IrqHandler,
+    /// The badge bit it arrives with on this component's notification.
+    pub bit: Badge,
+    /// How the line signals, as the broker programmed it: ISA lines (COM
+    /// ports, the PIT) edge triggered, PCI INTx level triggered.
+    pub level_triggered: bool,
+}
+
 /// A notification used as a ring's wake-up signal.
 #[derive(Clone, Copy, Debug)]
 pub struct Signal(pub Notification);
@@ -332,11 +344,14 @@ impl Env {
         ))
     }
 
-    /// Interrupt `name`: its handler (to acknowledge) and the badge bit it
-    /// arrives with on this component's notification.
-    pub fn irq<'n>(&self, name: &'n str) -> Result<(IrqHandler, u64), CapError<'n>> {
+    /// Interrupt `name`: its handler, its badge bit and its trigger mode.
+    pub fn irq<'n>(&self, name: &'n str) -> Result<IrqGrant, CapError<'n>> {
         let e = self.entry(name, CapKind::Irq)?;
-        Ok((IrqHandler::from_cptr(e.slot), e.bit))
+        Ok(IrqGrant {
+            handler: IrqHandler::from_cptr(e.slot),
+            bit: e.bit,
+            level_triggered: e.value != 0,
+        })
     }
 
     /// This component's notification: every ring signal and interrupt for

@@ -77,7 +77,8 @@ pub enum CapKind {
     /// I/O ports `value & 0xffff ..= value >> 16` through `slot`.
     IoPort = 5,
     /// An interrupt: handler in `slot` (to acknowledge); it arrives on the
-    /// component's notification with `bit`.
+    /// component's notification with `bit`; `value` is 1 for a
+    /// level-triggered line, 0 for an edge-triggered one.
     Irq = 6,
     /// Device registers mapped uncached at `vaddr`/`size`, PCI BAR number
     /// in `value`.

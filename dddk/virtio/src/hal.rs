@@ -11,47 +11,48 @@
 
 use core::ptr::NonNull;
 
+use kaal_dddk::dma::{DmaBuffer, DmaPool, DmaWindow};
 use spin::Mutex;
 use virtio_drivers::{BufferDirection, Hal, PhysAddr, PAGE_SIZE};
 
-use crate::pages::PageAlloc;
-use crate::{DmaWindow, OpenError};
+use crate::OpenError;
 
-/// A BAR: its bus address and where it is mapped.
+/// A memory BAR as this component sees it: the bus address the device
+/// decodes and where the grant mapped it here (the broker's `MmioRegion` is
+/// the root task's mapping of it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct MmioRegion {
+pub struct BarMapping {
     pub paddr: u64,
     pub vaddr: u64,
     pub size: u64,
 }
 
-/// Bounce buffers in use: device address, pages.
+/// Bounce buffers in use at once.
 const MAX_BOUNCES: usize = 64;
 
+const PAGE: u64 = PAGE_SIZE as u64;
+
 struct State {
-    dma: DmaWindow,
-    pages: PageAlloc,
-    mmio: heapless::Vec<MmioRegion, 6>,
-    bounces: heapless::Vec<(u64, usize), MAX_BOUNCES>,
+    /// Pages of the grant's DMA buffer.
+    pool: DmaPool,
+    bars: heapless::Vec<BarMapping, 6>,
+    bounces: heapless::Vec<DmaBuffer, MAX_BOUNCES>,
 }
 
 static STATE: Mutex<Option<State>> = Mutex::new(None);
 
 /// Sets up the HAL for this component's device.
-pub(crate) fn install(dma: DmaWindow, mmio: &[MmioRegion]) -> Result<(), OpenError> {
-    let page = PAGE_SIZE as u64;
-    if !dma.vaddr.is_multiple_of(page) || !dma.paddr.is_multiple_of(page) {
+pub(crate) fn install(dma: DmaWindow, bars: &[BarMapping]) -> Result<(), OpenError> {
+    if !dma.vaddr.is_multiple_of(PAGE) || !dma.paddr.is_multiple_of(PAGE) {
         return Err(OpenError::BadDma);
     }
-    let pages = PageAlloc::new((dma.size / page) as usize).ok_or(OpenError::BadDma)?;
     let mut st = STATE.lock();
     if st.is_some() {
         return Err(OpenError::AlreadyOpen);
     }
     *st = Some(State {
-        dma,
-        pages,
-        mmio: mmio.iter().copied().collect(),
+        pool: DmaPool::new(dma),
+        bars: bars.iter().copied().collect(),
         bounces: heapless::Vec::new(),
     });
     Ok(())
@@ -62,16 +63,19 @@ pub(crate) fn install(dma: DmaWindow, mmio: &[MmioRegion]) -> Result<(), OpenErr
 /// bounce copy. It stays allocated for the life of the component.
 pub fn dma_buffer(bytes: usize) -> Option<&'static mut [u8]> {
     let pages = bytes.div_ceil(PAGE_SIZE);
-    let (_, v) = STATE.lock().as_mut()?.alloc(pages)?;
+    let b = STATE.lock().as_mut()?.alloc(pages)?;
     // SAFETY: the pages were just taken from the DMA buffer, mapped
     // read-write for this component, and are never freed, so this is the
     // only reference to them for the rest of the program.
-    Some(unsafe { core::slice::from_raw_parts_mut(v as *mut u8, pages * PAGE_SIZE) })
+    Some(unsafe { core::slice::from_raw_parts_mut(b.vaddr as *mut u8, pages * PAGE_SIZE) })
 }
 
 /// Free pages left in the DMA buffer (for reports and tests).
 pub fn free_dma_pages() -> usize {
-    STATE.lock().as_ref().map_or(0, |s| s.pages.free_pages())
+    STATE
+        .lock()
+        .as_ref()
+        .map_or(0, |s| (s.pool.free_bytes() / PAGE) as usize)
 }
 
 fn with<R>(f: impl FnOnce(&mut State) -> R) -> R {
@@ -84,16 +88,8 @@ fn with<R>(f: impl FnOnce(&mut State) -> R) -> R {
 }
 
 impl State {
-    fn alloc(&mut self, pages: usize) -> Option<(u64, u64)> {
-        let first = self.pages.alloc(pages)? as u64;
-        let off = first * PAGE_SIZE as u64;
-        Some((self.dma.paddr + off, self.dma.vaddr + off))
-    }
-
-    /// The device address of `[vaddr, vaddr + len)` if it lies in the window.
-    fn in_window(&self, vaddr: u64, len: u64) -> Option<u64> {
-        let off = vaddr.checked_sub(self.dma.vaddr)?;
-        (off.checked_add(len)? <= self.dma.size).then_some(self.dma.paddr + off)
+    fn alloc(&mut self, pages: usize) -> Option<DmaBuffer> {
+        self.pool.alloc(pages as u64 * PAGE, PAGE).ok()
     }
 }
 
@@ -109,7 +105,7 @@ pub struct KaalHal;
 unsafe impl Hal for KaalHal {
     fn dma_alloc(pages: usize, _dir: BufferDirection) -> (PhysAddr, NonNull<u8>) {
         let got = with(|s| s.alloc(pages));
-        match got.and_then(|(p, v)| Some((p, NonNull::new(v as *mut u8)?))) {
+        match got.and_then(|b| Some((b.paddr, NonNull::new(b.vaddr as *mut u8)?))) {
             Some((paddr, vaddr)) => {
                 // SAFETY: the pages were just taken from the DMA buffer, which
                 // is mapped read-write for this component and used by no one
@@ -122,19 +118,21 @@ unsafe impl Hal for KaalHal {
         }
     }
 
-    unsafe fn dma_dealloc(paddr: PhysAddr, _vaddr: NonNull<u8>, pages: usize) -> i32 {
-        with(|s| {
-            let first = paddr.checked_sub(s.dma.paddr).map(|o| o / PAGE_SIZE as u64);
-            match first {
-                Some(f) if s.pages.free(f as usize, pages) => 0,
-                _ => -1,
-            }
-        })
+    unsafe fn dma_dealloc(paddr: PhysAddr, vaddr: NonNull<u8>, pages: usize) -> i32 {
+        let b = DmaBuffer {
+            vaddr: vaddr.as_ptr() as u64,
+            paddr,
+            size: pages as u64 * PAGE,
+        };
+        match with(|s| s.pool.free(b)) {
+            Ok(()) => 0,
+            Err(_) => -1,
+        }
     }
 
     unsafe fn mmio_phys_to_virt(paddr: PhysAddr, size: usize) -> NonNull<u8> {
         let v = with(|s| {
-            s.mmio.iter().find_map(|m| {
+            s.bars.iter().find_map(|m| {
                 let off = paddr.checked_sub(m.paddr)?;
                 (off.checked_add(size as u64)? <= m.size).then_some(m.vaddr + off)
             })
@@ -151,17 +149,15 @@ unsafe impl Hal for KaalHal {
         let vaddr = buffer.as_ptr().cast::<u8>() as u64;
         let len = buffer.len();
         let bounced = with(|s| {
-            if let Some(p) = s.in_window(vaddr, len as u64) {
+            if let Some(p) = s.pool.bus_address(vaddr, len as u64) {
                 return Some((p, None));
             }
-            let pages = len.div_ceil(PAGE_SIZE).max(1);
-            let (p, v) = s.alloc(pages)?;
-            if s.bounces.push((p, pages)).is_err() {
-                s.pages
-                    .free(((p - s.dma.paddr) / PAGE_SIZE as u64) as usize, pages);
+            let b = s.alloc(len.div_ceil(PAGE_SIZE).max(1))?;
+            if s.bounces.push(b).is_err() {
+                let _ = s.pool.free(b);
                 return None;
             }
-            Some((p, Some(v)))
+            Some((b.paddr, Some(b.vaddr)))
         });
         match bounced {
             Some((p, None)) => p as PhysAddr,
@@ -195,13 +191,10 @@ unsafe impl Hal for KaalHal {
     unsafe fn unshare(paddr: PhysAddr, buffer: NonNull<[u8]>, direction: BufferDirection) {
         let len = buffer.len();
         let bounce = with(|s| {
-            let i = s.bounces.iter().position(|&(p, _)| p == paddr)?;
-            let (_, pages) = s.bounces.swap_remove(i);
-            let first = ((paddr - s.dma.paddr) / PAGE_SIZE as u64) as usize;
-            let v = s.dma.vaddr + (paddr - s.dma.paddr);
-            Some((first, pages, v))
+            let i = s.bounces.iter().position(|b| b.paddr == paddr)?;
+            Some(s.bounces.swap_remove(i))
         });
-        let Some((first, pages, v)) = bounce else {
+        let Some(b) = bounce else {
             return; // used in place
         };
         if direction != BufferDirection::DriverToDevice {
@@ -211,10 +204,14 @@ unsafe impl Hal for KaalHal {
             // pages of the window when `share` took them, and a buffer the
             // caller owns is no free page.
             unsafe {
-                core::ptr::copy_nonoverlapping(v as *const u8, buffer.as_ptr().cast::<u8>(), len)
+                core::ptr::copy_nonoverlapping(
+                    b.vaddr as *const u8,
+                    buffer.as_ptr().cast::<u8>(),
+                    len,
+                )
             };
         }
-        with(|s| s.pages.free(first, pages));
+        let _ = with(|s| s.pool.free(b));
     }
 }
 
@@ -237,7 +234,7 @@ mod tests {
             paddr: BUS,
             size: (PAGES * PAGE_SIZE) as u64,
         };
-        let bar = MmioRegion {
+        let bar = BarMapping {
             paddr: 0xfe00_0000,
             vaddr: 0x7000_0000,
             size: 0x4000,

@@ -9,8 +9,8 @@ extern crate alloc;
 
 pub mod config;
 pub mod hal;
-pub mod pages;
 
+pub use kaal_dddk::dma::DmaWindow;
 pub use virtio_drivers;
 
 use virtio_drivers::transport::pci::bus::{DeviceFunction, PciRoot};
@@ -24,14 +24,6 @@ pub struct MappedBar {
     pub size: u64,
 }
 
-/// The DMA buffer of a grant.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct DmaWindow {
-    pub vaddr: u64,
-    pub paddr: u64,
-    pub size: u64,
-}
-
 /// Why a virtio device could not be opened.
 #[derive(Debug)]
 pub enum OpenError {
@@ -39,7 +31,7 @@ pub enum OpenError {
     AlreadyOpen,
     /// The component was granted no PCI device (or not all of its parts).
     NotGranted,
-    /// The DMA window is not page aligned or too large for the allocator.
+    /// The DMA window is not page aligned.
     BadDma,
     Pci(VirtioPciError),
 }
@@ -49,7 +41,7 @@ impl core::fmt::Display for OpenError {
         match self {
             OpenError::AlreadyOpen => write!(f, "a virtio device is already open"),
             OpenError::NotGranted => write!(f, "no PCI device with configuration and DMA granted"),
-            OpenError::BadDma => write!(f, "the DMA buffer does not suit the allocator"),
+            OpenError::BadDma => write!(f, "the DMA buffer is not page aligned"),
             OpenError::Pci(e) => write!(f, "virtio PCI: {e}"),
         }
     }
@@ -62,11 +54,11 @@ pub fn pci_transport(
     bars: &[MappedBar],
     dma: DmaWindow,
 ) -> Result<PciTransport, OpenError> {
-    let mut regions = heapless::Vec::<hal::MmioRegion, 6>::new();
+    let mut regions = heapless::Vec::<hal::BarMapping, 6>::new();
     for b in bars {
         if let Some(paddr) = config.bar_address(b.index) {
             // At most six BARs; `bars` comes from the same grant.
-            let _ = regions.push(hal::MmioRegion {
+            let _ = regions.push(hal::BarMapping {
                 paddr,
                 vaddr: b.vaddr,
                 size: b.size,

@@ -1,6 +1,6 @@
-//! The PIT timer driver: one client's alarms at TSC deadlines (the driver
-//! kit's timer protocol: ring `alarm`, client to driver, and ring `fired`,
-//! driver to client; device `timer:pit`).
+//! The PIT timer driver: one client's alarms at TSC deadlines (the timer
+//! protocol, `kaal_protocols::timer`: ring `alarm`, client to driver, and
+//! ring `fired`, driver to client; device `pit`, bound to `timer:pit`).
 //!
 //! The TSC is the clock; the PIT only wakes the driver. Channel 0 runs one
 //! shot at a time in mode 0 (interrupt on terminal count), armed for the
@@ -11,10 +11,9 @@
 #![no_std]
 #![no_main]
 
-use kaal_dddk::irq::{self, Irq};
 use kaal_dddk::regs::PortBlock;
 use kaal_dddk::timer::{pit_count, AlarmServer, Served};
-use kaal_dddk::{guard, DriverError};
+use kaal_dddk::{Cut, CutReport, Driver, DriverError, Events, Irq, Sleep};
 use kaal_protocols::timer::{AlarmFired, AlarmRequest, QUEUE_ALARMS, RING_SLOTS};
 use kaal_rt::{println, Env, RingRx, RingTx};
 use kaal_sel4::cap::IoPort;
@@ -27,13 +26,13 @@ const CH0_ONE_SHOT: u8 = 0x30;
 
 struct Pit {
     regs: PortBlock<IoPort>,
-    irq: Irq,
     tsc_mhz: u64,
     requests: RingRx<AlarmRequest, RING_SLOTS>,
     fired: RingTx<AlarmFired, RING_SLOTS>,
     server: AlarmServer<QUEUE_ALARMS>,
-    /// The client's rings were found corrupt: it is no longer served.
-    dead: bool,
+    /// The client, cut off when either of its rings is found corrupt (the
+    /// alarm server needs both).
+    cut: Cut,
     interrupts: u64,
 }
 
@@ -47,17 +46,8 @@ impl Pit {
         self.regs.write(CHANNEL0, hi)
     }
 
-    /// A corrupt client ring cuts the client off (reported once).
-    fn check<T: Default>(&mut self, r: Result<T, DriverError>) -> Result<T, DriverError> {
-        let (v, newly) = guard(r, &mut self.dead)?;
-        if let Some(e) = newly {
-            println!("pit_timer: client ring is corrupt ({e}); no longer serving it");
-        }
-        Ok(v)
-    }
-
-    fn serve(&mut self) -> Result<Served, DriverError> {
-        if self.dead {
+    fn serve_alarms(&mut self) -> Result<Served, DriverError> {
+        if self.cut.is_cut() {
             return Ok(Served::default());
         }
         let r = self.server.serve(
@@ -65,47 +55,42 @@ impl Pit {
             (&mut self.requests.ring, &self.requests.peer),
             (&mut self.fired.ring, &self.fired.peer),
         );
-        self.check(r.map_err(Into::into))
+        let (served, report) = self.cut.check(r.map_err(Into::into))?;
+        if let Some(m) = report {
+            self.report(m);
+        }
+        Ok(served)
+    }
+}
+
+impl Driver for Pit {
+    fn serve<'a>(&'a mut self, events: Events, sleep: &mut Sleep<'a>) -> Result<(), DriverError> {
+        self.interrupts += u64::from(events.interrupt());
+        let served = self.serve_alarms()?;
+        if let Some(deadline) = served.next_deadline {
+            match deadline.saturating_sub(kaal_rt::rdtsc()) {
+                // Due while we served; if its answer waits for room, the
+                // client's release wakes us instead.
+                0 if !served.stalled => {
+                    sleep.serve_again();
+                    return Ok(());
+                }
+                0 => {}
+                left => self.arm(pit_count(left, self.tsc_mhz))?,
+            }
+        }
+        // Requests are taken only while answers have room: while they wait
+        // for it, wake for room, not for more requests.
+        if served.stalled {
+            sleep.on(&mut self.fired.ring, &mut self.cut);
+        } else {
+            sleep.on(&mut self.requests.ring, &mut self.cut);
+        }
+        Ok(())
     }
 
-    /// Serves until the kernel refuses something.
-    fn run(&mut self, env: &Env) -> Result<(), DriverError> {
-        loop {
-            let served = self.serve()?;
-            if let Some(deadline) = served.next_deadline {
-                match deadline.saturating_sub(kaal_rt::rdtsc()) {
-                    // Due while we served; if its answer waits for room,
-                    // the client's signal wakes us instead.
-                    0 if !served.stalled => continue,
-                    0 => {}
-                    left => self.arm(pit_count(left, self.tsc_mhz))?,
-                }
-            }
-            // Announce the sleep, then look again (the ring protocol): the
-            // client may have asked, or taken answers, in between.
-            if !self.dead {
-                let r = self.requests.ring.prepare_sleep().map_err(Into::into);
-                if self.check(r)? {
-                    continue;
-                }
-            }
-            if served.stalled && !self.dead {
-                let r = self.fired.ring.prepare_wait().map_err(Into::into);
-                if self.check(r)? {
-                    self.requests.ring.cancel_sleep();
-                    continue;
-                }
-            }
-            let irq = self.irq;
-            irq::wait_and_handle(env.notification(), irq, |bits| {
-                if bits & irq.bit != 0 {
-                    self.interrupts += 1;
-                }
-                Ok::<(), DriverError>(())
-            })?;
-            self.requests.ring.cancel_sleep();
-            self.fired.ring.cancel_wait();
-        }
+    fn report(&mut self, cut: CutReport) {
+        println!("pit_timer: {cut}");
     }
 }
 
@@ -113,7 +98,7 @@ fn main(env: &Env) -> Result<(), DriverError> {
     let (io, first, last) = env
         .io_ports("pit")
         .map_err(|_| DriverError::Device("no timer:pit ports granted"))?;
-    let (handler, bit) = env
+    let irq = env
         .irq("pit")
         .map_err(|_| DriverError::Device("no timer:pit interrupt granted"))?;
     if env.tsc_mhz() == 0 {
@@ -122,17 +107,11 @@ fn main(env: &Env) -> Result<(), DriverError> {
     const NO_RINGS: DriverError = DriverError::Device("rings `alarm` and `fired` must be granted");
     let mut pit = Pit {
         regs: PortBlock::new(io, first, last)?,
-        // ISA interrupts are edge triggered.
-        irq: Irq {
-            handler,
-            bit,
-            level_triggered: false,
-        },
         tsc_mhz: env.tsc_mhz(),
         requests: env.ring_rx("alarm").map_err(|_| NO_RINGS)?,
         fired: env.ring_tx("fired").map_err(|_| NO_RINGS)?,
         server: AlarmServer::new(),
-        dead: false,
+        cut: Cut::new("alarm/fired"),
         interrupts: 0,
     };
     // The kernel left channel 0 counting periodically (it calibrates the
@@ -142,9 +121,9 @@ fn main(env: &Env) -> Result<(), DriverError> {
         "pit_timer: serving at {first:#x}..={last:#x}, TSC {} MHz",
         pit.tsc_mhz
     );
-    let r = pit.run(env);
+    let Err(e) = kaal_dddk::run(&mut pit, &env.notification(), &Irq::from(irq));
     println!("pit_timer: stopped after {} interrupts", pit.interrupts);
-    r
+    Err(e)
 }
 
 kaal_rt::component!(main);

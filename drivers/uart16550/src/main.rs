@@ -1,6 +1,7 @@
 //! The 16550 UART driver: receives and transmits on interrupts, and serves
-//! one client the serial protocol of the driver kit (rings `rx`, driver to
-//! client, and `tx`, client to driver; device `port`, any COM port).
+//! one client the serial protocol (`kaal_protocols::serial`: rings `rx`,
+//! driver to client, and `tx`, client to driver; device `port`, any COM
+//! port).
 //!
 //! Flow control: it reads the receive FIFO only while the client's ring has
 //! room; meanwhile it turns the receive interrupt off and drops RTS, so a
@@ -12,10 +13,9 @@
 #![no_std]
 #![no_main]
 
-use kaal_dddk::irq::{self, Irq};
 use kaal_dddk::regs::PortBlock;
 use kaal_dddk::serial::{ByteSink, ByteSource, ConsoleLines};
-use kaal_dddk::{CutOff, DriverError};
+use kaal_dddk::{Cut, CutReport, Driver, DriverError, Events, Irq, Sleep};
 use kaal_protocols::serial::{Chunk, RING_SLOTS};
 use kaal_rt::{println, Env, RingRx, RingTx, Signal};
 use kaal_sel4::cap::IoPort;
@@ -45,7 +45,6 @@ const MCR_RTS: u8 = 0x02;
 
 struct Uart {
     regs: PortBlock<IoPort>,
-    irq: Irq,
     to_client: RingTx<Chunk, RING_SLOTS>,
     from_client: RingRx<Chunk, RING_SLOTS>,
     /// Bytes the transmitter takes when it reports empty (16 with a FIFO).
@@ -62,7 +61,8 @@ struct Uart {
     overruns: u64,
     /// A client ring found corrupt is not touched again; the other
     /// direction goes on.
-    cut: CutOff,
+    rx_cut: Cut,
+    tx_cut: Cut,
 }
 
 impl Uart {
@@ -109,14 +109,14 @@ impl Uart {
                 return Ok(!self.flush_rx()?);
             }
             let b = self.regs.read(RBR_THR)?;
-            if !self.cut.rx {
+            if !self.rx_cut.is_cut() {
                 self.rx.push(b);
             }
         }
     }
 
     fn flush_rx(&mut self) -> Result<bool, DriverError> {
-        if self.cut.rx {
+        if self.rx_cut.is_cut() {
             return Ok(true);
         }
         Ok(self
@@ -130,7 +130,7 @@ impl Uart {
         if self.regs.read(LSR)? & LSR_THR_EMPTY != 0 {
             for _ in 0..self.tx_depth {
                 let b = match self.console.next(&self.tx)? {
-                    None if !self.cut.tx => self.tx.next(&mut self.from_client.ring)?,
+                    None if !self.tx_cut.is_cut() => self.tx.next(&mut self.from_client.ring)?,
                     b => b,
                 };
                 let Some(b) = b else { break };
@@ -139,52 +139,47 @@ impl Uart {
             self.from_client.release();
             self.console.release();
         }
-        let client = !self.cut.tx && self.tx.has_more(&mut self.from_client.ring)?;
+        let client = !self.tx_cut.is_cut() && self.tx.has_more(&mut self.from_client.ring)?;
         Ok(self.console.has_more()? || client)
-    }
-
-    /// Serves until the kernel refuses something.
-    fn run(&mut self, env: &Env) -> Result<(), DriverError> {
-        loop {
-            let r = self.receive();
-            self.rx_stalled = self.check(r, true)?;
-            let r = self.transmit();
-            let tx_pending = self.check(r, false)?;
-            self.update(tx_pending)?;
-            // Announce the sleep, then look again (the ring protocol): the
-            // client may have sent, or freed room, in between. While bytes
-            // are pending the transmitter's interrupt wakes us instead.
-            if !tx_pending && !self.cut.tx {
-                let r = self.from_client.ring.prepare_sleep().map_err(Into::into);
-                if self.check(r, false)? {
-                    continue;
-                }
-            }
-            if !tx_pending && self.console.prepare_sleep()? {
-                self.from_client.ring.cancel_sleep();
-                continue;
-            }
-            if self.rx_stalled && !self.cut.rx {
-                let r = self.to_client.ring.prepare_wait().map_err(Into::into);
-                if self.check(r, true)? {
-                    self.from_client.ring.cancel_sleep();
-                    continue;
-                }
-            }
-            irq::wait_and_handle(env.notification(), self.irq, |_| Ok::<(), DriverError>(()))?;
-            self.from_client.ring.cancel_sleep();
-            self.to_client.ring.cancel_wait();
-            self.console.cancel_sleep();
-        }
     }
 
     /// A corrupt client ring cuts off its direction (reported once).
     fn check<T: Default>(&mut self, r: Result<T, DriverError>, rx: bool) -> Result<T, DriverError> {
-        let (v, report) = self.cut.check(r, rx)?;
+        let cut = if rx {
+            &mut self.rx_cut
+        } else {
+            &mut self.tx_cut
+        };
+        let (v, report) = cut.check(r)?;
         if let Some(m) = report {
-            println!("uart16550: {m}");
+            self.report(m);
         }
         Ok(v)
+    }
+}
+
+impl Driver for Uart {
+    fn serve<'a>(&'a mut self, _: Events, sleep: &mut Sleep<'a>) -> Result<(), DriverError> {
+        let r = self.receive();
+        self.rx_stalled = self.check(r, true)?;
+        let r = self.transmit();
+        let tx_pending = self.check(r, false)?;
+        self.update(tx_pending)?;
+        // While bytes are pending the transmitter's interrupt wakes us;
+        // while the client's ring is full, the client's release does.
+        if !tx_pending {
+            sleep
+                .on(&mut self.from_client.ring, &mut self.tx_cut)
+                .on_trusted(&mut self.console);
+        }
+        if self.rx_stalled {
+            sleep.on(&mut self.to_client.ring, &mut self.rx_cut);
+        }
+        Ok(())
+    }
+
+    fn report(&mut self, cut: CutReport) {
+        println!("uart16550: {cut}");
     }
 }
 
@@ -192,18 +187,12 @@ fn main(env: &Env) -> Result<(), DriverError> {
     let (io, first, last) = env
         .io_ports("port")
         .map_err(|_| DriverError::Device("no `port` I/O ports granted"))?;
-    let (handler, bit) = env
+    let irq = env
         .irq("port")
         .map_err(|_| DriverError::Device("no `port` interrupt granted"))?;
     const NO_RINGS: DriverError = DriverError::Device("rings `rx` and `tx` must be granted");
     let mut uart = Uart {
         regs: PortBlock::new(io, first, last)?,
-        // ISA interrupts are edge triggered.
-        irq: Irq {
-            handler,
-            bit,
-            level_triggered: false,
-        },
         to_client: env.ring_tx("rx").map_err(|_| NO_RINGS)?,
         from_client: env.ring_rx("tx").map_err(|_| NO_RINGS)?,
         tx_depth: 1,
@@ -212,7 +201,8 @@ fn main(env: &Env) -> Result<(), DriverError> {
         tx: ByteSource::default(),
         console: ConsoleLines::new(env.ring_rx("console").ok().map(|rx| (rx.ring, rx.peer))),
         overruns: 0,
-        cut: CutOff::default(),
+        rx_cut: Cut::new("rx"),
+        tx_cut: Cut::new("tx"),
     };
     uart.init()?;
     println!(
@@ -220,12 +210,12 @@ fn main(env: &Env) -> Result<(), DriverError> {
         env.name(),
         uart.tx_depth
     );
-    let r = uart.run(env);
+    let Err(e) = kaal_dddk::run(&mut uart, &env.notification(), &Irq::from(irq));
     println!(
         "uart16550: stopped after {} receive overruns",
         uart.overruns
     );
-    r
+    Err(e)
 }
 
 kaal_rt::component!(main);

@@ -1,16 +1,18 @@
-//! The virtio-blk driver: serves one client the block protocol of the
-//! driver kit (rings `req` and `resp`, memory channel `data`) on the virtio
-//! block device its manifest entry grants (for example `pci-class:01:00`).
+//! The virtio-blk driver: serves one client the block protocol
+//! (`kaal_protocols::block`: rings `req` and `resp`, memory channel `data`)
+//! on the virtio block device its manifest binds to local name `disk` (for
+//! example `pci-class:01:00`).
 //!
 //! Each request is checked before the device sees it; a bad one gets an
 //! error response and the driver goes on. Transfers go through a buffer in
-//! the grant's DMA memory, one at a time, completed by interrupt.
+//! the grant's DMA memory, one at a time, completed when the device's
+//! interrupt arrives through the kit's loop.
 #![no_std]
 #![no_main]
 
-use kaal_dddk::irq::{self, Irq};
-use kaal_dddk::DriverError;
+use kaal_dddk::{Cut, CutReport, Driver, DriverError, Events, Irq, Sleep};
 use kaal_protocols::block::{self, Checked, Request, Response, Status, RING_SLOTS};
+use kaal_ring::RingError;
 use kaal_rt::{println, Env, RingRx, RingTx, SharedRegion};
 use kaal_virtio::hal::{self, KaalHal};
 use kaal_virtio::virtio_drivers::device::blk::{BlkReq, BlkResp, VirtIOBlk};
@@ -22,23 +24,48 @@ const MAX_TRANSFER: usize = 64 * 1024;
 /// impossible case.
 const TOO_LARGE: DriverError = DriverError::Device("transfer beyond the DMA buffer");
 
+/// A transfer the device is doing: what `virtio-drivers` needs back to
+/// complete it, and what to answer.
+struct Transfer {
+    token: u16,
+    tag: u64,
+    write: bool,
+    offset: usize,
+    len: usize,
+    req: BlkReq,
+    resp: BlkResp,
+}
+
 struct Blk {
     dev: VirtIOBlk<KaalHal, PciTransport>,
-    irq: Irq,
     /// The transfer buffer, in DMA memory.
     buf: &'static mut [u8],
     data: SharedRegion,
+    requests: RingRx<Request, RING_SLOTS>,
+    responses: RingTx<Response, RING_SLOTS>,
+    /// One transfer at a time.
+    transfer: Option<Transfer>,
+    /// The answer waiting for room in `resp`; no request is taken until it
+    /// is delivered.
+    answer: Option<Response>,
+    refused: u64,
+    req_cut: Cut,
+    resp_cut: Cut,
 }
 
 impl Blk {
-    /// Serves one request; errors are the client's answer, except the
-    /// kernel's, which stop the driver.
-    fn serve(&mut self, env: &Env, r: &Request) -> Result<Response, DriverError> {
+    /// Starts serving one request: answers it, or hands its transfer to the
+    /// device. Errors are the client's answer, except the kernel's, which
+    /// stop the driver.
+    fn start(&mut self, r: &Request) -> Result<(), DriverError> {
         let capacity = self.dev.capacity();
         let max = MAX_TRANSFER as u64;
         let status = match block::check(r, capacity, self.data.len(), max) {
             Err(s) => s,
-            Ok(Checked::Info) => return Ok(Response::new(r.tag, Status::Ok, capacity)),
+            Ok(Checked::Info) => {
+                self.answer(r.tag, Status::Ok, capacity);
+                return Ok(());
+            }
             Ok(Checked::Flush) => match self.dev.flush() {
                 Ok(()) => Status::Ok,
                 Err(_) => Status::IoError,
@@ -47,15 +74,7 @@ impl Blk {
                 sector,
                 offset,
                 len,
-            }) => {
-                let s = self.transfer(env, false, sector, len)?;
-                let out = self.buf.get(..len).ok_or(TOO_LARGE)?;
-                if s == Status::Ok && self.data.write(offset as u64, out).is_err() {
-                    Status::BadBuffer
-                } else {
-                    s
-                }
-            }
+            }) => return self.submit(r.tag, false, sector, offset, len),
             Ok(Checked::Write {
                 sector,
                 offset,
@@ -65,60 +84,177 @@ impl Blk {
                 if self.data.read(offset as u64, into).is_err() {
                     Status::BadBuffer
                 } else {
-                    self.transfer(env, true, sector, len)?
+                    return self.submit(r.tag, true, sector, offset, len);
                 }
             }
         };
-        Ok(Response::new(r.tag, status, 0))
+        self.answer(r.tag, status, 0);
+        Ok(())
     }
 
-    /// Moves `len` bytes between the transfer buffer and the disk at
-    /// `sector`, waiting for the device's interrupt.
-    fn transfer(
+    /// Hands the device a transfer of `len` bytes between the buffer and
+    /// the disk at `sector`; its interrupt tells when it is done.
+    fn submit(
         &mut self,
-        env: &Env,
+        tag: u64,
         write: bool,
         sector: u64,
+        offset: usize,
         len: usize,
-    ) -> Result<Status, DriverError> {
-        // A stale interrupt may have been taken by a ring wait: clear it at
-        // the device and unmask the line, so this transfer's one arrives.
-        self.dev.ack_interrupt();
-        self.irq.handler.ack()?;
-        let (mut req, mut resp) = (BlkReq::default(), BlkResp::default());
-        let buf = self.buf.get_mut(..len).ok_or(TOO_LARGE)?;
+    ) -> Result<(), DriverError> {
         let sector = usize::try_from(sector).map_err(|_| DriverError::Device("sector"))?;
-        // SAFETY: `req`, `buf` and `resp` are not touched until the request
-        // completes below (or the driver stops).
+        let buf = self.buf.get_mut(..len).ok_or(TOO_LARGE)?;
+        let t = self.transfer.insert(Transfer {
+            token: 0,
+            tag,
+            write,
+            offset,
+            len,
+            req: BlkReq::default(),
+            resp: BlkResp::default(),
+        });
+        // SAFETY: `t.req`, `buf` and `t.resp` are not touched until
+        // `complete` passes them back: the transfer stays in place (the
+        // driver does not move while the loop borrows it), and the buffer is
+        // used for nothing else meanwhile.
         let token = unsafe {
             if write {
-                self.dev.write_blocks_nb(sector, &mut req, buf, &mut resp)
+                self.dev
+                    .write_blocks_nb(sector, &mut t.req, buf, &mut t.resp)
             } else {
-                self.dev.read_blocks_nb(sector, &mut req, buf, &mut resp)
+                self.dev
+                    .read_blocks_nb(sector, &mut t.req, buf, &mut t.resp)
             }
         };
-        let Ok(token) = token else {
-            return Ok(Status::IoError);
-        };
-        while self.dev.peek_used() != Some(token) {
-            irq::wait_and_handle(env.notification(), self.irq, |_| {
-                self.dev.ack_interrupt();
-                Ok::<(), DriverError>(())
-            })?;
+        match token {
+            Ok(token) => t.token = token,
+            Err(_) => {
+                self.transfer = None;
+                self.answer(tag, Status::IoError, 0);
+            }
         }
-        // SAFETY: the same buffers as submitted with `token`.
+        Ok(())
+    }
+
+    /// Completes the transfer if the device is done with it; `false` if
+    /// it is not.
+    fn complete(&mut self) -> Result<bool, DriverError> {
+        let Some(t) = &mut self.transfer else {
+            return Ok(true);
+        };
+        if self.dev.peek_used() != Some(t.token) {
+            return Ok(false);
+        }
+        let buf = self.buf.get_mut(..t.len).ok_or(TOO_LARGE)?;
+        // SAFETY: the same buffers as submitted with `t.token`.
         let done = unsafe {
-            if write {
-                self.dev.complete_write_blocks(token, &req, buf, &mut resp)
+            if t.write {
+                self.dev
+                    .complete_write_blocks(t.token, &t.req, buf, &mut t.resp)
             } else {
-                self.dev.complete_read_blocks(token, &req, buf, &mut resp)
+                self.dev
+                    .complete_read_blocks(t.token, &t.req, buf, &mut t.resp)
             }
         };
-        Ok(if done.is_ok() {
-            Status::Ok
-        } else {
+        let status = if done.is_err() {
             Status::IoError
-        })
+        } else if !t.write && self.data.write(t.offset as u64, buf).is_err() {
+            Status::BadBuffer
+        } else {
+            Status::Ok
+        };
+        let tag = t.tag;
+        self.transfer = None;
+        self.answer(tag, status, 0);
+        Ok(true)
+    }
+
+    fn answer(&mut self, tag: u64, status: Status, value: u64) {
+        if status != Status::Ok {
+            self.refused += 1;
+            // A client sending nothing but bad requests must not flood the
+            // console: the first few, then every 1000th.
+            if self.refused <= 8 || self.refused.is_multiple_of(1000) {
+                println!(
+                    "virtio-blk: request {tag} refused: {status:?} ({} so far)",
+                    self.refused
+                );
+            }
+        }
+        self.answer = Some(Response::new(tag, status, value));
+    }
+
+    /// Delivers the answer; `false` if it waits for room.
+    fn deliver(&mut self) -> Result<bool, DriverError> {
+        let Some(a) = self.answer else {
+            return Ok(true);
+        };
+        if !self.resp_cut.is_cut() {
+            let r = match self.responses.ring.push(a) {
+                Err(RingError::Full) => return Ok(false),
+                r => r.map_err(DriverError::from),
+            };
+            self.responses.publish();
+            self.check(r, false)?;
+        }
+        self.answer = None;
+        Ok(true)
+    }
+
+    /// A corrupt client ring cuts off its direction (reported once).
+    fn check<T: Default>(
+        &mut self,
+        r: Result<T, DriverError>,
+        req: bool,
+    ) -> Result<T, DriverError> {
+        let cut = if req {
+            &mut self.req_cut
+        } else {
+            &mut self.resp_cut
+        };
+        let (v, report) = cut.check(r)?;
+        if let Some(m) = report {
+            self.report(m);
+        }
+        Ok(v)
+    }
+}
+
+impl Driver for Blk {
+    fn serve<'a>(&'a mut self, events: Events, sleep: &mut Sleep<'a>) -> Result<(), DriverError> {
+        if events.interrupt() {
+            // Reading the interrupt status lowers the (level) line.
+            self.dev.ack_interrupt();
+        }
+        loop {
+            if !self.complete()? {
+                return Ok(()); // the device's interrupt wakes us
+            }
+            if !self.deliver()? {
+                sleep.on(&mut self.responses.ring, &mut self.resp_cut);
+                return Ok(());
+            }
+            if self.req_cut.is_cut() {
+                return Ok(());
+            }
+            let r = self.requests.ring.pop().map_err(DriverError::from);
+            match self.check(r, true)? {
+                Some(r) => {
+                    // Free the slot before serving: a client waiting for
+                    // room to queue more must not wait on us in turn.
+                    self.requests.release();
+                    self.start(&r)?;
+                }
+                None => {
+                    sleep.on(&mut self.requests.ring, &mut self.req_cut);
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    fn report(&mut self, cut: CutReport) {
+        println!("virtio-blk: {cut}");
     }
 }
 
@@ -130,63 +266,31 @@ fn main(env: &Env) -> Result<(), DriverError> {
         println!("virtio-blk: {e}");
         DriverError::Device("no virtio block device")
     })?;
-    let (handler, bit) = env
+    let irq = env
         .irq(DEVICE)
         .map_err(|_| DriverError::Device("no interrupt granted"))?;
     let dev = VirtIOBlk::<KaalHal, _>::new(transport)
         .map_err(|_| DriverError::Device("virtio-blk initialisation failed"))?;
     const NO_CHANNELS: DriverError =
         DriverError::Device("rings `req`, `resp` and memory `data` must be granted");
-    let mut req: RingRx<Request, RING_SLOTS> = env.ring_rx("req").map_err(|_| NO_CHANNELS)?;
-    let mut resp: RingTx<Response, RING_SLOTS> = env.ring_tx("resp").map_err(|_| NO_CHANNELS)?;
     let mut blk = Blk {
         dev,
-        // PCI interrupts are level triggered.
-        irq: Irq {
-            handler,
-            bit,
-            level_triggered: true,
-        },
         buf: hal::dma_buffer(MAX_TRANSFER).ok_or(DriverError::Device("DMA buffer too small"))?,
         data: env.shared_region("data").map_err(|_| NO_CHANNELS)?,
+        requests: env.ring_rx("req").map_err(|_| NO_CHANNELS)?,
+        responses: env.ring_tx("resp").map_err(|_| NO_CHANNELS)?,
+        transfer: None,
+        answer: None,
+        refused: 0,
+        req_cut: Cut::new("req"),
+        resp_cut: Cut::new("resp"),
     };
     println!("{}: virtio-blk, {} sectors", env.name(), blk.dev.capacity());
-    let mut refused = 0u64;
-    loop {
-        let r = match req.recv() {
-            Ok(r) => r,
-            Err(e) => return cut_off(env, "req", e),
-        };
-        // Free the slot before a possibly blocking send: a client waiting
-        // for room to queue more must not wait on us in turn.
-        req.release();
-        let answer = blk.serve(env, &r)?;
-        if answer.status != Status::Ok as u32 {
-            refused += 1;
-            // A client sending nothing but bad requests must not flood the
-            // console: the first few, then every 1000th.
-            if refused <= 8 || refused.is_multiple_of(1000) {
-                println!(
-                    "virtio-blk: request {} refused: {:?} ({refused} so far)",
-                    r.tag,
-                    Status::from_code(answer.status)
-                );
-            }
-        }
-        if let Err(e) = resp.send_all(&[answer]) {
-            return cut_off(env, "resp", e);
-        }
-    }
-}
-
-/// A corrupt client ring: reported once; with its one client cut off the
-/// driver has nothing left to serve, so it waits (never exiting, which
-/// would hand the device to a restart with requests half done).
-fn cut_off(env: &Env, ring: &str, e: impl core::fmt::Display) -> Result<(), DriverError> {
-    println!("virtio-blk: client ring `{ring}` is corrupt ({e}); no longer serving it");
-    loop {
-        env.notification().wait();
-    }
+    // With its one client cut off the driver serves nothing, but never
+    // exits, which would hand the device to a restart with a transfer half
+    // done.
+    let Err(e) = kaal_dddk::run(&mut blk, &env.notification(), &Irq::from(irq));
+    Err(e)
 }
 
 kaal_rt::component!(main);

@@ -1,7 +1,7 @@
-//! The virtio-net driver: serves one client the network protocol of the
-//! driver kit (rings `tx`, client to driver, and `rx`, driver to client) on
-//! the virtio network device its manifest entry grants (for example
-//! `pci-class:02:00`).
+//! The virtio-net driver: serves one client the network protocol
+//! (`kaal_protocols::net`: rings `tx`, client to driver, and `rx`, driver
+//! to client) on the virtio network device its manifest binds to local
+//! name `nic` (for example `pci-class:02:00`).
 //!
 //! The device's buffers live in the grant's DMA memory, so it reads and
 //! writes them in place; frames are copied between them and the client's
@@ -11,8 +11,7 @@
 #![no_std]
 #![no_main]
 
-use kaal_dddk::irq::{self, Irq};
-use kaal_dddk::{CutOff, DriverError};
+use kaal_dddk::{Cut, CutReport, Driver, DriverError, Events, Irq, Sleep};
 use kaal_protocols::net::{self, Packet, Status, MAX_FRAME, MIN_FRAME, RING_SLOTS};
 use kaal_rt::{println, Env, RingRx, RingTx};
 use kaal_virtio::hal::{self, KaalHal};
@@ -81,7 +80,6 @@ impl Buffers {
 
 struct Net {
     dev: VirtIONetRaw<KaalHal, PciTransport, QUEUE>,
-    irq: Irq,
     rx: Buffers,
     tx: Buffers,
     to_client: RingTx<Packet, RING_SLOTS>,
@@ -98,7 +96,8 @@ struct Net {
     dropped: u64,
     /// A client ring found corrupt is not touched again; the other
     /// direction goes on.
-    cut: CutOff,
+    rx_cut: Cut,
+    tx_cut: Cut,
     /// Entries refused so far.
     refused: u64,
 }
@@ -157,7 +156,7 @@ impl Net {
 
     fn receive_some(&mut self) -> Result<bool, DriverError> {
         if let Some(p) = self.refusal {
-            if !self.cut.rx {
+            if !self.rx_cut.is_cut() {
                 if !self.has_room()? {
                     return Ok(true);
                 }
@@ -166,7 +165,7 @@ impl Net {
             self.refusal = None;
         }
         while let Some(token) = self.dev.poll_receive() {
-            if !self.cut.rx && !self.has_room()? {
+            if !self.rx_cut.is_cut() && !self.has_room()? {
                 return Ok(true);
             }
             let (i, _) = self.rx.complete(token)?;
@@ -181,7 +180,7 @@ impl Net {
                 .and_then(|f| Packet::frame(self.received, f));
             self.rx.put(i);
             match frame {
-                Some(p) if !self.cut.rx => {
+                Some(p) if !self.rx_cut.is_cut() => {
                     self.deliver(p)?;
                     self.received = self.received.wrapping_add(1);
                 }
@@ -255,66 +254,65 @@ impl Net {
         self.refusal = Some(Packet::error(token, s));
     }
 
-    /// Serves until the kernel or the device fails.
-    fn run(&mut self, env: &Env) -> Result<(), DriverError> {
+    /// The interface's address, the client's first `rx` entry.
+    fn announce_address(&mut self) -> Result<(), DriverError> {
         let mac = Packet::address(self.dev.mac_address());
         let r = self.has_room();
         if self.check(r, true)? {
             let r = self.deliver(mac);
             self.check(r, true)?;
         }
-        loop {
-            self.post_rx()?;
-            self.reap_tx()?;
-            let r = self.receive();
-            let rx_waiting = self.check(r, true)?;
-            let r = if self.cut.tx {
-                Ok(false)
-            } else {
-                self.transmit()
-            };
-            let tx_blocked = self.check(r, false)?;
-            if self.refusal.is_some() && !rx_waiting {
-                continue; // deliver it, then take the next entry
-            }
-            // Announce the sleep, then look again (the ring protocol). While
-            // entries wait for transmit buffers, or frames for room in the
-            // client's ring, the device's interrupt or the client's release
-            // wakes us instead.
-            let may_take = !self.cut.tx && self.refusal.is_none() && !tx_blocked;
-            if may_take {
-                let r = self.from_client.ring.prepare_sleep().map_err(Into::into);
-                if self.check(r, false)? {
-                    continue;
-                }
-            }
-            if rx_waiting && !self.cut.rx {
-                let r = self.to_client.ring.prepare_wait().map_err(Into::into);
-                if self.check(r, true)? {
-                    self.from_client.ring.cancel_sleep();
-                    continue;
-                }
-            }
-            let irq = self.irq;
-            irq::wait_and_handle(env.notification(), irq, |bits| {
-                if bits & irq.bit != 0 {
-                    // Reading the interrupt status lowers the (level) line.
-                    self.dev.ack_interrupt();
-                }
-                Ok::<(), DriverError>(())
-            })?;
-            self.from_client.ring.cancel_sleep();
-            self.to_client.ring.cancel_wait();
-        }
+        Ok(())
     }
 
     /// A corrupt client ring cuts off its direction (reported once).
     fn check<T: Default>(&mut self, r: Result<T, DriverError>, rx: bool) -> Result<T, DriverError> {
-        let (v, report) = self.cut.check(r, rx)?;
+        let cut = if rx {
+            &mut self.rx_cut
+        } else {
+            &mut self.tx_cut
+        };
+        let (v, report) = cut.check(r)?;
         if let Some(m) = report {
-            println!("virtio-net: {m}");
+            self.report(m);
         }
         Ok(v)
+    }
+}
+
+impl Driver for Net {
+    fn serve<'a>(&'a mut self, events: Events, sleep: &mut Sleep<'a>) -> Result<(), DriverError> {
+        if events.interrupt() {
+            // Reading the interrupt status lowers the (level) line.
+            self.dev.ack_interrupt();
+        }
+        self.post_rx()?;
+        self.reap_tx()?;
+        let r = self.receive();
+        let rx_waiting = self.check(r, true)?;
+        let r = if self.tx_cut.is_cut() {
+            Ok(false)
+        } else {
+            self.transmit()
+        };
+        let tx_blocked = self.check(r, false)?;
+        if self.refusal.is_some() && !rx_waiting {
+            sleep.serve_again(); // deliver it, then take the next entry
+            return Ok(());
+        }
+        // While entries wait for transmit buffers, the device's interrupt
+        // wakes us; while frames wait for room, the client's release does.
+        if self.refusal.is_none() && !tx_blocked {
+            sleep.on(&mut self.from_client.ring, &mut self.tx_cut);
+        }
+        if rx_waiting {
+            sleep.on(&mut self.to_client.ring, &mut self.rx_cut);
+        }
+        Ok(())
+    }
+
+    fn report(&mut self, cut: CutReport) {
+        println!("virtio-net: {cut}");
     }
 }
 
@@ -326,26 +324,18 @@ fn main(env: &Env) -> Result<(), DriverError> {
         println!("virtio-net: {e}");
         DriverError::Device("no virtio network device")
     })?;
-    let (handler, bit) = env
+    let irq = env
         .irq(DEVICE)
         .map_err(|_| DriverError::Device("no interrupt granted"))?;
     let mut dev = VirtIONetRaw::<KaalHal, _, QUEUE>::new(transport)
         .map_err(|_| DriverError::Device("virtio-net initialisation failed"))?;
     // A holder before us (this driver before a restart) may have left the
-    // line masked with an interrupt taken but not acknowledged: clear the
-    // device's status and unmask it, or no interrupt would come.
+    // device's interrupt status set (the loop unmasks the line).
     dev.ack_interrupt();
-    handler.ack()?;
     const NO_RINGS: DriverError = DriverError::Device("rings `rx` and `tx` must be granted");
     const NO_DMA: DriverError = DriverError::Device("DMA buffer too small");
     let mut net = Net {
         dev,
-        // PCI interrupts are level triggered.
-        irq: Irq {
-            handler,
-            bit,
-            level_triggered: true,
-        },
         rx: Buffers::new(hal::dma_buffer(QUEUE * BUF).ok_or(NO_DMA)?),
         tx: Buffers::new(hal::dma_buffer(QUEUE * BUF).ok_or(NO_DMA)?),
         to_client: env.ring_tx("rx").map_err(|_| NO_RINGS)?,
@@ -355,7 +345,8 @@ fn main(env: &Env) -> Result<(), DriverError> {
         received: 0,
         sent: 0,
         dropped: 0,
-        cut: CutOff::default(),
+        rx_cut: Cut::new("rx"),
+        tx_cut: Cut::new("tx"),
         refused: 0,
     };
     let m = net.dev.mac_address();
@@ -369,12 +360,13 @@ fn main(env: &Env) -> Result<(), DriverError> {
         m[4],
         m[5]
     );
-    let r = net.run(env);
+    net.announce_address()?;
+    let Err(e) = kaal_dddk::run(&mut net, &env.notification(), &Irq::from(irq));
     println!(
         "virtio-net: stopped after {} frames received, {} sent, {} dropped",
         net.received, net.sent, net.dropped
     );
-    r
+    Err(e)
 }
 
 kaal_rt::component!(main);

@@ -374,6 +374,9 @@ pub(super) fn grant_device(
         let mut e = entry(name, CapKind::Irq)?;
         e.slot = g.copy(irq.handler.cptr(), Rights::all())?;
         e.bit = dev.bit;
+        // The trigger mode the broker programmed the line with, so the
+        // driver acknowledges at the right time without restating it.
+        e.value = u64::from(bundle.key.irq_level_triggered());
         push(info, e)?;
     }
     Ok(())

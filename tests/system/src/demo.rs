@@ -2,6 +2,10 @@
 //! ReplyRecv round trip between two threads, and a badged Signal and Wait.
 //! The system tests `ipc_roundtrip` and `notification_signal_wait` and the
 //! benchmarks use them.
+//!
+//! The echo service is `kaal_interfaces::echo`; the raw echo servers here
+//! answer as it does (one value, transformed) without its RPC layer, as the
+//! baselines the benchmarks compare it with.
 
 use crate::thread::{exit_thread, spawn};
 use kaal_root::{Context, RootBroker, RootError};
@@ -12,9 +16,19 @@ use kaal_sel4::{println, CPtr, Word};
 /// Priority of helper threads: the root task's own, so IPC takes the fastpath.
 pub const HELPER_PRIORITY: u8 = 255;
 
-/// The transformation the echo server applies to each value.
-pub const fn transform(v: Word) -> Word {
-    v.wrapping_mul(3).wrapping_add(1)
+pub use kaal_interfaces::echo::{echo_dispatch, transform, Echo, EchoClient, EchoService};
+
+/// The raw echo servers' answer to a request `info` whose first word is
+/// `v`: one word, `v` transformed; anything but one word is refused with
+/// label 1 (and `v` unchanged). The servers differ only in where the words
+/// travel.
+#[inline(always)]
+fn answer(info: MessageInfo, v: Word) -> (MessageInfo, Word) {
+    if info.length() == 1 {
+        (MessageInfo::new(0, 1), transform(v))
+    } else {
+        (MessageInfo::new(1, 0), v)
+    }
 }
 
 /// Serves forever: each call's MR0 comes back transformed.
@@ -22,12 +36,8 @@ pub extern "C" fn echo_server(ep: Word, _tcb: CPtr) -> ! {
     let ep = Endpoint::from_cptr(ep);
     let (mut info, _) = ep.recv();
     loop {
-        let reply = if info.length() == 1 {
-            ipc::set_mr(0, transform(ipc::mr(0)));
-            MessageInfo::new(0, 1)
-        } else {
-            MessageInfo::new(1, 0) // label 1: malformed request
-        };
+        let (reply, w) = answer(info, ipc::mr(0));
+        ipc::set_mr(0, w);
         (info, _) = ep.reply_recv(reply);
     }
 }
@@ -57,13 +67,9 @@ pub extern "C" fn echo_server_regs(ep: Word, _tcb: CPtr) -> ! {
     let mut mrs = [0; 4];
     let (mut info, _) = ep.recv_regs(&mut mrs);
     loop {
-        let reply = if info.length() == 1 {
-            let [v, b, c, d] = mrs;
-            mrs = [transform(v), b, c, d];
-            MessageInfo::new(0, 1)
-        } else {
-            MessageInfo::new(1, 0)
-        };
+        let [v, b, c, d] = mrs;
+        let (reply, w) = answer(info, v);
+        mrs = [w, b, c, d];
         (info, _) = ep.reply_recv_regs(reply, &mut mrs);
     }
 }
@@ -145,8 +151,6 @@ pub fn notification_signal_wait(broker: &mut RootBroker) -> Result<(), RootError
     println!("notification_signal_wait: ok (badge {badge:#x} from a second thread)");
     Ok(())
 }
-
-pub use kaal_interfaces::echo::{echo_dispatch, Echo, EchoClient, EchoService};
 
 extern "C" fn rpc_server(ep: Word, _tcb: CPtr) -> ! {
     let mut service = EchoService;

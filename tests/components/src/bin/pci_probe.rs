@@ -1,7 +1,7 @@
 //! Checks what a PCI device grant gives a component (QEMU's virtio-net):
 //! its registers mapped uncached (the virtio common configuration reads
-//! back), its I/O ports, its interrupt, and a DMA buffer whose bus address
-//! the kernel confirmed.
+//! back), its I/O ports, its interrupt (level triggered), and a DMA buffer
+//! whose bus address the kernel confirmed.
 #![no_std]
 #![no_main]
 
@@ -27,7 +27,9 @@ fn main(env: &Env) -> Result<(), &'static str> {
     let (ports, first, last) = env.io_ports(NET).map_err(|_| "no I/O BAR")?;
     // The legacy header's host features (offset 0) through the port capability.
     let features = ports.in32(first).map_err(|_| "I/O port read refused")?;
-    env.irq(NET).map_err(|_| "no interrupt")?;
+    if !env.irq(NET).map_err(|_| "no interrupt")?.level_triggered {
+        return Err("a PCI interrupt was granted as edge triggered");
+    }
     let (dma, dma_size, bus) = env.dma(NET).map_err(|_| "no DMA buffer")?;
     // SAFETY: the DMA buffer is mapped read-write for this component alone
     // (the device is idle: nothing was handed to it).

@@ -1,7 +1,8 @@
 //! Writes a line through the COM port its manifest grants (`serial:0`),
 //! polling the line status register; then has the UART raise its
 //! transmitter-empty interrupt and receives it on its own notification with
-//! the interrupt's badge bit. Ports outside its range are refused.
+//! the interrupt's badge bit (granted as edge triggered). Ports outside its
+//! range are refused.
 #![no_std]
 #![no_main]
 
@@ -14,7 +15,14 @@ const THRE: u8 = 0x20;
 
 fn main(env: &Env) -> Result<(), &'static str> {
     let (ports, first, last) = env.io_ports("port").map_err(|_| "no `port` ports")?;
-    let (irq, bit) = env.irq("port").map_err(|_| "no `port` interrupt")?;
+    let kaal_rt::IrqGrant {
+        handler: irq,
+        bit,
+        level_triggered,
+    } = env.irq("port").map_err(|_| "no `port` interrupt")?;
+    if level_triggered {
+        return Err("an ISA interrupt was granted as level triggered");
+    }
     if (first, last) != (0x3f8, 0x3ff) {
         return Err("unexpected port range");
     }

@@ -71,7 +71,7 @@ extern "C" fn words_server(ep: u64, _tcb: u64) -> ! {
     let (mut info, _) = ep.recv_regs(&mut mrs);
     loop {
         let [v, b, c, d] = mrs;
-        mrs = [kaal_systest::demo::transform(v), b, c, d];
+        mrs = [kaal_interfaces::echo::transform(v), b, c, d];
         (info, _) = ep.reply_recv_regs(MessageInfo::new(0, info.length()), &mut mrs);
     }
 }

@@ -4,7 +4,7 @@
 #![no_std]
 #![no_main]
 
-use kaal_broker::dma::DmaPool;
+use kaal_dddk::dma::{DmaPool, DmaWindow};
 use kaal_root::{Context, RootError};
 use kaal_sel4::bootinfo::BootInfo;
 use kaal_sel4::cap::{Cap, Frame};
@@ -33,7 +33,12 @@ fn main(bi: &BootInfo) -> Result<(), RootError> {
     if a.paddr < b.paddr + b.size && b.paddr < a.paddr + a.size {
         return Err(RootError::Check("DMA regions overlap"));
     }
-    let mut pool = DmaPool::new(a);
+    // A holder hands out buffers of its region itself.
+    let mut pool = DmaPool::new(DmaWindow {
+        vaddr: a.vaddr,
+        paddr: a.paddr,
+        size: a.size,
+    });
     let x = pool
         .alloc(100, 64)
         .map_err(|_| RootError::Check("pool alloc"))?;
