@@ -895,7 +895,7 @@ impl<K: Kernel> Broker<K> {
                 let _ = b.ioports.push(r);
                 Some(IoApicLine {
                     pin: *irq,
-                    level_triggered: false,
+                    level_triggered: b.key.irq_level_triggered(),
                     active_low: false,
                 })
             }
@@ -930,7 +930,7 @@ impl<K: Kernel> Broker<K> {
                 // triggered, active high.
                 (d.irq_pin != 0 && d.irq_line < 24).then_some(IoApicLine {
                     pin: d.irq_line,
-                    level_triggered: true,
+                    level_triggered: b.key.irq_level_triggered(),
                     active_low: false,
                 })
             }
@@ -941,7 +941,7 @@ impl<K: Kernel> Broker<K> {
                 // triggered, active high.
                 Some(IoApicLine {
                     pin: PIT_IOAPIC_PIN,
-                    level_triggered: false,
+                    level_triggered: b.key.irq_level_triggered(),
                     active_low: false,
                 })
             }

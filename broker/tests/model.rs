@@ -386,7 +386,7 @@ fn the_pit_comes_with_its_ports_and_rerouted_edge_interrupt() {
 fn granted_trigger_modes_are_the_programmed_ones() {
     let mut b = broker();
     b.discover_devices().unwrap();
-    for (holder, id) in [(1, DeviceId::Pit), (2, DeviceId::Serial { port: 1 })] {
+    for (holder, id) in [(1, DeviceSpec::Pit), (2, DeviceSpec::Serial { port: 1 })] {
         let bundle = b.request_device(Holder(holder), id).unwrap();
         let irq = bundle.irq.expect("an interrupt");
         match b.kernel().cap(kaal_sel4::cap::Cap::cptr(irq.handler)) {
