@@ -125,6 +125,20 @@ impl Cut {
             r => r.map(|v| (v, None)),
         }
     }
+
+    /// [`Cut::check`], handing a new cut's report to `report` (the
+    /// driver's printer) and the value on.
+    pub fn guard<T: Default>(
+        &mut self,
+        r: Result<T, DriverError>,
+        report: impl FnOnce(CutReport),
+    ) -> Result<T, DriverError> {
+        let (v, cut) = self.check(r)?;
+        if let Some(c) = cut {
+            report(c);
+        }
+        Ok(v)
+    }
 }
 
 #[cfg(test)]
@@ -143,5 +157,22 @@ mod tests {
         assert_eq!(c.check::<u8>(Err(bad.into())).unwrap(), (0, None));
         let e = DriverError::Device("x");
         assert_eq!(c.check::<u8>(Err(e)), Err(e));
+    }
+
+    #[test]
+    fn guard_hands_the_first_report_to_the_printer() {
+        let mut c = Cut::new("tx");
+        let bad = RingError::Corrupt { head: 9, tail: 0 };
+        let mut seen = std::vec::Vec::new();
+        assert_eq!(c.guard(Ok::<u8, _>(5), |r| seen.push(r)), Ok(5));
+        assert_eq!(c.guard::<u8>(Err(bad.into()), |r| seen.push(r)), Ok(0));
+        assert_eq!(c.guard::<u8>(Err(bad.into()), |r| seen.push(r)), Ok(0));
+        assert_eq!(
+            seen,
+            [CutReport {
+                ring: "tx",
+                error: bad
+            }]
+        );
     }
 }

@@ -142,28 +142,14 @@ impl Uart {
         let client = !self.tx_cut.is_cut() && self.tx.has_more(&mut self.from_client.ring)?;
         Ok(self.console.has_more()? || client)
     }
-
-    /// A corrupt client ring cuts off its direction (reported once).
-    fn check<T: Default>(&mut self, r: Result<T, DriverError>, rx: bool) -> Result<T, DriverError> {
-        let cut = if rx {
-            &mut self.rx_cut
-        } else {
-            &mut self.tx_cut
-        };
-        let (v, report) = cut.check(r)?;
-        if let Some(m) = report {
-            self.report(m);
-        }
-        Ok(v)
-    }
 }
 
 impl Driver for Uart {
     fn serve<'a>(&'a mut self, _: Events, sleep: &mut Sleep<'a>) -> Result<(), DriverError> {
         let r = self.receive();
-        self.rx_stalled = self.check(r, true)?;
+        self.rx_stalled = self.rx_cut.guard(r, report)?;
         let r = self.transmit();
-        let tx_pending = self.check(r, false)?;
+        let tx_pending = self.tx_cut.guard(r, report)?;
         self.update(tx_pending)?;
         // While bytes are pending the transmitter's interrupt wakes us;
         // while the client's ring is full, the client's release does.
@@ -179,8 +165,13 @@ impl Driver for Uart {
     }
 
     fn report(&mut self, cut: CutReport) {
-        println!("uart16550: {cut}");
+        report(cut);
     }
+}
+
+/// Prints that a client ring was found corrupt and cut off.
+fn report(cut: CutReport) {
+    println!("uart16550: {cut}");
 }
 
 fn main(env: &Env) -> Result<(), DriverError> {

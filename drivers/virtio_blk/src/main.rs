@@ -195,28 +195,10 @@ impl Blk {
                 r => r.map_err(DriverError::from),
             };
             self.responses.publish();
-            self.check(r, false)?;
+            self.resp_cut.guard(r, report)?;
         }
         self.answer = None;
         Ok(true)
-    }
-
-    /// A corrupt client ring cuts off its direction (reported once).
-    fn check<T: Default>(
-        &mut self,
-        r: Result<T, DriverError>,
-        req: bool,
-    ) -> Result<T, DriverError> {
-        let cut = if req {
-            &mut self.req_cut
-        } else {
-            &mut self.resp_cut
-        };
-        let (v, report) = cut.check(r)?;
-        if let Some(m) = report {
-            self.report(m);
-        }
-        Ok(v)
     }
 }
 
@@ -238,7 +220,7 @@ impl Driver for Blk {
                 return Ok(());
             }
             let r = self.requests.ring.pop().map_err(DriverError::from);
-            match self.check(r, true)? {
+            match self.req_cut.guard(r, report)? {
                 Some(r) => {
                     // Free the slot before serving: a client waiting for
                     // room to queue more must not wait on us in turn.
@@ -254,12 +236,17 @@ impl Driver for Blk {
     }
 
     fn report(&mut self, cut: CutReport) {
-        println!("virtio-blk: {cut}");
+        report(cut);
     }
 }
 
 /// The local name of the device the manifest binds.
 const DEVICE: &str = "disk";
+
+/// Prints that a client ring was found corrupt and cut off.
+fn report(cut: CutReport) {
+    println!("virtio-blk: {cut}");
+}
 
 fn main(env: &Env) -> Result<(), DriverError> {
     let transport = kaal_virtio::open(env, DEVICE).map_err(|e| {

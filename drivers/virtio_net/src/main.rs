@@ -258,25 +258,11 @@ impl Net {
     fn announce_address(&mut self) -> Result<(), DriverError> {
         let mac = Packet::address(self.dev.mac_address());
         let r = self.has_room();
-        if self.check(r, true)? {
+        if self.rx_cut.guard(r, report)? {
             let r = self.deliver(mac);
-            self.check(r, true)?;
+            self.rx_cut.guard(r, report)?;
         }
         Ok(())
-    }
-
-    /// A corrupt client ring cuts off its direction (reported once).
-    fn check<T: Default>(&mut self, r: Result<T, DriverError>, rx: bool) -> Result<T, DriverError> {
-        let cut = if rx {
-            &mut self.rx_cut
-        } else {
-            &mut self.tx_cut
-        };
-        let (v, report) = cut.check(r)?;
-        if let Some(m) = report {
-            self.report(m);
-        }
-        Ok(v)
     }
 }
 
@@ -289,13 +275,13 @@ impl Driver for Net {
         self.post_rx()?;
         self.reap_tx()?;
         let r = self.receive();
-        let rx_waiting = self.check(r, true)?;
+        let rx_waiting = self.rx_cut.guard(r, report)?;
         let r = if self.tx_cut.is_cut() {
             Ok(false)
         } else {
             self.transmit()
         };
-        let tx_blocked = self.check(r, false)?;
+        let tx_blocked = self.tx_cut.guard(r, report)?;
         if self.refusal.is_some() && !rx_waiting {
             sleep.serve_again(); // deliver it, then take the next entry
             return Ok(());
@@ -312,12 +298,17 @@ impl Driver for Net {
     }
 
     fn report(&mut self, cut: CutReport) {
-        println!("virtio-net: {cut}");
+        report(cut);
     }
 }
 
 /// The local name of the device the manifest binds.
 const DEVICE: &str = "nic";
+
+/// Prints that a client ring was found corrupt and cut off.
+fn report(cut: CutReport) {
+    println!("virtio-net: {cut}");
+}
 
 fn main(env: &Env) -> Result<(), DriverError> {
     let transport = kaal_virtio::open(env, DEVICE).map_err(|e| {
