@@ -1249,6 +1249,22 @@ mod tests {
         }
     }
 
+    /// `run_with_input` with stdin input only (no COM2, no early stop).
+    fn run_stdin(
+        cmd: &mut Command,
+        log: &Path,
+        input: Input<'_>,
+        secs: u64,
+    ) -> Result<(Ending, Delivery)> {
+        run_with_input(
+            cmd,
+            log,
+            Some((input, Path::new("/nonexistent"))),
+            Duration::from_secs(secs),
+            None,
+        )
+    }
+
     fn sh(script: &str) -> Command {
         let mut cmd = Command::new("sh");
         cmd.args(["-c", script]);
@@ -1270,13 +1286,7 @@ mod tests {
             com2: None,
         };
         let started = Instant::now();
-        let (ending, delivery) = run_with_input(
-            &mut cmd,
-            &log.0,
-            Some((after, Path::new("/nonexistent"))),
-            Duration::from_secs(20),
-            None,
-        )?;
+        let (ending, delivery) = run_stdin(&mut cmd, &log.0, after, 20)?;
         assert_eq!((ending, delivery), (Ending::Exited(33), Delivery::Sent));
         assert!(started.elapsed() >= 2 * INPUT_PAUSE);
         let text = log.text()?;
@@ -1298,13 +1308,7 @@ mod tests {
             repeat: 1,
             com2: None,
         };
-        let (ending, delivery) = run_with_input(
-            &mut cmd,
-            &log.0,
-            Some((input, Path::new("/nonexistent"))),
-            Duration::from_secs(20),
-            None,
-        )?;
+        let (ending, delivery) = run_stdin(&mut cmd, &log.0, input, 20)?;
         assert_eq!((ending, delivery), (Ending::Exited(0), Delivery::Sent));
         let text = log.text()?;
         // Stdout goes through the reader thread, so stderr may land in between.
@@ -1338,13 +1342,7 @@ mod tests {
             com2: None,
         };
         let started = Instant::now();
-        let (ending, delivery) = run_with_input(
-            &mut cmd,
-            &log.0,
-            Some((input, Path::new("/nonexistent"))),
-            Duration::from_secs(1),
-            None,
-        )?;
+        let (ending, delivery) = run_stdin(&mut cmd, &log.0, input, 1)?;
         assert!(started.elapsed() < Duration::from_secs(5));
         assert_eq!(
             (ending, delivery),
@@ -1364,13 +1362,7 @@ mod tests {
             repeat: 1,
             com2: None,
         };
-        let (ending, delivery) = run_with_input(
-            &mut cmd,
-            &log.0,
-            Some((input, Path::new("/nonexistent"))),
-            Duration::from_secs(20),
-            None,
-        )?;
+        let (ending, delivery) = run_stdin(&mut cmd, &log.0, input, 20)?;
         assert_eq!((ending, delivery), (Ending::Exited(35), Delivery::NotSent));
         Ok(())
     }
