@@ -304,11 +304,7 @@ pub(super) fn grant_device(
     r.devices.push(spec);
     for m in &bundle.mmio {
         let frames = broker.mmio_frames(m);
-        let at = r.device_at;
-        r.device_at = place_device(r.device_at, m.size)?;
-        let copies =
-            broker.share_frames(&frames, r.vspace, at, Access::ReadWrite, Cache::Uncached)?;
-        r.copies.extend(copies);
+        let at = map_device(broker, r, &frames, m.size)?;
         let mut e = entry(name, CapKind::Mmio)?;
         e.vaddr = at;
         e.size = m.size;
@@ -323,11 +319,7 @@ pub(super) fn grant_device(
         // the new one does not run yet.
         unsafe { core::ptr::write_bytes(d.vaddr as *mut u8, 0, d.size as usize) };
         let frames = broker.dma_frames(&d);
-        let at = r.device_at;
-        r.device_at = place_device(r.device_at, d.size)?;
-        let copies =
-            broker.share_frames(&frames, r.vspace, at, Access::ReadWrite, Cache::Uncached)?;
-        r.copies.extend(copies);
+        let at = map_device(broker, r, &frames, d.size)?;
         let mut e = entry(name, CapKind::Dma)?;
         e.vaddr = at;
         e.size = d.size;
@@ -380,6 +372,21 @@ pub(super) fn grant_device(
         push(info, e)?;
     }
     Ok(())
+}
+
+/// Maps a device region's `frames` (`size` bytes) uncached at the
+/// component's next device address; returns that address.
+fn map_device(
+    broker: &mut RootBroker,
+    r: &mut Running,
+    frames: &[CPtr],
+    size: u64,
+) -> Result<u64, SpawnError> {
+    let at = r.device_at;
+    r.device_at = place_device(r.device_at, size)?;
+    let copies = broker.share_frames(frames, r.vspace, at, Access::ReadWrite, Cache::Uncached)?;
+    r.copies.extend(copies);
+    Ok(at)
 }
 
 /// The next free device address after a region of `size` bytes at `at`
