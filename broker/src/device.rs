@@ -1,5 +1,8 @@
 //! Devices of a pc99 machine and what a holder gets for one.
 
+mod claim;
+pub(crate) use claim::DeviceResources;
+
 use crate::dma::DmaRegion;
 use crate::pci::{Bdf, PciDevice};
 use kaal_sel4::cap::{IoPort, IrqHandler, Notification};

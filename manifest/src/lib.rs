@@ -78,6 +78,15 @@ pub const MAX_HEAP: u64 = 256 << 20;
 pub const MAX_RING_SLOTS: u32 = 1 << 16;
 /// Largest memory channel.
 pub const MAX_SHARED_BYTES: u64 = 16 << 20;
+/// Longest component or local name (the start-info page's name field,
+/// `kaal_rt::start::NAME_BYTES`).
+pub const MAX_NAME: usize = 32;
+/// Ring ends one component may have, the console ring among them (the
+/// badge bits `kaal_rt::start::RING_BITS`).
+pub const MAX_RINGS: usize = 20;
+/// Devices one component may have (the badge bits
+/// `kaal_rt::start::IRQ_BITS`).
+pub const MAX_DEVICES: usize = 8;
 /// The root task's priority; components run below it.
 pub const ROOT_PRIORITY: u8 = 255;
 
@@ -345,30 +354,70 @@ pub struct Manifest {
     pub channels: Vec<Channel>,
 }
 
+/// Which end of a channel a program is: `from` (a ring's producer, an
+/// endpoint's client, a memory channel's lender) or `to` (consumer, server,
+/// the lender's peer).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    From,
+    To,
+}
+
+impl Side {
+    fn word(self) -> &'static str {
+        match self {
+            Side::From => "from",
+            Side::To => "to",
+        }
+    }
+}
+
 /// What a program declares it uses under one local name.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Use {
-    /// A channel of this protocol (or, for a raw channel, `ring`,
-    /// `endpoint` or `memory`).
-    Channel(String),
+    /// One end of a channel of this protocol (for a raw channel, `ring`,
+    /// `endpoint` or `memory`); for the console driver, `console to`.
+    Channel { protocol: String, side: Side },
     /// A device.
     Device,
 }
 
+/// The protocol word of the console driver's declaration of its ring.
+pub const CONSOLE_PROTOCOL: &str = "console";
+
 impl Use {
-    /// Reads a declaration: `"device"`, or a protocol or raw kind.
-    pub fn parse(text: &str) -> Use {
-        match text {
-            "device" => Use::Device,
-            other => Use::Channel(other.into()),
-        }
+    /// Reads a declaration: `"device"`, or a protocol (or raw kind) and the
+    /// end: `"serial from"`, `"block.request to"`.
+    pub fn parse(text: &str) -> Result<Use, String> {
+        let mut words = text.split_whitespace();
+        let use_ = match (words.next(), words.next(), words.next()) {
+            (Some("device"), None, _) => Use::Device,
+            (Some(protocol), Some(end), None) => {
+                let side = match end {
+                    "from" => Side::From,
+                    "to" => Side::To,
+                    _ => return Err(format!("`{text}`: the end is `from` or `to`, not `{end}`")),
+                };
+                let known = kaal_protocols::find(protocol).is_some()
+                    || matches!(protocol, "ring" | "endpoint" | "memory" | CONSOLE_PROTOCOL);
+                if !known {
+                    return Err(format!("`{text}`: no protocol `{protocol}`"));
+                }
+                Use::Channel {
+                    protocol: protocol.into(),
+                    side,
+                }
+            }
+            _ => return Err(format!("`{text}` is not `device` or `<protocol> from|to`")),
+        };
+        Ok(use_)
     }
 }
 
 impl fmt::Display for Use {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Use::Channel(p) => write!(f, "`{p}`"),
+            Use::Channel { protocol, side } => write!(f, "`{protocol} {}`", side.word()),
             Use::Device => f.write_str("a device"),
         }
     }
@@ -394,6 +443,18 @@ pub enum ManifestError {
     NoLocalName {
         channel: String,
         end: String,
+    },
+    /// A component or local name that is empty or too long.
+    BadName {
+        component: String,
+        name: String,
+    },
+    /// More of something than one component can be given.
+    TooMany {
+        component: String,
+        what: &'static str,
+        count: usize,
+        max: usize,
     },
     /// A component binds one local name twice.
     LocalNameTwice {
@@ -444,6 +505,13 @@ pub enum ManifestError {
         local: String,
         declared: String,
     },
+    /// A device bound to a name the program declares as a channel end.
+    NotADevice {
+        component: String,
+        local: String,
+        declared: Use,
+        device: String,
+    },
     /// A binding to a channel of another protocol than the program declares.
     WrongProtocol {
         component: String,
@@ -468,6 +536,17 @@ impl fmt::Display for ManifestError {
             NoLocalName { channel, end } => write!(
                 f,
                 "channel `{channel}`: end `{end}` needs a local name (`{end}.NAME`), or the channel a `name`"
+            ),
+            BadName { component, name } if name.is_empty() => {
+                write!(f, "component `{component}`: a name is empty")
+            }
+            BadName { component, name } => write!(
+                f,
+                "component `{component}`: name `{name}` is longer than {MAX_NAME} bytes"
+            ),
+            TooMany { component, what, count, max } => write!(
+                f,
+                "component `{component}` has {count} {what}; at most {max} fit"
             ),
             LocalNameTwice { component, local } => {
                 write!(f, "component `{component}` binds local name `{local}` twice")
@@ -495,6 +574,10 @@ impl fmt::Display for ManifestError {
             Undeclared { component, image, local, declared } => write!(
                 f,
                 "component `{component}` binds `{local}`, which its program `{image}` does not declare (it declares: {declared})"
+            ),
+            NotADevice { component, local, declared, device } => write!(
+                f,
+                "component `{component}` declares `{local}` as {declared}, but the manifest binds it to device `{device}`"
             ),
             WrongProtocol { component, local, declared, bound, found } => write!(
                 f,
@@ -566,6 +649,12 @@ impl Manifest {
         // Every (component, local name) bound, to find one bound twice.
         let mut locals = alloc::collections::BTreeSet::new();
         let mut bind = |component: &str, local: &str, errs: &mut Vec<ManifestError>| {
+            if local.is_empty() || local.len() > MAX_NAME {
+                errs.push(ManifestError::BadName {
+                    component: component.into(),
+                    name: local.into(),
+                });
+            }
             if !locals.insert((component.to_string(), local.to_string())) {
                 errs.push(ManifestError::LocalNameTwice {
                     component: component.into(),
@@ -581,6 +670,20 @@ impl Manifest {
                 errs.push(ManifestError::Priority {
                     component: c.name.clone(),
                     priority: c.priority,
+                });
+            }
+            if c.name.is_empty() || c.name.len() > MAX_NAME {
+                errs.push(ManifestError::BadName {
+                    component: c.name.clone(),
+                    name: c.name.clone(),
+                });
+            }
+            if c.devices.len() > MAX_DEVICES {
+                errs.push(ManifestError::TooMany {
+                    component: c.name.clone(),
+                    what: "devices",
+                    count: c.devices.len(),
+                    max: MAX_DEVICES,
                 });
             }
             check_size(c, "stack", c.stack.0, MAX_STACK, &mut errs);
@@ -685,6 +788,26 @@ impl Manifest {
                 check_shape(ch, &label, r, &mut errs);
             }
         }
+        for c in &self.components {
+            let console = usize::from(self.console.as_ref() == Some(&c.name));
+            let rings = self
+                .channels
+                .iter()
+                .filter(|ch| ch.resolve().is_ok_and(|r| r.kind == ChannelKind::Ring))
+                .flat_map(|ch| ch.from_ends().chain(core::iter::once(ch.to_end())))
+                .flatten()
+                .filter(|e| e.component == c.name)
+                .count()
+                + console;
+            if rings > MAX_RINGS {
+                errs.push(ManifestError::TooMany {
+                    component: c.name.clone(),
+                    what: "ring ends",
+                    count: rings,
+                    max: MAX_RINGS,
+                });
+            }
+        }
         errs
     }
 
@@ -715,35 +838,50 @@ impl Manifest {
                 local: local.into(),
                 declared: list(),
             };
-            for local in c.devices.keys() {
+            for (local, device) in &c.devices {
                 match declared.get(local) {
                     None => errs.push(undeclared(local)),
                     Some(Use::Device) => {}
-                    Some(u) => errs.push(ManifestError::WrongProtocol {
+                    Some(u) => errs.push(ManifestError::NotADevice {
                         component: c.name.clone(),
                         local: local.clone(),
                         declared: u.clone(),
-                        bound: format!("device {}", c.devices.get(local).map_or("", |d| d)),
-                        found: "a device".into(),
+                        device: device.clone(),
                     }),
                 }
+            }
+            let mut check = |local: &str,
+                             protocol: &str,
+                             side: Side,
+                             bound: &dyn Fn() -> String| {
+                match declared.get(local) {
+                    None => errs.push(undeclared(local)),
+                    Some(Use::Channel {
+                        protocol: p,
+                        side: s,
+                    }) if p == protocol && *s == side => {}
+                    Some(u) => errs.push(ManifestError::WrongProtocol {
+                        component: c.name.clone(),
+                        local: local.into(),
+                        declared: u.clone(),
+                        bound: bound(),
+                        found: format!("`{protocol} {}`", side.word()),
+                    }),
+                }
+            };
+            if self.console.as_deref() == Some(c.name.as_str()) {
+                let local = kaal_protocols::console::LOCAL_NAME;
+                check(local, CONSOLE_PROTOCOL, Side::To, &|| {
+                    "the root task's console ring".into()
+                });
             }
             for ch in &self.channels {
                 let Ok(r) = ch.resolve() else { continue };
                 let found = channel_use(ch, r.kind);
-                let ends = ch.from_ends().chain(core::iter::once(ch.to_end()));
-                for end in ends.flatten().filter(|e| e.component == c.name) {
-                    match declared.get(end.local) {
-                        None => errs.push(undeclared(end.local)),
-                        Some(Use::Channel(p)) if *p == found => {}
-                        Some(u) => errs.push(ManifestError::WrongProtocol {
-                            component: c.name.clone(),
-                            local: end.local.into(),
-                            declared: u.clone(),
-                            bound: ch.label(),
-                            found: format!("`{found}`"),
-                        }),
-                    }
+                let from = ch.from_ends().flatten().map(|e| (e, Side::From));
+                let ends = from.chain(ch.to_end().map(|e| (e, Side::To)));
+                for (end, side) in ends.filter(|(e, _)| e.component == c.name) {
+                    check(end.local, &found, side, &|| ch.label());
                 }
             }
         }

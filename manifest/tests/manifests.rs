@@ -216,19 +216,28 @@ const TWO_UARTS_AND_A_NIC: &str = r#"
 fn declared(pairs: &[(&str, &str)]) -> BTreeMap<String, Use> {
     pairs
         .iter()
-        .map(|(k, v)| ((*k).to_owned(), Use::parse(v)))
+        .map(|(k, v)| {
+            (
+                (*k).to_owned(),
+                Use::parse(v).unwrap_or_else(|e| panic!("{e}")),
+            )
+        })
         .collect()
 }
 
 #[test]
 fn one_program_serves_two_instances_by_local_names() {
     let m = Manifest::parse(TWO_UARTS_AND_A_NIC).unwrap_or_else(|e| panic!("{e:?}"));
-    let uart = declared(&[("port", "device"), ("rx", "serial"), ("tx", "serial")]);
-    let net = declared(&[("nic", "device"), ("rx", "net"), ("tx", "net")]);
+    let uart = declared(&[
+        ("port", "device"),
+        ("rx", "serial from"),
+        ("tx", "serial to"),
+    ]);
+    let net = declared(&[("nic", "device"), ("rx", "net from"), ("tx", "net to")]);
     let app = declared(&[
-        ("com1_in", "serial"),
-        ("com2_in", "serial"),
-        ("frames", "net"),
+        ("com1_in", "serial to"),
+        ("com2_in", "serial to"),
+        ("frames", "net to"),
     ]);
     let errs = m.check_uses(|image| match image {
         "uart16550" => Some(&uart),
@@ -242,9 +251,10 @@ fn one_program_serves_two_instances_by_local_names() {
 #[test]
 fn bindings_a_program_does_not_declare_are_refused_naming_both() {
     let m = Manifest::parse(TWO_UARTS_AND_A_NIC).unwrap_or_else(|e| panic!("{e:?}"));
-    let uart = declared(&[("port", "device"), ("rx", "serial"), ("tx", "serial")]);
+    // The UART says it receives on `rx`: the manifest has it send there.
+    let uart = declared(&[("port", "device"), ("rx", "serial to"), ("tx", "serial to")]);
     // The app says `frames` is a serial stream and never heard of `com2_in`.
-    let app = declared(&[("com1_in", "serial"), ("frames", "serial")]);
+    let app = declared(&[("com1_in", "serial to"), ("frames", "serial to")]);
     let nothing = BTreeMap::new();
     let errs: Vec<String> = m
         .check_uses(|image| match image {
@@ -258,9 +268,62 @@ fn bindings_a_program_does_not_declare_are_refused_naming_both() {
     let expect = [
         "component `net` binds `nic`, which its program `virtio_net` does not declare (it declares: nothing)",
         "component `app` binds `com2_in`, which its program `app` does not declare (it declares: com1_in, frames)",
-        "component `app` declares `frames` as `serial`, but the manifest binds it to channel `net.rx -> app.frames` (`net`)",
+        "component `app` declares `frames` as `serial to`, but the manifest binds it to channel `net.rx -> app.frames` (`net to`)",
+        "component `com1` declares `rx` as `serial to`, but the manifest binds it to channel `com1.rx -> app.com1_in` (`serial from`)",
     ];
     for e in expect {
         assert!(errs.iter().any(|m| m == e), "missing {e:?} in {errs:?}");
+    }
+}
+
+#[test]
+fn a_device_bound_to_a_channel_name_and_the_console_ring_are_checked() {
+    let text = r#"
+        console = "uart"
+        [[component]]
+        name = "uart"
+        image = "uart16550"
+        priority = 150
+        stack = "16K"
+        heap = "16K"
+        devices = { port = "serial:0", rx = "serial:1" }
+    "#;
+    let m = Manifest::parse(text).unwrap_or_else(|e| panic!("{e:?}"));
+    // Declares no `console`: the root task's ring would go untaken.
+    let uart = declared(&[("port", "device"), ("rx", "serial from")]);
+    let errs: Vec<String> = m
+        .check_uses(|_| Some(&uart))
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    let expect = [
+        "component `uart` declares `rx` as `serial from`, but the manifest binds it to device `serial:1`",
+        "component `uart` binds `console`, which its program `uart16550` does not declare (it declares: port, rx)",
+    ];
+    for e in expect {
+        assert!(errs.iter().any(|m| m == e), "missing {e:?} in {errs:?}");
+    }
+    let uart = declared(&[
+        ("port", "device"),
+        ("rx", "device"),
+        ("console", "console to"),
+    ]);
+    assert_eq!(m.check_uses(|_| Some(&uart)), []);
+}
+
+#[test]
+fn declarations_say_device_or_protocol_and_end() {
+    assert_eq!(Use::parse("device"), Ok(Use::Device));
+    assert!(Use::parse("serial from").is_ok());
+    assert!(Use::parse("ring to").is_ok());
+    for bad in [
+        "serial",
+        "serial in",
+        "seriall from",
+        "device to",
+        "",
+        "serial from to",
+    ] {
+        assert!(Use::parse(bad).is_err(), "{bad:?} was accepted");
     }
 }

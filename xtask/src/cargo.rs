@@ -78,22 +78,46 @@ impl Package {
     /// `[package.metadata.kaal.uses.<image>]`: for each of its programs, the
     /// local names it uses and what for (a protocol, a raw channel kind, or
     /// `device`).
-    fn uses(&self) -> Uses {
-        let table = self
+    /// A declaration of the wrong form is a problem, never skipped.
+    fn uses(&self, out: &mut Uses) {
+        let Some(table) = self
             .metadata
             .as_ref()
             .and_then(|m| m.get("kaal"))
             .and_then(|k| k.get("uses"))
-            .and_then(serde_json::Value::as_object);
-        let mut out = Uses::new();
-        for (image, names) in table.into_iter().flatten() {
-            let names = names.as_object().into_iter().flatten();
-            let decl = names
-                .filter_map(|(local, what)| Some((local.clone(), what.as_str()?.to_owned())))
-                .collect();
-            out.insert(image.clone(), decl);
+        else {
+            return;
+        };
+        let crate_name = &self.name;
+        let Some(table) = table.as_object() else {
+            out.problems
+                .push(format!("crate `{crate_name}`: `uses` is not a table"));
+            return;
+        };
+        for (image, names) in table {
+            let Some(names) = names.as_object() else {
+                out.problems.push(format!(
+                    "crate `{crate_name}`: `uses.{image}` is not a table of local names"
+                ));
+                continue;
+            };
+            let mut decl = BTreeMap::new();
+            for (local, what) in names {
+                match what.as_str() {
+                    Some(w) => {
+                        decl.insert(local.clone(), w.to_owned());
+                    }
+                    None => out.problems.push(format!(
+                        "crate `{crate_name}`: `uses.{image}.{local}` is not a string"
+                    )),
+                }
+            }
+            if out.programs.insert(image.clone(), decl).is_some() {
+                out.problems.push(format!(
+                    "program `{image}` is declared by more than one crate (`{crate_name}` among them)"
+                ));
+            }
         }
-        out
     }
 
     /// Whether it is built and tested on the host (anything but `target = "sel4"`).
@@ -174,8 +198,14 @@ pub struct Workspace {
     pub uses: Uses,
 }
 
-/// Program name to its declared local names, each with what it is used for.
-pub type Uses = BTreeMap<String, BTreeMap<String, String>>;
+/// What the component programs declare they use.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Uses {
+    /// Program name to its declared local names, each with what for.
+    pub programs: BTreeMap<String, BTreeMap<String, String>>,
+    /// Declarations of the wrong form.
+    pub problems: Vec<String>,
+}
 
 impl Workspace {
     /// Sorts the workspace members of `metadata` into the two classes.
@@ -193,12 +223,15 @@ impl Workspace {
             sel4: names(Package::builds_for_sel4),
             components: names(Package::is_component),
             target_dir: metadata.target_directory.clone(),
-            uses: metadata
-                .packages
-                .iter()
-                .filter(|p| metadata.workspace_members.contains(&p.id) && p.is_component())
-                .flat_map(Package::uses)
-                .collect(),
+            uses: {
+                let mut uses = Uses::default();
+                metadata
+                    .packages
+                    .iter()
+                    .filter(|p| metadata.workspace_members.contains(&p.id) && p.is_component())
+                    .for_each(|p| p.uses(&mut uses));
+                uses
+            },
         }
     }
 
@@ -289,7 +322,10 @@ mod tests {
              "metadata": {"kaal": {"target": "sel4"}}},
             {"name": "comps", "version": "0.1.0", "id": "path+file:///w/comps#0.1.0",
              "manifest_path": "/w/comps/Cargo.toml",
-             "metadata": {"kaal": {"target": "sel4", "component": true}}},
+             "metadata": {"kaal": {"target": "sel4", "component": true, "uses": {
+                 "app": {"rx": "serial to", "port": "device"},
+                 "bad": {"rx": 7},
+                 "worse": "serial"}}}},
             {"name": "kaal-sel4-gen", "version": "0.1.0", "id": "path+file:///w/sel4/gen#0.1.0",
              "manifest_path": "/w/sel4/gen/Cargo.toml", "metadata": {"docs": {}}},
             {"name": "kaal-sel4", "version": "0.1.0", "id": "path+file:///w/sel4#0.1.0",
@@ -317,6 +353,17 @@ mod tests {
         assert_eq!(workspace.host, ["xtask", "kaal-sel4-gen", "kaal-sel4"]);
         assert_eq!(workspace.sel4, ["kaal-rt", "comps", "kaal-sel4"]);
         assert_eq!(workspace.components, ["comps"]);
+        let app = workspace.uses.programs.get("app").context("app declared")?;
+        assert_eq!(app.get("rx").map(String::as_str), Some("serial to"));
+        assert_eq!(app.get("port").map(String::as_str), Some("device"));
+        // Declarations of the wrong form are problems, not skipped.
+        assert_eq!(
+            workspace.uses.problems,
+            [
+                "crate `comps`: `uses.bad.rx` is not a string",
+                "crate `comps`: `uses.worse` is not a table of local names",
+            ]
+        );
         assert_eq!(
             workspace.images().path("bench"),
             PathBuf::from("/w/target/x86_64-unknown-none/release/bench")

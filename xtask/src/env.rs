@@ -142,21 +142,35 @@ fn has_rust_target(root: &Path) -> Result<bool> {
 /// `rust-toolchain.toml` for any `rustup` call we make); otherwise the one
 /// `rustup` picks for the workspace.
 fn active_toolchain(root: &Path) -> Result<String> {
-    if let Some(name) = env::var("RUSTUP_TOOLCHAIN").ok().filter(|n| !n.is_empty()) {
-        return Ok(name);
+    toolchain_in_use(env::var("RUSTUP_TOOLCHAIN").ok(), || {
+        let out = Command::new("rustup")
+            .args(["show", "active-toolchain"])
+            .current_dir(root)
+            .output()
+            .context("running `rustup show active-toolchain`")?;
+        if !out.status.success() {
+            bail!(
+                "`rustup show active-toolchain` failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    })
+}
+
+/// The toolchain named by `from_env` (`RUSTUP_TOOLCHAIN`) if set, else the
+/// first word of what `show_active` (`rustup show active-toolchain`) prints.
+fn toolchain_in_use(
+    from_env: Option<String>,
+    show_active: impl FnOnce() -> Result<String>,
+) -> Result<String> {
+    if let Some(name) = from_env.filter(|n| !n.trim().is_empty()) {
+        return Ok(name.trim().to_owned());
     }
-    let out = Command::new("rustup")
-        .args(["show", "active-toolchain"])
-        .current_dir(root)
-        .output()
-        .context("running `rustup show active-toolchain`")?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    match text.split_whitespace().next() {
-        Some(name) if out.status.success() => Ok(name.to_owned()),
-        _ => bail!(
-            "`rustup show active-toolchain` failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        ),
+    let shown = show_active()?;
+    match shown.split_whitespace().next() {
+        Some(name) => Ok(name.to_owned()),
+        None => bail!("`rustup show active-toolchain` named no toolchain"),
     }
 }
 
@@ -269,6 +283,26 @@ mod tests {
             target_add_args("1.95.0-x86_64-unknown-linux-gnu").join(" "),
             "target add --toolchain 1.95.0-x86_64-unknown-linux-gnu x86_64-unknown-none"
         );
+    }
+
+    #[test]
+    fn the_toolchain_in_use_is_the_proxys_else_rustups_answer() -> Result<()> {
+        // The proxy's variable wins: it is the toolchain cargo runs under.
+        let from_env = toolchain_in_use(Some("1.95.0-x86_64-unknown-linux-gnu".into()), || {
+            bail!("rustup must not be asked")
+        })?;
+        assert_eq!(from_env, "1.95.0-x86_64-unknown-linux-gnu");
+        let shown = "1.95.0-x86_64-unknown-linux-gnu (overridden by '/w/rust-toolchain.toml')\n";
+        assert_eq!(
+            toolchain_in_use(None, || Ok(shown.to_owned()))?,
+            "1.95.0-x86_64-unknown-linux-gnu"
+        );
+        assert_eq!(
+            toolchain_in_use(Some(String::new()), || Ok("stable\n".to_owned()))?,
+            "stable"
+        );
+        assert!(toolchain_in_use(None, || Ok(String::new())).is_err());
+        Ok(())
     }
 
     #[test]

@@ -61,17 +61,32 @@ pub fn manifests(layout: &Layout) -> Result<Vec<(String, PathBuf)>> {
     Ok(out)
 }
 
-/// The programs' declarations, parsed.
-fn declarations(uses: &Uses) -> BTreeMap<String, BTreeMap<String, Use>> {
-    uses.iter()
-        .map(|(image, names)| {
-            let names = names
-                .iter()
-                .map(|(local, what)| (local.clone(), Use::parse(what)))
-                .collect();
-            (image.clone(), names)
-        })
-        .collect()
+/// The programs' declarations, parsed; every declaration of the wrong form
+/// is reported.
+fn declarations(uses: &Uses) -> Result<BTreeMap<String, BTreeMap<String, Use>>> {
+    let mut problems = uses.problems.clone();
+    let mut out = BTreeMap::new();
+    for (image, names) in &uses.programs {
+        let mut parsed = BTreeMap::new();
+        for (local, what) in names {
+            match Use::parse(what) {
+                Ok(u) => {
+                    parsed.insert(local.clone(), u);
+                }
+                Err(why) => {
+                    problems.push(format!("program `{image}`, local name `{local}`: {why}"))
+                }
+            }
+        }
+        out.insert(image.clone(), parsed);
+    }
+    if !problems.is_empty() {
+        bail!(
+            "the programs' declarations ([package.metadata.kaal.uses.<program>]) are rejected:\n  {}",
+            problems.join("\n  ")
+        );
+    }
+    Ok(out)
 }
 
 /// Checks a manifest's bindings against what its programs declare. A
@@ -147,7 +162,7 @@ fn program(layout: &Layout, images: &Images, manifest: &Path, image: &str) -> Re
 /// Checks and packs every manifest into `layout.systems()`, writing only
 /// images that changed (so cargo rebuilds only what embeds them).
 pub fn pack_all(layout: &Layout, images: &Images, uses: &Uses) -> Result<()> {
-    let uses = declarations(uses);
+    let uses = declarations(uses)?;
     let out_dir = layout.systems();
     fs::create_dir_all(&out_dir)?;
     step::step("Packing systems", &layout.log("systems"), |_| {
@@ -202,7 +217,7 @@ mod tests {
         );
         // Every binding is one its program declares.
         let workspace = crate::cargo::Cargo::new(&layout).workspace()?;
-        let uses = declarations(&workspace.uses);
+        let uses = declarations(&workspace.uses)?;
         assert!(uses.contains_key("uart16550"), "no declarations read");
         for (_, path) in all {
             let manifest = check(&path)?;

@@ -1272,6 +1272,57 @@ mod tests {
     }
 
     #[test]
+    fn a_running_child_is_stopped_once_its_log_says_enough() -> Result<()> {
+        let log = TempLog::new("running")?;
+        // Like a system that runs on: it prints, then would run for a minute.
+        let mut cmd = sh("echo served; sleep 60; exit 33");
+        let seen = || log.text().is_ok_and(|t| t.contains("served"));
+        let started = Instant::now();
+        let (ending, _) =
+            run_with_input(&mut cmd, &log.0, None, Duration::from_secs(20), Some(&seen))?;
+        assert_eq!(ending, Ending::Stopped);
+        assert!(started.elapsed() < Duration::from_secs(20));
+        Ok(())
+    }
+
+    #[test]
+    fn com2_input_goes_to_the_socket_after_stdin() -> Result<()> {
+        let log = TempLog::new("com2")?;
+        let socket = log.0.with_extension("sock");
+        let _ = fs::remove_file(&socket);
+        let listener = std::os::unix::net::UnixListener::bind(&socket)?;
+        // Stands in for QEMU's COM2: takes what the harness writes there.
+        let com2 = thread::spawn(move || -> io::Result<Vec<u8>> {
+            let (mut stream, _) = listener.accept()?;
+            let mut got = vec![0; 5];
+            stream.read_exact(&mut got)?;
+            Ok(got)
+        });
+        let mut cmd = sh("printf 'ready> '; head -c 3; sleep 1; exit 33");
+        let input = Input {
+            bytes: b"one",
+            after: b"ready>",
+            repeat: 1,
+            com2: Some(b"two\r\n"),
+        };
+        let (ending, delivery) = run_with_input(
+            &mut cmd,
+            &log.0,
+            Some((input, socket.as_path())),
+            Duration::from_secs(20),
+            None,
+        )?;
+        let _ = fs::remove_file(&socket);
+        assert_eq!((ending, delivery), (Ending::Exited(33), Delivery::Sent));
+        let got = com2
+            .join()
+            .map_err(|_| anyhow!("the COM2 stand-in panicked"))??;
+        assert_eq!(got, b"two\r\n");
+        assert!(log.text()?.contains("ready> one"));
+        Ok(())
+    }
+
+    #[test]
     fn input_reaches_the_child_after_its_prompt() -> Result<()> {
         let log = TempLog::new("prompt")?;
         let input: String = ('a'..='z').chain('A'..='N').collect(); // 40 bytes: 3 chunks

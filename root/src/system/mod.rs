@@ -196,9 +196,9 @@ pub fn load<'a>(broker: &mut RootBroker, bytes: &'a [u8]) -> Result<System<'a>, 
     })
 }
 
-/// Embeds the system image `cargo xtask` packed from a manifest: `"system"`
-/// for `systems/default.toml`, else the stem of another manifest in
-/// `systems/` or `tests/system/systems/`.
+/// Embeds the system image `cargo xtask` packed from a manifest, named by
+/// the manifest's file stem: `"default"` for `systems/default.toml`, or
+/// another manifest of `systems/` or `tests/system/systems/`.
 #[macro_export]
 macro_rules! include_system {
     ($name:literal) => {
@@ -233,3 +233,15 @@ impl fmt::Display for SystemError {
         }
     }
 }
+
+// The manifest check's limits are the start-info page's: a manifest that
+// passes the check fits the page.
+const _: () = assert!(kaal_manifest::MAX_NAME == kaal_rt::start::NAME_BYTES);
+const _: () = assert!(
+    kaal_manifest::MAX_RINGS
+        == (kaal_rt::start::RING_BITS.end - kaal_rt::start::RING_BITS.start) as usize
+);
+const _: () = assert!(
+    kaal_manifest::MAX_DEVICES
+        == (kaal_rt::start::IRQ_BITS.end - kaal_rt::start::IRQ_BITS.start) as usize
+);
