@@ -24,25 +24,13 @@ use core::fmt;
 use core::sync::atomic::{AtomicBool, Ordering};
 
 use crate::cap::{init, IoPort};
+use crate::uart16550::{
+    DIVISOR, DLL, DLM, IER, LCR, LCR_8N1, LCR_DLAB, LSR, LSR_THR_EMPTY, MCR, MCR_DTR_OUT2, MCR_RTS,
+    MSR, RBR_THR,
+};
 
 /// COM1's I/O ports.
 const COM1: u16 = 0x3f8;
-// Register offsets (the 16550 data sheet).
-const RBR: u16 = 0; // read
-const THR: u16 = 0; // write
-const IER: u16 = 1;
-const DLL: u16 = 0; // with LCR_DLAB
-const DLM: u16 = 1; // with LCR_DLAB
-const LCR: u16 = 3;
-const MCR: u16 = 4;
-const LSR: u16 = 5;
-const MSR: u16 = 6;
-const LSR_THR_EMPTY: u8 = 0x20;
-const LCR_DLAB: u8 = 0x80;
-const LCR_8N1: u8 = 0x03;
-/// DTR, RTS and OUT2.
-const MCR_LINES: u8 = 0x0b;
-
 /// Whether [`enable`] has set COM1 up in this program.
 static ENABLED: AtomicBool = AtomicBool::new(false);
 
@@ -87,12 +75,13 @@ impl Console {
 fn setup(port: IoPort) -> crate::Result<()> {
     port.out8(COM1 + IER, 0)?;
     port.out8(COM1 + LCR, LCR_DLAB)?;
-    port.out8(COM1 + DLL, 1)?; // divisor 1: 115200 baud
-    port.out8(COM1 + DLM, 0)?;
+    let [low, high] = DIVISOR.to_le_bytes();
+    port.out8(COM1 + DLL, low)?;
+    port.out8(COM1 + DLM, high)?;
     port.out8(COM1 + LCR, LCR_8N1)?;
-    port.out8(COM1 + MCR, MCR_LINES)?;
+    port.out8(COM1 + MCR, MCR_DTR_OUT2 | MCR_RTS)?;
     // Clear stale receive, line and modem status.
-    port.in8(COM1 + RBR)?;
+    port.in8(COM1 + RBR_THR)?;
     port.in8(COM1 + LSR)?;
     port.in8(COM1 + MSR)?;
     Ok(())
@@ -101,7 +90,7 @@ fn setup(port: IoPort) -> crate::Result<()> {
 /// Waits until the transmitter takes a byte, then hands it `b`.
 fn put(port: IoPort, b: u8) -> crate::Result<()> {
     while port.in8(COM1 + LSR)? & LSR_THR_EMPTY == 0 {}
-    port.out8(COM1 + THR, b)
+    port.out8(COM1 + RBR_THR, b)
 }
 
 impl fmt::Write for Console {

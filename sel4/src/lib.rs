@@ -12,6 +12,7 @@ pub mod cap;
 pub mod console;
 pub mod fault;
 pub mod ipc;
+pub mod uart16550;
 
 pub use kaal_sel4_sys as sys;
 pub use sys::Error;

@@ -19,29 +19,10 @@ use kaal_dddk::{Cut, CutReport, Driver, DriverError, Events, Irq, Sleep};
 use kaal_protocols::serial::{Chunk, RING_SLOTS};
 use kaal_rt::{println, Env, RingRx, RingTx, Signal};
 use kaal_sel4::cap::IoPort;
-
-// Register offsets and bits (the 16550 data sheet).
-const RBR_THR: u16 = 0;
-const IER: u16 = 1;
-const FCR_IIR: u16 = 2;
-const LCR: u16 = 3;
-const MCR: u16 = 4;
-const LSR: u16 = 5;
-const DLL: u16 = 0; // with LCR_DLAB
-const DLM: u16 = 1; // with LCR_DLAB
-const LCR_8N1: u8 = 0x03;
-const LCR_DLAB: u8 = 0x80;
-/// 115200 baud from the 1.8432 MHz clock.
-const DIVISOR: u16 = 1;
-const IER_RX: u8 = 0x01;
-const IER_TX: u8 = 0x02;
-const LSR_DATA: u8 = 0x01;
-const LSR_OVERRUN: u8 = 0x02;
-const LSR_THR_EMPTY: u8 = 0x20;
-/// DTR and OUT2 (which gates the interrupt on a PC); RTS while we can take
-/// input.
-const MCR_BASE: u8 = 0x09;
-const MCR_RTS: u8 = 0x02;
+use kaal_sel4::uart16550::{
+    DIVISOR, DLL, DLM, FCR_IIR, IER, IER_RX, IER_TX, LCR, LCR_8N1, LCR_DLAB, LSR, LSR_DATA,
+    LSR_OVERRUN, LSR_THR_EMPTY, MCR, MCR_DTR_OUT2, MCR_RTS, RBR_THR,
+};
 
 struct Uart {
     regs: PortBlock<IoPort>,
@@ -91,7 +72,7 @@ impl Uart {
         let tx = if tx_pending { IER_TX } else { 0 };
         self.regs.write(IER, rx | tx)?;
         let rts = if self.rx_stalled { 0 } else { MCR_RTS };
-        self.regs.write(MCR, MCR_BASE | rts)
+        self.regs.write(MCR, MCR_DTR_OUT2 | rts)
     }
 
     /// Moves received bytes to the client while there is room for them;
