@@ -32,6 +32,8 @@ pub struct SystemImage<'a> {
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
 pub struct ComponentImage<'a> {
     pub name: &'a str,
+    /// The program's name (the manifest's `image`), for reports.
+    pub program: &'a str,
     pub priority: u8,
     pub stack: u64,
     pub heap: u64,
@@ -221,6 +223,7 @@ impl crate::Manifest {
             })?;
             components.push(ComponentImage {
                 name: &c.name,
+                program: c.image(),
                 priority: c.priority,
                 stack: c.stack.0,
                 heap: c.heap.0,

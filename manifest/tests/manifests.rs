@@ -149,6 +149,7 @@ fn image_values_are_rechecked_on_decode() {
         magic: MAGIC,
         components: vec![ComponentImage {
             name: "a",
+            program: "a",
             priority: 10,
             stack: 4096,
             heap: 4096,

@@ -10,6 +10,7 @@ mod kernel;
 mod layout;
 mod qemu;
 mod step;
+mod symbolize;
 mod system;
 mod systest;
 
@@ -173,9 +174,18 @@ fn boot(layout: &Layout, accel: qemu::Accel) -> Result<ExitCode> {
         "Booting KaaL in QEMU with a disk ({}) and a network card; quit with Ctrl-A X",
         disk.display()
     );
-    let status = qemu::command(&layout.kernel32(), &root_task, &options)
-        .status()
+    // QEMU's output passes through here, so that a fault report is
+    // followed by its function, file and line; the terminal stays QEMU's
+    // input (Ctrl-A X quits).
+    let mut child = qemu::command(&layout.kernel32(), &root_task, &options)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
         .context("starting qemu-system-x86_64")?;
+    if let Some(out) = child.stdout.take() {
+        let mut symbolizer = symbolize::Symbolizer::new(|program| images.path(program));
+        symbolize::pass_through(out, std::io::stdout(), &mut symbolizer)?;
+    }
+    let status = child.wait().context("waiting for qemu-system-x86_64")?;
     Ok(match status.code() {
         Some(qemu::STATUS_SUCCESS) => ExitCode::SUCCESS,
         Some(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),

@@ -428,7 +428,15 @@ fn run_one(layout: &Layout, images: &Images, spec: &TestSpec) -> Result<Result<(
     let (ending, delivery) = run_with_input(&mut cmd, &log, input, timeout, stop_when)?;
     step.clear();
     let bytes = fs::read(&log).with_context(|| format!("reading {}", log.display()))?;
-    let serial = String::from_utf8_lossy(bytes.get(start..).unwrap_or_default());
+    let raw = String::from_utf8_lossy(bytes.get(start..).unwrap_or_default());
+    // Each fault report is followed by its function, file and line, in the
+    // log and in what the verdict reads.
+    let serial = symbolize_log(&raw, images);
+    if serial != raw {
+        let mut whole = bytes.get(..start).unwrap_or_default().to_vec();
+        whole.extend_from_slice(serial.as_bytes());
+        fs::write(&log, whole).with_context(|| format!("writing {}", log.display()))?;
+    }
     let mut result = verdict(ending, &serial, &delivery, spec);
     if let (Ok(()), Some(d)) = (&result, &spec.disk) {
         result = d.verify(&disk_path)?;
@@ -460,6 +468,16 @@ fn run_one(layout: &Layout, images: &Images, spec: &TestSpec) -> Result<Result<(
         println!("---- end of {} ----", spec.name);
     }
     Ok(result)
+}
+
+/// `serial` with each fault report followed by its function, file and line.
+fn symbolize_log(serial: &str, images: &Images) -> String {
+    let mut symbolizer = crate::symbolize::Symbolizer::new(|program| images.path(program));
+    let mut out = Vec::new();
+    crate::symbolize::pass_through(serial.as_bytes(), &mut out, &mut symbolizer).map_or_else(
+        |_| serial.to_owned(),
+        |()| String::from_utf8_lossy(&out).into_owned(),
+    )
 }
 
 fn log_len(log: &Path) -> Result<usize> {
@@ -896,6 +914,30 @@ mod tests {
         assert!(
             t.serial.contains(&line),
             "default_system should expect {line:?}"
+        );
+        Ok(())
+    }
+
+    /// `fault_symbolized` expects the line misbehave.rs marks as faulting.
+    #[test]
+    fn fault_symbolized_expects_the_marked_line() -> Result<()> {
+        let layout = Layout::from_build()?;
+        let tests = load(&layout.tests_toml())?;
+        let t = tests
+            .iter()
+            .find(|t| t.name == "fault_symbolized")
+            .context("fault_symbolized is listed")?;
+        let source = "tests/components/src/bin/misbehave.rs";
+        let text = fs::read_to_string(layout.root.join(source))?;
+        let line = text
+            .lines()
+            .position(|l| l.contains("// FAULTS HERE"))
+            .context("misbehave.rs marks its faulting line")?
+            + 1;
+        let site = format!("KaaL:   in misbehave::read_address_zero ({source}:{line})");
+        assert!(
+            t.serial.contains(&site),
+            "fault_symbolized should expect {site:?}"
         );
         Ok(())
     }

@@ -177,6 +177,15 @@ impl<'a> System<'a> {
         self.image.components.get(i).map(|c| c.name).unwrap_or("?")
     }
 
+    /// The program component `i` runs (the manifest's `image`).
+    pub fn program(&self, i: usize) -> &'a str {
+        self.image
+            .components
+            .get(i)
+            .map(|c| c.program)
+            .unwrap_or("?")
+    }
+
     /// The index of the component called `name`.
     pub fn index(&self, name: &str) -> Option<usize> {
         self.image.component(name).map(|(i, _)| i)

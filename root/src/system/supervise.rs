@@ -89,7 +89,14 @@ impl System<'_> {
                         fault,
                     },
                     _ => {
-                        println!("KaaL: component `{}` faulted: {fault}", self.name(i));
+                        // The program and address let the tool name the
+                        // function and line from the program's debug info.
+                        println!(
+                            "KaaL: component `{}` faulted: {fault} [program `{}`, ip {:#x}]",
+                            self.name(i),
+                            self.program(i),
+                            fault.ip()
+                        );
                         Event::Faulted {
                             component: i,
                             fault,

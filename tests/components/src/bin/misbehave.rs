@@ -17,14 +17,21 @@ use kaal_rt::Env;
 /// DebugCapIdentify, DebugSnapshot, DebugNameThread.
 const DEBUG_SYSCALLS: [i64; 5] = [-9, -10, -11, -12, -13];
 
+/// Reads address 0: nothing is mapped there, so the kernel reports a page
+/// fault, which the supervisor names with this function and line.
+#[inline(never)]
+fn read_address_zero() -> u64 {
+    let v: u64;
+    // SAFETY: the fault is the point. (In assembly, as Rust gives a null
+    // dereference no defined meaning.)
+    unsafe { core::arch::asm!("mov {}, qword ptr [0]", out(reg) v) }; // FAULTS HERE
+    v
+}
+
 fn main(env: &Env) -> Result<(), &'static str> {
     match env.name() {
         "null_deref" if env.restarts() == 0 => {
-            let v: u64;
-            // SAFETY: reading address 0 is the point: nothing is mapped
-            // there, so the kernel reports a page fault. (In assembly, as
-            // Rust gives a null dereference no defined meaning.)
-            unsafe { core::arch::asm!("mov {}, qword ptr [0]", out(reg) v) };
+            let v = read_address_zero();
             println!("null_deref: read {v} from address 0?");
             Err("address 0 was readable")
         }
