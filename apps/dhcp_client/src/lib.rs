@@ -227,6 +227,9 @@ pub fn await_offer(c: &mut Client, xid: u32) -> Result<Option<(Ipv4Address, Ipv4
                 println!("net: DISCOVER refused: {:?}", Status::from_code(p.status));
                 return Err("DISCOVER refused");
             }
+            // The driver restarted and announced its address again: the
+            // DISCOVER may be lost with it, and the next one goes out.
+            kind::ADDRESS => return Ok(None),
             _ => return Err("unexpected entry kind"),
         }
     }
