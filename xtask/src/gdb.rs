@@ -347,6 +347,98 @@ pub fn kernel_elf(layout: &Layout) -> PathBuf {
     layout.sel4_build().join("kernel.elf")
 }
 
+/// What `cargo xtask gdb` and `run --gdb` need: QEMU's extra arguments, the
+/// serial log the helpers read, and the gdb command line.
+#[derive(Debug, Clone)]
+pub struct Interactive {
+    pub qemu_args: Vec<String>,
+    pub serial_log: PathBuf,
+    pub gdb_args: Vec<String>,
+}
+
+/// Writes `target/kaal/gdb/kaal.gdb` for `root_task` booting the `default`
+/// system, with a fresh serial log beside it (stale `started` lines would
+/// name old address spaces).
+pub fn interactive(layout: &Layout, images: &Images, root_task: &Path) -> Result<Interactive> {
+    let dir = layout.kaal.join("gdb");
+    fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let serial_log = dir.join("serial.log");
+    fs::write(&serial_log, "").with_context(|| format!("writing {}", serial_log.display()))?;
+    let port = free_port()?;
+    let targets = Targets {
+        kernel: kernel_elf(layout),
+        root_task: root_task.to_path_buf(),
+        components: components(layout, images, DEFAULT_SYSTEM)?,
+        serial_log: serial_log.clone(),
+        port,
+    };
+    let script_path = dir.join("kaal.gdb");
+    write_script(&script_path, &targets)?;
+    Ok(Interactive {
+        qemu_args: qemu_args(port),
+        serial_log,
+        gdb_args: gdb_args(&script_path, None, false),
+    })
+}
+
+/// `cargo xtask gdb`: QEMU in the background, halted, its serial output in
+/// the session's serial log; then this process becomes gdb. QEMU gets its
+/// own process group, so that Ctrl-C in gdb interrupts the guest through
+/// the stub instead of killing QEMU; quitting gdb kills QEMU through the stub.
+pub fn session(session: &Interactive, mut qemu: Command) -> Result<()> {
+    use std::os::unix::process::CommandExt;
+    let log = fs::OpenOptions::new()
+        .append(true)
+        .open(&session.serial_log)
+        .with_context(|| format!("opening {}", session.serial_log.display()))?;
+    let log_err = log.try_clone()?;
+    qemu.process_group(0)
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(log_err);
+    let mut child = qemu
+        .spawn()
+        .with_context(|| format!("starting `{}`", step::describe(&qemu)))?;
+    eprintln!(
+        "QEMU (pid {}) waits halted for gdb; its serial output goes to {} (tail -f it)",
+        child.id(),
+        session.serial_log.display()
+    );
+    // gdb's `quit` detaches from a remote target: QEMU would run on, orphaned.
+    let ender = session.serial_log.with_file_name("session.gdb");
+    let mut args = session.gdb_args.clone();
+    let written = fs::write(&ender, end_qemu_script(child.id()));
+    if let Err(e) = written {
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err(e).with_context(|| format!("writing {}", ender.display()));
+    }
+    args.extend(["-x".to_owned(), ender.display().to_string()]);
+    eprintln!("==> {}", shell_line("gdb", &args));
+    // `exec` returns only when gdb could not be started.
+    let err = Command::new("gdb").args(&args).exec();
+    let _ = child.kill();
+    let _ = child.wait();
+    Err(err).context("starting gdb")
+}
+
+/// gdb commands that end QEMU (process `pid`) when gdb exits.
+fn end_qemu_script(pid: u32) -> String {
+    format!(
+        "# cargo xtask gdb: QEMU runs in the background; it ends with gdb.\n\
+         python\n\
+         import os, signal\n\
+         def _kaal_end_qemu(event):\n    \
+         try:\n        os.kill({pid}, signal.SIGTERM)\n    \
+         except OSError:\n        pass\n\
+         gdb.events.gdb_exiting.connect(_kaal_end_qemu)\n\
+         end\n"
+    )
+}
+
+/// The system `cargo xtask run` and `cargo xtask gdb` boot (root/src/main.rs).
+const DEFAULT_SYSTEM: &str = "default";
+
 /// Writes `targets`' script to `path`.
 pub fn write_script(path: &Path, targets: &Targets) -> Result<()> {
     if let Some(dir) = path.parent() {
@@ -555,6 +647,14 @@ mod tests {
         let python = lines.iter().position(|l| *l == "python");
         let end = lines.iter().position(|l| *l == "end");
         assert!(matches!((python, end), (Some(p), Some(e)) if p < e));
+    }
+
+    #[test]
+    fn gdb_ends_the_background_qemu() {
+        let s = end_qemu_script(42);
+        assert!(s.contains("os.kill(42, signal.SIGTERM)"));
+        assert!(s.contains("\ndef _kaal_end_qemu(event):\n    try:\n        os.kill"));
+        assert!(s.ends_with("gdb.events.gdb_exiting.connect(_kaal_end_qemu)\nend\n"));
     }
 
     #[test]
