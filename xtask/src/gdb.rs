@@ -206,6 +206,17 @@ def kaal_lookup(elf, func):
         raise gdb.GdbError("`%s` is ambiguous in %s: %s" % (func, elf, names))
     return next(iter(found.items()))
 
+def kaal_use_symbols(component):
+    """Loads `component`'s symbols in place of the user-space ones loaded."""
+    elf = kaal_image(component)
+    if _kaal_loaded == [elf]:
+        return elf
+    while _kaal_loaded:
+        gdb.execute("remove-symbol-file %s" % _kaal_loaded.pop(), to_string=True)
+    gdb.execute("add-symbol-file %s" % elf, to_string=True)
+    _kaal_loaded.append(elf)
+    return elf
+
 class KaalBreakpoint(gdb.Breakpoint):
     """A hardware breakpoint that stops only in one component."""
     def __init__(self, component, addr):
@@ -214,6 +225,8 @@ class KaalBreakpoint(gdb.Breakpoint):
     def stop(self):
         current = kaal_current()
         if current == self.kaal_component:
+            # Its symbols, so that the stop is shown in its own code.
+            kaal_use_symbols(current)
             return True
         print("kaal: breakpoint %d passed in `%s`, not `%s`; going on"
               % (self.number, current, self.kaal_component))
@@ -253,11 +266,7 @@ for the user addresses, in place of the ones loaded before."""
         argv = gdb.string_to_argv(arg)
         if len(argv) != 1:
             raise gdb.GdbError("usage: kaal-symbols COMPONENT")
-        elf = kaal_image(argv[0])
-        while _kaal_loaded:
-            gdb.execute("remove-symbol-file %s" % _kaal_loaded.pop(), to_string=True)
-        gdb.execute("add-symbol-file %s" % elf, to_string=True)
-        _kaal_loaded.append(elf)
+        elf = kaal_use_symbols(argv[0])
         print("kaal: symbols of `%s` (%s)" % (argv[0], elf))
 
 class KaalWhere(gdb.Command):
@@ -662,6 +671,28 @@ mod tests {
         assert_eq!(gdb_path(Path::new("/a/b")), "/a/b");
         assert_eq!(gdb_path(Path::new("/a b/c")), "\"/a b/c\"");
         assert_eq!(py_str("a\\b\n"), "\"a\\\\b\\u000a\"");
+    }
+
+    #[test]
+    fn the_gdb_table_parses_and_rejects_unknown_keys() -> Result<()> {
+        let tests = crate::systest::parse_manifest(
+            "[[test]]\nname = \"g\"\nimage = \"gdb_two\"\n\
+             gdb = { script = \"t.gdb\", system = \"gdb_two\", output = [\"a\"] }\n",
+        )?;
+        let spec = tests.first().and_then(|t| t.gdb.clone());
+        assert_eq!(
+            spec,
+            Some(GdbSpec {
+                script: "t.gdb".to_owned(),
+                system: Some("gdb_two".to_owned()),
+                output: vec!["a".to_owned()],
+            })
+        );
+        assert!(crate::systest::parse_manifest(
+            "[[test]]\nname = \"g\"\nimage = \"i\"\ngdb = { script = \"t\", port = 1 }\n"
+        )
+        .is_err());
+        Ok(())
     }
 
     #[test]

@@ -5,6 +5,7 @@
 kaal-break alpha gdb_mark
 continue
 kaal-where
+# The stop loaded alpha's symbols already; this says so.
 kaal-symbols alpha
 bt
 print/x tag
