@@ -206,14 +206,18 @@ def kaal_lookup(elf, func):
         raise gdb.GdbError("`%s` is ambiguous in %s: %s" % (func, elf, names))
     return next(iter(found.items()))
 
+def kaal_quote(path):
+    """A path as one argument of a gdb command."""
+    return '"%s"' % path.replace("\\", "\\\\").replace('"', '\\"')
+
 def kaal_use_symbols(component):
     """Loads `component`'s symbols in place of the user-space ones loaded."""
     elf = kaal_image(component)
     if _kaal_loaded == [elf]:
         return elf
     while _kaal_loaded:
-        gdb.execute("remove-symbol-file %s" % _kaal_loaded.pop(), to_string=True)
-    gdb.execute("add-symbol-file %s" % elf, to_string=True)
+        gdb.execute("remove-symbol-file %s" % kaal_quote(_kaal_loaded.pop()), to_string=True)
+    gdb.execute("add-symbol-file %s" % kaal_quote(elf), to_string=True)
     _kaal_loaded.append(elf)
     return elf
 
