@@ -258,6 +258,8 @@ task) enters FUNCTION, a name of its program (a Rust path's tail will do)."""
             raise gdb.GdbError("usage: kaal-break COMPONENT FUNCTION")
         component, func = argv
         addr, name = kaal_lookup(kaal_image(component), func)
+        # Its symbols, so that gdb names the breakpoint's place in its code.
+        kaal_use_symbols(component)
         bp = KaalBreakpoint(component, addr)
         print("kaal: breakpoint %d in `%s` at %#x (%s)" % (bp.number, component, addr, name))
 
