@@ -248,8 +248,9 @@ class KaalComponents(gdb.Command):
             print("%-20s %-18s %s" % (name, root, elf))
 
 class KaalBreak(gdb.Command):
-    """kaal-break COMPONENT FUNCTION: stop when COMPONENT (or root, the root
-task) enters FUNCTION, a name of its program (a Rust path's tail will do)."""
+    """kaal-break COMPONENT FUNCTION|*ADDRESS: stop when COMPONENT (or root,
+the root task) enters FUNCTION, a name of its program (a Rust path's tail
+will do), or reaches ADDRESS."""
     def __init__(self):
         super().__init__("kaal-break", gdb.COMMAND_BREAKPOINTS)
     def invoke(self, arg, from_tty):
@@ -257,7 +258,14 @@ task) enters FUNCTION, a name of its program (a Rust path's tail will do)."""
         if len(argv) != 2:
             raise gdb.GdbError("usage: kaal-break COMPONENT FUNCTION")
         component, func = argv
-        addr, name = kaal_lookup(kaal_image(component), func)
+        if func.startswith("*"):
+            try:
+                addr, name = int(func[1:], 0), func
+            except ValueError:
+                raise gdb.GdbError("`%s` is not an address such as *0x401234" % func)
+            kaal_image(component)
+        else:
+            addr, name = kaal_lookup(kaal_image(component), func)
         # Its symbols, so that gdb names the breakpoint's place in its code.
         kaal_use_symbols(component)
         bp = KaalBreakpoint(component, addr)
