@@ -710,6 +710,26 @@ mod tests {
     }
 
     #[test]
+    fn components_come_from_the_named_manifest() -> Result<()> {
+        let layout = Layout::from_build()?;
+        let images = Images::at(PathBuf::from("/img"));
+        let found = components(&layout, &images, "gdb_two")?;
+        assert_eq!(
+            found,
+            [
+                ("alpha".to_owned(), PathBuf::from("/img/gdb_target")),
+                ("bravo".to_owned(), PathBuf::from("/img/gdb_target")),
+            ]
+        );
+        assert!(
+            components(&layout, &images, "no_such_system").is_err_and(|e| e
+                .to_string()
+                .contains("no system manifest named `no_such_system`"))
+        );
+        Ok(())
+    }
+
+    #[test]
     fn output_lines_are_checked_in_order() {
         let text = "Breakpoint 1, gdb_mark (tag=1)\n$1 = 0x6f\n";
         let want = |l: &[&str]| l.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
