@@ -407,7 +407,8 @@ pub fn interactive(layout: &Layout, images: &Images, root_task: &Path) -> Result
 /// `cargo xtask gdb`: QEMU in the background, halted, its serial output in
 /// the session's serial log; then this process becomes gdb. QEMU gets its
 /// own process group, so that Ctrl-C in gdb interrupts the guest through
-/// the stub instead of killing QEMU; quitting gdb kills QEMU through the stub.
+/// the stub instead of killing QEMU; gdb ends QEMU when it exits
+/// (`session.gdb`). Returns only when gdb could not be started.
 pub fn session(session: &Interactive, mut qemu: Command) -> Result<()> {
     use std::os::unix::process::CommandExt;
     let log = fs::OpenOptions::new()
