@@ -226,14 +226,18 @@ class KaalBreakpoint(gdb.Breakpoint):
     def __init__(self, component, addr):
         super().__init__("*%#x" % addr, type=gdb.BP_HARDWARE_BREAKPOINT)
         self.kaal_component = component
+        self.kaal_passed = set()
     def stop(self):
         current = kaal_current()
         if current == self.kaal_component:
             # Its symbols, so that the stop is shown in its own code.
             kaal_use_symbols(current)
             return True
-        print("kaal: breakpoint %d passed in `%s`, not `%s`; going on"
-              % (self.number, current, self.kaal_component))
+        # Said once per program: the same address may be hot in another.
+        if current not in self.kaal_passed:
+            self.kaal_passed.add(current)
+            print("kaal: breakpoint %d passed in `%s`, not `%s`; going on (said once)"
+                  % (self.number, current, self.kaal_component))
         return False
 
 class KaalComponents(gdb.Command):
