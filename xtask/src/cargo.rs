@@ -258,6 +258,12 @@ pub struct Images {
 }
 
 impl Images {
+    /// Images in `dir`, for tests.
+    #[cfg(test)]
+    pub fn at(dir: PathBuf) -> Self {
+        Self { dir }
+    }
+
     /// The image built from binary `name`.
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.join(name)

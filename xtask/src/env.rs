@@ -18,6 +18,8 @@ const TOOLS: &[(&str, &str)] = &[
     ("gcc", "gcc"),
     ("objcopy", "binutils"),
     ("python3", "python3"),
+    // `cargo xtask gdb`, `run --gdb` and the gdb system tests.
+    ("gdb", "gdb"),
 ];
 
 /// Debian package that gives `python3` its `venv`/`ensurepip` modules.

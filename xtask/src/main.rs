@@ -5,6 +5,7 @@ mod bench;
 mod cargo;
 mod disk;
 mod env;
+mod gdb;
 mod hosttest;
 mod kernel;
 mod layout;
@@ -47,6 +48,16 @@ enum Cmd {
         /// QEMU accelerator: tcg (default), or kvm on real hardware.
         #[arg(long, value_enum, default_value_t = qemu::Accel::Tcg)]
         accel: qemu::Accel,
+        #[command(flatten)]
+        kernel: KernelArg,
+        /// Start QEMU halted with its gdb stub on a free local port, and print
+        /// the gdb command line to attach from another terminal.
+        #[arg(long)]
+        gdb: bool,
+    },
+    /// Build, start QEMU halted with its gdb stub, and run gdb attached to it
+    /// (symbols, kaal-* commands: docs/debugging.md).
+    Gdb {
         #[command(flatten)]
         kernel: KernelArg,
     },
@@ -121,7 +132,8 @@ fn run(command: Cmd) -> Result<ExitCode> {
             eprintln!("root task: {}", images.root_task()?.display());
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::Run { accel, kernel } => boot(&with(kernel), accel),
+        Cmd::Run { accel, kernel, gdb } => boot(&with(kernel), accel, gdb),
+        Cmd::Gdb { kernel } => debug(&with(kernel)),
         Cmd::Test {
             kernel,
             filter,
@@ -155,19 +167,35 @@ fn build(layout: &Layout) -> Result<(Prepared, Images)> {
     Ok((prepared, images))
 }
 
-fn boot(layout: &Layout, accel: qemu::Accel) -> Result<ExitCode> {
-    let (_, images) = build(layout)?;
-    let root_task = images.root_task()?;
-    // The machine of the `default_system` test: its disk and network card.
+/// The machine of the `default_system` test: its QEMU arguments (disk and
+/// network card) and its disk image.
+fn default_machine(layout: &Layout) -> Result<(Vec<String>, std::path::PathBuf)> {
     let tests = systest::load(&layout.tests_toml())?;
     let spec = tests
         .iter()
         .find(|t| t.name == "default_system")
         .context("tests.toml has no default_system test to take the machine from")?;
-    let (extra, disk) = spec.devices(layout)?;
+    spec.devices(layout)
+}
+
+fn boot(layout: &Layout, accel: qemu::Accel, with_gdb: bool) -> Result<ExitCode> {
+    let (_, images) = build(layout)?;
+    let root_task = images.root_task()?;
+    let (mut extra, disk) = default_machine(layout)?;
+    let mut serial_log = None;
+    if with_gdb {
+        let session = gdb::interactive(layout, &images, &root_task)?;
+        extra.extend(session.qemu_args);
+        println!(
+            "QEMU waits halted for gdb; attach from another terminal with:\n    {}",
+            gdb::shell_line("gdb", &session.gdb_args)
+        );
+        serial_log = Some(session.serial_log);
+    }
     let options = qemu::Options {
         accel,
         extra,
+        serial_log,
         ..qemu::Options::default()
     };
     println!(
@@ -191,6 +219,23 @@ fn boot(layout: &Layout, accel: qemu::Accel) -> Result<ExitCode> {
         Some(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
         None => ExitCode::FAILURE,
     })
+}
+
+fn debug(layout: &Layout) -> Result<ExitCode> {
+    let (_, images) = build(layout)?;
+    let root_task = images.root_task()?;
+    let (mut extra, _) = default_machine(layout)?;
+    let session = gdb::interactive(layout, &images, &root_task)?;
+    extra.extend(session.qemu_args.iter().cloned());
+    let options = qemu::Options {
+        extra,
+        ..qemu::Options::default()
+    };
+    gdb::session(
+        &session,
+        qemu::command(&layout.kernel32(), &root_task, &options),
+    )?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn test(layout: &Layout, filter: Option<&str>, host: bool, system: bool) -> Result<ExitCode> {
@@ -347,6 +392,10 @@ mod tests {
         assert!(Cli::try_parse_from(["x", "test", "--host-only", "--system-only"]).is_err());
         assert!(Cli::try_parse_from(["x", "run", "--accel", "kvm"]).is_ok());
         assert!(Cli::try_parse_from(["x", "run", "--accel", "hvf"]).is_err());
+        assert!(matches!(
+            Cli::try_parse_from(["x", "run", "--gdb"])?.command,
+            Cmd::Run { gdb: true, .. }
+        ));
         Ok(())
     }
 
@@ -358,11 +407,12 @@ mod tests {
                 | Cmd::Run { kernel, .. }
                 | Cmd::Test { kernel, .. }
                 | Cmd::Bench { kernel, .. } => kernel.variant,
+                Cmd::Gdb { kernel } => kernel.variant,
                 Cmd::Check => bail!("no kernel option"),
             })
         };
         use kernel::Variant::{Debug, Release};
-        for cmd in ["build", "run", "test", "bench"] {
+        for cmd in ["build", "run", "test", "bench", "gdb"] {
             assert_eq!(variant(&["x", cmd])?, Release, "{cmd}");
             assert_eq!(variant(&["x", cmd, "--kernel", "debug"])?, Debug, "{cmd}");
             assert_eq!(variant(&["x", cmd, "--kernel", "release"])?, Release);

@@ -1,7 +1,7 @@
 //! The QEMU command line and the guest's exit protocol.
 
 use std::ffi::OsString;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use clap::ValueEnum;
@@ -64,6 +64,9 @@ pub struct Options {
     /// Extra arguments appended last, each passed to QEMU as one argument, untouched (no
     /// shell splitting; commas, spaces and quotes stay as they are).
     pub extra: Vec<String>,
+    /// The serial output (COM1) is also written to this file, for gdb's
+    /// helpers (`run --gdb`); the console stays on stdio.
+    pub serial_log: Option<PathBuf>,
 }
 
 /// CPU model for TCG: what seL4 5.0.0 needs, without what TCG lacks.
@@ -77,10 +80,25 @@ pub fn args(kernel32: &Path, image: &Path, options: &Options) -> Vec<OsString> {
         Accel::Tcg => push(&["-cpu", TCG_CPU, "-accel", "tcg"]),
         Accel::Kvm => push(&["-accel", "kvm", "-cpu", "host"]),
     }
+    push(&["-nographic"]);
+    match &options.serial_log {
+        None => push(&["-serial", "mon:stdio"]),
+        // `mon:stdio` spelled out, with the chardev's log file added.
+        Some(log) => {
+            // QEMU's option syntax escapes a comma by doubling it.
+            let path = log.display().to_string().replace(',', ",,");
+            let chardev = format!("stdio,id=con,mux=on,logfile={path}");
+            push(&[
+                "-chardev",
+                &chardev,
+                "-serial",
+                "chardev:con",
+                "-mon",
+                "chardev=con",
+            ]);
+        }
+    }
     push(&[
-        "-nographic",
-        "-serial",
-        "mon:stdio",
         "-m",
         "512M",
         "-no-reboot",
@@ -136,6 +154,19 @@ mod tests {
         assert!(line.contains("-kernel k.elf -initrd img"));
         assert!(line.ends_with("-device isa-debug-exit,iobase=0xf4,iosize=0x04"));
         assert!(!line.contains("icount"));
+    }
+
+    #[test]
+    fn a_serial_log_keeps_the_console_on_stdio() {
+        let line = joined(&Options {
+            serial_log: Some(PathBuf::from("/l/serial.log")),
+            ..Options::default()
+        });
+        assert!(line.contains(
+            "-nographic -chardev stdio,id=con,mux=on,logfile=/l/serial.log \
+             -serial chardev:con -mon chardev=con -m 512M"
+        ));
+        assert!(!line.contains("mon:stdio"));
     }
 
     #[test]

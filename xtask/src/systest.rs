@@ -88,6 +88,9 @@ pub struct TestSpec {
     /// The `serial` substrings must appear in the order listed.
     #[serde(default)]
     pub ordered: bool,
+    /// A batch gdb attached to QEMU's stub runs this script (see gdb.rs).
+    #[serde(default)]
+    pub gdb: Option<crate::gdb::GdbSpec>,
 }
 
 fn one() -> usize {
@@ -407,13 +410,24 @@ fn run_one(layout: &Layout, images: &Images, spec: &TestSpec) -> Result<Result<(
     };
     let log = layout.log(&format!("system-{}", spec.name));
     let step = Step::start(format!("test {}", spec.name), &log)?;
-    let (extra, disk_path) = spec.devices(layout)?;
+    let (mut extra, disk_path) = spec.devices(layout)?;
+    let gdb = match &spec.gdb {
+        Some(g) => {
+            let (gdb, args) =
+                crate::gdb::PreparedSession::new(layout, images, &spec.name, g, &image, &log)?;
+            extra.extend(args);
+            Some(gdb)
+        }
+        None => None,
+    };
     let options = qemu::Options {
         extra,
         ..qemu::Options::default()
     };
     let mut cmd = qemu::command(&layout.kernel32(), &image, &options);
     step.note(&format!("$ {}", step::describe(&cmd)))?;
+    // gdb retries connecting until QEMU's stub listens.
+    let gdb = gdb.map(crate::gdb::PreparedSession::start).transpose()?;
     let start = log_len(&log)?;
     let timeout = Duration::from_secs(spec.timeout_secs);
     // A system that runs on is stopped once its log has every line.
@@ -441,6 +455,17 @@ fn run_one(layout: &Layout, images: &Images, spec: &TestSpec) -> Result<Result<(
     if let (Ok(()), Some(d)) = (&result, &spec.disk) {
         result = d.verify(&disk_path)?;
     }
+    let gdb_tail = match gdb {
+        Some(gdb) => {
+            let shown = gdb.output().display().to_string();
+            let (judged, tail) = gdb.finish()?;
+            if result.is_ok() {
+                result = judged;
+            }
+            Some((shown, tail))
+        }
+        None => None,
+    };
     // After the verdict read the log, so that no `serial` substring can match this note.
     match delivery {
         Delivery::Sent => {
@@ -466,6 +491,11 @@ fn run_one(layout: &Layout, images: &Images, spec: &TestSpec) -> Result<Result<(
             step::printable(&step::last_lines(&serial, SERIAL_TAIL_LINES))
         );
         println!("---- end of {} ----", spec.name);
+        if let Some((shown, tail)) = gdb_tail {
+            println!("---- {}: gdb output {shown} ----", spec.name);
+            println!("{}", step::printable(&tail));
+            println!("---- end of gdb output ----");
+        }
     }
     Ok(result)
 }
@@ -782,6 +812,7 @@ mod tests {
             com2_input: None,
             disk: None,
             ordered: false,
+            gdb: None,
         }
     }
 

@@ -359,6 +359,15 @@ fn build(
         rdi: layout::START_INFO,
         ..Default::default()
     };
+    // Printed before the thread runs: a debugger tells the components apart
+    // by this root (CR3 holds it, as the kernel has no PCID), see
+    // docs/debugging.md.
+    if let Ok(root) = broker.object_paddr(r.vspace.cptr()) {
+        println!(
+            "KaaL: component `{}` started (vspace root {root:#x})",
+            cx.comp.name
+        );
+    }
     // SAFETY: the thread runs in its own address space and CSpace, built
     // above; it cannot touch the root task's memory.
     unsafe { r.tcb.write_registers(true, &regs) }.context("TCB_WriteRegisters")?;
