@@ -450,7 +450,8 @@ pub fn session(session: &Interactive, mut qemu: Command) -> Result<()> {
     Err(err).context("starting gdb")
 }
 
-/// gdb commands that end QEMU (process `pid`) when gdb exits.
+/// gdb commands that end QEMU (process `pid`) when gdb exits, then run the
+/// machine to the root task's entry and stop there.
 fn end_qemu_script(pid: u32) -> String {
     format!(
         "# cargo xtask gdb: QEMU runs in the background; it ends with gdb.\n\
@@ -460,7 +461,12 @@ fn end_qemu_script(pid: u32) -> String {
          try:\n        os.kill({pid}, signal.SIGTERM)\n    \
          except OSError:\n        pass\n\
          gdb.events.gdb_exiting.connect(_kaal_end_qemu)\n\
-         end\n"
+         end\n\
+         # Boot the kernel and stop where the root task begins.\n\
+         kaal-break root _start\n\
+         continue\n\
+         delete\n\
+         echo kaal: halted at the root task's entry; `continue` boots the system.\\n\n"
     )
 }
 
@@ -682,7 +688,9 @@ mod tests {
         let s = end_qemu_script(42);
         assert!(s.contains("os.kill(42, signal.SIGTERM)"));
         assert!(s.contains("\ndef _kaal_end_qemu(event):\n    try:\n        os.kill"));
-        assert!(s.ends_with("gdb.events.gdb_exiting.connect(_kaal_end_qemu)\nend\n"));
+        assert!(s.contains("gdb.events.gdb_exiting.connect(_kaal_end_qemu)\nend\n"));
+        // Then the machine runs to the root task's entry and stops there.
+        assert!(s.contains("\nkaal-break root _start\ncontinue\ndelete\n"));
     }
 
     #[test]
