@@ -55,6 +55,11 @@ impl<D: BlockDevice> Ext2<D> {
         &self.sb
     }
 
+    /// The checked group descriptors.
+    pub fn groups(&self) -> &[GroupDesc] {
+        &self.groups
+    }
+
     /// The block size in bytes.
     pub fn block_size(&self) -> u32 {
         self.sb.block_size
