@@ -245,6 +245,16 @@ impl Superblock {
         if self.first_ino < 3 || self.first_ino > self.inodes_count {
             return Err(Error::Corrupt("first inode", self.first_ino.into()));
         }
+        // The descriptor table lies in group 0; bounding it by the group's
+        // size also bounds the memory a hostile group count makes us allocate.
+        let table_blocks =
+            (u64::from(groups) * DESC_SIZE as u64).div_ceil(u64::from(self.block_size));
+        if table_blocks >= u64::from(self.blocks_per_group) {
+            return Err(Error::Corrupt(
+                "group descriptors overflow group 0",
+                groups.into(),
+            ));
+        }
         self.group_count = groups;
         Ok(self)
     }
