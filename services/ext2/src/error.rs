@@ -27,6 +27,10 @@ pub enum Error {
     SymlinkLoop,
     /// An argument is out of range (an empty name, an offset past the limit).
     Invalid,
+    /// No free block or inode is left.
+    NoSpace,
+    /// The name exists already.
+    Exists,
     /// The device failed.
     Io(IoError),
 }
@@ -50,6 +54,8 @@ impl fmt::Display for Error {
             Self::NameTooLong => f.write_str("name too long"),
             Self::SymlinkLoop => f.write_str("too many levels of symbolic links"),
             Self::Invalid => f.write_str("invalid argument"),
+            Self::NoSpace => f.write_str("no space left on the file system"),
+            Self::Exists => f.write_str("file exists"),
             Self::Io(IoError::OutOfBounds) => {
                 f.write_str("I/O error: access past the device's end")
             }

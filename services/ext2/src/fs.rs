@@ -22,10 +22,12 @@ const INODE_BYTES: usize = 128;
 /// An ext2 file system on a device.
 #[derive(Debug)]
 pub struct Ext2<D> {
-    dev: D,
-    sb: Superblock,
-    groups: Vec<GroupDesc>,
-    read_only: Option<&'static str>,
+    pub(crate) dev: D,
+    pub(crate) sb: Superblock,
+    pub(crate) groups: Vec<GroupDesc>,
+    pub(crate) read_only: Option<&'static str>,
+    /// Seconds since the epoch stamped on what is written.
+    pub(crate) now: u32,
 }
 
 impl<D: BlockDevice> Ext2<D> {
@@ -42,6 +44,7 @@ impl<D: BlockDevice> Ext2<D> {
             sb,
             groups,
             read_only,
+            now: 0,
         })
     }
 
@@ -70,12 +73,12 @@ impl<D: BlockDevice> Ext2<D> {
         self.dev
     }
 
-    fn block_offset(&self, block: u32) -> u64 {
+    pub(crate) fn block_offset(&self, block: u32) -> u64 {
         u64::from(block) * u64::from(self.sb.block_size)
     }
 
     /// Reads inode `ino` from its group's table.
-    fn inode(&mut self, ino: u32) -> Result<Inode> {
+    pub(crate) fn inode(&mut self, ino: u32) -> Result<Inode> {
         if ino == 0 || ino > self.sb.inodes_count {
             return Err(Error::Corrupt("inode number out of range", ino.into()));
         }
@@ -102,7 +105,7 @@ impl<D: BlockDevice> Ext2<D> {
     }
 
     /// Checks a block pointer read from the disk; 0 is a hole.
-    fn pointer(&self, block: u32) -> Result<Option<u32>> {
+    pub(crate) fn pointer(&self, block: u32) -> Result<Option<u32>> {
         if block == 0 {
             return Ok(None);
         }
@@ -112,7 +115,7 @@ impl<D: BlockDevice> Ext2<D> {
     }
 
     /// The block holding logical block `logical` of `inode`, `None` for a hole.
-    fn map_block(&mut self, inode: &Inode, logical: u64) -> Result<Option<u32>> {
+    pub(crate) fn map_block(&mut self, inode: &Inode, logical: u64) -> Result<Option<u32>> {
         if let Some(&direct) = inode
             .block
             .get(logical as usize)
@@ -121,18 +124,7 @@ impl<D: BlockDevice> Ext2<D> {
             return self.pointer(direct);
         }
         let per_block = u64::from(self.sb.block_size / 4);
-        let mut rest = logical - DIRECT_BLOCKS as u64;
-        let mut span = per_block;
-        let mut depth = 1u32;
-        // Single, double, then triple indirect: each level covers per_block times more.
-        while rest >= span {
-            rest -= span;
-            depth += 1;
-            span = span.checked_mul(per_block).ok_or(Error::Invalid)?;
-            if depth > 3 {
-                return Err(Error::Invalid);
-            }
-        }
+        let (depth, rest) = indirect_path(per_block, logical)?;
         let root = *inode
             .block
             .get(DIRECT_BLOCKS + depth as usize - 1)
@@ -194,7 +186,7 @@ impl<D: BlockDevice> Ext2<D> {
     }
 
     /// Calls `visit` for each entry of directory `dir` until it returns `true`.
-    fn walk_dir(
+    pub(crate) fn walk_dir(
         &mut self,
         dir: &Inode,
         mut visit: impl FnMut(u32, FileType, &[u8]) -> bool,
@@ -240,7 +232,7 @@ impl<D: BlockDevice> Ext2<D> {
         Ok(entries)
     }
 
-    fn lookup_in(&mut self, dir: &Inode, name: &[u8]) -> Result<u32> {
+    pub(crate) fn lookup_in(&mut self, dir: &Inode, name: &[u8]) -> Result<u32> {
         if name.is_empty() {
             return Err(Error::Invalid);
         }
@@ -370,4 +362,24 @@ fn push_components(pending: &mut Vec<Vec<u8>>, path: &[u8]) {
 
 fn components(path: &[u8]) -> impl Iterator<Item = &[u8]> {
     path.split(|&b| b == b'/').filter(|c| !c.is_empty())
+}
+
+/// For a logical block past the direct ones: the depth of indirection (1 to
+/// 3) and the index within the blocks that depth covers.
+pub(crate) fn indirect_path(per_block: u64, logical: u64) -> Result<(u32, u64)> {
+    let mut rest = logical
+        .checked_sub(DIRECT_BLOCKS as u64)
+        .ok_or(Error::Invalid)?;
+    let mut span = per_block;
+    let mut depth = 1u32;
+    // Single, double, then triple indirect: each level covers per_block times more.
+    while rest >= span {
+        rest -= span;
+        depth += 1;
+        span = span.checked_mul(per_block).ok_or(Error::Invalid)?;
+        if depth > 3 {
+            return Err(Error::Invalid);
+        }
+    }
+    Ok((depth, rest))
 }

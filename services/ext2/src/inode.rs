@@ -10,8 +10,10 @@ pub(crate) const INLINE_BYTES: usize = BLOCK_POINTERS * 4;
 /// The root directory's inode number.
 pub const ROOT_INODE: u32 = 2;
 
+/// `i_flags`: the directory has a hash index (which linear updates void).
+pub(crate) const INDEX_FL: u32 = 0x1000;
 /// `i_flags` bits that change how the data is found; this crate reads neither.
-const EXTENTS_FL: u32 = 0x8_0000;
+pub(crate) const EXTENTS_FL: u32 = 0x8_0000;
 const INLINE_DATA_FL: u32 = 0x1000_0000;
 
 /// The kind of file, from the mode's top four bits.
@@ -81,6 +83,7 @@ pub(crate) struct Inode {
     /// 512-byte sectors in use, including an extended-attribute block.
     pub sectors: u32,
     pub file_acl: u32,
+    pub flags: u32,
     pub block: [u32; BLOCK_POINTERS],
     /// The raw `i_block` bytes, where a fast symlink keeps its target.
     pub inline: [u8; INLINE_BYTES],
@@ -130,6 +133,7 @@ impl Inode {
             stat,
             sectors: le32(raw, 28),
             file_acl: le32(raw, 104),
+            flags,
             block,
             inline,
         })

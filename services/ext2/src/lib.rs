@@ -26,6 +26,7 @@ mod fs;
 mod inode;
 mod layout;
 mod superblock;
+mod write;
 
 pub use device::{BlockDevice, IoError, MemDevice};
 pub use dir::{DirEntry, NAME_MAX};

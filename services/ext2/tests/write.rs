@@ -1,0 +1,183 @@
+//! The start of the write path, checked by e2fsprogs: after files are
+//! created and written, `e2fsck -fn` finds nothing to fix and `debugfs`
+//! reads back the same bytes.
+
+// Test helpers: a failed step is a failed test.
+#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+
+mod common;
+
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+
+use ext2::{Error, Ext2, MemDevice, ROOT_INODE};
+
+fn mount_image(image: &Path) -> Ext2<MemDevice> {
+    Ext2::mount(MemDevice::from_bytes(fs::read(image).unwrap())).unwrap()
+}
+
+fn save(fs: Ext2<MemDevice>, image: &Path) {
+    fs::write(image, fs.into_device().into_bytes()).unwrap();
+}
+
+/// `e2fsck -fn` must exit 0: nothing to fix. Returns the inodes in use
+/// from its summary (`IMG: USED/TOTAL files (...)`).
+fn fsck_clean(image: &Path) -> u32 {
+    let output = Command::new(common::e2fs_tool("e2fsck"))
+        .arg("-fn")
+        .arg(image)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "e2fsck -fn exit {:?}:\n{}{}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let summary = stdout.lines().find(|l| l.contains(" files (")).unwrap();
+    let used = summary
+        .split(": ")
+        .nth(1)
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap();
+    used.parse().unwrap()
+}
+
+/// The bytes of `path` as `debugfs` reads them.
+fn debugfs_cat(image: &Path, path: &str) -> Vec<u8> {
+    let output = Command::new(common::e2fs_tool("debugfs"))
+        .arg("-R")
+        .arg(format!("cat {path}"))
+        .arg(image)
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    output.stdout
+}
+
+fn create_and_write(block_size: u32) {
+    let src = tempfile::tempdir().unwrap();
+    common::make_tree(src.path(), 10_000);
+    let dir = tempfile::tempdir().unwrap();
+    let image = dir.path().join("fs.img");
+    common::mkfs(src.path(), &image, block_size, "16M", &[]);
+    let mut fs = mount_image(&image);
+    fs.set_time(1_700_000_000);
+
+    let small = fs.create(ROOT_INODE, b"new.txt", 0o644, 0, 0).unwrap();
+    assert_eq!(fs.write(small, 0, b"written by kaal\n"), Ok(16));
+    let d1 = fs.resolve(b"/d1").unwrap();
+    // 3 MiB in odd pieces: the single and double indirect blocks.
+    let big = fs.create(d1, b"big", 0o600, 70_000, 80_001).unwrap();
+    let data = common::pattern(3 << 20);
+    for (i, piece) in data.chunks(77_777).enumerate() {
+        assert_eq!(fs.write(big, (i * 77_777) as u64, piece), Ok(piece.len()));
+    }
+    // A write past the end leaves a hole before it.
+    let sparse = fs.create(d1, b"sparse", 0o644, 0, 0).unwrap();
+    fs.write(sparse, 100_000, b"tail").unwrap();
+    // Overwriting inside a file keeps its size.
+    fs.write(small, 0, b"W").unwrap();
+    // Enough names to need new directory blocks.
+    let d3 = fs.resolve(b"/d1/d2/d3").unwrap();
+    for i in 0..150 {
+        let name = format!("file-with-a-longish-name-{i:03}");
+        let ino = fs.create(d3, name.as_bytes(), 0o644, 1, 2).unwrap();
+        fs.write(ino, 0, name.as_bytes()).unwrap();
+    }
+    assert_eq!(
+        fs.create(ROOT_INODE, b"new.txt", 0o644, 0, 0),
+        Err(Error::Exists)
+    );
+    assert_eq!(
+        fs.create(ROOT_INODE, &[b'x'; 256], 0o644, 0, 0),
+        Err(Error::NameTooLong)
+    );
+    assert_eq!(
+        fs.create(ROOT_INODE, b"a/b", 0o644, 0, 0),
+        Err(Error::Invalid)
+    );
+    assert_eq!(fs.write(d1, 0, b"x"), Err(Error::IsADirectory));
+    save(fs, &image);
+
+    // The tree's files, lost+found and the reserved inodes, plus 153 new files.
+    assert!(fsck_clean(&image) > 153 + 20);
+    assert_eq!(debugfs_cat(&image, "/new.txt"), b"Written by kaal\n");
+    assert!(debugfs_cat(&image, "/d1/big") == data, "big differs");
+    let mut expected = vec![0u8; 100_000];
+    expected.extend_from_slice(b"tail");
+    assert!(debugfs_cat(&image, "/d1/sparse") == expected);
+    assert_eq!(
+        debugfs_cat(&image, "/d1/d2/d3/file-with-a-longish-name-149"),
+        b"file-with-a-longish-name-149"
+    );
+    // The old files are intact and the crate reads the new ones back.
+    let mut fs = mount_image(&image);
+    let deep = fs.resolve(b"/d1/d2/d3/deep.txt").unwrap();
+    let mut buf = [0u8; 64];
+    assert_eq!(fs.read(deep, 0, &mut buf), Ok(10));
+    assert_eq!(&buf[..10], b"deep down\n");
+    let big = fs.resolve(b"/d1/big").unwrap();
+    let stat = fs.stat(big).unwrap();
+    assert_eq!(
+        (stat.mode, stat.uid, stat.gid, stat.size),
+        (0o100600, 70_000, 80_001, 3 << 20)
+    );
+    assert_eq!(stat.mtime, 1_700_000_000);
+    assert_eq!(fs.read_dir(d3).unwrap().len(), 150 + 3);
+}
+
+#[test]
+fn created_files_pass_e2fsck_and_read_back_with_debugfs_4k() {
+    create_and_write(4096);
+}
+
+#[test]
+fn created_files_pass_e2fsck_and_read_back_with_debugfs_1k() {
+    create_and_write(1024);
+}
+
+#[test]
+fn a_full_disk_gives_no_space_and_stays_consistent() {
+    let src = tempfile::tempdir().unwrap();
+    fs::write(src.path().join("keep"), b"keep me\n").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let image = dir.path().join("fs.img");
+    common::mkfs(src.path(), &image, 1024, "1M", &[]);
+    let mut fs = mount_image(&image);
+    let fill = fs.create(ROOT_INODE, b"fill", 0o644, 0, 0).unwrap();
+    let chunk = vec![0x5a; 64 << 10];
+    let mut offset = 0u64;
+    let err = loop {
+        match fs.write(fill, offset, &chunk) {
+            Ok(n) => offset += n as u64,
+            Err(err) => break err,
+        }
+        assert!(offset < 2 << 20, "wrote more than the disk holds");
+    };
+    assert_eq!(err, Error::NoSpace);
+    let size = fs.stat(fill).unwrap().size;
+    assert!(size > 500 << 10, "only {size} bytes fit");
+    save(fs, &image);
+    fsck_clean(&image);
+    assert_eq!(debugfs_cat(&image, "/keep"), b"keep me\n");
+    assert_eq!(debugfs_cat(&image, "/fill").len() as u64, size);
+}
+
+#[test]
+fn a_read_only_mount_refuses_writes() {
+    let src = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let image = dir.path().join("fs.img");
+    common::mkfs(src.path(), &image, 4096, "16M", &["-O", "huge_file"]);
+    let mut fs = mount_image(&image);
+    assert_eq!(
+        fs.create(ROOT_INODE, b"x", 0o644, 0, 0),
+        Err(Error::ReadOnly)
+    );
+}
