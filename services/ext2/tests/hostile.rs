@@ -216,12 +216,61 @@ fn specific_damage_gives_corrupt() {
     assert!(Ext2::mount(MemDevice::from_bytes(image)).is_err());
 }
 
+/// Creates and writes files in a (possibly damaged) image, then reads the
+/// result. Panics only if the crate does.
+fn exercise_writes(image: Vec<u8>) {
+    let Ok(mut fs) = Ext2::mount(MemDevice::from_bytes(image)) else {
+        return;
+    };
+    let data = common::pattern(5000);
+    for dir in [&b"/"[..], b"/d1", b"/d1/d2/d3"] {
+        let Ok(dir) = fs.resolve(dir) else { continue };
+        for name in [&b"new"[..], b"a.txt", b"other"] {
+            let ino = match fs.create(dir, name, 0o644, 1, 1) {
+                Ok(ino) => ino,
+                Err(_) => match fs.lookup(dir, name) {
+                    Ok(ino) => ino,
+                    Err(_) => continue,
+                },
+            };
+            let _ = fs.write(ino, 0, &data);
+            let _ = fs.write(ino, 300_000, &data);
+        }
+    }
+    for path in [&b"big.bin"[..], b"far", b"slowlink", b"d1/one.txt"] {
+        if let Ok(ino) = fs.resolve(path) {
+            let _ = fs.write(ino, 1000, &data);
+        }
+    }
+    exercise(fs.into_device().into_bytes());
+}
+
+#[test]
+fn writes_to_the_clean_image_succeed() {
+    let mut fs = mount(clean_image().to_vec());
+    let ino = fs.create(ROOT_INODE, b"new", 0o644, 1, 1).unwrap();
+    assert_eq!(fs.write(ino, 0, b"abc"), Ok(3));
+    exercise_writes(clean_image().to_vec());
+}
+
+/// 1 to 11 (range, offset, xor) byte flips.
+fn flips() -> impl Strategy<Value = Vec<(prop::sample::Index, prop::sample::Index, u8)>> {
+    proptest::collection::vec(
+        (
+            any::<prop::sample::Index>(),
+            any::<prop::sample::Index>(),
+            1u8..,
+        ),
+        1..12,
+    )
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(1000))]
 
     #[test]
     fn flipped_metadata_bytes_never_panic_or_loop(
-        flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<prop::sample::Index>(), 1u8..), 1..12)
+        flips in flips()
     ) {
         static RANGES: OnceLock<Vec<(usize, usize)>> = OnceLock::new();
         let ranges = RANGES.get_or_init(metadata_ranges);
@@ -231,5 +280,19 @@ proptest! {
             image[start + offset.index(end - start)] ^= xor;
         }
         exercise(image);
+    }
+
+    #[test]
+    fn flipped_metadata_bytes_never_panic_or_loop_on_writes(
+        flips in flips()
+    ) {
+        static RANGES: OnceLock<Vec<(usize, usize)>> = OnceLock::new();
+        let ranges = RANGES.get_or_init(metadata_ranges);
+        let mut image = clean_image().to_vec();
+        for (range, offset, xor) in flips {
+            let (start, end) = ranges[range.index(ranges.len())];
+            image[start + offset.index(end - start)] ^= xor;
+        }
+        exercise_writes(image);
     }
 }
