@@ -29,6 +29,8 @@ pub enum Error {
     Invalid,
     /// No free block or inode is left.
     NoSpace,
+    /// The inode has the most links ext2 allows.
+    TooManyLinks,
     /// The name exists already.
     Exists,
     /// The device failed.
@@ -55,6 +57,7 @@ impl fmt::Display for Error {
             Self::SymlinkLoop => f.write_str("too many levels of symbolic links"),
             Self::Invalid => f.write_str("invalid argument"),
             Self::NoSpace => f.write_str("no space left on the file system"),
+            Self::TooManyLinks => f.write_str("too many links"),
             Self::Exists => f.write_str("file exists"),
             Self::Io(IoError::OutOfBounds) => {
                 f.write_str("I/O error: access past the device's end")

@@ -11,15 +11,37 @@ use alloc::vec;
 use crate::device::BlockDevice;
 use crate::dir::{HEADER, NAME_MAX};
 use crate::error::{Error, Result};
+use crate::fs::PATH_MAX;
 use crate::fs::{indirect_path, Ext2};
-use crate::inode::{FileType, Inode, BLOCK_POINTERS, DIRECT_BLOCKS, INDEX_FL};
+use crate::inode::{FileType, Inode, BLOCK_POINTERS, DIRECT_BLOCKS, INDEX_FL, INLINE_BYTES};
 use crate::layout::{le16, le32};
+use crate::superblock::GroupDesc;
 use crate::superblock::{ro_compat, SUPERBLOCK_OFFSET};
 
 /// Size of a group descriptor.
 const DESC_SIZE: u64 = 32;
 /// Bytes past the 128-byte inode that mke2fs reserves in larger inodes.
 const EXTRA_ISIZE: u16 = 32;
+
+/// Mode type bits.
+const S_IFREG: u16 = 0x8000;
+const S_IFDIR: u16 = 0x4000;
+const S_IFLNK: u16 = 0xa000;
+/// Most links an inode may have (ext2's limit).
+const LINK_MAX: u16 = 32_000;
+
+/// Checks a name for a new entry: not empty, not `.` or `..`, no `/` or NUL,
+/// at most 255 bytes.
+fn check_name(name: &[u8]) -> Result<()> {
+    if name.is_empty() || name == b"." || name == b".." || name.contains(&b'/') || name.contains(&0)
+    {
+        return Err(Error::Invalid);
+    }
+    if name.len() > NAME_MAX {
+        return Err(Error::NameTooLong);
+    }
+    Ok(())
+}
 
 /// Bytes an entry with a name of `len` bytes needs.
 fn entry_size(len: usize) -> usize {
@@ -320,17 +342,97 @@ impl<D: BlockDevice> Ext2<D> {
     /// Creates an empty regular file `name` in directory `dir` with
     /// permission bits `perm`, owned by `uid`:`gid`. Returns its inode number.
     pub fn create(&mut self, dir: u32, name: &[u8], perm: u16, uid: u32, gid: u32) -> Result<u32> {
-        self.writable()?;
-        if name.is_empty()
-            || name == b"."
-            || name == b".."
-            || name.contains(&b'/')
-            || name.contains(&0)
-        {
+        self.new_node(
+            dir,
+            name,
+            S_IFREG | (perm & 0o7777),
+            uid,
+            gid,
+            |_, _| Ok(()),
+        )
+    }
+
+    /// Creates directory `name` in `dir` (with `.` and `..`). Returns its inode number.
+    pub fn mkdir(&mut self, dir: u32, name: &[u8], perm: u16, uid: u32, gid: u32) -> Result<u32> {
+        let mut parent = self.inode(dir)?;
+        if parent.stat.links >= LINK_MAX {
+            return Err(Error::TooManyLinks);
+        }
+        let block_size = self.sb.block_size as usize;
+        let ino = self.new_node(
+            dir,
+            name,
+            S_IFDIR | (perm & 0o7777),
+            uid,
+            gid,
+            |fs, inode| {
+                let block = fs.map_or_allocate(inode, 0)?;
+                let mut buf = vec![0u8; block_size];
+                let kind = if fs.sb.has_filetype() {
+                    FileType::Directory
+                } else {
+                    FileType::Unknown
+                };
+                put_entry(&mut buf, 0, inode.stat.ino, 12, Some((b".", kind)))?;
+                put_entry(&mut buf, 12, dir, block_size - 12, Some((b"..", kind)))?;
+                fs.dev.write_at(fs.block_offset(block), &buf)?;
+                inode.stat.size = block_size as u64;
+                inode.stat.links = 2;
+                Ok(())
+            },
+        )?;
+        // The new directory's `..` links the parent.
+        parent = self.inode(dir)?;
+        parent.stat.links += 1;
+        self.write_inode(&parent)?;
+        Ok(ino)
+    }
+
+    /// Creates symbolic link `name` in `dir` pointing at `target`: in the
+    /// inode when it fits (a fast symlink), else in a block.
+    pub fn symlink(
+        &mut self,
+        dir: u32,
+        name: &[u8],
+        target: &[u8],
+        uid: u32,
+        gid: u32,
+    ) -> Result<u32> {
+        if target.is_empty() || target.contains(&0) {
             return Err(Error::Invalid);
         }
-        if name.len() > NAME_MAX {
+        if target.len() >= (self.sb.block_size as usize).min(PATH_MAX) {
             return Err(Error::NameTooLong);
+        }
+        self.new_node(dir, name, S_IFLNK | 0o777, uid, gid, |fs, inode| {
+            if target.len() < INLINE_BYTES {
+                let mut inline = [0u8; INLINE_BYTES];
+                inline
+                    .get_mut(..target.len())
+                    .ok_or(Error::Invalid)?
+                    .copy_from_slice(target);
+                for (pointer, bytes) in inode.block.iter_mut().zip(inline.chunks_exact(4)) {
+                    *pointer = le32(bytes, 0);
+                }
+            } else {
+                let block = fs.map_or_allocate(inode, 0)?;
+                fs.dev.write_at(fs.block_offset(block), target)?;
+            }
+            inode.stat.size = target.len() as u64;
+            Ok(())
+        })
+    }
+
+    /// Adds `name` in `dir` as another name of `target` (not a directory).
+    pub fn link(&mut self, dir: u32, name: &[u8], target: u32) -> Result<()> {
+        self.writable()?;
+        check_name(name)?;
+        let mut inode = self.inode(target)?;
+        if inode.stat.file_type == FileType::Directory {
+            return Err(Error::IsADirectory);
+        }
+        if inode.stat.links >= LINK_MAX {
+            return Err(Error::TooManyLinks);
         }
         let dir_inode = self.inode(dir)?;
         match self.lookup_in(&dir_inode, name) {
@@ -338,20 +440,62 @@ impl<D: BlockDevice> Ext2<D> {
             Err(Error::NotFound) => {}
             Err(err) => return Err(err),
         }
-        let ino = self.allocate(Kind::Inode { dir: false })?;
-        if let Err(err) = self.init_inode(ino, 0x8000 | (perm & 0o7777), uid, gid) {
-            self.release_inode(ino)?;
-            return Err(err);
+        self.add_entry(dir, name, target, inode.stat.file_type)?;
+        inode.stat.links += 1;
+        inode.stat.ctime = self.now;
+        self.write_inode(&inode)
+    }
+
+    /// Allocates and initialises an inode of `mode`, lets `fill` give it
+    /// its contents, and enters it in `dir` as `name`. On failure what it
+    /// allocated is given back.
+    fn new_node(
+        &mut self,
+        dir: u32,
+        name: &[u8],
+        mode: u16,
+        uid: u32,
+        gid: u32,
+        fill: impl FnOnce(&mut Self, &mut Inode) -> Result<()>,
+    ) -> Result<u32> {
+        self.writable()?;
+        check_name(name)?;
+        let dir_inode = self.inode(dir)?;
+        match self.lookup_in(&dir_inode, name) {
+            Ok(_) => return Err(Error::Exists),
+            Err(Error::NotFound) => {}
+            Err(err) => return Err(err),
         }
-        if let Err(err) = self.add_entry(dir, name, ino, FileType::Regular) {
-            self.release_inode(ino)?;
+        let file_type = FileType::from_mode(mode);
+        let kind = Kind::Inode {
+            dir: file_type == FileType::Directory,
+        };
+        let ino = self.allocate(kind)?;
+        let mut inode = match self.init_inode(ino, mode, uid, gid) {
+            Ok(inode) => inode,
+            Err(err) => {
+                self.release(kind, ino)?;
+                return Err(err);
+            }
+        };
+        let result = fill(self, &mut inode)
+            .and_then(|()| self.write_inode(&inode))
+            .and_then(|()| self.add_entry(dir, name, ino, file_type));
+        if let Err(err) = result {
+            // A new node owns at most its first block (a fast symlink's
+            // i_block holds text, and no sectors).
+            let first = inode.block.first().copied().unwrap_or(0);
+            if inode.sectors > 0 && first != 0 {
+                self.release(Kind::Block, first)?;
+            }
+            self.release(kind, ino)?;
             return Err(err);
         }
         Ok(ino)
     }
 
     /// Writes a fresh inode record: no data, one link, the times now.
-    fn init_inode(&mut self, ino: u32, mode: u16, uid: u32, gid: u32) -> Result<()> {
+    fn init_inode(&mut self, ino: u32, mode: u16, uid: u32, gid: u32) -> Result<Inode> {
         let index = ino.checked_sub(1).ok_or(Error::Invalid)?;
         let group = self
             .groups
@@ -383,23 +527,44 @@ impl<D: BlockDevice> Ext2<D> {
             file_acl: 0,
             flags: 0,
             block: [0; BLOCK_POINTERS],
-            inline: [0; crate::inode::INLINE_BYTES],
+            inline: [0; INLINE_BYTES],
         };
-        self.write_inode(&inode)
+        self.write_inode(&inode)?;
+        Ok(inode)
     }
 
-    /// Gives back an inode allocated by a create that then failed.
-    fn release_inode(&mut self, ino: u32) -> Result<()> {
-        let index = ino.checked_sub(1).ok_or(Error::Invalid)?;
-        let group = (index / self.sb.inodes_per_group) as usize;
-        let bit = index % self.sb.inodes_per_group;
+    /// Clears the bitmap bit of block or inode `number` and raises the free counts.
+    fn release(&mut self, kind: Kind, number: u32) -> Result<()> {
+        let (index, per_group, bitmap_of) = match kind {
+            Kind::Block => (
+                number
+                    .checked_sub(self.sb.first_data_block)
+                    .ok_or(Error::Invalid)?,
+                self.sb.blocks_per_group,
+                (|d: &GroupDesc| d.block_bitmap) as fn(&GroupDesc) -> u32,
+            ),
+            Kind::Inode { .. } => (
+                number.checked_sub(1).ok_or(Error::Invalid)?,
+                self.sb.inodes_per_group,
+                (|d: &GroupDesc| d.inode_bitmap) as fn(&GroupDesc) -> u32,
+            ),
+        };
+        let group = (index / per_group) as usize;
+        let bit = index % per_group;
         let desc = self.groups.get(group).ok_or(Error::Invalid)?;
-        let at = self.block_offset(desc.inode_bitmap) + u64::from(bit / 8);
+        let at = self.block_offset(bitmap_of(desc)) + u64::from(bit / 8);
         let mut byte = [0u8];
         self.dev.read_at(at, &mut byte)?;
-        byte[0] &= !(1 << (bit % 8));
+        let mask = 1u8 << (bit % 8);
+        if byte[0] & mask == 0 {
+            return Err(Error::Corrupt(
+                "freeing what is already free",
+                number.into(),
+            ));
+        }
+        byte[0] &= !mask;
         self.dev.write_at(at, &byte)?;
-        self.adjust_counts(group, Kind::Inode { dir: false }, 1)
+        self.adjust_counts(group, kind, 1)
     }
 
     /// Adds the entry `name` → `ino` to directory `dir`: into the slack of an

@@ -237,6 +237,14 @@ fn exercise_writes(image: Vec<u8>) {
             let _ = fs.write(ino, 300_000, &data);
         }
     }
+    if let Ok(d1) = fs.resolve(b"/d1") {
+        let _ = fs.mkdir(d1, b"made", 0o755, 0, 0);
+        let _ = fs.symlink(d1, b"fast", b"one.txt", 0, 0);
+        let _ = fs.symlink(d1, b"slow", &[b'x'; 100], 0, 0);
+        if let Ok(a) = fs.resolve(b"a.txt") {
+            let _ = fs.link(d1, b"again", a);
+        }
+    }
     for path in [&b"big.bin"[..], b"far", b"slowlink", b"d1/one.txt"] {
         if let Ok(ino) = fs.resolve(path) {
             let _ = fs.write(ino, 1000, &data);

@@ -181,3 +181,57 @@ fn a_read_only_mount_refuses_writes() {
         Err(Error::ReadOnly)
     );
 }
+
+#[test]
+fn directories_symlinks_and_hard_links_pass_e2fsck() {
+    for block_size in [1024, 4096] {
+        let src = tempfile::tempdir().unwrap();
+        common::make_tree(src.path(), 10_000);
+        let dir = tempfile::tempdir().unwrap();
+        let image = dir.path().join("fs.img");
+        common::mkfs(src.path(), &image, block_size, "16M", &[]);
+        let mut fs = mount_image(&image);
+        fs.set_time(1_700_000_000);
+        let root_links = fs.stat(ROOT_INODE).unwrap().links;
+
+        let top = fs.mkdir(ROOT_INODE, b"top", 0o755, 5, 6).unwrap();
+        let inner = fs.mkdir(top, b"inner", 0o700, 5, 6).unwrap();
+        let file = fs.create(inner, b"file", 0o644, 5, 6).unwrap();
+        fs.write(file, 0, b"in the new tree\n").unwrap();
+        let long_target = format!("{}inner/file", "./".repeat(40));
+        fs.symlink(top, b"fast", b"inner/file", 0, 0).unwrap();
+        fs.symlink(top, b"slow", long_target.as_bytes(), 0, 0)
+            .unwrap();
+        fs.link(ROOT_INODE, b"hard", file).unwrap();
+        // Enough subdirectories to grow the parent past one 1 KiB block.
+        for i in 0..80 {
+            fs.mkdir(top, format!("sub-directory-{i:02}").as_bytes(), 0o755, 0, 0)
+                .unwrap();
+        }
+        assert_eq!(fs.mkdir(top, b"inner", 0o755, 0, 0), Err(Error::Exists));
+        assert_eq!(
+            fs.link(ROOT_INODE, b"dirlink", top),
+            Err(Error::IsADirectory)
+        );
+        assert_eq!(fs.symlink(top, b"x", b"", 0, 0), Err(Error::Invalid));
+
+        assert_eq!(fs.stat(ROOT_INODE).unwrap().links, root_links + 1);
+        assert_eq!(fs.stat(top).unwrap().links, 2 + 1 + 80);
+        assert!(fs.stat(top).unwrap().size >= 2 * u64::from(block_size.min(2048)));
+        assert_eq!(fs.stat(file).unwrap().links, 2);
+        assert_eq!(fs.resolve(b"/top/fast"), Ok(file));
+        assert_eq!(fs.resolve(b"/top/slow"), Ok(file));
+        assert_eq!(fs.resolve(b"/top/inner/../inner/file"), Ok(file));
+        let slow = fs.resolve_at(top, b"slow", false).unwrap();
+        assert_eq!(fs.read_link(slow).unwrap(), long_target.as_bytes());
+        save(fs, &image);
+
+        fsck_clean(&image);
+        assert_eq!(debugfs_cat(&image, "/hard"), b"in the new tree\n");
+        assert_eq!(debugfs_cat(&image, "/top/inner/file"), b"in the new tree\n");
+        let mut fs = mount_image(&image);
+        let stat = fs.stat(inner).unwrap();
+        assert_eq!((stat.mode, stat.uid, stat.gid), (0o40700, 5, 6));
+        assert_eq!(fs.resolve(b"/top/fast"), Ok(file));
+    }
+}
