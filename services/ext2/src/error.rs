@@ -31,6 +31,8 @@ pub enum Error {
     NoSpace,
     /// The inode has the most links ext2 allows.
     TooManyLinks,
+    /// The directory still has entries.
+    NotEmpty,
     /// The name exists already.
     Exists,
     /// The device failed.
@@ -58,6 +60,7 @@ impl fmt::Display for Error {
             Self::Invalid => f.write_str("invalid argument"),
             Self::NoSpace => f.write_str("no space left on the file system"),
             Self::TooManyLinks => f.write_str("too many links"),
+            Self::NotEmpty => f.write_str("directory not empty"),
             Self::Exists => f.write_str("file exists"),
             Self::Io(IoError::OutOfBounds) => {
                 f.write_str("I/O error: access past the device's end")

@@ -82,6 +82,8 @@ pub(crate) struct Inode {
     pub stat: Stat,
     /// 512-byte sectors in use, including an extended-attribute block.
     pub sectors: u32,
+    /// Deletion time; set when the inode is freed.
+    pub dtime: u32,
     pub file_acl: u32,
     pub flags: u32,
     pub block: [u32; BLOCK_POINTERS],
@@ -132,6 +134,7 @@ impl Inode {
         Ok(Self {
             stat,
             sectors: le32(raw, 28),
+            dtime: le32(raw, 20),
             file_acl: le32(raw, 104),
             flags,
             block,

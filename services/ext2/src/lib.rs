@@ -25,6 +25,7 @@ mod error;
 mod fs;
 mod inode;
 mod layout;
+mod remove;
 mod superblock;
 mod write;
 

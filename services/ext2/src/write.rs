@@ -50,7 +50,7 @@ fn entry_size(len: usize) -> usize {
 
 /// Which bitmap an allocation uses.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Kind {
+pub(crate) enum Kind {
     Block,
     Inode { dir: bool },
 }
@@ -61,7 +61,7 @@ impl<D: BlockDevice> Ext2<D> {
         self.now = now;
     }
 
-    fn writable(&self) -> Result<()> {
+    pub(crate) fn writable(&self) -> Result<()> {
         match self.read_only {
             Some(_) => Err(Error::ReadOnly),
             None => Ok(()),
@@ -255,7 +255,7 @@ impl<D: BlockDevice> Ext2<D> {
     }
 
     /// Writes the fields this crate changes back into inode `inode`'s record.
-    fn write_inode(&mut self, inode: &Inode) -> Result<()> {
+    pub(crate) fn write_inode(&mut self, inode: &Inode) -> Result<()> {
         let ino = inode.stat.ino;
         let index = ino.checked_sub(1).ok_or(Error::Invalid)?;
         let group = self
@@ -278,6 +278,7 @@ impl<D: BlockDevice> Ext2<D> {
         put(8, &stat.atime.to_le_bytes());
         put(12, &stat.ctime.to_le_bytes());
         put(16, &stat.mtime.to_le_bytes());
+        put(20, &inode.dtime.to_le_bytes());
         put(24, &(stat.gid as u16).to_le_bytes());
         put(26, &stat.links.to_le_bytes());
         put(28, &inode.sectors.to_le_bytes());
@@ -524,6 +525,7 @@ impl<D: BlockDevice> Ext2<D> {
                 ctime: self.now,
             },
             sectors: 0,
+            dtime: 0,
             file_acl: 0,
             flags: 0,
             block: [0; BLOCK_POINTERS],
@@ -534,7 +536,7 @@ impl<D: BlockDevice> Ext2<D> {
     }
 
     /// Clears the bitmap bit of block or inode `number` and raises the free counts.
-    fn release(&mut self, kind: Kind, number: u32) -> Result<()> {
+    pub(crate) fn release(&mut self, kind: Kind, number: u32) -> Result<()> {
         let (index, per_group, bitmap_of) = match kind {
             Kind::Block => (
                 number

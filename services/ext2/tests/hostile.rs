@@ -248,7 +248,25 @@ fn exercise_writes(image: Vec<u8>) {
     for path in [&b"big.bin"[..], b"far", b"slowlink", b"d1/one.txt"] {
         if let Ok(ino) = fs.resolve(path) {
             let _ = fs.write(ino, 1000, &data);
+            let _ = fs.truncate(ino, 70_000);
+            let _ = fs.truncate(ino, 10);
         }
+    }
+    for name in [
+        &b"a.txt"[..],
+        b"slowlink",
+        b"link",
+        b"far",
+        b"big.bin",
+        b"d1",
+    ] {
+        let _ = fs.unlink(ROOT_INODE, name);
+    }
+    if let Ok(d2) = fs.resolve(b"/d1/d2") {
+        if let Ok(d3) = fs.resolve(b"/d1/d2/d3") {
+            let _ = fs.unlink(d3, b"deep.txt");
+        }
+        let _ = fs.rmdir(d2, b"d3");
     }
     exercise(fs.into_device().into_bytes());
 }

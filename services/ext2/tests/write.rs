@@ -235,3 +235,71 @@ fn directories_symlinks_and_hard_links_pass_e2fsck() {
         assert_eq!(fs.resolve(b"/top/fast"), Ok(file));
     }
 }
+
+#[test]
+fn truncate_unlink_and_rmdir_give_space_back_and_pass_e2fsck() {
+    for block_size in [1024u32, 4096] {
+        let src = tempfile::tempdir().unwrap();
+        common::make_tree(src.path(), 3 << 20);
+        let dir = tempfile::tempdir().unwrap();
+        let image = dir.path().join("fs.img");
+        common::mkfs(src.path(), &image, block_size, "16M", &[]);
+        let mut fs = mount_image(&image);
+        fs.set_time(1_700_000_000);
+        let free_before = fs.superblock().free_blocks_count;
+        let data = common::pattern(3 << 20);
+        let bs = u64::from(block_size);
+
+        // Shrink into the double indirect range (1 KiB) and to a block's middle.
+        let big = fs.resolve(b"big.bin").unwrap();
+        let cut = (12 + 256 + 300) * bs + 17;
+        fs.truncate(big, cut).unwrap();
+        assert_eq!(fs.stat(big).unwrap().size, cut);
+        // Growing again reads zeros past the old cut.
+        fs.truncate(big, cut + 5000).unwrap();
+        let mut buf = vec![0xffu8; 5100];
+        assert_eq!(fs.read(big, cut - 100, &mut buf), Ok(5100));
+        assert_eq!(&buf[..100], &data[cut as usize - 100..cut as usize]);
+        assert!(buf[100..].iter().all(|&b| b == 0));
+        // The far file keeps its triple indirect data up to the cut.
+        let far = fs.resolve(b"far").unwrap();
+        fs.truncate(far, common::FAR_OFFSET + 2).unwrap();
+        let one = fs.resolve(b"d1/one.txt").unwrap();
+        fs.truncate(one, 0).unwrap();
+        assert_eq!(fs.block_of(one, 0), Ok(None));
+
+        let a = fs.resolve(b"a.txt").unwrap();
+        let d1 = fs.resolve(b"d1").unwrap();
+        fs.unlink(d1, b"hard.txt").unwrap();
+        assert_eq!(fs.stat(a).unwrap().links, 1);
+        for name in [&b"slowlink"[..], b"link", b"sparse", &[b'n'; 255]] {
+            fs.unlink(ROOT_INODE, name).unwrap();
+            assert_eq!(fs.lookup(ROOT_INODE, name), Err(Error::NotFound));
+        }
+        let d2 = fs.resolve(b"d1/d2").unwrap();
+        let d3 = fs.resolve(b"d1/d2/d3").unwrap();
+        assert_eq!(fs.rmdir(d2, b"d3"), Err(Error::NotEmpty));
+        assert_eq!(fs.unlink(d1, b"d2"), Err(Error::IsADirectory));
+        assert_eq!(fs.rmdir(ROOT_INODE, b"a.txt"), Err(Error::NotADirectory));
+        assert_eq!(fs.unlink(ROOT_INODE, b"nothing"), Err(Error::NotFound));
+        fs.unlink(d3, b"deep.txt").unwrap();
+        fs.rmdir(d2, b"d3").unwrap();
+        fs.rmdir(d1, b"d2").unwrap();
+        assert_eq!(fs.stat(d1).unwrap().links, 2);
+        // The space comes back: a new 3 MiB file fits where big.bin's tail was.
+        let again = fs.create(ROOT_INODE, b"again", 0o644, 0, 0).unwrap();
+        fs.write(again, 0, &data).unwrap();
+        assert!(fs.superblock().free_blocks_count > free_before - (3 << 20) / block_size);
+        save(fs, &image);
+
+        fsck_clean(&image);
+        let mut expected = data[..cut as usize].to_vec();
+        expected.resize(cut as usize + 5000, 0);
+        assert!(debugfs_cat(&image, "/big.bin") == expected, "big.bin");
+        assert!(debugfs_cat(&image, "/again") == data, "again");
+        let far = debugfs_cat(&image, "/far");
+        assert_eq!(far.len() as u64, common::FAR_OFFSET + 2);
+        assert_eq!(&far[far.len() - 2..], b"at");
+        assert_eq!(debugfs_cat(&image, "/a.txt"), b"hello, ext2\n");
+    }
+}
