@@ -15,6 +15,9 @@ use crate::inode::{FileType, Inode, DIRECT_BLOCKS};
 use crate::layout::{le16, le32};
 use crate::write::Kind;
 
+/// Most `..` steps from a directory to the root that `rename` follows.
+const MAX_DEPTH: u32 = 4096;
+
 impl<D: BlockDevice> Ext2<D> {
     /// Sets regular file `ino`'s size. Shrinking frees the blocks past the
     /// new end (and indirect blocks left empty) and zeroes the rest of the
@@ -164,6 +167,105 @@ impl<D: BlockDevice> Ext2<D> {
         }
     }
 
+    /// Renames `from_name` in `from_dir` to `to_name` in `to_dir`, replacing
+    /// what is there (a file by a file, an empty directory by a directory).
+    /// The new name is entered before the old one is removed, so a crash
+    /// leaves both names rather than none.
+    pub fn rename(
+        &mut self,
+        from_dir: u32,
+        from_name: &[u8],
+        to_dir: u32,
+        to_name: &[u8],
+    ) -> Result<()> {
+        self.writable()?;
+        crate::write::check_name(to_name)?;
+        if from_name == b"." || from_name == b".." {
+            return Err(Error::Invalid);
+        }
+        let ino = self.lookup(from_dir, from_name)?;
+        let mut inode = self.inode(ino)?;
+        let is_dir = inode.stat.file_type == FileType::Directory;
+        if is_dir && from_dir != to_dir && self.is_within(to_dir, ino)? {
+            // Moving a directory into itself would cut it off from the root.
+            return Err(Error::Invalid);
+        }
+        match self.lookup(to_dir, to_name) {
+            Ok(old) if old == ino => return Ok(()),
+            Ok(old) => {
+                let mut target = self.inode(old)?;
+                let target_is_dir = target.stat.file_type == FileType::Directory;
+                match (is_dir, target_is_dir) {
+                    (true, false) => return Err(Error::NotADirectory),
+                    (false, true) => return Err(Error::IsADirectory),
+                    (true, true) => {
+                        let empty = self
+                            .read_dir(old)?
+                            .iter()
+                            .all(|e| e.name == b"." || e.name == b"..");
+                        if !empty {
+                            return Err(Error::NotEmpty);
+                        }
+                    }
+                    (false, false) => {}
+                }
+                self.retarget_entry(to_dir, to_name, ino, inode.stat.file_type)?;
+                target.stat.ctime = self.now;
+                if target_is_dir {
+                    target.stat.links = 0;
+                    self.delete_inode(&mut target, Kind::Inode { dir: true })?;
+                    self.add_links(to_dir, -1)?;
+                } else {
+                    target.stat.links = target.stat.links.saturating_sub(1);
+                    if target.stat.links == 0 {
+                        self.delete_inode(&mut target, Kind::Inode { dir: false })?;
+                    } else {
+                        self.write_inode(&target)?;
+                    }
+                }
+            }
+            Err(Error::NotFound) => self.add_entry(to_dir, to_name, ino, inode.stat.file_type)?,
+            Err(err) => return Err(err),
+        }
+        self.remove_entry(from_dir, from_name)?;
+        if is_dir && from_dir != to_dir {
+            self.retarget_entry(ino, b"..", to_dir, FileType::Directory)?;
+            self.add_links(from_dir, -1)?;
+            self.add_links(to_dir, 1)?;
+        }
+        inode = self.inode(ino)?;
+        inode.stat.ctime = self.now;
+        self.write_inode(&inode)
+    }
+
+    /// Adds `delta` to directory `dir`'s link count.
+    fn add_links(&mut self, dir: u32, delta: i32) -> Result<()> {
+        let mut inode = self.inode(dir)?;
+        inode.stat.links = u16::try_from(i32::from(inode.stat.links) + delta)
+            .map_err(|_| Error::Corrupt("link count", dir.into()))?;
+        if inode.stat.links > 32_000 {
+            return Err(Error::TooManyLinks);
+        }
+        self.write_inode(&inode)
+    }
+
+    /// Whether directory `dir` is `ancestor` or lies below it, following
+    /// `..` up to the root. A chain longer than [`MAX_DEPTH`] is taken for
+    /// a loop in a damaged image (and bounds the work a hostile one causes).
+    fn is_within(&mut self, dir: u32, ancestor: u32) -> Result<bool> {
+        let mut current = dir;
+        for _ in 0..MAX_DEPTH.min(self.sb.inodes_count) {
+            if current == ancestor {
+                return Ok(true);
+            }
+            if current == crate::ROOT_INODE {
+                return Ok(false);
+            }
+            current = self.lookup(current, b"..")?;
+        }
+        Err(Error::Corrupt("directory loop", dir.into()))
+    }
+
     /// Removes the empty directory `name` from `dir`.
     pub fn rmdir(&mut self, dir: u32, name: &[u8]) -> Result<()> {
         self.writable()?;
@@ -205,14 +307,37 @@ impl<D: BlockDevice> Ext2<D> {
             self.cut_blocks(inode, 0)?
         };
         inode.stat.size = 0;
-        inode.dtime = self.now.max(1);
+        // e2fsck reads a deletion time below the inode count as a link in
+        // the orphan list: without a clock, stamp one past the count.
+        inode.dtime = self.now.max(self.sb.inodes_count.saturating_add(1));
         self.stamp_and_free(inode, freed)?;
         self.release(kind, inode.stat.ino)
     }
 
     /// Removes the entry `name` from directory `dir`: merged into the entry
     /// before it, or (first in its block) marked unused.
-    fn remove_entry(&mut self, dir: u32, name: &[u8]) -> Result<()> {
+    pub(crate) fn remove_entry(&mut self, dir: u32, name: &[u8]) -> Result<()> {
+        self.edit_entry(dir, name, None)
+    }
+
+    /// Points the entry `name` of `dir` at `ino` of `file_type` instead.
+    pub(crate) fn retarget_entry(
+        &mut self,
+        dir: u32,
+        name: &[u8],
+        ino: u32,
+        file_type: FileType,
+    ) -> Result<()> {
+        self.edit_entry(dir, name, Some((ino, file_type)))
+    }
+
+    /// Removes (`None`) or retargets the entry `name` of `dir`.
+    fn edit_entry(
+        &mut self,
+        dir: u32,
+        name: &[u8],
+        retarget: Option<(u32, FileType)>,
+    ) -> Result<()> {
         let mut inode = self.inode(dir)?;
         if inode.stat.file_type != FileType::Directory {
             return Err(Error::NotADirectory);
@@ -241,8 +366,18 @@ impl<D: BlockDevice> Ext2<D> {
                 };
                 let entry_name = rest.get(HEADER..HEADER + name_len);
                 if le32(rest, 0) != 0 && entry_name == Some(name) {
-                    match previous {
-                        Some(prev) => {
+                    match (retarget, previous) {
+                        (Some((ino, file_type)), _) => {
+                            if let Some(dst) = buf.get_mut(offset..offset + 4) {
+                                dst.copy_from_slice(&ino.to_le_bytes());
+                            }
+                            if filetype {
+                                if let Some(dst) = buf.get_mut(offset + 7) {
+                                    *dst = crate::write::dirent_type(file_type);
+                                }
+                            }
+                        }
+                        (None, Some(prev)) => {
                             let prev_len = usize::from(le16(&buf, prev + 4));
                             let merged = u16::try_from(prev_len + rec_len)
                                 .map_err(|_| Error::Corrupt("directory entry length", 0))?;
@@ -250,7 +385,7 @@ impl<D: BlockDevice> Ext2<D> {
                                 dst.copy_from_slice(&merged.to_le_bytes());
                             }
                         }
-                        None => {
+                        (None, None) => {
                             if let Some(dst) = buf.get_mut(offset..offset + 4) {
                                 dst.fill(0);
                             }

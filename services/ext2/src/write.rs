@@ -32,7 +32,7 @@ const LINK_MAX: u16 = 32_000;
 
 /// Checks a name for a new entry: not empty, not `.` or `..`, no `/` or NUL,
 /// at most 255 bytes.
-fn check_name(name: &[u8]) -> Result<()> {
+pub(crate) fn check_name(name: &[u8]) -> Result<()> {
     if name.is_empty() || name == b"." || name == b".." || name.contains(&b'/') || name.contains(&0)
     {
         return Err(Error::Invalid);
@@ -571,7 +571,13 @@ impl<D: BlockDevice> Ext2<D> {
 
     /// Adds the entry `name` → `ino` to directory `dir`: into the slack of an
     /// existing entry if one has room, else in a new block at the end.
-    fn add_entry(&mut self, dir: u32, name: &[u8], ino: u32, file_type: FileType) -> Result<()> {
+    pub(crate) fn add_entry(
+        &mut self,
+        dir: u32,
+        name: &[u8],
+        ino: u32,
+        file_type: FileType,
+    ) -> Result<()> {
         let mut inode = self.inode(dir)?;
         if inode.stat.file_type != FileType::Directory {
             return Err(Error::NotADirectory);
@@ -690,7 +696,7 @@ fn put_entry(
 }
 
 /// A directory entry's `file_type` byte.
-fn dirent_type(file_type: FileType) -> u8 {
+pub(crate) fn dirent_type(file_type: FileType) -> u8 {
     match file_type {
         FileType::Regular => 1,
         FileType::Directory => 2,

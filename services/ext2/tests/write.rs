@@ -303,3 +303,77 @@ fn truncate_unlink_and_rmdir_give_space_back_and_pass_e2fsck() {
         assert_eq!(debugfs_cat(&image, "/a.txt"), b"hello, ext2\n");
     }
 }
+
+#[test]
+fn rename_within_and_across_directories_and_over_targets_passes_e2fsck() {
+    for block_size in [1024u32, 4096] {
+        let src = tempfile::tempdir().unwrap();
+        common::make_tree(src.path(), 10_000);
+        let dir = tempfile::tempdir().unwrap();
+        let image = dir.path().join("fs.img");
+        common::mkfs(src.path(), &image, block_size, "16M", &[]);
+        let mut fs = mount_image(&image);
+        let root = ROOT_INODE;
+        let d1 = fs.resolve(b"d1").unwrap();
+        let d2 = fs.resolve(b"d1/d2").unwrap();
+        let root_links = fs.stat(root).unwrap().links;
+
+        let a = fs.resolve(b"a.txt").unwrap();
+        fs.rename(root, b"a.txt", root, b"b.txt").unwrap();
+        assert_eq!(fs.resolve(b"b.txt"), Ok(a));
+        assert_eq!(fs.resolve(b"a.txt"), Err(Error::NotFound));
+        // Onto another name of the same file: nothing changes.
+        fs.rename(d1, b"hard.txt", root, b"b.txt").unwrap();
+        assert_eq!(fs.stat(a).unwrap().links, 2);
+        // Across directories.
+        let one = fs.resolve(b"d1/one.txt").unwrap();
+        fs.rename(d1, b"one.txt", d2, b"moved.txt").unwrap();
+        assert_eq!(fs.resolve(b"d1/d2/moved.txt"), Ok(one));
+        // Over an existing file, which goes.
+        let secret = fs.resolve(b"secret").unwrap();
+        fs.rename(root, b"secret", root, b"empty").unwrap();
+        assert_eq!(fs.resolve(b"empty"), Ok(secret));
+        // A directory to another parent: its `..` and both link counts follow.
+        fs.rename(d1, b"d2", root, b"d2moved").unwrap();
+        assert_eq!(fs.resolve(b"d2moved/.."), Ok(root));
+        assert_eq!(fs.stat(d1).unwrap().links, 2);
+        assert_eq!(fs.stat(root).unwrap().links, root_links + 1);
+        // A directory over an empty one.
+        let spare = fs.mkdir(root, b"spare", 0o755, 0, 0).unwrap();
+        let d3 = fs.resolve(b"d2moved/d3").unwrap();
+        fs.rename(d2, b"d3", root, b"spare").unwrap();
+        assert_eq!(fs.resolve(b"spare"), Ok(d3));
+        assert!(fs.stat(spare).is_err() || fs.stat(spare).unwrap().links == 0);
+        assert_eq!(fs.resolve(b"spare/deep.txt").map(|_| ()), Ok(()));
+        // Refusals.
+        assert_eq!(fs.rename(root, b"d2moved", d2, b"x"), Err(Error::Invalid));
+        assert_eq!(
+            fs.rename(root, b"spare", d3, b"inside"),
+            Err(Error::Invalid)
+        );
+        assert_eq!(
+            fs.rename(root, b"b.txt", root, b"d1"),
+            Err(Error::IsADirectory)
+        );
+        assert_eq!(
+            fs.rename(root, b"d1", root, b"b.txt"),
+            Err(Error::NotADirectory)
+        );
+        assert_eq!(
+            fs.rename(root, b"d2moved", root, b"spare"),
+            Err(Error::NotEmpty)
+        );
+        assert_eq!(
+            fs.rename(root, b"nothing", root, b"x"),
+            Err(Error::NotFound)
+        );
+        save(fs, &image);
+
+        fsck_clean(&image);
+        assert_eq!(debugfs_cat(&image, "/b.txt"), b"hello, ext2\n");
+        assert_eq!(debugfs_cat(&image, "/d1/hard.txt"), b"hello, ext2\n");
+        assert_eq!(debugfs_cat(&image, "/empty"), b"owned\n");
+        assert_eq!(debugfs_cat(&image, "/spare/deep.txt"), b"deep down\n");
+        assert!(debugfs_cat(&image, "/d2moved/moved.txt") == common::pattern(5000));
+    }
+}
