@@ -377,3 +377,55 @@ fn rename_within_and_across_directories_and_over_targets_passes_e2fsck() {
         assert!(debugfs_cat(&image, "/d2moved/moved.txt") == common::pattern(5000));
     }
 }
+
+#[test]
+fn a_hash_indexed_directory_is_read_and_stays_valid_when_changed() {
+    let src = tempfile::tempdir().unwrap();
+    fs::create_dir(src.path().join("many")).unwrap();
+    for i in 0..400 {
+        fs::write(
+            src.path().join(format!("many/file-number-{i}")),
+            format!("{i}\n"),
+        )
+        .unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let image = dir.path().join("fs.img");
+    common::mkfs(src.path(), &image, 1024, "8M", &[]);
+    // e2fsck -D rebuilds directories with a hash index (mkfs -d does not).
+    let status = Command::new(common::e2fs_tool("e2fsck"))
+        .arg("-fyD")
+        .arg(&image)
+        .output()
+        .unwrap()
+        .status;
+    assert!(
+        matches!(status.code(), Some(0..=1)),
+        "e2fsck -fyD: {status}"
+    );
+    let stat = Command::new(common::e2fs_tool("debugfs"))
+        .args(["-R", "stat /many"])
+        .arg(&image)
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&stat.stdout).contains("Flags: 0x1000"),
+        "not indexed"
+    );
+
+    let mut fs = mount_image(&image);
+    let many = fs.resolve(b"many").unwrap();
+    assert_eq!(fs.read_dir(many).unwrap().len(), 400 + 2);
+    let f = fs.resolve(b"many/file-number-321").unwrap();
+    let mut buf = [0u8; 8];
+    assert_eq!(fs.read(f, 0, &mut buf), Ok(4));
+    assert_eq!(&buf[..4], b"321\n");
+    let new = fs.create(many, b"added", 0o644, 0, 0).unwrap();
+    fs.write(new, 0, b"added\n").unwrap();
+    fs.unlink(many, b"file-number-7").unwrap();
+    fs.rename(many, b"file-number-8", many, b"renamed").unwrap();
+    save(fs, &image);
+    fsck_clean(&image);
+    assert_eq!(debugfs_cat(&image, "/many/added"), b"added\n");
+    assert_eq!(debugfs_cat(&image, "/many/renamed"), b"8\n");
+}
