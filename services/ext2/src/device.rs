@@ -21,6 +21,11 @@ pub trait BlockDevice {
     fn write_at(&mut self, offset: u64, buf: &[u8]) -> Result<(), IoError>;
     /// The device's size in bytes.
     fn size(&self) -> u64;
+    /// Makes every write so far durable (a cache writes back, a disk
+    /// flushes). Devices without a cache have nothing to do.
+    fn flush(&mut self) -> Result<(), IoError> {
+        Ok(())
+    }
 }
 
 /// A device in memory: an image loaded whole, for tests and RAM disks.

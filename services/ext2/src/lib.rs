@@ -1,5 +1,7 @@
 //! ext2 (revision 1) over a block device: mounting with the features
-//! checked, and a read path that treats every number on the disk as hostile.
+//! checked, a read path that treats every number on the disk as hostile,
+//! and the write path (create, write, truncate, mkdir, rmdir, unlink,
+//! rename, link, symlink) that keeps the image valid for `e2fsck`.
 //!
 //! The superblock sits at byte 1024; the group descriptors follow in the
 //! next block; each group has a block bitmap, an inode bitmap and an inode
@@ -13,6 +15,11 @@
 //! overrunning their block, sizes that do not fit. Path resolution consumes
 //! one component per step and follows at most [`SYMLINK_LIMIT`] links, so a
 //! damaged directory tree cannot make it loop.
+//!
+//! Writes go to the device as they are made, in an order that leaves a
+//! crash with leaked space at worst: bitmap bits before the pointers to what
+//! they allocate, pointers cleared before the bits of what they freed, a
+//! new name before the old one is removed.
 
 #![no_std]
 #![forbid(unsafe_code)]

@@ -61,6 +61,14 @@ impl<D: BlockDevice> Ext2<D> {
         self.now = now;
     }
 
+    /// Makes everything written so far durable: the file system keeps no
+    /// cache of its own (each change goes to the device when made), so
+    /// this flushes the device.
+    pub fn sync(&mut self) -> Result<()> {
+        self.dev.flush()?;
+        Ok(())
+    }
+
     pub(crate) fn writable(&self) -> Result<()> {
         match self.read_only {
             Some(_) => Err(Error::ReadOnly),

@@ -17,7 +17,8 @@ fn mount_image(image: &Path) -> Ext2<MemDevice> {
     Ext2::mount(MemDevice::from_bytes(fs::read(image).unwrap())).unwrap()
 }
 
-fn save(fs: Ext2<MemDevice>, image: &Path) {
+fn save(mut fs: Ext2<MemDevice>, image: &Path) {
+    fs.sync().unwrap();
     fs::write(image, fs.into_device().into_bytes()).unwrap();
 }
 
