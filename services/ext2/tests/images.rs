@@ -101,9 +101,13 @@ fn compare(fs: &mut Ext2<MemDevice>, host: &Path, rel: &str, checked: &mut usize
 }
 
 fn check_tree(block_size: u32) {
+    check_tree_with(block_size, &[]);
+}
+
+fn check_tree_with(block_size: u32, extra: &[&str]) {
     let src = tempfile::tempdir().unwrap();
     common::make_tree(src.path(), 3 << 20);
-    let mut fs = image_of(src.path(), block_size, &[]);
+    let mut fs = image_of(src.path(), block_size, extra);
     assert_eq!(fs.block_size(), block_size);
     assert_eq!(fs.read_only(), None);
     let mut checked = 0;
@@ -120,6 +124,15 @@ fn a_4k_image_reads_back_the_whole_tree() {
 fn a_1k_image_reads_back_the_whole_tree() {
     // 3 MiB in 1 KiB blocks reaches the double indirect block.
     check_tree(1024);
+}
+
+#[test]
+fn images_without_filetype_in_revision_0_and_with_128_byte_inodes_read_back() {
+    // Without filetype, an entry's name length is 16 bits and no type.
+    check_tree_with(1024, &["-O", "^filetype"]);
+    // Revision 0: no features, 128-byte inodes, first inode 11.
+    check_tree_with(1024, &["-r", "0"]);
+    check_tree_with(4096, &["-I", "128"]);
 }
 
 #[test]

@@ -326,11 +326,20 @@ impl Model {
     }
 }
 
-fn empty_image(block_size: u32) -> Vec<u8> {
+/// The mkfs options of the images the sequences run on: both block sizes,
+/// entries without a file type, and revision 0 (128-byte inodes, no features).
+const KINDS: &[(u32, &[&str])] = &[
+    (1024, &[]),
+    (4096, &[]),
+    (1024, &["-O", "^filetype"]),
+    (1024, &["-r", "0"]),
+];
+
+fn empty_image(block_size: u32, extra: &[&str]) -> Vec<u8> {
     let src = tempfile::tempdir().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let image = dir.path().join("fs.img");
-    common::mkfs(src.path(), &image, block_size, "8M", &[]);
+    common::mkfs(src.path(), &image, block_size, "8M", extra);
     fs::read(&image).unwrap()
 }
 
@@ -351,16 +360,18 @@ fn fsck_clean(image: Vec<u8>) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(100))]
+    #![proptest_config(ProptestConfig::with_cases(160))]
 
     #[test]
     fn operation_sequences_match_the_model_and_pass_e2fsck(
         ops in proptest::collection::vec(op(), 1..60),
-        four_k in any::<bool>(),
+        kind in 0..KINDS.len(),
     ) {
-        static IMAGES: OnceLock<(Vec<u8>, Vec<u8>)> = OnceLock::new();
-        let images = IMAGES.get_or_init(|| (empty_image(1024), empty_image(4096)));
-        let image = if four_k { images.1.clone() } else { images.0.clone() };
+        static IMAGES: OnceLock<Vec<Vec<u8>>> = OnceLock::new();
+        let images = IMAGES.get_or_init(|| {
+            KINDS.iter().map(|&(block_size, extra)| empty_image(block_size, extra)).collect()
+        });
+        let image = images[kind].clone();
         let mut fs = Ext2::mount(MemDevice::from_bytes(image)).unwrap();
         let mut model = Model::default();
         for op in &ops {
