@@ -28,6 +28,8 @@ pub struct Ext2<D> {
     pub(crate) read_only: Option<&'static str>,
     /// Seconds since the epoch stamped on what is written.
     pub(crate) now: u32,
+    /// Where the search for a free block starts: after the last one taken.
+    pub(crate) block_goal: u32,
 }
 
 impl<D: BlockDevice> Ext2<D> {
@@ -45,6 +47,7 @@ impl<D: BlockDevice> Ext2<D> {
             groups,
             read_only,
             now: 0,
+            block_goal: 0,
         })
     }
 

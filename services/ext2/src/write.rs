@@ -83,8 +83,31 @@ impl<D: BlockDevice> Ext2<D> {
     /// Finds a clear bit in a group's bitmap, sets it and lowers the free
     /// counts of the group and the superblock. Returns the block or inode number.
     fn allocate(&mut self, kind: Kind) -> Result<u32> {
+        // Blocks are sought from just after the last one allocated, so a
+        // file written in sequence lies in sequence and the scan does not
+        // restart at bit 0 each time; inodes from the start.
+        let groups = self.groups.len();
+        let (goal_group, goal_bit) = match kind {
+            Kind::Block => {
+                let goal = self.block_goal.saturating_sub(self.sb.first_data_block);
+                let group = (goal / self.sb.blocks_per_group) as usize;
+                if group < groups {
+                    (group, goal % self.sb.blocks_per_group)
+                } else {
+                    (0, 0)
+                }
+            }
+            Kind::Inode { .. } => (0, 0),
+        };
         let mut bitmap = vec![0u8; self.sb.block_size as usize];
-        for group in 0..self.groups.len() {
+        // The goal's group first from the goal, the others, then the goal's
+        // group again from its start.
+        for step in 0..=groups {
+            let group = (goal_group + step) % groups.max(1);
+            let from = if step == 0 { goal_bit } else { 0 };
+            if step == groups && goal_bit == 0 {
+                break;
+            }
             let Some(desc) = self.groups.get(group).copied() else {
                 break;
             };
@@ -112,11 +135,15 @@ impl<D: BlockDevice> Ext2<D> {
             }
             self.dev
                 .read_at(self.block_offset(bitmap_block), &mut bitmap)?;
-            let Some(bit) = (0..count).find(|&bit| {
+            let Some(bit) = (from..count).find(|&bit| {
                 bitmap
                     .get((bit / 8) as usize)
                     .is_some_and(|byte| byte & (1 << (bit % 8)) == 0)
             }) else {
+                if from > 0 {
+                    // Free bits may lie before the goal: seen on the last step.
+                    continue;
+                }
                 return Err(Error::Corrupt(
                     "group's free count disagrees with its bitmap",
                     g.into(),
@@ -129,6 +156,9 @@ impl<D: BlockDevice> Ext2<D> {
             self.dev
                 .write_at(self.block_offset(bitmap_block) + byte_index as u64, &[byte])?;
             self.adjust_counts(group, kind, -1)?;
+            if kind == Kind::Block {
+                self.block_goal = number.saturating_add(1);
+            }
             return Ok(number);
         }
         Err(Error::NoSpace)

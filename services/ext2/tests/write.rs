@@ -79,6 +79,15 @@ fn create_and_write(block_size: u32) {
     for (i, piece) in data.chunks(77_777).enumerate() {
         assert_eq!(fs.write(big, (i * 77_777) as u64, piece), Ok(piece.len()));
     }
+    // Written in sequence, it lies in sequence: only the indirect blocks
+    // interrupt the run.
+    let blocks = (3u64 << 20) / u64::from(block_size);
+    let breaks = (1..blocks)
+        .filter(|&i| {
+            fs.block_of(big, i).unwrap().unwrap() != fs.block_of(big, i - 1).unwrap().unwrap() + 1
+        })
+        .count();
+    assert!(breaks <= 16, "{breaks} breaks in {blocks} blocks");
     // A write past the end leaves a hole before it.
     let sparse = fs.create(d1, b"sparse", 0o644, 0, 0).unwrap();
     fs.write(sparse, 100_000, b"tail").unwrap();
