@@ -237,25 +237,29 @@ impl<D: BlockDevice> Ext2<D> {
         Ok(())
     }
 
-    /// Allocates a block and zeroes it.
-    fn allocate_block(&mut self, inode: &mut Inode) -> Result<u32> {
+    /// Allocates a block for `inode`, zeroed unless the caller is about to
+    /// overwrite all of it.
+    fn allocate_block(&mut self, inode: &mut Inode, zero: bool) -> Result<u32> {
         let block = self.allocate(Kind::Block)?;
-        let zeros = vec![0u8; self.sb.block_size as usize];
-        self.dev.write_at(self.block_offset(block), &zeros)?;
+        if zero {
+            let zeros = vec![0u8; self.sb.block_size as usize];
+            self.dev.write_at(self.block_offset(block), &zeros)?;
+        }
         inode.sectors = inode.sectors.saturating_add(self.sb.block_size / 512);
         Ok(block)
     }
 
     /// The block of logical block `logical`, allocating it and the indirect
-    /// blocks on the way when missing. Changes `inode` in memory only.
-    fn map_or_allocate(&mut self, inode: &mut Inode, logical: u64) -> Result<u32> {
+    /// blocks on the way when missing (a new data block is zeroed unless
+    /// `whole`: the caller writes all of it). Changes `inode` in memory only.
+    fn map_or_allocate(&mut self, inode: &mut Inode, logical: u64, whole: bool) -> Result<u32> {
         if logical < DIRECT_BLOCKS as u64 {
             let slot = logical as usize;
             let current = inode.block.get(slot).copied().unwrap_or(0);
             if let Some(block) = self.pointer(current)? {
                 return Ok(block);
             }
-            let block = self.allocate_block(inode)?;
+            let block = self.allocate_block(inode, !whole)?;
             if let Some(pointer) = inode.block.get_mut(slot) {
                 *pointer = block;
             }
@@ -268,7 +272,7 @@ impl<D: BlockDevice> Ext2<D> {
         let mut table = match self.pointer(root)? {
             Some(block) => block,
             None => {
-                let block = self.allocate_block(inode)?;
+                let block = self.allocate_block(inode, true)?;
                 if let Some(pointer) = inode.block.get_mut(root_slot) {
                     *pointer = block;
                 }
@@ -283,7 +287,8 @@ impl<D: BlockDevice> Ext2<D> {
             table = match self.pointer(le32(&raw, 0))? {
                 Some(block) => block,
                 None => {
-                    let block = self.allocate_block(inode)?;
+                    // Level 0 is the data block; above it, tables start empty.
+                    let block = self.allocate_block(inode, level > 0 || !whole)?;
                     self.dev.write_at(at, &block.to_le_bytes())?;
                     block
                 }
@@ -358,7 +363,8 @@ impl<D: BlockDevice> Ext2<D> {
                 let pos = offset + done as u64;
                 let within = pos % block_size;
                 let chunk = ((block_size - within) as usize).min(data.len() - done);
-                let block = self.map_or_allocate(&mut inode, pos / block_size)?;
+                let whole = within == 0 && chunk as u64 == block_size;
+                let block = self.map_or_allocate(&mut inode, pos / block_size, whole)?;
                 let src = data.get(done..done + chunk).ok_or(Error::Invalid)?;
                 self.dev.write_at(self.block_offset(block) + within, src)?;
                 done += chunk;
@@ -405,7 +411,7 @@ impl<D: BlockDevice> Ext2<D> {
             uid,
             gid,
             |fs, inode| {
-                let block = fs.map_or_allocate(inode, 0)?;
+                let block = fs.map_or_allocate(inode, 0, false)?;
                 let mut buf = vec![0u8; block_size];
                 let kind = if fs.sb.has_filetype() {
                     FileType::Directory
@@ -454,7 +460,7 @@ impl<D: BlockDevice> Ext2<D> {
                     *pointer = le32(bytes, 0);
                 }
             } else {
-                let block = fs.map_or_allocate(inode, 0)?;
+                let block = fs.map_or_allocate(inode, 0, false)?;
                 fs.dev.write_at(fs.block_offset(block), target)?;
             }
             inode.stat.size = target.len() as u64;
@@ -679,7 +685,7 @@ impl<D: BlockDevice> Ext2<D> {
             }
         }
         let logical = size / block_size as u64;
-        let block = self.map_or_allocate(&mut inode, logical)?;
+        let block = self.map_or_allocate(&mut inode, logical, false)?;
         buf.fill(0);
         put_entry(&mut buf, 0, ino, block_size, Some((name, file_type)))?;
         self.dev.write_at(self.block_offset(block), &buf)?;
