@@ -25,6 +25,8 @@ pub struct DirEntry {
 /// A borrowed entry, as the block walk sees it.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct RawEntry<'a> {
+    /// Byte offset of the entry in its block.
+    pub offset: usize,
     pub ino: u32,
     pub file_type: FileType,
     pub name: &'a [u8],
@@ -80,6 +82,7 @@ pub(crate) fn walk_block<'a>(
                 FileType::Unknown
             };
             if visit(RawEntry {
+                offset,
                 ino,
                 file_type,
                 name,

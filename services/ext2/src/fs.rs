@@ -194,6 +194,19 @@ impl<D: BlockDevice> Ext2<D> {
         dir: &Inode,
         mut visit: impl FnMut(u32, FileType, &[u8]) -> bool,
     ) -> Result<bool> {
+        self.walk_dir_from(dir, 0, |_, ino, file_type, name| {
+            visit(ino, file_type, name)
+        })
+    }
+
+    /// Like `walk_dir`, from byte position `from` of the directory, with
+    /// each entry's position.
+    fn walk_dir_from(
+        &mut self,
+        dir: &Inode,
+        from: u64,
+        mut visit: impl FnMut(u64, u32, FileType, &[u8]) -> bool,
+    ) -> Result<bool> {
         if dir.stat.file_type != FileType::Directory {
             return Err(Error::NotADirectory);
         }
@@ -205,13 +218,15 @@ impl<D: BlockDevice> Ext2<D> {
         }
         let mut buf = vec![0u8; self.sb.block_size as usize];
         let filetype = self.sb.has_filetype();
-        for logical in 0..size / block_size {
+        for logical in from / block_size..size / block_size {
             let block = self
                 .map_block(dir, logical)?
                 .ok_or(Error::Corrupt("hole in a directory", logical))?;
             self.dev.read_at(self.block_offset(block), &mut buf)?;
+            let base = logical * block_size;
             let found = walk_block(&buf, filetype, self.sb.inodes_count, |e| {
-                visit(e.ino, e.file_type, e.name)
+                let position = base + e.offset as u64;
+                position >= from && visit(position, e.ino, e.file_type, e.name)
             })?;
             if found {
                 return Ok(true);
@@ -220,7 +235,36 @@ impl<D: BlockDevice> Ext2<D> {
         Ok(false)
     }
 
+    /// Up to `max` entries of directory `dir` from position `from` (0 for
+    /// the start, else a position an earlier page returned), and the
+    /// position to continue from, `None` at the end. Unlike [`Self::read_dir`]
+    /// its memory is bounded by `max`, whatever size the directory claims.
+    pub fn read_dir_page(
+        &mut self,
+        dir: u32,
+        from: u64,
+        max: usize,
+    ) -> Result<(Vec<DirEntry>, Option<u64>)> {
+        let inode = self.inode(dir)?;
+        let mut entries = Vec::new();
+        let mut next = None;
+        self.walk_dir_from(&inode, from, |position, ino, file_type, name| {
+            if entries.len() >= max {
+                next = Some(position);
+                return true;
+            }
+            entries.push(DirEntry {
+                ino,
+                file_type,
+                name: name.to_vec(),
+            });
+            false
+        })?;
+        Ok((entries, next))
+    }
+
     /// The entries of directory `dir`, `.` and `..` included, in disk order.
+    /// Allocates for all of them: see [`Self::read_dir_page`] for a bound.
     pub fn read_dir(&mut self, dir: u32) -> Result<Vec<DirEntry>> {
         let inode = self.inode(dir)?;
         let mut entries = Vec::new();

@@ -94,6 +94,8 @@ fn exercise(image: Vec<u8>) {
         if !seen.insert(dir) {
             continue;
         }
+        let _ = fs.read_dir_page(dir, 0, 4);
+        let _ = fs.read_dir_page(dir, 13, 4);
         let Ok(entries) = fs.read_dir(dir) else {
             continue;
         };

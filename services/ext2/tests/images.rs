@@ -256,3 +256,39 @@ fn holes_read_as_zeros_and_the_triple_indirect_block_is_reached() {
     // Past what the triple indirect block maps.
     assert_eq!(fs.block_of(far, 1 << 40), Err(Error::Invalid));
 }
+
+#[test]
+fn paged_directory_reads_equal_the_whole_listing() {
+    let src = tempfile::tempdir().unwrap();
+    fs::create_dir(src.path().join("many")).unwrap();
+    for i in 0..300 {
+        fs::write(src.path().join(format!("many/entry-{i}")), b"").unwrap();
+    }
+    for block_size in [1024, 4096] {
+        let mut fs = image_of(src.path(), block_size, &[]);
+        let many = fs.resolve(b"many").unwrap();
+        let whole = fs.read_dir(many).unwrap();
+        assert_eq!(whole.len(), 302);
+        for max in [1, 7, 64, 1000] {
+            let mut paged = Vec::new();
+            let mut from = 0;
+            loop {
+                let (page, next) = fs.read_dir_page(many, from, max).unwrap();
+                assert!(page.len() <= max);
+                paged.extend(page);
+                match next {
+                    Some(position) => {
+                        assert!(position > from || paged.is_empty());
+                        from = position;
+                    }
+                    None => break,
+                }
+            }
+            assert_eq!(paged, whole, "pages of {max}");
+        }
+        // A position past the end, or inside an entry, is not an error.
+        assert_eq!(fs.read_dir_page(many, 1 << 40, 10).unwrap().0.len(), 0);
+        let (page, _) = fs.read_dir_page(many, 3, 10).unwrap();
+        assert_eq!(page.first(), whole.get(1));
+    }
+}
