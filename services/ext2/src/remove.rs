@@ -199,11 +199,7 @@ impl<D: BlockDevice> Ext2<D> {
                     (true, false) => return Err(Error::NotADirectory),
                     (false, true) => return Err(Error::IsADirectory),
                     (true, true) => {
-                        let empty = self
-                            .read_dir(old)?
-                            .iter()
-                            .all(|e| e.name == b"." || e.name == b"..");
-                        if !empty {
+                        if !self.is_empty_dir(&target)? {
                             return Err(Error::NotEmpty);
                         }
                     }
@@ -236,6 +232,13 @@ impl<D: BlockDevice> Ext2<D> {
         inode = self.inode(ino)?;
         inode.stat.ctime = self.now;
         self.write_inode(&inode)
+    }
+
+    /// Whether directory `dir` holds nothing but `.` and `..`; stops at the
+    /// first other entry.
+    fn is_empty_dir(&mut self, dir: &Inode) -> Result<bool> {
+        let found = self.walk_dir(dir, |_, _, name| name != b"." && name != b"..")?;
+        Ok(!found)
     }
 
     /// Adds `delta` to directory `dir`'s link count.
@@ -277,13 +280,7 @@ impl<D: BlockDevice> Ext2<D> {
         if inode.stat.file_type != FileType::Directory {
             return Err(Error::NotADirectory);
         }
-        let mut others = 0usize;
-        for entry in self.read_dir(ino)? {
-            if entry.name != b"." && entry.name != b".." {
-                others += 1;
-            }
-        }
-        if others > 0 {
+        if !self.is_empty_dir(&inode)? {
             return Err(Error::NotEmpty);
         }
         self.remove_entry(dir, name)?;
