@@ -206,6 +206,18 @@ fn specific_damage_gives_corrupt() {
         mount(image).read_dir(ROOT_INODE),
         Err(Error::Corrupt(..))
     ));
+    // A directory claiming 4 GiB: the first page reads, the holes after it
+    // are errors, and nothing allocates for the claimed size.
+    let mut image = clean_image().to_vec();
+    let huge = u32::MAX - 1023;
+    image[root_record + 4..root_record + 8].copy_from_slice(&huge.to_le_bytes());
+    let mut fs = mount(image);
+    assert_eq!(fs.read_dir_page(ROOT_INODE, 0, 3).unwrap().0.len(), 3);
+    assert!(matches!(fs.read_dir(ROOT_INODE), Err(Error::Corrupt(..))));
+    assert!(matches!(
+        fs.lookup(ROOT_INODE, b"nothing"),
+        Err(Error::Corrupt(..))
+    ));
     // A superblock claiming more blocks than the device holds.
     let mut image = clean_image().to_vec();
     image[1028..1032].copy_from_slice(&(blocks * 2).to_le_bytes());
