@@ -20,6 +20,8 @@ const TOOLS: &[(&str, &str)] = &[
     ("python3", "python3"),
     // `cargo xtask gdb`, `run --gdb` and the gdb system tests.
     ("gdb", "gdb"),
+    // The ext2 crate's image tests build images with mkfs.ext2 (in /usr/sbin).
+    ("mkfs.ext2", "e2fsprogs"),
 ];
 
 /// Debian package that gives `python3` its `venv`/`ensurepip` modules.
@@ -45,11 +47,20 @@ pub fn find_program(name: &str) -> Option<PathBuf> {
         .find(|candidate| candidate.is_file())
 }
 
+/// Whether `tool` is on PATH or in an sbin folder (mkfs.ext2 lives in
+/// /usr/sbin, which an ordinary user's PATH often lacks).
+fn tool_present(tool: &str) -> bool {
+    find_program(tool).is_some()
+        || ["/usr/sbin", "/sbin"]
+            .iter()
+            .any(|dir| Path::new(dir).join(tool).is_file())
+}
+
 /// Debian packages to install for the tools that are missing.
 fn missing_packages(layout: &Layout) -> Vec<&'static str> {
     let mut packages: Vec<&'static str> = TOOLS
         .iter()
-        .filter(|(tool, _)| find_program(tool).is_none())
+        .filter(|(tool, _)| !tool_present(tool))
         .map(|&(_, package)| package)
         .collect();
     let python_missing = packages.contains(&"python3");

@@ -1,0 +1,105 @@
+//! The block device the file system sits on, and an in-memory one for tests.
+
+use alloc::vec;
+use alloc::vec::Vec;
+
+/// Why a device access failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IoError {
+    /// The range lies (partly) past the end of the device.
+    OutOfBounds,
+    /// The device reported a failure.
+    Device,
+}
+
+/// A device addressed in bytes. The file system reads and writes whole blocks
+/// or parts of them; a device with larger sectors does the read-modify-write.
+pub trait BlockDevice {
+    /// Fills `buf` from the bytes at `offset`.
+    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> Result<(), IoError>;
+    /// Writes `buf` to the bytes at `offset`.
+    fn write_at(&mut self, offset: u64, buf: &[u8]) -> Result<(), IoError>;
+    /// The device's size in bytes.
+    fn size(&self) -> u64;
+    /// Makes every write so far durable (a cache writes back, a disk
+    /// flushes). Devices without a cache have nothing to do.
+    fn flush(&mut self) -> Result<(), IoError> {
+        Ok(())
+    }
+}
+
+/// A device in memory: an image loaded whole, for tests and RAM disks.
+#[derive(Debug, Clone, Default)]
+pub struct MemDevice {
+    bytes: Vec<u8>,
+}
+
+impl MemDevice {
+    /// A device of `size` zero bytes.
+    pub fn zeroed(size: usize) -> Self {
+        Self {
+            bytes: vec![0; size],
+        }
+    }
+
+    /// A device holding `bytes`.
+    pub fn from_bytes(bytes: Vec<u8>) -> Self {
+        Self { bytes }
+    }
+
+    /// The device's contents.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// Gives the contents back.
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.bytes
+    }
+
+    fn range(&self, offset: u64, len: usize) -> Result<core::ops::Range<usize>, IoError> {
+        let start = usize::try_from(offset).map_err(|_| IoError::OutOfBounds)?;
+        let end = start.checked_add(len).ok_or(IoError::OutOfBounds)?;
+        if end > self.bytes.len() {
+            return Err(IoError::OutOfBounds);
+        }
+        Ok(start..end)
+    }
+}
+
+impl BlockDevice for MemDevice {
+    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> Result<(), IoError> {
+        let range = self.range(offset, buf.len())?;
+        let src = self.bytes.get(range).ok_or(IoError::OutOfBounds)?;
+        buf.copy_from_slice(src);
+        Ok(())
+    }
+
+    fn write_at(&mut self, offset: u64, buf: &[u8]) -> Result<(), IoError> {
+        let range = self.range(offset, buf.len())?;
+        let dst = self.bytes.get_mut(range).ok_or(IoError::OutOfBounds)?;
+        dst.copy_from_slice(buf);
+        Ok(())
+    }
+
+    fn size(&self) -> u64 {
+        self.bytes.len() as u64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_and_writes_ranges_and_refuses_past_the_end() {
+        let mut dev = MemDevice::zeroed(16);
+        dev.write_at(4, &[1, 2, 3]).unwrap();
+        let mut buf = [0; 4];
+        dev.read_at(3, &mut buf).unwrap();
+        assert_eq!(buf, [0, 1, 2, 3]);
+        assert_eq!(dev.read_at(14, &mut buf), Err(IoError::OutOfBounds));
+        assert_eq!(dev.write_at(u64::MAX, &[1]), Err(IoError::OutOfBounds));
+        assert_eq!(dev.size(), 16);
+    }
+}
