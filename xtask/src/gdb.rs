@@ -383,10 +383,16 @@ pub struct Interactive {
     pub gdb_args: Vec<String>,
 }
 
-/// Writes `target/kaal/gdb/kaal.gdb` for `root_task` booting the `default`
-/// system, with a fresh serial log beside it (stale `started` lines would
-/// name old address spaces).
-pub fn interactive(layout: &Layout, images: &Images, root_task: &Path) -> Result<Interactive> {
+/// Writes `target/kaal/gdb/kaal.gdb` for `root_task` booting `system` (a
+/// manifest's stem; none: a root task without components), with a fresh
+/// serial log beside it (stale `started` lines would name old address
+/// spaces).
+pub fn interactive(
+    layout: &Layout,
+    images: &Images,
+    root_task: &Path,
+    system: Option<&str>,
+) -> Result<Interactive> {
     let dir = layout.kaal.join("gdb");
     fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let serial_log = dir.join("serial.log");
@@ -395,7 +401,10 @@ pub fn interactive(layout: &Layout, images: &Images, root_task: &Path) -> Result
     let targets = Targets {
         kernel: kernel_elf(layout),
         root_task: root_task.to_path_buf(),
-        components: components(layout, images, DEFAULT_SYSTEM)?,
+        components: match system {
+            Some(name) => components(layout, images, name)?,
+            None => Vec::new(),
+        },
         serial_log: serial_log.clone(),
         port,
     };
@@ -471,7 +480,21 @@ fn end_qemu_script(pid: u32) -> String {
 }
 
 /// The system `cargo xtask run` and `cargo xtask gdb` boot (root/src/main.rs).
-const DEFAULT_SYSTEM: &str = "default";
+pub const DEFAULT_SYSTEM: &str = "default";
+
+/// The system manifest test `spec` boots, for its component table: its
+/// `gdb` key's, else the manifest of the test's name, if there is one.
+pub fn test_system(layout: &Layout, spec: &crate::systest::TestSpec) -> Result<Option<String>> {
+    if let Some(system) = spec.gdb.as_ref().and_then(|g| g.system.clone()) {
+        return Ok(Some(system));
+    }
+    let manifests = crate::system::manifests(layout)?;
+    let known = |n: &String| manifests.iter().any(|(m, _)| m == n);
+    Ok([&spec.name, &spec.image]
+        .into_iter()
+        .find(|n| known(n))
+        .cloned())
+}
 
 /// Writes `targets`' script to `path`.
 pub fn write_script(path: &Path, targets: &Targets) -> Result<()> {
@@ -681,6 +704,24 @@ mod tests {
         let python = lines.iter().position(|l| *l == "python");
         let end = lines.iter().position(|l| *l == "end");
         assert!(matches!((python, end), (Some(p), Some(e)) if p < e));
+    }
+
+    #[test]
+    fn a_test_names_the_system_whose_components_gdb_knows() -> Result<()> {
+        let layout = Layout::from_build()?;
+        let tests = crate::systest::load(&layout.tests_toml())?;
+        let system = |name: &str| -> Result<Option<String>> {
+            let spec = tests.iter().find(|t| t.name == name).context("listed")?;
+            test_system(&layout, spec)
+        };
+        // By the test's name, by its image's, by its gdb key; or none.
+        assert_eq!(system("two_uarts")?.as_deref(), Some("two_uarts"));
+        assert_eq!(
+            system("fault_symbolized")?.as_deref(),
+            Some("fault_restart")
+        );
+        assert_eq!(system("boot_summary")?, None);
+        Ok(())
     }
 
     #[test]

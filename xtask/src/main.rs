@@ -60,6 +60,10 @@ enum Cmd {
     Gdb {
         #[command(flatten)]
         kernel: KernelArg,
+        /// A system test to boot instead of the default system: its image
+        /// and devices (tests/system/tests.toml), and the components of its
+        /// system manifest.
+        test: Option<String>,
     },
     /// Run the host tests, then the system tests in QEMU.
     Test {
@@ -133,7 +137,7 @@ fn run(command: Cmd) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Run { accel, kernel, gdb } => boot(&with(kernel), accel, gdb),
-        Cmd::Gdb { kernel } => debug(&with(kernel)),
+        Cmd::Gdb { kernel, test } => debug(&with(kernel), test.as_deref()),
         Cmd::Test {
             kernel,
             filter,
@@ -184,7 +188,7 @@ fn boot(layout: &Layout, accel: qemu::Accel, with_gdb: bool) -> Result<ExitCode>
     let (mut extra, disk) = default_machine(layout)?;
     let mut serial_log = None;
     if with_gdb {
-        let session = gdb::interactive(layout, &images, &root_task)?;
+        let session = gdb::interactive(layout, &images, &root_task, Some(gdb::DEFAULT_SYSTEM))?;
         extra.extend(session.qemu_args);
         println!(
             "QEMU waits halted for gdb; attach from another terminal with:\n    {}",
@@ -221,11 +225,32 @@ fn boot(layout: &Layout, accel: qemu::Accel, with_gdb: bool) -> Result<ExitCode>
     })
 }
 
-fn debug(layout: &Layout) -> Result<ExitCode> {
+fn debug(layout: &Layout, test: Option<&str>) -> Result<ExitCode> {
     let (_, images) = build(layout)?;
-    let root_task = images.root_task()?;
-    let (mut extra, _) = default_machine(layout)?;
-    let session = gdb::interactive(layout, &images, &root_task)?;
+    let (root_task, mut extra, system) = match test {
+        None => (
+            images.root_task()?,
+            default_machine(layout)?.0,
+            Some(gdb::DEFAULT_SYSTEM.to_owned()),
+        ),
+        Some(name) => {
+            let tests = systest::load(&layout.tests_toml())?;
+            let Some(spec) = tests.iter().find(|t| t.name == name) else {
+                let names: Vec<&str> = tests.iter().map(|t| t.name.as_str()).collect();
+                bail!(
+                    "no system test `{name}`; tests.toml has: {}",
+                    names.join(", ")
+                );
+            };
+            let image = images.existing(&spec.image)?;
+            (
+                image,
+                spec.devices(layout)?.0,
+                gdb::test_system(layout, spec)?,
+            )
+        }
+    };
+    let session = gdb::interactive(layout, &images, &root_task, system.as_deref())?;
     extra.extend(session.qemu_args.iter().cloned());
     let options = qemu::Options {
         extra,
@@ -407,7 +432,7 @@ mod tests {
                 | Cmd::Run { kernel, .. }
                 | Cmd::Test { kernel, .. }
                 | Cmd::Bench { kernel, .. } => kernel.variant,
-                Cmd::Gdb { kernel } => kernel.variant,
+                Cmd::Gdb { kernel, .. } => kernel.variant,
                 Cmd::Check => bail!("no kernel option"),
             })
         };
