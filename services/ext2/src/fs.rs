@@ -80,8 +80,9 @@ impl<D: BlockDevice> Ext2<D> {
         u64::from(block) * u64::from(self.sb.block_size)
     }
 
-    /// Reads inode `ino` from its group's table.
-    pub(crate) fn inode(&mut self, ino: u32) -> Result<Inode> {
+    /// Where inode `ino`'s record is on the device: checked against the
+    /// inode count and the group table, never trusted.
+    pub(crate) fn inode_offset(&self, ino: u32) -> Result<u64> {
         if ino == 0 || ino > self.sb.inodes_count {
             return Err(Error::Corrupt("inode number out of range", ino.into()));
         }
@@ -91,7 +92,12 @@ impl<D: BlockDevice> Ext2<D> {
             .get((index / self.sb.inodes_per_group) as usize)
             .ok_or(Error::Corrupt("inode's group", ino.into()))?;
         let within = u64::from(index % self.sb.inodes_per_group);
-        let offset = self.block_offset(group.inode_table) + within * u64::from(self.sb.inode_size);
+        Ok(self.block_offset(group.inode_table) + within * u64::from(self.sb.inode_size))
+    }
+
+    /// Reads inode `ino` from its group's table.
+    pub(crate) fn inode(&mut self, ino: u32) -> Result<Inode> {
+        let offset = self.inode_offset(ino)?;
         let mut raw = [0u8; INODE_BYTES];
         self.dev.read_at(offset, &mut raw)?;
         let large_file = self.sb.feature_ro_compat & ro_compat::LARGE_FILE != 0;

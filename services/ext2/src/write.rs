@@ -300,13 +300,7 @@ impl<D: BlockDevice> Ext2<D> {
     /// Writes the fields this crate changes back into inode `inode`'s record.
     pub(crate) fn write_inode(&mut self, inode: &Inode) -> Result<()> {
         let ino = inode.stat.ino;
-        let index = ino.checked_sub(1).ok_or(Error::Invalid)?;
-        let group = self
-            .groups
-            .get((index / self.sb.inodes_per_group) as usize)
-            .ok_or(Error::Invalid)?;
-        let at = self.block_offset(group.inode_table)
-            + u64::from(index % self.sb.inodes_per_group) * u64::from(self.sb.inode_size);
+        let at = self.inode_offset(ino)?;
         let mut raw = [0u8; 128];
         self.dev.read_at(at, &mut raw)?;
         let stat = &inode.stat;
@@ -541,13 +535,7 @@ impl<D: BlockDevice> Ext2<D> {
 
     /// Writes a fresh inode record: no data, one link, the times now.
     fn init_inode(&mut self, ino: u32, mode: u16, uid: u32, gid: u32) -> Result<Inode> {
-        let index = ino.checked_sub(1).ok_or(Error::Invalid)?;
-        let group = self
-            .groups
-            .get((index / self.sb.inodes_per_group) as usize)
-            .ok_or(Error::Invalid)?;
-        let at = self.block_offset(group.inode_table)
-            + u64::from(index % self.sb.inodes_per_group) * u64::from(self.sb.inode_size);
+        let at = self.inode_offset(ino)?;
         let mut record = vec![0u8; usize::from(self.sb.inode_size)];
         if self.sb.inode_size >= 128 + EXTRA_ISIZE {
             if let Some(dst) = record.get_mut(128..130) {
