@@ -205,6 +205,19 @@ impl<D: BlockDevice> Ext2<D> {
         })
     }
 
+    /// Directory `dir`'s size, checked to be whole blocks (the high size
+    /// bits are not a directory's in ext2).
+    pub(crate) fn dir_size(&self, dir: &Inode) -> Result<u64> {
+        if dir.stat.file_type != FileType::Directory {
+            return Err(Error::NotADirectory);
+        }
+        let size = dir.stat.size & u64::from(u32::MAX);
+        if !size.is_multiple_of(u64::from(self.sb.block_size)) {
+            return Err(Error::Corrupt("directory size not a block multiple", size));
+        }
+        Ok(size)
+    }
+
     /// Like `walk_dir`, from byte position `from` of the directory, with
     /// each entry's position.
     fn walk_dir_from(
@@ -213,15 +226,8 @@ impl<D: BlockDevice> Ext2<D> {
         from: u64,
         mut visit: impl FnMut(u64, u32, FileType, &[u8]) -> bool,
     ) -> Result<bool> {
-        if dir.stat.file_type != FileType::Directory {
-            return Err(Error::NotADirectory);
-        }
         let block_size = u64::from(self.sb.block_size);
-        // Directories are whole blocks; the high size bits are not theirs in ext2.
-        let size = dir.stat.size & u64::from(u32::MAX);
-        if !size.is_multiple_of(block_size) {
-            return Err(Error::Corrupt("directory size not a block multiple", size));
-        }
+        let size = self.dir_size(dir)?;
         let mut buf = vec![0u8; self.sb.block_size as usize];
         let filetype = self.sb.has_filetype();
         for logical in from / block_size..size / block_size {
@@ -272,17 +278,8 @@ impl<D: BlockDevice> Ext2<D> {
     /// The entries of directory `dir`, `.` and `..` included, in disk order.
     /// Allocates for all of them: see [`Self::read_dir_page`] for a bound.
     pub fn read_dir(&mut self, dir: u32) -> Result<Vec<DirEntry>> {
-        let inode = self.inode(dir)?;
-        let mut entries = Vec::new();
-        self.walk_dir(&inode, |ino, file_type, name| {
-            entries.push(DirEntry {
-                ino,
-                file_type,
-                name: name.to_vec(),
-            });
-            false
-        })?;
-        Ok(entries)
+        self.read_dir_page(dir, 0, usize::MAX)
+            .map(|(entries, _)| entries)
     }
 
     pub(crate) fn lookup_in(&mut self, dir: &Inode, name: &[u8]) -> Result<u32> {

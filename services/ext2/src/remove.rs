@@ -336,11 +336,8 @@ impl<D: BlockDevice> Ext2<D> {
         retarget: Option<(u32, FileType)>,
     ) -> Result<()> {
         let mut inode = self.inode(dir)?;
-        if inode.stat.file_type != FileType::Directory {
-            return Err(Error::NotADirectory);
-        }
+        let size = self.dir_size(&inode)?;
         let block_size = self.sb.block_size as usize;
-        let size = inode.stat.size & u64::from(u32::MAX);
         let filetype = self.sb.has_filetype();
         let mut buf = vec![0u8; block_size];
         for logical in 0..size / block_size as u64 {

@@ -611,14 +611,8 @@ impl<D: BlockDevice> Ext2<D> {
         file_type: FileType,
     ) -> Result<()> {
         let mut inode = self.inode(dir)?;
-        if inode.stat.file_type != FileType::Directory {
-            return Err(Error::NotADirectory);
-        }
+        let size = self.dir_size(&inode)?;
         let block_size = self.sb.block_size as usize;
-        let size = inode.stat.size & u64::from(u32::MAX);
-        if !size.is_multiple_of(block_size as u64) {
-            return Err(Error::Corrupt("directory size not a block multiple", size));
-        }
         let needed = entry_size(name.len());
         let filetype = self.sb.has_filetype();
         let file_type = if filetype {
