@@ -50,10 +50,6 @@ impl DmaPool {
         }
     }
 
-    pub fn window(&self) -> DmaWindow {
-        self.window
-    }
-
     /// Free bytes (not necessarily in one run).
     pub fn free_bytes(&self) -> u64 {
         let used: u64 = self.out.iter().map(|&(_, s)| s).sum();

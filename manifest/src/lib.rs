@@ -710,7 +710,7 @@ impl Manifest {
             }
         }
         if let Some(name) = &self.console {
-            match self.components.iter().find(|c| &c.name == name) {
+            match names.get(name.as_str()) {
                 None => errs.push(ManifestError::Console {
                     name: name.clone(),
                     why: "no component of that name",
@@ -725,6 +725,8 @@ impl Manifest {
             }
         }
         let mut channels = BTreeMap::new();
+        // Ring ends per component, counted as the channels are checked.
+        let mut ring_ends: BTreeMap<&str, usize> = BTreeMap::new();
         for ch in &self.channels {
             let label = ch.label();
             if let Some(n) = &ch.name {
@@ -783,6 +785,9 @@ impl Manifest {
                     });
                 }
                 bind(end.component, end.local, &mut errs);
+                if shape.is_some_and(|r| r.kind == ChannelKind::Ring) {
+                    *ring_ends.entry(end.component).or_insert(0) += 1;
+                }
             }
             if let Some(r) = shape {
                 check_shape(ch, &label, r, &mut errs);
@@ -790,15 +795,7 @@ impl Manifest {
         }
         for c in &self.components {
             let console = usize::from(self.console.as_ref() == Some(&c.name));
-            let rings = self
-                .channels
-                .iter()
-                .filter(|ch| ch.resolve().is_ok_and(|r| r.kind == ChannelKind::Ring))
-                .flat_map(|ch| ch.from_ends().chain(core::iter::once(ch.to_end())))
-                .flatten()
-                .filter(|e| e.component == c.name)
-                .count()
-                + console;
+            let rings = ring_ends.get(c.name.as_str()).copied().unwrap_or(0) + console;
             if rings > MAX_RINGS {
                 errs.push(ManifestError::TooMany {
                     component: c.name.clone(),

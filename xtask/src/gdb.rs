@@ -168,10 +168,11 @@ def kaal_current():
     """The component the CPU is in, "root" (the root task's address space
     is never a component's) or None in the kernel."""
     cr3 = kaal_cr3()
-    for name, root in kaal_roots().items():
+    started = kaal_started()  # one read of the log per stop
+    for name, root in dict(started).items():
         if root == cr3:
             return name
-    if cr3 in {root for _, root in kaal_started()}:
+    if cr3 in {root for _, root in started}:
         return None
     return "root"
 
@@ -358,7 +359,7 @@ pub fn components(
         .components
         .iter()
         .map(|c| {
-            let image = c.image.as_deref().unwrap_or(&c.name);
+            let image = c.image();
             let elf = if image.contains('/') {
                 path.parent().unwrap_or(Path::new(".")).join(image)
             } else {

@@ -43,15 +43,15 @@ impl<F: Fn(&str) -> PathBuf> Symbolizer<F> {
         let Some((program, ip)) = fault_site(line) else {
             return Vec::new();
         };
-        let path = (self.path)(program);
+        let path = &self.path;
         let loader = self
             .loaded
             .entry(program.to_owned())
-            .or_insert_with(|| Loader::new(&path).ok());
+            .or_insert_with(|| Loader::new(path(program)).ok());
         let Some(loader) = loader else {
             return vec![format!(
                 "KaaL:   (no debug information for `{program}` at {})",
-                path.display()
+                path(program).display()
             )];
         };
         frames(loader, ip)
@@ -153,8 +153,7 @@ mod tests {
                     (ip 0x401234) [program `misbehave`, ip 0x401234]";
         assert_eq!(fault_site(line), Some(("misbehave", 0x401234)));
         assert_eq!(fault_site("KaaL: component `x` exited (0)"), None);
-        // A component cannot forge the report: it comes from the root task
-        // alone, and a line without the marker names nothing.
+        // A line without a well-formed marker names nothing.
         assert_eq!(
             fault_site("KaaL: component `x` faulted: [program `p`, ip 0xzz]"),
             None

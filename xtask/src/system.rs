@@ -22,7 +22,7 @@ use crate::step;
 
 /// The folders whose `*.toml` files are system manifests: the systems a
 /// user boots, and the systems of the tests.
-pub fn manifest_dirs(layout: &Layout) -> [PathBuf; 2] {
+fn manifest_dirs(layout: &Layout) -> [PathBuf; 2] {
     [
         layout.root.join("systems"),
         layout.root.join("tests").join("system").join("systems"),

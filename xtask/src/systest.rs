@@ -431,10 +431,20 @@ fn run_one(layout: &Layout, images: &Images, spec: &TestSpec) -> Result<Result<(
     let start = log_len(&log)?;
     let timeout = Duration::from_secs(spec.timeout_secs);
     // A system that runs on is stopped once its log has every line.
+    // Only what was appended since the last look is read.
+    let read_so_far = std::cell::RefCell::new((start, Vec::new()));
     let seen = || {
-        let bytes = fs::read(&log).unwrap_or_default();
-        let serial = String::from_utf8_lossy(bytes.get(start..).unwrap_or_default());
-        serial_lines(&serial, spec).is_ok()
+        let mut guard = read_so_far.borrow_mut();
+        let (offset, text) = &mut *guard;
+        if let Ok(mut file) = File::open(&log) {
+            use std::io::Seek;
+            if file.seek(io::SeekFrom::Start(*offset as u64)).is_ok() {
+                if let Ok(n) = file.read_to_end(text) {
+                    *offset += n;
+                }
+            }
+        }
+        serial_lines(&String::from_utf8_lossy(text), spec).is_ok()
     };
     let stop_when: Option<&dyn Fn() -> bool> = (spec.expect == Expect::Running).then_some(&seen);
     let com2 = spec.com2_socket(layout);

@@ -27,7 +27,7 @@ pub struct TimerClient {
     alarm: RingTx<AlarmRequest, RING_SLOTS>,
     fired: RingRx<AlarmFired, RING_SLOTS>,
     /// The token of the last alarm asked.
-    pub last_token: u64,
+    last_token: u64,
 }
 
 impl TimerClient {
@@ -47,18 +47,35 @@ impl TimerClient {
 
     /// Asks for an alarm at `deadline`; returns its token.
     pub fn ask(&mut self, deadline: Instant) -> Result<u64, TimerError> {
-        self.last_token += 1;
-        let req = AlarmRequest {
-            token: self.last_token,
-            deadline_tsc: deadline.ticks(),
-        };
-        self.send(&[req])?;
-        Ok(self.last_token)
+        let token = self.last_token + 1;
+        self.send_at(&[deadline])?;
+        Ok(token)
     }
 
-    /// Sends requests as they are (the caller chose their tokens).
-    pub fn send(&mut self, requests: &[AlarmRequest]) -> Result<(), TimerError> {
-        self.alarm.send_all(requests).map_err(|_| TimerError::Ring)
+    /// Asks for an alarm at each of `deadlines`, in one batch; returns the
+    /// first one's token (the others follow it).
+    pub fn send_at(&mut self, deadlines: &[Instant]) -> Result<u64, TimerError> {
+        let first = self.last_token + 1;
+        // A ring's worth at a time, so the driver takes them in batches.
+        let mut batch = [AlarmRequest::default(); RING_SLOTS];
+        for (k, part) in deadlines.chunks(RING_SLOTS).enumerate() {
+            let base = first + (k * RING_SLOTS) as u64;
+            for ((slot, deadline), token) in batch.iter_mut().zip(part).zip(base..) {
+                *slot = AlarmRequest {
+                    token,
+                    deadline_tsc: deadline.ticks(),
+                };
+            }
+            let reqs = batch.get(..part.len()).unwrap_or(&[]);
+            self.alarm.send_all(reqs).map_err(|_| TimerError::Ring)?;
+        }
+        self.last_token += deadlines.len() as u64;
+        Ok(first)
+    }
+
+    /// The token of the last alarm asked.
+    pub fn last_token(&self) -> u64 {
+        self.last_token
     }
 
     /// The next answer, waiting for it.

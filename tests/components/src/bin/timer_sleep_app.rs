@@ -9,7 +9,7 @@
 use core::time::Duration;
 
 use kaal_client::timer::TimerClient;
-use kaal_protocols::timer::{AlarmFired, AlarmRequest, QUEUE_ALARMS};
+use kaal_protocols::timer::{AlarmFired, QUEUE_ALARMS};
 use kaal_rt::time::Instant;
 use kaal_rt::{println, Env};
 
@@ -62,19 +62,13 @@ fn main(env: &Env) -> Result<(), &'static str> {
     // One more alarm than the queue holds, all for the same time: the last
     // is refused at once, the others fire in the order they were asked.
     let deadline = clock.after(Instant::now(), Duration::from_millis(100));
-    let first = t.last_token + 1;
-    let requests: [AlarmRequest; QUEUE_ALARMS + 1] = core::array::from_fn(|i| AlarmRequest {
-        token: first + i as u64,
-        deadline_tsc: deadline.ticks(),
-    });
-    t.last_token += requests.len() as u64;
-    t.send(&requests)?;
+    let first = t.send_at(&[deadline; QUEUE_ALARMS + 1])?;
     let refused = t.answer()?;
-    if refused.token != t.last_token || refused.status != AlarmFired::QUEUE_FULL {
+    if refused.token != t.last_token() || refused.status != AlarmFired::QUEUE_FULL {
         println!("timer_sleep: FAILED: expected a refusal first, got {refused:?}");
         return Err("no refusal");
     }
-    for token in first..t.last_token {
+    for token in first..t.last_token() {
         let f = t.answer()?;
         if f.token != token || !f.is_fired() || f.at_tsc < deadline.ticks() {
             println!("timer_sleep: FAILED: expected alarm {token}, got {f:?}");
