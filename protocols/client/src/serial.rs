@@ -1,7 +1,7 @@
 //! The serial protocol's client: bytes from the driver on `rx`, bytes to it
 //! on `tx`, in chunks.
 
-use kaal_protocols::serial::{Chunk, RING_SLOTS};
+use kaal_protocols::serial::{Chunk, CHUNK_BYTES, RING_SLOTS};
 use kaal_rt::{Env, RingRx, RingTx};
 
 /// Why a serial call failed.
@@ -44,11 +44,18 @@ impl SerialClient {
     }
 
     /// Sends `bytes`, waiting while the ring is full.
-    pub fn send(&mut self, mut bytes: &[u8]) -> Result<(), SerialError> {
-        while !bytes.is_empty() {
-            let (chunk, took) = Chunk::from_bytes(bytes);
-            self.tx.send_all(&[chunk]).map_err(|_| SerialError::Ring)?;
-            bytes = bytes.get(took..).unwrap_or(&[]);
+    pub fn send(&mut self, bytes: &[u8]) -> Result<(), SerialError> {
+        // A ring's worth of chunks at a time: one publish (and at most one
+        // wake-up of the driver) per batch, not per chunk.
+        let mut batch = [Chunk::default(); RING_SLOTS];
+        for part in bytes.chunks(CHUNK_BYTES * RING_SLOTS) {
+            let mut n = 0;
+            for (slot, piece) in batch.iter_mut().zip(part.chunks(CHUNK_BYTES)) {
+                *slot = Chunk::from_bytes(piece).0;
+                n += 1;
+            }
+            let chunks = batch.get(..n).unwrap_or(&[]);
+            self.tx.send_all(chunks).map_err(|_| SerialError::Ring)?;
         }
         Ok(())
     }
