@@ -326,6 +326,8 @@ impl Channel {
             Shape::Ring { slots, slot_bytes } => (ChannelKind::Ring, slots, slot_bytes),
             Shape::Memory => (ChannelKind::Memory, 0, 0),
             Shape::Endpoint => (ChannelKind::Endpoint, 0, 0),
+            // The lent regions are not granted yet.
+            Shape::EndpointLending => (ChannelKind::Endpoint, 0, 0),
         };
         if self.kind.is_some_and(|k| k != kind) {
             return Err("its `kind` is not the protocol's");

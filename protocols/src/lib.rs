@@ -14,6 +14,7 @@
 //! | `net` | ring of [`net::Packet`] | a network driver and its client, one ring each way |
 //! | `timer.alarm`, `timer.fired` | rings of [`timer::AlarmRequest`] / [`timer::AlarmFired`] | a timer driver and its client |
 //! | `echo` | endpoint (`kaal_interfaces::echo`) | the echo service and its clients |
+//! | `file` | endpoint ([`file::File`]), and a region each client lends | the VFS and its clients |
 //!
 //! Two protocols need no channel of the manifest: [`console`] (the root
 //! task's ring to the console driver) and [`supervisor`] (every
@@ -26,6 +27,7 @@ extern crate std;
 
 pub mod block;
 pub mod console;
+pub mod file;
 pub mod net;
 pub mod serial;
 pub mod supervisor;
@@ -42,6 +44,9 @@ pub enum Shape {
     Memory,
     /// An endpoint for RPC.
     Endpoint,
+    /// An endpoint for RPC, and a region each client lends the server for
+    /// `Lent` data (its size is the manifest's `bytes`).
+    EndpointLending,
 }
 
 /// A protocol a manifest channel can name.
@@ -81,6 +86,10 @@ pub const PROTOCOLS: &[Protocol] = &[
     Protocol {
         name: "echo",
         shape: Shape::Endpoint,
+    },
+    Protocol {
+        name: "file",
+        shape: Shape::EndpointLending,
     },
 ];
 
