@@ -224,10 +224,14 @@ impl<'a> DirRecord<'a> {
     pub fn encode(&self, out: &mut [u8]) -> Option<usize> {
         let name_len = u8::try_from(self.name.len()).ok()?;
         let dst = out.get_mut(..self.len())?;
-        let (head, name) = dst.split_at_mut(DIR_RECORD_HEAD);
-        head[..8].copy_from_slice(&self.ino.to_le_bytes());
-        head[8] = self.kind;
-        head[9] = name_len;
+        let (head, name) = dst.split_at_mut_checked(DIR_RECORD_HEAD)?;
+        let (ino, rest) = head.split_first_chunk_mut::<8>()?;
+        *ino = self.ino.to_le_bytes();
+        let [kind, len, ..] = rest else {
+            return None;
+        };
+        *kind = self.kind;
+        *len = name_len;
         name.copy_from_slice(self.name);
         Some(self.len())
     }
