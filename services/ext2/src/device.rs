@@ -12,6 +12,40 @@ pub enum IoError {
     Device,
 }
 
+/// What a write holds, so that a write-back cache can order its writes
+/// for a crash: data before the pointers to it, the summaries last. The
+/// variants are in that order (the write-back order `Ord` gives).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum WriteClass {
+    /// File contents (and a slow symlink's target).
+    Data,
+    /// An indirect block: pointers to data or to other indirect blocks.
+    Indirect,
+    /// Inode records.
+    InodeTable,
+    /// Directory blocks: names pointing at inodes.
+    Directory,
+    /// Block and inode bitmaps.
+    Bitmap,
+    /// The group descriptor table.
+    GroupDescriptors,
+    /// The superblock.
+    Superblock,
+}
+
+impl WriteClass {
+    /// Every class, in write-back order.
+    pub const ALL: [Self; 7] = [
+        Self::Data,
+        Self::Indirect,
+        Self::InodeTable,
+        Self::Directory,
+        Self::Bitmap,
+        Self::GroupDescriptors,
+        Self::Superblock,
+    ];
+}
+
 /// A device addressed in bytes. The file system reads and writes whole blocks
 /// or parts of them; a device with larger sectors does the read-modify-write.
 pub trait BlockDevice {
@@ -19,6 +53,12 @@ pub trait BlockDevice {
     fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> Result<(), IoError>;
     /// Writes `buf` to the bytes at `offset`.
     fn write_at(&mut self, offset: u64, buf: &[u8]) -> Result<(), IoError>;
+    /// Writes `buf` at `offset`, saying what it holds. The file system
+    /// writes only through this; a device without a cache ignores the class.
+    fn write_class(&mut self, offset: u64, buf: &[u8], class: WriteClass) -> Result<(), IoError> {
+        let _ = class;
+        self.write_at(offset, buf)
+    }
     /// The device's size in bytes.
     fn size(&self) -> u64;
     /// Makes every write so far durable (a cache writes back, a disk

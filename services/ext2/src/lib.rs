@@ -19,7 +19,10 @@
 //! Writes go to the device as they are made, in an order that leaves a
 //! crash with leaked space at worst: bitmap bits before the pointers to what
 //! they allocate, pointers cleared before the bits of what they freed, a
-//! new name before the old one is removed.
+//! new name before the old one is removed. Each write names its
+//! [`WriteClass`] (through [`BlockDevice::write_class`]), so that a
+//! write-back cache, which reorders writes, can write data before the
+//! pointers to it and the bitmaps and summaries last.
 
 #![no_std]
 #![forbid(unsafe_code)]
@@ -36,7 +39,7 @@ mod remove;
 mod superblock;
 mod write;
 
-pub use device::{BlockDevice, IoError, MemDevice};
+pub use device::{BlockDevice, IoError, MemDevice, WriteClass};
 pub use dir::{DirEntry, NAME_MAX};
 pub use error::{Error, Result};
 pub use fs::{Ext2, PATH_MAX, SYMLINK_LIMIT};

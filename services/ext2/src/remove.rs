@@ -7,7 +7,7 @@
 use alloc::vec;
 use alloc::vec::Vec;
 
-use crate::device::BlockDevice;
+use crate::device::{BlockDevice, WriteClass};
 use crate::dir::HEADER;
 use crate::error::{Error, Result};
 use crate::fs::Ext2;
@@ -40,8 +40,11 @@ impl<D: BlockDevice> Ext2<D> {
             if within != 0 {
                 if let Some(block) = self.map_block(&inode, size / block_size)? {
                     let zeros = vec![0u8; (block_size - within) as usize];
-                    self.dev
-                        .write_at(self.block_offset(block) + within, &zeros)?;
+                    self.dev.write_class(
+                        self.block_offset(block) + within,
+                        &zeros,
+                        WriteClass::Data,
+                    )?;
                 }
             }
             let freed = self.cut_blocks(&mut inode, size.div_ceil(block_size))?;
@@ -140,7 +143,8 @@ impl<D: BlockDevice> Ext2<D> {
             }
         }
         if changed {
-            self.dev.write_at(self.block_offset(table), &raw)?;
+            self.dev
+                .write_class(self.block_offset(table), &raw, WriteClass::Indirect)?;
         }
         Ok(())
     }
@@ -385,7 +389,8 @@ impl<D: BlockDevice> Ext2<D> {
                             }
                         }
                     }
-                    self.dev.write_at(self.block_offset(block), &buf)?;
+                    self.dev
+                        .write_class(self.block_offset(block), &buf, WriteClass::Directory)?;
                     inode.flags &= !crate::inode::INDEX_FL;
                     inode.stat.mtime = self.now;
                     inode.stat.ctime = self.now;

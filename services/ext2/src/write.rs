@@ -8,7 +8,7 @@
 
 use alloc::vec;
 
-use crate::device::BlockDevice;
+use crate::device::{BlockDevice, WriteClass};
 use crate::dir::{HEADER, NAME_MAX};
 use crate::error::{Error, Result};
 use crate::fs::PATH_MAX;
@@ -153,8 +153,11 @@ impl<D: BlockDevice> Ext2<D> {
             self.check_free(kind, group, number)?;
             let byte_index = (bit / 8) as usize;
             let byte = bitmap.get(byte_index).copied().unwrap_or(0) | 1 << (bit % 8);
-            self.dev
-                .write_at(self.block_offset(bitmap_block) + byte_index as u64, &[byte])?;
+            self.dev.write_class(
+                self.block_offset(bitmap_block) + byte_index as u64,
+                &[byte],
+                WriteClass::Bitmap,
+            )?;
             self.adjust_counts(group, kind, -1)?;
             if kind == Kind::Block {
                 self.block_goal = number.saturating_add(1);
@@ -219,10 +222,17 @@ impl<D: BlockDevice> Ext2<D> {
             }
             _ => None,
         };
-        self.dev
-            .write_at(desc_at + desc_field, &value16.to_le_bytes())?;
+        self.dev.write_class(
+            desc_at + desc_field,
+            &value16.to_le_bytes(),
+            WriteClass::GroupDescriptors,
+        )?;
         if let Some(dirs) = dirs {
-            self.dev.write_at(desc_at + 16, &dirs.to_le_bytes())?;
+            self.dev.write_class(
+                desc_at + 16,
+                &dirs.to_le_bytes(),
+                WriteClass::GroupDescriptors,
+            )?;
         }
         let sb_count = match kind {
             Kind::Block => &mut self.sb.free_blocks_count,
@@ -232,18 +242,22 @@ impl<D: BlockDevice> Ext2<D> {
         // right but do not fail on one already wrong.
         *sb_count = sb_count.saturating_add_signed(delta);
         let value32 = *sb_count;
-        self.dev
-            .write_at(SUPERBLOCK_OFFSET + sb_field, &value32.to_le_bytes())?;
+        self.dev.write_class(
+            SUPERBLOCK_OFFSET + sb_field,
+            &value32.to_le_bytes(),
+            WriteClass::Superblock,
+        )?;
         Ok(())
     }
 
-    /// Allocates a block for `inode`, zeroed unless the caller is about to
-    /// overwrite all of it.
-    fn allocate_block(&mut self, inode: &mut Inode, zero: bool) -> Result<u32> {
+    /// Allocates a block for `inode`, zeroed as `zero` (what it will hold)
+    /// unless `None`: the caller is about to overwrite all of it.
+    fn allocate_block(&mut self, inode: &mut Inode, zero: Option<WriteClass>) -> Result<u32> {
         let block = self.allocate(Kind::Block)?;
-        if zero {
+        if let Some(class) = zero {
             let zeros = vec![0u8; self.sb.block_size as usize];
-            self.dev.write_at(self.block_offset(block), &zeros)?;
+            self.dev
+                .write_class(self.block_offset(block), &zeros, class)?;
         }
         inode.sectors = inode.sectors.saturating_add(self.sb.block_size / 512);
         Ok(block)
@@ -251,15 +265,24 @@ impl<D: BlockDevice> Ext2<D> {
 
     /// The block of logical block `logical`, allocating it and the indirect
     /// blocks on the way when missing (a new data block is zeroed unless
-    /// `whole`: the caller writes all of it). Changes `inode` in memory only.
-    fn map_or_allocate(&mut self, inode: &mut Inode, logical: u64, whole: bool) -> Result<u32> {
+    /// `whole`: the caller writes all of it). `data` is what the file's
+    /// blocks hold (a directory's are `Directory`). Changes `inode` in
+    /// memory only.
+    fn map_or_allocate(
+        &mut self,
+        inode: &mut Inode,
+        logical: u64,
+        whole: bool,
+        data: WriteClass,
+    ) -> Result<u32> {
+        let zero_data = (!whole).then_some(data);
         if logical < DIRECT_BLOCKS as u64 {
             let slot = logical as usize;
             let current = inode.block.get(slot).copied().unwrap_or(0);
             if let Some(block) = self.pointer(current)? {
                 return Ok(block);
             }
-            let block = self.allocate_block(inode, !whole)?;
+            let block = self.allocate_block(inode, zero_data)?;
             if let Some(pointer) = inode.block.get_mut(slot) {
                 *pointer = block;
             }
@@ -272,7 +295,7 @@ impl<D: BlockDevice> Ext2<D> {
         let mut table = match self.pointer(root)? {
             Some(block) => block,
             None => {
-                let block = self.allocate_block(inode, true)?;
+                let block = self.allocate_block(inode, Some(WriteClass::Indirect))?;
                 if let Some(pointer) = inode.block.get_mut(root_slot) {
                     *pointer = block;
                 }
@@ -288,8 +311,14 @@ impl<D: BlockDevice> Ext2<D> {
                 Some(block) => block,
                 None => {
                     // Level 0 is the data block; above it, tables start empty.
-                    let block = self.allocate_block(inode, level > 0 || !whole)?;
-                    self.dev.write_at(at, &block.to_le_bytes())?;
+                    let zero = if level > 0 {
+                        Some(WriteClass::Indirect)
+                    } else {
+                        zero_data
+                    };
+                    let block = self.allocate_block(inode, zero)?;
+                    self.dev
+                        .write_class(at, &block.to_le_bytes(), WriteClass::Indirect)?;
                     block
                 }
             };
@@ -328,7 +357,7 @@ impl<D: BlockDevice> Ext2<D> {
         }
         put(120, &((stat.uid >> 16) as u16).to_le_bytes());
         put(122, &((stat.gid >> 16) as u16).to_le_bytes());
-        self.dev.write_at(at, &raw)?;
+        self.dev.write_class(at, &raw, WriteClass::InodeTable)?;
         Ok(())
     }
 
@@ -358,9 +387,11 @@ impl<D: BlockDevice> Ext2<D> {
                 let within = pos % block_size;
                 let chunk = ((block_size - within) as usize).min(data.len() - done);
                 let whole = within == 0 && chunk as u64 == block_size;
-                let block = self.map_or_allocate(&mut inode, pos / block_size, whole)?;
+                let block =
+                    self.map_or_allocate(&mut inode, pos / block_size, whole, WriteClass::Data)?;
                 let src = data.get(done..done + chunk).ok_or(Error::Invalid)?;
-                self.dev.write_at(self.block_offset(block) + within, src)?;
+                self.dev
+                    .write_class(self.block_offset(block) + within, src, WriteClass::Data)?;
                 done += chunk;
             }
             Ok(())
@@ -405,7 +436,8 @@ impl<D: BlockDevice> Ext2<D> {
             uid,
             gid,
             |fs, inode| {
-                let block = fs.map_or_allocate(inode, 0, false)?;
+                // Written whole below: not zeroed first.
+                let block = fs.map_or_allocate(inode, 0, true, WriteClass::Directory)?;
                 let mut buf = vec![0u8; block_size];
                 let kind = if fs.sb.has_filetype() {
                     FileType::Directory
@@ -414,7 +446,8 @@ impl<D: BlockDevice> Ext2<D> {
                 };
                 put_entry(&mut buf, 0, inode.stat.ino, 12, Some((b".", kind)))?;
                 put_entry(&mut buf, 12, dir, block_size - 12, Some((b"..", kind)))?;
-                fs.dev.write_at(fs.block_offset(block), &buf)?;
+                fs.dev
+                    .write_class(fs.block_offset(block), &buf, WriteClass::Directory)?;
                 inode.stat.size = block_size as u64;
                 inode.stat.links = 2;
                 Ok(())
@@ -454,8 +487,9 @@ impl<D: BlockDevice> Ext2<D> {
                     *pointer = le32(bytes, 0);
                 }
             } else {
-                let block = fs.map_or_allocate(inode, 0, false)?;
-                fs.dev.write_at(fs.block_offset(block), target)?;
+                let block = fs.map_or_allocate(inode, 0, false, WriteClass::Data)?;
+                fs.dev
+                    .write_class(fs.block_offset(block), target, WriteClass::Data)?;
             }
             inode.stat.size = target.len() as u64;
             Ok(())
@@ -542,7 +576,7 @@ impl<D: BlockDevice> Ext2<D> {
                 dst.copy_from_slice(&EXTRA_ISIZE.to_le_bytes());
             }
         }
-        self.dev.write_at(at, &record)?;
+        self.dev.write_class(at, &record, WriteClass::InodeTable)?;
         let inode = Inode {
             stat: crate::Stat {
                 ino,
@@ -597,7 +631,7 @@ impl<D: BlockDevice> Ext2<D> {
             ));
         }
         byte[0] &= !mask;
-        self.dev.write_at(at, &byte)?;
+        self.dev.write_class(at, &byte, WriteClass::Bitmap)?;
         self.adjust_counts(group, kind, 1)
     }
 
@@ -660,17 +694,20 @@ impl<D: BlockDevice> Ext2<D> {
                     }
                     let at = offset + used;
                     put_entry(&mut buf, at, ino, rec_len - used, Some((name, file_type)))?;
-                    self.dev.write_at(self.block_offset(block), &buf)?;
+                    self.dev
+                        .write_class(self.block_offset(block), &buf, WriteClass::Directory)?;
                     return self.write_inode(&inode);
                 }
                 offset += rec_len;
             }
         }
         let logical = size / block_size as u64;
-        let block = self.map_or_allocate(&mut inode, logical, false)?;
+        // Written whole below: not zeroed first.
+        let block = self.map_or_allocate(&mut inode, logical, true, WriteClass::Directory)?;
         buf.fill(0);
         put_entry(&mut buf, 0, ino, block_size, Some((name, file_type)))?;
-        self.dev.write_at(self.block_offset(block), &buf)?;
+        self.dev
+            .write_class(self.block_offset(block), &buf, WriteClass::Directory)?;
         inode.stat.size = size + block_size as u64;
         self.write_inode(&inode)
     }
