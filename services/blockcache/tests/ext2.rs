@@ -1,0 +1,346 @@
+//! ext2 over the cache over a recording disk: what a flush leaves passes
+//! `e2fsck -fn` and reads back without the cache; and a crash at any point
+//! of a flush's write-back leaves an image `e2fsck -fy` repairs, with every
+//! file synced before that flush intact.
+
+// Test helpers: a failed step is a failed test.
+#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use blockcache::{BlockCache, DiskOp, MemDisk, SECTOR};
+use ext2::{Ext2, MemDevice, ROOT_INODE};
+
+const BLOCK: usize = 4096;
+
+type CachedFs = Ext2<BlockCache<MemDisk, Vec<u8>>>;
+
+/// A program of e2fsprogs, from /usr/sbin or /sbin (often not on PATH).
+/// Panics with the install command when it is missing: these tests must not
+/// pass by skipping.
+fn e2fs_tool(name: &str) -> PathBuf {
+    ["/usr/sbin", "/sbin", "/usr/bin", "/bin"]
+        .iter()
+        .map(|dir| Path::new(dir).join(name))
+        .find(|path| path.is_file())
+        .unwrap_or_else(|| {
+            panic!("{name} not found in /usr/sbin or /sbin: install it with `apt-get install e2fsprogs`")
+        })
+}
+
+/// An 8 MiB ext2 image with 4 KiB blocks of `files` (path, content).
+fn image(dir: &Path, files: &[(&str, Vec<u8>)]) -> Vec<u8> {
+    let src = dir.join("src");
+    for (path, content) in files {
+        let path = src.join(path);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, content).unwrap();
+    }
+    fs::create_dir_all(&src).unwrap();
+    let image = dir.join("image");
+    let output = Command::new(e2fs_tool("mkfs.ext2"))
+        .args(["-q", "-b", "4096", "-d"])
+        .arg(&src)
+        .arg(&image)
+        .arg("8M")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "mkfs.ext2: {output:?}");
+    fs::read(&image).unwrap()
+}
+
+/// `e2fsck` with `flag` (`-fn` or `-fy`) on `bytes`; its exit code and the
+/// image after it.
+fn fsck(dir: &Path, bytes: &[u8], flag: &str) -> (i32, Vec<u8>, String) {
+    let path = dir.join("check");
+    fs::write(&path, bytes).unwrap();
+    let output = Command::new(e2fs_tool("e2fsck"))
+        .arg(flag)
+        .arg(&path)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (
+        output.status.code().unwrap_or(-1),
+        fs::read(&path).unwrap(),
+        text,
+    )
+}
+
+/// `len` bytes that differ with `seed` and position.
+fn pattern(seed: u32, len: usize) -> Vec<u8> {
+    (0..len.div_ceil(4) as u32)
+        .flat_map(|i| (i.wrapping_mul(2_654_435_761) ^ seed.wrapping_mul(40_503)).to_le_bytes())
+        .take(len)
+        .collect()
+}
+
+fn mount_cached(bytes: Vec<u8>, lines: usize) -> CachedFs {
+    let cache =
+        BlockCache::new(MemDisk::from_bytes(bytes), vec![0u8; lines * BLOCK], BLOCK).unwrap();
+    Ext2::mount(cache).unwrap()
+}
+
+/// Creates `path` (its folder must exist) holding `content`.
+fn put(fs: &mut CachedFs, path: &str, content: &[u8]) {
+    let (dir, name) = path.rsplit_once('/').unwrap_or(("", path));
+    let dir = if dir.is_empty() {
+        ROOT_INODE
+    } else {
+        fs.resolve(dir.as_bytes()).unwrap()
+    };
+    let ino = fs.create(dir, name.as_bytes(), 0o644, 0, 0).unwrap();
+    // In uneven pieces, as a program writes.
+    let mut at = 0;
+    for piece in content.chunks(7000) {
+        assert_eq!(fs.write(ino, at as u64, piece).unwrap(), piece.len());
+        at += piece.len();
+    }
+}
+
+fn read_all(fs: &mut Ext2<MemDevice>, path: &str) -> Vec<u8> {
+    let ino = fs
+        .resolve(path.as_bytes())
+        .unwrap_or_else(|e| panic!("{path}: {e}"));
+    let size = fs.stat(ino).unwrap().size as usize;
+    let mut buf = vec![0u8; size];
+    assert_eq!(fs.read(ino, 0, &mut buf).unwrap(), size);
+    buf
+}
+
+#[test]
+fn ext2_through_the_cache_is_clean_and_reads_back_without_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let start = image(dir.path(), &[("old/kept.txt", b"from mkfs\n".to_vec())]);
+    // A roomy cache and one of 16 lines that must evict under ext2.
+    for lines in [1024, 16] {
+        let mut fs = mount_cached(start.clone(), lines);
+        let mut files: Vec<(String, Vec<u8>)> =
+            vec![("old/kept.txt".into(), b"from mkfs\n".to_vec())];
+        fs.mkdir(ROOT_INODE, b"a", 0o755, 0, 0).unwrap();
+        let a = fs.resolve(b"a").unwrap();
+        fs.mkdir(a, b"b", 0o755, 0, 0).unwrap();
+        for i in 0..40u32 {
+            let path = match i % 3 {
+                0 => format!("f{i}"),
+                1 => format!("a/f{i}"),
+                _ => format!("a/b/f{i}"),
+            };
+            let content = pattern(i, (i as usize * 3001) % 20_000);
+            put(&mut fs, &path, &content);
+            files.push((path, content));
+        }
+        // Past the direct blocks and the single indirect one.
+        let big = pattern(99, (12 + 1024 + 10) * BLOCK);
+        put(&mut fs, "a/big", &big);
+        files.push(("a/big".into(), big));
+        fs.symlink(a, b"slow", "x/".repeat(40).as_bytes(), 0, 0)
+            .unwrap();
+        fs.sync().unwrap();
+        let cache = fs.into_device();
+        let stats = cache.stats();
+        assert_eq!(cache.dirty_lines(), 0);
+        if lines == 16 {
+            assert!(
+                stats.writebacks > 1,
+                "a small cache writes back under pressure: {stats:?}"
+            );
+        }
+        let (disk, _) = cache.into_parts();
+        assert_eq!(disk.log().last(), Some(&DiskOp::Flush));
+        let bytes = disk.into_bytes();
+        let (code, _, text) = fsck(dir.path(), &bytes, "-fn");
+        assert_eq!(code, 0, "{lines} lines: e2fsck -fn:\n{text}");
+        let mut plain = Ext2::mount(MemDevice::from_bytes(bytes)).unwrap();
+        for (path, content) in &files {
+            assert!(read_all(&mut plain, path) == *content, "{path}");
+        }
+        let slow = plain.resolve_at(ROOT_INODE, b"a/slow", false).unwrap();
+        assert_eq!(plain.read_link(slow).unwrap(), "x/".repeat(40).as_bytes());
+    }
+}
+
+/// Where a crash during the write-back `writes` can stop it: after `n`
+/// whole requests and `cut` bytes of the next (a request may be torn;
+/// lines are the cache's unit, so it is torn at line boundaries).
+fn crash_points(writes: &[(u64, Vec<u8>)]) -> Vec<(usize, usize)> {
+    let mut points = vec![(0, 0)];
+    for (n, (_, data)) in writes.iter().enumerate() {
+        points.extend((BLOCK..data.len()).step_by(BLOCK).map(|cut| (n, cut)));
+        points.push((n + 1, 0));
+    }
+    points
+}
+
+/// The disk after a crash at `(n, cut)` of `writes` made on `before`.
+fn crash_image(before: &[u8], writes: &[(u64, Vec<u8>)], (n, cut): (usize, usize)) -> Vec<u8> {
+    let mut disk = before.to_vec();
+    let torn = writes.get(n).map(|(sector, data)| (*sector, &data[..cut]));
+    for (sector, data) in writes[..n].iter().map(|(s, d)| (*s, &d[..])).chain(torn) {
+        let at = sector as usize * SECTOR;
+        disk[at..at + data.len()].copy_from_slice(data);
+    }
+    disk
+}
+
+#[test]
+fn a_crash_at_any_point_of_a_flush_is_repairable_and_keeps_synced_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut synced: Vec<(String, Vec<u8>)> = vec![
+        ("mk/one.txt".into(), b"made by mkfs\n".to_vec()),
+        ("mk/two.bin".into(), pattern(1, 30_000)),
+    ];
+    let start = image(
+        dir.path(),
+        &[
+            ("mk/one.txt", synced[0].1.clone()),
+            ("mk/two.bin", synced[1].1.clone()),
+            ("mk/victim", pattern(2, 50_000)),
+            ("mk/shrink", pattern(3, 60_000)),
+        ],
+    );
+    // The whole disk fits: nothing is written between the two flushes.
+    let mut fs = mount_cached(start, 2048);
+    // Synced before the flush under test.
+    fs.mkdir(ROOT_INODE, b"d", 0o755, 0, 0).unwrap();
+    for i in 0..12u32 {
+        let path = if i % 2 == 0 {
+            format!("d/s{i}")
+        } else {
+            format!("mk/s{i}")
+        };
+        let content = pattern(10 + i, (i as usize * 5003) % 40_000 + 1);
+        put(&mut fs, &path, &content);
+        synced.push((path, content));
+    }
+    fs.sync().unwrap();
+    // Ext2 lends no device: unmount to read the counters, and mount again.
+    let cache = fs.into_device();
+    let synced_writebacks = cache.stats().writebacks;
+    let mut fs = Ext2::mount(cache).unwrap();
+
+    // Changes the flush under test writes: new files beside the synced ones
+    // (their directories change), a file with an indirect block,
+    // a directory, a slow symlink, and space freed and taken again.
+    let d = fs.resolve(b"d").unwrap();
+    let mk = fs.resolve(b"mk").unwrap();
+    let mut later: Vec<(String, Vec<u8>)> = Vec::new();
+    fs.unlink(mk, b"victim").unwrap();
+    let shrink = fs.resolve(b"mk/shrink").unwrap();
+    fs.truncate(shrink, 5000).unwrap();
+    for i in 0..20u32 {
+        let path = if i % 2 == 0 {
+            format!("d/n{i}")
+        } else {
+            format!("mk/n{i}")
+        };
+        let content = pattern(100 + i, (i as usize * 7919) % 30_000 + 1);
+        put(&mut fs, &path, &content);
+        later.push((path, content));
+    }
+    fs.mkdir(d, b"sub", 0o700, 0, 0).unwrap();
+    let big = pattern(500, (12 + 200) * BLOCK);
+    put(&mut fs, "d/sub/big", &big);
+    later.push(("d/sub/big".into(), big));
+    fs.symlink(d, b"slow", "y/".repeat(50).as_bytes(), 0, 0)
+        .unwrap();
+
+    // The disk as the previous flush left it: nothing was written since
+    // (the cache holds it all), which the write-back count shows.
+    let mut cache = fs.into_device();
+    assert_eq!(cache.stats().writebacks, synced_writebacks);
+    cache.disk_mut().take_log();
+    let disk_before = cache.disk().bytes().to_vec();
+    let mut fs = Ext2::mount(cache).unwrap();
+    fs.sync().unwrap();
+    let mut cache = fs.into_device();
+    let stats = cache.stats();
+    assert_eq!(
+        stats.writebacks,
+        synced_writebacks + 1,
+        "one write-back, by the flush"
+    );
+    let log = cache.disk_mut().take_log();
+    let writes: Vec<(u64, Vec<u8>)> = log
+        .into_iter()
+        .filter_map(|op| match op {
+            DiskOp::Write { sector, data } => Some((sector, data)),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        writes.len() > 10,
+        "the flush writes enough to interrupt: {}",
+        writes.len()
+    );
+    let after = cache.disk().bytes().to_vec();
+    let points = crash_points(&writes);
+    let last = points.len() - 1;
+    assert!(crash_image(&disk_before, &writes, points[last]) == after);
+    // Every point between requests, and torn ones at a stride: at most
+    // about 120 e2fsck runs, so the test stays within seconds.
+    let whole = writes.len() + 1;
+    let stride = (points.len() - whole)
+        .div_ceil(120usize.saturating_sub(whole).max(1))
+        .max(1);
+    let chosen: Vec<usize> = (0..points.len())
+        .filter(|&i| points[i].1 == 0 || i % stride == 0)
+        .collect();
+    let mut repaired_count = 0;
+    let mut reachable = 0;
+    for &i in &chosen {
+        let image = crash_image(&disk_before, &writes, points[i]);
+        let (code, repaired, text) = fsck(dir.path(), &image, "-fy");
+        repaired_count += usize::from(code == 1);
+        assert!(
+            code == 0 || code == 1,
+            "crash image {i}/{last}: e2fsck -fy exit {code}:\n{text}"
+        );
+        let mut plain = Ext2::mount(MemDevice::from_bytes(repaired)).unwrap();
+        for (path, content) in &synced {
+            assert!(
+                read_all(&mut plain, path) == *content,
+                "crash image {i}/{last}: {path}"
+            );
+        }
+        // Data goes before the inodes and indirect blocks that point at it,
+        // and those before the names: a new file that has its name after
+        // the repair has all of its content.
+        for (path, content) in &later {
+            if plain.resolve(path.as_bytes()).is_ok() {
+                reachable += 1;
+                assert!(
+                    read_all(&mut plain, path) == *content,
+                    "crash image {i}/{last}: new {path}"
+                );
+            }
+        }
+    }
+    eprintln!(
+        "{} requests, {} crash points, {} checked, {} repaired, {} new files reachable",
+        writes.len(),
+        points.len(),
+        chosen.len(),
+        repaired_count,
+        reachable
+    );
+    assert!(reachable > 0, "some crash images hold new files");
+    // The complete write-back is clean as it is, and holds the new files.
+    let (code, _, text) = fsck(dir.path(), &after, "-fn");
+    assert_eq!(code, 0, "{text}");
+    let mut plain = Ext2::mount(MemDevice::from_bytes(after)).unwrap();
+    for (path, content) in synced.iter().chain(&later) {
+        assert!(read_all(&mut plain, path) == *content, "{path}");
+    }
+    assert_eq!(
+        read_all(&mut plain, "mk/shrink"),
+        pattern(3, 60_000)[..5000]
+    );
+    assert!(plain.resolve(b"mk/victim").is_err());
+}
