@@ -22,6 +22,9 @@
 //! write must be ordered as (a freed directory block reused for data is
 //! data). Lines larger than blocks mix blocks, and the order inside such a
 //! line is lost: give the cache lines of the file system's block size.
+//! Within a class lines go in address order, so ext2's order inside one
+//! class (a rename's new name before the old one goes) is not kept; see
+//! the README for what a crash can then leave.
 //!
 //! Reads that miss on the line after the previous miss or access are
 //! sequential: the cache then also reads the lines that follow, in the same
@@ -490,7 +493,7 @@ impl<D: Disk, S: AsMut<[u8]> + AsRef<[u8]>> BlockCache<D, S> {
                     s.dirty = None;
                 }
             }
-            self.dirty -= slots.len();
+            self.dirty = self.dirty.saturating_sub(slots.len());
             self.stats.lines_written += slots.len() as u64;
             rest = after;
         }
@@ -576,5 +579,17 @@ impl<D: Disk, S: AsMut<[u8]> + AsRef<[u8]>> BlockDevice for BlockCache<D, S> {
     fn flush(&mut self) -> Result<(), IoError> {
         self.write_back()?;
         self.disk.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The README's memory figures: 24 bytes of bookkeeping per line, plus
+    /// the index entry and the free list's slot number.
+    #[test]
+    fn a_line_costs_24_bytes_of_bookkeeping() {
+        assert_eq!(core::mem::size_of::<Slot>(), 24);
     }
 }
