@@ -9,8 +9,8 @@
 #![no_std]
 #![no_main]
 
-use kaal_protocols::file::FileClient;
-use kaal_rpc::Lent;
+use kaal_protocols::file::{FileClient, FsError};
+use kaal_rpc::{Error, Lent};
 use kaal_rt::{println, CapError, Env, SharedRegion};
 use kaal_test_components::lent::{client_pattern, server_pattern, REGION_BYTES};
 
@@ -68,6 +68,10 @@ fn main(env: &Env) -> Result<(), &'static str> {
         );
     }
     let fs = FileClient(ep);
+    // The server marks the regions once before it serves: wait for it.
+    if fs.sync() != Err(Error::App(FsError::Invalid)) {
+        return Err("the server did not answer");
+    }
     let whole = Lent::new(0, region.len());
     for round in 0..ROUNDS {
         fill(&region, |i| client_pattern(badge, round, i))?;

@@ -146,7 +146,9 @@ fn main(env: &Env) -> Result<(), &'static str> {
         *slot = Some((badge, region));
         n += 1;
     }
-    // Each region is its own memory: a mark in one shows in no other.
+    // Each region is its own memory: a mark in one shows in no other. (The
+    // clients touch their regions only after a first call, which this
+    // server answers only once it serves.)
     for (badge, region) in server.regions.iter().flatten() {
         region
             .write(0, &badge.to_le_bytes())
