@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::{ChannelKind, DeviceSpec, Restart};
 
 /// Marks a KaaL system image (and its format version).
-pub const MAGIC: u32 = 0x4b61_5331; // "KaS1"
+pub const MAGIC: u32 = 0x4b61_5332; // "KaS2"
 
 /// Header of a ring's shared memory (the `kaal-ring` header's size).
 pub const RING_HEADER_BYTES: u64 = 128;
@@ -41,6 +41,9 @@ pub struct ComponentImage<'a> {
     #[serde(borrow)]
     pub devices: Vec<(&'a str, DeviceSpec)>,
     pub restart: Restart,
+    /// Each private memory region with the component's local name for it.
+    #[serde(borrow)]
+    pub memory: Vec<(&'a str, u64)>,
     /// The ELF program.
     pub elf: &'a [u8],
 }
@@ -67,7 +70,8 @@ pub struct ChannelImage<'a> {
     pub to: EndImage<'a>,
     pub slots: u32,
     pub slot_bytes: u32,
-    /// Size of a memory channel (0 otherwise).
+    /// Size of a memory channel; for an endpoint, of the region each
+    /// client lends the server (0: they lend none).
     pub bytes: u64,
 }
 
@@ -77,7 +81,8 @@ impl ChannelImage<'_> {
         self.to.component == i || self.from.iter().any(|e| e.component == i)
     }
 
-    /// Bytes of shared memory the channel needs (0 for an endpoint).
+    /// Bytes of shared memory the channel needs (0 for an endpoint; its
+    /// clients' lent regions are [`Self::lent_bytes`] each).
     pub fn shared_bytes(&self) -> u64 {
         match self.kind {
             ChannelKind::Ring => {
@@ -85,6 +90,15 @@ impl ChannelImage<'_> {
             }
             ChannelKind::Memory => self.bytes,
             ChannelKind::Endpoint => 0,
+        }
+    }
+
+    /// Bytes of the region each client of an endpoint lends its server (0:
+    /// none).
+    pub fn lent_bytes(&self) -> u64 {
+        match self.kind {
+            ChannelKind::Endpoint => self.bytes,
+            ChannelKind::Ring | ChannelKind::Memory => 0,
         }
     }
 }
@@ -168,6 +182,13 @@ impl<'a> SystemImage<'a> {
             if !page_size(c.stack, crate::MAX_STACK) || !page_size(c.heap, crate::MAX_HEAP) {
                 return bad(c.name, "stack or heap size out of range");
             }
+            if c.memory.len() > crate::MAX_PRIVATE_REGIONS
+                || c.memory
+                    .iter()
+                    .any(|(_, b)| !page_size(*b, crate::MAX_PRIVATE_BYTES))
+            {
+                return bad(c.name, "private memory out of range");
+            }
         }
         for ch in &self.channels {
             if ch.from.is_empty() || ch.from.iter().any(|e| e.component == ch.to.component) {
@@ -187,6 +208,10 @@ impl<'a> SystemImage<'a> {
                 && ch.bytes <= crate::MAX_SHARED_BYTES;
             if ch.kind == ChannelKind::Memory && !memory_ok {
                 return bad(&ch.label, "memory channel shape");
+            }
+            let lent_ok = ch.bytes == 0 || page_size(ch.bytes, crate::MAX_SHARED_BYTES);
+            if ch.kind == ChannelKind::Endpoint && !lent_ok {
+                return bad(&ch.label, "lent region size");
             }
         }
         Ok(())
@@ -233,6 +258,7 @@ impl crate::Manifest {
                     .filter_map(|(local, d)| Some((local.as_str(), DeviceSpec::parse(d)?)))
                     .collect(),
                 restart: c.restart,
+                memory: c.memory.iter().map(|(l, s)| (l.as_str(), s.0)).collect(),
                 elf,
             });
         }

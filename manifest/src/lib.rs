@@ -14,6 +14,9 @@
 //! devices = { port = "serial:0" }   # local name = serial:N, timer:pit,
 //!                          # pci:VVVV:DDDD or pci-class:CC:SS
 //! restart = "restart"      # or "stop" (the default)
+//! memory = { cache = "4M" } # private memory: local name = size (page
+//!                          # multiples, at most 64 MiB each; fresh and
+//!                          # zeroed at every start)
 //!
 //! [[channel]]
 //! protocol = "serial"      # from kaal_protocols::PROTOCOLS: kind and shape
@@ -33,6 +36,12 @@
 //! from = "app.data"
 //! to = "blk.data"
 //! bytes = "256K"           # memory channels: page multiples, at most 16 MiB
+//!
+//! [[channel]]
+//! protocol = "file"        # an endpoint, and a region each client lends
+//! from = ["app.fs", "sh.fs"]
+//! to = "vfs.fs"
+//! bytes = "64K"            # each client's region: page multiples, at most 16 MiB
 //! ```
 //!
 //! A component names its channel ends and devices only by its local names,
@@ -76,8 +85,12 @@ pub const MAX_STACK: u64 = 8 << 20;
 pub const MAX_HEAP: u64 = 256 << 20;
 /// Largest ring, in slots.
 pub const MAX_RING_SLOTS: u32 = 1 << 16;
-/// Largest memory channel.
+/// Largest memory channel (and largest region a client lends).
 pub const MAX_SHARED_BYTES: u64 = 16 << 20;
+/// Largest private memory region.
+pub const MAX_PRIVATE_BYTES: u64 = 64 << 20;
+/// Private memory regions one component may have.
+pub const MAX_PRIVATE_REGIONS: usize = 8;
 /// Longest component or local name (the start-info page's name field,
 /// `kaal_rt::start::NAME_BYTES`).
 pub const MAX_NAME: usize = 32;
@@ -194,6 +207,10 @@ pub struct Component {
     pub devices: BTreeMap<String, String>,
     #[serde(default)]
     pub restart: Restart,
+    /// Private memory: local name to size. Mapped into this component only,
+    /// zeroed, and fresh at every start.
+    #[serde(default)]
+    pub memory: BTreeMap<String, Size>,
 }
 
 impl Component {
@@ -218,7 +235,8 @@ pub struct Channel {
     pub to: Option<String>,
     pub slots: Option<u32>,
     pub slot_bytes: Option<u32>,
-    /// Size of a memory channel.
+    /// Size of a memory channel, or of each client's region on a lending
+    /// endpoint (`file`).
     pub bytes: Option<Size>,
 }
 
@@ -261,7 +279,10 @@ pub struct Resolved {
     pub kind: ChannelKind,
     pub slots: u32,
     pub slot_bytes: u32,
+    /// A memory channel's size, or each client's lent region's.
     pub bytes: u64,
+    /// An endpoint whose clients each lend the server a region of `bytes`.
+    pub lending: bool,
 }
 
 impl Channel {
@@ -316,6 +337,7 @@ impl Channel {
                 slots: self.slots.unwrap_or(0),
                 slot_bytes: self.slot_bytes.unwrap_or(DEFAULT_SLOT_BYTES),
                 bytes: written_bytes,
+                lending: false,
             });
         };
         let p = kaal_protocols::find(name).ok_or("no protocol of that name")?;
@@ -325,9 +347,7 @@ impl Channel {
         let (kind, slots, slot_bytes) = match p.shape {
             Shape::Ring { slots, slot_bytes } => (ChannelKind::Ring, slots, slot_bytes),
             Shape::Memory => (ChannelKind::Memory, 0, 0),
-            Shape::Endpoint => (ChannelKind::Endpoint, 0, 0),
-            // The lent regions are not granted yet.
-            Shape::EndpointLending => (ChannelKind::Endpoint, 0, 0),
+            Shape::Endpoint | Shape::EndpointLending => (ChannelKind::Endpoint, 0, 0),
         };
         if self.kind.is_some_and(|k| k != kind) {
             return Err("its `kind` is not the protocol's");
@@ -337,6 +357,7 @@ impl Channel {
             slots,
             slot_bytes,
             bytes: written_bytes,
+            lending: p.shape == Shape::EndpointLending,
         })
     }
 }
@@ -382,6 +403,8 @@ pub enum Use {
     Channel { protocol: String, side: Side },
     /// A device.
     Device,
+    /// Private memory (the component's `memory` key).
+    Memory,
 }
 
 /// The protocol word of the console driver's declaration of its ring.
@@ -394,6 +417,7 @@ impl Use {
         let mut words = text.split_whitespace();
         let use_ = match (words.next(), words.next(), words.next()) {
             (Some("device"), None, _) => Use::Device,
+            (Some("memory"), None, _) => Use::Memory,
             (Some(protocol), Some(end), None) => {
                 let side = match end {
                     "from" => Side::From,
@@ -410,7 +434,11 @@ impl Use {
                     side,
                 }
             }
-            _ => return Err(format!("`{text}` is not `device` or `<protocol> from|to`")),
+            _ => {
+                return Err(format!(
+                    "`{text}` is not `device`, `memory` or `<protocol> from|to`"
+                ))
+            }
         };
         Ok(use_)
     }
@@ -421,6 +449,7 @@ impl fmt::Display for Use {
         match self {
             Use::Channel { protocol, side } => write!(f, "`{protocol} {}`", side.word()),
             Use::Device => f.write_str("a device"),
+            Use::Memory => f.write_str("private memory"),
         }
     }
 }
@@ -514,6 +543,12 @@ pub enum ManifestError {
         declared: Use,
         device: String,
     },
+    /// Private memory bound to a name the program declares as something else.
+    NotMemory {
+        component: String,
+        local: String,
+        declared: Use,
+    },
     /// A binding to a channel of another protocol than the program declares.
     WrongProtocol {
         component: String,
@@ -580,6 +615,10 @@ impl fmt::Display for ManifestError {
             NotADevice { component, local, declared, device } => write!(
                 f,
                 "component `{component}` declares `{local}` as {declared}, but the manifest binds it to device `{device}`"
+            ),
+            NotMemory { component, local, declared } => write!(
+                f,
+                "component `{component}` declares `{local}` as {declared}, but the manifest binds it to private memory"
             ),
             WrongProtocol { component, local, declared, bound, found } => write!(
                 f,
@@ -690,6 +729,18 @@ impl Manifest {
             }
             check_size(c, "stack", c.stack.0, MAX_STACK, &mut errs);
             check_size(c, "heap", c.heap.0, MAX_HEAP, &mut errs);
+            if c.memory.len() > MAX_PRIVATE_REGIONS {
+                errs.push(ManifestError::TooMany {
+                    component: c.name.clone(),
+                    what: "private memory regions",
+                    count: c.memory.len(),
+                    max: MAX_PRIVATE_REGIONS,
+                });
+            }
+            for (local, size) in &c.memory {
+                bind(&c.name, local, &mut errs);
+                check_size(c, "private memory", size.0, MAX_PRIVATE_BYTES, &mut errs);
+            }
             for (local, d) in &c.devices {
                 bind(&c.name, local, &mut errs);
                 match DeviceSpec::parse(d) {
@@ -837,6 +888,17 @@ impl Manifest {
                 local: local.into(),
                 declared: list(),
             };
+            for local in c.memory.keys() {
+                match declared.get(local) {
+                    None => errs.push(undeclared(local)),
+                    Some(Use::Memory) => {}
+                    Some(u) => errs.push(ManifestError::NotMemory {
+                        component: c.name.clone(),
+                        local: local.clone(),
+                        declared: u.clone(),
+                    }),
+                }
+            }
             for (local, device) in &c.devices {
                 match declared.get(local) {
                     None => errs.push(undeclared(local)),
@@ -927,15 +989,21 @@ fn check_shape(ch: &Channel, label: &str, r: Resolved, errs: &mut Vec<ManifestEr
             why: "`slots` and `slot_bytes` are for rings only",
         });
     }
+    let bad_size = |b: u64| b == 0 || !b.is_multiple_of(PAGE) || b > MAX_SHARED_BYTES;
     let bytes_why = match (r.kind, ch.bytes) {
         (ChannelKind::Memory, None) => Some("a memory channel needs `bytes`"),
-        (ChannelKind::Memory, Some(Size(b)))
-            if b == 0 || !b.is_multiple_of(PAGE) || b > MAX_SHARED_BYTES =>
-        {
+        (ChannelKind::Memory, Some(Size(b))) if bad_size(b) => {
             Some("`bytes` must be a whole number of 4 KiB pages, at most 16 MiB")
         }
+        (ChannelKind::Endpoint, None) if r.lending => Some(
+            "a lending endpoint (protocol `file`) needs `bytes`: the size of the region each client lends",
+        ),
+        (ChannelKind::Endpoint, Some(Size(b))) if r.lending && bad_size(b) => {
+            Some("`bytes` (each client's lent region) must be a whole number of 4 KiB pages, at most 16 MiB")
+        }
+        (ChannelKind::Endpoint, Some(_)) if r.lending => None,
         (ChannelKind::Ring | ChannelKind::Endpoint, Some(_)) => {
-            Some("`bytes` is for memory channels only")
+            Some("`bytes` is for memory channels and lending endpoints only")
         }
         _ => None,
     };

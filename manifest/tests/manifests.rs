@@ -155,6 +155,7 @@ fn image_values_are_rechecked_on_decode() {
             heap: 4096,
             devices: vec![],
             restart: Restart::Stop,
+            memory: vec![],
             elf: b"",
         }],
         channels: vec![],
@@ -327,4 +328,84 @@ fn declarations_say_device_or_protocol_and_end() {
     ] {
         assert!(Use::parse(bad).is_err(), "{bad:?} was accepted");
     }
+}
+
+/// A `file` channel (each client lends a region) and private memory, with
+/// their declarations.
+const VFS_AND_CACHE: &str = r#"
+    [[component]]
+    name = "vfs"
+    priority = 100
+    stack = "16K"
+    heap = "16K"
+    memory = { cache = "4M" }
+    [[component]]
+    name = "a"
+    image = "app"
+    priority = 100
+    stack = "16K"
+    heap = "16K"
+    [[component]]
+    name = "b"
+    image = "app"
+    priority = 100
+    stack = "16K"
+    heap = "16K"
+    [[channel]]
+    protocol = "file"
+    from = ["a.fs", "b.fs"]
+    to = "vfs.clients"
+    bytes = "64K"
+"#;
+
+#[test]
+fn lent_regions_and_private_memory_are_declared_and_packed() {
+    let m = Manifest::parse(VFS_AND_CACHE).unwrap_or_else(|e| panic!("{e:?}"));
+    let vfs = declared(&[("clients", "file to"), ("cache", "memory")]);
+    let app = declared(&[("fs", "file from")]);
+    assert_eq!(
+        m.check_uses(|image| match image {
+            "vfs" => Some(&vfs),
+            _ => Some(&app),
+        }),
+        []
+    );
+    // Private memory declared as a channel end, a `file` end declared as
+    // an echo client: both refused, naming both sides.
+    let vfs_wrong = declared(&[("clients", "file to"), ("cache", "memory to")]);
+    let app_wrong = declared(&[("fs", "echo from")]);
+    let errs: Vec<String> = m
+        .check_uses(|image| match image {
+            "vfs" => Some(&vfs_wrong),
+            _ => Some(&app_wrong),
+        })
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    let expect = [
+        "component `vfs` declares `cache` as `memory to`, but the manifest binds it to private memory",
+        "component `a` declares `fs` as `echo from`, but the manifest binds it to channel `a.fs, b.fs -> vfs.clients` (`file from`)",
+    ];
+    for e in expect {
+        assert!(errs.iter().any(|m| m == e), "missing {e:?} in {errs:?}");
+    }
+    let mut programs = BTreeMap::new();
+    programs.insert("vfs".to_owned(), b"vfs".to_vec());
+    programs.insert("app".to_owned(), b"app".to_vec());
+    let bytes = m.pack(&programs).unwrap();
+    let img = kaal_manifest::image::SystemImage::decode(&bytes).unwrap();
+    let fs = &img.channels[0];
+    assert_eq!(
+        (fs.from.len(), fs.lent_bytes(), fs.shared_bytes()),
+        (2, 64 << 10, 0)
+    );
+    let (_, vfs) = img.component("vfs").unwrap();
+    assert_eq!(vfs.memory, [("cache", 4 << 20)]);
+}
+
+#[test]
+fn memory_is_a_declaration() {
+    assert_eq!(Use::parse("memory"), Ok(Use::Memory));
+    assert!(Use::parse("memory to").is_ok());
+    assert!(Use::parse("file from").is_ok());
 }

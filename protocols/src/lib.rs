@@ -14,7 +14,7 @@
 //! | `net` | ring of [`net::Packet`] | a network driver and its client, one ring each way |
 //! | `timer.alarm`, `timer.fired` | rings of [`timer::AlarmRequest`] / [`timer::AlarmFired`] | a timer driver and its client |
 //! | `echo` | endpoint (`kaal_interfaces::echo`) | the echo service and its clients |
-//! | `file` | endpoint ([`file::File`]), and a region each client lends | the VFS and its clients |
+//! | `file` | endpoint (`file::File`, feature `file`), and a region each client lends (the channel's `bytes`) | the VFS and its clients |
 //!
 //! Two protocols need no channel of the manifest: [`console`] (the root
 //! task's ring to the console driver) and [`supervisor`] (every
@@ -27,6 +27,7 @@ extern crate std;
 
 pub mod block;
 pub mod console;
+#[cfg(feature = "file")]
 pub mod file;
 pub mod net;
 pub mod serial;

@@ -24,7 +24,7 @@ pub enum CapError<'a> {
         slots: u64,
         bytes: u64,
     },
-    /// A ring end was already taken: each end has one handle.
+    /// A ring end or private memory was already taken: each has one handle.
     Taken(&'a str),
 }
 
@@ -35,7 +35,7 @@ impl fmt::Display for CapError<'_> {
             CapError::WrongKind { name, found } => {
                 write!(f, "capability `{name}` is of another kind ({found})")
             }
-            CapError::Taken(n) => write!(f, "ring end `{n}` was already taken"),
+            CapError::Taken(n) => write!(f, "`{n}` was already taken (it has one handle)"),
             CapError::RingShape { name, slots, bytes } => write!(
                 f,
                 "ring `{name}` has {slots} slots in {bytes} bytes, which does not fit this type"
@@ -103,8 +103,9 @@ pub struct RingRx<T: 'static, const N: usize> {
     pub bit: u64,
 }
 
-/// Ring ends handed out, one bit per start-info entry: the ring's
-/// single-producer, single-consumer contract needs one handle per end.
+/// Ring ends and private memory handed out, one bit per start-info entry:
+/// the ring's single-producer, single-consumer contract needs one handle
+/// per end, and private memory is handed out as `&mut`, so once.
 static TAKEN: AtomicU64 = AtomicU64::new(0);
 
 const _: () = assert!(start::MAX_CAPS <= 64);
@@ -207,19 +208,18 @@ impl Env {
         crate::time::Clock::new(self.tsc_mhz())
     }
 
+    /// The entry `name` of `kind`; `WrongKind` names the kind of the first
+    /// entry of that name when none is of `kind`.
     fn entry<'n>(&self, name: &'n str, kind: CapKind) -> Result<&'static CapEntry, CapError<'n>> {
         let info: &'static StartInfo = self.info;
-        let mut named = info
-            .caps()
-            .iter()
-            .filter(|e| start::name_str(&e.name) == name);
-        let first = named.clone().next().ok_or(CapError::NotGranted(name))?;
-        named
-            .find(|e| e.kind == kind as u64)
-            .ok_or(CapError::WrongKind {
-                name,
-                found: first.kind,
-            })
+        if let Some(e) = info.find_kind(name, kind) {
+            return Ok(e);
+        }
+        let first = info.find(name).ok_or(CapError::NotGranted(name))?;
+        Err(CapError::WrongKind {
+            name,
+            found: first.kind,
+        })
     }
 
     /// The client end of endpoint channel `name`, with this client's badge.
@@ -295,8 +295,8 @@ impl Env {
         })
     }
 
-    /// The shared memory of channel `name` (a memory channel, or either end
-    /// of a ring): address and size. For a ring this is for a component that
+    /// The shared memory of channel `name` (a memory channel, either end of
+    /// a ring, or a lending endpoint's first region): address and size. For a ring this is for a component that
     /// lays out the memory itself, and for tests that play a hostile peer;
     /// `ring_tx`/`ring_rx` are the safe way in.
     pub fn shared_memory<'n>(&self, name: &'n str) -> Result<(u64, u64), CapError<'n>> {
@@ -313,6 +313,57 @@ impl Env {
         // SAFETY: the root task mapped the channel read-write at this address
         // for the component's life; the runtime makes no reference to it.
         Ok(unsafe { crate::SharedRegion::new(e.vaddr, e.size) })
+    }
+
+    /// The region this client lends the server of lending endpoint channel
+    /// `name` (protocol `file`), where its `Lent` ranges lie. Only a client
+    /// has one; the server sees them all through [`Env::client_regions`].
+    pub fn lent_region<'n>(&self, name: &'n str) -> Result<crate::SharedRegion, CapError<'n>> {
+        self.entry(name, CapKind::EndpointClient)?;
+        let e = self.entry(name, CapKind::SharedMemory)?;
+        // SAFETY: the root task mapped the region read-write at this address
+        // for the component's life; the runtime makes no reference to it.
+        Ok(unsafe { crate::SharedRegion::new(e.vaddr, e.size) })
+    }
+
+    /// The server's view of lending endpoint channel `name`: each client's
+    /// badge and the region it lends, in the manifest's client order (an
+    /// endpoint without lent regions yields none). `NotGranted` or
+    /// `WrongKind` unless this component serves `name`.
+    pub fn client_regions<'n>(
+        &self,
+        name: &'n str,
+    ) -> Result<impl Iterator<Item = (Badge, crate::SharedRegion)> + 'n, CapError<'n>> {
+        self.entry(name, CapKind::EndpointServer)?;
+        let info: &'static StartInfo = self.info;
+        Ok(info.caps_of(name, CapKind::SharedMemory).map(|e| {
+            // SAFETY: as in `lent_region`: mapped read-write for the
+            // component's life, and only ever copied through.
+            (e.value, unsafe {
+                crate::SharedRegion::new(e.vaddr, e.size)
+            })
+        }))
+    }
+
+    /// Private memory `name` (the manifest's `memory`), zeroed at start and
+    /// this component's alone. It is handed out once: a second call for the
+    /// same name fails with `Taken`, since two `&mut` to it would alias.
+    pub fn private_memory<'n>(&self, name: &'n str) -> Result<&'static mut [u8], CapError<'n>> {
+        let e = self.entry(name, CapKind::PrivateMemory)?;
+        let len = usize::try_from(e.size)
+            .ok()
+            .filter(|_| e.vaddr != 0)
+            .ok_or(CapError::WrongKind {
+                name,
+                found: e.kind,
+            })?;
+        if !self.take(e) {
+            return Err(CapError::Taken(name));
+        }
+        // SAFETY: the root task mapped `size` bytes read-write at `vaddr`
+        // into this component only, for its whole life; `take` above makes
+        // this the only reference ever made to them.
+        Ok(unsafe { core::slice::from_raw_parts_mut(e.vaddr as *mut u8, len) })
     }
 
     /// The configuration space of PCI device `name`, as the broker read it.

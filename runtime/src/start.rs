@@ -21,8 +21,8 @@ pub mod layout {
     pub const STACK_TOP: u64 = 0x1100_0000;
     /// The heap starts here.
     pub const HEAP_BASE: u64 = 0x2000_0000;
-    /// Shared memory (ring channels) from here, each region followed by an
-    /// unmapped guard page.
+    /// Shared memory (rings, memory channels, lent regions) and then private
+    /// memory from here, each region followed by an unmapped guard page.
     pub const SHARED_BASE: u64 = 0x4000_0000;
     /// Device memory and DMA buffers from here, each region followed by an
     /// unmapped guard page, up to [`DEVICE_END`].
@@ -88,8 +88,14 @@ pub enum CapKind {
     /// A PCI function's configuration space as the broker read it when it
     /// granted the device: a read-only [`PciConfigPage`] at `vaddr`.
     PciConfig = 9,
-    /// A memory channel (either end): read-write at `vaddr`/`size`.
+    /// A memory channel (either end): read-write at `vaddr`/`size`. Also a
+    /// lent region of a lending endpoint (`file`), under the endpoint's
+    /// name: a client has its own (`value` = its badge), the server one
+    /// per client (`value` = that client's badge).
     SharedMemory = 10,
+    /// Private memory (the manifest's `memory`): read-write at
+    /// `vaddr`/`size`, mapped into this component only, zeroed at start.
+    PrivateMemory = 11,
 }
 
 /// The page behind a [`CapKind::PciConfig`] entry. A driver never touches
@@ -118,6 +124,7 @@ impl CapKind {
             8 => CapKind::Dma,
             9 => CapKind::PciConfig,
             10 => CapKind::SharedMemory,
+            11 => CapKind::PrivateMemory,
             _ => return None,
         })
     }
@@ -216,8 +223,28 @@ impl StartInfo {
         }
     }
 
-    /// The entry named `name`.
+    /// The first entry named `name`, of any kind. One name can carry
+    /// several entries (a device's ports and interrupt, a lending
+    /// endpoint's endpoint and regions): [`Self::find_kind`] picks one.
     pub fn find(&self, name: &str) -> Option<&CapEntry> {
         self.caps().iter().find(|e| name_str(&e.name) == name)
+    }
+
+    /// The first entry named `name` of kind `kind`.
+    pub fn find_kind(&self, name: &str, kind: CapKind) -> Option<&CapEntry> {
+        self.caps()
+            .iter()
+            .find(|e| e.kind == kind as u64 && name_str(&e.name) == name)
+    }
+
+    /// Every entry named `name` of kind `kind`, in grant order.
+    pub fn caps_of<'s>(
+        &'s self,
+        name: &'s str,
+        kind: CapKind,
+    ) -> impl Iterator<Item = &'s CapEntry> + 's {
+        self.caps()
+            .iter()
+            .filter(move |e| e.kind == kind as u64 && name_str(&e.name) == name)
     }
 }

@@ -8,7 +8,7 @@ use kaal_rt::{CapError, Env};
 
 fn main(env: &Env) -> Result<(), CapError<'static>> {
     let ep = env.server("echo")?;
-    println!("{}: serving", env.name());
+    println!("{}: serving (restarts: {})", env.name(), env.restarts());
     let mut service = EchoService;
     kaal_rpc::serve(ep, |badge, req, buf| {
         echo_dispatch(&mut service, badge, req, buf)

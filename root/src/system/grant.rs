@@ -2,6 +2,8 @@
 //! its own pieces: channel objects (made once per system) and the devices
 //! the broker lets it claim.
 
+use alloc::vec::Vec;
+
 use kaal_broker::device::{DeviceInfo, DeviceKey, IrqDestination};
 use kaal_broker::kernel::{Access, Cache};
 use kaal_broker::{BrokerError, Memory};
@@ -21,15 +23,16 @@ use crate::{Context, RootBroker};
 /// system (they outlive a restart of either end).
 #[derive(Debug)]
 pub(super) enum ChannelObjects {
-    Endpoint(Endpoint),
+    /// The endpoint, and on a lending endpoint (`file`) the region each
+    /// client lends the server, in the order of the clients.
+    Endpoint {
+        endpoint: Endpoint,
+        lent: Vec<Memory>,
+    },
     /// Its shared memory; each end signals the other's notification.
-    Ring {
-        memory: Memory,
-    },
+    Ring { memory: Memory },
     /// A region both ends map read-write.
-    Shared {
-        memory: Memory,
-    },
+    Shared { memory: Memory },
 }
 
 /// A client's badge on an endpoint channel: its place among the clients.
@@ -42,7 +45,16 @@ pub(super) fn make_channel(
     ch: &ChannelImage<'_>,
 ) -> Result<ChannelObjects, SystemError> {
     Ok(match ch.kind {
-        ChannelKind::Endpoint => ChannelObjects::Endpoint(broker.alloc()?),
+        ChannelKind::Endpoint => {
+            let endpoint = broker.alloc()?;
+            let mut lent = Vec::new();
+            if ch.lent_bytes() > 0 {
+                for _ in &ch.from {
+                    lent.push(broker.allocate_memory(ch.lent_bytes())?);
+                }
+            }
+            ChannelObjects::Endpoint { endpoint, lent }
+        }
         ChannelKind::Ring => ChannelObjects::Ring {
             memory: broker.allocate_memory(ch.shared_bytes())?,
         },
@@ -160,7 +172,7 @@ pub(super) fn grant_channels(
             None => ch.to.local,
         };
         match obj {
-            ChannelObjects::Endpoint(ep) => {
+            ChannelObjects::Endpoint { endpoint: ep, lent } => {
                 if let Some(pos) = client_pos {
                     let badge = client_badge(pos);
                     let mut e = entry(local, CapKind::EndpointClient)?;
@@ -168,12 +180,32 @@ pub(super) fn grant_channels(
                     r.endpoint_slots.push((c, e.slot));
                     e.value = badge;
                     push(info, e)?;
+                    // Its own lent region, under the endpoint's name.
+                    if let Some(memory) = lent.get(pos) {
+                        share_at(broker, r, memory, shared_at)?;
+                        let mut e = entry(local, CapKind::SharedMemory)?;
+                        e.vaddr = shared_at;
+                        e.size = memory.size;
+                        e.value = badge;
+                        push(info, e)?;
+                        shared_at += memory.size + PAGE;
+                    }
                 }
                 if server {
                     let mut e = entry(ch.to.local, CapKind::EndpointServer)?;
                     // Receive only: replies go through the reply capability.
                     e.slot = g.copy(ep.cptr(), Rights::read_only())?;
                     push(info, e)?;
+                    // Every client's lent region, each told by its badge.
+                    for (pos, memory) in lent.iter().enumerate() {
+                        share_at(broker, r, memory, shared_at)?;
+                        let mut e = entry(ch.to.local, CapKind::SharedMemory)?;
+                        e.vaddr = shared_at;
+                        e.size = memory.size;
+                        e.value = client_badge(pos);
+                        push(info, e)?;
+                        shared_at += memory.size + PAGE;
+                    }
                 }
             }
             ChannelObjects::Shared { memory } => {
@@ -218,6 +250,33 @@ pub(super) fn grant_channels(
                 shared_at += memory.size + PAGE;
             }
         }
+    }
+    grant_private_memory(broker, cx, info, r, shared_at)
+}
+
+/// Maps each private memory region of the manifest's `memory`, fresh and
+/// zeroed, into the component alone, from `at` up (after its shared
+/// memory). It is the component's own memory, so it goes back on stop.
+fn grant_private_memory(
+    broker: &mut RootBroker,
+    cx: &SpawnContext<'_, '_>,
+    info: &mut StartInfo,
+    r: &mut Running,
+    mut at: u64,
+) -> Result<(), SpawnError> {
+    for &(local, size) in &cx.comp.memory {
+        let end = at.checked_add(size).and_then(|e| e.checked_add(PAGE));
+        if end.is_none_or(|e| e > layout::DEVICE_BASE) {
+            return Err(SpawnError::TooMany("bytes of shared and private memory"));
+        }
+        // Zeroed here: what freed memory held before is not this
+        // component's to see.
+        place(broker, r, size, at, Access::ReadWrite, |w| w.fill(0))?;
+        let mut e = entry(local, CapKind::PrivateMemory)?;
+        e.vaddr = at;
+        e.size = size;
+        push(info, e)?;
+        at += size + PAGE;
     }
     Ok(())
 }

@@ -68,6 +68,10 @@ pub enum Event {
     Panicked {
         component: usize,
     },
+    /// Killed by the root task ([`System::kill`]), as if it had faulted.
+    Killed {
+        component: usize,
+    },
     /// A capability fault answered with an error; the component goes on.
     CapRefused {
         component: usize,

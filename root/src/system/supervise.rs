@@ -10,7 +10,7 @@ use kaal_sel4::ipc::{self, MessageInfo};
 use kaal_sel4::{println, Word};
 
 use super::{Event, State, System};
-use crate::{RootBroker, RootError};
+use crate::{Context, RootBroker, RootError};
 
 /// What the caller of [`System::supervise`] wants next.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -124,7 +124,8 @@ impl System<'_> {
             };
             if let Event::Exited { component, .. }
             | Event::Faulted { component, .. }
-            | Event::Panicked { component } = event
+            | Event::Panicked { component }
+            | Event::Killed { component } = event
             {
                 if let Some(s) = self.components.get_mut(component) {
                     s.ended = true;
@@ -184,15 +185,21 @@ impl System<'_> {
         Ok(())
     }
 
-    /// After an exit, fault or panic: restart or stop per the manifest.
-    fn apply_policy(
+    /// After an exit, fault, panic or kill: restart or stop per the
+    /// manifest; the `Restarted` or `Stopped` that follows, if any.
+    /// [`System::supervise`] does this itself, except for the event its
+    /// caller finished on: a caller that goes on with the system after that
+    /// applies it here.
+    pub fn apply_policy(
         &mut self,
         broker: &mut RootBroker,
         event: Event,
     ) -> Result<Option<Event>, RootError> {
         let (i, failed) = match event {
             Event::Exited { component, code } => (component, code != 0),
-            Event::Faulted { component, .. } | Event::Panicked { component } => (component, true),
+            Event::Faulted { component, .. }
+            | Event::Panicked { component }
+            | Event::Killed { component } => (component, true),
             _ => return Ok(None),
         };
         self.stop(broker, i)?;
@@ -231,6 +238,35 @@ impl System<'_> {
             println!("KaaL: component `{}` stopped", self.name(i));
             Ok(Some(Event::Stopped { component: i }))
         }
+    }
+
+    /// Kills running component `i` as if it had faulted (for tests: a
+    /// server dying under its clients): its thread is suspended, then its
+    /// restart policy applies as after a fault, so it is stopped (each call
+    /// its clients have in flight to it returns `ServerGone`) and restarted
+    /// or left stopped. Returns the `Killed` event and what followed it
+    /// (`Restarted` or `Stopped`); an error if `i` is not running.
+    pub fn kill(
+        &mut self,
+        broker: &mut RootBroker,
+        i: usize,
+    ) -> Result<(Event, Option<Event>), RootError> {
+        let slot = self
+            .components
+            .get_mut(i)
+            .filter(|s| s.state == State::Running && !s.ended)
+            .ok_or(RootError::Check("kill: the component is not running"))?;
+        let r = slot
+            .running
+            .as_ref()
+            .ok_or(RootError::Check("kill: the component is not running"))?;
+        // Not one more instruction: it must not see itself being killed.
+        r.tcb.suspend().context("TCB_Suspend")?;
+        slot.ended = true;
+        println!("KaaL: component `{}` killed", self.name(i));
+        let killed = Event::Killed { component: i };
+        let next = self.apply_policy(broker, killed)?;
+        Ok((killed, next))
     }
 
     /// Answers a capability fault with an `InvalidCapability` error: the

@@ -22,3 +22,22 @@ pub const fn value(seq: u64) -> u64 {
 pub const fn fold(sum: u64, item: Item) -> u64 {
     (sum.rotate_left(5) ^ item.value).wrapping_add(item.seq)
 }
+
+/// The `lent_regions` test: what its clients and server write in the
+/// regions the clients lend.
+pub mod lent {
+    /// Clients of the test's `file` channel.
+    pub const CLIENTS: usize = 2;
+    /// Each client's region (the manifest's `bytes`).
+    pub const REGION_BYTES: u64 = 16 * 1024;
+
+    /// What client `badge` writes at byte `i` of its region in `round`.
+    pub fn client_pattern(badge: u64, round: u32, i: u64) -> u8 {
+        (badge.wrapping_mul(0x9e37) ^ u64::from(round).wrapping_mul(31) ^ i.wrapping_mul(7)) as u8
+    }
+
+    /// What the server writes there for that client in `round`.
+    pub fn server_pattern(badge: u64, round: u32, i: u64) -> u8 {
+        !client_pattern(badge, round, i.rotate_left(3))
+    }
+}
