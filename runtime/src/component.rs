@@ -198,6 +198,11 @@ impl Env {
         self.info.restarts
     }
 
+    /// The bytes of the heap the manifest gave this component.
+    pub fn heap_size(&self) -> u64 {
+        self.info.heap_size
+    }
+
     /// The TSC frequency in MHz (0 if the kernel did not say).
     pub fn tsc_mhz(&self) -> u64 {
         self.info.tsc_mhz

@@ -1,4 +1,4 @@
-//! Client libraries of the protocols in `kaal_protocols` (block, serial,
+//! Client libraries of the protocols in `kaal_protocols` (block, file, serial,
 //! timer), for native
 //! components: each takes its channels from the component's [`kaal_rt::Env`]
 //! by local name and turns the rings into calls. The driver side of a
@@ -7,5 +7,6 @@
 #![forbid(unsafe_code)]
 
 pub mod block;
+pub mod file;
 pub mod serial;
 pub mod timer;
