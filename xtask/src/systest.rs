@@ -91,6 +91,27 @@ pub struct TestSpec {
     /// A batch gdb attached to QEMU's stub runs this script (see gdb.rs).
     #[serde(default)]
     pub gdb: Option<crate::gdb::GdbSpec>,
+    /// After the run, e2fsck and a comparison with a tree (an ext2 disk).
+    #[serde(default)]
+    pub fs_check: Option<crate::disk::FsCheck>,
+    /// Damages done to the `corrupt` ext2 image before the boot.
+    #[serde(default)]
+    pub damage: Vec<String>,
+    /// Once the first boot passed, the same image and disk boot again.
+    #[serde(default)]
+    pub reboot: Option<Reboot>,
+}
+
+/// `reboot = { serial = [...], ordered = false, timeout_secs = N }`: what
+/// the second boot of the same disk must print (it must end with success).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Reboot {
+    pub serial: Vec<String>,
+    #[serde(default)]
+    pub ordered: bool,
+    #[serde(default)]
+    pub timeout_secs: Option<u64>,
 }
 
 fn one() -> usize {
@@ -141,6 +162,7 @@ impl TestSpec {
                 bail!("test {name}: has a disk but no qemu_args argument names {{disk}}");
             }
         }
+        self.check_fs_keys()?;
         if self.serial_input_repeat == 0 {
             bail!("test {name}: serial_input_repeat must be at least 1");
         }
@@ -185,6 +207,54 @@ impl TestSpec {
 }
 
 impl TestSpec {
+    /// Checks fs_check, damage and reboot.
+    fn check_fs_keys(&self) -> Result<()> {
+        let name = &self.name;
+        let ext2 = self.disk.as_ref().and_then(|d| d.ext2.as_deref());
+        if let Some(check) = &self.fs_check {
+            if ext2.is_none() {
+                bail!(
+                    "test {name}: fs_check needs an ext2 disk (disk = {{ ext2 = \"...\", ... }})"
+                );
+            }
+            if let Some(tree) = &check.tree {
+                if kaal_test_patterns::fs::tree(tree).is_none() {
+                    bail!("test {name}: fs_check tree {tree:?} is no tree");
+                }
+            }
+        }
+        crate::disk::damages(name, &self.damage)?;
+        if !self.damage.is_empty() && ext2 != Some("corrupt") {
+            bail!("test {name}: damage is done to the `corrupt` tree's image (disk = {{ ext2 = \"corrupt\", ... }})");
+        }
+        if let Some(r) = &self.reboot {
+            if self.expect != Expect::Pass
+                || self.serial_input.is_some()
+                || self.gdb.is_some()
+                || r.serial.is_empty()
+                || r.timeout_secs == Some(0)
+            {
+                bail!(
+                    "test {name}: reboot needs expect = \"pass\", no serial_input nor gdb, \
+                     and its own non-empty serial list"
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// The test as its second boot is judged: reboot's serial lines.
+    fn rebooted(&self, r: &Reboot) -> TestSpec {
+        TestSpec {
+            name: format!("{}-reboot", self.name),
+            serial: r.serial.clone(),
+            ordered: r.ordered,
+            timeout_secs: r.timeout_secs.unwrap_or(self.timeout_secs),
+            reboot: None,
+            ..self.clone()
+        }
+    }
+
     /// The test's extra QEMU arguments, with its disk image (if it has one)
     /// made fresh and named where they say `{disk}`; and the image's path.
     pub fn devices(&self, layout: &Layout) -> Result<(Vec<String>, PathBuf)> {
@@ -192,7 +262,8 @@ impl TestSpec {
             .log(&format!("disk-{}", self.name))
             .with_extension("img");
         if let Some(d) = &self.disk {
-            d.create(&disk)?;
+            let damage = crate::disk::damages(&self.name, &self.damage)?;
+            d.create(layout, &disk, &damage)?;
         }
         let path = disk.display().to_string();
         let mut args: Vec<String> = self
@@ -402,15 +473,46 @@ pub fn run(layout: &Layout, images: Result<&Images, &str>, tests: &[&TestSpec]) 
     Ok(tally)
 }
 
-/// Boots one test image; `Err(reason)` when the test failed.
+/// Boots one test image (twice, with `reboot`), then checks its disk;
+/// `Err(reason)` when the test failed.
 fn run_one(layout: &Layout, images: &Images, spec: &TestSpec) -> Result<Result<(), String>> {
     let image = match images.existing(&spec.image) {
         Ok(image) => image,
         Err(err) => return Ok(Err(format!("{err:#}"))),
     };
+    let (extra, disk_path) = match spec.devices(layout) {
+        Ok(devices) => devices,
+        Err(err) => return Ok(Err(format!("making the disk: {err:#}"))),
+    };
+    let mut result = boot_once(layout, images, spec, &image, extra.clone())?;
+    if let (Ok(()), Some(r)) = (&result, &spec.reboot) {
+        // The same machine and disk, as it was left.
+        result = boot_once(layout, images, &spec.rebooted(r), &image, extra)?
+            .map_err(|why| format!("after the reboot: {why}"));
+    }
+    if let (Ok(()), Some(d)) = (&result, &spec.disk) {
+        result = d.verify(&disk_path, spec.fs_check.as_ref())?;
+        if let Err(why) = &result {
+            println!("---- {}: disk {} ----", spec.name, disk_path.display());
+            println!("{}", step::printable(why));
+            println!("---- end of {} ----", spec.name);
+        }
+    }
+    Ok(result)
+}
+
+/// One boot of `image` with QEMU arguments `extra`, judged by `spec`; its
+/// log is `system-<spec.name>.log`.
+fn boot_once(
+    layout: &Layout,
+    images: &Images,
+    spec: &TestSpec,
+    image: &Path,
+    mut extra: Vec<String>,
+) -> Result<Result<(), String>> {
     let log = layout.log(&format!("system-{}", spec.name));
     let step = Step::start(format!("test {}", spec.name), &log)?;
-    let (mut extra, disk_path) = spec.devices(layout)?;
+    let image = image.to_path_buf();
     let gdb = match &spec.gdb {
         Some(g) => {
             let (gdb, args) =
@@ -462,9 +564,6 @@ fn run_one(layout: &Layout, images: &Images, spec: &TestSpec) -> Result<Result<(
         fs::write(&log, whole).with_context(|| format!("writing {}", log.display()))?;
     }
     let mut result = verdict(ending, &serial, &delivery, spec);
-    if let (Ok(()), Some(d)) = (&result, &spec.disk) {
-        result = d.verify(&disk_path)?;
-    }
     let gdb_tail = match gdb {
         Some(gdb) => {
             let shown = gdb.output().display().to_string();
@@ -823,6 +922,9 @@ mod tests {
             disk: None,
             ordered: false,
             gdb: None,
+            fs_check: None,
+            damage: Vec::new(),
+            reboot: None,
         }
     }
 

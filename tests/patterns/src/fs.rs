@@ -72,7 +72,7 @@ pub fn content(seed: u64, offset: u64) -> u8 {
 }
 
 /// The entry of `tree` at `path`.
-pub fn find(tree: &'static [Entry], path: &str) -> Option<&'static Entry> {
+pub fn find<'t>(tree: &'t [Entry], path: &str) -> Option<&'t Entry> {
     tree.iter().find(|e| e.path == path)
 }
 
