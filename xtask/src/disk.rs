@@ -269,4 +269,92 @@ mod tests {
         assert!(beyond.check_spec("t").is_err());
         Ok(())
     }
+
+    fn ext2_spec(keys: &str) -> Result<DiskSpec> {
+        let spec: DiskSpec = toml::from_str(keys)?;
+        spec.check_spec("t")?;
+        Ok(spec)
+    }
+
+    #[test]
+    fn ext2_keys_are_checked() -> Result<()> {
+        let spec =
+            ext2_spec("bytes = 4194304\next2 = \"host\"\nblock_size = 4096\nfs_bytes = 3145728\n")?;
+        assert_eq!((spec.block_size(), spec.fs_bytes()), (4096, 3 << 20));
+        let whole = ext2_spec("bytes = 1048576\next2 = \"empty\"\n")?;
+        assert_eq!((whole.block_size(), whole.fs_bytes()), (1024, 1 << 20));
+        for (keys, why) in [
+            ("bytes = 1048576\next2 = \"nope\"\n", "is no tree"),
+            (
+                "bytes = 1048576\next2 = \"empty\"\nblock_size = 512\n",
+                "block_size",
+            ),
+            (
+                "bytes = 1048576\next2 = \"empty\"\nfs_bytes = 2097152\n",
+                "fs_bytes",
+            ),
+            (
+                "bytes = 1048576\next2 = \"empty\"\nfs_bytes = 1000\n",
+                "fs_bytes",
+            ),
+            (
+                "bytes = 1048576\nfs_bytes = 524288\n",
+                "are for an ext2 disk",
+            ),
+            (
+                "bytes = 1048576\next2 = \"empty\"\nwritten_sectors = 1\n",
+                "no written sectors",
+            ),
+            ("system = \"default\"\nbytes = 512\n", "takes no other key"),
+        ] {
+            let err = ext2_spec(keys).err().map(|e| format!("{e:#}"));
+            assert!(
+                err.as_deref().is_some_and(|e| e.contains(why)),
+                "{keys}: {err:?}"
+            );
+        }
+        assert_eq!(damages("t", &["huge_size".into()])?, [Damage::HugeSize]);
+        assert!(damages("t", &["huge_size".into(), "huge_size".into()]).is_err());
+        assert!(damages("t", &["crash".into()]).is_err());
+        Ok(())
+    }
+
+    /// The harness finds a write outside the file system, a file system
+    /// e2fsck refuses and one that lacks the tree.
+    #[test]
+    fn an_ext2_disk_is_checked_inside_and_outside_its_file_system() -> Result<()> {
+        let spec = ext2_spec("bytes = 2097152\next2 = \"reboot\"\nfs_bytes = 1048576\n")?;
+        let dir = std::env::temp_dir().join(format!("kaal-disk-ext2-{}", std::process::id()));
+        let path = dir.join("d.img");
+        spec.create(&Layout::from_build()?, &path, &[])?;
+        let reboot = FsCheck {
+            fsck: true,
+            tree: Some("reboot".into()),
+        };
+        assert_eq!(spec.verify(&path, Some(&reboot))?, Ok(()));
+        let written = FsCheck {
+            fsck: true,
+            tree: Some("written".into()),
+        };
+        let err = spec.verify(&path, Some(&written))?.unwrap_err();
+        assert!(err.contains("/out is missing"), "{err}");
+        let mut img = fs::read(&path)?;
+        // Beyond the file system: one byte.
+        img[(1 << 20) + 4096] ^= 1;
+        fs::write(&path, &img)?;
+        let err = spec.verify(&path, None)?.unwrap_err();
+        assert!(
+            err.contains("sector 2056") && err.contains("beyond the file system"),
+            "{err}"
+        );
+        img[(1 << 20) + 4096] ^= 1;
+        fs::write(&path, &img)?;
+        // Inside: a link count that e2fsck finds wrong.
+        ext2::debugfs_write(&path, "set_inode_field /persist/one.txt links_count 5")?;
+        assert_eq!(spec.verify(&path, None)?, Ok(()));
+        let err = spec.verify(&path, Some(&reboot))?.unwrap_err();
+        assert!(err.starts_with("e2fsck -fn exited with"), "{err}");
+        fs::remove_dir_all(&dir)?;
+        Ok(())
+    }
 }

@@ -172,7 +172,7 @@ pub fn debugfs(image: &Path, request: &str) -> Result<String> {
 }
 
 /// A debugfs request that changes `image`; fails when debugfs complains.
-fn debugfs_write(image: &Path, request: &str) -> Result<()> {
+pub fn debugfs_write(image: &Path, request: &str) -> Result<()> {
     let out = run(Command::new(tool("debugfs"))
         .arg("-w")
         .arg("-R")

@@ -1035,29 +1035,41 @@ mod tests {
         assert!(verdict(Ending::Exited(35), "no panic here", NO_INPUT, &spec).is_err());
     }
 
-    /// `default_system` expects disk_info to print the start of the
-    /// harness's fresh disk: the line must be the pattern's, not a guess.
+    /// `default_system` boots the disk of systems/default.toml's `[disk]`
+    /// (what `cargo xtask run` attaches), and expects disk_info to print its
+    /// size and first bytes: the line must be the built image's, not a guess.
     #[test]
-    fn default_system_expects_the_disk_pattern() -> Result<()> {
+    fn default_system_expects_the_manifests_disk() -> Result<()> {
         let layout = Layout::from_build()?;
         let tests = load(&layout.tests_toml())?;
         let t = tests
             .iter()
             .find(|t| t.name == "default_system")
             .context("default_system is listed")?;
-        let hex: String = (0..16)
-            .map(|o| format!("{:02x}", kaal_test_patterns::disk::fresh(o)))
-            .collect();
         let disk = t.disk.as_ref().context("default_system has a disk")?;
-        let sectors = disk.bytes / 512;
+        assert_eq!(disk.system.as_deref(), Some("default"));
+        let dir = std::env::temp_dir().join(format!("kaal-default-disk-{}", std::process::id()));
+        let img = dir.join("d.img");
+        disk.create(&layout, &img, &[])?;
+        let bytes = fs::read(&img)?;
+        let hex: String = bytes.iter().take(16).map(|b| format!("{b:02x}")).collect();
         let line = format!(
-            "disk_info: {sectors} sectors ({} KiB); sector 0 begins {hex}",
-            disk.bytes / 1024
+            "disk_info: {} sectors ({} KiB); sector 0 begins {hex}",
+            bytes.len() / 512,
+            bytes.len() / 1024
         );
         assert!(
             t.serial.contains(&line),
             "default_system should expect {line:?}"
         );
+        // The files of systems/rootfs are on it.
+        assert_eq!(crate::ext2::fsck(&img)?, Ok(()));
+        let motd = crate::ext2::debugfs(&img, "cat /etc/motd")?;
+        assert_eq!(
+            motd,
+            fs::read_to_string(layout.root.join("systems/rootfs/etc/motd"))?
+        );
+        fs::remove_dir_all(&dir)?;
         Ok(())
     }
 
@@ -1182,6 +1194,71 @@ mod tests {
         );
         assert_eq!(parse_one("")?.first().and_then(TestSpec::input), None);
         Ok(())
+    }
+
+    // ---- ext2 disks: fs_check, damage, reboot ----
+
+    const EXT2_DISK: &str = "qemu_args = [\"{disk}\"]\n";
+
+    #[test]
+    fn file_system_keys_parse() -> Result<()> {
+        let tests = parse_one(&format!(
+            "{EXT2_DISK}disk = {{ bytes = 33554432, ext2 = \"corrupt\", block_size = 4096 }}\n\
+             fs_check = {{ tree = \"host\" }}\n\
+             damage = [\"huge_size\", \"directory_loop\"]\n\
+             reboot = {{ serial = [\"again\"], timeout_secs = 30 }}\n"
+        ))?;
+        let t = tests.first().context("one test")?;
+        let check = t.fs_check.as_ref().context("fs_check")?;
+        assert!(check.fsck && check.tree.as_deref() == Some("host"));
+        assert_eq!(t.damage, ["huge_size", "directory_loop"]);
+        let r = t.reboot.as_ref().context("reboot")?;
+        let again = t.rebooted(r);
+        assert_eq!(again.name, "a-reboot");
+        assert_eq!(again.serial, ["again"]);
+        assert_eq!((again.timeout_secs, again.reboot.is_none()), (30, true));
+        assert_eq!(again.disk, t.disk);
+        Ok(())
+    }
+
+    #[test]
+    fn file_system_keys_need_their_disk() {
+        let host = format!("{EXT2_DISK}disk = {{ bytes = 4194304, ext2 = \"host\" }}\n");
+        for (keys, why) in [
+            (
+                format!("{EXT2_DISK}disk = {{ bytes = 4194304 }}\nfs_check = {{ fsck = true }}\n"),
+                "fs_check needs an ext2 disk",
+            ),
+            (
+                format!("{host}fs_check = {{ tree = \"other\" }}\n"),
+                "is no tree",
+            ),
+            (
+                format!("{host}damage = [\"huge_size\"]\n"),
+                "damage is done to the `corrupt` tree's image",
+            ),
+            (
+                format!("{host}damage = [\"melted\"]\n"),
+                "damage \"melted\" is unknown",
+            ),
+            (
+                format!("{host}reboot = {{ serial = [] }}\n"),
+                "reboot needs",
+            ),
+            (
+                format!(
+                    "{host}reboot = {{ serial = [\"x\"] }}\nserial_input = \"a\"\ninput_after = \"b\"\n"
+                ),
+                "reboot needs",
+            ),
+            (
+                format!("{host}reboot = {{ serial = [\"x\"] }}\nexpect = \"fail\"\n"),
+                "reboot needs",
+            ),
+        ] {
+            let err = parse_error(&keys);
+            assert!(err.contains(why), "{keys}: {err}");
+        }
     }
 
     #[test]
