@@ -41,6 +41,10 @@
 //! An endpoint channel may have several clients: `from = ["a.echo",
 //! "b.echo"]`; each gets its own badge, and the server one endpoint for all.
 //!
+//! A `[disk]` table (`from = "systems/rootfs"`, `bytes = "32M"`,
+//! `block_size = 4096`) gives the system an ext2 disk built from a folder
+//! of the repository; see [`Disk`].
+//!
 //! A top-level `console = "<component>"` names the serial driver that
 //! prints the components' console lines; the root task's ring to it is its
 //! local name `console`.
