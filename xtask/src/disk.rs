@@ -147,9 +147,7 @@ impl DiskSpec {
         }
         if let Some(system) = &self.system {
             let (folder, bytes, bs) = crate::system::disk(layout, system)?;
-            fs::write(path, vec![0u8; usize::try_from(bytes)?])
-                .with_context(|| format!("writing {}", path.display()))?;
-            return ext2::mkfs(&folder, path, bytes, bs);
+            return ext2::build_from_folder(&folder, path, bytes, bs);
         }
         let bytes: Vec<u8> = (0..self.bytes).map(testdata::fresh).collect();
         fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))?;

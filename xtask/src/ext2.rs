@@ -95,24 +95,48 @@ pub fn build(
 ) -> Result<()> {
     materialize(entries, work)?;
     mkfs(work, image, fs_bytes, block_size)?;
-    // `-d` copies each file's owner: make them all root's, whoever built it.
-    let mut script = String::new();
-    for path in std::iter::once("/").chain(entries.iter().map(|e| e.path)) {
-        if !matches!(
-            tree::find(entries, path).map(|e| e.kind),
-            Some(Kind::HardLink { .. })
-        ) {
-            script.push_str(&format!(
-                "set_inode_field \"{path}\" uid 0\nset_inode_field \"{path}\" gid 0\n"
-            ));
+    let paths = entries
+        .iter()
+        .filter(|e| !matches!(e.kind, Kind::HardLink { .. }))
+        .map(|e| e.path.to_owned());
+    owned_by_root(image, paths, &work.with_extension("debugfs"))
+}
+
+/// Builds an ext2 file system of `bytes` in a new `image` from the files of
+/// `folder`, every one owned by root.
+pub fn build_from_folder(folder: &Path, image: &Path, bytes: u64, block_size: u32) -> Result<()> {
+    fs::write(image, vec![0u8; usize::try_from(bytes)?])
+        .with_context(|| format!("writing {}", image.display()))?;
+    mkfs(folder, image, bytes, block_size)?;
+    let mut paths = Vec::new();
+    let mut dirs = vec![folder.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for entry in fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))? {
+            let path = entry?.path();
+            if path.symlink_metadata()?.is_dir() {
+                dirs.push(path.clone());
+            }
+            let inside = path.strip_prefix(folder)?;
+            paths.push(format!("/{}", inside.display()));
         }
     }
-    let cmds = work.with_extension("debugfs");
-    fs::write(&cmds, script)?;
+    owned_by_root(image, paths.into_iter(), &image.with_extension("debugfs"))
+}
+
+/// `-d` copies each file's owner: makes the root folder and `paths` root's,
+/// whoever built the image. `cmds` is a scratch file for debugfs's requests.
+fn owned_by_root(image: &Path, paths: impl Iterator<Item = String>, cmds: &Path) -> Result<()> {
+    let mut script = String::new();
+    for path in std::iter::once("/".to_owned()).chain(paths) {
+        script.push_str(&format!(
+            "set_inode_field \"{path}\" uid 0\nset_inode_field \"{path}\" gid 0\n"
+        ));
+    }
+    fs::write(cmds, script)?;
     let out = run(Command::new(tool("debugfs"))
         .arg("-w")
         .arg("-f")
-        .arg(&cmds)
+        .arg(cmds)
         .arg(image))?;
     if !out.status.success() || String::from_utf8_lossy(&out.stderr).contains("set_inode_field:") {
         bail!("debugfs could not set the owners: {}", text(&out));
