@@ -1069,6 +1069,9 @@ mod tests {
             motd,
             fs::read_to_string(layout.root.join("systems/rootfs/etc/motd"))?
         );
+        // Owned by root, whoever built it.
+        let stat = crate::ext2::debugfs(&img, "stat /etc/motd")?;
+        assert!(stat.contains("User:     0   Group:     0"), "{stat}");
         fs::remove_dir_all(&dir)?;
         Ok(())
     }
