@@ -675,6 +675,28 @@ mod tests {
     }
 
     #[test]
+    fn owners_become_root() -> Result<()> {
+        let dir = scratch("owners")?;
+        let img = image_of(REBOOT_TREE, &dir, 2 << 20, 1024)?;
+        // As mkfs.ext2 -d leaves the files of a builder who is not root.
+        for path in ["/", "/persist", "/persist/one.txt"] {
+            debugfs_write(&img, &format!("set_inode_field {path} uid 1234"))?;
+            debugfs_write(&img, &format!("set_inode_field {path} gid 1234"))?;
+        }
+        let paths = ["/persist", "/persist/one.txt"].map(str::to_owned);
+        owned_by_root(&img, paths.into_iter(), &dir.join("cmds"))?;
+        for path in ["/", "/persist", "/persist/one.txt"] {
+            let stat = debugfs(&img, &format!("stat {path}"))?;
+            assert!(
+                stat.contains("User:     0   Group:     0"),
+                "{path}: {stat}"
+            );
+        }
+        fs::remove_dir_all(&dir)?;
+        Ok(())
+    }
+
+    #[test]
     fn ls_lines_parse() -> Result<()> {
         let got = parse_ls("\n/12/040755/0/0/d//\n /13/100644/0/0/hl/3/\n")?;
         assert_eq!(
