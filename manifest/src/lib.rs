@@ -50,6 +50,10 @@
 //! An endpoint channel may have several clients: `from = ["a.echo",
 //! "b.echo"]`; each gets its own badge, and the server one endpoint for all.
 //!
+//! A `[disk]` table (`from = "systems/rootfs"`, `bytes = "32M"`,
+//! `block_size = 4096`) gives the system an ext2 disk built from a folder
+//! of the repository; see [`Disk`].
+//!
 //! A top-level `console = "<component>"` names the serial driver that
 //! prints the components' console lines; the root task's ring to it is its
 //! local name `console`.
@@ -375,6 +379,85 @@ pub struct Manifest {
     pub components: Vec<Component>,
     #[serde(rename = "channel", default)]
     pub channels: Vec<Channel>,
+    /// The system's disk, built from a folder of the repository.
+    #[serde(default)]
+    pub disk: Option<Disk>,
+}
+
+/// `[disk]`: the virtio-blk disk `cargo xtask run` attaches, an ext2 file
+/// system built (`mkfs.ext2 -d`) from a folder of the repository.
+///
+/// ```toml
+/// [disk]
+/// from = "systems/rootfs"  # relative to the repository, inside it
+/// bytes = "32M"            # whole blocks, 1 MiB to 1 GiB
+/// block_size = 4096        # 1024, 2048 or 4096 (default 4096)
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Disk {
+    pub from: String,
+    pub bytes: Size,
+    #[serde(default = "default_block_size")]
+    pub block_size: u32,
+}
+
+fn default_block_size() -> u32 {
+    4096
+}
+
+/// Smallest and largest disk a manifest may ask for.
+pub const MIN_DISK: u64 = 1 << 20;
+pub const MAX_DISK: u64 = 1 << 30;
+
+impl Disk {
+    /// What is wrong with it, without looking at the folder itself.
+    pub fn problem(&self) -> Option<String> {
+        let from = &self.from;
+        let outside = from.is_empty()
+            || from.starts_with('/')
+            || from.split(['/', '\\']).any(|part| part == "..");
+        if outside {
+            return Some(format!(
+                "`from = \"{from}\"` must be a folder inside the repository, relative to it (no `..`)"
+            ));
+        }
+        if !matches!(self.block_size, 1024 | 2048 | 4096) {
+            return Some(format!(
+                "block_size {} is not 1024, 2048 or 4096",
+                self.block_size
+            ));
+        }
+        let b = self.bytes.0;
+        if !(MIN_DISK..=MAX_DISK).contains(&b) || !b.is_multiple_of(u64::from(self.block_size)) {
+            return Some(format!(
+                "bytes {b} must be whole blocks of {}, from 1 MiB to 1 GiB",
+                self.block_size
+            ));
+        }
+        None
+    }
+
+    /// The folder to build from, inside the repository at `root`; it must
+    /// exist (symbolic links may not lead out of the repository). The
+    /// error is a [`ManifestError::Disk`]'s message.
+    #[cfg(feature = "std")]
+    pub fn folder(&self, root: &std::path::Path) -> Result<std::path::PathBuf, String> {
+        if let Some(why) = self.problem() {
+            return Err(ManifestError::Disk(why).to_string());
+        }
+        let path = root.join(&self.from);
+        let real = path.canonicalize().ok().filter(|p| p.is_dir());
+        let inside = root.canonicalize().ok();
+        match (real, inside) {
+            (Some(real), Some(root)) if real.starts_with(&root) => Ok(real),
+            _ => Err(ManifestError::Disk(format!(
+                "`from = \"{}\"`: no such folder inside the repository",
+                self.from
+            ))
+            .to_string()),
+        }
+    }
 }
 
 /// Which end of a channel a program is: `from` (a ring's producer, an
@@ -529,6 +612,8 @@ pub enum ManifestError {
         name: String,
         why: &'static str,
     },
+    /// The `[disk]` table is wrong.
+    Disk(String),
     /// A binding of a local name the component's program does not declare.
     Undeclared {
         component: String,
@@ -604,6 +689,7 @@ impl fmt::Display for ManifestError {
             Channel { channel, why } => write!(f, "channel `{channel}`: {why}"),
             RingSlots { channel, slots, why } => write!(f, "channel `{channel}`: {slots} slots: {why}"),
             Console { name, why } => write!(f, "console `{name}`: {why}"),
+            Disk(why) => write!(f, "[disk]: {why}"),
             Priority { component, priority } => write!(
                 f,
                 "component `{component}`: priority {priority} is not below the root task's {ROOT_PRIORITY}"
@@ -845,6 +931,9 @@ impl Manifest {
             if let Some(r) = shape {
                 check_shape(ch, &label, r, &mut errs);
             }
+        }
+        if let Some(why) = self.disk.as_ref().and_then(Disk::problem) {
+            errs.push(ManifestError::Disk(why));
         }
         for c in &self.components {
             let console = usize::from(self.console.as_ref() == Some(&c.name));

@@ -408,4 +408,35 @@ fn memory_is_a_declaration() {
     assert_eq!(Use::parse("memory"), Ok(Use::Memory));
     assert!(Use::parse("memory to").is_ok());
     assert!(Use::parse("file from").is_ok());
+
+#[test]
+fn disk_folder_must_exist_inside_the_repository() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let disk = |from: &str| {
+        let text = format!("[disk]\nfrom = \"{from}\"\nbytes = \"32M\"\n");
+        Manifest::parse(&text)
+            .unwrap_or_else(|e| panic!("{e:?}"))
+            .disk
+            .unwrap()
+    };
+    let d = disk("systems/rootfs");
+    assert_eq!((d.bytes.0, d.block_size), (32 << 20, 4096));
+    let folder = d.folder(&root).unwrap();
+    assert!(folder.join("etc/motd").is_file(), "{}", folder.display());
+    let err = disk("systems/no_such_folder").folder(&root).unwrap_err();
+    assert!(
+        err.contains("`from = \"systems/no_such_folder\"`: no such folder inside the repository"),
+        "{err}"
+    );
+    // A file is no folder.
+    assert!(disk("systems/default.toml").folder(&root).is_err());
+    // The parse already refuses a way out; the folder check refuses it too.
+    let out = kaal_manifest::Disk {
+        from: "../x".into(),
+        ..d
+    };
+    assert!(out
+        .folder(&root)
+        .unwrap_err()
+        .contains("inside the repository"));
 }

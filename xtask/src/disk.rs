@@ -1,19 +1,28 @@
 //! Test disks: a system test may ask for a disk image, which the harness
-//! fills with a known pattern before QEMU starts and checks after it exits
-//! (the guest writes the other pattern to the sectors the test names).
+//! makes before QEMU starts and checks after it exits. Either sectors of a
+//! known pattern (the guest writes the other pattern to the sectors the
+//! test names), or an ext2 file system built from a tree of
+//! `kaal_test_patterns::fs` (see ext2.rs), or the disk a system manifest's
+//! `[disk]` describes.
 
 use std::fs;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use kaal_test_patterns::disk::{self as testdata, SECTOR};
+use kaal_test_patterns::fs::{self as trees, Damage};
 use serde::Deserialize;
 
-/// `disk = { bytes = ..., written_sector = ..., written_sectors = ... }`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+use crate::ext2;
+use crate::layout::Layout;
+
+/// `disk = { bytes = ..., written_sector = ..., written_sectors = ...,
+/// ext2 = "...", block_size = ..., fs_bytes = ..., system = "..." }`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DiskSpec {
-    /// Size of the image: whole sectors.
+    /// Size of the image: whole sectors (not with `system`).
+    #[serde(default)]
     pub bytes: u64,
     /// The sectors the guest must have written with `testdata::written`;
     /// every other byte must still be `testdata::fresh`.
@@ -21,10 +30,52 @@ pub struct DiskSpec {
     pub written_sector: u64,
     #[serde(default)]
     pub written_sectors: u64,
+    /// An ext2 file system holding this tree (`trees::tree`'s names).
+    #[serde(default)]
+    pub ext2: Option<String>,
+    /// The file system's block size (default 1024).
+    #[serde(default)]
+    pub block_size: Option<u32>,
+    /// The file system's size when smaller than the disk: the rest keeps
+    /// the fresh pattern, and must still hold it after the run.
+    #[serde(default)]
+    pub fs_bytes: Option<u64>,
+    /// The disk of system manifest `systems/<system>.toml` (its `[disk]`).
+    #[serde(default)]
+    pub system: Option<String>,
+}
+
+/// Block size of a test's file system unless it names one.
+pub const DEFAULT_BLOCK_SIZE: u32 = 1024;
+
+/// `fs_check = { fsck = true, tree = "written" }`: after the run (the last
+/// boot), `e2fsck -fn` must pass and the file system must hold exactly `tree`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FsCheck {
+    #[serde(default = "yes")]
+    pub fsck: bool,
+    #[serde(default)]
+    pub tree: Option<String>,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl DiskSpec {
     pub fn check_spec(&self, test: &str) -> Result<()> {
+        if let Some(system) = &self.system {
+            if *self
+                != (DiskSpec {
+                    system: Some(system.clone()),
+                    ..DiskSpec::default()
+                })
+            {
+                bail!("test {test}: a disk with `system` takes no other key (the manifest's [disk] says it all)");
+            }
+            return Ok(());
+        }
         if self.bytes == 0 || !self.bytes.is_multiple_of(SECTOR) || self.bytes > 1 << 30 {
             bail!(
                 "test {test}: disk bytes must be a whole number of 512-byte sectors, at most 1 GiB"
@@ -34,7 +85,53 @@ impl DiskSpec {
         if end.is_none_or(|e| e * SECTOR > self.bytes) {
             bail!("test {test}: the disk's written sectors lie beyond its end");
         }
+        let Some(tree) = &self.ext2 else {
+            if self.block_size.is_some() || self.fs_bytes.is_some() {
+                bail!(
+                    "test {test}: block_size and fs_bytes are for an ext2 disk (`ext2 = \"...\"`)"
+                );
+            }
+            return Ok(());
+        };
+        if trees::tree(tree).is_none() {
+            bail!(
+                "test {test}: ext2 = {tree:?} is no tree; the trees are {}",
+                trees::TREE_NAMES.join(", ")
+            );
+        }
+        if self.written_sectors != 0 {
+            bail!("test {test}: an ext2 disk has no written sectors (fs_check checks it)");
+        }
+        let bs = self.block_size();
+        if !matches!(bs, 1024 | 2048 | 4096) {
+            bail!("test {test}: block_size must be 1024, 2048 or 4096");
+        }
+        let fs = self.fs_bytes();
+        if fs > self.bytes || !fs.is_multiple_of(u64::from(bs)) || fs < 256 * 1024 {
+            bail!(
+                "test {test}: fs_bytes must be whole blocks, at least 256 KiB and at most the disk's bytes"
+            );
+        }
         Ok(())
+    }
+
+    pub fn block_size(&self) -> u32 {
+        self.block_size.unwrap_or(DEFAULT_BLOCK_SIZE)
+    }
+
+    /// The file system's size: `fs_bytes`, else the whole disk.
+    pub fn fs_bytes(&self) -> u64 {
+        self.fs_bytes.unwrap_or(self.bytes)
+    }
+
+    /// What the harness checks byte by byte after the run: everything
+    /// outside the file system, if there is one.
+    fn checked_from(&self) -> u64 {
+        if self.ext2.is_some() {
+            self.fs_bytes()
+        } else {
+            0
+        }
     }
 
     fn written(&self, offset: u64) -> bool {
@@ -42,17 +139,35 @@ impl DiskSpec {
         s >= self.written_sector && s < self.written_sector + self.written_sectors
     }
 
-    /// Writes a fresh image to `path`.
-    pub fn create(&self, path: &Path) -> Result<()> {
-        let bytes: Vec<u8> = (0..self.bytes).map(testdata::fresh).collect();
+    /// Writes a fresh image to `path`: the pattern, with the file system
+    /// (damaged as `damage` says) at its start if it has one.
+    pub fn create(&self, layout: &Layout, path: &Path, damage: &[Damage]) -> Result<()> {
         if let Some(dir) = path.parent() {
             fs::create_dir_all(dir)?;
         }
-        fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))
+        if let Some(system) = &self.system {
+            let (folder, bytes, bs) = crate::system::disk(layout, system)?;
+            return ext2::build_from_folder(&folder, path, bytes, bs);
+        }
+        let bytes: Vec<u8> = (0..self.bytes).map(testdata::fresh).collect();
+        fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))?;
+        if let Some(name) = &self.ext2 {
+            let tree = trees::tree(name).with_context(|| format!("no tree {name}"))?;
+            let work = path.with_extension("tree");
+            ext2::build(tree, path, self.fs_bytes(), self.block_size(), &work)?;
+            for d in damage {
+                ext2::damage(path, *d)?;
+            }
+        }
+        Ok(())
     }
 
-    /// Checks the image the guest left: `Err(reason)` at the first wrong byte.
-    pub fn verify(&self, path: &Path) -> Result<Result<(), String>> {
+    /// Checks the image the guest left: `Err(reason)` at the first wrong
+    /// byte outside a file system; then `check` on the file system.
+    pub fn verify(&self, path: &Path, check: Option<&FsCheck>) -> Result<Result<(), String>> {
+        if self.system.is_some() {
+            return Ok(Ok(()));
+        }
         let got = fs::read(path).with_context(|| format!("reading {}", path.display()))?;
         if got.len() as u64 != self.bytes {
             return Ok(Err(format!(
@@ -61,9 +176,15 @@ impl DiskSpec {
                 self.bytes
             )));
         }
-        for (offset, &b) in (0u64..).zip(&got) {
+        let from = self.checked_from();
+        for (offset, &b) in (0u64..).zip(&got).skip(usize::try_from(from)?) {
             let (want, what) = if self.written(offset) {
                 (testdata::written(offset), "written by the guest")
+            } else if from > 0 {
+                (
+                    testdata::fresh(offset),
+                    "beyond the file system, as the harness wrote it",
+                )
             } else {
                 (testdata::fresh(offset), "left as the harness wrote it")
             };
@@ -74,8 +195,41 @@ impl DiskSpec {
                 )));
             }
         }
+        let Some(check) = check else {
+            return Ok(Ok(()));
+        };
+        if check.fsck {
+            if let Err(why) = ext2::fsck(path)? {
+                return Ok(Err(why));
+            }
+        }
+        if let Some(name) = &check.tree {
+            let tree = trees::tree(name).with_context(|| format!("no tree {name}"))?;
+            // A file system debugfs cannot walk fails the test, not the run.
+            return Ok(ext2::compare(path, tree, &path.with_extension("found"))
+                .unwrap_or_else(|err| Err(format!("reading the file system back: {err:#}"))));
+        }
         Ok(Ok(()))
     }
+}
+
+/// Reads `damage = [...]`: the kinds, each once.
+pub fn damages(test: &str, names: &[String]) -> Result<Vec<Damage>> {
+    let mut out = Vec::new();
+    for name in names {
+        let Some(d) = Damage::from_name(name) else {
+            let all: Vec<&str> = Damage::ALL.iter().map(|d| d.name()).collect();
+            bail!(
+                "test {test}: damage {name:?} is unknown; the kinds are {}",
+                all.join(", ")
+            );
+        };
+        if out.contains(&d) {
+            bail!("test {test}: damage {name:?} is listed twice");
+        }
+        out.push(d);
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -88,13 +242,14 @@ mod tests {
             bytes: 8 * SECTOR,
             written_sector: 2,
             written_sectors: 2,
+            ..DiskSpec::default()
         };
         spec.check_spec("t")?;
         let dir = std::env::temp_dir().join(format!("kaal-disk-{}", std::process::id()));
         let path = dir.join("d.img");
-        spec.create(&path)?;
+        spec.create(&Layout::from_build()?, &path, &[])?;
         assert!(
-            spec.verify(&path)?.unwrap_err().contains("sector 2"),
+            spec.verify(&path, None)?.unwrap_err().contains("sector 2"),
             "unwritten"
         );
         let mut img = fs::read(&path)?;
@@ -102,16 +257,104 @@ mod tests {
             img[o as usize] = testdata::written(o);
         }
         fs::write(&path, &img)?;
-        assert_eq!(spec.verify(&path)?, Ok(()));
+        assert_eq!(spec.verify(&path, None)?, Ok(()));
         img[5 * SECTOR as usize] ^= 1;
         fs::write(&path, &img)?;
-        assert!(spec.verify(&path)?.unwrap_err().contains("sector 5"));
+        assert!(spec.verify(&path, None)?.unwrap_err().contains("sector 5"));
         fs::remove_dir_all(&dir)?;
         let beyond = DiskSpec {
             written_sector: 7,
             ..spec
         };
         assert!(beyond.check_spec("t").is_err());
+        Ok(())
+    }
+
+    fn ext2_spec(keys: &str) -> Result<DiskSpec> {
+        let spec: DiskSpec = toml::from_str(keys)?;
+        spec.check_spec("t")?;
+        Ok(spec)
+    }
+
+    #[test]
+    fn ext2_keys_are_checked() -> Result<()> {
+        let spec =
+            ext2_spec("bytes = 4194304\next2 = \"host\"\nblock_size = 4096\nfs_bytes = 3145728\n")?;
+        assert_eq!((spec.block_size(), spec.fs_bytes()), (4096, 3 << 20));
+        let whole = ext2_spec("bytes = 1048576\next2 = \"empty\"\n")?;
+        assert_eq!((whole.block_size(), whole.fs_bytes()), (1024, 1 << 20));
+        for (keys, why) in [
+            ("bytes = 1048576\next2 = \"nope\"\n", "is no tree"),
+            (
+                "bytes = 1048576\next2 = \"empty\"\nblock_size = 512\n",
+                "block_size",
+            ),
+            (
+                "bytes = 1048576\next2 = \"empty\"\nfs_bytes = 2097152\n",
+                "fs_bytes",
+            ),
+            (
+                "bytes = 1048576\next2 = \"empty\"\nfs_bytes = 1000\n",
+                "fs_bytes",
+            ),
+            (
+                "bytes = 1048576\nfs_bytes = 524288\n",
+                "are for an ext2 disk",
+            ),
+            (
+                "bytes = 1048576\next2 = \"empty\"\nwritten_sectors = 1\n",
+                "no written sectors",
+            ),
+            ("system = \"default\"\nbytes = 512\n", "takes no other key"),
+        ] {
+            let err = ext2_spec(keys).err().map(|e| format!("{e:#}"));
+            assert!(
+                err.as_deref().is_some_and(|e| e.contains(why)),
+                "{keys}: {err:?}"
+            );
+        }
+        assert_eq!(damages("t", &["huge_size".into()])?, [Damage::HugeSize]);
+        assert!(damages("t", &["huge_size".into(), "huge_size".into()]).is_err());
+        assert!(damages("t", &["crash".into()]).is_err());
+        Ok(())
+    }
+
+    /// The harness finds a write outside the file system, a file system
+    /// e2fsck refuses and one that lacks the tree.
+    #[test]
+    fn an_ext2_disk_is_checked_inside_and_outside_its_file_system() -> Result<()> {
+        let spec = ext2_spec("bytes = 2097152\next2 = \"reboot\"\nfs_bytes = 1048576\n")?;
+        let dir = std::env::temp_dir().join(format!("kaal-disk-ext2-{}", std::process::id()));
+        let path = dir.join("d.img");
+        spec.create(&Layout::from_build()?, &path, &[])?;
+        let reboot = FsCheck {
+            fsck: true,
+            tree: Some("reboot".into()),
+        };
+        assert_eq!(spec.verify(&path, Some(&reboot))?, Ok(()));
+        let written = FsCheck {
+            fsck: true,
+            tree: Some("written".into()),
+        };
+        let err = spec.verify(&path, Some(&written))?.unwrap_err();
+        assert!(err.contains("/out is missing"), "{err}");
+        let mut img = fs::read(&path)?;
+        // Beyond the file system: one byte.
+        img[(1 << 20) + 4096] ^= 1;
+        fs::write(&path, &img)?;
+        let err = spec.verify(&path, None)?.unwrap_err();
+        assert!(
+            err.contains("sector 2056") && err.contains("beyond the file system"),
+            "{err}"
+        );
+        img[(1 << 20) + 4096] ^= 1;
+        fs::write(&path, &img)?;
+        // Inside: a link count that e2fsck finds wrong.
+        ext2::debugfs_write(&path, "set_inode_field /persist/one.txt links_count 5")?;
+        assert_eq!(spec.verify(&path, None)?, Ok(()));
+        let err = spec.verify(&path, Some(&reboot))?.unwrap_err();
+        assert!(err.starts_with("e2fsck -fn exited with"), "{err}");
+        fs::remove_dir_all(&dir)?;
         Ok(())
     }
 }

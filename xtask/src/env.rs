@@ -20,8 +20,12 @@ const TOOLS: &[(&str, &str)] = &[
     ("python3", "python3"),
     // `cargo xtask gdb`, `run --gdb` and the gdb system tests.
     ("gdb", "gdb"),
-    // The ext2 crate's image tests build images with mkfs.ext2 (in /usr/sbin).
+    // ext2 images (the ext2 crate's tests, the file-system system tests,
+    // the manifest's [disk]): built, checked and damaged with e2fsprogs
+    // (in /usr/sbin).
     ("mkfs.ext2", "e2fsprogs"),
+    ("e2fsck", "e2fsprogs"),
+    ("debugfs", "e2fsprogs"),
 ];
 
 /// Debian package that gives `python3` its `venv`/`ensurepip` modules.
@@ -63,6 +67,8 @@ fn missing_packages(layout: &Layout) -> Vec<&'static str> {
         .filter(|(tool, _)| !tool_present(tool))
         .map(|&(_, package)| package)
         .collect();
+    // One package may provide several tools.
+    packages.dedup();
     let python_missing = packages.contains(&"python3");
     if python_missing || (!venv_python(layout).is_file() && !python_can_make_venvs()) {
         packages.push(VENV_PACKAGE);

@@ -5,6 +5,7 @@ mod bench;
 mod cargo;
 mod disk;
 mod env;
+mod ext2;
 mod gdb;
 mod hosttest;
 mod kernel;

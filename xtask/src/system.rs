@@ -130,6 +130,20 @@ pub fn check(path: &Path) -> Result<Manifest> {
     })
 }
 
+/// The `[disk]` of system `name` (`systems/<name>.toml`): the folder to
+/// build it from, checked, and its size and block size.
+pub fn disk(layout: &Layout, name: &str) -> Result<(PathBuf, u64, u32)> {
+    let path = layout.root.join("systems").join(format!("{name}.toml"));
+    let manifest = check(&path)?;
+    let disk = manifest
+        .disk
+        .with_context(|| format!("{} has no [disk]", path.display()))?;
+    let folder = disk
+        .folder(&layout.root)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    Ok((folder, disk.bytes.0, disk.block_size))
+}
+
 /// The program a component's `image` names, stripped of debug information.
 fn program(layout: &Layout, images: &Images, manifest: &Path, image: &str) -> Result<Vec<u8>> {
     if image.contains('/') {
@@ -173,6 +187,10 @@ pub fn pack_all(layout: &Layout, images: &Images, uses: &Uses) -> Result<()> {
         for (name, path) in manifests(layout)? {
             let manifest = check(&path)?;
             check_uses(&path, &manifest, &uses)?;
+            if let Some(disk) = &manifest.disk {
+                disk.folder(&layout.root)
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            }
             let mut programs = BTreeMap::new();
             for c in &manifest.components {
                 let key = if c.image().contains('/') {

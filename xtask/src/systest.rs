@@ -91,6 +91,27 @@ pub struct TestSpec {
     /// A batch gdb attached to QEMU's stub runs this script (see gdb.rs).
     #[serde(default)]
     pub gdb: Option<crate::gdb::GdbSpec>,
+    /// After the run, e2fsck and a comparison with a tree (an ext2 disk).
+    #[serde(default)]
+    pub fs_check: Option<crate::disk::FsCheck>,
+    /// Damages done to the `corrupt` ext2 image before the boot.
+    #[serde(default)]
+    pub damage: Vec<String>,
+    /// Once the first boot passed, the same image and disk boot again.
+    #[serde(default)]
+    pub reboot: Option<Reboot>,
+}
+
+/// `reboot = { serial = [...], ordered = false, timeout_secs = N }`: what
+/// the second boot of the same disk must print (it must end with success).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Reboot {
+    pub serial: Vec<String>,
+    #[serde(default)]
+    pub ordered: bool,
+    #[serde(default)]
+    pub timeout_secs: Option<u64>,
 }
 
 fn one() -> usize {
@@ -141,6 +162,7 @@ impl TestSpec {
                 bail!("test {name}: has a disk but no qemu_args argument names {{disk}}");
             }
         }
+        self.check_fs_keys()?;
         if self.serial_input_repeat == 0 {
             bail!("test {name}: serial_input_repeat must be at least 1");
         }
@@ -185,6 +207,54 @@ impl TestSpec {
 }
 
 impl TestSpec {
+    /// Checks fs_check, damage and reboot.
+    fn check_fs_keys(&self) -> Result<()> {
+        let name = &self.name;
+        let ext2 = self.disk.as_ref().and_then(|d| d.ext2.as_deref());
+        if let Some(check) = &self.fs_check {
+            if ext2.is_none() {
+                bail!(
+                    "test {name}: fs_check needs an ext2 disk (disk = {{ ext2 = \"...\", ... }})"
+                );
+            }
+            if let Some(tree) = &check.tree {
+                if kaal_test_patterns::fs::tree(tree).is_none() {
+                    bail!("test {name}: fs_check tree {tree:?} is no tree");
+                }
+            }
+        }
+        crate::disk::damages(name, &self.damage)?;
+        if !self.damage.is_empty() && ext2 != Some("corrupt") {
+            bail!("test {name}: damage is done to the `corrupt` tree's image (disk = {{ ext2 = \"corrupt\", ... }})");
+        }
+        if let Some(r) = &self.reboot {
+            if self.expect != Expect::Pass
+                || self.serial_input.is_some()
+                || self.gdb.is_some()
+                || r.serial.is_empty()
+                || r.timeout_secs == Some(0)
+            {
+                bail!(
+                    "test {name}: reboot needs expect = \"pass\", no serial_input nor gdb, \
+                     and its own non-empty serial list"
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// The test as its second boot is judged: reboot's serial lines.
+    fn rebooted(&self, r: &Reboot) -> TestSpec {
+        TestSpec {
+            name: format!("{}-reboot", self.name),
+            serial: r.serial.clone(),
+            ordered: r.ordered,
+            timeout_secs: r.timeout_secs.unwrap_or(self.timeout_secs),
+            reboot: None,
+            ..self.clone()
+        }
+    }
+
     /// The test's extra QEMU arguments, with its disk image (if it has one)
     /// made fresh and named where they say `{disk}`; and the image's path.
     pub fn devices(&self, layout: &Layout) -> Result<(Vec<String>, PathBuf)> {
@@ -192,7 +262,8 @@ impl TestSpec {
             .log(&format!("disk-{}", self.name))
             .with_extension("img");
         if let Some(d) = &self.disk {
-            d.create(&disk)?;
+            let damage = crate::disk::damages(&self.name, &self.damage)?;
+            d.create(layout, &disk, &damage)?;
         }
         let path = disk.display().to_string();
         let mut args: Vec<String> = self
@@ -402,15 +473,46 @@ pub fn run(layout: &Layout, images: Result<&Images, &str>, tests: &[&TestSpec]) 
     Ok(tally)
 }
 
-/// Boots one test image; `Err(reason)` when the test failed.
+/// Boots one test image (twice, with `reboot`), then checks its disk;
+/// `Err(reason)` when the test failed.
 fn run_one(layout: &Layout, images: &Images, spec: &TestSpec) -> Result<Result<(), String>> {
     let image = match images.existing(&spec.image) {
         Ok(image) => image,
         Err(err) => return Ok(Err(format!("{err:#}"))),
     };
+    let (extra, disk_path) = match spec.devices(layout) {
+        Ok(devices) => devices,
+        Err(err) => return Ok(Err(format!("making the disk: {err:#}"))),
+    };
+    let mut result = boot_once(layout, images, spec, &image, extra.clone())?;
+    if let (Ok(()), Some(r)) = (&result, &spec.reboot) {
+        // The same machine and disk, as it was left.
+        result = boot_once(layout, images, &spec.rebooted(r), &image, extra)?
+            .map_err(|why| format!("after the reboot: {why}"));
+    }
+    if let (Ok(()), Some(d)) = (&result, &spec.disk) {
+        result = d.verify(&disk_path, spec.fs_check.as_ref())?;
+        if let Err(why) = &result {
+            println!("---- {}: disk {} ----", spec.name, disk_path.display());
+            println!("{}", step::printable(why));
+            println!("---- end of {} ----", spec.name);
+        }
+    }
+    Ok(result)
+}
+
+/// One boot of `image` with QEMU arguments `extra`, judged by `spec`; its
+/// log is `system-<spec.name>.log`.
+fn boot_once(
+    layout: &Layout,
+    images: &Images,
+    spec: &TestSpec,
+    image: &Path,
+    mut extra: Vec<String>,
+) -> Result<Result<(), String>> {
     let log = layout.log(&format!("system-{}", spec.name));
     let step = Step::start(format!("test {}", spec.name), &log)?;
-    let (mut extra, disk_path) = spec.devices(layout)?;
+    let image = image.to_path_buf();
     let gdb = match &spec.gdb {
         Some(g) => {
             let (gdb, args) =
@@ -462,9 +564,6 @@ fn run_one(layout: &Layout, images: &Images, spec: &TestSpec) -> Result<Result<(
         fs::write(&log, whole).with_context(|| format!("writing {}", log.display()))?;
     }
     let mut result = verdict(ending, &serial, &delivery, spec);
-    if let (Ok(()), Some(d)) = (&result, &spec.disk) {
-        result = d.verify(&disk_path)?;
-    }
     let gdb_tail = match gdb {
         Some(gdb) => {
             let shown = gdb.output().display().to_string();
@@ -823,6 +922,9 @@ mod tests {
             disk: None,
             ordered: false,
             gdb: None,
+            fs_check: None,
+            damage: Vec::new(),
+            reboot: None,
         }
     }
 
@@ -933,29 +1035,44 @@ mod tests {
         assert!(verdict(Ending::Exited(35), "no panic here", NO_INPUT, &spec).is_err());
     }
 
-    /// `default_system` expects disk_info to print the start of the
-    /// harness's fresh disk: the line must be the pattern's, not a guess.
+    /// `default_system` boots the disk of systems/default.toml's `[disk]`
+    /// (what `cargo xtask run` attaches), and expects disk_info to print its
+    /// size and first bytes: the line must be the built image's, not a guess.
     #[test]
-    fn default_system_expects_the_disk_pattern() -> Result<()> {
+    fn default_system_expects_the_manifests_disk() -> Result<()> {
         let layout = Layout::from_build()?;
         let tests = load(&layout.tests_toml())?;
         let t = tests
             .iter()
             .find(|t| t.name == "default_system")
             .context("default_system is listed")?;
-        let hex: String = (0..16)
-            .map(|o| format!("{:02x}", kaal_test_patterns::disk::fresh(o)))
-            .collect();
         let disk = t.disk.as_ref().context("default_system has a disk")?;
-        let sectors = disk.bytes / 512;
+        assert_eq!(disk.system.as_deref(), Some("default"));
+        let dir = std::env::temp_dir().join(format!("kaal-default-disk-{}", std::process::id()));
+        let img = dir.join("d.img");
+        disk.create(&layout, &img, &[])?;
+        let bytes = fs::read(&img)?;
+        let hex: String = bytes.iter().take(16).map(|b| format!("{b:02x}")).collect();
         let line = format!(
-            "disk_info: {sectors} sectors ({} KiB); sector 0 begins {hex}",
-            disk.bytes / 1024
+            "disk_info: {} sectors ({} KiB); sector 0 begins {hex}",
+            bytes.len() / 512,
+            bytes.len() / 1024
         );
         assert!(
             t.serial.contains(&line),
             "default_system should expect {line:?}"
         );
+        // The files of systems/rootfs are on it.
+        assert_eq!(crate::ext2::fsck(&img)?, Ok(()));
+        let motd = crate::ext2::debugfs(&img, "cat /etc/motd")?;
+        assert_eq!(
+            motd,
+            fs::read_to_string(layout.root.join("systems/rootfs/etc/motd"))?
+        );
+        // Owned by root, whoever built it.
+        let stat = crate::ext2::debugfs(&img, "stat /etc/motd")?;
+        assert!(stat.contains("User:     0   Group:     0"), "{stat}");
+        fs::remove_dir_all(&dir)?;
         Ok(())
     }
 
@@ -1080,6 +1197,71 @@ mod tests {
         );
         assert_eq!(parse_one("")?.first().and_then(TestSpec::input), None);
         Ok(())
+    }
+
+    // ---- ext2 disks: fs_check, damage, reboot ----
+
+    const EXT2_DISK: &str = "qemu_args = [\"{disk}\"]\n";
+
+    #[test]
+    fn file_system_keys_parse() -> Result<()> {
+        let tests = parse_one(&format!(
+            "{EXT2_DISK}disk = {{ bytes = 33554432, ext2 = \"corrupt\", block_size = 4096 }}\n\
+             fs_check = {{ tree = \"host\" }}\n\
+             damage = [\"huge_size\", \"directory_loop\"]\n\
+             reboot = {{ serial = [\"again\"], timeout_secs = 30 }}\n"
+        ))?;
+        let t = tests.first().context("one test")?;
+        let check = t.fs_check.as_ref().context("fs_check")?;
+        assert!(check.fsck && check.tree.as_deref() == Some("host"));
+        assert_eq!(t.damage, ["huge_size", "directory_loop"]);
+        let r = t.reboot.as_ref().context("reboot")?;
+        let again = t.rebooted(r);
+        assert_eq!(again.name, "a-reboot");
+        assert_eq!(again.serial, ["again"]);
+        assert_eq!((again.timeout_secs, again.reboot.is_none()), (30, true));
+        assert_eq!(again.disk, t.disk);
+        Ok(())
+    }
+
+    #[test]
+    fn file_system_keys_need_their_disk() {
+        let host = format!("{EXT2_DISK}disk = {{ bytes = 4194304, ext2 = \"host\" }}\n");
+        for (keys, why) in [
+            (
+                format!("{EXT2_DISK}disk = {{ bytes = 4194304 }}\nfs_check = {{ fsck = true }}\n"),
+                "fs_check needs an ext2 disk",
+            ),
+            (
+                format!("{host}fs_check = {{ tree = \"other\" }}\n"),
+                "is no tree",
+            ),
+            (
+                format!("{host}damage = [\"huge_size\"]\n"),
+                "damage is done to the `corrupt` tree's image",
+            ),
+            (
+                format!("{host}damage = [\"melted\"]\n"),
+                "damage \"melted\" is unknown",
+            ),
+            (
+                format!("{host}reboot = {{ serial = [] }}\n"),
+                "reboot needs",
+            ),
+            (
+                format!(
+                    "{host}reboot = {{ serial = [\"x\"] }}\nserial_input = \"a\"\ninput_after = \"b\"\n"
+                ),
+                "reboot needs",
+            ),
+            (
+                format!("{host}reboot = {{ serial = [\"x\"] }}\nexpect = \"fail\"\n"),
+                "reboot needs",
+            ),
+        ] {
+            let err = parse_error(&keys);
+            assert!(err.contains(why), "{keys}: {err}");
+        }
     }
 
     #[test]

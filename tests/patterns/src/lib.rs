@@ -1,7 +1,9 @@
-//! The content of the system tests' disks, shared by the harness
+//! The content of the system tests' disks (sector patterns and file trees), shared by the harness
 //! (`cargo xtask test`) and the test components.
 #![no_std]
 #![forbid(unsafe_code)]
+
+pub mod fs;
 
 /// Disk images, in 512-byte sectors.
 pub mod disk {
@@ -19,7 +21,7 @@ pub mod disk {
     /// Byte `offset` of a pattern named by `seed`: each 8-byte word is a
     /// hash of its whole word number, so sectors differ wherever they lie
     /// (no period: a transfer to or from the wrong place reads wrong).
-    fn pattern(seed: u64, offset: u64) -> u8 {
+    pub(crate) fn pattern(seed: u64, offset: u64) -> u8 {
         let word = mix(seed ^ mix(offset / 8));
         (word >> (8 * (offset % 8))) as u8
     }
