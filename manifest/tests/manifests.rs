@@ -408,6 +408,7 @@ fn memory_is_a_declaration() {
     assert_eq!(Use::parse("memory"), Ok(Use::Memory));
     assert!(Use::parse("memory to").is_ok());
     assert!(Use::parse("file from").is_ok());
+}
 
 #[test]
 fn disk_folder_must_exist_inside_the_repository() {
