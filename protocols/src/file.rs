@@ -225,9 +225,11 @@ impl<'a> DirRecord<'a> {
         let name_len = u8::try_from(self.name.len()).ok()?;
         let dst = out.get_mut(..self.len())?;
         let (head, name) = dst.split_at_mut(DIR_RECORD_HEAD);
-        head[..8].copy_from_slice(&self.ino.to_le_bytes());
-        head[8] = self.kind;
-        head[9] = name_len;
+        let mut record = [0u8; DIR_RECORD_HEAD];
+        let (ino, rest) = record.split_at_mut(8);
+        ino.copy_from_slice(&self.ino.to_le_bytes());
+        rest.copy_from_slice(&[self.kind, name_len]);
+        head.copy_from_slice(&record);
         name.copy_from_slice(self.name);
         Some(self.len())
     }
