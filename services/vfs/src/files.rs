@@ -30,6 +30,9 @@ pub struct OpenFile {
     pub flags: u32,
     /// Where `readdir` continues; `None` once it reached the end.
     pub cookie: Option<u64>,
+    /// The file was removed while open: its inode may be free or another
+    /// file's now, so every use but `close` is `BadDescriptor`.
+    pub gone: bool,
 }
 
 impl OpenFile {
@@ -59,12 +62,13 @@ impl Files {
             .map_or(0, |t| t.iter().flatten().count())
     }
 
-    /// Client `badge`'s open file `fd`.
+    /// Client `badge`'s open file `fd` (not one whose file is gone).
     pub fn get(&self, badge: u64, fd: u32) -> Result<&OpenFile, FsError> {
         self.tables
             .get(&badge)
             .and_then(|t| t.get(usize::try_from(fd).ok()?))
             .and_then(Option::as_ref)
+            .filter(|f| !f.gone)
             .ok_or(FsError::BadDescriptor)
     }
 
@@ -73,7 +77,19 @@ impl Files {
             .get_mut(&badge)
             .and_then(|t| t.get_mut(usize::try_from(fd).ok()?))
             .and_then(Option::as_mut)
+            .filter(|f| !f.gone)
             .ok_or(FsError::BadDescriptor)
+    }
+
+    /// Marks every descriptor of `node`, of every client, as gone: the
+    /// file was removed, and its inode number may be given to another
+    /// file (the file systems free an inode with its last name).
+    pub fn forget(&mut self, node: Node) {
+        for file in self.tables.values_mut().flatten().flatten() {
+            if file.node == node {
+                file.gone = true;
+            }
+        }
     }
 
     /// Opens `path` for `badge` with `open_flags` (`mode`'s permission bits
@@ -125,6 +141,7 @@ impl Files {
             offset: 0,
             flags: open_flags,
             cookie: Some(0),
+            gone: false,
         };
         match table.get_mut(fd as usize) {
             Some(slot) => *slot = Some(file),

@@ -10,7 +10,7 @@ use kaal_protocols::file::{DirRecord, File, FileStat, FsError};
 use kaal_rpc::{Badge, Lent};
 
 use crate::files::Files;
-use crate::vfs::Vfs;
+use crate::vfs::{Node, Vfs};
 
 /// Bytes moved between a file and a region per step.
 pub const BOUNCE_BYTES: usize = 64 << 10;
@@ -62,6 +62,17 @@ impl<R: Regions> Service<R> {
     /// Closes every descriptor of client `badge` (it went away).
     pub fn close_all(&mut self, badge: Badge) {
         self.files.close_all(badge);
+    }
+
+    /// After a request that may have removed `node`'s last name: its
+    /// descriptors go stale if it is gone (no such inode, or no links),
+    /// so none can reach a reused inode number or write to a freed inode.
+    fn forget_if_gone(&mut self, node: Option<Node>) {
+        let Some(node) = node else { return };
+        if self.vfs.stat_node(node).is_ok_and(|s| s.links > 0) {
+            return;
+        }
+        self.files.forget(node);
     }
 
     pub fn vfs(&mut self) -> &mut Vfs {
@@ -170,15 +181,25 @@ impl<R: Regions> File for Service<R> {
     }
 
     fn rmdir(&mut self, _: Badge, path: &[u8]) -> Result<(), FsError> {
-        self.vfs.rmdir(path)
+        let node = self.vfs.resolve(path, false).ok();
+        let result = self.vfs.rmdir(path);
+        self.forget_if_gone(node);
+        result
     }
 
     fn unlink(&mut self, _: Badge, path: &[u8]) -> Result<(), FsError> {
-        self.vfs.unlink(path)
+        let node = self.vfs.resolve(path, false).ok();
+        let result = self.vfs.unlink(path);
+        self.forget_if_gone(node);
+        result
     }
 
     fn rename(&mut self, _: Badge, from: &[u8], to: &[u8]) -> Result<(), FsError> {
-        self.vfs.rename(from, to)
+        // What `to` named may go.
+        let node = self.vfs.resolve(to, false).ok();
+        let result = self.vfs.rename(from, to);
+        self.forget_if_gone(node);
+        result
     }
 
     fn symlink(&mut self, _: Badge, target: &[u8], path: &[u8]) -> Result<(), FsError> {

@@ -542,3 +542,46 @@ fn a_workload_leaves_the_ext2_image_clean_for_e2fsck() {
         b"/tmp/and/a/long/target/path/that/does/not/fit/into/the/inode/itself".len()
     );
 }
+
+#[test]
+fn descriptors_of_a_removed_file_go_stale_and_never_reach_a_reused_inode() {
+    let sys = System::new();
+    let (one, two) = (sys.client(1), sys.client(2));
+    for base in ["/", "/tmp/"] {
+        let p = |s: &str| format!("{base}{s}").into_bytes();
+        one.write_file(&p("old"), b"old data").unwrap();
+        one.write_file(&p("kept"), b"kept").unwrap();
+        one.stub.link(&p("kept"), &p("kept2")).unwrap();
+        let fd = one.open(&p("old"), flags::READ_WRITE).unwrap();
+        let other = two.open(&p("old"), flags::READ_ONLY).unwrap();
+        let kept = one.open(&p("kept"), flags::READ_ONLY).unwrap();
+        let ino = one.stat(&p("old")).unwrap().ino;
+        one.stub.unlink(&p("old")).unwrap();
+        // Removing one of two names leaves the file, and its descriptors.
+        one.stub.unlink(&p("kept2")).unwrap();
+        assert_eq!(one.read(kept, 4).unwrap(), b"kept");
+        // The freed inode number is given to the next file.
+        one.write_file(&p("new"), b"new data").unwrap();
+        assert_eq!(one.stat(&p("new")).unwrap().ino, ino, "{base}: reused");
+        assert_eq!(one.read(fd, 8), Err(app(FsError::BadDescriptor)));
+        assert_eq!(one.write(fd, b"x"), Err(app(FsError::BadDescriptor)));
+        assert_eq!(two.read(other, 8), Err(app(FsError::BadDescriptor)));
+        assert_eq!(two.stub.fstat(other), Err(app(FsError::BadDescriptor)));
+        one.stub.close(fd).unwrap();
+        two.stub.close(other).unwrap();
+        assert_eq!(one.read_file(&p("new")).unwrap(), b"new data");
+        // Renaming over a file and removing a directory do the same.
+        one.write_file(&p("victim"), b"v").unwrap();
+        let fd = one.open(&p("victim"), flags::READ_ONLY).unwrap();
+        one.stub.rename(&p("new"), &p("victim")).unwrap();
+        assert_eq!(one.read(fd, 1), Err(app(FsError::BadDescriptor)));
+        one.stub.mkdir(&p("dir"), 0o755).unwrap();
+        let dfd = one.open(&p("dir"), flags::READ_ONLY).unwrap();
+        one.stub.rmdir(&p("dir")).unwrap();
+        assert_eq!(one.readdir(dfd, 100), Err(app(FsError::BadDescriptor)));
+        sys.svc.borrow_mut().close_all(1);
+    }
+    one.stub.sync().unwrap();
+    let (ok, out) = fsck(sys.dir.path(), &sys.disk.borrow());
+    assert!(ok, "e2fsck -fn:\n{out}");
+}
