@@ -51,6 +51,7 @@ pub struct Files {
 }
 
 impl Files {
+    /// No client has a descriptor.
     pub fn new() -> Self {
         Files::default()
     }

@@ -75,14 +75,17 @@ impl<R: Regions> Service<R> {
         self.files.forget(node);
     }
 
+    /// The name space (to mount more, or for tests).
     pub fn vfs(&mut self) -> &mut Vfs {
         &mut self.vfs
     }
 
+    /// Every client's descriptors.
     pub fn files(&self) -> &Files {
         &self.files
     }
 
+    /// The clients' regions.
     pub fn regions(&self) -> &R {
         &self.regions
     }
