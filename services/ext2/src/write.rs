@@ -397,8 +397,10 @@ impl<D: BlockDevice> Ext2<D> {
             Ok(())
         })();
         // Whatever was allocated is recorded, even after a failure.
+        // A write that wrote nothing (refused past the block map, say)
+        // leaves the size alone.
         let written_end = offset + done as u64;
-        if written_end > inode.stat.size {
+        if done > 0 && written_end > inode.stat.size {
             inode.stat.size = written_end;
         }
         if done > 0 {

@@ -180,6 +180,22 @@ fn a_full_disk_gives_no_space_and_stays_consistent() {
 }
 
 #[test]
+fn a_write_past_the_block_map_is_refused_and_leaves_the_size() {
+    let src = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let image = dir.path().join("fs.img");
+    common::mkfs(src.path(), &image, 1024, "4M", &[]);
+    let mut fs = mount_image(&image);
+    let ino = fs.create(ROOT_INODE, b"f", 0o644, 0, 0).unwrap();
+    fs.write(ino, 0, b"abc").unwrap();
+    // 1 KiB blocks map about 16 GiB; 1 TiB lies past the triple indirect.
+    assert_eq!(fs.write(ino, 1 << 40, b"x"), Err(Error::Invalid));
+    assert_eq!(fs.stat(ino).unwrap().size, 3);
+    save(fs, &image);
+    fsck_clean(&image);
+}
+
+#[test]
 fn a_read_only_mount_refuses_writes() {
     let src = tempfile::tempdir().unwrap();
     let dir = tempfile::tempdir().unwrap();
