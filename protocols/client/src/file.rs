@@ -90,7 +90,9 @@ impl Files {
             let want = rest.len().min(self.chunk());
             let n = self.rpc.read(fd.0, Lent::new(0, want as u64))?;
             let n = usize::try_from(n).unwrap_or(usize::MAX);
-            let dst = rest.get_mut(..n).ok_or(FileError::Rpc(RpcError::BadReply))?;
+            let dst = rest
+                .get_mut(..n)
+                .ok_or(FileError::Rpc(RpcError::BadReply))?;
             self.region.read(0, dst).map_err(|_| FileError::Region)?;
             done += n;
             if n < want {
@@ -181,7 +183,9 @@ impl Files {
     /// The target of the link at `path` into `buf`; its length.
     pub fn read_link<'b>(&self, path: &str, buf: &'b mut [u8]) -> Result<&'b [u8]> {
         let want = buf.len().min(self.chunk());
-        let n = self.rpc.readlink(path.as_bytes(), Lent::new(0, want as u64))?;
+        let n = self
+            .rpc
+            .readlink(path.as_bytes(), Lent::new(0, want as u64))?;
         let n = usize::try_from(n).unwrap_or(usize::MAX);
         let dst = buf.get_mut(..n).ok_or(FileError::Rpc(RpcError::BadReply))?;
         self.region.read(0, dst).map_err(|_| FileError::Region)?;

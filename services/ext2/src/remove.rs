@@ -300,7 +300,7 @@ impl<D: BlockDevice> Ext2<D> {
 
     /// Frees an inode with no links left: its blocks (a fast symlink has
     /// none: its pointers are text), a deletion time, its bitmap bit.
-    fn delete_inode(&mut self, inode: &mut Inode, kind: Kind) -> Result<()> {
+    pub(crate) fn delete_inode(&mut self, inode: &mut Inode, kind: Kind) -> Result<()> {
         let freed = if inode.sectors == 0 && inode.stat.file_type == FileType::Symlink {
             inode.block = [0; crate::inode::BLOCK_POINTERS];
             Vec::new()

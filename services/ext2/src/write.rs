@@ -557,13 +557,10 @@ impl<D: BlockDevice> Ext2<D> {
             .and_then(|()| self.write_inode(&inode))
             .and_then(|()| self.add_entry(dir, name, ino, file_type));
         if let Err(err) = result {
-            // A new node owns at most its first block (a fast symlink's
-            // i_block holds text, and no sectors).
-            let first = inode.block.first().copied().unwrap_or(0);
-            if inode.sectors > 0 && first != 0 {
-                self.release(Kind::Block, first)?;
-            }
-            self.release(kind, ino)?;
+            // Undone as an unlink would: its blocks and bit freed, and the
+            // record marked deleted, so e2fsck finds no orphan.
+            inode.stat.links = 0;
+            self.delete_inode(&mut inode, kind)?;
             return Err(err);
         }
         Ok(ino)

@@ -173,6 +173,15 @@ fn a_full_disk_gives_no_space_and_stays_consistent() {
     assert_eq!(err, Error::NoSpace);
     let size = fs.stat(fill).unwrap().size;
     assert!(size > 500 << 10, "only {size} bytes fit");
+    // With no block left a directory cannot be made: its inode is taken
+    // and given back, leaving nothing for e2fsck to find. A symlink too
+    // long for its inode needs a block as well.
+    assert_eq!(fs.mkdir(ROOT_INODE, b"d", 0o755, 0, 0), Err(Error::NoSpace));
+    assert_eq!(
+        fs.symlink(ROOT_INODE, b"s", &[b'x'; 200], 0, 0),
+        Err(Error::NoSpace)
+    );
+    assert_eq!(fs.lookup(ROOT_INODE, b"d"), Err(Error::NotFound));
     save(fs, &image);
     fsck_clean(&image);
     assert_eq!(debugfs_cat(&image, "/keep"), b"keep me\n");

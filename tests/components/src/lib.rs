@@ -1,6 +1,11 @@
-//! What the test components share: the ring message and its checksum.
+//! What the test components share: the ring message and its checksum,
+//! the lent-region patterns, and the file-system checks.
 #![no_std]
 #![forbid(unsafe_code)]
+
+extern crate alloc;
+
+pub mod fs;
 
 /// One message of the `ring_million` test: a sequence number and a value.
 #[repr(C)]
