@@ -958,8 +958,8 @@ mod tests {
 
     #[test]
     fn a_running_system_passes_only_when_stopped_after_every_line() {
-        let spec = spec(Expect::Running, &["sleeper: slept", "disk_info:"]);
-        let log = "sleeper: slept 100 ms\ndisk_info: 8192 sectors\n";
+        let spec = spec(Expect::Running, &["sleeper: slept", "motd:"]);
+        let log = "sleeper: slept 100 ms\nmotd: Welcome\n";
         assert_eq!(
             verdict(Ending::Stopped, log, &Delivery::NotRequested, &spec),
             Ok(())
@@ -1036,8 +1036,8 @@ mod tests {
     }
 
     /// `default_system` boots the disk of systems/default.toml's `[disk]`
-    /// (what `cargo xtask run` attaches), and expects disk_info to print its
-    /// size and first bytes: the line must be the built image's, not a guess.
+    /// (what `cargo xtask run` attaches), and expects motd to print the
+    /// first line of its /etc/motd: the line must be the file's, not a guess.
     #[test]
     fn default_system_expects_the_manifests_disk() -> Result<()> {
         let layout = Layout::from_build()?;
@@ -1051,13 +1051,8 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("kaal-default-disk-{}", std::process::id()));
         let img = dir.join("d.img");
         disk.create(&layout, &img, &[])?;
-        let bytes = fs::read(&img)?;
-        let hex: String = bytes.iter().take(16).map(|b| format!("{b:02x}")).collect();
-        let line = format!(
-            "disk_info: {} sectors ({} KiB); sector 0 begins {hex}",
-            bytes.len() / 512,
-            bytes.len() / 1024
-        );
+        let motd = fs::read_to_string(layout.root.join("systems/rootfs/etc/motd"))?;
+        let line = format!("motd: {}", motd.lines().next().unwrap_or_default());
         assert!(
             t.serial.contains(&line),
             "default_system should expect {line:?}"
