@@ -19,9 +19,9 @@ use kaal_rpc::Badge;
 use kaal_rt::{println, CapError, Env, SharedRegion};
 use vfs::{RamFs, Regions, Service, Vfs};
 
-/// Bytes of a cache line: the file system's block size is at most this,
-/// and the cache keeps the file system's write order per line.
-const LINE_BYTES: usize = 4096;
+/// Bytes of a cache line while the superblock is read: the smallest ext2
+/// block.
+const FIRST_LINE_BYTES: usize = 1024;
 /// The most a request to the block driver moves (its data region holds it).
 const TRANSFER: usize = 64 << 10;
 /// The RAM file system's limit: a quarter of the heap.
@@ -127,13 +127,19 @@ fn main(env: &Env) -> Result<(), StartError> {
     let sectors = client.capacity().map_err(StartError::Block)?;
     let storage = env.private_memory("cache").map_err(StartError::Cap)?;
     let cache_bytes = storage.len();
-    let cache = BlockCache::new(BlockDisk { client, sectors }, storage, LINE_BYTES)
+    // Lines of the file system's block size keep its write order (the
+    // cache orders whole lines): mount once to learn the size, then again
+    // on lines of that size.
+    let cache = BlockCache::new(BlockDisk { client, sectors }, storage, FIRST_LINE_BYTES)
         .map_err(StartError::Cache)?;
+    let probe = ext2::Ext2::mount(cache).map_err(StartError::Mount)?;
+    let block = probe.block_size() as usize;
+    let (disk, storage) = probe.into_device().into_parts();
+    let cache = BlockCache::new(disk, storage, block).map_err(StartError::Cache)?;
     let root = ext2::Ext2::mount(cache).map_err(StartError::Mount)?;
     if let Some(why) = root.read_only() {
         println!("{}: the disk is mounted read-only: {why}", env.name());
     }
-    let block = root.block_size();
     let mut vfs = Vfs::new();
     vfs.mount(b"/", Box::new(root)).map_err(StartError::Tmp)?;
     // The RAM file system covers the disk's /tmp; a disk without one has
