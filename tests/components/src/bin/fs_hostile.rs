@@ -220,9 +220,16 @@ fn victim(fs: &Files, buf: &mut [u8]) -> Check<String> {
     fs.write(a, &want[..16]).map_err(|e| fail("write a", e))?;
     pattern(&mut want, 0xc3, 100);
     fs.write(log, &want).map_err(|e| fail("append log", e))?;
+    // The directory descriptor is still at its end, and rewinds.
     let mut more = [0u8; 512];
-    if fs.read_dir(dir, &mut more, |_| {}).is_err() || fs.seek(dir, 0, whence::SET).is_err() {
-        return Err(String::from("the directory descriptor stopped working"));
+    let mut past_end = 0;
+    if fs.read_dir(dir, &mut more, |_| past_end += 1).is_err()
+        || past_end != 0
+        || fs.seek(dir, 0, whence::SET).is_err()
+    {
+        return Err(format!(
+            "the directory descriptor moved or stopped ({past_end} records past its end)"
+        ));
     }
     let mut again = Vec::new();
     fs.read_dir(dir, &mut more, |r| {
