@@ -659,8 +659,6 @@ fn hostile(fs: &Files, buf: &mut [u8]) -> Check<String> {
     for fd in held {
         must("close", rpc.close(fd))?;
     }
-    // Its file is as it wrote it.
-    check_file(fs, "/hostile/f", 3000, 0x77, buf)?;
 
     let counts: Vec<String> = t.kinds.iter().map(|(k, n)| format!("{k} {n}")).collect();
     let summary = format!("{} attempts ({})", t.total(), counts.join(", "));
@@ -673,6 +671,8 @@ fn hostile(fs: &Files, buf: &mut [u8]) -> Check<String> {
             t.wrong.len()
         ));
     }
+    // Its file is as it wrote it.
+    check_file(fs, "/hostile/f", 3000, 0x77, buf)?;
     Ok(format!("{summary} refused with the right errors"))
 }
 
