@@ -71,6 +71,24 @@ impl<D: BlockDevice> Ext2<D> {
         self.sb.block_size
     }
 
+    /// The largest size a regular file may have: what the direct and the
+    /// three indirect levels map (e2fsck's limit; a larger `i_size` is an
+    /// error to it even when sparse), and 2 GiB without `large_file`.
+    pub fn max_file_size(&self) -> u64 {
+        let per_block = u64::from(self.sb.block_size / 4);
+        let mapped = per_block
+            .checked_pow(3)
+            .and_then(|p3| p3.checked_add(per_block * per_block + per_block))
+            .and_then(|blocks| blocks.checked_add(DIRECT_BLOCKS as u64))
+            .and_then(|blocks| blocks.checked_mul(u64::from(self.sb.block_size)))
+            .unwrap_or(u64::MAX);
+        if self.sb.feature_ro_compat & crate::ro_compat::LARGE_FILE != 0 {
+            mapped
+        } else {
+            mapped.min(u64::from(i32::MAX as u32))
+        }
+    }
+
     /// Unmounts, giving the device back.
     pub fn into_device(self) -> D {
         self.dev

@@ -30,8 +30,8 @@ impl<D: BlockDevice> Ext2<D> {
             FileType::Directory => return Err(Error::IsADirectory),
             _ => return Err(Error::Invalid),
         }
-        let large_file = self.sb.feature_ro_compat & crate::ro_compat::LARGE_FILE != 0;
-        if size > u64::from(i32::MAX as u32) && !large_file {
+        // Past the block map even a hole makes e2fsck call the size bad.
+        if size > self.max_file_size() {
             return Err(Error::Invalid);
         }
         if size < inode.stat.size {

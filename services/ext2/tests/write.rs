@@ -205,6 +205,27 @@ fn a_write_past_the_block_map_is_refused_and_leaves_the_size() {
 }
 
 #[test]
+fn a_truncate_past_the_block_map_is_refused_and_the_largest_passes_e2fsck() {
+    let src = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let image = dir.path().join("fs.img");
+    common::mkfs(src.path(), &image, 1024, "4M", &[]);
+    let mut fs = mount_image(&image);
+    // 1 KiB blocks: 12 direct, 256, 256^2 and 256^3 indirect blocks.
+    let max = (12 + 256 + 256 * 256 + 256 * 256 * 256) * 1024;
+    assert_eq!(fs.max_file_size(), max);
+    let big = fs.create(ROOT_INODE, b"big", 0o644, 0, 0).unwrap();
+    let huge = fs.create(ROOT_INODE, b"huge", 0o644, 0, 0).unwrap();
+    // A sparse file of 1 TiB would be one e2fsck calls bad (i_size).
+    assert_eq!(fs.truncate(huge, 1 << 40), Err(Error::Invalid));
+    assert_eq!(fs.truncate(huge, max + 1), Err(Error::Invalid));
+    assert_eq!(fs.stat(huge).unwrap().size, 0);
+    fs.truncate(big, max).unwrap();
+    save(fs, &image);
+    fsck_clean(&image);
+}
+
+#[test]
 fn a_read_only_mount_refuses_writes() {
     let src = tempfile::tempdir().unwrap();
     let dir = tempfile::tempdir().unwrap();

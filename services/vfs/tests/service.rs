@@ -468,6 +468,11 @@ fn hostile_requests_get_errors_and_change_nothing() {
         Err(app(FsError::Invalid)),
         "past ext2's 1 KiB-block limit"
     );
+    // Nor a size there, even of a hole: e2fsck would call it bad.
+    assert_eq!(
+        c.stub.truncate(root_fd, 1 << 40),
+        Err(app(FsError::Invalid))
+    );
     c.stub.close(root_fd).unwrap();
     c.stub.seek(fd, 4, whence::SET).unwrap();
     // Raw messages: unknown methods, missing and extra words, lying lengths.
