@@ -90,6 +90,55 @@ pub fn table(results: &[Measurement]) -> String {
     out
 }
 
+/// A bound on a ratio of two figures, in thousandths.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Bound {
+    AtLeast(u64),
+    AtMost(u64),
+}
+
+/// Ratios with targets between figures of the same `cargo xtask bench`
+/// run, which no one image can print: a figure, the one it is read
+/// against, and the target.
+const RATIOS: [(&str, &str, Bound); 2] = [
+    // Same boot: the file system's cold read against the raw disk's.
+    (
+        "fs.read_mib_per_sec",
+        "blk.read_mib_per_sec",
+        Bound::AtLeast(800),
+    ),
+    // Different boots: a stat against the plain RPC it is carried by.
+    ("fs.stat_ticks", "ipc.rpc_roundtrip", Bound::AtMost(3000)),
+];
+
+/// Thousandths as `1.234`.
+fn milli(m: u64) -> String {
+    format!("{}.{:03}", m / 1000, m % 1000)
+}
+
+/// The [`RATIOS`] whose two figures were measured, one line each:
+/// `ratio a / b = 0.812 (target at least 0.800: met)`.
+pub fn ratios(results: &[Measurement]) -> Vec<String> {
+    let value = |name: &str| results.iter().find(|r| r.name == name).map(|r| r.value);
+    RATIOS
+        .iter()
+        .filter_map(|&(a, b, bound)| {
+            let (x, y) = (value(a)?, value(b)?);
+            let m = u64::try_from(u128::from(x) * 1000 / u128::from(y.max(1))).unwrap_or(u64::MAX);
+            let (words, limit, met) = match bound {
+                Bound::AtLeast(l) => ("at least", l, m >= l),
+                Bound::AtMost(l) => ("at most", l, m <= l),
+            };
+            Some(format!(
+                "ratio {a} / {b} = {} (target {words} {}: {})",
+                milli(m),
+                milli(limit),
+                if met { "met" } else { "missed" }
+            ))
+        })
+        .collect()
+}
+
 /// Boots the benchmark images and returns their measurements. Each boots
 /// with the devices (`qemu_args`, `disk`) of its entry in `tests.toml`, the
 /// test that runs the same image without `-icount`.
@@ -203,6 +252,34 @@ mod tests {
              a            12345678  ticks\n\
              longer_name         4  ticks\n"
         );
+    }
+
+    fn m(name: &str, value: u64) -> Measurement {
+        Measurement {
+            name: name.to_owned(),
+            value,
+            unit: "x".to_owned(),
+        }
+    }
+
+    #[test]
+    fn ratios_judge_their_targets() {
+        let results = [
+            m("blk.read_mib_per_sec", 1000),
+            m("fs.read_mib_per_sec", 799),
+            m("ipc.rpc_roundtrip", 400),
+            m("fs.stat_ticks", 1200),
+        ];
+        assert_eq!(
+            ratios(&results),
+            [
+                "ratio fs.read_mib_per_sec / blk.read_mib_per_sec = 0.799 (target at least 0.800: missed)",
+                "ratio fs.stat_ticks / ipc.rpc_roundtrip = 3.000 (target at most 3.000: met)",
+            ]
+        );
+        // A figure not measured leaves its ratio out.
+        assert_eq!(ratios(&results[..2]).len(), 1);
+        assert!(ratios(&[]).is_empty());
     }
 
     #[test]

@@ -300,6 +300,15 @@ fn bench(layout: &Layout, json: bool) -> Result<ExitCode> {
     } else {
         print!("{}", bench::table(&results));
     }
+    // Beside the figures, not among them: stdout stays one JSON object
+    // per line with --json.
+    for line in bench::ratios(&results) {
+        if json {
+            eprintln!("{line}");
+        } else {
+            println!("{line}");
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 

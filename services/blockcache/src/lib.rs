@@ -26,8 +26,10 @@
 //! class (a rename's new name before the old one goes) is not kept; see
 //! the README for what a crash can then leave.
 //!
-//! Reads that miss on the line after the previous miss or access are
-//! sequential: the cache then also reads the lines that follow, in the same
+//! Reads that miss on the line after the previous access, or after the last
+//! line the previous miss loaded, are sequential (metadata hits in between,
+//! such as ext2's indirect blocks, do not break a run): the cache then also
+//! reads the lines that follow, in the same
 //! request, doubling the run up to the disk's largest transfer. Read-ahead
 //! stops at a line already cached (clean or dirty), so it never replaces
 //! newer bytes, and takes only clean or free lines (it never forces a
@@ -144,6 +146,10 @@ pub struct BlockCache<D, S> {
     dirty: usize,
     /// Staging for requests of several lines (their slots are not adjacent).
     bounce: Vec<u8>,
+    /// The last line the latest miss loaded (the end of its read-ahead):
+    /// a miss right after it continues the run even when other lines were
+    /// hit in between, as ext2 hits an indirect block before each data
+    /// block it maps.
     last_miss: Option<u64>,
     last_access: Option<u64>,
     /// Lines the last read miss fetched: the read-ahead window grows from it.
@@ -385,6 +391,7 @@ impl<D: Disk, S: AsMut<[u8]> + AsRef<[u8]>> BlockCache<D, S> {
                 return Err(err);
             }
             self.stats.read_ahead_lines += taken.len() as u64 - 1;
+            self.last_miss = Some(line + taken.len() as u64 - 1);
         }
         // The demanded line last, so it is the most recently used.
         for (i, &slot) in taken.iter().enumerate().rev() {
@@ -397,6 +404,14 @@ impl<D: Disk, S: AsMut<[u8]> + AsRef<[u8]>> BlockCache<D, S> {
             self.push_front(slot);
         }
         Ok(first)
+    }
+
+    /// The storage range of `slots` when each follows the one before it
+    /// there, `total` bytes from the first.
+    fn adjacent(&self, slots: &[u32], total: usize) -> Option<Range<usize>> {
+        let &first = slots.first()?;
+        let in_order = slots.iter().zip(first..).all(|(&slot, want)| slot == want);
+        in_order.then(|| self.slot_range(first, total))
     }
 
     /// Reads lines `first`.. into `slots`, one disk request.
@@ -416,6 +431,16 @@ impl<D: Disk, S: AsMut<[u8]> + AsRef<[u8]>> BlockCache<D, S> {
             .map(|i| self.line_len(first + i))
             .collect();
         let total: usize = lens.iter().sum();
+        // Slots side by side in the storage (a cold cache hands them out in
+        // order) take the disk's bytes directly: no copy through the bounce.
+        if let Some(range) = self.adjacent(slots, total) {
+            let dst = self
+                .storage
+                .as_mut()
+                .get_mut(range)
+                .ok_or(IoError::Device)?;
+            return self.disk.read(sector, dst);
+        }
         let staged = self.bounce.get_mut(..total).ok_or(IoError::Device)?;
         self.disk.read(sector, staged)?;
         let mut at = 0;
@@ -438,6 +463,13 @@ impl<D: Disk, S: AsMut<[u8]> + AsRef<[u8]>> BlockCache<D, S> {
         self.stats.disk_writes += 1;
         if let [slot] = slots {
             let range = self.slot_range(*slot, self.line_len(first));
+            let src = self.storage.as_ref().get(range).ok_or(IoError::Device)?;
+            return self.disk.write(sector, src);
+        }
+        let total: usize = (0..slots.len() as u64)
+            .map(|i| self.line_len(first + i))
+            .sum();
+        if let Some(range) = self.adjacent(slots, total) {
             let src = self.storage.as_ref().get(range).ok_or(IoError::Device)?;
             return self.disk.write(sector, src);
         }

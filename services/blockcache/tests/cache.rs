@@ -301,6 +301,27 @@ fn a_sequential_scan_reads_ahead_in_fewer_larger_requests() {
     assert_eq!(cache.stats().read_ahead_lines, 0);
 }
 
+/// ext2 reads a word of an indirect block before each data block past the
+/// twelfth: those hits between the data misses must not end the run.
+#[test]
+fn hits_elsewhere_between_sequential_misses_keep_the_read_ahead() {
+    const BLOCK: usize = 4096;
+    const LINES: usize = 512;
+    let image = fill(4, (LINES + 1) * BLOCK);
+    let disk = MemDisk::from_bytes(image.clone());
+    let mut cache = new_cache(disk, 64, BLOCK);
+    let mut word = [0u8; 4];
+    let mut buf = vec![0u8; BLOCK];
+    for i in 0..LINES {
+        // The "indirect block": the disk's last line, a hit after the first.
+        cache.read_at((LINES * BLOCK) as u64, &mut word).unwrap();
+        cache.read_at((i * BLOCK) as u64, &mut buf).unwrap();
+        assert_eq!(buf, image[i * BLOCK..(i + 1) * BLOCK]);
+    }
+    // One read of the indirect line, then the scan as without it.
+    assert_eq!(cache.stats().disk_reads, 1 + 4 + 497_u64.div_ceil(16));
+}
+
 #[test]
 fn read_ahead_stops_at_cached_lines_and_keeps_dirty_bytes() {
     let image = fill(1, 32 * LINE);

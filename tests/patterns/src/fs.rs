@@ -255,6 +255,15 @@ pub const CORRUPT_TREE: &[Entry] = &[
     file("/huge/victim.bin", 4096, 0x4007, 0o644),
 ];
 
+/// The file the file-system benchmark reads (`fs_bench`): 16 MiB, read in
+/// 64 KiB requests once cold and once cached.
+pub const BENCH_FILE: (&str, u64) = ("/big.bin", 16 << 20);
+
+/// The tree of the device benchmark's disk (`ext2 = "bench"`): the file
+/// [`BENCH_FILE`] alone, at the root so that `fs.stat_ticks` resolves one
+/// name.
+pub const BENCH_TREE: &[Entry] = &[file(BENCH_FILE.0, BENCH_FILE.1, 0x5001, 0o644)];
+
 /// The trees by the names tests.toml gives them (`ext2 = "host"`,
 /// `fs_check = { tree = "written" }`); "empty" is the empty tree.
 pub fn tree(name: &str) -> Option<&'static [Entry]> {
@@ -264,12 +273,13 @@ pub fn tree(name: &str) -> Option<&'static [Entry]> {
         "written" => WRITTEN_TREE,
         "reboot" => REBOOT_TREE,
         "corrupt" => CORRUPT_TREE,
+        "bench" => BENCH_TREE,
         _ => return None,
     })
 }
 
 /// The names [`tree`] knows.
-pub const TREE_NAMES: [&str; 5] = ["empty", "host", "written", "reboot", "corrupt"];
+pub const TREE_NAMES: [&str; 6] = ["empty", "host", "written", "reboot", "corrupt", "bench"];
 
 #[cfg(test)]
 mod tests {
@@ -406,6 +416,26 @@ mod tests {
             ));
         }
         assert_eq!(Damage::from_name("other"), None);
+    }
+
+    #[test]
+    fn the_bench_tree_holds_the_bench_file() {
+        let (path, len) = BENCH_FILE;
+        assert_eq!(tree("bench"), Some(BENCH_TREE));
+        assert!(matches!(
+            find(BENCH_TREE, path).map(|e| e.kind),
+            Some(Kind::File { len: l, .. }) if l == len
+        ));
+        assert_eq!(parent(path), "/");
+        assert_eq!(len, 16 << 20);
+    }
+
+    #[test]
+    fn every_name_has_its_tree() {
+        for n in TREE_NAMES {
+            assert!(tree(n).is_some(), "{n}");
+        }
+        assert_eq!(tree("nope"), None);
     }
 
     #[test]
