@@ -244,8 +244,11 @@ fn mounts_dotdot_crossdevice_and_busy() {
         svc.vfs().mount(b"/a.txt", Box::new(vfs::RamFs::new(10))),
         Err(FsError::NotADirectory)
     );
+    // One file of a 5-byte name and 10 bytes of data.
+    let small = vfs::NODE_COST + vfs::ENTRY_COST + 5 + 10;
     assert_eq!(
-        svc.vfs().mount(b"/tmp/dir", Box::new(vfs::RamFs::new(10))),
+        svc.vfs()
+            .mount(b"/tmp/dir", Box::new(vfs::RamFs::new(small))),
         Ok(2)
     );
     drop(svc);
