@@ -22,13 +22,17 @@ fn cost(layout: Layout) -> usize {
     layout.size().div_ceil(16) * 16 + 16
 }
 
+// SAFETY: every call is passed on to the system allocator unchanged; the
+// count is all this adds.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         LIVE.fetch_add(cost(layout), Ordering::Relaxed);
+        // SAFETY: the caller's layout contract, passed on.
         unsafe { System.alloc(layout) }
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         LIVE.fetch_sub(cost(layout), Ordering::Relaxed);
+        // SAFETY: `ptr` came from `alloc` above with this layout.
         unsafe { System.dealloc(ptr, layout) }
     }
 }
