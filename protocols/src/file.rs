@@ -163,9 +163,13 @@ kaal_rpc::interface! {
         1 => fn open(path: &[u8], flags: u32, mode: u32) -> Result<u32, FsError>;
         2 => fn close(fd: u32) -> Result<(), FsError>;
         /// Reads at the descriptor's offset into the lent range and
-        /// advances it; the bytes read (0 at the end).
+        /// advances it; the bytes read (0 at the end). A call moves at most
+        /// the VFS's chunk (64 KiB, so no request holds it long) and may be
+        /// short before the end: read again for the rest.
         3 => fn read(fd: u32, into: Lent) -> Result<u64, FsError>;
-        /// Writes the lent range at the offset (the end with `APPEND`).
+        /// Writes the lent range at the offset (the end with `APPEND`); the
+        /// bytes written. At most the VFS's chunk (64 KiB) a call, so it
+        /// may be short: write the rest in another.
         4 => fn write(fd: u32, from: Lent) -> Result<u64, FsError>;
         /// Sets the offset; the new offset.
         5 => fn seek(fd: u32, offset: u64, whence: u32) -> Result<u64, FsError>;

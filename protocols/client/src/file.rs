@@ -1,7 +1,7 @@
 //! The file protocol's client: calls to the VFS on the endpoint a manifest
 //! `file` channel binds, with the data in the region this component lends
-//! the VFS on the same channel. Reads and writes larger than the region go
-//! in several calls.
+//! the VFS on the same channel. Reads and writes larger than the region,
+//! or than the VFS moves in one call (its 64 KiB chunk), go in several.
 
 use kaal_protocols::file::{dir_records, DirRecord, FileClient, FileStat, FsError};
 use kaal_rpc::{Error, Lent, RpcError};
@@ -83,35 +83,44 @@ impl Files {
     }
 
     /// Reads at the descriptor's offset until `buf` is full or the file
-    /// ends; the bytes read.
+    /// ends; the bytes read. A short answer is not the end (the VFS moves
+    /// at most one chunk a call): only 0 is.
     pub fn read(&self, fd: Fd, buf: &mut [u8]) -> Result<usize> {
         let mut done = 0;
         while let Some(rest) = buf.get_mut(done..).filter(|r| !r.is_empty()) {
             let want = rest.len().min(self.chunk());
             let n = self.rpc.read(fd.0, Lent::new(0, want as u64))?;
             let n = usize::try_from(n).unwrap_or(usize::MAX);
+            if n == 0 {
+                break;
+            }
             let dst = rest
                 .get_mut(..n)
+                .filter(|_| n <= want)
                 .ok_or(FileError::Rpc(RpcError::BadReply))?;
             self.region.read(0, dst).map_err(|_| FileError::Region)?;
             done += n;
-            if n < want {
-                break;
-            }
         }
         Ok(done)
     }
 
-    /// Writes all of `data` at the descriptor's offset; the bytes written.
+    /// Writes all of `data` at the descriptor's offset, continuing after
+    /// short writes with the rest; the bytes written (fewer only when a
+    /// call wrote nothing).
     pub fn write(&self, fd: Fd, data: &[u8]) -> Result<usize> {
         let mut done = 0;
-        for piece in data.chunks(self.chunk().max(1)) {
+        while let Some(rest) = data.get(done..).filter(|r| !r.is_empty()) {
+            let piece = rest.get(..self.chunk().max(1)).unwrap_or(rest);
             self.region.write(0, piece).map_err(|_| FileError::Region)?;
             let n = self.rpc.write(fd.0, Lent::new(0, piece.len() as u64))?;
-            done += usize::try_from(n).unwrap_or(0);
-            if n < piece.len() as u64 {
+            let n = usize::try_from(n).unwrap_or(usize::MAX);
+            if n == 0 {
                 break;
             }
+            if n > piece.len() {
+                return Err(FileError::Rpc(RpcError::BadReply));
+            }
+            done += n;
         }
         Ok(done)
     }

@@ -187,9 +187,12 @@ impl Files {
         self.tables.remove(&badge);
     }
 
-    /// Reads up to `len` bytes at `fd`'s offset through `bounce`, handing
-    /// each chunk and its position in the result to `sink`. The offset
-    /// advances only when every chunk was taken; the bytes read.
+    /// Reads up to `len` bytes, and at most one `bounce` of them, at `fd`'s
+    /// offset, handing the chunk and its position in the result (0) to
+    /// `sink`. The offset advances only when the chunk was taken; the bytes
+    /// read. One request never holds the server for more than one chunk
+    /// (a lent region may be many MiB): the client asks again for the
+    /// rest, as after any short read.
     pub fn read(
         &mut self,
         vfs: &mut Vfs,
@@ -207,26 +210,19 @@ impl Files {
             return Err(FsError::IsADirectory);
         }
         let fs = vfs.fs(file.node.mount)?;
-        let mut done = 0u64;
-        while done < len {
-            let want = usize::try_from(len - done).unwrap_or(usize::MAX);
-            let chunk = bounce.get_mut(..want.min(bounce.len())).unwrap_or_default();
-            let asked = chunk.len();
-            let pos = file.offset.checked_add(done).ok_or(FsError::Invalid)?;
-            let n = fs.read(file.node.ino, pos, chunk)?;
-            sink(chunk.get(..n).unwrap_or_default(), done)?;
-            done += n as u64;
-            if n < asked || asked == 0 {
-                break;
-            }
-        }
-        self.get_mut(badge, fd)?.offset = file.offset.saturating_add(done);
-        Ok(done)
+        let want = usize::try_from(len).unwrap_or(usize::MAX);
+        let chunk = bounce.get_mut(..want.min(bounce.len())).unwrap_or_default();
+        let n = fs.read(file.node.ino, file.offset, chunk)?;
+        sink(chunk.get(..n).unwrap_or_default(), 0)?;
+        self.get_mut(badge, fd)?.offset = file.offset.saturating_add(n as u64);
+        Ok(n as u64)
     }
 
-    /// Writes `len` bytes at `fd`'s offset (its end with `APPEND`), each
-    /// chunk filled into `bounce` by `source` with its position in the
-    /// data. The offset follows what was written; the bytes written.
+    /// Writes up to `len` bytes, and at most one `bounce` of them, at `fd`'s
+    /// offset (its end with `APPEND`), the chunk filled into `bounce` by
+    /// `source` with its position in the data (0). The offset follows what
+    /// was written; the bytes written, short when `len` is more than one
+    /// chunk (as [`Files::read`], so one request is bounded).
     pub fn write(
         &mut self,
         vfs: &mut Vfs,
@@ -249,38 +245,15 @@ impl Files {
             return Err(FsError::Invalid);
         }
         let fs = vfs.fs(file.node.mount)?;
-        let mut done = 0u64;
-        let mut result = Ok(());
-        while done < len {
-            let want = usize::try_from(len - done).unwrap_or(usize::MAX);
-            let chunk = bounce.get_mut(..want.min(bounce.len())).unwrap_or_default();
-            if chunk.is_empty() {
-                break;
-            }
-            if let Err(err) = source(chunk, done) {
-                result = Err(err);
-                break;
-            }
-            match fs.write(file.node.ino, start + done, chunk) {
-                Ok(n) => {
-                    done += n as u64;
-                    if n < chunk.len() {
-                        break;
-                    }
-                }
-                Err(err) => {
-                    result = Err(err);
-                    break;
-                }
-            }
+        let want = usize::try_from(len).unwrap_or(usize::MAX);
+        let chunk = bounce.get_mut(..want.min(bounce.len())).unwrap_or_default();
+        if chunk.is_empty() {
+            return Ok(0);
         }
-        // What reached the file counts (as POSIX: a short write), even
-        // when a later chunk failed.
-        self.get_mut(badge, fd)?.offset = start + done;
-        match result {
-            Err(err) if done == 0 || err == FsError::BadRegion => Err(err),
-            _ => Ok(done),
-        }
+        source(chunk, 0)?;
+        let n = fs.write(file.node.ino, start, chunk)?;
+        self.get_mut(badge, fd)?.offset = start + n as u64;
+        Ok(n as u64)
     }
 
     /// Moves `fd`'s offset; the new one. A directory only rewinds.

@@ -28,6 +28,6 @@ mod vfs;
 pub use files::{Files, OpenFile, Sink, Source, MAX_OPEN};
 pub use fs::{FileSystem, Ino};
 pub use path::{COMPONENT_MAX, SYMLINK_LIMIT};
-pub use ramfs::RamFs;
+pub use ramfs::{RamFs, ENTRY_COST, NODE_COST};
 pub use service::{Regions, Service, BOUNCE_BYTES};
 pub use vfs::{Node, Vfs};

@@ -1,8 +1,14 @@
 //! An in-memory file system (for `/tmp`): files as byte vectors under a
 //! total byte limit, directories, symbolic links and hard links. Inode
 //! numbers stay while the inode lives; a freed one is given out again.
+//!
+//! The limit bounds all the memory the file system holds, not only file
+//! bytes: every inode and every directory entry is charged a fixed cost
+//! for its bookkeeping (plus the entry's name), so a client cannot fill
+//! the server's heap with empty files, directories or hard links.
 
 use alloc::collections::{BTreeMap, BTreeSet};
+use alloc::rc::Rc;
 use alloc::vec::Vec;
 
 use kaal_protocols::file::{kind, FileStat, FsError};
@@ -19,11 +25,12 @@ const FIRST_ENTRY: u64 = 2;
 
 #[derive(Debug)]
 struct Dir {
-    /// Entries by name: their inode and their readdir cookie.
-    names: BTreeMap<Vec<u8>, (Ino, u64)>,
+    /// Entries by name: their inode and their readdir cookie. The name is
+    /// shared with `order` (stored once, charged once).
+    names: BTreeMap<Rc<[u8]>, (Ino, u64)>,
     /// Entries by cookie, so a readdir resumes where it stopped whatever
     /// was added or removed in between.
-    order: BTreeMap<u64, Vec<u8>>,
+    order: BTreeMap<u64, Rc<[u8]>>,
     next_cookie: u64,
     parent: Ino,
 }
@@ -53,10 +60,27 @@ pub struct RamFs {
     /// Inode `n` at index `n - 1`; `None` when free.
     nodes: Vec<Option<Node>>,
     free: BTreeSet<Ino>,
-    /// Bytes of file data and link targets allowed, and in use.
+    /// Bytes allowed, and in use (see [`RamFs::new`]).
     limit: u64,
     used: u64,
     now: u64,
+}
+
+/// Bytes charged for each inode: its slot in `nodes` (twice, for the
+/// vector's doubling), a `free` set entry, and for a directory the two
+/// B-tree root leaves its first entry allocates (about 370 and 280 bytes
+/// on 64-bit). Sized from those layouts with room to spare; the
+/// `ramfs_heap` test checks the real heap stays under `used()`.
+pub const NODE_COST: u64 = 1024;
+/// Bytes charged for each directory entry besides its name: its slots in
+/// the two B-trees (nodes at least half full: about 80 and 60 bytes a
+/// slot, with the internal nodes' edges) and the shared name's header and
+/// allocator rounding.
+pub const ENTRY_COST: u64 = 256;
+
+/// What an entry named `name` is charged.
+fn entry_cost(name: &[u8]) -> u64 {
+    ENTRY_COST + name.len() as u64
 }
 
 /// A name for a new entry: not empty, `.`, `..`, nor with `/` or NUL.
@@ -84,8 +108,9 @@ impl Dir {
     fn insert(&mut self, name: &[u8], ino: Ino) {
         let cookie = self.next_cookie;
         self.next_cookie += 1;
-        self.names.insert(name.to_vec(), (ino, cookie));
-        self.order.insert(cookie, name.to_vec());
+        let name: Rc<[u8]> = Rc::from(name);
+        self.names.insert(name.clone(), (ino, cookie));
+        self.order.insert(cookie, name);
     }
 
     fn remove(&mut self, name: &[u8]) -> Option<Ino> {
@@ -96,8 +121,9 @@ impl Dir {
 }
 
 impl RamFs {
-    /// An empty file system holding at most `limit` bytes of file data and
-    /// link targets.
+    /// An empty file system holding at most `limit` bytes: file data, link
+    /// targets, and [`NODE_COST`] per inode and [`ENTRY_COST`] plus the
+    /// name per directory entry (the root's own cost is not counted).
     pub fn new(limit: u64) -> Self {
         let root = Node {
             data: Data::Dir(Dir::new(ROOT)),
@@ -118,7 +144,8 @@ impl RamFs {
         }
     }
 
-    /// Bytes of file data and link targets in use.
+    /// Bytes in use: file data, link targets, and the inodes' and entries'
+    /// charges.
     pub fn used(&self) -> u64 {
         self.used
     }
@@ -173,6 +200,26 @@ impl RamFs {
         Ok(())
     }
 
+    /// Gives `bytes` back to the limit.
+    fn refund(&mut self, bytes: u64) {
+        self.used = self.used.saturating_sub(bytes);
+    }
+
+    /// Zero-fills file `ino` up to `len` bytes (if shorter), reserving
+    /// exactly the charged growth: no uncounted spare capacity, and a
+    /// failed allocation is `NoSpace` rather than an abort.
+    fn grow(&mut self, ino: Ino, len: usize) -> Result<(), FsError> {
+        if let Data::File(bytes) = &mut self.node_mut(ino)?.data {
+            if let Some(more) = len.checked_sub(bytes.len()).filter(|&m| m > 0) {
+                bytes
+                    .try_reserve_exact(more)
+                    .map_err(|_| FsError::NoSpace)?;
+                bytes.resize(len, 0);
+            }
+        }
+        Ok(())
+    }
+
     /// A new inode: the lowest free number, else the next one.
     fn alloc(&mut self, data: Data, perm: u16, uid: u32, gid: u32, links: u32) -> Ino {
         let node = Node {
@@ -202,7 +249,7 @@ impl RamFs {
         }
     }
 
-    /// Frees inode `ino` and gives its bytes back to the limit.
+    /// Frees inode `ino` and gives its bytes and its cost back to the limit.
     fn release(&mut self, ino: Ino) {
         let Some(slot) = usize::try_from(ino.wrapping_sub(1))
             .ok()
@@ -215,7 +262,7 @@ impl RamFs {
                 Data::File(b) | Data::Symlink(b) => b.len() as u64,
                 Data::Dir(_) => 0,
             };
-            self.used = self.used.saturating_sub(bytes);
+            self.used = self.used.saturating_sub(bytes + NODE_COST);
             self.free.insert(ino);
         }
     }
@@ -257,9 +304,18 @@ impl RamFs {
         }
     }
 
+    /// Adds entry `name` for `ino` to `dir`; the caller charged it.
     fn new_entry(&mut self, dir: Ino, name: &[u8], ino: Ino) -> Result<(), FsError> {
         self.dir_mut(dir)?.insert(name, ino);
         self.touch_dir(dir)
+    }
+
+    /// Removes entry `name` from `dir` and refunds its charge.
+    fn drop_entry(&mut self, dir: Ino, name: &[u8]) -> Result<(), FsError> {
+        if self.dir_mut(dir)?.remove(name).is_some() {
+            self.refund(entry_cost(name));
+        }
+        Ok(())
     }
 
     /// Whether directory `dir` is `ancestor` or lies below it.
@@ -356,14 +412,18 @@ impl FileSystem for RamFs {
         self.charge(end.saturating_sub(len))?;
         let (start, end) = match (usize::try_from(offset), usize::try_from(end)) {
             (Ok(s), Ok(e)) => (s, e),
-            _ => return Err(FsError::NoSpace),
+            _ => {
+                self.refund(end.saturating_sub(len));
+                return Err(FsError::NoSpace);
+            }
         };
+        if self.grow(ino, end).is_err() {
+            self.refund((end as u64).saturating_sub(len));
+            return Err(FsError::NoSpace);
+        }
         let now = self.now;
         let node = self.node_mut(ino)?;
         if let Data::File(bytes) = &mut node.data {
-            if bytes.len() < end {
-                bytes.resize(end, 0);
-            }
             if let Some(dst) = bytes.get_mut(start..end) {
                 dst.copy_from_slice(data);
             }
@@ -382,12 +442,16 @@ impl FileSystem for RamFs {
             Data::Symlink(_) => return Err(FsError::Invalid),
         };
         self.charge(size.saturating_sub(len))?;
-        let new_len = usize::try_from(size).map_err(|_| FsError::NoSpace)?;
-        self.used = self.used.saturating_sub(len.saturating_sub(size));
+        let grown = usize::try_from(size).map_err(|_| FsError::NoSpace);
+        if grown.and_then(|new_len| self.grow(ino, new_len)).is_err() {
+            self.refund(size.saturating_sub(len));
+            return Err(FsError::NoSpace);
+        }
+        self.refund(len.saturating_sub(size));
         let now = self.now;
         let node = self.node_mut(ino)?;
         if let Data::File(bytes) = &mut node.data {
-            bytes.resize(new_len, 0);
+            bytes.truncate(usize::try_from(size).unwrap_or(usize::MAX));
             bytes.shrink_to_fit();
         }
         node.mtime = now;
@@ -404,6 +468,7 @@ impl FileSystem for RamFs {
         gid: u32,
     ) -> Result<Ino, FsError> {
         self.check_new(dir, name)?;
+        self.charge(NODE_COST + entry_cost(name))?;
         let ino = self.alloc(Data::File(Vec::new()), perm, uid, gid, 1);
         self.new_entry(dir, name, ino)?;
         Ok(ino)
@@ -421,6 +486,7 @@ impl FileSystem for RamFs {
         if self.node(dir)?.links >= LINK_MAX {
             return Err(FsError::TooManyLinks);
         }
+        self.charge(NODE_COST + entry_cost(name))?;
         let ino = self.alloc(Data::Dir(Dir::new(dir)), perm, uid, gid, 2);
         self.new_entry(dir, name, ino)?;
         self.add_links(dir, 1)?;
@@ -435,7 +501,7 @@ impl FileSystem for RamFs {
         if self.is_dir(ino)? {
             return Err(FsError::IsADirectory);
         }
-        self.dir_mut(dir)?.remove(name);
+        self.drop_entry(dir, name)?;
         self.touch_dir(dir)?;
         self.unlink_node(ino)
     }
@@ -448,7 +514,7 @@ impl FileSystem for RamFs {
         if !self.dir(ino)?.names.is_empty() {
             return Err(FsError::NotEmpty);
         }
-        self.dir_mut(dir)?.remove(name);
+        self.drop_entry(dir, name)?;
         self.touch_dir(dir)?;
         self.add_links(dir, -1)?;
         self.release(ino);
@@ -485,9 +551,16 @@ impl FileSystem for RamFs {
                 _ => {}
             }
         }
+        // A longer name costs more; replacing an entry frees at least as
+        // much as the moved one then costs.
+        let growth = match replaced {
+            Some(_) => 0,
+            None => (new_name.len() as u64).saturating_sub(old_name.len() as u64),
+        };
+        self.charge(growth)?;
         // Checked above: nothing below fails but on a missing inode.
         if let Some(old) = replaced {
-            self.dir_mut(new_dir)?.remove(new_name);
+            self.drop_entry(new_dir, new_name)?;
             if is_dir {
                 self.add_links(new_dir, -1)?;
                 self.release(old);
@@ -497,6 +570,10 @@ impl FileSystem for RamFs {
         }
         self.dir_mut(old_dir)?.remove(old_name);
         self.dir_mut(new_dir)?.insert(new_name, ino);
+        // The moved entry now costs its new name's (within the limit: see
+        // `growth`).
+        self.refund(growth + entry_cost(old_name));
+        self.used = self.used.saturating_add(entry_cost(new_name));
         if is_dir && old_dir != new_dir {
             self.dir_mut(ino)?.parent = new_dir;
             self.add_links(old_dir, -1)?;
@@ -519,6 +596,7 @@ impl FileSystem for RamFs {
             return Err(FsError::TooManyLinks);
         }
         self.check_new(dir, name)?;
+        self.charge(entry_cost(name))?;
         let now = self.now;
         let node = self.node_mut(ino)?;
         node.links += 1;
@@ -531,7 +609,7 @@ impl FileSystem for RamFs {
             return Err(FsError::Invalid);
         }
         self.check_new(dir, name)?;
-        self.charge(target.len() as u64)?;
+        self.charge(target.len() as u64 + NODE_COST + entry_cost(name))?;
         let ino = self.alloc(Data::Symlink(target.to_vec()), 0o777, 0, 0, 1);
         self.new_entry(dir, name, ino)?;
         Ok(ino)
@@ -558,7 +636,7 @@ impl FileSystem for RamFs {
             return Ok(Some(1));
         }
         for (&at, name) in d.order.range(cookie.max(FIRST_ENTRY)..) {
-            let Some(&(ino, _)) = d.names.get(name) else {
+            let Some(&(ino, _)) = d.names.get(&**name) else {
                 continue;
             };
             let kind = match self.node(ino).map(|n| &n.data) {

@@ -13,9 +13,13 @@ use std::rc::Rc;
 
 use kaal_protocols::file::{kind, FsError};
 use proptest::prelude::*;
-use vfs::{FileSystem, Ino, RamFs, Vfs};
+use vfs::{FileSystem, Ino, RamFs, Vfs, ENTRY_COST, NODE_COST};
 
-const LIMIT: u64 = 96;
+/// What a node with a one-letter name (all the model's) is charged.
+const NODE: u64 = NODE_COST + ENTRY_COST + 1;
+/// Room for 8 such nodes and 96 bytes of data: both the node and the
+/// byte limits are reached.
+const LIMIT: u64 = 8 * NODE + 96;
 /// Every symbolic link points here: nowhere, so a path through one is
 /// `NotFound` and the model needs no resolution of its own.
 const TARGET: &[u8] = b"/nowhere";
@@ -73,7 +77,6 @@ struct Model {
     paths: BTreeMap<String, usize>,
     nodes: BTreeMap<usize, Node>,
     next: usize,
-    used: u64,
 }
 
 fn parent(p: &str) -> &str {
@@ -122,12 +125,27 @@ impl Model {
     fn drop_name(&mut self, p: &str) {
         let id = self.paths.remove(p).unwrap();
         if !self.paths.values().any(|&v| v == id) {
-            match self.nodes.remove(&id).unwrap() {
-                Node::File(d) => self.used -= d.len() as u64,
-                Node::Link => self.used -= TARGET.len() as u64,
-                Node::Dir => {}
-            }
+            self.nodes.remove(&id).unwrap();
         }
+    }
+
+    /// Bytes charged: each node's cost and data, each name's cost.
+    fn used(&self) -> u64 {
+        let data: u64 = self
+            .nodes
+            .values()
+            .map(|n| match n {
+                Node::File(d) => d.len() as u64,
+                Node::Link => TARGET.len() as u64,
+                Node::Dir => 0,
+            })
+            .sum();
+        let names: u64 = self
+            .paths
+            .keys()
+            .map(|p| ENTRY_COST + (p.len() - p.rfind('/').unwrap() - 1) as u64)
+            .sum();
+        data + names + NODE_COST * self.nodes.len() as u64
     }
 
     fn children(&self, p: &str) -> usize {
@@ -146,31 +164,28 @@ impl Model {
                 if self.paths.contains_key(p) {
                     return Err(FsError::Exists);
                 }
-                let node = match op {
-                    Op::Create(_) => Node::File(Vec::new()),
-                    Op::Mkdir(_) => Node::Dir,
-                    _ => {
-                        if self.used + TARGET.len() as u64 > LIMIT {
-                            return Err(FsError::NoSpace);
-                        }
-                        self.used += TARGET.len() as u64;
-                        Node::Link
-                    }
+                let (node, bytes) = match op {
+                    Op::Create(_) => (Node::File(Vec::new()), 0),
+                    Op::Mkdir(_) => (Node::Dir, 0),
+                    _ => (Node::Link, TARGET.len() as u64),
                 };
+                if self.used() + NODE + bytes > LIMIT {
+                    return Err(FsError::NoSpace);
+                }
                 self.add(p, node);
                 Ok(())
             }
             Op::Write(a, offset, len, byte) => {
                 let id = self.file(&paths[a])?;
+                let used = self.used();
                 let Node::File(data) = self.nodes.get_mut(&id).unwrap() else {
                     unreachable!()
                 };
                 let end = offset as usize + len;
                 let growth = end.saturating_sub(data.len()) as u64;
-                if self.used + growth > LIMIT {
+                if used + growth > LIMIT {
                     return Err(FsError::NoSpace);
                 }
-                self.used += growth;
                 if data.len() < end {
                     data.resize(end, 0);
                 }
@@ -179,14 +194,14 @@ impl Model {
             }
             Op::Truncate(a, size) => {
                 let id = self.file(&paths[a])?;
+                let used = self.used();
                 let Node::File(data) = self.nodes.get_mut(&id).unwrap() else {
                     unreachable!()
                 };
                 let growth = (size as usize).saturating_sub(data.len()) as u64;
-                if self.used + growth > LIMIT {
+                if used + growth > LIMIT {
                     return Err(FsError::NoSpace);
                 }
-                self.used = self.used + growth - (data.len() as u64).saturating_sub(size);
                 data.resize(size as usize, 0);
                 Ok(())
             }
@@ -253,6 +268,9 @@ impl Model {
                 }
                 if self.paths.contains_key(q) {
                     return Err(FsError::Exists);
+                }
+                if self.used() + ENTRY_COST + 1 > LIMIT {
+                    return Err(FsError::NoSpace);
                 }
                 self.paths.insert(q.clone(), id);
                 Ok(())
@@ -438,7 +456,7 @@ proptest! {
             let got = run(&mut vfs, op, &paths);
             prop_assert_eq!(got, want, "{:?}", op);
             prop_assert_eq!(listed(&mut vfs), model.tree(), "after {:?}", op);
-            prop_assert_eq!(ram.borrow().used(), model.used, "bytes after {:?}", op);
+            prop_assert_eq!(ram.borrow().used(), model.used(), "bytes after {:?}", op);
             prop_assert_eq!(ram.borrow().inodes(), 1 + model.nodes.len(), "inodes after {:?}", op);
         }
         // Freed inodes are reused: the root and one per live node.
@@ -450,23 +468,34 @@ proptest! {
 
 #[test]
 fn bytes_in_use_and_inode_numbers_are_reused() {
-    let mut fs = RamFs::new(100);
+    // Two one-letter names and 100 bytes of data.
+    let mut fs = RamFs::new(2 * NODE + 100);
     let root = fs.root();
     let a = fs.create(root, b"a", 0o644, 0, 0).unwrap();
+    let b = fs.create(root, b"b", 0o644, 0, 0).unwrap();
+    assert_eq!(fs.used(), 2 * NODE);
     assert_eq!(fs.write(a, 0, &[1; 60]), Ok(60));
     assert_eq!(fs.write(a, 60, &[1; 41]), Err(FsError::NoSpace));
     // Exactly the limit fits; a byte more does not, a rewrite in place does.
     assert_eq!(fs.write(a, 60, &[2; 40]), Ok(40));
-    assert_eq!(fs.used(), 100);
+    assert_eq!(fs.used(), 2 * NODE + 100);
     assert_eq!(fs.write(a, 100, &[3]), Err(FsError::NoSpace));
     assert_eq!(fs.write(a, 0, &[4; 100]), Ok(100));
     fs.truncate(a, 60).unwrap();
     assert_eq!(fs.write(a, u64::MAX - 1, &[1; 4]), Err(FsError::Invalid));
     assert_eq!(fs.write(a, 1 << 50, &[1]), Err(FsError::NoSpace));
-    assert_eq!(fs.used(), 60);
-    let b = fs.create(root, b"b", 0o644, 0, 0).unwrap();
+    assert_eq!(fs.truncate(a, 1 << 50), Err(FsError::NoSpace));
+    assert_eq!(fs.used(), 2 * NODE + 60);
+    // A node more does not fit: names and inodes are charged too.
+    assert_eq!(fs.create(root, b"x", 0o644, 0, 0), Err(FsError::NoSpace));
+    assert_eq!(fs.link(root, b"x", a), Err(FsError::NoSpace));
+    assert_eq!(
+        fs.rename(root, b"b", root, &[b'y'; 200]),
+        Err(FsError::NoSpace)
+    );
+    assert_eq!(fs.used(), 2 * NODE + 60);
     fs.unlink(root, b"a").unwrap();
-    assert_eq!(fs.used(), 0);
+    assert_eq!(fs.used(), NODE);
     let c = fs.mkdir(root, b"c", 0o755, 0, 0).unwrap();
     assert_eq!(c, a, "the freed number is given out again");
     assert_ne!(b, c);

@@ -11,7 +11,7 @@ mod common;
 use common::*;
 use kaal_protocols::file::{flags, kind, whence, FsError, PATH_BYTES};
 use kaal_rpc::{Lent, RpcError};
-use vfs::{MAX_OPEN, SYMLINK_LIMIT};
+use vfs::{BOUNCE_BYTES, MAX_OPEN, SYMLINK_LIMIT};
 
 const RW_CREATE: u32 = flags::READ_WRITE | flags::CREATE;
 
@@ -244,8 +244,11 @@ fn mounts_dotdot_crossdevice_and_busy() {
         svc.vfs().mount(b"/a.txt", Box::new(vfs::RamFs::new(10))),
         Err(FsError::NotADirectory)
     );
+    // One file of a 5-byte name and 10 bytes of data.
+    let small = vfs::NODE_COST + vfs::ENTRY_COST + 5 + 10;
     assert_eq!(
-        svc.vfs().mount(b"/tmp/dir", Box::new(vfs::RamFs::new(10))),
+        svc.vfs()
+            .mount(b"/tmp/dir", Box::new(vfs::RamFs::new(small))),
         Ok(2)
     );
     drop(svc);
@@ -589,4 +592,27 @@ fn descriptors_of_a_removed_file_go_stale_and_never_reach_a_reused_inode() {
     one.stub.sync().unwrap();
     let (ok, out) = fsck(sys.dir.path(), &sys.disk.borrow());
     assert!(ok, "e2fsck -fn:\n{out}");
+}
+
+#[test]
+fn one_request_moves_at_most_one_chunk() {
+    let sys = System::new();
+    let c = sys.client(1);
+    let data = pattern(REGION);
+    for path in [&b"/big"[..], b"/tmp/big"] {
+        c.write_file(path, &data).unwrap();
+        let fd = c.open(path, flags::READ_WRITE).unwrap();
+        // The whole 200 KiB region asked for: one bounce buffer comes back
+        // (short, not the end), and the offset moves by as much.
+        let n = c.stub.read(fd, Lent::new(0, REGION as u64)).unwrap();
+        assert_eq!(n, BOUNCE_BYTES as u64);
+        assert_eq!(c.stub.seek(fd, 0, whence::CURRENT).unwrap(), n);
+        assert_eq!(c.read(fd, 10).unwrap(), &data[n as usize..][..10]);
+        // A write likewise.
+        c.stub.seek(fd, 0, whence::SET).unwrap();
+        let n = c.stub.write(fd, Lent::new(0, REGION as u64)).unwrap();
+        assert_eq!(n, BOUNCE_BYTES as u64);
+        assert_eq!(c.stub.seek(fd, 0, whence::CURRENT).unwrap(), n);
+        c.stub.close(fd).unwrap();
+    }
 }

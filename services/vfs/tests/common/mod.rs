@@ -312,10 +312,22 @@ impl Client {
         self.stub.open(path, fl, 0o644)
     }
 
-    /// Puts `data` at the start of the region and writes it.
+    /// Puts `data` at the start of the region and writes it all, asking
+    /// again after a short write (one request moves at most a chunk) until
+    /// done or nothing more is written; the bytes written.
     pub fn write(&self, fd: u32, data: &[u8]) -> Res<u64> {
         self.with_region(|r| r[..data.len()].copy_from_slice(data));
-        self.stub.write(fd, Lent::new(0, data.len() as u64))
+        let mut done = 0;
+        while done < data.len() as u64 {
+            let n = self
+                .stub
+                .write(fd, Lent::new(done, data.len() as u64 - done))?;
+            if n == 0 {
+                break;
+            }
+            done += n;
+        }
+        Ok(done)
     }
 
     /// Reads up to `len` bytes into the region's start and returns them.
