@@ -197,6 +197,10 @@ kaal_rpc::interface! {
         17 => fn truncate(fd: u32, size: u64) -> Result<(), FsError>;
         /// Writes everything of every file system back to its disk.
         18 => fn sync() -> Result<(), FsError>;
+        /// A client (re)starting: closes every descriptor its badge holds,
+        /// left from an earlier run that faulted or was restarted (the
+        /// badge stays; the descriptors would otherwise stay too).
+        19 => fn begin() -> Result<(), FsError>;
     }
 }
 

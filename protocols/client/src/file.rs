@@ -59,14 +59,17 @@ pub struct Files {
 }
 
 impl Files {
-    /// The client on the `file` channel bound to local name `name`.
+    /// The client on the `file` channel bound to local name `name`; the
+    /// VFS closes any descriptors left from an earlier run of this
+    /// component.
     pub fn new(env: &Env, name: &str) -> Result<Files> {
         let (ep, _) = env.client(name).map_err(|_| FileError::NotGranted)?;
         let region = env.lent_region(name).map_err(|_| FileError::NotGranted)?;
-        Ok(Files {
-            rpc: FileClient(ep),
-            region,
-        })
+        let rpc = FileClient(ep);
+        // Descriptors of an earlier run of this component (same badge)
+        // are closed: this run starts with none.
+        rpc.begin()?;
+        Ok(Files { rpc, region })
     }
 
     /// The bytes one `read` or `write` call moves at most.

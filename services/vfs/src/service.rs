@@ -233,6 +233,11 @@ impl<R: Regions> File for Service<R> {
         self.vfs.sync()
     }
 
+    fn begin(&mut self, badge: Badge) -> Result<(), FsError> {
+        self.files.close_all(badge);
+        Ok(())
+    }
+
     fn lent_size(&self, badge: Badge) -> u64 {
         self.regions.size(badge)
     }

@@ -354,10 +354,13 @@ fn clients_have_their_own_descriptors() {
     one.stub.close(17).unwrap();
     one.stub.close(3).unwrap();
     assert_eq!(one.open(b"/a.txt", flags::READ_ONLY).unwrap(), 3);
-    sys.svc.borrow_mut().close_all(1);
+    // A client that starts again says so: its old descriptors close, the
+    // other client's stay, and it has all 64 again.
+    one.stub.begin().unwrap();
     assert_eq!(one.read(0, 1), Err(app(FsError::BadDescriptor)));
     assert_eq!(two.read(0, 2).unwrap(), b"lo", "the other client's stay");
     assert_eq!(sys.svc.borrow().files().open_count(1), 0);
+    assert_eq!(one.open(b"/a.txt", flags::READ_ONLY).unwrap(), 0);
 }
 
 #[test]

@@ -10,6 +10,8 @@
 //!   errors, then reads the intact files and writes a new one;
 //! - `left`, `right`: work in their own directories at once, then share one
 //!   file;
+//! - `holder`: holds every descriptor it may until it is killed (when
+//!   `watcher` has seen it ready); restarted, it has them all again;
 //! - `worker`: syncs files, then works until the VFS is killed under it,
 //!   and checks the synced files after its restart; `trigger` exits once
 //!   the synced files are there, which makes the test's root task kill the
@@ -375,6 +377,37 @@ fn worker(fs: &Files, buf: &mut [u8]) -> Check<String> {
     ))
 }
 
+/// Descriptors a client may hold (the VFS's `MAX_OPEN`).
+const HELD: usize = 64;
+
+/// `holder`: holds every descriptor it may, then waits to be killed (the
+/// root task kills it when `watcher` has seen `/held.ready`). Restarted,
+/// it opens a file again: the VFS closed its old descriptors when it began.
+fn holder(fs: &Files, restarts: u64) -> Check<String> {
+    if restarts > 0 {
+        let fd = fs
+            .open("/held", flags::READ_ONLY, 0)
+            .map_err(|x| fail("after the restart", x))?;
+        return Ok(format!(
+            "restarted; its {} old descriptors were closed, {fd:?} is free again",
+            HELD
+        ));
+    }
+    for _ in 0..HELD {
+        fs.open("/held", flags::READ_ONLY | flags::CREATE, 0o644)
+            .map_err(|x| fail("/held", x))?;
+    }
+    if !refused(fs.open("/held", flags::READ_ONLY, 0), FsError::TooManyOpen) {
+        return Err(String::from("a descriptor past the limit"));
+    }
+    fs.mkdir("/held.ready", 0o755)
+        .map_err(|x| fail("/held.ready", x))?;
+    for _ in 0..10_000_000 {
+        fs.stat("/held").map_err(|x| fail("/held", x))?;
+    }
+    Err(String::from("never killed"))
+}
+
 fn trigger(fs: &Files) -> Check<String> {
     wait_for(fs, "/synced/done")?;
     Ok(String::from("the worker's files are synced"))
@@ -392,6 +425,8 @@ fn main(env: &Env) -> Result<(), String> {
         "left" | "right" => pair(&fs, env.name(), &mut buf),
         "worker" => worker(&fs, &mut buf),
         "trigger" => trigger(&fs),
+        "holder" => holder(&fs, env.restarts()),
+        "watcher" => wait_for(&fs, "/held.ready").map(|()| String::from("the holder is ready")),
         other => Err(format!("no role named {other}")),
     };
     match r {

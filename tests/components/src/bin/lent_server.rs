@@ -124,6 +124,10 @@ impl File for Server {
     fn sync(&mut self, _: Badge) -> Result<(), FsError> {
         Err(FsError::Invalid)
     }
+
+    fn begin(&mut self, _: Badge) -> Result<(), FsError> {
+        Err(FsError::Invalid)
+    }
 }
 
 fn main(env: &Env) -> Result<(), &'static str> {
