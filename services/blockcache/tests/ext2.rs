@@ -6,6 +6,7 @@
 // Test helpers: a failed step is a failed test.
 #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 
+use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -343,4 +344,212 @@ fn a_crash_at_any_point_of_a_flush_is_repairable_and_keeps_synced_files() {
         pattern(3, 60_000)[..5000]
     );
     assert!(plain.resolve(b"mk/victim").is_err());
+}
+
+/// Where the inode records lie: (first block of each group's table, its
+/// blocks), inodes per group and the record size, from a mountable image.
+struct Geometry {
+    tables: Vec<(u64, u64)>,
+    inodes_per_group: u64,
+    inode_size: usize,
+}
+
+impl Geometry {
+    fn of(image: &[u8]) -> Self {
+        let fs = Ext2::mount(MemDevice::from_bytes(image.to_vec())).unwrap();
+        let sb = fs.superblock();
+        assert_eq!(sb.block_size as usize, BLOCK);
+        Self {
+            tables: fs
+                .groups()
+                .iter()
+                .map(|g| (u64::from(g.inode_table), u64::from(sb.inode_table_blocks())))
+                .collect(),
+            inodes_per_group: u64::from(sb.inodes_per_group),
+            inode_size: usize::from(sb.inode_size),
+        }
+    }
+
+    /// The inode records of `image` in use: (inode number, raw record).
+    fn inodes<'a>(&self, image: &'a [u8]) -> Vec<(u64, &'a [u8])> {
+        let mut out = Vec::new();
+        for (group, &(table, _)) in self.tables.iter().enumerate() {
+            for i in 0..self.inodes_per_group {
+                let at = table as usize * BLOCK + i as usize * self.inode_size;
+                let record = &image[at..at + 128];
+                let links = u16::from_le_bytes([record[26], record[27]]);
+                if links > 0 {
+                    out.push((group as u64 * self.inodes_per_group + i + 1, record));
+                }
+            }
+        }
+        out
+    }
+
+    fn in_inode_table(&self, block: u64) -> bool {
+        self.tables
+            .iter()
+            .any(|&(start, len)| (start..start + len).contains(&block))
+    }
+}
+
+fn le32_at(bytes: &[u8], at: usize) -> u64 {
+    u64::from(u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()))
+}
+
+/// The block pointers of an inode record in use: none for a fast symlink
+/// (its text fills the pointer area).
+fn record_pointers(record: &[u8]) -> Vec<u64> {
+    let mode = u16::from_le_bytes([record[0], record[1]]);
+    let sectors = le32_at(record, 28);
+    if mode & 0xf000 == 0xa000 && sectors == 0 {
+        return Vec::new();
+    }
+    (0..15)
+        .map(|i| le32_at(record, 40 + 4 * i))
+        .filter(|&b| b != 0)
+        .collect()
+}
+
+/// Every block an inode in use reaches in `image` (data and tables), and
+/// the tables among them.
+fn reachable(geo: &Geometry, image: &[u8]) -> (BTreeSet<u64>, BTreeSet<u64>) {
+    let mut blocks = BTreeSet::new();
+    let mut tables = BTreeSet::new();
+    for (_, record) in geo.inodes(image) {
+        let pointers = record_pointers(record);
+        blocks.extend(pointers.iter().copied());
+        for (level, slot) in [(1u32, 12usize), (2, 13), (3, 14)] {
+            let root = le32_at(record, 40 + 4 * slot);
+            if pointers.is_empty() || root == 0 {
+                continue;
+            }
+            let mut frontier = vec![root];
+            for _ in 0..level {
+                let mut next = Vec::new();
+                for table in frontier {
+                    if (table as usize + 1) * BLOCK > image.len() {
+                        continue;
+                    }
+                    tables.insert(table);
+                    let bytes = &image[table as usize * BLOCK..(table as usize + 1) * BLOCK];
+                    for at in (0..BLOCK).step_by(4) {
+                        let target = le32_at(bytes, at);
+                        if target != 0 {
+                            blocks.insert(target);
+                            next.push(target);
+                        }
+                    }
+                }
+                frontier = next;
+            }
+        }
+    }
+    (blocks, tables)
+}
+
+/// Checks that no write in `writes` (made on `before`, the disk at the last
+/// sync) stores a pointer, in an inode record or an indirect block, to a
+/// block whose content is not on the disk yet: every target was reachable
+/// at the sync or written by an earlier request (or earlier in the same
+/// one, which goes to the disk in address order). Returns the violations.
+fn pointers_after_targets(before: &[u8], writes: &[(u64, Vec<u8>)]) -> Vec<String> {
+    let geo = Geometry::of(before);
+    let (on_disk, mut tables) = reachable(&geo, before);
+    let mut after = before.to_vec();
+    for (sector, data) in writes {
+        let at = *sector as usize * SECTOR;
+        after[at..at + data.len()].copy_from_slice(data);
+    }
+    tables.extend(reachable(&geo, &after).1);
+    let mut written = BTreeSet::new();
+    let mut bad = Vec::new();
+    for (n, (sector, data)) in writes.iter().enumerate() {
+        let first = *sector as usize * SECTOR / BLOCK;
+        for (i, bytes) in data.chunks(BLOCK).enumerate() {
+            let block = (first + i) as u64;
+            let pointers: Vec<u64> = if tables.contains(&block) {
+                (0..bytes.len())
+                    .step_by(4)
+                    .map(|at| le32_at(bytes, at))
+                    .filter(|&b| b != 0)
+                    .collect()
+            } else if geo.in_inode_table(block) {
+                bytes
+                    .chunks(geo.inode_size)
+                    .filter(|r| u16::from_le_bytes([r[26], r[27]]) > 0)
+                    .flat_map(record_pointers)
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            for target in pointers {
+                if !on_disk.contains(&target) && !written.contains(&target) {
+                    bad.push(format!(
+                        "request {n}: block {block} points at block {target}, not written yet"
+                    ));
+                }
+            }
+            written.insert(block);
+        }
+    }
+    bad
+}
+
+/// The writes in a disk log.
+fn writes_of(log: Vec<DiskOp>) -> Vec<(u64, Vec<u8>)> {
+    log.into_iter()
+        .filter_map(|op| match op {
+            DiskOp::Write { sector, data } => Some((sector, data)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_pointer_never_reaches_the_disk_before_the_block_it_points_at() {
+    let dir = tempfile::tempdir().unwrap();
+    let start = image(dir.path(), &[("keep.txt", b"kept\n".to_vec())]);
+    // Four lines: nearly every miss evicts a dirty line and forces a
+    // write-back of everything dirty.
+    let mut fs = mount_cached(start, 4);
+    let file = fs.create(ROOT_INODE, b"f", 0o644, 0, 0).unwrap();
+    fs.truncate(file, 64 * BLOCK as u64).unwrap();
+    // Block 12: the single indirect table and one data block, synced.
+    fs.write(file, 12 * BLOCK as u64, &pattern(12, BLOCK))
+        .unwrap();
+    fs.sync().unwrap();
+    let mut cache = fs.into_device();
+    cache.disk_mut().take_log();
+    let before = cache.disk().bytes().to_vec();
+    let mut fs = Ext2::mount(cache).unwrap();
+    // Whole blocks through the table: the pointer of each is stored in it.
+    for logical in 13..20u64 {
+        let data = pattern(logical as u32, BLOCK);
+        fs.write(file, logical * BLOCK as u64, &data).unwrap();
+    }
+    // Part of a block, a new directory, a directory grown into its
+    // indirect range (names of ~250 bytes: 16 a block) and a slow symlink.
+    fs.write(file, 30 * BLOCK as u64 + 100, b"partial").unwrap();
+    let d = fs.mkdir(ROOT_INODE, b"d", 0o755, 0, 0).unwrap();
+    for i in 0..14 * 16 {
+        let name = format!("{i:0>240}");
+        fs.create(d, name.as_bytes(), 0o644, 0, 0).unwrap();
+    }
+    fs.symlink(d, b"slow", "z/".repeat(60).as_bytes(), 0, 0)
+        .unwrap();
+    fs.sync().unwrap();
+    let mut cache = fs.into_device();
+    assert!(cache.stats().writebacks > 10, "{:?}", cache.stats());
+    let writes = writes_of(cache.disk_mut().take_log());
+    let bad = pointers_after_targets(&before, &writes);
+    assert!(
+        bad.is_empty(),
+        "{} pointers before their blocks:\n{}",
+        bad.len(),
+        bad.join("\n")
+    );
+    let after = cache.disk().bytes().to_vec();
+    let (code, _, text) = fsck(dir.path(), &after, "-fn");
+    assert_eq!(code, 0, "{text}");
 }

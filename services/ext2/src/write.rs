@@ -418,8 +418,11 @@ impl<D: BlockDevice> Ext2<D> {
                 let (block, fresh) =
                     self.map_or_allocate(&mut inode, pos / block_size, within as usize, src)?;
                 if !fresh {
-                    self.dev
-                        .write_class(self.block_offset(block) + within, src, WriteClass::Data)?;
+                    self.dev.write_class(
+                        self.block_offset(block) + within,
+                        src,
+                        WriteClass::Data,
+                    )?;
                 }
                 done += chunk;
             }
