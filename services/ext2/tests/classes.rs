@@ -143,16 +143,9 @@ fn run(block_size: u32) {
         regions.push((at, end, WriteClass::InodeTable));
     }
 
-    // A new block's first write, before anything points at it, is `Data`
-    // whatever the block holds (here the new directory's block).
-    let mut new_blocks = BTreeSet::from([u64::from(sub_block)]);
     let mut seen = BTreeSet::new();
     for &(offset, len, class) in &dev.writes {
         let end = offset + len as u64;
-        if offset.is_multiple_of(bs) && len as u64 == bs && new_blocks.remove(&(offset / bs)) {
-            assert_eq!(class, WriteClass::Data, "new block at {offset}");
-            continue;
-        }
         let expected = regions
             .iter()
             .find(|(start, stop, _)| offset >= *start && end <= *stop)
