@@ -14,7 +14,12 @@
 //! bitmaps, group descriptors, superblock. A crash part-way leaves data
 //! before the pointers to it and the summaries (which `e2fsck` recomputes)
 //! last. A single dirty line is never written out of that order: a miss
-//! that must evict a dirty line writes back everything first.
+//! that must evict a dirty line writes back everything first. Only
+//! [`BlockDevice::write_now`] goes ahead of it, for a new block nothing
+//! points at yet. The order holds against the caller stopping at any
+//! point, and against power loss only on a disk that completes writes in
+//! the order sent (the disk is flushed at the end of a flush, not between
+//! classes).
 //!
 //! A line's class is the class of the latest write to it. With lines of the
 //! file system's block size a line is one block, whose class changes only
