@@ -263,15 +263,28 @@ impl<D: BlockDevice> Ext2<D> {
         let block = self.allocate(Kind::Block)?;
         let size = self.sb.block_size as usize;
         let at = self.block_offset(block);
-        if within == 0 && content.len() == size {
-            self.dev.write_class(at, content, class)?;
+        let mut whole = vec![];
+        let bytes = if within == 0 && content.len() == size {
+            content
         } else {
-            let mut whole = vec![0u8; size];
+            whole.resize(size, 0);
             whole
                 .get_mut(within..within + content.len())
                 .ok_or(Error::Invalid)?
                 .copy_from_slice(content);
-            self.dev.write_class(at, &whole, class)?;
+            &whole
+        };
+        // `Data` goes first in a write-back, before every class that
+        // points at blocks, and a data block keeps its class: written to
+        // the cache before the pointer, it reaches the disk before it.
+        // Other classes go with or after their pointers, and later writes
+        // (names, pointers) would relabel the line: their first content
+        // goes to the disk now, one request for a directory block or a
+        // table, which are rare next to data blocks.
+        if class == WriteClass::Data {
+            self.dev.write_class(at, bytes, class)?;
+        } else {
+            self.dev.write_now(at, bytes, class)?;
         }
         inode.sectors = inode.sectors.saturating_add(self.sb.block_size / 512);
         Ok(block)
@@ -279,29 +292,21 @@ impl<D: BlockDevice> Ext2<D> {
 
     /// The block of logical block `logical`, allocating it and the indirect
     /// blocks on the way when missing. A new block gets `content` at
-    /// `within` (zeros elsewhere) as `class`, written BEFORE the pointer to
-    /// it is stored: a write-back the cache is forced into between the two
-    /// (a miss with the LRU line dirty writes everything) must not put the
-    /// pointer on the disk ahead of the block, which would hold stale
-    /// bytes, maybe another file's. Returns the block and whether it is new
-    /// (the caller's bytes are then written). Changes `inode` in memory only.
-    ///
-    /// The new block is written as `Data` whatever it holds (a directory
-    /// block too, which as `Directory` would go after the inode pointing
-    /// at it): `Data` goes first in a write-back, before every class that
-    /// points at blocks, and nothing points at the block yet, so writing
-    /// it early exposes nothing. Writing the content whole at once costs
-    /// no more than the zeroing it replaces. New tables are zeroed as
-    /// `Indirect`, ahead of the inode's pointer; a table below another
-    /// shares its class (see the README).
+    /// `within` (zeros elsewhere) as `data`, written BEFORE the pointer to
+    /// it is stored (new tables too, zeroed): a write-back the cache is
+    /// forced into between the two (a miss with the LRU line dirty writes
+    /// everything) must not put the pointer on the disk ahead of the
+    /// block, which would hold stale bytes, maybe another file's. Writing
+    /// the content whole at once costs no more than the zeroing it
+    /// replaces. Returns the block and whether it is new (the caller's
+    /// bytes are then written). Changes `inode` in memory only.
     fn map_or_allocate(
         &mut self,
         inode: &mut Inode,
         logical: u64,
-        within: usize,
-        content: &[u8],
+        (within, content): (usize, &[u8]),
+        data: WriteClass,
     ) -> Result<(u32, bool)> {
-        let data = WriteClass::Data;
         if logical < DIRECT_BLOCKS as u64 {
             let slot = logical as usize;
             let current = inode.block.get(slot).copied().unwrap_or(0);
@@ -415,8 +420,12 @@ impl<D: BlockDevice> Ext2<D> {
                 let within = pos % block_size;
                 let chunk = ((block_size - within) as usize).min(data.len() - done);
                 let src = data.get(done..done + chunk).ok_or(Error::Invalid)?;
-                let (block, fresh) =
-                    self.map_or_allocate(&mut inode, pos / block_size, within as usize, src)?;
+                let (block, fresh) = self.map_or_allocate(
+                    &mut inode,
+                    pos / block_size,
+                    (within as usize, src),
+                    WriteClass::Data,
+                )?;
                 if !fresh {
                     self.dev.write_class(
                         self.block_offset(block) + within,
@@ -479,7 +488,7 @@ impl<D: BlockDevice> Ext2<D> {
                 put_entry(&mut buf, 0, inode.stat.ino, 12, Some((b".", kind)))?;
                 put_entry(&mut buf, 12, dir, block_size - 12, Some((b"..", kind)))?;
                 // A new inode has no block: this one is new, and written.
-                fs.map_or_allocate(inode, 0, 0, &buf)?;
+                fs.map_or_allocate(inode, 0, (0, &buf), WriteClass::Directory)?;
                 inode.stat.size = block_size as u64;
                 inode.stat.links = 2;
                 Ok(())
@@ -520,7 +529,7 @@ impl<D: BlockDevice> Ext2<D> {
                 }
             } else {
                 // A new inode has no block: this one is new, and written.
-                fs.map_or_allocate(inode, 0, 0, target)?;
+                fs.map_or_allocate(inode, 0, (0, target), WriteClass::Data)?;
             }
             inode.stat.size = target.len() as u64;
             Ok(())
@@ -732,14 +741,15 @@ impl<D: BlockDevice> Ext2<D> {
             }
         }
         let logical = size / block_size as u64;
+        // The new block goes to the disk empty (one unused entry), and the
+        // name into it as `Directory`, after the inode it names.
         buf.fill(0);
+        put_entry(&mut buf, 0, 0, block_size, None)?;
+        let (block, _) =
+            self.map_or_allocate(&mut inode, logical, (0, &buf), WriteClass::Directory)?;
         put_entry(&mut buf, 0, ino, block_size, Some((name, file_type)))?;
-        let (block, fresh) = self.map_or_allocate(&mut inode, logical, 0, &buf)?;
-        if !fresh {
-            // Mapped past the size (a damaged directory): written as a name.
-            self.dev
-                .write_class(self.block_offset(block), &buf, WriteClass::Directory)?;
-        }
+        self.dev
+            .write_class(self.block_offset(block), &buf, WriteClass::Directory)?;
         inode.stat.size = size + block_size as u64;
         self.write_inode(&inode)
     }
