@@ -14,7 +14,12 @@
 //! bitmaps, group descriptors, superblock. A crash part-way leaves data
 //! before the pointers to it and the summaries (which `e2fsck` recomputes)
 //! last. A single dirty line is never written out of that order: a miss
-//! that must evict a dirty line writes back everything first.
+//! that must evict a dirty line writes back everything first. Only
+//! [`BlockDevice::write_now`] goes ahead of it, for a new block nothing
+//! points at yet. The order holds against the caller stopping at any
+//! point, and against power loss only on a disk that completes writes in
+//! the order sent (the disk is flushed at the end of a flush, not between
+//! classes).
 //!
 //! A line's class is the class of the latest write to it. With lines of the
 //! file system's block size a line is one block, whose class changes only
@@ -599,6 +604,33 @@ impl<D: Disk, S: AsMut<[u8]> + AsRef<[u8]>> BlockDevice for BlockCache<D, S> {
                 s.dirty = Some(class);
             }
             done += chunk;
+        }
+        Ok(())
+    }
+
+    /// Caches the write, then writes each line it covers whole to the disk
+    /// now and marks it clean: ext2 sends a new block's first content this
+    /// way so that it precedes the pointer to it whatever their classes.
+    /// Writing one line ahead of the order is safe as nothing points at
+    /// it yet. A line covered in part (lines larger than blocks) holds
+    /// other bytes whose order must hold: it stays dirty.
+    fn write_now(&mut self, offset: u64, buf: &[u8], class: WriteClass) -> Result<(), IoError> {
+        self.write_class(offset, buf, class)?;
+        let line_bytes = self.line_bytes as u64;
+        let end = offset + buf.len() as u64;
+        for line in offset.div_ceil(line_bytes)..end.div_ceil(line_bytes) {
+            let start = line * line_bytes;
+            let whole = start + self.line_len(line) as u64 <= end;
+            let slot = match self.index.get(&line) {
+                Some(&slot) if whole && self.is_dirty(slot) => slot,
+                _ => continue,
+            };
+            self.write_lines(line, &[slot])?;
+            if let Some(s) = self.slots.get_mut(slot as usize) {
+                s.dirty = None;
+            }
+            self.dirty = self.dirty.saturating_sub(1);
+            self.stats.lines_written += 1;
         }
         Ok(())
     }

@@ -429,3 +429,28 @@ fn refuses_ranges_past_the_end_and_bad_geometry() {
     assert_eq!(new(4096, 4096, 2048), Err(ConfigError::Transfer));
     assert_eq!(new(4096, 4096, 4096), Ok(()));
 }
+
+#[test]
+fn write_now_writes_whole_lines_at_once_and_leaves_partial_ones_dirty() {
+    let mut cache = new_cache(MemDisk::zeroed(64), 4, LINE);
+    cache
+        .write_class(0, &fill(1, LINE), WriteClass::Indirect)
+        .unwrap();
+    // Lines 2 and 3 whole, and half of line 4.
+    let bytes = fill(2, 2 * LINE + LINE / 2);
+    cache
+        .write_now(2 * LINE as u64, &bytes, WriteClass::Directory)
+        .unwrap();
+    // Only the whole lines went, ahead of the dirty line 0 and alone.
+    assert_eq!(writes(cache.disk().log(), LINE), [(2, 1), (3, 1)]);
+    assert_eq!(
+        &cache.disk().bytes()[2 * LINE..4 * LINE],
+        &bytes[..2 * LINE]
+    );
+    assert_eq!(cache.dirty_lines(), 2, "line 0 and the half line 4");
+    cache.flush().unwrap();
+    assert_eq!(
+        &cache.disk().bytes()[2 * LINE..4 * LINE + LINE / 2],
+        &bytes[..]
+    );
+}

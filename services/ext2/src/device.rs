@@ -59,6 +59,15 @@ pub trait BlockDevice {
         let _ = class;
         self.write_at(offset, buf)
     }
+    /// Writes `buf` at `offset` as `class`, and to the disk now, ahead of
+    /// a cache's write-back order. For a new block that nothing points at
+    /// yet, whose class would otherwise go after (a directory block, after
+    /// the inode) or with (a table under a table) the pointer to it: the
+    /// pointer stored next can then never reach the disk before the block.
+    /// A device without a cache just writes.
+    fn write_now(&mut self, offset: u64, buf: &[u8], class: WriteClass) -> Result<(), IoError> {
+        self.write_class(offset, buf, class)
+    }
     /// The device's size in bytes.
     fn size(&self) -> u64;
     /// Makes every write so far durable (a cache writes back, a disk

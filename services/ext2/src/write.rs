@@ -250,43 +250,74 @@ impl<D: BlockDevice> Ext2<D> {
         Ok(())
     }
 
-    /// Allocates a block for `inode`, zeroed as `zero` (what it will hold)
-    /// unless `None`: the caller is about to overwrite all of it.
-    fn allocate_block(&mut self, inode: &mut Inode, zero: Option<WriteClass>) -> Result<u32> {
+    /// Allocates a block for `inode` and writes `content` to it, placed at
+    /// `within` with zeros around it (what a new block holds beyond the
+    /// caller's bytes), as `class`.
+    fn allocate_block(
+        &mut self,
+        inode: &mut Inode,
+        within: usize,
+        content: &[u8],
+        class: WriteClass,
+    ) -> Result<u32> {
         let block = self.allocate(Kind::Block)?;
-        if let Some(class) = zero {
-            let zeros = vec![0u8; self.sb.block_size as usize];
-            self.dev
-                .write_class(self.block_offset(block), &zeros, class)?;
+        let size = self.sb.block_size as usize;
+        let at = self.block_offset(block);
+        let mut whole = vec![];
+        let bytes = if within == 0 && content.len() == size {
+            content
+        } else {
+            whole.resize(size, 0);
+            whole
+                .get_mut(within..within + content.len())
+                .ok_or(Error::Invalid)?
+                .copy_from_slice(content);
+            &whole
+        };
+        // `Data` goes first in a write-back, before every class that
+        // points at blocks, and a data block keeps its class: written to
+        // the cache before the pointer, it reaches the disk before it.
+        // Other classes go with or after their pointers, and later writes
+        // (names, pointers) would relabel the line: their first content
+        // goes to the disk now, one request for a directory block or a
+        // table, which are rare next to data blocks.
+        if class == WriteClass::Data {
+            self.dev.write_class(at, bytes, class)?;
+        } else {
+            self.dev.write_now(at, bytes, class)?;
         }
         inode.sectors = inode.sectors.saturating_add(self.sb.block_size / 512);
         Ok(block)
     }
 
     /// The block of logical block `logical`, allocating it and the indirect
-    /// blocks on the way when missing (a new data block is zeroed unless
-    /// `whole`: the caller writes all of it). `data` is what the file's
-    /// blocks hold (a directory's are `Directory`). Changes `inode` in
-    /// memory only.
+    /// blocks on the way when missing. A new block gets `content` at
+    /// `within` (zeros elsewhere) as `data`, written BEFORE the pointer to
+    /// it is stored (new tables too, zeroed): a write-back the cache is
+    /// forced into between the two (a miss with the LRU line dirty writes
+    /// everything) must not put the pointer on the disk ahead of the
+    /// block, which would hold stale bytes, maybe another file's. Writing
+    /// the content whole at once costs no more than the zeroing it
+    /// replaces. Returns the block and whether it is new (the caller's
+    /// bytes are then written). Changes `inode` in memory only.
     fn map_or_allocate(
         &mut self,
         inode: &mut Inode,
         logical: u64,
-        whole: bool,
+        (within, content): (usize, &[u8]),
         data: WriteClass,
-    ) -> Result<u32> {
-        let zero_data = (!whole).then_some(data);
+    ) -> Result<(u32, bool)> {
         if logical < DIRECT_BLOCKS as u64 {
             let slot = logical as usize;
             let current = inode.block.get(slot).copied().unwrap_or(0);
             if let Some(block) = self.pointer(current)? {
-                return Ok(block);
+                return Ok((block, false));
             }
-            let block = self.allocate_block(inode, zero_data)?;
+            let block = self.allocate_block(inode, within, content, data)?;
             if let Some(pointer) = inode.block.get_mut(slot) {
                 *pointer = block;
             }
-            return Ok(block);
+            return Ok((block, true));
         }
         let per_block = u64::from(self.sb.block_size / 4);
         let (depth, rest) = indirect_path(per_block, logical)?;
@@ -295,13 +326,15 @@ impl<D: BlockDevice> Ext2<D> {
         let mut table = match self.pointer(root)? {
             Some(block) => block,
             None => {
-                let block = self.allocate_block(inode, Some(WriteClass::Indirect))?;
+                // An empty table, zeroed before the inode points at it.
+                let block = self.allocate_block(inode, 0, &[], WriteClass::Indirect)?;
                 if let Some(pointer) = inode.block.get_mut(root_slot) {
                     *pointer = block;
                 }
                 block
             }
         };
+        let mut fresh = false;
         for level in (0..depth).rev() {
             let index = (rest / per_block.pow(level)) % per_block;
             let at = self.block_offset(table) + index * 4;
@@ -311,19 +344,19 @@ impl<D: BlockDevice> Ext2<D> {
                 Some(block) => block,
                 None => {
                     // Level 0 is the data block; above it, tables start empty.
-                    let zero = if level > 0 {
-                        Some(WriteClass::Indirect)
+                    let block = if level > 0 {
+                        self.allocate_block(inode, 0, &[], WriteClass::Indirect)?
                     } else {
-                        zero_data
+                        fresh = true;
+                        self.allocate_block(inode, within, content, data)?
                     };
-                    let block = self.allocate_block(inode, zero)?;
                     self.dev
                         .write_class(at, &block.to_le_bytes(), WriteClass::Indirect)?;
                     block
                 }
             };
         }
-        Ok(table)
+        Ok((table, fresh))
     }
 
     /// Writes the fields this crate changes back into inode `inode`'s record.
@@ -386,12 +419,20 @@ impl<D: BlockDevice> Ext2<D> {
                 let pos = offset + done as u64;
                 let within = pos % block_size;
                 let chunk = ((block_size - within) as usize).min(data.len() - done);
-                let whole = within == 0 && chunk as u64 == block_size;
-                let block =
-                    self.map_or_allocate(&mut inode, pos / block_size, whole, WriteClass::Data)?;
                 let src = data.get(done..done + chunk).ok_or(Error::Invalid)?;
-                self.dev
-                    .write_class(self.block_offset(block) + within, src, WriteClass::Data)?;
+                let (block, fresh) = self.map_or_allocate(
+                    &mut inode,
+                    pos / block_size,
+                    (within as usize, src),
+                    WriteClass::Data,
+                )?;
+                if !fresh {
+                    self.dev.write_class(
+                        self.block_offset(block) + within,
+                        src,
+                        WriteClass::Data,
+                    )?;
+                }
                 done += chunk;
             }
             Ok(())
@@ -438,8 +479,6 @@ impl<D: BlockDevice> Ext2<D> {
             uid,
             gid,
             |fs, inode| {
-                // Written whole below: not zeroed first.
-                let block = fs.map_or_allocate(inode, 0, true, WriteClass::Directory)?;
                 let mut buf = vec![0u8; block_size];
                 let kind = if fs.sb.has_filetype() {
                     FileType::Directory
@@ -448,8 +487,8 @@ impl<D: BlockDevice> Ext2<D> {
                 };
                 put_entry(&mut buf, 0, inode.stat.ino, 12, Some((b".", kind)))?;
                 put_entry(&mut buf, 12, dir, block_size - 12, Some((b"..", kind)))?;
-                fs.dev
-                    .write_class(fs.block_offset(block), &buf, WriteClass::Directory)?;
+                // A new inode has no block: this one is new, and written.
+                fs.map_or_allocate(inode, 0, (0, &buf), WriteClass::Directory)?;
                 inode.stat.size = block_size as u64;
                 inode.stat.links = 2;
                 Ok(())
@@ -489,9 +528,8 @@ impl<D: BlockDevice> Ext2<D> {
                     *pointer = le32(bytes, 0);
                 }
             } else {
-                let block = fs.map_or_allocate(inode, 0, false, WriteClass::Data)?;
-                fs.dev
-                    .write_class(fs.block_offset(block), target, WriteClass::Data)?;
+                // A new inode has no block: this one is new, and written.
+                fs.map_or_allocate(inode, 0, (0, target), WriteClass::Data)?;
             }
             inode.stat.size = target.len() as u64;
             Ok(())
@@ -560,7 +598,9 @@ impl<D: BlockDevice> Ext2<D> {
             // Undone as an unlink would: its blocks and bit freed, and the
             // record marked deleted, so e2fsck finds no orphan.
             inode.stat.links = 0;
-            self.delete_inode(&mut inode, kind)?;
+            // The first failure is the one to report: a cleanup failing too
+            // (the same broken disk, usually) must not hide why.
+            let _ = self.delete_inode(&mut inode, kind);
             return Err(err);
         }
         Ok(ino)
@@ -701,9 +741,12 @@ impl<D: BlockDevice> Ext2<D> {
             }
         }
         let logical = size / block_size as u64;
-        // Written whole below: not zeroed first.
-        let block = self.map_or_allocate(&mut inode, logical, true, WriteClass::Directory)?;
+        // The new block goes to the disk empty (one unused entry), and the
+        // name into it as `Directory`, after the inode it names.
         buf.fill(0);
+        put_entry(&mut buf, 0, 0, block_size, None)?;
+        let (block, _) =
+            self.map_or_allocate(&mut inode, logical, (0, &buf), WriteClass::Directory)?;
         put_entry(&mut buf, 0, ino, block_size, Some((name, file_type)))?;
         self.dev
             .write_class(self.block_offset(block), &buf, WriteClass::Directory)?;
