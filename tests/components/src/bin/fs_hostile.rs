@@ -525,7 +525,7 @@ fn hostile(fs: &Files, buf: &mut [u8]) -> Check<String> {
     }
     let raw_cases: [(u64, &[u64], Error<FsError>); 24] = [
         (0, &[], bad_label),
-        (19, &[], bad_label),
+        (20, &[], bad_label),
         (0xffff, &[1, 2, 3], bad_label),
         (0x1_0001, &[], bad_label),
         (1, &[], bad_msg),
