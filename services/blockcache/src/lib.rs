@@ -45,6 +45,7 @@
 
 extern crate alloc;
 
+pub mod inflight;
 mod memdisk;
 
 use alloc::collections::BTreeMap;

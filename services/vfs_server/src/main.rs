@@ -19,6 +19,7 @@ use alloc::vec::Vec;
 use core::cell::RefCell;
 use core::fmt;
 
+use blockcache::inflight::{Covered, Reads};
 use blockcache::{BlockCache, Disk, IoError};
 use kaal_client::block::{BlockClient, BlockError};
 use kaal_protocols::block::{op, Response, Status, SECTOR};
@@ -57,28 +58,6 @@ impl fmt::Display for StartError {
     }
 }
 
-/// A read the VFS sent the driver without waiting, in its part of the data
-/// region (one of [`SLOTS`] transfers side by side).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Slot {
-    Free,
-    InFlight {
-        tag: u64,
-        sector: u64,
-        len: usize,
-    },
-    Arrived {
-        sector: u64,
-        len: usize,
-        seq: u64,
-    },
-    /// The driver refused it: the next read of that range fails.
-    Failed {
-        sector: u64,
-        len: usize,
-    },
-}
-
 /// Reads in flight at once (the driver's data region holds two 64 KiB
 /// transfers).
 const SLOTS: usize = 2;
@@ -91,16 +70,18 @@ const SLOTS: usize = 2;
 struct Io {
     client: BlockClient,
     sectors: u64,
-    slots: [Slot; SLOTS],
+    /// Slot `i` of `reads` is bytes `i * TRANSFER..` of the data region.
+    reads: Reads<SLOTS>,
     /// Whether the data region holds [`SLOTS`] transfers (else always
     /// blocking).
     can_wait_later: bool,
     blocking: bool,
     /// A read failed with `WouldBlock` since the last [`Io::start`].
     blocked: bool,
-    /// Arrived data was dropped unread: parked requests must run again.
-    dropped: bool,
-    seq: u64,
+}
+
+fn sectors_of(len: usize) -> u64 {
+    len as u64 / SECTOR
 }
 
 impl Io {
@@ -114,21 +95,9 @@ impl Io {
         self.blocked = false;
     }
 
-    /// Records a response to one of the reads in flight (one of another
-    /// tag is ignored: the driver's word is not trusted).
     fn arrived(&mut self, r: &Response) {
-        self.seq += 1;
-        let seq = self.seq;
-        for s in &mut self.slots {
-            if let Slot::InFlight { tag, sector, len } = *s {
-                if tag == r.tag {
-                    *s = match Status::from_code(r.status) {
-                        Some(Status::Ok) => Slot::Arrived { sector, len, seq },
-                        _ => Slot::Failed { sector, len },
-                    };
-                }
-            }
-        }
+        let ok = Status::from_code(r.status) == Some(Status::Ok);
+        self.reads.arrived(r.tag, ok);
     }
 
     /// Takes the responses that arrived, without waiting.
@@ -141,11 +110,7 @@ impl Io {
 
     /// Waits for every read in flight.
     fn settle(&mut self) -> Result<(), IoError> {
-        while self
-            .slots
-            .iter()
-            .any(|s| matches!(s, Slot::InFlight { .. }))
-        {
+        while self.reads.any_in_flight() {
             let r = self.client.wait().map_err(|_| IoError::Device)?;
             self.arrived(&r);
         }
@@ -155,77 +120,31 @@ impl Io {
     /// Asks for a signal at the next response while reads are in flight;
     /// `true` if one arrived meanwhile (drain again).
     fn arm(&mut self) -> bool {
-        self.slots
-            .iter()
-            .any(|s| matches!(s, Slot::InFlight { .. }))
-            && self.client.arm().unwrap_or(true)
-    }
-
-    /// A slot for a new transfer: a free one, else the oldest arrived one
-    /// (dropped unread).
-    fn claim(&mut self) -> Option<usize> {
-        if let Some(i) = self.slots.iter().position(|s| *s == Slot::Free) {
-            return Some(i);
-        }
-        let (i, _) = self
-            .slots
-            .iter()
-            .enumerate()
-            .filter_map(|(i, s)| match s {
-                Slot::Arrived { seq, .. } => Some((i, *seq)),
-                _ => None,
-            })
-            .min_by_key(|(_, seq)| *seq)?;
-        self.dropped = true;
-        Some(i)
+        self.reads.any_in_flight() && self.client.arm().unwrap_or(true)
     }
 
     /// Serves `buf` from `sector` out of an arrived read that covers it.
     fn take_arrived(&mut self, sector: u64, buf: &mut [u8]) -> Option<Result<(), IoError>> {
-        let want = sector..sector + (buf.len() / SECTOR as usize) as u64;
-        for (i, s) in self.slots.iter_mut().enumerate() {
-            let (at, len, failed) = match *s {
-                Slot::Arrived { sector, len, .. } => (sector, len, false),
-                Slot::Failed { sector, len } => (sector, len, true),
-                _ => continue,
-            };
-            let have = at..at + (len / SECTOR as usize) as u64;
-            if have.start > want.start || have.end < want.end {
-                continue;
-            }
-            *s = Slot::Free;
-            if failed {
-                return Some(Err(IoError::Device));
-            }
-            let from = Self::offset(i) + (want.start - at) * SECTOR;
-            return Some(
-                self.client
-                    .data
-                    .read(from, buf)
-                    .map_err(|_| IoError::Device),
-            );
-        }
-        None
+        Some(match self.reads.take(sector, sectors_of(buf.len()))? {
+            Covered::Failed => Err(IoError::Device),
+            Covered::Here { slot, skip } => self
+                .client
+                .data
+                .read(Self::offset(slot) + skip * SECTOR, buf)
+                .map_err(|_| IoError::Device),
+        })
     }
 
-    fn in_flight(&self, sector: u64, len: usize) -> bool {
-        let end = sector + (len / SECTOR as usize) as u64;
-        self.slots.iter().any(|s| match *s {
-            Slot::InFlight {
-                sector: at, len: n, ..
-            } => at <= sector && end <= at + (n / SECTOR as usize) as u64,
-            _ => false,
-        })
+    /// A slot for a transfer that waits: none is in flight after this.
+    fn claim_settled(&mut self) -> Result<usize, IoError> {
+        self.settle()?;
+        self.reads.claim().ok_or(IoError::Device)
     }
 
     /// A transfer that waits, through a slot no read in flight uses.
     fn transfer(&mut self, what: u32, sector: u64, len: usize) -> Result<u64, IoError> {
-        self.settle()?;
-        let i = self.claim().ok_or(IoError::Device)?;
-        if let Some(s) = self.slots.get_mut(i) {
-            *s = Slot::Free;
-        }
-        let sectors = u32::try_from(len as u64 / SECTOR).map_err(|_| IoError::OutOfBounds)?;
+        let i = self.claim_settled()?;
+        let sectors = u32::try_from(sectors_of(len)).map_err(|_| IoError::OutOfBounds)?;
         let offset = Self::offset(i);
         self.client
             .ok(what, sector, sectors, offset)
@@ -253,36 +172,31 @@ impl Disk for BlockDisk {
             return io.client.data.read(at, buf).map_err(|_| IoError::Device);
         }
         io.blocked = true;
-        if io.in_flight(sector, buf.len()) {
+        let sectors = sectors_of(buf.len());
+        if io.reads.in_flight(sector, sectors) {
             return Err(IoError::WouldBlock);
         }
         // Sent now, answered from the data region when it arrived; with
         // every slot in flight the read is simply tried again later.
-        if let Some(i) = io.claim() {
-            let sectors =
-                u32::try_from(buf.len() as u64 / SECTOR).map_err(|_| IoError::OutOfBounds)?;
+        if let Some(i) = io.reads.claim() {
+            let n = u32::try_from(sectors).map_err(|_| IoError::OutOfBounds)?;
             let tag = io
                 .client
-                .submit(op::READ, sector, sectors, Io::offset(i))
+                .submit(op::READ, sector, n, Io::offset(i))
                 .map_err(|_| IoError::Device)?;
-            if let Some(s) = io.slots.get_mut(i) {
-                *s = Slot::InFlight {
-                    tag,
-                    sector,
-                    len: buf.len(),
-                };
-            }
+            io.reads.sent(i, tag, sector, sectors);
         }
         Err(IoError::WouldBlock)
     }
 
     fn write(&mut self, sector: u64, buf: &[u8]) -> Result<(), IoError> {
         let mut io = self.0.borrow_mut();
-        // Through the slot `transfer` picks: settle and claim first.
-        io.settle()?;
-        let i = io.claim().ok_or(IoError::Device)?;
-        io.data_write(i, buf)?;
-        let sectors = u32::try_from(buf.len() as u64 / SECTOR).map_err(|_| IoError::OutOfBounds)?;
+        let i = io.claim_settled()?;
+        io.client
+            .data
+            .write(Io::offset(i), buf)
+            .map_err(|_| IoError::Device)?;
+        let sectors = u32::try_from(sectors_of(buf.len())).map_err(|_| IoError::OutOfBounds)?;
         io.client
             .ok(op::WRITE, sector, sectors, Io::offset(i))
             .map(|_| ())
@@ -301,19 +215,6 @@ impl Disk for BlockDisk {
     fn max_transfer(&self) -> usize {
         let io = self.0.borrow();
         TRANSFER.min(usize::try_from(io.client.data.len()).unwrap_or(TRANSFER))
-    }
-}
-
-impl Io {
-    /// Puts `buf` in slot `i` of the data region (freeing it).
-    fn data_write(&mut self, i: usize, buf: &[u8]) -> Result<(), IoError> {
-        if let Some(s) = self.slots.get_mut(i) {
-            *s = Slot::Free;
-        }
-        self.client
-            .data
-            .write(Self::offset(i), buf)
-            .map_err(|_| IoError::Device)
     }
 }
 
@@ -454,7 +355,7 @@ impl Server {
             }
             // A waiting request, or arrived reads dropped for it, may
             // have lost its data: run the parked ones again now.
-            let dropped = core::mem::take(&mut self.io.borrow_mut().dropped);
+            let dropped = self.io.borrow_mut().reads.take_dropped();
             if !read_only || dropped {
                 self.rerun();
             }
@@ -511,12 +412,10 @@ fn main(env: &Env) -> Result<(), StartError> {
     let io = Rc::new(RefCell::new(Io {
         client,
         sectors,
-        slots: [Slot::Free; SLOTS],
+        reads: Reads::default(),
         can_wait_later,
         blocking: true,
         blocked: false,
-        dropped: false,
-        seq: 0,
     }));
     // Lines of the file system's block size keep its write order (the
     // cache orders whole lines): mount once to learn the size, then again
