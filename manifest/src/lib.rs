@@ -103,7 +103,7 @@ pub const MAX_NAME: usize = 32;
 pub const MAX_RINGS: usize = 20;
 /// Devices one component may have (the badge bits
 /// `kaal_rt::start::IRQ_BITS`).
-pub const MAX_DEVICES: usize = 8;
+pub const MAX_DEVICES: usize = 7;
 /// The root task's priority; components run below it.
 pub const ROOT_PRIORITY: u8 = 255;
 

@@ -6,7 +6,7 @@ use core::ptr::NonNull;
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use kaal_ring::{Consumer, Notify, Producer, RingError, SharedRing};
-use kaal_sel4::cap::{Cap, Endpoint, IoPort, IrqHandler, Notification};
+use kaal_sel4::cap::{CNode, Cap, Endpoint, IoPort, IrqHandler, Notification};
 use kaal_sel4::ipc::{Badge, MessageInfo};
 
 use crate::start::{self, slot, CapEntry, CapKind, PciConfigPage, StartInfo};
@@ -348,6 +348,17 @@ impl Env {
                 crate::SharedRegion::new(e.vaddr, e.size)
             })
         }))
+    }
+
+    /// The server of lending endpoint `name`: its own CNode and the empty
+    /// slots (one per client) it may save callers' reply capabilities in.
+    pub fn reply_slots<'n>(
+        &self,
+        name: &'n str,
+    ) -> Result<(CNode, core::ops::Range<kaal_sel4::Word>), CapError<'n>> {
+        let e = self.entry(name, CapKind::ReplySlots)?;
+        let end = e.value.saturating_add(e.size);
+        Ok((CNode::from_cptr(e.slot), e.value..end))
     }
 
     /// Private memory `name` (the manifest's `memory`), zeroed at start and

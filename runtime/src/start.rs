@@ -57,7 +57,11 @@ pub const MAX_CAPS: usize = 44;
 /// Badge bits of a component's notification: rings take bits from 0, the
 /// interrupts of its devices from [`IRQ_BITS`]; seL4 5.0 badges have 28 bits.
 pub const RING_BITS: core::ops::Range<u32> = 0..20;
-pub const IRQ_BITS: core::ops::Range<u32> = 20..28;
+pub const IRQ_BITS: core::ops::Range<u32> = 20..27;
+/// The last badge bit: set on the calls of a server whose notification is
+/// bound to its thread, where a notification word (ring and interrupt
+/// bits only) also ends a wait for calls.
+pub const CALL_BIT: u32 = 27;
 
 /// What a granted capability is, and how the entry's fields are used.
 #[repr(u64)]
@@ -96,6 +100,11 @@ pub enum CapKind {
     /// Private memory (the manifest's `memory`): read-write at
     /// `vaddr`/`size`, mapped into this component only, zeroed at start.
     PrivateMemory = 11,
+    /// For the server of a lending endpoint, under the endpoint's name:
+    /// `slot` holds a capability to the component's own CNode and slots
+    /// `value .. value + size` of it are left empty, one per client, to
+    /// keep callers' reply capabilities in (`SaveCaller`).
+    ReplySlots = 12,
 }
 
 /// The page behind a [`CapKind::PciConfig`] entry. A driver never touches
@@ -125,6 +134,7 @@ impl CapKind {
             9 => CapKind::PciConfig,
             10 => CapKind::SharedMemory,
             11 => CapKind::PrivateMemory,
+            12 => CapKind::ReplySlots,
             _ => return None,
         })
     }

@@ -209,6 +209,19 @@ impl Endpoint {
         // SAFETY: IPC buffer invariant; IPC changes no memory but the buffer.
         MessageInfo(unsafe { sys::seL4_CallWithMRs(self.0, info.0, a, b, c, d) })
     }
+    /// Sends (blocking) with the first four words from `mrs`, the rest
+    /// already in the IPC buffer. On a saved reply capability
+    /// ([`CNode::save_caller`]) this is the reply, and consumes the
+    /// capability.
+    #[inline]
+    pub fn send_regs(self, info: MessageInfo, mrs: &RegisterMrs) {
+        for (i, &w) in mrs.iter().enumerate() {
+            crate::ipc::set_mr(i, w);
+        }
+        // SAFETY: as for `call_regs`; `seL4_Send` loads MR0..3 from the
+        // buffer, where they were just written.
+        unsafe { sys::seL4_Send(self.0, info.0) }
+    }
     /// Waits for a message whose first four registers arrive in `mrs`.
     #[inline]
     pub fn recv_regs(self, mrs: &mut RegisterMrs) -> (MessageInfo, Badge) {
@@ -275,6 +288,14 @@ impl CNode {
     pub unsafe fn revoke(self, slot: Word, depth: u8) -> Result<()> {
         // SAFETY: the caller's contract.
         unsafe { sys::seL4_CNode_Revoke(self.0, slot, depth) }
+    }
+    /// Moves the reply capability of the thread that last called this one
+    /// into the empty slot `index` (of this CNode at `depth` bits), so the
+    /// call can be answered later by a send on that slot
+    /// ([`Endpoint::send_regs`] on it), after other messages were received.
+    pub fn save_caller(self, index: Word, depth: u8) -> Result<()> {
+        // SAFETY: moving a capability changes no memory.
+        unsafe { sys::seL4_CNode_SaveCaller(self.0, index, depth) }
     }
     /// Copies the capability in `src` to the empty slot `dest` with `rights`.
     pub fn copy(self, dest: Word, src: Word, depth: u8, rights: Rights) -> Result<()> {

@@ -826,6 +826,68 @@ pub fn serve(ep: Endpoint, mut dispatch: impl FnMut(Badge, &Msg, &IpcBuffer) -> 
     }
 }
 
+/// The badge bit the root task sets on the clients of a server that parks
+/// calls ([`serve_parking`]): a badge without it is the word of the
+/// server's bound notification (ring and interrupt bits only), not a call.
+/// seL4 5.0 endpoint badges have 28 bits; the root keeps the last for this.
+pub const CALL_BADGE_BIT: Badge = 1 << 27;
+
+/// One turn of [`serve_parking`] on a received message: a notification
+/// wake-up goes to `on_signal`, a call to `dispatch`. Returns the reply to
+/// send with `ReplyRecv`; `None` after a signal or a parked call (the next
+/// receive must then be a plain `Recv`: there is no caller to answer).
+pub fn parking_turn<B: MessageBuffer + ?Sized>(
+    badge: Badge,
+    req: &Msg,
+    buf: &B,
+    on_signal: &mut impl FnMut(Badge),
+    dispatch: &mut impl FnMut(Badge, &Msg, &B) -> Option<Msg>,
+) -> Option<Msg> {
+    if badge & CALL_BADGE_BIT == 0 {
+        on_signal(badge);
+        return None;
+    }
+    dispatch(badge, req, buf)
+}
+
+/// Serves forever like [`serve`], on a thread whose notification is bound
+/// to it: a signal ends the wait with its word as the badge and goes to
+/// `on_signal`; a call goes to `dispatch`, which returns the reply, or
+/// `None` when it saved the caller's reply capability
+/// ([`kaal_sel4::cap::CNode::save_caller`]) to answer later with
+/// [`reply_saved`]. Calls must carry [`CALL_BADGE_BIT`].
+pub fn serve_parking(
+    ep: Endpoint,
+    mut on_signal: impl FnMut(Badge),
+    mut dispatch: impl FnMut(Badge, &Msg, &IpcBuffer) -> Option<Msg>,
+) -> ! {
+    let mut regs = [0; REGISTER_WORDS];
+    let (mut info, mut badge) = ep.recv_regs(&mut regs);
+    loop {
+        let req = Msg {
+            label: info.label(),
+            len: info.length(),
+            regs,
+        };
+        match parking_turn(badge, &req, &IpcBuffer, &mut on_signal, &mut dispatch) {
+            Some(reply) => {
+                regs = reply.regs;
+                (info, badge) =
+                    ep.reply_recv_regs(MessageInfo::new(reply.label, reply.len), &mut regs);
+            }
+            None => (info, badge) = ep.recv_regs(&mut regs),
+        }
+    }
+}
+
+/// Answers a parked call through the reply capability saved in `slot`
+/// (which the send consumes). The reply's words past the fourth must be in
+/// this thread's IPC buffer.
+pub fn reply_saved(slot: Word, reply: &Msg) {
+    use kaal_sel4::cap::Cap;
+    Endpoint::from_cptr(slot).send_regs(MessageInfo::new(reply.label, reply.len), &reply.regs);
+}
+
 /// `min(a, MSG_BYTES)` for the macro's stage size.
 #[doc(hidden)]
 pub const fn stage_bytes(a: usize) -> usize {

@@ -70,6 +70,47 @@ impl BlockClient {
         Ok(got)
     }
 
+    /// Sends one request without waiting for its response; its tag. Not
+    /// to be mixed with [`BlockClient::call`] while responses are due.
+    pub fn submit(
+        &mut self,
+        op: u32,
+        sector: u64,
+        sectors: u32,
+        offset: u64,
+    ) -> Result<u64, BlockError> {
+        self.tag += 1;
+        let r = Request {
+            tag: self.tag,
+            sector,
+            op,
+            sectors,
+            offset,
+        };
+        self.req.send_all(&[r]).map_err(|_| BlockError::Ring)?;
+        Ok(self.tag)
+    }
+
+    /// The next response, if one arrived; does not wait.
+    pub fn poll(&mut self) -> Result<Option<Response>, BlockError> {
+        let got = self.resp.ring.pop().map_err(|_| BlockError::Ring)?;
+        self.resp.release();
+        Ok(got)
+    }
+
+    /// The next response, waiting for it.
+    pub fn wait(&mut self) -> Result<Response, BlockError> {
+        let got = self.resp.recv().map_err(|_| BlockError::Ring)?;
+        self.resp.release();
+        Ok(got)
+    }
+
+    /// Asks the driver to signal this component's notification at its next
+    /// response; `true` if one is already there (then no signal comes).
+    pub fn arm(&mut self) -> Result<bool, BlockError> {
+        self.resp.ring.prepare_sleep().map_err(|_| BlockError::Ring)
+    }
+
     /// [`BlockClient::call`], with any status but `Ok` an error.
     pub fn ok(
         &mut self,

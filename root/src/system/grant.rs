@@ -36,8 +36,21 @@ pub(super) enum ChannelObjects {
 }
 
 /// A client's badge on an endpoint channel: its place among the clients.
-pub fn client_badge(position: usize) -> Word {
-    position as Word + 1
+/// On a lending channel (`file`) it also has [`kaal_rpc::CALL_BADGE_BIT`]:
+/// that server's notification is bound to its thread, and the bit tells a
+/// call from a wake-up by the notification, whose word has no such bit.
+pub fn client_badge(position: usize, lending: bool) -> Word {
+    let call = if lending { kaal_rpc::CALL_BADGE_BIT } else { 0 };
+    (position as Word + 1) | call
+}
+
+/// Whether component `me` serves a lending endpoint channel: its thread
+/// then has its notification bound (see [`client_badge`]) and reply slots.
+pub(super) fn serves_lending(cx: &SpawnContext<'_, '_>, me: u16) -> bool {
+    cx.channels.iter().zip(cx.objects).any(|(ch, obj)| {
+        ch.to.component == me
+            && matches!(obj, ChannelObjects::Endpoint { lent, .. } if !lent.is_empty())
+    })
 }
 
 pub(super) fn make_channel(
@@ -117,6 +130,17 @@ impl Granter {
         Ok(dest)
     }
 
+    /// Leaves the next `n` slots empty for the component's own use; returns
+    /// the first and the count.
+    fn reserve(&mut self, n: usize) -> Result<(CPtr, u64), SpawnError> {
+        let n = n as u64;
+        let end = self.next.checked_add(n).filter(|&e| e <= 1 << CSPACE_BITS);
+        let end = end.ok_or(SpawnError::TooMany("capabilities for one CSpace"))?;
+        let first = self.next;
+        self.next = end;
+        Ok((first, n))
+    }
+
     /// Grants `src` minted with `rights` and `badge`.
     pub(super) fn grant(
         &mut self,
@@ -173,8 +197,9 @@ pub(super) fn grant_channels(
         };
         match obj {
             ChannelObjects::Endpoint { endpoint: ep, lent } => {
+                let lending = !lent.is_empty();
                 if let Some(pos) = client_pos {
-                    let badge = client_badge(pos);
+                    let badge = client_badge(pos, lending);
                     let mut e = entry(local, CapKind::EndpointClient)?;
                     e.slot = g.grant(ep.cptr(), Rights::call_only(), badge)?;
                     r.endpoint_slots.push((c, e.slot));
@@ -202,9 +227,19 @@ pub(super) fn grant_channels(
                         let mut e = entry(ch.to.local, CapKind::SharedMemory)?;
                         e.vaddr = shared_at;
                         e.size = memory.size;
-                        e.value = client_badge(pos);
+                        e.value = client_badge(pos, lending);
                         push(info, e)?;
                         shared_at += memory.size + PAGE;
+                    }
+                    if lending {
+                        // Each client has at most one call outstanding: one
+                        // slot each for a parked call's reply capability.
+                        let mut e = entry(ch.to.local, CapKind::ReplySlots)?;
+                        e.slot = g.copy(r.cnode.cptr(), Rights::all())?;
+                        let (first, count) = g.reserve(ch.from.len())?;
+                        e.value = first;
+                        e.size = count;
+                        push(info, e)?;
                     }
                 }
             }

@@ -254,6 +254,8 @@ const _: () = assert!(
     kaal_manifest::MAX_RINGS
         == (kaal_rt::start::RING_BITS.end - kaal_rt::start::RING_BITS.start) as usize
 );
+const _: () = assert!(kaal_rpc::CALL_BADGE_BIT == 1 << kaal_rt::start::CALL_BIT);
+const _: () = assert!(kaal_rt::start::IRQ_BITS.end <= kaal_rt::start::CALL_BIT);
 const _: () = assert!(
     kaal_manifest::MAX_DEVICES
         == (kaal_rt::start::IRQ_BITS.end - kaal_rt::start::IRQ_BITS.start) as usize

@@ -16,7 +16,7 @@ use kaal_sel4::cap::{
 use kaal_sel4::{println, CPtr};
 
 use super::console::Console;
-use super::grant::{grant_channels, grant_devices, ChannelObjects, Granter};
+use super::grant::{grant_channels, grant_devices, serves_lending, ChannelObjects, Granter};
 use super::{badge_of, holder_of, State, System, PAGE};
 use crate::{Context, RootBroker, RootError};
 
@@ -330,6 +330,14 @@ fn build(
     };
     grant_channels(broker, cx, &mut g, &mut info, r)?;
     grant_devices(broker, cx, own, &mut g, &mut info, r)?;
+    let me = u16::try_from(cx.index).map_err(|_| SpawnError::TooMany("components"))?;
+    if serves_lending(cx, me) {
+        // A signal (a disk completion) then ends the server's wait for
+        // calls, so it can answer calls it parked.
+        r.tcb
+            .bind_notification(own)
+            .context("TCB_BindNotification")?;
+    }
 
     // The start-info page, read-only.
     place(broker, r, PAGE, layout::START_INFO, Access::ReadOnly, |w| {

@@ -45,6 +45,7 @@
 
 extern crate alloc;
 
+pub mod inflight;
 mod memdisk;
 
 use alloc::collections::BTreeMap;
@@ -364,12 +365,22 @@ impl<D: Disk, S: AsMut<[u8]> + AsRef<[u8]>> BlockCache<D, S> {
             return Ok(slot);
         }
         self.stats.misses += 1;
+        // A failed read (a disk that does not wait) leaves the run as it
+        // was, so the same access asks for the same range again.
+        let before = (self.last_miss, self.last_access, self.run);
         let sequential = line
             .checked_sub(1)
             .is_some_and(|prev| self.last_miss == Some(prev) || self.last_access == Some(prev));
         self.last_miss = Some(line);
         self.last_access = Some(line);
-        let first = self.take_slot(true)?.ok_or(IoError::Device)?;
+        let first = match self.take_slot(true) {
+            Ok(Some(slot)) => slot,
+            Ok(None) => return Err(IoError::Device),
+            Err(e) => {
+                (self.last_miss, self.last_access, self.run) = before;
+                return Err(e);
+            }
+        };
         let mut taken = vec![first];
         if fill {
             if read_ahead {
@@ -393,6 +404,7 @@ impl<D: Disk, S: AsMut<[u8]> + AsRef<[u8]>> BlockCache<D, S> {
             if let Err(err) = self.read_lines(line, &taken) {
                 // Nothing is cached from a failed read.
                 self.free.extend(taken);
+                (self.last_miss, self.last_access, self.run) = before;
                 return Err(err);
             }
             self.stats.read_ahead_lines += taken.len() as u64 - 1;

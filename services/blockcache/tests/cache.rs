@@ -454,3 +454,36 @@ fn write_now_writes_whole_lines_at_once_and_leaves_partial_ones_dirty() {
         &bytes[..]
     );
 }
+
+/// A disk that does not wait fails a read, and the access is run again once
+/// the bytes are there: the retry must ask for the same range (read-ahead
+/// included), or each retry would fetch a single line.
+#[test]
+fn a_failed_read_leaves_the_read_ahead_run_for_the_retry() {
+    const BLOCK: usize = 4096;
+    let image = fill(9, 32 * BLOCK);
+    let mut cache = new_cache(MemDisk::from_bytes(image.clone()), 32, BLOCK);
+    let mut buf = vec![0u8; BLOCK];
+    // Misses at lines 0, 1 (2 lines) and 3 (4 lines), with the read of the
+    // third failing once first.
+    cache.read_at(0, &mut buf).unwrap();
+    cache.read_at(BLOCK as u64, &mut buf).unwrap();
+    cache.read_at(2 * BLOCK as u64, &mut buf).unwrap();
+    cache.disk_mut().set_fail_reads(true);
+    assert_eq!(
+        cache.read_at(3 * BLOCK as u64, &mut buf),
+        Err(IoError::Device)
+    );
+    cache.disk_mut().set_fail_reads(false);
+    cache.read_at(3 * BLOCK as u64, &mut buf).unwrap();
+    assert_eq!(buf, image[3 * BLOCK..4 * BLOCK]);
+    let per_line = (BLOCK / SECTOR) as u64;
+    assert_eq!(
+        reads(cache.disk().log()),
+        [
+            (0, per_line),
+            (per_line, 2 * per_line),
+            (3 * per_line, 4 * per_line)
+        ]
+    );
+}

@@ -10,6 +10,10 @@ pub enum IoError {
     OutOfBounds,
     /// The device reported a failure.
     Device,
+    /// The bytes are on their way but not here yet: a device that does not
+    /// wait says so, and the operation is run again once they arrived (a
+    /// read-only one changes nothing before it fails).
+    WouldBlock,
 }
 
 /// What a write holds, so that a write-back cache can order its writes

@@ -66,6 +66,7 @@ impl fmt::Display for Error {
                 f.write_str("I/O error: access past the device's end")
             }
             Self::Io(IoError::Device) => f.write_str("I/O error: device failure"),
+            Self::Io(IoError::WouldBlock) => f.write_str("I/O not complete yet"),
         }
     }
 }

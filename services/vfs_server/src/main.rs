@@ -2,20 +2,29 @@
 //! `/` (through a write-back block cache in the manifest's `cache` memory),
 //! a RAM file system at `/tmp`, served to every client of its `fs` endpoint
 //! (the file protocol; each client's data in the region it lends).
+//!
+//! A read-only request that misses the cache does not hold up the others:
+//! its disk read is sent without waiting, the call is parked (its reply
+//! capability saved in one of the root's reply slots) and run again when
+//! the driver's response wakes the VFS through its bound notification;
+//! requests that may write wait for the disk as before.
 #![no_std]
 #![no_main]
 
 extern crate alloc;
 
 use alloc::boxed::Box;
+use alloc::rc::Rc;
 use alloc::vec::Vec;
+use core::cell::RefCell;
 use core::fmt;
 
+use blockcache::inflight::{Covered, Reads};
 use blockcache::{BlockCache, Disk, IoError};
 use kaal_client::block::{BlockClient, BlockError};
-use kaal_protocols::block::{op, SECTOR};
+use kaal_protocols::block::{op, Response, Status, SECTOR};
 use kaal_protocols::file::file_dispatch;
-use kaal_rpc::Badge;
+use kaal_rpc::{Badge, IpcBuffer, LocalBuffer, MessageBuffer, Msg, MSG_MAX, REGISTER_WORDS};
 use kaal_rt::{println, CapError, Env, SharedRegion};
 use vfs::{RamFs, Regions, Service, Vfs};
 
@@ -49,49 +58,163 @@ impl fmt::Display for StartError {
     }
 }
 
-/// The block driver as the cache's disk.
-struct BlockDisk {
+/// Reads in flight at once (the driver's data region holds two 64 KiB
+/// transfers).
+const SLOTS: usize = 2;
+
+/// The block driver as the cache's disk. In blocking mode (start-up and
+/// every request that may write) each transfer waits, as before; in
+/// non-blocking mode a read the driver has not delivered yet is sent
+/// without waiting and fails with `WouldBlock`, and is served from the
+/// data region once its response arrived.
+struct Io {
     client: BlockClient,
     sectors: u64,
+    /// Slot `i` of `reads` is bytes `i * TRANSFER..` of the data region.
+    reads: Reads<SLOTS>,
+    /// Whether the data region holds [`SLOTS`] transfers (else always
+    /// blocking).
+    can_wait_later: bool,
+    blocking: bool,
+    /// A read failed with `WouldBlock` since the last [`Io::start`].
+    blocked: bool,
 }
 
-impl BlockDisk {
-    fn transfer(&mut self, what: u32, sector: u64, len: usize) -> Result<(), IoError> {
-        let sectors = u32::try_from(len as u64 / SECTOR).map_err(|_| IoError::OutOfBounds)?;
+fn sectors_of(len: usize) -> u64 {
+    len as u64 / SECTOR
+}
+
+impl Io {
+    fn offset(i: usize) -> u64 {
+        (i * TRANSFER) as u64
+    }
+
+    /// Before running a request: whether its reads may wait.
+    fn start(&mut self, blocking: bool) {
+        self.blocking = blocking || !self.can_wait_later;
+        self.blocked = false;
+    }
+
+    fn arrived(&mut self, r: &Response) {
+        let ok = Status::from_code(r.status) == Some(Status::Ok);
+        self.reads.arrived(r.tag, ok);
+    }
+
+    /// Takes the responses that arrived, without waiting.
+    fn drain(&mut self) -> Result<(), IoError> {
+        while let Some(r) = self.client.poll().map_err(|_| IoError::Device)? {
+            self.arrived(&r);
+        }
+        Ok(())
+    }
+
+    /// Waits for every read in flight.
+    fn settle(&mut self) -> Result<(), IoError> {
+        while self.reads.any_in_flight() {
+            let r = self.client.wait().map_err(|_| IoError::Device)?;
+            self.arrived(&r);
+        }
+        Ok(())
+    }
+
+    /// Asks for a signal at the next response while reads are in flight;
+    /// `true` if one arrived meanwhile (drain again).
+    fn arm(&mut self) -> bool {
+        self.reads.any_in_flight() && self.client.arm().unwrap_or(true)
+    }
+
+    /// Serves `buf` from `sector` out of an arrived read that covers it.
+    fn take_arrived(&mut self, sector: u64, buf: &mut [u8]) -> Option<Result<(), IoError>> {
+        Some(match self.reads.take(sector, sectors_of(buf.len()))? {
+            Covered::Failed => Err(IoError::Device),
+            Covered::Here { slot, skip } => self
+                .client
+                .data
+                .read(Self::offset(slot) + skip * SECTOR, buf)
+                .map_err(|_| IoError::Device),
+        })
+    }
+
+    /// A slot for a transfer that waits: none is in flight after this.
+    fn claim_settled(&mut self) -> Result<usize, IoError> {
+        self.settle()?;
+        self.reads.claim().ok_or(IoError::Device)
+    }
+
+    /// A transfer that waits, through a slot no read in flight uses.
+    fn transfer(&mut self, what: u32, sector: u64, len: usize) -> Result<u64, IoError> {
+        let i = self.claim_settled()?;
+        let sectors = u32::try_from(sectors_of(len)).map_err(|_| IoError::OutOfBounds)?;
+        let offset = Self::offset(i);
         self.client
-            .ok(what, sector, sectors, 0)
-            .map(|_| ())
+            .ok(what, sector, sectors, offset)
+            .map(|_| offset)
             .map_err(|_| IoError::Device)
     }
 }
 
+/// The cache's handle on the shared [`Io`].
+struct BlockDisk(Rc<RefCell<Io>>);
+
 impl Disk for BlockDisk {
     fn sectors(&self) -> u64 {
-        self.sectors
+        self.0.borrow().sectors
     }
 
     fn read(&mut self, sector: u64, buf: &mut [u8]) -> Result<(), IoError> {
-        self.transfer(op::READ, sector, buf.len())?;
-        self.client.data.read(0, buf).map_err(|_| IoError::Device)
+        let mut io = self.0.borrow_mut();
+        io.drain()?;
+        if let Some(r) = io.take_arrived(sector, buf) {
+            return r;
+        }
+        if io.blocking {
+            let at = io.transfer(op::READ, sector, buf.len())?;
+            return io.client.data.read(at, buf).map_err(|_| IoError::Device);
+        }
+        io.blocked = true;
+        let sectors = sectors_of(buf.len());
+        if io.reads.in_flight(sector, sectors) {
+            return Err(IoError::WouldBlock);
+        }
+        // Sent now, answered from the data region when it arrived; with
+        // every slot in flight the read is simply tried again later.
+        if let Some(i) = io.reads.claim() {
+            let n = u32::try_from(sectors).map_err(|_| IoError::OutOfBounds)?;
+            let tag = io
+                .client
+                .submit(op::READ, sector, n, Io::offset(i))
+                .map_err(|_| IoError::Device)?;
+            io.reads.sent(i, tag, sector, sectors);
+        }
+        Err(IoError::WouldBlock)
     }
 
     fn write(&mut self, sector: u64, buf: &[u8]) -> Result<(), IoError> {
-        self.client
+        let mut io = self.0.borrow_mut();
+        let i = io.claim_settled()?;
+        io.client
             .data
-            .write(0, buf)
+            .write(Io::offset(i), buf)
             .map_err(|_| IoError::Device)?;
-        self.transfer(op::WRITE, sector, buf.len())
+        let sectors = u32::try_from(sectors_of(buf.len())).map_err(|_| IoError::OutOfBounds)?;
+        io.client
+            .ok(op::WRITE, sector, sectors, Io::offset(i))
+            .map(|_| ())
+            .map_err(|_| IoError::Device)
     }
 
     fn flush(&mut self) -> Result<(), IoError> {
-        self.client
+        let mut io = self.0.borrow_mut();
+        io.settle()?;
+        io.client
             .ok(op::FLUSH, 0, 0, 0)
             .map(|_| ())
             .map_err(|_| IoError::Device)
     }
 
     fn max_transfer(&self) -> usize {
-        TRANSFER.min(usize::try_from(self.client.data.len()).unwrap_or(TRANSFER))
+        let io = self.0.borrow();
+        TRANSFER.min(usize::try_from(io.client.data.len()).unwrap_or(TRANSFER))
     }
 }
 
@@ -122,15 +245,182 @@ impl Regions for ClientRegions {
     }
 }
 
+/// File protocol methods that only read: run without waiting for the disk
+/// and parked on a miss (a failed run changes no offset or cookie).
+const READ_ONLY: [u64; 6] = [3, 6, 7, 8, 9, 16];
+
+/// After how many requests answered while others were parked the VFS says
+/// so (once each).
+const REPORT_AT: [u64; 2] = [10, 100];
+
+/// A call that waits for the disk: its reply capability saved in `slot`,
+/// its words kept to run it again.
+struct Parked {
+    badge: Badge,
+    slot: u64,
+    req: Msg,
+    words: [u64; MSG_MAX],
+}
+
+/// The words of `req` past the registers, from the IPC buffer.
+fn save_words(req: &Msg) -> [u64; MSG_MAX] {
+    let mut words = [0; MSG_MAX];
+    for (i, w) in words
+        .iter_mut()
+        .enumerate()
+        .take(req.len)
+        .skip(REGISTER_WORDS)
+    {
+        *w = IpcBuffer.mr(i);
+    }
+    words
+}
+
+/// The VFS's request loop state.
+struct Server {
+    service: Service<ClientRegions>,
+    io: Rc<RefCell<Io>>,
+    cnode: kaal_sel4::cap::CNode,
+    free_slots: Vec<u64>,
+    parked: Vec<Parked>,
+    answered_while_parked: u64,
+}
+
+impl Server {
+    /// Runs `req` (words past the registers in `words`) with reads that
+    /// wait or not; the reply, its words in the returned buffer, and
+    /// whether it hit a read in flight (then the reply is void).
+    fn run(
+        &mut self,
+        badge: Badge,
+        req: &Msg,
+        words: &[u64; MSG_MAX],
+        blocking: bool,
+    ) -> (Msg, LocalBuffer, bool) {
+        let buf = LocalBuffer::default();
+        for (i, &w) in words.iter().enumerate().take(req.len).skip(REGISTER_WORDS) {
+            buf.set_mr(i, w);
+        }
+        self.io.borrow_mut().start(blocking);
+        let reply = file_dispatch(&mut self.service, badge, req, &buf);
+        let blocked = self.io.borrow().blocked;
+        (reply, buf, blocked)
+    }
+
+    /// A call: answered now, or parked until its reads arrived (`None`).
+    fn call(&mut self, badge: Badge, req: &Msg) -> Option<Msg> {
+        // A client has one call outstanding: a parked one of the same
+        // badge belonged to a run of it that is gone (the kernel deleted
+        // its reply capability).
+        if let Some(k) = self.parked.iter().position(|p| p.badge == badge) {
+            let p = self.parked.remove(k);
+            self.free_slots.push(p.slot);
+        }
+        let words = save_words(req);
+        let read_only = READ_ONLY.contains(&req.label);
+        let (mut reply, mut buf, blocked) = self.run(badge, req, &words, !read_only);
+        if blocked {
+            if let Some(slot) = self.free_slots.pop() {
+                // The CNode capability has no guard: slots are CSPACE_BITS deep.
+                if self
+                    .cnode
+                    .save_caller(slot, kaal_rt::start::CSPACE_BITS)
+                    .is_ok()
+                {
+                    self.parked.push(Parked {
+                        badge,
+                        slot,
+                        req: *req,
+                        words,
+                    });
+                    // A response that came before the arm brings no signal.
+                    if self.arm() {
+                        self.signal();
+                    }
+                    return None;
+                }
+                self.free_slots.push(slot);
+            }
+            // Nowhere to keep the caller: wait for the disk, as before.
+            (reply, buf, _) = self.run(badge, req, &words, true);
+        }
+        if !self.parked.is_empty() {
+            self.answered_while_parked += 1;
+            if REPORT_AT.contains(&self.answered_while_parked) {
+                println!(
+                    "vfs: {} requests answered while others were parked ({} parked now)",
+                    self.answered_while_parked,
+                    self.parked.len()
+                );
+            }
+            // A waiting request, or arrived reads dropped for it, may
+            // have lost its data: run the parked ones again now.
+            let dropped = self.io.borrow_mut().reads.take_dropped();
+            if !read_only || dropped {
+                self.rerun();
+            }
+        }
+        for i in REGISTER_WORDS..reply.len.min(MSG_MAX) {
+            IpcBuffer.set_mr(i, buf.mr(i));
+        }
+        Some(reply)
+    }
+
+    /// Runs the parked calls again, in order; answers those that complete.
+    fn rerun(&mut self) {
+        let mut k = 0;
+        while let Some(p) = self.parked.get(k) {
+            let (badge, req, words, slot) = (p.badge, p.req, p.words, p.slot);
+            let (reply, buf, blocked) = self.run(badge, &req, &words, false);
+            if blocked {
+                k += 1;
+                continue;
+            }
+            for i in REGISTER_WORDS..reply.len.min(MSG_MAX) {
+                IpcBuffer.set_mr(i, buf.mr(i));
+            }
+            kaal_rpc::reply_saved(slot, &reply);
+            self.parked.remove(k);
+            self.free_slots.push(slot);
+        }
+    }
+
+    /// Takes what arrived and runs the parked calls until no response is
+    /// pending unseen.
+    fn signal(&mut self) {
+        loop {
+            let _ = self.io.borrow_mut().drain();
+            self.rerun();
+            if !self.arm() {
+                break;
+            }
+        }
+    }
+
+    /// Asks for a signal at the next response; `true` if one is there.
+    fn arm(&mut self) -> bool {
+        self.io.borrow_mut().arm()
+    }
+}
+
 fn main(env: &Env) -> Result<(), StartError> {
     let mut client = BlockClient::new(env).map_err(StartError::Block)?;
     let sectors = client.capacity().map_err(StartError::Block)?;
     let storage = env.private_memory("cache").map_err(StartError::Cap)?;
     let cache_bytes = storage.len();
+    let can_wait_later = client.data.len() >= (SLOTS * TRANSFER) as u64;
+    let io = Rc::new(RefCell::new(Io {
+        client,
+        sectors,
+        reads: Reads::default(),
+        can_wait_later,
+        blocking: true,
+        blocked: false,
+    }));
     // Lines of the file system's block size keep its write order (the
     // cache orders whole lines): mount once to learn the size, then again
     // on lines of that size.
-    let cache = BlockCache::new(BlockDisk { client, sectors }, storage, FIRST_LINE_BYTES)
+    let cache = BlockCache::new(BlockDisk(io.clone()), storage, FIRST_LINE_BYTES)
         .map_err(StartError::Cache)?;
     let probe = ext2::Ext2::mount(cache).map_err(StartError::Mount)?;
     let block = probe.block_size() as usize;
@@ -155,7 +445,7 @@ fn main(env: &Env) -> Result<(), StartError> {
     let regions = ClientRegions(env.client_regions("fs").map_err(StartError::Cap)?.collect());
     let clients = regions.0.len();
     let ep = env.server("fs").map_err(StartError::Cap)?;
-    let mut service = Service::new(vfs, regions);
+    let (cnode, slots) = env.reply_slots("fs").map_err(StartError::Cap)?;
     println!(
         "{}: serving ext2 ({} sectors, {block}-byte blocks, {} KiB cache) at / and {tmp} to {clients} clients (restarts: {})",
         env.name(),
@@ -163,9 +453,19 @@ fn main(env: &Env) -> Result<(), StartError> {
         cache_bytes / 1024,
         env.restarts()
     );
-    kaal_rpc::serve(ep, |badge, req, buf| {
-        file_dispatch(&mut service, badge, req, buf)
-    })
+    let server = RefCell::new(Server {
+        service: Service::new(vfs, regions),
+        io,
+        cnode,
+        free_slots: slots.rev().collect(),
+        parked: Vec::new(),
+        answered_while_parked: 0,
+    });
+    kaal_rpc::serve_parking(
+        ep,
+        |_| server.borrow_mut().signal(),
+        |badge, req, _| server.borrow_mut().call(badge, req),
+    )
 }
 
 kaal_rt::component!(main);

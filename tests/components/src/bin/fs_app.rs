@@ -12,6 +12,8 @@
 //!   file;
 //! - `holder`: holds every descriptor it may until it is killed (when
 //!   `watcher` has seen it ready); restarted, it has them all again;
+//! - `slow`: reads /big.bin whole, twice; `quick` meanwhile stats and
+//!   reads /docs/a.txt 200 times;
 //! - `worker`: syncs files, then works until the VFS is killed under it,
 //!   and checks the synced files after its restart; `trigger` exits once
 //!   the synced files are there, which makes the test's root task kill the
@@ -413,6 +415,33 @@ fn trigger(fs: &Files) -> Check<String> {
     Ok(String::from("the worker's files are synced"))
 }
 
+/// Reads /big.bin whole, again and again: with the VFS's small cache each
+/// read waits for the disk.
+fn slow(fs: &Files, buf: &mut [u8]) -> Check<String> {
+    const ROUNDS: u32 = 2;
+    let (path, len, seed) = ("/big.bin", 3 * 1024 * 1024, 0x1008);
+    for _ in 0..ROUNDS {
+        check_file(fs, path, len, seed, buf)?;
+    }
+    Ok(format!(
+        "{path} read whole {ROUNDS} times as the host wrote it"
+    ))
+}
+
+/// Stats and reads a small file that stays cached, meanwhile.
+fn quick(fs: &Files, buf: &mut [u8]) -> Check<String> {
+    const ROUNDS: u32 = 200;
+    let (path, len, seed) = ("/docs/a.txt", 1023, 0x1001);
+    for _ in 0..ROUNDS {
+        let st = fs.stat(path).map_err(|e| fail(path, e))?;
+        if st.size != len {
+            return Err(format!("{path}: size {} instead of {len}", st.size));
+        }
+        check_file(fs, path, len, seed, buf)?;
+    }
+    Ok(format!("{ROUNDS} stats and reads of {path} answered right"))
+}
+
 fn main(env: &Env) -> Result<(), String> {
     let fs = Files::new(env, "fs").map_err(|e| fail("fs", e))?;
     let mut buf = vec![0u8; CHUNK];
@@ -425,6 +454,8 @@ fn main(env: &Env) -> Result<(), String> {
         "left" | "right" => pair(&fs, env.name(), &mut buf),
         "worker" => worker(&fs, &mut buf),
         "trigger" => trigger(&fs),
+        "slow" => slow(&fs, &mut buf),
+        "quick" => quick(&fs, &mut buf),
         "holder" => holder(&fs, env.restarts()),
         "watcher" => wait_for(&fs, "/held.ready").map(|()| String::from("the holder is ready")),
         other => Err(format!("no role named {other}")),

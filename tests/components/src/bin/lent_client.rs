@@ -86,8 +86,9 @@ fn main(env: &Env) -> Result<(), &'static str> {
         }
     }
     println!(
-        "{name}: {ROUNDS} rounds through my own {} byte lent region (badge {badge})",
-        region.len()
+        "{name}: {ROUNDS} rounds through my own {} byte lent region (badge {})",
+        region.len(),
+        badge & !kaal_rpc::CALL_BADGE_BIT
     );
     let mark = |i: usize| (i as u8) ^ (i >> 12) as u8 ^ 0x5a;
     for (i, b) in scratch.iter_mut().enumerate() {

@@ -165,10 +165,10 @@ fn main(env: &Env) -> Result<(), &'static str> {
             return Err("two client regions are the same memory");
         }
     }
-    let [a, b] = server
-        .regions
-        .each_ref()
-        .map(|r| r.as_ref().map_or(0, |(b, _)| *b));
+    let [a, b] = server.regions.each_ref().map(|r| {
+        r.as_ref()
+            .map_or(0, |(b, _)| *b & !kaal_rpc::CALL_BADGE_BIT)
+    });
     println!(
         "lent_server: {n} client regions of {REGION_BYTES} bytes, badges {a} and {b}, each its own memory (restarts: {})",
         env.restarts()
