@@ -53,18 +53,10 @@ impl BlockClient {
         sectors: u32,
         offset: u64,
     ) -> Result<Response, BlockError> {
-        self.tag += 1;
-        let r = Request {
-            tag: self.tag,
-            sector,
-            op,
-            sectors,
-            offset,
-        };
-        self.req.send_all(&[r]).map_err(|_| BlockError::Ring)?;
+        let tag = self.submit(op, sector, sectors, offset)?;
         let got = self.resp.recv().map_err(|_| BlockError::Ring)?;
         self.resp.release();
-        if got.tag != self.tag {
+        if got.tag != tag {
             return Err(BlockError::WrongTag);
         }
         Ok(got)

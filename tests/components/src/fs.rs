@@ -237,3 +237,18 @@ pub fn until_served<T>(
     }
     last
 }
+
+/// Prints how role `name` ended (`<name>: <what>`, or `<name>: FAILED:
+/// <why>`) and passes the outcome on as the component's result.
+pub fn report(name: &str, r: Check<String>) -> Result<(), String> {
+    match r {
+        Ok(what) => {
+            kaal_rt::println!("{name}: {what}");
+            Ok(())
+        }
+        Err(e) => {
+            kaal_rt::println!("{name}: FAILED: {e}");
+            Err(e)
+        }
+    }
+}

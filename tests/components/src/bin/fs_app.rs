@@ -30,9 +30,10 @@ use alloc::vec::Vec;
 
 use kaal_client::file::{flags, FileError, Files};
 use kaal_protocols::file::FsError;
-use kaal_rt::{println, Env};
+use kaal_rt::Env;
 use kaal_test_components::fs::{
-    check_file, check_tree, fail, list, refused, until_served, write_file, write_tree, Check,
+    check_file, check_tree, fail, list, refused, report, until_served, write_file, write_tree,
+    Check,
 };
 use kaal_test_patterns::fs::{self as tree, Damage, Kind};
 
@@ -460,16 +461,7 @@ fn main(env: &Env) -> Result<(), String> {
         "watcher" => wait_for(&fs, "/held.ready").map(|()| String::from("the holder is ready")),
         other => Err(format!("no role named {other}")),
     };
-    match r {
-        Ok(what) => {
-            println!("{}: {what}", env.name());
-            Ok(())
-        }
-        Err(e) => {
-            println!("{}: FAILED: {e}", env.name());
-            Err(e)
-        }
-    }
+    report(env.name(), r)
 }
 
 kaal_rt::component!(main);

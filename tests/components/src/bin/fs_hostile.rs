@@ -26,7 +26,7 @@ use kaal_protocols::file::{FileStat, FsError, PATH_BYTES};
 use kaal_rpc::{app_code, Error, IpcBuffer, Lent, Msg, RpcError, WireError, MSG_MAX, REPLY_OK};
 use kaal_rt::{println, Env};
 use kaal_sel4::ipc::MessageInfo;
-use kaal_test_components::fs::{check_file, fail, list, write_file, Check};
+use kaal_test_components::fs::{check_file, fail, list, report, write_file, Check};
 use kaal_test_patterns::fs as tree;
 
 /// Bytes moved per read or write call (the lent region is as large).
@@ -690,16 +690,7 @@ fn main(env: &Env) -> Result<(), String> {
         }
         other => Err(format!("no role named {other}")),
     };
-    match r {
-        Ok(what) => {
-            println!("{}: {what}", env.name());
-            Ok(())
-        }
-        Err(e) => {
-            println!("{}: FAILED: {e}", env.name());
-            Err(e)
-        }
-    }
+    report(env.name(), r)
 }
 
 kaal_rt::component!(main);
