@@ -76,11 +76,18 @@ impl<const N: usize> Reads<N> {
         })
     }
 
-    /// A slot for a new transfer: a free one, else the oldest arrived one,
-    /// whose bytes are then dropped unread ([`Reads::take_dropped`]); `None`
-    /// while every slot is in flight.
+    /// A slot for a new transfer: a free one, else a failed one (whose
+    /// reader may never ask again: it was dropped, or asks for another
+    /// range now; if it asks again, the disk is asked again), else the
+    /// oldest arrived one, whose bytes are then dropped unread
+    /// ([`Reads::take_dropped`]); `None` while every slot is in flight.
     pub fn claim(&mut self) -> Option<usize> {
-        if let Some(i) = self.slots.iter().position(|s| *s == Slot::Free) {
+        if let Some(i) = self
+            .slots
+            .iter()
+            .position(|s| matches!(s, Slot::Free | Slot::Failed { .. }))
+        {
+            self.free(i);
             return Some(i);
         }
         let (i, _) = self

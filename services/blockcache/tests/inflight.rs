@@ -57,3 +57,21 @@ fn a_refused_read_fails_once_and_the_oldest_arrival_makes_room() {
     assert_eq!(r.take(64, 8), None);
     assert_eq!(r.take(128, 8), Some(Covered::Here { slot: 0, skip: 0 }));
 }
+
+#[test]
+fn failed_reads_nobody_takes_do_not_hold_their_slots() {
+    let mut r = Reads::<2>::default();
+    r.sent(0, 1, 0, 8);
+    r.sent(1, 2, 64, 8);
+    r.arrived(1, false);
+    r.arrived(2, false);
+    // Their readers went away, or now ask for other ranges: both slots are
+    // there for new reads (without this, nothing could be read again).
+    let a = r.claim().unwrap();
+    r.sent(a, 3, 200, 8);
+    let b = r.claim().unwrap();
+    assert_ne!(a, b);
+    r.sent(b, 4, 300, 8);
+    assert_eq!(r.claim(), None, "both in flight again");
+    assert!(!r.take_dropped(), "a failed read drops no bytes");
+}

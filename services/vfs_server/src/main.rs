@@ -78,6 +78,9 @@ struct Io {
     blocking: bool,
     /// A read failed with `WouldBlock` since the last [`Io::start`].
     blocked: bool,
+    /// A transfer waited for the driver since the last [`Io::start`] (and
+    /// may have taken the signal meant for the parked calls).
+    waited: bool,
 }
 
 fn sectors_of(len: usize) -> u64 {
@@ -93,6 +96,7 @@ impl Io {
     fn start(&mut self, blocking: bool) {
         self.blocking = blocking || !self.can_wait_later;
         self.blocked = false;
+        self.waited = false;
     }
 
     fn arrived(&mut self, r: &Response) {
@@ -111,16 +115,11 @@ impl Io {
     /// Waits for every read in flight.
     fn settle(&mut self) -> Result<(), IoError> {
         while self.reads.any_in_flight() {
+            self.waited = true;
             let r = self.client.wait().map_err(|_| IoError::Device)?;
             self.arrived(&r);
         }
         Ok(())
-    }
-
-    /// Asks for a signal at the next response while reads are in flight;
-    /// `true` if one arrived meanwhile (drain again).
-    fn arm(&mut self) -> bool {
-        self.reads.any_in_flight() && self.client.arm().unwrap_or(true)
     }
 
     /// Serves `buf` from `sector` out of an arrived read that covers it.
@@ -144,6 +143,7 @@ impl Io {
     /// A transfer that waits, through a slot no read in flight uses.
     fn transfer(&mut self, what: u32, sector: u64, len: usize) -> Result<u64, IoError> {
         let i = self.claim_settled()?;
+        self.waited = true;
         let sectors = u32::try_from(sectors_of(len)).map_err(|_| IoError::OutOfBounds)?;
         let offset = Self::offset(i);
         self.client
@@ -260,7 +260,17 @@ struct Parked {
     slot: u64,
     req: Msg,
     words: [u64; MSG_MAX],
+    /// Times it was run again without completing.
+    tries: u32,
 }
+
+/// Runs of a parked call after which it waits for the disk: parked calls
+/// whose reads evict each other's lines from a small cache still finish.
+const TRIES: u32 = 64;
+
+/// Passes of [`Server::progress`] with no read in flight for the parked
+/// calls (none could be sent) before they wait for the disk.
+const PASSES: u32 = 4;
 
 /// The words of `req` past the registers, from the IPC buffer.
 fn save_words(req: &Msg) -> [u64; MSG_MAX] {
@@ -332,11 +342,9 @@ impl Server {
                         slot,
                         req: *req,
                         words,
+                        tries: 0,
                     });
-                    // A response that came before the arm brings no signal.
-                    if self.arm() {
-                        self.signal();
-                    }
+                    self.progress();
                     return None;
                 }
                 self.free_slots.push(slot);
@@ -353,11 +361,14 @@ impl Server {
                     self.parked.len()
                 );
             }
-            // A waiting request, or arrived reads dropped for it, may
-            // have lost its data: run the parked ones again now.
+            // A call that may have waited for the disk (taking the
+            // responses and the signal meant for the parked ones), or that
+            // dropped their arrived reads: see to them before the next
+            // receive. A read-only call answered from the cache touched
+            // neither.
             let dropped = self.io.borrow_mut().reads.take_dropped();
-            if !read_only || dropped {
-                self.rerun();
+            if !read_only || dropped || self.io.borrow().waited {
+                self.progress();
             }
         }
         for i in REGISTER_WORDS..reply.len.min(MSG_MAX) {
@@ -367,11 +378,15 @@ impl Server {
     }
 
     /// Runs the parked calls again, in order; answers those that complete.
-    fn rerun(&mut self) {
+    /// One run `TRIES` times already (or every one, with `wait`) runs with
+    /// reads that wait, and so completes.
+    fn rerun(&mut self, wait: bool) {
         let mut k = 0;
-        while let Some(p) = self.parked.get(k) {
+        while let Some(p) = self.parked.get_mut(k) {
+            p.tries += 1;
+            let blocking = wait || p.tries > TRIES;
             let (badge, req, words, slot) = (p.badge, p.req, p.words, p.slot);
-            let (reply, buf, blocked) = self.run(badge, &req, &words, false);
+            let (reply, buf, blocked) = self.run(badge, &req, &words, blocking);
             if blocked {
                 k += 1;
                 continue;
@@ -385,21 +400,43 @@ impl Server {
         }
     }
 
-    /// Takes what arrived and runs the parked calls until no response is
-    /// pending unseen.
+    /// The driver signalled: see to the parked calls.
     fn signal(&mut self) {
-        loop {
-            let _ = self.io.borrow_mut().drain();
-            self.rerun();
-            if !self.arm() {
-                break;
-            }
-        }
+        self.progress();
     }
 
-    /// Asks for a signal at the next response; `true` if one is there.
-    fn arm(&mut self) -> bool {
-        self.io.borrow_mut().arm()
+    /// Takes what arrived and runs the parked calls until each is answered
+    /// or waits for a read in flight with the driver's signal armed, so no
+    /// response goes unseen: one taken while the calls ran (by another
+    /// call's read) is there to take on the next pass; one that came
+    /// before the arm makes the arm say so. When no read is in flight for
+    /// them (none could be sent) or the ring fails, they wait for the disk.
+    fn progress(&mut self) {
+        // Passes with no read in flight for the parked calls; a pass that
+        // found a response waiting took it, and each call runs at most
+        // `TRIES` times without waiting, so the loop ends.
+        let mut idle = 0;
+        while idle < PASSES {
+            let _ = self.io.borrow_mut().drain();
+            self.rerun(false);
+            if self.parked.is_empty() {
+                return;
+            }
+            let armed = {
+                let mut io = self.io.borrow_mut();
+                io.reads.any_in_flight().then(|| io.client.arm())
+            };
+            match armed {
+                // The signal will come.
+                Some(Ok(false)) => return,
+                // A response came meanwhile: take it.
+                Some(Ok(true)) => {}
+                // None in flight (none could be sent): try again, then wait.
+                None => idle += 1,
+                Some(Err(_)) => break,
+            }
+        }
+        self.rerun(true);
     }
 }
 
@@ -416,6 +453,7 @@ fn main(env: &Env) -> Result<(), StartError> {
         can_wait_later,
         blocking: true,
         blocked: false,
+        waited: false,
     }));
     // Lines of the file system's block size keep its write order (the
     // cache orders whole lines): mount once to learn the size, then again
