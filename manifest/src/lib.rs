@@ -54,6 +54,10 @@
 //! `block_size = 4096`) gives the system an ext2 disk built from a folder
 //! of the repository; see [`Disk`].
 //!
+//! `[[forward]]` tables (`protocol = "tcp"`, `host = 8080`, `guest = 80`)
+//! ask `cargo xtask run` to forward host ports into the guest; see
+//! [`Forward`].
+//!
 //! A top-level `console = "<component>"` names the serial driver that
 //! prints the components' console lines; the root task's ring to it is its
 //! local name `console`.
@@ -382,6 +386,60 @@ pub struct Manifest {
     /// The system's disk, built from a folder of the repository.
     #[serde(default)]
     pub disk: Option<Disk>,
+    /// Host ports `cargo xtask run` forwards into the guest.
+    #[serde(rename = "forward", default)]
+    pub forwards: Vec<Forward>,
+}
+
+/// `[[forward]]`: a host port that QEMU's user networking forwards to a
+/// guest port, so that programs on the host reach a guest server. The host
+/// side listens on 127.0.0.1 only: test traffic stays on this machine.
+///
+/// ```toml
+/// [[forward]]
+/// protocol = "tcp"         # or "udp"
+/// host = 8080              # 1..=65535, unique per protocol
+/// guest = 80               # 1..=65535
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Forward {
+    pub protocol: ForwardProtocol,
+    pub host: Port,
+    pub guest: Port,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ForwardProtocol {
+    Tcp,
+    Udp,
+}
+
+impl ForwardProtocol {
+    /// As QEMU's `hostfwd` and the manifest write it.
+    pub fn word(self) -> &'static str {
+        match self {
+            ForwardProtocol::Tcp => "tcp",
+            ForwardProtocol::Udp => "udp",
+        }
+    }
+}
+
+/// A TCP or UDP port, 1..=65535 (0 is no port one can connect to).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Port(pub u16);
+
+impl<'de> Deserialize<'de> for Port {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        // Read wide so that 0, 70000 and -1 get this message, not serde's.
+        let n = i64::deserialize(d)?;
+        u16::try_from(n)
+            .ok()
+            .filter(|p| *p != 0)
+            .map(Port)
+            .ok_or_else(|| serde::de::Error::custom(format!("port {n} is not a port (1 to 65535)")))
+    }
 }
 
 /// `[disk]`: the virtio-blk disk `cargo xtask run` attaches, an ext2 file
@@ -614,6 +672,11 @@ pub enum ManifestError {
     },
     /// The `[disk]` table is wrong.
     Disk(String),
+    /// Two `[[forward]]`s ask for one host port.
+    ForwardTwice {
+        protocol: ForwardProtocol,
+        host: u16,
+    },
     /// A binding of a local name the component's program does not declare.
     Undeclared {
         component: String,
@@ -690,6 +753,11 @@ impl fmt::Display for ManifestError {
             RingSlots { channel, slots, why } => write!(f, "channel `{channel}`: {slots} slots: {why}"),
             Console { name, why } => write!(f, "console `{name}`: {why}"),
             Disk(why) => write!(f, "[disk]: {why}"),
+            ForwardTwice { protocol, host } => write!(
+                f,
+                "[[forward]]: host port {} {host} is forwarded twice",
+                protocol.word()
+            ),
             Priority { component, priority } => write!(
                 f,
                 "component `{component}`: priority {priority} is not below the root task's {ROOT_PRIORITY}"
@@ -934,6 +1002,16 @@ impl Manifest {
         }
         if let Some(why) = self.disk.as_ref().and_then(Disk::problem) {
             errs.push(ManifestError::Disk(why));
+        }
+        // TCP and UDP are separate port spaces on the host.
+        let mut hosts = alloc::collections::BTreeSet::new();
+        for f in &self.forwards {
+            if !hosts.insert((f.protocol, f.host)) {
+                errs.push(ManifestError::ForwardTwice {
+                    protocol: f.protocol,
+                    host: f.host.0,
+                });
+            }
         }
         for c in &self.components {
             let console = usize::from(self.console.as_ref() == Some(&c.name));

@@ -441,3 +441,44 @@ fn disk_folder_must_exist_inside_the_repository() {
         .unwrap_err()
         .contains("inside the repository"));
 }
+
+#[test]
+fn forwards_parse_and_tcp_and_udp_are_separate_port_spaces() {
+    use kaal_manifest::{Forward, ForwardProtocol, ManifestError, Port};
+    let text = r#"
+        [[forward]]
+        protocol = "tcp"
+        host = 8080
+        guest = 80
+        [[forward]]
+        protocol = "udp"
+        host = 8080
+        guest = 7
+        [[forward]]
+        protocol = "tcp"
+        host = 65535
+        guest = 1
+    "#;
+    let m = Manifest::parse(text).unwrap_or_else(|e| panic!("{e:?}"));
+    assert_eq!(
+        m.forwards[0],
+        Forward {
+            protocol: ForwardProtocol::Tcp,
+            host: Port(8080),
+            guest: Port(80)
+        }
+    );
+    assert_eq!(
+        (m.forwards[1].protocol, m.forwards[2].host),
+        (ForwardProtocol::Udp, Port(65535))
+    );
+    // A host port asked for again is named with its protocol.
+    let twice = format!("{text}\n[[forward]]\nprotocol = \"udp\"\nhost = 8080\nguest = 9\n");
+    assert_eq!(
+        Manifest::parse(&twice).unwrap_err(),
+        [ManifestError::ForwardTwice {
+            protocol: ForwardProtocol::Udp,
+            host: 8080
+        }]
+    );
+}

@@ -12,6 +12,7 @@
 //! | `serial` | ring of [`serial::Chunk`] | a serial driver and its client, one ring each way |
 //! | `block.request`, `block.completion`, `block.data` | rings of [`block::Request`] / [`block::Response`], a data region | a block driver and its client |
 //! | `net` | ring of [`net::Packet`] | a network driver and its client, one ring each way |
+//! | `socket.request`, `socket.completion`, `socket.data` | rings of [`socket::Request`] / [`socket::Completion`], a data region, one set per client | the network service and a client |
 //! | `timer.alarm`, `timer.fired` | rings of [`timer::AlarmRequest`] / [`timer::AlarmFired`] | a timer driver and its client |
 //! | `echo` | endpoint (`kaal_interfaces::echo`) | the echo service and its clients |
 //! | `file` | endpoint (`file::File`, feature `file`), and a region each client lends (the channel's `bytes`) | the VFS and its clients |
@@ -31,6 +32,7 @@ pub mod console;
 pub mod file;
 pub mod net;
 pub mod serial;
+pub mod socket;
 pub mod supervisor;
 pub mod timer;
 
@@ -82,6 +84,12 @@ pub const PROTOCOLS: &[Protocol] = &[
         shape: Shape::Memory,
     },
     ring::<net::Packet>("net", net::RING_SLOTS),
+    ring::<socket::Request>("socket.request", socket::RING_SLOTS),
+    ring::<socket::Completion>("socket.completion", socket::RING_SLOTS),
+    Protocol {
+        name: "socket.data",
+        shape: Shape::Memory,
+    },
     ring::<timer::AlarmRequest>("timer.alarm", timer::RING_SLOTS),
     ring::<timer::AlarmFired>("timer.fired", timer::RING_SLOTS),
     Protocol {
@@ -121,6 +129,14 @@ mod tests {
                 slot_bytes: 64
             })
         );
+        assert_eq!(
+            find("socket.completion").map(|p| p.shape),
+            Some(Shape::Ring {
+                slots: 64,
+                slot_bytes: 64
+            })
+        );
+        assert_eq!(find("socket.data").map(|p| p.shape), Some(Shape::Memory));
         assert_eq!(
             find("net").map(|p| p.shape),
             Some(Shape::Ring {

@@ -173,20 +173,26 @@ fn build(layout: &Layout) -> Result<(Prepared, Images)> {
 }
 
 /// The machine of the `default_system` test: its QEMU arguments (disk and
-/// network card) and its disk image.
-fn default_machine(layout: &Layout) -> Result<(Vec<String>, std::path::PathBuf)> {
+/// network card, with systems/default.toml's host port forwards), its disk
+/// image, and the URLs on the host of its forwards to an HTTP port.
+fn default_machine(layout: &Layout) -> Result<(Vec<String>, std::path::PathBuf, Vec<String>)> {
     let tests = systest::load(&layout.tests_toml())?;
     let spec = tests
         .iter()
         .find(|t| t.name == "default_system")
         .context("tests.toml has no default_system test to take the machine from")?;
-    spec.devices(layout)
+    let (mut args, disk) = spec.devices(layout)?;
+    // Only here: the default_system test boots without them, since QEMU
+    // fails to start when another program on the host holds such a port.
+    let forwards = system::forwards(layout, "default")?;
+    qemu::add_forwards(&mut args, &forwards).context("systems/default.toml's [[forward]]")?;
+    Ok((args, disk, qemu::forward_urls(&forwards)))
 }
 
 fn boot(layout: &Layout, accel: qemu::Accel, with_gdb: bool) -> Result<ExitCode> {
     let (_, images) = build(layout)?;
     let root_task = images.root_task()?;
-    let (mut extra, disk) = default_machine(layout)?;
+    let (mut extra, disk, urls) = default_machine(layout)?;
     let mut serial_log = None;
     if with_gdb {
         let session = gdb::interactive(layout, &images, &root_task, Some(gdb::DEFAULT_SYSTEM))?;
@@ -207,6 +213,9 @@ fn boot(layout: &Layout, accel: qemu::Accel, with_gdb: bool) -> Result<ExitCode>
         "Booting KaaL in QEMU with a disk ({}) and a network card; quit with Ctrl-A X",
         disk.display()
     );
+    for url in &urls {
+        println!("The HTTP server is reachable from this machine at {url}");
+    }
     // QEMU's output passes through here, so that a fault report is
     // followed by its function, file and line; the terminal stays QEMU's
     // input (Ctrl-A X quits).

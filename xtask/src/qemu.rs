@@ -4,7 +4,9 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use anyhow::{bail, Result};
 use clap::ValueEnum;
+use kaal_manifest::{Forward, ForwardProtocol};
 
 /// Port of the `isa-debug-exit` device.
 pub const EXIT_PORT: u16 = 0xf4;
@@ -122,6 +124,40 @@ pub fn args(kernel32: &Path, image: &Path, options: &Options) -> Vec<OsString> {
     args
 }
 
+/// Adds the manifest's host port forwards to the user network of a
+/// machine's arguments (the value after `-netdev` that starts `user,`).
+/// The host side binds 127.0.0.1 only: test traffic stays on this machine
+/// (slirp would otherwise listen on every interface).
+pub fn add_forwards(args: &mut [String], forwards: &[Forward]) -> Result<()> {
+    if forwards.is_empty() {
+        return Ok(());
+    }
+    // The value after a `-netdev` that starts `user,`.
+    let mut after_netdev = false;
+    let user = args.iter_mut().find(|a| {
+        let hit = after_netdev && a.starts_with("user,");
+        after_netdev = a.as_str() == "-netdev";
+        hit
+    });
+    let Some(user) = user else {
+        bail!("the manifest asks for host port forwards, but the machine has no `-netdev user,...` network");
+    };
+    for f in forwards {
+        let (proto, host, guest) = (f.protocol.word(), f.host.0, f.guest.0);
+        user.push_str(&format!(",hostfwd={proto}:127.0.0.1:{host}-:{guest}"));
+    }
+    Ok(())
+}
+
+/// The URLs on the host of the forwards to a guest's HTTP port (TCP 80).
+pub fn forward_urls(forwards: &[Forward]) -> Vec<String> {
+    forwards
+        .iter()
+        .filter(|f| f.protocol == ForwardProtocol::Tcp && f.guest.0 == 80)
+        .map(|f| format!("http://127.0.0.1:{}/", f.host.0))
+        .collect()
+}
+
 /// The QEMU command booting `image` as root task of `kernel32`.
 pub fn command(kernel32: &Path, image: &Path, options: &Options) -> Command {
     let mut cmd = Command::new("qemu-system-x86_64");
@@ -188,6 +224,74 @@ mod tests {
         });
         assert!(line.contains("-icount shift=0,align=off"));
         assert!(line.ends_with("-smp 1"));
+    }
+
+    fn forward(protocol: ForwardProtocol, host: u16, guest: u16) -> Forward {
+        use kaal_manifest::Port;
+        Forward {
+            protocol,
+            host: Port(host),
+            guest: Port(guest),
+        }
+    }
+
+    fn machine() -> Vec<String> {
+        [
+            "-device",
+            "virtio-net-pci,netdev=n0",
+            "-netdev",
+            "user,id=n0",
+        ]
+        .map(String::from)
+        .to_vec()
+    }
+
+    #[test]
+    fn forwards_join_the_user_network_on_loopback_only() {
+        let forwards = [
+            forward(ForwardProtocol::Tcp, 8080, 80),
+            forward(ForwardProtocol::Udp, 5353, 53),
+        ];
+        let mut args = machine();
+        add_forwards(&mut args, &forwards).unwrap();
+        assert_eq!(
+            args[3],
+            "user,id=n0,hostfwd=tcp:127.0.0.1:8080-:80,hostfwd=udp:127.0.0.1:5353-:53"
+        );
+        // Nothing else changes.
+        assert_eq!(args[..3], machine()[..3]);
+        // No forwards: the machine is left as it is, even without a network.
+        let mut none = vec!["-m".to_owned(), "1G".to_owned()];
+        add_forwards(&mut none, &[]).unwrap();
+        assert_eq!(none, ["-m", "1G"]);
+    }
+
+    #[test]
+    fn forwards_need_a_user_network() {
+        // A `user,` that is no `-netdev` value does not count.
+        let mut args: Vec<String> = ["-device", "user,x", "-netdev", "tap,id=n0"]
+            .map(String::from)
+            .to_vec();
+        let err = add_forwards(&mut args, &[forward(ForwardProtocol::Tcp, 8080, 80)]);
+        assert!(err
+            .unwrap_err()
+            .to_string()
+            .contains("no `-netdev user,...` network"));
+        assert_eq!(args[1], "user,x");
+    }
+
+    #[test]
+    fn urls_only_for_tcp_forwards_to_port_80() {
+        let forwards = [
+            forward(ForwardProtocol::Tcp, 8080, 80),
+            forward(ForwardProtocol::Tcp, 2222, 22),
+            forward(ForwardProtocol::Udp, 8081, 80),
+            forward(ForwardProtocol::Tcp, 9000, 80),
+        ];
+        assert_eq!(
+            forward_urls(&forwards),
+            ["http://127.0.0.1:8080/", "http://127.0.0.1:9000/"]
+        );
     }
 
     #[test]

@@ -144,6 +144,12 @@ pub fn disk(layout: &Layout, name: &str) -> Result<(PathBuf, u64, u32)> {
     Ok((folder, disk.bytes.0, disk.block_size))
 }
 
+/// The host port forwards of system `name` (`systems/<name>.toml`).
+pub fn forwards(layout: &Layout, name: &str) -> Result<Vec<kaal_manifest::Forward>> {
+    let path = layout.root.join("systems").join(format!("{name}.toml"));
+    Ok(check(&path)?.forwards)
+}
+
 /// The program a component's `image` names, stripped of debug information.
 fn program(layout: &Layout, images: &Images, manifest: &Path, image: &str) -> Result<Vec<u8>> {
     if image.contains('/') {
