@@ -812,6 +812,13 @@ pub fn call(ep: Endpoint, msg: &Msg) -> Msg {
 /// badge and this thread's IPC buffer, and its reply is sent back while
 /// waiting for the next request.
 pub fn serve(ep: Endpoint, mut dispatch: impl FnMut(Badge, &Msg, &IpcBuffer) -> Msg) -> ! {
+    serve_turns(ep, |badge, req| Some(dispatch(badge, req, &IpcBuffer)))
+}
+
+/// The server loop: `turn` answers a received message with the reply to
+/// send with `ReplyRecv`, or `None` when there is no caller to answer now
+/// (the next receive is then a plain `Recv`).
+fn serve_turns(ep: Endpoint, mut turn: impl FnMut(Badge, &Msg) -> Option<Msg>) -> ! {
     let mut regs = [0; REGISTER_WORDS];
     let (mut info, mut badge) = ep.recv_regs(&mut regs);
     loop {
@@ -820,9 +827,14 @@ pub fn serve(ep: Endpoint, mut dispatch: impl FnMut(Badge, &Msg, &IpcBuffer) -> 
             len: info.length(),
             regs,
         };
-        let reply = dispatch(badge, &req, &IpcBuffer);
-        regs = reply.regs;
-        (info, badge) = ep.reply_recv_regs(MessageInfo::new(reply.label, reply.len), &mut regs);
+        match turn(badge, &req) {
+            Some(reply) => {
+                regs = reply.regs;
+                (info, badge) =
+                    ep.reply_recv_regs(MessageInfo::new(reply.label, reply.len), &mut regs);
+            }
+            None => (info, badge) = ep.recv_regs(&mut regs),
+        }
     }
 }
 
@@ -861,23 +873,9 @@ pub fn serve_parking(
     mut on_signal: impl FnMut(Badge),
     mut dispatch: impl FnMut(Badge, &Msg, &IpcBuffer) -> Option<Msg>,
 ) -> ! {
-    let mut regs = [0; REGISTER_WORDS];
-    let (mut info, mut badge) = ep.recv_regs(&mut regs);
-    loop {
-        let req = Msg {
-            label: info.label(),
-            len: info.length(),
-            regs,
-        };
-        match parking_turn(badge, &req, &IpcBuffer, &mut on_signal, &mut dispatch) {
-            Some(reply) => {
-                regs = reply.regs;
-                (info, badge) =
-                    ep.reply_recv_regs(MessageInfo::new(reply.label, reply.len), &mut regs);
-            }
-            None => (info, badge) = ep.recv_regs(&mut regs),
-        }
-    }
+    serve_turns(ep, |badge, req| {
+        parking_turn(badge, req, &IpcBuffer, &mut on_signal, &mut dispatch)
+    })
 }
 
 /// Answers a parked call through the reply capability saved in `slot`
