@@ -305,6 +305,18 @@ fn flips() -> impl Strategy<Value = Vec<(prop::sample::Index, prop::sample::Inde
     )
 }
 
+/// The clean image with `flips` applied to its metadata bytes.
+fn flipped(flips: Vec<(prop::sample::Index, prop::sample::Index, u8)>) -> Vec<u8> {
+    static RANGES: OnceLock<Vec<(usize, usize)>> = OnceLock::new();
+    let ranges = RANGES.get_or_init(metadata_ranges);
+    let mut image = clean_image().to_vec();
+    for (range, offset, xor) in flips {
+        let (start, end) = ranges[range.index(ranges.len())];
+        image[start + offset.index(end - start)] ^= xor;
+    }
+    image
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(1000))]
 
@@ -312,27 +324,13 @@ proptest! {
     fn flipped_metadata_bytes_never_panic_or_loop(
         flips in flips()
     ) {
-        static RANGES: OnceLock<Vec<(usize, usize)>> = OnceLock::new();
-        let ranges = RANGES.get_or_init(metadata_ranges);
-        let mut image = clean_image().to_vec();
-        for (range, offset, xor) in flips {
-            let (start, end) = ranges[range.index(ranges.len())];
-            image[start + offset.index(end - start)] ^= xor;
-        }
-        exercise(image);
+        exercise(flipped(flips));
     }
 
     #[test]
     fn flipped_metadata_bytes_never_panic_or_loop_on_writes(
         flips in flips()
     ) {
-        static RANGES: OnceLock<Vec<(usize, usize)>> = OnceLock::new();
-        let ranges = RANGES.get_or_init(metadata_ranges);
-        let mut image = clean_image().to_vec();
-        for (range, offset, xor) in flips {
-            let (start, end) = ranges[range.index(ranges.len())];
-            image[start + offset.index(end - start)] ^= xor;
-        }
-        exercise_writes(image);
+        exercise_writes(flipped(flips));
     }
 }
