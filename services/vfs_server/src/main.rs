@@ -24,7 +24,7 @@ use blockcache::{BlockCache, Disk, IoError};
 use kaal_client::block::{BlockClient, BlockError};
 use kaal_protocols::block::{op, Response, Status, SECTOR};
 use kaal_protocols::file::file_dispatch;
-use kaal_rpc::{Badge, IpcBuffer, LocalBuffer, MessageBuffer, Msg, MSG_MAX, REGISTER_WORDS};
+use kaal_rpc::{Badge, IpcBuffer, MessageBuffer, Msg, MSG_MAX, REGISTER_WORDS};
 use kaal_rt::{println, CapError, Env, SharedRegion};
 use vfs::{RamFs, Regions, Service, Vfs};
 
@@ -259,7 +259,7 @@ struct Parked {
     badge: Badge,
     slot: u64,
     req: Msg,
-    words: [u64; MSG_MAX],
+    words: Words,
     /// Times it was run again without completing.
     tries: u32,
 }
@@ -272,18 +272,39 @@ const TRIES: u32 = 64;
 /// calls (none could be sent) before they wait for the disk.
 const PASSES: u32 = 4;
 
-/// The words of `req` past the registers, from the IPC buffer.
-fn save_words(req: &Msg) -> [u64; MSG_MAX] {
-    let mut words = [0; MSG_MAX];
-    for (i, w) in words
-        .iter_mut()
-        .enumerate()
-        .take(req.len)
-        .skip(REGISTER_WORDS)
-    {
-        *w = IpcBuffer.mr(i);
+/// A request's words, kept apart from the IPC buffer: dispatch reads the
+/// request from here and writes its reply into the IPC buffer, where the
+/// reply must be (`ReplyRecv`, or `reply_saved` for a parked call). Only
+/// the message's own words are copied, nothing is zeroed.
+struct Words(heapless::Vec<u64, MSG_MAX>);
+
+impl Words {
+    /// `req`'s words past the registers, from the IPC buffer (the first
+    /// `REGISTER_WORDS` are in `req` itself and read as 0 here).
+    fn of(req: &Msg) -> Words {
+        let n = req.len.min(MSG_MAX);
+        Words(
+            (0..n)
+                .map(|i| {
+                    if i < REGISTER_WORDS {
+                        0
+                    } else {
+                        IpcBuffer.mr(i)
+                    }
+                })
+                .collect(),
+        )
     }
-    words
+}
+
+impl MessageBuffer for Words {
+    fn mr(&self, i: usize) -> u64 {
+        self.0.get(i).copied().unwrap_or(0)
+    }
+
+    fn set_mr(&self, i: usize, w: u64) {
+        IpcBuffer.set_mr(i, w);
+    }
 }
 
 /// The VFS's request loop state.
@@ -298,23 +319,12 @@ struct Server {
 
 impl Server {
     /// Runs `req` (words past the registers in `words`) with reads that
-    /// wait or not; the reply, its words in the returned buffer, and
-    /// whether it hit a read in flight (then the reply is void).
-    fn run(
-        &mut self,
-        badge: Badge,
-        req: &Msg,
-        words: &[u64; MSG_MAX],
-        blocking: bool,
-    ) -> (Msg, LocalBuffer, bool) {
-        let buf = LocalBuffer::default();
-        for (i, &w) in words.iter().enumerate().take(req.len).skip(REGISTER_WORDS) {
-            buf.set_mr(i, w);
-        }
+    /// wait or not; the reply (its words in the IPC buffer), and whether it
+    /// hit a read in flight (then the reply is void).
+    fn run(&mut self, badge: Badge, req: &Msg, words: &Words, blocking: bool) -> (Msg, bool) {
         self.io.borrow_mut().start(blocking);
-        let reply = file_dispatch(&mut self.service, badge, req, &buf);
-        let blocked = self.io.borrow().blocked;
-        (reply, buf, blocked)
+        let reply = file_dispatch(&mut self.service, badge, req, words);
+        (reply, self.io.borrow().blocked)
     }
 
     /// A call: answered now, or parked until its reads arrived (`None`).
@@ -326,9 +336,9 @@ impl Server {
             let p = self.parked.remove(k);
             self.free_slots.push(p.slot);
         }
-        let words = save_words(req);
+        let words = Words::of(req);
         let read_only = READ_ONLY.contains(&req.label);
-        let (mut reply, mut buf, blocked) = self.run(badge, req, &words, !read_only);
+        let (mut reply, blocked) = self.run(badge, req, &words, !read_only);
         if blocked {
             if let Some(slot) = self.free_slots.pop() {
                 // The CNode capability has no guard: slots are CSPACE_BITS deep.
@@ -350,7 +360,7 @@ impl Server {
                 self.free_slots.push(slot);
             }
             // Nowhere to keep the caller: wait for the disk, as before.
-            (reply, buf, _) = self.run(badge, req, &words, true);
+            (reply, _) = self.run(badge, req, &words, true);
         }
         if !self.parked.is_empty() {
             self.answered_while_parked += 1;
@@ -368,11 +378,14 @@ impl Server {
             // neither.
             let dropped = self.io.borrow_mut().reads.take_dropped();
             if !read_only || dropped || self.io.borrow().waited {
+                // The parked calls' replies go through the IPC buffer too:
+                // keep this one's words and put them back after.
+                let kept = Words::of(&reply);
                 self.progress();
+                for i in REGISTER_WORDS..kept.0.len() {
+                    IpcBuffer.set_mr(i, kept.mr(i));
+                }
             }
-        }
-        for i in REGISTER_WORDS..reply.len.min(MSG_MAX) {
-            IpcBuffer.set_mr(i, buf.mr(i));
         }
         Some(reply)
     }
@@ -385,14 +398,15 @@ impl Server {
         while let Some(p) = self.parked.get_mut(k) {
             p.tries += 1;
             let blocking = wait || p.tries > TRIES;
-            let (badge, req, words, slot) = (p.badge, p.req, p.words, p.slot);
-            let (reply, buf, blocked) = self.run(badge, &req, &words, blocking);
+            let (badge, req, slot) = (p.badge, p.req, p.slot);
+            let words = core::mem::replace(&mut p.words, Words(heapless::Vec::new()));
+            let (reply, blocked) = self.run(badge, &req, &words, blocking);
             if blocked {
+                if let Some(p) = self.parked.get_mut(k) {
+                    p.words = words;
+                }
                 k += 1;
                 continue;
-            }
-            for i in REGISTER_WORDS..reply.len.min(MSG_MAX) {
-                IpcBuffer.set_mr(i, buf.mr(i));
             }
             kaal_rpc::reply_saved(slot, &reply);
             self.parked.remove(k);
