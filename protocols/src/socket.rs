@@ -1,6 +1,7 @@
 //! The sockets protocol: how a client uses TCP and UDP sockets of the
-//! network service. Only the wire types and the service's [`check`] live
-//! here; the service and the client library come later (issue #13).
+//! network service: the wire types and the service's [`check`]. The
+//! service is `services/netstack`; native components use the client
+//! library `kaal_client::socket`.
 //!
 //! # Channels: one set per client
 //!
@@ -62,6 +63,15 @@
 //! service's table to say (`EBADF`, `ENOTCONN`, `EOPNOTSUPP`, ...).
 //!
 //! Addresses are IPv4, as 4 bytes in network order, with a port.
+//!
+//! # Restarts
+//!
+//! The service's first completion on every client's ring, before any
+//! answer, is [`completion::RESTART`]: at a restart of the service it tells
+//! the client that every socket it had is gone and that requests the old
+//! service took will never be answered. A client that restarts sends
+//! [`op::RESET`] first, which closes every socket its earlier life left
+//! open.
 
 /// Slots of each socket ring (the manifest's `slots`; `slot_bytes = 64`).
 pub const RING_SLOTS: usize = 64;
@@ -104,6 +114,10 @@ pub mod op {
     /// Post [`super::completion::EVENT`]s when any of `flags` ([`super::events`])
     /// becomes ready; 0 stops them.
     pub const WATCH: u32 = 12;
+    /// Close every socket of this client (with a reset); `value` is how
+    /// many. A client library sends it when it starts, so that what a
+    /// client left open before a restart of its own is freed.
+    pub const RESET: u32 = 13;
 }
 
 /// Socket kinds, the `flags` of [`op::OPEN`].
@@ -119,6 +133,10 @@ pub mod completion {
     /// A readiness change of a watched socket, with the `WATCH`'s tag; its
     /// `status` is the socket's pending error, if any.
     pub const EVENT: u16 = 2;
+    /// The service has (re)started: the client's socket table is empty,
+    /// and requests taken before it will not be answered. The service's
+    /// first completion on the ring.
+    pub const RESTART: u16 = 3;
 }
 
 /// Readiness bits: a completion's `events` and [`op::WATCH`]'s `flags`.
@@ -286,6 +304,10 @@ errnos! {
     ECONNREFUSED = 111,
     /// A `CONNECT` is under way.
     EALREADY = 114,
+    /// The network service restarted: the socket is gone.
+    ENETRESET = 102,
+    /// The peer aborted the connection before it was accepted.
+    ECONNABORTED = 103,
     /// `CONNECT` started; wait for writable or error.
     EINPROGRESS = 115,
 }
@@ -353,6 +375,7 @@ pub enum Checked {
         socket: u32,
         events: u32,
     },
+    Reset,
 }
 
 /// Checks a request from a client with a data region of `region` bytes
@@ -448,6 +471,7 @@ pub fn check(r: &Request, region: u64, max_sockets: u32) -> Result<Checked, Errn
             socket: socket()?,
             events: flags(events::ALL)?,
         },
+        op::RESET => Checked::Reset,
         _ => return Err(Errno::ENOSYS),
     })
 }
@@ -514,7 +538,8 @@ mod tests {
     #[test]
     fn bad_operations_ids_and_flags_are_refused() {
         assert_eq!(checked(req(0, 0, 0, 1)), Err(Errno::ENOSYS));
-        assert_eq!(checked(req(op::WATCH + 1, 0, 0, 1)), Err(Errno::ENOSYS));
+        assert_eq!(checked(req(op::RESET + 1, 0, 0, 1)), Err(Errno::ENOSYS));
+        assert_eq!(checked(req(op::RESET, u32::MAX, 0, 0)), Ok(Checked::Reset));
         assert_eq!(checked(req(u32::MAX, 0, 0, 1)), Err(Errno::ENOSYS));
         // Ids beyond the client's table, whatever the operation.
         for o in [op::BIND, op::SEND, op::CLOSE, op::WATCH] {

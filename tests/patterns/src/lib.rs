@@ -5,6 +5,34 @@
 
 pub mod fs;
 
+/// Byte streams the network tests send both ways, so that each side checks
+/// what the other sent.
+pub mod net {
+    /// The guest's stream to the host (`net_guest_connect`, `net_service_restart`).
+    pub const GUEST_SEED: u64 = 0x6b61_616c_6775_6573;
+    /// The host's stream to the guest.
+    pub const HOST_SEED: u64 = 0x6b61_616c_686f_7374;
+    /// Bytes each side sends in `net_guest_connect`.
+    pub const EXCHANGE_BYTES: u64 = 64 * 1024;
+
+    /// Byte `offset` of the stream named by `seed`.
+    pub fn byte(seed: u64, offset: u64) -> u8 {
+        crate::disk::pattern(seed, offset)
+    }
+
+    /// Fills `buf` with the stream `seed` from `offset` on.
+    pub fn fill(seed: u64, offset: u64, buf: &mut [u8]) {
+        for (i, b) in (offset..).zip(buf.iter_mut()) {
+            *b = byte(seed, i);
+        }
+    }
+
+    /// Whether `buf` holds the stream `seed` from `offset` on.
+    pub fn holds(seed: u64, offset: u64, buf: &[u8]) -> bool {
+        (offset..).zip(buf.iter()).all(|(i, b)| *b == byte(seed, i))
+    }
+}
+
 /// Disk images, in 512-byte sectors.
 pub mod disk {
     /// Bytes per sector.
