@@ -33,8 +33,8 @@ use kaal_sel4::ipc::Badge;
 use crate::irq::{Ack, Irq};
 use crate::{Cut, CutReport, DriverError};
 
-/// Ring ends one [`Sleep`] may name.
-pub const MAX_ENDS: usize = 4;
+/// Ring ends one [`Sleep`] may name: all a component can have.
+pub const MAX_ENDS: usize = 20;
 
 /// A driver, as [`run`] drives it.
 pub trait Driver {

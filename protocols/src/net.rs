@@ -9,7 +9,8 @@
 //! length outside an Ethernet frame, and the client gets a
 //! [`kind::TX_ERROR`] entry on `rx` carrying the entry's `token` and a
 //! [`Status`]; the driver goes on serving. The driver's first `rx` entry
-//! is [`kind::ADDRESS`], the interface's MAC address.
+//! is [`kind::ADDRESS`], the interface's MAC address; a client asks for it
+//! again with an [`kind::ADDRESS`] entry on `tx`.
 
 /// Slots of each network ring (the manifest's `slots`; `slot_bytes = 2048`).
 pub const RING_SLOTS: usize = 32;
@@ -28,8 +29,9 @@ pub mod kind {
     /// `rx` only: the `tx` entry with this `token` was not sent; `status`
     /// says why.
     pub const TX_ERROR: u16 = 2;
-    /// `rx` only, the driver's first entry: the interface's MAC address
-    /// (`len` 6), the source address of the client's frames.
+    /// `rx`: the interface's MAC address (`len` 6), the source address of
+    /// the client's frames; the driver's first entry, and its answer to a
+    /// `tx` entry of this kind (a client that restarted asks again).
     pub const ADDRESS: u16 = 3;
 }
 
@@ -96,6 +98,14 @@ impl Packet {
         p.kind = kind::TX_ERROR;
         p.token = token;
         p.status = status as u32;
+        p
+    }
+
+    /// A client's [`kind::ADDRESS`] entry on `tx`: asks the driver to send
+    /// its address again (a client that restarted missed the first).
+    pub fn ask_address() -> Packet {
+        let mut p: Packet = bytemuck::Zeroable::zeroed();
+        p.kind = kind::ADDRESS;
         p
     }
 

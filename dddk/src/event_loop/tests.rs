@@ -541,7 +541,7 @@ fn careless<'r>(i: &'r SharedRing<u32, 4>, o: &'r SharedRing<u32, 4>, ends: usiz
         input: i.consumer(),
         output: o.producer(),
         cuts: [Cut::new("input"), Cut::new("output")],
-        stubs: [Stub, Stub, Stub, Stub],
+        stubs: [Stub; MAX_ENDS],
         ends,
     }
 }

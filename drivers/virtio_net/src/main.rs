@@ -6,7 +6,8 @@
 //! The device's buffers live in the grant's DMA memory, so it reads and
 //! writes them in place; frames are copied between them and the client's
 //! ring slots. Completions arrive by interrupt. A `tx` entry the protocol
-//! refuses is answered with an error entry on `rx` and the driver goes on;
+//! refuses is answered with an error entry on `rx` and the driver goes on
+//! (an address entry on `tx` with the address entry again);
 //! a client ring found corrupt is reported and no longer touched.
 #![no_std]
 #![no_main]
@@ -86,9 +87,10 @@ struct Net {
     from_client: RingRx<Packet, RING_SLOTS>,
     /// Free slots of the client's `rx` ring as last read.
     room: usize,
-    /// The answer to a refused `tx` entry, not yet in the client's `rx`
-    /// ring; no further `tx` entry is taken until it is.
-    refusal: Option<Packet>,
+    /// The answer to a `tx` entry (a refusal, or the address asked for),
+    /// not yet in the client's `rx` ring; no further `tx` entry is taken
+    /// until it is.
+    answer: Option<Packet>,
     /// Frames delivered, sent, and dropped (malformed, or the client's `rx`
     /// ring cut off).
     received: u32,
@@ -146,7 +148,7 @@ impl Net {
         Ok(())
     }
 
-    /// Delivers a pending refusal and the received frames while the client's
+    /// Delivers a pending answer and the received frames while the client's
     /// ring has room; returns whether any wait for room.
     fn receive(&mut self) -> Result<bool, DriverError> {
         let r = self.receive_some();
@@ -155,14 +157,14 @@ impl Net {
     }
 
     fn receive_some(&mut self) -> Result<bool, DriverError> {
-        if let Some(p) = self.refusal {
+        if let Some(p) = self.answer {
             if !self.rx_cut.is_cut() {
                 if !self.has_room()? {
                     return Ok(true);
                 }
                 self.deliver(p)?;
             }
-            self.refusal = None;
+            self.answer = None;
         }
         while let Some(token) = self.dev.poll_receive() {
             if !self.rx_cut.is_cut() && !self.has_room()? {
@@ -199,13 +201,17 @@ impl Net {
     }
 
     fn transmit_some(&mut self) -> Result<bool, DriverError> {
-        while self.refusal.is_none() {
+        while self.answer.is_none() {
             if self.tx.free == 0 {
                 return Ok(self.from_client.ring.available()? > 0);
             }
             let Some(p) = self.from_client.ring.pop()? else {
                 return Ok(false);
             };
+            if p.kind == net::kind::ADDRESS {
+                self.answer = Some(Packet::address(self.dev.mac_address()));
+                continue;
+            }
             match net::check(&p) {
                 Ok(frame) => self.send(p.token, frame)?,
                 Err(s) => self.refuse(p.token, s),
@@ -251,7 +257,7 @@ impl Net {
         if self.refused <= 8 || self.refused.is_multiple_of(1000) {
             println!("virtio-net: tx entry {token} refused: {s:?}");
         }
-        self.refusal = Some(Packet::error(token, s));
+        self.answer = Some(Packet::error(token, s));
     }
 
     /// The interface's address, the client's first `rx` entry.
@@ -282,13 +288,13 @@ impl Driver for Net {
             self.transmit()
         };
         let tx_blocked = self.tx_cut.guard(r, report)?;
-        if self.refusal.is_some() && !rx_waiting {
+        if self.answer.is_some() && !rx_waiting {
             sleep.serve_again(); // deliver it, then take the next entry
             return Ok(());
         }
         // While entries wait for transmit buffers, the device's interrupt
         // wakes us; while frames wait for room, the client's release does.
-        if self.refusal.is_none() && !tx_blocked {
+        if self.answer.is_none() && !tx_blocked {
             sleep.on(&mut self.from_client.ring, &mut self.tx_cut);
         }
         if rx_waiting {
@@ -332,7 +338,7 @@ fn main(env: &Env) -> Result<(), DriverError> {
         to_client: env.ring_tx("rx").map_err(|_| NO_RINGS)?,
         from_client: env.ring_rx("tx").map_err(|_| NO_RINGS)?,
         room: 0,
-        refusal: None,
+        answer: None,
         received: 0,
         sent: 0,
         dropped: 0,

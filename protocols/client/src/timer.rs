@@ -85,6 +85,18 @@ impl TimerClient {
         Ok(f)
     }
 
+    /// The next answer, if one arrived; does not wait.
+    pub fn poll_answer(&mut self) -> Result<Option<AlarmFired>, TimerError> {
+        let f = self.fired.ring.pop().map_err(|_| TimerError::Ring)?;
+        self.fired.release();
+        Ok(f)
+    }
+
+    /// The ring the answers arrive on, for an event loop to sleep on.
+    pub fn fired_ring(&mut self) -> &mut kaal_ring::Consumer<'static, AlarmFired, RING_SLOTS> {
+        &mut self.fired.ring
+    }
+
     /// Sleeps `d` through the driver; returns the TSC ticks it took.
     pub fn sleep(&mut self, d: Duration) -> Result<u64, TimerError> {
         let start = Instant::now();

@@ -89,9 +89,35 @@ pub fn supervise_killing(
     Ok(())
 }
 
+/// Supervises a system that runs on (servers for a host peer): a clean
+/// exit or a restart is fine, a fault, panic, failed exit or stop is the
+/// test's failure.
+pub fn supervise_running(sys: &mut System<'_>, broker: &mut RootBroker) -> Result<(), RootError> {
+    let mut bad = false;
+    sys.supervise(broker, |_, e| match e {
+        Event::Exited { code: 0, .. } | Event::Restarted { .. } => Control::Continue,
+        e => {
+            println!("KaaL: unexpected in a running system: {e:?}");
+            bad = true;
+            Control::Finish
+        }
+    })?;
+    sys.flush_console();
+    Err(RootError::Check(if bad {
+        "a component failed"
+    } else {
+        "every component has ended"
+    }))
+}
+
 /// The whole image of a system test that boots a system of
 /// `tests/system/systems/`, waits for the named components to exit cleanly
 /// (the others may run on) and prints `<name>: ok`; any other event fails it.
+///
+/// `system_test!("<name>", running)` boots the system and lets it run:
+/// the harness judges it by its serial lines and its host peer (tests.toml
+/// `expect = "running"`); any fault, panic or failed exit ends it with a
+/// failure ([`supervise_running`]).
 ///
 /// `system_test!("<name>", when_exits = "a", kill = "b",
 /// then_expect_clean_exits = ["c", ...])` instead kills `b` as if it had
@@ -99,6 +125,18 @@ pub fn supervise_killing(
 /// [`supervise_killing`]).
 #[macro_export]
 macro_rules! system_test {
+    ($name:literal, running) => {
+        fn main(
+            bi: &$crate::__sel4::bootinfo::BootInfo,
+        ) -> ::core::result::Result<(), $crate::__root::RootError> {
+            let mut broker = $crate::__root::boot(bi)?;
+            let mut sys = $crate::__root::system::load(&mut broker, $crate::__root::include_system!($name))?;
+            sys.start_all(&mut broker);
+            $crate::supervise_running(&mut sys, &mut broker)
+        }
+
+        $crate::__rt::root_task!(main);
+    };
     ($name:literal, when_exits = $when:literal, kill = $kill:literal,
      then_expect_clean_exits = [$($exit:literal),* $(,)?]) => {
         fn main(

@@ -2,4 +2,4 @@
 #![no_std]
 #![no_main]
 
-kaal_systest::system_test!("net_dhcp", ["dhcp"]);
+kaal_systest::system_test!("net_dhcp", running);
