@@ -514,6 +514,7 @@ struct Careless<'r> {
     ends: usize,
 }
 
+#[derive(Clone, Copy)]
 struct Stub;
 impl Announce for Stub {
     fn announce(&mut self) -> Result<bool, DriverError> {
