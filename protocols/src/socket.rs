@@ -118,6 +118,10 @@ pub mod op {
     /// many. A client library sends it when it starts, so that what a
     /// client left open before a restart of its own is freed.
     pub const RESET: u32 = 13;
+    /// The service's counters ([`super::Stats`]) into the range (at most
+    /// its size); `value` is the bytes written. Not a socket operation:
+    /// `socket` is not read.
+    pub const STATS: u32 = 14;
 }
 
 /// Socket kinds, the `flags` of [`op::OPEN`].
@@ -199,6 +203,29 @@ pub struct Completion {
     /// [`completion::REPLY`] or [`completion::EVENT`].
     pub kind: u16,
     pub _pad: u32,
+}
+
+/// The service's counters, as [`op::STATS`] writes them.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct Stats {
+    /// Frames from the wire handed to the stack, and their bytes.
+    pub frames_in: u64,
+    pub bytes_in: u64,
+    /// Frames sent, and their bytes.
+    pub frames_out: u64,
+    pub bytes_out: u64,
+    /// Frames dropped before the stack: malformed, or of a protocol it
+    /// does not speak.
+    pub malformed: u64,
+    pub unsupported: u64,
+    /// TSC ticks the service spent serving (not waiting).
+    pub busy_ticks: u64,
+    /// Connections accepted; pending ones their peers aborted first.
+    pub accepted: u64,
+    pub aborted_pending: u64,
+    /// Requests refused by [`check`].
+    pub refused: u64,
 }
 
 const _: () = assert!(core::mem::size_of::<Request>() == 40);
@@ -376,6 +403,9 @@ pub enum Checked {
         events: u32,
     },
     Reset,
+    Stats {
+        range: Range,
+    },
 }
 
 /// Checks a request from a client with a data region of `region` bytes
@@ -472,6 +502,7 @@ pub fn check(r: &Request, region: u64, max_sockets: u32) -> Result<Checked, Errn
             events: flags(events::ALL)?,
         },
         op::RESET => Checked::Reset,
+        op::STATS => Checked::Stats { range: range()? },
         _ => return Err(Errno::ENOSYS),
     })
 }
@@ -538,7 +569,7 @@ mod tests {
     #[test]
     fn bad_operations_ids_and_flags_are_refused() {
         assert_eq!(checked(req(0, 0, 0, 1)), Err(Errno::ENOSYS));
-        assert_eq!(checked(req(op::RESET + 1, 0, 0, 1)), Err(Errno::ENOSYS));
+        assert_eq!(checked(req(op::STATS + 1, 0, 0, 1)), Err(Errno::ENOSYS));
         assert_eq!(checked(req(op::RESET, u32::MAX, 0, 0)), Ok(Checked::Reset));
         assert_eq!(checked(req(u32::MAX, 0, 0, 1)), Err(Errno::ENOSYS));
         // Ids beyond the client's table, whatever the operation.

@@ -102,26 +102,8 @@ pub enum Addressing {
     Static { address: Ipv4Cidr, gateway: Option<Ipv4Address> },
 }
 
-/// What the stack has counted.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Stats {
-    /// Frames handed to smoltcp, and their bytes.
-    pub frames_in: u64,
-    pub bytes_in: u64,
-    /// Frames dropped before smoltcp: malformed or of a protocol the stack
-    /// does not speak.
-    pub malformed: u64,
-    pub unsupported: u64,
-    /// Frames sent, and their bytes.
-    pub frames_out: u64,
-    pub bytes_out: u64,
-    /// Connections accepted, and pending ones dropped because the peer
-    /// aborted them before `ACCEPT`.
-    pub accepted: u64,
-    pub aborted_pending: u64,
-    /// Requests refused by [`socket::check`] (bad ids, ranges, operations).
-    pub refused: u64,
-}
+/// What the stack has counted: the protocol's counters (`STATS`).
+pub use kaal_protocols::socket::Stats;
 
 /// A client's data region: the service reads `SEND` data from it and
 /// writes `RECV` data into it. Ranges come checked against [`Region::len`].
@@ -319,7 +301,7 @@ impl Stack {
         // one), which the client now knows.
         let id = match (checked, status) {
             (Checked::Open { .. } | Checked::Accept { .. }, Ok(v)) => u32::try_from(v).ok(),
-            (Checked::Open { .. } | Checked::Reset, _) => None,
+            (Checked::Open { .. } | Checked::Reset | Checked::Stats { .. }, _) => None,
             _ => Some(r.socket),
         };
         let ready = id.map_or(0, |id| self.observe(c, id));
@@ -376,6 +358,14 @@ impl Stack {
                 v(0)
             }
             Checked::Reset => v(self.reset(c, now)),
+            Checked::Stats { range } => {
+                let bytes = bytemuck::bytes_of(&self.stats);
+                let n = bytes.len().min(range.len);
+                region
+                    .write(range.offset, bytes.get(..n).unwrap_or_default())
+                    .map_err(|_| Errno::EFAULT)?;
+                v(n as u64)
+            }
         }
     }
 
