@@ -520,29 +520,35 @@ impl Stack {
         Err(Errno::EADDRNOTAVAIL)
     }
 
-    /// Whether a TCP (or UDP) port is bound by any client.
+    /// Whether a TCP (or UDP) port is bound by any client: a listener, a
+    /// socket bound and not yet connected, a bound UDP socket. Connections
+    /// do not hold their port: a listener may take the port of connections
+    /// it accepted before (as with Linux's `SO_REUSEADDR`).
     fn port_in_use(&self, tcp: bool, port: u16) -> bool {
-        let in_table = self.clients.iter().flat_map(|cl| cl.table.iter().flatten()).any(|e| match &e.what {
-            What::Tcp(t) if tcp => t.bound.is_some_and(|b| b.1 == port),
+        self.clients.iter().flat_map(|cl| cl.table.iter().flatten()).any(|e| match &e.what {
+            What::Tcp(t) if tcp => t.handle.is_none() && t.bound.is_some_and(|b| b.1 == port),
             What::Listener(l) if tcp => l.at.port == port,
             What::Udp(u) if !tcp => {
                 u.handle.is_some_and(|h| self.sockets.get::<udp::Socket>(h).endpoint().port == port)
             }
             _ => false,
-        });
-        in_table
-            || (tcp
-                && self.sockets.iter().any(|(_, s)| match s {
-                    smoltcp::socket::Socket::Tcp(t) => t.local_endpoint().is_some_and(|e| e.port == port),
-                    _ => false,
-                }))
+        })
+    }
+
+    /// Whether any smoltcp TCP socket (connections, lingering ones
+    /// included) uses `port` locally.
+    fn port_busy(&self, port: u16) -> bool {
+        self.sockets.iter().any(|(_, s)| match s {
+            smoltcp::socket::Socket::Tcp(t) => t.local_endpoint().is_some_and(|e| e.port == port),
+            _ => false,
+        })
     }
 
     fn ephemeral(&mut self, tcp: bool) -> Result<u16, Errno> {
         for _ in 0..=(u16::MAX - EPHEMERAL) {
             let p = self.next_port;
             self.next_port = if p >= u16::MAX - 1 { EPHEMERAL } else { p + 1 };
-            if p >= EPHEMERAL && !self.port_in_use(tcp, p) {
+            if p >= EPHEMERAL && !self.port_in_use(tcp, p) && !(tcp && self.port_busy(p)) {
                 return Ok(p);
             }
         }

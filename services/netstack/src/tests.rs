@@ -323,6 +323,12 @@ fn the_backlog_and_the_share_bound_a_flood_of_connections() {
     assert_eq!(net.a.recv(0, t, 10), Ok(b"hello".to_vec()));
     // A flood's pending connection arrived with its data.
     assert_eq!(net.a.recv(0, accepted[0], 10), Ok(b"x".to_vec()));
+    // The listener closed, another takes its port while its connections
+    // live on.
+    net.a.ok(0, op::CLOSE, l, 0);
+    let l2 = net.a.listen(0, 80, 1);
+    assert_eq!(net.a.op(0, op::ACCEPT, l2, 0).result(), Err(Some(Errno::EAGAIN)));
+    assert_eq!(net.a.send(0, t, b"still"), Ok(5));
 }
 
 #[test]
@@ -553,4 +559,39 @@ fn reset_closes_all_of_a_clients_sockets_and_the_peer_sees_it() {
     net.a.ok(0, op::CLOSE, c, CLOSE_RESET);
     net.run(5);
     assert_eq!(net.b.recv(0, s, 10), Err(Some(Errno::ECONNRESET)));
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+    /// Whatever another client sends (any operation, id, range, flags,
+    /// address), it gets answers, holds no more than its share, and client
+    /// 0's connection carries its data.
+    #[test]
+    fn any_requests_of_one_client_leave_the_others_whole(
+        reqs in proptest::collection::vec(
+            (0u32..16, 0u32..40, 0u64..(REGION as u64 + 10), 0u32..70_000, 0u32..20, proptest::prelude::any::<u16>(), 0u8..3),
+            1..60,
+        )
+    ) {
+        let mut net = Net::new(small());
+        let l = net.a.listen(0, 80, 2);
+        let s = net.b.connect(0, A, 80, net.now);
+        net.run(5);
+        let c = net.a.ok(0, op::ACCEPT, l, 0) as u32;
+        for (i, &(o, socket, offset, len, flags, port, to)) in reqs.iter().enumerate() {
+            let addr = [A, B, [10, 0, 0, 9]][to as usize];
+            let r = Request { op: o, socket, offset, len, flags, addr, port, ..Request::default() };
+            let done = net.a.call(1, r, net.now);
+            proptest::prop_assert_eq!(done.kind, completion::REPLY);
+            proptest::prop_assert!(net.a.stack.charged(1) <= net.a.stack.share);
+            if i % 8 == 0 {
+                net.run(1);
+            }
+        }
+        let data = pattern(5000);
+        proptest::prop_assert_eq!(net.b.send(0, s, &data), Ok(5000));
+        net.run(10);
+        proptest::prop_assert_eq!(net.a.recv(0, c, 10_000), Ok(data));
+    }
 }
