@@ -100,6 +100,9 @@ pub struct TestSpec {
     /// Once the first boot passed, the same image and disk boot again.
     #[serde(default)]
     pub reboot: Option<Reboot>,
+    /// A program on the host that talks to the guest through port forwards.
+    #[serde(default)]
+    pub peer: Option<crate::peer::PeerSpec>,
 }
 
 /// `reboot = { serial = [...], ordered = false, timeout_secs = N }`: what
@@ -163,6 +166,10 @@ impl TestSpec {
             }
         }
         self.check_fs_keys()?;
+        crate::peer::placeholders(&self.qemu_args).with_context(|| format!("test {name}"))?;
+        if let Some(p) = &self.peer {
+            p.check(name, &self.qemu_args)?;
+        }
         if self.serial_input_repeat == 0 {
             bail!("test {name}: serial_input_repeat must be at least 1");
         }
@@ -251,6 +258,8 @@ impl TestSpec {
             ordered: r.ordered,
             timeout_secs: r.timeout_secs.unwrap_or(self.timeout_secs),
             reboot: None,
+            // The peer talks to the first boot only.
+            peer: None,
             ..self.clone()
         }
     }
@@ -258,6 +267,16 @@ impl TestSpec {
     /// The test's extra QEMU arguments, with its disk image (if it has one)
     /// made fresh and named where they say `{disk}`; and the image's path.
     pub fn devices(&self, layout: &Layout) -> Result<(Vec<String>, PathBuf)> {
+        self.devices_and_ports(layout)
+            .map(|(args, disk, _)| (args, disk))
+    }
+
+    /// [`Self::devices`], with a free host port where they say `{tcp:N}` or
+    /// `{udp:N}`; and those ports.
+    pub fn devices_and_ports(
+        &self,
+        layout: &Layout,
+    ) -> Result<(Vec<String>, PathBuf, crate::peer::Ports)> {
         let disk = layout
             .log(&format!("disk-{}", self.name))
             .with_extension("img");
@@ -266,10 +285,11 @@ impl TestSpec {
             d.create(layout, &disk, &damage)?;
         }
         let path = disk.display().to_string();
+        let ports = crate::peer::Ports::allocate(&self.qemu_args)?;
         let mut args: Vec<String> = self
             .qemu_args
             .iter()
-            .map(|a| a.replace("{disk}", &path))
+            .map(|a| ports.substitute(&a.replace("{disk}", &path)))
             .collect();
         if self.com2_input.is_some() {
             let socket = self.com2_socket(layout);
@@ -285,7 +305,7 @@ impl TestSpec {
                 "chardev:com2".to_owned(),
             ]);
         }
-        Ok((args, disk))
+        Ok((args, disk, ports))
     }
 
     /// Where QEMU listens for the harness's COM2 connection.
@@ -480,14 +500,14 @@ fn run_one(layout: &Layout, images: &Images, spec: &TestSpec) -> Result<Result<(
         Ok(image) => image,
         Err(err) => return Ok(Err(format!("{err:#}"))),
     };
-    let (extra, disk_path) = match spec.devices(layout) {
+    let (extra, disk_path, ports) = match spec.devices_and_ports(layout) {
         Ok(devices) => devices,
-        Err(err) => return Ok(Err(format!("making the disk: {err:#}"))),
+        Err(err) => return Ok(Err(format!("making the disk or the forwards: {err:#}"))),
     };
-    let mut result = boot_once(layout, images, spec, &image, extra.clone())?;
+    let mut result = boot_once(layout, images, spec, &image, extra.clone(), &ports)?;
     if let (Ok(()), Some(r)) = (&result, &spec.reboot) {
-        // The same machine and disk, as it was left.
-        result = boot_once(layout, images, &spec.rebooted(r), &image, extra)?
+        // The same machine, disk and forwards, as it was left.
+        result = boot_once(layout, images, &spec.rebooted(r), &image, extra, &ports)?
             .map_err(|why| format!("after the reboot: {why}"));
     }
     if let (Ok(()), Some(d)) = (&result, &spec.disk) {
@@ -509,6 +529,7 @@ fn boot_once(
     spec: &TestSpec,
     image: &Path,
     mut extra: Vec<String>,
+    ports: &crate::peer::Ports,
 ) -> Result<Result<(), String>> {
     let log = layout.log(&format!("system-{}", spec.name));
     let step = Step::start(format!("test {}", spec.name), &log)?;
@@ -532,8 +553,14 @@ fn boot_once(
     let gdb = gdb.map(crate::gdb::PreparedSession::start).transpose()?;
     let start = log_len(&log)?;
     let timeout = Duration::from_secs(spec.timeout_secs);
-    // A system that runs on is stopped once its log has every line.
-    // Only what was appended since the last look is read.
+    // A system that runs on is stopped once its log has every line (and
+    // its peer passed); any test once its peer failed. The peer starts
+    // once its line appeared. Only what was appended since the last look
+    // is read.
+    let peer = std::cell::RefCell::new(spec.peer.as_ref().map(|p| {
+        let log = layout.log(&format!("peer-{}", spec.name));
+        crate::peer::Runner::new(p, ports.clone(), log)
+    }));
     let read_so_far = std::cell::RefCell::new((start, Vec::new()));
     let seen = || {
         let mut guard = read_so_far.borrow_mut();
@@ -546,9 +573,19 @@ fn boot_once(
                 }
             }
         }
-        serial_lines(&String::from_utf8_lossy(text), spec).is_ok()
+        let text = String::from_utf8_lossy(text);
+        let peer_done = match peer.borrow_mut().as_mut() {
+            None => Some(true),
+            Some(p) => p.poll(&text).map(Result::is_ok),
+        };
+        match peer_done {
+            Some(false) => true,
+            Some(true) => spec.expect == Expect::Running && serial_lines(&text, spec).is_ok(),
+            None => false,
+        }
     };
-    let stop_when: Option<&dyn Fn() -> bool> = (spec.expect == Expect::Running).then_some(&seen);
+    let stop_when: Option<&dyn Fn() -> bool> =
+        (spec.expect == Expect::Running || spec.peer.is_some()).then_some(&seen);
     let com2 = spec.com2_socket(layout);
     let input = spec.input().map(|i| (i, com2.as_path()));
     let (ending, delivery) = run_with_input(&mut cmd, &log, input, timeout, stop_when)?;
@@ -564,6 +601,18 @@ fn boot_once(
         fs::write(&log, whole).with_context(|| format!("writing {}", log.display()))?;
     }
     let mut result = verdict(ending, &serial, &delivery, spec);
+    if let Some(p) = peer.into_inner() {
+        let name = p.name();
+        if let Err(why) = p.finish(&serial) {
+            // The peer's failure is the story; QEMU stopped for it says nothing more.
+            result = Err(match result {
+                Err(other) if ending != Ending::Stopped => {
+                    format!("peer {name}: {why}; {other}")
+                }
+                _ => format!("peer {name}: {why}"),
+            });
+        }
+    }
     let gdb_tail = match gdb {
         Some(gdb) => {
             let shown = gdb.output().display().to_string();
@@ -925,6 +974,7 @@ mod tests {
             fs_check: None,
             damage: Vec::new(),
             reboot: None,
+            peer: None,
         }
     }
 
