@@ -494,7 +494,9 @@ pub fn damage(image: &Path, damage: Damage) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kaal_test_patterns::fs::{CORRUPT_TREE, HOST_TREE, REBOOT_TREE, WRITTEN_TREE};
+    use kaal_test_patterns::fs::{
+        CORRUPT_TREE, HOST_TREE, REBOOT_TREE, WEB_INDEX, WEB_TREE, WRITTEN_TREE,
+    };
 
     /// A scratch folder of this test process.
     fn scratch(name: &str) -> Result<PathBuf> {
@@ -522,6 +524,7 @@ mod tests {
             (WRITTEN_TREE, 4096),
             (REBOOT_TREE, 1024),
             (CORRUPT_TREE, 1024),
+            (WEB_TREE, 4096),
             (&[][..], 4096),
         ] {
             let img = image_of(entries, &dir, 8 << 20, bs)?;
@@ -535,6 +538,9 @@ mod tests {
                 "{features}"
             );
             assert_eq!(compare(&img, entries, &dir.join("out"))?, Ok(()));
+            if entries == WEB_TREE {
+                assert_eq!(debugfs(&img, "cat /www/index.html")?, WEB_INDEX);
+            }
             if entries == HOST_TREE {
                 let cat = Command::new(tool("debugfs"))
                     .args(["-R", "cat /docs/c.txt"])

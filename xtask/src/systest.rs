@@ -573,16 +573,11 @@ fn boot_once(
                 }
             }
         }
-        let text = String::from_utf8_lossy(text);
-        let peer_done = match peer.borrow_mut().as_mut() {
-            None => Some(true),
-            Some(p) => p.poll(&text).map(Result::is_ok),
-        };
-        match peer_done {
-            Some(false) => true,
-            Some(true) => spec.expect == Expect::Running && serial_lines(&text, spec).is_ok(),
-            None => false,
-        }
+        stop_now(
+            spec,
+            peer.borrow_mut().as_mut(),
+            &String::from_utf8_lossy(text),
+        )
     };
     let stop_when: Option<&dyn Fn() -> bool> =
         (spec.expect == Expect::Running || spec.peer.is_some()).then_some(&seen);
@@ -656,6 +651,22 @@ fn boot_once(
         }
     }
     Ok(result)
+}
+
+/// Whether a running QEMU is to be stopped, given its serial output so far:
+/// once the test's peer failed; a system that runs on once every `serial`
+/// line appeared and its peer (if any) passed. Feeds the peer the output
+/// (it starts once its `after` line appeared).
+fn stop_now(spec: &TestSpec, peer: Option<&mut crate::peer::Runner>, serial: &str) -> bool {
+    let peer_passed = match peer {
+        None => Some(true),
+        Some(p) => p.poll(serial).map(Result::is_ok),
+    };
+    match peer_passed {
+        Some(false) => true,
+        Some(true) => spec.expect == Expect::Running && serial_lines(serial, spec).is_ok(),
+        None => false,
+    }
 }
 
 /// `serial` with each fault report followed by its function, file and line.
@@ -1375,6 +1386,164 @@ mod tests {
                 "user,id=n0"
             ]
         );
+        Ok(())
+    }
+
+    // ---- peers and forwards ----
+
+    const FORWARD_7: &str = "qemu_args = [\"-netdev\", \"user,id=n0,hostfwd=tcp:127.0.0.1:{tcp:7}-:7,hostfwd=udp:127.0.0.1:{udp:7}-:7\"]\n";
+
+    #[test]
+    fn peer_keys_parse_and_are_checked() -> Result<()> {
+        let tests = parse_one(&format!(
+            "{FORWARD_7}expect = \"running\"\n\
+             peer = {{ program = \"tcp_echo\", after = \"net_echo: listening\", timeout_secs = 90 }}\n"
+        ))?;
+        let t = tests.first().context("one test")?;
+        let p = t.peer.as_ref().context("peer")?;
+        assert_eq!(
+            (p.program, p.after.as_str(), p.timeout_secs),
+            (crate::peer::Program::TcpEcho, "net_echo: listening", 90)
+        );
+        // The peer is the first boot's only.
+        let reboot = Reboot {
+            serial: vec!["x".into()],
+            ordered: false,
+            timeout_secs: None,
+        };
+        assert_eq!(t.rebooted(&reboot).peer, None);
+        let defaults = parse_one(&format!(
+            "{FORWARD_7}peer = {{ program = \"udp_echo\", after = \"up\" }}\n"
+        ))?;
+        assert_eq!(
+            defaults
+                .first()
+                .and_then(|t| t.peer.as_ref())
+                .map(|p| p.timeout_secs),
+            Some(120)
+        );
+        for (keys, why) in [
+            (
+                format!("{FORWARD_7}peer = {{ program = \"ftp\", after = \"x\" }}\n"),
+                "unknown variant `ftp`",
+            ),
+            (
+                format!("{FORWARD_7}peer = {{ program = \"http\", after = \"x\", port = 80 }}\n"),
+                "unknown field `port`",
+            ),
+            (
+                format!("{FORWARD_7}peer = {{ program = \"http\", after = \"x\" }}\n"),
+                "peer http talks to guest tcp port 80, but no qemu_args argument forwards it ({tcp:80})",
+            ),
+            (
+                format!("{FORWARD_7}peer = {{ program = \"tcp_echo\", after = \"\" }}\n"),
+                "peer.after is empty",
+            ),
+            (
+                format!("{FORWARD_7}peer = {{ program = \"tcp_echo\", after = \"x\", timeout_secs = 0 }}\n"),
+                "peer.timeout_secs must be at least 1",
+            ),
+            (
+                "qemu_args = [\"hostfwd=tcp:127.0.0.1:{tcp:99999}-:7\"]\n".to_owned(),
+                "{tcp:99999} names no guest port",
+            ),
+        ] {
+            let err = parse_error(&keys);
+            assert!(err.contains(why), "{keys}: {err}");
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn forwards_get_free_host_ports_in_the_qemu_arguments() -> Result<()> {
+        let tests = parse_one(FORWARD_7)?;
+        let t = tests.first().context("one test")?;
+        let (args, _, ports) = t.devices_and_ports(&Layout::from_build()?)?;
+        let (tcp, udp) = (
+            ports.host(crate::peer::Proto::Tcp, 7)?,
+            ports.host(crate::peer::Proto::Udp, 7)?,
+        );
+        assert_eq!(
+            args,
+            [
+                "-netdev".to_owned(),
+                format!("user,id=n0,hostfwd=tcp:127.0.0.1:{tcp}-:7,hostfwd=udp:127.0.0.1:{udp}-:7")
+            ]
+        );
+        Ok(())
+    }
+
+    /// A fake guest's echo server on 127.0.0.1, changing byte `flip` of
+    /// each connection if asked.
+    fn echo_server(flip: Option<usize>) -> Result<u16> {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        let port = listener.local_addr()?.port();
+        thread::spawn(move || {
+            for s in listener.incoming() {
+                let Ok(mut s) = s else { break };
+                thread::spawn(move || {
+                    let mut buf = [0u8; 4096];
+                    let mut at = 0;
+                    while let Ok(n @ 1..) = s.read(&mut buf) {
+                        if let Some(f) = flip.filter(|f| (at..at + n).contains(f)) {
+                            buf[f - at] ^= 1;
+                        }
+                        at += n;
+                        if s.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        Ok(port)
+    }
+
+    /// Like a guest that prints its line and runs on, with a peer against a
+    /// fake echo server: stopped once the peer passed (and the lines are
+    /// there), or at once when it failed.
+    #[test]
+    fn a_running_test_ends_with_its_peer() -> Result<()> {
+        for flip in [None, Some(100)] {
+            let log = TempLog::new(&format!("peer-{flip:?}"))?;
+            let mut spec = spec(Expect::Running, &["net_echo: listening"]);
+            let peer = crate::peer::PeerSpec {
+                program: crate::peer::Program::TcpEcho,
+                after: "net_echo: listening".into(),
+                timeout_secs: 60,
+            };
+            spec.qemu_args = vec!["{tcp:7}".into()];
+            spec.peer = Some(peer.clone());
+            let ports =
+                crate::peer::Ports::with(&[(crate::peer::Proto::Tcp, 7, echo_server(flip)?)]);
+            let runner = std::cell::RefCell::new(Some(crate::peer::Runner::new(
+                &peer,
+                ports,
+                log.0.with_extension("peer"),
+            )));
+            let seen = || {
+                let text = log.text().unwrap_or_default();
+                stop_now(&spec, runner.borrow_mut().as_mut(), &text)
+            };
+            let mut cmd = sh("sleep 0.2; echo 'net_echo: listening'; sleep 60; exit 33");
+            let started = Instant::now();
+            let (ending, _) =
+                run_with_input(&mut cmd, &log.0, None, Duration::from_secs(50), Some(&seen))?;
+            assert_eq!(ending, Ending::Stopped);
+            assert!(started.elapsed() < Duration::from_secs(30));
+            let runner = runner.into_inner().context("the runner")?;
+            let result = runner.finish(&log.text()?);
+            let _ = fs::remove_file(log.0.with_extension("peer"));
+            match flip {
+                None => assert_eq!(result, Ok(())),
+                Some(_) => assert!(
+                    result.as_ref().is_err_and(
+                        |e| e.starts_with("echoing 1048576 bytes: the echo: byte 100 is")
+                    ),
+                    "{result:?}"
+                ),
+            }
+        }
         Ok(())
     }
 

@@ -26,8 +26,13 @@ pub fn web_file(path: &str) -> Result<Vec<u8>> {
 /// file, no proxy (the traffic stays on this machine), errors shown, a time
 /// limit. Its output if it exited with 0.
 fn curl(peer: &Peer, args: &[&str]) -> Result<Vec<u8>> {
+    run_curl("curl", peer, args)
+}
+
+/// [`curl`] with the program `program`.
+fn run_curl(program: &str, peer: &Peer, args: &[&str]) -> Result<Vec<u8>> {
     let secs = peer.limits.io.as_secs().max(1).to_string();
-    let mut cmd = Command::new("curl");
+    let mut cmd = Command::new(program);
     cmd.args(["-q", "-sS", "--noproxy", "*", "--max-time", &secs])
         .args(args)
         .stdin(Stdio::null());
@@ -282,6 +287,17 @@ mod tests {
         assert_eq!(p.log.lines.len(), 4, "{:?}", p.log.lines);
         assert!(p.log.lines[3].ends_with("all 200, over 1 connection"));
         Ok(())
+    }
+
+    #[test]
+    fn without_curl_the_peer_says_how_to_install_it() {
+        let err = run_curl("kaal-no-such-curl", &peer(Ports::default()), &["http://x/"])
+            .err()
+            .map(|e| format!("{e:#}"));
+        assert_eq!(
+            err.as_deref(),
+            Some("curl is not installed: install curl: apt-get install curl")
+        );
     }
 
     #[test]
