@@ -227,9 +227,12 @@ mod tests {
             .is_ok_and(|s| s.success())
     }
 
+    /// Changes what the fake serves for a path: the body, and whether it
+    /// closes the connection after it.
+    type Spoil = fn(&str, &mut Vec<u8>, &mut bool);
+
     /// A fake HTTP/1.1 server of the web tree's /www: keep-alive, HEAD, 404.
-    /// `spoil` changes what it serves.
-    fn serve(s: TcpStream, spoil: fn(&str, &mut Vec<u8>, &mut bool)) {
+    fn serve(s: TcpStream, spoil: Spoil) {
         let Ok(mut w) = s.try_clone() else { return };
         let mut r = BufReader::new(s);
         loop {
@@ -305,7 +308,7 @@ mod tests {
         if !have_curl() {
             return Ok(());
         }
-        let cases: [(fn(&str, &mut Vec<u8>, &mut bool), &str); 3] = [
+        let cases: [(Spoil, &str); 3] = [
             (
                 |p, b, _| {
                     if p == "/big.bin" {
