@@ -1525,7 +1525,8 @@ mod tests {
                 let text = log.text().unwrap_or_default();
                 stop_now(&spec, runner.borrow_mut().as_mut(), &text)
             };
-            let mut cmd = sh("sleep 0.2; echo 'net_echo: listening'; sleep 60; exit 33");
+            // `exec`: no grandchild keeps the output open once it is killed.
+            let mut cmd = sh("sleep 0.2; echo 'net_echo: listening'; exec sleep 60");
             let started = Instant::now();
             let (ending, _) =
                 run_with_input(&mut cmd, &log.0, None, Duration::from_secs(50), Some(&seen))?;

@@ -224,6 +224,17 @@ impl Ports {
     }
 }
 
+impl fmt::Display for Ports {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let all: Vec<String> = self
+            .0
+            .iter()
+            .map(|((proto, guest), host)| format!("guest {proto} {guest} at 127.0.0.1:{host}"))
+            .collect();
+        f.write_str(&all.join(", "))
+    }
+}
+
 /// Time limits of the peer programs.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -338,6 +349,8 @@ pub struct Runner {
 
 impl Runner {
     pub fn new(spec: &PeerSpec, ports: Ports, log: PathBuf) -> Runner {
+        // An earlier run's log would tell of a peer that did not run this time.
+        let _ = std::fs::remove_file(&log);
         Runner {
             spec: spec.clone(),
             ports,
@@ -369,9 +382,9 @@ impl Runner {
         };
         let program = self.spec.program;
         log.line(format!(
-            "{}: started; forwards {:?}",
+            "{}: started; forwards: {}",
             program.name(),
-            self.ports.0
+            self.ports
         ));
         let mut peer = Peer {
             ports: self.ports.clone(),
@@ -484,6 +497,10 @@ mod tests {
             ports.substitute(a.first().context("one")?),
             format!("hostfwd=tcp:127.0.0.1:{t7}-:7,{t80},{u7},again {t7}")
         );
+        assert_eq!(
+            ports.to_string(),
+            format!("guest tcp 7 at 127.0.0.1:{t7}, guest tcp 80 at 127.0.0.1:{t80}, guest udp 7 at 127.0.0.1:{u7}")
+        );
         // Free: each can be bound again.
         TcpListener::bind(("127.0.0.1", t7))?;
         UdpSocket::bind(("127.0.0.1", u7))?;
@@ -512,7 +529,8 @@ mod tests {
     }
 
     fn runner(after: &str, timeout_secs: u64) -> Runner {
-        let log = std::env::temp_dir().join(format!("kaal-peer-{}.log", std::process::id()));
+        let log =
+            std::env::temp_dir().join(format!("kaal-peer-{}-{after}.log", std::process::id()));
         let spec = PeerSpec {
             program: Program::TcpEcho,
             after: after.into(),
@@ -542,11 +560,19 @@ mod tests {
         while r.poll("").is_none() && started.elapsed() < Duration::from_secs(10) {
             thread::sleep(Duration::from_millis(10));
         }
+        let log = r.log.clone();
         let err = r.finish("").err();
         assert!(
             err.as_deref()
                 .is_some_and(|e| e.contains("no host port forwards to guest tcp port 7")),
             "{err:?}"
         );
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let _ = std::fs::remove_file(&log);
+        assert!(
+            text.starts_with("tcp_echo: started; forwards: \n"),
+            "{text}"
+        );
+        assert!(text.contains("tcp_echo: FAILED: no host port"), "{text}");
     }
 }

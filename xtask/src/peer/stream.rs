@@ -354,20 +354,19 @@ pub mod tests {
         pub fn tcp(serve: impl Fn(TcpStream) + Send + Sync + 'static) -> Result<Fake> {
             let serve = Arc::new(serve);
             let listener = TcpListener::bind("127.0.0.1:0")?;
-            listener.set_nonblocking(true)?;
             let port = listener.local_addr()?.port();
             let stop = Arc::new(AtomicBool::new(false));
             let stopped = Arc::clone(&stop);
             thread::spawn(move || {
-                while !stopped.load(Ordering::Relaxed) {
-                    match listener.accept() {
-                        Ok((s, _)) => {
-                            let _ = s.set_nonblocking(false);
-                            let serve = Arc::clone(&serve);
-                            thread::spawn(move || serve(s));
-                        }
-                        Err(_) => thread::sleep(Duration::from_millis(5)),
+                for s in listener.incoming() {
+                    if stopped.load(Ordering::Relaxed) {
+                        break;
                     }
+                    let Ok(s) = s else { continue };
+                    // Like a guest stack: no Nagle delay between a reply's pieces.
+                    let _ = s.set_nodelay(true);
+                    let serve = Arc::clone(&serve);
+                    thread::spawn(move || serve(s));
                 }
             });
             Ok(Fake { port, stop })
@@ -377,6 +376,8 @@ pub mod tests {
     impl Drop for Fake {
         fn drop(&mut self) {
             self.stop.store(true, Ordering::Relaxed);
+            // Wakes the accepting thread, which then sees the flag.
+            let _ = TcpStream::connect_timeout(&local(self.port), Duration::from_secs(1));
         }
     }
 
