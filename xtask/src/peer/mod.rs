@@ -434,11 +434,17 @@ impl Runner {
     /// The peer's verdict once QEMU has ended: a program still running is
     /// told to stop (the guest is gone) and waited for, within its limit.
     pub fn finish(mut self, serial: &str) -> Result<(), String> {
-        self.poll(serial);
         self.cancel.store(true, Ordering::Relaxed);
         loop {
             self.check();
             match self.state {
+                // Not started now: the guest is gone.
+                State::Waiting if serial.contains(&self.spec.after) => {
+                    return Err(format!(
+                        "never ran: QEMU ended as the serial output showed {:?}",
+                        self.spec.after
+                    ))
+                }
                 State::Waiting => {
                     return Err(format!(
                         "never ran: the serial output never showed {:?}",
@@ -547,6 +553,12 @@ mod tests {
         assert_eq!(
             err.as_deref(),
             Some("never ran: the serial output never showed \"net_echo: listening\"")
+        );
+        let r = runner("net_echo: listening", 10);
+        let err = r.finish("booting\nnet_echo: listening\n").err();
+        assert_eq!(
+            err.as_deref(),
+            Some("never ran: QEMU ended as the serial output showed \"net_echo: listening\"")
         );
     }
 
