@@ -66,9 +66,8 @@ pub fn materialize(entries: &[Entry], root: &Path) -> Result<()> {
         let path = host(e.path);
         match e.kind {
             Kind::Dir => fs::create_dir(&path),
-            Kind::File { len, seed } => {
-                let bytes: Vec<u8> = (0..len).map(|i| tree::content(seed, i)).collect();
-                fs::write(&path, bytes)
+            Kind::File { .. } | Kind::Text { .. } => {
+                fs::write(&path, file_bytes(&e.kind).unwrap_or_default())
             }
             Kind::Symlink { target } => symlink(target, &path),
             Kind::HardLink { to } => fs::hard_link(host(to), &path),
@@ -81,6 +80,15 @@ pub fn materialize(entries: &[Entry], root: &Path) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The content of a file entry (none for other kinds).
+pub fn file_bytes(kind: &Kind) -> Option<Vec<u8>> {
+    match *kind {
+        Kind::File { len, seed } => Some((0..len).map(|i| tree::content(seed, i)).collect()),
+        Kind::Text { text } => Some(text.as_bytes().to_vec()),
+        Kind::Dir | Kind::Symlink { .. } | Kind::HardLink { .. } => None,
+    }
 }
 
 /// Builds an ext2 file system of `fs_bytes` (whole blocks) holding
@@ -288,7 +296,9 @@ pub fn compare(image: &Path, entries: &[Entry], work: &Path) -> Result<Result<()
         };
         let (want_type, what) = match e.kind {
             Kind::Dir => (S_IFDIR, "a directory"),
-            Kind::File { .. } | Kind::HardLink { .. } => (S_IFREG, "a regular file"),
+            Kind::File { .. } | Kind::Text { .. } | Kind::HardLink { .. } => {
+                (S_IFREG, "a regular file")
+            }
             Kind::Symlink { .. } => (S_IFLNK, "a symlink"),
         };
         if mode & S_IFMT != want_type {
@@ -304,8 +314,9 @@ pub fn compare(image: &Path, entries: &[Entry], work: &Path) -> Result<Result<()
             ));
         }
         let copy = work.join(e.path.trim_start_matches('/'));
-        match tree::resolve(entries, e).kind {
-            Kind::File { len, seed } => {
+        let resolved = tree::resolve(entries, e).kind;
+        match resolved {
+            Kind::File { .. } | Kind::Text { .. } => {
                 if let Kind::HardLink { to } = e.kind {
                     if found.get(to).map(|f| f.0) != Some(inode) {
                         wrong.push(format!("{} is not a hard link of {to}", e.path));
@@ -318,18 +329,20 @@ pub fn compare(image: &Path, entries: &[Entry], work: &Path) -> Result<Result<()
                         continue;
                     }
                 };
-                if got.len() as u64 != len {
-                    wrong.push(format!("{} is {} bytes, expected {len}", e.path, got.len()));
-                } else if let Some(at) = (0u64..)
-                    .zip(&got)
-                    .find(|&(i, &b)| b != tree::content(seed, i))
+                let want = file_bytes(&resolved).unwrap_or_default();
+                if got.len() != want.len() {
+                    wrong.push(format!(
+                        "{} is {} bytes, expected {}",
+                        e.path,
+                        got.len(),
+                        want.len()
+                    ));
+                } else if let Some((at, (b, w))) =
+                    got.iter().zip(&want).enumerate().find(|(_, (b, w))| b != w)
                 {
                     wrong.push(format!(
-                        "{} differs at byte {}: {:#04x}, expected {:#04x}",
-                        e.path,
-                        at.0,
-                        at.1,
-                        tree::content(seed, at.0)
+                        "{} differs at byte {at}: {b:#04x}, expected {w:#04x}",
+                        e.path
                     ));
                 }
             }
@@ -481,7 +494,9 @@ pub fn damage(image: &Path, damage: Damage) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kaal_test_patterns::fs::{CORRUPT_TREE, HOST_TREE, REBOOT_TREE, WRITTEN_TREE};
+    use kaal_test_patterns::fs::{
+        CORRUPT_TREE, HOST_TREE, REBOOT_TREE, WEB_INDEX, WEB_TREE, WRITTEN_TREE,
+    };
 
     /// A scratch folder of this test process.
     fn scratch(name: &str) -> Result<PathBuf> {
@@ -509,6 +524,7 @@ mod tests {
             (WRITTEN_TREE, 4096),
             (REBOOT_TREE, 1024),
             (CORRUPT_TREE, 1024),
+            (WEB_TREE, 4096),
             (&[][..], 4096),
         ] {
             let img = image_of(entries, &dir, 8 << 20, bs)?;
@@ -522,6 +538,9 @@ mod tests {
                 "{features}"
             );
             assert_eq!(compare(&img, entries, &dir.join("out"))?, Ok(()));
+            if entries == WEB_TREE {
+                assert_eq!(debugfs(&img, "cat /www/index.html")?, WEB_INDEX);
+            }
             if entries == HOST_TREE {
                 let cat = Command::new(tool("debugfs"))
                     .args(["-R", "cat /docs/c.txt"])

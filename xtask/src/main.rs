@@ -10,6 +10,7 @@ mod gdb;
 mod hosttest;
 mod kernel;
 mod layout;
+mod peer;
 mod qemu;
 mod step;
 mod symbolize;

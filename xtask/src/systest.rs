@@ -100,6 +100,9 @@ pub struct TestSpec {
     /// Once the first boot passed, the same image and disk boot again.
     #[serde(default)]
     pub reboot: Option<Reboot>,
+    /// A program on the host that talks to the guest through port forwards.
+    #[serde(default)]
+    pub peer: Option<crate::peer::PeerSpec>,
 }
 
 /// `reboot = { serial = [...], ordered = false, timeout_secs = N }`: what
@@ -163,6 +166,10 @@ impl TestSpec {
             }
         }
         self.check_fs_keys()?;
+        crate::peer::placeholders(&self.qemu_args).with_context(|| format!("test {name}"))?;
+        if let Some(p) = &self.peer {
+            p.check(name, &self.qemu_args)?;
+        }
         if self.serial_input_repeat == 0 {
             bail!("test {name}: serial_input_repeat must be at least 1");
         }
@@ -251,6 +258,8 @@ impl TestSpec {
             ordered: r.ordered,
             timeout_secs: r.timeout_secs.unwrap_or(self.timeout_secs),
             reboot: None,
+            // The peer talks to the first boot only.
+            peer: None,
             ..self.clone()
         }
     }
@@ -258,6 +267,16 @@ impl TestSpec {
     /// The test's extra QEMU arguments, with its disk image (if it has one)
     /// made fresh and named where they say `{disk}`; and the image's path.
     pub fn devices(&self, layout: &Layout) -> Result<(Vec<String>, PathBuf)> {
+        self.devices_and_ports(layout)
+            .map(|(args, disk, _)| (args, disk))
+    }
+
+    /// [`Self::devices`], with a free host port where they say `{tcp:N}` or
+    /// `{udp:N}`; and those ports.
+    pub fn devices_and_ports(
+        &self,
+        layout: &Layout,
+    ) -> Result<(Vec<String>, PathBuf, crate::peer::Ports)> {
         let disk = layout
             .log(&format!("disk-{}", self.name))
             .with_extension("img");
@@ -266,10 +285,11 @@ impl TestSpec {
             d.create(layout, &disk, &damage)?;
         }
         let path = disk.display().to_string();
+        let ports = crate::peer::Ports::allocate(&self.qemu_args)?;
         let mut args: Vec<String> = self
             .qemu_args
             .iter()
-            .map(|a| a.replace("{disk}", &path))
+            .map(|a| ports.substitute(&a.replace("{disk}", &path)))
             .collect();
         if self.com2_input.is_some() {
             let socket = self.com2_socket(layout);
@@ -285,7 +305,7 @@ impl TestSpec {
                 "chardev:com2".to_owned(),
             ]);
         }
-        Ok((args, disk))
+        Ok((args, disk, ports))
     }
 
     /// Where QEMU listens for the harness's COM2 connection.
@@ -480,14 +500,14 @@ fn run_one(layout: &Layout, images: &Images, spec: &TestSpec) -> Result<Result<(
         Ok(image) => image,
         Err(err) => return Ok(Err(format!("{err:#}"))),
     };
-    let (extra, disk_path) = match spec.devices(layout) {
+    let (extra, disk_path, ports) = match spec.devices_and_ports(layout) {
         Ok(devices) => devices,
-        Err(err) => return Ok(Err(format!("making the disk: {err:#}"))),
+        Err(err) => return Ok(Err(format!("making the disk or the forwards: {err:#}"))),
     };
-    let mut result = boot_once(layout, images, spec, &image, extra.clone())?;
+    let mut result = boot_once(layout, images, spec, &image, extra.clone(), &ports)?;
     if let (Ok(()), Some(r)) = (&result, &spec.reboot) {
-        // The same machine and disk, as it was left.
-        result = boot_once(layout, images, &spec.rebooted(r), &image, extra)?
+        // The same machine, disk and forwards, as it was left.
+        result = boot_once(layout, images, &spec.rebooted(r), &image, extra, &ports)?
             .map_err(|why| format!("after the reboot: {why}"));
     }
     if let (Ok(()), Some(d)) = (&result, &spec.disk) {
@@ -509,6 +529,7 @@ fn boot_once(
     spec: &TestSpec,
     image: &Path,
     mut extra: Vec<String>,
+    ports: &crate::peer::Ports,
 ) -> Result<Result<(), String>> {
     let log = layout.log(&format!("system-{}", spec.name));
     let step = Step::start(format!("test {}", spec.name), &log)?;
@@ -532,8 +553,14 @@ fn boot_once(
     let gdb = gdb.map(crate::gdb::PreparedSession::start).transpose()?;
     let start = log_len(&log)?;
     let timeout = Duration::from_secs(spec.timeout_secs);
-    // A system that runs on is stopped once its log has every line.
-    // Only what was appended since the last look is read.
+    // A system that runs on is stopped once its log has every line (and
+    // its peer passed); any test once its peer failed. The peer starts
+    // once its line appeared. Only what was appended since the last look
+    // is read.
+    let peer = std::cell::RefCell::new(spec.peer.as_ref().map(|p| {
+        let log = layout.log(&format!("peer-{}", spec.name));
+        crate::peer::Runner::new(p, ports.clone(), log)
+    }));
     let read_so_far = std::cell::RefCell::new((start, Vec::new()));
     let seen = || {
         let mut guard = read_so_far.borrow_mut();
@@ -546,9 +573,14 @@ fn boot_once(
                 }
             }
         }
-        serial_lines(&String::from_utf8_lossy(text), spec).is_ok()
+        stop_now(
+            spec,
+            peer.borrow_mut().as_mut(),
+            &String::from_utf8_lossy(text),
+        )
     };
-    let stop_when: Option<&dyn Fn() -> bool> = (spec.expect == Expect::Running).then_some(&seen);
+    let stop_when: Option<&dyn Fn() -> bool> =
+        (spec.expect == Expect::Running || spec.peer.is_some()).then_some(&seen);
     let com2 = spec.com2_socket(layout);
     let input = spec.input().map(|i| (i, com2.as_path()));
     let (ending, delivery) = run_with_input(&mut cmd, &log, input, timeout, stop_when)?;
@@ -564,6 +596,18 @@ fn boot_once(
         fs::write(&log, whole).with_context(|| format!("writing {}", log.display()))?;
     }
     let mut result = verdict(ending, &serial, &delivery, spec);
+    if let Some(p) = peer.into_inner() {
+        let name = p.name();
+        if let Err(why) = p.finish(&serial) {
+            // The peer's failure is the story; QEMU stopped for it says nothing more.
+            result = Err(match result {
+                Err(other) if ending != Ending::Stopped => {
+                    format!("peer {name}: {why}; {other}")
+                }
+                _ => format!("peer {name}: {why}"),
+            });
+        }
+    }
     let gdb_tail = match gdb {
         Some(gdb) => {
             let shown = gdb.output().display().to_string();
@@ -607,6 +651,22 @@ fn boot_once(
         }
     }
     Ok(result)
+}
+
+/// Whether a running QEMU is to be stopped, given its serial output so far:
+/// once the test's peer failed; a system that runs on once every `serial`
+/// line appeared and its peer (if any) passed. Feeds the peer the output
+/// (it starts once its `after` line appeared).
+fn stop_now(spec: &TestSpec, peer: Option<&mut crate::peer::Runner>, serial: &str) -> bool {
+    let peer_passed = match peer {
+        None => Some(true),
+        Some(p) => p.poll(serial).map(Result::is_ok),
+    };
+    match peer_passed {
+        Some(false) => true,
+        Some(true) => spec.expect == Expect::Running && serial_lines(serial, spec).is_ok(),
+        None => false,
+    }
 }
 
 /// `serial` with each fault report followed by its function, file and line.
@@ -925,6 +985,7 @@ mod tests {
             fs_check: None,
             damage: Vec::new(),
             reboot: None,
+            peer: None,
         }
     }
 
@@ -1325,6 +1386,165 @@ mod tests {
                 "user,id=n0"
             ]
         );
+        Ok(())
+    }
+
+    // ---- peers and forwards ----
+
+    const FORWARD_7: &str = "qemu_args = [\"-netdev\", \"user,id=n0,hostfwd=tcp:127.0.0.1:{tcp:7}-:7,hostfwd=udp:127.0.0.1:{udp:7}-:7\"]\n";
+
+    #[test]
+    fn peer_keys_parse_and_are_checked() -> Result<()> {
+        let tests = parse_one(&format!(
+            "{FORWARD_7}expect = \"running\"\n\
+             peer = {{ program = \"tcp_echo\", after = \"net_echo: listening\", timeout_secs = 90 }}\n"
+        ))?;
+        let t = tests.first().context("one test")?;
+        let p = t.peer.as_ref().context("peer")?;
+        assert_eq!(
+            (p.program, p.after.as_str(), p.timeout_secs),
+            (crate::peer::Program::TcpEcho, "net_echo: listening", 90)
+        );
+        // The peer is the first boot's only.
+        let reboot = Reboot {
+            serial: vec!["x".into()],
+            ordered: false,
+            timeout_secs: None,
+        };
+        assert_eq!(t.rebooted(&reboot).peer, None);
+        let defaults = parse_one(&format!(
+            "{FORWARD_7}peer = {{ program = \"udp_echo\", after = \"up\" }}\n"
+        ))?;
+        assert_eq!(
+            defaults
+                .first()
+                .and_then(|t| t.peer.as_ref())
+                .map(|p| p.timeout_secs),
+            Some(120)
+        );
+        for (keys, why) in [
+            (
+                format!("{FORWARD_7}peer = {{ program = \"ftp\", after = \"x\" }}\n"),
+                "unknown variant `ftp`",
+            ),
+            (
+                format!("{FORWARD_7}peer = {{ program = \"http\", after = \"x\", port = 80 }}\n"),
+                "unknown field `port`",
+            ),
+            (
+                format!("{FORWARD_7}peer = {{ program = \"http\", after = \"x\" }}\n"),
+                "peer http talks to guest tcp port 80, but no qemu_args argument forwards it ({tcp:80})",
+            ),
+            (
+                format!("{FORWARD_7}peer = {{ program = \"tcp_echo\", after = \"\" }}\n"),
+                "peer.after is empty",
+            ),
+            (
+                format!("{FORWARD_7}peer = {{ program = \"tcp_echo\", after = \"x\", timeout_secs = 0 }}\n"),
+                "peer.timeout_secs must be at least 1",
+            ),
+            (
+                "qemu_args = [\"hostfwd=tcp:127.0.0.1:{tcp:99999}-:7\"]\n".to_owned(),
+                "{tcp:99999} names no guest port",
+            ),
+        ] {
+            let err = parse_error(&keys);
+            assert!(err.contains(why), "{keys}: {err}");
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn forwards_get_free_host_ports_in_the_qemu_arguments() -> Result<()> {
+        let tests = parse_one(FORWARD_7)?;
+        let t = tests.first().context("one test")?;
+        let (args, _, ports) = t.devices_and_ports(&Layout::from_build()?)?;
+        let (tcp, udp) = (
+            ports.host(crate::peer::Proto::Tcp, 7)?,
+            ports.host(crate::peer::Proto::Udp, 7)?,
+        );
+        assert_eq!(
+            args,
+            [
+                "-netdev".to_owned(),
+                format!("user,id=n0,hostfwd=tcp:127.0.0.1:{tcp}-:7,hostfwd=udp:127.0.0.1:{udp}-:7")
+            ]
+        );
+        Ok(())
+    }
+
+    /// A fake guest's echo server on 127.0.0.1, changing byte `flip` of
+    /// each connection if asked.
+    fn echo_server(flip: Option<usize>) -> Result<u16> {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        let port = listener.local_addr()?.port();
+        thread::spawn(move || {
+            for s in listener.incoming() {
+                let Ok(mut s) = s else { break };
+                thread::spawn(move || {
+                    let mut buf = [0u8; 4096];
+                    let mut at = 0;
+                    while let Ok(n @ 1..) = s.read(&mut buf) {
+                        if let Some(f) = flip.filter(|f| (at..at + n).contains(f)) {
+                            buf[f - at] ^= 1;
+                        }
+                        at += n;
+                        if s.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        Ok(port)
+    }
+
+    /// Like a guest that prints its line and runs on, with a peer against a
+    /// fake echo server: stopped once the peer passed (and the lines are
+    /// there), or at once when it failed.
+    #[test]
+    fn a_running_test_ends_with_its_peer() -> Result<()> {
+        for flip in [None, Some(100)] {
+            let log = TempLog::new(&format!("peer-{flip:?}"))?;
+            let mut spec = spec(Expect::Running, &["net_echo: listening"]);
+            let peer = crate::peer::PeerSpec {
+                program: crate::peer::Program::TcpEcho,
+                after: "net_echo: listening".into(),
+                timeout_secs: 60,
+            };
+            spec.qemu_args = vec!["{tcp:7}".into()];
+            spec.peer = Some(peer.clone());
+            let ports =
+                crate::peer::Ports::with(&[(crate::peer::Proto::Tcp, 7, echo_server(flip)?)]);
+            let runner = std::cell::RefCell::new(Some(crate::peer::Runner::new(
+                &peer,
+                ports,
+                log.0.with_extension("peer"),
+            )));
+            let seen = || {
+                let text = log.text().unwrap_or_default();
+                stop_now(&spec, runner.borrow_mut().as_mut(), &text)
+            };
+            // `exec`: no grandchild keeps the output open once it is killed.
+            let mut cmd = sh("sleep 0.2; echo 'net_echo: listening'; exec sleep 60");
+            let started = Instant::now();
+            let (ending, _) =
+                run_with_input(&mut cmd, &log.0, None, Duration::from_secs(50), Some(&seen))?;
+            assert_eq!(ending, Ending::Stopped);
+            assert!(started.elapsed() < Duration::from_secs(30));
+            let runner = runner.into_inner().context("the runner")?;
+            let result = runner.finish(&log.text()?);
+            let _ = fs::remove_file(log.0.with_extension("peer"));
+            match flip {
+                None => assert_eq!(result, Ok(())),
+                Some(_) => assert!(
+                    result.as_ref().is_err_and(
+                        |e| e.starts_with("echoing 1048576 bytes: the echo: byte 100 is")
+                    ),
+                    "{result:?}"
+                ),
+            }
+        }
         Ok(())
     }
 

@@ -26,7 +26,7 @@ pub fn refused<T>(r: Result<T, FileError>, want: FsError) -> bool {
 pub fn kind_of(e: &Entry) -> u8 {
     match e.kind {
         Kind::Dir => kind::DIRECTORY,
-        Kind::File { .. } | Kind::HardLink { .. } => kind::REGULAR,
+        Kind::File { .. } | Kind::Text { .. } | Kind::HardLink { .. } => kind::REGULAR,
         Kind::Symlink { .. } => kind::SYMLINK,
     }
 }
@@ -84,6 +84,41 @@ pub fn check_open(fs: &Files, fd: Fd, path: &str, len: u64, seed: u64, buf: &mut
         return Err(format!("{path}: {at} bytes, expected {len}"));
     }
     Ok(())
+}
+
+/// Reads the file at `path` whole and checks it holds `text`.
+pub fn check_text(fs: &Files, path: &str, text: &str, buf: &mut [u8]) -> Check {
+    let fd = fs
+        .open(path, flags::READ_ONLY, 0)
+        .map_err(|e| fail(path, e))?;
+    let mut got = Vec::new();
+    let r = loop {
+        match fs.read(fd, buf) {
+            Ok(0) => break Ok(()),
+            Ok(n) => got.extend_from_slice(buf.get(..n).unwrap_or_default()),
+            Err(e) => break Err(fail(path, e)),
+        }
+        if got.len() > text.len() {
+            break Ok(());
+        }
+    };
+    fs.close(fd).map_err(|e| fail(path, e))?;
+    r?;
+    if got != text.as_bytes() {
+        return Err(format!("{path}: {} bytes, not its text", got.len()));
+    }
+    Ok(())
+}
+
+/// Writes `text` to a new file at `path`.
+pub fn write_text(fs: &Files, path: &str, text: &str, perm: u32) -> Check {
+    let f = flags::WRITE_ONLY | flags::CREATE | flags::TRUNCATE;
+    let fd = fs.open(path, f, perm).map_err(|e| fail(path, e))?;
+    let wrote = fs.write(fd, text.as_bytes()).map_err(|e| fail(path, e))?;
+    if wrote != text.len() {
+        return Err(format!("{path}: wrote {wrote} of {} bytes", text.len()));
+    }
+    fs.close(fd).map_err(|e| fail(path, e))
 }
 
 /// The names in directory `path`, without `.` and `..`.
@@ -160,6 +195,10 @@ pub fn check_tree(fs: &Files, t: &[Entry], extra: &[&str], buf: &mut [u8]) -> Ch
                 check_file(fs, e.path, len, seed, buf)?;
                 bytes += len;
             }
+            Kind::Text { text } => {
+                check_text(fs, e.path, text, buf)?;
+                bytes += text.len() as u64;
+            }
             Kind::HardLink { to } => {
                 let first = fs.stat(to).map_err(|err| fail(to, err))?;
                 if first.ino != st.ino || st.links < 2 {
@@ -213,6 +252,7 @@ pub fn write_tree(fs: &Files, t: &[Entry], buf: &mut [u8]) -> Check {
                 .mkdir(e.path, u32::from(e.mode))
                 .map_err(|err| fail(e.path, err))?,
             Kind::File { len, seed } => write_file(fs, e.path, len, seed, u32::from(e.mode), buf)?,
+            Kind::Text { text } => write_text(fs, e.path, text, u32::from(e.mode))?,
             Kind::Symlink { target } => fs
                 .symlink(target, e.path)
                 .map_err(|err| fail(e.path, err))?,

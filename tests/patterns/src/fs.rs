@@ -12,6 +12,11 @@ pub enum Kind {
         len: u64,
         seed: u64,
     },
+    /// A regular file holding `text`: for files that must read as text (a
+    /// web page).
+    Text {
+        text: &'static str,
+    },
     /// A symbolic link holding `target` (relative or absolute, as written).
     Symlink {
         target: &'static str,
@@ -45,6 +50,14 @@ const fn file(path: &'static str, len: u64, seed: u64, mode: u16) -> Entry {
     Entry {
         path,
         kind: Kind::File { len, seed },
+        mode,
+    }
+}
+
+const fn text(path: &'static str, text: &'static str, mode: u16) -> Entry {
+    Entry {
+        path,
+        kind: Kind::Text { text },
         mode,
     }
 }
@@ -264,6 +277,36 @@ pub const BENCH_FILE: (&str, u64) = ("/big.bin", 16 << 20);
 /// name.
 pub const BENCH_TREE: &[Entry] = &[file(BENCH_FILE.0, BENCH_FILE.1, 0x5001, 0o644)];
 
+/// The home page of [`WEB_TREE`].
+pub const WEB_INDEX: &str = "<!DOCTYPE html>
+<html>
+<head><meta charset=\"utf-8\"><title>KaaL</title></head>
+<body>
+<h1>KaaL</h1>
+<p>This page comes from an ext2 file system, through KaaL's VFS, TCP/IP service and HTTP server, on seL4.</p>
+<p><a href=\"sub/page.html\">A page in a folder</a> and <a href=\"big.bin\">1 MiB of data</a>.</p>
+</body>
+</html>
+";
+
+/// The page in a folder of [`WEB_TREE`].
+pub const WEB_SUB_PAGE: &str = "<!DOCTYPE html>
+<html>
+<head><meta charset=\"utf-8\"><title>KaaL: a page in a folder</title></head>
+<body><p>A page in /www/sub. <a href=\"../index.html\">Back</a>.</p></body>
+</html>
+";
+
+/// The tree of the HTTP server's disk (`ext2 = "web"`): what it serves
+/// from /www, checked byte for byte by the harness's `http` peer.
+pub const WEB_TREE: &[Entry] = &[
+    dir("/www", 0o755),
+    text("/www/index.html", WEB_INDEX, 0o644),
+    file("/www/big.bin", 1 << 20, 0x6001, 0o644),
+    dir("/www/sub", 0o755),
+    text("/www/sub/page.html", WEB_SUB_PAGE, 0o644),
+];
+
 /// The trees by the names tests.toml gives them (`ext2 = "host"`,
 /// `fs_check = { tree = "written" }`); "empty" is the empty tree.
 pub fn tree(name: &str) -> Option<&'static [Entry]> {
@@ -274,12 +317,15 @@ pub fn tree(name: &str) -> Option<&'static [Entry]> {
         "reboot" => REBOOT_TREE,
         "corrupt" => CORRUPT_TREE,
         "bench" => BENCH_TREE,
+        "web" => WEB_TREE,
         _ => return None,
     })
 }
 
 /// The names [`tree`] knows.
-pub const TREE_NAMES: [&str; 6] = ["empty", "host", "written", "reboot", "corrupt", "bench"];
+pub const TREE_NAMES: [&str; 7] = [
+    "empty", "host", "written", "reboot", "corrupt", "bench", "web",
+];
 
 #[cfg(test)]
 mod tests {
@@ -338,7 +384,9 @@ mod tests {
                         assert_eq!(e.mode, 0o777);
                         assert!(!target.is_empty() && target.len() < 4096);
                     }
-                    Kind::Dir | Kind::File { .. } => assert!(e.mode & !0o7777 == 0),
+                    Kind::Dir | Kind::File { .. } | Kind::Text { .. } => {
+                        assert!(e.mode & !0o7777 == 0)
+                    }
                 }
             }
         }
@@ -428,6 +476,25 @@ mod tests {
         ));
         assert_eq!(parent(path), "/");
         assert_eq!(len, 16 << 20);
+    }
+
+    #[test]
+    fn the_web_tree_has_its_pages_and_a_mebibyte() {
+        assert_eq!(tree("web"), Some(WEB_TREE));
+        assert!(matches!(
+            find(WEB_TREE, "/www/big.bin").map(|e| e.kind),
+            Some(Kind::File { len: 1048576, .. })
+        ));
+        for (path, page) in [
+            ("/www/index.html", WEB_INDEX),
+            ("/www/sub/page.html", WEB_SUB_PAGE),
+        ] {
+            assert_eq!(
+                find(WEB_TREE, path).map(|e| e.kind),
+                Some(Kind::Text { text: page })
+            );
+            assert!(page.starts_with("<!DOCTYPE html>") && page.ends_with("</html>\n"));
+        }
     }
 
     #[test]

@@ -1,0 +1,343 @@
+//! `http`: Debian's curl against the guest's HTTP server, which serves the
+//! web tree's /www (kaal_test_patterns::fs::WEB_TREE). What each URL must
+//! give comes from the tree, not from the guest.
+
+use std::io::{self, Write};
+use std::process::{Command, Output, Stdio};
+use std::thread;
+
+use anyhow::{anyhow, bail, Context, Result};
+use kaal_test_patterns::fs::{self as trees, WEB_TREE};
+
+use super::Peer;
+use crate::ext2::file_bytes;
+
+/// Requests on one command line that must share one connection.
+const KEEP_ALIVE_REQUESTS: usize = 100;
+
+/// The web tree's content at `path` (a path inside the file system).
+pub fn web_file(path: &str) -> Result<Vec<u8>> {
+    trees::find(WEB_TREE, path)
+        .and_then(|e| file_bytes(&e.kind))
+        .with_context(|| format!("the web tree has no file {path}"))
+}
+
+/// Runs curl with `args` after the options every call takes: no config
+/// file, no proxy (the traffic stays on this machine), errors shown, a time
+/// limit. Its output if it exited with 0.
+fn curl(peer: &Peer, args: &[&str]) -> Result<Vec<u8>> {
+    run_curl("curl", peer, args)
+}
+
+/// [`curl`] with the program `program`.
+fn run_curl(program: &str, peer: &Peer, args: &[&str]) -> Result<Vec<u8>> {
+    let secs = peer.limits.io.as_secs().max(1).to_string();
+    let mut cmd = Command::new(program);
+    cmd.args(["-q", "-sS", "--noproxy", "*", "--max-time", &secs])
+        .args(args)
+        .stdin(Stdio::null());
+    let shown = args.iter().take(6).copied().collect::<Vec<_>>().join(" ");
+    let out = match cmd.output() {
+        Ok(out) => out,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            bail!("curl is not installed: install curl: apt-get install curl")
+        }
+        Err(e) => return Err(e).context("running curl"),
+    };
+    if !out.status.success() {
+        bail!(
+            "`curl {shown}` failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(out.stdout)
+}
+
+/// The sha256 of `bytes`, in hex, from coreutils' sha256sum.
+fn sha256(bytes: &[u8]) -> Result<String> {
+    let mut child = Command::new("sha256sum")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("running sha256sum (coreutils)")?;
+    let mut stdin = child.stdin.take().context("sha256sum's stdin")?;
+    let out: Result<Output> = thread::scope(|s| {
+        let writer = s.spawn(move || stdin.write_all(bytes));
+        let out = child.wait_with_output().context("waiting for sha256sum")?;
+        writer
+            .join()
+            .map_err(|_| anyhow!("the thread feeding sha256sum panicked"))?
+            .context("feeding sha256sum")?;
+        Ok(out)
+    });
+    let out = out?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    match text.split_whitespace().next() {
+        Some(hex) if out.status.success() && hex.len() == 64 => Ok(hex.to_owned()),
+        _ => bail!("sha256sum said {text:?} ({})", out.status),
+    }
+}
+
+/// Whether `body` is `want`; else what differs.
+fn same(url: &str, body: &[u8], want: &[u8], file: &str) -> Result<()> {
+    if body == want {
+        return Ok(());
+    }
+    match body.iter().zip(want).position(|(a, b)| a != b) {
+        Some(at) => bail!(
+            "GET {url}: the body ({} bytes) differs from {file} ({} bytes) at byte {at}",
+            body.len(),
+            want.len()
+        ),
+        None => bail!(
+            "GET {url}: the body is {} bytes, {file} is {}",
+            body.len(),
+            want.len()
+        ),
+    }
+}
+
+pub fn http(peer: &mut Peer) -> Result<()> {
+    let port = peer.tcp(80)?;
+    let base = format!("http://127.0.0.1:{port}");
+    let url = |path: &str| format!("{base}{path}");
+
+    let index = web_file("/www/index.html")?;
+    same("/", &curl(peer, &[&url("/")])?, &index, "www/index.html")?;
+    let page = web_file("/www/sub/page.html")?;
+    same(
+        "/sub/page.html",
+        &curl(peer, &[&url("/sub/page.html")])?,
+        &page,
+        "www/sub/page.html",
+    )?;
+    peer.log.line(format!(
+        "http: GET / gave www/index.html ({} bytes); GET /sub/page.html gave www/sub/page.html ({} bytes)",
+        index.len(),
+        page.len()
+    ));
+
+    let big = web_file("/www/big.bin")?;
+    let got = curl(peer, &[&url("/big.bin")])?;
+    let (got_sum, want_sum) = (sha256(&got)?, sha256(&big)?);
+    if got_sum != want_sum {
+        bail!(
+            "GET /big.bin: sha256 {got_sum} ({} bytes), expected {want_sum} (www/big.bin, {} bytes)",
+            got.len(),
+            big.len()
+        );
+    }
+    peer.log.line(format!(
+        "http: GET /big.bin gave {} bytes, sha256 {got_sum} as www/big.bin",
+        got.len()
+    ));
+
+    let missing = curl(
+        peer,
+        &[
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            &url("/missing.html"),
+        ],
+    )?;
+    let status = String::from_utf8_lossy(&missing);
+    if status != "404" {
+        bail!("GET /missing.html: status {status}, expected 404");
+    }
+
+    let head = curl(peer, &["-I", &url("/big.bin")])?;
+    let head = String::from_utf8_lossy(&head);
+    let length = head.lines().find_map(|l| {
+        let (name, value) = l.split_once(':')?;
+        name.trim()
+            .eq_ignore_ascii_case("content-length")
+            .then(|| value.trim().to_owned())
+    });
+    if length.as_deref() != Some(&big.len().to_string()) {
+        bail!(
+            "HEAD /big.bin: Content-Length {length:?}, expected {}; the headers:\n{}",
+            big.len(),
+            head.trim()
+        );
+    }
+    peer.log.line(format!(
+        "http: GET /missing.html gave 404; HEAD /big.bin gave Content-Length: {}",
+        big.len()
+    ));
+
+    // One command line, many URLs: curl reuses its connection when the
+    // server keeps it alive.
+    let index_url = url("/index.html");
+    let mut args = vec!["--http1.1", "-w", "%{http_code} %{num_connects}\\n"];
+    for _ in 0..KEEP_ALIVE_REQUESTS {
+        args.extend(["-o", "/dev/null", index_url.as_str()]);
+    }
+    let out = curl(peer, &args)?;
+    let out = String::from_utf8_lossy(&out);
+    let mut connects = 0u64;
+    let mut answered = 0;
+    for (i, line) in out.lines().enumerate() {
+        let mut words = line.split_whitespace();
+        let (code, n) = (
+            words.next(),
+            words.next().and_then(|n| n.parse::<u64>().ok()),
+        );
+        let (Some(code), Some(n)) = (code, n) else {
+            bail!("curl's report of request {i} is {line:?}, expected \"<status> <connects>\"");
+        };
+        if code != "200" {
+            bail!("GET /index.html, request {i} of {KEEP_ALIVE_REQUESTS} on one command line: status {code}, expected 200");
+        }
+        connects += n;
+        answered += 1;
+    }
+    if answered != KEEP_ALIVE_REQUESTS {
+        bail!("curl reported {answered} of {KEEP_ALIVE_REQUESTS} requests of /index.html");
+    }
+    if connects != 1 {
+        bail!(
+            "{KEEP_ALIVE_REQUESTS} requests of /index.html took {connects} connections, expected 1 (keep-alive)"
+        );
+    }
+    peer.log.line(format!(
+        "http: {KEEP_ALIVE_REQUESTS} GET /index.html on one command line: all 200, over 1 connection"
+    ));
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::stream::tests::{peer, Fake};
+    use super::super::{Ports, Proto};
+    use super::*;
+    use std::io::{BufRead, BufReader};
+    use std::net::TcpStream;
+
+    /// Whether curl is here; the tests that need it pass without it (the
+    /// missing-curl message has its own test).
+    fn have_curl() -> bool {
+        Command::new("curl")
+            .arg("--version")
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+
+    /// Changes what the fake serves for a path: the body, and whether it
+    /// closes the connection after it.
+    type Spoil = fn(&str, &mut Vec<u8>, &mut bool);
+
+    /// A fake HTTP/1.1 server of the web tree's /www: keep-alive, HEAD, 404.
+    fn serve(s: TcpStream, spoil: Spoil) {
+        let Ok(mut w) = s.try_clone() else { return };
+        let mut r = BufReader::new(s);
+        loop {
+            let mut request = String::new();
+            if r.read_line(&mut request).unwrap_or(0) == 0 {
+                return;
+            }
+            loop {
+                let mut header = String::new();
+                if r.read_line(&mut header).unwrap_or(0) == 0 {
+                    return;
+                }
+                if header == "\r\n" {
+                    break;
+                }
+            }
+            let mut words = request.split_whitespace();
+            let (method, path) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
+            let file = if path == "/" {
+                "/www/index.html".to_owned()
+            } else {
+                format!("/www{path}")
+            };
+            let (status, mut body) = match web_file(&file) {
+                Ok(body) => ("200 OK", body),
+                Err(_) => ("404 Not Found", b"not found\n".to_vec()),
+            };
+            let mut close = false;
+            spoil(path, &mut body, &mut close);
+            let head = format!(
+                "HTTP/1.1 {status}\r\nContent-Length: {}\r\n{}\r\n",
+                body.len(),
+                if close { "Connection: close\r\n" } else { "" }
+            );
+            let ok = w.write_all(head.as_bytes()).is_ok()
+                && (method == "HEAD" || w.write_all(&body).is_ok());
+            if !ok || close {
+                return;
+            }
+        }
+    }
+
+    fn http_of(fake: &Fake) -> Result<()> {
+        http(&mut peer(Ports::with(&[(Proto::Tcp, 80, fake.port)])))
+    }
+
+    #[test]
+    fn http_passes_against_a_server_of_the_web_tree() -> Result<()> {
+        if !have_curl() {
+            return Ok(());
+        }
+        let fake = Fake::tcp(|s| serve(s, |_, _, _| {}))?;
+        let mut p = peer(Ports::with(&[(Proto::Tcp, 80, fake.port)]));
+        http(&mut p)?;
+        assert_eq!(p.log.lines.len(), 4, "{:?}", p.log.lines);
+        assert!(p.log.lines[3].ends_with("all 200, over 1 connection"));
+        Ok(())
+    }
+
+    #[test]
+    fn without_curl_the_peer_says_how_to_install_it() {
+        let err = run_curl("kaal-no-such-curl", &peer(Ports::default()), &["http://x/"])
+            .err()
+            .map(|e| format!("{e:#}"));
+        assert_eq!(
+            err.as_deref(),
+            Some("curl is not installed: install curl: apt-get install curl")
+        );
+    }
+
+    #[test]
+    fn http_names_each_difference() -> Result<()> {
+        if !have_curl() {
+            return Ok(());
+        }
+        let cases: [(Spoil, &str); 3] = [
+            (
+                |p, b, _| {
+                    if p == "/big.bin" {
+                        b[1000] ^= 1;
+                    }
+                },
+                "GET /big.bin: sha256 ",
+            ),
+            (
+                |p, b, _| {
+                    if p == "/" {
+                        b.truncate(10);
+                    }
+                },
+                "GET /: the body is 10 bytes, www/index.html is",
+            ),
+            (
+                |p, _, close| *close = p == "/index.html",
+                "100 requests of /index.html took 100 connections, expected 1 (keep-alive)",
+            ),
+        ];
+        for (spoil, want) in cases {
+            let fake = Fake::tcp(move |s| serve(s, spoil))?;
+            let err = http_of(&fake).err().map(|e| format!("{e:#}"));
+            assert!(
+                err.as_deref().is_some_and(|e| e.starts_with(want)),
+                "{want}: {err:?}"
+            );
+        }
+        Ok(())
+    }
+}
