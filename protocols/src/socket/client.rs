@@ -85,22 +85,23 @@ impl core::fmt::Display for SocketError {
 pub type Result<T> = core::result::Result<T, SocketError>;
 
 /// What moves requests, completions and bytes between the client and the
-/// service. Any error is a broken channel.
+/// service. Its errors are [`SocketError::Broken`]: a corrupt ring or
+/// bytes out of the region.
 pub trait Transport {
     /// Puts `r` on the request ring and signals the service.
-    fn send(&mut self, r: &Request) -> core::result::Result<(), ()>;
+    fn send(&mut self, r: &Request) -> Result<()>;
     /// The next completion, if one is there; does not wait.
-    fn try_recv(&mut self) -> core::result::Result<Option<Completion>, ()>;
+    fn try_recv(&mut self) -> Result<Option<Completion>>;
     /// Waits for the service's next signal: sleeps (by the ring's
     /// protocol) when `until` is `None`, else gives up the processor once
     /// and returns (nothing wakes a sleeper at a deadline).
-    fn wait(&mut self, until: Option<u64>) -> core::result::Result<(), ()>;
+    fn wait(&mut self, until: Option<u64>) -> Result<()>;
     /// The clock deadlines are read against (TSC ticks on seL4).
     fn now(&self) -> u64;
     /// The data region's size.
     fn region_len(&self) -> u64;
-    fn write(&mut self, offset: u64, src: &[u8]) -> core::result::Result<(), ()>;
-    fn read(&mut self, offset: u64, dst: &mut [u8]) -> core::result::Result<(), ()>;
+    fn write(&mut self, offset: u64, src: &[u8]) -> Result<()>;
+    fn read(&mut self, offset: u64, dst: &mut [u8]) -> Result<()>;
 }
 
 /// A socket of this client: its id in the service's table for it, and the
@@ -242,7 +243,7 @@ impl<T: Transport> Sockets<T> {
             tag: self.tag,
             ..*r
         };
-        self.t.send(&r).map_err(|()| SocketError::Broken)?;
+        self.t.send(&r)?;
         Ok(self.tag)
     }
 
@@ -250,13 +251,13 @@ impl<T: Transport> Sockets<T> {
     /// replies are not looked at here.
     fn next(&mut self, until: Option<u64>) -> Result<Option<Completion>> {
         loop {
-            if let Some(c) = self.t.try_recv().map_err(|()| SocketError::Broken)? {
+            if let Some(c) = self.t.try_recv()? {
                 return Ok(Some(c));
             }
             if until.is_some_and(|u| self.t.now() >= u) {
                 return Ok(None);
             }
-            self.t.wait(until).map_err(|()| SocketError::Broken)?;
+            self.t.wait(until)?;
         }
     }
 
@@ -289,7 +290,7 @@ impl<T: Transport> Sockets<T> {
 
     /// Takes every completion there is now, without waiting.
     fn drain(&mut self) -> Result<()> {
-        while let Some(c) = self.t.try_recv().map_err(|()| SocketError::Broken)? {
+        while let Some(c) = self.t.try_recv()? {
             if !self.note(&c) {
                 // A reply when none is due: stale.
                 self.dropped += 1;
@@ -506,7 +507,7 @@ impl<T: Transport> Sockets<T> {
         let Some(data) = data.get(..piece).filter(|d| !d.is_empty()) else {
             return Ok(0);
         };
-        self.t.write(0, data).map_err(|()| SocketError::Broken)?;
+        self.t.write(0, data)?;
         let n = self.call_ok(Request {
             len: piece as u32,
             ..r
@@ -544,7 +545,7 @@ impl<T: Transport> Sockets<T> {
         })?;
         let n = taken(n, piece)?;
         let dst = buf.get_mut(..n).ok_or(SocketError::Broken)?;
-        self.t.read(0, dst).map_err(|()| SocketError::Broken)?;
+        self.t.read(0, dst)?;
         Ok(n)
     }
 
@@ -558,7 +559,7 @@ impl<T: Transport> Sockets<T> {
         if data.is_empty() {
             return Err(Errno::EINVAL.into());
         }
-        self.t.write(0, data).map_err(|()| SocketError::Broken)?;
+        self.t.write(0, data)?;
         let n = self.call_ok(Request {
             len: data.len() as u32,
             addr: to.addr,
@@ -582,7 +583,7 @@ impl<T: Transport> Sockets<T> {
         })?;
         let n = taken(reply_result(&c)?, piece)?;
         let dst = buf.get_mut(..n).ok_or(SocketError::Broken)?;
-        self.t.read(0, dst).map_err(|()| SocketError::Broken)?;
+        self.t.read(0, dst)?;
         Ok((
             n,
             Endpoint {

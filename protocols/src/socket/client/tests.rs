@@ -124,7 +124,7 @@ impl Model {
 }
 
 impl Transport for Model {
-    fn send(&mut self, r: &Request) -> core::result::Result<(), ()> {
+    fn send(&mut self, r: &Request) -> Result<()> {
         self.taken.push(*r);
         if self.die_on == Some(r.op) {
             self.die_on = None;
@@ -145,14 +145,14 @@ impl Transport for Model {
         Ok(())
     }
 
-    fn try_recv(&mut self) -> core::result::Result<Option<Completion>, ()> {
+    fn try_recv(&mut self) -> Result<Option<Completion>> {
         Ok(self.out.pop_front())
     }
 
-    fn wait(&mut self, until: Option<u64>) -> core::result::Result<(), ()> {
+    fn wait(&mut self, until: Option<u64>) -> Result<()> {
         match until {
             // Nothing would ever wake a sleeper: the test's failure.
-            None => Err(()),
+            None => Err(SocketError::Broken),
             Some(_) => {
                 self.now += 1;
                 Ok(())
@@ -168,18 +168,22 @@ impl Transport for Model {
         self.region.len() as u64
     }
 
-    fn write(&mut self, offset: u64, src: &[u8]) -> core::result::Result<(), ()> {
+    fn write(&mut self, offset: u64, src: &[u8]) -> Result<()> {
         let at = offset as usize;
         self.region
             .get_mut(at..at + src.len())
-            .ok_or(())?
+            .ok_or(SocketError::Broken)?
             .copy_from_slice(src);
         Ok(())
     }
 
-    fn read(&mut self, offset: u64, dst: &mut [u8]) -> core::result::Result<(), ()> {
+    fn read(&mut self, offset: u64, dst: &mut [u8]) -> Result<()> {
         let at = offset as usize;
-        dst.copy_from_slice(self.region.get(at..at + dst.len()).ok_or(())?);
+        dst.copy_from_slice(
+            self.region
+                .get(at..at + dst.len())
+                .ok_or(SocketError::Broken)?,
+        );
         Ok(())
     }
 }
