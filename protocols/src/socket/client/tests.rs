@@ -12,6 +12,9 @@ use crate::socket::Errno::*;
 const REGION: usize = 256;
 const IDS: usize = 8;
 
+/// Changes a reply.
+type Tamper = Box<dyn FnMut(&mut Completion)>;
+
 #[derive(Default)]
 struct Model {
     /// Completions for the client.
@@ -27,7 +30,7 @@ struct Model {
     /// Room for sent bytes per call.
     room: usize,
     /// Changes the next reply (a hostile service).
-    tamper: Option<Box<dyn FnMut(&mut Completion)>>,
+    tamper: Option<Tamper>,
     /// The service dies when it takes this op: a RESTART, no answer.
     die_on: Option<u32>,
     /// Whether sockets are writable (connected).
