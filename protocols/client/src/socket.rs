@@ -47,7 +47,12 @@ impl Transport for Channels {
             kaal_sel4::ipc::yield_now();
             return Ok(());
         }
-        if !self.cpl.ring.prepare_sleep().map_err(|_| SocketError::Broken)? {
+        if !self
+            .cpl
+            .ring
+            .prepare_sleep()
+            .map_err(|_| SocketError::Broken)?
+        {
             self.cpl.wait.wait();
             self.cpl.ring.cancel_sleep();
         }
