@@ -123,7 +123,10 @@ impl Socket {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PollFd {
     pub socket: Socket,
-    /// [`events`] bits; `ERROR` and `HANGUP` are always reported.
+    /// [`events`] bits; `ERROR` is always reported. `HANGUP` only when
+    /// asked: the peer's FIN makes a socket `READABLE` too (`recv` says 0),
+    /// and a bit reported whether asked or not would make a loop that
+    /// waits for something else spin.
     pub events: u32,
     pub revents: u32,
 }
@@ -493,9 +496,6 @@ impl<T: Transport> Sockets<T> {
             if ready & events::WRITABLE != 0 {
                 return Ok(());
             }
-            if ready & events::HANGUP != 0 {
-                return Err(Errno::ECONNRESET.into());
-            }
         }
     }
 
@@ -666,8 +666,7 @@ impl<T: Transport> Sockets<T> {
         self.slot_mut(id)?.error.take()
     }
 
-    /// Waits until one of `events` of `s` (or an error or hang-up) is
-    /// ready; `ETIMEDOUT` past `until`.
+    /// Waits until one of `events` of `s` (or an error) is ready; `ETIMEDOUT` past `until`.
     pub fn wait_for(&mut self, s: Socket, events: u32, until: Option<u64>) -> Result<u32> {
         let mut fd = PollFd::new(s, events);
         if self.poll(core::slice::from_mut(&mut fd), until)? == 0 {
@@ -677,7 +676,7 @@ impl<T: Transport> Sockets<T> {
     }
 
     /// Waits until a socket of `fds` is ready for what it asks (always
-    /// including `ERROR` and `HANGUP`) or `until` (a [`Transport::now`]
+    /// including `ERROR`) or `until` (a [`Transport::now`]
     /// reading) passes; sets each `revents` and returns how many are
     /// ready (0: the deadline passed). A closed socket reports `ERROR`;
     /// one the service lost in a restart makes the whole call fail with
@@ -690,7 +689,7 @@ impl<T: Transport> Sockets<T> {
             let Ok(id) = self.check(fd.socket) else {
                 continue;
             };
-            let want = (fd.events & events::ALL) | events::ERROR | events::HANGUP;
+            let want = wanted(fd.events);
             let watched = self.slot(id).map_or(0, |s| s.watched);
             if watched & want != want {
                 self.watch(fd.socket, watched | want)?;
@@ -702,7 +701,7 @@ impl<T: Transport> Sockets<T> {
                 fd.revents = match self.check(fd.socket) {
                     Ok(id) => {
                         let now = self.slot(id).map_or(0, |s| s.events);
-                        now & ((fd.events & events::ALL) | events::ERROR | events::HANGUP)
+                        now & wanted(fd.events)
                     }
                     Err(e) if e == Errno::ENETRESET => return Err(e),
                     Err(_) => events::ERROR,
@@ -731,6 +730,11 @@ impl<T: Transport> Sockets<T> {
         let region = usize::try_from(self.t.region_len()).unwrap_or(usize::MAX);
         want.min(region).min(u32::MAX as usize)
     }
+}
+
+/// The events a poll of `asked` reports.
+fn wanted(asked: u32) -> u32 {
+    (asked & events::ALL) | events::ERROR
 }
 
 /// A reply's status as a result.
