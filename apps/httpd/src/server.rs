@@ -393,7 +393,13 @@ fn serve(
                     break;
                 }
                 Err(e) if e == Errno::ECONNABORTED || e == Errno::ECONNRESET => {}
-                Err(e) => return Err(e),
+                Err(e) => {
+                    fatal(e)?;
+                    // The listener failed: a new one in its place.
+                    let _ = net.close(l);
+                    l = listener(net)?;
+                    break;
+                }
             }
         }
     }

@@ -130,9 +130,22 @@ fn serve_udp(net: &mut Sockets, u: Socket, buf: &mut [u8]) -> Result<(), SocketE
     Ok(())
 }
 
-/// Accepts pending connections while there is room; `false` if the
-/// service's table is full (then the listener waits for a close).
-fn accept_all(net: &mut Sockets, l: Socket, conns: &mut Vec<Conn>) -> Result<bool, SocketError> {
+/// What became of the listener after accepting.
+enum Listener {
+    /// Accepting.
+    Open,
+    /// The service's table is full: wait for a connection to close.
+    Full,
+    /// It failed: a new one in its place.
+    Renew,
+}
+
+/// Accepts pending connections while there is room.
+fn accept_all(
+    net: &mut Sockets,
+    l: Socket,
+    conns: &mut Vec<Conn>,
+) -> Result<Listener, SocketError> {
     while conns.len() < MAX_CONNS {
         match net.accept(l) {
             Ok((s, _peer)) => conns.push(Conn {
@@ -143,13 +156,13 @@ fn accept_all(net: &mut Sockets, l: Socket, conns: &mut Vec<Conn>) -> Result<boo
                 eof: false,
             }),
             Err(e) if e == Errno::EAGAIN => break,
-            Err(e) if e == Errno::EMFILE || e == Errno::ENOBUFS => return Ok(false),
+            Err(e) if e == Errno::EMFILE || e == Errno::ENOBUFS => return Ok(Listener::Full),
             // Gone before it was taken: the next one.
             Err(e) if e == Errno::ECONNABORTED || e == Errno::ECONNRESET => {}
-            Err(e) => return Err(e),
+            Err(e) => return fatal::<()>(Err(e)).map(|_| Listener::Renew),
         }
     }
-    Ok(true)
+    Ok(Listener::Open)
 }
 
 /// A TCP socket listening on [`PORT`].
@@ -212,12 +225,20 @@ fn serve(net: &mut Sockets, restarted: bool) -> Result<(), SocketError> {
         if udp_ready != 0 {
             serve_udp(net, u, &mut datagram)?;
         }
-        if listener_ready & events::ERROR != 0 {
-            // A listener that failed: a new one in its place.
-            fatal(net.close(l))?;
-            l = listener(net)?;
+        let next = if listener_ready & events::ERROR != 0 {
+            Listener::Renew
         } else if listener_ready != 0 {
-            accepting = accept_all(net, l, &mut conns)?;
+            accept_all(net, l, &mut conns)?
+        } else {
+            Listener::Open
+        };
+        match next {
+            Listener::Open => {}
+            Listener::Full => accepting = false,
+            Listener::Renew => {
+                fatal(net.close(l))?;
+                l = listener(net)?;
+            }
         }
     }
 }

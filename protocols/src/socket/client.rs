@@ -691,8 +691,20 @@ impl<T: Transport> Sockets<T> {
             };
             let want = wanted(fd.events);
             let watched = self.slot(id).map_or(0, |s| s.watched);
-            if watched & want != want {
-                self.watch(fd.socket, watched | want)?;
+            if watched & want == want {
+                continue;
+            }
+            match self.watch(fd.socket, watched | want) {
+                Ok(()) => {}
+                Err(SocketError::Errno(e)) if e != Errno::ENETRESET => {
+                    // This socket's trouble, not the poll's: it reports
+                    // an error, so the caller closes it.
+                    if let Some(slot) = self.slot_mut(id) {
+                        slot.events |= events::ERROR;
+                        slot.error = Some(e);
+                    }
+                }
+                Err(e) => return Err(e),
             }
         }
         loop {

@@ -319,6 +319,13 @@ fn poll_watches_and_reports_the_last_readiness() {
     // Readiness is a state: a reply's events replace it.
     assert_eq!(s.recv(b, &mut [0u8; 4]), Err(EAGAIN.into()));
     assert_eq!(s.readiness(b), events::WRITABLE);
+    // A WATCH refused makes that socket report an error.
+    let c = s.tcp().expect("c");
+    s.transport().tamper = Some(Box::new(|c| c.status = EBADF as u32));
+    let mut one = [PollFd::new(c, events::READABLE)];
+    assert_eq!(s.poll(&mut one, None), Ok(1));
+    assert_eq!(one[0].revents, events::ERROR);
+    assert_eq!(s.take_error(c), Some(EBADF));
     // A closed socket reports an error at once.
     s.close(a).expect("close");
     assert_eq!(s.poll(&mut fds, None), Ok(1));
