@@ -189,7 +189,8 @@ impl<T: Transport> Sockets<T> {
         &mut self.t
     }
 
-    /// `RESTART`s seen since this client started.
+    /// `RESTART`s seen since this client started (the service's first one
+    /// included, when it came after this client's first `RESET`).
     pub fn restarts(&self) -> u32 {
         self.epoch
     }
@@ -217,6 +218,10 @@ impl<T: Transport> Sockets<T> {
                     return reply_result(&c);
                 }
                 completion::RESTART => {
+                    other += 1;
+                    if other > MAX_OTHER {
+                        return Err(SocketError::Broken);
+                    }
                     self.restarted();
                     self.submit(&Request {
                         op: op::RESET,
