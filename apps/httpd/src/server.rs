@@ -49,6 +49,8 @@ struct Conn {
     eof: bool,
     /// When it last did anything (TSC).
     last: u64,
+    /// Its last turn ended with work left (pipelined requests buffered).
+    busy: bool,
 }
 
 impl Conn {
@@ -64,6 +66,7 @@ impl Conn {
             close_after: false,
             eof: false,
             last: rdtsc(),
+            busy: false,
         }
     }
 
@@ -78,7 +81,8 @@ impl Conn {
     }
 
     fn interest(&self) -> u32 {
-        if self.answering() {
+        // Work left is an answer to send, so writable is what to wait for.
+        if self.answering() || self.busy {
             events::WRITABLE
         } else {
             events::READABLE
@@ -204,6 +208,7 @@ fn fatal(e: SocketError) -> Result<Turn, SocketError> {
 
 /// Moves connection `c` on as far as it goes without waiting.
 fn step(net: &mut Sockets, fs: &Files, c: &mut Conn) -> Result<Turn, SocketError> {
+    c.busy = false;
     for _ in 0..STEPS {
         // The answer so far.
         if let Some(rest) = c.out.get(c.sent..).filter(|r| !r.is_empty()) {
@@ -297,6 +302,7 @@ fn step(net: &mut Sockets, fs: &Files, c: &mut Conn) -> Result<Turn, SocketError
             Err(e) => return fatal(e),
         }
     }
+    c.busy = true;
     Ok(Turn::Open)
 }
 
