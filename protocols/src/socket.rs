@@ -73,6 +73,8 @@
 //! [`op::RESET`] first, which closes every socket its earlier life left
 //! open.
 
+pub mod client;
+
 /// Slots of each socket ring (the manifest's `slots`; `slot_bytes = 64`).
 pub const RING_SLOTS: usize = 64;
 

@@ -36,11 +36,16 @@ mod tests;
 use alloc::vec;
 use alloc::vec::Vec;
 
-use kaal_protocols::socket::{self, completion, events, Checked, Completion, Endpoint, Errno, Range, Request};
+use kaal_protocols::socket::{
+    self, completion, events, Checked, Completion, Endpoint, Errno, Range, Request,
+};
 use smoltcp::iface::{Config as IfaceConfig, Interface, SocketHandle, SocketSet};
 use smoltcp::socket::{dhcpv4, tcp, udp};
 use smoltcp::time::{Duration, Instant};
-use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr, IpEndpoint, IpListenEndpoint, Ipv4Address, Ipv4Cidr};
+use smoltcp::wire::{
+    EthernetAddress, HardwareAddress, IpAddress, IpCidr, IpEndpoint, IpListenEndpoint, Ipv4Address,
+    Ipv4Cidr,
+};
 
 use table::{Entry, ListenAt, Listener, Phase, Tcp, Udp, What};
 
@@ -72,11 +77,11 @@ impl Default for Config {
         Config {
             sockets: 32,
             tcp_rx: 64 * 1024,
-            tcp_tx: 64 * 1024,
+            tcp_tx: 32 * 1024,
             udp_packets: 32,
             udp_bytes: 32 * 1024,
             budget: 4 << 20,
-            max_backlog: 8,
+            max_backlog: 16,
             connect_timeout: Duration::from_secs(30),
             linger: Duration::from_secs(30),
         }
@@ -99,7 +104,10 @@ pub enum Addressing {
     /// DHCP (smoltcp's DHCPv4 client; renewals kept).
     Dhcp,
     /// A fixed address and gateway (host tests).
-    Static { address: Ipv4Cidr, gateway: Option<Ipv4Address> },
+    Static {
+        address: Ipv4Cidr,
+        gateway: Option<Ipv4Address>,
+    },
 }
 
 /// What the stack has counted: the protocol's counters (`STATS`).
@@ -188,7 +196,10 @@ impl Stack {
         let mut address = None;
         let dhcp = match addressing {
             Addressing::Dhcp => Some(sockets.add(dhcpv4::Socket::new())),
-            Addressing::Static { address: a, gateway } => {
+            Addressing::Static {
+                address: a,
+                gateway,
+            } => {
                 iface.update_ip_addrs(|addrs| {
                     let _ = addrs.push(IpCidr::Ipv4(a));
                 });
@@ -257,6 +268,8 @@ impl Stack {
         let h = self.dhcp?;
         let event = match self.sockets.get_mut::<dhcpv4::Socket>(h).poll()? {
             dhcpv4::Event::Configured(c) => Some((c.address, c.router, c.server.address)),
+            // smoltcp says so at its start too: nothing was lost then.
+            dhcpv4::Event::Deconfigured if self.address.is_none() => return None,
             dhcpv4::Event::Deconfigured => None,
         };
         self.iface.update_ip_addrs(|addrs| addrs.clear());
@@ -284,7 +297,13 @@ impl Stack {
     }
 
     /// Serves one request of client `c` whose data region is `region`.
-    pub fn request(&mut self, c: usize, r: &Request, region: &mut dyn Region, now: Instant) -> Completion {
+    pub fn request(
+        &mut self,
+        c: usize,
+        r: &Request,
+        region: &mut dyn Region,
+        now: Instant,
+    ) -> Completion {
         let checked = match socket::check(r, region.len(), self.cfg.sockets) {
             Ok(x) => x,
             Err(e) => {
@@ -335,20 +354,28 @@ impl Stack {
                 v(u64::from(self.insert(c, Entry::new(what))?))
             }
             Checked::Bind { socket, at } => self.bind(c, socket, at).and_then(|()| v(0)),
-            Checked::Listen { socket, backlog } => self.listen(c, socket, backlog).and_then(|()| v(0)),
+            Checked::Listen { socket, backlog } => {
+                self.listen(c, socket, backlog).and_then(|()| v(0))
+            }
             Checked::Accept { socket } => self.accept(c, socket),
             Checked::Connect { socket, to } => self.connect(c, socket, to, now).and_then(|()| v(0)),
-            Checked::Send { socket, range } => self.send(c, socket, range, region).and_then(|n| v(n as u64)),
-            Checked::Recv { socket, range } => self.recv(c, socket, range, region).and_then(|n| v(n as u64)),
-            Checked::SendTo { socket, range, to } => {
-                self.send_to(c, socket, range, to, region).and_then(|n| v(n as u64))
-            }
+            Checked::Send { socket, range } => self
+                .send(c, socket, range, region)
+                .and_then(|n| v(n as u64)),
+            Checked::Recv { socket, range } => self
+                .recv(c, socket, range, region)
+                .and_then(|n| v(n as u64)),
+            Checked::SendTo { socket, range, to } => self
+                .send_to(c, socket, range, to, region)
+                .and_then(|n| v(n as u64)),
             Checked::RecvFrom { socket, range } => {
                 let (n, from) = self.recv_from(c, socket, range, region)?;
                 Ok((n as u64, Some(from)))
             }
             Checked::Shutdown { socket } => self.shutdown(c, socket).and_then(|()| v(0)),
-            Checked::Close { socket, reset } => self.close(c, socket, reset, now).and_then(|()| v(0)),
+            Checked::Close { socket, reset } => {
+                self.close(c, socket, reset, now).and_then(|()| v(0))
+            }
             Checked::Watch { socket, events } => {
                 let e = self.entry(c, socket)?;
                 e.watch = events;
@@ -389,7 +416,12 @@ impl Stack {
     pub fn next_event(&mut self, c: usize) -> Option<Completion> {
         let n = self.clients.get(c)?.table.len();
         for id in 0..n as u32 {
-            let Some(e) = self.clients.get(c).and_then(|cl| cl.table.get(id as usize)).and_then(Option::as_ref) else {
+            let Some(e) = self
+                .clients
+                .get(c)
+                .and_then(|cl| cl.table.get(id as usize))
+                .and_then(Option::as_ref)
+            else {
                 continue;
             };
             if e.watch == 0 {
@@ -417,7 +449,12 @@ impl Stack {
 
     /// The readiness of socket `id` of client `c`, now known to the client.
     fn observe(&mut self, c: usize, id: u32) -> u32 {
-        let Some(e) = self.clients.get(c).and_then(|cl| cl.table.get(id as usize)).and_then(Option::as_ref) else {
+        let Some(e) = self
+            .clients
+            .get(c)
+            .and_then(|cl| cl.table.get(id as usize))
+            .and_then(Option::as_ref)
+        else {
             return 0;
         };
         let (ready, _) = self.readiness(e);
@@ -436,7 +473,10 @@ impl Stack {
                 (t.readiness(self.sockets.get::<tcp::Socket>(h)), t.error)
             }
             What::Listener(l) => {
-                let pending = l.slots.iter().any(|h| table::is_pending(self.sockets.get::<tcp::Socket>(*h)));
+                let pending = l
+                    .slots
+                    .iter()
+                    .any(|h| table::is_pending(self.sockets.get::<tcp::Socket>(*h)));
                 (if pending { events::READABLE } else { 0 }, None)
             }
             What::Udp(u) => {
@@ -466,7 +506,12 @@ impl Stack {
 
     fn insert(&mut self, c: usize, e: Entry) -> Result<u32, Errno> {
         let cl = self.clients.get_mut(c).ok_or(Errno::EBADF)?;
-        let (id, slot) = cl.table.iter_mut().enumerate().find(|(_, s)| s.is_none()).ok_or(Errno::EMFILE)?;
+        let (id, slot) = cl
+            .table
+            .iter_mut()
+            .enumerate()
+            .find(|(_, s)| s.is_none())
+            .ok_or(Errno::EMFILE)?;
         *slot = Some(e);
         Ok(id as u32)
     }
@@ -525,14 +570,17 @@ impl Stack {
     /// do not hold their port: a listener may take the port of connections
     /// it accepted before (as with Linux's `SO_REUSEADDR`).
     fn port_in_use(&self, tcp: bool, port: u16) -> bool {
-        self.clients.iter().flat_map(|cl| cl.table.iter().flatten()).any(|e| match &e.what {
-            What::Tcp(t) if tcp => t.handle.is_none() && t.bound.is_some_and(|b| b.1 == port),
-            What::Listener(l) if tcp => l.at.port == port,
-            What::Udp(u) if !tcp => {
-                u.handle.is_some_and(|h| self.sockets.get::<udp::Socket>(h).endpoint().port == port)
-            }
-            _ => false,
-        })
+        self.clients
+            .iter()
+            .flat_map(|cl| cl.table.iter().flatten())
+            .any(|e| match &e.what {
+                What::Tcp(t) if tcp => t.handle.is_none() && t.bound.is_some_and(|b| b.1 == port),
+                What::Listener(l) if tcp => l.at.port == port,
+                What::Udp(u) if !tcp => u
+                    .handle
+                    .is_some_and(|h| self.sockets.get::<udp::Socket>(h).endpoint().port == port),
+                _ => false,
+            })
     }
 
     /// Whether any smoltcp TCP socket (connections, lingering ones
@@ -578,7 +626,12 @@ impl Stack {
             addr: addr.map(IpAddress::Ipv4),
             port,
         };
-        if self.sockets.get_mut::<udp::Socket>(h).bind(endpoint).is_err() {
+        if self
+            .sockets
+            .get_mut::<udp::Socket>(h)
+            .bind(endpoint)
+            .is_err()
+        {
             self.sockets.remove(h);
             self.uncharge(c, self.cfg.udp_cost());
             return Err(Errno::EINVAL);
@@ -610,7 +663,12 @@ impl Stack {
 
     fn listening_socket(&mut self, c: usize, at: ListenAt) -> Result<SocketHandle, Errno> {
         let h = self.new_tcp(c)?;
-        if self.sockets.get_mut::<tcp::Socket>(h).listen(at.endpoint()).is_err() {
+        if self
+            .sockets
+            .get_mut::<tcp::Socket>(h)
+            .listen(at.endpoint())
+            .is_err()
+        {
             self.sockets.remove(h);
             self.uncharge(c, self.cfg.tcp_cost());
             return Err(Errno::EINVAL);
@@ -644,7 +702,11 @@ impl Stack {
             What::Udp(_) => return Err(Errno::EOPNOTSUPP),
             What::Tcp(_) => return Err(Errno::EINVAL),
         };
-        let Some(h) = slots.iter().copied().find(|h| table::is_pending(self.sockets.get::<tcp::Socket>(*h))) else {
+        let Some(h) = slots
+            .iter()
+            .copied()
+            .find(|h| table::is_pending(self.sockets.get::<tcp::Socket>(*h)))
+        else {
             return Err(Errno::EAGAIN);
         };
         let s = self.sockets.get::<tcp::Socket>(h);
@@ -716,7 +778,13 @@ impl Stack {
         }
     }
 
-    fn send(&mut self, c: usize, id: u32, range: Range, region: &mut dyn Region) -> Result<usize, Errno> {
+    fn send(
+        &mut self,
+        c: usize,
+        id: u32,
+        range: Range,
+        region: &mut dyn Region,
+    ) -> Result<usize, Errno> {
         let (h, t) = self.tcp_of(c, id)?;
         if let Some(e) = t.error {
             return Err(e);
@@ -747,10 +815,20 @@ impl Stack {
         Ok(n)
     }
 
-    fn recv(&mut self, c: usize, id: u32, range: Range, region: &mut dyn Region) -> Result<usize, Errno> {
+    fn recv(
+        &mut self,
+        c: usize,
+        id: u32,
+        range: Range,
+        region: &mut dyn Region,
+    ) -> Result<usize, Errno> {
         let (h, t) = self.tcp_of(c, id)?;
         if let Phase::Connecting { .. } = t.phase {
-            return if let Some(e) = t.error { Err(e) } else { Err(Errno::EAGAIN) };
+            return if let Some(e) = t.error {
+                Err(e)
+            } else {
+                Err(Errno::EAGAIN)
+            };
         }
         let s = self.sockets.get_mut::<tcp::Socket>(h);
         if s.can_recv() {
@@ -777,7 +855,14 @@ impl Stack {
         Err(Errno::EAGAIN)
     }
 
-    fn send_to(&mut self, c: usize, id: u32, range: Range, to: Endpoint, region: &mut dyn Region) -> Result<usize, Errno> {
+    fn send_to(
+        &mut self,
+        c: usize,
+        id: u32,
+        range: Range,
+        to: Endpoint,
+        region: &mut dyn Region,
+    ) -> Result<usize, Errno> {
         let handle = match &self.entry(c, id)?.what {
             What::Udp(u) => u.handle,
             _ => return Err(Errno::EOPNOTSUPP),
@@ -788,7 +873,14 @@ impl Stack {
         let h = match handle {
             Some(h) => h,
             None => {
-                self.bind(c, id, Endpoint { addr: [0; 4], port: 0 })?;
+                self.bind(
+                    c,
+                    id,
+                    Endpoint {
+                        addr: [0; 4],
+                        port: 0,
+                    },
+                )?;
                 match &self.entry(c, id)?.what {
                     What::Udp(Udp { handle: Some(h) }) => *h,
                     _ => return Err(Errno::EINVAL),
@@ -812,7 +904,13 @@ impl Stack {
         Ok(range.len)
     }
 
-    fn recv_from(&mut self, c: usize, id: u32, range: Range, region: &mut dyn Region) -> Result<(usize, Endpoint), Errno> {
+    fn recv_from(
+        &mut self,
+        c: usize,
+        id: u32,
+        range: Range,
+        region: &mut dyn Region,
+    ) -> Result<(usize, Endpoint), Errno> {
         let h = match &self.entry(c, id)?.what {
             What::Udp(Udp { handle: Some(h) }) => *h,
             What::Udp(_) => return Err(Errno::EAGAIN),
@@ -854,7 +952,9 @@ impl Stack {
             .and_then(Option::take)
             .ok_or(Errno::EBADF)?;
         match e.what {
-            What::Tcp(Tcp { handle: Some(h), .. }) => self.orphan(c, h, reset, now),
+            What::Tcp(Tcp {
+                handle: Some(h), ..
+            }) => self.orphan(c, h, reset, now),
             What::Tcp(_) => {}
             What::Listener(l) => {
                 for h in l.slots {

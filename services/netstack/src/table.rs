@@ -68,7 +68,9 @@ pub(crate) struct Udp {
 pub(crate) enum Phase {
     /// Opened, perhaps bound; no connection.
     Fresh,
-    Connecting { since: Instant },
+    Connecting {
+        since: Instant,
+    },
     Connected,
     /// Its sending half closed by `SHUTDOWN`.
     ShutWr,

@@ -6,7 +6,9 @@ extern crate std;
 use std::collections::VecDeque;
 use std::vec::Vec;
 
-use kaal_protocols::socket::{completion, events, kind, op, Completion, Errno, Request, CLOSE_RESET, SHUT_WR};
+use kaal_protocols::socket::{
+    completion, events, kind, op, Completion, Errno, Request, CLOSE_RESET, SHUT_WR,
+};
 use smoltcp::time::{Duration, Instant};
 use smoltcp::wire::{Ipv4Address, Ipv4Cidr};
 
@@ -47,7 +49,10 @@ impl Region for Mem {
         Ok(())
     }
     fn write(&mut self, offset: usize, src: &[u8]) -> Result<(), OutOfRegion> {
-        self.0.get_mut(offset..offset + src.len()).ok_or(OutOfRegion)?.copy_from_slice(src);
+        self.0
+            .get_mut(offset..offset + src.len())
+            .ok_or(OutOfRegion)?
+            .copy_from_slice(src);
         Ok(())
     }
 }
@@ -72,7 +77,10 @@ fn host(ip: [u8; 4], mac: u8, clients: usize, cfg: Config) -> Host {
         cfg,
         clients,
         [2, 0, 0, 0, 0, mac],
-        Addressing::Static { address, gateway: None },
+        Addressing::Static {
+            address,
+            gateway: None,
+        },
         &mut link,
         Instant::from_millis(0),
         u64::from(mac),
@@ -142,11 +150,24 @@ impl Host {
 
     fn ok(&mut self, c: usize, op: u32, socket: u32, flags: u32) -> u64 {
         let done = self.op(c, op, socket, flags);
-        assert_eq!(done.result(), Ok(done.value), "op {op} on {socket}: {:?}", done.result());
+        assert_eq!(
+            done.result(),
+            Ok(done.value),
+            "op {op} on {socket}: {:?}",
+            done.result()
+        );
         done.value
     }
 
-    fn at(&mut self, c: usize, op: u32, socket: u32, addr: [u8; 4], port: u16, now: Instant) -> Completion {
+    fn at(
+        &mut self,
+        c: usize,
+        op: u32,
+        socket: u32,
+        addr: [u8; 4],
+        port: u16,
+        now: Instant,
+    ) -> Completion {
         let r = Request {
             op,
             socket,
@@ -159,7 +180,11 @@ impl Host {
 
     fn listen(&mut self, c: usize, port: u16, backlog: u32) -> u32 {
         let s = self.ok(c, op::OPEN, 0, kind::TCP) as u32;
-        assert_eq!(self.at(c, op::BIND, s, [0; 4], port, Instant::from_millis(0)).result(), Ok(0));
+        assert_eq!(
+            self.at(c, op::BIND, s, [0; 4], port, Instant::from_millis(0))
+                .result(),
+            Ok(0)
+        );
         self.ok(c, op::LISTEN, s, backlog);
         s
     }
@@ -208,7 +233,10 @@ fn a_connection_carries_data_both_ways_and_closes_cleanly() {
     net.run(5);
     let acc = net.a.op(0, op::ACCEPT, l, 0);
     let conn = acc.result().expect("accept") as u32;
-    assert_eq!((acc.addr, acc.events & events::WRITABLE), (B, events::WRITABLE));
+    assert_eq!(
+        (acc.addr, acc.events & events::WRITABLE),
+        (B, events::WRITABLE)
+    );
     assert_ne!(acc.port, 0);
     // 300 KiB from B to A, through 64 KiB buffers.
     let data = pattern(300 * 1024);
@@ -232,7 +260,12 @@ fn a_connection_carries_data_both_ways_and_closes_cleanly() {
         }
         net.run(1);
     }
-    assert!(got == data, "received {} of {} bytes, or different", got.len(), data.len());
+    assert!(
+        got == data,
+        "received {} of {} bytes, or different",
+        got.len(),
+        data.len()
+    );
     // And back.
     assert_eq!(net.a.send(0, conn, b"pong"), Ok(4));
     net.run(5);
@@ -248,7 +281,10 @@ fn a_connection_carries_data_both_ways_and_closes_cleanly() {
     };
     let done = net.a.call(0, r, net.now);
     assert_eq!(done.result(), Ok(0));
-    assert_eq!(done.events & (events::READABLE | events::HANGUP), events::READABLE | events::HANGUP);
+    assert_eq!(
+        done.events & (events::READABLE | events::HANGUP),
+        events::READABLE | events::HANGUP
+    );
     assert_eq!(net.b.send(0, s, b"more"), Err(Some(Errno::EPIPE)));
     net.a.ok(0, op::CLOSE, conn, 0);
     net.run(5);
@@ -301,8 +337,14 @@ fn the_backlog_and_the_share_bound_a_flood_of_connections() {
     // its share holds (8 of 16 KiB each).
     let flood: Vec<u32> = (0..8).map(|_| net.b.connect(1, A, 80, net.now)).collect();
     net.run(20);
-    let connected = flood.iter().filter(|s| net.b.send(1, **s, b"x").is_ok()).count();
-    let refused = flood.iter().filter(|s| net.b.recv(1, **s, 1) == Err(Some(Errno::ECONNREFUSED))).count();
+    let connected = flood
+        .iter()
+        .filter(|s| net.b.send(1, **s, b"x").is_ok())
+        .count();
+    let refused = flood
+        .iter()
+        .filter(|s| net.b.recv(1, **s, 1) == Err(Some(Errno::ECONNREFUSED)))
+        .count();
     assert_eq!(connected, 3, "as many as the backlog");
     assert_eq!(refused, 8 - 3);
     // A's client 0 holds its listener's three sockets, no more.
@@ -312,8 +354,13 @@ fn the_backlog_and_the_share_bound_a_flood_of_connections() {
     let c = net.b.at(1, op::CONNECT, more, A, 80, net.now);
     assert_eq!(c.result(), Err(Some(Errno::ENOBUFS)));
     // Its other client is not touched by that: it connects, is accepted.
-    let accepted: Vec<u32> = (0..3).map(|_| net.a.ok(0, op::ACCEPT, l, 0) as u32).collect();
-    assert_eq!(net.a.op(0, op::ACCEPT, l, 0).result(), Err(Some(Errno::EAGAIN)));
+    let accepted: Vec<u32> = (0..3)
+        .map(|_| net.a.ok(0, op::ACCEPT, l, 0) as u32)
+        .collect();
+    assert_eq!(
+        net.a.op(0, op::ACCEPT, l, 0).result(),
+        Err(Some(Errno::EAGAIN))
+    );
     net.run(5);
     let s = net.b.connect(0, A, 80, net.now);
     net.run(5);
@@ -327,7 +374,10 @@ fn the_backlog_and_the_share_bound_a_flood_of_connections() {
     // live on.
     net.a.ok(0, op::CLOSE, l, 0);
     let l2 = net.a.listen(0, 80, 1);
-    assert_eq!(net.a.op(0, op::ACCEPT, l2, 0).result(), Err(Some(Errno::EAGAIN)));
+    assert_eq!(
+        net.a.op(0, op::ACCEPT, l2, 0).result(),
+        Err(Some(Errno::EAGAIN))
+    );
     assert_eq!(net.a.send(0, t, b"still"), Ok(5));
 }
 
@@ -337,35 +387,105 @@ fn clients_cannot_name_or_disturb_each_others_sockets() {
     let l = net.a.listen(0, 80, 1);
     assert_eq!(l, 0);
     // Client 1's id 0 is its own, not client 0's listener.
-    assert_eq!(net.a.op(1, op::ACCEPT, 0, 0).result(), Err(Some(Errno::EBADF)));
-    assert_eq!(net.a.op(1, op::CLOSE, 0, 0).result(), Err(Some(Errno::EBADF)));
+    assert_eq!(
+        net.a.op(1, op::ACCEPT, 0, 0).result(),
+        Err(Some(Errno::EBADF))
+    );
+    assert_eq!(
+        net.a.op(1, op::CLOSE, 0, 0).result(),
+        Err(Some(Errno::EBADF))
+    );
     // Bad ids, ranges, operations and flags.
     for (r, want) in [
-        (Request { op: op::SEND, socket: 1000, len: 1, ..Request::default() }, Errno::EBADF),
-        (Request { op: op::SEND, socket: 5, len: 1, ..Request::default() }, Errno::EBADF),
-        (Request { op: op::RECV, socket: 0, offset: REGION as u64, len: 1, ..Request::default() }, Errno::EFAULT),
-        (Request { op: op::RECV, socket: 0, offset: u64::MAX, len: 2, ..Request::default() }, Errno::EFAULT),
-        (Request { op: op::SEND, socket: 0, len: 0, ..Request::default() }, Errno::EINVAL),
-        (Request { op: 99, ..Request::default() }, Errno::ENOSYS),
-        (Request { op: op::OPEN, flags: 7, ..Request::default() }, Errno::EINVAL),
+        (
+            Request {
+                op: op::SEND,
+                socket: 1000,
+                len: 1,
+                ..Request::default()
+            },
+            Errno::EBADF,
+        ),
+        (
+            Request {
+                op: op::SEND,
+                socket: 5,
+                len: 1,
+                ..Request::default()
+            },
+            Errno::EBADF,
+        ),
+        (
+            Request {
+                op: op::RECV,
+                socket: 0,
+                offset: REGION as u64,
+                len: 1,
+                ..Request::default()
+            },
+            Errno::EFAULT,
+        ),
+        (
+            Request {
+                op: op::RECV,
+                socket: 0,
+                offset: u64::MAX,
+                len: 2,
+                ..Request::default()
+            },
+            Errno::EFAULT,
+        ),
+        (
+            Request {
+                op: op::SEND,
+                socket: 0,
+                len: 0,
+                ..Request::default()
+            },
+            Errno::EINVAL,
+        ),
+        (
+            Request {
+                op: 99,
+                ..Request::default()
+            },
+            Errno::ENOSYS,
+        ),
+        (
+            Request {
+                op: op::OPEN,
+                flags: 7,
+                ..Request::default()
+            },
+            Errno::EINVAL,
+        ),
     ] {
         assert_eq!(net.a.call(1, r, net.now).result(), Err(Some(want)), "{r:?}");
     }
     // Wrong kinds and states.
     let u = net.a.ok(1, op::OPEN, 0, kind::UDP) as u32;
-    assert_eq!(net.a.op(1, op::LISTEN, u, 1).result(), Err(Some(Errno::EOPNOTSUPP)));
+    assert_eq!(
+        net.a.op(1, op::LISTEN, u, 1).result(),
+        Err(Some(Errno::EOPNOTSUPP))
+    );
     assert_eq!(net.a.send(1, u, b"x"), Err(Some(Errno::EOPNOTSUPP)));
     assert_eq!(net.a.send(0, l, b"x"), Err(Some(Errno::ENOTCONN)));
     let t = net.a.ok(1, op::OPEN, 0, kind::TCP) as u32;
     assert_eq!(net.a.recv(1, t, 1), Err(Some(Errno::ENOTCONN)));
-    assert_eq!(net.a.op(1, op::LISTEN, t, 1).result(), Err(Some(Errno::EINVAL)), "not bound");
+    assert_eq!(
+        net.a.op(1, op::LISTEN, t, 1).result(),
+        Err(Some(Errno::EINVAL)),
+        "not bound"
+    );
     assert_eq!(
         net.a.at(1, op::BIND, t, [0; 4], 80, net.now).result(),
         Err(Some(Errno::EADDRINUSE)),
         "client 0 listens on 80"
     );
     assert_eq!(
-        net.a.at(1, op::BIND, t, [10, 9, 9, 9], 81, net.now).result(),
+        net.a
+            .at(1, op::BIND, t, [10, 9, 9, 9], 81, net.now)
+            .result(),
         Err(Some(Errno::EADDRNOTAVAIL))
     );
     // The listener still works for its owner.
@@ -384,7 +504,10 @@ fn a_client_table_fills_up() {
     for i in 0..32 {
         assert_eq!(net.a.ok(0, op::OPEN, 0, kind::TCP), i);
     }
-    assert_eq!(net.a.op(0, op::OPEN, 0, kind::TCP).result(), Err(Some(Errno::EMFILE)));
+    assert_eq!(
+        net.a.op(0, op::OPEN, 0, kind::TCP).result(),
+        Err(Some(Errno::EMFILE))
+    );
     assert_eq!(net.a.op(1, op::OPEN, 0, kind::TCP).result(), Ok(0));
 }
 
@@ -392,7 +515,10 @@ fn a_client_table_fills_up() {
 fn datagrams_travel_both_ways() {
     let mut net = Net::new(Config::default());
     let ua = net.a.ok(0, op::OPEN, 0, kind::UDP) as u32;
-    assert_eq!(net.a.at(0, op::BIND, ua, [0; 4], 7, net.now).result(), Ok(0));
+    assert_eq!(
+        net.a.at(0, op::BIND, ua, [0; 4], 7, net.now).result(),
+        Ok(0)
+    );
     let ub = net.b.ok(0, op::OPEN, 0, kind::UDP) as u32;
     for size in [1usize, 100, 1472] {
         let data = pattern(size);
@@ -438,7 +564,10 @@ fn datagrams_travel_both_ways() {
             ..Request::default()
         };
         let echo = net.b.call(0, r, net.now);
-        assert_eq!((echo.result(), echo.addr, echo.port), (Ok(size as u64), A, 7));
+        assert_eq!(
+            (echo.result(), echo.addr, echo.port),
+            (Ok(size as u64), A, 7)
+        );
         assert_eq!(&net.b.regions[0].0[..size], &data[..]);
     }
     let too_big = Request {
@@ -449,8 +578,14 @@ fn datagrams_travel_both_ways() {
         port: 7,
         ..Request::default()
     };
-    assert_eq!(net.b.call(0, too_big, net.now).result(), Err(Some(Errno::EMSGSIZE)));
-    assert_eq!(net.b.op(0, op::RECV_FROM, ub, 0).result(), Err(Some(Errno::EINVAL)));
+    assert_eq!(
+        net.b.call(0, too_big, net.now).result(),
+        Err(Some(Errno::EMSGSIZE))
+    );
+    assert_eq!(
+        net.b.op(0, op::RECV_FROM, ub, 0).result(),
+        Err(Some(Errno::EINVAL))
+    );
 }
 
 #[test]
@@ -466,7 +601,11 @@ fn malformed_frames_are_counted_and_dropped() {
     // copies of it.
     net.b.stack.poll(net.now, &mut net.b.link);
     let good: Vec<Vec<u8>> = net.b.link.tx.drain(..).collect();
-    let syn = good.iter().find(|f| f.get(12..14) == Some(&[8, 0])).expect("an IPv4 frame").clone();
+    let syn = good
+        .iter()
+        .find(|f| f.get(12..14) == Some(&[8, 0]))
+        .expect("an IPv4 frame")
+        .clone();
     let mut bad = Vec::new();
     bad.push(syn[..10].to_vec()); // shorter than an Ethernet header
     bad.push(syn[..20].to_vec()); // a truncated IPv4 header
@@ -528,7 +667,10 @@ fn watched_sockets_get_one_event_per_change() {
     }
     // Three arrivals, one event: readiness is a state.
     let ev = net.a.stack.next_event(0).expect("readable");
-    assert_eq!((ev.tag, ev.socket, ev.events & events::READABLE), (wc.tag, c, events::READABLE));
+    assert_eq!(
+        (ev.tag, ev.socket, ev.events & events::READABLE),
+        (wc.tag, c, events::READABLE)
+    );
     assert_eq!(net.a.stack.next_event(0), None);
     assert_eq!(net.a.recv(0, c, 10), Ok(vec![0, 1, 2]));
     // The reply told it "not readable"; new data is a new event.
@@ -548,7 +690,10 @@ fn reset_closes_all_of_a_clients_sockets_and_the_peer_sees_it() {
     assert_eq!(net.a.ok(0, op::RESET, 0, 0), 3);
     net.run(5);
     assert_eq!(net.b.recv(0, s, 10), Err(Some(Errno::ECONNRESET)));
-    assert_eq!(net.a.op(0, op::ACCEPT, l, 0).result(), Err(Some(Errno::EBADF)));
+    assert_eq!(
+        net.a.op(0, op::ACCEPT, l, 0).result(),
+        Err(Some(Errno::EBADF))
+    );
     net.run(5);
     assert_eq!(net.a.stack.charged(0), 0);
     // Close with a reset on one connection.

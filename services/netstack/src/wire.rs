@@ -5,8 +5,8 @@
 
 use smoltcp::phy::{Checksum, ChecksumCapabilities};
 use smoltcp::wire::{
-    ArpPacket, ArpRepr, EthernetFrame, EthernetProtocol, Icmpv4Packet, IpAddress, IpProtocol, Ipv4Packet, TcpPacket,
-    UdpPacket,
+    ArpPacket, ArpRepr, EthernetFrame, EthernetProtocol, Icmpv4Packet, IpAddress, IpProtocol,
+    Ipv4Packet, TcpPacket, UdpPacket,
 };
 
 /// The largest UDP payload sent: an Ethernet frame's 1500 bytes less the
@@ -32,10 +32,12 @@ pub fn check(frame: &[u8]) -> Verdict {
         return Verdict::Malformed;
     };
     match eth.ethertype() {
-        EthernetProtocol::Arp => match ArpPacket::new_checked(eth.payload()).map(|p| ArpRepr::parse(&p)) {
-            Ok(Ok(_)) => Verdict::Good,
-            _ => Verdict::Malformed,
-        },
+        EthernetProtocol::Arp => {
+            match ArpPacket::new_checked(eth.payload()).map(|p| ArpRepr::parse(&p)) {
+                Ok(Ok(_)) => Verdict::Good,
+                _ => Verdict::Malformed,
+            }
+        }
         EthernetProtocol::Ipv4 => ipv4(eth.payload()),
         _ => Verdict::Unsupported,
     }
@@ -51,14 +53,18 @@ fn ipv4(packet: &[u8]) -> Verdict {
     if ip.more_frags() || ip.frag_offset() != 0 {
         return Verdict::Unsupported;
     }
-    let (src, dst) = (IpAddress::Ipv4(ip.src_addr()), IpAddress::Ipv4(ip.dst_addr()));
+    let (src, dst) = (
+        IpAddress::Ipv4(ip.src_addr()),
+        IpAddress::Ipv4(ip.dst_addr()),
+    );
     let payload = ip.payload();
     let good = match ip.next_header() {
-        IpProtocol::Tcp => TcpPacket::new_checked(payload).is_ok_and(|t| t.verify_checksum(&src, &dst)),
-        // A zero UDP checksum means none was computed (IPv4 allows it).
-        IpProtocol::Udp => {
-            UdpPacket::new_checked(payload).is_ok_and(|u| u.checksum() == 0 || u.verify_checksum(&src, &dst))
+        IpProtocol::Tcp => {
+            TcpPacket::new_checked(payload).is_ok_and(|t| t.verify_checksum(&src, &dst))
         }
+        // A zero UDP checksum means none was computed (IPv4 allows it).
+        IpProtocol::Udp => UdpPacket::new_checked(payload)
+            .is_ok_and(|u| u.checksum() == 0 || u.verify_checksum(&src, &dst)),
         IpProtocol::Icmp => Icmpv4Packet::new_checked(payload).is_ok_and(|p| p.verify_checksum()),
         _ => return Verdict::Unsupported,
     };

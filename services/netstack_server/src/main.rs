@@ -179,8 +179,11 @@ impl Service {
                 router,
                 server,
             }) => {
-                let via = router.map_or(format!(""), |r| format!(", gateway {r}"));
-                println!("{}: address {address} from DHCP server {server}{via}", self.name);
+                let via = router.map_or(alloc::string::String::new(), |r| format!(", gateway {r}"));
+                println!(
+                    "{}: address {address} from DHCP server {server}{via}",
+                    self.name
+                );
             }
             Some(AddressEvent::Lost) => println!("{}: address lost", self.name),
             None => {}
@@ -220,7 +223,9 @@ impl Service {
             }
             let r = (|| {
                 while cl.has_room()? {
-                    let Some(ev) = self.stack.next_event(i) else { break };
+                    let Some(ev) = self.stack.next_event(i) else {
+                        break;
+                    };
                     cl.post(ev)?;
                 }
                 Ok(())
@@ -266,20 +271,34 @@ impl Service {
         if delay.total_micros() == 0 {
             return true;
         }
-        let deadline = self.clock.after(Tsc::now(), core::time::Duration::from_micros(delay.total_micros()));
-        if self.alarm.is_none_or(|a| deadline.ticks() < a.ticks()) && self.timer.ask(deadline).is_ok() {
+        let deadline = self.clock.after(
+            Tsc::now(),
+            core::time::Duration::from_micros(delay.total_micros()),
+        );
+        if self.alarm.is_none_or(|a| deadline.ticks() < a.ticks())
+            && self.timer.ask(deadline).is_ok()
+        {
             self.alarm = Some(deadline);
         }
         false
     }
 
     fn timer_answer(&mut self) -> Result<Option<()>, DriverError> {
-        Ok(self.timer.poll_answer().map_err(|_| DriverError::Device("timer ring"))?.map(|_| ()))
+        Ok(self
+            .timer
+            .poll_answer()
+            .map_err(|_| DriverError::Device("timer ring"))?
+            .map(|_| ()))
     }
 }
 
 /// Serves up to [`BATCH`] requests of client `i`.
-fn serve_client(stack: &mut Stack, i: usize, cl: &mut Client, now: Instant) -> Result<bool, DriverError> {
+fn serve_client(
+    stack: &mut Stack,
+    i: usize,
+    cl: &mut Client,
+    now: Instant,
+) -> Result<bool, DriverError> {
     if cl.restart_due {
         if !cl.has_room()? {
             return Ok(false);
@@ -349,8 +368,16 @@ fn report(cut: CutReport) {
 fn clients(env: &Env) -> Vec<Client> {
     let mut v = Vec::new();
     for i in 0..MAX_CLIENTS {
-        let (req, cpl, data) = (format!("sock_req{i}"), format!("sock_cpl{i}"), format!("sock_data{i}"));
-        let (Ok(req), Ok(cpl), Ok(data)) = (env.ring_rx(&req), env.ring_tx(&cpl), env.shared_region(&data)) else {
+        let (req, cpl, data) = (
+            format!("sock_req{i}"),
+            format!("sock_cpl{i}"),
+            format!("sock_data{i}"),
+        );
+        let (Ok(req), Ok(cpl), Ok(data)) = (
+            env.ring_rx(&req),
+            env.ring_tx(&cpl),
+            env.shared_region(&data),
+        ) else {
             continue;
         };
         v.push(Client {
@@ -369,9 +396,14 @@ fn clients(env: &Env) -> Vec<Client> {
 /// dropped (the stack is not up yet).
 fn mac_address(link: &mut DriverLink) -> Result<[u8; 6], &'static str> {
     let ask = Packet::ask_address();
-    link.tx.send_all(core::slice::from_ref(&ask)).map_err(|_| "the driver's `tx` ring is corrupt")?;
+    link.tx
+        .send_all(core::slice::from_ref(&ask))
+        .map_err(|_| "the driver's `tx` ring is corrupt")?;
     for _ in 0..4096 {
-        let p = link.rx.recv().map_err(|_| "the driver's `rx` ring is corrupt")?;
+        let p = link
+            .rx
+            .recv()
+            .map_err(|_| "the driver's `rx` ring is corrupt")?;
         link.rx.release();
         if let (net::kind::ADDRESS, [a, b, c, d, e, f]) = (p.kind, p.bytes()) {
             return Ok([*a, *b, *c, *d, *e, *f]);
@@ -384,8 +416,12 @@ fn main(env: &Env) -> Result<(), &'static str> {
     let name = env.name();
     let clock = env.clock().ok_or("the TSC frequency is unknown")?;
     let mut link = DriverLink {
-        tx: env.ring_tx("tx").map_err(|_| "no `tx` ring to the network driver")?,
-        rx: env.ring_rx("rx").map_err(|_| "no `rx` ring from the network driver")?,
+        tx: env
+            .ring_tx("tx")
+            .map_err(|_| "no `tx` ring to the network driver")?,
+        rx: env
+            .ring_rx("rx")
+            .map_err(|_| "no `rx` ring from the network driver")?,
         tx_cut: Cut::new("tx"),
         rx_cut: Cut::new("rx"),
         room: 0,
@@ -402,7 +438,15 @@ fn main(env: &Env) -> Result<(), &'static str> {
         ..Config::default()
     };
     let now = Instant::from_micros((Tsc::now().ticks() / clock.mhz().max(1)) as i64);
-    let stack = Stack::new(cfg, clients.len(), mac, Addressing::Dhcp, &mut link, now, Tsc::now().ticks());
+    let stack = Stack::new(
+        cfg,
+        clients.len(),
+        mac,
+        Addressing::Dhcp,
+        &mut link,
+        now,
+        Tsc::now().ticks(),
+    );
     println!(
         "{name}: {} clients, {} KiB of socket buffers each, {} sockets each",
         clients.len(),

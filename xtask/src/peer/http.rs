@@ -99,6 +99,26 @@ fn same(url: &str, body: &[u8], want: &[u8], file: &str) -> Result<()> {
     }
 }
 
+/// The default system's home page, as systems/rootfs holds it.
+const DEFAULT_INDEX: &[u8] = include_bytes!("../../../systems/rootfs/www/index.html");
+
+/// GET / of the default system gives its www/index.html.
+pub fn http_index(peer: &mut Peer) -> Result<()> {
+    let port = peer.tcp(80)?;
+    let url = format!("http://127.0.0.1:{port}/");
+    same(
+        "/",
+        &curl(peer, &[&url])?,
+        DEFAULT_INDEX,
+        "systems/rootfs/www/index.html",
+    )?;
+    peer.log.line(format!(
+        "http_index: GET / gave systems/rootfs/www/index.html ({} bytes)",
+        DEFAULT_INDEX.len()
+    ));
+    Ok(())
+}
+
 pub fn http(peer: &mut Peer) -> Result<()> {
     let port = peer.tcp(80)?;
     let base = format!("http://127.0.0.1:{port}");

@@ -61,6 +61,9 @@ pub enum Program {
     UdpEcho,
     /// Guest TCP 80 serves the web tree's /www over HTTP/1.1 (checked with curl).
     Http,
+    /// Guest TCP 80 serves the default system's disk: GET / gives
+    /// systems/rootfs/www/index.html (the page `cargo xtask run` serves).
+    HttpIndex,
     /// Guest TCP 9000 takes a host port, and the guest connects there.
     GuestConnect,
     /// Like guest_connect, with the guest's network service killed during a
@@ -77,6 +80,7 @@ impl Program {
             Program::TcpEcho => "tcp_echo",
             Program::UdpEcho => "udp_echo",
             Program::Http => "http",
+            Program::HttpIndex => "http_index",
             Program::GuestConnect => "guest_connect",
             Program::Restart => "restart",
             Program::SynFlood => "syn_flood",
@@ -88,7 +92,7 @@ impl Program {
         match self {
             Program::TcpEcho | Program::SynFlood => (Proto::Tcp, 7),
             Program::UdpEcho => (Proto::Udp, 7),
-            Program::Http => (Proto::Tcp, 80),
+            Program::Http | Program::HttpIndex => (Proto::Tcp, 80),
             Program::GuestConnect | Program::Restart => (Proto::Tcp, guest::CONTROL_PORT),
         }
     }
@@ -318,6 +322,7 @@ pub fn run_program(program: Program, peer: &mut Peer) -> Result<()> {
         Program::TcpEcho => stream::tcp_echo(peer),
         Program::UdpEcho => udp::udp_echo(peer),
         Program::Http => http::http(peer),
+        Program::HttpIndex => http::http_index(peer),
         Program::GuestConnect => guest::guest_connect(peer),
         Program::Restart => guest::restart(peer),
         Program::SynFlood => stream::syn_flood(peer),

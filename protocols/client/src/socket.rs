@@ -1,0 +1,123 @@
+//! The sockets protocol's client: TCP and UDP sockets of the network
+//! service on the rings `sock_req` and `sock_cpl` and the data region
+//! `sock_data`. The logic (socket table, readiness, tags, restarts of the
+//! service) is `kaal_protocols::socket::client`, host-tested; this module
+//! puts it on the component's channels. One request is in flight at a
+//! time, its bytes at offset 0 of the region.
+//!
+//! Every call is non-blocking except the waits: [`Sockets::poll`],
+//! `connect_wait`, `send_all`, `wait_for`. Without a deadline they sleep
+//! on the completion ring; with one (a TSC reading, `Instant::ticks`)
+//! they yield between looks, since nothing would wake a sleeper then.
+
+use core::ops::{Deref, DerefMut};
+
+use kaal_protocols::socket::client::{self as core_client, Transport};
+use kaal_protocols::socket::{Completion, Request, RING_SLOTS};
+use kaal_rt::{Env, RingRx, RingTx, SharedRegion};
+
+pub use kaal_protocols::socket::client::{PollFd, Result, Socket, SocketError, MAX_SOCKETS};
+pub use kaal_protocols::socket::{events, Endpoint, Errno};
+
+/// The channels of one client of the network service.
+#[derive(Debug)]
+pub struct Channels {
+    req: RingTx<Request, RING_SLOTS>,
+    cpl: RingRx<Completion, RING_SLOTS>,
+    data: SharedRegion,
+}
+
+impl Transport for Channels {
+    fn send(&mut self, r: &Request) -> Result<()> {
+        self.req
+            .send_all(core::slice::from_ref(r))
+            .map_err(|_| SocketError::Broken)
+    }
+
+    fn try_recv(&mut self) -> Result<Option<Completion>> {
+        let c = self.cpl.ring.pop().map_err(|_| SocketError::Broken)?;
+        // Slots back at once: the service takes a request only when its
+        // answer has room.
+        self.cpl.release();
+        Ok(c)
+    }
+
+    fn wait(&mut self, until: Option<u64>) -> Result<()> {
+        if until.is_some() {
+            kaal_sel4::ipc::yield_now();
+            return Ok(());
+        }
+        if !self
+            .cpl
+            .ring
+            .prepare_sleep()
+            .map_err(|_| SocketError::Broken)?
+        {
+            self.cpl.wait.wait();
+            self.cpl.ring.cancel_sleep();
+        }
+        Ok(())
+    }
+
+    fn now(&self) -> u64 {
+        kaal_rt::rdtsc()
+    }
+
+    fn region_len(&self) -> u64 {
+        self.data.len()
+    }
+
+    fn write(&mut self, offset: u64, src: &[u8]) -> Result<()> {
+        self.data
+            .write(offset, src)
+            .map_err(|_| SocketError::Broken)
+    }
+
+    fn read(&mut self, offset: u64, dst: &mut [u8]) -> Result<()> {
+        self.data.read(offset, dst).map_err(|_| SocketError::Broken)
+    }
+}
+
+/// A client of the network service; the calls are those of
+/// [`core_client::Sockets`].
+#[derive(Debug)]
+pub struct Sockets(core_client::Sockets<Channels>);
+
+impl Sockets {
+    /// The client on the channels bound to local names `sock_req`,
+    /// `sock_cpl` and `sock_data`: sends `RESET` (closing whatever an
+    /// earlier run of this component left open) and waits for its answer.
+    pub fn new(env: &Env) -> Result<Sockets> {
+        let channels = Channels {
+            req: env
+                .ring_tx("sock_req")
+                .map_err(|_| SocketError::NotGranted("sock_req"))?,
+            cpl: env
+                .ring_rx("sock_cpl")
+                .map_err(|_| SocketError::NotGranted("sock_cpl"))?,
+            data: env
+                .shared_region("sock_data")
+                .map_err(|_| SocketError::NotGranted("sock_data"))?,
+        };
+        Ok(Sockets(core_client::Sockets::new(channels)?))
+    }
+
+    /// The raw request ring, for tests that send what this library would
+    /// not.
+    pub fn raw_requests(&mut self) -> &mut RingTx<Request, RING_SLOTS> {
+        &mut self.0.transport().req
+    }
+}
+
+impl Deref for Sockets {
+    type Target = core_client::Sockets<Channels>;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl DerefMut for Sockets {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
