@@ -1,6 +1,6 @@
 //! A client of the network protocol, talking to QEMU's user network (its
 //! DHCP server and gateway) through the driver, on the DHCP client library
-//! of `apps/dhcp_client`; what it does depends on its name:
+//! of `tests/rawnet`; what it does depends on its name:
 //! - `hostile`: sends entries of length 0, beyond the largest frame, beyond
 //!   the buffer and of an unknown kind, expects an error entry for each,
 //!   then a DHCP exchange; then sends one more DISCOVER, corrupts the index
@@ -14,11 +14,11 @@
 
 use core::sync::atomic::{AtomicU32, Ordering};
 
-use dhcp_client::wire::{
+use kaal_test_rawnet::wire::{
     ArpOperation, ArpPacket, ArpRepr, EthernetAddress, EthernetFrame, EthernetProtocol,
     EthernetRepr, Ipv4Address,
 };
-use dhcp_client::{await_offer, dhcp, discover, frame, Client, Error, MAX_OTHER};
+use kaal_test_rawnet::{await_offer, dhcp, discover, frame, Client, Error, MAX_OTHER};
 use kaal_protocols::net::{kind, Packet, Status, MAX_FRAME};
 use kaal_rt::time::Clock;
 use kaal_rt::{println, rdtsc, Env};

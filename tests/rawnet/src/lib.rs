@@ -3,9 +3,9 @@
 //! OFFER answers and reports the address offered. The frames are built and
 //! parsed with smoltcp's wire module (no_std, no allocation).
 //!
-//! KaaL has no network service yet: this is a client of the raw frame
-//! protocol, for a system to show that its network card works, and the
-//! library the network tests build on.
+//! Test-only: components use the TCP/IP service (`services/netstack`);
+//! this client of the raw frame protocol is what the driver's tests build
+//! on.
 #![no_std]
 
 use kaal_protocols::net::{kind, Packet, Status, MAX_FRAME, RING_SLOTS};
