@@ -14,14 +14,14 @@
 
 use core::sync::atomic::{AtomicU32, Ordering};
 
+use kaal_protocols::net::{kind, Packet, Status, MAX_FRAME};
+use kaal_rt::time::Clock;
+use kaal_rt::{println, rdtsc, Env};
 use kaal_test_rawnet::wire::{
     ArpOperation, ArpPacket, ArpRepr, EthernetAddress, EthernetFrame, EthernetProtocol,
     EthernetRepr, Ipv4Address,
 };
 use kaal_test_rawnet::{await_offer, dhcp, discover, frame, Client, Error, MAX_OTHER};
-use kaal_protocols::net::{kind, Packet, Status, MAX_FRAME};
-use kaal_rt::time::Clock;
-use kaal_rt::{println, rdtsc, Env};
 
 /// Benchmark: round trips timed one at a time, replies timed in the
 /// pipelined run, and requests in flight there.
