@@ -740,3 +740,62 @@ proptest::proptest! {
         proptest::prop_assert_eq!(net.a.recv(0, c, 10_000), Ok(data));
     }
 }
+
+#[test]
+fn pings_are_answered() {
+    use smoltcp::phy::ChecksumCapabilities;
+    use smoltcp::wire::{
+        EthernetAddress, EthernetFrame, EthernetProtocol, EthernetRepr, Icmpv4Packet, Icmpv4Repr,
+        IpProtocol, Ipv4Packet, Ipv4Repr,
+    };
+    let mut net = Net::new(Config::default());
+    // A connection first fills both neighbour caches.
+    let l = net.a.listen(0, 80, 1);
+    let _ = net.b.connect(0, A, 80, net.now);
+    net.run(5);
+    let _ = net.a.ok(0, op::ACCEPT, l, 0);
+    let data = b"kaal ping";
+    let icmp = Icmpv4Repr::EchoRequest {
+        ident: 0x4b61,
+        seq_no: 7,
+        data,
+    };
+    let ip = Ipv4Repr {
+        src_addr: Ipv4Address::from(B),
+        dst_addr: Ipv4Address::from(A),
+        next_header: IpProtocol::Icmp,
+        payload_len: icmp.buffer_len(),
+        hop_limit: 64,
+    };
+    let eth = EthernetRepr {
+        src_addr: EthernetAddress([2, 0, 0, 0, 0, 2]),
+        dst_addr: EthernetAddress([2, 0, 0, 0, 0, 1]),
+        ethertype: EthernetProtocol::Ipv4,
+    };
+    let caps = ChecksumCapabilities::default();
+    let mut frame = vec![0u8; eth.buffer_len() + ip.buffer_len() + icmp.buffer_len()];
+    let mut f = EthernetFrame::new_unchecked(&mut frame[..]);
+    eth.emit(&mut f);
+    let mut p = Ipv4Packet::new_unchecked(f.payload_mut());
+    ip.emit(&mut p, &caps);
+    icmp.emit(&mut Icmpv4Packet::new_unchecked(p.payload_mut()), &caps);
+    net.a.link.rx.push_back(frame);
+    net.a.stack.poll(net.now, &mut net.a.link);
+    let replies: Vec<Vec<u8>> = net.a.link.tx.drain(..).collect();
+    let answered = replies.iter().any(|f| {
+        let Ok(e) = EthernetFrame::new_checked(&f[..]) else {
+            return false;
+        };
+        let Ok(p) = Ipv4Packet::new_checked(e.payload()) else {
+            return false;
+        };
+        let Ok(i) = Icmpv4Packet::new_checked(p.payload()) else {
+            return false;
+        };
+        matches!(
+            Icmpv4Repr::parse(&i, &caps),
+            Ok(Icmpv4Repr::EchoReply { ident: 0x4b61, seq_no: 7, data: d }) if d == data
+        ) && p.dst_addr() == Ipv4Address::from(B)
+    });
+    assert!(answered, "no echo reply among {} frames", replies.len());
+}
