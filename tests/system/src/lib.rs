@@ -89,6 +89,17 @@ pub fn supervise_killing(
     Ok(())
 }
 
+/// Boots the broker, loads the system `image` and starts every component.
+pub fn start<'a>(
+    bi: &kaal_sel4::bootinfo::BootInfo,
+    image: &'a [u8],
+) -> Result<(RootBroker, System<'a>), RootError> {
+    let mut broker = kaal_root::boot(bi)?;
+    let mut sys = kaal_root::system::load(&mut broker, image)?;
+    sys.start_all(&mut broker);
+    Ok((broker, sys))
+}
+
 /// Supervises a system that runs on (servers for a host peer): a clean
 /// exit or a restart is fine, a fault, panic, failed exit or stop is the
 /// test's failure.
@@ -129,9 +140,7 @@ macro_rules! system_test {
         fn main(
             bi: &$crate::__sel4::bootinfo::BootInfo,
         ) -> ::core::result::Result<(), $crate::__root::RootError> {
-            let mut broker = $crate::__root::boot(bi)?;
-            let mut sys = $crate::__root::system::load(&mut broker, $crate::__root::include_system!($name))?;
-            sys.start_all(&mut broker);
+            let (mut broker, mut sys) = $crate::start(bi, $crate::__root::include_system!($name))?;
             $crate::supervise_running(&mut sys, &mut broker)
         }
 
@@ -142,9 +151,7 @@ macro_rules! system_test {
         fn main(
             bi: &$crate::__sel4::bootinfo::BootInfo,
         ) -> ::core::result::Result<(), $crate::__root::RootError> {
-            let mut broker = $crate::__root::boot(bi)?;
-            let mut sys = $crate::__root::system::load(&mut broker, $crate::__root::include_system!($name))?;
-            sys.start_all(&mut broker);
+            let (mut broker, mut sys) = $crate::start(bi, $crate::__root::include_system!($name))?;
             $crate::supervise_killing(&mut sys, &mut broker, $when, $kill, &[$($exit),*])?;
             $crate::__sel4::println!("{}: ok", $name);
             Ok(())
@@ -156,9 +163,7 @@ macro_rules! system_test {
         fn main(
             bi: &$crate::__sel4::bootinfo::BootInfo,
         ) -> ::core::result::Result<(), $crate::__root::RootError> {
-            let mut broker = $crate::__root::boot(bi)?;
-            let mut sys = $crate::__root::system::load(&mut broker, $crate::__root::include_system!($name))?;
-            sys.start_all(&mut broker);
+            let (mut broker, mut sys) = $crate::start(bi, $crate::__root::include_system!($name))?;
             sys.expect_clean_exits(&mut broker, &[$($exit),+])?;
             $crate::__sel4::println!("{}: ok", $name);
             Ok(())
