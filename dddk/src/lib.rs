@@ -95,6 +95,12 @@ impl Cut {
         Cut { ring, dead: false }
     }
 
+    /// The ring's name, as its reports give it.
+    #[inline]
+    pub fn ring(&self) -> &'static str {
+        self.ring
+    }
+
     /// Whether the ring was found corrupt: skip its calls from now on.
     #[inline]
     pub fn is_cut(&self) -> bool {

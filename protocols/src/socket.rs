@@ -228,6 +228,9 @@ pub struct Stats {
     pub aborted_pending: u64,
     /// Requests refused by [`check`].
     pub refused: u64,
+    /// Frames the stack made that the link had no room for (an answer to
+    /// a frame received while the driver's ring was full).
+    pub dropped_out: u64,
 }
 
 const _: () = assert!(core::mem::size_of::<Request>() == 40);

@@ -169,6 +169,10 @@ pub struct Stack {
     pub stats: Stats,
 }
 
+/// How long a listening socket holds a connection whose handshake does not
+/// complete.
+const HALF_OPEN: Duration = Duration::from_secs(10);
+
 /// The first ephemeral port (IANA's range).
 const EPHEMERAL: u16 = 49152;
 
@@ -308,7 +312,18 @@ impl Stack {
             Ok(x) => x,
             Err(e) => {
                 self.stats.refused += 1;
-                return Completion::reply(r, Err(e), 0);
+                // The client takes a reply's readiness as the socket's:
+                // a refusal must not make it forget what it knew.
+                let names_socket = !matches!(
+                    r.op,
+                    socket::op::OPEN | socket::op::RESET | socket::op::STATS
+                );
+                let ready = if names_socket {
+                    self.observe(c, r.socket)
+                } else {
+                    0
+                };
+                return Completion::reply(r, Err(e), ready);
             }
         };
         let result = self.serve(c, checked, r.tag, region, now);
@@ -316,10 +331,11 @@ impl Stack {
             Ok((v, peer)) => (Ok(v), peer),
             Err(e) => (Err(e), None),
         };
-        // The readiness of the socket named (for OPEN and ACCEPT: the new
-        // one), which the client now knows.
+        // The readiness of the socket named (for OPEN: the new one), which
+        // the client now knows. ACCEPT's is the listener's: the client
+        // learns the new connection's when it watches it.
         let id = match (checked, status) {
-            (Checked::Open { .. } | Checked::Accept { .. }, Ok(v)) => u32::try_from(v).ok(),
+            (Checked::Open { .. }, Ok(v)) => u32::try_from(v).ok(),
             (Checked::Open { .. } | Checked::Reset | Checked::Stats { .. }, _) => None,
             _ => Some(r.socket),
         };
@@ -380,8 +396,8 @@ impl Stack {
                 let e = self.entry(c, socket)?;
                 e.watch = events;
                 e.watch_tag = tag;
-                // Ready now and unseen: the event comes at once.
-                e.seen = 0;
+                // The reply carries the readiness now; events follow
+                // changes from there.
                 v(0)
             }
             Checked::Reset => v(self.reset(c, now)),
@@ -663,12 +679,11 @@ impl Stack {
 
     fn listening_socket(&mut self, c: usize, at: ListenAt) -> Result<SocketHandle, Errno> {
         let h = self.new_tcp(c)?;
-        if self
-            .sockets
-            .get_mut::<tcp::Socket>(h)
-            .listen(at.endpoint())
-            .is_err()
-        {
+        let s = self.sockets.get_mut::<tcp::Socket>(h);
+        // A half-open connection (its handshake never completed) gives
+        // the socket back after this long instead of holding a slot.
+        s.set_timeout(Some(HALF_OPEN));
+        if s.listen(at.endpoint()).is_err() {
             self.sockets.remove(h);
             self.uncharge(c, self.cfg.tcp_cost());
             return Err(Errno::EINVAL);
@@ -709,7 +724,9 @@ impl Stack {
         else {
             return Err(Errno::EAGAIN);
         };
-        let s = self.sockets.get::<tcp::Socket>(h);
+        let s = self.sockets.get_mut::<tcp::Socket>(h);
+        // Established: no timeout but the peer's (as without one).
+        s.set_timeout(None);
         let peer = s.remote_endpoint().map(|e| {
             let IpAddress::Ipv4(a) = e.addr;
             Endpoint {
@@ -1025,11 +1042,14 @@ impl Stack {
         while let Some(o) = self.orphans.get(i) {
             let (c, h, charge, since) = (o.client, o.handle, o.charge, o.since);
             let s = self.sockets.get_mut::<tcp::Socket>(h);
-            // A reset still to be sent keeps a closed socket's endpoint.
+            // A reset still to be sent keeps a closed socket's endpoint;
+            // one that cannot go out (no neighbour answers) is given up
+            // after the linger time, like every other orphan after twice it.
+            let age = now - since;
             let done = match s.state() {
-                tcp::State::Closed => s.remote_endpoint().is_none(),
+                tcp::State::Closed => s.remote_endpoint().is_none() || age > linger,
                 tcp::State::TimeWait => true,
-                _ => false,
+                _ => age > linger + linger,
             };
             if done {
                 self.sockets.remove(h);
@@ -1037,7 +1057,7 @@ impl Stack {
                 self.orphans.swap_remove(i);
                 continue;
             }
-            if now - since > linger {
+            if age > linger {
                 s.abort();
             }
             i += 1;

@@ -103,9 +103,14 @@ impl<L: Link> phy::TxToken for TxToken<'_, L> {
         let n = len.min(MAX_FRAME);
         let frame = buf.get_mut(..n).unwrap_or_default();
         let r = f(frame);
-        if self.link.send(frame) {
+        // A token that came with a received frame was handed out without
+        // asking the link for room: a full link drops the answer (smoltcp
+        // sends it again, or the peer asks again), it does not fail.
+        if self.link.can_send() && self.link.send(frame) {
             self.stats.frames_out += 1;
             self.stats.bytes_out += n as u64;
+        } else {
+            self.stats.dropped_out += 1;
         }
         r
     }

@@ -18,10 +18,21 @@ const A: [u8; 4] = [10, 0, 0, 1];
 const B: [u8; 4] = [10, 0, 0, 2];
 const REGION: usize = 256 * 1024;
 
-#[derive(Default)]
 struct Queue {
     rx: VecDeque<Vec<u8>>,
     tx: VecDeque<Vec<u8>>,
+    /// Frames the link holds before it has no room.
+    room: usize,
+}
+
+impl Default for Queue {
+    fn default() -> Queue {
+        Queue {
+            rx: VecDeque::new(),
+            tx: VecDeque::new(),
+            room: 64,
+        }
+    }
 }
 
 impl Link for Queue {
@@ -30,7 +41,7 @@ impl Link for Queue {
         self.rx.pop_front()
     }
     fn can_send(&mut self) -> bool {
-        self.tx.len() < 64
+        self.tx.len() < self.room
     }
     fn send(&mut self, frame: &[u8]) -> bool {
         self.tx.push_back(frame.to_vec());
@@ -233,11 +244,11 @@ fn a_connection_carries_data_both_ways_and_closes_cleanly() {
     net.run(5);
     let acc = net.a.op(0, op::ACCEPT, l, 0);
     let conn = acc.result().expect("accept") as u32;
-    assert_eq!(
-        (acc.addr, acc.events & events::WRITABLE),
-        (B, events::WRITABLE)
-    );
+    // The reply's readiness is the listener's: nothing more pending.
+    assert_eq!((acc.addr, acc.events), (B, 0));
     assert_ne!(acc.port, 0);
+    let w = net.a.op(0, op::WATCH, conn, events::WRITABLE);
+    assert_eq!(w.events & events::WRITABLE, events::WRITABLE);
     // 300 KiB from B to A, through 64 KiB buffers.
     let data = pattern(300 * 1024);
     let (mut sent, mut got) = (0, Vec::new());
@@ -798,4 +809,152 @@ fn pings_are_answered() {
         ) && p.dst_addr() == Ipv4Address::from(B)
     });
     assert!(answered, "no echo reply among {} frames", replies.len());
+}
+
+#[test]
+fn a_listener_reports_each_pending_connection_after_an_accept() {
+    let mut net = Net::new(Config::default());
+    let l = net.a.listen(0, 80, 4);
+    let w = net.a.op(0, op::WATCH, l, events::READABLE);
+    let _ = net.b.connect(0, A, 80, net.now);
+    let _ = net.b.connect(0, A, 80, net.now);
+    net.run(5);
+    assert!(net.a.stack.next_event(0).is_some());
+    // One accepted; the reply says the listener is still readable.
+    let acc = net.a.op(0, op::ACCEPT, l, 0);
+    assert_eq!(acc.events & events::READABLE, events::READABLE);
+    let _ = net.a.op(0, op::ACCEPT, l, 0);
+    // None left: the reply says so; a third connection is an event.
+    assert_eq!(
+        net.a.op(0, op::ACCEPT, l, 0).result(),
+        Err(Some(Errno::EAGAIN))
+    );
+    let _ = net.b.connect(0, A, 80, net.now);
+    net.run(5);
+    let ev = net.a.stack.next_event(0).expect("the third connection");
+    assert_eq!((ev.tag, ev.socket, ev.events), (w.tag, l, events::READABLE));
+}
+
+#[test]
+fn a_refused_request_reports_the_sockets_readiness() {
+    let mut net = Net::new(Config::default());
+    let ua = net.a.ok(0, op::OPEN, 0, kind::UDP) as u32;
+    assert_eq!(
+        net.a.at(0, op::BIND, ua, [0; 4], 7, net.now).result(),
+        Ok(0)
+    );
+    let ub = net.b.ok(0, op::OPEN, 0, kind::UDP) as u32;
+    net.b.regions[0].0[0] = 1;
+    let r = Request {
+        op: op::SEND_TO,
+        socket: ub,
+        len: 1,
+        addr: A,
+        port: 7,
+        ..Request::default()
+    };
+    assert_eq!(net.b.call(0, r, net.now).result(), Ok(1));
+    net.run(3);
+    // A datagram waits; a SEND_TO to port 0 is refused, and its reply
+    // still says readable.
+    let bad = Request {
+        op: op::SEND_TO,
+        socket: ua,
+        len: 1,
+        addr: B,
+        port: 0,
+        ..Request::default()
+    };
+    let done = net.a.call(0, bad, net.now);
+    assert_eq!(done.result(), Err(Some(Errno::EINVAL)));
+    assert_eq!(done.events & events::READABLE, events::READABLE);
+}
+
+#[test]
+fn half_open_connections_give_their_listener_slot_back() {
+    let mut net = Net::new(Config::default());
+    let l = net.a.listen(0, 80, 1);
+    // A first connection fills both neighbour caches.
+    let _ = net.b.connect(1, A, 80, net.now);
+    net.run(5);
+    let _ = net.a.ok(0, op::ACCEPT, l, 0);
+    // B's SYN reaches A; everything after it is lost.
+    let s = net.b.connect(0, A, 80, net.now);
+    for _ in 0..5 {
+        net.a.stack.poll(net.now, &mut net.a.link);
+        net.b.stack.poll(net.now, &mut net.b.link);
+        net.a.link.rx.extend(net.b.link.tx.drain(..));
+        net.a.link.tx.clear();
+        net.now += Duration::from_millis(1);
+    }
+    net.b.ok(0, op::CLOSE, s, CLOSE_RESET);
+    let half_open = |a: &Stack| {
+        a.sockets.iter().any(|(_, s)| {
+            matches!(s, smoltcp::socket::Socket::Tcp(t) if t.state() == smoltcp::socket::tcp::State::SynReceived)
+        })
+    };
+    assert!(half_open(&net.a.stack));
+    // The SYN-ACK is sent again 1, 3, 7 and 15 s in; past 10 s since the
+    // SYN the socket gives up, and listens again.
+    for _ in 0..20_000 {
+        net.a.stack.poll(net.now, &mut net.a.link);
+        net.b.stack.poll(net.now, &mut net.b.link);
+        net.a.link.tx.clear();
+        net.b.link.tx.clear();
+        net.now += Duration::from_millis(1);
+    }
+    assert!(!half_open(&net.a.stack));
+    let t = net.b.connect(1, A, 80, net.now);
+    net.run(5);
+    assert!(net.a.op(0, op::ACCEPT, l, 0).result().is_ok());
+    assert_eq!(net.b.send(1, t, b"late"), Ok(4));
+}
+
+#[test]
+fn closed_connections_that_cannot_say_goodbye_are_reaped() {
+    let cfg = Config {
+        connect_timeout: Duration::from_millis(500),
+        linger: Duration::from_secs(2),
+        ..Config::default()
+    };
+    let mut net = Net::new(cfg);
+    // Nobody has 10.0.0.9: the connect times out, and its reset never
+    // goes out; then the client closes it.
+    let s = net.b.connect(0, [10, 0, 0, 9], 80, net.now);
+    net.run(1500);
+    assert_eq!(net.b.recv(0, s, 1), Err(Some(Errno::ETIMEDOUT)));
+    net.b.ok(0, op::CLOSE, s, CLOSE_RESET);
+    net.run(5000);
+    assert_eq!((net.b.stack.charged(0), net.b.stack.socket_count()), (0, 0));
+}
+
+#[test]
+fn a_full_link_drops_answers_and_counts_them() {
+    use smoltcp::wire::{EthernetFrame, Ipv4Packet, TcpPacket};
+    let mut net = Net::new(Config::default());
+    // A SYN from B to a port nobody listens on wants a reset as answer.
+    let _ = net.b.connect(0, A, 81, net.now);
+    net.run(3);
+    let _ = net.b.connect(0, A, 81, net.now);
+    net.b.stack.poll(net.now, &mut net.b.link);
+    let syn: Vec<Vec<u8>> = net.b.link.tx.drain(..).collect();
+    let is_syn = |f: &Vec<u8>| {
+        let Ok(e) = EthernetFrame::new_checked(&f[..]) else {
+            return false;
+        };
+        let Ok(p) = Ipv4Packet::new_checked(e.payload()) else {
+            return false;
+        };
+        TcpPacket::new_checked(p.payload()).is_ok_and(|t| t.syn())
+    };
+    assert!(syn.iter().any(is_syn));
+    net.a.link.room = 0;
+    net.a.link.rx.extend(syn);
+    net.a.stack.poll(net.now, &mut net.a.link);
+    assert!(net.a.link.tx.is_empty());
+    assert!(net.a.stack.stats.dropped_out >= 1);
+    // Room again: the stack sends on.
+    net.a.link.room = 64;
+    net.run(1100);
+    assert!(net.a.stack.stats.frames_out > 0);
 }

@@ -19,6 +19,7 @@ use kaal_client::timer::TimerClient;
 use kaal_dddk::{Cut, CutReport, Driver, DriverError, Events, Irq, Sleep};
 use kaal_protocols::net::{self, Packet};
 use kaal_protocols::socket::{self, completion, Completion, Request};
+use kaal_ring::RingError;
 use kaal_rt::time::{Clock, Instant as Tsc};
 use kaal_rt::{println, Env, RingRx, RingTx, SharedRegion};
 use netstack::{AddressEvent, Addressing, Config, Link, OutOfRegion, Region, Stack};
@@ -30,6 +31,19 @@ const MAX_CLIENTS: usize = 8;
 /// Buffer memory kept back from the heap for smoltcp's own tables, the
 /// clients' tables and the service.
 const RESERVE: usize = 1 << 20;
+/// Alarms asked of the timer at once, at most.
+const MAX_ALARMS: usize = 4;
+/// Each client's rings, as a cut reports them.
+const RING_NAMES: [&str; MAX_CLIENTS] = [
+    "sock_req0/sock_cpl0",
+    "sock_req1/sock_cpl1",
+    "sock_req2/sock_cpl2",
+    "sock_req3/sock_cpl3",
+    "sock_req4/sock_cpl4",
+    "sock_req5/sock_cpl5",
+    "sock_req6/sock_cpl6",
+    "sock_req7/sock_cpl7",
+];
 /// Requests taken from one client before the others get their turn.
 const BATCH: usize = 16;
 
@@ -75,6 +89,7 @@ impl Link for DriverLink {
 
     fn can_send(&mut self) -> bool {
         if self.tx_cut.is_cut() {
+            self.blocked = true;
             return false;
         }
         if self.room == 0 {
@@ -90,10 +105,25 @@ impl Link for DriverLink {
         let Some(p) = Packet::frame(self.token, frame) else {
             return false;
         };
-        let r = self.tx.ring.push(p).map_err(DriverError::from);
-        let ok = self.tx_cut.guard(r, report).is_ok() && !self.tx_cut.is_cut();
-        self.room = self.room.saturating_sub(1);
-        ok
+        match self.tx.ring.push(p) {
+            Ok(()) => {
+                self.room = self.room.saturating_sub(1);
+                true
+            }
+            // No room after all: the frame is dropped (TCP sends it again),
+            // and the loop waits for room.
+            Err(RingError::Full) => {
+                self.room = 0;
+                self.blocked = true;
+                false
+            }
+            Err(e) => {
+                if let Some(c) = self.tx_cut.cut(e) {
+                    report(c);
+                }
+                false
+            }
+        }
     }
 
     fn burst(&self) -> Option<usize> {
@@ -160,8 +190,9 @@ struct Service {
     timer: TimerClient,
     fired_cut: Cut,
     clock: Clock,
-    /// The deadline of the alarm asked and not yet fired.
-    alarm: Option<Tsc>,
+    /// The alarms asked and not yet answered: token and deadline, the
+    /// latest asked (the earliest deadline) last.
+    alarms: heapless::Vec<(u64, Tsc), MAX_ALARMS>,
     name: &'static str,
 }
 
@@ -253,16 +284,20 @@ impl Service {
     }
 
     /// Takes the timer's answers, and asks for an alarm when smoltcp next
-    /// needs a poll; `true` if it needs one now.
+    /// needs a poll, unless one asked already comes sooner; `true` if it
+    /// needs one now.
     fn timers(&mut self) -> bool {
-        if !self.fired_cut.is_cut() {
-            loop {
-                let r = self.timer_answer();
-                match self.fired_cut.guard(r, report) {
-                    Ok(Some(())) => self.alarm = None,
-                    _ => break,
-                }
-            }
+        while !self.fired_cut.is_cut() {
+            let r = self
+                .timer
+                .poll_answer()
+                .map_err(|_| DriverError::Device("the timer's `fired` ring is corrupt"));
+            let Ok(Some(answer)) = self.fired_cut.guard(r, report) else {
+                break;
+            };
+            // Fired or refused (the driver's queue full), it is no longer
+            // asked; a deadline still needed is asked again below.
+            self.alarms.retain(|(token, _)| *token != answer.token);
         }
         let now = self.now();
         let Some(delay) = self.stack.poll_delay(now) else {
@@ -275,20 +310,16 @@ impl Service {
             Tsc::now(),
             core::time::Duration::from_micros(delay.total_micros()),
         );
-        if self.alarm.is_none_or(|a| deadline.ticks() < a.ticks())
-            && self.timer.ask(deadline).is_ok()
-        {
-            self.alarm = Some(deadline);
+        let sooner = self
+            .alarms
+            .iter()
+            .all(|(_, at)| deadline.ticks() < at.ticks());
+        if sooner && !self.alarms.is_full() {
+            if let Ok(token) = self.timer.ask(deadline) {
+                let _ = self.alarms.push((token, deadline));
+            }
         }
         false
-    }
-
-    fn timer_answer(&mut self) -> Result<Option<()>, DriverError> {
-        Ok(self
-            .timer
-            .poll_answer()
-            .map_err(|_| DriverError::Device("timer ring"))?
-            .map(|_| ()))
     }
 }
 
@@ -337,7 +368,9 @@ impl Driver for Service {
         self.flush();
         let now_again = self.timers();
         self.stack.stats.busy_ticks += Tsc::now().ticks_since(start);
-        if now_again {
+        // smoltcp wants to send now; unless it waits for the driver's room,
+        // which the loop sleeps for below.
+        if now_again && !self.link.blocked {
             sleep.serve_again();
             return Ok(());
         }
@@ -358,6 +391,15 @@ impl Driver for Service {
 
     fn report(&mut self, cut: CutReport) {
         println!("{}: {cut}", self.name);
+        // A client's ring found corrupt while the loop announced its sleep:
+        // its sockets go as they do when serving finds it.
+        let now = self.now();
+        for (i, cl) in self.clients.iter().enumerate() {
+            if cl.cut.ring() == cut.ring && cl.cut.is_cut() {
+                println!("{}: client {i}: its sockets are reset", self.name);
+                self.stack.reset(i, now);
+            }
+        }
     }
 }
 
@@ -384,7 +426,7 @@ fn clients(env: &Env) -> Vec<Client> {
             req,
             cpl,
             data,
-            cut: Cut::new("sock_req/sock_cpl"),
+            cut: Cut::new(RING_NAMES.get(i).copied().unwrap_or("sock_req/sock_cpl")),
             room: 0,
             restart_due: true,
         });
@@ -460,7 +502,7 @@ fn main(env: &Env) -> Result<(), &'static str> {
         timer,
         fired_cut: Cut::new("fired"),
         clock,
-        alarm: None,
+        alarms: heapless::Vec::new(),
         name,
     };
     let irq = Irq {
