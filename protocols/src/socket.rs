@@ -338,7 +338,9 @@ errnos! {
     EALREADY = 114,
     /// The network service restarted: the socket is gone.
     ENETRESET = 102,
-    /// The peer aborted the connection before it was accepted.
+    /// Linux's code for a connection aborted before it was accepted. This
+    /// service does not answer with it: a pending connection its peer
+    /// aborts is dropped before `ACCEPT` can see it.
     ECONNABORTED = 103,
     /// `CONNECT` started; wait for writable or error.
     EINPROGRESS = 115,
