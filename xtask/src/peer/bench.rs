@@ -221,3 +221,99 @@ pub fn drive(peer: &mut Peer, sizes: Sizes) -> Result<HostFigures> {
 pub fn net_bench(peer: &mut Peer) -> Result<()> {
     drive(peer, SHORT).map(drop)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::stream::tests::{peer, Fake};
+    use super::super::{Ports, Proto};
+    use super::*;
+
+    /// Reads until the peer closes its half; the bytes read.
+    fn to_end(s: &mut TcpStream) -> u64 {
+        let mut buf = [0u8; 4096];
+        let mut got = 0;
+        while let Ok(n) = s.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            got += n as u64;
+        }
+        got
+    }
+
+    /// Fakes of `sock_bench` and httpd: every phase runs against them,
+    /// each HTTP response written in two pieces.
+    #[test]
+    fn every_phase_runs_against_fakes() -> Result<()> {
+        let sink = Fake::tcp(|mut s| {
+            to_end(&mut s);
+        })?;
+        let source = Fake::tcp(|mut s| {
+            let mut len = [0u8; 8];
+            if s.read_exact(&mut len).is_ok() {
+                let _ = s.write_all(&vec![7u8; u64::from_le_bytes(len) as usize]);
+            }
+        })?;
+        let echo = Fake::tcp(|mut s| {
+            let mut b = [0u8; 1];
+            while s.read_exact(&mut b).is_ok() {
+                let _ = s.write_all(&b);
+            }
+        })?;
+        let index = web_file("/www/index.html")?;
+        let http = Fake::tcp(move |mut s| {
+            let one = [
+                format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", index.len()).as_bytes(),
+                &index,
+            ]
+            .concat();
+            let mut buf = [0u8; 4096];
+            let mut heads = 0usize;
+            let mut answered = 0usize;
+            while let Ok(n) = s.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                heads += buf
+                    .get(..n)
+                    .unwrap_or_default()
+                    .windows(4)
+                    .filter(|w| w == b"\r\n\r\n")
+                    .count();
+                while answered < heads {
+                    let (a, b) = one.split_at(20);
+                    let _ = s.write_all(a).and_then(|()| s.write_all(b));
+                    answered += 1;
+                }
+            }
+        })?;
+        let ports = Ports::with(&[
+            (Proto::Tcp, 9, sink.port),
+            (Proto::Tcp, 19, source.port),
+            (Proto::Tcp, 7, echo.port),
+            (Proto::Tcp, 80, http.port),
+        ]);
+        let mut p = peer(ports);
+        let figures = drive(&mut p, SHORT)?;
+        assert!(figures.http_requests_per_sec > 0);
+        assert_eq!(p.log.lines.len(), 4, "{:?}", p.log.lines);
+        Ok(())
+    }
+
+    #[test]
+    fn a_short_source_fails() -> Result<()> {
+        let source = Fake::tcp(|mut s| {
+            let mut len = [0u8; 8];
+            if s.read_exact(&mut len).is_ok() {
+                let _ = s.write_all(&[1u8; 10]);
+            }
+        })?;
+        let mut p = peer(Ports::with(&[(Proto::Tcp, 19, source.port)]));
+        let err = tx(&mut p, 100).err().map(|e| format!("{e:#}"));
+        assert_eq!(
+            err.as_deref(),
+            Some("the source sent 10 bytes, asked for 100")
+        );
+        Ok(())
+    }
+}
