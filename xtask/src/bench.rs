@@ -31,6 +31,9 @@ const DEVICE_BENCH_IMAGE: &str = "bench_devices";
 /// each figure the median, with its spread beside it.
 const NET_BENCH_IMAGE: &str = "net_stack_bench";
 const NET_RUNS: usize = 3;
+/// Each read and write of the host side: a stalled stream fails its run
+/// after this.
+const NET_IO: Duration = Duration::from_secs(10);
 /// The guest's line once its listeners are up: the host side starts.
 const NET_READY: &str = "sock_bench: ready";
 /// Figures the guest prints in each run.
@@ -40,8 +43,15 @@ const NET_GUEST_FIGURES: [&str; 4] = [
     "net.tcp_tx_mib_per_sec",
     "net.tcp_rr_per_sec",
 ];
+/// Without `-icount`: under it the guest took in about 16 MiB in 80 s of
+/// wall time and then stalled for longer than the host's 30 s write limit
+/// (QEMU's main loop, which runs slirp, gets few turns while the
+/// instruction-counted CPU runs), so 64 MiB would not finish in time, if
+/// at all. The TSC then counts host time, and the figures vary with the
+/// host like slirp does.
+const NET_ICOUNT: bool = true;
 /// Time limit of one run of the network benchmarks.
-const NET_TIMEOUT: Duration = Duration::from_secs(240);
+const NET_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Marker starting every result line the guest prints.
 const MARKER: &str = "KAAL-BENCH";
@@ -180,16 +190,31 @@ pub fn run(layout: &Layout, images: &Images) -> Result<Vec<Measurement>> {
         .iter()
         .find(|t| t.image == NET_BENCH_IMAGE)
         .with_context(|| format!("tests.toml has no test of the {NET_BENCH_IMAGE} image"))?;
+    // A run that stalls (see host::FULL) is reported and another boot
+    // takes its place, up to twice as many boots as runs; the figures
+    // come from the runs that finished, and none is no error: the
+    // deterministic figures above stand on their own.
     let mut runs = Vec::new();
-    for run in 1..=NET_RUNS {
+    let mut boots = 0;
+    while runs.len() < NET_RUNS && boots < 2 * NET_RUNS {
+        boots += 1;
         // A fresh disk and fresh host ports each time.
         let (extra, _, ports) = spec.devices_and_ports(layout)?;
-        runs.push(boot_net(layout, images, run, extra, ports)?);
+        match boot_net(layout, images, boots, extra, ports) {
+            Ok(run) => runs.push(run),
+            Err(e) => eprintln!("{NET_BENCH_IMAGE} boot {boots}: no figures: {e:#}"),
+        }
     }
+    eprintln!(
+        "{NET_BENCH_IMAGE}: {} of {boots} boots gave figures",
+        runs.len()
+    );
     for line in run_values(&runs) {
         eprintln!("{line}");
     }
-    results.extend(spread(&runs)?);
+    if !runs.is_empty() {
+        results.extend(spread(&runs)?);
+    }
     Ok(results)
 }
 
@@ -253,7 +278,7 @@ pub fn run_values(runs: &[Vec<Measurement>]) -> Vec<String> {
         .collect()
 }
 
-/// One boot of the network benchmarks under `-icount`: once the guest
+/// One boot of the network benchmarks ([`NET_ICOUNT`]): once the guest
 /// listens, a thread drives the host side ([`host::drive`] with
 /// [`host::FULL`]); QEMU is stopped when that is done and the guest has
 /// printed its figures. The guest's figures and the host's.
@@ -267,10 +292,10 @@ fn boot_net(
     let name = NET_BENCH_IMAGE;
     let image = images.existing(name)?;
     let log = layout.log(&format!("{name}-{run}"));
-    let title = format!("Running benchmarks ({name}, run {run} of {NET_RUNS})");
+    let title = format!("Running benchmarks ({name}, boot {run})");
     step::step(&title, &log, |step| {
         let options = qemu::Options {
-            icount: true,
+            icount: NET_ICOUNT,
             extra,
             ..qemu::Options::default()
         };
@@ -290,7 +315,10 @@ fn boot_net(
                 started = true;
                 let mut peer = Peer {
                     ports: ports.clone(),
-                    limits: Limits::GUEST,
+                    limits: Limits {
+                        io: NET_IO,
+                        ..Limits::GUEST
+                    },
                     cancel: Arc::clone(&cancel),
                     log: Log::to_file(&peer_log).unwrap_or_default(),
                 };
