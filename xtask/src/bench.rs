@@ -43,12 +43,8 @@ const NET_GUEST_FIGURES: [&str; 4] = [
     "net.tcp_tx_mib_per_sec",
     "net.tcp_rr_per_sec",
 ];
-/// Without `-icount`: under it the guest took in about 16 MiB in 80 s of
-/// wall time and then stalled for longer than the host's 30 s write limit
-/// (QEMU's main loop, which runs slirp, gets few turns while the
-/// instruction-counted CPU runs), so 64 MiB would not finish in time, if
-/// at all. The TSC then counts host time, and the figures vary with the
-/// host like slirp does.
+/// Under `-icount` like the others: the streams run as fast in wall time
+/// as without it. (Long streams stall either way: see host::FULL.)
 const NET_ICOUNT: bool = true;
 /// Time limit of one run of the network benchmarks.
 const NET_TIMEOUT: Duration = Duration::from_secs(120);
