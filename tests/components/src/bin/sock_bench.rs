@@ -53,80 +53,27 @@ fn listener(net: &mut Sockets, port: u16) -> Check<Socket> {
     Ok(l)
 }
 
-/// How long a wait trusts the readiness the service reported before the
-/// call is tried again, in TSC ticks: a guard against a lost readiness
-/// event, counted as `late_wakeups` (long streams stall, but not for this
-/// reason: see docs/benchmarks.md).
-const RECHECK_TICKS: u64 = 50_000_000;
-
-/// Waits for `ready` of `s`; `Ok(false)` when the wait ran out and the call
-/// is to be tried again all the same.
-fn wait(net: &mut Sockets, s: Socket, ready: u32) -> Result<bool, SocketError> {
-    match net.wait_for(s, ready, Some(rdtsc() + RECHECK_TICKS)) {
-        Ok(_) => Ok(true),
-        Err(e) if e == Errno::ETIMEDOUT => Ok(false),
-        Err(e) => Err(e),
-    }
-}
-
-/// Reads into `buf`, waiting while there is nothing; 0 at the end.
-/// `late` counts the reads that found data after a wait ran out.
-fn recv_wait(
-    net: &mut Sockets,
-    s: Socket,
-    buf: &mut [u8],
-    late: &mut u64,
-) -> Result<usize, SocketError> {
-    let mut woken = true;
+/// Reads into `buf`, sleeping while there is nothing; 0 at the end.
+fn recv_wait(net: &mut Sockets, s: Socket, buf: &mut [u8]) -> Result<usize, SocketError> {
     loop {
         match net.recv(s, buf) {
             Err(e) if e == Errno::EAGAIN => {
-                woken = wait(net, s, events::READABLE | events::HANGUP)?;
+                net.wait_for(s, events::READABLE | events::HANGUP, None)?;
             }
-            other => {
-                if !woken {
-                    *late += 1;
-                }
-                return other;
-            }
+            other => return other,
         }
     }
-}
-
-/// Sends all of `data`, waiting while the service has no room.
-fn send_wait(
-    net: &mut Sockets,
-    s: Socket,
-    mut data: &[u8],
-    late: &mut u64,
-) -> Result<(), SocketError> {
-    let mut woken = true;
-    while !data.is_empty() {
-        match net.send(s, data) {
-            Ok(n) => {
-                if !woken && n > 0 {
-                    *late += 1;
-                }
-                woken = true;
-                data = data.get(n..).unwrap_or_default();
-            }
-            Err(e) if e == Errno::EAGAIN => woken = wait(net, s, events::WRITABLE)?,
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
 }
 
 fn sink(net: &mut Sockets, clock: Clock, s: Socket) -> Check<()> {
     let what = "sink";
     let before = net.stats().map_err(fail("reading the stack's counters"))?;
     let mut buf = vec![0u8; CHUNK];
-    let mut late = 0;
-    let mut first = recv_wait(net, s, &mut buf, &mut late).map_err(fail(what))? as u64;
+    let mut first = recv_wait(net, s, &mut buf).map_err(fail(what))? as u64;
     let t0 = rdtsc();
     let mut bytes = first;
     while first != 0 {
-        first = recv_wait(net, s, &mut buf, &mut late).map_err(fail(what))? as u64;
+        first = recv_wait(net, s, &mut buf).map_err(fail(what))? as u64;
         bytes += first;
     }
     let ticks = rdtsc() - t0;
@@ -134,7 +81,7 @@ fn sink(net: &mut Sockets, clock: Clock, s: Socket) -> Check<()> {
     let busy = after.busy_ticks - before.busy_ticks;
     let kib = (bytes / 1024).max(1);
     println!(
-        "sock_bench: received {bytes} bytes in {ticks} ticks; the stack was busy {busy} ticks, took {} bytes in; late_wakeups {late}",
+        "sock_bench: received {bytes} bytes in {ticks} ticks; the stack was busy {busy} ticks, took {} bytes in",
         after.bytes_in - before.bytes_in
     );
     println!(
@@ -149,10 +96,9 @@ fn source(net: &mut Sockets, clock: Clock, s: Socket) -> Check<()> {
     let what = "source";
     let mut len = [0u8; 8];
     let mut got = 0;
-    let mut late = 0;
     while got < len.len() {
         let rest = len.get_mut(got..).unwrap_or_default();
-        match recv_wait(net, s, rest, &mut late).map_err(fail(what))? {
+        match recv_wait(net, s, rest).map_err(fail(what))? {
             0 => {
                 return Err(format!(
                     "source: the peer closed after {got} bytes of the length"
@@ -168,12 +114,12 @@ fn source(net: &mut Sockets, clock: Clock, s: Socket) -> Check<()> {
     while sent < total {
         let n = usize::try_from((total - sent).min(CHUNK as u64)).unwrap_or(CHUNK);
         let piece = buf.get(..n).unwrap_or_default();
-        send_wait(net, s, piece, &mut late).map_err(fail(what))?;
+        net.send_all(s, piece, None).map_err(fail(what))?;
         sent += n as u64;
     }
     net.shutdown(s).map_err(fail(what))?;
     let ticks = rdtsc() - t0;
-    println!("sock_bench: sent {sent} bytes in {ticks} ticks; late_wakeups {late}");
+    println!("sock_bench: sent {sent} bytes in {ticks} ticks");
     println!(
         "KAAL-BENCH net.tcp_tx_mib_per_sec {} MiB/s",
         mib_per_sec(clock, sent, ticks)
@@ -185,10 +131,9 @@ fn rr(net: &mut Sockets, clock: Clock, s: Socket) -> Check<()> {
     let what = "echo";
     let mut byte = [0u8; 1];
     let mut trips = 0u64;
-    let mut late = 0;
     let mut t0 = rdtsc();
-    while recv_wait(net, s, &mut byte, &mut late).map_err(fail(what))? == 1 {
-        send_wait(net, s, &byte, &mut late).map_err(fail(what))?;
+    while recv_wait(net, s, &mut byte).map_err(fail(what))? == 1 {
+        net.send_all(s, &byte, None).map_err(fail(what))?;
         trips += 1;
         if trips == RR_WARMUP {
             t0 = rdtsc();
@@ -197,9 +142,7 @@ fn rr(net: &mut Sockets, clock: Clock, s: Socket) -> Check<()> {
     let ticks = rdtsc() - t0;
     net.shutdown(s).map_err(fail(what))?;
     let timed = trips.saturating_sub(RR_WARMUP);
-    println!(
-        "sock_bench: {trips} round trips, the last {timed} in {ticks} ticks; late_wakeups {late}"
-    );
+    println!("sock_bench: {trips} round trips, the last {timed} in {ticks} ticks");
     if timed > 0 {
         println!(
             "KAAL-BENCH net.tcp_rr_per_sec {} round_trips/s",
