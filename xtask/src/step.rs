@@ -114,6 +114,17 @@ impl Step {
 
     /// Like [`Step::run_until`], without writing the command line to the log first.
     pub fn run_unannounced(&self, cmd: &mut Command, timeout: Option<Duration>) -> Result<Ending> {
+        self.run_stoppable(cmd, timeout, || false)
+    }
+
+    /// Like [`Step::run_unannounced`], also killing the command (ending
+    /// [`Ending::Stopped`]) once `stop` says so; it is asked every poll.
+    pub fn run_stoppable(
+        &self,
+        cmd: &mut Command,
+        timeout: Option<Duration>,
+        mut stop: impl FnMut() -> bool,
+    ) -> Result<Ending> {
         let out = self.open_log()?;
         let err = out
             .try_clone()
@@ -126,6 +137,11 @@ impl Step {
         loop {
             if let Some(status) = child.try_wait().context("waiting for a child process")? {
                 return Ok(Ending::from_status(status));
+            }
+            if stop() {
+                let _ = child.kill();
+                child.wait().context("reaping a stopped child process")?;
+                return Ok(Ending::Stopped);
             }
             if let Some(limit) = timeout {
                 if started.elapsed() >= limit {

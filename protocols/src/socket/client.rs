@@ -17,7 +17,7 @@
 //! `RESET` first, which closes whatever the old service's requests, still
 //! in the ring when the new one started, may have opened.
 
-use super::{completion, events, kind, op, Completion, Endpoint, Errno, Request};
+use super::{completion, events, kind, op, Completion, Endpoint, Errno, Request, Stats};
 use super::{CLOSE_RESET, SHUT_WR};
 
 /// Sockets the client tracks; an id the service gives beyond it is closed
@@ -655,6 +655,28 @@ impl<T: Transport> Sockets<T> {
             slot.watch_tag = c.tag;
         }
         Ok(())
+    }
+
+    /// The service's counters (`STATS`), through offset 0 of the region.
+    pub fn stats(&mut self) -> Result<Stats> {
+        let len = core::mem::size_of::<Stats>();
+        if self.piece(len) < len {
+            return Err(Errno::EINVAL.into());
+        }
+        // An id beyond the table: the reply's readiness belongs to no socket.
+        let n = self.call_ok(Request {
+            op: op::STATS,
+            socket: u32::MAX,
+            len: len as u32,
+            ..Request::default()
+        })?;
+        let n = taken(n, len)?;
+        let mut stats = Stats::default();
+        let dst = bytemuck::bytes_of_mut(&mut stats)
+            .get_mut(..n)
+            .ok_or(SocketError::Broken)?;
+        self.t.read(0, dst)?;
+        Ok(stats)
     }
 
     /// The readiness last seen for `s` (0 for a socket that is not open).

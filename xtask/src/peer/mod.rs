@@ -11,6 +11,7 @@
 //! every read, write, connect and accept has a time limit: test traffic
 //! stays on this machine and nothing hangs.
 
+pub mod bench;
 mod guest;
 mod http;
 mod stream;
@@ -30,9 +31,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
-
-#[allow(unused_imports)] // for the network benchmarks, not wired yet
-pub use stream::{tcp_recv, tcp_send};
 
 /// `peer = { program = "tcp_echo", after = "...", timeout_secs = 120 }`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -71,6 +69,9 @@ pub enum Program {
     Restart,
     /// Guest TCP 7 echoes on after a bounded flood of connection attempts.
     SynFlood,
+    /// The network benchmarks' host side, short: the guest's `sock_bench`
+    /// on TCP 9, 19 and 7 and its httpd on TCP 80 ([`bench::drive`]).
+    NetBench,
 }
 
 impl Program {
@@ -84,6 +85,7 @@ impl Program {
             Program::GuestConnect => "guest_connect",
             Program::Restart => "restart",
             Program::SynFlood => "syn_flood",
+            Program::NetBench => "net_bench",
         }
     }
 
@@ -94,6 +96,8 @@ impl Program {
             Program::UdpEcho => (Proto::Udp, 7),
             Program::Http | Program::HttpIndex => (Proto::Tcp, 80),
             Program::GuestConnect | Program::Restart => (Proto::Tcp, guest::CONTROL_PORT),
+            // Its first; the others fail at once when missing.
+            Program::NetBench => (Proto::Tcp, 9),
         }
     }
 }
@@ -277,12 +281,12 @@ pub struct Peer {
 
 impl Peer {
     /// The host port of the program's guest TCP port.
-    fn tcp(&self, guest: u16) -> Result<u16> {
+    pub fn tcp(&self, guest: u16) -> Result<u16> {
         self.ports.host(Proto::Tcp, guest)
     }
 
     /// Fails once the harness said stop.
-    fn go_on(&self, waiting_for: &str) -> Result<()> {
+    pub fn go_on(&self, waiting_for: &str) -> Result<()> {
         if self.cancel.load(Ordering::Relaxed) {
             bail!("stopped (QEMU ended or the peer's time ran out) while {waiting_for}");
         }
@@ -326,6 +330,7 @@ pub fn run_program(program: Program, peer: &mut Peer) -> Result<()> {
         Program::GuestConnect => guest::guest_connect(peer),
         Program::Restart => guest::restart(peer),
         Program::SynFlood => stream::syn_flood(peer),
+        Program::NetBench => bench::net_bench(peer),
     }
 }
 

@@ -314,7 +314,6 @@ const BENCH_IO: Duration = Limits::GUEST.io;
 /// Sends `bytes` of the host stream to a guest sink at 127.0.0.1:`host_port`,
 /// half-closes, and waits for the sink to close in turn (it reads to end of
 /// file, then closes): the time from connecting to that close.
-#[allow(dead_code)] // for the network benchmarks, not wired yet
 pub fn tcp_send(host_port: u16, bytes: u64) -> Result<Duration> {
     let started = Instant::now();
     let mut s = connect(host_port, BENCH_IO)?;
@@ -333,7 +332,7 @@ pub fn tcp_send(host_port: u16, bytes: u64) -> Result<Duration> {
 
 /// Reads `bytes` from a guest source at 127.0.0.1:`host_port` (any content):
 /// the time from connecting to the last byte.
-#[allow(dead_code)] // for the network benchmarks, not wired yet
+#[allow(dead_code)] // the source is asked for its length first (peer::bench)
 pub fn tcp_recv(host_port: u16, bytes: u64) -> Result<Duration> {
     let started = Instant::now();
     let mut s = connect(host_port, BENCH_IO)?;

@@ -89,6 +89,17 @@ impl Model {
                 self.open[id] = true;
                 Ok(id as u64)
             }
+            op::STATS => {
+                let stats = crate::socket::Stats {
+                    bytes_in: 1234,
+                    busy_ticks: 77,
+                    ..Default::default()
+                };
+                let bytes = bytemuck::bytes_of(&stats);
+                let n = bytes.len().min(range.len());
+                self.region[range.start..range.start + n].copy_from_slice(&bytes[..n]);
+                Ok(n as u64)
+            }
             _ if !is_open => Err(EBADF),
             op::CLOSE => {
                 self.open[id] = false;
@@ -279,6 +290,21 @@ fn bytes_go_through_the_region() {
     assert_eq!(&buf[..5], b"hello");
     assert_eq!(s.recv(a, &mut buf), Err(EAGAIN.into()));
     assert_eq!(s.recv(a, &mut []), Err(EINVAL.into()));
+}
+
+#[test]
+fn stats_come_through_the_region_and_touch_no_socket() {
+    let mut s = client();
+    let a = s.tcp().expect("a");
+    // A SEND's reply records the socket's readiness: writable.
+    assert_eq!(s.send(a, b"y"), Ok(1));
+    assert_eq!(s.readiness(a), events::WRITABLE);
+    s.transport().writable = false;
+    let stats = s.stats().expect("stats");
+    assert_eq!((stats.bytes_in, stats.busy_ticks), (1234, 77));
+    // The STATS reply (readiness 0 now) belongs to no socket.
+    assert_eq!(s.readiness(a), events::WRITABLE);
+    assert_eq!(ops(&mut s).last(), Some(&op::STATS));
 }
 
 #[test]
