@@ -27,13 +27,10 @@ pub struct Sizes {
     pub gets: u64,
 }
 
-/// The benchmark's sizes. The streams are meant to be 64 MiB, but the
-/// stack stalls long streams for good after a few MiB (the guest stops
-/// reading, its window stays shut; docs/benchmarks.md), so they are 2 MiB
-/// until that is fixed.
+/// The benchmark's sizes.
 pub const FULL: Sizes = Sizes {
-    rx: 2 << 20,
-    tx: 2 << 20,
+    rx: 64 << 20,
+    tx: 64 << 20,
     round_trips: 2100,
     gets: 500,
 };
