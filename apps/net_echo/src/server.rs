@@ -19,7 +19,9 @@ const BACKLOG: u32 = 16;
 /// recently active makes room (see [`net_echo`]).
 const MAX_CONNS: usize = 24;
 /// A connection that receives and sends nothing for this long is reset.
-const IDLE: Duration = Duration::from_secs(10);
+/// Longer than httpd's: an echo client may pause between lines, and under
+/// load eviction makes room sooner.
+const IDLE: Duration = Duration::from_secs(30);
 /// A new connection is not evicted for this long, and nothing is evicted
 /// before the table has been full for this long.
 const GRACE: Duration = Duration::from_secs(1);
