@@ -12,6 +12,8 @@
 
 extern crate alloc;
 
+pub mod slots;
+
 use alloc::string::String;
 use core::fmt::Write;
 

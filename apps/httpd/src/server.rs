@@ -5,21 +5,30 @@ extern crate alloc;
 use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
+use core::time::Duration;
 
+use httpd::slots::{Activity, Policy, Slots};
 use httpd::{
     content_type, error_body, map_path, parse, response_head, scan, Method, Refusal, Request, Scan,
     Status, MAX_HEAD,
 };
 use kaal_client::file::{flags, kind, Fd, FileError, Files};
 use kaal_client::socket::{events, Errno, PollFd, Socket, SocketError, Sockets};
+use kaal_rt::time::Clock;
 use kaal_rt::{println, rdtsc, Env};
 
 const ROOT: &str = "/www";
 const PORT: u16 = 80;
 const BACKLOG: u32 = 8;
-/// Connections served at once; when all are taken, the one idle longest
-/// makes room for a new one.
+/// Connections served at once; when all are taken, the least recently
+/// active makes room for a new one (see [`httpd::slots`]).
 const MAX_CONNS: usize = 16;
+/// A connection that receives and sends nothing for this long is reset.
+const IDLE: Duration = Duration::from_secs(10);
+/// A new connection is not evicted for this long, and nothing is evicted
+/// before the table has been full for this long.
+const GRACE: Duration = Duration::from_secs(1);
+
 /// File bytes read from the VFS at a time, so a large file never sits in
 /// the heap whole.
 const CHUNK: usize = 4096;
@@ -47,8 +56,8 @@ struct Conn {
     close_after: bool,
     /// The peer closed its half.
     eof: bool,
-    /// When it last did anything (TSC).
-    last: u64,
+    /// When it was accepted and last moved a byte.
+    act: Activity,
     /// Its last turn ended with work left (pipelined requests buffered).
     busy: bool,
 }
@@ -65,19 +74,13 @@ impl Conn {
             skip: 0,
             close_after: false,
             eof: false,
-            last: rdtsc(),
+            act: Activity::new(rdtsc()),
             busy: false,
         }
     }
 
     fn answering(&self) -> bool {
         self.sent < self.out.len() || self.body.is_some()
-    }
-
-    /// Waiting for a request with nothing of one received: may be closed
-    /// to make room.
-    fn idle(&self) -> bool {
-        !self.answering() && self.len == 0 && self.skip == 0
     }
 
     fn interest(&self) -> u32 {
@@ -215,7 +218,7 @@ fn step(net: &mut Sockets, fs: &Files, c: &mut Conn) -> Result<Turn, SocketError
             match net.send(c.s, rest) {
                 Ok(n) => {
                     c.sent += n;
-                    c.last = rdtsc();
+                    c.act.progress(rdtsc());
                     continue;
                 }
                 Err(e) if e == Errno::EAGAIN => return Ok(Turn::Open),
@@ -296,7 +299,7 @@ fn step(net: &mut Sockets, fs: &Files, c: &mut Conn) -> Result<Turn, SocketError
             Ok(0) => c.eof = true,
             Ok(n) => {
                 c.len += n;
-                c.last = rdtsc();
+                c.act.progress(rdtsc());
             }
             Err(e) if e == Errno::EAGAIN => return Ok(Turn::Open),
             Err(e) => return fatal(e),
@@ -306,11 +309,18 @@ fn step(net: &mut Sockets, fs: &Files, c: &mut Conn) -> Result<Turn, SocketError
     Ok(Turn::Open)
 }
 
-fn close(net: &mut Sockets, fs: &Files, c: Conn) -> Result<(), SocketError> {
+/// Closes `c`: with a reset when `abort` (it ran out of time or was
+/// evicted, so the peer learns its answer is cut short).
+fn close(net: &mut Sockets, fs: &Files, c: Conn, abort: bool) -> Result<(), SocketError> {
     if let Some(b) = c.body {
         let _ = fs.close(b.fd);
     }
-    match net.close(c.s) {
+    let closed = if abort {
+        net.abort(c.s)
+    } else {
+        net.close(c.s)
+    };
+    match closed {
         Err(e) if e == Errno::ENETRESET || e == SocketError::Broken => Err(e),
         _ => Ok(()),
     }
@@ -328,6 +338,7 @@ fn listener(net: &mut Sockets) -> Result<Socket, SocketError> {
 fn serve(
     net: &mut Sockets,
     fs: &Files,
+    p: &Policy,
     restarted: bool,
     conns: &mut Vec<Conn>,
 ) -> Result<(), SocketError> {
@@ -338,13 +349,31 @@ fn serve(
         println!("httpd: serving {ROOT} on port {PORT}");
     }
     let mut fds: Vec<PollFd> = Vec::with_capacity(MAX_CONNS + 1);
-    let mut accepting = true;
+    let mut slots = Slots::default();
     loop {
+        // Connections past their deadline go first, freeing their slots.
+        let now = rdtsc();
+        let mut i = 0;
+        while let Some(c) = conns.get(i) {
+            if p.expired(&c.act, now) {
+                close(net, fs, conns.swap_remove(i), true)?;
+            } else {
+                i += 1;
+            }
+        }
+        slots.note(p, conns.len(), now);
+        let acts = || conns.iter().map(|c| &c.act);
+        let listen_for = if slots.listen(p, acts(), now) {
+            events::READABLE
+        } else {
+            0
+        };
+        // With a time to wake at, the poll yields instead of sleeping.
+        let until = slots.wake(p, acts(), now);
         fds.clear();
-        let listen_for = if accepting { events::READABLE } else { 0 };
         fds.push(PollFd::new(l, listen_for));
         fds.extend(conns.iter().map(|c| PollFd::new(c.s, c.interest())));
-        net.poll(&mut fds, None)?;
+        net.poll(&mut fds, until)?;
         let listener_ready = fds.first().map_or(0, |f| f.revents);
 
         let mut i = 0;
@@ -360,12 +389,13 @@ fn serve(
             match turn {
                 Turn::Open => i += 1,
                 Turn::Close => {
-                    close(net, fs, conns.swap_remove(i))?;
+                    close(net, fs, conns.swap_remove(i), false)?;
                     fds.swap_remove(i + 1);
-                    accepting = true;
                 }
             }
         }
+        let now = rdtsc();
+        slots.note(p, conns.len(), now);
 
         if listener_ready & events::ERROR != 0 {
             let _ = net.close(l);
@@ -377,25 +407,21 @@ fn serve(
         }
         loop {
             if conns.len() >= MAX_CONNS {
-                // Room from the connection idle longest, if any is.
-                let oldest = conns
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, c)| c.idle())
-                    .min_by_key(|(_, c)| c.last)
-                    .map(|(i, _)| i);
-                let Some(i) = oldest else {
-                    // All busy: new ones wait in the backlog.
-                    accepting = false;
+                slots.note(p, conns.len(), now);
+                // Room from the least recently active, if one may go;
+                // else new ones wait in the backlog.
+                let Some(i) = slots.victim(p, conns.iter().map(|c| &c.act), now) else {
                     break;
                 };
-                close(net, fs, conns.swap_remove(i))?;
+                close(net, fs, conns.swap_remove(i), true)?;
             }
             match net.accept(l) {
                 Ok((s, _peer)) => conns.push(Conn::new(s)),
                 Err(e) if e == Errno::EAGAIN => break,
                 Err(e) if e == Errno::EMFILE || e == Errno::ENOBUFS => {
-                    accepting = false;
+                    // The service has no socket to spare: try again
+                    // after a grace period.
+                    slots.pause(now.saturating_add(p.grace));
                     break;
                 }
                 Err(e) if e == Errno::ECONNABORTED || e == Errno::ECONNRESET => {}
@@ -411,6 +437,22 @@ fn serve(
     }
 }
 
+/// The policy in TSC ticks (at 3 GHz if the kernel did not say how fast
+/// the TSC runs).
+fn policy(clock: Option<Clock>) -> Policy {
+    let ticks = |d: Duration| {
+        clock.map_or_else(
+            || u64::try_from(d.as_nanos().saturating_mul(3)).unwrap_or(u64::MAX),
+            |c| c.ticks(d),
+        )
+    };
+    Policy {
+        slots: MAX_CONNS,
+        idle: ticks(IDLE),
+        grace: ticks(GRACE),
+    }
+}
+
 pub fn main(env: &Env) -> Result<(), SocketError> {
     let fs = match Files::new(env, "fs") {
         Ok(fs) => fs,
@@ -422,8 +464,9 @@ pub fn main(env: &Env) -> Result<(), SocketError> {
     let mut net = Sockets::new(env)?;
     let mut restarted = false;
     let mut conns: Vec<Conn> = Vec::with_capacity(MAX_CONNS);
+    let p = policy(env.clock());
     loop {
-        let r = serve(&mut net, &fs, restarted, &mut conns);
+        let r = serve(&mut net, &fs, &p, restarted, &mut conns);
         // The sockets are gone; the files being sent are not.
         for c in conns.drain(..) {
             if let Some(b) = c.body {
