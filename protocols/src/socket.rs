@@ -74,6 +74,7 @@
 //! open.
 
 pub mod client;
+pub mod conns;
 
 /// Slots of each socket ring (the manifest's `slots`; `slot_bytes = 64`).
 pub const RING_SLOTS: usize = 64;

@@ -12,8 +12,6 @@
 
 extern crate alloc;
 
-pub mod slots;
-
 use alloc::string::String;
 use core::fmt::Write;
 

@@ -7,12 +7,12 @@ use alloc::vec;
 use alloc::vec::Vec;
 use core::time::Duration;
 
-use httpd::slots::{Activity, Policy, Slots};
 use httpd::{
     content_type, error_body, map_path, parse, response_head, scan, Method, Refusal, Request, Scan,
     Status, MAX_HEAD,
 };
 use kaal_client::file::{flags, kind, Fd, FileError, Files};
+use kaal_client::socket::conns::{Activity, Policy, Slots};
 use kaal_client::socket::{events, Errno, PollFd, Socket, SocketError, Sockets};
 use kaal_rt::time::Clock;
 use kaal_rt::{println, rdtsc, Env};
@@ -21,7 +21,7 @@ const ROOT: &str = "/www";
 const PORT: u16 = 80;
 const BACKLOG: u32 = 8;
 /// Connections served at once; when all are taken, the least recently
-/// active makes room for a new one (see [`httpd::slots`]).
+/// active makes room for a new one (see [`kaal_client::socket::conns`]).
 const MAX_CONNS: usize = 16;
 /// A connection that receives and sends nothing for this long is reset.
 const IDLE: Duration = Duration::from_secs(10);

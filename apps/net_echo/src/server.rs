@@ -8,10 +8,10 @@ use alloc::vec;
 use alloc::vec::Vec;
 use core::time::Duration;
 
+use kaal_client::socket::conns::{Activity, Policy, Slots};
 use kaal_client::socket::{events, Errno, PollFd, Socket, SocketError, Sockets};
 use kaal_rt::time::Clock;
 use kaal_rt::{println, rdtsc, Env};
-use net_echo::{Activity, Policy, Slots};
 
 const PORT: u16 = 7;
 const BACKLOG: u32 = 16;

@@ -17,7 +17,7 @@ use kaal_protocols::socket::{Completion, Request, RING_SLOTS};
 use kaal_rt::{Env, RingRx, RingTx, SharedRegion};
 
 pub use kaal_protocols::socket::client::{PollFd, Result, Socket, SocketError, MAX_SOCKETS};
-pub use kaal_protocols::socket::{events, Endpoint, Errno};
+pub use kaal_protocols::socket::{conns, events, Endpoint, Errno};
 
 /// The channels of one client of the network service.
 #[derive(Debug)]

@@ -1,7 +1,8 @@
-//! Which connections to keep: each has a deadline for making no progress
-//! (no byte received or sent), and when every slot is taken while another
-//! connection waits, the least recently active one makes room. Times are
-//! TSC ticks passed in, so the policy is tested on the host.
+//! Which connections a server keeps (httpd's and net_echo's): each has a
+//! deadline for making no progress (no byte received or sent), and when
+//! every slot is taken while another connection waits, the least recently
+//! active one makes room. Times are TSC ticks passed in, so the policy is
+//! tested on the host.
 //!
 //! Eviction is the last resort: only after the table has been full for
 //! [`Policy::grace`] without a slot freeing by itself (short connections
