@@ -125,6 +125,13 @@ pub mod op {
     /// its size); `value` is the bytes written. Not a socket operation:
     /// `socket` is not read.
     pub const STATS: u32 = 14;
+    /// Wake me at a time: `offset` is a deadline on the service's clock
+    /// (TSC ticks on seL4; 0 cancels). Once it has passed, the service
+    /// posts a [`super::completion::ALARM`] with this request's tag, so a
+    /// client waiting for readiness until a deadline can sleep on its
+    /// completion ring instead of looking again and again. One per client:
+    /// a later `ALARM` replaces one not yet due. The reply comes at once.
+    pub const ALARM: u32 = 15;
 }
 
 /// Socket kinds, the `flags` of [`op::OPEN`].
@@ -144,6 +151,8 @@ pub mod completion {
     /// and requests taken before it will not be answered. The service's
     /// first completion on the ring.
     pub const RESTART: u16 = 3;
+    /// The deadline of the client's [`op::ALARM`] (with its tag) has passed.
+    pub const ALARM: u16 = 4;
 }
 
 /// Readiness bits: a completion's `events` and [`op::WATCH`]'s `flags`.
@@ -414,6 +423,9 @@ pub enum Checked {
     Stats {
         range: Range,
     },
+    Alarm {
+        at: u64,
+    },
 }
 
 /// Checks a request from a client with a data region of `region` bytes
@@ -511,6 +523,7 @@ pub fn check(r: &Request, region: u64, max_sockets: u32) -> Result<Checked, Errn
         },
         op::RESET => Checked::Reset,
         op::STATS => Checked::Stats { range: range()? },
+        op::ALARM => Checked::Alarm { at: r.offset },
         _ => return Err(Errno::ENOSYS),
     })
 }
@@ -577,7 +590,11 @@ mod tests {
     #[test]
     fn bad_operations_ids_and_flags_are_refused() {
         assert_eq!(checked(req(0, 0, 0, 1)), Err(Errno::ENOSYS));
-        assert_eq!(checked(req(op::STATS + 1, 0, 0, 1)), Err(Errno::ENOSYS));
+        assert_eq!(checked(req(op::ALARM + 1, 0, 0, 1)), Err(Errno::ENOSYS));
+        assert_eq!(
+            checked(req(op::ALARM, u32::MAX, 77, 0)),
+            Ok(Checked::Alarm { at: 77 })
+        );
         assert_eq!(checked(req(op::RESET, u32::MAX, 0, 0)), Ok(Checked::Reset));
         assert_eq!(checked(req(u32::MAX, 0, 0, 1)), Err(Errno::ENOSYS));
         // Ids beyond the client's table, whatever the operation.

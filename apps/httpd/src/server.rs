@@ -368,7 +368,7 @@ fn serve(
         } else {
             0
         };
-        // With a time to wake at, the poll yields instead of sleeping.
+        // With a time to wake at, the service's alarm ends the sleep.
         let until = slots.wake(p, acts(), now);
         fds.clear();
         fds.push(PollFd::new(l, listen_for));

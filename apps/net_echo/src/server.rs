@@ -241,7 +241,7 @@ fn serve(net: &mut Sockets, p: &Policy, restarted: bool) -> Result<(), SocketErr
         } else {
             0
         };
-        // With a time to wake at, the poll yields instead of sleeping.
+        // With a time to wake at, the service's alarm ends the sleep.
         let until = slots.wake(p, acts(), now);
         fds.clear();
         fds.push(PollFd::new(l, listen_for));

@@ -6,9 +6,10 @@
 //! time, its bytes at offset 0 of the region.
 //!
 //! Every call is non-blocking except the waits: [`Sockets::poll`],
-//! `connect_wait`, `send_all`, `wait_for`. Without a deadline they sleep
-//! on the completion ring; with one (a TSC reading, `Instant::ticks`)
-//! they yield between looks, since nothing would wake a sleeper then.
+//! `connect_wait`, `send_all`, `wait_for`. They sleep on the completion
+//! ring; with a deadline (a TSC reading, `Instant::ticks`) the service's
+//! `ALARM` at it wakes the sleep (a service without alarms: they yield
+//! between looks).
 
 use core::ops::{Deref, DerefMut};
 

@@ -93,8 +93,9 @@ pub trait Transport {
     /// The next completion, if one is there; does not wait.
     fn try_recv(&mut self) -> Result<Option<Completion>>;
     /// Waits for the service's next signal: sleeps (by the ring's
-    /// protocol) when `until` is `None`, else gives up the processor once
-    /// and returns (nothing wakes a sleeper at a deadline).
+    /// protocol) when `until` is `None` (the client asked the service for
+    /// an alarm when it has a deadline), else gives up the processor once
+    /// and returns (a service without alarms).
     fn wait(&mut self, until: Option<u64>) -> Result<()>;
     /// The clock deadlines are read against (TSC ticks on seL4).
     fn now(&self) -> u64;
@@ -166,6 +167,11 @@ pub struct Sockets<T> {
     tag: u64,
     /// Completions dropped: stale tags, unknown kinds or sockets.
     dropped: u64,
+    /// The service's `ALARM` asked, not yet come: its tag and deadline.
+    alarm: Option<(u64, u64)>,
+    /// The service refused `ALARM`: deadlines are waited for by looking
+    /// again and again.
+    no_alarms: bool,
 }
 
 impl<T: Transport> Sockets<T> {
@@ -179,6 +185,8 @@ impl<T: Transport> Sockets<T> {
             reset_due: false,
             tag: 0,
             dropped: 0,
+            alarm: None,
+            no_alarms: false,
         };
         s.reset()?;
         Ok(s)
@@ -240,6 +248,7 @@ impl<T: Transport> Sockets<T> {
 
     fn restarted(&mut self) {
         self.table = [Slot::default(); MAX_SOCKETS];
+        self.alarm = None;
         self.epoch = self.epoch.wrapping_add(1);
         self.reset_due = true;
     }
@@ -260,13 +269,59 @@ impl<T: Transport> Sockets<T> {
     fn next(&mut self, until: Option<u64>) -> Result<Option<Completion>> {
         loop {
             if let Some(c) = self.t.try_recv()? {
+                if self.alarm_news(&c) {
+                    continue;
+                }
                 return Ok(Some(c));
             }
             if until.is_some_and(|u| self.t.now() >= u) {
                 return Ok(None);
             }
-            self.t.wait(until)?;
+            match until {
+                // The service's alarm wakes the sleep at the deadline.
+                Some(u) if !self.no_alarms => {
+                    if self.alarm.is_none_or(|(_, at)| at != u) {
+                        // Its reply may say the service has no alarms.
+                        self.arm(u)?;
+                        continue;
+                    }
+                    self.t.wait(None)?;
+                }
+                _ => self.t.wait(until)?,
+            }
         }
+    }
+
+    /// Asks the service for an `ALARM` at `at`, unless that one is asked.
+    fn arm(&mut self, at: u64) -> Result<()> {
+        let tag = self.submit(&Request {
+            op: op::ALARM,
+            offset: at,
+            ..Request::default()
+        })?;
+        self.alarm = Some((tag, at));
+        Ok(())
+    }
+
+    /// Whether `c` is about the alarm (its reply or its coming), which is
+    /// this library's business, not its caller's.
+    fn alarm_news(&mut self, c: &Completion) -> bool {
+        let Some((tag, _)) = self.alarm else {
+            return c.kind == completion::ALARM;
+        };
+        match c.kind {
+            completion::ALARM if c.tag == tag => self.alarm = None,
+            completion::ALARM => {}
+            completion::REPLY if c.tag == tag => {
+                if c.status != 0 {
+                    // A service without alarms: look again and again.
+                    self.no_alarms = true;
+                    self.alarm = None;
+                }
+            }
+            _ => return false,
+        }
+        true
     }
 
     /// Records an event or a restart; `false` for anything else (a reply).
@@ -299,6 +354,9 @@ impl<T: Transport> Sockets<T> {
     /// Takes every completion there is now, without waiting.
     fn drain(&mut self) -> Result<()> {
         while let Some(c) = self.t.try_recv()? {
+            if self.alarm_news(&c) {
+                continue;
+            }
             if !self.note(&c) {
                 // A reply when none is due: stale.
                 self.dropped += 1;
@@ -709,7 +767,8 @@ impl<T: Transport> Sockets<T> {
     /// one the service lost in a restart makes the whole call fail with
     /// `ENETRESET`. Readiness is what the last reply or event said; the
     /// service is asked to watch what is asked, and the wait sleeps on
-    /// the completion ring (without a deadline) or yields (with one).
+    /// the completion ring, woken at a deadline by the service's `ALARM`
+    /// (or, from a service without alarms, yields until it).
     pub fn poll(&mut self, fds: &mut [PollFd], until: Option<u64>) -> Result<usize> {
         self.drain()?;
         for fd in fds.iter() {

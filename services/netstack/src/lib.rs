@@ -151,6 +151,8 @@ struct Orphan {
 
 struct Client {
     table: Vec<Option<Entry>>,
+    /// Its `ALARM`: the tag and the deadline (the service's clock).
+    alarm: Option<(u64, u64)>,
     /// Buffer bytes its sockets and orphans hold.
     charged: usize,
 }
@@ -222,6 +224,7 @@ impl Stack {
             clients: (0..clients)
                 .map(|_| Client {
                     table: (0..cfg.sockets).map(|_| None).collect(),
+                    alarm: None,
                     charged: 0,
                 })
                 .collect(),
@@ -316,7 +319,7 @@ impl Stack {
                 // a refusal must not make it forget what it knew.
                 let names_socket = !matches!(
                     r.op,
-                    socket::op::OPEN | socket::op::RESET | socket::op::STATS
+                    socket::op::OPEN | socket::op::RESET | socket::op::STATS | socket::op::ALARM
                 );
                 let ready = if names_socket {
                     self.observe(c, r.socket)
@@ -336,7 +339,13 @@ impl Stack {
         // learns the new connection's when it watches it.
         let id = match (checked, status) {
             (Checked::Open { .. }, Ok(v)) => u32::try_from(v).ok(),
-            (Checked::Open { .. } | Checked::Reset | Checked::Stats { .. }, _) => None,
+            (
+                Checked::Open { .. }
+                | Checked::Reset
+                | Checked::Stats { .. }
+                | Checked::Alarm { .. },
+                _,
+            ) => None,
             _ => Some(r.socket),
         };
         let ready = id.map_or(0, |id| self.observe(c, id));
@@ -401,6 +410,11 @@ impl Stack {
                 v(0)
             }
             Checked::Reset => v(self.reset(c, now)),
+            Checked::Alarm { at } => {
+                let cl = self.clients.get_mut(c).ok_or(Errno::EBADF)?;
+                cl.alarm = (at != 0).then_some((tag, at));
+                v(0)
+            }
             Checked::Stats { range } => {
                 let bytes = bytemuck::bytes_of(&self.stats);
                 let n = bytes.len().min(range.len);
@@ -415,6 +429,9 @@ impl Stack {
     /// Closes every socket of client `c` with a reset (its restart, or a
     /// corrupt ring that cut it off); how many.
     pub fn reset(&mut self, c: usize, now: Instant) -> u64 {
+        if let Some(cl) = self.clients.get_mut(c) {
+            cl.alarm = None;
+        }
         let ids = self.clients.get(c).map_or(0, |cl| cl.table.len());
         let mut n = 0;
         for id in 0..ids as u32 {
@@ -423,6 +440,28 @@ impl Stack {
             }
         }
         n
+    }
+
+    /// The `ALARM` completion of client `c`, once its deadline is not after
+    /// `now` (the service's clock); it is then no longer asked.
+    pub fn alarm_due(&mut self, c: usize, now: u64) -> Option<Completion> {
+        let cl = self.clients.get_mut(c)?;
+        let (tag, _) = cl.alarm.filter(|(_, at)| *at <= now)?;
+        cl.alarm = None;
+        Some(Completion {
+            tag,
+            kind: completion::ALARM,
+            ..Completion::default()
+        })
+    }
+
+    /// The earliest client alarm after `now`, if any.
+    pub fn next_alarm(&self, now: u64) -> Option<u64> {
+        self.clients
+            .iter()
+            .filter_map(|cl| cl.alarm.map(|(_, at)| at))
+            .filter(|at| *at > now)
+            .min()
     }
 
     /// The next readiness event client `c` asked for, if any: a watched

@@ -958,3 +958,64 @@ fn a_full_link_drops_answers_and_counts_them() {
     net.run(1100);
     assert!(net.a.stack.stats.frames_out > 0);
 }
+
+#[test]
+fn a_client_alarm_comes_once_its_deadline_passed() {
+    let mut net = Net::new(Config::default());
+    let r = Request {
+        op: op::ALARM,
+        offset: 1000,
+        ..Request::default()
+    };
+    let done = net.a.call(1, r, net.now);
+    assert_eq!(done.result(), Ok(0));
+    assert_eq!(net.a.stack.next_alarm(0), Some(1000));
+    assert_eq!(net.a.stack.alarm_due(1, 999), None);
+    assert_eq!(net.a.stack.alarm_due(0, 5000), None, "another client's");
+    let a = net.a.stack.alarm_due(1, 1000).expect("due");
+    assert_eq!((a.kind, a.tag), (completion::ALARM, done.tag));
+    assert_eq!(net.a.stack.alarm_due(1, 5000), None, "once");
+    // A later one replaces it; 0 cancels.
+    let _ = net.a.call(
+        1,
+        Request {
+            op: op::ALARM,
+            offset: 10,
+            ..Request::default()
+        },
+        net.now,
+    );
+    let later = net.a.call(
+        1,
+        Request {
+            op: op::ALARM,
+            offset: 20,
+            ..Request::default()
+        },
+        net.now,
+    );
+    assert_eq!(net.a.stack.next_alarm(0), Some(20));
+    assert_eq!(net.a.stack.alarm_due(1, 30).map(|a| a.tag), Some(later.tag));
+    let _ = net.a.call(
+        1,
+        Request {
+            op: op::ALARM,
+            offset: 40,
+            ..Request::default()
+        },
+        net.now,
+    );
+    let _ = net.a.call(
+        1,
+        Request {
+            op: op::ALARM,
+            offset: 0,
+            ..Request::default()
+        },
+        net.now,
+    );
+    assert_eq!(
+        (net.a.stack.next_alarm(0), net.a.stack.alarm_due(1, 100)),
+        (None, None)
+    );
+}

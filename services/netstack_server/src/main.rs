@@ -245,14 +245,21 @@ impl Service {
         any
     }
 
-    /// Posts the readiness events due while the rings have room.
+    /// Posts the readiness events due, and the clients' alarms that are
+    /// due, while the rings have room.
     fn post_events(&mut self) {
         let now = self.now();
+        let tsc = Tsc::now().ticks();
         for (i, cl) in self.clients.iter_mut().enumerate() {
             if cl.cut.is_cut() {
                 continue;
             }
             let r = (|| {
+                if cl.has_room()? {
+                    if let Some(a) = self.stack.alarm_due(i, tsc) {
+                        cl.post(a)?;
+                    }
+                }
                 while cl.has_room()? {
                     let Some(ev) = self.stack.next_event(i) else {
                         break;
@@ -300,16 +307,25 @@ impl Service {
             self.alarms.retain(|(token, _)| *token != answer.token);
         }
         let now = self.now();
-        let Some(delay) = self.stack.poll_delay(now) else {
+        let tsc = Tsc::now();
+        let smoltcp = match self.stack.poll_delay(now) {
+            Some(d) if d.total_micros() == 0 => return true,
+            Some(d) => Some(
+                self.clock
+                    .after(tsc, core::time::Duration::from_micros(d.total_micros())),
+            ),
+            None => None,
+        };
+        // A client's alarm already due waits for room in its ring, which
+        // the loop sleeps for; only those to come need the timer.
+        let client = self.stack.next_alarm(tsc.ticks()).map(Tsc::from_ticks);
+        let Some(deadline) = [smoltcp, client]
+            .into_iter()
+            .flatten()
+            .min_by_key(|d| d.ticks())
+        else {
             return false;
         };
-        if delay.total_micros() == 0 {
-            return true;
-        }
-        let deadline = self.clock.after(
-            Tsc::now(),
-            core::time::Duration::from_micros(delay.total_micros()),
-        );
         let sooner = self
             .alarms
             .iter()

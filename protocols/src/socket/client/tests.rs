@@ -38,6 +38,12 @@ struct Model {
     /// An event (events, status) posted right after a WATCH's answer.
     on_watch: Option<(u32, u32)>,
     now: u64,
+    /// The client's ALARM (tag, deadline); `None` when not asked.
+    alarm: Option<(u64, u64)>,
+    /// An older service: ALARM is ENOSYS.
+    no_alarms: bool,
+    /// Sleeps that the alarm ended.
+    alarm_sleeps: u32,
 }
 
 impl Model {
@@ -88,6 +94,11 @@ impl Model {
                 let id = self.open.iter().position(|o| !o).ok_or(EMFILE)?;
                 self.open[id] = true;
                 Ok(id as u64)
+            }
+            op::ALARM if self.no_alarms => Err(crate::socket::Errno::ENOSYS),
+            op::ALARM => {
+                self.alarm = (r.offset != 0).then_some((r.tag, r.offset));
+                Ok(0)
             }
             op::STATS => {
                 let stats = crate::socket::Stats {
@@ -165,6 +176,19 @@ impl Transport for Model {
 
     fn wait(&mut self, until: Option<u64>) -> Result<()> {
         match until {
+            // The clock runs to the alarm's deadline, which comes.
+            None if self.alarm.is_some() => {
+                if let Some((tag, at)) = self.alarm.take() {
+                    self.now = self.now.max(at);
+                    self.alarm_sleeps += 1;
+                    self.out.push_back(Completion {
+                        tag,
+                        kind: completion::ALARM,
+                        ..Completion::default()
+                    });
+                }
+                Ok(())
+            }
             // Nothing would ever wake a sleeper: the test's failure.
             None => Err(SocketError::Broken),
             Some(_) => {
@@ -423,4 +447,59 @@ fn errors_compare_with_errnos_and_name_themselves() {
     assert_eq!(e.name(), "ENETRESET");
     assert_eq!(e.errno(), Some(ENETRESET));
     assert_eq!(SocketError::Broken.errno(), None);
+}
+
+#[test]
+fn a_deadline_is_slept_to_on_the_services_alarm() {
+    let mut s = client();
+    let a = s.tcp().expect("a");
+    s.transport().writable = false;
+    let before = s.dropped();
+    let mut fds = [PollFd::new(a, events::READABLE)];
+    assert_eq!(s.poll(&mut fds, Some(500)), Ok(0));
+    // One ALARM at the deadline, one sleep, and the clock is there.
+    let alarms: Vec<Request> = s
+        .transport()
+        .taken
+        .iter()
+        .filter(|r| r.op == op::ALARM)
+        .copied()
+        .collect();
+    assert_eq!(alarms.len(), 1);
+    assert_eq!(alarms[0].offset, 500);
+    assert_eq!((s.transport().alarm_sleeps, s.transport().now), (1, 500));
+    // The alarm's completions are not the caller's: nothing dropped.
+    assert_eq!(s.dropped(), before);
+    // An event before the deadline ends the poll; the alarm asked stays.
+    let tag = s
+        .transport()
+        .taken
+        .iter()
+        .rev()
+        .find(|r| r.op == op::WATCH)
+        .map(|r| r.tag);
+    s.transport()
+        .event(a.id(), tag.expect("watched"), events::READABLE, 0);
+    assert_eq!(s.poll(&mut fds, Some(900)), Ok(1));
+}
+
+#[test]
+fn without_service_alarms_a_deadline_is_looked_for() {
+    let mut m = Model::new();
+    m.no_alarms = true;
+    let mut s = Sockets::new(m).expect("client");
+    let a = s.tcp().expect("a");
+    s.transport().writable = false;
+    let mut fds = [PollFd::new(a, events::READABLE)];
+    assert_eq!(s.poll(&mut fds, Some(50)), Ok(0));
+    assert_eq!(s.transport().now, 50);
+    // Refused once, never asked again.
+    assert_eq!(s.poll(&mut fds, Some(80)), Ok(0));
+    let n = s
+        .transport()
+        .taken
+        .iter()
+        .filter(|r| r.op == op::ALARM)
+        .count();
+    assert_eq!(n, 1);
 }

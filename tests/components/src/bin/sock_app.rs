@@ -355,7 +355,7 @@ fn hostile_role(env: &Env, net_: &mut Sockets) -> Check<String> {
     let empty = [req(op::SEND, u, 0, 0, 0), req(op::RECV, u, 0, 0, 0)];
     let unknown = [
         req(0, u, 0, 0, 0),
-        req(op::STATS + 1, u, 0, 0, 0),
+        req(0x1000, u, 0, 0, 0),
         req(u32::MAX, 0, 0, 1, 0),
     ];
     let bad_flags = [
