@@ -22,11 +22,13 @@ pub struct Policy {
     pub grace: u64,
 }
 
-/// When a connection was accepted and when it last made progress.
+/// When a connection was accepted and when it last made progress, and
+/// whether it ever did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Activity {
     pub accepted: u64,
     pub last: u64,
+    pub carried: bool,
 }
 
 impl Activity {
@@ -34,12 +36,14 @@ impl Activity {
         Activity {
             accepted: now,
             last: now,
+            carried: false,
         }
     }
 
     /// A byte received or sent at `now`.
     pub fn progress(&mut self, now: u64) {
         self.last = self.last.max(now);
+        self.carried = true;
     }
 }
 
@@ -88,9 +92,12 @@ impl Slots {
         self.paused_until.is_some_and(|u| now < u)
     }
 
-    /// The connection (its index in `conns`) to close for one waiting: the
-    /// least recently active past its grace, once the table has been full
-    /// for the grace period; `None` while a slot is free or none may go.
+    /// The connection (its index in `conns`) to close for one waiting: past
+    /// its grace, one that never carried a byte before one that did (a
+    /// flood of empty connections does not push out a client that is
+    /// only quiet), and of those the least recently active; once the table
+    /// has been full for the grace period; `None` while a slot is free or
+    /// none may go.
     pub fn victim<'a>(
         &self,
         p: &Policy,
@@ -105,7 +112,7 @@ impl Slots {
             .into_iter()
             .enumerate()
             .filter(|(_, a)| now >= p.settles(a))
-            .min_by_key(|(_, a)| (a.last, a.accepted))
+            .min_by_key(|(_, a)| (a.carried, a.last, a.accepted))
             .map(|(i, _)| i)
     }
 
@@ -158,7 +165,11 @@ mod tests {
     };
 
     fn at(accepted: u64, last: u64) -> Activity {
-        Activity { accepted, last }
+        Activity {
+            accepted,
+            last,
+            carried: last != accepted,
+        }
     }
 
     #[test]
@@ -197,6 +208,19 @@ mod tests {
         // Ties go to the one accepted first.
         let conns = [at(3, 20), at(1, 20), at(2, 20)];
         assert_eq!(s.victim(&P, &conns, 70), Some(1));
+    }
+
+    #[test]
+    fn a_quiet_connection_that_carried_data_outlives_empty_ones() {
+        // The keeper carried data long ago; the others never sent a byte.
+        let keeper = at(0, 5);
+        let empty = [at(10, 10), at(20, 20)];
+        let conns = [empty[0], keeper, empty[1]];
+        let mut s = Slots::default();
+        s.note(&P, 3, 30);
+        assert_eq!(s.victim(&P, &conns, 50), Some(0));
+        let conns = [keeper, empty[1]];
+        assert_eq!(s.victim(&P, &conns, 50), Some(1));
     }
 
     #[test]
