@@ -183,6 +183,8 @@ fn default_machine(layout: &Layout) -> Result<(Vec<String>, std::path::PathBuf, 
         .find(|t| t.name == "default_system")
         .context("tests.toml has no default_system test to take the machine from")?;
     let (mut args, disk) = spec.devices(layout)?;
+    // The test's own forwards (free ports for its peer) are not the user's.
+    qemu::drop_forwards(&mut args);
     // Only here: the default_system test boots without them, since QEMU
     // fails to start when another program on the host holds such a port.
     let forwards = system::forwards(layout, "default")?;

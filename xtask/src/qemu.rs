@@ -124,6 +124,18 @@ pub fn args(kernel32: &Path, image: &Path, options: &Options) -> Vec<OsString> {
     args
 }
 
+/// Removes every host port forward from the user networks of a machine's
+/// arguments.
+pub fn drop_forwards(args: &mut [String]) {
+    for a in args.iter_mut().filter(|a| a.starts_with("user,")) {
+        let kept: Vec<&str> = a
+            .split(',')
+            .filter(|p| !p.starts_with("hostfwd="))
+            .collect();
+        *a = kept.join(",");
+    }
+}
+
 /// Adds the manifest's host port forwards to the user network of a
 /// machine's arguments (the value after `-netdev` that starts `user,`).
 /// The host side binds 127.0.0.1 only: test traffic stays on this machine
@@ -244,6 +256,20 @@ mod tests {
         ]
         .map(String::from)
         .to_vec()
+    }
+
+    #[test]
+    fn a_tests_forwards_are_dropped() {
+        let mut args: Vec<String> = [
+            "-netdev",
+            "user,id=n0,hostfwd=tcp:127.0.0.1:4000-:80,hostfwd=udp:127.0.0.1:4001-:7",
+            "-m",
+            "512",
+        ]
+        .map(String::from)
+        .to_vec();
+        drop_forwards(&mut args);
+        assert_eq!(args, ["-netdev", "user,id=n0", "-m", "512"]);
     }
 
     #[test]

@@ -1059,10 +1059,22 @@ impl Stack {
                     Some(What::Listener(l)) => {
                         for h in &l.slots {
                             let s = self.sockets.get_mut::<tcp::Socket>(*h);
-                            if s.state() == tcp::State::Closed {
-                                // Established, then reset before ACCEPT.
-                                self.stats.aborted_pending += 1;
-                                let _ = s.listen(l.at.endpoint());
+                            match s.state() {
+                                // Reset or given up before ACCEPT; once its
+                                // own reset went out (no endpoint left), it
+                                // listens again.
+                                tcp::State::Closed if s.remote_endpoint().is_none() => {
+                                    self.stats.aborted_pending += 1;
+                                    let _ = s.listen(l.at.endpoint());
+                                }
+                                // Established: it waits for ACCEPT as long
+                                // as it takes; the half-open limit is over.
+                                tcp::State::Established | tcp::State::CloseWait
+                                    if s.timeout().is_some() =>
+                                {
+                                    s.set_timeout(None);
+                                }
+                                _ => {}
                             }
                         }
                         if (l.slots.len() as u32) < l.backlog {

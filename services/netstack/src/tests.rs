@@ -1019,3 +1019,20 @@ fn a_client_alarm_comes_once_its_deadline_passed() {
         (None, None)
     );
 }
+
+#[test]
+fn a_pending_connection_waits_for_accept_however_long() {
+    let mut net = Net::new(Config::default());
+    let l = net.a.listen(0, 80, 1);
+    let s = net.b.connect(0, A, 80, net.now);
+    net.run(5);
+    assert_eq!(net.b.send(0, s, b"G"), Ok(1));
+    // Twenty quiet seconds (past the half-open limit) before the ACCEPT.
+    net.run(20_000);
+    let c = net.a.ok(0, op::ACCEPT, l, 0) as u32;
+    assert_eq!(net.a.recv(0, c, 10), Ok(b"G".to_vec()));
+    assert_eq!(net.a.send(0, c, b"ok"), Ok(2));
+    net.run(5);
+    assert_eq!(net.b.recv(0, s, 10), Ok(b"ok".to_vec()));
+    assert_eq!(net.a.stack.stats.aborted_pending, 0);
+}

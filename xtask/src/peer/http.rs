@@ -2,9 +2,10 @@
 //! web tree's /www (kaal_test_patterns::fs::WEB_TREE). What each URL must
 //! give comes from the tree, not from the guest.
 
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::process::{Command, Output, Stdio};
 use std::thread;
+use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 use kaal_test_patterns::fs::{self as trees, WEB_TREE};
@@ -115,6 +116,62 @@ pub fn http_index(peer: &mut Peer) -> Result<()> {
     peer.log.line(format!(
         "http_index: GET / gave systems/rootfs/www/index.html ({} bytes)",
         DEFAULT_INDEX.len()
+    ));
+    Ok(())
+}
+
+/// Stalled clients: more than the server's connections.
+const STALLED: usize = 20;
+
+/// `http_slow`: [`STALLED`] connections each send one byte of a request
+/// and nothing more; a GET of / must still be answered, and the stalled
+/// connections must be reset within a minute (httpd gives a connection
+/// without progress 10 s).
+pub fn http_slow(peer: &mut Peer) -> Result<()> {
+    let port = peer.tcp(80)?;
+    let io = peer.limits.io;
+    let mut stalled = Vec::new();
+    for i in 0..STALLED {
+        let mut s = crate::peer::stream::connect(port, io)
+            .with_context(|| format!("stalled connection {i}"))?;
+        s.write_all(b"G")
+            .with_context(|| format!("stalled connection {i}: its byte"))?;
+        stalled.push(s);
+    }
+    peer.log.line(format!(
+        "http_slow: {STALLED} connections hold one byte of a request each"
+    ));
+    let started = std::time::Instant::now();
+    let url = format!("http://127.0.0.1:{port}/");
+    let index = web_file("/www/index.html")?;
+    same("/", &curl(peer, &[&url])?, &index, "www/index.html")?;
+    peer.log.line(format!(
+        "http_slow: GET / answered beside them in {} ms",
+        started.elapsed().as_millis()
+    ));
+    // Each stalled connection ends (end of file or a reset) without having
+    // been answered.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    for (i, s) in stalled.iter_mut().enumerate() {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        s.set_read_timeout(Some(left.max(Duration::from_millis(1))))
+            .context("setting a read limit")?;
+        let mut buf = [0u8; 256];
+        match s.read(&mut buf) {
+            Ok(0) => {}
+            Ok(n) => {
+                bail!("stalled connection {i}: answered ({n} bytes) though its request never ended")
+            }
+            Err(e) if crate::peer::stream::reset(&e) => {}
+            Err(e) => {
+                return Err(e)
+                    .with_context(|| format!("stalled connection {i}: still open after 60 s"))
+            }
+        }
+    }
+    peer.log.line(format!(
+        "http_slow: all {STALLED} stalled connections were closed by the server within {} s",
+        started.elapsed().as_secs()
     ));
     Ok(())
 }

@@ -59,6 +59,10 @@ pub enum Program {
     UdpEcho,
     /// Guest TCP 80 serves the web tree's /www over HTTP/1.1 (checked with curl).
     Http,
+    /// Guest TCP 80 serves the web tree while 20 clients hold connections
+    /// without finishing a request: a GET is still answered, and the
+    /// stalled connections are reset.
+    HttpSlow,
     /// Guest TCP 80 serves the default system's disk: GET / gives
     /// systems/rootfs/www/index.html (the page `cargo xtask run` serves).
     HttpIndex,
@@ -82,6 +86,7 @@ impl Program {
             Program::UdpEcho => "udp_echo",
             Program::Http => "http",
             Program::HttpIndex => "http_index",
+            Program::HttpSlow => "http_slow",
             Program::GuestConnect => "guest_connect",
             Program::Restart => "restart",
             Program::SynFlood => "syn_flood",
@@ -94,7 +99,7 @@ impl Program {
         match self {
             Program::TcpEcho | Program::SynFlood => (Proto::Tcp, 7),
             Program::UdpEcho => (Proto::Udp, 7),
-            Program::Http | Program::HttpIndex => (Proto::Tcp, 80),
+            Program::Http | Program::HttpIndex | Program::HttpSlow => (Proto::Tcp, 80),
             Program::GuestConnect | Program::Restart => (Proto::Tcp, guest::CONTROL_PORT),
             // Its first; the others fail at once when missing.
             Program::NetBench => (Proto::Tcp, 9),
@@ -327,6 +332,7 @@ pub fn run_program(program: Program, peer: &mut Peer) -> Result<()> {
         Program::UdpEcho => udp::udp_echo(peer),
         Program::Http => http::http(peer),
         Program::HttpIndex => http::http_index(peer),
+        Program::HttpSlow => http::http_slow(peer),
         Program::GuestConnect => guest::guest_connect(peer),
         Program::Restart => guest::restart(peer),
         Program::SynFlood => stream::syn_flood(peer),
