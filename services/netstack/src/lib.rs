@@ -172,7 +172,8 @@ pub struct Stack {
 }
 
 /// How long a listening socket holds a connection whose handshake does not
-/// complete.
+/// complete, or one that is complete but quiet and not accepted: then it
+/// is reset and the socket listens again.
 const HALF_OPEN: Duration = Duration::from_secs(10);
 
 /// The first ephemeral port (IANA's range).
@@ -1066,13 +1067,6 @@ impl Stack {
                                 tcp::State::Closed if s.remote_endpoint().is_none() => {
                                     self.stats.aborted_pending += 1;
                                     let _ = s.listen(l.at.endpoint());
-                                }
-                                // Established: it waits for ACCEPT as long
-                                // as it takes; the half-open limit is over.
-                                tcp::State::Established | tcp::State::CloseWait
-                                    if s.timeout().is_some() =>
-                                {
-                                    s.set_timeout(None);
                                 }
                                 _ => {}
                             }

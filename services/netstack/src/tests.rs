@@ -1021,18 +1021,24 @@ fn a_client_alarm_comes_once_its_deadline_passed() {
 }
 
 #[test]
-fn a_pending_connection_waits_for_accept_however_long() {
+fn a_quiet_pending_connection_is_reset_and_its_slot_listens_again() {
     let mut net = Net::new(Config::default());
     let l = net.a.listen(0, 80, 1);
     let s = net.b.connect(0, A, 80, net.now);
     net.run(5);
     assert_eq!(net.b.send(0, s, b"G"), Ok(1));
-    // Twenty quiet seconds (past the half-open limit) before the ACCEPT.
+    // Twenty quiet seconds without an ACCEPT: the peer is reset (it
+    // learns of it), and the slot takes a new connection.
     net.run(20_000);
-    let c = net.a.ok(0, op::ACCEPT, l, 0) as u32;
-    assert_eq!(net.a.recv(0, c, 10), Ok(b"G".to_vec()));
-    assert_eq!(net.a.send(0, c, b"ok"), Ok(2));
+    assert_eq!(net.b.recv(0, s, 10), Err(Some(Errno::ECONNRESET)));
+    assert_eq!(
+        net.a.op(0, op::ACCEPT, l, 0).result(),
+        Err(Some(Errno::EAGAIN))
+    );
+    let t = net.b.connect(0, A, 80, net.now);
     net.run(5);
-    assert_eq!(net.b.recv(0, s, 10), Ok(b"ok".to_vec()));
-    assert_eq!(net.a.stack.stats.aborted_pending, 0);
+    let c = net.a.ok(0, op::ACCEPT, l, 0) as u32;
+    assert_eq!(net.b.send(0, t, b"ok"), Ok(2));
+    net.run(5);
+    assert_eq!(net.a.recv(0, c, 10), Ok(b"ok".to_vec()));
 }

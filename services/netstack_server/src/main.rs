@@ -33,6 +33,8 @@ const MAX_CLIENTS: usize = 8;
 const RESERVE: usize = 1 << 20;
 /// Alarms asked of the timer at once, at most.
 const MAX_ALARMS: usize = 4;
+/// The longest the loop sleeps without an alarm asked.
+const MAX_SLEEP: core::time::Duration = core::time::Duration::from_secs(1);
 /// Each client's rings, as a cut reports them.
 const RING_NAMES: [&str; MAX_CLIENTS] = [
     "sock_req0/sock_cpl0",
@@ -325,6 +327,16 @@ impl Service {
             .min_by_key(|d| d.ticks())
         else {
             return false;
+        };
+        // At most a second ahead: an alarm asked for a deadline that was
+        // then moved (a client's replaced ALARM) stays in the timer until
+        // it fires, and with every one near, one not asked because
+        // [`MAX_ALARMS`] are is never waited for long.
+        let horizon = self.clock.after(tsc, MAX_SLEEP);
+        let deadline = if deadline.ticks() > horizon.ticks() {
+            horizon
+        } else {
+            deadline
         };
         let sooner = self
             .alarms
