@@ -7,8 +7,11 @@
 //! Eviction is the last resort: only after the table has been full for
 //! [`Policy::grace`] without a slot freeing by itself (short connections
 //! that end on their own make room faster, and a long quiet one is not
-//! closed for them), and never of a connection accepted within the last
-//! [`Policy::grace`] (it gets to send its request and have its answer).
+//! closed for them), never of a connection accepted within the last
+//! [`Policy::grace`] (it gets to send its request and have its answer),
+//! and of one that carried data only once it has been quiet for half its
+//! [`Policy::idle`] (a flood of new connections, all in their grace, does
+//! not push out the one old client that is only pausing).
 
 /// The bounds of the connections, in ticks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -59,7 +62,12 @@ impl Policy {
 
     /// When `a` may be evicted at the earliest.
     fn settles(&self, a: &Activity) -> u64 {
-        a.accepted.saturating_add(self.grace)
+        let grace = a.accepted.saturating_add(self.grace);
+        if a.carried {
+            grace.max(a.last.saturating_add(self.idle / 2))
+        } else {
+            grace
+        }
     }
 }
 
@@ -225,14 +233,18 @@ mod tests {
 
     #[test]
     fn a_connection_in_its_grace_is_not_evicted() {
-        // The quietest was accepted at 65: safe until 75.
-        let conns = [at(0, 50), at(65, 65), at(0, 40)];
+        // The one that never carried a byte was accepted at 65: safe
+        // until 75; the others carried data and are quiet for less than
+        // half the idle limit (50).
+        let conns = [at(0, 50), at(65, 65), at(0, 30)];
         let mut s = Slots::default();
         s.note(&P, 3, 0);
-        assert_eq!(s.victim(&P, &conns, 70), Some(2));
-        let conns = [at(0, 50), at(65, 30), at(0, 40)];
-        assert_eq!(s.victim(&P, &conns, 70), Some(2));
+        assert_eq!(s.victim(&P, &conns, 70), None);
         assert_eq!(s.victim(&P, &conns, 75), Some(1));
+        // Past half its idle limit, a quiet one may go too.
+        let conns = [at(0, 50), at(0, 30)];
+        assert_eq!(s.victim(&P, &conns, 79), None);
+        assert_eq!(s.victim(&P, &conns, 80), Some(1));
     }
 
     #[test]
