@@ -1,5 +1,7 @@
 //! Two stacks on a simulated wire, each with clients issuing requests as
-//! the component would pass them on.
+//! the component would pass them on. The wire is two in-memory queues: no
+//! frame leaves the process. 10.0.0.0/24 is the simulated subnet, and
+//! [`ABSENT`] an address no simulated host has (its ARP goes unanswered).
 
 extern crate std;
 
@@ -16,6 +18,7 @@ use super::*;
 
 const A: [u8; 4] = [10, 0, 0, 1];
 const B: [u8; 4] = [10, 0, 0, 2];
+const ABSENT: [u8; 4] = [10, 0, 0, 9];
 const REGION: usize = 256 * 1024;
 
 struct Queue {
@@ -189,6 +192,15 @@ impl Host {
         self.call(c, r, now)
     }
 
+    fn alarm(&mut self, c: usize, at: u64) -> Completion {
+        let r = Request {
+            op: op::ALARM,
+            offset: at,
+            ..Request::default()
+        };
+        self.call(c, r, Instant::from_millis(0))
+    }
+
     fn listen(&mut self, c: usize, port: u16, backlog: u32) -> u32 {
         let s = self.ok(c, op::OPEN, 0, kind::TCP) as u32;
         assert_eq!(
@@ -332,8 +344,8 @@ fn a_connect_nobody_answers_times_out() {
         ..Config::default()
     };
     let mut net = Net::new(cfg);
-    // Nobody has 10.0.0.9: ARP goes unanswered.
-    let s = net.b.connect(0, [10, 0, 0, 9], 80, net.now);
+    // Nobody has ABSENT: ARP goes unanswered.
+    let s = net.b.connect(0, ABSENT, 80, net.now);
     net.run(100);
     assert_eq!(net.b.send(0, s, b"x"), Err(Some(Errno::EAGAIN)));
     net.run(1000);
@@ -736,7 +748,7 @@ proptest::proptest! {
         net.run(5);
         let c = net.a.ok(0, op::ACCEPT, l, 0) as u32;
         for (i, &(o, socket, offset, len, flags, port, to)) in reqs.iter().enumerate() {
-            let addr = [A, B, [10, 0, 0, 9]][to as usize];
+            let addr = [A, B, ABSENT][to as usize];
             let r = Request { op: o, socket, offset, len, flags, addr, port, ..Request::default() };
             let done = net.a.call(1, r, net.now);
             proptest::prop_assert_eq!(done.kind, completion::REPLY);
@@ -918,9 +930,9 @@ fn closed_connections_that_cannot_say_goodbye_are_reaped() {
         ..Config::default()
     };
     let mut net = Net::new(cfg);
-    // Nobody has 10.0.0.9: the connect times out, and its reset never
+    // Nobody has ABSENT: the connect times out, and its reset never
     // goes out; then the client closes it.
-    let s = net.b.connect(0, [10, 0, 0, 9], 80, net.now);
+    let s = net.b.connect(0, ABSENT, 80, net.now);
     net.run(1500);
     assert_eq!(net.b.recv(0, s, 1), Err(Some(Errno::ETIMEDOUT)));
     net.b.ok(0, op::CLOSE, s, CLOSE_RESET);
@@ -962,12 +974,7 @@ fn a_full_link_drops_answers_and_counts_them() {
 #[test]
 fn a_client_alarm_comes_once_its_deadline_passed() {
     let mut net = Net::new(Config::default());
-    let r = Request {
-        op: op::ALARM,
-        offset: 1000,
-        ..Request::default()
-    };
-    let done = net.a.call(1, r, net.now);
+    let done = net.a.alarm(1, 1000);
     assert_eq!(done.result(), Ok(0));
     assert_eq!(net.a.stack.next_alarm(0), Some(1000));
     assert_eq!(net.a.stack.alarm_due(1, 999), None);
@@ -976,44 +983,12 @@ fn a_client_alarm_comes_once_its_deadline_passed() {
     assert_eq!((a.kind, a.tag), (completion::ALARM, done.tag));
     assert_eq!(net.a.stack.alarm_due(1, 5000), None, "once");
     // A later one replaces it; 0 cancels.
-    let _ = net.a.call(
-        1,
-        Request {
-            op: op::ALARM,
-            offset: 10,
-            ..Request::default()
-        },
-        net.now,
-    );
-    let later = net.a.call(
-        1,
-        Request {
-            op: op::ALARM,
-            offset: 20,
-            ..Request::default()
-        },
-        net.now,
-    );
+    let _ = net.a.alarm(1, 10);
+    let later = net.a.alarm(1, 20);
     assert_eq!(net.a.stack.next_alarm(0), Some(20));
     assert_eq!(net.a.stack.alarm_due(1, 30).map(|a| a.tag), Some(later.tag));
-    let _ = net.a.call(
-        1,
-        Request {
-            op: op::ALARM,
-            offset: 40,
-            ..Request::default()
-        },
-        net.now,
-    );
-    let _ = net.a.call(
-        1,
-        Request {
-            op: op::ALARM,
-            offset: 0,
-            ..Request::default()
-        },
-        net.now,
-    );
+    let _ = net.a.alarm(1, 40);
+    let _ = net.a.alarm(1, 0);
     assert_eq!(
         (net.a.stack.next_alarm(0), net.a.stack.alarm_due(1, 100)),
         (None, None)

@@ -60,8 +60,6 @@ struct DriverLink {
     /// smoltcp had a frame to send and found no room.
     blocked: bool,
     token: u32,
-    /// Entries that were not frames (the driver's refusals, addresses).
-    other: u64,
 }
 
 struct Frame(Packet);
@@ -85,7 +83,8 @@ impl Link for DriverLink {
             if p.kind == net::kind::FRAME {
                 return Some(Frame(p));
             }
-            self.other += 1;
+            // Not a frame: a refusal (the stack sends again what it
+            // needs) or the address, known already.
         }
     }
 
@@ -497,7 +496,6 @@ fn main(env: &Env) -> Result<(), &'static str> {
         room: 0,
         blocked: false,
         token: 0,
-        other: 0,
     };
     let timer = TimerClient::new(env).map_err(<&'static str>::from)?;
     let clients = clients(env);
