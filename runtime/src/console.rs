@@ -6,9 +6,9 @@
 use core::fmt;
 
 use kaal_sel4::cap::{Cap, Endpoint};
-use kaal_sel4::ipc::{set_mr, MessageInfo};
+use kaal_sel4::ipc::{mr, set_mr, MessageInfo};
 
-use kaal_protocols::supervisor::{self, LINE_BYTES};
+use kaal_protocols::supervisor::{self, LINE_BYTES, LINE_WORDS};
 
 use crate::start::slot;
 
@@ -35,9 +35,19 @@ impl LineWriter {
         if text.is_empty() {
             return;
         }
+        // A line may be printed between building a message in the IPC
+        // buffer and sending it (a server's reply): the words this call and
+        // its answer overwrite are put back.
+        let mut kept = [0u64; LINE_WORDS];
+        for (i, w) in kept.iter_mut().enumerate() {
+            *w = mr(i);
+        }
         let words = supervisor::encode_line(text, set_mr);
         let sup = Endpoint::from_cptr(slot::SUPERVISOR);
         let _ = sup.call(MessageInfo::new(supervisor::CONSOLE, words));
+        for (i, &w) in kept.iter().enumerate() {
+            set_mr(i, w);
+        }
         self.len = 0;
     }
 
