@@ -6,7 +6,12 @@
 
 extern crate alloc;
 
+pub mod abi;
+pub mod errno;
+pub mod fd;
 pub mod image;
 pub mod pipe;
+pub mod regs;
 pub mod rewrite;
 pub mod tty;
+pub mod vm;

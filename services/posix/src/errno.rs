@@ -1,0 +1,67 @@
+//! Linux error numbers, as a system call returns them (negated in rax).
+
+use linux_raw_sys::errno as e;
+
+/// A Linux errno value (positive).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Errno(pub u32);
+
+macro_rules! errnos {
+    ($($name:ident),* $(,)?) => {
+        impl Errno {
+            $(pub const $name: Errno = Errno(e::$name);)*
+        }
+    };
+}
+
+errnos!(
+    EPERM,
+    ENOENT,
+    ESRCH,
+    EINTR,
+    EIO,
+    ENXIO,
+    E2BIG,
+    ENOEXEC,
+    EBADF,
+    ECHILD,
+    EAGAIN,
+    ENOMEM,
+    EACCES,
+    EFAULT,
+    EBUSY,
+    EEXIST,
+    EXDEV,
+    ENODEV,
+    ENOTDIR,
+    EISDIR,
+    EINVAL,
+    ENFILE,
+    EMFILE,
+    ENOTTY,
+    ETXTBSY,
+    EFBIG,
+    ENOSPC,
+    ESPIPE,
+    EROFS,
+    EMLINK,
+    EPIPE,
+    ERANGE,
+    EDEADLK,
+    ENAMETOOLONG,
+    ENOSYS,
+    ENOTEMPTY,
+    ELOOP,
+    EOPNOTSUPP,
+    ECONNREFUSED,
+    ETIMEDOUT,
+    ENOTSOCK,
+    EAFNOSUPPORT,
+);
+
+impl Errno {
+    /// The value a system call returns for it: `-errno` as a register.
+    pub fn ret(self) -> u64 {
+        (-i64::from(self.0)) as u64
+    }
+}

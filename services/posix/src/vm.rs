@@ -1,0 +1,483 @@
+//! A Linux process's address space as ranges of reserved pages with their
+//! protection: what `brk`, `mmap`, `munmap` and `mprotect` decide. Which
+//! pages are present (have a frame) is the server's business: a reserved
+//! page gets its frame when first touched (a page fault the server answers)
+//! or when something is loaded into it, so a big stack or `mmap` costs
+//! nothing until used.
+
+use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
+use core::ops::Range;
+
+use crate::errno::Errno;
+
+pub const PAGE: u64 = 4096;
+
+/// Lowest address a mapping may use (Linux's default `mmap_min_addr`).
+pub const MIN_ADDR: u64 = 0x1_0000;
+/// Top of the initial stack (one page below it stays unmapped).
+pub const STACK_TOP: u64 = 0x7fff_ffff_e000;
+/// Room the stack may grow into (Linux's default RLIMIT_STACK).
+pub const STACK_BYTES: u64 = 8 << 20;
+/// `mmap` without an address places mappings below this, top down.
+pub const MMAP_TOP: u64 = STACK_TOP - STACK_BYTES - (1 << 30);
+/// The end of the user half (exclusive).
+pub const USER_END: u64 = 0x7fff_ffff_f000;
+/// Where a static-pie (`ET_DYN`) image is loaded.
+pub const PIE_BASE: u64 = 0x5555_5555_4000;
+
+/// Page protection (Linux `PROT_*` bits 1, 2, 4).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Prot {
+    pub read: bool,
+    pub write: bool,
+    pub exec: bool,
+}
+
+impl Prot {
+    pub const NONE: Prot = Prot {
+        read: false,
+        write: false,
+        exec: false,
+    };
+    pub const RW: Prot = Prot {
+        read: true,
+        write: true,
+        exec: false,
+    };
+    pub const RX: Prot = Prot {
+        read: true,
+        write: false,
+        exec: true,
+    };
+    pub const R: Prot = Prot {
+        read: true,
+        write: false,
+        exec: false,
+    };
+
+    /// From `PROT_*` bits; unknown bits are `EINVAL`.
+    pub fn from_bits(bits: u64) -> Result<Prot, Errno> {
+        if bits & !7 != 0 {
+            return Err(Errno::EINVAL);
+        }
+        Ok(Prot {
+            read: bits & 1 != 0,
+            write: bits & 2 != 0,
+            exec: bits & 4 != 0,
+        })
+    }
+}
+
+/// What a range of pages holds, for what a fault or `fork` does with it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// A segment of the program (present from the start).
+    Image,
+    /// The `brk` heap.
+    Heap,
+    /// The stack (grows down on demand inside its reservation).
+    Stack,
+    /// Anonymous `mmap` memory.
+    Anon,
+    /// A private file mapping (present from the start, read at `mmap`).
+    File,
+}
+
+/// A run of reserved pages with one protection and kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Area {
+    pub end: u64,
+    pub prot: Prot,
+    pub kind: Kind,
+}
+
+/// `mmap` flags the layout looks at.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MapFlags {
+    pub fixed: bool,
+    pub fixed_noreplace: bool,
+}
+
+/// The reserved ranges of one address space.
+#[derive(Clone, Debug, Default)]
+pub struct Layout {
+    areas: BTreeMap<u64, Area>,
+    brk_start: u64,
+    brk: u64,
+}
+
+fn page_up(x: u64) -> Option<u64> {
+    x.checked_add(PAGE - 1).map(|v| v & !(PAGE - 1))
+}
+
+impl Layout {
+    pub fn new() -> Layout {
+        Layout::default()
+    }
+
+    /// The area holding `addr`, with its start.
+    pub fn area_at(&self, addr: u64) -> Option<(u64, Area)> {
+        let (&start, &area) = self.areas.range(..=addr).next_back()?;
+        (addr < area.end).then_some((start, area))
+    }
+
+    /// Every area, in address order.
+    pub fn areas(&self) -> impl Iterator<Item = (u64, Area)> + '_ {
+        self.areas.iter().map(|(&s, &a)| (s, a))
+    }
+
+    /// True if any page of `range` is reserved.
+    pub fn overlaps(&self, range: Range<u64>) -> bool {
+        if range.is_empty() {
+            return false;
+        }
+        if self.area_at(range.start).is_some() {
+            return true;
+        }
+        self.areas.range(range.start..range.end).next().is_some()
+    }
+
+    /// Splits areas so that `at` begins one (if it lies inside one).
+    fn split(&mut self, at: u64) {
+        if let Some((start, area)) = self.area_at(at) {
+            if start < at {
+                self.areas.insert(start, Area { end: at, ..area });
+                self.areas.insert(at, area);
+            }
+        }
+    }
+
+    /// Removes every reservation in `range`; returns the removed runs.
+    fn carve(&mut self, range: Range<u64>) -> Vec<(Range<u64>, Area)> {
+        self.split(range.start);
+        self.split(range.end);
+        let starts: Vec<u64> = self
+            .areas
+            .range(range.start..range.end)
+            .map(|(&s, _)| s)
+            .collect();
+        starts
+            .into_iter()
+            .filter_map(|s| self.areas.remove(&s).map(|a| (s..a.end, a)))
+            .collect()
+    }
+
+    /// Reserves `range` (page aligned, free) as `kind` with `prot`.
+    pub fn reserve(&mut self, range: Range<u64>, prot: Prot, kind: Kind) -> Result<(), Errno> {
+        if range.start % PAGE != 0 || range.end % PAGE != 0 || range.is_empty() {
+            return Err(Errno::EINVAL);
+        }
+        if range.start < MIN_ADDR || range.end > USER_END {
+            return Err(Errno::ENOMEM);
+        }
+        if self.overlaps(range.clone()) {
+            return Err(Errno::EEXIST);
+        }
+        self.areas.insert(
+            range.start,
+            Area {
+                end: range.end,
+                prot,
+                kind,
+            },
+        );
+        self.merge_around(range.start);
+        Ok(())
+    }
+
+    /// Joins the area at `start` with equal neighbours.
+    fn merge_around(&mut self, start: u64) {
+        let Some(area) = self.areas.get(&start).copied() else {
+            return;
+        };
+        let mut start = start;
+        if let Some((&ps, &prev)) = self.areas.range(..start).next_back() {
+            if prev.end == start && prev.prot == area.prot && prev.kind == area.kind {
+                self.areas.remove(&start);
+                self.areas.insert(
+                    ps,
+                    Area {
+                        end: area.end,
+                        ..prev
+                    },
+                );
+                start = ps;
+            }
+        }
+        let Some(area) = self.areas.get(&start).copied() else {
+            return;
+        };
+        if let Some(next) = self.areas.get(&area.end).copied() {
+            if next.prot == area.prot && next.kind == area.kind {
+                self.areas.remove(&area.end);
+                self.areas.insert(
+                    start,
+                    Area {
+                        end: next.end,
+                        ..area
+                    },
+                );
+            }
+        }
+    }
+
+    /// Sets where the heap starts (the end of the program's image).
+    pub fn set_brk_start(&mut self, at: u64) {
+        let at = page_up(at).unwrap_or(at);
+        self.brk_start = at;
+        self.brk = at;
+    }
+
+    pub fn brk(&self) -> u64 {
+        self.brk
+    }
+
+    /// Linux's `brk(new)`: moves the break if it can and returns the break
+    /// after (the old one when it cannot), with the pages to drop. Pages
+    /// gained are reserved as heap and come on demand.
+    pub fn set_brk(&mut self, new: u64) -> (u64, Vec<Range<u64>>) {
+        if new < self.brk_start || new >= MMAP_TOP {
+            return (self.brk, Vec::new());
+        }
+        let (Some(old_end), Some(new_end)) = (page_up(self.brk), page_up(new)) else {
+            return (self.brk, Vec::new());
+        };
+        let mut dropped = Vec::new();
+        if new_end > old_end {
+            if self.overlaps(old_end..new_end) {
+                return (self.brk, Vec::new());
+            }
+            if self
+                .reserve(old_end..new_end, Prot::RW, Kind::Heap)
+                .is_err()
+            {
+                return (self.brk, Vec::new());
+            }
+        } else if new_end < old_end {
+            dropped = self
+                .carve(new_end..old_end)
+                .into_iter()
+                .map(|(r, _)| r)
+                .collect();
+        }
+        self.brk = new;
+        (new, dropped)
+    }
+
+    /// Chooses and reserves the range of an `mmap` of `len` bytes; returns
+    /// it with the reserved ranges it replaced (a fixed mapping over older
+    /// ones), whose pages the caller drops first.
+    pub fn mmap(
+        &mut self,
+        addr: u64,
+        len: u64,
+        prot: Prot,
+        flags: MapFlags,
+        kind: Kind,
+    ) -> Result<(Range<u64>, Vec<Range<u64>>), Errno> {
+        let len = page_up(len).ok_or(Errno::ENOMEM)?;
+        if len == 0 {
+            return Err(Errno::EINVAL);
+        }
+        if flags.fixed || flags.fixed_noreplace {
+            if addr % PAGE != 0 {
+                return Err(Errno::EINVAL);
+            }
+            let end = addr.checked_add(len).ok_or(Errno::ENOMEM)?;
+            if addr < MIN_ADDR || end > USER_END {
+                return Err(if flags.fixed {
+                    Errno::EPERM
+                } else {
+                    Errno::ENOMEM
+                });
+            }
+            if self.overlaps(addr..end) {
+                if flags.fixed_noreplace {
+                    return Err(Errno::EEXIST);
+                }
+            }
+            let replaced = self.carve(addr..end).into_iter().map(|(r, _)| r).collect();
+            self.reserve(addr..end, prot, kind)?;
+            return Ok((addr..end, replaced));
+        }
+        // A hint is taken when the range is free.
+        let hint = addr & !(PAGE - 1);
+        if hint >= MIN_ADDR {
+            if let Some(end) = hint.checked_add(len) {
+                if end <= MMAP_TOP && !self.overlaps(hint..end) {
+                    self.reserve(hint..end, prot, kind)?;
+                    return Ok((hint..end, Vec::new()));
+                }
+            }
+        }
+        let start = self.find_free(len).ok_or(Errno::ENOMEM)?;
+        self.reserve(start..start + len, prot, kind)?;
+        Ok((start..start + len, Vec::new()))
+    }
+
+    /// The highest free range of `len` bytes below [`MMAP_TOP`], above the
+    /// heap's reach.
+    fn find_free(&self, len: u64) -> Option<u64> {
+        let floor = self.brk_start.max(MIN_ADDR);
+        let mut top = MMAP_TOP;
+        for (&start, area) in self.areas.range(..MMAP_TOP).rev() {
+            let low = area.end.max(floor);
+            if top >= low && top - low >= len {
+                return Some(top - len);
+            }
+            top = top.min(start);
+            if top <= floor {
+                return None;
+            }
+        }
+        (top >= floor && top - floor >= len).then(|| top - len)
+    }
+
+    /// Linux's `munmap`: drops any reservation in the range; returns the
+    /// ranges dropped.
+    pub fn munmap(&mut self, addr: u64, len: u64) -> Result<Vec<Range<u64>>, Errno> {
+        if addr % PAGE != 0 || len == 0 {
+            return Err(Errno::EINVAL);
+        }
+        let len = page_up(len).ok_or(Errno::EINVAL)?;
+        let end = addr.checked_add(len).ok_or(Errno::EINVAL)?;
+        if end > USER_END {
+            return Err(Errno::EINVAL);
+        }
+        let out = self.carve(addr..end);
+        Ok(out.into_iter().map(|(r, _)| r).collect())
+    }
+
+    /// Linux's `mprotect`: every page of the range must be reserved
+    /// (`ENOMEM` otherwise). A page may not be both writable and
+    /// executable (`EACCES`): KaaL keeps W^X for Linux programs too, and
+    /// the server scans pages that become executable for system calls.
+    /// Returns the ranges changed.
+    pub fn mprotect(&mut self, addr: u64, len: u64, prot: Prot) -> Result<Vec<Range<u64>>, Errno> {
+        if addr % PAGE != 0 {
+            return Err(Errno::EINVAL);
+        }
+        let len = page_up(len).ok_or(Errno::ENOMEM)?;
+        let end = addr.checked_add(len).ok_or(Errno::ENOMEM)?;
+        if len == 0 {
+            return Ok(Vec::new());
+        }
+        if prot.write && prot.exec {
+            return Err(Errno::EACCES);
+        }
+        // Every page reserved?
+        let mut at = addr;
+        while at < end {
+            let (_, area) = self.area_at(at).ok_or(Errno::ENOMEM)?;
+            at = area.end;
+        }
+        let runs = self.carve(addr..end);
+        let mut changed = Vec::new();
+        for (r, area) in runs {
+            self.areas.insert(r.start, Area { prot, ..area });
+            changed.push(r);
+        }
+        let starts: Vec<u64> = changed.iter().map(|r| r.start).collect();
+        for s in starts {
+            self.merge_around(s);
+        }
+        Ok(changed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn brk_grows_and_shrinks_by_pages() {
+        let mut l = Layout::new();
+        l.reserve(0x40_0000..0x40_2000, Prot::RX, Kind::Image)
+            .expect("image");
+        l.set_brk_start(0x40_2010);
+        assert_eq!(l.brk(), 0x40_3000);
+        assert_eq!(l.set_brk(0).0, 0x40_3000, "brk(0) asks");
+        assert_eq!(l.set_brk(0x40_5001).0, 0x40_5001);
+        assert!(l.area_at(0x40_5000).is_some());
+        let (b, dropped) = l.set_brk(0x40_3800);
+        assert_eq!(b, 0x40_3800);
+        assert_eq!(dropped, alloc::vec![0x40_4000..0x40_6000]);
+        assert_eq!(l.set_brk(0x40_1000).0, 0x40_3800, "below the start");
+    }
+
+    #[test]
+    fn mmap_places_top_down_and_honours_fixed() {
+        let mut l = Layout::new();
+        let (a, _) = l
+            .mmap(0, 5000, Prot::RW, MapFlags::default(), Kind::Anon)
+            .expect("mmap");
+        assert_eq!(a, MMAP_TOP - 0x2000..MMAP_TOP);
+        let (b, _) = l
+            .mmap(0, 4096, Prot::RW, MapFlags::default(), Kind::Anon)
+            .expect("mmap");
+        assert_eq!(b.end, a.start);
+        let fixed = MapFlags {
+            fixed: true,
+            ..MapFlags::default()
+        };
+        let (c, replaced) = l
+            .mmap(a.start, 4096, Prot::R, fixed, Kind::Anon)
+            .expect("fixed");
+        assert_eq!(c, a.start..a.start + 4096);
+        assert_eq!(replaced, alloc::vec![a.start..a.start + 4096]);
+        let noreplace = MapFlags {
+            fixed_noreplace: true,
+            ..MapFlags::default()
+        };
+        assert_eq!(
+            l.mmap(a.start, 4096, Prot::R, noreplace, Kind::Anon).err(),
+            Some(Errno::EEXIST)
+        );
+        assert_eq!(
+            l.mmap(0, 0, Prot::R, MapFlags::default(), Kind::Anon).err(),
+            Some(Errno::EINVAL)
+        );
+    }
+
+    #[test]
+    fn munmap_splits_and_mprotect_needs_every_page() {
+        let mut l = Layout::new();
+        l.reserve(0x10_0000..0x10_4000, Prot::RW, Kind::Anon)
+            .expect("reserve");
+        let dropped = l.munmap(0x10_1000, 0x1000).expect("munmap");
+        assert_eq!(dropped, alloc::vec![0x10_1000..0x10_2000]);
+        assert!(l.area_at(0x10_1000).is_none());
+        assert!(l.area_at(0x10_2000).is_some());
+        assert_eq!(
+            l.mprotect(0x10_0000, 0x4000, Prot::R).err(),
+            Some(Errno::ENOMEM)
+        );
+        assert_eq!(
+            l.mprotect(0x10_2000, 0x2000, Prot::R).expect("mprotect"),
+            alloc::vec![0x10_2000..0x10_4000]
+        );
+        assert_eq!(l.area_at(0x10_3000).map(|(_, a)| a.prot), Some(Prot::R));
+        let wx = Prot {
+            read: true,
+            write: true,
+            exec: true,
+        };
+        assert_eq!(l.mprotect(0x10_2000, 0x1000, wx).err(), Some(Errno::EACCES));
+        assert_eq!(l.munmap(0x10_0001, 1).err(), Some(Errno::EINVAL));
+    }
+
+    #[test]
+    fn equal_neighbours_merge() {
+        let mut l = Layout::new();
+        l.reserve(0x10_0000..0x10_1000, Prot::RW, Kind::Anon)
+            .expect("a");
+        l.reserve(0x10_1000..0x10_2000, Prot::RW, Kind::Anon)
+            .expect("b");
+        assert_eq!(l.areas().count(), 1);
+        l.mprotect(0x10_0000, 0x1000, Prot::R).expect("split");
+        assert_eq!(l.areas().count(), 2);
+        l.mprotect(0x10_0000, 0x1000, Prot::RW).expect("join");
+        assert_eq!(l.areas().count(), 1);
+    }
+}
