@@ -1,0 +1,324 @@
+//! The process server (the guide's POSIX server): runs unmodified static
+//! Linux x86_64 programs from the VFS as seL4 processes, each in its own
+//! VSpace with a CSpace holding nothing but its fault endpoint, built over
+//! the untyped memory the manifest grants this component. Every Linux
+//! system call arrives here as a fault (the `syscall` instructions were
+//! rewritten to `int $0xa0` at load) and is answered with Linux's
+//! semantics; see docs/posix.md.
+#![no_std]
+#![no_main]
+
+extern crate alloc;
+
+mod files;
+mod process;
+mod space;
+mod syscall;
+mod window;
+
+use alloc::collections::BTreeMap;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use kaal_broker::sel4::Sel4Kernel;
+use kaal_client::file::Files;
+use kaal_client::serial::SerialClient;
+use kaal_client::timer::TimerClient;
+use kaal_rt::start::CALL_BIT;
+use kaal_rt::time::{Clock, Instant};
+use kaal_rt::{println, Env};
+use kaal_sel4::cap::{CNode, Cap, Endpoint};
+use kaal_sel4::fault::label;
+use kaal_sel4::ipc::{self, MessageInfo};
+use kaal_sel4::Word;
+use posix::random::Random;
+use posix::regs::{Regs, FAULT_WORDS};
+
+use process::{Pid, Process};
+
+pub type Broker = kaal_broker::Broker<Sel4Kernel>;
+
+/// Why the server could not start.
+#[derive(Debug)]
+enum StartError {
+    Budget,
+    Files,
+    Broker(kaal_broker::BrokerError),
+    NoProgram,
+    Spawn(posix::errno::Errno),
+}
+
+impl core::fmt::Display for StartError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            StartError::Budget => f.write_str("no untyped budget granted (manifest `untyped`)"),
+            StartError::Files => f.write_str("no `fs` file channel to the VFS"),
+            StartError::Broker(e) => write!(f, "broker: {e}"),
+            StartError::NoProgram => {
+                f.write_str("no program to run: the manifest's `args` name none")
+            }
+            StartError::Spawn(e) => write!(f, "the first program could not start: errno {}", e.0),
+        }
+    }
+}
+
+/// Where the console's bytes go.
+pub struct Console {
+    serial: Option<SerialClient>,
+    /// Output not yet ended by a newline, when printing through the
+    /// supervisor (no serial channel).
+    line: Vec<u8>,
+    /// Bytes typed and not yet read.
+    pub input: Vec<u8>,
+}
+
+impl Console {
+    pub fn write(&mut self, bytes: &[u8]) {
+        if let Some(s) = self.serial.as_mut() {
+            let mut out = Vec::with_capacity(bytes.len());
+            for &b in bytes {
+                if b == b'\n' {
+                    out.push(b'\r');
+                }
+                out.push(b);
+            }
+            let _ = s.send(&out);
+            return;
+        }
+        for &b in bytes {
+            if b == b'\n' {
+                let text = String::from_utf8_lossy(&self.line);
+                println!("{text}");
+                self.line.clear();
+            } else if self.line.len() < 512 {
+                self.line.push(b);
+            }
+        }
+    }
+
+    /// Takes what the driver delivered.
+    fn poll_input(&mut self) {
+        let Some(s) = self.serial.as_mut() else {
+            return;
+        };
+        while let Ok(Some(chunk)) = s.rx.try_recv() {
+            self.input.extend_from_slice(chunk.bytes());
+            s.rx.release();
+        }
+    }
+}
+
+pub struct Server {
+    pub broker: Broker,
+    /// This component's own CNode (to mint fault endpoints from).
+    pub cnode: CNode,
+    /// Depth at which `cnode` resolves a slot.
+    pub cspace_bits: u8,
+    /// The endpoint every process faults to.
+    pub ep: Endpoint,
+    pub files: Files,
+    pub console: Console,
+    pub timer: Option<TimerClient>,
+    pub clock: Clock,
+    pub start: Instant,
+    pub random: Random,
+    pub procs: BTreeMap<Pid, Process>,
+    pub next_pid: Pid,
+    /// Unimplemented system calls asked for: number to count.
+    pub missing: BTreeMap<u64, u64>,
+    /// Exit status of the first process, when it has ended.
+    pub init_status: Option<i32>,
+}
+
+impl Server {
+    fn dispatch_fault(&mut self, badge: Word, info: MessageInfo) {
+        let pid = (badge & ((1 << CALL_BIT) - 1)) as Pid;
+        if !self.procs.contains_key(&pid) {
+            return;
+        }
+        match info.label() {
+            label::UNKNOWN_SYSCALL if info.length() >= FAULT_WORDS => {
+                let words: [u64; FAULT_WORDS] = core::array::from_fn(ipc::mr);
+                let regs = Regs::from_fault(words);
+                self.syscall(pid, regs);
+            }
+            label::VM_FAULT => {
+                let addr = ipc::mr(kaal_sel4::sys::seL4_VMFault_Addr as usize);
+                let fsr = ipc::mr(kaal_sel4::sys::seL4_VMFault_FSR as usize);
+                let exec = ipc::mr(kaal_sel4::sys::seL4_VMFault_PrefetchFault as usize) != 0;
+                self.page_fault(pid, addr, fsr & 2 != 0, exec);
+            }
+            label::USER_EXCEPTION => {
+                let vector = ipc::mr(kaal_sel4::sys::seL4_UserException_Number as usize);
+                // #DE and #MF/#XM are arithmetic (SIGFPE), the rest SIGILL
+                // (#UD) or SIGSEGV (#GP and the others).
+                let sig = match vector {
+                    0 | 16 | 19 => process::SIGFPE,
+                    6 => process::SIGILL,
+                    _ => process::SIGSEGV,
+                };
+                self.kill_by_signal(pid, sig);
+            }
+            label::CAP_FAULT => {
+                // A raw `syscall` that escaped rewriting with rdx naming a
+                // seL4 call that looks a capability up: patch the site and
+                // run it again as a Linux call.
+                let ip = ipc::mr(0);
+                self.late_patch(pid, ip);
+            }
+            // A message the kernel did not make (the process used its
+            // fault endpoint through a raw `syscall`): it gets nothing.
+            _ => {}
+        }
+    }
+
+    fn page_fault(&mut self, pid: Pid, addr: u64, write: bool, exec: bool) {
+        let Some(p) = self.procs.get_mut(&pid) else {
+            return;
+        };
+        match p.space.fault(&mut self.broker, addr, write, exec) {
+            Ok(()) => ipc::reply(MessageInfo::new(0, 0)),
+            Err(posix::errno::Errno::ENOMEM) => {
+                println!("posix: pid {pid}: out of memory at {addr:#x}");
+                self.kill_by_signal(pid, process::SIGKILL);
+            }
+            Err(_) => self.kill_by_signal(pid, process::SIGSEGV),
+        }
+    }
+
+    /// Answers a system call now, through the reply capability the kernel
+    /// holds for the caller.
+    pub fn reply_now(regs: &Regs) {
+        for (i, w) in regs.to_fault().into_iter().enumerate() {
+            ipc::set_mr(i, w);
+        }
+        ipc::reply(MessageInfo::new(0, FAULT_WORDS));
+    }
+
+    /// Something changed (input, a timer, a child): runs every blocked
+    /// call again.
+    fn wake(&mut self) {
+        self.console.poll_input();
+        if let Some(t) = self.timer.as_mut() {
+            while let Ok(Some(_)) = t.poll_answer() {}
+        }
+        let blocked: Vec<Pid> = self
+            .procs
+            .iter()
+            .filter(|(_, p)| p.blocked.is_some())
+            .map(|(&pid, _)| pid)
+            .collect();
+        for pid in blocked {
+            self.retry(pid);
+        }
+        self.arm_timer();
+    }
+
+    /// Asks the timer for the earliest deadline a blocked call waits for.
+    fn arm_timer(&mut self) {
+        let next = self.procs.values().filter_map(|p| p.deadline).min();
+        if let (Some(t), Some(at)) = (self.timer.as_mut(), next) {
+            let _ = t.ask(at);
+        }
+    }
+
+    fn serve(&mut self) -> i32 {
+        loop {
+            if self.procs.is_empty() {
+                return self.init_status.unwrap_or(0);
+            }
+            let (info, badge) = self.ep.recv();
+            if badge & (1 << CALL_BIT) == 0 {
+                // A signal on the bound notification: serial input or a
+                // timer.
+                self.wake();
+                continue;
+            }
+            self.dispatch_fault(badge, info);
+            if self.procs.values().any(|p| p.blocked.is_some()) {
+                self.arm_timer();
+            }
+        }
+    }
+}
+
+/// The component's command line (`args` in the manifest): leading
+/// `NAME=value` words are the environment, then the program and its
+/// arguments.
+fn command(env: &Env) -> (Vec<String>, Vec<String>) {
+    let mut envp = Vec::new();
+    let mut argv = Vec::new();
+    for a in env.args() {
+        if argv.is_empty() && a.contains('=') && !a.starts_with('/') {
+            envp.push(String::from(a));
+        } else {
+            argv.push(String::from(a));
+        }
+    }
+    (argv, envp)
+}
+
+fn main(env: &Env) -> Result<(), StartError> {
+    let budget = env.budget().map_err(|_| StartError::Budget)?;
+    let cnode = budget.cnode;
+    let mut broker = kaal_broker::Broker::for_component(&budget);
+    let ep: Endpoint = broker.alloc().map_err(StartError::Broker)?;
+    let files = Files::new(env, "fs").map_err(|_| StartError::Files)?;
+    let serial = SerialClient::new(env).ok();
+    let timer = TimerClient::new(env).ok();
+    let clock = env
+        .clock()
+        .or_else(|| Clock::new(1000))
+        .ok_or(StartError::Budget)?;
+    let (argv, envp) = command(env);
+    if argv.is_empty() {
+        return Err(StartError::NoProgram);
+    }
+    let mut server = Server {
+        broker,
+        cnode,
+        cspace_bits: budget.cspace_bits,
+        ep,
+        files,
+        console: Console {
+            serial,
+            line: Vec::new(),
+            input: Vec::new(),
+        },
+        timer,
+        clock,
+        start: Instant::now(),
+        random: Random::new(kaal_rt::rdtsc()),
+        procs: BTreeMap::new(),
+        next_pid: 1,
+        missing: BTreeMap::new(),
+        init_status: None,
+    };
+    let free = server.broker.free_ram_bytes();
+    println!(
+        "posix: serving Linux programs ({} MiB of memory); starting {}",
+        free >> 20,
+        argv.join(" ")
+    );
+    server.exec_first(&argv, &envp).map_err(StartError::Spawn)?;
+    let status = server.serve();
+    if !server.missing.is_empty() {
+        let list: Vec<String> = server
+            .missing
+            .iter()
+            .map(|(n, c)| alloc::format!("{n} ({c}x)"))
+            .collect();
+        println!(
+            "posix: system calls asked for and missing: {}",
+            list.join(", ")
+        );
+    }
+    println!(
+        "posix: the first process ended with status {status}; memory {} of {} bytes back",
+        server.broker.free_ram_bytes(),
+        free
+    );
+    Ok(())
+}
+
+kaal_rt::component!(main);

@@ -1,0 +1,322 @@
+//! A Linux process's address space on seL4: its VSpace, the layout of
+//! reserved ranges (`posix::vm`), and the pages present. A page's frame
+//! belongs to the server (mapped in its window too, see `window`); the
+//! process maps a copy of the frame capability, read-only or read-write.
+//! Reserved pages get a frame when first touched, by the process (a page
+//! fault) or by a system call writing into them.
+
+use alloc::collections::BTreeMap;
+use alloc::rc::Rc;
+use alloc::vec::Vec;
+use core::ops::Range;
+
+use kaal_broker::kernel::{Access, Cache};
+use kaal_sel4::cap::{Cap, Pml4};
+use kaal_sel4::CPtr;
+use posix::errno::Errno;
+use posix::vm::{Kind, Layout, Prot};
+
+use crate::window::FrameMem;
+use crate::Broker;
+
+pub const PAGE: u64 = 4096;
+
+/// A present page: the frame (shared read-only between a parent and a
+/// forked child when never writable) and the process's mapping of it.
+#[derive(Debug)]
+struct Page {
+    frame: Rc<FrameMem>,
+    copy: CPtr,
+    access: Access,
+}
+
+/// One process's address space.
+#[derive(Debug)]
+pub struct Space {
+    pub vspace: Pml4,
+    pub layout: Layout,
+    pages: BTreeMap<u64, Page>,
+}
+
+/// The broker's failure as a Linux error: out of memory or slots.
+fn nomem<E>(_: E) -> Errno {
+    Errno::ENOMEM
+}
+
+fn access_of(prot: Prot) -> Access {
+    if prot.write {
+        Access::ReadWrite
+    } else {
+        Access::ReadOnly
+    }
+}
+
+impl Space {
+    pub fn new(broker: &mut Broker) -> Result<Space, Errno> {
+        Ok(Space {
+            vspace: broker.new_vspace().map_err(nomem)?,
+            layout: Layout::new(),
+            pages: BTreeMap::new(),
+        })
+    }
+
+    /// Pages present.
+    pub fn present(&self) -> usize {
+        self.pages.len()
+    }
+
+    fn map(
+        &mut self,
+        broker: &mut Broker,
+        vaddr: u64,
+        frame: Rc<FrameMem>,
+        access: Access,
+    ) -> Result<(), Errno> {
+        let cap = frame.mem.frames().next().ok_or(Errno::ENOMEM)?;
+        let copies = broker
+            .share_frames(&[cap], self.vspace, vaddr, access, Cache::WriteBack)
+            .map_err(nomem)?;
+        let copy = copies.first().copied().ok_or(Errno::ENOMEM)?;
+        self.pages.insert(
+            vaddr,
+            Page {
+                frame,
+                copy,
+                access,
+            },
+        );
+        Ok(())
+    }
+
+    /// A fresh zeroed frame.
+    fn fresh(broker: &mut Broker) -> Result<Rc<FrameMem>, Errno> {
+        Ok(Rc::new(FrameMem {
+            mem: broker.allocate_memory(PAGE).map_err(nomem)?,
+        }))
+    }
+
+    /// Gives the reserved page at `vaddr` a zeroed frame (mapped with the
+    /// area's protection); nothing if present already.
+    pub fn populate(&mut self, broker: &mut Broker, vaddr: u64) -> Result<(), Errno> {
+        let vaddr = vaddr & !(PAGE - 1);
+        if self.pages.contains_key(&vaddr) {
+            return Ok(());
+        }
+        let (_, area) = self.layout.area_at(vaddr).ok_or(Errno::EFAULT)?;
+        let frame = Self::fresh(broker)?;
+        self.map(broker, vaddr, frame.clone(), access_of(area.prot))
+            .inspect_err(|_| {
+                if let Ok(f) = Rc::try_unwrap(frame) {
+                    let _ = broker.free_memory(f.mem);
+                }
+            })
+    }
+
+    /// The frame behind `vaddr`, populating it; `EFAULT` when the area is
+    /// not reserved or lacks the access asked for (`write`).
+    fn frame_at(
+        &mut self,
+        broker: &mut Broker,
+        vaddr: u64,
+        write: bool,
+    ) -> Result<Rc<FrameMem>, Errno> {
+        let (_, area) = self.layout.area_at(vaddr).ok_or(Errno::EFAULT)?;
+        if (write && !area.prot.write) || (!write && !area.prot.read) {
+            return Err(Errno::EFAULT);
+        }
+        self.populate(broker, vaddr)?;
+        self.pages
+            .get(&(vaddr & !(PAGE - 1)))
+            .map(|p| p.frame.clone())
+            .ok_or(Errno::EFAULT)
+    }
+
+    /// Copies user memory at `vaddr` into `out` (the process must be able
+    /// to read it).
+    pub fn read(&mut self, broker: &mut Broker, vaddr: u64, out: &mut [u8]) -> Result<(), Errno> {
+        let mut done = 0usize;
+        while done < out.len() {
+            let at = vaddr.checked_add(done as u64).ok_or(Errno::EFAULT)?;
+            let off = (at % PAGE) as usize;
+            let n = (PAGE as usize - off).min(out.len() - done);
+            let frame = self.frame_at(broker, at, false)?;
+            let dst = out.get_mut(done..done + n).ok_or(Errno::EFAULT)?;
+            frame.read(off, dst);
+            done += n;
+        }
+        Ok(())
+    }
+
+    /// Copies `data` to user memory at `vaddr` (the process must be able to
+    /// write it).
+    pub fn write(&mut self, broker: &mut Broker, vaddr: u64, data: &[u8]) -> Result<(), Errno> {
+        self.write_as(broker, vaddr, data, false)
+    }
+
+    /// As [`Space::write`]; `loader` also writes read-only pages (loading
+    /// the image, placing the initial stack).
+    pub fn write_as(
+        &mut self,
+        broker: &mut Broker,
+        vaddr: u64,
+        data: &[u8],
+        loader: bool,
+    ) -> Result<(), Errno> {
+        let mut done = 0usize;
+        while done < data.len() {
+            let at = vaddr.checked_add(done as u64).ok_or(Errno::EFAULT)?;
+            let off = (at % PAGE) as usize;
+            let n = (PAGE as usize - off).min(data.len() - done);
+            let frame = if loader {
+                self.populate(broker, at)?;
+                self.pages
+                    .get(&(at & !(PAGE - 1)))
+                    .map(|p| p.frame.clone())
+                    .ok_or(Errno::EFAULT)?
+            } else {
+                self.frame_at(broker, at, true)?
+            };
+            let src = data.get(done..done + n).ok_or(Errno::EFAULT)?;
+            frame.write(off, src);
+            done += n;
+        }
+        Ok(())
+    }
+
+    /// A NUL-terminated string at `vaddr`, at most `max` bytes.
+    pub fn read_cstr(
+        &mut self,
+        broker: &mut Broker,
+        vaddr: u64,
+        max: usize,
+    ) -> Result<Vec<u8>, Errno> {
+        let mut out = Vec::new();
+        let mut at = vaddr;
+        loop {
+            let off = (at % PAGE) as usize;
+            let mut chunk = [0u8; 256];
+            let n = (PAGE as usize - off).min(chunk.len());
+            let part = chunk.get_mut(..n).ok_or(Errno::EFAULT)?;
+            self.read(broker, at, part)?;
+            if let Some(end) = part.iter().position(|&b| b == 0) {
+                out.extend_from_slice(part.get(..end).unwrap_or(&[]));
+                return Ok(out);
+            }
+            out.extend_from_slice(part);
+            if out.len() > max {
+                return Err(Errno::ENAMETOOLONG);
+            }
+            at = at.checked_add(n as u64).ok_or(Errno::EFAULT)?;
+        }
+    }
+
+    /// A page fault at `addr` (`write` if a write): gives a reserved page
+    /// its frame; `EFAULT` when the access is not allowed (the process
+    /// then gets SIGSEGV).
+    pub fn fault(
+        &mut self,
+        broker: &mut Broker,
+        addr: u64,
+        write: bool,
+        exec: bool,
+    ) -> Result<(), Errno> {
+        let (_, area) = self.layout.area_at(addr).ok_or(Errno::EFAULT)?;
+        let allowed = if write {
+            area.prot.write
+        } else if exec {
+            area.prot.exec
+        } else {
+            area.prot.read || area.prot.exec
+        };
+        if !allowed || self.pages.contains_key(&(addr & !(PAGE - 1))) {
+            // Present already: the fault was a protection violation.
+            return Err(Errno::EFAULT);
+        }
+        self.populate(broker, addr)
+    }
+
+    /// Unmaps and frees the pages of `ranges` (the layout dropped them).
+    pub fn drop_pages(&mut self, broker: &mut Broker, ranges: &[Range<u64>]) {
+        for r in ranges {
+            let gone: Vec<u64> = self.pages.range(r.start..r.end).map(|(&v, _)| v).collect();
+            for v in gone {
+                if let Some(p) = self.pages.remove(&v) {
+                    Self::release(broker, p);
+                }
+            }
+        }
+    }
+
+    fn release(broker: &mut Broker, p: Page) {
+        let _ = broker.unshare(alloc::vec![p.copy]);
+        if let Ok(f) = Rc::try_unwrap(p.frame) {
+            let _ = broker.free_memory(f.mem);
+        }
+    }
+
+    /// Maps the present pages of `ranges` again with the protection the
+    /// layout now gives them.
+    pub fn reprotect(&mut self, broker: &mut Broker, ranges: &[Range<u64>]) -> Result<(), Errno> {
+        for r in ranges {
+            let present: Vec<u64> = self.pages.range(r.start..r.end).map(|(&v, _)| v).collect();
+            for v in present {
+                let Some((_, area)) = self.layout.area_at(v) else {
+                    continue;
+                };
+                let access = access_of(area.prot);
+                let Some(p) = self.pages.remove(&v) else {
+                    continue;
+                };
+                if p.access == access {
+                    self.pages.insert(v, p);
+                    continue;
+                }
+                let _ = broker.unshare(alloc::vec![p.copy]);
+                self.map(broker, v, p.frame, access)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A copy for a forked child: pages never writable share their frame,
+    /// the others are copied now.
+    pub fn fork(&mut self, broker: &mut Broker) -> Result<Space, Errno> {
+        let mut child = Space::new(broker)?;
+        child.layout = self.layout.clone();
+        let entries: Vec<(u64, Rc<FrameMem>, Access)> = self
+            .pages
+            .iter()
+            .map(|(&v, p)| (v, p.frame.clone(), p.access))
+            .collect();
+        for (v, frame, access) in entries {
+            let shared = self
+                .layout
+                .area_at(v)
+                .is_some_and(|(_, a)| a.kind == Kind::Image && !a.prot.write);
+            let r = if shared {
+                child.map(broker, v, frame, access)
+            } else {
+                Self::fresh(broker).and_then(|f| {
+                    f.copy_from(&frame);
+                    child.map(broker, v, f, access)
+                })
+            };
+            if let Err(e) = r {
+                child.destroy(broker);
+                return Err(e);
+            }
+        }
+        Ok(child)
+    }
+
+    /// Frees every page and the VSpace.
+    pub fn destroy(mut self, broker: &mut Broker) {
+        let pages = core::mem::take(&mut self.pages);
+        for (_, p) in pages {
+            Self::release(broker, p);
+        }
+        if self.vspace.cptr() != 0 {
+            let _ = broker.free_vspace(self.vspace);
+        }
+    }
+}

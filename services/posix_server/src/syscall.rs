@@ -1,0 +1,1193 @@
+//! Linux system calls, by number: each reads its arguments from the
+//! registers and user memory and answers with Linux's result or `-errno`.
+//! A call that cannot complete yet (a sleep, a read of the console with
+//! nothing typed) returns `Block`; the server parks it and runs it again
+//! when something changes. Numbers not handled are `ENOSYS` and counted.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::time::Duration;
+
+use kaal_client::file::{flags as vfs_flags, Fd};
+use kaal_rt::time::Instant;
+use linux_raw_sys::general as g;
+use posix::abi::{self, Stat};
+use posix::errno::Errno;
+use posix::fd::fd_number;
+use posix::regs::Regs;
+use posix::vm::{Kind, MapFlags, Prot};
+
+use crate::files::{self, device, device_stat, file_errno, open_ref, stat_of, Object, OpenRef};
+use crate::process::Pid;
+use crate::Server;
+
+/// What became of a call.
+pub enum Outcome {
+    /// Answer with these registers.
+    Done(Regs),
+    /// Park it; run it again later.
+    Block(Regs),
+    /// The process is gone (it exited, or was killed for it).
+    Gone,
+}
+
+type R = Result<u64, Errno>;
+
+const AT_FDCWD: i32 = -100;
+/// Longest path a process may pass.
+const PATH_MAX: usize = 4096;
+/// Most bytes one read or write moves (Linux: 0x7ffff000).
+const IO_MAX: usize = 1 << 20;
+/// Seconds since the epoch at boot: KaaL has no real-time clock driver yet,
+/// so `CLOCK_REALTIME` starts at 2026-01-01 00:00 UTC (docs/posix.md).
+const EPOCH_AT_BOOT: u64 = 1_767_225_600;
+
+fn ok<T: Into<u64>>(v: T) -> R {
+    Ok(v.into())
+}
+
+impl Server {
+    /// A system call of `pid`: answered now, parked, or the process ended.
+    pub fn syscall(&mut self, pid: Pid, regs: Regs) {
+        match self.run_syscall(pid, regs) {
+            Outcome::Done(regs) => Server::reply_now(&regs),
+            Outcome::Block(regs) => self.block(pid, regs),
+            Outcome::Gone => {}
+        }
+    }
+
+    pub fn run_syscall(&mut self, pid: Pid, mut regs: Regs) -> Outcome {
+        let (nr, a) = regs.syscall();
+        let r = match nr as u32 {
+            g::__NR_exit | g::__NR_exit_group => {
+                self.end(pid, ((a[0] & 0xff) << 8) as i32);
+                return Outcome::Gone;
+            }
+            g::__NR_read => self.read(pid, a[0], a[1], a[2]),
+            g::__NR_write => self.write(pid, a[0], a[1], a[2]),
+            g::__NR_readv => self.readv(pid, a[0], a[1], a[2]),
+            g::__NR_writev => self.writev(pid, a[0], a[1], a[2]),
+            g::__NR_pread64 => self.pread(pid, a[0], a[1], a[2], a[3]),
+            g::__NR_open => self.openat(pid, AT_FDCWD as u64, a[0], a[1], a[2]),
+            g::__NR_openat => self.openat(pid, a[0], a[1], a[2], a[3]),
+            g::__NR_close => self.close(pid, a[0]),
+            g::__NR_lseek => self.lseek(pid, a[0], a[1], a[2]),
+            g::__NR_fstat => self.fstat(pid, a[0], a[1]),
+            g::__NR_stat => self.fstatat(pid, AT_FDCWD as u64, a[0], a[1], 0),
+            g::__NR_lstat => self.fstatat(
+                pid,
+                AT_FDCWD as u64,
+                a[0],
+                a[1],
+                u64::from(g::AT_SYMLINK_NOFOLLOW),
+            ),
+            g::__NR_newfstatat => self.fstatat(pid, a[0], a[1], a[2], a[3]),
+            g::__NR_access => self.faccessat(pid, AT_FDCWD as u64, a[0]),
+            g::__NR_faccessat | g::__NR_faccessat2 => self.faccessat(pid, a[0], a[1]),
+            g::__NR_getdents64 => self.getdents64(pid, a[0], a[1], a[2]),
+            g::__NR_dup => self.dup(pid, a[0]),
+            g::__NR_dup2 => self.dup3(pid, a[0], a[1], 0, true),
+            g::__NR_dup3 => self.dup3(pid, a[0], a[1], a[2], false),
+            g::__NR_fcntl => self.fcntl(pid, a[0], a[1], a[2]),
+            g::__NR_ioctl => self.ioctl(pid, a[0], a[1], a[2]),
+            g::__NR_getcwd => self.getcwd(pid, a[0], a[1]),
+            g::__NR_chdir => self.chdir(pid, a[0]),
+            g::__NR_mkdir => self.path_op(pid, AT_FDCWD as u64, a[0], |s, p| {
+                s.files.mkdir(p, (a[1] & 0o7777) as u32)
+            }),
+            g::__NR_mkdirat => self.path_op(pid, a[0], a[1], |s, p| {
+                s.files.mkdir(p, (a[2] & 0o7777) as u32)
+            }),
+            g::__NR_rmdir => self.path_op(pid, AT_FDCWD as u64, a[0], |s, p| s.files.rmdir(p)),
+            g::__NR_unlink => self.path_op(pid, AT_FDCWD as u64, a[0], |s, p| s.files.unlink(p)),
+            g::__NR_unlinkat => {
+                if a[2] & u64::from(g::AT_REMOVEDIR) != 0 {
+                    self.path_op(pid, a[0], a[1], |s, p| s.files.rmdir(p))
+                } else {
+                    self.path_op(pid, a[0], a[1], |s, p| s.files.unlink(p))
+                }
+            }
+            g::__NR_readlink => self.readlinkat(pid, AT_FDCWD as u64, a[0], a[1], a[2]),
+            g::__NR_readlinkat => self.readlinkat(pid, a[0], a[1], a[2], a[3]),
+            g::__NR_umask => {
+                let p = self.procs.get_mut(&pid);
+                p.map(|p| core::mem::replace(&mut p.umask, (a[0] & 0o777) as u32))
+                    .map_or(Err(Errno::ESRCH), |m| ok(m))
+            }
+            g::__NR_brk => self.brk(pid, a[0]),
+            g::__NR_mmap => self.mmap(pid, a[0], a[1], a[2], a[3], a[4], a[5]),
+            g::__NR_munmap => self.munmap(pid, a[0], a[1]),
+            g::__NR_mprotect => self.mprotect(pid, a[0], a[1], a[2]),
+            g::__NR_madvise => Ok(0),
+            g::__NR_arch_prctl => self.arch_prctl(pid, a[0], a[1]),
+            g::__NR_set_tid_address => {
+                if let Some(p) = self.procs.get_mut(&pid) {
+                    p.clear_tid = a[0];
+                }
+                ok(pid)
+            }
+            g::__NR_set_robust_list => Ok(0),
+            g::__NR_rt_sigaction => self.rt_sigaction(pid, a[0], a[1], a[2], a[3]),
+            g::__NR_rt_sigprocmask => self.rt_sigprocmask(pid, a[0], a[1], a[2], a[3]),
+            g::__NR_sigaltstack => self.sigaltstack(pid, a[1]),
+            g::__NR_getpid | g::__NR_gettid => ok(pid),
+            g::__NR_getppid => self
+                .procs
+                .get(&pid)
+                .map_or(Err(Errno::ESRCH), |p| ok(p.ppid)),
+            g::__NR_getpgrp => self
+                .procs
+                .get(&pid)
+                .map_or(Err(Errno::ESRCH), |p| ok(p.pgid)),
+            g::__NR_getuid | g::__NR_geteuid | g::__NR_getgid | g::__NR_getegid => Ok(0),
+            g::__NR_uname => self.uname(pid, a[0]),
+            g::__NR_clock_gettime => self.clock_gettime(pid, a[0], a[1]),
+            g::__NR_clock_getres => self.clock_getres(pid, a[1]),
+            g::__NR_gettimeofday => self.gettimeofday(pid, a[0]),
+            g::__NR_time => self.time(pid, a[0]),
+            g::__NR_nanosleep => self.sleep(pid, a[0], false, 0),
+            g::__NR_clock_nanosleep => self.sleep(pid, a[2], a[1] & 1 != 0, a[0]),
+            g::__NR_sched_yield => Ok(0),
+            g::__NR_getrandom => self.getrandom(pid, a[0], a[1]),
+            g::__NR_prlimit64 => self.prlimit(pid, a[1], a[3]),
+            g::__NR_getrlimit => self.prlimit(pid, a[0], a[1]),
+            g::__NR_poll => self.poll(pid, a[0], a[1], a[2] as i32 as i64),
+            g::__NR_futex => self.futex(a[1]),
+            g::__NR_sched_getaffinity => self.sched_getaffinity(pid, a[1], a[2]),
+            g::__NR_rseq => Err(Errno::ENOSYS),
+            g::__NR_statx => Err(Errno::ENOSYS),
+            _ => {
+                *self.missing.entry(nr).or_insert(0) += 1;
+                Err(Errno::ENOSYS)
+            }
+        };
+        match r {
+            Err(Errno::EAGAIN) if self.would_block(pid) => Outcome::Block(regs),
+            r => {
+                if !self.procs.contains_key(&pid) {
+                    return Outcome::Gone;
+                }
+                regs.finish(match r {
+                    Ok(v) => v,
+                    Err(e) => e.ret(),
+                });
+                Outcome::Done(regs)
+            }
+        }
+    }
+
+    /// True when the call just refused with `EAGAIN` is to wait instead
+    /// (the process set a wait up for it).
+    fn would_block(&mut self, pid: Pid) -> bool {
+        self.procs.get_mut(&pid).is_some_and(|p| {
+            let w = p.wait_now;
+            p.wait_now = false;
+            w
+        })
+    }
+
+    /// Marks the current call of `pid` as one that waits (then `EAGAIN`
+    /// parks it) until `deadline` if any.
+    fn wait(&mut self, pid: Pid, deadline: Option<Instant>) -> Errno {
+        if let Some(p) = self.procs.get_mut(&pid) {
+            p.wait_now = true;
+            if deadline.is_some() {
+                p.deadline = deadline;
+            }
+        }
+        Errno::EAGAIN
+    }
+
+    // ---- user memory -----------------------------------------------------
+
+    fn user_read(&mut self, pid: Pid, addr: u64, out: &mut [u8]) -> Result<(), Errno> {
+        let p = self.procs.get_mut(&pid).ok_or(Errno::ESRCH)?;
+        p.space.read(&mut self.broker, addr, out)
+    }
+
+    fn user_write(&mut self, pid: Pid, addr: u64, data: &[u8]) -> Result<(), Errno> {
+        let p = self.procs.get_mut(&pid).ok_or(Errno::ESRCH)?;
+        p.space.write(&mut self.broker, addr, data)
+    }
+
+    fn user_u64(&mut self, pid: Pid, addr: u64) -> Result<u64, Errno> {
+        let mut b = [0u8; 8];
+        self.user_read(pid, addr, &mut b)?;
+        Ok(u64::from_le_bytes(b))
+    }
+
+    fn user_path(&mut self, pid: Pid, addr: u64) -> Result<String, Errno> {
+        let p = self.procs.get_mut(&pid).ok_or(Errno::ESRCH)?;
+        let bytes = p.space.read_cstr(&mut self.broker, addr, PATH_MAX)?;
+        if bytes.is_empty() {
+            return Err(Errno::ENOENT);
+        }
+        String::from_utf8(bytes).map_err(|_| Errno::EINVAL)
+    }
+
+    /// The absolute path of `path` relative to `dirfd` (or the cwd).
+    fn resolve(&mut self, pid: Pid, dirfd: u64, path: &str) -> Result<String, Errno> {
+        let p = self.procs.get(&pid).ok_or(Errno::ESRCH)?;
+        if path.starts_with('/') {
+            return Ok(String::from(path));
+        }
+        if dirfd as i32 == AT_FDCWD {
+            return Ok(posix::path::join(&p.cwd, path));
+        }
+        let f = p.fds.get(fd_number(dirfd)?)?;
+        let open = f.borrow();
+        match &open.object {
+            Object::Vfs {
+                path: base,
+                dir: true,
+                ..
+            } => Ok(posix::path::join(base, path)),
+            _ => Err(Errno::ENOTDIR),
+        }
+    }
+
+    fn file(&self, pid: Pid, fd: u64) -> Result<OpenRef, Errno> {
+        let p = self.procs.get(&pid).ok_or(Errno::ESRCH)?;
+        p.fds.get(fd_number(fd)?).cloned()
+    }
+
+    // ---- files -------------------------------------------------------------
+
+    fn openat(&mut self, pid: Pid, dirfd: u64, path: u64, flags: u64, mode: u64) -> R {
+        let path = self.user_path(pid, path)?;
+        let path = self.resolve(pid, dirfd, &path)?;
+        let flags = flags as u32;
+        let cloexec = flags & g::O_CLOEXEC != 0;
+        let object = if let Some(dev) = device(&path) {
+            dev
+        } else if path == "/proc/self/exe" {
+            let exe = self
+                .procs
+                .get(&pid)
+                .map(|p| p.exe.clone())
+                .ok_or(Errno::ESRCH)?;
+            return self.open_vfs(pid, &exe, flags & !g::O_CREAT, 0, cloexec);
+        } else {
+            let umask = self.procs.get(&pid).map_or(0o022, |p| p.umask);
+            return self.open_vfs(pid, &path, flags, (mode as u32) & !umask & 0o7777, cloexec);
+        };
+        let p = self.procs.get_mut(&pid).ok_or(Errno::ESRCH)?;
+        p.fds
+            .insert(open_ref(object, flags), cloexec)
+            .map(u64::from)
+    }
+
+    fn open_vfs(&mut self, pid: Pid, path: &str, flags: u32, mode: u32, cloexec: bool) -> R {
+        // The VFS takes Linux's flag bits for these.
+        let known = vfs_flags::ACCESS
+            | vfs_flags::CREATE
+            | vfs_flags::EXCLUSIVE
+            | vfs_flags::TRUNCATE
+            | vfs_flags::APPEND
+            | vfs_flags::DIRECTORY
+            | vfs_flags::NO_FOLLOW;
+        let fd = self
+            .files
+            .open(path, flags & known, mode)
+            .map_err(file_errno)?;
+        let dir = match self.files.fstat(fd) {
+            Ok(st) => st.kind == kaal_protocols::file::kind::DIRECTORY,
+            Err(e) => {
+                let _ = self.files.close(fd);
+                return Err(file_errno(e));
+            }
+        };
+        let object = Object::Vfs {
+            fd,
+            path: String::from(path),
+            dir,
+            pending: Default::default(),
+            given: 0,
+        };
+        let f = open_ref(object, flags);
+        let Some(p) = self.procs.get_mut(&pid) else {
+            self.release(f);
+            return Err(Errno::ESRCH);
+        };
+        match p.fds.insert(f.clone(), cloexec) {
+            Ok(n) => ok(n),
+            Err(e) => {
+                self.release(f);
+                Err(e)
+            }
+        }
+    }
+
+    fn close(&mut self, pid: Pid, fd: u64) -> R {
+        let p = self.procs.get_mut(&pid).ok_or(Errno::ESRCH)?;
+        let f = p.fds.close(fd_number(fd)?)?;
+        self.release(f);
+        Ok(0)
+    }
+
+    /// Reads up to `out.len()` bytes from open file `f`.
+    fn read_file(&mut self, pid: Pid, f: &OpenRef, out: &mut [u8]) -> R {
+        let open = f.borrow();
+        match &open.object {
+            Object::Vfs { fd, dir, .. } => {
+                if *dir {
+                    return Err(Errno::EISDIR);
+                }
+                let fd = *fd;
+                drop(open);
+                self.files
+                    .read(fd, out)
+                    .map_err(file_errno)
+                    .map(|n| n as u64)
+            }
+            Object::Tty => {
+                drop(open);
+                if out.is_empty() {
+                    return Ok(0);
+                }
+                self.console.poll_input();
+                if self.console.input.is_empty() {
+                    return Err(self.wait(pid, None));
+                }
+                let n = self.console.input.len().min(out.len());
+                let taken: Vec<u8> = self.console.input.drain(..n).collect();
+                if let Some(dst) = out.get_mut(..n) {
+                    dst.copy_from_slice(&taken);
+                }
+                ok(n as u64)
+            }
+            Object::Null => Ok(0),
+            Object::Zero => {
+                out.fill(0);
+                ok(out.len() as u64)
+            }
+            Object::Random => {
+                self.random.fill(kaal_rt::rdtsc(), out);
+                ok(out.len() as u64)
+            }
+        }
+    }
+
+    fn write_file(&mut self, f: &OpenRef, data: &[u8]) -> R {
+        let open = f.borrow();
+        match &open.object {
+            Object::Vfs { fd, dir, .. } => {
+                if *dir {
+                    return Err(Errno::EISDIR);
+                }
+                let fd = *fd;
+                let append = open.flags & g::O_APPEND != 0;
+                drop(open);
+                if append {
+                    self.files
+                        .seek(fd, 0, kaal_client::file::whence::END)
+                        .map_err(file_errno)?;
+                }
+                self.files
+                    .write(fd, data)
+                    .map_err(file_errno)
+                    .map(|n| n as u64)
+            }
+            Object::Tty => {
+                drop(open);
+                self.console.write(data);
+                ok(data.len() as u64)
+            }
+            Object::Null | Object::Zero | Object::Random => ok(data.len() as u64),
+        }
+    }
+
+    fn readable(f: &OpenRef) -> bool {
+        f.borrow().flags & g::O_ACCMODE != g::O_WRONLY
+    }
+
+    fn writable(f: &OpenRef) -> bool {
+        f.borrow().flags & g::O_ACCMODE != g::O_RDONLY
+    }
+
+    fn read(&mut self, pid: Pid, fd: u64, buf: u64, len: u64) -> R {
+        let f = self.file(pid, fd)?;
+        if !Self::readable(&f) {
+            return Err(Errno::EBADF);
+        }
+        let mut out = alloc::vec![0u8; (len as usize).min(IO_MAX)];
+        let n = self.read_file(pid, &f, &mut out)? as usize;
+        self.user_write(pid, buf, out.get(..n).unwrap_or(&[]))?;
+        ok(n as u64)
+    }
+
+    fn pread(&mut self, pid: Pid, fd: u64, buf: u64, len: u64, off: u64) -> R {
+        let f = self.file(pid, fd)?;
+        let vfd = match &f.borrow().object {
+            Object::Vfs { fd, dir: false, .. } => *fd,
+            _ => return Err(Errno::ESPIPE),
+        };
+        let was = self
+            .files
+            .seek(vfd, 0, kaal_client::file::whence::CURRENT)
+            .map_err(file_errno)?;
+        self.files
+            .seek(vfd, off as i64, kaal_client::file::whence::SET)
+            .map_err(file_errno)?;
+        let mut out = alloc::vec![0u8; (len as usize).min(IO_MAX)];
+        let r = self.files.read(vfd, &mut out).map_err(file_errno);
+        let _ = self
+            .files
+            .seek(vfd, was as i64, kaal_client::file::whence::SET);
+        let n = r?;
+        self.user_write(pid, buf, out.get(..n).unwrap_or(&[]))?;
+        ok(n as u64)
+    }
+
+    fn write(&mut self, pid: Pid, fd: u64, buf: u64, len: u64) -> R {
+        let f = self.file(pid, fd)?;
+        if !Self::writable(&f) {
+            return Err(Errno::EBADF);
+        }
+        let mut data = alloc::vec![0u8; (len as usize).min(IO_MAX)];
+        self.user_read(pid, buf, &mut data)?;
+        self.write_file(&f, &data)
+    }
+
+    /// The (base, length) pairs of an iovec array.
+    fn iovecs(&mut self, pid: Pid, iov: u64, count: u64) -> Result<Vec<(u64, u64)>, Errno> {
+        if count > 1024 {
+            return Err(Errno::EINVAL);
+        }
+        let mut out = Vec::new();
+        for i in 0..count {
+            let at = iov.checked_add(i * 16).ok_or(Errno::EFAULT)?;
+            let base = self.user_u64(pid, at)?;
+            let len = self.user_u64(pid, at + 8)?;
+            out.push((base, len));
+        }
+        Ok(out)
+    }
+
+    fn writev(&mut self, pid: Pid, fd: u64, iov: u64, count: u64) -> R {
+        let f = self.file(pid, fd)?;
+        if !Self::writable(&f) {
+            return Err(Errno::EBADF);
+        }
+        let mut data = Vec::new();
+        for (base, len) in self.iovecs(pid, iov, count)? {
+            let start = data.len();
+            let len = (len as usize).min(IO_MAX.saturating_sub(start));
+            data.resize(start + len, 0);
+            self.user_read(pid, base, data.get_mut(start..).unwrap_or(&mut []))?;
+        }
+        self.write_file(&f, &data)
+    }
+
+    fn readv(&mut self, pid: Pid, fd: u64, iov: u64, count: u64) -> R {
+        let f = self.file(pid, fd)?;
+        if !Self::readable(&f) {
+            return Err(Errno::EBADF);
+        }
+        let vecs = self.iovecs(pid, iov, count)?;
+        let total: u64 = vecs.iter().map(|&(_, l)| l).sum();
+        let mut out = alloc::vec![0u8; (total as usize).min(IO_MAX)];
+        let n = self.read_file(pid, &f, &mut out)? as usize;
+        let mut done = 0usize;
+        for (base, len) in vecs {
+            if done >= n {
+                break;
+            }
+            let k = (len as usize).min(n - done);
+            let part = out.get(done..done + k).unwrap_or(&[]).to_vec();
+            self.user_write(pid, base, &part)?;
+            done += k;
+        }
+        ok(n as u64)
+    }
+
+    fn lseek(&mut self, pid: Pid, fd: u64, off: u64, whence: u64) -> R {
+        let f = self.file(pid, fd)?;
+        let vfd = match &f.borrow().object {
+            Object::Vfs { fd, .. } => *fd,
+            Object::Tty => return Err(Errno::ESPIPE),
+            _ => return Ok(0),
+        };
+        if whence > 2 {
+            return Err(Errno::EINVAL);
+        }
+        self.files
+            .seek(vfd, off as i64, whence as u32)
+            .map_err(file_errno)
+    }
+
+    fn stat_open(&mut self, f: &OpenRef) -> Result<Stat, Errno> {
+        let open = f.borrow();
+        match &open.object {
+            Object::Vfs { fd, .. } => {
+                let fd: Fd = *fd;
+                drop(open);
+                self.files
+                    .fstat(fd)
+                    .map(|s| stat_of(&s))
+                    .map_err(file_errno)
+            }
+            other => Ok(device_stat(other)),
+        }
+    }
+
+    fn fstat(&mut self, pid: Pid, fd: u64, buf: u64) -> R {
+        let f = self.file(pid, fd)?;
+        let st = self.stat_open(&f)?;
+        self.user_write(pid, buf, &st.encode())?;
+        Ok(0)
+    }
+
+    fn fstatat(&mut self, pid: Pid, dirfd: u64, path: u64, buf: u64, flags: u64) -> R {
+        let empty_path = u64::from(g::AT_EMPTY_PATH);
+        let p = {
+            let pr = self.procs.get_mut(&pid).ok_or(Errno::ESRCH)?;
+            pr.space.read_cstr(&mut self.broker, path, PATH_MAX)?
+        };
+        if p.is_empty() {
+            if flags & empty_path != 0 {
+                return self.fstat(pid, dirfd, buf);
+            }
+            return Err(Errno::ENOENT);
+        }
+        let p = String::from_utf8(p).map_err(|_| Errno::EINVAL)?;
+        let path = self.resolve(pid, dirfd, &p)?;
+        let st = if let Some(dev) = device(&path) {
+            device_stat(&dev)
+        } else if flags & u64::from(g::AT_SYMLINK_NOFOLLOW) != 0 {
+            stat_of(&self.files.lstat(&path).map_err(file_errno)?)
+        } else {
+            stat_of(&self.files.stat(&path).map_err(file_errno)?)
+        };
+        self.user_write(pid, buf, &st.encode())?;
+        Ok(0)
+    }
+
+    fn faccessat(&mut self, pid: Pid, dirfd: u64, path: u64) -> R {
+        let p = self.user_path(pid, path)?;
+        let path = self.resolve(pid, dirfd, &p)?;
+        if device(&path).is_some() {
+            return Ok(0);
+        }
+        // Every process runs as root: existing is enough.
+        self.files.stat(&path).map_err(file_errno)?;
+        Ok(0)
+    }
+
+    fn path_op(
+        &mut self,
+        pid: Pid,
+        dirfd: u64,
+        path: u64,
+        op: impl FnOnce(&mut Server, &str) -> kaal_client::file::Result<()>,
+    ) -> R {
+        let p = self.user_path(pid, path)?;
+        let path = self.resolve(pid, dirfd, &p)?;
+        op(self, &path).map_err(file_errno)?;
+        Ok(0)
+    }
+
+    fn readlinkat(&mut self, pid: Pid, dirfd: u64, path: u64, buf: u64, len: u64) -> R {
+        let p = self.user_path(pid, path)?;
+        let path = self.resolve(pid, dirfd, &p)?;
+        let target: Vec<u8> = if path == "/proc/self/exe" {
+            self.procs
+                .get(&pid)
+                .map(|p| p.exe.clone().into_bytes())
+                .ok_or(Errno::ESRCH)?
+        } else {
+            let mut scratch = alloc::vec![0u8; PATH_MAX];
+            self.files
+                .read_link(&path, &mut scratch)
+                .map_err(file_errno)?
+                .to_vec()
+        };
+        let n = target.len().min(len as usize);
+        self.user_write(pid, buf, target.get(..n).unwrap_or(&[]))?;
+        ok(n as u64)
+    }
+
+    fn getdents64(&mut self, pid: Pid, fd: u64, buf: u64, len: u64) -> R {
+        let f = self.file(pid, fd)?;
+        let room = (len as usize).min(IO_MAX);
+        let mut out = Vec::new();
+        loop {
+            let mut open = f.borrow_mut();
+            let Object::Vfs {
+                fd: vfd,
+                dir,
+                pending,
+                given,
+                ..
+            } = &mut open.object
+            else {
+                return Err(Errno::ENOTDIR);
+            };
+            if !*dir {
+                return Err(Errno::ENOTDIR);
+            }
+            while let Some((ino, kind, name)) = pending.front() {
+                let dtype = abi::dirent_type(
+                    stat_of(&kaal_protocols::file::FileStat {
+                        kind: *kind,
+                        ..Default::default()
+                    })
+                    .mode,
+                );
+                if !abi::push_dirent64(&mut out, room, *ino, *given + 1, dtype, name) {
+                    if out.is_empty() {
+                        return Err(Errno::EINVAL);
+                    }
+                    break;
+                }
+                *given += 1;
+                pending.pop_front();
+            }
+            if !pending.is_empty() || out.len() + 280 > room {
+                break;
+            }
+            // Refill from the VFS: one batch of records.
+            let vfd = *vfd;
+            drop(open);
+            let n = self
+                .files
+                .raw()
+                .readdir(vfd.0, kaal_rpc::Lent::new(0, 4096))
+                .map_err(|e| match e {
+                    kaal_rpc::Error::App(e) => files::errno_of(e),
+                    kaal_rpc::Error::Rpc(_) => Errno::EIO,
+                })?;
+            if n == 0 {
+                break;
+            }
+            let mut got = alloc::vec![0u8; (n as usize).min(4096)];
+            self.files
+                .region()
+                .read(0, &mut got)
+                .map_err(|_| Errno::EIO)?;
+            let mut open = f.borrow_mut();
+            if let Object::Vfs { pending, .. } = &mut open.object {
+                for rec in kaal_protocols::file::dir_records(&got) {
+                    pending.push_back((rec.ino, rec.kind, rec.name.to_vec()));
+                }
+            }
+        }
+        self.user_write(pid, buf, &out)?;
+        ok(out.len() as u64)
+    }
+
+    fn dup(&mut self, pid: Pid, fd: u64) -> R {
+        let p = self.procs.get_mut(&pid).ok_or(Errno::ESRCH)?;
+        let f = p.fds.get(fd_number(fd)?)?.clone();
+        p.fds.insert(f, false).map(u64::from)
+    }
+
+    fn dup3(&mut self, pid: Pid, old: u64, new: u64, flags: u64, dup2: bool) -> R {
+        let (old, new) = (fd_number(old)?, fd_number(new)?);
+        let p = self.procs.get_mut(&pid).ok_or(Errno::ESRCH)?;
+        if old == new {
+            if dup2 {
+                p.fds.get(old)?;
+                return ok(new);
+            }
+            return Err(Errno::EINVAL);
+        }
+        if flags & !u64::from(g::O_CLOEXEC) != 0 {
+            return Err(Errno::EINVAL);
+        }
+        let replaced = p
+            .fds
+            .dup_to(old, new, flags & u64::from(g::O_CLOEXEC) != 0)?;
+        if let Some(f) = replaced {
+            self.release(f);
+        }
+        ok(new)
+    }
+
+    fn fcntl(&mut self, pid: Pid, fd: u64, cmd: u64, arg: u64) -> R {
+        let n = fd_number(fd)?;
+        let p = self.procs.get_mut(&pid).ok_or(Errno::ESRCH)?;
+        match cmd as u32 {
+            g::F_DUPFD | g::F_DUPFD_CLOEXEC => {
+                let f = p.fds.get(n)?.clone();
+                let min = u32::try_from(arg).map_err(|_| Errno::EINVAL)?;
+                p.fds
+                    .insert_from(min, f, cmd as u32 == g::F_DUPFD_CLOEXEC)
+                    .map(u64::from)
+            }
+            g::F_GETFD => p
+                .fds
+                .cloexec(n)
+                .map(|c| u64::from(c) * u64::from(g::FD_CLOEXEC)),
+            g::F_SETFD => p
+                .fds
+                .set_cloexec(n, arg & u64::from(g::FD_CLOEXEC) != 0)
+                .map(|_| 0),
+            g::F_GETFL => p.fds.get(n).map(|f| u64::from(f.borrow().flags)),
+            g::F_SETFL => {
+                let f = p.fds.get(n)?;
+                let settable = g::O_APPEND | g::O_NONBLOCK;
+                let mut open = f.borrow_mut();
+                open.flags = (open.flags & !settable) | (arg as u32 & settable);
+                Ok(0)
+            }
+            g::F_GETLK | g::F_SETLK | g::F_SETLKW => {
+                p.fds.get(n)?;
+                Ok(0)
+            }
+            _ => Err(Errno::EINVAL),
+        }
+    }
+
+    fn ioctl(&mut self, pid: Pid, fd: u64, req: u64, arg: u64) -> R {
+        let f = self.file(pid, fd)?;
+        if !matches!(f.borrow().object, Object::Tty) {
+            return Err(Errno::ENOTTY);
+        }
+        match req as u32 {
+            linux_raw_sys::ioctl::TIOCGWINSZ => {
+                let mut ws = [0u8; 8];
+                ws[0..2].copy_from_slice(&24u16.to_le_bytes());
+                ws[2..4].copy_from_slice(&80u16.to_le_bytes());
+                self.user_write(pid, arg, &ws)?;
+                Ok(0)
+            }
+            linux_raw_sys::ioctl::TCGETS => {
+                self.user_write(pid, arg, &posix::tty::default_termios_bytes())?;
+                Ok(0)
+            }
+            linux_raw_sys::ioctl::TCSETS
+            | linux_raw_sys::ioctl::TCSETSW
+            | linux_raw_sys::ioctl::TCSETSF => Ok(0),
+            linux_raw_sys::ioctl::TIOCGPGRP => {
+                let pgid = self.procs.get(&pid).map_or(pid, |p| p.pgid);
+                self.user_write(pid, arg, &pgid.to_le_bytes())?;
+                Ok(0)
+            }
+            linux_raw_sys::ioctl::TIOCSPGRP => Ok(0),
+            _ => Err(Errno::ENOTTY),
+        }
+    }
+
+    fn getcwd(&mut self, pid: Pid, buf: u64, len: u64) -> R {
+        let mut cwd = self
+            .procs
+            .get(&pid)
+            .map(|p| p.cwd.clone())
+            .ok_or(Errno::ESRCH)?;
+        cwd.push('\0');
+        if cwd.len() as u64 > len {
+            return Err(Errno::ERANGE);
+        }
+        self.user_write(pid, buf, cwd.as_bytes())?;
+        ok(cwd.len() as u64)
+    }
+
+    fn chdir(&mut self, pid: Pid, path: u64) -> R {
+        let p = self.user_path(pid, path)?;
+        let path = self.resolve(pid, AT_FDCWD as u64, &p)?;
+        let st = self.files.stat(&path).map_err(file_errno)?;
+        if st.kind != kaal_protocols::file::kind::DIRECTORY {
+            return Err(Errno::ENOTDIR);
+        }
+        let norm = posix::path::normalize(&path);
+        if let Some(p) = self.procs.get_mut(&pid) {
+            p.cwd = norm;
+        }
+        Ok(0)
+    }
+
+    // ---- memory ------------------------------------------------------------
+
+    fn brk(&mut self, pid: Pid, new: u64) -> R {
+        let p = self.procs.get_mut(&pid).ok_or(Errno::ESRCH)?;
+        let (b, dropped) = p.space.layout.set_brk(new);
+        p.space.drop_pages(&mut self.broker, &dropped);
+        Ok(b)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn mmap(
+        &mut self,
+        pid: Pid,
+        addr: u64,
+        len: u64,
+        prot: u64,
+        flags: u64,
+        fd: u64,
+        off: u64,
+    ) -> R {
+        let prot = Prot::from_bits(prot)?;
+        if prot.write && prot.exec {
+            return Err(Errno::EACCES);
+        }
+        let flags = flags as u32;
+        let anon = flags & g::MAP_ANONYMOUS != 0;
+        if flags & g::MAP_SHARED != 0 && !anon {
+            // Shared file mappings would need the VFS's pages.
+            return Err(Errno::ENODEV);
+        }
+        if off % posix::vm::PAGE != 0 {
+            return Err(Errno::EINVAL);
+        }
+        let file = if anon {
+            None
+        } else {
+            Some(self.file(pid, fd)?)
+        };
+        let mf = MapFlags {
+            fixed: flags & g::MAP_FIXED != 0,
+            fixed_noreplace: flags & g::MAP_FIXED_NOREPLACE != 0,
+        };
+        let kind = if anon { Kind::Anon } else { Kind::File };
+        // File contents are written with the mapping writable by the loader.
+        let p = self.procs.get_mut(&pid).ok_or(Errno::ESRCH)?;
+        let (range, replaced) = p.space.layout.mmap(addr, len, prot, mf, kind)?;
+        p.space.drop_pages(&mut self.broker, &replaced);
+        if let Some(f) = file {
+            let vfd = match &f.borrow().object {
+                Object::Vfs { fd, dir: false, .. } => *fd,
+                _ => return Err(Errno::ENODEV),
+            };
+            let was = self
+                .files
+                .seek(vfd, 0, kaal_client::file::whence::CURRENT)
+                .map_err(file_errno)?;
+            self.files
+                .seek(vfd, off as i64, kaal_client::file::whence::SET)
+                .map_err(file_errno)?;
+            let mut data = alloc::vec![0u8; (range.end - range.start) as usize];
+            let r = self.files.read(vfd, &mut data).map_err(file_errno);
+            let _ = self
+                .files
+                .seek(vfd, was as i64, kaal_client::file::whence::SET);
+            let n = r?;
+            let p = self.procs.get_mut(&pid).ok_or(Errno::ESRCH)?;
+            p.space.write_as(
+                &mut self.broker,
+                range.start,
+                data.get(..n).unwrap_or(&[]),
+                true,
+            )?;
+        }
+        Ok(range.start)
+    }
+
+    fn munmap(&mut self, pid: Pid, addr: u64, len: u64) -> R {
+        let p = self.procs.get_mut(&pid).ok_or(Errno::ESRCH)?;
+        let dropped = p.space.layout.munmap(addr, len)?;
+        p.space.drop_pages(&mut self.broker, &dropped);
+        Ok(0)
+    }
+
+    fn mprotect(&mut self, pid: Pid, addr: u64, len: u64, prot: u64) -> R {
+        let prot = Prot::from_bits(prot)?;
+        let p = self.procs.get_mut(&pid).ok_or(Errno::ESRCH)?;
+        let changed = p.space.layout.mprotect(addr, len, prot)?;
+        p.space.reprotect(&mut self.broker, &changed)?;
+        Ok(0)
+    }
+
+    fn arch_prctl(&mut self, pid: Pid, code: u64, addr: u64) -> R {
+        const ARCH_SET_FS: u64 = 0x1002;
+        const ARCH_GET_FS: u64 = 0x1003;
+        let p = self.procs.get_mut(&pid).ok_or(Errno::ESRCH)?;
+        match code {
+            ARCH_SET_FS => {
+                // The fault reply cannot set the TLS base: write it into
+                // the thread (suspended in its fault, so nothing else of its
+                // registers changes but what the reply then writes).
+                let mut regs = p.tcb.read_registers(false).map_err(|_| Errno::EINVAL)?;
+                regs.tls_base = addr;
+                // SAFETY: the thread runs in its own address space.
+                unsafe { p.tcb.write_registers(false, &regs) }.map_err(|_| Errno::EINVAL)?;
+                p.fs_base = addr;
+                Ok(0)
+            }
+            ARCH_GET_FS => {
+                let fs = p.fs_base;
+                self.user_write(pid, addr, &fs.to_le_bytes())?;
+                Ok(0)
+            }
+            _ => Err(Errno::EINVAL),
+        }
+    }
+
+    // ---- signals (recorded; handlers run in a later step) ---------------
+
+    fn rt_sigaction(&mut self, pid: Pid, sig: u64, act: u64, old: u64, size: u64) -> R {
+        if !(1..=64).contains(&sig) || size != 8 || sig == 9 || sig == 19 && act != 0 {
+            return Err(Errno::EINVAL);
+        }
+        let i = (sig - 1) as usize;
+        let prev = self
+            .procs
+            .get(&pid)
+            .and_then(|p| p.sigactions.get(i).copied())
+            .ok_or(Errno::ESRCH)?;
+        if old != 0 {
+            self.user_write(pid, old, &prev)?;
+        }
+        if act != 0 {
+            let mut new = [0u8; 32];
+            self.user_read(pid, act, &mut new)?;
+            if let Some(slot) = self
+                .procs
+                .get_mut(&pid)
+                .and_then(|p| p.sigactions.get_mut(i))
+            {
+                *slot = new;
+            }
+        }
+        Ok(0)
+    }
+
+    fn rt_sigprocmask(&mut self, pid: Pid, how: u64, set: u64, old: u64, size: u64) -> R {
+        if size != 8 {
+            return Err(Errno::EINVAL);
+        }
+        let cur = self
+            .procs
+            .get(&pid)
+            .map(|p| p.sigmask)
+            .ok_or(Errno::ESRCH)?;
+        if old != 0 {
+            self.user_write(pid, old, &cur.to_le_bytes())?;
+        }
+        if set != 0 {
+            let s = self.user_u64(pid, set)?;
+            // SIGKILL and SIGSTOP cannot be blocked.
+            let unblockable = (1 << 8) | (1 << 18);
+            let new = match how as u32 {
+                g::SIG_BLOCK => cur | s,
+                g::SIG_UNBLOCK => cur & !s,
+                g::SIG_SETMASK => s,
+                _ => return Err(Errno::EINVAL),
+            } & !unblockable;
+            if let Some(p) = self.procs.get_mut(&pid) {
+                p.sigmask = new;
+            }
+        }
+        Ok(0)
+    }
+
+    fn sigaltstack(&mut self, pid: Pid, old: u64) -> R {
+        if old != 0 {
+            // ss_sp, ss_flags = SS_DISABLE, ss_size.
+            let mut b = [0u8; 24];
+            b[8..12].copy_from_slice(&2u32.to_le_bytes());
+            self.user_write(pid, old, &b)?;
+        }
+        Ok(0)
+    }
+
+    // ---- information -----------------------------------------------------
+
+    fn uname(&mut self, pid: Pid, buf: u64) -> R {
+        let u = abi::utsname([
+            b"Linux",
+            b"kaal",
+            b"6.1.0-kaal",
+            b"#1 KaaL process server on seL4 5.0.0",
+            b"x86_64",
+            b"(none)",
+        ]);
+        self.user_write(pid, buf, &u)?;
+        Ok(0)
+    }
+
+    fn prlimit(&mut self, pid: Pid, resource: u64, old: u64) -> R {
+        if old == 0 {
+            return Ok(0);
+        }
+        const INF: u64 = u64::MAX;
+        let (cur, max) = match resource as u32 {
+            g::RLIMIT_STACK => (posix::vm::STACK_BYTES, INF),
+            g::RLIMIT_NOFILE => (u64::from(posix::fd::FD_MAX), u64::from(posix::fd::FD_MAX)),
+            g::RLIMIT_NPROC => (1024, 1024),
+            r if r < 16 => (INF, INF),
+            _ => return Err(Errno::EINVAL),
+        };
+        let mut b = [0u8; 16];
+        b[..8].copy_from_slice(&cur.to_le_bytes());
+        b[8..].copy_from_slice(&max.to_le_bytes());
+        self.user_write(pid, old, &b)?;
+        Ok(0)
+    }
+
+    fn sched_getaffinity(&mut self, pid: Pid, len: u64, mask: u64) -> R {
+        if len < 8 {
+            return Err(Errno::EINVAL);
+        }
+        self.user_write(pid, mask, &1u64.to_le_bytes())?;
+        Ok(8)
+    }
+
+    fn getrandom(&mut self, pid: Pid, buf: u64, len: u64) -> R {
+        let mut out = alloc::vec![0u8; (len as usize).min(IO_MAX)];
+        self.random.fill(kaal_rt::rdtsc(), &mut out);
+        self.user_write(pid, buf, &out)?;
+        ok(out.len() as u64)
+    }
+
+    fn futex(&mut self, op: u64) -> R {
+        // One thread per process: a wait would wait forever, a wake wakes
+        // nobody. FUTEX_WAIT (0) reports the value changed, as if raced.
+        match op & 0x7f {
+            0 | 9 => Err(Errno::EAGAIN),
+            1 | 10 => Ok(0),
+            _ => Err(Errno::ENOSYS),
+        }
+    }
+
+    // ---- time --------------------------------------------------------------
+
+    fn uptime(&self) -> Duration {
+        self.clock.elapsed(self.start)
+    }
+
+    fn clock_gettime(&mut self, pid: Pid, clock: u64, ts: u64) -> R {
+        let up = self.uptime().as_nanos() as u64;
+        let nanos = match clock as u32 {
+            g::CLOCK_REALTIME | g::CLOCK_REALTIME_COARSE => EPOCH_AT_BOOT * 1_000_000_000 + up,
+            g::CLOCK_MONOTONIC
+            | g::CLOCK_MONOTONIC_RAW
+            | g::CLOCK_MONOTONIC_COARSE
+            | g::CLOCK_BOOTTIME
+            | g::CLOCK_PROCESS_CPUTIME_ID
+            | g::CLOCK_THREAD_CPUTIME_ID => up,
+            _ => return Err(Errno::EINVAL),
+        };
+        self.user_write(pid, ts, &abi::timespec(nanos))?;
+        Ok(0)
+    }
+
+    fn clock_getres(&mut self, pid: Pid, ts: u64) -> R {
+        if ts != 0 {
+            self.user_write(pid, ts, &abi::timespec(1))?;
+        }
+        Ok(0)
+    }
+
+    fn gettimeofday(&mut self, pid: Pid, tv: u64) -> R {
+        if tv != 0 {
+            let up = self.uptime().as_micros() as u64;
+            let mut b = [0u8; 16];
+            b[..8].copy_from_slice(&(EPOCH_AT_BOOT + up / 1_000_000).to_le_bytes());
+            b[8..].copy_from_slice(&(up % 1_000_000).to_le_bytes());
+            self.user_write(pid, tv, &b)?;
+        }
+        Ok(0)
+    }
+
+    fn time(&mut self, pid: Pid, t: u64) -> R {
+        let now = EPOCH_AT_BOOT + self.uptime().as_secs();
+        if t != 0 {
+            self.user_write(pid, t, &now.to_le_bytes())?;
+        }
+        Ok(now)
+    }
+
+    /// `nanosleep` and `clock_nanosleep` (`absolute`: TIMER_ABSTIME on
+    /// `clock`): the first run sets the deadline, runs after it check it.
+    fn sleep(&mut self, pid: Pid, req: u64, absolute: bool, clock: u64) -> R {
+        let deadline = self.procs.get(&pid).and_then(|p| p.deadline);
+        let deadline = match deadline {
+            Some(d) => d,
+            None => {
+                let mut b = [0u8; 16];
+                self.user_read(pid, req, &mut b)?;
+                let nanos = abi::read_timespec(&b).ok_or(Errno::EINVAL)?;
+                let now = Instant::now();
+                let wait = if absolute {
+                    let base = if clock as u32 == g::CLOCK_REALTIME {
+                        EPOCH_AT_BOOT * 1_000_000_000
+                    } else {
+                        0
+                    };
+                    let up = self.uptime().as_nanos() as u64;
+                    nanos.saturating_sub(base + up)
+                } else {
+                    nanos
+                };
+                if wait == 0 {
+                    return Ok(0);
+                }
+                if self.timer.is_none() {
+                    // No timer granted: a sleep cannot wait.
+                    return Err(Errno::ENOSYS);
+                }
+                self.clock.after(now, Duration::from_nanos(wait))
+            }
+        };
+        if Instant::now().ticks() >= deadline.ticks() {
+            if let Some(p) = self.procs.get_mut(&pid) {
+                p.deadline = None;
+            }
+            return Ok(0);
+        }
+        Err(self.wait(pid, Some(deadline)))
+    }
+
+    /// `poll`: ready descriptors now, or wait until one is or the timeout.
+    fn poll(&mut self, pid: Pid, fds: u64, n: u64, timeout_ms: i64) -> R {
+        if n > u64::from(posix::fd::FD_MAX) {
+            return Err(Errno::EINVAL);
+        }
+        self.console.poll_input();
+        let mut ready = 0u64;
+        let mut entries = alloc::vec![0u8; (n * 8) as usize];
+        self.user_read(pid, fds, &mut entries)?;
+        for e in entries.chunks_exact_mut(8) {
+            let fd = i32::from_le_bytes([e[0], e[1], e[2], e[3]]);
+            let events = i16::from_le_bytes([e[4], e[5]]) as u16;
+            let revents: u16 = if fd < 0 {
+                0
+            } else {
+                match self.file(pid, fd as u64) {
+                    Err(_) => g::POLLNVAL as u16,
+                    Ok(f) => {
+                        let input = match f.borrow().object {
+                            Object::Tty => !self.console.input.is_empty(),
+                            _ => true,
+                        };
+                        let mut r = g::POLLOUT as u16;
+                        if input {
+                            r |= g::POLLIN as u16;
+                        }
+                        r & (events | g::POLLERR as u16 | g::POLLHUP as u16)
+                    }
+                }
+            };
+            e[6..8].copy_from_slice(&revents.to_le_bytes());
+            if revents != 0 {
+                ready += 1;
+            }
+        }
+        if ready > 0 || timeout_ms == 0 {
+            if let Some(p) = self.procs.get_mut(&pid) {
+                p.deadline = None;
+            }
+            self.user_write(pid, fds, &entries)?;
+            return Ok(ready);
+        }
+        let deadline = match self.procs.get(&pid).and_then(|p| p.deadline) {
+            Some(d) => Some(d),
+            None if timeout_ms > 0 => Some(
+                self.clock
+                    .after(Instant::now(), Duration::from_millis(timeout_ms as u64)),
+            ),
+            None => None,
+        };
+        if let Some(d) = deadline {
+            if Instant::now().ticks() >= d.ticks() {
+                if let Some(p) = self.procs.get_mut(&pid) {
+                    p.deadline = None;
+                }
+                self.user_write(pid, fds, &entries)?;
+                return Ok(0);
+            }
+        }
+        Err(self.wait(pid, deadline))
+    }
+}
