@@ -1515,3 +1515,522 @@ impl Tty {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::vec;
+
+    const DEL: u8 = 0x7f;
+
+    fn drain(tty: &mut Tty) -> Vec<u8> {
+        let out = tty.pending_output().to_vec();
+        tty.consume_output(out.len());
+        out
+    }
+
+    fn read_all(tty: &mut Tty) -> Result<Vec<u8>, ReadBlock> {
+        let mut buf = [0u8; 256];
+        let n = tty.read(&mut buf)?;
+        Ok(buf[..n].to_vec())
+    }
+
+    fn caller() -> Caller {
+        Caller {
+            pid: 10,
+            pgrp: 10,
+            sid: 1,
+            controlling: Controlling::This,
+            sigttin_ignored: false,
+            sigttou_ignored: false,
+            orphaned: false,
+            privileged: false,
+        }
+    }
+
+    fn no_groups(_: i32) -> Option<i32> {
+        None
+    }
+
+    fn console() -> Tty {
+        let mut tty = Tty::new();
+        tty.attach(1, 10);
+        tty
+    }
+
+    fn set_modes(tty: &mut Tty, change: impl FnOnce(&mut Termios)) {
+        let mut t = *tty.termios();
+        change(&mut t);
+        let req = Ioctl::decode(io::TCSETS).unwrap();
+        tty.ioctl(req, 0, &t.to_bytes(), &caller(), &no_groups)
+            .unwrap();
+    }
+
+    #[test]
+    fn termios_has_the_kernel_layout() {
+        assert_eq!(core::mem::size_of::<g::termios>(), TERMIOS_SIZE);
+        assert_eq!(core::mem::size_of::<g::winsize>(), WINSIZE_SIZE);
+        let t = Termios::default();
+        let bytes = t.to_bytes();
+        assert_eq!(bytes[0..4], (g::ICRNL | g::IXON).to_le_bytes());
+        assert_eq!(bytes[4..8], (g::OPOST | g::ONLCR).to_le_bytes());
+        assert_eq!(bytes[12..16], 0x8a3bu32.to_le_bytes());
+        // c_cc follows c_line: ^C ^\ DEL ^U ^D, VTIME 0, VMIN 1.
+        assert_eq!(bytes[17..24], [3, 0x1c, 0x7f, 0x15, 4, 0, 1]);
+        assert_eq!(Termios::from_bytes(&bytes), Some(t));
+        assert_eq!(Termios::from_bytes(&bytes[..35]), None);
+    }
+
+    #[test]
+    fn typed_line_with_erase_echoes_like_linux() {
+        let mut tty = console();
+        let fx = tty.input_bytes(b"ab");
+        assert!(fx.output && !fx.readable);
+        assert_eq!(tty.read(&mut [0u8; 8]), Err(ReadBlock::Input));
+        let fx = tty.input_bytes(&[DEL, b'c', b'\r']);
+        assert!(fx.readable);
+        assert_eq!(drain(&mut tty), b"ab\x08 \x08c\r\n");
+        assert_eq!(read_all(&mut tty), Ok(b"ac\n".to_vec()));
+        assert_eq!(tty.read(&mut [0u8; 8]), Err(ReadBlock::Input));
+    }
+
+    #[test]
+    fn backspace_erases_unless_turned_off() {
+        let mut tty = console();
+        tty.input_bytes(b"ab\x08\n");
+        assert_eq!(drain(&mut tty), b"ab\x08 \x08\r\n");
+        assert_eq!(read_all(&mut tty), Ok(b"a\n".to_vec()));
+        tty.set_backspace_erases(false);
+        tty.input_bytes(b"ab\x08\n");
+        assert_eq!(drain(&mut tty), b"ab^H\r\n");
+        assert_eq!(read_all(&mut tty), Ok(b"ab\x08\n".to_vec()));
+    }
+
+    #[test]
+    fn kill_and_word_erase() {
+        let mut tty = console();
+        tty.input_bytes(b"abc\x15");
+        assert_eq!(drain(&mut tty), b"abc\x08 \x08\x08 \x08\x08 \x08");
+        tty.input_bytes(b"ls foo \x17");
+        // The trailing blank, then the word; "ls " stays.
+        assert_eq!(
+            drain(&mut tty),
+            b"ls foo \x08 \x08\x08 \x08\x08 \x08\x08 \x08"
+        );
+        tty.input_bytes(b"x\r");
+        drain(&mut tty);
+        assert_eq!(read_all(&mut tty), Ok(b"ls x\n".to_vec()));
+        // Erasing at the start of a line does nothing.
+        tty.input(DEL);
+        assert!(drain(&mut tty).is_empty());
+    }
+
+    #[test]
+    fn kill_without_echoke_echoes_the_character_and_newline() {
+        let mut tty = console();
+        set_modes(&mut tty, |t| t.lflag &= !g::ECHOKE);
+        tty.input_bytes(b"abc\x15");
+        assert_eq!(drain(&mut tty), b"abc^U\r\n");
+    }
+
+    #[test]
+    fn interrupt_signals_and_flushes() {
+        let mut tty = console();
+        tty.input_bytes(b"done\n");
+        tty.input_bytes(b"abc");
+        drain(&mut tty);
+        let fx = tty.input(3);
+        assert_eq!(fx.signal, Some(Signal::Interrupt));
+        assert_eq!(fx.signal.map(Signal::number), Some(g::SIGINT));
+        assert_eq!(drain(&mut tty), b"^C");
+        // The complete line went too.
+        assert_eq!(tty.read(&mut [0u8; 8]), Err(ReadBlock::Input));
+        tty.input_bytes(b"x\n");
+        drain(&mut tty);
+        assert_eq!(read_all(&mut tty), Ok(b"x\n".to_vec()));
+        // Pending output is flushed as well.
+        tty.write(b"pending").unwrap();
+        tty.input(0x1c);
+        assert_eq!(drain(&mut tty), b"^\\");
+        assert_eq!(tty.input(0x1a).signal, Some(Signal::Suspend));
+    }
+
+    #[test]
+    fn noflsh_keeps_input() {
+        let mut tty = console();
+        set_modes(&mut tty, |t| t.lflag |= g::NOFLSH);
+        tty.input_bytes(b"ab");
+        assert_eq!(tty.input(3).signal, Some(Signal::Interrupt));
+        tty.input(b'\n');
+        assert_eq!(read_all(&mut tty), Ok(b"ab\n".to_vec()));
+    }
+
+    #[test]
+    fn eof_at_line_start_and_mid_line() {
+        let mut tty = console();
+        let fx = tty.input(4);
+        assert!(fx.readable);
+        assert!(drain(&mut tty).is_empty());
+        assert_eq!(read_all(&mut tty), Ok(vec![]));
+        assert_eq!(tty.read(&mut [0u8; 8]), Err(ReadBlock::Input));
+        tty.input_bytes(b"ab\x04");
+        assert_eq!(drain(&mut tty), b"ab");
+        assert_eq!(read_all(&mut tty), Ok(b"ab".to_vec()));
+        assert_eq!(tty.read(&mut [0u8; 8]), Err(ReadBlock::Input));
+    }
+
+    #[test]
+    fn short_reads_take_a_line_in_pieces() {
+        let mut tty = console();
+        tty.input_bytes(b"abc\nd\n");
+        let mut buf = [0u8; 2];
+        assert_eq!(tty.read(&mut buf), Ok(2));
+        assert_eq!(&buf, b"ab");
+        assert_eq!(tty.read(&mut buf), Ok(2));
+        assert_eq!(&buf, b"c\n");
+        assert_eq!(tty.read(&mut buf), Ok(2));
+        assert_eq!(&buf, b"d\n");
+        // As Linux: the mark is found only within the buffer's length.
+        tty.input_bytes(b"ab\x04");
+        assert_eq!(tty.read(&mut buf), Ok(2));
+        assert_eq!(tty.read(&mut buf), Ok(0));
+    }
+
+    #[test]
+    fn echoctl_and_erasing_control_characters() {
+        let mut tty = console();
+        tty.input_bytes(&[b'a', 1, DEL, DEL]);
+        assert_eq!(drain(&mut tty), b"a^A\x08 \x08\x08 \x08\x08 \x08");
+        set_modes(&mut tty, |t| t.lflag &= !g::ECHOCTL);
+        tty.input_bytes(&[b'a', 1, DEL]);
+        assert_eq!(drain(&mut tty), b"a\x01");
+    }
+
+    #[test]
+    fn erasing_a_tab_goes_back_to_its_start() {
+        let mut tty = console();
+        tty.input_bytes(b"abc\t");
+        assert_eq!(drain(&mut tty), b"abc\t");
+        tty.input(DEL);
+        assert_eq!(drain(&mut tty), b"\x08\x08\x08\x08\x08");
+        // The line began after a prompt of 2 columns.
+        tty.input(b'\n');
+        drain(&mut tty);
+        tty.write(b"$ ").unwrap();
+        tty.input_bytes(b"\t");
+        tty.input(DEL);
+        assert_eq!(drain(&mut tty), b"$ \t\x08\x08\x08\x08\x08\x08");
+    }
+
+    #[test]
+    fn echoprt_shows_erased_characters() {
+        let mut tty = console();
+        set_modes(&mut tty, |t| t.lflag |= g::ECHOPRT);
+        tty.input_bytes(b"ab\x7f\x7fc");
+        assert_eq!(drain(&mut tty), b"ab\\ba/c");
+    }
+
+    #[test]
+    fn literal_next_and_reprint() {
+        let mut tty = console();
+        let fx = tty.input_bytes(&[0x16, 3]);
+        assert_eq!(fx.signal, None);
+        assert_eq!(drain(&mut tty), b"^\x08^C");
+        tty.input_bytes(&[b'x', 0x12]);
+        assert_eq!(drain(&mut tty), b"x^R\r\n^Cx");
+        tty.input(b'\n');
+        assert_eq!(read_all(&mut tty), Ok(vec![3, b'x', b'\n']));
+    }
+
+    #[test]
+    fn raw_mode_through_tcsets() {
+        let mut tty = console();
+        set_modes(&mut tty, |t| t.lflag &= !(g::ICANON | g::ECHO));
+        let fx = tty.input(b'x');
+        assert!(fx.readable && !fx.output);
+        assert_ne!(tty.poll() & g::POLLIN, 0);
+        // ICRNL still maps CR.
+        tty.input(b'\r');
+        assert_eq!(read_all(&mut tty), Ok(b"x\n".to_vec()));
+        assert_eq!(tty.read(&mut [0u8; 4]), Err(ReadBlock::Input));
+        // VMIN 3: poll and read wait for three bytes (or a shorter buffer).
+        set_modes(&mut tty, |t| t.cc[g::VMIN as usize] = 3);
+        tty.input_bytes(b"ab");
+        assert_eq!(tty.poll() & g::POLLIN, 0);
+        assert_eq!(tty.read(&mut [0u8; 8]), Err(ReadBlock::Input));
+        assert_eq!(tty.read(&mut [0u8; 2]), Ok(2));
+        tty.input_bytes(b"cde");
+        assert_ne!(tty.poll() & g::POLLIN, 0);
+        assert_eq!(read_all(&mut tty), Ok(b"cde".to_vec()));
+        // VMIN 0, VTIME 0: what is there, even nothing.
+        set_modes(&mut tty, |t| t.cc[g::VMIN as usize] = 0);
+        assert_eq!(tty.read(&mut [0u8; 8]), Ok(0));
+        // VMIN 0, VTIME 5: a deadline, then 0.
+        set_modes(&mut tty, |t| t.cc[g::VTIME as usize] = 5);
+        assert_eq!(
+            tty.read(&mut [0u8; 8]),
+            Err(ReadBlock::InputOrTimeout { deciseconds: 5 })
+        );
+        assert_eq!(tty.read_expired(&mut [0u8; 8]), 0);
+        // VMIN 2, VTIME 5: no timer before the first byte, then one.
+        set_modes(&mut tty, |t| t.cc[g::VMIN as usize] = 2);
+        assert_eq!(tty.read(&mut [0u8; 8]), Err(ReadBlock::Input));
+        tty.input(b'q');
+        assert_eq!(
+            tty.read(&mut [0u8; 8]),
+            Err(ReadBlock::InputOrTimeout { deciseconds: 5 })
+        );
+        assert_eq!(tty.read_expired(&mut [0u8; 8]), 1);
+    }
+
+    #[test]
+    fn raw_mode_echo_follows_linux() {
+        let mut tty = console();
+        set_modes(&mut tty, |t| t.lflag &= !g::ICANON);
+        // CR (mapped) echoes as a newline, a typed ^J is not special and
+        // echoes as ^J, DEL as ^?.
+        tty.input_bytes(b"a\r\n\x7f");
+        assert_eq!(drain(&mut tty), b"a\r\n^J^?");
+        assert_eq!(read_all(&mut tty), Ok(b"a\n\n\x7f".to_vec()));
+    }
+
+    #[test]
+    fn switching_modes_keeps_pending_input() {
+        let mut tty = console();
+        tty.input_bytes(b"ab");
+        set_modes(&mut tty, |t| t.lflag &= !g::ICANON);
+        assert_eq!(read_all(&mut tty), Ok(b"ab".to_vec()));
+        tty.input_bytes(b"cd");
+        set_modes(&mut tty, |t| t.lflag |= g::ICANON);
+        // Pending raw input becomes one line.
+        assert_eq!(read_all(&mut tty), Ok(b"cd".to_vec()));
+    }
+
+    #[test]
+    fn output_processing() {
+        let mut tty = console();
+        let (n, fx) = tty.write(b"hi\nthere\n").unwrap();
+        assert_eq!(n, 9);
+        assert!(fx.output);
+        assert_eq!(drain(&mut tty), b"hi\r\nthere\r\n");
+        set_modes(&mut tty, |t| t.oflag |= g::XTABS);
+        tty.write(b"ab\tc").unwrap();
+        assert_eq!(drain(&mut tty), b"ab      c");
+        set_modes(&mut tty, |t| t.oflag &= !g::OPOST);
+        tty.write(b"x\n").unwrap();
+        assert_eq!(drain(&mut tty), b"x\n");
+    }
+
+    #[test]
+    fn output_queue_is_bounded_and_drains() {
+        let mut tty = console();
+        let big = vec![b'x'; OUTPUT_CAPACITY + 10];
+        assert_eq!(tty.write(&big).map(|w| w.0), Ok(OUTPUT_CAPACITY));
+        assert_eq!(tty.write(b"y"), Err(WouldBlock));
+        assert_eq!(tty.poll() & g::POLLOUT, 0);
+        let fx = tty.consume_output(OUTPUT_CAPACITY - WAKEUP_CHARS + 1);
+        assert!(fx.writable && !fx.drained);
+        assert_ne!(tty.poll() & g::POLLOUT, 0);
+        let fx = tty.consume_output(usize::MAX);
+        assert!(fx.drained);
+    }
+
+    #[test]
+    fn flow_control_holds_output() {
+        let mut tty = console();
+        tty.input(0x13);
+        assert!(tty.is_stopped());
+        tty.write(b"held").unwrap();
+        assert!(tty.pending_output().is_empty());
+        let fx = tty.input(0x11);
+        assert!(fx.output && fx.writable);
+        assert_eq!(drain(&mut tty), b"held");
+    }
+
+    #[test]
+    fn tcsetsw_waits_for_drain_and_tcsetsf_flushes() {
+        let mut tty = console();
+        tty.write(b"out").unwrap();
+        tty.input_bytes(b"typed");
+        let raw = {
+            let mut t = *tty.termios();
+            t.lflag &= !g::ICANON;
+            t.to_bytes()
+        };
+        let setsw = Ioctl::decode(io::TCSETSW).unwrap();
+        assert_eq!(
+            tty.ioctl(setsw, 0, &raw, &caller(), &no_groups),
+            Err(TtyError::WaitDrain)
+        );
+        assert!(tty.consume_output(usize::MAX).drained);
+        let setsf = Ioctl::decode(io::TCSETSF).unwrap();
+        assert!(tty.ioctl(setsf, 0, &raw, &caller(), &no_groups).is_ok());
+        assert!(!tty.termios().l(g::ICANON));
+        assert_eq!(tty.read(&mut [0u8; 8]), Err(ReadBlock::Input));
+        let drain_req = Ioctl::decode(io::TCSBRK).unwrap();
+        assert!(tty.ioctl(drain_req, 1, &[], &caller(), &no_groups).is_ok());
+    }
+
+    #[test]
+    fn ioctls_copy_in_and_out() {
+        let mut tty = console();
+        assert_eq!(Ioctl::decode(0x5401), Ok(Ioctl::GetTermios));
+        assert_eq!(Ioctl::decode(0x1234), Err(errno::ENOTTY));
+        let get = |tty: &mut Tty, req: u32| {
+            let req = Ioctl::decode(req).unwrap();
+            tty.ioctl(req, 0, &[], &caller(), &no_groups)
+                .unwrap()
+                .copy_out
+        };
+        assert_eq!(get(&mut tty, io::TCGETS), Termios::default().to_bytes());
+        assert_eq!(get(&mut tty, io::TIOCGWINSZ), [24, 0, 80, 0, 0, 0, 0, 0]);
+        let set = Ioctl::decode(io::TIOCSWINSZ).unwrap();
+        assert_eq!(set.copy_in_len(), 8);
+        let done = tty
+            .ioctl(set, 0, &[50, 0, 132, 0, 0, 0, 0, 0], &caller(), &no_groups)
+            .unwrap();
+        assert_eq!(done.effects.signal, Some(Signal::WindowChange));
+        assert_eq!(tty.winsize().cols, 132);
+        assert_eq!(
+            tty.ioctl(set, 0, &[1, 2], &caller(), &no_groups),
+            Err(TtyError::Errno(errno::EFAULT))
+        );
+        tty.input_bytes(b"ab\ncd\x04ef");
+        assert_eq!(get(&mut tty, io::FIONREAD), 5i32.to_le_bytes());
+        assert_eq!(get(&mut tty, io::TIOCGPGRP), 10i32.to_le_bytes());
+        assert_eq!(get(&mut tty, io::TIOCGSID), 1i32.to_le_bytes());
+        let flush = Ioctl::decode(io::TCFLSH).unwrap();
+        assert!(tty
+            .ioctl(flush, u64::from(g::TCIFLUSH), &[], &caller(), &no_groups)
+            .is_ok());
+        assert_eq!(get(&mut tty, io::FIONREAD), 0i32.to_le_bytes());
+        assert_eq!(
+            tty.ioctl(flush, 7, &[], &caller(), &no_groups),
+            Err(TtyError::Errno(errno::EINVAL))
+        );
+    }
+
+    #[test]
+    fn foreground_group_and_job_control() {
+        let mut tty = console();
+        let spgrp = Ioctl::decode(io::TIOCSPGRP).unwrap();
+        let groups = |pgrp: i32| match pgrp {
+            10 | 20 => Some(1),
+            30 => Some(2),
+            _ => None,
+        };
+        let me = caller();
+        assert!(tty
+            .ioctl(spgrp, 0, &20i32.to_le_bytes(), &me, &groups)
+            .is_ok());
+        assert_eq!(tty.foreground(), Some(20));
+        // Now the caller (group 10) is in the background.
+        assert_eq!(
+            tty.ioctl(spgrp, 0, &10i32.to_le_bytes(), &me, &groups),
+            Err(TtyError::Stop(g::SIGTTOU))
+        );
+        assert_eq!(tty.check_read(&me), Err(TtyError::Stop(g::SIGTTIN)));
+        assert_eq!(tty.check_write(&me), Ok(()));
+        let ignoring = Caller {
+            sigttou_ignored: true,
+            sigttin_ignored: true,
+            ..me
+        };
+        assert_eq!(tty.check_read(&ignoring), Err(TtyError::Errno(errno::EIO)));
+        assert_eq!(
+            tty.ioctl(spgrp, 0, &99i32.to_le_bytes(), &ignoring, &groups),
+            Err(TtyError::Errno(errno::ESRCH))
+        );
+        assert_eq!(
+            tty.ioctl(spgrp, 0, &30i32.to_le_bytes(), &ignoring, &groups),
+            Err(TtyError::Errno(errno::EPERM))
+        );
+        assert_eq!(
+            tty.ioctl(spgrp, 0, &(-1i32).to_le_bytes(), &ignoring, &groups),
+            Err(TtyError::Errno(errno::EINVAL))
+        );
+        let orphan = Caller {
+            orphaned: true,
+            ..me
+        };
+        assert_eq!(
+            tty.ioctl(spgrp, 0, &10i32.to_le_bytes(), &orphan, &groups),
+            Err(TtyError::Errno(errno::ENOTTY))
+        );
+        assert!(tty
+            .ioctl(spgrp, 0, &10i32.to_le_bytes(), &ignoring, &groups)
+            .is_ok());
+        set_modes(&mut tty, |t| t.lflag |= g::TOSTOP);
+        let bg = Caller { pgrp: 20, ..me };
+        assert_eq!(tty.check_write(&bg), Err(TtyError::Stop(g::SIGTTOU)));
+        // Not this tty's session: no job control applies.
+        let other = Caller {
+            controlling: Controlling::None,
+            ..bg
+        };
+        assert_eq!(tty.check_read(&other), Ok(()));
+    }
+
+    #[test]
+    fn controlling_terminal() {
+        let mut tty = Tty::new();
+        let leader = Caller {
+            pid: 1,
+            pgrp: 1,
+            sid: 1,
+            controlling: Controlling::None,
+            ..caller()
+        };
+        let sctty = Ioctl::decode(io::TIOCSCTTY).unwrap();
+        let done = tty.ioctl(sctty, 0, &[], &leader, &no_groups).unwrap();
+        assert_eq!(done.ctty, Some(CttyChange::Acquired { stolen_from: None }));
+        assert_eq!((tty.session(), tty.foreground()), (Some(1), Some(1)));
+        let other = Caller {
+            pid: 5,
+            pgrp: 5,
+            sid: 5,
+            ..leader
+        };
+        assert_eq!(
+            tty.ioctl(sctty, 1, &[], &other, &no_groups),
+            Err(TtyError::Errno(errno::EPERM))
+        );
+        let root = Caller {
+            privileged: true,
+            ..other
+        };
+        let done = tty.ioctl(sctty, 1, &[], &root, &no_groups).unwrap();
+        assert_eq!(
+            done.ctty,
+            Some(CttyChange::Acquired {
+                stolen_from: Some(1)
+            })
+        );
+        let notty = Ioctl::decode(io::TIOCNOTTY).unwrap();
+        let owner = Caller {
+            controlling: Controlling::This,
+            ..root
+        };
+        let done = tty.ioctl(notty, 0, &[], &owner, &no_groups).unwrap();
+        assert_eq!(
+            done.ctty,
+            Some(CttyChange::Released {
+                hangup_group: Some(5)
+            })
+        );
+        assert_eq!(tty.session(), None);
+    }
+
+    #[test]
+    fn full_canonical_buffer_still_ends_the_line() {
+        let mut tty = console();
+        set_modes(&mut tty, |t| t.lflag &= !g::ECHO);
+        tty.input_bytes(&vec![b'a'; INPUT_CAPACITY + 10]);
+        assert!(tty.accepts_input());
+        tty.input(b'\n');
+        assert!(!tty.accepts_input());
+        let mut buf = vec![0u8; INPUT_CAPACITY + 10];
+        assert_eq!(tty.read(&mut buf), Ok(INPUT_CAPACITY));
+        assert_eq!(buf[INPUT_CAPACITY - 1], b'\n');
+    }
+}
