@@ -46,6 +46,9 @@ pub const NCCS: usize = g::NCCS as usize;
 /// Size of the kernel's `struct termios` that `TCGETS`/`TCSETS` copy
 /// (glibc's user-space struct is larger; the ioctl uses this one).
 pub const TERMIOS_SIZE: usize = 16 + 1 + NCCS;
+/// Size of `struct termios2` (`TCGETS2`): the same plus input and output
+/// speeds, which newer C libraries use.
+pub const TERMIOS2_SIZE: usize = TERMIOS_SIZE + 8;
 /// Size of `struct winsize`.
 pub const WINSIZE_SIZE: usize = 8;
 /// Input bytes held (Linux's `N_TTY_BUF_SIZE`).
@@ -135,13 +138,7 @@ impl Termios {
     /// Parses what `TCSETS` copies in; `None` when shorter than 36 bytes.
     pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
         let word = |at: usize| -> Option<u32> {
-            let b = bytes.get(at..at + 4)?;
-            Some(u32::from_le_bytes([
-                b.first().copied()?,
-                *b.get(1)?,
-                *b.get(2)?,
-                *b.get(3)?,
-            ]))
+            Some(u32::from_le_bytes(bytes.get(at..at + 4)?.try_into().ok()?))
         };
         let mut cc = [0u8; NCCS];
         cc.copy_from_slice(bytes.get(17..TERMIOS_SIZE)?);
@@ -336,11 +333,15 @@ pub enum CttyChange {
 /// A terminal ioctl the tty serves (anything else is `ENOTTY`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ioctl {
-    /// `TCGETS`.
-    GetTermios,
+    /// `TCGETS`, or `TCGETS2` when `speeds`.
+    GetTermios { speeds: bool },
     /// `TCSETS` (now), `TCSETSW` (after output drains), `TCSETSF` (flush
-    /// input, then as `TCSETSW`).
-    SetTermios { drain: bool, flush: bool },
+    /// input, then as `TCSETSW`); the `TCSETS*2` forms when `speeds`.
+    SetTermios {
+        drain: bool,
+        flush: bool,
+        speeds: bool,
+    },
     /// `TIOCGWINSZ`.
     GetWinsize,
     /// `TIOCSWINSZ`.
@@ -374,19 +375,15 @@ impl Ioctl {
     /// belong to the descriptor layer, before this).
     pub fn decode(request: u32) -> Result<Ioctl, u32> {
         Ok(match request {
-            io::TCGETS => Ioctl::GetTermios,
-            io::TCSETS => Ioctl::SetTermios {
-                drain: false,
-                flush: false,
-            },
-            io::TCSETSW => Ioctl::SetTermios {
-                drain: true,
-                flush: false,
-            },
-            io::TCSETSF => Ioctl::SetTermios {
-                drain: true,
-                flush: true,
-            },
+            io::TCGETS => Ioctl::GetTermios { speeds: false },
+            io::TCGETS2 => Ioctl::GetTermios { speeds: true },
+            io::TCSETS | io::TCSETSW | io::TCSETSF | io::TCSETS2 | io::TCSETSW2 | io::TCSETSF2 => {
+                Ioctl::SetTermios {
+                    drain: !matches!(request, io::TCSETS | io::TCSETS2),
+                    flush: matches!(request, io::TCSETSF | io::TCSETSF2),
+                    speeds: matches!(request, io::TCSETS2 | io::TCSETSW2 | io::TCSETSF2),
+                }
+            }
             io::TIOCGWINSZ => Ioctl::GetWinsize,
             io::TIOCSWINSZ => Ioctl::SetWinsize,
             io::TIOCGPGRP => Ioctl::GetPgrp,
@@ -407,7 +404,8 @@ impl Ioctl {
     /// [`Tty::ioctl`] (0: the argument is a value or unused).
     pub fn copy_in_len(self) -> usize {
         match self {
-            Ioctl::SetTermios { .. } => TERMIOS_SIZE,
+            Ioctl::SetTermios { speeds: false, .. } => TERMIOS_SIZE,
+            Ioctl::SetTermios { speeds: true, .. } => TERMIOS2_SIZE,
             Ioctl::SetWinsize => WINSIZE_SIZE,
             Ioctl::SetPgrp => 4,
             _ => 0,
@@ -492,6 +490,8 @@ pub struct Tty {
     /// Output held by `VSTOP` or `TCOOFF`.
     stopped: bool,
     backspace_erases: bool,
+    /// Input and output speeds `TCGETS2` reports.
+    speeds: (u32, u32),
     session: Option<i32>,
     foreground: Option<i32>,
 }
@@ -517,6 +517,7 @@ impl Tty {
             lnext: false,
             stopped: false,
             backspace_erases: true,
+            speeds: (38400, 38400),
             session: None,
             foreground: None,
         }
@@ -1366,10 +1367,31 @@ impl Tty {
     ) -> Result<IoctlDone, TtyError> {
         let fault = TtyError::Errno(errno::EFAULT);
         match request {
-            Ioctl::GetTermios => Ok(IoctlDone::out(&self.termios.to_bytes())),
-            Ioctl::SetTermios { drain, flush } => {
+            Ioctl::GetTermios { speeds } => {
+                let mut out = self.termios.to_bytes().to_vec();
+                if speeds {
+                    out.extend_from_slice(&self.speeds.0.to_le_bytes());
+                    out.extend_from_slice(&self.speeds.1.to_le_bytes());
+                }
+                Ok(IoctlDone::out(&out))
+            }
+            Ioctl::SetTermios {
+                drain,
+                flush,
+                speeds,
+            } => {
                 self.check(caller, g::SIGTTOU)?;
                 let new = Termios::from_bytes(input).ok_or(fault)?;
+                let new_speeds = if speeds {
+                    let speed = |at: usize| -> Option<u32> {
+                        Some(u32::from_le_bytes(input.get(at..at + 4)?.try_into().ok()?))
+                    };
+                    let ispeed = speed(TERMIOS_SIZE).ok_or(fault)?;
+                    let ospeed = speed(TERMIOS_SIZE + 4).ok_or(fault)?;
+                    (ispeed, ospeed)
+                } else {
+                    self.speeds
+                };
                 let mut fx = Effects::default();
                 if flush {
                     // Linux flushes before waiting; a retry after the wait
@@ -1380,6 +1402,8 @@ impl Tty {
                     return Err(TtyError::WaitDrain);
                 }
                 let set = self.set_termios(new);
+                // Only recorded: the console's line speed is the UART's.
+                self.speeds = new_speeds;
                 fx.readable = set.readable;
                 fx.output = set.output;
                 fx.writable = set.writable;
@@ -1463,7 +1487,8 @@ impl Tty {
                         };
                         let c = self.termios.cc(index);
                         if c != 0 {
-                            self.output.push(c);
+                            // Linux sends it ahead of queued output.
+                            self.output.insert(0, c);
                             fx.output = !self.stopped;
                         }
                     }
@@ -1874,7 +1899,10 @@ mod tests {
     #[test]
     fn ioctls_copy_in_and_out() {
         let mut tty = console();
-        assert_eq!(Ioctl::decode(0x5401), Ok(Ioctl::GetTermios));
+        assert_eq!(
+            Ioctl::decode(0x5401),
+            Ok(Ioctl::GetTermios { speeds: false })
+        );
         assert_eq!(Ioctl::decode(0x1234), Err(errno::ENOTTY));
         let get = |tty: &mut Tty, req: u32| {
             let req = Ioctl::decode(req).unwrap();
@@ -1883,6 +1911,18 @@ mod tests {
                 .copy_out
         };
         assert_eq!(get(&mut tty, io::TCGETS), Termios::default().to_bytes());
+        let mut t2 = Termios::default().to_bytes().to_vec();
+        t2.extend_from_slice(&38400u32.to_le_bytes());
+        t2.extend_from_slice(&38400u32.to_le_bytes());
+        assert_eq!(get(&mut tty, io::TCGETS2), t2);
+        assert_eq!(core::mem::size_of::<g::termios2>(), TERMIOS2_SIZE);
+        let set2 = Ioctl::decode(io::TCSETSF2).unwrap();
+        assert_eq!(set2.copy_in_len(), TERMIOS2_SIZE);
+        t2[TERMIOS_SIZE] = 0;
+        t2[TERMIOS_SIZE + 1] = 0xc2;
+        t2[TERMIOS_SIZE + 2] = 1;
+        tty.ioctl(set2, 0, &t2, &caller(), &no_groups).unwrap();
+        assert_eq!(get(&mut tty, io::TCGETS2), t2);
         assert_eq!(get(&mut tty, io::TIOCGWINSZ), [24, 0, 80, 0, 0, 0, 0, 0]);
         let set = Ioctl::decode(io::TIOCSWINSZ).unwrap();
         assert_eq!(set.copy_in_len(), 8);
