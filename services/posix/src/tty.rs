@@ -2073,4 +2073,55 @@ mod tests {
         assert_eq!(tty.read(&mut buf), Ok(INPUT_CAPACITY));
         assert_eq!(buf[INPUT_CAPACITY - 1], b'\n');
     }
+
+    proptest::proptest! {
+        /// Any bytes, modes and reads: no panic, and the bookkeeping holds.
+        #[test]
+        fn never_panics_and_stays_bounded(
+            iflag in proptest::prelude::any::<u32>(),
+            oflag in proptest::prelude::any::<u32>(),
+            lflag in proptest::prelude::any::<u32>(),
+            cc in proptest::prelude::any::<[u8; NCCS]>(),
+            steps in proptest::collection::vec(
+                (proptest::prelude::any::<u8>(), 0usize..8, proptest::prelude::any::<bool>()),
+                0..600,
+            ),
+        ) {
+            let mut tty = console();
+            let mut modes = *tty.termios();
+            for (n, &(byte, read_len, switch)) in steps.iter().enumerate() {
+                if switch && n % 97 == 0 {
+                    modes = Termios { iflag, oflag, lflag, cc, ..modes };
+                    tty.set_termios(modes);
+                }
+                tty.input(byte);
+                if n % 5 == 0 {
+                    let mut buf = [0u8; 8];
+                    let _ = tty.read(&mut buf[..read_len]);
+                    let _ = tty.read_expired(&mut buf[..read_len]);
+                    let _ = tty.write(&buf[..read_len]);
+                }
+                if n % 11 == 0 {
+                    tty.consume_output(read_len * 3);
+                }
+                proptest::prop_assert!(tty.input.len() <= INPUT_CAPACITY);
+                proptest::prop_assert!(tty.canon_len <= tty.input.len());
+                proptest::prop_assert!(tty.input_len() <= tty.input.len());
+                // Line ends only inside complete lines, the last slot of
+                // which is one.
+                proptest::prop_assert!(tty
+                    .input
+                    .iter()
+                    .skip(tty.canon_len)
+                    .all(|s| matches!(s, Slot::Byte(_))));
+                if tty.canon_len > 0 {
+                    let last = tty.input.get(tty.canon_len - 1);
+                    proptest::prop_assert!(!matches!(last, Some(Slot::Byte(_))));
+                }
+                if !tty.icanon() {
+                    proptest::prop_assert_eq!(tty.canon_len, 0);
+                }
+            }
+        }
+    }
 }
