@@ -3,9 +3,11 @@
 //! process server's event loop drives. Nothing here blocks:
 //!
 //! ```text
-//!  UART bytes ──input()──▶ [ line discipline ] ──read()──▶ process
-//!                               │ echo
-//!  process ────write()────▶ [ output queue ] ──pending_output()/consume_output()──▶ UART
+//!  UART bytes --input()--> [line discipline] --read()--> process
+//!                                | echo
+//!                                v
+//!  process ----write()---> [output queue] --pending_output()--> UART
+//!                                            consume_output(n)
 //! ```
 //!
 //! Each call returns [`Effects`]: a signal for the foreground process group
@@ -377,13 +379,12 @@ impl Ioctl {
         Ok(match request {
             io::TCGETS => Ioctl::GetTermios { speeds: false },
             io::TCGETS2 => Ioctl::GetTermios { speeds: true },
-            io::TCSETS | io::TCSETSW | io::TCSETSF | io::TCSETS2 | io::TCSETSW2 | io::TCSETSF2 => {
-                Ioctl::SetTermios {
-                    drain: !matches!(request, io::TCSETS | io::TCSETS2),
-                    flush: matches!(request, io::TCSETSF | io::TCSETSF2),
-                    speeds: matches!(request, io::TCSETS2 | io::TCSETSW2 | io::TCSETSF2),
-                }
-            }
+            io::TCSETS => Ioctl::set_termios(false, false, false),
+            io::TCSETSW => Ioctl::set_termios(true, false, false),
+            io::TCSETSF => Ioctl::set_termios(true, true, false),
+            io::TCSETS2 => Ioctl::set_termios(false, false, true),
+            io::TCSETSW2 => Ioctl::set_termios(true, false, true),
+            io::TCSETSF2 => Ioctl::set_termios(true, true, true),
             io::TIOCGWINSZ => Ioctl::GetWinsize,
             io::TIOCSWINSZ => Ioctl::SetWinsize,
             io::TIOCGPGRP => Ioctl::GetPgrp,
@@ -398,6 +399,14 @@ impl Ioctl {
             io::TIOCNOTTY => Ioctl::NoControlling,
             _ => return Err(errno::ENOTTY),
         })
+    }
+
+    fn set_termios(drain: bool, flush: bool, speeds: bool) -> Ioctl {
+        Ioctl::SetTermios {
+            drain,
+            flush,
+            speeds,
+        }
     }
 
     /// Bytes the server copies in from the argument pointer before
