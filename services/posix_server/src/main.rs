@@ -62,49 +62,88 @@ impl core::fmt::Display for StartError {
     }
 }
 
-/// Where the console's bytes go.
+/// The console: the line discipline over the serial driver's rings, or,
+/// with no serial channel, output printed line by line through the
+/// supervisor (and no input).
 pub struct Console {
     serial: Option<SerialClient>,
+    pub tty: posix::tty::Tty,
     /// Output not yet ended by a newline, when printing through the
-    /// supervisor (no serial channel).
+    /// supervisor.
     line: Vec<u8>,
-    /// Bytes typed and not yet read.
-    pub input: Vec<u8>,
+    /// A signal typed while a call was running, raised after it.
+    pending_signal: Option<posix::tty::Signal>,
 }
 
 impl Console {
-    pub fn write(&mut self, bytes: &[u8]) {
-        if let Some(s) = self.serial.as_mut() {
-            let mut out = Vec::with_capacity(bytes.len());
-            for &b in bytes {
-                if b == b'\n' {
-                    out.push(b'\r');
+    /// Processes `data` as the tty's output and sends it on; returns the
+    /// bytes taken.
+    pub fn write(&mut self, data: &[u8]) -> usize {
+        let mut done = 0;
+        while let Some(rest) = data.get(done..).filter(|r| !r.is_empty()) {
+            match self.tty.write(rest) {
+                Ok((0, _)) | Err(_) => {
+                    if self.tty.pending_output().is_empty() {
+                        break;
+                    }
                 }
-                out.push(b);
+                Ok((n, _)) => done += n,
             }
-            let _ = s.send(&out);
+            self.flush();
+        }
+        self.flush();
+        done
+    }
+
+    /// Sends what the tty has for the driver (echo included).
+    pub fn flush(&mut self) {
+        let out = self.tty.pending_output().to_vec();
+        if out.is_empty() {
             return;
         }
-        for &b in bytes {
-            if b == b'\n' {
-                let text = String::from_utf8_lossy(&self.line);
-                println!("{text}");
-                self.line.clear();
-            } else if self.line.len() < 512 {
-                self.line.push(b);
+        if let Some(s) = self.serial.as_mut() {
+            let _ = s.send(&out);
+        } else {
+            for &b in &out {
+                match b {
+                    b'\n' => {
+                        let text = String::from_utf8_lossy(&self.line);
+                        println!("{text}");
+                        self.line.clear();
+                    }
+                    b'\r' => {}
+                    _ if self.line.len() < 512 => self.line.push(b),
+                    _ => {}
+                }
             }
+        }
+        self.tty.consume_output(out.len());
+    }
+
+    /// Takes input for a call that looks at it; a signal typed is raised
+    /// at the next wake-up, not inside the call.
+    pub fn poll_input_only(&mut self) {
+        if let Some(sig) = self.poll_input() {
+            self.pending_signal = Some(sig);
         }
     }
 
-    /// Takes what the driver delivered.
-    fn poll_input(&mut self) {
-        let Some(s) = self.serial.as_mut() else {
-            return;
-        };
-        while let Ok(Some(chunk)) = s.rx.try_recv() {
-            self.input.extend_from_slice(chunk.bytes());
-            s.rx.release();
+    /// Feeds what the driver delivered to the line discipline; returns the
+    /// signal typed (^C, ^\\, ^Z), if any.
+    fn poll_input(&mut self) -> Option<posix::tty::Signal> {
+        let mut signal = None;
+        if let Some(s) = self.serial.as_mut() {
+            while self.tty.accepts_input() {
+                let Ok(Some(chunk)) = s.rx.try_recv() else {
+                    break;
+                };
+                let fx = self.tty.input_bytes(chunk.bytes());
+                s.rx.release();
+                signal = fx.signal.or(signal);
+            }
         }
+        self.flush();
+        signal
     }
 }
 
@@ -198,7 +237,10 @@ impl Server {
     /// Something changed (input, a timer, a child): runs every blocked
     /// call again.
     fn wake(&mut self) {
-        self.console.poll_input();
+        let typed = self.console.poll_input().or(self.console.pending_signal.take());
+        if let Some(sig) = typed {
+            self.tty_signal(sig.number());
+        }
         if let Some(t) = self.timer.as_mut() {
             while let Ok(Some(_)) = t.poll_answer() {}
         }
@@ -282,8 +324,9 @@ fn main(env: &Env) -> Result<(), StartError> {
         files,
         console: Console {
             serial,
+            tty: posix::tty::Tty::new(),
             line: Vec::new(),
-            input: Vec::new(),
+            pending_signal: None,
         },
         timer,
         clock,

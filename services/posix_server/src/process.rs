@@ -63,6 +63,28 @@ pub struct Process {
     pub sigmask: u64,
 }
 
+impl Process {
+    /// The handler word of the signal's action as the process set it.
+    fn handler(&self, sig: u32) -> u64 {
+        let i = (sig as usize).wrapping_sub(1);
+        self.sigactions
+            .get(i)
+            .and_then(|a| a.get(..8))
+            .and_then(|b| b.try_into().ok())
+            .map_or(0, u64::from_le_bytes)
+    }
+
+    /// True if the process ignores `sig` (SIG_IGN) or blocks it.
+    pub fn ignores(&self, sig: u32) -> bool {
+        self.handler(sig) == 1 || self.sigmask & (1u64 << (sig.wrapping_sub(1) & 63)) != 0
+    }
+
+    /// True if `sig` takes its default action (no handler, not ignored).
+    pub fn default_action(&self, sig: u32) -> bool {
+        self.handler(sig) == 0 && !self.ignores(sig)
+    }
+}
+
 fn nomem<E>(_: E) -> Errno {
     Errno::ENOMEM
 }
@@ -165,6 +187,8 @@ impl Server {
         for _ in 0..3 {
             fds.insert(tty.clone(), false)?;
         }
+        // The first process leads the console's session.
+        self.console.tty.attach(pid as i32, pid as i32);
         match self.start_thread(pid, space, entry, sp) {
             Ok((space, cnode, tcb)) => {
                 self.next_pid += 1;

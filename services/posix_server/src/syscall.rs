@@ -42,6 +42,15 @@ const IO_MAX: usize = 1 << 20;
 /// so `CLOCK_REALTIME` starts at 2026-01-01 00:00 UTC (docs/posix.md).
 const EPOCH_AT_BOOT: u64 = 1_767_225_600;
 
+/// The Linux error for a tty refusal; a job-control stop (SIGTTIN,
+/// SIGTTOU) is `EIO` until stopping is implemented.
+fn tty_errno(e: posix::tty::TtyError) -> Errno {
+    match e {
+        posix::tty::TtyError::Errno(n) => Errno(n),
+        _ => Errno::EIO,
+    }
+}
+
 fn ok<T: Into<u64>>(v: T) -> R {
     Ok(v.into())
 }
@@ -342,19 +351,29 @@ impl Server {
             }
             Object::Tty => {
                 drop(open);
-                if out.is_empty() {
-                    return Ok(0);
+                let caller = self.caller(pid)?;
+                self.console.tty.check_read(&caller).map_err(tty_errno)?;
+                self.console.poll_input_only();
+                match self.console.tty.read(out) {
+                    Ok(n) => ok(n as u64),
+                    Err(posix::tty::ReadBlock::Input) => Err(self.wait(pid, None)),
+                    Err(posix::tty::ReadBlock::InputOrTimeout { deciseconds }) => {
+                        let d = Duration::from_millis(u64::from(deciseconds) * 100);
+                        let at = self.clock.after(Instant::now(), d);
+                        let past = self
+                            .procs
+                            .get(&pid)
+                            .and_then(|p| p.deadline)
+                            .is_some_and(|dl| Instant::now().ticks() >= dl.ticks());
+                        if past {
+                            if let Some(p) = self.procs.get_mut(&pid) {
+                                p.deadline = None;
+                            }
+                            return ok(self.console.tty.read_expired(out) as u64);
+                        }
+                        Err(self.wait(pid, Some(at)))
+                    }
                 }
-                self.console.poll_input();
-                if self.console.input.is_empty() {
-                    return Err(self.wait(pid, None));
-                }
-                let n = self.console.input.len().min(out.len());
-                let taken: Vec<u8> = self.console.input.drain(..n).collect();
-                if let Some(dst) = out.get_mut(..n) {
-                    dst.copy_from_slice(&taken);
-                }
-                ok(n as u64)
             }
             Object::Null => Ok(0),
             Object::Zero => {
@@ -390,8 +409,7 @@ impl Server {
             }
             Object::Tty => {
                 drop(open);
-                self.console.write(data);
-                ok(data.len() as u64)
+                ok(self.console.write(data) as u64)
             }
             Object::Null | Object::Zero | Object::Random => ok(data.len() as u64),
         }
@@ -741,31 +759,99 @@ impl Server {
 
     fn ioctl(&mut self, pid: Pid, fd: u64, req: u64, arg: u64) -> R {
         let f = self.file(pid, fd)?;
+        let req = req as u32;
+        // Descriptor ioctls every file has.
+        match req {
+            linux_raw_sys::ioctl::FIOCLEX | linux_raw_sys::ioctl::FIONCLEX => {
+                let p = self.procs.get_mut(&pid).ok_or(Errno::ESRCH)?;
+                p.fds
+                    .set_cloexec(fd_number(fd)?, req == linux_raw_sys::ioctl::FIOCLEX)?;
+                return Ok(0);
+            }
+            linux_raw_sys::ioctl::FIONBIO => {
+                let on = self.user_u64(pid, arg).map(|v| v as u32 != 0)?;
+                let mut open = f.borrow_mut();
+                if on {
+                    open.flags |= g::O_NONBLOCK;
+                } else {
+                    open.flags &= !g::O_NONBLOCK;
+                }
+                return Ok(0);
+            }
+            _ => {}
+        }
         if !matches!(f.borrow().object, Object::Tty) {
             return Err(Errno::ENOTTY);
         }
-        match req as u32 {
-            linux_raw_sys::ioctl::TIOCGWINSZ => {
-                let mut ws = [0u8; 8];
-                ws[0..2].copy_from_slice(&24u16.to_le_bytes());
-                ws[2..4].copy_from_slice(&80u16.to_le_bytes());
-                self.user_write(pid, arg, &ws)?;
-                Ok(0)
+        let request = posix::tty::Ioctl::decode(req).map_err(Errno)?;
+        let mut input = alloc::vec![0u8; request.copy_in_len()];
+        if !input.is_empty() {
+            self.user_read(pid, arg, &mut input)?;
+        }
+        let caller = self.caller(pid)?;
+        let groups: Vec<(i32, i32)> = self
+            .procs
+            .values()
+            .map(|p| (p.pgid as i32, p.sid as i32))
+            .collect();
+        let session = |g: i32| groups.iter().find(|(pg, _)| *pg == g).map(|&(_, s)| s);
+        let done = match self.console.tty.ioctl(request, arg, &input, &caller, &session) {
+            Ok(d) => d,
+            Err(posix::tty::TtyError::WaitDrain) => {
+                self.console.flush();
+                return Err(self.wait(pid, None));
             }
-            linux_raw_sys::ioctl::TCGETS => {
-                self.user_write(pid, arg, &posix::tty::default_termios_bytes())?;
-                Ok(0)
-            }
-            linux_raw_sys::ioctl::TCSETS
-            | linux_raw_sys::ioctl::TCSETSW
-            | linux_raw_sys::ioctl::TCSETSF => Ok(0),
-            linux_raw_sys::ioctl::TIOCGPGRP => {
-                let pgid = self.procs.get(&pid).map_or(pid, |p| p.pgid);
-                self.user_write(pid, arg, &pgid.to_le_bytes())?;
-                Ok(0)
-            }
-            linux_raw_sys::ioctl::TIOCSPGRP => Ok(0),
-            _ => Err(Errno::ENOTTY),
+            Err(e) => return Err(tty_errno(e)),
+        };
+        self.console.flush();
+        if !done.copy_out.is_empty() {
+            self.user_write(pid, arg, &done.copy_out)?;
+        }
+        if let Some(sig) = done.effects.signal {
+            self.tty_signal(sig.number());
+        }
+        Ok(0)
+    }
+
+    /// What the tty needs to know of `pid` for job control.
+    fn caller(&self, pid: Pid) -> Result<posix::tty::Caller, Errno> {
+        let p = self.procs.get(&pid).ok_or(Errno::ESRCH)?;
+        let controlling = if self.console.tty.session() == Some(p.sid as i32) {
+            posix::tty::Controlling::This
+        } else {
+            posix::tty::Controlling::None
+        };
+        Ok(posix::tty::Caller {
+            pid: pid as i32,
+            pgrp: p.pgid as i32,
+            sid: p.sid as i32,
+            controlling,
+            sigttin_ignored: p.ignores(g::SIGTTIN),
+            sigttou_ignored: p.ignores(g::SIGTTOU),
+            orphaned: false,
+            privileged: true,
+        })
+    }
+
+    /// A signal the tty raised for its foreground process group: the
+    /// default action (terminate) unless a process ignores it. Handlers
+    /// and stopping are later steps; until then a handled or stopping
+    /// signal is not delivered.
+    pub fn tty_signal(&mut self, sig: u32) {
+        let Some(fg) = self.console.tty.foreground() else {
+            return;
+        };
+        let targets: Vec<Pid> = self
+            .procs
+            .values()
+            .filter(|p| p.pgid as i32 == fg && p.default_action(sig))
+            .map(|p| p.pid)
+            .collect();
+        if sig == g::SIGTSTP {
+            return;
+        }
+        for pid in targets {
+            self.kill_by_signal(pid, sig);
         }
     }
 
@@ -1134,7 +1220,7 @@ impl Server {
         if n > u64::from(posix::fd::FD_MAX) {
             return Err(Errno::EINVAL);
         }
-        self.console.poll_input();
+        self.console.poll_input_only();
         let mut ready = 0u64;
         let mut entries = alloc::vec![0u8; (n * 8) as usize];
         self.user_read(pid, fds, &mut entries)?;
@@ -1147,14 +1233,10 @@ impl Server {
                 match self.file(pid, fd as u64) {
                     Err(_) => g::POLLNVAL as u16,
                     Ok(f) => {
-                        let input = match f.borrow().object {
-                            Object::Tty => !self.console.input.is_empty(),
-                            _ => true,
+                        let r = match f.borrow().object {
+                            Object::Tty => self.console.tty.poll() as u16,
+                            _ => (g::POLLIN | g::POLLOUT) as u16,
                         };
-                        let mut r = g::POLLOUT as u16;
-                        if input {
-                            r |= g::POLLIN as u16;
-                        }
                         r & (events | g::POLLERR as u16 | g::POLLHUP as u16)
                     }
                 }
