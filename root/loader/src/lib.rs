@@ -363,8 +363,9 @@ impl core::error::Error for LoadError {}
 /// Checks `image` and makes its load plan. Every page of every segment must lie inside
 /// `user`, the window of virtual addresses the component may occupy (`user` need not be
 /// page-aligned: a page must then lie wholly inside it). `PT_LOAD` segments with
-/// `p_memsz == 0` occupy no memory and are skipped; program headers of other types are
-/// ignored.
+/// `p_memsz == 0` occupy no memory and are skipped; `PT_INTERP` refuses the image;
+/// `PT_PHDR`, `PT_TLS` and `PT_GNU_STACK` are reported; other program headers are
+/// ignored. Only `ET_EXEC` images: see [`plan_at`] for position-independent ones.
 pub fn plan(image: &[u8], user: Range<u64>) -> Result<LoadPlan, LoadError> {
     plan_with(image, user, None)
 }

@@ -179,6 +179,9 @@ pub const AT_EXECFN: u64 = 31;
 /// (strings with their NULs, plus a pointer each): Linux's `E2BIG` analogue.
 pub const ARGS_MAX: usize = 256 * 1024;
 
+/// The entries of the auxiliary vector [`initial_stack`] writes, `AT_NULL` included.
+const AUXV_PAIRS: usize = 17;
+
 /// What goes on a new process's stack.
 #[derive(Debug, Clone, Copy)]
 pub struct StackRequest<'a> {
@@ -270,8 +273,7 @@ pub fn initial_stack(req: &StackRequest<'_>) -> Result<InitialStack, StackError>
     }
     // Bounded by ARGS_MAX from here on: no overflow in the sizes below.
     let strings_size: usize = strings.map(|s| s.len() + 1).sum();
-    let auxv = 17;
-    let words = 1 + req.argv.len() + 1 + req.envp.len() + 1 + 2 * auxv;
+    let words = 1 + req.argv.len() + 1 + req.envp.len() + 1 + 2 * AUXV_PAIRS;
     let random_at = req
         .top
         .checked_sub(8 + strings_size as u64 + 16)
@@ -302,7 +304,7 @@ pub fn initial_stack(req: &StackRequest<'_>) -> Result<InitialStack, StackError>
     stack.put(random_at, &req.random);
 
     let p = req.program;
-    let aux: [(u64, u64); 17] = [
+    let aux: [(u64, u64); AUXV_PAIRS] = [
         (AT_PHDR, p.phdr),
         (AT_PHENT, p.phent),
         (AT_PHNUM, p.phnum),
