@@ -9,8 +9,16 @@ mod common;
 use std::ops::Range;
 
 use common::*;
-use kaal_loader::{plan, LoadError, Perm, MAX_SEGMENTS, PAGE};
+use kaal_loader::{plan, plan_at, LoadError, Perm, MAX_SEGMENTS, PAGE};
 use proptest::prelude::*;
+
+/// `plan_at`'s bases: Linux's default for position-independent images, or any page.
+fn base() -> impl Strategy<Value = u64> {
+    prop_oneof![
+        Just(0x5555_5555_4000u64),
+        any::<u64>().prop_map(|b| b & !(PAGE - 1))
+    ]
+}
 
 /// User windows: KaaL's, the whole address space, or anything.
 fn window() -> impl Strategy<Value = Range<u64>> {
@@ -77,7 +85,14 @@ fn phdr() -> impl Strategy<Value = Phdr> {
         (prop_oneof![8 => inside, 1 => anywhere], Just(filesz))
     });
     (
-        prop_oneof![8 => Just(PT_LOAD), 1 => Just(PT_NOTE)],
+        prop_oneof![
+            24 => Just(PT_LOAD),
+            3 => Just(PT_NOTE),
+            1 => Just(PT_INTERP),
+            1 => Just(PT_TLS),
+            1 => Just(PT_PHDR),
+            1 => Just(PT_GNU_STACK),
+        ],
         flags,
         file,
         0..64u64,
@@ -130,8 +145,11 @@ proptest! {
     fn mutated_images_never_panic(
         mutations in prop::collection::vec(mutation(), 1..6),
         user in window(),
+        pie in any::<bool>(),
+        base in base(),
     ) {
-        let mut image = Elf::valid().build();
+        let e_type = if pie { ET_DYN } else { ET_EXEC };
+        let mut image = Elf { e_type, ..Elf::valid() }.build();
         for m in &mutations {
             if let Mutation::Byte(i, _) | Mutation::Header(i, _) = m {
                 if *i >= image.len() { continue; }
@@ -143,6 +161,48 @@ proptest! {
         }
         if let Ok(plan) = plan(&image, user.clone()) {
             check_invariants(&plan, &image, &user);
+        }
+        if let Ok(plan) = plan_at(&image, user.clone(), base) {
+            check_invariants(&plan, &image, &user);
+        }
+    }
+
+    /// The same random tables as an `ET_DYN` image at a random base: the fixed image's
+    /// plan moved so its lowest page is at the base, or the fixed image's error (errors
+    /// name link addresses, and every base keeps these layouts inside the window).
+    #[test]
+    fn pie_layouts_are_the_fixed_ones_moved(
+        phdrs in prop::collection::vec(phdr(), 1..11),
+        inside in prop::bool::weighted(0.8),
+        x in any::<u64>(),
+        page in 1..0x7000_0000u64,
+    ) {
+        let base = page * PAGE;
+        let entry = entry_in(&phdrs, inside, x);
+        let fixed = Elf { entry, ..Elf::with_phdrs(phdrs.clone()) };
+        let pie = Elf { e_type: ET_DYN, ..fixed.clone() };
+        let (fixed, pie) = (fixed.build(), pie.build());
+        match (plan(&fixed, USER), plan_at(&pie, USER, base)) {
+            (Ok(f), Ok(p)) => {
+                check_invariants(&p, &pie, &USER);
+                let lowest = f.segments().iter().map(|s| s.vaddr).min().unwrap();
+                // Bases below the link address make the bias wrap; the addresses never do.
+                let bias = base.wrapping_sub(lowest / PAGE * PAGE);
+                let moved = |v: u64| v.wrapping_add(bias);
+                prop_assert_eq!(p.bias(), bias);
+                prop_assert_eq!(p.entry(), moved(f.entry()));
+                prop_assert_eq!(p.end(), moved(f.end()));
+                prop_assert_eq!(p.segments().len(), f.segments().len());
+                for (p, f) in p.segments().iter().zip(f.segments()) {
+                    prop_assert_eq!(p.vaddr, moved(f.vaddr));
+                    prop_assert_eq!((p.mem_size, &p.file, p.perm), (f.mem_size, &f.file, f.perm));
+                }
+                prop_assert_eq!(p.phdrs().vaddr, f.phdrs().vaddr.map(moved));
+                prop_assert_eq!(p.tls().map(|t| t.vaddr), f.tls().map(|t| moved(t.vaddr)));
+                prop_assert_eq!(p.stack_executable(), f.stack_executable());
+            }
+            (Err(f), Err(p)) => prop_assert_eq!(f.to_string(), p.to_string()),
+            (f, p) => prop_assert!(false, "fixed {:?}, pie {:?}", f, p),
         }
     }
 
@@ -159,7 +219,10 @@ proptest! {
         let image = Elf { entry, ..Elf::with_phdrs(phdrs.clone()) }.build();
         let loaded: Vec<&Phdr> =
             phdrs.iter().filter(|p| p.p_type == PT_LOAD && p.memsz > 0).collect();
+        let interp = phdrs.iter().any(|p| p.p_type == PT_INTERP);
         match plan(&image, USER) {
+            Err(LoadError::Interpreter) => prop_assert!(interp),
+            _ if interp => prop_assert!(false, "PT_INTERP accepted"),
             Ok(plan) => {
                 check_invariants(&plan, &image, &USER);
                 prop_assert_eq!(plan.segments().len(), loaded.len());

@@ -5,7 +5,13 @@ use std::ops::Range;
 use kaal_loader::{LoadPlan, Perm, Segment, PAGE};
 
 pub const PT_LOAD: u32 = 1;
+pub const PT_INTERP: u32 = 3;
 pub const PT_NOTE: u32 = 4;
+pub const PT_PHDR: u32 = 6;
+pub const PT_TLS: u32 = 7;
+pub const PT_GNU_STACK: u32 = 0x6474_e551;
+pub const ET_EXEC: u16 = 2;
+pub const ET_DYN: u16 = 3;
 pub const PF_X: u32 = 1;
 pub const PF_W: u32 = 2;
 pub const PF_R: u32 = 4;
@@ -195,4 +201,25 @@ pub fn check_invariants(plan: &LoadPlan, image: &[u8], user: &Range<u64>) {
             && entry < s.vaddr + s.mem_size),
         "entry {entry:#x}"
     );
+    let phdrs = plan.phdrs();
+    if let Some(at) = phdrs.vaddr {
+        let size = phdrs.count * phdrs.entry_size;
+        assert!(
+            segments.iter().any(|s| s.vaddr <= at
+                && at - s.vaddr < s.mem_size
+                && size <= s.vaddr + s.mem_size - at),
+            "phdrs at {at:#x}"
+        );
+    }
+    if let Some(tls) = plan.tls() {
+        assert!(
+            segments
+                .iter()
+                .any(|s| s.vaddr <= tls.vaddr && tls.vaddr < s.vaddr + s.mem_size),
+            "TLS at {:#x}",
+            tls.vaddr
+        );
+    }
+    let end = segments.iter().map(|s| s.vaddr + s.mem_size).max();
+    assert_eq!(Some(plan.end()), end);
 }
