@@ -32,6 +32,9 @@ const CNODE_BITS: u8 = 1;
 const FAULT_SLOT: CPtr = 1;
 /// Largest program the server loads.
 const MAX_IMAGE: u64 = 64 << 20;
+/// Where a program's segments may lie: above the lowest mapping address,
+/// below the `mmap` area.
+const USER_WINDOW: core::ops::Range<u64> = posix::vm::MIN_ADDR..posix::vm::MMAP_TOP;
 
 /// A Linux process (one thread for now: its pid is its thread id).
 pub struct Process {
@@ -120,11 +123,11 @@ impl Server {
         envp: &[String],
     ) -> Result<(Space, u64, u64), Errno> {
         let elf = self.read_program(path)?;
-        let image = posix::image::Image::parse(&elf, PIE_BASE).map_err(|_| Errno::ENOEXEC)?;
+        let image = posix::image::Image::load(&elf, USER_WINDOW, PIE_BASE).map_err(|_| Errno::ENOEXEC)?;
         let mut space = Space::new(&mut self.broker)?;
         let r = self.fill(&mut space, &elf, &image, path, argv, envp);
         match r {
-            Ok(sp) => Ok((space, image.entry, sp)),
+            Ok(sp) => Ok((space, image.entry(), sp)),
             Err(e) => {
                 space.destroy(&mut self.broker);
                 Err(e)
@@ -141,7 +144,7 @@ impl Server {
         argv: &[String],
         envp: &[String],
     ) -> Result<u64, Errno> {
-        for seg in image.plan.segments() {
+        for seg in image.plan().segments() {
             let pages = seg.pages();
             let prot = match seg.perm {
                 kaal_loader::Perm::ReadWrite => Prot::RW,
@@ -152,15 +155,12 @@ impl Server {
             let mut page = [0u8; PAGE as usize];
             let mut at = pages.start;
             while at < pages.end {
-                seg.fill_page(elf, at, &mut page);
-                if prot.exec {
-                    posix::rewrite::patch(&mut page, at, &image.sites);
-                }
+                image.fill_page(elf, seg, at, &mut page);
                 space.write_as(&mut self.broker, at, &page, true)?;
                 at += PAGE;
             }
         }
-        space.layout.set_brk_start(image.brk_start);
+        space.layout.set_brk_start(image.brk_start());
         space
             .layout
             .reserve(STACK_TOP - STACK_BYTES..STACK_TOP, Prot::RW, Kind::Stack)?;
@@ -168,11 +168,17 @@ impl Server {
         self.random.fill(kaal_rt::rdtsc(), &mut random);
         let argv: Vec<&[u8]> = argv.iter().map(|s| s.as_bytes()).collect();
         let envp: Vec<&[u8]> = envp.iter().map(|s| s.as_bytes()).collect();
-        let (bytes, sp) =
-            posix::image::initial_stack(STACK_TOP, &argv, &envp, path.as_bytes(), &random, image)
-                .map_err(|_| Errno::E2BIG)?;
-        let base = STACK_TOP - bytes.len() as u64;
-        space.write_as(&mut self.broker, base, &bytes, true)?;
+        let stack = posix::image::initial_stack(&posix::image::StackRequest {
+            top: STACK_TOP,
+            argv: &argv,
+            envp: &envp,
+            execfn: path.as_bytes(),
+            random,
+            program: image.program(),
+        })
+        .map_err(|_| Errno::E2BIG)?;
+        space.write_as(&mut self.broker, stack.rsp, &stack.bytes, true)?;
+        let sp = stack.rsp;
         Ok(sp)
     }
 
@@ -322,7 +328,7 @@ impl Server {
         let ok = p.space.read(&mut self.broker, ip, &mut site).is_ok()
             && posix::rewrite::is_syscall_site(&site)
             && p.space
-                .write_as(&mut self.broker, ip, &posix::rewrite::patched(), true)
+                .write_as(&mut self.broker, ip, &posix::rewrite::REPLACEMENT, true)
                 .is_ok();
         if !ok {
             self.kill_by_signal(pid, SIGSEGV);
