@@ -161,21 +161,42 @@ fn build(layout: &Layout, step: &Step) -> Result<()> {
     // Its own target folder: `cargo test` of the workspace holds the
     // workspace's, and the unit tests build through here.
     let target_dir = layout.linux().join("cargo");
-    step.run(
-        Command::new(crate::cargo::cargo_bin())
-            .args(["build", "--release", "--locked", "--target", LINUX_TARGET])
-            .arg("--manifest-path")
-            .arg(sources(layout).join(RUST_PROGRAM).join("Cargo.toml"))
-            .env("CARGO_TARGET_DIR", &target_dir)
-            // The workspace's flags are for seL4 images.
-            .env_remove("RUSTFLAGS")
-            .env_remove("CARGO_ENCODED_RUSTFLAGS"),
-    )?;
+    step.run(rust_cargo(layout, "build").args([
+        "--release",
+        "--locked",
+        "--target",
+        LINUX_TARGET,
+    ]))?;
     let built = target_dir
         .join(LINUX_TARGET)
         .join("release")
         .join(RUST_PROGRAM);
     install(&built, &bin.join(RUST_PROGRAM))
+}
+
+/// `cargo SUBCOMMAND` for the Rust program, in its own target folder (the
+/// workspace's flags are for seL4 images).
+fn rust_cargo(layout: &Layout, subcommand: &str) -> Command {
+    let project = sources(layout).join(RUST_PROGRAM);
+    let mut cmd = Command::new(crate::cargo::cargo_bin());
+    cmd.arg(subcommand)
+        .arg("--manifest-path")
+        .arg(project.join("Cargo.toml"))
+        .current_dir(&project)
+        .env("CARGO_TARGET_DIR", layout.linux().join("cargo"))
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS");
+    cmd
+}
+
+/// `cargo xtask check`'s commands for the Rust program (outside the
+/// workspace, so `cargo fmt --all` and the workspace's clippy miss it).
+pub fn check_commands(layout: &Layout) -> [Command; 2] {
+    let mut fmt = rust_cargo(layout, "fmt");
+    fmt.args(["--", "--check"]);
+    let mut clippy = rust_cargo(layout, "clippy");
+    clippy.args(["--locked", "--target", LINUX_TARGET, "--", "-D", "warnings"]);
+    [fmt, clippy]
 }
 
 /// How a program must behave when run natively: its arguments (after

@@ -355,6 +355,7 @@ fn check(layout: &Layout) -> Result<ExitCode> {
             .args(["--", "-D", "warnings"]);
         commands.push(clippy);
     }
+    commands.extend(linux::check_commands(layout));
     let mut failed = Vec::new();
     for mut cmd in commands {
         if !run_visible(&mut cmd)? {
