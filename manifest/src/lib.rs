@@ -51,8 +51,9 @@
 //! "b.echo"]`; each gets its own badge, and the server one endpoint for all.
 //!
 //! A `[disk]` table (`from = "systems/rootfs"`, `bytes = "32M"`,
-//! `block_size = 4096`) gives the system an ext2 disk built from a folder
-//! of the repository; see [`Disk`].
+//! `block_size = 4096`, `linux = true`) gives the system an ext2 disk built
+//! from a folder of the repository, with the Linux userland if asked; see
+//! [`Disk`].
 //!
 //! `[[forward]]` tables (`protocol = "tcp"`, `host = 8080`, `guest = 80`)
 //! ask `cargo xtask run` to forward host ports into the guest; see
@@ -450,6 +451,7 @@ impl<'de> Deserialize<'de> for Port {
 /// from = "systems/rootfs"  # relative to the repository, inside it
 /// bytes = "32M"            # whole blocks, 1 MiB to 1 GiB
 /// block_size = 4096        # 1024, 2048 or 4096 (default 4096)
+/// linux = true             # add the Linux userland (default false)
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -458,6 +460,12 @@ pub struct Disk {
     pub bytes: Size,
     #[serde(default = "default_block_size")]
     pub block_size: u32,
+    /// The tool adds the Linux userland to the folder's files: busybox
+    /// and a link per applet in /bin, the Linux demonstration programs,
+    /// /etc/passwd, group and profile unless the folder has them, /tmp
+    /// and /root.
+    #[serde(default)]
+    pub linux: bool,
 }
 
 fn default_block_size() -> u32 {

@@ -421,7 +421,12 @@ fn disk_folder_must_exist_inside_the_repository() {
             .unwrap()
     };
     let d = disk("systems/rootfs");
-    assert_eq!((d.bytes.0, d.block_size), (32 << 20, 4096));
+    assert_eq!((d.bytes.0, d.block_size, d.linux), (32 << 20, 4096, false));
+    let text = "[disk]\nfrom = \"systems/rootfs\"\nbytes = \"32M\"\nlinux = true\n";
+    let linux = Manifest::parse(text)
+        .unwrap_or_else(|e| panic!("{e:?}"))
+        .disk;
+    assert!(linux.is_some_and(|l| l.linux));
     let folder = d.folder(&root).unwrap();
     assert!(folder.join("etc/motd").is_file(), "{}", folder.display());
     let err = disk("systems/no_such_folder").folder(&root).unwrap_err();

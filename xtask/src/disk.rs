@@ -2,7 +2,8 @@
 //! makes before QEMU starts and checks after it exits. Either sectors of a
 //! known pattern (the guest writes the other pattern to the sectors the
 //! test names), or an ext2 file system built from a tree of
-//! `kaal_test_patterns::fs` (see ext2.rs), or the disk a system manifest's
+//! `kaal_test_patterns::fs` (see ext2.rs) or from the Linux userland
+//! (`ext2 = "linux"`, see linux.rs), or the disk a system manifest's
 //! `[disk]` describes.
 
 use std::fs;
@@ -13,8 +14,8 @@ use kaal_test_patterns::disk::{self as testdata, SECTOR};
 use kaal_test_patterns::fs::{self as trees, Damage};
 use serde::Deserialize;
 
-use crate::ext2;
 use crate::layout::Layout;
+use crate::{ext2, linux};
 
 /// `disk = { bytes = ..., written_sector = ..., written_sectors = ...,
 /// ext2 = "...", block_size = ..., fs_bytes = ..., system = "..." }`.
@@ -30,7 +31,8 @@ pub struct DiskSpec {
     pub written_sector: u64,
     #[serde(default)]
     pub written_sectors: u64,
-    /// An ext2 file system holding this tree (`trees::tree`'s names).
+    /// An ext2 file system holding this tree (`trees::tree`'s names, or
+    /// `linux`: the Linux userland).
     #[serde(default)]
     pub ext2: Option<String>,
     /// The file system's block size (default 1024).
@@ -93,10 +95,11 @@ impl DiskSpec {
             }
             return Ok(());
         };
-        if trees::tree(tree).is_none() {
+        if trees::tree(tree).is_none() && tree != linux::TREE {
             bail!(
-                "test {test}: ext2 = {tree:?} is no tree; the trees are {}",
-                trees::TREE_NAMES.join(", ")
+                "test {test}: ext2 = {tree:?} is no tree; the trees are {}, {}",
+                trees::TREE_NAMES.join(", "),
+                linux::TREE
             );
         }
         if self.written_sectors != 0 {
@@ -146,15 +149,25 @@ impl DiskSpec {
             fs::create_dir_all(dir)?;
         }
         if let Some(system) = &self.system {
-            let (folder, bytes, bs) = crate::system::disk(layout, system)?;
-            return ext2::build_from_folder(&folder, path, bytes, bs);
+            let (folder, bytes, bs, with_linux) = crate::system::disk(layout, system)?;
+            if !with_linux {
+                return ext2::build_from_folder(&folder, path, bytes, bs);
+            }
+            let tree = path.with_extension("tree");
+            linux::system_tree(layout, &folder, &tree)?;
+            return ext2::build_from_folder(&tree, path, bytes, bs);
         }
         let bytes: Vec<u8> = (0..self.bytes).map(testdata::fresh).collect();
         fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))?;
         if let Some(name) = &self.ext2 {
-            let tree = trees::tree(name).with_context(|| format!("no tree {name}"))?;
             let work = path.with_extension("tree");
-            ext2::build(tree, path, self.fs_bytes(), self.block_size(), &work)?;
+            if name == linux::TREE {
+                linux::test_tree(layout, &work)?;
+                ext2::build_folder(&work, path, self.fs_bytes(), self.block_size())?;
+            } else {
+                let tree = trees::tree(name).with_context(|| format!("no tree {name}"))?;
+                ext2::build(tree, path, self.fs_bytes(), self.block_size(), &work)?;
+            }
             for d in damage {
                 ext2::damage(path, *d)?;
             }
@@ -316,6 +329,27 @@ mod tests {
         assert_eq!(damages("t", &["huge_size".into()])?, [Damage::HugeSize]);
         assert!(damages("t", &["huge_size".into(), "huge_size".into()]).is_err());
         assert!(damages("t", &["crash".into()]).is_err());
+        Ok(())
+    }
+
+    /// `ext2 = "linux"`: the userland in a file system smaller than the
+    /// disk, which the harness checks like any other.
+    #[test]
+    fn a_linux_disk_holds_the_userland() -> Result<()> {
+        let spec = ext2_spec(
+            "bytes = 12582912\next2 = \"linux\"\nblock_size = 4096\nfs_bytes = 8388608\n",
+        )?;
+        let dir = std::env::temp_dir().join(format!("kaal-disk-linux-{}", std::process::id()));
+        let path = dir.join("d.img");
+        spec.create(&Layout::from_build()?, &path, &[])?;
+        let check = FsCheck {
+            fsck: true,
+            tree: None,
+        };
+        assert_eq!(spec.verify(&path, Some(&check))?, Ok(()));
+        let stat = ext2::debugfs(&path, "stat /bin/hello_musl")?;
+        assert!(stat.contains("Mode:  0755"), "{stat}");
+        fs::remove_dir_all(&dir)?;
         Ok(())
     }
 

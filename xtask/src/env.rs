@@ -26,7 +26,14 @@ const TOOLS: &[(&str, &str)] = &[
     ("mkfs.ext2", "e2fsprogs"),
     ("e2fsck", "e2fsprogs"),
     ("debugfs", "e2fsprogs"),
+    // The Linux programs of the POSIX layer's disks (xtask/src/linux.rs).
+    ("musl-gcc", "musl-tools"),
 ];
+
+/// The static busybox the Linux disks hold, and its package (the plain
+/// `busybox` package installs a dynamically linked one at the same path).
+pub const BUSYBOX: &str = "/bin/busybox";
+const BUSYBOX_PACKAGE: &str = "busybox-static";
 
 /// Debian package that gives `python3` its `venv`/`ensurepip` modules.
 const VENV_PACKAGE: &str = "python3-venv";
@@ -36,6 +43,12 @@ const PYTHON_MODULES: &[&str] = &["tempita", "ply", "six"];
 
 /// The Rust target KaaL's images are built for.
 pub const SEL4_TARGET: &str = "x86_64-unknown-none";
+
+/// The Rust target of the Linux programs the POSIX layer runs (static-pie).
+pub const LINUX_TARGET: &str = "x86_64-unknown-linux-musl";
+
+/// Every Rust target the tool builds for.
+const RUST_TARGETS: [&str; 2] = [SEL4_TARGET, LINUX_TARGET];
 
 /// Makes sure the system tools and the Rust target are there, installing what it may.
 pub fn ensure_prerequisites(layout: &Layout) -> Result<()> {
@@ -69,11 +82,51 @@ fn missing_packages(layout: &Layout) -> Vec<&'static str> {
         .collect();
     // One package may provide several tools.
     packages.dedup();
+    if !is_static_elf(Path::new(BUSYBOX)) {
+        packages.push(BUSYBOX_PACKAGE);
+    }
     let python_missing = packages.contains(&"python3");
     if python_missing || (!venv_python(layout).is_file() && !python_can_make_venvs()) {
         packages.push(VENV_PACKAGE);
     }
     packages
+}
+
+/// Whether `path` is an x86_64 ELF program without an interpreter (static):
+/// its program headers hold no `PT_INTERP`.
+pub fn is_static_elf(path: &Path) -> bool {
+    std::fs::read(path).is_ok_and(|elf| elf_is_static(&elf))
+}
+
+fn elf_is_static(elf: &[u8]) -> bool {
+    const PT_INTERP: u32 = 3;
+    let le16 = |at: usize| {
+        elf.get(at..at + 2)
+            .and_then(|b| b.try_into().ok())
+            .map(u16::from_le_bytes)
+    };
+    let le32 = |at: usize| {
+        elf.get(at..at + 4)
+            .and_then(|b| b.try_into().ok())
+            .map(u32::from_le_bytes)
+    };
+    let le64 = |at: usize| {
+        elf.get(at..at + 8)
+            .and_then(|b| b.try_into().ok())
+            .map(u64::from_le_bytes)
+    };
+    // ELF64, little-endian, x86_64.
+    if elf.get(..6) != Some(b"\x7fELF\x02\x01") || le16(0x12) != Some(62) {
+        return false;
+    }
+    let (Some(phoff), Some(entsize), Some(count)) = (le64(0x20), le16(0x36), le16(0x38)) else {
+        return false;
+    };
+    let Ok(phoff) = usize::try_from(phoff) else {
+        return false;
+    };
+    (0..usize::from(count))
+        .all(|i| le32(phoff + i * usize::from(entsize)).is_some_and(|kind| kind != PT_INTERP))
 }
 
 /// Whether the system `python3` can create a virtual environment with pip in it.
@@ -147,13 +200,13 @@ fn rust_sysroot(root: &Path) -> Result<PathBuf> {
     Ok(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
 }
 
-fn has_rust_target(root: &Path) -> Result<bool> {
-    let sysroot = rust_sysroot(root)?;
-    Ok(sysroot
-        .join("lib")
-        .join("rustlib")
-        .join(SEL4_TARGET)
-        .is_dir())
+/// The targets of [`RUST_TARGETS`] the active toolchain lacks.
+fn missing_rust_targets(root: &Path) -> Result<Vec<&'static str>> {
+    let rustlib = rust_sysroot(root)?.join("lib").join("rustlib");
+    Ok(RUST_TARGETS
+        .into_iter()
+        .filter(|target| !rustlib.join(target).is_dir())
+        .collect())
 }
 
 /// The toolchain cargo runs `xtask` under: the rustup proxy names it in
@@ -193,35 +246,39 @@ fn toolchain_in_use(
     }
 }
 
-/// The arguments of the `rustup` call that adds the seL4 target to `toolchain`.
-fn target_add_args(toolchain: &str) -> Vec<String> {
-    ["target", "add", "--toolchain", toolchain, SEL4_TARGET]
-        .map(str::to_owned)
-        .to_vec()
+/// The arguments of the `rustup` call that adds `targets` to `toolchain`.
+fn target_add_args(toolchain: &str, targets: &[&str]) -> Vec<String> {
+    ["target", "add", "--toolchain", toolchain]
+        .iter()
+        .chain(targets)
+        .map(|&arg| arg.to_owned())
+        .collect()
 }
 
 fn ensure_rust_target(root: &Path) -> Result<()> {
-    if has_rust_target(root)? {
+    let missing = missing_rust_targets(root)?;
+    if missing.is_empty() {
         return Ok(());
     }
+    let listed = missing.join(" ");
     if find_program("rustup").is_none() {
         bail!(
-            "the Rust target {SEL4_TARGET} is missing and rustup is not installed; \
-             install the target for your toolchain, with rustup: \
-             `rustup target add {SEL4_TARGET}`"
+            "the Rust targets {listed} are missing and rustup is not installed; \
+             install them for your toolchain, with rustup: \
+             `rustup target add {listed}`"
         );
     }
     let toolchain = active_toolchain(root)?;
-    let args = target_add_args(&toolchain);
-    eprintln!("Installing the Rust target: rustup {}", args.join(" "));
+    let args = target_add_args(&toolchain, &missing);
+    eprintln!("Installing the Rust targets: rustup {}", args.join(" "));
     let status = Command::new("rustup")
         .args(&args)
         .current_dir(root)
         .status()
         .context("running `rustup target add`")?;
-    if !status.success() || !has_rust_target(root)? {
+    if !status.success() || !missing_rust_targets(root)?.is_empty() {
         bail!(
-            "could not install the Rust target {SEL4_TARGET}; type:\n    rustup {}",
+            "could not install the Rust targets {listed}; type:\n    rustup {}",
             args.join(" ")
         );
     }
@@ -299,9 +356,28 @@ mod tests {
         // RUSTUP_TOOLCHAIN, which would make a bare `rustup toolchain install`
         // ignore rust-toolchain.toml and add no target.
         assert_eq!(
-            target_add_args("1.95.0-x86_64-unknown-linux-gnu").join(" "),
-            "target add --toolchain 1.95.0-x86_64-unknown-linux-gnu x86_64-unknown-none"
+            target_add_args("1.95.0-x86_64-unknown-linux-gnu", &RUST_TARGETS).join(" "),
+            "target add --toolchain 1.95.0-x86_64-unknown-linux-gnu \
+             x86_64-unknown-none x86_64-unknown-linux-musl"
         );
+    }
+
+    #[test]
+    fn only_a_program_without_interpreter_is_static() -> Result<()> {
+        // This test binary is dynamically linked (glibc host target).
+        let me = env::current_exe()?;
+        assert!(!is_static_elf(&me));
+        assert!(!elf_is_static(b"\x7fELF\x02\x01"));
+        assert!(!elf_is_static(b"#!/bin/sh\n"));
+        // A header with no program headers has no interpreter.
+        let mut elf = vec![0u8; 64];
+        elf[..6].copy_from_slice(b"\x7fELF\x02\x01");
+        elf[0x12] = 62;
+        assert!(elf_is_static(&elf));
+        if Path::new(BUSYBOX).is_file() {
+            assert!(is_static_elf(Path::new(BUSYBOX)), "{BUSYBOX} is not static");
+        }
+        Ok(())
     }
 
     #[test]

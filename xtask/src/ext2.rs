@@ -115,7 +115,14 @@ pub fn build(
 pub fn build_from_folder(folder: &Path, image: &Path, bytes: u64, block_size: u32) -> Result<()> {
     fs::write(image, vec![0u8; usize::try_from(bytes)?])
         .with_context(|| format!("writing {}", image.display()))?;
-    mkfs(folder, image, bytes, block_size)?;
+    build_folder(folder, image, bytes, block_size)
+}
+
+/// Builds an ext2 file system of `fs_bytes` from the files of `folder`
+/// (modes and symlinks as they are, every one owned by root) at the start
+/// of `image`, which exists; the rest of the image is left as it is.
+pub fn build_folder(folder: &Path, image: &Path, fs_bytes: u64, block_size: u32) -> Result<()> {
+    mkfs(folder, image, fs_bytes, block_size)?;
     let mut paths = Vec::new();
     let mut dirs = vec![folder.to_path_buf()];
     while let Some(dir) = dirs.pop() {

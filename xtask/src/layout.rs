@@ -114,6 +114,12 @@ impl Layout {
         self.variant().join("programs")
     }
 
+    /// The Linux programs of the POSIX layer's disks (the same for both
+    /// kernels: they are Linux programs).
+    pub fn linux(&self) -> PathBuf {
+        self.kaal.join("linux")
+    }
+
     /// The system test manifest.
     pub fn tests_toml(&self) -> PathBuf {
         self.root.join("tests").join("system").join("tests.toml")

@@ -10,6 +10,7 @@ mod gdb;
 mod hosttest;
 mod kernel;
 mod layout;
+mod linux;
 mod peer;
 mod qemu;
 mod step;
@@ -169,6 +170,8 @@ fn prepare(layout: &Layout) -> Result<Prepared> {
 
 fn build(layout: &Layout) -> Result<(Prepared, Images)> {
     let prepared = prepare(layout)?;
+    // For the disks (the run system's and the tests'), not the images.
+    linux::ensure(layout)?;
     let images = cargo::build_images(layout, &prepared.cargo, &prepared.workspace)?;
     Ok((prepared, images))
 }
@@ -286,6 +289,9 @@ fn test(layout: &Layout, filter: Option<&str>, host: bool, system: bool) -> Resu
         let all = systest::load(&layout.tests_toml())?;
         let selected = systest::select(&all, filter);
         if !selected.is_empty() {
+            // Before the tests, so that a broken program stops the run
+            // once instead of failing each test that makes a Linux disk.
+            linux::ensure(layout)?;
             let images = cargo::build_images(layout, &prepared.cargo, &prepared.workspace);
             let why = format!(
                 "images did not build; see {}",
@@ -349,6 +355,7 @@ fn check(layout: &Layout) -> Result<ExitCode> {
             .args(["--", "-D", "warnings"]);
         commands.push(clippy);
     }
+    commands.extend(linux::check_commands(layout));
     let mut failed = Vec::new();
     for mut cmd in commands {
         if !run_visible(&mut cmd)? {

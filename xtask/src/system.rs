@@ -131,8 +131,9 @@ pub fn check(path: &Path) -> Result<Manifest> {
 }
 
 /// The `[disk]` of system `name` (`systems/<name>.toml`): the folder to
-/// build it from, checked, and its size and block size.
-pub fn disk(layout: &Layout, name: &str) -> Result<(PathBuf, u64, u32)> {
+/// build it from, checked, its size and block size, and whether the Linux
+/// userland is added.
+pub fn disk(layout: &Layout, name: &str) -> Result<(PathBuf, u64, u32, bool)> {
     let path = layout.root.join("systems").join(format!("{name}.toml"));
     let manifest = check(&path)?;
     let disk = manifest
@@ -141,7 +142,7 @@ pub fn disk(layout: &Layout, name: &str) -> Result<(PathBuf, u64, u32)> {
     let folder = disk
         .folder(&layout.root)
         .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-    Ok((folder, disk.bytes.0, disk.block_size))
+    Ok((folder, disk.bytes.0, disk.block_size, disk.linux))
 }
 
 /// The host port forwards of system `name` (`systems/<name>.toml`).

@@ -1128,6 +1128,16 @@ mod tests {
         // Owned by root, whoever built it.
         let stat = crate::ext2::debugfs(&img, "stat /etc/motd")?;
         assert!(stat.contains("User:     0   Group:     0"), "{stat}");
+        // `linux = true`: the userland beside them, and the folder's own
+        // /etc/profile rather than the userland's.
+        let sh = crate::ext2::debugfs(&img, "stat /bin/sh")?;
+        assert!(sh.contains("Type: symlink"), "{sh}");
+        let busybox = crate::ext2::debugfs(&img, "stat /bin/busybox")?;
+        assert!(busybox.contains("Mode:  0755"), "{busybox}");
+        assert_eq!(
+            crate::ext2::debugfs(&img, "cat /etc/profile")?,
+            fs::read_to_string(layout.root.join("systems/rootfs/etc/profile"))?
+        );
         fs::remove_dir_all(&dir)?;
         Ok(())
     }
