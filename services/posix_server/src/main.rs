@@ -151,8 +151,6 @@ pub struct Server {
     pub broker: Broker,
     /// This component's own CNode (to mint fault endpoints from).
     pub cnode: CNode,
-    /// Depth at which `cnode` resolves a slot.
-    pub cspace_bits: u8,
     /// The endpoint every process faults to.
     pub ep: Endpoint,
     pub files: Files,
@@ -303,7 +301,18 @@ fn command(env: &Env) -> (Vec<String>, Vec<String>) {
 fn main(env: &Env) -> Result<(), StartError> {
     let budget = env.budget().map_err(|_| StartError::Budget)?;
     let cnode = budget.cnode;
-    let mut broker = kaal_broker::Broker::for_component(&budget);
+    let blocks = budget.untypeds().map(|u| kaal_broker::untyped::UntypedRoot {
+        cptr: u.cptr,
+        paddr: u.paddr,
+        bits: u.size_bits,
+        device: false,
+    });
+    let cfg = kaal_broker::BrokerConfig::for_component(
+        budget.vspace,
+        budget.free_slots.clone(),
+        blocks,
+    );
+    let mut broker = Broker::new(Sel4Kernel::component(budget.cnode, budget.asid_pool), cfg);
     let ep: Endpoint = broker.alloc().map_err(StartError::Broker)?;
     let files = Files::new(env, "fs").map_err(|_| StartError::Files)?;
     let serial = SerialClient::new(env).ok();
@@ -319,7 +328,6 @@ fn main(env: &Env) -> Result<(), StartError> {
     let mut server = Server {
         broker,
         cnode,
-        cspace_bits: budget.cspace_bits,
         ep,
         files,
         console: Console {

@@ -30,6 +30,9 @@ const PRIORITY: u8 = 50;
 /// The process CNode: 2^1 slots, the fault endpoint in slot 1.
 const CNODE_BITS: u8 = 1;
 const FAULT_SLOT: CPtr = 1;
+/// The server's own CNode resolves its slots at depth 64 (its capability
+/// carries the guard).
+const CSPACE_DEPTH: u8 = 64;
 /// Largest program the server loads.
 const MAX_IMAGE: u64 = 64 << 20;
 /// Where a program's segments may lie: above the lowest mapping address,
@@ -245,7 +248,7 @@ impl Server {
                     CNODE_BITS,
                     self.cnode,
                     self.ep.cptr(),
-                    self.cspace_bits,
+                    CSPACE_DEPTH,
                     Rights::call_only(),
                     u64::from(pid) | (1 << CALL_BIT),
                 )
@@ -255,7 +258,7 @@ impl Server {
                 radix_bits: CNODE_BITS,
                 vspace: space.vspace,
             };
-            tcb.configure_in(FAULT_SLOT, PRIORITY, spaces, 0, Frame::from_cptr(0))
+            tcb.configure_thread(FAULT_SLOT, PRIORITY, spaces)
                 .map_err(nomem)?;
             let regs = UserContext {
                 rip: entry,
@@ -351,7 +354,7 @@ impl Server {
             self.kill_by_signal(pid, SIGKILL);
             return;
         };
-        if self.cnode.save_caller(slot, self.cspace_bits).is_err() {
+        if self.cnode.save_caller(slot, CSPACE_DEPTH).is_err() {
             let _ = self.broker.free_slot(slot);
             self.kill_by_signal(pid, SIGKILL);
             return;
