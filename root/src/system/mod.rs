@@ -260,3 +260,23 @@ const _: () = assert!(
     kaal_manifest::MAX_DEVICES
         == (kaal_rt::start::IRQ_BITS.end - kaal_rt::start::IRQ_BITS.start) as usize
 );
+const _: () = assert!(kaal_manifest::MAX_UNTYPED_BLOCKS + 3 <= kaal_rt::start::MAX_CAPS);
+const _: () = assert!(same(
+    kaal_manifest::UNTYPED_LOCAL_NAME,
+    kaal_rt::start::UNTYPED_NAME
+));
+
+const fn same(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
