@@ -76,10 +76,16 @@ fn use_budget(b: &mut Broker<Model>, ut: u64, bits: u8, outside: &mut Vec<u64>) 
         return Vec::new();
     }
     let slots: Vec<u64> = outside.split_off(outside.len() - 3);
+    let &[ep, child, frame] = slots.as_slice() else {
+        unreachable!("three slots were taken")
+    };
     let k = b.kernel();
-    k.retype(ut, ObjSpec::of(ObjectType::Endpoint), slots[0], 1).unwrap();
-    k.retype(ut, ObjSpec::untyped(bits - 1), slots[1], 1).unwrap();
-    k.retype(slots[1], ObjSpec::of(ObjectType::Frame4K), slots[2], 1).unwrap();
+    k.retype(ut, ObjSpec::of(ObjectType::Endpoint), ep, 1)
+        .expect("the model retypes from a budget");
+    k.retype(ut, ObjSpec::untyped(bits - 1), child, 1)
+        .expect("the model retypes from a budget");
+    k.retype(child, ObjSpec::of(ObjectType::Frame4K), frame, 1)
+        .expect("the model retypes from a budget");
     slots
 }
 
@@ -580,8 +586,14 @@ fn a_budget_goes_back_whole_with_everything_made_from_it() {
     assert_eq!(b.free(ut), Err(BrokerError::UnknownObject(ut)));
     // Below the kernel's minimum it is the minimum; above its maximum an error.
     let (small, _) = b.alloc_untyped(1).unwrap();
-    assert!(matches!(b.kernel().cap(small), Some(ModelCap::Untyped { bits: 4, .. })));
-    assert!(matches!(b.alloc_untyped(60), Err(BrokerError::InvalidRequest(_))));
+    assert!(matches!(
+        b.kernel().cap(small),
+        Some(ModelCap::Untyped { bits: 4, .. })
+    ));
+    assert!(matches!(
+        b.alloc_untyped(60),
+        Err(BrokerError::InvalidRequest(_))
+    ));
 }
 
 /// A broker over a component's budget: the root broker hands out blocks,
@@ -594,7 +606,12 @@ fn a_component_broker_runs_over_its_budget_alone() {
     let mut blocks = Vec::new();
     for bits in [18u8, 17] {
         let (cptr, paddr) = root.alloc_untyped(bits).unwrap();
-        blocks.push(UntypedRoot { cptr, paddr, bits, device: false });
+        blocks.push(UntypedRoot {
+            cptr,
+            paddr,
+            bits,
+            device: false,
+        });
     }
     // The component's kernel: its CNode holds copies of the blocks (here:
     // the same caps, in a model of their own) and its free slots.
@@ -615,7 +632,9 @@ fn a_component_broker_runs_over_its_budget_alone() {
     for _ in 0..3 {
         let vs = b.new_vspace().unwrap();
         let code = b.allocate_memory(4096).unwrap();
-        let code = b.give_memory(code, vs, 0x40_0000, Access::ReadOnly).unwrap();
+        let code = b
+            .give_memory(code, vs, 0x40_0000, Access::ReadOnly)
+            .unwrap();
         let cnode = b.alloc_cnode(2).unwrap();
         let tcb = b.alloc::<kaal_sel4::cap::Tcb>().unwrap();
         let ep = b.alloc::<kaal_sel4::cap::Endpoint>().unwrap();

@@ -648,7 +648,13 @@ impl AsidControl {
     /// Turns `untyped` (exactly 4 KiB, without children) into a new ASID
     /// pool in the empty slot `slot` of `root` (at `depth` bits); seL4
     /// 5.0 on x86_64 has room for 8 pools, the root task's among them.
-    pub fn make_pool(self, untyped: Untyped, root: CNode, slot: Word, depth: u8) -> Result<AsidPool> {
+    pub fn make_pool(
+        self,
+        untyped: Untyped,
+        root: CNode,
+        slot: Word,
+        depth: u8,
+    ) -> Result<AsidPool> {
         // SAFETY: creating an object in fresh memory changes no memory of
         // this program.
         unsafe { sys::seL4_X86_ASIDControl_MakePool(self.0, untyped.0, root.0, slot, depth)? };

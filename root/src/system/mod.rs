@@ -262,21 +262,14 @@ const _: () = assert!(
 );
 const _: () = assert!(kaal_manifest::MAX_UNTYPED_BLOCKS + 3 <= kaal_rt::start::MAX_CAPS);
 const _: () = assert!(same(
-    kaal_manifest::UNTYPED_LOCAL_NAME,
-    kaal_rt::start::UNTYPED_NAME
+    kaal_manifest::UNTYPED_LOCAL_NAME.as_bytes(),
+    kaal_rt::start::UNTYPED_NAME.as_bytes()
 ));
 
-const fn same(a: &str, b: &str) -> bool {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
-    if a.len() != b.len() {
-        return false;
+const fn same(a: &[u8], b: &[u8]) -> bool {
+    match (a, b) {
+        ([], []) => true,
+        ([x, ra @ ..], [y, rb @ ..]) => *x == *y && same(ra, rb),
+        _ => false,
     }
-    let mut i = 0;
-    while i < a.len() {
-        if a[i] != b[i] {
-            return false;
-        }
-        i += 1;
-    }
-    true
 }

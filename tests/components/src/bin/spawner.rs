@@ -85,7 +85,15 @@ fn process(b: &mut Broker<Sel4Kernel>, own: CNode, n: u64) -> Result<(), Error> 
     // The process holds nothing but this: send and grant, as a fault
     // endpoint needs.
     cnode
-        .mint_from(FAULT_SLOT, 2, own, ep.cptr(), 64, Rights::call_only(), badge)
+        .mint_from(
+            FAULT_SLOT,
+            2,
+            own,
+            ep.cptr(),
+            64,
+            Rights::call_only(),
+            badge,
+        )
         .map_err(kernel_err("CNode_Mint fault endpoint"))?;
     let tcb: Tcb = b.alloc().map_err(broker_err)?;
     let spaces = Spaces {
@@ -126,12 +134,23 @@ fn process(b: &mut Broker<Sel4Kernel>, own: CNode, n: u64) -> Result<(), Error> 
 
     let (info, got) = ep.recv();
     let fault = Fault::decode(info.label(), info.length(), ipc::mr);
-    let after = tcb.read_registers(false).map_err(kernel_err("TCB_ReadRegisters"))?;
-    if !matches!(fault, Some(Fault::UserException { ip: UD2_AT, number: INVALID_OPCODE, .. }))
-        || got != badge
+    let after = tcb
+        .read_registers(false)
+        .map_err(kernel_err("TCB_ReadRegisters"))?;
+    if !matches!(
+        fault,
+        Some(Fault::UserException {
+            ip: UD2_AT,
+            number: INVALID_OPCODE,
+            ..
+        })
+    ) || got != badge
         || after.rax != ANSWER
     {
-        println!("spawner: process {n}: {fault:?}, badge {got}, rax {:#x}", after.rax);
+        println!(
+            "spawner: process {n}: {fault:?}, badge {got}, rax {:#x}",
+            after.rax
+        );
         return Err("the second fault was not the ud2 after the reply");
     }
 
