@@ -5,12 +5,14 @@
 //! with no IPC buffer and one page of code:
 //!
 //! ```text
-//! mov eax, 39 ; mov rdx, -10 ; int 0xa0 ; ud2
+//! mov eax, 39 ; mov rdx, -10 ; int 0xa0 ; mov rbx, fs:[0] ; ud2
 //! ```
 //!
 //! `int 0xa0` arrives as an UnknownSyscall fault whatever rdx holds; the
 //! reply sets rax and steps over the `int`; `ud2` then arrives as a
-//! UserException, and rax shows the reply took effect. Everything is freed
+//! UserException, and rax shows the reply took effect, rbx that the FS
+//! base is the `tls_base` written with the thread's registers (the code
+//! page itself). Everything is freed
 //! after each process; after the last the broker's free RAM and slots are
 //! what they were after the first. Component `spawner` builds 100 processes,
 //! any other name for this program one (the root task restarts that one
@@ -32,14 +34,17 @@ use kaal_sel4::sys;
 
 /// Where each process's code page is.
 const CODE_AT: u64 = 0x40_0000;
-const CODE: [u8; 16] = [
+const CODE: [u8; 25] = [
     0xb8, 39, 0, 0, 0, // mov eax, 39 (getpid)
     0x48, 0xc7, 0xc2, 0xf6, 0xff, 0xff, 0xff, // mov rdx, -10 (DebugHalt's number)
     0xcd, 0xa0, // int 0xa0
+    0x64, 0x48, 0x8b, 0x1c, 0x25, 0, 0, 0, 0, // mov rbx, qword ptr fs:[0]
     0x0f, 0x0b, // ud2
 ];
 const INT_AT: u64 = CODE_AT + 12;
-const UD2_AT: u64 = CODE_AT + 14;
+const UD2_AT: u64 = CODE_AT + 23;
+/// What `mov rbx, fs:[0]` reads with the FS base at the code page.
+const CODE_WORD: u64 = u64::from_le_bytes([0xb8, 39, 0, 0, 0, 0x48, 0xc7, 0xc2]);
 /// The value the "system call" returns.
 const ANSWER: u64 = 0x5eed_0000_0027;
 /// The fault endpoint's slot in a process's CNode.
@@ -105,6 +110,7 @@ fn process(b: &mut Broker<Sel4Kernel>, own: CNode, n: u64) -> Result<(), Error> 
         .map_err(kernel_err("TCB_Configure"))?;
     let regs = UserContext {
         rip: CODE_AT,
+        tls_base: CODE_AT,
         ..Default::default()
     };
     // SAFETY: the thread runs in its own address space, which holds only
@@ -146,10 +152,11 @@ fn process(b: &mut Broker<Sel4Kernel>, own: CNode, n: u64) -> Result<(), Error> 
         })
     ) || got != badge
         || after.rax != ANSWER
+        || after.rbx != CODE_WORD
     {
         println!(
-            "spawner: process {n}: {fault:?}, badge {got}, rax {:#x}",
-            after.rax
+            "spawner: process {n}: {fault:?}, badge {got}, rax {:#x}, rbx {:#x}",
+            after.rax, after.rbx
         );
         return Err("the second fault was not the ud2 after the reply");
     }
