@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::{ChannelKind, DeviceSpec, Restart};
 
 /// Marks a KaaL system image (and its format version).
-pub const MAGIC: u32 = 0x4b61_5332; // "KaS2"
+pub const MAGIC: u32 = 0x4b61_5333; // "KaS3": components carry an untyped budget
 
 /// Header of a ring's shared memory (the `kaal-ring` header's size).
 pub const RING_HEADER_BYTES: u64 = 128;
