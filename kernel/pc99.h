@@ -9,6 +9,11 @@
  *   - no CONFIG_DEBUG_BUILD and no CONFIG_PRINTING: no debug syscalls (a thread could
  *     halt the machine with one) and no kernel printing. `cargo xtask ... --kernel debug`
  *     appends both defines and builds with DEBUG=1; do not add them here.
+ * And CONFIG_FSGSBASE_MSR, not CONFIG_FSGSBASE_INST: with the instructions enabled user
+ * code could `wrfsbase`, which 5.0.0 never saves (it reloads FS base only when the cached
+ * value differs), so a value one thread wrote would leak into the next thread with the
+ * same tls_base. The process server sets a Linux thread's FS base through
+ * TCB_WriteRegisters (`tls_base`).
  */
 #define AUTOCONF_INCLUDED
 #define CONFIG_XAPIC 1
@@ -18,7 +23,7 @@
 #define CONFIG_DOMAIN_SCHEDULE ""
 #define CONFIG_FASTPATH 1
 #define CONFIG_FPU_MAX_RESTORES_SINCE_SWITCH 64
-#define CONFIG_FSGSBASE_INST 1
+#define CONFIG_FSGSBASE_MSR 1
 #define CONFIG_FXSAVE 1
 #define CONFIG_HAVE_FPU 1
 #define CONFIG_IOMMU 1

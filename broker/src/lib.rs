@@ -145,9 +145,12 @@ pub const PCI_DMA_BYTES: u64 = 256 * 1024;
 /// What the broker is built from.
 #[derive(Clone, Debug)]
 pub struct BrokerConfig {
+    /// Free slots of the holder's CNode.
     pub free_slots: Range<CPtr>,
     pub untypeds: Vec<UntypedRoot>,
-    /// Where the broker may map memory in the root task's address space.
+    /// The holder's own address space, where the broker maps for it.
+    pub vspace: CPtr,
+    /// Where the broker may map memory in that address space.
     pub vspace_window: Range<Word>,
 }
 
@@ -155,10 +158,33 @@ pub struct BrokerConfig {
 /// guide's MMIO/heap area).
 pub const ROOT_VSPACE_WINDOW: Range<Word> = 0x2000_0000..0x7f00_0000_0000;
 
+/// The window for a component's broker's mappings in the component's own
+/// address space: above everything the runtime lays out (`kaal_rt::start::
+/// layout` ends at 0x8000_0000).
+pub const COMPONENT_VSPACE_WINDOW: Range<Word> = 0x1_0000_0000..0x7f00_0000_0000;
+
 impl BrokerConfig {
+    /// A component's budget: its untyped blocks (RAM), the free slots of
+    /// its CSpace and its own address space. The broker over it runs on
+    /// [`sel4::Sel4Kernel::component`] and maps in
+    /// [`COMPONENT_VSPACE_WINDOW`].
+    pub fn for_component(
+        vspace: Pml4,
+        free_slots: Range<CPtr>,
+        untypeds: impl IntoIterator<Item = UntypedRoot>,
+    ) -> Self {
+        BrokerConfig {
+            free_slots,
+            untypeds: untypeds.into_iter().collect(),
+            vspace: vspace.cptr(),
+            vspace_window: COMPONENT_VSPACE_WINDOW,
+        }
+    }
+
     /// Every untyped and every free slot BootInfo lists.
     pub fn from_bootinfo(bi: &BootInfo) -> Self {
         BrokerConfig {
+            vspace: kaal_sel4::sys::seL4_CapInitThreadVSpace,
             free_slots: bi.empty(),
             untypeds: bi
                 .untypeds()
@@ -249,7 +275,7 @@ impl Memory {
 /// The capability broker over a kernel `K`.
 pub struct Broker<K: Kernel> {
     k: K,
-    /// The root task's address space, where the broker maps for itself.
+    /// The holder's own address space, where the broker maps for it.
     root_vspace: CPtr,
     slots: SlotAllocator,
     untyped: UntypedTree,
@@ -285,7 +311,7 @@ impl<K: Kernel> Broker<K> {
     pub fn new(k: K, cfg: BrokerConfig) -> Self {
         Broker {
             k,
-            root_vspace: kaal_sel4::sys::seL4_CapInitThreadVSpace,
+            root_vspace: cfg.vspace,
             slots: SlotAllocator::new(cfg.free_slots.start, cfg.free_slots.end),
             untyped: UntypedTree::new(cfg.untypeds),
             vspace: RangeAllocator::new(cfg.vspace_window.start, cfg.vspace_window.end),
@@ -387,6 +413,23 @@ impl<K: Kernel> Broker<K> {
         Ok(kaal_sel4::cap::CNode::from_cptr(
             self.alloc_object(ObjSpec::cnode(slot_bits))?,
         ))
+    }
+
+    /// A raw untyped block of 2^`bits` bytes (at least the kernel's
+    /// minimum) in a fresh slot, for its holder to retype itself: a
+    /// component's budget, or the memory of an ASID pool. Returns the
+    /// capability and its physical address. [`Broker::free`] of the
+    /// capability revokes it, which destroys everything made from it
+    /// (every object and copy, in whatever CSpace), and takes the memory
+    /// back.
+    pub fn alloc_untyped(&mut self, bits: u8) -> Result<(CPtr, Word)> {
+        let bits = bits.max(kaal_sel4::sys::seL4_MinUntypedBits as u8);
+        if u64::from(bits) > kaal_sel4::sys::seL4_MaxUntypedBits {
+            return Err(BrokerError::InvalidRequest("untyped block too large"));
+        }
+        let cptr = self.alloc_object(ObjSpec::untyped(bits))?;
+        let paddr = self.object_paddr(cptr)?;
+        Ok((cptr, paddr))
     }
 
     /// The physical address of the block behind an allocation.

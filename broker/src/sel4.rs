@@ -1,5 +1,6 @@
-//! The broker's kernel operations on seL4, through the root task's initial
-//! capabilities.
+//! The broker's kernel operations on seL4: through the root task's initial
+//! capabilities, or through a component's own CNode and ASID pool (a
+//! component that holds an untyped budget runs a broker of its own).
 
 use crate::kernel::{Access, Cache, IoApicLine, Kernel, ObjSpec, ObjectType};
 use kaal_sel4::cap::{
@@ -8,16 +9,18 @@ use kaal_sel4::cap::{
 };
 use kaal_sel4::{CPtr, Error, Word};
 
-/// seL4 as the root task sees it.
+/// seL4 as the broker's holder sees it.
 #[derive(Clone, Copy, Debug)]
 pub struct Sel4Kernel {
     cnode: CNode,
     asid_pool: AsidPool,
-    irq_control: IrqControl,
-    ports: IoPort,
+    /// The root task's only: a component's broker claims no devices.
+    irq_control: Option<IrqControl>,
+    ports: Option<IoPort>,
 }
 
-/// Depth at which the root CNode resolves a slot number.
+/// Depth at which the holder's CNode resolves a slot number (a component's
+/// CNode capability carries the guard that makes this work).
 const DEPTH: u8 = 64;
 
 impl Sel4Kernel {
@@ -26,9 +29,26 @@ impl Sel4Kernel {
         Sel4Kernel {
             cnode: init::CNODE,
             asid_pool: init::ASID_POOL,
-            irq_control: init::IRQ_CONTROL,
-            ports: init::IO_PORT,
+            irq_control: Some(init::IRQ_CONTROL),
+            ports: Some(init::IO_PORT),
         }
+    }
+
+    /// A component's: its own CNode (a capability minted with the guard
+    /// that resolves slot numbers at depth 64, as `kaal_rt`'s budget hands
+    /// it out) and the ASID pool the root task made for it. Interrupt and
+    /// I/O port operations fail with `IllegalOperation`.
+    pub fn component(cnode: CNode, asid_pool: AsidPool) -> Self {
+        Sel4Kernel {
+            cnode,
+            asid_pool,
+            irq_control: None,
+            ports: None,
+        }
+    }
+
+    fn ports(&self) -> Result<IoPort, Error> {
+        self.ports.ok_or(Error::IllegalOperation)
     }
 }
 
@@ -105,6 +125,7 @@ impl Kernel for Sel4Kernel {
 
     fn irq_ioapic(&mut self, dest: CPtr, line: IoApicLine, vector: u8) -> Result<(), Error> {
         self.irq_control
+            .ok_or(Error::IllegalOperation)?
             .get_ioapic(self.cnode, dest, line, Word::from(vector))
             .map(|_| ())
     }
@@ -129,16 +150,16 @@ impl Kernel for Sel4Kernel {
     }
 
     fn mint_ioports(&mut self, dest: CPtr, first: u16, last: u16) -> Result<(), Error> {
-        self.ports
+        self.ports()?
             .mint_range(self.cnode, dest, first, last)
             .map(|_| ())
     }
 
     fn port_in32(&mut self, port: u16) -> Result<u32, Error> {
-        self.ports.in32(port)
+        self.ports()?.in32(port)
     }
 
     fn port_out32(&mut self, port: u16, value: u32) -> Result<(), Error> {
-        self.ports.out32(port, value)
+        self.ports()?.out32(port, value)
     }
 }

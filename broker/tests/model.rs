@@ -2,10 +2,10 @@
 //! of random allocate/free sequences, and the error paths.
 
 use kaal_broker::device::{DeviceKey, DeviceSpec, Holder, IrqDestination};
-use kaal_broker::kernel::{ObjSpec, ObjectType};
-use kaal_broker::model::{IrqBound, Model, ModelCap};
+use kaal_broker::kernel::{Access, Kernel, ObjSpec, ObjectType};
+use kaal_broker::model::{IrqBound, Model, ModelCap, ROOT_VSPACE};
 use kaal_broker::untyped::UntypedRoot;
-use kaal_broker::{Broker, BrokerConfig, BrokerError, IRQ_BADGE};
+use kaal_broker::{Broker, BrokerConfig, BrokerError, COMPONENT_VSPACE_WINDOW, IRQ_BADGE};
 use kaal_sel4::cap::{Cap, Notification};
 use proptest::prelude::*;
 use std::collections::BTreeSet;
@@ -46,6 +46,7 @@ fn broker() -> Broker<Model> {
     let cfg = BrokerConfig {
         free_slots: 100..(1 << SLOT_BITS),
         untypeds: r.clone(),
+        vspace: ROOT_VSPACE,
         vspace_window: 0x2000_0000..0x4000_0000,
     };
     Broker::new(Model::new(SLOT_BITS, &r), cfg)
@@ -57,7 +58,35 @@ enum Op {
     Free(usize),
     Memory(u64),
     FreeMemory(usize),
+    /// An untyped block handed out raw (a component's budget), from which
+    /// its holder makes objects of its own.
+    Budget(u8),
     Coalesce,
+}
+
+/// Slots below the broker's range, playing a component's CSpace: what a
+/// budget's holder retypes goes there.
+const OUTSIDE: std::ops::Range<u64> = 14..100;
+
+/// What a budget's holder does with its untyped block `ut` of 2^`bits`
+/// bytes: an endpoint, and a child untyped with a frame in it, in slots
+/// taken from `outside`. Returns the slots used (empty when none are left).
+fn use_budget(b: &mut Broker<Model>, ut: u64, bits: u8, outside: &mut Vec<u64>) -> Vec<u64> {
+    if outside.len() < 3 || bits < 13 {
+        return Vec::new();
+    }
+    let slots: Vec<u64> = outside.split_off(outside.len() - 3);
+    let &[ep, child, frame] = slots.as_slice() else {
+        unreachable!("three slots were taken")
+    };
+    let k = b.kernel();
+    k.retype(ut, ObjSpec::of(ObjectType::Endpoint), ep, 1)
+        .expect("the model retypes from a budget");
+    k.retype(ut, ObjSpec::untyped(bits - 1), child, 1)
+        .expect("the model retypes from a budget");
+    k.retype(child, ObjSpec::of(ObjectType::Frame4K), frame, 1)
+        .expect("the model retypes from a budget");
+    slots
 }
 
 fn spec() -> impl Strategy<Value = ObjSpec> {
@@ -78,6 +107,7 @@ fn op() -> impl Strategy<Value = Op> {
         3 => any::<usize>().prop_map(Op::Free),
         1 => (1u64..40_000).prop_map(Op::Memory),
         1 => any::<usize>().prop_map(Op::FreeMemory),
+        2 => (12u8..19).prop_map(Op::Budget),
         1 => Just(Op::Coalesce),
     ]
 }
@@ -91,6 +121,9 @@ proptest! {
         let total = b.total_ram_bytes();
         let mut objs: Vec<(u64, ObjSpec, u64)> = Vec::new();
         let mut mems = Vec::new();
+        let mut outside: Vec<u64> = OUTSIDE.collect();
+        // Each budget's slots of the holder's objects.
+        let mut made: std::collections::BTreeMap<u64, Vec<u64>> = Default::default();
         for op in ops {
             match op {
                 Op::Alloc(s, n) => match b.alloc_objects(s, n) {
@@ -114,7 +147,22 @@ proptest! {
                     let (first, _, _) = objs.remove(i % objs.len());
                     b.free(first).unwrap();
                     prop_assert!(b.kernel().cap(first).is_none(), "freed object's cap is gone");
+                    // A budget's revoke took whatever its holder made.
+                    for slot in made.remove(&first).unwrap_or_default() {
+                        prop_assert!(b.kernel().cap(slot).is_none(), "slot {} survived its budget", slot);
+                        outside.push(slot);
+                    }
                 }
+                Op::Budget(bits) => match b.alloc_untyped(bits) {
+                    Ok((ut, paddr)) => {
+                        prop_assert_eq!(paddr % (1u64 << bits), 0);
+                        let used = use_budget(&mut b, ut, bits, &mut outside);
+                        made.insert(ut, used);
+                        objs.push((ut, ObjSpec::untyped(bits), 1));
+                    }
+                    Err(BrokerError::OutOfMemory { .. }) | Err(BrokerError::OutOfSlots) => {}
+                    Err(e) => prop_assert!(false, "unexpected error {e}"),
+                },
                 Op::Memory(size) => match b.allocate_memory(size) {
                     Ok(m) => mems.push(m),
                     Err(BrokerError::OutOfMemory { .. }) | Err(BrokerError::OutOfSlots) => {}
@@ -142,6 +190,7 @@ proptest! {
         }
         // Freeing everything gives all the memory back.
         for (first, _, _) in objs { b.free(first).unwrap(); }
+        prop_assert_eq!(b.kernel().occupied_in(OUTSIDE), 0, "a budget's objects outlived it");
         for m in mems { b.free_memory(m).unwrap(); }
         prop_assert_eq!(b.free_ram_bytes(), total - paging_bytes(&mut b));
         // ... whole: the largest block is allocatable again, unless a kept
@@ -192,6 +241,7 @@ fn slots_run_out_with_an_error() {
     let cfg = BrokerConfig {
         free_slots: 100..120,
         untypeds: r.clone(),
+        vspace: ROOT_VSPACE,
         vspace_window: 0..0,
     };
     let mut b = Broker::new(Model::new(SLOT_BITS, &r), cfg);
@@ -508,5 +558,102 @@ fn memory_given_and_shared_between_spaces_comes_back_whole() {
         b.coalesce().unwrap();
         assert_eq!((b.free_ram_bytes(), b.free_slots()), (ram, slots));
         b.kernel().check_invariants().unwrap();
+    }
+}
+
+#[test]
+fn a_budget_goes_back_whole_with_everything_made_from_it() {
+    let mut b = broker();
+    let total = b.total_ram_bytes();
+    let slots = b.free_slots();
+    let (ut, paddr) = b.alloc_untyped(16).unwrap();
+    assert_eq!(paddr % (1 << 16), 0);
+    assert!(matches!(
+        b.kernel().cap(ut),
+        Some(ModelCap::Untyped { bits: 16, .. })
+    ));
+    assert_eq!(b.free_ram_bytes(), total - (1 << 16));
+    let mut outside: Vec<u64> = OUTSIDE.collect();
+    let used = use_budget(&mut b, ut, 16, &mut outside);
+    assert_eq!(used.len(), 3);
+    b.free(ut).unwrap();
+    for s in used {
+        assert!(b.kernel().cap(s).is_none(), "slot {s} survived its budget");
+    }
+    assert!(b.kernel().cap(ut).is_none());
+    b.coalesce().unwrap();
+    assert_eq!((b.free_ram_bytes(), b.free_slots()), (total, slots));
+    assert_eq!(b.free(ut), Err(BrokerError::UnknownObject(ut)));
+    // Below the kernel's minimum it is the minimum; above its maximum an error.
+    let (small, _) = b.alloc_untyped(1).unwrap();
+    assert!(matches!(
+        b.kernel().cap(small),
+        Some(ModelCap::Untyped { bits: 4, .. })
+    ));
+    assert!(matches!(
+        b.alloc_untyped(60),
+        Err(BrokerError::InvalidRequest(_))
+    ));
+}
+
+/// A broker over a component's budget: the root broker hands out blocks,
+/// a second broker (the component's) runs over them alone; the component's
+/// objects and mappings all come from the budget, and freeing them gives
+/// the budget back whole.
+#[test]
+fn a_component_broker_runs_over_its_budget_alone() {
+    let mut root = broker();
+    let mut blocks = Vec::new();
+    for bits in [18u8, 17] {
+        let (cptr, paddr) = root.alloc_untyped(bits).unwrap();
+        blocks.push(UntypedRoot {
+            cptr,
+            paddr,
+            bits,
+            device: false,
+        });
+    }
+    // The component's kernel: its CNode holds copies of the blocks (here:
+    // the same caps, in a model of their own) and its free slots.
+    let model = Model::new(SLOT_BITS, &blocks);
+    let free = 200..4000;
+    let cfg = BrokerConfig::for_component(
+        kaal_sel4::cap::Pml4::from_cptr(ROOT_VSPACE),
+        free.clone(),
+        blocks.iter().copied(),
+    );
+    assert_eq!(cfg.vspace_window, COMPONENT_VSPACE_WINDOW);
+    let mut b = Broker::new(model, cfg);
+    let budget = (1 << 18) + (1 << 17);
+    assert_eq!(b.total_ram_bytes(), budget);
+    let mem = b.allocate_memory(3 * 4096).unwrap();
+    assert!(COMPONENT_VSPACE_WINDOW.contains(&mem.vaddr));
+    let before = (b.free_ram_bytes(), b.free_slots());
+    for _ in 0..3 {
+        let vs = b.new_vspace().unwrap();
+        let code = b.allocate_memory(4096).unwrap();
+        let code = b
+            .give_memory(code, vs, 0x40_0000, Access::ReadOnly)
+            .unwrap();
+        let cnode = b.alloc_cnode(2).unwrap();
+        let tcb = b.alloc::<kaal_sel4::cap::Tcb>().unwrap();
+        let ep = b.alloc::<kaal_sel4::cap::Endpoint>().unwrap();
+        for c in [tcb.cptr(), cnode.cptr(), ep.cptr()] {
+            b.free(c).unwrap();
+        }
+        b.free_memory(code).unwrap();
+        b.free_vspace(vs).unwrap();
+        b.coalesce().unwrap();
+        assert_eq!((b.free_ram_bytes(), b.free_slots()), before);
+    }
+    b.free_memory(mem).unwrap();
+    // Nothing of the component's came from outside its budget.
+    assert!(b.live_objects().all(|(_, p, _, _)| blocks
+        .iter()
+        .any(|u| (u.paddr..u.paddr + (1 << u.bits)).contains(&p))));
+    let used = b.kernel().occupied_in(free.clone()) as u64;
+    assert_eq!(b.free_slots() + used, free.end - free.start);
+    for u in blocks {
+        root.free(u.cptr).unwrap();
     }
 }

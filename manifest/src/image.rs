@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::{ChannelKind, DeviceSpec, Restart};
 
 /// Marks a KaaL system image (and its format version).
-pub const MAGIC: u32 = 0x4b61_5332; // "KaS2"
+pub const MAGIC: u32 = 0x4b61_5333; // "KaS3": components carry an untyped budget
 
 /// Header of a ring's shared memory (the `kaal-ring` header's size).
 pub const RING_HEADER_BYTES: u64 = 128;
@@ -44,6 +44,8 @@ pub struct ComponentImage<'a> {
     /// Each private memory region with the component's local name for it.
     #[serde(borrow)]
     pub memory: Vec<(&'a str, u64)>,
+    /// Bytes of its untyped budget (0: none).
+    pub untyped: u64,
     /// The ELF program.
     pub elf: &'a [u8],
 }
@@ -189,6 +191,12 @@ impl<'a> SystemImage<'a> {
             {
                 return bad(c.name, "private memory out of range");
             }
+            let budget_ok = c.untyped == 0
+                || (page_size(c.untyped, crate::MAX_UNTYPED_BYTES)
+                    && crate::untyped_blocks(c.untyped).count() <= crate::MAX_UNTYPED_BLOCKS);
+            if !budget_ok {
+                return bad(c.name, "untyped budget out of range");
+            }
         }
         for ch in &self.channels {
             if ch.from.is_empty() || ch.from.iter().any(|e| e.component == ch.to.component) {
@@ -259,6 +267,7 @@ impl crate::Manifest {
                     .collect(),
                 restart: c.restart,
                 memory: c.memory.iter().map(|(l, s)| (l.as_str(), s.0)).collect(),
+                untyped: c.untyped.map_or(0, |s| s.0),
                 elf,
             });
         }

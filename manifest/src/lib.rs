@@ -17,6 +17,11 @@
 //! memory = { cache = "4M" } # private memory: local name = size (page
 //!                          # multiples, at most 64 MiB each; fresh and
 //!                          # zeroed at every start)
+//! untyped = "128M"         # an untyped-memory budget (page multiple, at
+//!                          # most 256 MiB, in blocks of at most 16 MiB),
+//!                          # with an ASID pool, its own VSpace and CNode and
+//!                          # a CSpace of 2^16 slots; the program declares
+//!                          # `untyped = "untyped"`; fresh at every start
 //!
 //! [[channel]]
 //! protocol = "serial"      # from kaal_protocols::PROTOCOLS: kind and shape
@@ -100,6 +105,26 @@ pub const MAX_SHARED_BYTES: u64 = 16 << 20;
 pub const MAX_PRIVATE_BYTES: u64 = 64 << 20;
 /// Private memory regions one component may have.
 pub const MAX_PRIVATE_REGIONS: usize = 8;
+/// Largest untyped budget.
+pub const MAX_UNTYPED_BYTES: u64 = 256 << 20;
+/// Largest block of an untyped budget.
+pub const UNTYPED_BLOCK_BYTES: u64 = 16 << 20;
+/// Blocks one budget may be split into (each is a start-info entry).
+pub const MAX_UNTYPED_BLOCKS: usize = 16;
+/// The local name of a component's untyped budget: the program declares it
+/// (`untyped = "untyped"`) and no other binding may use it.
+pub const UNTYPED_LOCAL_NAME: &str = "untyped";
+
+/// The blocks (log2 bytes, largest first) a budget of `bytes` is handed out
+/// in: whole blocks of [`UNTYPED_BLOCK_BYTES`], then the power-of-two parts
+/// of the rest.
+pub fn untyped_blocks(bytes: u64) -> impl Iterator<Item = u8> {
+    let whole = bytes / UNTYPED_BLOCK_BYTES;
+    let rest = bytes % UNTYPED_BLOCK_BYTES;
+    let top = UNTYPED_BLOCK_BYTES.ilog2() as u8;
+    let parts = (0..top).rev().filter(move |b| rest & (1 << b) != 0);
+    core::iter::repeat_n(top, whole as usize).chain(parts)
+}
 /// Longest component or local name (the start-info page's name field,
 /// `kaal_rt::start::NAME_BYTES`).
 pub const MAX_NAME: usize = 32;
@@ -220,6 +245,10 @@ pub struct Component {
     /// zeroed, and fresh at every start.
     #[serde(default)]
     pub memory: BTreeMap<String, Size>,
+    /// An untyped-memory budget the component makes kernel objects from
+    /// itself (see the crate documentation).
+    #[serde(default)]
+    pub untyped: Option<Size>,
 }
 
 impl Component {
@@ -554,6 +583,9 @@ pub enum Use {
     Device,
     /// Private memory (the component's `memory` key).
     Memory,
+    /// The untyped budget (the component's `untyped` key), under
+    /// [`UNTYPED_LOCAL_NAME`].
+    Untyped,
 }
 
 /// The protocol word of the console driver's declaration of its ring.
@@ -567,6 +599,7 @@ impl Use {
         let use_ = match (words.next(), words.next(), words.next()) {
             (Some("device"), None, _) => Use::Device,
             (Some("memory"), None, _) => Use::Memory,
+            (Some("untyped"), None, _) => Use::Untyped,
             (Some(protocol), Some(end), None) => {
                 let side = match end {
                     "from" => Side::From,
@@ -585,7 +618,7 @@ impl Use {
             }
             _ => {
                 return Err(format!(
-                    "`{text}` is not `device`, `memory` or `<protocol> from|to`"
+                    "`{text}` is not `device`, `memory`, `untyped` or `<protocol> from|to`"
                 ))
             }
         };
@@ -599,6 +632,7 @@ impl fmt::Display for Use {
             Use::Channel { protocol, side } => write!(f, "`{protocol} {}`", side.word()),
             Use::Device => f.write_str("a device"),
             Use::Memory => f.write_str("private memory"),
+            Use::Untyped => f.write_str("an untyped budget"),
         }
     }
 }
@@ -705,6 +739,12 @@ pub enum ManifestError {
         local: String,
         declared: Use,
     },
+    /// An untyped budget given to a program that declares its name as
+    /// something else.
+    NotUntyped {
+        component: String,
+        declared: Use,
+    },
     /// A binding to a channel of another protocol than the program declares.
     WrongProtocol {
         component: String,
@@ -781,6 +821,10 @@ impl fmt::Display for ManifestError {
             NotMemory { component, local, declared } => write!(
                 f,
                 "component `{component}` declares `{local}` as {declared}, but the manifest binds it to private memory"
+            ),
+            NotUntyped { component, declared } => write!(
+                f,
+                "component `{component}` declares `{UNTYPED_LOCAL_NAME}` as {declared}, but the manifest gives it an untyped budget"
             ),
             WrongProtocol { component, local, declared, bound, found } => write!(
                 f,
@@ -902,6 +946,19 @@ impl Manifest {
             for (local, size) in &c.memory {
                 bind(&c.name, local, &mut errs);
                 check_size(c, "private memory", size.0, MAX_PRIVATE_BYTES, &mut errs);
+            }
+            if let Some(Size(bytes)) = c.untyped {
+                bind(&c.name, UNTYPED_LOCAL_NAME, &mut errs);
+                check_size(c, "untyped memory", bytes, MAX_UNTYPED_BYTES, &mut errs);
+                let blocks = untyped_blocks(bytes).count();
+                if blocks > MAX_UNTYPED_BLOCKS {
+                    errs.push(ManifestError::TooMany {
+                        component: c.name.clone(),
+                        what: "untyped blocks (a budget is whole 16 MiB blocks and the powers of two of the rest)",
+                        count: blocks,
+                        max: MAX_UNTYPED_BLOCKS,
+                    });
+                }
             }
             for (local, d) in &c.devices {
                 bind(&c.name, local, &mut errs);
@@ -1074,6 +1131,16 @@ impl Manifest {
                     }),
                 }
             }
+            if c.untyped.is_some() {
+                match declared.get(UNTYPED_LOCAL_NAME) {
+                    None => errs.push(undeclared(UNTYPED_LOCAL_NAME)),
+                    Some(Use::Untyped) => {}
+                    Some(u) => errs.push(ManifestError::NotUntyped {
+                        component: c.name.clone(),
+                        declared: u.clone(),
+                    }),
+                }
+            }
             for (local, device) in &c.devices {
                 match declared.get(local) {
                     None => errs.push(undeclared(local)),
@@ -1224,5 +1291,15 @@ mod tests {
         assert_eq!(DeviceSpec::parse("timer:hpet"), None);
         assert_eq!(DeviceSpec::parse("timer"), None);
         assert_eq!(DeviceSpec::parse("usb:1"), None);
+    }
+
+    #[test]
+    fn budgets_split_into_blocks_of_at_most_16_mib() {
+        let blocks = |b: u64| untyped_blocks(b).collect::<Vec<u8>>();
+        assert_eq!(blocks(128 << 20), [24; 8]);
+        assert_eq!(blocks(16 << 20), [24]);
+        assert_eq!(blocks((20 << 20) + 4096), [24, 22, 12]);
+        assert_eq!(blocks(1 << 20), [20]);
+        assert!(blocks(0).is_empty());
     }
 }

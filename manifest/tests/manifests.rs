@@ -156,6 +156,7 @@ fn image_values_are_rechecked_on_decode() {
             devices: vec![],
             restart: Restart::Stop,
             memory: vec![],
+            untyped: 0,
             elf: b"",
         }],
         channels: vec![],
@@ -163,6 +164,13 @@ fn image_values_are_rechecked_on_decode() {
     };
     let ok = postcard::to_allocvec(&img).unwrap();
     assert!(SystemImage::decode(&ok).is_ok());
+    img.components[0].untyped = (16 << 20) + 1;
+    let bad_budget = postcard::to_allocvec(&img).unwrap();
+    assert!(matches!(
+        SystemImage::decode(&bad_budget),
+        Err(ImageError::Invalid { .. })
+    ));
+    img.components[0].untyped = 0;
     img.components[0].stack = u64::MAX - 4095;
     let bad = postcard::to_allocvec(&img).unwrap();
     assert!(matches!(
@@ -405,6 +413,7 @@ fn lent_regions_and_private_memory_are_declared_and_packed() {
 
 #[test]
 fn memory_is_a_declaration() {
+    assert_eq!(Use::parse("untyped"), Ok(Use::Untyped));
     assert_eq!(Use::parse("memory"), Ok(Use::Memory));
     assert!(Use::parse("memory to").is_ok());
     assert!(Use::parse("file from").is_ok());
@@ -486,4 +495,45 @@ fn forwards_parse_and_tcp_and_udp_are_separate_port_spaces() {
             host: 8080
         }]
     );
+}
+
+#[test]
+fn an_untyped_budget_is_declared_and_packed() {
+    let text = r#"
+        [[component]]
+        name = "ps"
+        image = "posix"
+        priority = 100
+        stack = "16K"
+        heap = "1M"
+        untyped = "128M"
+    "#;
+    let m = Manifest::parse(text).unwrap_or_else(|e| panic!("{e:?}"));
+    assert_eq!(
+        m.component("ps").and_then(|c| c.untyped).map(|s| s.0),
+        Some(128 << 20)
+    );
+    let ok = declared(&[("untyped", "untyped")]);
+    assert_eq!(m.check_uses(|_| Some(&ok)), []);
+    let wrong = declared(&[("untyped", "memory")]);
+    let none = declared(&[]);
+    let msg = |d| {
+        m.check_uses(|_| Some(d))
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        msg(&wrong),
+        ["component `ps` declares `untyped` as private memory, but the manifest gives it an untyped budget"]
+    );
+    assert_eq!(
+        msg(&none),
+        ["component `ps` binds `untyped`, which its program `posix` does not declare (it declares: nothing)"]
+    );
+    let mut programs = BTreeMap::new();
+    programs.insert("posix".to_owned(), b"elf".to_vec());
+    let bytes = m.pack(&programs).unwrap();
+    let img = kaal_manifest::image::SystemImage::decode(&bytes).unwrap();
+    assert_eq!(img.component("ps").map(|(_, c)| c.untyped), Some(128 << 20));
 }

@@ -6,7 +6,7 @@ use core::ptr::NonNull;
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use kaal_ring::{Consumer, Notify, Producer, RingError, SharedRing};
-use kaal_sel4::cap::{CNode, Cap, Endpoint, IoPort, IrqHandler, Notification};
+use kaal_sel4::cap::{AsidPool, CNode, Cap, Endpoint, IoPort, IrqHandler, Notification, Pml4};
 use kaal_sel4::ipc::{Badge, MessageInfo};
 
 use crate::start::{self, slot, CapEntry, CapKind, PciConfigPage, StartInfo};
@@ -66,6 +66,53 @@ pub struct IrqGrant {
     /// How the line signals, as the broker programmed it: ISA lines (COM
     /// ports, the PIT) edge triggered, PCI INTx level triggered.
     pub level_triggered: bool,
+}
+
+/// One block of an untyped budget.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UntypedGrant {
+    pub cptr: kaal_sel4::CPtr,
+    pub paddr: u64,
+    /// log2 of its bytes.
+    pub size_bits: u8,
+}
+
+/// An untyped budget (the manifest's `untyped`) and what it takes to make
+/// objects from it: enough to run a capability broker of the component's
+/// own (`kaal_broker::BrokerConfig::for_component`).
+#[derive(Clone, Debug)]
+pub struct Budget {
+    /// The component's own CNode, resolving slot numbers at depth 64.
+    pub cnode: CNode,
+    /// log2 of its slots.
+    pub cspace_bits: u8,
+    /// The component's own address space.
+    pub vspace: Pml4,
+    /// An ASID pool for the address spaces it makes.
+    pub asid_pool: AsidPool,
+    /// The empty slots of its CSpace (after everything granted).
+    pub free_slots: core::ops::Range<kaal_sel4::CPtr>,
+    info: &'static StartInfo,
+}
+
+impl Budget {
+    /// The untyped blocks, in grant order (largest first).
+    pub fn untypeds(&self) -> impl Iterator<Item = UntypedGrant> + '_ {
+        self.info
+            .caps_of(start::UNTYPED_NAME, CapKind::Untyped)
+            .filter_map(|e| {
+                Some(UntypedGrant {
+                    cptr: e.slot,
+                    paddr: e.value,
+                    size_bits: u8::try_from(e.size).ok().filter(|b| *b < 64)?,
+                })
+            })
+    }
+
+    /// Bytes of all its blocks.
+    pub fn bytes(&self) -> u64 {
+        self.untypeds().map(|u| 1u64 << u.size_bits).sum()
+    }
 }
 
 /// A notification used as a ring's wake-up signal.
@@ -201,6 +248,29 @@ impl Env {
     /// The bytes of the heap the manifest gave this component.
     pub fn heap_size(&self) -> u64 {
         self.info.heap_size
+    }
+
+    /// log2 of the slots of this component's CSpace.
+    pub fn cspace_bits(&self) -> u8 {
+        u8::try_from(self.info.cspace_bits).unwrap_or(start::CSPACE_BITS)
+    }
+
+    /// The untyped budget the manifest gave this component (`untyped`):
+    /// its blocks, ASID pool, own VSpace and CNode, and free slots.
+    pub fn budget(&self) -> Result<Budget, CapError<'static>> {
+        let name = start::UNTYPED_NAME;
+        let cnode = self.entry(name, CapKind::OwnCNode)?;
+        let vspace = self.entry(name, CapKind::OwnVSpace)?;
+        let pool = self.entry(name, CapKind::AsidPool)?;
+        let end = cnode.value.saturating_add(cnode.size);
+        Ok(Budget {
+            cnode: CNode::from_cptr(cnode.slot),
+            cspace_bits: self.cspace_bits(),
+            vspace: Pml4::from_cptr(vspace.slot),
+            asid_pool: AsidPool::from_cptr(pool.slot),
+            free_slots: cnode.value..end,
+            info: self.info,
+        })
     }
 
     /// The TSC frequency in MHz (0 if the kernel did not say).

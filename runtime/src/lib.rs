@@ -29,7 +29,7 @@ pub use spinning_top as __spinning_top;
 #[doc(hidden)]
 pub use talc as __talc;
 
-pub use component::{CapError, Env, IrqGrant, RingRx, RingTx, Signal};
+pub use component::{Budget, CapError, Env, IrqGrant, RingRx, RingTx, Signal, UntypedGrant};
 pub use shared::SharedRegion;
 
 /// Bytes of heap for the root task (the capability broker's bookkeeping).

@@ -31,7 +31,9 @@ pub mod layout {
 }
 
 /// CSpace slots every component has. The CSpace is one CNode of
-/// 2^[`CSPACE_BITS`] slots; the granted capabilities follow these.
+/// 2^[`StartInfo::cspace_bits`] slots ([`CSPACE_BITS`], or
+/// [`BUDGET_CSPACE_BITS`] with an untyped budget); the granted capabilities
+/// follow these.
 pub mod slot {
     use kaal_sel4::CPtr;
     /// The supervisor endpoint (badged with the component's id). It is also
@@ -47,6 +49,12 @@ pub mod slot {
 
 /// log2 of the number of slots in a component's CSpace.
 pub const CSPACE_BITS: u8 = 8;
+/// ... in the CSpace of a component with an untyped budget: room for the
+/// thousands of objects it makes itself.
+pub const BUDGET_CSPACE_BITS: u8 = 16;
+/// The name the entries of an untyped budget go by (the manifest's
+/// `kaal_manifest::UNTYPED_LOCAL_NAME`).
+pub const UNTYPED_NAME: &str = "untyped";
 
 /// Marks a valid start-info page.
 pub const START_MAGIC: u64 = 0x4b61_614c_5374_6172; // "KaaLStar"
@@ -105,6 +113,19 @@ pub enum CapKind {
     /// `value .. value + size` of it are left empty, one per client, to
     /// keep callers' reply capabilities in (`SaveCaller`).
     ReplySlots = 12,
+    /// One block of the untyped budget (under [`UNTYPED_NAME`]): untyped
+    /// capability in `slot`, its physical address in `value`, log2 of its
+    /// bytes in `size`. Everything made from it goes when the component
+    /// stops.
+    Untyped = 13,
+    /// The budget's ASID pool, made for this component alone: `slot`.
+    AsidPool = 14,
+    /// The component's own address space (its PML4): `slot`.
+    OwnVSpace = 15,
+    /// The component's own CNode in `slot`, resolving slot numbers at depth
+    /// 64 (a guard covers the bits above its size); slots `value .. value +
+    /// size` of it are empty, for the objects it makes.
+    OwnCNode = 16,
 }
 
 /// The page behind a [`CapKind::PciConfig`] entry. A driver never touches
@@ -135,6 +156,10 @@ impl CapKind {
             10 => CapKind::SharedMemory,
             11 => CapKind::PrivateMemory,
             12 => CapKind::ReplySlots,
+            13 => CapKind::Untyped,
+            14 => CapKind::AsidPool,
+            15 => CapKind::OwnVSpace,
+            16 => CapKind::OwnCNode,
             _ => return None,
         })
     }
@@ -172,6 +197,8 @@ pub struct StartInfo {
     pub stack_size: u64,
     /// The TSC frequency in MHz the kernel calibrated at boot (0: unknown).
     pub tsc_mhz: u64,
+    /// log2 of the slots of the component's CSpace.
+    pub cspace_bits: u64,
     pub cap_count: u64,
     pub caps: [CapEntry; MAX_CAPS],
 }
@@ -190,6 +217,7 @@ impl Default for StartInfo {
             stack_top: 0,
             stack_size: 0,
             tsc_mhz: 0,
+            cspace_bits: CSPACE_BITS as u64,
             cap_count: 0,
             caps: [CapEntry::default(); MAX_CAPS],
         }

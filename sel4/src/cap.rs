@@ -336,6 +336,35 @@ impl CNode {
             )
         }
     }
+    /// Copies the CNode capability at `src` of `src_root` into `dest` of
+    /// this CNode with a guard that makes it resolve a whole 64-bit CPtr at
+    /// depth 64 (`radix_bits` being the CNode's size), as a thread's CSpace
+    /// root does ([`Tcb::configure_in`]).
+    pub fn mint_guarded_from(
+        self,
+        dest: Word,
+        dest_depth: u8,
+        src_root: CNode,
+        src: Word,
+        src_depth: u8,
+        radix_bits: u8,
+    ) -> Result<()> {
+        let guard_bits = Word::from(64u8.saturating_sub(radix_bits));
+        let data = sys::seL4_CapData_t::Guard_new(0, guard_bits);
+        // SAFETY: copying a capability changes no memory.
+        unsafe {
+            sys::seL4_CNode_Mint(
+                self.0,
+                dest,
+                dest_depth,
+                src_root.0,
+                src,
+                src_depth,
+                Rights::all().0,
+                data,
+            )
+        }
+    }
     /// Copies the capability at `src` of `src_root` into `dest` of this CNode.
     pub fn copy_from(
         self,
@@ -398,6 +427,18 @@ impl Tcb {
         let spaces = (spaces.cspace, guard, spaces.vspace);
         self.configure_raw(fault_ep, prio, spaces, ipc_buffer_addr, ipc_buffer)
     }
+    /// Makes the thread one that never invokes seL4 itself (a Linux
+    /// process's thread, say): its own `spaces`, `fault_ep` (a CPtr in that
+    /// CSpace), `priority` (at most the caller's own), no IPC buffer (the
+    /// kernel writes its fault messages from its registers) and an MCP of 0,
+    /// so it can raise no thread's priority.
+    pub fn configure_thread(self, fault_ep: CPtr, priority: u8, spaces: Spaces) -> Result<()> {
+        let prio = sys::seL4_PrioProps_t::new(0, Word::from(priority));
+        let guard_bits = Word::from(64u8.saturating_sub(spaces.radix_bits));
+        let guard = sys::seL4_CapData_t::Guard_new(0, guard_bits);
+        let spaces = (spaces.cspace, guard, spaces.vspace);
+        self.configure_raw(fault_ep, prio, spaces, 0, Frame(0))
+    }
     /// `TCB_Configure` with a CSpace (and its guard data) and a VSpace.
     fn configure_raw(
         self,
@@ -423,7 +464,7 @@ impl Tcb {
             )
         }
     }
-    /// Sets the thread's priority, with `authority` as the controlling TCB.
+    /// Sets the thread's priority (at most the caller's MCP).
     pub fn set_priority(self, priority: u8) -> Result<()> {
         // SAFETY: changes no memory.
         unsafe { sys::seL4_TCB_SetPriority(self.0, priority) }
@@ -600,6 +641,24 @@ impl IoPort {
             sys::seL4_CNode_Mint(root.0, slot, 64, root.0, self.0, 64, Rights::all().0, data)?
         };
         Ok(IoPort(slot))
+    }
+}
+
+impl AsidControl {
+    /// Turns `untyped` (exactly 4 KiB, without children) into a new ASID
+    /// pool in the empty slot `slot` of `root` (at `depth` bits); seL4
+    /// 5.0 on x86_64 has room for 8 pools, the root task's among them.
+    pub fn make_pool(
+        self,
+        untyped: Untyped,
+        root: CNode,
+        slot: Word,
+        depth: u8,
+    ) -> Result<AsidPool> {
+        // SAFETY: creating an object in fresh memory changes no memory of
+        // this program.
+        unsafe { sys::seL4_X86_ASIDControl_MakePool(self.0, untyped.0, root.0, slot, depth)? };
+        Ok(AsidPool(slot))
     }
 }
 

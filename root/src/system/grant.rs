@@ -10,8 +10,8 @@ use kaal_broker::{BrokerError, Memory};
 use kaal_manifest::image::ChannelImage;
 use kaal_manifest::{ChannelKind, DeviceSpec};
 use kaal_protocols::console::RING_SLOTS as SERIAL_SLOTS;
-use kaal_rt::start::{self, layout, CapKind, PciConfigPage, StartInfo, CSPACE_BITS};
-use kaal_sel4::cap::{init, CNode, Cap, Endpoint, Notification, Rights};
+use kaal_rt::start::{self, layout, CapKind, PciConfigPage, StartInfo};
+use kaal_sel4::cap::{init, CNode, Cap, Endpoint, Notification, Rights, Untyped};
 use kaal_sel4::{CPtr, Word};
 
 use super::console::CONSOLE_DRAINED;
@@ -111,18 +111,20 @@ pub(super) fn nth_ring_bit(n: usize) -> Option<Word> {
 /// Grants one capability: mints `src` into the component's next slot.
 pub(super) struct Granter {
     pub(super) cnode: CNode,
+    /// log2 of the CNode's slots.
+    pub(super) bits: u8,
     pub(super) next: CPtr,
 }
 
 impl Granter {
     /// Fills the next slot with `put(slot)`.
-    fn next_slot(
+    pub(super) fn next_slot(
         &mut self,
         put: impl FnOnce(CNode, CPtr) -> kaal_sel4::Result<()>,
         what: &'static str,
     ) -> Result<CPtr, SpawnError> {
         let dest = self.next;
-        if dest >= 1 << CSPACE_BITS {
+        if dest >= 1 << self.bits {
             return Err(SpawnError::TooMany("capabilities for one CSpace"));
         }
         put(self.cnode, dest).context(what)?;
@@ -134,7 +136,7 @@ impl Granter {
     /// the first and the count.
     fn reserve(&mut self, n: usize) -> Result<(CPtr, u64), SpawnError> {
         let n = n as u64;
-        let end = self.next.checked_add(n).filter(|&e| e <= 1 << CSPACE_BITS);
+        let end = self.next.checked_add(n).filter(|&e| e <= 1 << self.bits);
         let end = end.ok_or(SpawnError::TooMany("capabilities for one CSpace"))?;
         let first = self.next;
         self.next = end;
@@ -148,8 +150,9 @@ impl Granter {
         rights: Rights,
         badge: Word,
     ) -> Result<CPtr, SpawnError> {
+        let bits = self.bits;
         self.next_slot(
-            |cn, dest| cn.mint_from(dest, CSPACE_BITS, init::CNODE, src, 64, rights, badge),
+            |cn, dest| cn.mint_from(dest, bits, init::CNODE, src, 64, rights, badge),
             "CNode_Mint",
         )
     }
@@ -158,11 +161,68 @@ impl Granter {
     /// I/O port capabilities, whose mint data would be a port range, and
     /// capabilities that already carry their badge.
     pub(super) fn copy(&mut self, src: CPtr, rights: Rights) -> Result<CPtr, SpawnError> {
+        let bits = self.bits;
         self.next_slot(
-            |cn, dest| cn.copy_from(dest, CSPACE_BITS, init::CNODE, src, 64, rights),
+            |cn, dest| cn.copy_from(dest, bits, init::CNODE, src, 64, rights),
             "CNode_Copy",
         )
     }
+}
+
+/// Grants the untyped budget of the manifest's `untyped`, if any: its
+/// blocks, a fresh ASID pool, the component's own VSpace and (last, with
+/// the empty slots after every grant) its own CNode. All of it, and all
+/// the component makes from it, goes back on stop.
+pub(super) fn grant_budget(
+    broker: &mut RootBroker,
+    cx: &SpawnContext<'_, '_>,
+    g: &mut Granter,
+    info: &mut StartInfo,
+    r: &mut Running,
+) -> Result<(), SpawnError> {
+    if cx.comp.untyped == 0 {
+        return Ok(());
+    }
+    let name = start::UNTYPED_NAME;
+    for bits in kaal_manifest::untyped_blocks(cx.comp.untyped) {
+        let (ut, paddr) = broker.alloc_untyped(bits)?;
+        r.budget.push(ut);
+        let mut e = entry(name, CapKind::Untyped)?;
+        // A copy: the kernel marks the root task's original full, so only
+        // the component retypes this memory.
+        e.slot = g.copy(ut, Rights::all())?;
+        e.value = paddr;
+        e.size = u64::from(bits);
+        push(info, e)?;
+    }
+    // The pool's memory is a block of its own, so the pool goes with it.
+    let (ut, _) = broker.alloc_untyped(kaal_sel4::sys::seL4_ASIDPoolBits as u8)?;
+    let pool_slot = match broker.alloc_slot() {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = broker.free(ut);
+            return Err(e.into());
+        }
+    };
+    r.asid_pool = Some((ut, pool_slot));
+    let pool = init::ASID_CONTROL
+        .make_pool(Untyped::from_cptr(ut), init::CNODE, pool_slot, 64)
+        .context("X86_ASIDControl_MakePool")?;
+    let mut e = entry(name, CapKind::AsidPool)?;
+    e.slot = g.copy(pool.cptr(), Rights::all())?;
+    push(info, e)?;
+    let mut e = entry(name, CapKind::OwnVSpace)?;
+    e.slot = g.copy(r.vspace.cptr(), Rights::all())?;
+    push(info, e)?;
+    let mut e = entry(name, CapKind::OwnCNode)?;
+    let (cnode, bits) = (r.cnode, g.bits);
+    e.slot = g.next_slot(
+        |cn, dest| cn.mint_guarded_from(dest, bits, init::CNODE, cnode.cptr(), 64, bits),
+        "CNode_Mint own CNode",
+    )?;
+    e.value = g.next;
+    e.size = (1u64 << bits).saturating_sub(g.next);
+    push(info, e)
 }
 
 /// Grants the console ring (to the console driver) and each channel the

@@ -260,3 +260,16 @@ const _: () = assert!(
     kaal_manifest::MAX_DEVICES
         == (kaal_rt::start::IRQ_BITS.end - kaal_rt::start::IRQ_BITS.start) as usize
 );
+const _: () = assert!(kaal_manifest::MAX_UNTYPED_BLOCKS + 3 <= kaal_rt::start::MAX_CAPS);
+const _: () = assert!(same(
+    kaal_manifest::UNTYPED_LOCAL_NAME.as_bytes(),
+    kaal_rt::start::UNTYPED_NAME.as_bytes()
+));
+
+const fn same(a: &[u8], b: &[u8]) -> bool {
+    match (a, b) {
+        ([], []) => true,
+        ([x, ra @ ..], [y, rb @ ..]) => *x == *y && same(ra, rb),
+        _ => false,
+    }
+}

@@ -9,14 +9,18 @@ use kaal_broker::{BrokerError, Memory};
 use kaal_loader::{LoadError, LoadPlan, Perm};
 use kaal_manifest::image::{ChannelImage, ComponentImage};
 use kaal_manifest::DeviceSpec;
-use kaal_rt::start::{self, layout, slot, CapEntry, CapKind, StartInfo, CSPACE_BITS};
+use kaal_rt::start::{
+    self, layout, slot, CapEntry, CapKind, StartInfo, BUDGET_CSPACE_BITS, CSPACE_BITS,
+};
 use kaal_sel4::cap::{
     init, CNode, Cap, Endpoint, Frame, Notification, Pml4, Rights, Spaces, Tcb, UserContext,
 };
 use kaal_sel4::{println, CPtr};
 
 use super::console::Console;
-use super::grant::{grant_channels, grant_devices, serves_lending, ChannelObjects, Granter};
+use super::grant::{
+    grant_budget, grant_channels, grant_devices, serves_lending, ChannelObjects, Granter,
+};
 use super::{badge_of, holder_of, State, System, PAGE};
 use crate::{Context, RootBroker, RootError};
 
@@ -64,7 +68,15 @@ impl fmt::Display for SpawnError {
 pub(super) struct Running {
     pub(super) tcb: Tcb,
     pub(super) cnode: CNode,
+    /// log2 of its CNode's slots.
+    pub(super) cspace_bits: u8,
     pub(super) vspace: Pml4,
+    /// The blocks of its untyped budget (root-CNode capabilities; freeing
+    /// one destroys everything the component made from it).
+    pub(super) budget: Vec<CPtr>,
+    /// Its ASID pool: the block it was made from, and the root-CNode slot
+    /// it is in.
+    pub(super) asid_pool: Option<(CPtr, CPtr)>,
     pub(super) memory: Vec<Memory>,
     /// Root-CNode copies of shared frames, mapped into this component.
     pub(super) copies: Vec<CPtr>,
@@ -127,7 +139,10 @@ impl System<'_> {
             plan,
             tcb: Tcb::from_cptr(0),
             cnode: CNode::from_cptr(0),
+            cspace_bits: CSPACE_BITS,
             vspace: Pml4::from_cptr(0),
+            budget: Vec::new(),
+            asid_pool: None,
             memory: Vec::new(),
             copies: Vec::new(),
             endpoint_slots: Vec::new(),
@@ -231,7 +246,10 @@ fn build(
 ) -> Result<(), SpawnError> {
     let plan = r.plan.clone();
     r.vspace = broker.new_vspace()?;
-    r.cnode = broker.alloc_cnode(CSPACE_BITS)?;
+    if cx.comp.untyped > 0 {
+        r.cspace_bits = BUDGET_CSPACE_BITS;
+    }
+    r.cnode = broker.alloc_cnode(r.cspace_bits)?;
     r.tcb = broker.alloc()?;
 
     // The program: each segment with its own permissions (text read-only).
@@ -297,12 +315,13 @@ fn build(
         stack_top: layout::STACK_TOP,
         stack_size: cx.comp.stack,
         tsc_mhz: crate::tsc_mhz(),
+        cspace_bits: u64::from(r.cspace_bits),
         ..StartInfo::default()
     };
     r.cnode
         .mint_from(
             slot::SUPERVISOR,
-            CSPACE_BITS,
+            r.cspace_bits,
             init::CNODE,
             cx.supervisor.cptr(),
             64,
@@ -317,7 +336,7 @@ fn build(
     r.cnode
         .copy_from(
             slot::NOTIFICATION,
-            CSPACE_BITS,
+            r.cspace_bits,
             init::CNODE,
             own.cptr(),
             64,
@@ -326,10 +345,12 @@ fn build(
         .context("CNode_Copy notification")?;
     let mut g = Granter {
         cnode: r.cnode,
+        bits: r.cspace_bits,
         next: slot::FIRST_GRANTED,
     };
     grant_channels(broker, cx, &mut g, &mut info, r)?;
     grant_devices(broker, cx, own, &mut g, &mut info, r)?;
+    grant_budget(broker, cx, &mut g, &mut info, r)?;
     let me = u16::try_from(cx.index).map_err(|_| SpawnError::TooMany("components"))?;
     if serves_lending(cx, me) {
         // A signal (a disk completion) then ends the server's wait for
@@ -349,7 +370,7 @@ fn build(
 
     let spaces = Spaces {
         cspace: r.cnode,
-        radix_bits: CSPACE_BITS,
+        radix_bits: r.cspace_bits,
         vspace: r.vspace,
     };
     r.tcb
@@ -398,6 +419,20 @@ fn teardown(broker: &mut RootBroker, index: usize, r: Running) -> Result<(), Roo
     }
     if r.cnode.cptr() != 0 {
         note(broker.free(r.cnode.cptr()));
+    }
+    // Revoking a block destroys what the component made from it, wherever
+    // its capabilities are.
+    for ut in r.budget {
+        note(broker.free(ut));
+    }
+    if let Some((ut, slot)) = r.asid_pool {
+        // The revoke deletes the pool (every address space in it loses its
+        // ASID), which empties its slot.
+        let freed = broker.free(ut);
+        if freed.is_ok() {
+            note(broker.free_slot(slot));
+        }
+        note(freed);
     }
     note(broker.unshare(r.copies));
     for m in r.memory {
