@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::{ChannelKind, DeviceSpec, Restart};
 
 /// Marks a KaaL system image (and its format version).
-pub const MAGIC: u32 = 0x4b61_5333; // "KaS3": components carry an untyped budget
+pub const MAGIC: u32 = 0x4b61_5334; // "KaS4": components carry a command line
 
 /// Header of a ring's shared memory (the `kaal-ring` header's size).
 pub const RING_HEADER_BYTES: u64 = 128;
@@ -46,6 +46,9 @@ pub struct ComponentImage<'a> {
     pub memory: Vec<(&'a str, u64)>,
     /// Bytes of its untyped budget (0: none).
     pub untyped: u64,
+    /// Its command line (`args`).
+    #[serde(borrow)]
+    pub args: Vec<&'a str>,
     /// The ELF program.
     pub elf: &'a [u8],
 }
@@ -197,6 +200,13 @@ impl<'a> SystemImage<'a> {
             if !budget_ok {
                 return bad(c.name, "untyped budget out of range");
             }
+            let arg_bytes: usize = c.args.iter().map(|a| a.len() + 1).sum();
+            if c.args.len() > crate::MAX_ARGS
+                || arg_bytes > crate::MAX_ARGS_BYTES
+                || c.args.iter().any(|a| a.contains('\0'))
+            {
+                return bad(c.name, "command line out of range");
+            }
         }
         for ch in &self.channels {
             if ch.from.is_empty() || ch.from.iter().any(|e| e.component == ch.to.component) {
@@ -268,6 +278,7 @@ impl crate::Manifest {
                 restart: c.restart,
                 memory: c.memory.iter().map(|(l, s)| (l.as_str(), s.0)).collect(),
                 untyped: c.untyped.map_or(0, |s| s.0),
+                args: c.args.iter().map(String::as_str).collect(),
                 elf,
             });
         }

@@ -22,6 +22,8 @@
 //!                          # with an ASID pool, its own VSpace and CNode and
 //!                          # a CSpace of 2^16 slots; the program declares
 //!                          # `untyped = "untyped"`; fresh at every start
+//! args = ["/bin/sh", "-l"] # a command line the program reads (at most
+//!                          # 32 words, 3 KiB in all, no NUL)
 //!
 //! [[channel]]
 //! protocol = "serial"      # from kaal_protocols::PROTOCOLS: kind and shape
@@ -111,6 +113,11 @@ pub const MAX_UNTYPED_BYTES: u64 = 256 << 20;
 pub const UNTYPED_BLOCK_BYTES: u64 = 16 << 20;
 /// Blocks one budget may be split into (each is a start-info entry).
 pub const MAX_UNTYPED_BLOCKS: usize = 16;
+/// Most words in a component's `args`.
+pub const MAX_ARGS: usize = 32;
+/// Most bytes of a component's `args`, counting a NUL after each word.
+pub const MAX_ARGS_BYTES: usize = 3072;
+
 /// The local name of a component's untyped budget: the program declares it
 /// (`untyped = "untyped"`) and no other binding may use it.
 pub const UNTYPED_LOCAL_NAME: &str = "untyped";
@@ -249,6 +256,9 @@ pub struct Component {
     /// itself (see the crate documentation).
     #[serde(default)]
     pub untyped: Option<Size>,
+    /// A command line for the program (`kaal_rt::Env::args`).
+    #[serde(default)]
+    pub args: Vec<String>,
 }
 
 impl Component {
@@ -663,6 +673,8 @@ pub enum ManifestError {
         component: String,
         name: String,
     },
+    /// A word of a component's `args` holds a NUL.
+    NulInArgs(String),
     /// More of something than one component can be given.
     TooMany {
         component: String,
@@ -770,6 +782,9 @@ impl fmt::Display for ManifestError {
                 f,
                 "channel `{channel}`: end `{end}` needs a local name (`{end}.NAME`), or the channel a `name`"
             ),
+            NulInArgs(component) => {
+                write!(f, "component `{component}`: a word of `args` holds a NUL")
+            }
             BadName { component, name } if name.is_empty() => {
                 write!(f, "component `{component}`: a name is empty")
             }
@@ -959,6 +974,23 @@ impl Manifest {
                         max: MAX_UNTYPED_BLOCKS,
                     });
                 }
+            }
+            let arg_bytes: usize = c.args.iter().map(|a| a.len() + 1).sum();
+            if c.args.len() > MAX_ARGS || arg_bytes > MAX_ARGS_BYTES {
+                let (what, count, max) = if c.args.len() > MAX_ARGS {
+                    ("argument words (`args`)", c.args.len(), MAX_ARGS)
+                } else {
+                    ("bytes of arguments (`args`, a NUL after each word)", arg_bytes, MAX_ARGS_BYTES)
+                };
+                errs.push(ManifestError::TooMany {
+                    component: c.name.clone(),
+                    what,
+                    count,
+                    max,
+                });
+            }
+            if c.args.iter().any(|a| a.contains('\0')) {
+                errs.push(ManifestError::NulInArgs(c.name.clone()));
             }
             for (local, d) in &c.devices {
                 bind(&c.name, local, &mut errs);

@@ -157,6 +157,7 @@ fn image_values_are_rechecked_on_decode() {
             restart: Restart::Stop,
             memory: vec![],
             untyped: 0,
+            args: Vec::new(),
             elf: b"",
         }],
         channels: vec![],

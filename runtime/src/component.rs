@@ -200,6 +200,25 @@ impl<T: bytemuck::Pod, const N: usize> RingRx<T, N> {
         }
     }
 
+    /// The next item if one is there, without sleeping.
+    pub fn try_recv(&mut self) -> Result<Option<T>, RingError> {
+        self.ring.pop()
+    }
+
+    /// For a component that sleeps elsewhere (on an endpoint its
+    /// notification is bound to): releases the popped slots and tells the
+    /// producer this end sleeps. `true` if items arrived meanwhile (then do
+    /// not sleep); after a sleep, [`RingRx::cancel_sleep`].
+    pub fn prepare_sleep(&mut self) -> Result<bool, RingError> {
+        self.release();
+        self.ring.prepare_sleep()
+    }
+
+    /// Ends a sleep [`RingRx::prepare_sleep`] announced.
+    pub fn cancel_sleep(&mut self) {
+        self.ring.cancel_sleep();
+    }
+
     /// Gives the popped items' slots back, signalling the producer if it
     /// waits for them.
     pub fn release(&mut self) {
@@ -271,6 +290,27 @@ impl Env {
             free_slots: cnode.value..end,
             info: self.info,
         })
+    }
+
+    /// The command line the manifest gives (`args`), word by word.
+    pub fn args(&self) -> impl Iterator<Item = &'static str> {
+        let len = usize::try_from(self.info.args_bytes)
+            .unwrap_or(0)
+            .min(crate::start::PAGE_BYTES);
+        let bytes: &'static [u8] = if len == 0 {
+            &[]
+        } else {
+            // SAFETY: the root task maps the read-only command line page at
+            // `layout::ARGS` whenever it says `args_bytes` is not 0, and it
+            // stays mapped for the component's life; the length is
+            // clamped to the page.
+            unsafe { core::slice::from_raw_parts(start::layout::ARGS as *const u8, len) }
+        };
+        // Each word ends with a NUL: split what comes before the last one.
+        let body = bytes.strip_suffix(&[0]).unwrap_or(&[]);
+        body.split(|&b| b == 0)
+            .take(if len == 0 { 0 } else { usize::MAX })
+            .filter_map(|w| core::str::from_utf8(w).ok())
     }
 
     /// The TSC frequency in MHz (0 if the kernel did not say).

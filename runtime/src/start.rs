@@ -15,6 +15,9 @@ pub mod layout {
     pub const IMAGE_WINDOW: Range<u64> = 0x1000..0x1000_0000;
     /// The start-info page (read-only).
     pub const START_INFO: u64 = 0x1000_0000;
+    /// The command line page (read-only): the manifest's `args`, each
+    /// word followed by a NUL; `StartInfo::args_bytes` long.
+    pub const ARGS: u64 = 0x1000_1000;
     /// The IPC buffer page.
     pub const IPC_BUFFER: u64 = 0x1000_2000;
     /// The stack grows down from here; the page below its end stays unmapped.
@@ -46,6 +49,9 @@ pub mod slot {
     /// The first slot of the capabilities listed in the start-info page.
     pub const FIRST_GRANTED: CPtr = 3;
 }
+
+/// Bytes of a page (the command line page holds at most this).
+pub const PAGE_BYTES: usize = 4096;
 
 /// log2 of the number of slots in a component's CSpace.
 pub const CSPACE_BITS: u8 = 8;
@@ -199,6 +205,8 @@ pub struct StartInfo {
     pub tsc_mhz: u64,
     /// log2 of the slots of the component's CSpace.
     pub cspace_bits: u64,
+    /// Bytes of the command line page at [`layout::ARGS`] (0: no page).
+    pub args_bytes: u64,
     pub cap_count: u64,
     pub caps: [CapEntry; MAX_CAPS],
 }
@@ -218,6 +226,7 @@ impl Default for StartInfo {
             stack_size: 0,
             tsc_mhz: 0,
             cspace_bits: CSPACE_BITS as u64,
+            args_bytes: 0,
             cap_count: 0,
             caps: [CapEntry::default(); MAX_CAPS],
         }

@@ -352,12 +352,32 @@ fn build(
     grant_devices(broker, cx, own, &mut g, &mut info, r)?;
     grant_budget(broker, cx, &mut g, &mut info, r)?;
     let me = u16::try_from(cx.index).map_err(|_| SpawnError::TooMany("components"))?;
-    if serves_lending(cx, me) {
-        // A signal (a disk completion) then ends the server's wait for
-        // calls, so it can answer calls it parked.
+    if serves_lending(cx, me) || cx.comp.untyped > 0 {
+        // A signal (a disk completion; for a holder of a budget, anything
+        // on its rings) then ends the server's wait for calls, so it can
+        // answer calls it parked (a budget's holder serves the faults of
+        // the threads it made on an endpoint of its own).
         r.tcb
             .bind_notification(own)
             .context("TCB_BindNotification")?;
+    }
+
+    // The command line page, read-only: each word and a NUL.
+    if !cx.comp.args.is_empty() {
+        let mut line = Vec::new();
+        for a in &cx.comp.args {
+            line.extend_from_slice(a.as_bytes());
+            line.push(0);
+        }
+        if line.len() > start::PAGE_BYTES {
+            return Err(SpawnError::TooMany("bytes of arguments"));
+        }
+        info.args_bytes = line.len() as u64;
+        place(broker, r, PAGE, layout::ARGS, Access::ReadOnly, |w| {
+            if let Some(dst) = w.get_mut(..line.len()) {
+                dst.copy_from_slice(&line);
+            }
+        })?;
     }
 
     // The start-info page, read-only.

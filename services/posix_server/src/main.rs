@@ -27,7 +27,7 @@ use kaal_client::timer::TimerClient;
 use kaal_rt::start::CALL_BIT;
 use kaal_rt::time::{Clock, Instant};
 use kaal_rt::{println, Env};
-use kaal_sel4::cap::{CNode, Cap, Endpoint};
+use kaal_sel4::cap::{CNode, Endpoint};
 use kaal_sel4::fault::label;
 use kaal_sel4::ipc::{self, MessageInfo};
 use kaal_sel4::Word;
@@ -138,7 +138,6 @@ impl Console {
                     break;
                 };
                 let fx = self.tty.input_bytes(chunk.bytes());
-                s.rx.release();
                 signal = fx.signal.or(signal);
             }
         }
@@ -262,12 +261,40 @@ impl Server {
         }
     }
 
+    /// Tells the console's and the timer's drivers this server sleeps;
+    /// false if something arrived meanwhile (then it must not sleep).
+    fn prepare_sleep(&mut self) -> bool {
+        let mut quiet = true;
+        if let Some(s) = self.console.serial.as_mut() {
+            quiet &= matches!(s.rx.prepare_sleep(), Ok(false));
+        }
+        if let Some(t) = self.timer.as_mut() {
+            quiet &= matches!(t.fired_ring().prepare_sleep(), Ok(false));
+        }
+        quiet
+    }
+
+    fn cancel_sleep(&mut self) {
+        if let Some(s) = self.console.serial.as_mut() {
+            s.rx.cancel_sleep();
+        }
+        if let Some(t) = self.timer.as_mut() {
+            t.fired_ring().cancel_sleep();
+        }
+    }
+
     fn serve(&mut self) -> i32 {
         loop {
             if self.procs.is_empty() {
                 return self.init_status.unwrap_or(0);
             }
+            if !self.prepare_sleep() {
+                self.cancel_sleep();
+                self.wake();
+                continue;
+            }
             let (info, badge) = self.ep.recv();
+            self.cancel_sleep();
             if badge & (1 << CALL_BIT) == 0 {
                 // A signal on the bound notification: serial input or a
                 // timer.
@@ -364,8 +391,9 @@ fn main(env: &Env) -> Result<(), StartError> {
             list.join(", ")
         );
     }
+    let _ = server.broker.coalesce();
     println!(
-        "posix: the first process ended with status {status}; memory {} of {} bytes back",
+        "posix: the first process ended with wait status {status:#x}; memory {} of {} bytes back",
         server.broker.free_ram_bytes(),
         free
     );

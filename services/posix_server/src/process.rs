@@ -7,7 +7,7 @@ use alloc::vec::Vec;
 
 use kaal_rt::start::CALL_BIT;
 use kaal_rt::time::Instant;
-use kaal_sel4::cap::{CNode, Cap, Frame, Rights, Spaces, Tcb, UserContext};
+use kaal_sel4::cap::{CNode, Cap, Rights, Spaces, Tcb, UserContext};
 use kaal_sel4::CPtr;
 use posix::errno::Errno;
 use posix::fd::FdTable;
