@@ -703,11 +703,15 @@ impl<K: Kernel> Broker<K> {
         Ok(copies)
     }
 
-    /// Deletes capability copies (unmapping what they mapped) and frees
-    /// their slots.
+    /// Unmaps and deletes capability copies and frees their slots.
     pub fn unshare(&mut self, copies: Vec<CPtr>) -> Result<()> {
         for c in copies {
-            // An empty slot (the original was freed first) deletes fine.
+            // Deleting a copy unmaps it only when it is the frame's last
+            // capability (x86 `Mode_finaliseCap` unmaps on the final
+            // delete): the original lives on, so unmap first. An empty slot
+            // (the original was freed first) has nothing to unmap.
+            let _ = self.k.unmap_frame(c);
+            // An empty slot deletes fine.
             self.k
                 .delete(c)
                 .map_err(|e| BrokerError::kernel("CNode_Delete", e))?;

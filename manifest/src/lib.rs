@@ -980,7 +980,11 @@ impl Manifest {
                 let (what, count, max) = if c.args.len() > MAX_ARGS {
                     ("argument words (`args`)", c.args.len(), MAX_ARGS)
                 } else {
-                    ("bytes of arguments (`args`, a NUL after each word)", arg_bytes, MAX_ARGS_BYTES)
+                    (
+                        "bytes of arguments (`args`, a NUL after each word)",
+                        arg_bytes,
+                        MAX_ARGS_BYTES,
+                    )
                 };
                 errs.push(ManifestError::TooMany {
                     component: c.name.clone(),

@@ -23,9 +23,10 @@ use kaal_loader::{LoadError, LoadPlan, Perm, Segment, PAGE};
 
 use crate::rewrite;
 
-/// Where Linux puts a position-independent executable on x86_64 without address
-/// randomisation (2/3 of the 47-bit user space, page-aligned); a good `pie_base`.
-pub const PIE_BASE: u64 = 0x5555_5555_4000;
+/// Where the process server puts a position-independent executable: 256 MiB,
+/// above where `ET_EXEC` programs link (0x400000) and below 4 GiB, where a
+/// process's whole address space lies (see `vm::USER_END`).
+pub const PIE_BASE: u64 = 0x1000_0000;
 
 /// A checked Linux executable: its load plan and the `syscall` instructions of its
 /// executable segments.

@@ -15,16 +15,18 @@ pub const PAGE: u64 = 4096;
 
 /// Lowest address a mapping may use (Linux's default `mmap_min_addr`).
 pub const MIN_ADDR: u64 = 0x1_0000;
-/// Top of the initial stack (one page below it stays unmapped).
-pub const STACK_TOP: u64 = 0x7fff_ffff_e000;
+/// The end of a process's address space (exclusive): 4 GiB. seL4 5.0.0's
+/// x86 `handleVMFault` keeps the fault address in a `uint32_t`
+/// (src/arch/x86/kernel/vspace.c), so a page fault above 4 GiB would be
+/// reported at the wrong address; below it the address is exact.
+pub const USER_END: u64 = 0x1_0000_0000;
+/// Top of the initial stack (the page above it stays unmapped).
+pub const STACK_TOP: u64 = USER_END - 0x2000;
 /// Room the stack may grow into (Linux's default RLIMIT_STACK).
 pub const STACK_BYTES: u64 = 8 << 20;
-/// `mmap` without an address places mappings below this, top down.
-pub const MMAP_TOP: u64 = STACK_TOP - STACK_BYTES - (1 << 30);
-/// The end of the user half (exclusive).
-pub const USER_END: u64 = 0x7fff_ffff_f000;
-/// Where a static-pie (`ET_DYN`) image is loaded.
-pub const PIE_BASE: u64 = 0x5555_5555_4000;
+/// `mmap` without an address places mappings below this, top down (a
+/// 256 MiB gap under the stack's reach).
+pub const MMAP_TOP: u64 = STACK_TOP - STACK_BYTES - (256 << 20);
 
 /// Page protection (Linux `PROT_*` bits 1, 2, 4).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -479,5 +481,32 @@ mod tests {
         assert_eq!(l.areas().count(), 2);
         l.mprotect(0x10_0000, 0x1000, Prot::RW).expect("join");
         assert_eq!(l.areas().count(), 1);
+    }
+}
+
+#[cfg(test)]
+mod musl_malloc {
+    use super::*;
+
+    /// musl's mallocng grows the heap with `brk` and maps a guard page at
+    /// its start with `mmap(MAP_FIXED, PROT_NONE)`: the rest stays heap.
+    #[test]
+    fn a_fixed_guard_page_in_the_heap_leaves_the_rest() {
+        let mut l = Layout::new();
+        l.reserve(0x1000_0000..0x1007_7000, Prot::RW, Kind::Image)
+            .expect("image");
+        l.set_brk_start(0x1007_7000);
+        assert_eq!(l.set_brk(0x1007_9000).0, 0x1007_9000);
+        let fixed = MapFlags {
+            fixed: true,
+            ..MapFlags::default()
+        };
+        let (r, replaced) = l
+            .mmap(0x1007_7000, 0x1000, Prot::NONE, fixed, Kind::Anon)
+            .expect("guard");
+        assert_eq!(r, 0x1007_7000..0x1007_8000);
+        assert_eq!(replaced, alloc::vec![0x1007_7000..0x1007_8000]);
+        let (_, heap) = l.area_at(0x1007_8000).expect("heap");
+        assert_eq!((heap.prot, heap.kind), (Prot::RW, Kind::Heap));
     }
 }

@@ -164,6 +164,9 @@ pub struct Server {
     pub missing: BTreeMap<u64, u64>,
     /// Exit status of the first process, when it has ended.
     pub init_status: Option<i32>,
+    /// Print every system call and its result (`--strace` first in
+    /// `args`).
+    pub strace: bool,
 }
 
 impl Server {
@@ -182,12 +185,18 @@ impl Server {
                 let addr = ipc::mr(kaal_sel4::sys::seL4_VMFault_Addr as usize);
                 let fsr = ipc::mr(kaal_sel4::sys::seL4_VMFault_FSR as usize);
                 let exec = ipc::mr(kaal_sel4::sys::seL4_VMFault_PrefetchFault as usize) != 0;
-                self.page_fault(pid, addr, fsr & 2 != 0, exec);
+                let ip = ipc::mr(kaal_sel4::sys::seL4_VMFault_IP as usize);
+                if self.strace {
+                    println!("posix: [{pid}] page fault at {addr:#x} (ip {ip:#x}, fsr {fsr:#x})");
+                }
+                self.page_fault(pid, ip, addr, fsr & 2 != 0, exec);
             }
             label::USER_EXCEPTION => {
                 let vector = ipc::mr(kaal_sel4::sys::seL4_UserException_Number as usize);
                 // #DE and #MF/#XM are arithmetic (SIGFPE), the rest SIGILL
                 // (#UD) or SIGSEGV (#GP and the others).
+                let ip = ipc::mr(kaal_sel4::sys::seL4_UserException_FaultIP as usize);
+                println!("posix: pid {pid}: CPU exception {vector} at ip {ip:#x}");
                 let sig = match vector {
                     0 | 16 | 19 => process::SIGFPE,
                     6 => process::SIGILL,
@@ -208,7 +217,7 @@ impl Server {
         }
     }
 
-    fn page_fault(&mut self, pid: Pid, addr: u64, write: bool, exec: bool) {
+    fn page_fault(&mut self, pid: Pid, ip: u64, addr: u64, write: bool, exec: bool) {
         let Some(p) = self.procs.get_mut(&pid) else {
             return;
         };
@@ -218,7 +227,17 @@ impl Server {
                 println!("posix: pid {pid}: out of memory at {addr:#x}");
                 self.kill_by_signal(pid, process::SIGKILL);
             }
-            Err(_) => self.kill_by_signal(pid, process::SIGSEGV),
+            Err(_) => {
+                let what = if write {
+                    "write"
+                } else if exec {
+                    "fetch"
+                } else {
+                    "read"
+                };
+                println!("posix: pid {pid}: segmentation fault: {what} at {addr:#x} (ip {ip:#x})");
+                self.kill_by_signal(pid, process::SIGSEGV);
+            }
         }
     }
 
@@ -234,7 +253,10 @@ impl Server {
     /// Something changed (input, a timer, a child): runs every blocked
     /// call again.
     fn wake(&mut self) {
-        let typed = self.console.poll_input().or(self.console.pending_signal.take());
+        let typed = self
+            .console
+            .poll_input()
+            .or(self.console.pending_signal.take());
         if let Some(sig) = typed {
             self.tty_signal(sig.number());
         }
@@ -316,6 +338,9 @@ fn command(env: &Env) -> (Vec<String>, Vec<String>) {
     let mut envp = Vec::new();
     let mut argv = Vec::new();
     for a in env.args() {
+        if argv.is_empty() && envp.is_empty() && a == "--strace" {
+            continue;
+        }
         if argv.is_empty() && a.contains('=') && !a.starts_with('/') {
             envp.push(String::from(a));
         } else {
@@ -328,17 +353,16 @@ fn command(env: &Env) -> (Vec<String>, Vec<String>) {
 fn main(env: &Env) -> Result<(), StartError> {
     let budget = env.budget().map_err(|_| StartError::Budget)?;
     let cnode = budget.cnode;
-    let blocks = budget.untypeds().map(|u| kaal_broker::untyped::UntypedRoot {
-        cptr: u.cptr,
-        paddr: u.paddr,
-        bits: u.size_bits,
-        device: false,
-    });
-    let cfg = kaal_broker::BrokerConfig::for_component(
-        budget.vspace,
-        budget.free_slots.clone(),
-        blocks,
-    );
+    let blocks = budget
+        .untypeds()
+        .map(|u| kaal_broker::untyped::UntypedRoot {
+            cptr: u.cptr,
+            paddr: u.paddr,
+            bits: u.size_bits,
+            device: false,
+        });
+    let cfg =
+        kaal_broker::BrokerConfig::for_component(budget.vspace, budget.free_slots.clone(), blocks);
     let mut broker = Broker::new(Sel4Kernel::component(budget.cnode, budget.asid_pool), cfg);
     let ep: Endpoint = broker.alloc().map_err(StartError::Broker)?;
     let files = Files::new(env, "fs").map_err(|_| StartError::Files)?;
@@ -371,6 +395,7 @@ fn main(env: &Env) -> Result<(), StartError> {
         next_pid: 1,
         missing: BTreeMap::new(),
         init_status: None,
+        strace: env.args().next() == Some("--strace"),
     };
     let free = server.broker.free_ram_bytes();
     println!(

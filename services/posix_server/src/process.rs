@@ -11,8 +11,9 @@ use kaal_sel4::cap::{CNode, Cap, Rights, Spaces, Tcb, UserContext};
 use kaal_sel4::CPtr;
 use posix::errno::Errno;
 use posix::fd::FdTable;
+use posix::image::PIE_BASE;
 use posix::regs::Regs;
-use posix::vm::{Kind, Prot, PAGE, PIE_BASE, STACK_BYTES, STACK_TOP};
+use posix::vm::{Kind, Prot, PAGE, STACK_BYTES, STACK_TOP};
 
 use crate::files::{open_ref, Object, OpenRef};
 use crate::space::Space;
@@ -126,7 +127,8 @@ impl Server {
         envp: &[String],
     ) -> Result<(Space, u64, u64), Errno> {
         let elf = self.read_program(path)?;
-        let image = posix::image::Image::load(&elf, USER_WINDOW, PIE_BASE).map_err(|_| Errno::ENOEXEC)?;
+        let image =
+            posix::image::Image::load(&elf, USER_WINDOW, PIE_BASE).map_err(|_| Errno::ENOEXEC)?;
         let mut space = Space::new(&mut self.broker)?;
         let r = self.fill(&mut space, &elf, &image, path, argv, envp);
         match r {

@@ -38,8 +38,12 @@ pub struct Space {
     pages: BTreeMap<u64, Page>,
 }
 
-/// The broker's failure as a Linux error: out of memory or slots.
-fn nomem<E>(_: E) -> Errno {
+/// The broker's failure as a Linux error: out of memory or slots (a
+/// kernel refusal is printed: it is a bug of the server's).
+fn nomem(e: kaal_broker::BrokerError) -> Errno {
+    if let kaal_broker::BrokerError::Kernel { .. } = e {
+        kaal_rt::println!("posix: the kernel refused: {e}");
+    }
     Errno::ENOMEM
 }
 
@@ -90,9 +94,8 @@ impl Space {
 
     /// A fresh zeroed frame.
     fn fresh(broker: &mut Broker) -> Result<Rc<FrameMem>, Errno> {
-        Ok(Rc::new(FrameMem {
-            mem: broker.allocate_memory(PAGE).map_err(nomem)?,
-        }))
+        let mem = broker.allocate_memory(PAGE).map_err(nomem)?;
+        Ok(Rc::new(FrameMem { mem }))
     }
 
     /// Gives the reserved page at `vaddr` a zeroed frame (mapped with the
@@ -248,9 +251,13 @@ impl Space {
     }
 
     fn release(broker: &mut Broker, p: Page) {
-        let _ = broker.unshare(alloc::vec![p.copy]);
+        if let Err(e) = broker.unshare(alloc::vec![p.copy]) {
+            kaal_rt::println!("posix: unmapping a page: {e}");
+        }
         if let Ok(f) = Rc::try_unwrap(p.frame) {
-            let _ = broker.free_memory(f.mem);
+            if let Err(e) = broker.free_memory(f.mem) {
+                kaal_rt::println!("posix: free_memory: {e}");
+            }
         }
     }
 

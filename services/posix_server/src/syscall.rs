@@ -170,6 +170,15 @@ impl Server {
                 Err(Errno::ENOSYS)
             }
         };
+        if self.strace {
+            kaal_rt::println!(
+                "posix: [{pid}] {nr}({:#x}, {:#x}, {:#x}, {:#x}) = {r:?}",
+                a[0],
+                a[1],
+                a[2],
+                a[3]
+            );
+        }
         match r {
             Err(Errno::EAGAIN) if self.would_block(pid) => Outcome::Block(regs),
             r => {
@@ -795,7 +804,11 @@ impl Server {
             .map(|p| (p.pgid as i32, p.sid as i32))
             .collect();
         let session = |g: i32| groups.iter().find(|(pg, _)| *pg == g).map(|&(_, s)| s);
-        let done = match self.console.tty.ioctl(request, arg, &input, &caller, &session) {
+        let done = match self
+            .console
+            .tty
+            .ioctl(request, arg, &input, &caller, &session)
+        {
             Ok(d) => d,
             Err(posix::tty::TtyError::WaitDrain) => {
                 self.console.flush();
