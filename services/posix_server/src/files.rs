@@ -35,7 +35,13 @@ pub enum Object {
     Zero,
     /// `/dev/urandom` and `/dev/random`.
     Random,
+    /// The read end of a pipe.
+    PipeRead(PipeRef),
+    /// The write end of a pipe.
+    PipeWrite(PipeRef),
 }
+
+pub type PipeRef = Rc<RefCell<posix::pipe::Pipe>>;
 
 /// An open file description.
 #[derive(Debug)]
@@ -107,6 +113,18 @@ pub fn stat_of(s: &FileStat) -> Stat {
         atime: s.atime,
         mtime: s.mtime,
         ctime: s.ctime,
+    }
+}
+
+/// `struct stat` of a pipe end.
+pub fn pipe_stat(pipe: &PipeRef) -> Stat {
+    Stat {
+        dev: 12,
+        ino: Rc::as_ptr(pipe) as u64 & 0xffff_ffff,
+        nlink: 1,
+        mode: mode::S_IFIFO | 0o600,
+        blksize: 4096,
+        ..Stat::default()
     }
 }
 

@@ -164,6 +164,11 @@ pub struct Server {
     pub missing: BTreeMap<u64, u64>,
     /// Exit status of the first process, when it has ended.
     pub init_status: Option<i32>,
+    /// Something a parked call may wait for changed (a process ended, a
+    /// pipe end closed): parked calls run again before the next sleep.
+    pub changed: bool,
+    /// Say so when any process exits (not only pid 1).
+    pub verbose_exits: bool,
     /// Print every system call and its result (`--strace` first in
     /// `args`).
     pub strace: bool,
@@ -172,7 +177,7 @@ pub struct Server {
 impl Server {
     fn dispatch_fault(&mut self, badge: Word, info: MessageInfo) {
         let pid = (badge & ((1 << CALL_BIT) - 1)) as Pid;
-        if !self.procs.contains_key(&pid) {
+        if !self.procs.get(&pid).is_some_and(|p| p.zombie.is_none()) {
             return;
         }
         match info.label() {
@@ -307,8 +312,12 @@ impl Server {
 
     fn serve(&mut self) -> i32 {
         loop {
-            if self.procs.is_empty() {
+            if self.live() == 0 {
                 return self.init_status.unwrap_or(0);
+            }
+            if core::mem::take(&mut self.changed) {
+                self.wake();
+                continue;
             }
             if !self.prepare_sleep() {
                 self.cancel_sleep();
@@ -396,6 +405,8 @@ fn main(env: &Env) -> Result<(), StartError> {
         missing: BTreeMap::new(),
         init_status: None,
         strace: env.args().next() == Some("--strace"),
+        changed: false,
+        verbose_exits: false,
     };
     let free = server.broker.free_ram_bytes();
     println!(

@@ -68,6 +68,13 @@ pub struct Process {
     /// Signal actions as the process set them (handlers are not yet run).
     pub sigactions: [[u8; 32]; 64],
     pub sigmask: u64,
+    /// The wait status once it ended (a zombie until its parent waits).
+    pub zombie: Option<i32>,
+    /// The parent a vfork child keeps waiting until it execs or ends.
+    pub vfork_parent: Option<Pid>,
+    /// A vfork parent's child, whose pid its call answers once the child
+    /// has exec'd or ended.
+    pub vfork_child: Option<Pid>,
 }
 
 impl Process {
@@ -200,8 +207,14 @@ impl Server {
         }
         // The first process leads the console's session.
         self.console.tty.attach(pid as i32, pid as i32);
-        match self.start_thread(pid, space, entry, sp) {
+        let ctx = UserContext {
+            rip: entry,
+            rsp: sp,
+            ..Default::default()
+        };
+        match self.make_thread(pid, space, ctx, false) {
             Ok((space, cnode, tcb)) => {
+                let _ = tcb.resume();
                 self.next_pid += 1;
                 self.procs.insert(
                     pid,
@@ -224,6 +237,9 @@ impl Server {
                         clear_tid: 0,
                         sigactions: [[0; 32]; 64],
                         sigmask: 0,
+                        zombie: None,
+                        vfork_parent: None,
+                        vfork_child: None,
                     },
                 );
                 Ok(())
@@ -232,93 +248,95 @@ impl Server {
         }
     }
 
-    /// The CSpace (the fault endpoint, badged with the pid) and thread of
-    /// a process; the thread runs from `entry` with stack `sp`.
-    fn start_thread(
-        &mut self,
-        pid: Pid,
-        mut space: Space,
-        entry: u64,
-        sp: u64,
-    ) -> Result<(Space, CNode, Tcb), Errno> {
-        let made = (|| -> Result<(CNode, Tcb), Errno> {
-            let cnode = self.broker.alloc_cnode(CNODE_BITS).map_err(nomem)?;
-            let tcb: Tcb = self.broker.alloc().map_err(nomem)?;
-            cnode
-                .mint_from(
-                    FAULT_SLOT,
-                    CNODE_BITS,
-                    self.cnode,
-                    self.ep.cptr(),
-                    CSPACE_DEPTH,
-                    Rights::call_only(),
-                    u64::from(pid) | (1 << CALL_BIT),
-                )
-                .map_err(nomem)?;
-            let spaces = Spaces {
-                cspace: cnode,
-                radix_bits: CNODE_BITS,
-                vspace: space.vspace,
-            };
-            tcb.configure_thread(FAULT_SLOT, PRIORITY, spaces)
-                .map_err(nomem)?;
-            let regs = UserContext {
-                rip: entry,
-                rsp: sp,
-                ..Default::default()
-            };
-            // SAFETY: the thread runs in its own address space and CSpace,
-            // built above; it cannot touch the server's memory.
-            unsafe { tcb.write_registers(true, &regs) }.map_err(nomem)?;
-            Ok((cnode, tcb))
-        })();
-        match made {
-            Ok((cnode, tcb)) => Ok((space, cnode, tcb)),
-            Err(e) => {
-                core::mem::take(&mut space.layout);
-                space.destroy(&mut self.broker);
-                Err(e)
-            }
-        }
-    }
-
-    /// Ends process `pid` with wait status `status` (Linux encoding) and
-    /// gives back everything it held.
+    /// Ends process `pid` with wait status `status` (Linux encoding):
+    /// gives back everything it held and leaves a zombie for its parent's
+    /// `wait4` (none when its parent is the server). Its children go to
+    /// pid 1; when pid 1 ends, every process ends.
     pub fn end(&mut self, pid: Pid, status: i32) {
-        let Some(mut p) = self.procs.remove(&pid) else {
+        let Some(p) = self.procs.get_mut(&pid) else {
             return;
         };
-        let _ = self.broker.free(p.tcb.cptr());
-        let _ = self.broker.free(p.cnode.cptr());
-        if let Some((_, slot)) = p.blocked.take() {
+        if p.zombie.is_some() {
+            return;
+        }
+        p.zombie = Some(status);
+        let (tcb, cnode) = (p.tcb, p.cnode);
+        let blocked = p.blocked.take();
+        let fds = p.fds.drain();
+        let space = core::mem::replace(&mut p.space, Space::empty());
+        let (ppid, exe) = (p.ppid, p.exe.clone());
+        let _ = self.broker.free(tcb.cptr());
+        let _ = self.broker.free(cnode.cptr());
+        if let Some((_, slot)) = blocked {
             let _ = self.broker.free_slot(slot);
         }
-        for f in p.fds.drain() {
+        for f in fds {
             self.release(f);
         }
-        p.space.destroy(&mut self.broker);
-        if pid == 1 {
-            self.init_status = Some(status);
-        }
+        space.destroy(&mut self.broker);
         let code = (status >> 8) & 0xff;
         let sig = status & 0x7f;
         if sig != 0 {
-            kaal_rt::println!("posix: pid {pid} ({}) killed by signal {sig}", p.exe);
-        } else {
-            kaal_rt::println!("posix: pid {pid} ({}) exited with status {code}", p.exe);
+            kaal_rt::println!("posix: pid {pid} ({exe}) killed by signal {sig}");
+        } else if pid == 1 || self.verbose_exits {
+            kaal_rt::println!("posix: pid {pid} ({exe}) exited with status {code}");
         }
+        let orphans: Vec<Pid> = self
+            .procs
+            .values()
+            .filter(|c| c.ppid == pid)
+            .map(|c| c.pid)
+            .collect();
+        for c in orphans {
+            // A zombie nobody will wait for goes; a live child's parent
+            // becomes pid 1.
+            if self.procs.get(&c).is_some_and(|c| c.zombie.is_some()) {
+                self.procs.remove(&c);
+            } else if let Some(child) = self.procs.get_mut(&c) {
+                child.ppid = 1;
+            }
+        }
+        if pid == 1 {
+            self.init_status = Some(status);
+            let rest: Vec<Pid> = self.procs.keys().copied().filter(|&p| p != 1).collect();
+            for p in rest {
+                self.end(p, SIGKILL as i32);
+                self.procs.remove(&p);
+            }
+        }
+        if ppid == 0 || !self.procs.contains_key(&ppid) {
+            self.procs.remove(&pid);
+        }
+        // The parent's wait4, a pipe's other end: anything may go on now.
+        self.changed = true;
     }
 
     pub fn kill_by_signal(&mut self, pid: Pid, sig: u32) {
         self.end(pid, (sig & 0x7f) as i32);
     }
 
+    /// Processes that have not ended.
+    pub fn live(&self) -> usize {
+        self.procs.values().filter(|p| p.zombie.is_none()).count()
+    }
+
     /// Drops a descriptor's reference to an open file description; the
     /// last one closes what it holds.
     pub fn release(&mut self, f: OpenRef) {
         if let Ok(open) = alloc::rc::Rc::try_unwrap(f) {
-            if let Object::Vfs { fd, .. } = open.into_inner().object {
-                let _ = self.files.close(fd);
+            match open.into_inner().object {
+                Object::Vfs { fd, .. } => {
+                    let _ = self.files.close(fd);
+                }
+                Object::PipeRead(p) => {
+                    p.borrow_mut().close_reader();
+                    self.changed = true;
+                }
+                Object::PipeWrite(p) => {
+                    p.borrow_mut().close_writer();
+                    self.changed = true;
+                }
+                _ => {}
             }
         }
     }
@@ -371,7 +389,22 @@ impl Server {
         let Some((regs, slot)) = self.procs.get_mut(&pid).and_then(|p| p.blocked.take()) else {
             return;
         };
-        match self.run_syscall(pid, regs) {
+        let outcome = match self.procs.get(&pid).and_then(|p| p.vfork_child) {
+            Some(child) if self.vfork_waiting(pid) => {
+                let _ = child;
+                crate::syscall::Outcome::Block(regs)
+            }
+            Some(child) => {
+                if let Some(p) = self.procs.get_mut(&pid) {
+                    p.vfork_child = None;
+                }
+                let mut regs = regs;
+                regs.finish(u64::from(child));
+                crate::syscall::Outcome::Done(regs)
+            }
+            None => self.run_syscall(pid, regs),
+        };
+        match outcome {
             crate::syscall::Outcome::Done(regs) => {
                 if let Some(p) = self.procs.get_mut(&pid) {
                     p.deadline = None;
@@ -394,5 +427,281 @@ impl Server {
                 let _ = self.broker.free_slot(slot);
             }
         }
+    }
+}
+
+/// `clone` flags the server understands (fork and vfork shapes).
+const CLONE_VM: u64 = 0x100;
+const CLONE_VFORK: u64 = 0x4000;
+const CLONE_THREAD: u64 = 0x10000;
+const CLONE_PARENT_SETTID: u64 = 0x10_0000;
+const CLONE_CHILD_CLEARTID: u64 = 0x20_0000;
+const CLONE_CHILD_SETTID: u64 = 0x100_0000;
+
+/// Most processes at once (live and zombie).
+const MAX_PROCS: usize = 256;
+
+impl Server {
+    /// `fork`, `vfork` and `clone` without `CLONE_THREAD`: a child with a
+    /// copy of the address space (text frames shared, the rest copied
+    /// now), the same open files, working directory and signal state. A
+    /// `CLONE_VM` child (vfork, `posix_spawn`) gets a copy too, running on
+    /// the stack it was given; the parent then waits until the child
+    /// execs or ends, as with a shared address space.
+    pub fn fork(
+        &mut self,
+        pid: Pid,
+        regs: &Regs,
+        flags: u64,
+        stack: u64,
+        ptid: u64,
+        ctid: u64,
+    ) -> Result<Pid, Errno> {
+        if flags & CLONE_THREAD != 0 {
+            return Err(Errno::EINVAL);
+        }
+        if self.procs.len() >= MAX_PROCS {
+            return Err(Errno::EAGAIN);
+        }
+        let child_pid = self.next_pid;
+        let parent = self.procs.get_mut(&pid).ok_or(Errno::ESRCH)?;
+        let space = parent.space.fork(&mut self.broker)?;
+        let fs_base = parent.fs_base;
+        let mut cregs = *regs;
+        cregs.finish(0);
+        if stack != 0 {
+            cregs.rsp = stack;
+        }
+        let ctx = UserContext {
+            rip: cregs.rip,
+            rsp: cregs.rsp,
+            rflags: cregs.rflags,
+            rax: 0,
+            rbx: cregs.rbx,
+            rcx: cregs.rcx,
+            rdx: cregs.rdx,
+            rsi: cregs.rsi,
+            rdi: cregs.rdi,
+            rbp: cregs.rbp,
+            r8: cregs.r8,
+            r9: cregs.r9,
+            r10: cregs.r10,
+            r11: cregs.r11,
+            r12: cregs.r12,
+            r13: cregs.r13,
+            r14: cregs.r14,
+            r15: cregs.r15,
+            tls_base: fs_base,
+        };
+        let (mut space, cnode, tcb) = self.make_thread(child_pid, space, ctx, false)?;
+        if flags & CLONE_CHILD_SETTID != 0 {
+            let _ = space.write(&mut self.broker, ctid, &child_pid.to_le_bytes());
+        }
+        let parent = self.procs.get(&pid).ok_or(Errno::ESRCH)?;
+        let child = Process {
+            pid: child_pid,
+            ppid: pid,
+            pgid: parent.pgid,
+            sid: parent.sid,
+            space,
+            cnode,
+            tcb,
+            fds: parent.fds.clone(),
+            cwd: parent.cwd.clone(),
+            exe: parent.exe.clone(),
+            umask: parent.umask,
+            blocked: None,
+            deadline: None,
+            wait_now: false,
+            fs_base,
+            clear_tid: if flags & CLONE_CHILD_CLEARTID != 0 {
+                ctid
+            } else {
+                0
+            },
+            sigactions: parent.sigactions,
+            sigmask: parent.sigmask,
+            zombie: None,
+            vfork_parent: (flags & (CLONE_VM | CLONE_VFORK) != 0).then_some(pid),
+            vfork_child: None,
+        };
+        self.next_pid += 1;
+        self.procs.insert(child_pid, child);
+        if flags & CLONE_PARENT_SETTID != 0 {
+            let _ = self.user_write_pub(pid, ptid, &child_pid.to_le_bytes());
+        }
+        if let Some(c) = self.procs.get(&child_pid) {
+            let _ = c.tcb.resume();
+        }
+        Ok(child_pid)
+    }
+
+    /// True while a vfork child of `pid` has neither exec'd nor ended.
+    pub fn vfork_waiting(&self, pid: Pid) -> bool {
+        self.procs
+            .values()
+            .any(|c| c.vfork_parent == Some(pid) && c.zombie.is_none())
+    }
+
+    /// `execve`: the program at `path` replaces the process's image; on
+    /// success the call does not return (the thread starts at the new
+    /// entry), on failure the old image is untouched.
+    pub fn execve(
+        &mut self,
+        pid: Pid,
+        path: &str,
+        argv: &[String],
+        envp: &[String],
+    ) -> Result<(), Errno> {
+        let (space, entry, sp) = self.load(path, argv, envp)?;
+        let ctx = UserContext {
+            rip: entry,
+            rsp: sp,
+            ..Default::default()
+        };
+        let (space, cnode, tcb) = self.make_thread(pid, space, ctx, true)?;
+        let p = self.procs.get_mut(&pid).ok_or(Errno::ESRCH)?;
+        let old_space = core::mem::replace(&mut p.space, space);
+        let old_tcb = core::mem::replace(&mut p.tcb, tcb);
+        let old_cnode = core::mem::replace(&mut p.cnode, cnode);
+        p.exe = String::from(path);
+        p.fs_base = 0;
+        p.clear_tid = 0;
+        p.vfork_parent = None;
+        // Handled signals go back to their default; ignored ones stay.
+        for a in p.sigactions.iter_mut() {
+            let handler = a
+                .get(..8)
+                .and_then(|b| b.try_into().ok())
+                .map_or(0, u64::from_le_bytes);
+            if handler > 1 {
+                *a = [0; 32];
+            }
+        }
+        let closed = p.fds.close_on_exec();
+        let _ = self.broker.free(old_tcb.cptr());
+        let _ = self.broker.free(old_cnode.cptr());
+        old_space.destroy(&mut self.broker);
+        for f in closed {
+            self.release(f);
+        }
+        if let Some(p) = self.procs.get(&pid) {
+            let _ = p.tcb.resume();
+        }
+        self.changed = true;
+        Ok(())
+    }
+
+    /// The CSpace and thread of process `pid` in `space`, with registers
+    /// `ctx`, not yet running (`resume` starts it).
+    fn make_thread(
+        &mut self,
+        pid: Pid,
+        mut space: Space,
+        ctx: UserContext,
+        _exec: bool,
+    ) -> Result<(Space, CNode, Tcb), Errno> {
+        let made = (|| -> Result<(CNode, Tcb), Errno> {
+            let cnode = self.broker.alloc_cnode(CNODE_BITS).map_err(nomem)?;
+            let tcb: Tcb = match self.broker.alloc() {
+                Ok(t) => t,
+                Err(e) => {
+                    let _ = self.broker.free(cnode.cptr());
+                    return Err(nomem(e));
+                }
+            };
+            let r = (|| -> Result<(), Errno> {
+                cnode
+                    .mint_from(
+                        FAULT_SLOT,
+                        CNODE_BITS,
+                        self.cnode,
+                        self.ep.cptr(),
+                        CSPACE_DEPTH,
+                        Rights::call_only(),
+                        u64::from(pid) | (1 << CALL_BIT),
+                    )
+                    .map_err(nomem)?;
+                let spaces = Spaces {
+                    cspace: cnode,
+                    radix_bits: CNODE_BITS,
+                    vspace: space.vspace,
+                };
+                tcb.configure_thread(FAULT_SLOT, PRIORITY, spaces)
+                    .map_err(nomem)?;
+                // SAFETY: the thread runs in its own address space and
+                // CSpace, built above; it cannot touch the server's memory.
+                unsafe { tcb.write_registers(false, &ctx) }.map_err(nomem)
+            })();
+            if let Err(e) = r {
+                let _ = self.broker.free(tcb.cptr());
+                let _ = self.broker.free(cnode.cptr());
+                return Err(e);
+            }
+            Ok((cnode, tcb))
+        })();
+        match made {
+            Ok((cnode, tcb)) => Ok((space, cnode, tcb)),
+            Err(e) => {
+                core::mem::take(&mut space.layout);
+                space.destroy(&mut self.broker);
+                Err(e)
+            }
+        }
+    }
+
+    /// `wait4`: a child that ended (its pid, status written to `status`
+    /// if not 0), 0 with WNOHANG when none has yet, `ECHILD` when there is
+    /// no such child; otherwise the call waits.
+    pub fn wait4(
+        &mut self,
+        pid: Pid,
+        which: i64,
+        status: u64,
+        options: u64,
+        rusage: u64,
+    ) -> Result<u64, Errno> {
+        const WNOHANG: u64 = 1;
+        if options & !(WNOHANG | 2 | 8 | 0x4000_0000 | 0x8000_0000 | 0x2000_0000) != 0 {
+            return Err(Errno::EINVAL);
+        }
+        let pgid = self.procs.get(&pid).map(|p| p.pgid).ok_or(Errno::ESRCH)?;
+        let matches = |c: &Process| {
+            c.ppid == pid
+                && match which {
+                    -1 => true,
+                    0 => c.pgid == pgid,
+                    w if w < -1 => i64::from(c.pgid) == -w,
+                    w => i64::from(c.pid) == w,
+                }
+        };
+        let mut any = false;
+        let mut found = None;
+        for c in self.procs.values() {
+            if matches(c) {
+                any = true;
+                if let Some(st) = c.zombie {
+                    found = Some((c.pid, st));
+                    break;
+                }
+            }
+        }
+        let Some((child, st)) = found else {
+            if !any {
+                return Err(Errno::ECHILD);
+            }
+            if options & WNOHANG != 0 {
+                return Ok(0);
+            }
+            return Err(self.wait_for(pid));
+        };
+        if status != 0 {
+            self.user_write_pub(pid, status, &st.to_le_bytes())?;
+        }
+        if rusage != 0 {
+            self.user_write_pub(pid, rusage, &[0u8; 144])?;
+        }
+        self.procs.remove(&child);
+        Ok(u64::from(child))
     }
 }

@@ -56,6 +56,15 @@ fn access_of(prot: Prot) -> Access {
 }
 
 impl Space {
+    /// An address space that holds nothing (an ended process's).
+    pub fn empty() -> Space {
+        Space {
+            vspace: Pml4::from_cptr(0),
+            layout: Layout::new(),
+            pages: BTreeMap::new(),
+        }
+    }
+
     pub fn new(broker: &mut Broker) -> Result<Space, Errno> {
         Ok(Space {
             vspace: broker.new_vspace().map_err(nomem)?,

@@ -163,6 +163,37 @@ impl Server {
             g::__NR_poll => self.poll(pid, a[0], a[1], a[2] as i32 as i64),
             g::__NR_futex => self.futex(a[1]),
             g::__NR_sched_getaffinity => self.sched_getaffinity(pid, a[1], a[2]),
+            g::__NR_clone => {
+                // x86_64: clone(flags, stack, parent_tid, child_tid, tls).
+                return self.clone_call(pid, regs, a[0], a[1], a[2], a[3]);
+            }
+            g::__NR_fork => return self.clone_call(pid, regs, u64::from(g::SIGCHLD), 0, 0, 0),
+            g::__NR_vfork => {
+                return self.clone_call(pid, regs, 0x4100 | u64::from(g::SIGCHLD), 0, 0, 0)
+            }
+            g::__NR_execve | g::__NR_execveat => {
+                let r = if nr as u32 == g::__NR_execve {
+                    self.execve_call(pid, AT_FDCWD as u64, a[0], a[1], a[2])
+                } else {
+                    self.execve_call(pid, a[0], a[1], a[2], a[3])
+                };
+                match r {
+                    // The old image is gone: nothing answers it.
+                    Ok(_) => return Outcome::Gone,
+                    Err(e) => Err(e),
+                }
+            }
+            g::__NR_wait4 => self.wait4(pid, a[0] as i32 as i64, a[1], a[2], a[3]),
+            g::__NR_kill => self.kill(pid, a[0] as i32 as i64, a[1]),
+            g::__NR_tkill => self.kill(pid, a[0] as i32 as i64, a[1]),
+            g::__NR_tgkill => self.kill(pid, a[1] as i32 as i64, a[2]),
+            g::__NR_pipe => self.pipe2(pid, a[0], 0),
+            g::__NR_pipe2 => self.pipe2(pid, a[0], a[1]),
+            g::__NR_setpgid => self.setpgid(pid, a[0], a[1]),
+            g::__NR_getpgid => self.getpgid(pid, a[0]),
+            g::__NR_setsid => self.setsid(pid),
+            g::__NR_getsid => self.getsid(pid, a[0]),
+            g::__NR_sendfile => self.sendfile(pid, a[0], a[1], a[2], a[3]),
             g::__NR_rseq => Err(Errno::ENOSYS),
             g::__NR_statx => Err(Errno::ENOSYS),
             _ => {
@@ -202,6 +233,256 @@ impl Server {
             p.wait_now = false;
             w
         })
+    }
+
+    /// For the process module: the call waits for something to change.
+    pub fn wait_for(&mut self, pid: Pid) -> Errno {
+        self.wait(pid, None)
+    }
+
+    pub fn user_write_pub(&mut self, pid: Pid, addr: u64, data: &[u8]) -> Result<(), Errno> {
+        self.user_write(pid, addr, data)
+    }
+
+    /// `clone`, `fork`, `vfork`: the parent's answer is the child's pid;
+    /// a vfork parent's waits until the child has exec'd or ended.
+    fn clone_call(
+        &mut self,
+        pid: Pid,
+        mut regs: Regs,
+        flags: u64,
+        stack: u64,
+        ptid: u64,
+        ctid: u64,
+    ) -> Outcome {
+        match self.fork(pid, &regs, flags, stack, ptid, ctid) {
+            Ok(child) => {
+                if self.vfork_waiting(pid) {
+                    if let Some(p) = self.procs.get_mut(&pid) {
+                        p.vfork_child = Some(child);
+                    }
+                    return Outcome::Block(regs);
+                }
+                regs.finish(u64::from(child));
+                Outcome::Done(regs)
+            }
+            Err(e) => {
+                regs.finish(e.ret());
+                Outcome::Done(regs)
+            }
+        }
+    }
+
+    /// The strings of a NULL-terminated pointer array (argv, envp).
+    fn user_strings(&mut self, pid: Pid, mut at: u64) -> Result<Vec<String>, Errno> {
+        let mut out = Vec::new();
+        let mut bytes = 0usize;
+        if at == 0 {
+            return Ok(out);
+        }
+        loop {
+            let ptr = self.user_u64(pid, at)?;
+            if ptr == 0 {
+                return Ok(out);
+            }
+            let p = self.procs.get_mut(&pid).ok_or(Errno::ESRCH)?;
+            let s = p.space.read_cstr(&mut self.broker, ptr, 128 * 1024)?;
+            bytes += s.len() + 1;
+            if bytes > 256 * 1024 || out.len() >= 4096 {
+                return Err(Errno::E2BIG);
+            }
+            out.push(String::from_utf8_lossy(&s).into_owned());
+            at = at.checked_add(8).ok_or(Errno::EFAULT)?;
+        }
+    }
+
+    fn execve_call(&mut self, pid: Pid, dirfd: u64, path: u64, argv: u64, envp: u64) -> R {
+        let p = self.user_path(pid, path)?;
+        let mut path = self.resolve(pid, dirfd, &p)?;
+        if path == "/proc/self/exe" {
+            path = self
+                .procs
+                .get(&pid)
+                .map(|p| p.exe.clone())
+                .ok_or(Errno::ESRCH)?;
+        }
+        let argv = self.user_strings(pid, argv)?;
+        let envp = self.user_strings(pid, envp)?;
+        self.execve(pid, &path, &argv, &envp)?;
+        Ok(0)
+    }
+
+    /// `kill` and `tgkill`: a signal's default action (terminate, or
+    /// nothing for those that are ignored or stop, until stopping is
+    /// implemented); a signal the process handles or ignores is not
+    /// delivered yet. 0 checks that the target exists.
+    fn kill(&mut self, pid: Pid, target: i64, sig: u64) -> R {
+        if sig > 64 {
+            return Err(Errno::EINVAL);
+        }
+        let me = self.procs.get(&pid).ok_or(Errno::ESRCH)?;
+        let my_pgid = me.pgid;
+        let targets: Vec<Pid> = self
+            .procs
+            .values()
+            .filter(|p| p.zombie.is_none())
+            .filter(|p| match target {
+                0 => p.pgid == my_pgid,
+                -1 => p.pid != 1,
+                t if t < -1 => i64::from(p.pgid) == -t,
+                t => i64::from(p.pid) == t,
+            })
+            .map(|p| p.pid)
+            .collect();
+        if targets.is_empty() {
+            return Err(Errno::ESRCH);
+        }
+        if sig == 0 {
+            return Ok(0);
+        }
+        for t in targets {
+            self.signal(t, sig as u32);
+        }
+        Ok(0)
+    }
+
+    /// Sends `sig` to process `pid` (default actions only, for now).
+    pub fn signal(&mut self, pid: Pid, sig: u32) {
+        const IGNORED_BY_DEFAULT: [u32; 4] = [17, 18, 23, 28];
+        const STOPPING: [u32; 4] = [19, 20, 21, 22];
+        let Some(p) = self.procs.get(&pid) else {
+            return;
+        };
+        if sig == 9
+            || (p.default_action(sig)
+                && !IGNORED_BY_DEFAULT.contains(&sig)
+                && !STOPPING.contains(&sig))
+        {
+            self.kill_by_signal(pid, sig);
+        }
+    }
+
+    fn pipe2(&mut self, pid: Pid, fds: u64, flags: u64) -> R {
+        let flags = flags as u32;
+        if flags & !(g::O_CLOEXEC | g::O_NONBLOCK | g::O_DIRECT) != 0 {
+            return Err(Errno::EINVAL);
+        }
+        let pipe = alloc::rc::Rc::new(core::cell::RefCell::new(posix::pipe::Pipe::new()));
+        let cloexec = flags & g::O_CLOEXEC != 0;
+        let nb = flags & g::O_NONBLOCK;
+        let r = open_ref(Object::PipeRead(pipe.clone()), g::O_RDONLY | nb);
+        let w = open_ref(Object::PipeWrite(pipe), g::O_WRONLY | nb);
+        let p = self.procs.get_mut(&pid).ok_or(Errno::ESRCH)?;
+        let rfd = p.fds.insert(r, cloexec)?;
+        let wfd = match p.fds.insert(w, cloexec) {
+            Ok(n) => n,
+            Err(e) => {
+                if let Ok(f) = p.fds.close(rfd) {
+                    self.release(f);
+                }
+                return Err(e);
+            }
+        };
+        let mut b = [0u8; 8];
+        b[..4].copy_from_slice(&rfd.to_le_bytes());
+        b[4..].copy_from_slice(&wfd.to_le_bytes());
+        if let Err(e) = self.user_write(pid, fds, &b) {
+            let p = self.procs.get_mut(&pid).ok_or(Errno::ESRCH)?;
+            let fs: Vec<OpenRef> = [rfd, wfd]
+                .iter()
+                .filter_map(|&f| p.fds.close(f).ok())
+                .collect();
+            for f in fs {
+                self.release(f);
+            }
+            return Err(e);
+        }
+        Ok(0)
+    }
+
+    fn setpgid(&mut self, pid: Pid, target: u64, pgid: u64) -> R {
+        let target = if target == 0 { pid } else { target as Pid };
+        let pgid = if pgid == 0 { target } else { pgid as Pid };
+        let sid = self.procs.get(&pid).map(|p| p.sid).ok_or(Errno::ESRCH)?;
+        let t = self.procs.get(&target).ok_or(Errno::ESRCH)?;
+        if target != pid && t.ppid != pid {
+            return Err(Errno::ESRCH);
+        }
+        if t.sid != sid || t.pid == t.sid {
+            return Err(Errno::EPERM);
+        }
+        // Joining a group: it must exist in the same session.
+        if pgid != target && !self.procs.values().any(|p| p.pgid == pgid && p.sid == sid) {
+            return Err(Errno::EPERM);
+        }
+        if let Some(t) = self.procs.get_mut(&target) {
+            t.pgid = pgid;
+        }
+        Ok(0)
+    }
+
+    fn getpgid(&mut self, pid: Pid, target: u64) -> R {
+        let target = if target == 0 { pid } else { target as Pid };
+        self.procs
+            .get(&target)
+            .map(|p| u64::from(p.pgid))
+            .ok_or(Errno::ESRCH)
+    }
+
+    fn getsid(&mut self, pid: Pid, target: u64) -> R {
+        let target = if target == 0 { pid } else { target as Pid };
+        self.procs
+            .get(&target)
+            .map(|p| u64::from(p.sid))
+            .ok_or(Errno::ESRCH)
+    }
+
+    fn setsid(&mut self, pid: Pid) -> R {
+        if self.procs.values().any(|p| p.pgid == pid) {
+            return Err(Errno::EPERM);
+        }
+        let p = self.procs.get_mut(&pid).ok_or(Errno::ESRCH)?;
+        p.sid = pid;
+        p.pgid = pid;
+        Ok(u64::from(pid))
+    }
+
+    /// `sendfile`: reads from `in_fd` (at `*offset` when given) and writes
+    /// to `out_fd`, at most a megabyte at a time.
+    fn sendfile(&mut self, pid: Pid, out_fd: u64, in_fd: u64, offset: u64, count: u64) -> R {
+        let fin = self.file(pid, in_fd)?;
+        let fout = self.file(pid, out_fd)?;
+        if !Self::readable(&fin) || !Self::writable(&fout) {
+            return Err(Errno::EBADF);
+        }
+        let mut buf = alloc::vec![0u8; (count as usize).min(IO_MAX)];
+        let n = if offset != 0 {
+            let off = self.user_u64(pid, offset)?;
+            let vfd = match &fin.borrow().object {
+                Object::Vfs { fd, dir: false, .. } => *fd,
+                _ => return Err(Errno::ESPIPE),
+            };
+            let was = self
+                .files
+                .seek(vfd, 0, kaal_client::file::whence::CURRENT)
+                .map_err(file_errno)?;
+            self.files
+                .seek(vfd, off as i64, kaal_client::file::whence::SET)
+                .map_err(file_errno)?;
+            let r = self.files.read(vfd, &mut buf).map_err(file_errno);
+            let _ = self
+                .files
+                .seek(vfd, was as i64, kaal_client::file::whence::SET);
+            let n = r?;
+            self.user_write(pid, offset, &(off + n as u64).to_le_bytes())?;
+            n
+        } else {
+            self.read_file(pid, &fin, &mut buf)? as usize
+        };
+        if n == 0 {
+            return Ok(0);
+        }
+        self.write_file(pid, &fout, buf.get(..n).unwrap_or(&[]))
     }
 
     /// Marks the current call of `pid` as one that waits (then `EAGAIN`
@@ -384,6 +665,22 @@ impl Server {
                     }
                 }
             }
+            Object::PipeRead(pipe) => {
+                let nonblock = open.flags & g::O_NONBLOCK != 0;
+                let r = pipe.borrow_mut().read(out);
+                drop(open);
+                match r {
+                    Ok(n) => {
+                        if n > 0 {
+                            self.changed = true;
+                        }
+                        ok(n as u64)
+                    }
+                    Err(_) if nonblock => Err(Errno::EAGAIN),
+                    Err(_) => Err(self.wait(pid, None)),
+                }
+            }
+            Object::PipeWrite(_) => Err(Errno::EBADF),
             Object::Null => Ok(0),
             Object::Zero => {
                 out.fill(0);
@@ -396,7 +693,7 @@ impl Server {
         }
     }
 
-    fn write_file(&mut self, f: &OpenRef, data: &[u8]) -> R {
+    fn write_file(&mut self, pid: Pid, f: &OpenRef, data: &[u8]) -> R {
         let open = f.borrow();
         match &open.object {
             Object::Vfs { fd, dir, .. } => {
@@ -420,6 +717,24 @@ impl Server {
                 drop(open);
                 ok(self.console.write(data) as u64)
             }
+            Object::PipeWrite(pipe) => {
+                let nonblock = open.flags & g::O_NONBLOCK != 0;
+                let r = pipe.borrow_mut().write(data);
+                drop(open);
+                match r {
+                    Ok(n) => {
+                        self.changed = true;
+                        ok(n as u64)
+                    }
+                    Err(posix::pipe::PipeError::BrokenPipe) => {
+                        self.signal(pid, g::SIGPIPE);
+                        Err(Errno::EPIPE)
+                    }
+                    Err(_) if nonblock => Err(Errno::EAGAIN),
+                    Err(_) => Err(self.wait(pid, None)),
+                }
+            }
+            Object::PipeRead(_) => Err(Errno::EBADF),
             Object::Null | Object::Zero | Object::Random => ok(data.len() as u64),
         }
     }
@@ -473,7 +788,7 @@ impl Server {
         }
         let mut data = alloc::vec![0u8; (len as usize).min(IO_MAX)];
         self.user_read(pid, buf, &mut data)?;
-        self.write_file(&f, &data)
+        self.write_file(pid, &f, &data)
     }
 
     /// The (base, length) pairs of an iovec array.
@@ -503,7 +818,7 @@ impl Server {
             data.resize(start + len, 0);
             self.user_read(pid, base, data.get_mut(start..).unwrap_or(&mut []))?;
         }
-        self.write_file(&f, &data)
+        self.write_file(pid, &f, &data)
     }
 
     fn readv(&mut self, pid: Pid, fd: u64, iov: u64, count: u64) -> R {
@@ -532,7 +847,7 @@ impl Server {
         let f = self.file(pid, fd)?;
         let vfd = match &f.borrow().object {
             Object::Vfs { fd, .. } => *fd,
-            Object::Tty => return Err(Errno::ESPIPE),
+            Object::Tty | Object::PipeRead(_) | Object::PipeWrite(_) => return Err(Errno::ESPIPE),
             _ => return Ok(0),
         };
         if whence > 2 {
@@ -554,6 +869,7 @@ impl Server {
                     .map(|s| stat_of(&s))
                     .map_err(file_errno)
             }
+            Object::PipeRead(p) | Object::PipeWrite(p) => Ok(files::pipe_stat(p)),
             other => Ok(device_stat(other)),
         }
     }
@@ -1246,8 +1562,10 @@ impl Server {
                 match self.file(pid, fd as u64) {
                     Err(_) => g::POLLNVAL as u16,
                     Ok(f) => {
-                        let r = match f.borrow().object {
+                        let r = match &f.borrow().object {
                             Object::Tty => self.console.tty.poll() as u16,
+                            Object::PipeRead(p) => p.borrow().poll_reader() as u16,
+                            Object::PipeWrite(p) => p.borrow().poll_writer() as u16,
                             _ => (g::POLLIN | g::POLLOUT) as u16,
                         };
                         r & (events | g::POLLERR as u16 | g::POLLHUP as u16)
