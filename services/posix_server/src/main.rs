@@ -12,6 +12,7 @@ extern crate alloc;
 
 mod files;
 mod process;
+mod programs;
 mod space;
 mod syscall;
 mod window;
@@ -159,6 +160,8 @@ pub struct Server {
     pub start: Instant,
     pub random: Random,
     pub procs: BTreeMap<Pid, Process>,
+    /// Programs loaded before, with their read-only frames.
+    pub programs: programs::Programs,
     pub next_pid: Pid,
     /// Unimplemented system calls asked for: number to count.
     pub missing: BTreeMap<u64, u64>,
@@ -401,6 +404,7 @@ fn main(env: &Env) -> Result<(), StartError> {
         start: Instant::now(),
         random: Random::new(kaal_rt::rdtsc()),
         procs: BTreeMap::new(),
+        programs: programs::Programs::default(),
         next_pid: 1,
         missing: BTreeMap::new(),
         init_status: None,
@@ -426,6 +430,9 @@ fn main(env: &Env) -> Result<(), StartError> {
             "posix: system calls asked for and missing: {}",
             list.join(", ")
         );
+    }
+    for p in server.programs.clear() {
+        server.forget(p);
     }
     let _ = server.broker.coalesce();
     println!(

@@ -16,6 +16,11 @@ use posix::regs::Regs;
 use posix::vm::{Kind, Prot, PAGE, STACK_BYTES, STACK_TOP};
 
 use crate::files::{open_ref, Object, OpenRef};
+use crate::programs::{FileId, Program};
+use crate::window::FrameMem;
+use alloc::collections::BTreeMap;
+use alloc::rc::Rc;
+use posix::image::Image;
 use crate::space::Space;
 use crate::Server;
 
@@ -104,8 +109,9 @@ fn nomem<E>(_: E) -> Errno {
 }
 
 impl Server {
-    /// Reads a whole program file from the VFS.
-    fn read_program(&mut self, path: &str) -> Result<Vec<u8>, Errno> {
+    /// The program at `path`: kept from an earlier load when its file is
+    /// unchanged, else read from the VFS, planned and kept.
+    fn program(&mut self, path: &str) -> Result<Rc<Program>, Errno> {
         let st = self.files.stat(path).map_err(crate::files::file_errno)?;
         if st.kind != kaal_protocols::file::kind::REGULAR {
             return Err(Errno::EACCES);
@@ -113,16 +119,46 @@ impl Server {
         if st.size > MAX_IMAGE {
             return Err(Errno::ENOMEM);
         }
+        let id = FileId {
+            dev: st.dev,
+            ino: st.ino,
+            size: st.size,
+            mtime: st.mtime,
+        };
+        if let Some(p) = self.programs.get(id) {
+            return Ok(p);
+        }
         let fd = self
             .files
             .open(path, kaal_client::file::flags::READ_ONLY, 0)
             .map_err(crate::files::file_errno)?;
-        let mut bytes = alloc::vec![0u8; st.size as usize];
-        let r = self.files.read(fd, &mut bytes);
+        let mut elf = alloc::vec![0u8; st.size as usize];
+        let r = self.files.read(fd, &mut elf);
         let _ = self.files.close(fd);
         let n = r.map_err(crate::files::file_errno)?;
-        bytes.truncate(n);
-        Ok(bytes)
+        elf.truncate(n);
+        let image = Image::load(&elf, USER_WINDOW, PIE_BASE).map_err(|_| Errno::ENOEXEC)?;
+        let program = Rc::new(Program {
+            elf,
+            image,
+            frames: Default::default(),
+        });
+        if let Some(old) = self.programs.insert(id, program.clone()) {
+            self.forget(old);
+        }
+        Ok(program)
+    }
+
+    /// Lets a program go: its frames no process maps are freed now, the
+    /// others with the last process that maps them.
+    pub fn forget(&mut self, program: Rc<Program>) {
+        if let Ok(p) = Rc::try_unwrap(program) {
+            for (_, f) in p.frames.into_inner() {
+                if let Ok(f) = Rc::try_unwrap(f) {
+                    let _ = self.broker.free_memory(f.mem);
+                }
+            }
+        }
     }
 
     /// Loads `path` into a fresh address space with its initial stack;
@@ -133,13 +169,10 @@ impl Server {
         argv: &[String],
         envp: &[String],
     ) -> Result<(Space, u64, u64), Errno> {
-        let elf = self.read_program(path)?;
-        let image =
-            posix::image::Image::load(&elf, USER_WINDOW, PIE_BASE).map_err(|_| Errno::ENOEXEC)?;
+        let program = self.program(path)?;
         let mut space = Space::new(&mut self.broker)?;
-        let r = self.fill(&mut space, &elf, &image, path, argv, envp);
-        match r {
-            Ok(sp) => Ok((space, image.entry(), sp)),
+        match self.fill(&mut space, &program, path, argv, envp) {
+            Ok(sp) => Ok((space, program.image.entry(), sp)),
             Err(e) => {
                 space.destroy(&mut self.broker);
                 Err(e)
@@ -147,16 +180,18 @@ impl Server {
         }
     }
 
+    /// The program's segments (read-only pages shared with its other
+    /// processes, writable ones fresh) and the initial stack; returns the
+    /// stack pointer.
     fn fill(
         &mut self,
         space: &mut Space,
-        elf: &[u8],
-        image: &posix::image::Image,
+        program: &Program,
         path: &str,
         argv: &[String],
         envp: &[String],
     ) -> Result<u64, Errno> {
-        for seg in image.plan().segments() {
+        for seg in program.image.plan().segments() {
             let pages = seg.pages();
             let prot = match seg.perm {
                 kaal_loader::Perm::ReadWrite => Prot::RW,
@@ -167,12 +202,24 @@ impl Server {
             let mut page = [0u8; PAGE as usize];
             let mut at = pages.start;
             while at < pages.end {
-                image.fill_page(elf, seg, at, &mut page);
-                space.write_as(&mut self.broker, at, &page, true)?;
+                let kept = (!prot.write)
+                    .then(|| program.frames.borrow().get(&at).cloned())
+                    .flatten();
+                if let Some(frame) = kept {
+                    space.map_frame(&mut self.broker, at, frame)?;
+                } else {
+                    program.image.fill_page(&program.elf, seg, at, &mut page);
+                    space.write_as(&mut self.broker, at, &page, true)?;
+                    if !prot.write {
+                        if let Some(frame) = space.frame_of(at) {
+                            program.frames.borrow_mut().insert(at, frame);
+                        }
+                    }
+                }
                 at += PAGE;
             }
         }
-        space.layout.set_brk_start(image.brk_start());
+        space.layout.set_brk_start(program.image.brk_start());
         space
             .layout
             .reserve(STACK_TOP - STACK_BYTES..STACK_TOP, Prot::RW, Kind::Stack)?;
@@ -186,12 +233,11 @@ impl Server {
             envp: &envp,
             execfn: path.as_bytes(),
             random,
-            program: image.program(),
+            program: program.image.program(),
         })
         .map_err(|_| Errno::E2BIG)?;
         space.write_as(&mut self.broker, stack.rsp, &stack.bytes, true)?;
-        let sp = stack.rsp;
-        Ok(sp)
+        Ok(stack.rsp)
     }
 
     /// Starts the first process: `argv[0]` with its arguments, on the
