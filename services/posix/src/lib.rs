@@ -15,5 +15,6 @@ pub mod pipe;
 pub mod random;
 pub mod regs;
 pub mod rewrite;
+pub mod signal;
 pub mod tty;
 pub mod vm;
