@@ -766,11 +766,8 @@ impl Signals {
         }
     }
 
-    /// Takes the next pending, unblocked signal and says what to do with it:
-    /// `SIGKILL`, then `SIGSTOP`, then a synchronous fault (`SIGSEGV`,
-    /// `SIGBUS`, `SIGILL`, `SIGTRAP`, `SIGFPE`, `SIGSYS`), then the lowest
-    /// number. `SA_RESETHAND` resets the handler to `SIG_DFL` as it is taken.
-    pub fn next_deliverable(&mut self) -> Option<Delivery> {
+    /// The signal [`Signals::next_deliverable`] takes next, if any.
+    fn next_signal(&self) -> Option<u32> {
         let ready = self.pending & !self.blocked;
         if ready == 0 {
             return None;
@@ -784,7 +781,22 @@ impl Signals {
         } else {
             ready
         };
-        let sig = pick.trailing_zeros() + 1;
+        Some(pick.trailing_zeros() + 1)
+    }
+
+    /// The handler's action of the signal taken next, when it has one
+    /// (whether an interrupted call restarts depends on its `SA_RESTART`).
+    pub fn next_pending_action(&self) -> Option<Action> {
+        let a = self.action(self.next_signal()?);
+        (a.handler > SIG_IGN).then_some(a)
+    }
+
+    /// Takes the next pending, unblocked signal and says what to do with it:
+    /// `SIGKILL`, then `SIGSTOP`, then a synchronous fault (`SIGSEGV`,
+    /// `SIGBUS`, `SIGILL`, `SIGTRAP`, `SIGFPE`, `SIGSYS`), then the lowest
+    /// number. `SA_RESETHAND` resets the handler to `SIG_DFL` as it is taken.
+    pub fn next_deliverable(&mut self) -> Option<Delivery> {
+        let sig = self.next_signal()?;
         let i = self.slot(sig)?;
         self.pending &= !bit(sig);
         let info = self

@@ -10,6 +10,7 @@
 
 extern crate alloc;
 
+mod deliver;
 mod files;
 mod process;
 mod programs;
@@ -28,7 +29,7 @@ use kaal_client::timer::TimerClient;
 use kaal_rt::start::CALL_BIT;
 use kaal_rt::time::{Clock, Instant};
 use kaal_rt::{println, Env};
-use kaal_sel4::cap::{CNode, Endpoint};
+use kaal_sel4::cap::{CNode, Cap, Endpoint};
 use kaal_sel4::fault::label;
 use kaal_sel4::ipc::{self, MessageInfo};
 use kaal_sel4::Word;
@@ -160,6 +161,8 @@ pub struct Server {
     pub start: Instant,
     pub random: Random,
     pub procs: BTreeMap<Pid, Process>,
+    /// Bytes of the untyped budget.
+    pub budget_bytes: u64,
     /// Programs loaded before, with their read-only frames.
     pub programs: programs::Programs,
     pub next_pid: Pid,
@@ -170,6 +173,9 @@ pub struct Server {
     /// Something a parked call may wait for changed (a process ended, a
     /// pipe end closed): parked calls run again before the next sleep.
     pub changed: bool,
+    /// The process whose system call is being answered (its signals are
+    /// taken on the answer).
+    pub current: Option<Pid>,
     /// Say so when any process exits (not only pid 1).
     pub verbose_exits: bool,
     /// Print every system call and its result (`--strace` first in
@@ -187,7 +193,9 @@ impl Server {
             label::UNKNOWN_SYSCALL if info.length() >= FAULT_WORDS => {
                 let words: [u64; FAULT_WORDS] = core::array::from_fn(ipc::mr);
                 let regs = Regs::from_fault(words);
+                self.current = Some(pid);
                 self.syscall(pid, regs);
+                self.current = None;
             }
             label::VM_FAULT => {
                 let addr = ipc::mr(kaal_sel4::sys::seL4_VMFault_Addr as usize);
@@ -247,6 +255,14 @@ impl Server {
                 self.kill_by_signal(pid, process::SIGSEGV);
             }
         }
+    }
+
+    /// Answers a parked call through the reply capability saved in `slot`.
+    pub fn reply_saved(slot: u64, regs: &Regs) {
+        for (i, w) in regs.to_fault().into_iter().enumerate() {
+            ipc::set_mr(i, w);
+        }
+        Endpoint::from_cptr(slot).send(MessageInfo::new(0, FAULT_WORDS));
     }
 
     /// Answers a system call now, through the reply capability the kernel
@@ -405,11 +421,13 @@ fn main(env: &Env) -> Result<(), StartError> {
         random: Random::new(kaal_rt::rdtsc()),
         procs: BTreeMap::new(),
         programs: programs::Programs::default(),
+        budget_bytes: budget.bytes(),
         next_pid: 1,
         missing: BTreeMap::new(),
         init_status: None,
         strace: env.args().next() == Some("--strace"),
         changed: false,
+        current: None,
         verbose_exits: false,
     };
     let free = server.broker.free_ram_bytes();

@@ -17,10 +17,9 @@ use posix::vm::{Kind, Prot, PAGE, STACK_BYTES, STACK_TOP};
 
 use crate::files::{open_ref, Object, OpenRef};
 use crate::programs::{FileId, Program};
-use crate::window::FrameMem;
-use alloc::collections::BTreeMap;
 use alloc::rc::Rc;
 use posix::image::Image;
+use posix::signal::Signals;
 use crate::space::Space;
 use crate::Server;
 
@@ -71,8 +70,8 @@ pub struct Process {
     /// `set_tid_address`.
     pub clear_tid: u64,
     /// Signal actions as the process set them (handlers are not yet run).
-    pub sigactions: [[u8; 32]; 64],
-    pub sigmask: u64,
+    /// Actions, the blocked mask, pending signals, the alternate stack.
+    pub signals: Signals,
     /// The wait status once it ended (a zombie until its parent waits).
     pub zombie: Option<i32>,
     /// The parent a vfork child keeps waiting until it execs or ends.
@@ -83,24 +82,10 @@ pub struct Process {
 }
 
 impl Process {
-    /// The handler word of the signal's action as the process set it.
-    fn handler(&self, sig: u32) -> u64 {
-        let i = (sig as usize).wrapping_sub(1);
-        self.sigactions
-            .get(i)
-            .and_then(|a| a.get(..8))
-            .and_then(|b| b.try_into().ok())
-            .map_or(0, u64::from_le_bytes)
-    }
-
     /// True if the process ignores `sig` (SIG_IGN) or blocks it.
     pub fn ignores(&self, sig: u32) -> bool {
-        self.handler(sig) == 1 || self.sigmask & (1u64 << (sig.wrapping_sub(1) & 63)) != 0
-    }
-
-    /// True if `sig` takes its default action (no handler, not ignored).
-    pub fn default_action(&self, sig: u32) -> bool {
-        self.handler(sig) == 0 && !self.ignores(sig)
+        self.signals.action(sig).handler == posix::signal::SIG_IGN
+            || self.signals.blocked() & posix::signal::bit(sig) != 0
     }
 }
 
@@ -281,8 +266,7 @@ impl Server {
                         wait_now: false,
                         fs_base: 0,
                         clear_tid: 0,
-                        sigactions: [[0; 32]; 64],
-                        sigmask: 0,
+                        signals: Signals::new(),
                         zombie: None,
                         vfork_parent: None,
                         vfork_child: None,
@@ -435,6 +419,7 @@ impl Server {
         let Some((regs, slot)) = self.procs.get_mut(&pid).and_then(|p| p.blocked.take()) else {
             return;
         };
+        self.current = Some(pid);
         let outcome = match self.procs.get(&pid).and_then(|p| p.vfork_child) {
             Some(child) if self.vfork_waiting(pid) => {
                 let _ = child;
@@ -450,18 +435,13 @@ impl Server {
             }
             None => self.run_syscall(pid, regs),
         };
+        self.current = None;
         match outcome {
             crate::syscall::Outcome::Done(regs) => {
                 if let Some(p) = self.procs.get_mut(&pid) {
                     p.deadline = None;
                 }
-                for (i, w) in regs.to_fault().into_iter().enumerate() {
-                    kaal_sel4::ipc::set_mr(i, w);
-                }
-                kaal_sel4::cap::Endpoint::from_cptr(slot).send(kaal_sel4::ipc::MessageInfo::new(
-                    0,
-                    posix::regs::FAULT_WORDS,
-                ));
+                Server::reply_saved(slot, &regs);
                 let _ = self.broker.free_slot(slot);
             }
             crate::syscall::Outcome::Block(regs) => {
@@ -565,8 +545,7 @@ impl Server {
             } else {
                 0
             },
-            sigactions: parent.sigactions,
-            sigmask: parent.sigmask,
+            signals: parent.signals.fork(),
             zombie: None,
             vfork_parent: (flags & (CLONE_VM | CLONE_VFORK) != 0).then_some(pid),
             vfork_child: None,
@@ -615,15 +594,7 @@ impl Server {
         p.clear_tid = 0;
         p.vfork_parent = None;
         // Handled signals go back to their default; ignored ones stay.
-        for a in p.sigactions.iter_mut() {
-            let handler = a
-                .get(..8)
-                .and_then(|b| b.try_into().ok())
-                .map_or(0, u64::from_le_bytes);
-            if handler > 1 {
-                *a = [0; 32];
-            }
-        }
+        p.signals.exec();
         let closed = p.fds.close_on_exec();
         let _ = self.broker.free(old_tcb.cptr());
         let _ = self.broker.free(old_cnode.cptr());

@@ -21,6 +21,22 @@ use crate::Broker;
 
 pub const PAGE: u64 = 4096;
 
+/// A process's memory as the signal code reads and writes it.
+pub struct Mem<'a> {
+    pub space: &'a mut Space,
+    pub broker: &'a mut Broker,
+}
+
+impl posix::signal::UserMem for Mem<'_> {
+    fn read(&mut self, addr: u64, out: &mut [u8]) -> Result<(), Errno> {
+        self.space.read(self.broker, addr, out)
+    }
+
+    fn write(&mut self, addr: u64, data: &[u8]) -> Result<(), Errno> {
+        self.space.write(self.broker, addr, data)
+    }
+}
+
 /// A present page: the frame (shared read-only between a parent and a
 /// forked child when never writable) and the process's mapping of it.
 #[derive(Debug)]

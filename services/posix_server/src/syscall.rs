@@ -136,9 +136,30 @@ impl Server {
                 ok(pid)
             }
             g::__NR_set_robust_list => Ok(0),
-            g::__NR_rt_sigaction => self.rt_sigaction(pid, a[0], a[1], a[2], a[3]),
-            g::__NR_rt_sigprocmask => self.rt_sigprocmask(pid, a[0], a[1], a[2], a[3]),
-            g::__NR_sigaltstack => self.sigaltstack(pid, a[1]),
+            g::__NR_rt_sigaction => self
+                .with_signals(pid, |s, m| s.rt_sigaction(a[0], a[1], a[2], a[3], m))
+                .and_then(|r| r.map(|_| 0)),
+            g::__NR_rt_sigprocmask => self
+                .with_signals(pid, |s, m| s.rt_sigprocmask(a[0], a[1], a[2], a[3], m))
+                .and_then(|r| r.map(|_| 0)),
+            g::__NR_rt_sigpending => self
+                .with_signals(pid, |s, m| s.rt_sigpending(a[0], a[1], m))
+                .and_then(|r| r.map(|_| 0)),
+            g::__NR_sigaltstack => {
+                let sp = regs.rsp;
+                self.with_signals(pid, |s, m| s.sigaltstack(a[0], a[1], sp, m))
+                    .and_then(|r| r.map(|_| 0))
+            }
+            g::__NR_rt_sigreturn => {
+                let r = self.with_signals(pid, |s, m| posix::signal::sigreturn(&mut regs, m, s));
+                return match r {
+                    Ok(Ok(())) => self.after_call(pid, regs),
+                    _ => {
+                        self.kill_by_signal(pid, g::SIGSEGV);
+                        Outcome::Gone
+                    }
+                };
+            }
             g::__NR_getpid | g::__NR_gettid => ok(pid),
             g::__NR_getppid => self
                 .procs
@@ -157,6 +178,7 @@ impl Server {
             g::__NR_nanosleep => self.sleep(pid, a[0], false, 0),
             g::__NR_clock_nanosleep => self.sleep(pid, a[2], a[1] & 1 != 0, a[0]),
             g::__NR_sched_yield => Ok(0),
+            g::__NR_sysinfo => self.sysinfo(pid, a[0]),
             g::__NR_getrandom => self.getrandom(pid, a[0], a[1]),
             g::__NR_prlimit64 => self.prlimit(pid, a[1], a[3]),
             g::__NR_getrlimit => self.prlimit(pid, a[0], a[1]),
@@ -220,7 +242,7 @@ impl Server {
                     Ok(v) => v,
                     Err(e) => e.ret(),
                 });
-                Outcome::Done(regs)
+                self.after_call(pid, regs)
             }
         }
     }
@@ -341,24 +363,38 @@ impl Server {
             return Ok(0);
         }
         for t in targets {
-            self.signal(t, sig as u32);
+            self.signal_from(t, sig as u32, pid);
         }
         Ok(0)
     }
 
-    /// Sends `sig` to process `pid` (default actions only, for now).
+    /// Sends `sig` to process `pid` from process `from` (0: the
+    /// server, e.g. for the tty); a process parked in a call or running
+    /// takes it now, the one whose call is being answered on its return.
     pub fn signal(&mut self, pid: Pid, sig: u32) {
-        const IGNORED_BY_DEFAULT: [u32; 4] = [17, 18, 23, 28];
-        const STOPPING: [u32; 4] = [19, 20, 21, 22];
-        let Some(p) = self.procs.get(&pid) else {
+        self.signal_from(pid, sig, 0);
+    }
+
+    pub fn signal_from(&mut self, pid: Pid, sig: u32, from: Pid) {
+        let Some(p) = self.procs.get_mut(&pid) else {
             return;
         };
-        if sig == 9
-            || (p.default_action(sig)
-                && !IGNORED_BY_DEFAULT.contains(&sig)
-                && !STOPPING.contains(&sig))
-        {
-            self.kill_by_signal(pid, sig);
+        if p.zombie.is_some() {
+            return;
+        }
+        let info = if from == 0 {
+            posix::signal::SigInfo::kernel(sig)
+        } else {
+            posix::signal::SigInfo::user(sig, from, 0)
+        };
+        let sent = p.signals.send(info);
+        if !sent.pending || !p.signals.has_deliverable() || self.current == Some(pid) {
+            return;
+        }
+        if p.blocked.is_some() {
+            self.interrupt(pid);
+        } else {
+            self.deliver_running(pid);
         }
     }
 
@@ -1173,14 +1209,11 @@ impl Server {
         let targets: Vec<Pid> = self
             .procs
             .values()
-            .filter(|p| p.pgid as i32 == fg && p.default_action(sig))
+            .filter(|p| p.pgid as i32 == fg && p.zombie.is_none())
             .map(|p| p.pid)
             .collect();
-        if sig == g::SIGTSTP {
-            return;
-        }
         for pid in targets {
-            self.kill_by_signal(pid, sig);
+            self.signal(pid, sig);
         }
     }
 
@@ -1328,72 +1361,20 @@ impl Server {
         }
     }
 
-    // ---- signals (recorded; handlers run in a later step) ---------------
+    // ---- signals -----------------------------------------------------------
 
-    fn rt_sigaction(&mut self, pid: Pid, sig: u64, act: u64, old: u64, size: u64) -> R {
-        if !(1..=64).contains(&sig) || size != 8 || sig == 9 || sig == 19 && act != 0 {
-            return Err(Errno::EINVAL);
-        }
-        let i = (sig - 1) as usize;
-        let prev = self
-            .procs
-            .get(&pid)
-            .and_then(|p| p.sigactions.get(i).copied())
-            .ok_or(Errno::ESRCH)?;
-        if old != 0 {
-            self.user_write(pid, old, &prev)?;
-        }
-        if act != 0 {
-            let mut new = [0u8; 32];
-            self.user_read(pid, act, &mut new)?;
-            if let Some(slot) = self
-                .procs
-                .get_mut(&pid)
-                .and_then(|p| p.sigactions.get_mut(i))
-            {
-                *slot = new;
-            }
-        }
-        Ok(0)
-    }
-
-    fn rt_sigprocmask(&mut self, pid: Pid, how: u64, set: u64, old: u64, size: u64) -> R {
-        if size != 8 {
-            return Err(Errno::EINVAL);
-        }
-        let cur = self
-            .procs
-            .get(&pid)
-            .map(|p| p.sigmask)
-            .ok_or(Errno::ESRCH)?;
-        if old != 0 {
-            self.user_write(pid, old, &cur.to_le_bytes())?;
-        }
-        if set != 0 {
-            let s = self.user_u64(pid, set)?;
-            // SIGKILL and SIGSTOP cannot be blocked.
-            let unblockable = (1 << 8) | (1 << 18);
-            let new = match how as u32 {
-                g::SIG_BLOCK => cur | s,
-                g::SIG_UNBLOCK => cur & !s,
-                g::SIG_SETMASK => s,
-                _ => return Err(Errno::EINVAL),
-            } & !unblockable;
-            if let Some(p) = self.procs.get_mut(&pid) {
-                p.sigmask = new;
-            }
-        }
-        Ok(0)
-    }
-
-    fn sigaltstack(&mut self, pid: Pid, old: u64) -> R {
-        if old != 0 {
-            // ss_sp, ss_flags = SS_DISABLE, ss_size.
-            let mut b = [0u8; 24];
-            b[8..12].copy_from_slice(&2u32.to_le_bytes());
-            self.user_write(pid, old, &b)?;
-        }
-        Ok(0)
+    /// Runs `op` with the process's signal state and its memory.
+    fn with_signals<T>(
+        &mut self,
+        pid: Pid,
+        op: impl FnOnce(&mut posix::signal::Signals, &mut dyn posix::signal::UserMem) -> T,
+    ) -> Result<T, Errno> {
+        let p = self.procs.get_mut(&pid).ok_or(Errno::ESRCH)?;
+        let mut mem = crate::space::Mem {
+            space: &mut p.space,
+            broker: &mut self.broker,
+        };
+        Ok(op(&mut p.signals, &mut mem))
     }
 
     // ---- information -----------------------------------------------------
@@ -1408,6 +1389,30 @@ impl Server {
             b"(none)",
         ]);
         self.user_write(pid, buf, &u)?;
+        Ok(0)
+    }
+
+    /// `sysinfo`: uptime, and the server's memory as the machine's (what
+    /// `free` shows: the untyped budget and what of it is free).
+    fn sysinfo(&mut self, pid: Pid, buf: u64) -> R {
+        let _ = self.broker.coalesce();
+        let mut b = [0u8; 112];
+        let put = |b: &mut [u8; 112], at: usize, v: u64| {
+            if let Some(d) = b.get_mut(at..at + 8) {
+                d.copy_from_slice(&v.to_le_bytes());
+            }
+        };
+        put(&mut b, 0, self.uptime().as_secs());
+        put(&mut b, 32, self.budget_bytes);
+        put(&mut b, 40, self.broker.free_ram_bytes());
+        let procs = self.live() as u16;
+        if let Some(d) = b.get_mut(80..82) {
+            d.copy_from_slice(&procs.to_le_bytes());
+        }
+        if let Some(d) = b.get_mut(104..108) {
+            d.copy_from_slice(&1u32.to_le_bytes());
+        }
+        self.user_write(pid, buf, &b)?;
         Ok(0)
     }
 
