@@ -35,6 +35,9 @@ pub enum Object {
     Zero,
     /// `/dev/urandom` and `/dev/random`.
     Random,
+    /// A file the server makes when it is opened (`/proc/meminfo`): its
+    /// bytes and the read offset.
+    Generated { data: Vec<u8>, pos: usize },
     /// The read end of a pipe.
     PipeRead(PipeRef),
     /// The write end of a pipe.

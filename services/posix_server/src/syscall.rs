@@ -595,6 +595,11 @@ impl Server {
         let cloexec = flags & g::O_CLOEXEC != 0;
         let object = if let Some(dev) = device(&path) {
             dev
+        } else if path == "/proc/meminfo" {
+            Object::Generated {
+                data: self.meminfo(),
+                pos: 0,
+            }
         } else if path == "/proc/self/exe" {
             let exe = self
                 .procs
@@ -717,6 +722,20 @@ impl Server {
                 }
             }
             Object::PipeWrite(_) => Err(Errno::EBADF),
+            Object::Generated { .. } => {
+                drop(open);
+                let mut open = f.borrow_mut();
+                let Object::Generated { data, pos } = &mut open.object else {
+                    return Ok(0);
+                };
+                let rest = data.get(*pos..).unwrap_or(&[]);
+                let n = rest.len().min(out.len());
+                if let (Some(dst), Some(src)) = (out.get_mut(..n), rest.get(..n)) {
+                    dst.copy_from_slice(src);
+                }
+                *pos += n;
+                ok(n as u64)
+            }
             Object::Null => Ok(0),
             Object::Zero => {
                 out.fill(0);
@@ -770,7 +789,7 @@ impl Server {
                     Err(_) => Err(self.wait(pid, None)),
                 }
             }
-            Object::PipeRead(_) => Err(Errno::EBADF),
+            Object::PipeRead(_) | Object::Generated { .. } => Err(Errno::EBADF),
             Object::Null | Object::Zero | Object::Random => ok(data.len() as u64),
         }
     }
@@ -906,6 +925,13 @@ impl Server {
                     .map_err(file_errno)
             }
             Object::PipeRead(p) | Object::PipeWrite(p) => Ok(files::pipe_stat(p)),
+            // procfs files have no size.
+            Object::Generated { .. } => Ok(Stat {
+                mode: posix::abi::mode::S_IFREG | 0o444,
+                nlink: 1,
+                blksize: 4096,
+                ..Stat::default()
+            }),
             other => Ok(device_stat(other)),
         }
     }
@@ -1390,6 +1416,19 @@ impl Server {
         ]);
         self.user_write(pid, buf, &u)?;
         Ok(0)
+    }
+
+    /// `/proc/meminfo`: the server's untyped budget as the machine's
+    /// memory (what `free` reads).
+    fn meminfo(&mut self) -> Vec<u8> {
+        let _ = self.broker.coalesce();
+        let total = self.budget_bytes >> 10;
+        let free = self.broker.free_ram_bytes() >> 10;
+        alloc::format!(
+            "MemTotal: {total:8} kB\nMemFree: {free:8} kB\nMemAvailable: {free:8} kB\nBuffers: {:8} kB\nCached: {:8} kB\nSwapTotal: {:8} kB\nSwapFree: {:8} kB\nShmem: {:8} kB\nSReclaimable: {:8} kB\n",
+            0, 0, 0, 0, 0, 0
+        )
+        .into_bytes()
     }
 
     /// `sysinfo`: uptime, and the server's memory as the machine's (what
