@@ -178,6 +178,8 @@ impl Server {
             g::__NR_nanosleep => self.sleep(pid, a[0], false, 0),
             g::__NR_clock_nanosleep => self.sleep(pid, a[2], a[1] & 1 != 0, a[0]),
             g::__NR_sched_yield => Ok(0),
+            // Waits until a signal ends it (`interrupt`: EINTR).
+            g::__NR_pause => Err(self.wait(pid, None)),
             g::__NR_sysinfo => self.sysinfo(pid, a[0]),
             g::__NR_getrandom => self.getrandom(pid, a[0], a[1]),
             g::__NR_prlimit64 => self.prlimit(pid, a[1], a[3]),
