@@ -167,7 +167,8 @@ impl Layout {
 
     /// Reserves `range` (page aligned, free) as `kind` with `prot`.
     pub fn reserve(&mut self, range: Range<u64>, prot: Prot, kind: Kind) -> Result<(), Errno> {
-        if range.start % PAGE != 0 || range.end % PAGE != 0 || range.is_empty() {
+        if !range.start.is_multiple_of(PAGE) || !range.end.is_multiple_of(PAGE) || range.is_empty()
+        {
             return Err(Errno::EINVAL);
         }
         if range.start < MIN_ADDR || range.end > USER_END {
@@ -283,7 +284,7 @@ impl Layout {
             return Err(Errno::EINVAL);
         }
         if flags.fixed || flags.fixed_noreplace {
-            if addr % PAGE != 0 {
+            if !addr.is_multiple_of(PAGE) {
                 return Err(Errno::EINVAL);
             }
             let end = addr.checked_add(len).ok_or(Errno::ENOMEM)?;
@@ -294,10 +295,8 @@ impl Layout {
                     Errno::ENOMEM
                 });
             }
-            if self.overlaps(addr..end) {
-                if flags.fixed_noreplace {
-                    return Err(Errno::EEXIST);
-                }
+            if flags.fixed_noreplace && self.overlaps(addr..end) {
+                return Err(Errno::EEXIST);
             }
             let replaced = self.carve(addr..end).into_iter().map(|(r, _)| r).collect();
             self.reserve(addr..end, prot, kind)?;
@@ -339,7 +338,7 @@ impl Layout {
     /// Linux's `munmap`: drops any reservation in the range; returns the
     /// ranges dropped.
     pub fn munmap(&mut self, addr: u64, len: u64) -> Result<Vec<Range<u64>>, Errno> {
-        if addr % PAGE != 0 || len == 0 {
+        if !addr.is_multiple_of(PAGE) || len == 0 {
             return Err(Errno::EINVAL);
         }
         let len = page_up(len).ok_or(Errno::EINVAL)?;
@@ -357,7 +356,7 @@ impl Layout {
     /// the server scans pages that become executable for system calls.
     /// Returns the ranges changed.
     pub fn mprotect(&mut self, addr: u64, len: u64, prot: Prot) -> Result<Vec<Range<u64>>, Errno> {
-        if addr % PAGE != 0 {
+        if !addr.is_multiple_of(PAGE) {
             return Err(Errno::EINVAL);
         }
         let len = page_up(len).ok_or(Errno::ENOMEM)?;

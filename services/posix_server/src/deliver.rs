@@ -72,9 +72,10 @@ impl Server {
         };
         p.deadline = None;
         p.vfork_child = None;
-        let restart = p.signals.next_pending_action().is_some_and(|a| {
-            signal::restarts(signal::Restart::Sys, Some(&a))
-        });
+        let restart = p
+            .signals
+            .next_pending_action()
+            .is_some_and(|a| signal::restarts(signal::Restart::Sys, Some(&a)));
         if !restart {
             regs.finish(posix::errno::Errno::EINTR.ret());
         }

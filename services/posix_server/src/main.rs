@@ -186,7 +186,7 @@ pub struct Server {
 impl Server {
     fn dispatch_fault(&mut self, badge: Word, info: MessageInfo) {
         let pid = (badge & ((1 << CALL_BIT) - 1)) as Pid;
-        if !self.procs.get(&pid).is_some_and(|p| p.zombie.is_none()) {
+        if self.procs.get(&pid).is_none_or(|p| p.zombie.is_some()) {
             return;
         }
         match info.label() {

@@ -17,11 +17,11 @@ use posix::vm::{Kind, Prot, PAGE, STACK_BYTES, STACK_TOP};
 
 use crate::files::{open_ref, Object, OpenRef};
 use crate::programs::{FileId, Program};
+use crate::space::Space;
+use crate::Server;
 use alloc::rc::Rc;
 use posix::image::Image;
 use posix::signal::Signals;
-use crate::space::Space;
-use crate::Server;
 
 pub type Pid = u32;
 

@@ -119,14 +119,21 @@ impl Space {
 
     /// Maps `frame` (shared with other processes: a program's read-only
     /// page) at `vaddr` with the reserved area's protection.
-    pub fn map_frame(&mut self, broker: &mut Broker, vaddr: u64, frame: Rc<FrameMem>) -> Result<(), Errno> {
+    pub fn map_frame(
+        &mut self,
+        broker: &mut Broker,
+        vaddr: u64,
+        frame: Rc<FrameMem>,
+    ) -> Result<(), Errno> {
         let (_, area) = self.layout.area_at(vaddr).ok_or(Errno::EFAULT)?;
         self.map(broker, vaddr, frame, access_of(area.prot))
     }
 
     /// The frame present at `vaddr`.
     pub fn frame_of(&self, vaddr: u64) -> Option<Rc<FrameMem>> {
-        self.pages.get(&(vaddr & !(PAGE - 1))).map(|p| p.frame.clone())
+        self.pages
+            .get(&(vaddr & !(PAGE - 1)))
+            .map(|p| p.frame.clone())
     }
 
     /// A fresh zeroed frame.

@@ -121,7 +121,7 @@ impl Server {
             g::__NR_umask => {
                 let p = self.procs.get_mut(&pid);
                 p.map(|p| core::mem::replace(&mut p.umask, (a[0] & 0o777) as u32))
-                    .map_or(Err(Errno::ESRCH), |m| ok(m))
+                    .map_or(Err(Errno::ESRCH), ok)
             }
             g::__NR_brk => self.brk(pid, a[0]),
             g::__NR_mmap => self.mmap(pid, a[0], a[1], a[2], a[3], a[4], a[5]),
@@ -1303,7 +1303,7 @@ impl Server {
             // Shared file mappings would need the VFS's pages.
             return Err(Errno::ENODEV);
         }
-        if off % posix::vm::PAGE != 0 {
+        if !off.is_multiple_of(posix::vm::PAGE) {
             return Err(Errno::EINVAL);
         }
         let file = if anon {
@@ -1600,8 +1600,9 @@ impl Server {
         let mut entries = alloc::vec![0u8; (n * 8) as usize];
         self.user_read(pid, fds, &mut entries)?;
         for e in entries.chunks_exact_mut(8) {
-            let fd = i32::from_le_bytes([e[0], e[1], e[2], e[3]]);
-            let events = i16::from_le_bytes([e[4], e[5]]) as u16;
+            let word = |at: usize| e.get(at).copied().unwrap_or(0);
+            let fd = i32::from_le_bytes([word(0), word(1), word(2), word(3)]);
+            let events = u16::from_le_bytes([word(4), word(5)]);
             let revents: u16 = if fd < 0 {
                 0
             } else {
@@ -1618,7 +1619,9 @@ impl Server {
                     }
                 }
             };
-            e[6..8].copy_from_slice(&revents.to_le_bytes());
+            if let Some(r) = e.get_mut(6..8) {
+                r.copy_from_slice(&revents.to_le_bytes());
+            }
             if revents != 0 {
                 ready += 1;
             }
