@@ -294,7 +294,7 @@ fn judge(want: &Expected, status: Option<i32>, text: &str) -> Option<String> {
 }
 
 /// The applets of the host's busybox (`busybox --list`), but busybox itself.
-fn applets() -> Result<BTreeSet<String>> {
+pub fn applets() -> Result<BTreeSet<String>> {
     let out = Command::new(BUSYBOX)
         .arg("--list")
         .output()

@@ -13,6 +13,7 @@ mod layout;
 mod linux;
 mod peer;
 mod qemu;
+mod script;
 mod step;
 mod symbolize;
 mod system;

@@ -103,6 +103,11 @@ pub struct TestSpec {
     /// A program on the host that talks to the guest through port forwards.
     #[serde(default)]
     pub peer: Option<crate::peer::PeerSpec>,
+    /// A shell script (a path in the repository) typed into the guest's
+    /// shell once `input_after` appeared; its output must equal the host
+    /// busybox's (see script.rs).
+    #[serde(default)]
+    pub script: Option<String>,
 }
 
 /// `reboot = { serial = [...], ordered = false, timeout_secs = N }`: what
@@ -173,6 +178,24 @@ impl TestSpec {
         if self.serial_input_repeat == 0 {
             bail!("test {name}: serial_input_repeat must be at least 1");
         }
+        if self.script.is_some() {
+            if self.serial_input.is_some()
+                || self.com2_input.is_some()
+                || self.serial_input_repeat != 1
+            {
+                bail!(
+                    "test {name}: script is what the harness types: no serial_input, \
+                     com2_input nor serial_input_repeat with it"
+                );
+            }
+            if self.input_after.as_deref().is_none_or(str::is_empty) {
+                bail!(
+                    "test {name}: script needs input_after, the shell's prompt after which \
+                     the harness types it"
+                );
+            }
+            return Ok(());
+        }
         if self
             .com2_input
             .as_ref()
@@ -237,13 +260,14 @@ impl TestSpec {
         if let Some(r) = &self.reboot {
             if self.expect != Expect::Pass
                 || self.serial_input.is_some()
+                || self.script.is_some()
                 || self.gdb.is_some()
                 || r.serial.is_empty()
                 || r.timeout_secs == Some(0)
             {
                 bail!(
-                    "test {name}: reboot needs expect = \"pass\", no serial_input nor gdb, \
-                     and its own non-empty serial list"
+                    "test {name}: reboot needs expect = \"pass\", no serial_input, script \
+                     nor gdb, and its own non-empty serial list"
                 );
             }
         }
@@ -531,6 +555,21 @@ fn boot_once(
     mut extra: Vec<String>,
     ports: &crate::peer::Ports,
 ) -> Result<Result<(), String>> {
+    // A script becomes the test's serial input.
+    let typed;
+    let spec = match &spec.script {
+        Some(script) => match crate::script::typed_from(layout, script) {
+            Ok(input) => {
+                typed = TestSpec {
+                    serial_input: Some(input),
+                    ..spec.clone()
+                };
+                &typed
+            }
+            Err(err) => return Ok(Err(format!("{err:#}"))),
+        },
+        None => spec,
+    };
     let log = layout.log(&format!("system-{}", spec.name));
     let step = Step::start(format!("test {}", spec.name), &log)?;
     let image = image.to_path_buf();
@@ -596,6 +635,13 @@ fn boot_once(
         fs::write(&log, whole).with_context(|| format!("writing {}", log.display()))?;
     }
     let mut result = verdict(ending, &serial, &delivery, spec);
+    let mut script_diff = None;
+    if let (Ok(()), Some(script)) = (&result, &spec.script) {
+        if let Err(m) = crate::script::check(layout, &spec.name, script, &serial)? {
+            script_diff = m.diff.map(|diff| (script, diff));
+            result = Err(m.reason);
+        }
+    }
     if let Some(p) = peer.into_inner() {
         let name = p.name();
         if let Err(why) = p.finish(&serial) {
@@ -648,6 +694,10 @@ fn boot_once(
             println!("---- {}: gdb output {shown} ----", spec.name);
             println!("{}", step::printable(&tail));
             println!("---- end of gdb output ----");
+        }
+        // Last, nearest the verdict.
+        if let Some((script, diff)) = script_diff {
+            crate::script::print_diff(&spec.name, script, &diff);
         }
     }
     Ok(result)
@@ -986,6 +1036,7 @@ mod tests {
             damage: Vec::new(),
             reboot: None,
             peer: None,
+            script: None,
         }
     }
 
@@ -1342,6 +1393,30 @@ mod tests {
             err.contains("serial_input_repeat must be at least 1"),
             "{err}"
         );
+        Ok(())
+    }
+
+    #[test]
+    fn a_script_is_typed_after_its_prompt() -> Result<()> {
+        let tests = parse_one("script = \"tests/linux/script.sh\"\ninput_after = \"# \"\n")?;
+        let t = tests.first().context("one test")?;
+        assert_eq!(t.script.as_deref(), Some("tests/linux/script.sh"));
+        // The harness makes the input when the test runs.
+        assert_eq!(t.input(), None);
+        for (keys, why) in [
+            ("script = \"s\"\n", "script needs input_after"),
+            (
+                "script = \"s\"\ninput_after = \"#\"\nserial_input = \"x\"\n",
+                "no serial_input",
+            ),
+            (
+                "script = \"s\"\ninput_after = \"#\"\nserial_input_repeat = 2\n",
+                "no serial_input",
+            ),
+        ] {
+            let err = parse_error(keys);
+            assert!(err.contains(why), "{keys}: {err}");
+        }
         Ok(())
     }
 

@@ -306,7 +306,10 @@ impl Server {
         space.destroy(&mut self.broker);
         let code = (status >> 8) & 0xff;
         let sig = status & 0x7f;
-        if sig != 0 {
+        // A shell reports its children's deaths itself; the server says so
+        // for the first process and for faults (SIGILL, SIGBUS, SIGFPE,
+        // SIGSEGV), whose cause it printed.
+        if sig != 0 && (pid == 1 || [4, 7, 8, 11].contains(&sig) || self.verbose_exits) {
             kaal_rt::println!("posix: pid {pid} ({exe}) killed by signal {sig}");
         } else if pid == 1 || self.verbose_exits {
             kaal_rt::println!("posix: pid {pid} ({exe}) exited with status {code}");

@@ -101,12 +101,14 @@ impl Server {
             g::__NR_ioctl => self.ioctl(pid, a[0], a[1], a[2]),
             g::__NR_getcwd => self.getcwd(pid, a[0], a[1]),
             g::__NR_chdir => self.chdir(pid, a[0]),
-            g::__NR_mkdir => self.path_op(pid, AT_FDCWD as u64, a[0], |s, p| {
-                s.files.mkdir(p, (a[1] & 0o7777) as u32)
-            }),
-            g::__NR_mkdirat => self.path_op(pid, a[0], a[1], |s, p| {
-                s.files.mkdir(p, (a[2] & 0o7777) as u32)
-            }),
+            g::__NR_mkdir => {
+                let mode = self.creation_mode(pid, a[1]);
+                self.path_op(pid, AT_FDCWD as u64, a[0], |s, p| s.files.mkdir(p, mode))
+            }
+            g::__NR_mkdirat => {
+                let mode = self.creation_mode(pid, a[2]);
+                self.path_op(pid, a[0], a[1], |s, p| s.files.mkdir(p, mode))
+            }
             g::__NR_rmdir => self.path_op(pid, AT_FDCWD as u64, a[0], |s, p| s.files.rmdir(p)),
             g::__NR_unlink => self.path_op(pid, AT_FDCWD as u64, a[0], |s, p| s.files.unlink(p)),
             g::__NR_unlinkat => {
@@ -257,6 +259,13 @@ impl Server {
             p.wait_now = false;
             w
         })
+    }
+
+    /// A new file's or folder's permissions: `mode` without the process's
+    /// umask bits.
+    fn creation_mode(&self, pid: Pid, mode: u64) -> u32 {
+        let umask = self.procs.get(&pid).map_or(0o022, |p| p.umask);
+        (mode as u32) & 0o7777 & !umask
     }
 
     /// For the process module: the call waits for something to change.
