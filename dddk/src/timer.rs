@@ -82,7 +82,8 @@ pub struct Served {
     pub stalled: bool,
 }
 
-/// The device-independent half of a timer driver for one client.
+/// The device-independent half of a timer driver for one client (a driver
+/// with several keeps one each).
 #[derive(Debug, Default)]
 pub struct AlarmServer<const Q: usize> {
     queue: DeadlineQueue<Q>,

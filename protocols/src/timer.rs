@@ -7,7 +7,7 @@
 
 /// Slots of each timer ring (the manifest's `slots`; `slot_bytes = 32`).
 pub const RING_SLOTS: usize = 16;
-/// Alarms a driver keeps pending for its client.
+/// Alarms a driver keeps pending for each client.
 pub const QUEUE_ALARMS: usize = 32;
 
 /// Client to driver: signal me when the TSC reaches `deadline_tsc`. A
