@@ -26,6 +26,8 @@ pub struct SystemImage<'a> {
     pub channels: Vec<ChannelImage<'a>>,
     /// The component that prints console lines (see `Manifest::console`).
     pub console: Option<u16>,
+    /// The component whose exit powers the machine off.
+    pub poweroff: Option<u16>,
 }
 
 /// One component: its manifest entry and its program.
@@ -151,6 +153,12 @@ impl<'a> SystemImage<'a> {
         }
         img.check_values()?;
         let n = img.components.len();
+        if img.poweroff.is_some_and(|c| usize::from(c) >= n) {
+            return Err(ImageError::Invalid {
+                what: "poweroff".into(),
+                why: "not a component",
+            });
+        }
         if img.console.is_some_and(|c| usize::from(c) >= n) {
             return Err(ImageError::Invalid {
                 what: "console".into(),
@@ -308,11 +316,13 @@ impl crate::Manifest {
             });
         }
         let console = self.console.as_deref().map(index).transpose()?;
+        let poweroff = self.poweroff.as_deref().map(index).transpose()?;
         let img = SystemImage {
             magic: MAGIC,
             components,
             channels,
             console,
+            poweroff,
         };
         postcard::to_allocvec(&img).map_err(|e| alloc::format!("packing: {e}"))
     }

@@ -25,6 +25,8 @@
 //! args = ["/bin/sh", "-l"] # a command line the program reads (at most
 //!                          # 32 words, 3 KiB in all, no NUL)
 //!
+//! (top level) poweroff = "posix"  # its exit powers the machine off
+//!
 //! [[channel]]
 //! protocol = "serial"      # from kaal_protocols::PROTOCOLS: kind and shape
 //! from = "uart.rx"         # producer (ring) or client (endpoint): component.local
@@ -419,6 +421,10 @@ pub struct Manifest {
     /// `console`); without it the root task prints them on COM1 itself.
     #[serde(default)]
     pub console: Option<String>,
+    /// The component whose exit powers the machine off (a login shell's
+    /// `exit`); without it the system runs on.
+    #[serde(default)]
+    pub poweroff: Option<String>,
     #[serde(rename = "component", default)]
     pub components: Vec<Component>,
     #[serde(rename = "channel", default)]
@@ -724,6 +730,8 @@ pub enum ManifestError {
         name: String,
         why: &'static str,
     },
+    /// `poweroff` names no component.
+    Poweroff(String),
     /// The `[disk]` table is wrong.
     Disk(String),
     /// Two `[[forward]]`s ask for one host port.
@@ -815,6 +823,7 @@ impl fmt::Display for ManifestError {
             Channel { channel, why } => write!(f, "channel `{channel}`: {why}"),
             RingSlots { channel, slots, why } => write!(f, "channel `{channel}`: {slots} slots: {why}"),
             Console { name, why } => write!(f, "console `{name}`: {why}"),
+            Poweroff(name) => write!(f, "poweroff `{name}`: no component of that name"),
             Disk(why) => write!(f, "[disk]: {why}"),
             ForwardTwice { protocol, host } => write!(
                 f,
@@ -1030,6 +1039,11 @@ impl Manifest {
                     })
                 }
                 Some(c) => bind(&c.name, kaal_protocols::console::LOCAL_NAME, &mut errs),
+            }
+        }
+        if let Some(name) = &self.poweroff {
+            if !names.contains_key(name.as_str()) {
+                errs.push(ManifestError::Poweroff(name.clone()));
             }
         }
         let mut channels = BTreeMap::new();

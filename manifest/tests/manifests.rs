@@ -162,6 +162,7 @@ fn image_values_are_rechecked_on_decode() {
         }],
         channels: vec![],
         console: None,
+        poweroff: None,
     };
     let ok = postcard::to_allocvec(&img).unwrap();
     assert!(SystemImage::decode(&ok).is_ok());

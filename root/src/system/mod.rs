@@ -167,6 +167,12 @@ impl<'a> System<'a> {
         })
     }
 
+    /// True if component `i`'s exit powers the machine off (the
+    /// manifest's `poweroff`).
+    pub fn powers_off(&self, i: usize) -> bool {
+        self.image.poweroff.is_some_and(|p| usize::from(p) == i)
+    }
+
     /// Number of components.
     pub fn len(&self) -> usize {
         self.components.len()
