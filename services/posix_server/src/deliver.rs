@@ -67,11 +67,15 @@ impl Server {
         let Some(p) = self.procs.get_mut(&pid) else {
             return;
         };
+        // A vfork parent waits for its child whatever comes; the signal is
+        // taken when its call is answered.
+        if p.vfork_child.is_some() {
+            return;
+        }
         let Some((mut regs, slot)) = p.blocked.take() else {
             return;
         };
         p.deadline = None;
-        p.vfork_child = None;
         let restart = p
             .signals
             .next_pending_action()

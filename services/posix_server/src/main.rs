@@ -190,7 +190,7 @@ impl Server {
             return;
         }
         match info.label() {
-            label::UNKNOWN_SYSCALL if info.length() >= FAULT_WORDS => {
+            label::UNKNOWN_SYSCALL if info.length() > FAULT_WORDS => {
                 let words: [u64; FAULT_WORDS] = core::array::from_fn(ipc::mr);
                 let regs = Regs::from_fault(words);
                 self.current = Some(pid);
@@ -227,9 +227,16 @@ impl Server {
                 let ip = ipc::mr(0);
                 self.late_patch(pid, ip);
             }
-            // A message the kernel did not make (the process used its
-            // fault endpoint through a raw `syscall`): it gets nothing.
-            _ => {}
+            // A fault the server does not serve, or a message the kernel
+            // did not make (the process called its fault endpoint through
+            // a raw `syscall`): the process dies as of a bad instruction.
+            _ => {
+                println!(
+                    "posix: pid {pid}: unexpected message (label {})",
+                    info.label()
+                );
+                self.kill_by_signal(pid, process::SIGSEGV);
+            }
         }
     }
 

@@ -38,8 +38,9 @@ const FAULT_SLOT: CPtr = 1;
 /// The server's own CNode resolves its slots at depth 64 (its capability
 /// carries the guard).
 const CSPACE_DEPTH: u8 = 64;
-/// Largest program the server loads.
-const MAX_IMAGE: u64 = 64 << 20;
+/// Largest program the server loads: its file is read whole into the
+/// server's heap (16 MiB in the manifests), and two are kept.
+const MAX_IMAGE: u64 = 4 << 20;
 /// Where a program's segments may lie: above the lowest mapping address,
 /// below the `mmap` area.
 const USER_WINDOW: core::ops::Range<u64> = posix::vm::MIN_ADDR..posix::vm::MMAP_TOP;
@@ -337,8 +338,27 @@ impl Server {
                 self.procs.remove(&p);
             }
         }
-        if ppid == 0 || !self.procs.contains_key(&ppid) {
+        let parent_alive = self.procs.get(&ppid).is_some_and(|p| p.zombie.is_none());
+        if ppid == 0 || !parent_alive {
             self.procs.remove(&pid);
+        } else if self
+            .procs
+            .get(&ppid)
+            .is_some_and(|p| p.signals.reaps_children())
+        {
+            // SIGCHLD ignored or SA_NOCLDWAIT: nobody waits for it.
+            self.procs.remove(&pid);
+        } else {
+            // The parent's wait4 sees the child first, then SIGCHLD comes.
+            let code = if sig != 0 {
+                posix::signal::CLD_KILLED
+            } else {
+                posix::signal::CLD_EXITED
+            };
+            if self.procs.get(&ppid).is_some_and(|p| p.blocked.is_some()) {
+                self.retry(ppid);
+            }
+            self.send_child_signal(ppid, pid, code, status);
         }
         // The parent's wait4, a pipe's other end: anything may go on now.
         self.changed = true;

@@ -14,8 +14,9 @@ use posix::image::Image;
 
 use crate::window::FrameMem;
 
-/// Programs kept at once; the least recently used goes first.
-const KEPT: usize = 4;
+/// Programs kept at once (each holds its file, at most 4 MiB, in the
+/// server's heap); the least recently used goes first.
+const KEPT: usize = 2;
 
 /// What identifies a program file's contents.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]

@@ -323,7 +323,16 @@ impl Space {
                     continue;
                 }
                 let _ = broker.unshare(alloc::vec![p.copy]);
-                self.map(broker, v, p.frame, access)?;
+                // A frame other processes or the program cache map stays
+                // theirs: this process writes to its own copy.
+                let frame = if access == Access::ReadWrite && Rc::strong_count(&p.frame) > 1 {
+                    let f = Self::fresh(broker)?;
+                    f.copy_from(&p.frame);
+                    f
+                } else {
+                    p.frame
+                };
+                self.map(broker, v, frame, access)?;
             }
         }
         Ok(())

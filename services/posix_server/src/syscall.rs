@@ -41,6 +41,8 @@ const IO_MAX: usize = 1 << 20;
 /// Seconds since the epoch at boot: KaaL has no real-time clock driver yet,
 /// so `CLOCK_REALTIME` starts at 2026-01-01 00:00 UTC (docs/posix.md).
 const EPOCH_AT_BOOT: u64 = 1_767_225_600;
+/// Pipes open at once in all processes (64 KiB of buffer each at most).
+const MAX_PIPES: usize = 32;
 
 /// The Linux error for a tty refusal; a job-control stop (SIGTTIN,
 /// SIGTTOU) is `EIO` until stopping is implemented.
@@ -261,6 +263,22 @@ impl Server {
         })
     }
 
+    /// Pipes with an end open anywhere.
+    fn pipes(&self) -> usize {
+        let mut seen: Vec<*const core::cell::RefCell<posix::pipe::Pipe>> = Vec::new();
+        for p in self.procs.values() {
+            for (_, f) in p.fds.iter() {
+                if let Object::PipeRead(pipe) | Object::PipeWrite(pipe) = &f.borrow().object {
+                    let ptr = alloc::rc::Rc::as_ptr(pipe);
+                    if !seen.contains(&ptr) {
+                        seen.push(ptr);
+                    }
+                }
+            }
+        }
+        seen.len()
+    }
+
     /// A new file's or folder's permissions: `mode` without the process's
     /// umask bits.
     fn creation_mode(&self, pid: Pid, mode: u64) -> u32 {
@@ -387,17 +405,32 @@ impl Server {
     }
 
     pub fn signal_from(&mut self, pid: Pid, sig: u32, from: Pid) {
+        let info = if from == 0 {
+            posix::signal::SigInfo::kernel(sig)
+        } else {
+            posix::signal::SigInfo::user(sig, from, 0)
+        };
+        self.send_info(pid, info);
+    }
+
+    /// SIGCHLD to `parent`: child `child` ended (`code`, wait `status`).
+    pub fn send_child_signal(&mut self, parent: Pid, child: Pid, code: i32, status: i32) {
+        let st = if code == posix::signal::CLD_EXITED {
+            (status >> 8) & 0xff
+        } else {
+            status & 0x7f
+        };
+        let info = posix::signal::SigInfo::child(code, child, 0, st);
+        self.send_info(parent, info);
+    }
+
+    fn send_info(&mut self, pid: Pid, info: posix::signal::SigInfo) {
         let Some(p) = self.procs.get_mut(&pid) else {
             return;
         };
         if p.zombie.is_some() {
             return;
         }
-        let info = if from == 0 {
-            posix::signal::SigInfo::kernel(sig)
-        } else {
-            posix::signal::SigInfo::user(sig, from, 0)
-        };
         let sent = p.signals.send(info);
         if !sent.pending || !p.signals.has_deliverable() || self.current == Some(pid) {
             return;
@@ -410,6 +443,11 @@ impl Server {
     }
 
     fn pipe2(&mut self, pid: Pid, fds: u64, flags: u64) -> R {
+        // Each pipe may hold 64 KiB of the server's heap: a bound on them
+        // all keeps a process that opens and fills many from exhausting it.
+        if self.pipes() >= MAX_PIPES {
+            return Err(Errno::ENFILE);
+        }
         let flags = flags as u32;
         if flags & !(g::O_CLOEXEC | g::O_NONBLOCK | g::O_DIRECT) != 0 {
             return Err(Errno::EINVAL);
@@ -494,42 +532,50 @@ impl Server {
         Ok(u64::from(pid))
     }
 
-    /// `sendfile`: reads from `in_fd` (at `*offset` when given) and writes
-    /// to `out_fd`, at most a megabyte at a time.
+    /// `sendfile`: copies from `in_fd`, a VFS file (at `*offset` when
+    /// given, else at and past its offset), to `out_fd`, at most 64 KiB at
+    /// a time; what `out_fd` did not take is left unread.
     fn sendfile(&mut self, pid: Pid, out_fd: u64, in_fd: u64, offset: u64, count: u64) -> R {
         let fin = self.file(pid, in_fd)?;
         let fout = self.file(pid, out_fd)?;
         if !Self::readable(&fin) || !Self::writable(&fout) {
             return Err(Errno::EBADF);
         }
-        let mut buf = alloc::vec![0u8; (count as usize).min(IO_MAX)];
-        let n = if offset != 0 {
-            let off = self.user_u64(pid, offset)?;
-            let vfd = match &fin.borrow().object {
-                Object::Vfs { fd, dir: false, .. } => *fd,
-                _ => return Err(Errno::ESPIPE),
-            };
-            let was = self
-                .files
-                .seek(vfd, 0, kaal_client::file::whence::CURRENT)
-                .map_err(file_errno)?;
-            self.files
-                .seek(vfd, off as i64, kaal_client::file::whence::SET)
-                .map_err(file_errno)?;
-            let r = self.files.read(vfd, &mut buf).map_err(file_errno);
-            let _ = self
-                .files
-                .seek(vfd, was as i64, kaal_client::file::whence::SET);
-            let n = r?;
-            self.user_write(pid, offset, &(off + n as u64).to_le_bytes())?;
-            n
-        } else {
-            self.read_file(pid, &fin, &mut buf)? as usize
+        let vfd = match &fin.borrow().object {
+            Object::Vfs { fd, dir: false, .. } => *fd,
+            _ => return Err(Errno::EINVAL),
         };
-        if n == 0 {
-            return Ok(0);
+        use kaal_client::file::whence;
+        let start = if offset != 0 {
+            self.user_u64(pid, offset)?
+        } else {
+            self.files
+                .seek(vfd, 0, whence::CURRENT)
+                .map_err(file_errno)?
+        };
+        let was = self
+            .files
+            .seek(vfd, 0, whence::CURRENT)
+            .map_err(file_errno)?;
+        self.files
+            .seek(vfd, start as i64, whence::SET)
+            .map_err(file_errno)?;
+        let mut buf = alloc::vec![0u8; (count as usize).min(64 * 1024)];
+        let n = self.files.read(vfd, &mut buf).map_err(file_errno)?;
+        let written = if n == 0 {
+            Ok(0)
+        } else {
+            self.write_file(pid, &fout, buf.get(..n).unwrap_or(&[]))
+        };
+        let moved = *written.as_ref().unwrap_or(&0);
+        // The file's offset: where it was (`offset` given) or past what
+        // was written.
+        let end = if offset != 0 { was } else { start + moved };
+        let _ = self.files.seek(vfd, end as i64, whence::SET);
+        if offset != 0 && written.is_ok() {
+            self.user_write(pid, offset, &(start + moved).to_le_bytes())?;
         }
-        self.write_file(pid, &fout, buf.get(..n).unwrap_or(&[]))
+        written
     }
 
     /// Marks the current call of `pid` as one that waits (then `EAGAIN`
@@ -701,12 +747,9 @@ impl Server {
                     Err(posix::tty::ReadBlock::Input) => Err(self.wait(pid, None)),
                     Err(posix::tty::ReadBlock::InputOrTimeout { deciseconds }) => {
                         let d = Duration::from_millis(u64::from(deciseconds) * 100);
-                        let at = self.clock.after(Instant::now(), d);
-                        let past = self
-                            .procs
-                            .get(&pid)
-                            .and_then(|p| p.deadline)
-                            .is_some_and(|dl| Instant::now().ticks() >= dl.ticks());
+                        let set = self.procs.get(&pid).and_then(|p| p.deadline);
+                        let at = set.unwrap_or_else(|| self.clock.after(Instant::now(), d));
+                        let past = set.is_some_and(|dl| Instant::now().ticks() >= dl.ticks());
                         if past {
                             if let Some(p) = self.procs.get_mut(&pid) {
                                 p.deadline = None;
@@ -1315,45 +1358,69 @@ impl Server {
         if !off.is_multiple_of(posix::vm::PAGE) {
             return Err(Errno::EINVAL);
         }
+        // A file mapping: a VFS file, checked before anything changes.
         let file = if anon {
             None
         } else {
-            Some(self.file(pid, fd)?)
+            let f = self.file(pid, fd)?;
+            let vfd = match &f.borrow().object {
+                Object::Vfs { fd, dir: false, .. } => *fd,
+                _ => return Err(Errno::ENODEV),
+            };
+            if !Self::readable(&f) {
+                return Err(Errno::EACCES);
+            }
+            let size = self.files.fstat(vfd).map_err(file_errno)?.size;
+            Some((vfd, size))
         };
         let mf = MapFlags {
             fixed: flags & g::MAP_FIXED != 0,
             fixed_noreplace: flags & g::MAP_FIXED_NOREPLACE != 0,
         };
         let kind = if anon { Kind::Anon } else { Kind::File };
-        // File contents are written with the mapping writable by the loader.
         let p = self.procs.get_mut(&pid).ok_or(Errno::ESRCH)?;
         let (range, replaced) = p.space.layout.mmap(addr, len, prot, mf, kind)?;
         p.space.drop_pages(&mut self.broker, &replaced);
-        if let Some(f) = file {
-            let vfd = match &f.borrow().object {
-                Object::Vfs { fd, dir: false, .. } => *fd,
-                _ => return Err(Errno::ENODEV),
-            };
+        if let Some((vfd, size)) = file {
+            // Only the file's bytes are read, a page at a time; the rest of
+            // the mapping is zeros when touched.
+            let want = (range.end - range.start).min(size.saturating_sub(off));
             let was = self
                 .files
                 .seek(vfd, 0, kaal_client::file::whence::CURRENT)
                 .map_err(file_errno)?;
-            self.files
-                .seek(vfd, off as i64, kaal_client::file::whence::SET)
-                .map_err(file_errno)?;
-            let mut data = alloc::vec![0u8; (range.end - range.start) as usize];
-            let r = self.files.read(vfd, &mut data).map_err(file_errno);
+            let mut page = [0u8; posix::vm::PAGE as usize];
+            let mut done = 0u64;
+            let mut r = Ok(());
+            while done < want && r.is_ok() {
+                let n = (want - done).min(posix::vm::PAGE) as usize;
+                let chunk = page.get_mut(..n).unwrap_or(&mut []);
+                let got = self
+                    .files
+                    .seek(vfd, (off + done) as i64, kaal_client::file::whence::SET)
+                    .and_then(|_| self.files.read(vfd, chunk))
+                    .map_err(file_errno);
+                r = got.and_then(|got| {
+                    let p = self.procs.get_mut(&pid).ok_or(Errno::ESRCH)?;
+                    p.space.write_as(
+                        &mut self.broker,
+                        range.start + done,
+                        page.get(..got).unwrap_or(&[]),
+                        true,
+                    )
+                });
+                done += n as u64;
+            }
             let _ = self
                 .files
                 .seek(vfd, was as i64, kaal_client::file::whence::SET);
-            let n = r?;
-            let p = self.procs.get_mut(&pid).ok_or(Errno::ESRCH)?;
-            p.space.write_as(
-                &mut self.broker,
-                range.start,
-                data.get(..n).unwrap_or(&[]),
-                true,
-            )?;
+            if let Err(e) = r {
+                let p = self.procs.get_mut(&pid).ok_or(Errno::ESRCH)?;
+                if let Ok(dropped) = p.space.layout.munmap(range.start, range.end - range.start) {
+                    p.space.drop_pages(&mut self.broker, &dropped);
+                }
+                return Err(e);
+            }
         }
         Ok(range.start)
     }
