@@ -78,6 +78,11 @@ cat <<EOF
 here-doc in $(basename $W): $((6 * 7))
   indented \$HOME kept
 EOF
+mv $W/top.txt $W/moved.txt && cat $W/moved.txt
+ln -s moved.txt $W/link && readlink $W/link && cat $W/link
+ln $W/moved.txt $W/hard && wc -c < $W/hard
+printf 'abcdef' > $W/cut.txt && truncate -s 3 $W/cut.txt && cat $W/cut.txt && echo
+sed -i 's/two/TWO/' $W/moved.txt && cat $W/moved.txt
 rm -r $W
 ls $W 2>/dev/null || echo removed
 printf '== %s ==\n' end

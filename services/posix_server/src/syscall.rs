@@ -21,6 +21,13 @@ use crate::files::{self, device, device_stat, file_errno, open_ref, stat_of, Obj
 use crate::process::Pid;
 use crate::Server;
 
+/// The two-path operations.
+#[derive(Clone, Copy)]
+enum Two {
+    Rename,
+    Link,
+}
+
 /// What became of a call.
 pub enum Outcome {
     /// Answer with these registers.
@@ -120,6 +127,32 @@ impl Server {
                     self.path_op(pid, a[0], a[1], |s, p| s.files.unlink(p))
                 }
             }
+            g::__NR_rename => self.two_paths(
+                pid,
+                AT_FDCWD as u64,
+                a[0],
+                AT_FDCWD as u64,
+                a[1],
+                Two::Rename,
+            ),
+            g::__NR_renameat => self.two_paths(pid, a[0], a[1], a[2], a[3], Two::Rename),
+            g::__NR_renameat2 if a[4] == 0 => {
+                self.two_paths(pid, a[0], a[1], a[2], a[3], Two::Rename)
+            }
+            g::__NR_renameat2 => Err(Errno::EINVAL),
+            g::__NR_link => {
+                self.two_paths(pid, AT_FDCWD as u64, a[0], AT_FDCWD as u64, a[1], Two::Link)
+            }
+            g::__NR_linkat => self.two_paths(pid, a[0], a[1], a[2], a[3], Two::Link),
+            g::__NR_symlink => self.symlinkat(pid, a[0], AT_FDCWD as u64, a[1]),
+            g::__NR_symlinkat => self.symlinkat(pid, a[0], a[1], a[2]),
+            g::__NR_ftruncate => self.ftruncate(pid, a[0], a[1]),
+            g::__NR_fsync | g::__NR_fdatasync => self
+                .file(pid, a[0])
+                .and_then(|_| self.files.sync().map_err(file_errno).map(|_| 0)),
+            g::__NR_sync => self.files.sync().map_err(file_errno).map(|_| 0),
+            g::__NR_fchdir => self.fchdir(pid, a[0]),
+            g::__NR_pwrite64 => self.pwrite(pid, a[0], a[1], a[2], a[3]),
             g::__NR_readlink => self.readlinkat(pid, AT_FDCWD as u64, a[0], a[1], a[2]),
             g::__NR_readlinkat => self.readlinkat(pid, a[0], a[1], a[2], a[3]),
             g::__NR_umask => {
@@ -869,10 +902,17 @@ impl Server {
 
     fn pread(&mut self, pid: Pid, fd: u64, buf: u64, len: u64, off: u64) -> R {
         let f = self.file(pid, fd)?;
+        if !Self::readable(&f) {
+            return Err(Errno::EBADF);
+        }
         let vfd = match &f.borrow().object {
             Object::Vfs { fd, dir: false, .. } => *fd,
+            Object::Vfs { dir: true, .. } => return Err(Errno::EISDIR),
             _ => return Err(Errno::ESPIPE),
         };
+        if (off as i64) < 0 {
+            return Err(Errno::EINVAL);
+        }
         let was = self
             .files
             .seek(vfd, 0, kaal_client::file::whence::CURRENT)
@@ -1044,6 +1084,90 @@ impl Server {
         let path = self.resolve(pid, dirfd, &p)?;
         op(self, &path).map_err(file_errno)?;
         Ok(0)
+    }
+
+    /// `rename` and `link` with their `*at` forms: two paths, each
+    /// relative to its own directory.
+    fn two_paths(&mut self, pid: Pid, d1: u64, p1: u64, d2: u64, p2: u64, op: Two) -> R {
+        let a = self.user_path(pid, p1)?;
+        let a = self.resolve(pid, d1, &a)?;
+        let b = self.user_path(pid, p2)?;
+        let b = self.resolve(pid, d2, &b)?;
+        match op {
+            Two::Rename => self.files.rename(&a, &b),
+            Two::Link => self.files.link(&a, &b),
+        }
+        .map_err(file_errno)?;
+        Ok(0)
+    }
+
+    fn symlinkat(&mut self, pid: Pid, target: u64, dirfd: u64, path: u64) -> R {
+        let p = self.procs.get_mut(&pid).ok_or(Errno::ESRCH)?;
+        let target = p.space.read_cstr(&mut self.broker, target, PATH_MAX)?;
+        let target = String::from_utf8(target).map_err(|_| Errno::EINVAL)?;
+        if target.is_empty() {
+            return Err(Errno::ENOENT);
+        }
+        let link = self.user_path(pid, path)?;
+        let link = self.resolve(pid, dirfd, &link)?;
+        self.files.symlink(&target, &link).map_err(file_errno)?;
+        Ok(0)
+    }
+
+    fn ftruncate(&mut self, pid: Pid, fd: u64, size: u64) -> R {
+        let f = self.file(pid, fd)?;
+        if !Self::writable(&f) {
+            return Err(Errno::EINVAL);
+        }
+        let vfd = match &f.borrow().object {
+            Object::Vfs { fd, dir: false, .. } => *fd,
+            _ => return Err(Errno::EINVAL),
+        };
+        if (size as i64) < 0 {
+            return Err(Errno::EINVAL);
+        }
+        self.files.truncate(vfd, size).map_err(file_errno)?;
+        Ok(0)
+    }
+
+    fn fchdir(&mut self, pid: Pid, fd: u64) -> R {
+        let f = self.file(pid, fd)?;
+        let path = match &f.borrow().object {
+            Object::Vfs {
+                path, dir: true, ..
+            } => path.clone(),
+            _ => return Err(Errno::ENOTDIR),
+        };
+        let p = self.procs.get_mut(&pid).ok_or(Errno::ESRCH)?;
+        p.cwd = posix::path::normalize(&path);
+        Ok(0)
+    }
+
+    fn pwrite(&mut self, pid: Pid, fd: u64, buf: u64, len: u64, off: u64) -> R {
+        let f = self.file(pid, fd)?;
+        if !Self::writable(&f) {
+            return Err(Errno::EBADF);
+        }
+        let vfd = match &f.borrow().object {
+            Object::Vfs { fd, dir: false, .. } => *fd,
+            _ => return Err(Errno::ESPIPE),
+        };
+        if (off as i64) < 0 {
+            return Err(Errno::EINVAL);
+        }
+        let mut data = alloc::vec![0u8; (len as usize).min(IO_MAX)];
+        self.user_read(pid, buf, &mut data)?;
+        use kaal_client::file::whence;
+        let was = self
+            .files
+            .seek(vfd, 0, whence::CURRENT)
+            .map_err(file_errno)?;
+        self.files
+            .seek(vfd, off as i64, whence::SET)
+            .map_err(file_errno)?;
+        let r = self.files.write(vfd, &data).map_err(file_errno);
+        let _ = self.files.seek(vfd, was as i64, whence::SET);
+        r.map(|n| n as u64)
     }
 
     fn readlinkat(&mut self, pid: Pid, dirfd: u64, path: u64, buf: u64, len: u64) -> R {
