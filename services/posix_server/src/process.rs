@@ -480,12 +480,12 @@ impl Server {
 }
 
 /// `clone` flags the server understands (fork and vfork shapes).
-const CLONE_VM: u64 = 0x100;
-const CLONE_VFORK: u64 = 0x4000;
-const CLONE_THREAD: u64 = 0x10000;
-const CLONE_PARENT_SETTID: u64 = 0x10_0000;
-const CLONE_CHILD_CLEARTID: u64 = 0x20_0000;
-const CLONE_CHILD_SETTID: u64 = 0x100_0000;
+const CLONE_VM: u64 = linux_raw_sys::general::CLONE_VM as u64;
+const CLONE_VFORK: u64 = linux_raw_sys::general::CLONE_VFORK as u64;
+const CLONE_THREAD: u64 = linux_raw_sys::general::CLONE_THREAD as u64;
+const CLONE_PARENT_SETTID: u64 = linux_raw_sys::general::CLONE_PARENT_SETTID as u64;
+const CLONE_CHILD_CLEARTID: u64 = linux_raw_sys::general::CLONE_CHILD_CLEARTID as u64;
+const CLONE_CHILD_SETTID: u64 = linux_raw_sys::general::CLONE_CHILD_SETTID as u64;
 
 /// Most processes at once (live and zombie).
 const MAX_PROCS: usize = 256;

@@ -21,6 +21,13 @@ use crate::files::{self, device, device_stat, file_errno, open_ref, stat_of, Obj
 use crate::process::Pid;
 use crate::Server;
 
+/// What a descriptor must be open for.
+#[derive(Clone, Copy)]
+enum Access {
+    Read,
+    Write,
+}
+
 /// The two-path operations.
 #[derive(Clone, Copy)]
 enum Two {
@@ -571,13 +578,10 @@ impl Server {
     fn sendfile(&mut self, pid: Pid, out_fd: u64, in_fd: u64, offset: u64, count: u64) -> R {
         let fin = self.file(pid, in_fd)?;
         let fout = self.file(pid, out_fd)?;
-        if !Self::readable(&fin) || !Self::writable(&fout) {
+        if !Self::writable(&fout) {
             return Err(Errno::EBADF);
         }
-        let vfd = match &fin.borrow().object {
-            Object::Vfs { fd, dir: false, .. } => *fd,
-            _ => return Err(Errno::EINVAL),
-        };
+        let vfd = Self::vfs_file(&fin, Access::Read, Errno::EINVAL)?;
         use kaal_client::file::whence;
         let start = if offset != 0 {
             self.user_u64(pid, offset)?
@@ -881,6 +885,47 @@ impl Server {
         }
     }
 
+    /// The VFS descriptor of `f`, a regular file the process opened for
+    /// `access` (`EBADF` otherwise; `other` when it is not a VFS file).
+    fn vfs_file(f: &OpenRef, access: Access, other: Errno) -> Result<Fd, Errno> {
+        let ok = match access {
+            Access::Read => Self::readable(f),
+            Access::Write => Self::writable(f),
+        };
+        if !ok {
+            return Err(Errno::EBADF);
+        }
+        match &f.borrow().object {
+            Object::Vfs { fd, dir: false, .. } => Ok(*fd),
+            Object::Vfs { dir: true, .. } => Err(Errno::EISDIR),
+            _ => Err(other),
+        }
+    }
+
+    /// Runs `op` on VFS descriptor `vfd` at offset `off`, then puts its
+    /// offset back where it was (pread, pwrite, mmap, sendfile).
+    fn at_offset<T>(
+        &mut self,
+        vfd: Fd,
+        off: u64,
+        op: impl FnOnce(&mut Server) -> Result<T, Errno>,
+    ) -> Result<T, Errno> {
+        use kaal_client::file::whence;
+        if (off as i64) < 0 {
+            return Err(Errno::EINVAL);
+        }
+        let was = self
+            .files
+            .seek(vfd, 0, whence::CURRENT)
+            .map_err(file_errno)?;
+        self.files
+            .seek(vfd, off as i64, whence::SET)
+            .map_err(file_errno)?;
+        let r = op(self);
+        let _ = self.files.seek(vfd, was as i64, whence::SET);
+        r
+    }
+
     fn readable(f: &OpenRef) -> bool {
         f.borrow().flags & g::O_ACCMODE != g::O_WRONLY
     }
@@ -902,30 +947,11 @@ impl Server {
 
     fn pread(&mut self, pid: Pid, fd: u64, buf: u64, len: u64, off: u64) -> R {
         let f = self.file(pid, fd)?;
-        if !Self::readable(&f) {
-            return Err(Errno::EBADF);
-        }
-        let vfd = match &f.borrow().object {
-            Object::Vfs { fd, dir: false, .. } => *fd,
-            Object::Vfs { dir: true, .. } => return Err(Errno::EISDIR),
-            _ => return Err(Errno::ESPIPE),
-        };
-        if (off as i64) < 0 {
-            return Err(Errno::EINVAL);
-        }
-        let was = self
-            .files
-            .seek(vfd, 0, kaal_client::file::whence::CURRENT)
-            .map_err(file_errno)?;
-        self.files
-            .seek(vfd, off as i64, kaal_client::file::whence::SET)
-            .map_err(file_errno)?;
+        let vfd = Self::vfs_file(&f, Access::Read, Errno::ESPIPE)?;
         let mut out = alloc::vec![0u8; (len as usize).min(IO_MAX)];
-        let r = self.files.read(vfd, &mut out).map_err(file_errno);
-        let _ = self
-            .files
-            .seek(vfd, was as i64, kaal_client::file::whence::SET);
-        let n = r?;
+        let n = self.at_offset(vfd, off, |s| {
+            s.files.read(vfd, &mut out).map_err(file_errno)
+        })?;
         self.user_write(pid, buf, out.get(..n).unwrap_or(&[]))?;
         ok(n as u64)
     }
@@ -1116,13 +1142,7 @@ impl Server {
 
     fn ftruncate(&mut self, pid: Pid, fd: u64, size: u64) -> R {
         let f = self.file(pid, fd)?;
-        if !Self::writable(&f) {
-            return Err(Errno::EINVAL);
-        }
-        let vfd = match &f.borrow().object {
-            Object::Vfs { fd, dir: false, .. } => *fd,
-            _ => return Err(Errno::EINVAL),
-        };
+        let vfd = Self::vfs_file(&f, Access::Write, Errno::EINVAL)?;
         if (size as i64) < 0 {
             return Err(Errno::EINVAL);
         }
@@ -1145,29 +1165,11 @@ impl Server {
 
     fn pwrite(&mut self, pid: Pid, fd: u64, buf: u64, len: u64, off: u64) -> R {
         let f = self.file(pid, fd)?;
-        if !Self::writable(&f) {
-            return Err(Errno::EBADF);
-        }
-        let vfd = match &f.borrow().object {
-            Object::Vfs { fd, dir: false, .. } => *fd,
-            _ => return Err(Errno::ESPIPE),
-        };
-        if (off as i64) < 0 {
-            return Err(Errno::EINVAL);
-        }
+        let vfd = Self::vfs_file(&f, Access::Write, Errno::ESPIPE)?;
         let mut data = alloc::vec![0u8; (len as usize).min(IO_MAX)];
         self.user_read(pid, buf, &mut data)?;
-        use kaal_client::file::whence;
-        let was = self
-            .files
-            .seek(vfd, 0, whence::CURRENT)
-            .map_err(file_errno)?;
-        self.files
-            .seek(vfd, off as i64, whence::SET)
-            .map_err(file_errno)?;
-        let r = self.files.write(vfd, &data).map_err(file_errno);
-        let _ = self.files.seek(vfd, was as i64, whence::SET);
-        r.map(|n| n as u64)
+        let n = self.at_offset(vfd, off, |s| s.files.write(vfd, &data).map_err(file_errno))?;
+        ok(n as u64)
     }
 
     fn readlinkat(&mut self, pid: Pid, dirfd: u64, path: u64, buf: u64, len: u64) -> R {
@@ -1487,13 +1489,7 @@ impl Server {
             None
         } else {
             let f = self.file(pid, fd)?;
-            let vfd = match &f.borrow().object {
-                Object::Vfs { fd, dir: false, .. } => *fd,
-                _ => return Err(Errno::ENODEV),
-            };
-            if !Self::readable(&f) {
-                return Err(Errno::EACCES);
-            }
+            let vfd = Self::vfs_file(&f, Access::Read, Errno::ENODEV)?;
             let size = self.files.fstat(vfd).map_err(file_errno)?.size;
             Some((vfd, size))
         };
