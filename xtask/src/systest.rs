@@ -82,6 +82,10 @@ pub struct TestSpec {
     /// input without a huge literal.
     #[serde(default = "one")]
     pub serial_input_repeat: usize,
+    /// Written to COM1 some time after `serial_input` (a Ctrl-C once the
+    /// command typed before runs): `{ after_ms = N, input = "..." }`.
+    #[serde(default)]
+    pub later_input: Option<LaterInput>,
     /// A disk image made for the test; `{disk}` in `qemu_args` is its path.
     #[serde(default)]
     pub disk: Option<crate::disk::DiskSpec>,
@@ -126,6 +130,15 @@ fn one() -> usize {
     1
 }
 
+/// Bytes typed a while after `serial_input`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LaterInput {
+    /// Milliseconds (host time) after `serial_input` was written.
+    pub after_ms: u64,
+    pub input: String,
+}
+
 /// What a test writes to the guest's serial port, and when.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Input<'a> {
@@ -137,6 +150,8 @@ pub struct Input<'a> {
     pub repeat: usize,
     /// Then written to COM2, if the test has one.
     pub com2: Option<&'a [u8]>,
+    /// Then, this long after, these bytes to COM1.
+    pub later: Option<(Duration, &'a [u8])>,
 }
 
 impl Input<'_> {
@@ -156,6 +171,10 @@ impl TestSpec {
                 after: after.as_bytes(),
                 repeat: self.serial_input_repeat,
                 com2: self.com2_input.as_deref().map(str::as_bytes),
+                later: self
+                    .later_input
+                    .as_ref()
+                    .map(|l| (Duration::from_millis(l.after_ms), l.input.as_bytes())),
             }),
             _ => None,
         }
@@ -177,6 +196,17 @@ impl TestSpec {
         }
         if self.serial_input_repeat == 0 {
             bail!("test {name}: serial_input_repeat must be at least 1");
+        }
+        if let Some(l) = &self.later_input {
+            if self.serial_input.is_none()
+                || l.input.is_empty()
+                || !(1..=60_000).contains(&l.after_ms)
+            {
+                bail!(
+                    "test {name}: later_input goes with serial_input, holds bytes, and comes \
+                     1 to 60000 ms after it"
+                );
+            }
         }
         if self.script.is_some() {
             if self.serial_input.is_some()
@@ -881,10 +911,18 @@ fn start_pumps(child: &mut Child, log: File, input: Option<(Input<'_>, &Path)>) 
         .context("starting the output reader")?;
     let bytes = input.all_bytes();
     let com2 = input.com2.map(|b| (com2_socket.to_path_buf(), b.to_vec()));
+    let later = input.later.map(|(d, b)| (d, b.to_vec()));
     let writer = thread::Builder::new()
         .name("qemu-input".to_owned())
         .spawn(move || {
-            let (delivery, stdin) = feed_input(stdin, &bytes, &ready_rx, INPUT_PAUSE);
+            let (delivery, mut stdin) = feed_input(stdin, &bytes, &ready_rx, INPUT_PAUSE);
+            let delivery = match (delivery, later) {
+                (Delivery::Sent, Some((after, bytes))) => {
+                    thread::sleep(after);
+                    write_chunked(&mut stdin, &bytes, INPUT_PAUSE)
+                }
+                (delivery, _) => delivery,
+            };
             match (delivery, com2) {
                 (Delivery::Sent, Some((socket, bytes))) => {
                     let (delivery, stream) = feed_com2(&socket, &bytes);
@@ -1029,6 +1067,7 @@ mod tests {
             input_after: None,
             serial_input_repeat: 1,
             com2_input: None,
+            later_input: None,
             disk: None,
             ordered: false,
             gdb: None,
@@ -1310,6 +1349,7 @@ mod tests {
                 after: b"ready>",
                 repeat: 1,
                 com2: None,
+                later: None,
             })
         );
         assert_eq!(parse_one("")?.first().and_then(TestSpec::input), None);
@@ -1869,6 +1909,7 @@ mod tests {
             after: b"ready>",
             repeat: 1,
             com2: Some(b"two\r\n"),
+            later: None,
         };
         let (ending, delivery) = run_with_input(
             &mut cmd,
@@ -1900,6 +1941,7 @@ mod tests {
             after: b"ready>",
             repeat: 1,
             com2: None,
+            later: None,
         };
         let started = Instant::now();
         let (ending, delivery) = run_stdin(&mut cmd, &log.0, after, 20)?;
@@ -1923,6 +1965,7 @@ mod tests {
             after: b"ready>",
             repeat: 1,
             com2: None,
+            later: None,
         };
         let (ending, delivery) = run_stdin(&mut cmd, &log.0, input, 20)?;
         assert_eq!((ending, delivery), (Ending::Exited(0), Delivery::Sent));
@@ -1956,6 +1999,7 @@ mod tests {
             after: b"ready>",
             repeat: 1,
             com2: None,
+            later: None,
         };
         let started = Instant::now();
         let (ending, delivery) = run_stdin(&mut cmd, &log.0, input, 1)?;
@@ -1977,6 +2021,7 @@ mod tests {
             after: b"ready>",
             repeat: 1,
             com2: None,
+            later: None,
         };
         let (ending, delivery) = run_stdin(&mut cmd, &log.0, input, 20)?;
         assert_eq!((ending, delivery), (Ending::Exited(35), Delivery::NotSent));

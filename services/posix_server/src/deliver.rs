@@ -35,6 +35,8 @@ impl Server {
                 return false;
             }
             let Some(d) = p.signals.next_deliverable() else {
+                // A `rt_sigsuspend` whose signal ran no handler ends here.
+                p.signals.restore_saved_mask();
                 return true;
             };
             match d {

@@ -224,6 +224,7 @@ impl Server {
             g::__NR_sched_yield => Ok(0),
             // Waits until a signal ends it (`interrupt`: EINTR).
             g::__NR_pause => Err(self.wait(pid, None)),
+            g::__NR_rt_sigsuspend => self.sigsuspend(pid, a[0], a[1]),
             g::__NR_sysinfo => self.sysinfo(pid, a[0]),
             g::__NR_getrandom => self.getrandom(pid, a[0], a[1]),
             g::__NR_prlimit64 => self.prlimit(pid, a[1], a[3]),
@@ -435,6 +436,21 @@ impl Server {
             self.signal_from(t, sig as u32, pid);
         }
         Ok(0)
+    }
+
+    /// `rt_sigsuspend`: the mask given until a signal is taken (a
+    /// handler's frame keeps the old one for its return), then `EINTR`.
+    fn sigsuspend(&mut self, pid: Pid, set: u64, size: u64) -> R {
+        if size != 8 {
+            return Err(Errno::EINVAL);
+        }
+        let mask = self.user_u64(pid, set)?;
+        let p = self.procs.get_mut(&pid).ok_or(Errno::ESRCH)?;
+        p.signals.suspend(mask);
+        if p.signals.has_deliverable() {
+            return Err(Errno::EINTR);
+        }
+        Err(self.wait(pid, None))
     }
 
     /// Sends `sig` to process `pid` from process `from` (0: the
