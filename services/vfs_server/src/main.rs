@@ -251,7 +251,7 @@ const READ_ONLY: [u64; 6] = [3, 6, 7, 8, 9, 16];
 
 /// After how many requests answered while others were parked the VFS says
 /// so (once each).
-const REPORT_AT: [u64; 2] = [10, 100];
+const REPORT_AT: [u64; 3] = [1, 10, 100];
 
 /// A call that waits for the disk: its reply capability saved in `slot`,
 /// its words kept to run it again.
@@ -365,9 +365,10 @@ impl Server {
         if !self.parked.is_empty() {
             self.answered_while_parked += 1;
             if REPORT_AT.contains(&self.answered_while_parked) {
+                let n = self.answered_while_parked;
                 println!(
-                    "vfs: {} requests answered while others were parked ({} parked now)",
-                    self.answered_while_parked,
+                    "vfs: {n} request{} answered while others were parked ({} parked now)",
+                    if n == 1 { "" } else { "s" },
                     self.parked.len()
                 );
             }
