@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 static const char TEXT[] = "hello_musl wrote this line\n";
@@ -45,6 +46,16 @@ int main(int argc, char **argv)
 	ssize_t got = read(fd, back, sizeof back);
 	if (got < 0)
 		return fail("read", path);
+	/* The same bytes through a private file mapping. */
+	char *m = mmap(NULL, sizeof TEXT - 1, PROT_READ, MAP_PRIVATE, fd, 0);
+	if (m == MAP_FAILED)
+		return fail("mmap", path);
+	if (memcmp(m, TEXT, sizeof TEXT - 1) != 0) {
+		printf("hello_musl: %s mapped differs\n", path);
+		return 1;
+	}
+	munmap(m, sizeof TEXT - 1);
+	printf("hello_musl: mmap of the file ok\n");
 	close(fd);
 	if ((size_t)got != sizeof TEXT - 1 || memcmp(back, TEXT, sizeof TEXT - 1) != 0) {
 		printf("hello_musl: %s read back %zd bytes that differ\n", path, got);

@@ -244,7 +244,7 @@ impl Server {
             rsp: sp,
             ..Default::default()
         };
-        match self.make_thread(pid, space, ctx, false) {
+        match self.make_thread(pid, space, ctx) {
             Ok((space, cnode, tcb)) => {
                 let _ = tcb.resume();
                 self.next_pid += 1;
@@ -542,7 +542,7 @@ impl Server {
             r15: cregs.r15,
             tls_base: fs_base,
         };
-        let (mut space, cnode, tcb) = self.make_thread(child_pid, space, ctx, false)?;
+        let (mut space, cnode, tcb) = self.make_thread(child_pid, space, ctx)?;
         if flags & CLONE_CHILD_SETTID != 0 {
             let _ = space.write(&mut self.broker, ctid, &child_pid.to_le_bytes());
         }
@@ -576,7 +576,7 @@ impl Server {
         self.next_pid += 1;
         self.procs.insert(child_pid, child);
         if flags & CLONE_PARENT_SETTID != 0 {
-            let _ = self.user_write_pub(pid, ptid, &child_pid.to_le_bytes());
+            let _ = self.user_write(pid, ptid, &child_pid.to_le_bytes());
         }
         if let Some(c) = self.procs.get(&child_pid) {
             let _ = c.tcb.resume();
@@ -607,7 +607,7 @@ impl Server {
             rsp: sp,
             ..Default::default()
         };
-        let (space, cnode, tcb) = self.make_thread(pid, space, ctx, true)?;
+        let (space, cnode, tcb) = self.make_thread(pid, space, ctx)?;
         let p = self.procs.get_mut(&pid).ok_or(Errno::ESRCH)?;
         let old_space = core::mem::replace(&mut p.space, space);
         let old_tcb = core::mem::replace(&mut p.tcb, tcb);
@@ -639,7 +639,6 @@ impl Server {
         pid: Pid,
         mut space: Space,
         ctx: UserContext,
-        _exec: bool,
     ) -> Result<(Space, CNode, Tcb), Errno> {
         let made = (|| -> Result<(CNode, Tcb), Errno> {
             let cnode = self.broker.alloc_cnode(CNODE_BITS).map_err(nomem)?;
@@ -736,10 +735,10 @@ impl Server {
             return Err(self.wait_for(pid));
         };
         if status != 0 {
-            self.user_write_pub(pid, status, &st.to_le_bytes())?;
+            self.user_write(pid, status, &st.to_le_bytes())?;
         }
         if rusage != 0 {
-            self.user_write_pub(pid, rusage, &[0u8; 144])?;
+            self.user_write(pid, rusage, &[0u8; 144])?;
         }
         self.procs.remove(&child);
         Ok(u64::from(child))

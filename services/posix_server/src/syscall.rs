@@ -332,10 +332,6 @@ impl Server {
         self.wait(pid, None)
     }
 
-    pub fn user_write_pub(&mut self, pid: Pid, addr: u64, data: &[u8]) -> Result<(), Errno> {
-        self.user_write(pid, addr, data)
-    }
-
     /// `clone`, `fork`, `vfork`: the parent's answer is the child's pid;
     /// a vfork parent's waits until the child has exec'd or ended.
     fn clone_call(
@@ -598,37 +594,31 @@ impl Server {
             return Err(Errno::EBADF);
         }
         let vfd = Self::vfs_file(&fin, Access::Read, Errno::EINVAL)?;
-        use kaal_client::file::whence;
         let start = if offset != 0 {
             self.user_u64(pid, offset)?
         } else {
             self.files
-                .seek(vfd, 0, whence::CURRENT)
+                .seek(vfd, 0, kaal_client::file::whence::CURRENT)
                 .map_err(file_errno)?
         };
-        let was = self
-            .files
-            .seek(vfd, 0, whence::CURRENT)
-            .map_err(file_errno)?;
-        self.files
-            .seek(vfd, start as i64, whence::SET)
-            .map_err(file_errno)?;
         let mut buf = alloc::vec![0u8; (count as usize).min(64 * 1024)];
-        let n = self.files.read(vfd, &mut buf).map_err(file_errno)?;
-        let written = if n == 0 {
-            Ok(0)
-        } else {
-            self.write_file(pid, &fout, buf.get(..n).unwrap_or(&[]))
-        };
-        let moved = *written.as_ref().unwrap_or(&0);
-        // The file's offset: where it was (`offset` given) or past what
-        // was written.
-        let end = if offset != 0 { was } else { start + moved };
-        let _ = self.files.seek(vfd, end as i64, whence::SET);
-        if offset != 0 && written.is_ok() {
+        let moved = self.at_offset(vfd, start, |s| {
+            let n = s.files.read(vfd, &mut buf).map_err(file_errno)?;
+            match buf.get(..n).filter(|b| !b.is_empty()) {
+                Some(data) => s.write_file(pid, &fout, data),
+                None => Ok(0),
+            }
+        })?;
+        if offset != 0 {
             self.user_write(pid, offset, &(start + moved).to_le_bytes())?;
+        } else {
+            // Without `offset`, the file's own offset moves past what was
+            // written (and no further).
+            let _ = self
+                .files
+                .seek(vfd, (start + moved) as i64, kaal_client::file::whence::SET);
         }
-        written
+        Ok(moved)
     }
 
     /// Marks the current call of `pid` as one that waits (then `EAGAIN`
@@ -650,7 +640,7 @@ impl Server {
         p.space.read(&mut self.broker, addr, out)
     }
 
-    fn user_write(&mut self, pid: Pid, addr: u64, data: &[u8]) -> Result<(), Errno> {
+    pub fn user_write(&mut self, pid: Pid, addr: u64, data: &[u8]) -> Result<(), Errno> {
         let p = self.procs.get_mut(&pid).ok_or(Errno::ESRCH)?;
         p.space.write(&mut self.broker, addr, data)
     }
@@ -1521,35 +1511,25 @@ impl Server {
             // Only the file's bytes are read, a page at a time; the rest of
             // the mapping is zeros when touched.
             let want = (range.end - range.start).min(size.saturating_sub(off));
-            let was = self
-                .files
-                .seek(vfd, 0, kaal_client::file::whence::CURRENT)
-                .map_err(file_errno)?;
-            let mut page = [0u8; posix::vm::PAGE as usize];
-            let mut done = 0u64;
-            let mut r = Ok(());
-            while done < want && r.is_ok() {
-                let n = (want - done).min(posix::vm::PAGE) as usize;
-                let chunk = page.get_mut(..n).unwrap_or(&mut []);
-                let got = self
-                    .files
-                    .seek(vfd, (off + done) as i64, kaal_client::file::whence::SET)
-                    .and_then(|_| self.files.read(vfd, chunk))
-                    .map_err(file_errno);
-                r = got.and_then(|got| {
-                    let p = self.procs.get_mut(&pid).ok_or(Errno::ESRCH)?;
+            let start = range.start;
+            let r = self.at_offset(vfd, off, |s| {
+                let mut page = [0u8; posix::vm::PAGE as usize];
+                let mut done = 0u64;
+                while done < want {
+                    let n = (want - done).min(posix::vm::PAGE) as usize;
+                    let chunk = page.get_mut(..n).unwrap_or(&mut []);
+                    let got = s.files.read(vfd, chunk).map_err(file_errno)?;
+                    let p = s.procs.get_mut(&pid).ok_or(Errno::ESRCH)?;
                     p.space.write_as(
-                        &mut self.broker,
-                        range.start + done,
+                        &mut s.broker,
+                        start + done,
                         page.get(..got).unwrap_or(&[]),
                         true,
-                    )
-                });
-                done += n as u64;
-            }
-            let _ = self
-                .files
-                .seek(vfd, was as i64, kaal_client::file::whence::SET);
+                    )?;
+                    done += n as u64;
+                }
+                Ok(())
+            });
             if let Err(e) = r {
                 let p = self.procs.get_mut(&pid).ok_or(Errno::ESRCH)?;
                 if let Ok(dropped) = p.space.layout.munmap(range.start, range.end - range.start) {

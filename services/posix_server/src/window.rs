@@ -16,10 +16,9 @@ pub struct FrameMem {
 impl FrameMem {
     /// Copies `out.len()` bytes from offset `off` of the page.
     pub fn read(&self, off: usize, out: &mut [u8]) {
-        let Some(end) = off.checked_add(out.len()).filter(|&e| e <= PAGE as usize) else {
+        if off.checked_add(out.len()).is_none_or(|e| e > PAGE as usize) {
             return;
-        };
-        let _ = end;
+        }
         // SAFETY: the broker mapped this frame read-write at `mem.vaddr` in
         // the server's window and keeps it there until `mem` is freed,
         // which takes `self`; the range lies inside the page (checked), and
