@@ -260,7 +260,9 @@ pub struct Limits {
     pub reaccept: Duration,
     /// For a datagram's echo before it is sent again.
     pub datagram: Duration,
-    /// The connection flood's duration.
+    /// The connection flood's longest duration. Well under half of
+    /// net_echo's 30 s idle limit: a client that carried data is safe from
+    /// eviction for that long, and the keeper is quiet through the flood.
     pub flood: Duration,
 }
 
@@ -271,7 +273,7 @@ impl Limits {
         accept: Duration::from_secs(60),
         reaccept: Duration::from_secs(120),
         datagram: Duration::from_secs(3),
-        flood: Duration::from_secs(20),
+        flood: Duration::from_secs(10),
     };
 }
 
