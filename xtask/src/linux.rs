@@ -33,7 +33,7 @@ use crate::step::{self, Step};
 pub const TREE: &str = "linux";
 
 /// The C programs: `tests/linux/<name>.c`.
-const C_PROGRAMS: [&str; 3] = ["hello_musl", "hostile", "isolation"];
+const C_PROGRAMS: [&str; 4] = ["hello_musl", "hostile", "isolation", "waits"];
 /// The Rust program: the Cargo project `tests/linux/<name>`.
 const RUST_PROGRAM: &str = "hello_rust";
 /// musl-gcc's flags (in the stamp: a change rebuilds).

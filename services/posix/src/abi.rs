@@ -138,6 +138,20 @@ pub fn read_timespec(b: &[u8; 16]) -> Option<u64> {
         .checked_add(ns as u64)
 }
 
+/// Reads a `struct timeval` (seconds, microseconds) as nanoseconds;
+/// `None` if the microseconds are out of range or the seconds negative.
+pub fn read_timeval(b: &[u8; 16]) -> Option<u64> {
+    let (s, us) = b.split_at(8);
+    let s = i64::from_le_bytes(s.try_into().ok()?);
+    let us = i64::from_le_bytes(us.try_into().ok()?);
+    if s < 0 || !(0..1_000_000).contains(&us) {
+        return None;
+    }
+    (s as u64)
+        .checked_mul(1_000_000_000)?
+        .checked_add(us as u64 * 1000)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -172,5 +186,18 @@ mod tests {
         let mut bad = timespec(0);
         bad[8..16].copy_from_slice(&2_000_000_000i64.to_le_bytes());
         assert_eq!(read_timespec(&bad), None);
+    }
+
+    #[test]
+    fn timevals_in_range_only() {
+        let mut b = [0u8; 16];
+        b[..8].copy_from_slice(&2i64.to_le_bytes());
+        b[8..].copy_from_slice(&500_000i64.to_le_bytes());
+        assert_eq!(read_timeval(&b), Some(2_500_000_000));
+        b[8..].copy_from_slice(&1_000_000i64.to_le_bytes());
+        assert_eq!(read_timeval(&b), None);
+        b[..8].copy_from_slice(&(-1i64).to_le_bytes());
+        b[8..].copy_from_slice(&0i64.to_le_bytes());
+        assert_eq!(read_timeval(&b), None);
     }
 }

@@ -9,6 +9,7 @@ extern crate alloc;
 pub mod abi;
 pub mod errno;
 pub mod fd;
+pub mod fdset;
 pub mod image;
 pub mod path;
 pub mod pipe;

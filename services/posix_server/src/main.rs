@@ -14,6 +14,7 @@ mod deliver;
 mod files;
 mod process;
 mod programs;
+mod readiness;
 mod space;
 mod syscall;
 mod window;

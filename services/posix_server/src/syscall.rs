@@ -230,6 +230,9 @@ impl Server {
             g::__NR_prlimit64 => self.prlimit(pid, a[1], a[3]),
             g::__NR_getrlimit => self.prlimit(pid, a[0], a[1]),
             g::__NR_poll => self.poll(pid, a[0], a[1], a[2] as i32 as i64),
+            g::__NR_ppoll => self.ppoll(pid, a[0], a[1], a[2], a[3], a[4]),
+            g::__NR_select => self.select(pid, a[0], [a[1], a[2], a[3]], a[4], false),
+            g::__NR_pselect6 => self.pselect6(pid, a[0], [a[1], a[2], a[3]], a[4], a[5]),
             g::__NR_futex => self.futex(a[1]),
             g::__NR_sched_getaffinity => self.sched_getaffinity(pid, a[1], a[2]),
             g::__NR_clone => {
@@ -623,7 +626,7 @@ impl Server {
 
     /// Marks the current call of `pid` as one that waits (then `EAGAIN`
     /// parks it) until `deadline` if any.
-    fn wait(&mut self, pid: Pid, deadline: Option<Instant>) -> Errno {
+    pub(crate) fn wait(&mut self, pid: Pid, deadline: Option<Instant>) -> Errno {
         if let Some(p) = self.procs.get_mut(&pid) {
             p.wait_now = true;
             if deadline.is_some() {
@@ -635,7 +638,7 @@ impl Server {
 
     // ---- user memory -----------------------------------------------------
 
-    fn user_read(&mut self, pid: Pid, addr: u64, out: &mut [u8]) -> Result<(), Errno> {
+    pub(crate) fn user_read(&mut self, pid: Pid, addr: u64, out: &mut [u8]) -> Result<(), Errno> {
         let p = self.procs.get_mut(&pid).ok_or(Errno::ESRCH)?;
         p.space.read(&mut self.broker, addr, out)
     }
@@ -645,7 +648,7 @@ impl Server {
         p.space.write(&mut self.broker, addr, data)
     }
 
-    fn user_u64(&mut self, pid: Pid, addr: u64) -> Result<u64, Errno> {
+    pub(crate) fn user_u64(&mut self, pid: Pid, addr: u64) -> Result<u64, Errno> {
         let mut b = [0u8; 8];
         self.user_read(pid, addr, &mut b)?;
         Ok(u64::from_le_bytes(b))
@@ -681,7 +684,7 @@ impl Server {
         }
     }
 
-    fn file(&self, pid: Pid, fd: u64) -> Result<OpenRef, Errno> {
+    pub(crate) fn file(&self, pid: Pid, fd: u64) -> Result<OpenRef, Errno> {
         let p = self.procs.get(&pid).ok_or(Errno::ESRCH)?;
         p.fds.get(fd_number(fd)?).cloned()
     }
@@ -1780,68 +1783,5 @@ impl Server {
             return Ok(0);
         }
         Err(self.wait(pid, Some(deadline)))
-    }
-
-    /// `poll`: ready descriptors now, or wait until one is or the timeout.
-    fn poll(&mut self, pid: Pid, fds: u64, n: u64, timeout_ms: i64) -> R {
-        if n > u64::from(posix::fd::FD_MAX) {
-            return Err(Errno::EINVAL);
-        }
-        self.console.poll_input_only();
-        let mut ready = 0u64;
-        let mut entries = alloc::vec![0u8; (n * 8) as usize];
-        self.user_read(pid, fds, &mut entries)?;
-        for e in entries.chunks_exact_mut(8) {
-            let word = |at: usize| e.get(at).copied().unwrap_or(0);
-            let fd = i32::from_le_bytes([word(0), word(1), word(2), word(3)]);
-            let events = u16::from_le_bytes([word(4), word(5)]);
-            let revents: u16 = if fd < 0 {
-                0
-            } else {
-                match self.file(pid, fd as u64) {
-                    Err(_) => g::POLLNVAL as u16,
-                    Ok(f) => {
-                        let r = match &f.borrow().object {
-                            Object::Tty => self.console.tty.poll() as u16,
-                            Object::PipeRead(p) => p.borrow().poll_reader() as u16,
-                            Object::PipeWrite(p) => p.borrow().poll_writer() as u16,
-                            _ => (g::POLLIN | g::POLLOUT) as u16,
-                        };
-                        r & (events | g::POLLERR as u16 | g::POLLHUP as u16)
-                    }
-                }
-            };
-            if let Some(r) = e.get_mut(6..8) {
-                r.copy_from_slice(&revents.to_le_bytes());
-            }
-            if revents != 0 {
-                ready += 1;
-            }
-        }
-        if ready > 0 || timeout_ms == 0 {
-            if let Some(p) = self.procs.get_mut(&pid) {
-                p.deadline = None;
-            }
-            self.user_write(pid, fds, &entries)?;
-            return Ok(ready);
-        }
-        let deadline = match self.procs.get(&pid).and_then(|p| p.deadline) {
-            Some(d) => Some(d),
-            None if timeout_ms > 0 => Some(
-                self.clock
-                    .after(Instant::now(), Duration::from_millis(timeout_ms as u64)),
-            ),
-            None => None,
-        };
-        if let Some(d) = deadline {
-            if Instant::now().ticks() >= d.ticks() {
-                if let Some(p) = self.procs.get_mut(&pid) {
-                    p.deadline = None;
-                }
-                self.user_write(pid, fds, &entries)?;
-                return Ok(0);
-            }
-        }
-        Err(self.wait(pid, deadline))
     }
 }
