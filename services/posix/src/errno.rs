@@ -60,6 +60,12 @@ errnos!(
 );
 
 impl Errno {
+    /// Not an error a process sees: the call is to run again from its
+    /// start once the process goes on (Linux's kernel-internal
+    /// `ERESTARTSYS`), as a tty read of a background job stopped by
+    /// `SIGTTIN` does.
+    pub const ERESTARTSYS: Errno = Errno(512);
+
     /// The value a system call returns for it: `-errno` as a register.
     pub fn ret(self) -> u64 {
         (-i64::from(self.0)) as u64

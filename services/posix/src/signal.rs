@@ -791,6 +791,17 @@ impl Signals {
         (a.handler > SIG_IGN).then_some(a)
     }
 
+    /// Whether the signal taken next stops the process (`SIGSTOP`, or a
+    /// stop signal whose action is the default): a call it interrupts is
+    /// not ended but runs again once the process continues.
+    pub fn next_stops(&self) -> bool {
+        self.next_signal().is_some_and(|sig| {
+            sig == g::SIGSTOP
+                || (self.action(sig).handler == SIG_DFL
+                    && default_action(sig) == DefaultAction::Stop)
+        })
+    }
+
     /// Takes the next pending, unblocked signal and says what to do with it:
     /// `SIGKILL`, then `SIGSTOP`, then a synchronous fault (`SIGSEGV`,
     /// `SIGBUS`, `SIGILL`, `SIGTRAP`, `SIGFPE`, `SIGSYS`), then the lowest
@@ -1095,6 +1106,11 @@ pub mod wait {
 
     /// Resumed by `SIGCONT` (`WCONTINUED`).
     pub const CONTINUED: u32 = 0xffff;
+
+    /// `WIFSTOPPED`.
+    pub fn is_stopped(status: u32) -> bool {
+        status & 0xff == 0x7f
+    }
 }
 
 fn read_u64(mem: &mut dyn UserMem, addr: u64) -> Result<u64, Errno> {
@@ -1468,7 +1484,9 @@ mod tests {
             })
         );
         s.send(SigInfo::kernel(SIGTSTP));
+        assert!(s.next_stops());
         assert_eq!(s.next_deliverable(), Some(Delivery::Stop { sig: SIGTSTP }));
+        assert!(!s.next_stops());
         assert_eq!(s.next_deliverable(), None);
         assert_eq!(default_action(g::SIGWINCH), DefaultAction::Ignore);
         assert_eq!(default_action(SIGCONT), DefaultAction::Continue);
@@ -1927,5 +1945,21 @@ mod tests {
             ),
             (1, 2, 3, 5, 6)
         );
+    }
+
+    #[test]
+    fn only_a_default_stop_stops() {
+        let mut s = Signals::new();
+        s.send(SigInfo::kernel(SIGTSTP));
+        assert!(s.next_stops());
+        s.set_action(SIGTSTP, Some(handled(0))).expect("set");
+        assert!(!s.next_stops(), "a handled SIGTSTP runs its handler");
+        s.set_blocked(bit(SIGTSTP));
+        s.send(SigInfo::user(SIGSTOP, 1, 0));
+        assert!(s.next_stops(), "SIGSTOP cannot be handled or blocked");
+        assert!(wait::is_stopped(wait::stopped(SIGSTOP)));
+        assert!(!wait::is_stopped(wait::CONTINUED));
+        assert!(!wait::is_stopped(wait::exited(0)));
+        assert!(!wait::is_stopped(wait::signaled(SIGTSTP, false)));
     }
 }

@@ -2,51 +2,62 @@
 //! of its returns, when it is parked in one (the call ends with `EINTR`,
 //! or runs again after the handler with `SA_RESTART`), or at once when it
 //! is running (its thread is stopped, the frame pushed, and it goes on in
-//! the handler). The decisions and the frame are `posix::signal`'s.
+//! the handler). A stop signal stops it (`jobs`). The decisions and the
+//! frame are `posix::signal`'s.
 
 use kaal_sel4::cap::UserContext;
 use posix::regs::Regs;
 use posix::signal::{self, Delivery};
 
+use crate::jobs::Stopped;
 use crate::process::Pid;
 use crate::syscall::Outcome;
 use crate::Server;
 
+/// What taking a process's signals left of it.
+pub enum Taken {
+    /// It goes on with the registers (a handler's frame, maybe).
+    Go,
+    /// A stop signal came: it stops with the registers, the signals after
+    /// it still pending.
+    Stop(u32),
+    /// It ended.
+    Gone,
+}
+
 impl Server {
     /// A call of `pid` is answered with `regs`: first its deliverable
     /// signals are taken (a handler's frame changes the registers, a
-    /// fatal one ends the process).
+    /// fatal one ends the process, a stop holds the answer).
     pub fn after_call(&mut self, pid: Pid, mut regs: Regs) -> Outcome {
-        if self.deliver(pid, &mut regs) {
-            Outcome::Done(regs)
-        } else {
-            Outcome::Gone
+        match self.deliver(pid, &mut regs) {
+            Taken::Go => Outcome::Done(regs),
+            Taken::Stop(sig) => Outcome::Stopped(regs, sig),
+            Taken::Gone => Outcome::Gone,
         }
     }
 
-    /// Takes every deliverable signal of `pid` into `regs`; false when the
-    /// process ended.
-    pub fn deliver(&mut self, pid: Pid, regs: &mut Regs) -> bool {
+    /// Takes the deliverable signals of `pid` into `regs`, up to a stop.
+    pub fn deliver(&mut self, pid: Pid, regs: &mut Regs) -> Taken {
         loop {
             let Some(p) = self.procs.get_mut(&pid) else {
-                return false;
+                return Taken::Gone;
             };
             if p.zombie.is_some() {
-                return false;
+                return Taken::Gone;
             }
             let Some(d) = p.signals.next_deliverable() else {
                 // A `rt_sigsuspend` whose signal ran no handler ends here.
                 p.signals.restore_saved_mask();
-                return true;
+                return Taken::Go;
             };
             match d {
                 Delivery::Terminate { sig, core } => {
                     self.end(pid, signal::wait::signaled(sig, core) as i32);
-                    return false;
+                    return Taken::Gone;
                 }
-                // Stopping is not implemented yet: a stop signal is taken
-                // and the process goes on (docs/posix.md).
-                Delivery::Stop { .. } | Delivery::Continue | Delivery::Ignore { .. } => {}
+                Delivery::Stop { sig } => return Taken::Stop(sig),
+                Delivery::Continue | Delivery::Ignore { .. } => {}
                 Delivery::Handle { sig, action, info } => {
                     let mut mem = crate::space::Mem {
                         space: &mut p.space,
@@ -64,7 +75,8 @@ impl Server {
 
     /// A signal came for `pid` while it is parked in a call: the call ends
     /// (`EINTR`, or it runs again after the handler when the action asks
-    /// for `SA_RESTART`) and the answer carries the handler's frame.
+    /// for `SA_RESTART`) and the answer carries the handler's frame. A
+    /// stop leaves the call parked, to run again when the process goes on.
     pub fn interrupt(&mut self, pid: Pid) {
         let Some(p) = self.procs.get_mut(&pid) else {
             return;
@@ -72,6 +84,12 @@ impl Server {
         // A vfork parent waits for its child whatever comes; the signal is
         // taken when its call is answered.
         if p.vfork_child.is_some() {
+            return;
+        }
+        if p.blocked.is_some() && p.signals.next_stops() {
+            if let Some(Delivery::Stop { sig }) = p.signals.next_deliverable() {
+                self.stop(pid, sig, Stopped::Parked);
+            }
             return;
         }
         let Some((mut regs, slot)) = p.blocked.take() else {
@@ -85,14 +103,21 @@ impl Server {
         if !restart {
             regs.finish(posix::errno::Errno::EINTR.ret());
         }
-        if self.deliver(pid, &mut regs) {
-            Server::reply_saved(slot, &regs);
+        match self.deliver(pid, &mut regs) {
+            Taken::Go => {
+                Server::reply_saved(slot, &regs);
+                let _ = self.broker.free_slot(slot);
+            }
+            Taken::Stop(sig) => self.stop(pid, sig, Stopped::Answered(regs, slot)),
+            Taken::Gone => {
+                let _ = self.broker.free_slot(slot);
+            }
         }
-        let _ = self.broker.free_slot(slot);
     }
 
     /// A signal came for `pid` while it runs: its thread is stopped, the
-    /// frame pushed on its registers, and it goes on in the handler.
+    /// frame pushed on its registers, and it goes on in the handler (or
+    /// stays suspended for a stop).
     pub fn deliver_running(&mut self, pid: Pid) {
         let Some(p) = self.procs.get(&pid) else {
             return;
@@ -121,7 +146,8 @@ impl Server {
             rsp: ctx.rsp,
             rflags: ctx.rflags,
         };
-        if !self.deliver(pid, &mut regs) {
+        let taken = self.deliver(pid, &mut regs);
+        if let Taken::Gone = taken {
             return;
         }
         let new = UserContext {
@@ -145,7 +171,11 @@ impl Server {
             r15: regs.r15,
             tls_base: ctx.tls_base,
         };
+        let resume = matches!(taken, Taken::Go);
         // SAFETY: the thread runs in its own address space.
-        let _ = unsafe { tcb.write_registers(true, &new) };
+        let _ = unsafe { tcb.write_registers(resume, &new) };
+        if let Taken::Stop(sig) = taken {
+            self.stop(pid, sig, Stopped::Running);
+        }
     }
 }

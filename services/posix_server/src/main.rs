@@ -12,6 +12,7 @@ extern crate alloc;
 
 mod deliver;
 mod files;
+mod jobs;
 mod process;
 mod programs;
 mod readiness;
@@ -298,7 +299,7 @@ impl Server {
         let blocked: Vec<Pid> = self
             .procs
             .iter()
-            .filter(|(_, p)| p.blocked.is_some())
+            .filter(|(_, p)| p.blocked.is_some() && p.stopped.is_none())
             .map(|(&pid, _)| pid)
             .collect();
         for pid in blocked {
@@ -309,7 +310,14 @@ impl Server {
 
     /// Asks the timer for the earliest deadline a blocked call waits for.
     fn arm_timer(&mut self) {
-        let next = self.procs.values().filter_map(|p| p.deadline).min();
+        // A stopped process's deadline waits until it continues (asking
+        // for a time past would wake the server again at once).
+        let next = self
+            .procs
+            .values()
+            .filter(|p| p.stopped.is_none())
+            .filter_map(|p| p.deadline)
+            .min();
         if let (Some(t), Some(at)) = (self.timer.as_mut(), next) {
             let _ = t.ask(at);
         }

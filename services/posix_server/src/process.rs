@@ -80,6 +80,12 @@ pub struct Process {
     /// A vfork parent's child, whose pid its call answers once the child
     /// has exec'd or ended.
     pub vfork_child: Option<Pid>,
+    /// Stopped by a stop signal until `SIGCONT` or `SIGKILL` (job control),
+    /// and how it goes on.
+    pub stopped: Option<crate::jobs::Stopped>,
+    /// A stop or continue its parent's `wait4` has not seen yet
+    /// (`WUNTRACED`, `WCONTINUED`): the wait status.
+    pub report: Option<i32>,
 }
 
 impl Process {
@@ -271,6 +277,8 @@ impl Server {
                         zombie: None,
                         vfork_parent: None,
                         vfork_child: None,
+                        stopped: None,
+                        report: None,
                     },
                 );
                 Ok(())
@@ -293,12 +301,13 @@ impl Server {
         p.zombie = Some(status);
         let (tcb, cnode) = (p.tcb, p.cnode);
         let blocked = p.blocked.take();
+        let held = p.stopped.take().and_then(crate::jobs::Stopped::held_slot);
         let fds = p.fds.drain();
         let space = core::mem::replace(&mut p.space, Space::empty());
         let (ppid, exe) = (p.ppid, p.exe.clone());
         let _ = self.broker.free(tcb.cptr());
         let _ = self.broker.free(cnode.cptr());
-        if let Some((_, slot)) = blocked {
+        for slot in blocked.map(|(_, slot)| slot).into_iter().chain(held) {
             let _ = self.broker.free_slot(slot);
         }
         for f in fds {
@@ -423,23 +432,36 @@ impl Server {
     /// Parks the current call of `pid`: its reply capability is kept, and
     /// the call runs again when something changes.
     pub fn block(&mut self, pid: Pid, regs: Regs) {
+        if let Some(slot) = self.save_reply(pid) {
+            if let Some(p) = self.procs.get_mut(&pid) {
+                p.blocked = Some((regs, slot));
+            }
+        }
+    }
+
+    /// Keeps the reply capability of the call being answered in a slot of
+    /// its own, to answer later; without a slot the process is killed.
+    pub fn save_reply(&mut self, pid: Pid) -> Option<CPtr> {
         let Ok(slot) = self.broker.alloc_slot() else {
             self.kill_by_signal(pid, SIGKILL);
-            return;
+            return None;
         };
         if self.cnode.save_caller(slot, CSPACE_DEPTH).is_err() {
             let _ = self.broker.free_slot(slot);
             self.kill_by_signal(pid, SIGKILL);
-            return;
+            return None;
         }
-        if let Some(p) = self.procs.get_mut(&pid) {
-            p.blocked = Some((regs, slot));
-        }
+        Some(slot)
     }
 
     /// Runs a parked call again; answers it if it completes.
     pub fn retry(&mut self, pid: Pid) {
-        let Some((regs, slot)) = self.procs.get_mut(&pid).and_then(|p| p.blocked.take()) else {
+        let Some((regs, slot)) = self
+            .procs
+            .get_mut(&pid)
+            .filter(|p| p.stopped.is_none())
+            .and_then(|p| p.blocked.take())
+        else {
             return;
         };
         self.current = Some(pid);
@@ -471,6 +493,12 @@ impl Server {
                 if let Some(p) = self.procs.get_mut(&pid) {
                     p.blocked = Some((regs, slot));
                 }
+            }
+            crate::syscall::Outcome::Stopped(regs, sig) => {
+                if let Some(p) = self.procs.get_mut(&pid) {
+                    p.deadline = None;
+                }
+                self.stop(pid, sig, crate::jobs::Stopped::Answered(regs, slot));
             }
             crate::syscall::Outcome::Gone => {
                 let _ = self.broker.free_slot(slot);
@@ -572,6 +600,8 @@ impl Server {
             zombie: None,
             vfork_parent: (flags & (CLONE_VM | CLONE_VFORK) != 0).then_some(pid),
             vfork_child: None,
+            stopped: None,
+            report: None,
         };
         self.next_pid += 1;
         self.procs.insert(child_pid, child);
@@ -701,7 +731,11 @@ impl Server {
         rusage: u64,
     ) -> Result<u64, Errno> {
         const WNOHANG: u64 = 1;
-        if options & !(WNOHANG | 2 | 8 | 0x4000_0000 | 0x8000_0000 | 0x2000_0000) != 0 {
+        const WUNTRACED: u64 = 2;
+        const WCONTINUED: u64 = 8;
+        if options & !(WNOHANG | WUNTRACED | WCONTINUED | 0x4000_0000 | 0x8000_0000 | 0x2000_0000)
+            != 0
+        {
             return Err(Errno::EINVAL);
         }
         let pgid = self.procs.get(&pid).map(|p| p.pgid).ok_or(Errno::ESRCH)?;
@@ -714,18 +748,31 @@ impl Server {
                     w => i64::from(c.pid) == w,
                 }
         };
+        // An ended child is reaped; a stop or continue is reported (once)
+        // when the options ask for it, and the child stays.
+        let wanted = |st: i32| {
+            if posix::signal::wait::is_stopped(st as u32) {
+                options & WUNTRACED != 0
+            } else {
+                options & WCONTINUED != 0
+            }
+        };
         let mut any = false;
         let mut found = None;
         for c in self.procs.values() {
             if matches(c) {
                 any = true;
                 if let Some(st) = c.zombie {
-                    found = Some((c.pid, st));
+                    found = Some((c.pid, st, true));
+                    break;
+                }
+                if let Some(st) = c.report.filter(|&st| wanted(st)) {
+                    found = Some((c.pid, st, false));
                     break;
                 }
             }
         }
-        let Some((child, st)) = found else {
+        let Some((child, st, ended)) = found else {
             if !any {
                 return Err(Errno::ECHILD);
             }
@@ -740,7 +787,11 @@ impl Server {
         if rusage != 0 {
             self.user_write(pid, rusage, &[0u8; 144])?;
         }
-        self.procs.remove(&child);
+        if ended {
+            self.procs.remove(&child);
+        } else if let Some(c) = self.procs.get_mut(&child) {
+            c.report = None;
+        }
         Ok(u64::from(child))
     }
 }

@@ -41,6 +41,9 @@ pub enum Outcome {
     Done(Regs),
     /// Park it; run it again later.
     Block(Regs),
+    /// Answered with these registers, but a stop signal came: the answer
+    /// is held until the process continues.
+    Stopped(Regs, u32),
     /// The process is gone (it exited, or was killed for it).
     Gone,
 }
@@ -58,8 +61,8 @@ const EPOCH_AT_BOOT: u64 = 1_767_225_600;
 /// Pipes open at once in all processes (64 KiB of buffer each at most).
 const MAX_PIPES: usize = 32;
 
-/// The Linux error for a tty refusal; a job-control stop (SIGTTIN,
-/// SIGTTOU) is `EIO` until stopping is implemented.
+/// The Linux error for a tty refusal (a background job's access stops
+/// its group: see [`Server::tty_refused`]).
 fn tty_errno(e: posix::tty::TtyError) -> Errno {
     match e {
         posix::tty::TtyError::Errno(n) => Errno(n),
@@ -77,6 +80,11 @@ impl Server {
         match self.run_syscall(pid, regs) {
             Outcome::Done(regs) => Server::reply_now(&regs),
             Outcome::Block(regs) => self.block(pid, regs),
+            Outcome::Stopped(regs, sig) => {
+                if let Some(slot) = self.save_reply(pid) {
+                    self.stop(pid, sig, crate::jobs::Stopped::Answered(regs, slot));
+                }
+            }
             Outcome::Gone => {}
         }
     }
@@ -284,6 +292,9 @@ impl Server {
         }
         match r {
             Err(Errno::EAGAIN) if self.would_block(pid) => Outcome::Block(regs),
+            // Answered unfinished: the call runs again when the process
+            // goes on (after the stop the signal sent it, or its handler).
+            Err(Errno::ERESTARTSYS) => self.after_call(pid, regs),
             r => {
                 if !self.procs.contains_key(&pid) {
                     return Outcome::Gone;
@@ -487,7 +498,19 @@ impl Server {
             return;
         }
         let sent = p.signals.send(info);
-        if !sent.pending || !p.signals.has_deliverable() || self.current == Some(pid) {
+        if sent.resume && p.stopped.is_some() {
+            self.cont(pid, info.signo == g::SIGCONT);
+        }
+        let Some(p) = self.procs.get(&pid) else {
+            return;
+        };
+        // A stopped process takes its signals when it goes on.
+        if !sent.pending
+            || !p.signals.has_deliverable()
+            || self.current == Some(pid)
+            || p.zombie.is_some()
+            || p.stopped.is_some()
+        {
             return;
         }
         if p.blocked.is_some() {
@@ -786,7 +809,8 @@ impl Server {
             Object::Tty => {
                 drop(open);
                 let caller = self.caller(pid)?;
-                self.console.tty.check_read(&caller).map_err(tty_errno)?;
+                let checked = self.console.tty.check_read(&caller);
+                self.tty_refused(pid, checked)?;
                 self.console.poll_input_only();
                 match self.console.tty.read(out) {
                     Ok(n) => ok(n as u64),
@@ -870,6 +894,9 @@ impl Server {
             }
             Object::Tty => {
                 drop(open);
+                let caller = self.caller(pid)?;
+                let checked = self.console.tty.check_write(&caller);
+                self.tty_refused(pid, checked)?;
                 ok(self.console.write(data) as u64)
             }
             Object::PipeWrite(pipe) => {
@@ -1381,7 +1408,7 @@ impl Server {
                 self.console.flush();
                 return Err(self.wait(pid, None));
             }
-            Err(e) => return Err(tty_errno(e)),
+            Err(e) => return self.tty_refused(pid, Err(e)),
         };
         self.console.flush();
         if !done.copy_out.is_empty() {
@@ -1391,6 +1418,29 @@ impl Server {
             self.tty_signal(sig.number());
         }
         Ok(0)
+    }
+
+    /// A tty refusal: a background job's access (`SIGTTIN`, `SIGTTOU`)
+    /// stops the caller's process group and the call runs again when it
+    /// continues; others are their errno.
+    fn tty_refused(&mut self, pid: Pid, checked: Result<(), posix::tty::TtyError>) -> R {
+        match checked {
+            Ok(()) => Ok(0),
+            Err(posix::tty::TtyError::Stop(sig)) => {
+                let pgid = self.procs.get(&pid).map_or(pid, |p| p.pgid);
+                let group: Vec<Pid> = self
+                    .procs
+                    .values()
+                    .filter(|p| p.pgid == pgid && p.zombie.is_none())
+                    .map(|p| p.pid)
+                    .collect();
+                for member in group {
+                    self.signal(member, sig);
+                }
+                Err(Errno::ERESTARTSYS)
+            }
+            Err(e) => Err(tty_errno(e)),
+        }
     }
 
     /// What the tty needs to know of `pid` for job control.
@@ -1413,10 +1463,8 @@ impl Server {
         })
     }
 
-    /// A signal the tty raised for its foreground process group: the
-    /// default action (terminate) unless a process ignores it. Handlers
-    /// and stopping are later steps; until then a handled or stopping
-    /// signal is not delivered.
+    /// A signal the tty raised (`SIGINT`, `SIGQUIT`, `SIGTSTP`, `SIGWINCH`)
+    /// for its foreground process group.
     pub fn tty_signal(&mut self, sig: u32) {
         let Some(fg) = self.console.tty.foreground() else {
             return;
