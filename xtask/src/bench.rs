@@ -50,10 +50,9 @@ const NET_ICOUNT: bool = true;
 const NET_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// The POSIX layer's benchmarks (tests/linux/bench.c on the process
-/// server), booted [`LINUX_RUNS`] times: the cold file read's disk I/O runs
-/// outside the instruction count, so [`LINUX_VARIABLE`] figures are given
-/// as median and spread; the others come from the first boot (the other
-/// boots' values are printed beside them, and should repeat).
+/// server), booted [`LINUX_RUNS`] times: [`LINUX_VARIABLE`] figures are
+/// given as median and spread; the others come from the first boot (the
+/// other boots' values are printed beside them, and repeat).
 const LINUX_BENCH_IMAGE: &str = "linux_bench";
 const LINUX_RUNS: usize = 3;
 /// Figures the Linux benchmark prints in each boot.
@@ -63,8 +62,16 @@ const LINUX_FIGURES: [&str; 4] = [
     "linux.fork_exec_wait",
     "linux.read_mib_per_sec",
 ];
-/// The Linux figures that vary from boot to boot.
-const LINUX_VARIABLE: [&str; 1] = ["linux.read_mib_per_sec"];
+/// The Linux figures that vary from boot to boot: the cold read's disk I/O
+/// runs outside the instruction count. The figures of two processes vary a
+/// little too (the ping-pong by about 1%, fork+exec+wait by 0.002%): the
+/// kernel's timer ticks fall elsewhere in them, after disk reads that took
+/// real time (QEMU's -icount clock runs in real time while the CPU idles).
+const LINUX_VARIABLE: [&str; 3] = [
+    "linux.pipe_pingpong",
+    "linux.fork_exec_wait",
+    "linux.read_mib_per_sec",
+];
 /// The Linux benchmark's last line when every call succeeded.
 const LINUX_DONE: &str = "bench: ok";
 
