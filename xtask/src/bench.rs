@@ -65,8 +65,9 @@ const LINUX_FIGURES: [&str; 4] = [
 /// The Linux figures that vary from boot to boot: the cold read's disk I/O
 /// runs outside the instruction count. The figures of two processes vary a
 /// little too (the ping-pong by about 1%, fork+exec+wait by 0.002%): the
-/// kernel's timer ticks fall elsewhere in them, after disk reads that took
-/// real time (QEMU's -icount clock runs in real time while the CPU idles).
+/// disk reads before them end at varying instruction counts, so the
+/// kernel's timer ticks fall elsewhere in them (likely; getpid, one
+/// process, repeats exactly).
 const LINUX_VARIABLE: [&str; 3] = [
     "linux.pipe_pingpong",
     "linux.fork_exec_wait",
