@@ -49,6 +49,33 @@ const NET_ICOUNT: bool = true;
 /// Time limit of one run of the network benchmarks.
 const NET_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// The POSIX layer's benchmarks (tests/linux/bench.c on the process
+/// server), booted [`LINUX_RUNS`] times: [`LINUX_VARIABLE`] figures are
+/// given as median and spread; the others come from the first boot (the
+/// other boots' values are printed beside them, and repeat).
+const LINUX_BENCH_IMAGE: &str = "linux_bench";
+const LINUX_RUNS: usize = 3;
+/// Figures the Linux benchmark prints in each boot.
+const LINUX_FIGURES: [&str; 4] = [
+    "linux.getpid",
+    "linux.pipe_pingpong",
+    "linux.fork_exec_wait",
+    "linux.read_mib_per_sec",
+];
+/// The Linux figures that vary from boot to boot: the cold read's disk I/O
+/// runs outside the instruction count. The figures of two processes vary a
+/// little too (the ping-pong by about 1%, fork+exec+wait by 0.002%): the
+/// disk reads before them end at varying instruction counts, so the
+/// kernel's timer ticks fall elsewhere in them (likely; getpid, one
+/// process, repeats exactly).
+const LINUX_VARIABLE: [&str; 3] = [
+    "linux.pipe_pingpong",
+    "linux.fork_exec_wait",
+    "linux.read_mib_per_sec",
+];
+/// The Linux benchmark's last line when every call succeeded.
+const LINUX_DONE: &str = "bench: ok";
+
 /// Marker starting every result line the guest prints.
 const MARKER: &str = "KAAL-BENCH";
 
@@ -119,17 +146,19 @@ pub fn table(results: &[Measurement]) -> String {
     out
 }
 
-/// A bound on a ratio of two figures, in thousandths.
+/// A bound on a ratio of two figures, in thousandths, or none (the
+/// ratio is reported only).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Bound {
     AtLeast(u64),
     AtMost(u64),
+    Report,
 }
 
-/// Ratios with targets between figures of the same `cargo xtask bench`
-/// run, which no one image can print: a figure, the one it is read
-/// against, and the target.
-const RATIOS: [(&str, &str, Bound); 2] = [
+/// Ratios between figures of the same `cargo xtask bench` run, which no
+/// one image can print: a figure, the one it is read against, and the
+/// target.
+const RATIOS: [(&str, &str, Bound); 4] = [
     // Same boot: the file system's cold read against the raw disk's.
     (
         "fs.read_mib_per_sec",
@@ -138,6 +167,16 @@ const RATIOS: [(&str, &str, Bound); 2] = [
     ),
     // Different boots: a stat against the plain RPC it is carried by.
     ("fs.stat_ticks", "ipc.rpc_roundtrip", Bound::AtMost(3000)),
+    // Different boots: a Linux system call (a fault to the process
+    // server and its reply) against seL4's call and reply.
+    ("linux.getpid", "sel4.call_replyrecv", Bound::AtMost(1500)),
+    // Different boots, same file and VFS: a Linux process's cold read
+    // (median of its boots) against the VFS client's.
+    (
+        "linux.read_mib_per_sec",
+        "fs.read_mib_per_sec",
+        Bound::Report,
+    ),
 ];
 
 /// Thousandths as `1.234`.
@@ -146,7 +185,7 @@ fn milli(m: u64) -> String {
 }
 
 /// The [`RATIOS`] whose two figures were measured, one line each:
-/// `ratio a / b = 0.812 (target at least 0.800: met)`.
+/// `ratio a / b = 0.812 (target at least 0.800: met)`, or `(no target)`.
 pub fn ratios(results: &[Measurement]) -> Vec<String> {
     let value = |name: &str| results.iter().find(|r| r.name == name).map(|r| r.value);
     RATIOS
@@ -157,6 +196,9 @@ pub fn ratios(results: &[Measurement]) -> Vec<String> {
             let (words, limit, met) = match bound {
                 Bound::AtLeast(l) => ("at least", l, m >= l),
                 Bound::AtMost(l) => ("at most", l, m <= l),
+                Bound::Report => {
+                    return Some(format!("ratio {a} / {b} = {} (no target)", milli(m)))
+                }
             };
             Some(format!(
                 "ratio {a} / {b} = {} (target {words} {}: {})",
@@ -180,8 +222,9 @@ pub fn run(layout: &Layout, images: &Images) -> Result<Vec<Measurement>> {
             .find(|t| t.image == name)
             .with_context(|| format!("tests.toml has no test of the {name} image"))?;
         let (extra, _) = spec.devices(layout)?;
-        results.extend(boot(layout, images, name, extra)?);
+        results.extend(boot(layout, images, name, None, extra)?);
     }
+    results.extend(linux(layout, images, &tests)?);
     let spec = tests
         .iter()
         .find(|t| t.image == NET_BENCH_IMAGE)
@@ -212,6 +255,81 @@ pub fn run(layout: &Layout, images: &Images) -> Result<Vec<Measurement>> {
         results.extend(spread(&runs)?);
     }
     Ok(results)
+}
+
+/// The [`LINUX_BENCH_IMAGE`]'s figures of [`LINUX_RUNS`] boots, each with
+/// a fresh disk; a boot that fails fails the benchmarks (the guest is
+/// deterministic but for the disk's timing, so a failure is a bug).
+fn linux(
+    layout: &Layout,
+    images: &Images,
+    tests: &[systest::TestSpec],
+) -> Result<Vec<Measurement>> {
+    let name = LINUX_BENCH_IMAGE;
+    let spec = tests
+        .iter()
+        .find(|t| t.image == name)
+        .with_context(|| format!("tests.toml has no test of the {name} image"))?;
+    let mut runs = Vec::new();
+    for run in 1..=LINUX_RUNS {
+        let (extra, _) = spec.devices(layout)?;
+        let results = boot(layout, images, name, Some(run), extra)?;
+        // The process server ends cleanly whatever the program's status.
+        let log = layout.log(&format!("{name}-{run}"));
+        let serial = fs::read(&log).with_context(|| format!("reading {}", log.display()))?;
+        if !String::from_utf8_lossy(&serial).contains(LINUX_DONE) {
+            bail!(
+                "the {name} image did not print {LINUX_DONE:?} in boot {run} (see {})",
+                log.display()
+            );
+        }
+        for f in LINUX_FIGURES {
+            if !results.iter().any(|r| r.name == f) {
+                bail!("the {name} image printed no figure {f} in boot {run}");
+            }
+        }
+        runs.push(results);
+    }
+    for line in run_values(&runs) {
+        eprintln!("{line}");
+    }
+    for f in differing(&runs, &LINUX_VARIABLE) {
+        eprintln!("{name}: {f} differs between boots under -icount; the first boot's is reported");
+    }
+    first_and_spread(&runs, &LINUX_VARIABLE)
+}
+
+/// The figures of several runs: those named in `variable` as [`spread`]
+/// gives them, the others as the first run has them.
+pub fn first_and_spread(runs: &[Vec<Measurement>], variable: &[&str]) -> Result<Vec<Measurement>> {
+    let first = runs.first().context("no runs")?;
+    let keep = |run: &Vec<Measurement>, v: bool| -> Vec<Measurement> {
+        run.iter()
+            .filter(|m| variable.contains(&m.name.as_str()) == v)
+            .cloned()
+            .collect()
+    };
+    let mut out = keep(first, false);
+    let varying: Vec<Vec<Measurement>> = runs.iter().map(|run| keep(run, true)).collect();
+    out.extend(spread(&varying)?);
+    Ok(out)
+}
+
+/// The figures of the first run, but those in `variable`, whose value is
+/// not the same in every run.
+pub fn differing(runs: &[Vec<Measurement>], variable: &[&str]) -> Vec<String> {
+    let Some(first) = runs.first() else {
+        return Vec::new();
+    };
+    first
+        .iter()
+        .filter(|m| !variable.contains(&m.name.as_str()))
+        .filter(|m| {
+            runs.iter()
+                .any(|run| run.iter().find(|r| r.name == m.name).map(|r| r.value) != Some(m.value))
+        })
+        .map(|m| m.name.clone())
+        .collect()
 }
 
 /// Per figure of several runs: the median as `name`, and `name.min`, `name.max`.
@@ -370,16 +488,24 @@ fn boot_net(
     })
 }
 
-/// Boots one benchmark image under `-icount` and reads its figures.
+/// Boots one benchmark image under `-icount` and reads its figures; `run`
+/// numbers one of several boots (its log and title).
 fn boot(
     layout: &Layout,
     images: &Images,
     name: &str,
+    run: Option<usize>,
     extra: Vec<String>,
 ) -> Result<Vec<Measurement>> {
     let image = images.existing(name)?;
-    let log = layout.log(name);
-    step::step(&format!("Running benchmarks ({name})"), &log, |step| {
+    let (log, title) = match run {
+        Some(run) => (
+            layout.log(&format!("{name}-{run}")),
+            format!("Running benchmarks ({name}, boot {run})"),
+        ),
+        None => (layout.log(name), format!("Running benchmarks ({name})")),
+    };
+    step::step(&title, &log, |step| {
         let options = qemu::Options {
             icount: true,
             extra,
@@ -494,6 +620,46 @@ mod tests {
         // A figure not measured leaves its ratio out.
         assert_eq!(ratios(&results[..2]).len(), 1);
         assert!(ratios(&[]).is_empty());
+    }
+
+    #[test]
+    fn the_linux_ratios_judge_one_and_report_the_other() {
+        let results = [
+            m("sel4.call_replyrecv", 400),
+            m("linux.getpid", 601),
+            m("fs.read_mib_per_sec", 500),
+            m("linux.read_mib_per_sec", 250),
+        ];
+        assert_eq!(
+            ratios(&results),
+            [
+                "ratio linux.getpid / sel4.call_replyrecv = 1.502 (target at most 1.500: missed)",
+                "ratio linux.read_mib_per_sec / fs.read_mib_per_sec = 0.500 (no target)",
+            ]
+        );
+    }
+
+    #[test]
+    fn the_variable_figures_are_spread_the_others_the_first_runs() -> Result<()> {
+        let runs = [
+            vec![m("a", 5), m("v", 30), m("b", 7)],
+            vec![m("a", 5), m("v", 10), m("b", 8)],
+            vec![m("v", 20), m("a", 5), m("b", 7)],
+        ];
+        let got: Vec<(String, u64)> = first_and_spread(&runs, &["v"])?
+            .into_iter()
+            .map(|r| (r.name, r.value))
+            .collect();
+        let want = [("a", 5), ("b", 7), ("v", 20), ("v.min", 10), ("v.max", 30)];
+        assert_eq!(got, want.map(|(n, v)| (n.to_owned(), v)));
+        // b is not the same in every run; a figure missing from one is not either.
+        assert_eq!(differing(&runs, &["v"]), ["b"]);
+        assert_eq!(differing(&[vec![m("a", 1)], vec![]], &[]), ["a"]);
+        assert!(differing(&[], &[]).is_empty());
+        // A variable figure missing from a run is an error, as in spread.
+        assert!(first_and_spread(&[vec![m("v", 1)], vec![m("a", 1)]], &["v"]).is_err());
+        assert!(first_and_spread(&[], &["v"]).is_err());
+        Ok(())
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! known pattern (the guest writes the other pattern to the sectors the
 //! test names), or an ext2 file system built from a tree of
 //! `kaal_test_patterns::fs` (see ext2.rs) or from the Linux userland
-//! (`ext2 = "linux"`, see linux.rs), or the disk a system manifest's
+//! (`ext2 = "linux"`, and `"linux_bench"` with the bench file; see
+//! linux.rs), or the disk a system manifest's
 //! `[disk]` describes.
 
 use std::fs;
@@ -32,7 +33,7 @@ pub struct DiskSpec {
     #[serde(default)]
     pub written_sectors: u64,
     /// An ext2 file system holding this tree (`trees::tree`'s names, or
-    /// `linux`: the Linux userland).
+    /// `linux`: the Linux userland; `linux_bench`: it and the bench file).
     #[serde(default)]
     pub ext2: Option<String>,
     /// The file system's block size (default 1024).
@@ -95,11 +96,12 @@ impl DiskSpec {
             }
             return Ok(());
         };
-        if trees::tree(tree).is_none() && tree != linux::TREE {
+        if trees::tree(tree).is_none() && tree != linux::TREE && tree != linux::BENCH_TREE {
             bail!(
-                "test {test}: ext2 = {tree:?} is no tree; the trees are {}, {}",
+                "test {test}: ext2 = {tree:?} is no tree; the trees are {}, {}, {}",
                 trees::TREE_NAMES.join(", "),
-                linux::TREE
+                linux::TREE,
+                linux::BENCH_TREE
             );
         }
         if self.written_sectors != 0 {
@@ -161,8 +163,12 @@ impl DiskSpec {
         fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))?;
         if let Some(name) = &self.ext2 {
             let work = path.with_extension("tree");
-            if name == linux::TREE {
-                linux::test_tree(layout, &work)?;
+            if name == linux::TREE || name == linux::BENCH_TREE {
+                if name == linux::TREE {
+                    linux::test_tree(layout, &work)?;
+                } else {
+                    linux::bench_tree(layout, &work)?;
+                }
                 ext2::build_folder(&work, path, self.fs_bytes(), self.block_size())?;
             } else {
                 let tree = trees::tree(name).with_context(|| format!("no tree {name}"))?;
@@ -349,6 +355,31 @@ mod tests {
         assert_eq!(spec.verify(&path, Some(&check))?, Ok(()));
         let stat = ext2::debugfs(&path, "stat /bin/hello_musl")?;
         assert!(stat.contains("Mode:  0755"), "{stat}");
+        fs::remove_dir_all(&dir)?;
+        Ok(())
+    }
+
+    /// `ext2 = "linux_bench"`: the userland and the bench tree's file, its
+    /// bytes those the device benchmark reads.
+    #[test]
+    fn a_linux_bench_disk_holds_the_bench_file() -> Result<()> {
+        let spec = ext2_spec("bytes = 25165824\next2 = \"linux_bench\"\nblock_size = 4096\n")?;
+        let dir = std::env::temp_dir().join(format!("kaal-disk-lbench-{}", std::process::id()));
+        let path = dir.join("d.img");
+        spec.create(&Layout::from_build()?, &path, &[])?;
+        let check = FsCheck {
+            fsck: true,
+            tree: None,
+        };
+        assert_eq!(spec.verify(&path, Some(&check))?, Ok(()));
+        let (file, len) = trees::BENCH_FILE;
+        let stat = ext2::debugfs(&path, &format!("stat {file}"))?;
+        assert!(stat.contains(&format!("Size: {len}")), "{stat}");
+        let out = dir.join("big.bin");
+        ext2::debugfs(&path, &format!("dump {file} {}", out.display()))?;
+        let want = trees::find(trees::BENCH_TREE, file).and_then(|e| ext2::file_bytes(&e.kind));
+        assert!(want.is_some_and(|w| fs::read(&out).is_ok_and(|got| got == w)));
+        assert!(ext2::debugfs(&path, "stat /bin/bench")?.contains("Mode:  0755"));
         fs::remove_dir_all(&dir)?;
         Ok(())
     }

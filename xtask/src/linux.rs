@@ -31,9 +31,20 @@ use crate::step::{self, Step};
 
 /// The name of the userland tree in tests.toml (`disk = { ext2 = "linux" }`).
 pub const TREE: &str = "linux";
+/// The Linux benchmark's tree (`ext2 = "linux_bench"`): the userland and
+/// the bench tree's 16 MiB file ([`BENCH_FILE`]), which `bench` reads.
+pub const BENCH_TREE: &str = "linux_bench";
+/// The file the Linux benchmark reads: the device benchmark's
+/// (`fs.read_mib_per_sec` reads the same file).
+const BENCH_FILE: (&str, u64) = kaal_test_patterns::fs::BENCH_FILE;
+/// The benchmark file's pattern seed, which `bench.c` checks (its SEED).
+const BENCH_SEED: u64 = 0x5001;
+/// Bytes of the benchmark file on the native check: a prefix of the same
+/// pattern, enough for a few 64 KiB reads and an odd tail.
+const NATIVE_BENCH_BYTES: u64 = (1 << 20) + 5;
 
 /// The C programs: `tests/linux/<name>.c`.
-const C_PROGRAMS: [&str; 4] = ["hello_musl", "hostile", "isolation", "waits"];
+const C_PROGRAMS: [&str; 5] = ["hello_musl", "hostile", "isolation", "waits", "bench"];
 /// The Rust program: the Cargo project `tests/linux/<name>`.
 const RUST_PROGRAM: &str = "hello_rust";
 /// musl-gcc's flags (in the stamp: a change rebuilds).
@@ -233,6 +244,12 @@ fn expected(name: &str, scratch: &Path) -> Expected {
             ],
             status: 0,
         },
+        // Few rounds: the figures of a native run are not wanted.
+        "bench" => Expected {
+            args: vec![file("big.bin"), "quick".into()],
+            lines: vec!["bench: ok".into()],
+            status: 0,
+        },
         _ => Expected {
             args: Vec::new(),
             lines: vec![format!("{name}: ok")],
@@ -251,6 +268,7 @@ fn check_all(layout: &Layout, step: &Step) -> Result<()> {
         fs::remove_dir_all(&scratch)?;
     }
     fs::create_dir_all(&scratch)?;
+    write_bench_file(&scratch.join("big.bin"), NATIVE_BENCH_BYTES)?;
     for name in all_programs() {
         let want = expected(name, &scratch);
         let mut cmd = Command::new(bin(layout).join(name));
@@ -370,6 +388,25 @@ pub fn test_tree(layout: &Layout, dest: &Path) -> Result<()> {
     add_userland(layout, dest, Programs::Tests)
 }
 
+/// The Linux benchmark's tree ([`BENCH_TREE`]), written to `dest` (emptied first).
+pub fn bench_tree(layout: &Layout, dest: &Path) -> Result<()> {
+    test_tree(layout, dest)?;
+    let (path, len) = BENCH_FILE;
+    write_bench_file(&dest.join(path.trim_start_matches('/')), len)
+}
+
+/// The first `len` bytes of the bench tree's file at `path`, mode 0644.
+fn write_bench_file(path: &Path, len: u64) -> Result<()> {
+    let kind = kaal_test_patterns::fs::Kind::File {
+        len,
+        seed: BENCH_SEED,
+    };
+    let bytes = crate::ext2::file_bytes(&kind).unwrap_or_default();
+    fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))?;
+    fs::set_permissions(path, fs::Permissions::from_mode(0o644))?;
+    Ok(())
+}
+
 /// A copy of `folder` in `dest` (emptied first) with the demonstration
 /// userland added: a system disk with `linux = true`.
 pub fn system_tree(layout: &Layout, folder: &Path, dest: &Path) -> Result<()> {
@@ -444,6 +481,17 @@ mod tests {
         let stamp = stamp(&layout)?;
         assert_eq!(fs::read_to_string(stamp_path(&layout))?, stamp);
         Ok(())
+    }
+
+    /// bench.c checks the file against the seed of the bench tree's.
+    #[test]
+    fn the_bench_file_is_the_bench_trees() {
+        use kaal_test_patterns::fs::{self as trees, Kind};
+        let (path, len) = BENCH_FILE;
+        let kind = trees::find(trees::BENCH_TREE, path).map(|e| e.kind);
+        assert!(
+            matches!(kind, Some(Kind::File { len: l, seed }) if l == len && seed == BENCH_SEED)
+        );
     }
 
     #[test]
