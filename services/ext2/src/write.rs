@@ -481,7 +481,10 @@ impl<D: BlockDevice> Ext2<D> {
         // 140): left, they would add old fractions (or eras) to the new
         // seconds.
         let fields = [(132, true), (136, mtime.is_some()), (140, atime.is_some())];
-        self.clear_time_extra(ino, fields.into_iter().filter(|&(_, set)| set).map(|(at, _)| at))
+        self.clear_time_extra(
+            ino,
+            fields.into_iter().filter(|&(_, set)| set).map(|(at, _)| at),
+        )
     }
 
     /// Zeroes the `*_extra` time fields at `fields` (offsets in the inode

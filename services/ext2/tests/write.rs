@@ -539,7 +539,10 @@ fn set_attrs_with(block_size: u32, extra: &[&str], large: bool) {
         Err(Error::Corrupt("inode number out of range", 0))
     );
     let s = fs.stat(file).unwrap();
-    assert_eq!((s.mode, s.atime, s.mtime), (0o104640, before.atime, 1_577_934_245));
+    assert_eq!(
+        (s.mode, s.atime, s.mtime),
+        (0o104640, before.atime, 1_577_934_245)
+    );
     assert_eq!((s.ctime, s.size, s.links), (1_700_000_000, before.size, 2));
     save(fs, &image);
 
@@ -558,12 +561,24 @@ fn set_attrs_with(block_size: u32, extra: &[&str], large: bool) {
         assert!(report.contains(":1d6f3454 -- "), "{report}");
     }
     let report = debugfs_stat(&image, d1);
-    assert!(report.contains("Type: directory    Mode:  0700"), "{report}");
-    assert!(report.contains(&format!("atime: 0x000003e8{fraction}")), "{report}");
-    assert!(report.contains(&format!("mtime: 0x000007d0{fraction}")), "{report}");
+    assert!(
+        report.contains("Type: directory    Mode:  0700"),
+        "{report}"
+    );
+    assert!(
+        report.contains(&format!("atime: 0x000003e8{fraction}")),
+        "{report}"
+    );
+    assert!(
+        report.contains(&format!("mtime: 0x000007d0{fraction}")),
+        "{report}"
+    );
     let report = debugfs_stat(&image, link);
     assert!(report.contains("Type: symlink    Mode:  0777"), "{report}");
-    assert!(report.contains(&format!("atime: 0x00000bb8{fraction}")), "{report}");
+    assert!(
+        report.contains(&format!("atime: 0x00000bb8{fraction}")),
+        "{report}"
+    );
     // Read back through the crate after a remount.
     let mut fs = mount_image(&image);
     assert_eq!(fs.stat(d1).unwrap().mode, 0o40700);
@@ -591,5 +606,8 @@ fn set_attrs_on_a_read_only_mount_is_refused() {
     let mut fs = mount_image(&image);
     assert!(fs.read_only().is_some());
     let f = fs.resolve(b"/f").unwrap();
-    assert_eq!(fs.set_attrs(f, Some(0o600), None, None), Err(Error::ReadOnly));
+    assert_eq!(
+        fs.set_attrs(f, Some(0o600), None, None),
+        Err(Error::ReadOnly)
+    );
 }

@@ -11,7 +11,7 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
-use kaal_protocols::file::{kind, FsError};
+use kaal_protocols::file::{kind, Attrs, FsError};
 use proptest::prelude::*;
 use vfs::{FileSystem, Ino, RamFs, Vfs, ENTRY_COST, NODE_COST};
 
@@ -328,6 +328,9 @@ impl FileSystem for Shared {
     }
     fn truncate(&mut self, ino: Ino, size: u64) -> Result<(), FsError> {
         self.0.borrow_mut().truncate(ino, size)
+    }
+    fn setattr(&mut self, ino: Ino, attrs: &Attrs) -> Result<(), FsError> {
+        self.0.borrow_mut().setattr(ino, attrs)
     }
     fn create(&mut self, d: Ino, n: &[u8], p: u16, u: u32, g: u32) -> Result<Ino, FsError> {
         self.0.borrow_mut().create(d, n, p, u, g)
