@@ -3,7 +3,7 @@
 //! the VFS on the same channel. Reads and writes larger than the region,
 //! or than the VFS moves in one call (its 64 KiB chunk), go in several.
 
-use kaal_protocols::file::{dir_records, Attrs, DirRecord, FileClient, FileStat, FsError};
+use kaal_protocols::file::{dir_records, DirRecord, FileClient, FileStat, FsError};
 use kaal_rpc::{Error, Lent, RpcError};
 use kaal_rt::{Env, SharedRegion};
 

@@ -54,7 +54,7 @@ const PATH_MAX: usize = 4096;
 const IO_MAX: usize = 1 << 20;
 /// Seconds since the epoch at boot: KaaL has no real-time clock driver yet,
 /// so `CLOCK_REALTIME` starts at 2026-01-01 00:00 UTC (docs/posix.md).
-const EPOCH_AT_BOOT: u64 = 1_767_225_600;
+pub(crate) const EPOCH_AT_BOOT: u64 = 1_767_225_600;
 /// Pipes open at once in all processes (64 KiB of buffer each at most).
 const MAX_PIPES: usize = 32;
 
@@ -154,6 +154,23 @@ impl Server {
             g::__NR_symlink => self.symlinkat(pid, a[0], AT_FDCWD as u64, a[1]),
             g::__NR_symlinkat => self.symlinkat(pid, a[0], a[1], a[2]),
             g::__NR_ftruncate => self.ftruncate(pid, a[0], a[1]),
+            g::__NR_truncate => self.truncate_path(pid, a[0], a[1]),
+            g::__NR_chmod => self.fchmodat(pid, AT_FDCWD as u64, a[0], a[1], 0),
+            g::__NR_fchmod => self.fchmod(pid, a[0], a[1]),
+            // The kernel's fchmodat has no flags argument; fchmodat2 has.
+            g::__NR_fchmodat => self.fchmodat(pid, a[0], a[1], a[2], 0),
+            g::__NR_fchmodat2 => self.fchmodat(pid, a[0], a[1], a[2], a[3]),
+            g::__NR_utimensat => self.utimensat(pid, a[0], a[1], a[2], a[3]),
+            g::__NR_utimes => self.futimesat(pid, AT_FDCWD as u64, a[0], a[1]),
+            g::__NR_futimesat => self.futimesat(pid, a[0], a[1], a[2]),
+            g::__NR_utime => self.utime(pid, a[0], a[1]),
+            g::__NR_chown => self.fchownat(pid, AT_FDCWD as u64, a[0], a[1], a[2], 0),
+            g::__NR_lchown => {
+                let nofollow = u64::from(g::AT_SYMLINK_NOFOLLOW);
+                self.fchownat(pid, AT_FDCWD as u64, a[0], a[1], a[2], nofollow)
+            }
+            g::__NR_fchown => self.fchown(pid, a[0], a[1], a[2]),
+            g::__NR_fchownat => self.fchownat(pid, a[0], a[1], a[2], a[3], a[4]),
             g::__NR_fsync | g::__NR_fdatasync => self
                 .file(pid, a[0])
                 .and_then(|_| self.files.sync().map_err(file_errno).map(|_| 0)),
@@ -635,7 +652,7 @@ impl Server {
 
     // ---- user memory -----------------------------------------------------
 
-    fn user_read(&mut self, pid: Pid, addr: u64, out: &mut [u8]) -> Result<(), Errno> {
+    pub(crate) fn user_read(&mut self, pid: Pid, addr: u64, out: &mut [u8]) -> Result<(), Errno> {
         let p = self.procs.get_mut(&pid).ok_or(Errno::ESRCH)?;
         p.space.read(&mut self.broker, addr, out)
     }
@@ -651,7 +668,7 @@ impl Server {
         Ok(u64::from_le_bytes(b))
     }
 
-    fn user_path(&mut self, pid: Pid, addr: u64) -> Result<String, Errno> {
+    pub(crate) fn user_path(&mut self, pid: Pid, addr: u64) -> Result<String, Errno> {
         let p = self.procs.get_mut(&pid).ok_or(Errno::ESRCH)?;
         let bytes = p.space.read_cstr(&mut self.broker, addr, PATH_MAX)?;
         if bytes.is_empty() {
@@ -661,7 +678,7 @@ impl Server {
     }
 
     /// The absolute path of `path` relative to `dirfd` (or the cwd).
-    fn resolve(&mut self, pid: Pid, dirfd: u64, path: &str) -> Result<String, Errno> {
+    pub(crate) fn resolve(&mut self, pid: Pid, dirfd: u64, path: &str) -> Result<String, Errno> {
         let p = self.procs.get(&pid).ok_or(Errno::ESRCH)?;
         if path.starts_with('/') {
             return Ok(String::from(path));
@@ -681,7 +698,7 @@ impl Server {
         }
     }
 
-    fn file(&self, pid: Pid, fd: u64) -> Result<OpenRef, Errno> {
+    pub(crate) fn file(&self, pid: Pid, fd: u64) -> Result<OpenRef, Errno> {
         let p = self.procs.get(&pid).ok_or(Errno::ESRCH)?;
         p.fds.get(fd_number(fd)?).cloned()
     }
@@ -1695,7 +1712,7 @@ impl Server {
 
     // ---- time --------------------------------------------------------------
 
-    fn uptime(&self) -> Duration {
+    pub(crate) fn uptime(&self) -> Duration {
         self.clock.elapsed(self.start)
     }
 
