@@ -722,15 +722,22 @@ fn setattr_and_fsetattr_change_mode_and_times_on_both_file_systems() {
         Err(app(FsError::NotFound))
     );
     // An attribute word with bits that mean nothing is a malformed message.
+    // The fixed words (the path's length, flags, three attribute words)
+    // come before the path's bytes.
+    let path = u64::from_le_bytes(*b"/a.txt\0\0");
     for head in [8u64, 1 << 40] {
-        let mut words = vec![7, u64::from_le_bytes(*b"/a.txt\0\0")];
-        words.extend([0, head, 0, 0]);
         assert_eq!(
-            RpcError::from_label(sys.raw(1, 20, &words).label),
+            RpcError::from_label(sys.raw(1, 20, &[6, 0, head, 0, 0, path]).label),
             RpcError::BadMessage,
             "{head:#x}"
         );
     }
+    // Well-formed, the same words reach the service (and its refusal).
+    let reply = sys.raw(1, 20, &[6, 1, 1, 0, 0, path]);
+    assert_eq!(
+        kaal_rpc::app_code(reply.label),
+        Some(FsError::Invalid as u16)
+    );
     assert_eq!(sys.snapshot(), before);
     // ext2 keeps 32 signed bits of seconds: a later time is the latest.
     let far = Attrs {

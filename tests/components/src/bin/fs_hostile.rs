@@ -540,7 +540,7 @@ fn hostile(fs: &Files, buf: &mut [u8]) -> Check<String> {
         (18, &[1], bad_msg),
         (20, &[], bad_msg),
         // Attribute words with bits that mean nothing.
-        (20, &[8, word, 0, 8, 0, 0], bad_msg),
+        (20, &[8, 0, 8, 0, 0, word], bad_msg),
         (21, &[0, 1 << 40, 0, 0], bad_msg),
         // Byte lengths the message does not carry.
         (6, &[64], bad_msg),
@@ -561,7 +561,7 @@ fn hostile(fs: &Files, buf: &mut [u8]) -> Check<String> {
         (1, &[0, 0, 0], not_found),
         (2, &[70], bad_fd),
         (8, &[u64::from(u32::MAX)], bad_fd),
-        (20, &[8, word, 1, 0, 0, 0], invalid),
+        (20, &[8, 1, 0, 0, 0, word], invalid),
         (21, &[70, 1, 0, 0], bad_fd),
     ];
     for (label, words, want) in raw_cases {
