@@ -455,7 +455,8 @@ impl<D: BlockDevice> Ext2<D> {
     /// Sets inode `ino`'s permission bits (`mode & 0o7777`; its type
     /// stays) and its access and modification times (seconds), each when
     /// given; the change time becomes now. Written through like every
-    /// inode change.
+    /// inode change. The times are the raw 32-bit fields, which Linux and
+    /// e2fsck read as signed: a caller keeps them at most `i32::MAX`.
     pub fn set_attrs(
         &mut self,
         ino: u32,
