@@ -5,7 +5,8 @@
 //! as root and the VFS keeps no owners it could change, so a `chown` that
 //! would change nothing succeeds and any other is `EPERM`. The devices and
 //! pipes the server provides have no stored attributes: changing them
-//! succeeds and changes nothing, as it would leave them working on Linux.
+//! succeeds and changes nothing (Linux changes their inodes, and programs
+//! such as `touch /dev/null` expect success).
 
 use alloc::string::String;
 
