@@ -93,6 +93,8 @@ kaal_rpc::wire_error! {
         BadRegion = 18,
         /// EBUSY: a mount point, or the root.
         Busy = 19,
+        /// EOPNOTSUPP: permission bits of a symbolic link itself.
+        NotSupported = 20,
     }
 }
 
@@ -155,6 +157,64 @@ impl<'a> Wire<'a> for FileStat {
     }
 }
 
+/// What `setattr` and `fsetattr` change; `None` leaves it as it is. The
+/// change time becomes the file system's time either way.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Attrs {
+    /// The permission bits (at most `0o7777`; more is `Invalid`); the
+    /// file's kind stays.
+    pub mode: Option<u16>,
+    /// Seconds since the epoch. A file system that stores less (ext2: 32
+    /// signed bits) keeps the nearest time it can.
+    pub atime: Option<u64>,
+    pub mtime: Option<u64>,
+}
+
+/// [`Attrs`]' first word: which fields are present, and the mode above them.
+const ATTR_MODE: u64 = 1;
+const ATTR_ATIME: u64 = 2;
+const ATTR_MTIME: u64 = 4;
+const ATTR_MODE_SHIFT: u32 = 16;
+
+impl WireSize for Attrs {
+    const WORDS: usize = 3;
+}
+
+impl<'a> Wire<'a> for Attrs {
+    fn put<B: MessageBuffer + ?Sized>(&self, w: &mut Writer<'_, B>) {
+        let mut head = 0;
+        if let Some(mode) = self.mode {
+            head |= ATTR_MODE | u64::from(mode) << ATTR_MODE_SHIFT;
+        }
+        if self.atime.is_some() {
+            head |= ATTR_ATIME;
+        }
+        if self.mtime.is_some() {
+            head |= ATTR_MTIME;
+        }
+        w.word(head);
+        w.word(self.atime.unwrap_or(0));
+        w.word(self.mtime.unwrap_or(0));
+    }
+
+    fn get<B: MessageBuffer + ?Sized>(r: &mut Reader<'a, B>) -> Option<Self> {
+        let head = r.word()?;
+        let atime = r.word()?;
+        let mtime = r.word()?;
+        // Bits that mean nothing make the message malformed, not a guess.
+        let known = ATTR_MODE | ATTR_ATIME | ATTR_MTIME | u64::from(u16::MAX) << ATTR_MODE_SHIFT;
+        if head & !known != 0 {
+            return None;
+        }
+        let mode = u16::try_from(head >> ATTR_MODE_SHIFT).ok()?;
+        Some(Attrs {
+            mode: (head & ATTR_MODE != 0).then_some(mode),
+            atime: (head & ATTR_ATIME != 0).then_some(atime),
+            mtime: (head & ATTR_MTIME != 0).then_some(mtime),
+        })
+    }
+}
+
 kaal_rpc::interface! {
     /// The VFS's interface to its clients.
     pub interface File, FileClient, file_dispatch {
@@ -201,6 +261,13 @@ kaal_rpc::interface! {
         /// left from an earlier run that faulted or was restarted (the
         /// badge stays; the descriptors would otherwise stay too).
         19 => fn begin() -> Result<(), FsError>;
+        /// Changes `path`'s permission bits and times (see [`Attrs`]);
+        /// `flags` is 0 or [`flags::NO_FOLLOW`] (a final symbolic link's
+        /// own times; its mode is `NotSupported`), others are `Invalid`.
+        20 => fn setattr(path: &[u8], flags: u32, attrs: Attrs) -> Result<(), FsError>;
+        /// Changes the permission bits and times of the file open as `fd`,
+        /// whatever its access mode (as `fchmod` and `futimens`).
+        21 => fn fsetattr(fd: u32, attrs: Attrs) -> Result<(), FsError>;
     }
 }
 
@@ -291,6 +358,39 @@ mod tests {
         buf[n + 9] = 200;
         assert_eq!(dir_records(&buf[..n + m]).count(), 1);
         assert_eq!(b.encode(&mut [0u8; 12]), None);
+    }
+
+    #[test]
+    fn attrs_round_trip_and_refuse_unknown_bits() {
+        let buf = LocalBuffer::default();
+        let mut stage = [];
+        for a in [
+            Attrs::default(),
+            Attrs {
+                mode: Some(0o7777),
+                atime: Some(0),
+                mtime: Some(u64::MAX),
+            },
+            Attrs {
+                mode: None,
+                atime: None,
+                mtime: Some(1_577_934_245),
+            },
+        ] {
+            let mut w = Writer::new(&buf, Attrs::WORDS);
+            a.put(&mut w);
+            let msg = w.finish(0).unwrap();
+            let mut r = Reader::new(&msg, &buf, Attrs::WORDS, &mut stage, 0).unwrap();
+            assert_eq!(Attrs::get(&mut r), Some(a));
+        }
+        let mut w = Writer::new(&buf, Attrs::WORDS);
+        Attrs::default().put(&mut w);
+        let msg = w.finish(0).unwrap();
+        let mut words: Vec<u64> = msg.words(&buf).collect();
+        words[0] |= 8;
+        let msg = Msg::new(0, &words, &buf).unwrap();
+        let mut r = Reader::new(&msg, &buf, Attrs::WORDS, &mut stage, 0).unwrap();
+        assert_eq!(Attrs::get(&mut r), None);
     }
 
     #[test]

@@ -2,8 +2,9 @@
  * hello_musl: the first unmodified Linux program of KaaL's POSIX layer, a
  * static musl C program (musl-gcc -static -O2). It shows what a process
  * receives (argv, the environment) and does a file round trip through the
- * VFS. It exits with status 3, so that a harness can tell a real exit
- * status from a default 0.
+ * VFS, then changes the file's mode, times and size by path and by
+ * descriptor and reads them back through stat. It exits with status 3, so
+ * that a harness can tell a real exit status from a default 0.
  *
  * Usage: hello_musl [PATH [ARG...]]; PATH defaults to /tmp/hello.txt.
  */
@@ -13,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static const char TEXT[] = "hello_musl wrote this line\n";
@@ -21,6 +23,81 @@ static int fail(const char *what, const char *path)
 {
 	printf("hello_musl: %s %s failed: %s\n", what, path, strerror(errno));
 	return 1;
+}
+
+/* Whether a call failed with the errno Linux gives. */
+static int refused(int ret, int want, const char *what)
+{
+	if (ret == -1 && errno == want)
+		return 1;
+	printf("hello_musl: %s gave %d (%s), not %s\n", what, ret, strerror(errno), strerror(want));
+	return 0;
+}
+
+/* chmod, utimensat, truncate and their descriptor forms on `path`, each
+ * read back through stat; 0 when all held. */
+static int attributes(const char *path)
+{
+	struct stat st;
+	if (chmod(path, 0640) != 0 || stat(path, &st) != 0)
+		return fail("chmod", path);
+	if ((st.st_mode & 07777) != 0640 || !S_ISREG(st.st_mode)) {
+		printf("hello_musl: mode %o after chmod 640\n", (unsigned)st.st_mode);
+		return 1;
+	}
+	struct timespec times[2] = {{1000, 0}, {1577934245, 999999999}};
+	if (utimensat(AT_FDCWD, path, times, 0) != 0 || stat(path, &st) != 0)
+		return fail("utimensat", path);
+	if (st.st_atime != 1000 || st.st_mtime != 1577934245) {
+		printf("hello_musl: times %lld %lld\n", (long long)st.st_atime, (long long)st.st_mtime);
+		return 1;
+	}
+	int fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return fail("open", path);
+	/* By descriptor, opened for reading only; the access time omitted. */
+	struct timespec mtime_only[2] = {{0, UTIME_OMIT}, {86400, 0}};
+	if (fchmod(fd, 0604) != 0 || futimens(fd, mtime_only) != 0 || fstat(fd, &st) != 0)
+		return fail("fchmod and futimens", path);
+	if ((st.st_mode & 07777) != 0604 || st.st_atime != 1000 || st.st_mtime != 86400) {
+		printf("hello_musl: mode %o times %lld %lld by descriptor\n", (unsigned)st.st_mode,
+		       (long long)st.st_atime, (long long)st.st_mtime);
+		return 1;
+	}
+	close(fd);
+	if (truncate(path, 5) != 0 || stat(path, &st) != 0 || st.st_size != 5)
+		return fail("truncate", path);
+	struct timespec bad[2] = {{0, 1000000000}, {0, 0}};
+	char below[4200];
+	snprintf(below, sizeof below, "%s/x", path);
+	if (!refused(utimensat(AT_FDCWD, path, bad, 0), EINVAL, "utimensat bad nsec") ||
+	    !refused(utimensat(AT_FDCWD, path, times, 0x8000), EINVAL, "utimensat bad flags") ||
+	    !refused(truncate(path, -1), EINVAL, "truncate -1") ||
+	    !refused(chmod("/no/such/file", 0600), ENOENT, "chmod missing") ||
+	    !refused(chmod(below, 0600), ENOTDIR, "chmod below a file") ||
+	    !refused(truncate(below, 1), ENOTDIR, "truncate below a file") ||
+	    !refused(fchmod(-1, 0600), EBADF, "fchmod -1") ||
+	    !refused(futimens(99, times), EBADF, "futimens 99") ||
+	    !refused(chmod((const char *)8, 0600), EFAULT, "chmod of a bad pointer"))
+		return 1;
+	/* A symbolic link's own times, not its target's. */
+	char link[4200];
+	snprintf(link, sizeof link, "%s.link", path);
+	unlink(link);
+	if (symlink(path, link) != 0)
+		return fail("symlink", link);
+	struct timespec link_times[2] = {{7, 0}, {77, 0}};
+	if (utimensat(AT_FDCWD, link, link_times, AT_SYMLINK_NOFOLLOW) != 0 || lstat(link, &st) != 0)
+		return fail("utimensat of a link", link);
+	struct stat target;
+	if (st.st_mtime != 77 || stat(path, &target) != 0 || stat(link, &st) != 0 ||
+	    st.st_mtime != target.st_mtime || st.st_ino != target.st_ino) {
+		printf("hello_musl: a link's time reached its target\n");
+		return 1;
+	}
+	unlink(link);
+	printf("hello_musl: attributes ok\n");
+	return 0;
 }
 
 int main(int argc, char **argv)
@@ -62,6 +139,8 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	printf("hello_musl: file round trip ok\n");
+	if (attributes(path) != 0)
+		return 1;
 	fflush(stdout);
 	return 3;
 }

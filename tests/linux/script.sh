@@ -83,6 +83,15 @@ ln -s moved.txt $W/link && readlink $W/link && cat $W/link
 ln $W/moved.txt $W/hard && wc -c < $W/hard
 printf 'abcdef' > $W/cut.txt && truncate -s 3 $W/cut.txt && cat $W/cut.txt && echo
 sed -i 's/two/TWO/' $W/moved.txt && cat $W/moved.txt
+cd $W
+chmod 640 moved.txt && stat -c '%a %A' moved.txt
+chmod u+x,o+r moved.txt && stat -c %a moved.txt
+chmod 700 sub && stat -c %A sub
+chmod 600 nope; echo "chmod status $?"
+touch -d @1577934245 moved.txt && stat -c '%X %Y' moved.txt
+touch -m -d @86400 hard && stat -c %Y hard
+cp -p moved.txt copy && stat -c '%a %X %Y' copy
+truncate -s 10 cut.txt && wc -c < cut.txt
 rm -r $W
 ls $W 2>/dev/null || echo removed
 printf '== %s ==\n' end

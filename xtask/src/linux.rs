@@ -231,6 +231,7 @@ fn expected(name: &str, scratch: &Path) -> Expected {
                 "argv[2]=two words".into(),
                 format!("KAAL_GREETING={GREETING}"),
                 "hello_musl: file round trip ok".into(),
+                "hello_musl: attributes ok".into(),
             ],
             status: 3,
         },

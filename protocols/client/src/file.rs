@@ -7,7 +7,7 @@ use kaal_protocols::file::{dir_records, DirRecord, FileClient, FileStat, FsError
 use kaal_rpc::{Error, Lent, RpcError};
 use kaal_rt::{Env, SharedRegion};
 
-pub use kaal_protocols::file::{flags, kind, whence};
+pub use kaal_protocols::file::{flags, kind, whence, Attrs};
 
 /// Why a file call failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -206,6 +206,18 @@ impl Files {
 
     pub fn truncate(&self, fd: Fd, size: u64) -> Result<()> {
         Ok(self.rpc.truncate(fd.0, size)?)
+    }
+
+    /// Sets `path`'s permission bits and times (`None` leaves one); a
+    /// final symbolic link is followed unless `follow` is false.
+    pub fn setattr(&self, path: &str, follow: bool, attrs: Attrs) -> Result<()> {
+        let flags = if follow { 0 } else { flags::NO_FOLLOW };
+        Ok(self.rpc.setattr(path.as_bytes(), flags, attrs)?)
+    }
+
+    /// Sets the permission bits and times of the file open as `fd`.
+    pub fn fsetattr(&self, fd: Fd, attrs: Attrs) -> Result<()> {
+        Ok(self.rpc.fsetattr(fd.0, attrs)?)
     }
 
     /// Writes everything back to the disks.

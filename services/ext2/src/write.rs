@@ -452,6 +452,60 @@ impl<D: BlockDevice> Ext2<D> {
         result.map(|()| done)
     }
 
+    /// Sets inode `ino`'s permission bits (`mode & 0o7777`; its type
+    /// stays) and its access and modification times (seconds), each when
+    /// given; the change time becomes now. Written through like every
+    /// inode change. The times are the raw 32-bit fields, which Linux and
+    /// e2fsck read as signed: a caller keeps them at most `i32::MAX`.
+    pub fn set_attrs(
+        &mut self,
+        ino: u32,
+        mode: Option<u16>,
+        atime: Option<u32>,
+        mtime: Option<u32>,
+    ) -> Result<()> {
+        self.writable()?;
+        let mut inode = self.inode(ino)?;
+        if let Some(mode) = mode {
+            inode.stat.mode = (inode.stat.mode & !0o7777) | (mode & 0o7777);
+        }
+        if let Some(atime) = atime {
+            inode.stat.atime = atime;
+        }
+        if let Some(mtime) = mtime {
+            inode.stat.mtime = mtime;
+        }
+        inode.stat.ctime = self.now;
+        self.write_inode(&inode)?;
+        // A large inode may carry nanoseconds and epoch bits for each time
+        // (`i_ctime_extra`, `i_mtime_extra`, `i_atime_extra` at 132, 136,
+        // 140): left, they would add old fractions (or eras) to the new
+        // seconds.
+        let fields = [(132, true), (136, mtime.is_some()), (140, atime.is_some())];
+        self.clear_time_extra(
+            ino,
+            fields.into_iter().filter(|&(_, set)| set).map(|(at, _)| at),
+        )
+    }
+
+    /// Zeroes the `*_extra` time fields at `fields` (offsets in the inode
+    /// record) that the inode's `i_extra_isize` covers.
+    fn clear_time_extra(&mut self, ino: u32, fields: impl Iterator<Item = usize>) -> Result<()> {
+        let inode_size = usize::from(self.sb.inode_size);
+        if inode_size <= 128 {
+            return Ok(());
+        }
+        let at = self.inode_offset(ino)?;
+        let mut raw = [0u8; 2];
+        self.dev.read_at(at + 128, &mut raw)?;
+        let covered = 128 + usize::from(le16(&raw, 0));
+        for field in fields.filter(|&f| f + 4 <= covered.min(inode_size)) {
+            self.dev
+                .write_class(at + field as u64, &[0; 4], WriteClass::InodeTable)?;
+        }
+        Ok(())
+    }
+
     /// Creates an empty regular file `name` in directory `dir` with
     /// permission bits `perm`, owned by `uid`:`gid`. Returns its inode number.
     pub fn create(&mut self, dir: u32, name: &[u8], perm: u16, uid: u32, gid: u32) -> Result<u32> {

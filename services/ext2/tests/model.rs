@@ -1,6 +1,6 @@
 //! Random sequences of operations against an in-memory model: every result
 //! (success or refusal) matches the model's, the tree read back equals the
-//! model, `e2fsck -fn` finds nothing to fix, and ext4-view, an independent
+//! model (files' permission bits too), `e2fsck -fn` finds nothing to fix, and ext4-view, an independent
 //! reader, reads the model's tree.
 
 // Test helpers: a failed step is a failed test.
@@ -31,6 +31,9 @@ enum Op {
     Rename(Index, usize, Index, usize),
     Link(Index, usize, Index, usize),
     Symlink(Index, usize, usize),
+    /// Permission bits and a modification time for a file (up to 2038:
+    /// readers take the field as signed, and ext4-view refuses the rest).
+    SetAttrs(Index, usize, u16, u32),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -53,7 +56,9 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(a, n, b, m)| Op::Rename(a, n, b, m)),
         (any::<Index>(), name.clone(), any::<Index>(), name.clone())
             .prop_map(|(a, n, b, m)| Op::Link(a, n, b, m)),
-        (any::<Index>(), name, 0..TARGETS.len()).prop_map(|(d, n, t)| Op::Symlink(d, n, t)),
+        (any::<Index>(), name.clone(), 0..TARGETS.len()).prop_map(|(d, n, t)| Op::Symlink(d, n, t)),
+        (any::<Index>(), name, 0..0o10000u16, 0..=i32::MAX as u32)
+            .prop_map(|(d, n, m, t)| Op::SetAttrs(d, n, m, t)),
     ]
 }
 
@@ -70,6 +75,8 @@ enum Node {
 struct Model {
     names: BTreeMap<String, Node>,
     files: BTreeMap<u32, Vec<u8>>,
+    /// Files' permission bits by id (0o644 when created).
+    modes: BTreeMap<u32, u16>,
     next: u32,
 }
 
@@ -138,6 +145,7 @@ impl Model {
                     self.next += 1;
                     self.names.insert(path, Node::File(self.next));
                     self.files.insert(self.next, Vec::new());
+                    self.modes.insert(self.next, 0o644);
                 }
             }
             Op::Write(d, n, offset, len, seed) => {
@@ -242,6 +250,21 @@ impl Model {
                     self.next += 1;
                 }
             }
+            Op::SetAttrs(d, n, mode, mtime) => {
+                let path = join(&dir(d), NAMES[*n]);
+                let Some(Node::File(id)) = self.names.get(&path).cloned() else {
+                    return;
+                };
+                let target = ino(fs, &path);
+                let before = fs.stat(target).unwrap();
+                fs.set_attrs(target, Some(*mode), None, Some(*mtime))
+                    .unwrap();
+                let after = fs.stat(target).unwrap();
+                assert_eq!(after.mode, 0o100000 | mode, "{op:?}");
+                assert_eq!((after.mtime, after.atime), (*mtime, before.atime), "{op:?}");
+                assert_eq!((after.size, after.links), (before.size, before.links));
+                self.modes.insert(id, *mode);
+            }
             Op::Rename(a, n, b, m) => {
                 let (from_dir, to_dir) = (dir(a), dir(b));
                 let (from, to) = (join(&from_dir, NAMES[*n]), join(&to_dir, NAMES[*m]));
@@ -318,6 +341,7 @@ impl Model {
                     let content = &self.files[id];
                     assert_eq!(stat.size, content.len() as u64, "{path}");
                     assert_eq!(usize::from(stat.links), self.links(*id), "{path}");
+                    assert_eq!(stat.mode, 0o100000 | self.modes[id], "{path}");
                     let mut buf = vec![0u8; content.len()];
                     assert_eq!(fs.read(ino, 0, &mut buf), Ok(content.len()));
                     assert!(buf == *content, "{path}: contents");

@@ -485,3 +485,129 @@ fn a_hash_indexed_directory_is_read_and_stays_valid_when_changed() {
     assert_eq!(debugfs_cat(&image, "/many/added"), b"added\n");
     assert_eq!(debugfs_cat(&image, "/many/renamed"), b"8\n");
 }
+
+/// `debugfs -R "stat <ino>"`'s report of inode `ino`.
+fn debugfs_stat(image: &Path, ino: u32) -> String {
+    let output = Command::new(common::e2fs_tool("debugfs"))
+        .arg("-R")
+        .arg(format!("stat <{ino}>"))
+        .arg(image)
+        .env("TZ", "UTC")
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Permission bits and times set on a file, a directory and a symlink,
+/// with small inodes and with large ones (whose nanosecond fields, put
+/// there by `debugfs`, must be cleared with the new seconds).
+fn set_attrs_with(block_size: u32, extra: &[&str], large: bool) {
+    let src = tempfile::tempdir().unwrap();
+    common::make_tree(src.path(), 10_000);
+    let dir = tempfile::tempdir().unwrap();
+    let image = dir.path().join("fs.img");
+    common::mkfs(src.path(), &image, block_size, "16M", extra);
+    if large {
+        for field in ["atime_extra", "mtime_extra"] {
+            let status = Command::new(common::e2fs_tool("debugfs"))
+                .arg("-w")
+                .arg("-R")
+                .arg(format!("sif /a.txt {field} 0x1d6f3454"))
+                .arg(&image)
+                .output()
+                .unwrap()
+                .status;
+            assert!(status.success());
+        }
+    }
+    let mut fs = mount_image(&image);
+    fs.set_time(1_700_000_000);
+    let file = fs.resolve(b"/a.txt").unwrap();
+    let before = fs.stat(file).unwrap();
+    let d1 = fs.resolve(b"/d1").unwrap();
+    let link = fs.resolve_at(ROOT_INODE, b"/link", false).unwrap();
+
+    fs.set_attrs(file, Some(0o4640 | 0o170000), None, Some(1_577_934_245))
+        .unwrap();
+    fs.set_attrs(d1, Some(0o700), Some(1_000), Some(2_000))
+        .unwrap();
+    // Only times: the mode stays.
+    fs.set_attrs(link, None, Some(3_000), None).unwrap();
+    assert_eq!(
+        fs.set_attrs(0, Some(0o644), None, None),
+        Err(Error::Corrupt("inode number out of range", 0))
+    );
+    let s = fs.stat(file).unwrap();
+    assert_eq!(
+        (s.mode, s.atime, s.mtime),
+        (0o104640, before.atime, 1_577_934_245)
+    );
+    assert_eq!((s.ctime, s.size, s.links), (1_700_000_000, before.size, 2));
+    save(fs, &image);
+
+    fsck_clean(&image);
+    let report = debugfs_stat(&image, file);
+    assert!(report.contains("Type: regular    Mode:  04640"), "{report}");
+    let fraction = if large { ":00000000" } else { "" };
+    for line in [
+        format!("mtime: 0x5e0d5da5{fraction} -- Thu Jan  2 03:04:05 2020"),
+        format!("ctime: 0x6553f100{fraction} -- Tue Nov 14 22:13:20 2023"),
+    ] {
+        assert!(report.contains(&line), "{line} not in {report}");
+    }
+    if large {
+        // The access time was not set: its fraction stays.
+        assert!(report.contains(":1d6f3454 -- "), "{report}");
+    }
+    let report = debugfs_stat(&image, d1);
+    assert!(
+        report.contains("Type: directory    Mode:  0700"),
+        "{report}"
+    );
+    assert!(
+        report.contains(&format!("atime: 0x000003e8{fraction}")),
+        "{report}"
+    );
+    assert!(
+        report.contains(&format!("mtime: 0x000007d0{fraction}")),
+        "{report}"
+    );
+    let report = debugfs_stat(&image, link);
+    assert!(report.contains("Type: symlink    Mode:  0777"), "{report}");
+    assert!(
+        report.contains(&format!("atime: 0x00000bb8{fraction}")),
+        "{report}"
+    );
+    // Read back through the crate after a remount.
+    let mut fs = mount_image(&image);
+    assert_eq!(fs.stat(d1).unwrap().mode, 0o40700);
+    assert_eq!(fs.read_link(link).unwrap(), b"d1/d2");
+    assert_eq!(debugfs_cat(&image, "/a.txt"), b"hello, ext2\n");
+}
+
+#[test]
+fn set_attrs_passes_e2fsck_and_debugfs_reads_it_small_inodes() {
+    set_attrs_with(4096, &["-I", "128"], false);
+}
+
+#[test]
+fn set_attrs_passes_e2fsck_and_debugfs_reads_it_large_inodes() {
+    set_attrs_with(1024, &["-I", "256"], true);
+}
+
+#[test]
+fn set_attrs_on_a_read_only_mount_is_refused() {
+    let src = tempfile::tempdir().unwrap();
+    fs::write(src.path().join("f"), b"x").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let image = dir.path().join("fs.img");
+    common::mkfs(src.path(), &image, 4096, "16M", &["-O", "huge_file"]);
+    let mut fs = mount_image(&image);
+    assert!(fs.read_only().is_some());
+    let f = fs.resolve(b"/f").unwrap();
+    assert_eq!(
+        fs.set_attrs(f, Some(0o600), None, None),
+        Err(Error::ReadOnly)
+    );
+}

@@ -78,6 +78,7 @@ pub fn errno_of(e: FsError) -> Errno {
         FsError::CrossDevice => Errno::EXDEV,
         FsError::TooManyLinks => Errno::EMLINK,
         FsError::Busy => Errno::EBUSY,
+        FsError::NotSupported => Errno::EOPNOTSUPP,
         FsError::Corrupt | FsError::Io | FsError::BadRegion => Errno::EIO,
     }
 }

@@ -10,6 +10,7 @@
 
 extern crate alloc;
 
+mod attrs;
 mod deliver;
 mod files;
 mod jobs;

@@ -57,7 +57,7 @@ const PATH_MAX: usize = 4096;
 const IO_MAX: usize = 1 << 20;
 /// Seconds since the epoch at boot: KaaL has no real-time clock driver yet,
 /// so `CLOCK_REALTIME` starts at 2026-01-01 00:00 UTC (docs/posix.md).
-const EPOCH_AT_BOOT: u64 = 1_767_225_600;
+pub(crate) const EPOCH_AT_BOOT: u64 = 1_767_225_600;
 /// Pipes open at once in all processes (64 KiB of buffer each at most).
 const MAX_PIPES: usize = 32;
 
@@ -162,6 +162,23 @@ impl Server {
             g::__NR_symlink => self.symlinkat(pid, a[0], AT_FDCWD as u64, a[1]),
             g::__NR_symlinkat => self.symlinkat(pid, a[0], a[1], a[2]),
             g::__NR_ftruncate => self.ftruncate(pid, a[0], a[1]),
+            g::__NR_truncate => self.truncate_path(pid, a[0], a[1]),
+            g::__NR_chmod => self.fchmodat(pid, AT_FDCWD as u64, a[0], a[1], 0),
+            g::__NR_fchmod => self.fchmod(pid, a[0], a[1]),
+            // The kernel's fchmodat has no flags argument; fchmodat2 has.
+            g::__NR_fchmodat => self.fchmodat(pid, a[0], a[1], a[2], 0),
+            g::__NR_fchmodat2 => self.fchmodat(pid, a[0], a[1], a[2], a[3]),
+            g::__NR_utimensat => self.utimensat(pid, a[0], a[1], a[2], a[3]),
+            g::__NR_utimes => self.futimesat(pid, AT_FDCWD as u64, a[0], a[1]),
+            g::__NR_futimesat => self.futimesat(pid, a[0], a[1], a[2]),
+            g::__NR_utime => self.utime(pid, a[0], a[1]),
+            g::__NR_chown => self.fchownat(pid, AT_FDCWD as u64, a[0], a[1], a[2], 0),
+            g::__NR_lchown => {
+                let nofollow = u64::from(g::AT_SYMLINK_NOFOLLOW);
+                self.fchownat(pid, AT_FDCWD as u64, a[0], a[1], a[2], nofollow)
+            }
+            g::__NR_fchown => self.fchown(pid, a[0], a[1], a[2]),
+            g::__NR_fchownat => self.fchownat(pid, a[0], a[1], a[2], a[3], a[4]),
             g::__NR_fsync | g::__NR_fdatasync => self
                 .file(pid, a[0])
                 .and_then(|_| self.files.sync().map_err(file_errno).map(|_| 0)),
@@ -677,7 +694,7 @@ impl Server {
         Ok(u64::from_le_bytes(b))
     }
 
-    fn user_path(&mut self, pid: Pid, addr: u64) -> Result<String, Errno> {
+    pub(crate) fn user_path(&mut self, pid: Pid, addr: u64) -> Result<String, Errno> {
         let p = self.procs.get_mut(&pid).ok_or(Errno::ESRCH)?;
         let bytes = p.space.read_cstr(&mut self.broker, addr, PATH_MAX)?;
         if bytes.is_empty() {
@@ -687,7 +704,7 @@ impl Server {
     }
 
     /// The absolute path of `path` relative to `dirfd` (or the cwd).
-    fn resolve(&mut self, pid: Pid, dirfd: u64, path: &str) -> Result<String, Errno> {
+    pub(crate) fn resolve(&mut self, pid: Pid, dirfd: u64, path: &str) -> Result<String, Errno> {
         let p = self.procs.get(&pid).ok_or(Errno::ESRCH)?;
         if path.starts_with('/') {
             return Ok(String::from(path));
@@ -1746,7 +1763,7 @@ impl Server {
 
     // ---- time --------------------------------------------------------------
 
-    fn uptime(&self) -> Duration {
+    pub(crate) fn uptime(&self) -> Duration {
         self.clock.elapsed(self.start)
     }
 

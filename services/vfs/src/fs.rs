@@ -5,7 +5,7 @@
 use alloc::vec::Vec;
 
 use ext2::{BlockDevice, Ext2, FileType};
-use kaal_protocols::file::{kind, FileStat, FsError};
+use kaal_protocols::file::{kind, Attrs, FileStat, FsError};
 
 /// An inode number within one file system.
 pub type Ino = u64;
@@ -26,6 +26,9 @@ pub trait FileSystem {
     fn write(&mut self, ino: Ino, offset: u64, data: &[u8]) -> Result<usize, FsError>;
     /// Sets a regular file's size (growing leaves zeros).
     fn truncate(&mut self, ino: Ino, size: u64) -> Result<(), FsError>;
+    /// Sets what `attrs` gives of any inode's permission bits (checked by
+    /// the VFS: at most `0o7777`) and times; the change time becomes now.
+    fn setattr(&mut self, ino: Ino, attrs: &Attrs) -> Result<(), FsError>;
     /// Creates an empty regular file `name` in `dir`.
     fn create(
         &mut self,
@@ -121,6 +124,13 @@ fn ino32(ino: Ino) -> Result<u32, FsError> {
     u32::try_from(ino).map_err(|_| FsError::NotFound)
 }
 
+/// ext2's 32-bit times are signed (as Linux and e2fsck read them, the
+/// extra epoch bits unset): a later time is kept as the latest there is,
+/// as Linux clamps it.
+fn ext2_time(secs: u64) -> u32 {
+    u32::try_from(secs.min(i32::MAX as u64)).unwrap_or(i32::MAX as u32)
+}
+
 /// Entries fetched per step of a directory page.
 const PAGE: usize = 32;
 
@@ -169,6 +179,17 @@ impl<D: BlockDevice> FileSystem for Ext2<D> {
 
     fn truncate(&mut self, ino: Ino, size: u64) -> Result<(), FsError> {
         Ext2::truncate(self, ino32(ino)?, size).map_err(from_ext2)
+    }
+
+    fn setattr(&mut self, ino: Ino, attrs: &Attrs) -> Result<(), FsError> {
+        Ext2::set_attrs(
+            self,
+            ino32(ino)?,
+            attrs.mode,
+            attrs.atime.map(ext2_time),
+            attrs.mtime.map(ext2_time),
+        )
+        .map_err(from_ext2)
     }
 
     fn create(

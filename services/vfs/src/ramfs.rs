@@ -11,7 +11,7 @@ use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::rc::Rc;
 use alloc::vec::Vec;
 
-use kaal_protocols::file::{kind, FileStat, FsError};
+use kaal_protocols::file::{kind, Attrs, FileStat, FsError};
 
 use crate::fs::{FileSystem, Ino};
 use crate::path::COMPONENT_MAX;
@@ -455,6 +455,22 @@ impl FileSystem for RamFs {
             bytes.shrink_to_fit();
         }
         node.mtime = now;
+        node.ctime = now;
+        Ok(())
+    }
+
+    fn setattr(&mut self, ino: Ino, attrs: &Attrs) -> Result<(), FsError> {
+        let now = self.now;
+        let node = self.node_mut(ino)?;
+        if let Some(mode) = attrs.mode {
+            node.perm = mode & 0o7777;
+        }
+        if let Some(atime) = attrs.atime {
+            node.atime = atime;
+        }
+        if let Some(mtime) = attrs.mtime {
+            node.mtime = mtime;
+        }
         node.ctime = now;
         Ok(())
     }

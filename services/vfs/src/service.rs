@@ -6,7 +6,7 @@
 use alloc::vec;
 use alloc::vec::Vec;
 
-use kaal_protocols::file::{DirRecord, File, FileStat, FsError};
+use kaal_protocols::file::{flags, Attrs, DirRecord, File, FileStat, FsError};
 use kaal_rpc::{Badge, Lent};
 
 use crate::files::Files;
@@ -227,6 +227,20 @@ impl<R: Regions> File for Service<R> {
 
     fn truncate(&mut self, badge: Badge, fd: u32, size: u64) -> Result<(), FsError> {
         self.files.truncate(&mut self.vfs, badge, fd, size)
+    }
+
+    fn setattr(&mut self, _: Badge, path: &[u8], flags: u32, attrs: Attrs) -> Result<(), FsError> {
+        if flags & !flags::NO_FOLLOW != 0 {
+            return Err(FsError::Invalid);
+        }
+        self.vfs
+            .setattr(path, flags & flags::NO_FOLLOW == 0, &attrs)
+    }
+
+    fn fsetattr(&mut self, badge: Badge, fd: u32, attrs: Attrs) -> Result<(), FsError> {
+        // Any access mode: fchmod and futimens need none.
+        let node = self.files.get(badge, fd)?.node;
+        self.vfs.setattr_node(node, &attrs)
     }
 
     fn sync(&mut self, _: Badge) -> Result<(), FsError> {

@@ -6,7 +6,7 @@
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 
-use kaal_protocols::file::{kind, FileStat, FsError, PATH_BYTES};
+use kaal_protocols::file::{kind, Attrs, FileStat, FsError, PATH_BYTES};
 
 use crate::fs::{FileSystem, Ino};
 use crate::path::{self, SYMLINK_LIMIT};
@@ -244,6 +244,27 @@ impl Vfs {
     pub fn stat(&mut self, path: &[u8], follow: bool) -> Result<FileStat, FsError> {
         let node = self.resolve(path, follow)?;
         self.stat_node(node)
+    }
+
+    /// Sets `node`'s permission bits and times: a mode past `0o7777` is
+    /// `Invalid`, and a symbolic link's own mode `NotSupported` (as Linux:
+    /// a link's permissions mean nothing); its times may change.
+    pub fn setattr_node(&mut self, node: Node, attrs: &Attrs) -> Result<(), FsError> {
+        if let Some(mode) = attrs.mode {
+            if mode & !0o7777 != 0 {
+                return Err(FsError::Invalid);
+            }
+            if self.stat_node(node)?.kind == kind::SYMLINK {
+                return Err(FsError::NotSupported);
+            }
+        }
+        self.fs(node.mount)?.setattr(node.ino, attrs)
+    }
+
+    /// [`Self::setattr_node`] of `path`, following a final link when `follow`.
+    pub fn setattr(&mut self, path: &[u8], follow: bool, attrs: &Attrs) -> Result<(), FsError> {
+        let node = self.resolve(path, follow)?;
+        self.setattr_node(node, attrs)
     }
 
     /// Creates regular file `path` with permission bits `perm`.

@@ -11,7 +11,7 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
-use kaal_protocols::file::{kind, FsError};
+use kaal_protocols::file::{kind, Attrs, FsError};
 use proptest::prelude::*;
 use vfs::{FileSystem, Ino, RamFs, Vfs, ENTRY_COST, NODE_COST};
 
@@ -35,6 +35,8 @@ enum Op {
     Rename(usize, usize),
     Link(usize, usize),
     Symlink(usize),
+    /// `setattr` of a mode (past `0o7777` too), following a final link.
+    Chmod(usize, u16),
 }
 
 /// The paths operations name: `/a`..`/c` and one level below them.
@@ -61,7 +63,8 @@ fn op() -> impl Strategy<Value = Op> {
         p.clone().prop_map(Op::Rmdir),
         (p.clone(), p.clone()).prop_map(|(a, b)| Op::Rename(a, b)),
         (p.clone(), p.clone()).prop_map(|(a, b)| Op::Link(a, b)),
-        p.prop_map(Op::Symlink),
+        p.clone().prop_map(Op::Symlink),
+        (p, 0..0o20000u16).prop_map(|(a, m)| Op::Chmod(a, m)),
     ]
 }
 
@@ -76,6 +79,8 @@ enum Node {
 struct Model {
     paths: BTreeMap<String, usize>,
     nodes: BTreeMap<usize, Node>,
+    /// Permission bits a `Chmod` gave a node (else its kind's default).
+    modes: BTreeMap<usize, u16>,
     next: usize,
 }
 
@@ -257,6 +262,20 @@ impl Model {
                 }
                 Ok(())
             }
+            Op::Chmod(a, mode) => {
+                let p = &paths[a];
+                self.dir_of(p)?;
+                let id = match self.node(p) {
+                    // The link's target (`/nowhere`) is missing.
+                    Some((_, Node::Link)) | None => return Err(FsError::NotFound),
+                    Some((id, _)) => id,
+                };
+                if mode > 0o7777 {
+                    return Err(FsError::Invalid);
+                }
+                self.modes.insert(id, mode);
+                Ok(())
+            }
             Op::Link(a, b) => {
                 let (p, q) = (&paths[a], &paths[b]);
                 self.dir_of(p)?;
@@ -278,15 +297,23 @@ impl Model {
         }
     }
 
-    /// Each path: kind, links, size and bytes, as the file system tells.
-    fn tree(&self) -> BTreeMap<String, (u8, u32, u64, Vec<u8>)> {
+    /// Each path: kind, mode, links, size and bytes, as the file system
+    /// tells.
+    fn tree(&self) -> BTreeMap<String, (u8, u16, u32, u64, Vec<u8>)> {
         self.paths
             .iter()
             .map(|(p, id)| {
                 let names = self.paths.values().filter(|v| *v == id).count() as u32;
+                let mode = |default| self.modes.get(id).copied().unwrap_or(default);
                 let entry = match &self.nodes[id] {
-                    Node::File(d) => (kind::REGULAR, names, d.len() as u64, d.clone()),
-                    Node::Link => (kind::SYMLINK, names, TARGET.len() as u64, TARGET.to_vec()),
+                    Node::File(d) => (kind::REGULAR, mode(0o644), names, d.len() as u64, d.clone()),
+                    Node::Link => (
+                        kind::SYMLINK,
+                        0o777,
+                        names,
+                        TARGET.len() as u64,
+                        TARGET.to_vec(),
+                    ),
                     Node::Dir => {
                         let subdirs = self
                             .paths
@@ -295,6 +322,7 @@ impl Model {
                             .count() as u32;
                         (
                             kind::DIRECTORY,
+                            mode(0o755),
                             2 + subdirs,
                             self.children(p) as u64,
                             Vec::new(),
@@ -328,6 +356,9 @@ impl FileSystem for Shared {
     }
     fn truncate(&mut self, ino: Ino, size: u64) -> Result<(), FsError> {
         self.0.borrow_mut().truncate(ino, size)
+    }
+    fn setattr(&mut self, ino: Ino, attrs: &Attrs) -> Result<(), FsError> {
+        self.0.borrow_mut().setattr(ino, attrs)
     }
     fn create(&mut self, d: Ino, n: &[u8], p: u16, u: u32, g: u32) -> Result<Ino, FsError> {
         self.0.borrow_mut().create(d, n, p, u, g)
@@ -391,11 +422,18 @@ fn run(vfs: &mut Vfs, op: &Op, paths: &[String]) -> Result<(), FsError> {
         Op::Rmdir(a) => vfs.rmdir(path(a)),
         Op::Rename(a, b) => vfs.rename(path(a), path(b)),
         Op::Link(a, b) => vfs.link(path(a), path(b)),
+        Op::Chmod(a, mode) => {
+            let attrs = Attrs {
+                mode: Some(mode),
+                ..Attrs::default()
+            };
+            vfs.setattr(path(a), true, &attrs)
+        }
     }
 }
 
 /// The tree as the VFS lists it, from `/` down.
-fn listed(vfs: &mut Vfs) -> BTreeMap<String, (u8, u32, u64, Vec<u8>)> {
+fn listed(vfs: &mut Vfs) -> BTreeMap<String, (u8, u16, u32, u64, Vec<u8>)> {
     let mut out = BTreeMap::new();
     let mut todo = vec![String::new()];
     while let Some(dir) = todo.pop() {
@@ -436,7 +474,7 @@ fn listed(vfs: &mut Vfs) -> BTreeMap<String, (u8, u32, u64, Vec<u8>)> {
                 let up = vfs.resolve(format!("{p}/..").as_bytes(), true).unwrap();
                 assert_eq!(up, node, "{p}/..");
             }
-            out.insert(p, (st.kind, st.links, st.size, data));
+            out.insert(p, (st.kind, st.perm, st.links, st.size, data));
         }
     }
     out

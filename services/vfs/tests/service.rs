@@ -9,7 +9,7 @@
 mod common;
 
 use common::*;
-use kaal_protocols::file::{flags, kind, whence, FsError, PATH_BYTES};
+use kaal_protocols::file::{flags, kind, whence, Attrs, FsError, PATH_BYTES};
 use kaal_rpc::{Lent, RpcError};
 use vfs::{BOUNCE_BYTES, MAX_OPEN, SYMLINK_LIMIT};
 
@@ -618,4 +618,135 @@ fn one_request_moves_at_most_one_chunk() {
         assert_eq!(c.stub.seek(fd, 0, whence::CURRENT).unwrap(), n);
         c.stub.close(fd).unwrap();
     }
+}
+
+#[test]
+fn setattr_and_fsetattr_change_mode_and_times_on_both_file_systems() {
+    let sys = System::new();
+    let (c, other) = (sys.client(1), sys.client(2));
+    let mode = |m| Attrs {
+        mode: Some(m),
+        ..Attrs::default()
+    };
+    c.write_file(b"/tmp/t.txt", b"tmp\n").unwrap();
+    c.stub.symlink(b"t.txt", b"/tmp/rel").unwrap();
+    sys.svc.borrow_mut().set_time(1_800_000_000);
+    for (file, link) in [
+        (&b"/d/b.txt"[..], &b"/rel"[..]),
+        (b"/tmp/t.txt", b"/tmp/rel"),
+    ] {
+        let before = c.stat(file).unwrap();
+        c.stub.setattr(file, 0, mode(0o4640)).unwrap();
+        let st = c.stat(file).unwrap();
+        assert_eq!(
+            (st.kind, st.perm, st.ctime),
+            (kind::REGULAR, 0o4640, 1_800_000_000)
+        );
+        assert_eq!(
+            (st.mtime, st.atime, st.size),
+            (before.mtime, before.atime, before.size)
+        );
+        // Times only, through the link (followed): the mode stays.
+        let times = Attrs {
+            mode: None,
+            atime: Some(1_000),
+            mtime: Some(1_577_934_245),
+        };
+        c.stub.setattr(link, 0, times).unwrap();
+        let st = c.stat(file).unwrap();
+        assert_eq!(
+            (st.perm, st.atime, st.mtime),
+            (0o4640, 1_000, 1_577_934_245)
+        );
+        // Not followed: the link's own times; its mode is not supported.
+        let link_before = c.lstat(link).unwrap();
+        let only_mtime = Attrs {
+            mtime: Some(42),
+            ..Attrs::default()
+        };
+        c.stub.setattr(link, flags::NO_FOLLOW, only_mtime).unwrap();
+        let l = c.lstat(link).unwrap();
+        assert_eq!(
+            (l.kind, l.perm, l.mtime),
+            (kind::SYMLINK, link_before.perm, 42)
+        );
+        assert_eq!(c.stat(file).unwrap().mtime, 1_577_934_245);
+        assert_eq!(
+            c.stub.setattr(link, flags::NO_FOLLOW, mode(0o600)),
+            Err(app(FsError::NotSupported))
+        );
+        // By descriptor, whatever the access mode; another client's
+        // number names nothing of this one.
+        let fd = c.open(file, flags::READ_ONLY).unwrap();
+        c.stub.fsetattr(fd, mode(0o600)).unwrap();
+        assert_eq!(c.stub.fstat(fd).unwrap().perm, 0o600);
+        assert_eq!(
+            other.stub.fsetattr(fd, mode(0o777)),
+            Err(app(FsError::BadDescriptor))
+        );
+        c.stub.close(fd).unwrap();
+        assert_eq!(
+            c.stub.fsetattr(fd, mode(0o777)),
+            Err(app(FsError::BadDescriptor))
+        );
+        // A directory's mode keeps its kind.
+        let dir = if file.starts_with(b"/tmp") {
+            &b"/tmp"[..]
+        } else {
+            b"/d"
+        };
+        c.stub.setattr(dir, 0, mode(0o700)).unwrap();
+        let d = c.stat(dir).unwrap();
+        assert_eq!((d.kind, d.perm), (kind::DIRECTORY, 0o700));
+    }
+    // Refusals change nothing.
+    let before = sys.snapshot();
+    assert_eq!(
+        c.stub.setattr(b"/a.txt", 0, mode(0o10000)),
+        Err(app(FsError::Invalid))
+    );
+    assert_eq!(
+        c.stub.setattr(b"/a.txt", 1, mode(0o644)),
+        Err(app(FsError::Invalid))
+    );
+    assert_eq!(
+        c.stub.setattr(b"/nothing", 0, mode(0o644)),
+        Err(app(FsError::NotFound))
+    );
+    assert_eq!(
+        c.stub.setattr(b"/a.txt/x", 0, mode(0o644)),
+        Err(app(FsError::NotADirectory))
+    );
+    assert_eq!(
+        c.stub.setattr(b"", 0, mode(0o644)),
+        Err(app(FsError::NotFound))
+    );
+    // An attribute word with bits that mean nothing is a malformed message.
+    // The fixed words (the path's length, flags, three attribute words)
+    // come before the path's bytes.
+    let path = u64::from_le_bytes(*b"/a.txt\0\0");
+    for head in [8u64, 1 << 40] {
+        assert_eq!(
+            RpcError::from_label(sys.raw(1, 20, &[6, 0, head, 0, 0, path]).label),
+            RpcError::BadMessage,
+            "{head:#x}"
+        );
+    }
+    // Well-formed, the same words reach the service (and its refusal).
+    let reply = sys.raw(1, 20, &[6, 1, 1, 0, 0, path]);
+    assert_eq!(
+        kaal_rpc::app_code(reply.label),
+        Some(FsError::Invalid as u16)
+    );
+    assert_eq!(sys.snapshot(), before);
+    // ext2 keeps 32 signed bits of seconds: a later time is the latest.
+    let far = Attrs {
+        mtime: Some(u64::MAX),
+        ..Attrs::default()
+    };
+    c.stub.setattr(b"/a.txt", 0, far).unwrap();
+    assert_eq!(c.stat(b"/a.txt").unwrap().mtime, i32::MAX as u64);
+    c.stub.sync().unwrap();
+    let (ok, out) = fsck(sys.dir.path(), &sys.disk.borrow());
+    assert!(ok, "e2fsck -fn:\n{out}");
 }

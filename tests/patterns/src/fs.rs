@@ -172,6 +172,15 @@ pub const WRITTEN_TRUNCATED: (&str, u64) = ("/out/trunc.bin", 70_000);
 /// The renamed file of [`WRITTEN_TREE`]: its first name and its last.
 pub const WRITTEN_RENAMED: (&str, &str) = ("/out/tmp.txt", "/out/renamed.txt");
 
+/// The directory and the file of [`WRITTEN_TREE`] made with other
+/// permission bits (0o777, 0o666) and then given theirs: the directory by
+/// path, the file by a read-only descriptor, which also sets its
+/// modification time to [`WRITTEN_MTIME`].
+pub const WRITTEN_CHMOD: (&str, &str) = ("/out/sub/deeper", "/out/sub/deeper/note.txt");
+
+/// The modification time `fs_write_persist` gives [`WRITTEN_CHMOD`]'s file.
+pub const WRITTEN_MTIME: u64 = 1_577_934_245;
+
 /// A small tree that must survive a reboot.
 pub const REBOOT_TREE: &[Entry] = &[
     dir("/persist", 0o755),
@@ -444,6 +453,11 @@ mod tests {
         );
         let (from, to) = WRITTEN_RENAMED;
         assert!(find(WRITTEN_TREE, from).is_none() && find(WRITTEN_TREE, to).is_some());
+        // The changed modes differ from the ones the entries are made with.
+        let (dir, file) = WRITTEN_CHMOD;
+        assert!(find(WRITTEN_TREE, dir).is_some_and(|e| e.kind == Kind::Dir && e.mode != 0o777));
+        assert!(find(WRITTEN_TREE, file)
+            .is_some_and(|e| matches!(e.kind, Kind::File { .. }) && e.mode != 0o666));
         assert_eq!(parent(from), parent(to));
     }
 

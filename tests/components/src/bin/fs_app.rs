@@ -28,14 +28,14 @@ use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
 
-use kaal_client::file::{flags, FileError, Files};
+use kaal_client::file::{flags, Attrs, FileError, Files};
 use kaal_protocols::file::FsError;
 use kaal_rt::Env;
 use kaal_test_components::fs::{
     check_file, check_tree, fail, list, refused, report, until_served, write_file, write_tree,
     Check,
 };
-use kaal_test_patterns::fs::{self as tree, Damage, Kind};
+use kaal_test_patterns::fs::{self as tree, Damage, Entry, Kind};
 
 /// Bytes moved per read or write call (the lent region is as large).
 const CHUNK: usize = 64 * 1024;
@@ -51,6 +51,7 @@ fn reader(fs: &Files, buf: &mut [u8]) -> Check<String> {
 fn writer(fs: &Files, buf: &mut [u8]) -> Check<String> {
     let (trunc, long) = tree::WRITTEN_TRUNCATED;
     let (first, last) = tree::WRITTEN_RENAMED;
+    let (dir_chmod, file_chmod) = tree::WRITTEN_CHMOD;
     for e in tree::WRITTEN_TREE {
         match (e.path, e.kind) {
             (p, Kind::File { len, seed }) if p == trunc => {
@@ -69,8 +70,32 @@ fn writer(fs: &Files, buf: &mut [u8]) -> Check<String> {
                 fs.rename("/out/sub/moving", last)
                     .map_err(|x| fail(last, x))?;
             }
+            (p, _) if p == dir_chmod || p == file_chmod => {
+                let other = if p == dir_chmod { 0o777 } else { 0o666 };
+                let first = Entry { mode: other, ..*e };
+                write_tree(fs, core::slice::from_ref(&first), buf)?;
+                let mode = Attrs {
+                    mode: Some(e.mode),
+                    ..Attrs::default()
+                };
+                if p == dir_chmod {
+                    fs.setattr(p, true, mode).map_err(|x| fail(p, x))?;
+                } else {
+                    let fd = fs.open(p, flags::READ_ONLY, 0).map_err(|x| fail(p, x))?;
+                    let attrs = Attrs {
+                        mtime: Some(tree::WRITTEN_MTIME),
+                        ..mode
+                    };
+                    fs.fsetattr(fd, attrs).map_err(|x| fail(p, x))?;
+                    fs.close(fd).map_err(|x| fail(p, x))?;
+                }
+            }
             _ => write_tree(fs, core::slice::from_ref(e), buf)?,
         }
+    }
+    let mtime = fs.stat(file_chmod).map_err(|x| fail(file_chmod, x))?.mtime;
+    if mtime != tree::WRITTEN_MTIME {
+        return Err(format!("{file_chmod}'s mtime is {mtime}"));
     }
     // What is made and taken away again.
     write_file(fs, "/out/gone.txt", 5000, 7, 0o644, buf)?;

@@ -22,7 +22,7 @@ use alloc::vec::Vec;
 use core::fmt::Debug;
 
 use kaal_client::file::{flags, kind, whence, FileError, Files};
-use kaal_protocols::file::{FileStat, FsError, PATH_BYTES};
+use kaal_protocols::file::{Attrs, FileStat, FsError, PATH_BYTES};
 use kaal_rpc::{app_code, Error, IpcBuffer, Lent, Msg, RpcError, WireError, MSG_MAX, REPLY_OK};
 use kaal_rt::{println, Env};
 use kaal_sel4::ipc::MessageInfo;
@@ -276,6 +276,11 @@ fn hostile(fs: &Files, buf: &mut [u8]) -> Check<String> {
         t.refused("fstat", rpc.fstat(fd), bad_fd);
         t.refused("readdir", rpc.readdir(fd, Lent::new(0, 256)), bad_fd);
         t.refused("truncate", rpc.truncate(fd, 0), bad_fd);
+        let attrs = Attrs {
+            mode: Some(0o777),
+            ..Attrs::default()
+        };
+        t.refused("fsetattr", rpc.fsetattr(fd, attrs), bad_fd);
         t.refused("close", rpc.close(fd), bad_fd);
     }
 
@@ -523,9 +528,9 @@ fn hostile(fs: &Files, buf: &mut [u8]) -> Check<String> {
     if let Some(first) = full.first_mut() {
         *first = 8;
     }
-    let raw_cases: [(u64, &[u64], Error<FsError>); 24] = [
+    let raw_cases: [(u64, &[u64], Error<FsError>); 29] = [
         (0, &[], bad_label),
-        (20, &[], bad_label),
+        (22, &[], bad_label),
         (0xffff, &[1, 2, 3], bad_label),
         (0x1_0001, &[], bad_label),
         (1, &[], bad_msg),
@@ -533,6 +538,10 @@ fn hostile(fs: &Files, buf: &mut [u8]) -> Check<String> {
         (5, &[0, 0], bad_msg),
         (2, &[0, 0], bad_msg),
         (18, &[1], bad_msg),
+        (20, &[], bad_msg),
+        // Attribute words with bits that mean nothing.
+        (20, &[8, 0, 8, 0, 0, word], bad_msg),
+        (21, &[0, 1 << 40, 0, 0], bad_msg),
         // Byte lengths the message does not carry.
         (6, &[64], bad_msg),
         (6, &[100, word, word], bad_msg),
@@ -552,6 +561,8 @@ fn hostile(fs: &Files, buf: &mut [u8]) -> Check<String> {
         (1, &[0, 0, 0], not_found),
         (2, &[70], bad_fd),
         (8, &[u64::from(u32::MAX)], bad_fd),
+        (20, &[8, 1, 0, 0, 0, word], invalid),
+        (21, &[70, 1, 0, 0], bad_fd),
     ];
     for (label, words, want) in raw_cases {
         t.refused("raw call", raw_call(fs, label, words), want);

@@ -7,7 +7,7 @@
 #![no_std]
 #![no_main]
 
-use kaal_protocols::file::{file_dispatch, File, FileStat, FsError};
+use kaal_protocols::file::{file_dispatch, Attrs, File, FileStat, FsError};
 use kaal_rpc::{Badge, Lent};
 use kaal_rt::{println, Env, SharedRegion};
 use kaal_test_components::lent::{client_pattern, server_pattern, CLIENTS, REGION_BYTES};
@@ -122,6 +122,12 @@ impl File for Server {
         Err(FsError::Invalid)
     }
     fn sync(&mut self, _: Badge) -> Result<(), FsError> {
+        Err(FsError::Invalid)
+    }
+    fn setattr(&mut self, _: Badge, _: &[u8], _: u32, _: Attrs) -> Result<(), FsError> {
+        Err(FsError::Invalid)
+    }
+    fn fsetattr(&mut self, _: Badge, _: u32, _: Attrs) -> Result<(), FsError> {
         Err(FsError::Invalid)
     }
 
