@@ -55,8 +55,17 @@ const CFLAGS: [&str; 5] = ["-static", "-O2", "-Wall", "-Wextra", "-Werror"];
 const DEMO_PROGRAMS: [&str; 2] = ["hello_musl", "hello_rust"];
 
 /// `/etc` of the userland, each file unless the folder has its own.
-const ETC: [(&str, &str); 3] = [
+const ETC: [(&str, &str); 4] = [
     ("passwd", "root:x:0:0:root:/root:/bin/sh\n"),
+    (
+        "inittab",
+        "# Read by busybox init, the process server's first process: a login\n\
+         # shell on the console; when it exits, init powers the system off\n\
+         # (SIGUSR2 is what `poweroff` sends init once it found no linuxrc\n\
+         # in /proc, which KaaL does not have).\n\
+         ::wait:-/bin/sh\n\
+         ::wait:/bin/kill -USR2 1\n",
+    ),
     ("group", "root:x:0:\n"),
     (
         "profile",

@@ -791,6 +791,24 @@ impl Signals {
         (a.handler > SIG_IGN).then_some(a)
     }
 
+    /// `rt_sigtimedwait`: takes the lowest pending signal of `set`, blocked
+    /// or not (never `SIGKILL` or `SIGSTOP`), with its information.
+    pub fn take_from(&mut self, set: u64) -> Option<SigInfo> {
+        let ready = self.pending & set & !(bit(g::SIGKILL) | bit(g::SIGSTOP));
+        if ready == 0 {
+            return None;
+        }
+        let sig = ready.trailing_zeros() + 1;
+        let i = self.slot(sig)?;
+        self.pending &= !bit(sig);
+        Some(
+            self.infos
+                .get_mut(i)
+                .and_then(Option::take)
+                .unwrap_or(SigInfo::kernel(sig)),
+        )
+    }
+
     /// Whether the signal taken next stops the process (`SIGSTOP`, or a
     /// stop signal whose action is the default): a call it interrupts is
     /// not ended but runs again once the process continues.
@@ -1961,5 +1979,22 @@ mod tests {
         assert!(!wait::is_stopped(wait::CONTINUED));
         assert!(!wait::is_stopped(wait::exited(0)));
         assert!(!wait::is_stopped(wait::signaled(SIGTSTP, false)));
+    }
+
+    #[test]
+    fn sigtimedwait_takes_from_its_set_only() {
+        let mut s = Signals::new();
+        s.set_blocked(bit(SIGUSR1) | bit(SIGUSR2) | bit(SIGTERM));
+        s.send(SigInfo::user(SIGUSR2, 7, 0));
+        s.send(SigInfo::user(SIGTERM, 8, 0));
+        assert_eq!(s.take_from(bit(SIGUSR1)), None);
+        let got = s.take_from(bit(SIGUSR1) | bit(SIGUSR2)).expect("SIGUSR2");
+        assert_eq!(got.signo, SIGUSR2);
+        assert_eq!(got, SigInfo::user(SIGUSR2, 7, 0));
+        assert_eq!(s.pending(), bit(SIGTERM));
+        assert_eq!(s.take_from(u64::MAX).map(|i| i.signo), Some(SIGTERM));
+        assert_eq!(s.take_from(u64::MAX), None);
+        s.send(SigInfo::user(SIGKILL, 1, 0));
+        assert_eq!(s.take_from(u64::MAX), None, "SIGKILL is never waited for");
     }
 }

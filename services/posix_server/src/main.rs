@@ -17,6 +17,7 @@ mod jobs;
 mod process;
 mod programs;
 mod readiness;
+mod signals;
 mod space;
 mod syscall;
 mod window;

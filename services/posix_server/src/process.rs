@@ -28,6 +28,7 @@ pub type Pid = u32;
 pub const SIGILL: u32 = 4;
 pub const SIGFPE: u32 = 8;
 pub const SIGKILL: u32 = 9;
+pub const SIGHUP: u32 = 1;
 pub const SIGSEGV: u32 = 11;
 
 /// Priority of Linux threads: below every driver and service.
@@ -58,6 +59,9 @@ pub struct Process {
     pub cwd: String,
     /// The program's path (`/proc/self/exe`).
     pub exe: String,
+    /// The thread's name (`prctl(PR_SET_NAME)`): at most 15 bytes, at
+    /// first the program's file name.
+    pub comm: [u8; 16],
     pub umask: u32,
     /// Registers of a call that waits, with the slot holding the reply
     /// capability (`SaveCaller`).
@@ -94,6 +98,21 @@ impl Process {
         self.signals.action(sig).handler == posix::signal::SIG_IGN
             || self.signals.blocked() & posix::signal::bit(sig) != 0
     }
+}
+
+/// A thread name as Linux gives one at exec: the file name, cut to 15
+/// bytes and NUL-terminated.
+pub fn comm_of(path: &str) -> [u8; 16] {
+    comm(path.rsplit('/').next().unwrap_or(path).as_bytes())
+}
+
+/// A thread name from `name`, cut to 15 bytes and NUL-terminated.
+pub fn comm(name: &[u8]) -> [u8; 16] {
+    let mut comm = [0u8; 16];
+    for (c, &b) in comm.iter_mut().zip(name.iter().take(15)) {
+        *c = b;
+    }
+    comm
 }
 
 fn nomem<E>(_: E) -> Errno {
@@ -243,8 +262,9 @@ impl Server {
         for _ in 0..3 {
             fds.insert(tty.clone(), false)?;
         }
-        // The first process leads the console's session.
-        self.console.tty.attach(pid as i32, pid as i32);
+        // Like Linux's init, the first process has the console open but
+        // not as its controlling terminal: a session it starts takes it
+        // (`setsid` and `TIOCSCTTY`, as busybox init does for its shell).
         let ctx = UserContext {
             rip: entry,
             rsp: sp,
@@ -266,6 +286,7 @@ impl Server {
                         tcb,
                         fds,
                         cwd: String::from("/"),
+                        comm: comm_of(&path),
                         exe: path,
                         umask: 0o022,
                         blocked: None,
@@ -371,6 +392,38 @@ impl Server {
         }
         // The parent's wait4, a pipe's other end: anything may go on now.
         self.changed = true;
+    }
+
+    /// `reboot(magic, magic2, cmd)`. The process server's processes live
+    /// as in a Linux PID namespace, where power-off, halt and restart end
+    /// its init: pid 1 ends (status 0 for power-off and halt, SIGHUP for
+    /// restart) and with it every process; what the server's end does to
+    /// the machine is the manifest's choice (`poweroff`). Ctrl-Alt-Del's
+    /// setting changes nothing (no keyboard sends it).
+    pub fn reboot(&mut self, magic: u64, magic2: u64, cmd: u64) -> Result<u64, Errno> {
+        use linux_raw_sys::general as g;
+        let magic2_ok = [
+            g::LINUX_REBOOT_MAGIC2,
+            g::LINUX_REBOOT_MAGIC2A,
+            g::LINUX_REBOOT_MAGIC2B,
+            g::LINUX_REBOOT_MAGIC2C,
+        ]
+        .contains(&(magic2 as u32));
+        if magic as u32 != g::LINUX_REBOOT_MAGIC1 || !magic2_ok {
+            return Err(Errno::EINVAL);
+        }
+        let (what, status) = match cmd as u32 {
+            g::LINUX_REBOOT_CMD_CAD_ON | g::LINUX_REBOOT_CMD_CAD_OFF => return Ok(0),
+            g::LINUX_REBOOT_CMD_POWER_OFF => ("power-off", 0),
+            g::LINUX_REBOOT_CMD_HALT => ("halt", 0),
+            g::LINUX_REBOOT_CMD_RESTART | g::LINUX_REBOOT_CMD_RESTART2 => {
+                ("restart", SIGHUP as i32)
+            }
+            _ => return Err(Errno::EINVAL),
+        };
+        kaal_rt::println!("posix: reboot ({what}): every process ends");
+        self.end(1, status);
+        Ok(0)
     }
 
     pub fn kill_by_signal(&mut self, pid: Pid, sig: u32) {
@@ -586,6 +639,7 @@ impl Server {
             fds: parent.fds.clone(),
             cwd: parent.cwd.clone(),
             exe: parent.exe.clone(),
+            comm: parent.comm,
             umask: parent.umask,
             blocked: None,
             deadline: None,
@@ -643,6 +697,7 @@ impl Server {
         let old_tcb = core::mem::replace(&mut p.tcb, tcb);
         let old_cnode = core::mem::replace(&mut p.cnode, cnode);
         p.exe = String::from(path);
+        p.comm = comm_of(path);
         p.fs_base = 0;
         p.clear_tid = 0;
         p.vfork_parent = None;

@@ -49,7 +49,7 @@ impl Server {
     /// `EINTR` when a signal the mask in force lets through is pending,
     /// else the call parks until something changes or its deadline
     /// (`timeout` `None`: no deadline).
-    fn none_ready(&mut self, pid: Pid, timeout: Option<Duration>) -> Result<(), Errno> {
+    pub(crate) fn none_ready(&mut self, pid: Pid, timeout: Option<Duration>) -> Result<(), Errno> {
         let deadline = match self.procs.get(&pid).and_then(|p| p.deadline) {
             Some(d) => Some(d),
             None => match timeout {

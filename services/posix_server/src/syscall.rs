@@ -250,6 +250,8 @@ impl Server {
             // Waits until a signal ends it (`interrupt`: EINTR).
             g::__NR_pause => Err(self.wait(pid, None)),
             g::__NR_rt_sigsuspend => self.sigsuspend(pid, a[0], a[1]),
+            g::__NR_rt_sigtimedwait => self.sigtimedwait(pid, a[0], a[1], a[2], a[3]),
+            g::__NR_reboot => self.reboot(a[0], a[1], a[2]),
             g::__NR_sysinfo => self.sysinfo(pid, a[0]),
             g::__NR_getrandom => self.getrandom(pid, a[0], a[1]),
             g::__NR_prlimit64 => self.prlimit(pid, a[1], a[3]),
@@ -291,6 +293,7 @@ impl Server {
             g::__NR_setsid => self.setsid(pid),
             g::__NR_getsid => self.getsid(pid, a[0]),
             g::__NR_sendfile => self.sendfile(pid, a[0], a[1], a[2], a[3]),
+            g::__NR_prctl => self.prctl(pid, a[0], a[1]),
             g::__NR_rseq => Err(Errno::ENOSYS),
             g::__NR_statx => Err(Errno::ENOSYS),
             _ => {
@@ -429,112 +432,6 @@ impl Server {
         let envp = self.user_strings(pid, envp)?;
         self.execve(pid, &path, &argv, &envp)?;
         Ok(0)
-    }
-
-    /// `kill` and `tgkill`: a signal's default action (terminate, or
-    /// nothing for those that are ignored or stop, until stopping is
-    /// implemented); a signal the process handles or ignores is not
-    /// delivered yet. 0 checks that the target exists.
-    fn kill(&mut self, pid: Pid, target: i64, sig: u64) -> R {
-        if sig > 64 {
-            return Err(Errno::EINVAL);
-        }
-        let me = self.procs.get(&pid).ok_or(Errno::ESRCH)?;
-        let my_pgid = me.pgid;
-        let targets: Vec<Pid> = self
-            .procs
-            .values()
-            .filter(|p| p.zombie.is_none())
-            .filter(|p| match target {
-                0 => p.pgid == my_pgid,
-                -1 => p.pid != 1,
-                t if t < -1 => i64::from(p.pgid) == -t,
-                t => i64::from(p.pid) == t,
-            })
-            .map(|p| p.pid)
-            .collect();
-        if targets.is_empty() {
-            return Err(Errno::ESRCH);
-        }
-        if sig == 0 {
-            return Ok(0);
-        }
-        for t in targets {
-            self.signal_from(t, sig as u32, pid);
-        }
-        Ok(0)
-    }
-
-    /// `rt_sigsuspend`: the mask given until a signal is taken (a
-    /// handler's frame keeps the old one for its return), then `EINTR`.
-    fn sigsuspend(&mut self, pid: Pid, set: u64, size: u64) -> R {
-        if size != 8 {
-            return Err(Errno::EINVAL);
-        }
-        let mask = self.user_u64(pid, set)?;
-        let p = self.procs.get_mut(&pid).ok_or(Errno::ESRCH)?;
-        p.signals.suspend(mask);
-        if p.signals.has_deliverable() {
-            return Err(Errno::EINTR);
-        }
-        Err(self.wait(pid, None))
-    }
-
-    /// Sends `sig` to process `pid` from process `from` (0: the
-    /// server, e.g. for the tty); a process parked in a call or running
-    /// takes it now, the one whose call is being answered on its return.
-    pub fn signal(&mut self, pid: Pid, sig: u32) {
-        self.signal_from(pid, sig, 0);
-    }
-
-    pub fn signal_from(&mut self, pid: Pid, sig: u32, from: Pid) {
-        let info = if from == 0 {
-            posix::signal::SigInfo::kernel(sig)
-        } else {
-            posix::signal::SigInfo::user(sig, from, 0)
-        };
-        self.send_info(pid, info);
-    }
-
-    /// SIGCHLD to `parent`: child `child` ended (`code`, wait `status`).
-    pub fn send_child_signal(&mut self, parent: Pid, child: Pid, code: i32, status: i32) {
-        let st = if code == posix::signal::CLD_EXITED {
-            (status >> 8) & 0xff
-        } else {
-            status & 0x7f
-        };
-        let info = posix::signal::SigInfo::child(code, child, 0, st);
-        self.send_info(parent, info);
-    }
-
-    fn send_info(&mut self, pid: Pid, info: posix::signal::SigInfo) {
-        let Some(p) = self.procs.get_mut(&pid) else {
-            return;
-        };
-        if p.zombie.is_some() {
-            return;
-        }
-        let sent = p.signals.send(info);
-        if sent.resume && p.stopped.is_some() {
-            self.cont(pid, info.signo == g::SIGCONT);
-        }
-        let Some(p) = self.procs.get(&pid) else {
-            return;
-        };
-        // A stopped process takes its signals when it goes on.
-        if !sent.pending
-            || !p.signals.has_deliverable()
-            || self.current == Some(pid)
-            || p.zombie.is_some()
-            || p.stopped.is_some()
-        {
-            return;
-        }
-        if p.blocked.is_some() {
-            self.interrupt(pid);
-        } else {
-            self.deliver_running(pid);
-        }
     }
 
     fn pipe2(&mut self, pid: Pid, fds: u64, flags: u64) -> R {
@@ -1649,22 +1546,6 @@ impl Server {
         }
     }
 
-    // ---- signals -----------------------------------------------------------
-
-    /// Runs `op` with the process's signal state and its memory.
-    fn with_signals<T>(
-        &mut self,
-        pid: Pid,
-        op: impl FnOnce(&mut posix::signal::Signals, &mut dyn posix::signal::UserMem) -> T,
-    ) -> Result<T, Errno> {
-        let p = self.procs.get_mut(&pid).ok_or(Errno::ESRCH)?;
-        let mut mem = crate::space::Mem {
-            space: &mut p.space,
-            broker: &mut self.broker,
-        };
-        Ok(op(&mut p.signals, &mut mem))
-    }
-
     // ---- information -----------------------------------------------------
 
     fn uname(&mut self, pid: Pid, buf: u64) -> R {
@@ -1734,6 +1615,29 @@ impl Server {
         b[8..].copy_from_slice(&max.to_le_bytes());
         self.user_write(pid, old, &b)?;
         Ok(0)
+    }
+
+    /// `prctl`: the thread's name (`PR_SET_NAME`, `PR_GET_NAME`); other
+    /// options are `EINVAL`, as for an option Linux does not know.
+    fn prctl(&mut self, pid: Pid, option: u64, arg: u64) -> R {
+        use linux_raw_sys::prctl::{PR_GET_NAME, PR_SET_NAME};
+        match option as u32 {
+            PR_SET_NAME => {
+                // A longer name is cut to 15 bytes, as Linux does.
+                let name = self.user_path(pid, arg)?;
+                let comm = crate::process::comm(name.as_bytes());
+                if let Some(p) = self.procs.get_mut(&pid) {
+                    p.comm = comm;
+                }
+                Ok(0)
+            }
+            PR_GET_NAME => {
+                let comm = self.procs.get(&pid).ok_or(Errno::ESRCH)?.comm;
+                self.user_write(pid, arg, &comm)?;
+                Ok(0)
+            }
+            _ => Err(Errno::EINVAL),
+        }
     }
 
     fn sched_getaffinity(&mut self, pid: Pid, len: u64, mask: u64) -> R {
