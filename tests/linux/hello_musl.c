@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -141,6 +142,21 @@ int main(int argc, char **argv)
 	printf("hello_musl: file round trip ok\n");
 	if (attributes(path) != 0)
 		return 1;
+
+	/* The thread's name: the program's file name at first (cut to 15
+	 * bytes), then what PR_SET_NAME gives, cut likewise. */
+	char name[16] = { 0 };
+	const char *base = strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1 : argv[0];
+	if (prctl(PR_GET_NAME, name) != 0 || strncmp(name, base, 15) != 0) {
+		printf("hello_musl: PR_GET_NAME gave \"%s\", not \"%.15s\"\n", name, base);
+		return 1;
+	}
+	if (prctl(PR_SET_NAME, "a-name-longer-than-15") != 0 || prctl(PR_GET_NAME, name) != 0 ||
+	    strcmp(name, "a-name-longer-t") != 0) {
+		printf("hello_musl: PR_SET_NAME then PR_GET_NAME gave \"%s\"\n", name);
+		return 1;
+	}
+	printf("hello_musl: thread name ok\n");
 	fflush(stdout);
 	return 3;
 }

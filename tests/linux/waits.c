@@ -2,8 +2,8 @@
  * waits: poll, ppoll, select and pselect6 over pipes, as Linux answers
  * them: nothing ready with a zero timeout, a readable and a writable end,
  * a hang-up, a closed descriptor (POLLNVAL, EBADF), timeouts that really
- * wait, a wait that a child's write ends, and the signal mask that ppoll
- * and pselect6 put in force only while they wait.
+ * wait, a wait that a child's write ends, the signal mask that ppoll
+ * and pselect6 put in force only while they wait, and sigtimedwait.
  *
  * Prints one line per check and `waits: ok`, exit 0; on the first
  * failure `waits: FAILED ...` and exit 1.
@@ -176,6 +176,38 @@ int main(void)
 	sigprocmask(SIG_UNBLOCK, &block, NULL);
 	check(got == SIGUSR1, "SIGUSR1 taken once unblocked");
 	printf("waits: signal masks ok\n");
+
+	/* sigtimedwait takes a blocked signal that is pending, times out
+	 * with EAGAIN, and waits for one a child sends. */
+	sigset_t usr1;
+	sigemptyset(&usr1);
+	sigaddset(&usr1, SIGUSR1);
+	sigprocmask(SIG_BLOCK, &block, NULL);
+	got = 0;
+	raise(SIGUSR1);
+	siginfo_t si;
+	check(sigtimedwait(&usr1, &si, NULL) == SIGUSR1 && si.si_signo == SIGUSR1 && got == 0,
+	      "sigtimedwait of a pending signal");
+	ts.tv_nsec = 20 * 1000000;
+	t0 = now_ms();
+	errno = 0;
+	check(sigtimedwait(&usr1, &si, &ts) == -1 && errno == EAGAIN, "sigtimedwait timing out");
+	check(now_ms() - t0 >= 20, "sigtimedwait waited 20 ms");
+	pid_t parent = getpid();
+	child = fork();
+	if (child == 0) {
+		struct timespec nap = { 0, 30 * 1000000 };
+		nanosleep(&nap, NULL);
+		_exit(kill(parent, SIGUSR2) == 0 ? 0 : 1);
+	}
+	sigset_t usr2;
+	sigemptyset(&usr2);
+	sigaddset(&usr2, SIGUSR2);
+	check(sigwaitinfo(&usr2, &si) == SIGUSR2 && si.si_pid == child && got == 0,
+	      "sigwaitinfo of a child's SIGUSR2");
+	check(waitpid(child, &status, 0) == child && WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	      "the signalling child");
+	printf("waits: sigtimedwait ok\n");
 
 	if (failed)
 		return 1;

@@ -241,6 +241,7 @@ fn expected(name: &str, scratch: &Path) -> Expected {
                 format!("KAAL_GREETING={GREETING}"),
                 "hello_musl: file round trip ok".into(),
                 "hello_musl: attributes ok".into(),
+                "hello_musl: thread name ok".into(),
             ],
             status: 3,
         },
