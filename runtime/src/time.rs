@@ -9,6 +9,12 @@
 
 use core::time::Duration;
 
+/// The wall clock's seconds since the Unix epoch when the TSC read 0 (the
+/// machine's start): KaaL has no real-time clock driver yet, so its wall
+/// clock starts at 2026-01-01 00:00 UTC and runs with the TSC. Every
+/// component that stamps times (the VFS, the POSIX layer) uses this one.
+pub const EPOCH_AT_BOOT: u64 = 1_767_225_600;
+
 /// A reading of the TSC.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Instant(u64);
@@ -74,6 +80,17 @@ impl Clock {
     /// Time since `since`.
     pub fn elapsed(self, since: Instant) -> Duration {
         self.duration(Instant::now().ticks_since(since))
+    }
+
+    /// Time since the machine started (the TSC's zero).
+    pub fn since_boot(self, now: Instant) -> Duration {
+        self.duration(now.ticks())
+    }
+
+    /// The wall clock at `now`: seconds since the Unix epoch
+    /// ([`EPOCH_AT_BOOT`] plus the time since boot).
+    pub fn wall_secs(self, now: Instant) -> u64 {
+        EPOCH_AT_BOOT.saturating_add(self.since_boot(now).as_secs())
     }
 
     /// The instant `d` after `from` (saturating).

@@ -162,7 +162,6 @@ pub struct Server {
     pub console: Console,
     pub timer: Option<TimerClient>,
     pub clock: Clock,
-    pub start: Instant,
     pub random: Random,
     pub procs: BTreeMap<Pid, Process>,
     /// Bytes of the untyped budget.
@@ -435,7 +434,6 @@ fn main(env: &Env) -> Result<(), StartError> {
         },
         timer,
         clock,
-        start: Instant::now(),
         random: Random::new(kaal_rt::rdtsc()),
         procs: BTreeMap::new(),
         programs: programs::Programs::default(),

@@ -57,7 +57,7 @@ const PATH_MAX: usize = 4096;
 const IO_MAX: usize = 1 << 20;
 /// Seconds since the epoch at boot: KaaL has no real-time clock driver yet,
 /// so `CLOCK_REALTIME` starts at 2026-01-01 00:00 UTC (docs/posix.md).
-pub(crate) const EPOCH_AT_BOOT: u64 = 1_767_225_600;
+pub(crate) use kaal_rt::time::EPOCH_AT_BOOT;
 /// Pipes open at once in all processes (64 KiB of buffer each at most).
 const MAX_PIPES: usize = 32;
 
@@ -1667,8 +1667,11 @@ impl Server {
 
     // ---- time --------------------------------------------------------------
 
+    /// Time since the machine started: `CLOCK_MONOTONIC`, `sysinfo`'s
+    /// uptime, and with [`EPOCH_AT_BOOT`] the wall clock the VFS stamps
+    /// files with too.
     pub(crate) fn uptime(&self) -> Duration {
-        self.clock.elapsed(self.start)
+        self.clock.since_boot(Instant::now())
     }
 
     fn clock_gettime(&mut self, pid: Pid, clock: u64, ts: u64) -> R {

@@ -281,6 +281,8 @@ impl<D: BlockDevice> FileSystem for Ext2<D> {
     }
 
     fn set_time(&mut self, now: u64) {
-        Ext2::set_time(self, u32::try_from(now).unwrap_or(u32::MAX));
+        // ext2's times are read as signed 32-bit seconds (Linux, e2fsck):
+        // the latest it can hold is 2038-01-19.
+        Ext2::set_time(self, u32::try_from(now.min(i32::MAX as u64)).unwrap_or(0));
     }
 }

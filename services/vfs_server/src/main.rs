@@ -315,6 +315,9 @@ struct Server {
     free_slots: Vec<u64>,
     parked: Vec<Parked>,
     answered_while_parked: u64,
+    /// The TSC's rate, for the wall clock that stamps files' times (none:
+    /// times stay where the file systems had them).
+    clock: Option<kaal_rt::time::Clock>,
 }
 
 impl Server {
@@ -323,6 +326,10 @@ impl Server {
     /// hit a read in flight (then the reply is void).
     fn run(&mut self, badge: Badge, req: &Msg, words: &Words, blocking: bool) -> (Msg, bool) {
         self.io.borrow_mut().start(blocking);
+        if let Some(c) = self.clock {
+            self.service
+                .set_time(c.wall_secs(kaal_rt::time::Instant::now()));
+        }
         let reply = file_dispatch(&mut self.service, badge, req, words);
         (reply, self.io.borrow().blocked)
     }
@@ -513,6 +520,7 @@ fn main(env: &Env) -> Result<(), StartError> {
         free_slots: slots.rev().collect(),
         parked: Vec::new(),
         answered_while_parked: 0,
+        clock: env.clock(),
     });
     kaal_rpc::serve_parking(
         ep,
