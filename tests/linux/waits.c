@@ -209,6 +209,25 @@ int main(void)
 	      "the signalling child");
 	printf("waits: sigtimedwait ok\n");
 
+	/* A handler with SA_RESTART still ends a poll with EINTR (Linux
+	 * restarts reads, never the waits), here while it is parked. */
+	sa.sa_flags = SA_RESTART;
+	sigaction(SIGUSR1, &sa, NULL);
+	sigprocmask(SIG_UNBLOCK, &block, NULL);
+	got = 0;
+	child = fork();
+	if (child == 0) {
+		struct timespec nap = { 0, 30 * 1000000 };
+		nanosleep(&nap, NULL);
+		_exit(kill(parent, SIGUSR1) == 0 ? 0 : 1);
+	}
+	errno = 0;
+	check(poll(&qf, 1, -1) == -1 && errno == EINTR && got == SIGUSR1,
+	      "poll interrupted under SA_RESTART");
+	check(waitpid(child, &status, 0) == child && WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	      "the second signalling child");
+	printf("waits: SA_RESTART ok\n");
+
 	if (failed)
 		return 1;
 	printf("waits: ok\n");

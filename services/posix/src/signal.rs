@@ -1097,6 +1097,30 @@ pub enum Restart {
 /// instruction and rax = the call's number) rather than returning `EINTR`.
 /// `handler` is the action about to run, `None` when the signal was
 /// ignored, stopped or continued the process.
+/// Whether `sig` is one a fault raises (`SIGSEGV`, `SIGBUS`, `SIGILL`,
+/// `SIGTRAP`, `SIGFPE`, `SIGSYS`): it ends even the first process.
+pub fn is_fault(sig: u32) -> bool {
+    bit(sig) & SYNCHRONOUS != 0
+}
+
+/// How Linux restarts system call `nr` interrupted by a signal: the waits
+/// whose end a handler is ([`Restart::NoHand`]), the others as
+/// [`Restart::Sys`].
+pub fn restart_kind(nr: u64) -> Restart {
+    match nr as u32 {
+        g::__NR_poll
+        | g::__NR_ppoll
+        | g::__NR_select
+        | g::__NR_pselect6
+        | g::__NR_pause
+        | g::__NR_rt_sigsuspend
+        | g::__NR_rt_sigtimedwait
+        | g::__NR_nanosleep
+        | g::__NR_clock_nanosleep => Restart::NoHand,
+        _ => Restart::Sys,
+    }
+}
+
 pub fn restarts(kind: Restart, handler: Option<&Action>) -> bool {
     match (kind, handler) {
         (Restart::NoIntr, _) | (_, None) => true,
@@ -1996,5 +2020,31 @@ mod tests {
         assert_eq!(s.take_from(u64::MAX), None);
         s.send(SigInfo::user(SIGKILL, 1, 0));
         assert_eq!(s.take_from(u64::MAX), None, "SIGKILL is never waited for");
+    }
+
+    #[test]
+    fn waits_end_with_eintr_when_a_handler_runs() {
+        let restart = Action {
+            handler: 0x1000,
+            flags: u64::from(g::SA_RESTART),
+            ..Action::default()
+        };
+        for nr in [
+            g::__NR_ppoll,
+            g::__NR_pselect6,
+            g::__NR_rt_sigsuspend,
+            g::__NR_nanosleep,
+        ] {
+            assert!(!restarts(restart_kind(u64::from(nr)), Some(&restart)));
+            assert!(restarts(restart_kind(u64::from(nr)), None));
+        }
+        assert!(restarts(
+            restart_kind(u64::from(g::__NR_read)),
+            Some(&restart)
+        ));
+        assert!(!restarts(
+            restart_kind(u64::from(g::__NR_read)),
+            Some(&handled(0))
+        ));
     }
 }

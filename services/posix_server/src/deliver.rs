@@ -51,6 +51,17 @@ impl Server {
                 p.signals.restore_saved_mask();
                 return Taken::Go;
             };
+            // Linux's init ends or stops only by a fault: a signal it
+            // blocked and later unblocked with its default action is
+            // dropped then.
+            let d = match d {
+                Delivery::Terminate { sig, .. } | Delivery::Stop { sig }
+                    if pid == 1 && !signal::is_fault(sig) =>
+                {
+                    Delivery::Ignore { sig }
+                }
+                d => d,
+            };
             match d {
                 Delivery::Terminate { sig, core } => {
                     self.end(pid, signal::wait::signaled(sig, core) as i32);
@@ -81,9 +92,11 @@ impl Server {
         let Some(p) = self.procs.get_mut(&pid) else {
             return;
         };
-        // A vfork parent waits for its child whatever comes; the signal is
-        // taken when its call is answered.
-        if p.vfork_child.is_some() {
+        // A vfork parent waits for its child whatever comes but SIGKILL;
+        // the signal is taken when its call is answered.
+        if p.vfork_child.is_some()
+            && p.signals.pending() & signal::bit(crate::process::SIGKILL) == 0
+        {
             return;
         }
         if p.blocked.is_some() && p.signals.next_stops() {
@@ -96,10 +109,8 @@ impl Server {
             return;
         };
         p.deadline = None;
-        let restart = p
-            .signals
-            .next_pending_action()
-            .is_some_and(|a| signal::restarts(signal::Restart::Sys, Some(&a)));
+        let kind = signal::restart_kind(regs.rax);
+        let restart = signal::restarts(kind, p.signals.next_pending_action().as_ref());
         if !restart {
             regs.finish(posix::errno::Errno::EINTR.ret());
         }

@@ -4,6 +4,8 @@
 //! does not run: a running thread is suspended, the answer of a call it
 //! was given is held, a parked call is not run again until it continues.
 
+use alloc::vec::Vec;
+
 use kaal_sel4::CPtr;
 use linux_raw_sys::general as g;
 use posix::regs::Regs;
@@ -90,6 +92,63 @@ impl Server {
         }
         if continued {
             self.tell_parent(ppid, pid, CLD_CONTINUED, g::SIGCONT);
+        }
+        // Signals that came while it was stopped are taken now (a held
+        // answer took them above).
+        let Some(p) = self.procs.get(&pid) else {
+            return;
+        };
+        if p.zombie.is_none() && p.stopped.is_none() && p.signals.has_deliverable() {
+            if p.blocked.is_some() {
+                self.interrupt(pid);
+            } else if self.current != Some(pid) {
+                self.deliver_running(pid);
+            }
+        }
+    }
+
+    /// Whether process group `pgid` is orphaned: no live member has a
+    /// parent in the same session but another group (a shell that could
+    /// continue it). Its background reads of the tty fail instead of
+    /// stopping it.
+    pub fn orphaned(&self, pgid: Pid) -> bool {
+        !self
+            .procs
+            .values()
+            .filter(|m| m.pgid == pgid && m.zombie.is_none())
+            .any(|m| {
+                self.procs
+                    .get(&m.ppid)
+                    .is_some_and(|p| p.zombie.is_none() && p.pgid != pgid && p.sid == m.sid)
+            })
+    }
+
+    /// Groups an ending process may have orphaned: one that is orphaned now
+    /// and has a stopped member gets SIGHUP, then SIGCONT (POSIX), so no
+    /// job stays stopped with nobody left to continue it.
+    pub fn hang_up_orphans(&mut self, groups: &[Pid]) {
+        for (i, &pgid) in groups.iter().enumerate() {
+            if groups.get(..i).is_some_and(|seen| seen.contains(&pgid)) {
+                continue;
+            }
+            let members: Vec<Pid> = self
+                .procs
+                .values()
+                .filter(|m| m.pgid == pgid && m.zombie.is_none())
+                .map(|m| m.pid)
+                .collect();
+            let stopped = members
+                .iter()
+                .any(|m| self.procs.get(m).is_some_and(|m| m.stopped.is_some()));
+            if !stopped || !self.orphaned(pgid) {
+                continue;
+            }
+            for &m in &members {
+                self.signal(m, g::SIGHUP);
+            }
+            for &m in &members {
+                self.signal(m, g::SIGCONT);
+            }
         }
     }
 

@@ -31,7 +31,7 @@ use kaal_client::file::Files;
 use kaal_client::serial::SerialClient;
 use kaal_client::timer::TimerClient;
 use kaal_rt::start::CALL_BIT;
-use kaal_rt::time::{Clock, Instant};
+use kaal_rt::time::Clock;
 use kaal_rt::{println, Env};
 use kaal_sel4::cap::{CNode, Cap, Endpoint};
 use kaal_sel4::fault::label;
@@ -179,6 +179,10 @@ pub struct Server {
     /// The process whose system call is being answered (its signals are
     /// taken on the answer).
     pub current: Option<Pid>,
+    /// An answer to the fault just served, its words in the IPC buffer:
+    /// it goes with the next receive (one system call for both), and
+    /// nothing may use the IPC buffer before.
+    pub reply: Option<MessageInfo>,
     /// Say so when any process exits (not only pid 1).
     pub verbose_exits: bool,
     /// Print every system call and its result (`--strace` first in
@@ -248,7 +252,7 @@ impl Server {
             return;
         };
         match p.space.fault(&mut self.broker, addr, write, exec) {
-            Ok(()) => ipc::reply(MessageInfo::new(0, 0)),
+            Ok(()) => self.reply = Some(MessageInfo::new(0, 0)),
             Err(posix::errno::Errno::ENOMEM) => {
                 println!("posix: pid {pid}: out of memory at {addr:#x}");
                 self.kill_by_signal(pid, process::SIGKILL);
@@ -275,13 +279,14 @@ impl Server {
         Endpoint::from_cptr(slot).send(MessageInfo::new(0, FAULT_WORDS));
     }
 
-    /// Answers a system call now, through the reply capability the kernel
-    /// holds for the caller.
-    pub fn reply_now(regs: &Regs) {
+    /// Answers a system call through the reply capability the kernel
+    /// holds for the caller: the words go into the IPC buffer now, and
+    /// the answer with the server's next receive ([`Server::serve`]).
+    pub fn reply_now(&mut self, regs: &Regs) {
         for (i, w) in regs.to_fault().into_iter().enumerate() {
             ipc::set_mr(i, w);
         }
-        ipc::reply(MessageInfo::new(0, FAULT_WORDS));
+        self.reply = Some(MessageInfo::new(0, FAULT_WORDS));
     }
 
     /// Something changed (input, a timer, a child): runs every blocked
@@ -348,6 +353,19 @@ impl Server {
 
     fn serve(&mut self) -> i32 {
         loop {
+            if let Some(reply) = self.reply.take() {
+                let quiet = !self.changed && self.live() > 0;
+                if quiet && self.prepare_sleep() {
+                    let (info, badge) = self.ep.reply_recv(reply);
+                    self.cancel_sleep();
+                    self.received(info, badge);
+                    continue;
+                }
+                if quiet {
+                    self.cancel_sleep();
+                }
+                ipc::reply(reply);
+            }
             if self.live() == 0 {
                 return self.init_status.unwrap_or(0);
             }
@@ -362,16 +380,20 @@ impl Server {
             }
             let (info, badge) = self.ep.recv();
             self.cancel_sleep();
-            if badge & (1 << CALL_BIT) == 0 {
-                // A signal on the bound notification: serial input or a
-                // timer.
-                self.wake();
-                continue;
-            }
-            self.dispatch_fault(badge, info);
-            if self.procs.values().any(|p| p.blocked.is_some()) {
-                self.arm_timer();
-            }
+            self.received(info, badge);
+        }
+    }
+
+    /// A message or a notification came.
+    fn received(&mut self, info: MessageInfo, badge: Word) {
+        if badge & (1 << CALL_BIT) == 0 {
+            // A signal on the bound notification: serial input or a timer.
+            self.wake();
+            return;
+        }
+        self.dispatch_fault(badge, info);
+        if self.procs.values().any(|p| p.blocked.is_some()) {
+            self.arm_timer();
         }
     }
 }
@@ -445,6 +467,7 @@ fn main(env: &Env) -> Result<(), StartError> {
         changed: false,
         current: None,
         verbose_exits: false,
+        reply: None,
     };
     let free = server.broker.free_ram_bytes();
     println!(

@@ -351,6 +351,12 @@ impl Server {
             .filter(|c| c.ppid == pid)
             .map(|c| c.pid)
             .collect();
+        // Its group and its children's may be orphaned by this end.
+        let mut groups: Vec<Pid> = orphans
+            .iter()
+            .filter_map(|c| self.procs.get(c).map(|c| c.pgid))
+            .collect();
+        groups.extend(self.procs.get(&pid).map(|p| p.pgid));
         for c in orphans {
             // A zombie nobody will wait for goes; a live child's parent
             // becomes pid 1.
@@ -359,6 +365,9 @@ impl Server {
             } else if let Some(child) = self.procs.get_mut(&c) {
                 child.ppid = 1;
             }
+        }
+        if pid != 1 {
+            self.hang_up_orphans(&groups);
         }
         if pid == 1 {
             self.init_status = Some(status);
@@ -398,8 +407,8 @@ impl Server {
     /// as in a Linux PID namespace, where power-off, halt and restart end
     /// its init: pid 1 ends (status 0 for power-off and halt, SIGHUP for
     /// restart) and with it every process; what the server's end does to
-    /// the machine is the manifest's choice (`poweroff`). Ctrl-Alt-Del's
-    /// setting changes nothing (no keyboard sends it).
+    /// the machine is the manifest's choice (`poweroff`). Other commands
+    /// (Ctrl-Alt-Del's setting among them) are `EINVAL`, as in a namespace.
     pub fn reboot(&mut self, magic: u64, magic2: u64, cmd: u64) -> Result<u64, Errno> {
         use linux_raw_sys::general as g;
         let magic2_ok = [
@@ -413,7 +422,6 @@ impl Server {
             return Err(Errno::EINVAL);
         }
         let (what, status) = match cmd as u32 {
-            g::LINUX_REBOOT_CMD_CAD_ON | g::LINUX_REBOOT_CMD_CAD_OFF => return Ok(0),
             g::LINUX_REBOOT_CMD_POWER_OFF => ("power-off", 0),
             g::LINUX_REBOOT_CMD_HALT => ("halt", 0),
             g::LINUX_REBOOT_CMD_RESTART | g::LINUX_REBOOT_CMD_RESTART2 => {
@@ -517,7 +525,9 @@ impl Server {
         else {
             return;
         };
-        self.current = Some(pid);
+        // A retry may run inside another process's call (its parent's
+        // `wait4` when it ends or stops): that one stays current after.
+        let outer = self.current.replace(pid);
         let outcome = match self.procs.get(&pid).and_then(|p| p.vfork_child) {
             Some(child) if self.vfork_waiting(pid) => {
                 let _ = child;
@@ -533,7 +543,7 @@ impl Server {
             }
             None => self.run_syscall(pid, regs),
         };
-        self.current = None;
+        self.current = outer;
         match outcome {
             crate::syscall::Outcome::Done(regs) => {
                 if let Some(p) = self.procs.get_mut(&pid) {

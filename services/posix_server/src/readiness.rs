@@ -119,7 +119,23 @@ impl Server {
     pub(crate) fn ppoll(&mut self, pid: Pid, fds: u64, n: u64, ts: u64, set: u64, size: u64) -> R {
         let timeout = self.timespec_timeout(pid, ts)?;
         self.wait_mask(pid, set, size)?;
-        self.poll_fds(pid, fds, n, timeout)
+        let r = self.poll_fds(pid, fds, n, timeout);
+        self.end_mask(pid, &r);
+        r
+    }
+
+    /// A call with a wait mask answers: unless a signal interrupted it
+    /// (its handler's frame then keeps the old mask), the old mask comes
+    /// back before any signal is taken, as Linux restores it first. A call
+    /// that parks keeps the wait mask.
+    fn end_mask(&mut self, pid: Pid, r: &R) {
+        let Some(p) = self.procs.get_mut(&pid) else {
+            return;
+        };
+        let parks = *r == Err(Errno::EAGAIN) && p.wait_now;
+        if !parks && *r != Err(Errno::EINTR) {
+            p.signals.restore_saved_mask();
+        }
     }
 
     fn poll_fds(&mut self, pid: Pid, fds: u64, n: u64, timeout: Option<Duration>) -> R {
@@ -245,6 +261,8 @@ impl Server {
             let word = |w: &[u8]| w.try_into().map(u64::from_le_bytes).unwrap_or(0);
             self.wait_mask(pid, word(set), word(size))?;
         }
-        self.select(pid, n, sets, ts, true)
+        let r = self.select(pid, n, sets, ts, true);
+        self.end_mask(pid, &r);
+        r
     }
 }

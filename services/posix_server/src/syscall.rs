@@ -78,7 +78,7 @@ impl Server {
     /// A system call of `pid`: answered now, parked, or the process ended.
     pub fn syscall(&mut self, pid: Pid, regs: Regs) {
         match self.run_syscall(pid, regs) {
-            Outcome::Done(regs) => Server::reply_now(&regs),
+            Outcome::Done(regs) => self.reply_now(&regs),
             Outcome::Block(regs) => self.block(pid, regs),
             Outcome::Stopped(regs, sig) => {
                 if let Some(slot) = self.save_reply(pid) {
@@ -314,7 +314,16 @@ impl Server {
             Err(Errno::EAGAIN) if self.would_block(pid) => Outcome::Block(regs),
             // Answered unfinished: the call runs again when the process
             // goes on (after the stop the signal sent it, or its handler).
-            Err(Errno::ERESTARTSYS) => self.after_call(pid, regs),
+            Err(Errno::ERESTARTSYS) => {
+                let handler = self
+                    .procs
+                    .get(&pid)
+                    .and_then(|p| p.signals.next_pending_action());
+                if !posix::signal::restarts(posix::signal::Restart::Sys, handler.as_ref()) {
+                    regs.finish(Errno::EINTR.ret());
+                }
+                self.after_call(pid, regs)
+            }
             r => {
                 if !self.procs.contains_key(&pid) {
                     return Outcome::Gone;
@@ -1372,7 +1381,7 @@ impl Server {
             controlling,
             sigttin_ignored: p.ignores(g::SIGTTIN),
             sigttou_ignored: p.ignores(g::SIGTTOU),
-            orphaned: false,
+            orphaned: self.orphaned(p.pgid),
             privileged: true,
         })
     }
@@ -1623,9 +1632,19 @@ impl Server {
         use linux_raw_sys::prctl::{PR_GET_NAME, PR_SET_NAME};
         match option as u32 {
             PR_SET_NAME => {
-                // A longer name is cut to 15 bytes, as Linux does.
-                let name = self.user_path(pid, arg)?;
-                let comm = crate::process::comm(name.as_bytes());
+                // Up to 16 bytes, a byte at a time (a short name may end
+                // its mapping); a longer name is cut to 15, as Linux does.
+                let mut name = [0u8; 16];
+                for (i, b) in (0u64..).zip(name.iter_mut()) {
+                    let mut one = [0u8; 1];
+                    self.user_read(pid, arg.wrapping_add(i), &mut one)?;
+                    *b = one[0];
+                    if *b == 0 {
+                        break;
+                    }
+                }
+                let end = name.iter().position(|&b| b == 0).unwrap_or(15);
+                let comm = crate::process::comm(name.get(..end).unwrap_or(&[]));
                 if let Some(p) = self.procs.get_mut(&pid) {
                     p.comm = comm;
                 }
