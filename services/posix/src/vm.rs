@@ -84,6 +84,9 @@ pub enum Kind {
     Anon,
     /// A private file mapping (present from the start, read at `mmap`).
     File,
+    /// Anonymous `MAP_SHARED` memory: present from the start, and its
+    /// frames shared with forked children rather than copied.
+    Shared,
 }
 
 /// A run of reserved pages with one protection and kind.
@@ -99,6 +102,19 @@ pub struct Area {
 pub struct MapFlags {
     pub fixed: bool,
     pub fixed_noreplace: bool,
+}
+
+/// What `Layout::mremap` did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Remap {
+    /// The reservation keeps its start; `dropped` lost its pages.
+    InPlace { dropped: Vec<Range<u64>> },
+    /// A new reservation `to` (the pages move there, then the old one
+    /// goes); `replaced` lost its pages first.
+    Moved {
+        to: Range<u64>,
+        replaced: Vec<Range<u64>>,
+    },
 }
 
 /// The reserved ranges of one address space.
@@ -317,6 +333,84 @@ impl Layout {
         Ok((start..start + len, Vec::new()))
     }
 
+    /// `mremap` of the reservation at `old..old + old_len` to `new_len`
+    /// bytes: the range it now has (the same start when it shrank or grew
+    /// in place, a new one when `may_move` let it move, or `fixed` put it
+    /// there) and the ranges the caller must drop (a shrunk tail, what a
+    /// fixed target replaced). The old range must lie in one area. Moving
+    /// pages is the caller's: it moves those of `old..old + old_len.min(new_len)`
+    /// to the new start, then the old reservation is released.
+    pub fn mremap(
+        &mut self,
+        old: u64,
+        old_len: u64,
+        new_len: u64,
+        may_move: bool,
+        fixed: Option<u64>,
+    ) -> Result<Remap, Errno> {
+        if !old.is_multiple_of(PAGE) || (fixed.is_some() && !may_move) {
+            return Err(Errno::EINVAL);
+        }
+        let old_len = page_up(old_len).ok_or(Errno::EINVAL)?;
+        let new_len = page_up(new_len).ok_or(Errno::EINVAL)?;
+        if new_len == 0 || old_len == 0 {
+            return Err(Errno::EINVAL);
+        }
+        let old_end = old.checked_add(old_len).ok_or(Errno::EFAULT)?;
+        let (_, area) = self.area_at(old).ok_or(Errno::EFAULT)?;
+        if old_end > area.end {
+            return Err(Errno::EFAULT);
+        }
+        if let Some(to) = fixed {
+            if !to.is_multiple_of(PAGE) {
+                return Err(Errno::EINVAL);
+            }
+            let to_end = to.checked_add(new_len).ok_or(Errno::EINVAL)?;
+            // The two ranges may not overlap.
+            if to < old_end && old < to_end {
+                return Err(Errno::EINVAL);
+            }
+            let (range, replaced) = self.mmap(
+                to,
+                new_len,
+                area.prot,
+                MapFlags {
+                    fixed: true,
+                    fixed_noreplace: false,
+                },
+                area.kind,
+            )?;
+            return Ok(Remap::Moved {
+                to: range,
+                replaced,
+            });
+        }
+        if new_len <= old_len {
+            let dropped = self
+                .carve(old + new_len..old_end)
+                .into_iter()
+                .map(|(r, _)| r)
+                .collect();
+            return Ok(Remap::InPlace { dropped });
+        }
+        let new_end = old.checked_add(new_len).ok_or(Errno::ENOMEM)?;
+        let top = if old < MMAP_TOP { MMAP_TOP } else { USER_END };
+        if new_end <= top && !self.overlaps(old_end..new_end) {
+            self.reserve(old_end..new_end, area.prot, area.kind)?;
+            return Ok(Remap::InPlace {
+                dropped: Vec::new(),
+            });
+        }
+        if !may_move {
+            return Err(Errno::ENOMEM);
+        }
+        let (range, _) = self.mmap(0, new_len, area.prot, MapFlags::default(), area.kind)?;
+        Ok(Remap::Moved {
+            to: range,
+            replaced: Vec::new(),
+        })
+    }
+
     /// The highest free range of `len` bytes below [`MMAP_TOP`], above the
     /// heap's reach.
     fn find_free(&self, len: u64) -> Option<u64> {
@@ -507,5 +601,76 @@ mod musl_malloc {
         assert_eq!(replaced, alloc::vec![0x1007_7000..0x1007_8000]);
         let (_, heap) = l.area_at(0x1007_8000).expect("heap");
         assert_eq!((heap.prot, heap.kind), (Prot::RW, Kind::Heap));
+    }
+
+    #[test]
+    fn mremap_shrinks_grows_and_moves() {
+        let mut l = Layout::new();
+        let (a, _) = l
+            .mmap(0, 2 * PAGE, Prot::RW, MapFlags::default(), Kind::Anon)
+            .expect("map");
+        // Shrinking drops the tail.
+        assert_eq!(
+            l.mremap(a.start, 2 * PAGE, PAGE, false, None),
+            Ok(Remap::InPlace {
+                dropped: alloc::vec![a.start + PAGE..a.start + 2 * PAGE]
+            })
+        );
+        assert!(l.area_at(a.start + PAGE).is_none());
+        // Growing into the free page above stays in place.
+        assert_eq!(
+            l.mremap(a.start, PAGE, 2 * PAGE, false, None),
+            Ok(Remap::InPlace {
+                dropped: alloc::vec![]
+            })
+        );
+        assert_eq!(
+            l.area_at(a.start + PAGE).map(|(_, ar)| ar.kind),
+            Some(Kind::Anon)
+        );
+        // Blocked above: without MAYMOVE it is ENOMEM, with it a new range.
+        l.reserve(a.start + 2 * PAGE..a.start + 3 * PAGE, Prot::R, Kind::Anon)
+            .expect("neighbour");
+        assert_eq!(
+            l.mremap(a.start, 2 * PAGE, 4 * PAGE, false, None),
+            Err(Errno::ENOMEM)
+        );
+        let Ok(Remap::Moved { to, replaced }) = l.mremap(a.start, 2 * PAGE, 4 * PAGE, true, None)
+        else {
+            panic!("moved");
+        };
+        assert!(replaced.is_empty());
+        assert_eq!(to.end - to.start, 4 * PAGE);
+        assert!(to.end <= a.start || to.start >= a.start + 3 * PAGE);
+        assert_eq!(l.area_at(to.start).map(|(_, ar)| ar.prot), Some(Prot::RW));
+    }
+
+    #[test]
+    fn mremap_refuses_what_linux_refuses() {
+        let mut l = Layout::new();
+        let (a, _) = l
+            .mmap(0, PAGE, Prot::RW, MapFlags::default(), Kind::Anon)
+            .expect("map");
+        assert_eq!(
+            l.mremap(a.start + 1, PAGE, PAGE, true, None),
+            Err(Errno::EINVAL)
+        );
+        assert_eq!(l.mremap(a.start, PAGE, 0, true, None), Err(Errno::EINVAL));
+        assert_eq!(
+            l.mremap(a.start, 2 * PAGE, PAGE, true, None),
+            Err(Errno::EFAULT)
+        );
+        assert_eq!(
+            l.mremap(a.start, PAGE, PAGE, false, Some(0x2000_0000)),
+            Err(Errno::EINVAL)
+        );
+        assert_eq!(
+            l.mremap(a.start, PAGE, 2 * PAGE, true, Some(a.start)),
+            Err(Errno::EINVAL)
+        );
+        assert_eq!(
+            l.mremap(0x7000_0000, PAGE, PAGE, true, None),
+            Err(Errno::EFAULT)
+        );
     }
 }

@@ -324,8 +324,12 @@ impl Space {
                 }
                 let _ = broker.unshare(alloc::vec![p.copy]);
                 // A frame other processes or the program cache map stays
-                // theirs: this process writes to its own copy.
-                let frame = if access == Access::ReadWrite && Rc::strong_count(&p.frame) > 1 {
+                // theirs: this process writes to its own copy (but shared
+                // memory stays shared).
+                let frame = if access == Access::ReadWrite
+                    && area.kind != Kind::Shared
+                    && Rc::strong_count(&p.frame) > 1
+                {
                     let f = Self::fresh(broker)?;
                     f.copy_from(&p.frame);
                     f
@@ -338,8 +342,8 @@ impl Space {
         Ok(())
     }
 
-    /// A copy for a forked child: pages never writable share their frame,
-    /// the others are copied now.
+    /// A copy for a forked child: pages never writable and `MAP_SHARED`
+    /// memory share their frame, the others are copied now.
     pub fn fork(&mut self, broker: &mut Broker) -> Result<Space, Errno> {
         let mut child = Space::new(broker)?;
         child.layout = self.layout.clone();
@@ -349,10 +353,9 @@ impl Space {
             .map(|(&v, p)| (v, p.frame.clone(), p.access))
             .collect();
         for (v, frame, access) in entries {
-            let shared = self
-                .layout
-                .area_at(v)
-                .is_some_and(|(_, a)| a.kind == Kind::Image && !a.prot.write);
+            let shared = self.layout.area_at(v).is_some_and(|(_, a)| {
+                (a.kind == Kind::Image && !a.prot.write) || a.kind == Kind::Shared
+            });
             let r = if shared {
                 child.map(broker, v, frame, access)
             } else {
@@ -367,6 +370,28 @@ impl Space {
             }
         }
         Ok(child)
+    }
+
+    /// Moves the present pages of `from` to the same offsets from `to`
+    /// (`mremap`): each frame is unmapped at its old address and mapped at
+    /// the new one with the protection the layout gives there.
+    pub fn move_pages(
+        &mut self,
+        broker: &mut Broker,
+        from: Range<u64>,
+        to: u64,
+    ) -> Result<(), Errno> {
+        let present: Vec<u64> = self.pages.range(from.clone()).map(|(&v, _)| v).collect();
+        for v in present {
+            let Some(p) = self.pages.remove(&v) else {
+                continue;
+            };
+            let _ = broker.unshare(alloc::vec![p.copy]);
+            let at = to + (v - from.start);
+            let (_, area) = self.layout.area_at(at).ok_or(Errno::EFAULT)?;
+            self.map(broker, at, p.frame, access_of(area.prot))?;
+        }
+        Ok(())
     }
 
     /// Frees every page and the VSpace.

@@ -195,6 +195,7 @@ impl Server {
             g::__NR_brk => self.brk(pid, a[0]),
             g::__NR_mmap => self.mmap(pid, a[0], a[1], a[2], a[3], a[4], a[5]),
             g::__NR_munmap => self.munmap(pid, a[0], a[1]),
+            g::__NR_mremap => self.mremap(pid, a[0], a[1], a[2], a[3], a[4]),
             g::__NR_mprotect => self.mprotect(pid, a[0], a[1], a[2]),
             g::__NR_madvise => Ok(0),
             g::__NR_arch_prctl => self.arch_prctl(pid, a[0], a[1]),
@@ -1457,8 +1458,10 @@ impl Server {
         }
         let flags = flags as u32;
         let anon = flags & g::MAP_ANONYMOUS != 0;
-        if flags & g::MAP_SHARED != 0 && !anon {
-            // Shared file mappings would need the VFS's pages.
+        let shared = flags & g::MAP_SHARED != 0;
+        if shared && !anon && prot.write {
+            // A writable shared file mapping would need the VFS's pages
+            // (a read-only one reads as a private one does).
             return Err(Errno::ENODEV);
         }
         if !off.is_multiple_of(posix::vm::PAGE) {
@@ -1477,10 +1480,28 @@ impl Server {
             fixed: flags & g::MAP_FIXED != 0,
             fixed_noreplace: flags & g::MAP_FIXED_NOREPLACE != 0,
         };
-        let kind = if anon { Kind::Anon } else { Kind::File };
+        let kind = match (anon, shared) {
+            (true, true) => Kind::Shared,
+            (true, false) => Kind::Anon,
+            (false, _) => Kind::File,
+        };
         let p = self.procs.get_mut(&pid).ok_or(Errno::ESRCH)?;
         let (range, replaced) = p.space.layout.mmap(addr, len, prot, mf, kind)?;
         p.space.drop_pages(&mut self.broker, &replaced);
+        if kind == Kind::Shared {
+            // Present from the start, so a forked child shares every page.
+            let mut at = range.start;
+            while at < range.end {
+                if let Err(e) = p.space.populate(&mut self.broker, at) {
+                    if let Ok(dropped) = p.space.layout.munmap(range.start, range.end - range.start)
+                    {
+                        p.space.drop_pages(&mut self.broker, &dropped);
+                    }
+                    return Err(e);
+                }
+                at += posix::vm::PAGE;
+            }
+        }
         if let Some((vfd, size)) = file {
             // Only the file's bytes are read, a page at a time; the rest of
             // the mapping is zeros when touched.
@@ -1513,6 +1534,38 @@ impl Server {
             }
         }
         Ok(range.start)
+    }
+
+    /// `mremap(old, old_len, new_len, flags, new_addr)`: `MREMAP_MAYMOVE`
+    /// and `MREMAP_FIXED`; the pages keep their frames when they move.
+    /// Growing shared memory gives this process new pages only.
+    fn mremap(&mut self, pid: Pid, old: u64, old_len: u64, new_len: u64, flags: u64, to: u64) -> R {
+        const MAYMOVE: u64 = 1;
+        const FIXED: u64 = 2;
+        if flags & !(MAYMOVE | FIXED) != 0 {
+            return Err(Errno::EINVAL);
+        }
+        let fixed = (flags & FIXED != 0).then_some(to);
+        let p = self.procs.get_mut(&pid).ok_or(Errno::ESRCH)?;
+        let remap = p
+            .space
+            .layout
+            .mremap(old, old_len, new_len, flags & MAYMOVE != 0, fixed)?;
+        match remap {
+            posix::vm::Remap::InPlace { dropped } => {
+                p.space.drop_pages(&mut self.broker, &dropped);
+                Ok(old)
+            }
+            posix::vm::Remap::Moved { to, replaced } => {
+                p.space.drop_pages(&mut self.broker, &replaced);
+                let keep = old_len.min(new_len).div_ceil(posix::vm::PAGE) * posix::vm::PAGE;
+                p.space
+                    .move_pages(&mut self.broker, old..old + keep, to.start)?;
+                let dropped = p.space.layout.munmap(old, old_len)?;
+                p.space.drop_pages(&mut self.broker, &dropped);
+                Ok(to.start)
+            }
+        }
     }
 
     fn munmap(&mut self, pid: Pid, addr: u64, len: u64) -> R {
