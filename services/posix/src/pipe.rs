@@ -71,6 +71,9 @@ pub struct Pipe {
     capacity: usize,
     readers: usize,
     writers: usize,
+    /// Bumped by every change a waiter may care about (data in or out, an
+    /// end closed): epoll's edge-triggered interests report again after it.
+    changes: u64,
 }
 
 impl Default for Pipe {
@@ -87,6 +90,7 @@ impl Pipe {
             capacity: PIPE_CAPACITY,
             readers: 1,
             writers: 1,
+            changes: 0,
         }
     }
 
@@ -116,6 +120,7 @@ impl Pipe {
     /// A read end closed. When it was the last, parked writers must retry
     /// (they get `EPIPE`). Closing an end that is not open changes nothing.
     pub fn close_reader(&mut self) -> Wake {
+        self.changes = self.changes.wrapping_add(1);
         let was_open = self.readers > 0;
         self.readers = self.readers.saturating_sub(1);
         Wake {
@@ -127,12 +132,18 @@ impl Pipe {
     /// A write end closed. When it was the last, parked readers must retry
     /// (they get EOF).
     pub fn close_writer(&mut self) -> Wake {
+        self.changes = self.changes.wrapping_add(1);
         let was_open = self.writers > 0;
         self.writers = self.writers.saturating_sub(1);
         Wake {
             readers: was_open && self.writers == 0,
             writers: false,
         }
+    }
+
+    /// A count that moves whenever data goes in or out or an end closes.
+    pub fn changes(&self) -> u64 {
+        self.changes
     }
 
     /// Neither end is open: the server can drop the pipe.
@@ -198,6 +209,7 @@ impl Pipe {
         for (slot, byte) in buf.iter_mut().zip(self.data.drain(..n)) {
             *slot = byte;
         }
+        self.changes = self.changes.wrapping_add(1);
         Ok(n)
     }
 
@@ -226,6 +238,7 @@ impl Pipe {
             return Err(PipeError::WouldBlock);
         }
         self.data.extend(data.iter().take(n));
+        self.changes = self.changes.wrapping_add(1);
         Ok(n)
     }
 
