@@ -44,7 +44,14 @@ const BENCH_SEED: u64 = 0x5001;
 const NATIVE_BENCH_BYTES: u64 = (1 << 20) + 5;
 
 /// The C programs: `tests/linux/<name>.c`.
-const C_PROGRAMS: [&str; 5] = ["hello_musl", "hostile", "isolation", "waits", "bench"];
+const C_PROGRAMS: [&str; 6] = [
+    "hello_musl",
+    "hostile",
+    "isolation",
+    "waits",
+    "events",
+    "bench",
+];
 /// The Rust program: the Cargo project `tests/linux/<name>`.
 const RUST_PROGRAM: &str = "hello_rust";
 /// musl-gcc's flags (in the stamp: a change rebuilds).
