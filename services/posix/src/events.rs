@@ -116,14 +116,16 @@ impl TimerFd {
         if now < at {
             return;
         }
-        if self.interval == 0 {
-            self.ticks = self.ticks.saturating_add(1);
-            self.next = None;
-        } else {
-            let more = (now - at) / self.interval;
-            self.ticks = self.ticks.saturating_add(more).saturating_add(1);
-            let step = more.saturating_add(1).saturating_mul(self.interval);
-            self.next = Some(at.saturating_add(step));
+        match (now - at).checked_div(self.interval) {
+            None => {
+                self.ticks = self.ticks.saturating_add(1);
+                self.next = None;
+            }
+            Some(more) => {
+                self.ticks = self.ticks.saturating_add(more).saturating_add(1);
+                let step = more.saturating_add(1).saturating_mul(self.interval);
+                self.next = Some(at.saturating_add(step));
+            }
         }
         self.changes = self.changes.wrapping_add(1);
     }
@@ -314,7 +316,14 @@ impl<T> InterestList<T> {
 
     /// `EPOLL_CTL_ADD`: `EEXIST` when descriptor `fd` of that description
     /// is in already, `ENOSPC` beyond [`MAX_INTERESTS`].
-    pub fn add(&mut self, fd: i32, key: usize, target: T, events: u32, data: u64) -> Result<(), Errno> {
+    pub fn add(
+        &mut self,
+        fd: i32,
+        key: usize,
+        target: T,
+        events: u32,
+        data: u64,
+    ) -> Result<(), Errno> {
         Self::check_events(events, false)?;
         if self.find(fd, key).is_some() {
             return Err(Errno::EEXIST);
@@ -352,7 +361,7 @@ impl<T> InterestList<T> {
         Ok(())
     }
 
-    /// Forgets the entries whose description is gone (`state` `None`).
+    /// Forgets the entries whose description is gone (`alive` false).
     pub fn prune(&mut self, mut alive: impl FnMut(&T) -> bool) {
         self.entries.retain(|e| alive(&e.target));
     }
@@ -513,7 +522,10 @@ mod tests {
             Err(Errno::EINVAL)
         );
         // Hang-ups are reported unasked.
-        assert_eq!(l.wait(1, |_| Some((g::EPOLLHUP, 0))), vec![(g::EPOLLHUP, 0)]);
+        assert_eq!(
+            l.wait(1, |_| Some((g::EPOLLHUP, 0))),
+            vec![(g::EPOLLHUP, 0)]
+        );
         l.delete(3, 1).unwrap();
         assert_eq!(l.len(), 1);
         // A gone description is dropped.

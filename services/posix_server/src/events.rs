@@ -36,6 +36,9 @@ const MAX_NESTS: u32 = 4;
 const EVENT_BYTES: usize = 12;
 /// Most events one wait returns (the answer is built in the server's heap).
 const MAX_EVENTS: usize = 1024;
+/// Interests in all epolls together (Linux's `max_user_watches`): each
+/// takes the server's heap.
+const MAX_WATCHES: usize = 8192;
 
 /// The identity of an open file description.
 fn key_of(f: &OpenRef) -> usize {
@@ -147,6 +150,22 @@ impl Server {
         Some(Instant::from_ticks(ticks.saturating_add(1)))
     }
 
+    /// Interests in all epolls, those of closed descriptions forgotten.
+    fn watches(&mut self) -> usize {
+        self.epolls.retain(|w| w.strong_count() > 0);
+        self.epolls
+            .iter()
+            .filter_map(Weak::upgrade)
+            .map(|e| match e.try_borrow_mut() {
+                Ok(mut l) => {
+                    l.prune(|w| w.strong_count() > 0);
+                    l.len()
+                }
+                Err(_) => 0,
+            })
+            .sum()
+    }
+
     /// Installs a new description; `cloexec` for the descriptor.
     fn install(&mut self, pid: Pid, object: Object, flags: u32, cloexec: bool) -> R {
         let f = open_ref(object, flags);
@@ -252,6 +271,9 @@ impl Server {
             return Err(Errno::ENODEV);
         }
         let t: TimerRef = Rc::new(RefCell::new(TimerFd::new()));
+        // Closed timerfds leave the list here too, so it stays as long as
+        // the timerfds open.
+        self.timerfds.retain(|w| w.strong_count() > 0);
         self.timerfds.push(Rc::downgrade(&t));
         let realtime = clock as u32 == g::CLOCK_REALTIME;
         let object = Object::TimerFd(t, realtime);
@@ -269,7 +291,14 @@ impl Server {
     }
 
     /// `timerfd_settime(fd, flags, new, old)`.
-    pub(crate) fn timerfd_settime(&mut self, pid: Pid, fd: u64, flags: u64, new: u64, old: u64) -> R {
+    pub(crate) fn timerfd_settime(
+        &mut self,
+        pid: Pid,
+        fd: u64,
+        flags: u64,
+        new: u64,
+        old: u64,
+    ) -> R {
         let flags = u32::try_from(flags).map_err(|_| Errno::EINVAL)?;
         if flags & !(ev::TFD_TIMER_ABSTIME | ev::TFD_TIMER_CANCEL_ON_SET) != 0 {
             return Err(Errno::EINVAL);
@@ -317,8 +346,10 @@ impl Server {
         if flags & !u64::from(g::EPOLL_CLOEXEC) != 0 {
             return Err(Errno::EINVAL);
         }
-        let object = Object::Epoll(Rc::new(RefCell::new(InterestList::new())));
-        self.install(pid, object, g::O_RDWR, flags != 0)
+        let ep: EpollRef = Rc::new(RefCell::new(InterestList::new()));
+        self.epolls.retain(|w| w.strong_count() > 0);
+        self.epolls.push(Rc::downgrade(&ep));
+        self.install(pid, Object::Epoll(ep), g::O_RDWR, flags != 0)
     }
 
     pub(crate) fn epoll_create(&mut self, pid: Pid, size: u64) -> R {
@@ -365,9 +396,16 @@ impl Server {
                         return Err(Errno::ELOOP);
                     }
                 }
-                ep.try_borrow_mut()
-                    .map_err(|_| Errno::EINVAL)?
-                    .add(fdn, key, Rc::downgrade(&tf), events, data)?;
+                if self.watches() >= MAX_WATCHES {
+                    return Err(Errno::ENOSPC);
+                }
+                ep.try_borrow_mut().map_err(|_| Errno::EINVAL)?.add(
+                    fdn,
+                    key,
+                    Rc::downgrade(&tf),
+                    events,
+                    data,
+                )?;
             }
             g::EPOLL_CTL_MOD => ep
                 .try_borrow_mut()

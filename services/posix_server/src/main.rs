@@ -164,6 +164,8 @@ pub struct Server {
     pub timer: Option<TimerClient>,
     /// Every timerfd made: their expiries wake the server.
     pub timerfds: Vec<alloc::rc::Weak<core::cell::RefCell<posix::events::TimerFd>>>,
+    /// Every epoll made: their interests together are bounded.
+    pub epolls: Vec<alloc::rc::Weak<core::cell::RefCell<events::Interests>>>,
     pub clock: Clock,
     pub random: Random,
     pub procs: BTreeMap<Pid, Process>,
@@ -468,6 +470,7 @@ fn main(env: &Env) -> Result<(), StartError> {
         },
         timer,
         timerfds: Vec::new(),
+        epolls: Vec::new(),
         clock,
         random: Random::new(kaal_rt::rdtsc()),
         procs: BTreeMap::new(),

@@ -101,7 +101,11 @@ impl Server {
     }
 
     /// A `struct timespec` timeout (`at` 0: none).
-    pub(crate) fn timespec_timeout(&mut self, pid: Pid, at: u64) -> Result<Option<Duration>, Errno> {
+    pub(crate) fn timespec_timeout(
+        &mut self,
+        pid: Pid,
+        at: u64,
+    ) -> Result<Option<Duration>, Errno> {
         if at == 0 {
             return Ok(None);
         }
