@@ -231,8 +231,8 @@ static void epolls(void)
 	check(epoll_ctl(lt, EPOLL_CTL_ADD, f, &ev) == -1 && errno == EPERM, "EPERM for a file");
 	close(f);
 
-	/* Write ends and hang-ups: the write end is writable; with the
-	 * reader gone it reports EPOLLERR unasked. */
+	/* The write end is writable (and below, with the reader gone,
+	 * reports EPOLLERR unasked). */
 	int w = epoll_create1(0);
 	ev.events = EPOLLOUT;
 	check(epoll_ctl(w, EPOLL_CTL_ADD, p[1], &ev) == 0, "add the write end");
@@ -326,6 +326,11 @@ static void epolls(void)
 	got = 0;
 	check(epoll_pwait(both, out, 4, 20, &block) == 0 && got == 0, "epoll_pwait timeout with mask");
 
+	/* The write end with its reader gone: EPOLLERR unasked. */
+	close(p[0]);
+	check(epoll_wait(w, out, 4, 0) == 1 && out[0].events == (EPOLLOUT | EPOLLERR),
+	      "EPOLLERR without a reader");
+
 	close(both);
 	close(e);
 	close(t);
@@ -334,7 +339,6 @@ static void epolls(void)
 	close(os);
 	close(et);
 	close(lt);
-	close(p[0]);
 	close(p[1]);
 }
 
