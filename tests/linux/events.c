@@ -204,6 +204,7 @@ static void epolls(void)
 	write(p[1], &c, 1);
 	check(ready(et) == 1, "ET reports new data");
 	check(ready(et) == 0, "ET quiet again");
+	check(read(p[0], &c, 1) == 1 && ready(et) == 0, "ET: a partial read is no new data");
 
 	/* One-shot: once, until EPOLL_CTL_MOD arms it again. */
 	int os = epoll_create1(0);
@@ -246,7 +247,7 @@ static void epolls(void)
 	check(epoll_ctl(lt, EPOLL_CTL_ADD, outer, &ev) == -1 && errno == ELOOP, "ELOOP");
 	check(epoll_wait(outer, out, 4, 0) == 1 && out[0].data.u32 == 77, "nested readiness");
 	char drain[16];
-	check(read(p[0], drain, sizeof drain) == 3, "drain the pipe");
+	check(read(p[0], drain, sizeof drain) == 2, "drain the pipe");
 	check(ready(outer) == 0 && ready(lt) == 0, "nothing after draining");
 
 	/* Closing the only descriptor of a watched pipe end removes it. */

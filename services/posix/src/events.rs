@@ -15,6 +15,15 @@ use crate::errno::Errno;
 pub const EFD_SEMAPHORE: u32 = 1;
 pub const EFD_CLOEXEC: u32 = g::O_CLOEXEC;
 pub const EFD_NONBLOCK: u32 = g::O_NONBLOCK;
+/// How often an object changed for its readers and for its writers:
+/// an edge-triggered interest reports again when the side it asks for
+/// moved (Linux wakes epoll with the events a change concerns).
+pub type Changes = (u64, u64);
+
+/// Events that concern the read side and the write side.
+const READ_SIDE: u32 = g::EPOLLIN | g::EPOLLRDNORM | g::EPOLLRDBAND | g::EPOLLPRI | g::EPOLLRDHUP;
+const WRITE_SIDE: u32 = g::EPOLLOUT | g::EPOLLWRNORM | g::EPOLLWRBAND;
+
 /// `timerfd_create` flags, likewise `O_CLOEXEC` and `O_NONBLOCK`.
 pub const TFD_CLOEXEC: u32 = g::O_CLOEXEC;
 pub const TFD_NONBLOCK: u32 = g::O_NONBLOCK;
@@ -30,7 +39,9 @@ pub const EVENTFD_MAX: u64 = u64::MAX - 1;
 pub struct EventFd {
     count: u64,
     semaphore: bool,
-    changes: u64,
+    /// Writes (they wake readers) and reads (they wake writers).
+    writes: u64,
+    reads: u64,
 }
 
 impl EventFd {
@@ -38,7 +49,8 @@ impl EventFd {
         EventFd {
             count: u64::from(initial),
             semaphore,
-            changes: 0,
+            writes: 0,
+            reads: 0,
         }
     }
 
@@ -54,7 +66,7 @@ impl EventFd {
         }
         let v = if self.semaphore { 1 } else { self.count };
         self.count -= v;
-        self.changes = self.changes.wrapping_add(1);
+        self.reads = self.reads.wrapping_add(1);
         Ok(v)
     }
 
@@ -68,7 +80,7 @@ impl EventFd {
             return Err(Errno::EAGAIN);
         }
         self.count += v;
-        self.changes = self.changes.wrapping_add(1);
+        self.writes = self.writes.wrapping_add(1);
         Ok(())
     }
 
@@ -85,9 +97,10 @@ impl EventFd {
         bits
     }
 
-    /// Moves at every read and write (for edge-triggered interests).
-    pub fn changes(&self) -> u64 {
-        self.changes
+    /// What moved for readers (writes) and for writers (reads), for
+    /// edge-triggered interests.
+    pub fn changes(&self) -> Changes {
+        (self.writes, self.reads)
     }
 }
 
@@ -100,7 +113,8 @@ pub struct TimerFd {
     interval: u64,
     /// Expirations not yet read.
     ticks: u64,
-    changes: u64,
+    /// Expiries seen: only they wake a timerfd's waiters.
+    expiries: u64,
 }
 
 impl TimerFd {
@@ -127,7 +141,7 @@ impl TimerFd {
                 self.next = Some(at.saturating_add(step));
             }
         }
-        self.changes = self.changes.wrapping_add(1);
+        self.expiries = self.expiries.wrapping_add(1);
     }
 
     /// `timerfd_settime` at `now`: `value` is the first expiry, absolute
@@ -145,7 +159,6 @@ impl TimerFd {
             v if absolute => Some(v),
             v => Some(now.saturating_add(v)),
         };
-        self.changes = self.changes.wrapping_add(1);
         old
     }
 
@@ -170,9 +183,7 @@ impl TimerFd {
         if self.ticks == 0 {
             return Err(Errno::EAGAIN);
         }
-        let t = core::mem::take(&mut self.ticks);
-        self.changes = self.changes.wrapping_add(1);
-        Ok(t)
+        Ok(core::mem::take(&mut self.ticks))
     }
 
     /// Poll bits at `now` (after `update`): readable once it expired.
@@ -184,8 +195,8 @@ impl TimerFd {
         }
     }
 
-    pub fn changes(&self) -> u64 {
-        self.changes
+    pub fn changes(&self) -> Changes {
+        (self.expiries, self.expiries)
     }
 }
 
@@ -209,8 +220,9 @@ const ASKABLE: u32 = g::EPOLLIN
 pub struct Interest {
     pub events: u32,
     pub data: u64,
-    /// The object's change count and bits at the last report.
-    seen: Option<(u64, u32)>,
+    /// The object's changes (of the sides asked for) and bits at the
+    /// last report.
+    seen: Option<(Changes, u32)>,
     disabled: bool,
 }
 
@@ -227,7 +239,7 @@ impl Interest {
     /// The bits a wait would report for an object whose readiness is
     /// `ready` after `changes` changes, without taking them. Errors and
     /// hang-ups are reported whether asked for or not.
-    pub fn check(&self, ready: u32, changes: u64) -> u32 {
+    pub fn check(&self, ready: u32, changes: Changes) -> u32 {
         if self.disabled {
             return 0;
         }
@@ -235,18 +247,25 @@ impl Interest {
         if bits == 0 {
             return 0;
         }
-        if self.events & g::EPOLLET != 0 && self.seen == Some((changes, bits)) {
+        if self.events & g::EPOLLET != 0 && self.seen == Some((self.side(changes), bits)) {
             return 0;
         }
         bits
     }
 
+    /// The changes of the sides this interest asks for.
+    fn side(&self, (r, w): Changes) -> Changes {
+        let r = if self.events & READ_SIDE != 0 { r } else { 0 };
+        let w = if self.events & WRITE_SIDE != 0 { w } else { 0 };
+        (r, w)
+    }
+
     /// A wait takes the report: an edge-triggered interest stays quiet
     /// until the object changes, a one-shot one until `EPOLL_CTL_MOD`.
-    pub fn report(&mut self, ready: u32, changes: u64) -> u32 {
+    pub fn report(&mut self, ready: u32, changes: Changes) -> u32 {
         let bits = self.check(ready, changes);
         if bits != 0 {
-            self.seen = Some((changes, bits));
+            self.seen = Some((self.side(changes), bits));
             if self.events & g::EPOLLONESHOT != 0 {
                 self.disabled = true;
             }
@@ -368,7 +387,7 @@ impl<T> InterestList<T> {
 
     /// True if a wait would report something now; `state` gives an
     /// object's readiness and change count (`None`: gone).
-    pub fn any_ready(&self, mut state: impl FnMut(&T) -> Option<(u32, u64)>) -> bool {
+    pub fn any_ready(&self, mut state: impl FnMut(&T) -> Option<(u32, Changes)>) -> bool {
         self.entries.iter().any(|e| {
             state(&e.target).is_some_and(|(ready, changes)| e.interest.check(ready, changes) != 0)
         })
@@ -380,7 +399,7 @@ impl<T> InterestList<T> {
     pub fn wait(
         &mut self,
         max: usize,
-        mut state: impl FnMut(&T) -> Option<(u32, u64)>,
+        mut state: impl FnMut(&T) -> Option<(u32, Changes)>,
     ) -> Vec<(u32, u64)> {
         let mut out = Vec::new();
         let mut kept = Vec::with_capacity(self.entries.len());
@@ -490,22 +509,24 @@ mod tests {
     fn level_edge_and_oneshot() {
         let mut lt: InterestList<()> = InterestList::new();
         lt.add(3, 1, (), IN, 7).unwrap();
-        assert_eq!(lt.wait(8, |_| Some((IN, 1))), vec![(IN, 7)]);
-        assert_eq!(lt.wait(8, |_| Some((IN, 1))), vec![(IN, 7)]);
+        assert_eq!(lt.wait(8, |_| Some((IN, (1, 1)))), vec![(IN, 7)]);
+        assert_eq!(lt.wait(8, |_| Some((IN, (1, 1)))), vec![(IN, 7)]);
 
         let mut et: InterestList<()> = InterestList::new();
         et.add(3, 1, (), IN | g::EPOLLET, 8).unwrap();
-        assert_eq!(et.wait(8, |_| Some((IN, 1))).len(), 1);
-        assert!(et.wait(8, |_| Some((IN, 1))).is_empty());
-        assert!(!et.any_ready(|_| Some((IN, 1))));
-        assert_eq!(et.wait(8, |_| Some((IN, 2))).len(), 1);
+        assert_eq!(et.wait(8, |_| Some((IN, (1, 1)))).len(), 1);
+        assert!(et.wait(8, |_| Some((IN, (1, 1)))).is_empty());
+        assert!(!et.any_ready(|_| Some((IN, (1, 1)))));
+        // A change of the write side alone is no new input.
+        assert!(et.wait(8, |_| Some((IN, (1, 5)))).is_empty());
+        assert_eq!(et.wait(8, |_| Some((IN, (2, 2)))).len(), 1);
 
         let mut os: InterestList<()> = InterestList::new();
         os.add(3, 1, (), IN | g::EPOLLONESHOT, 9).unwrap();
-        assert_eq!(os.wait(8, |_| Some((IN, 1))).len(), 1);
-        assert!(os.wait(8, |_| Some((IN, 2))).is_empty());
+        assert_eq!(os.wait(8, |_| Some((IN, (1, 1)))).len(), 1);
+        assert!(os.wait(8, |_| Some((IN, (2, 2)))).is_empty());
         os.modify(3, 1, IN | g::EPOLLONESHOT, 10).unwrap();
-        assert_eq!(os.wait(8, |_| Some((IN, 2))), vec![(IN, 10)]);
+        assert_eq!(os.wait(8, |_| Some((IN, (2, 2)))), vec![(IN, 10)]);
     }
 
     #[test]
@@ -523,7 +544,7 @@ mod tests {
         );
         // Hang-ups are reported unasked.
         assert_eq!(
-            l.wait(1, |_| Some((g::EPOLLHUP, 0))),
+            l.wait(1, |_| Some((g::EPOLLHUP, (0, 0)))),
             vec![(g::EPOLLHUP, 0)]
         );
         l.delete(3, 1).unwrap();
@@ -539,7 +560,7 @@ mod tests {
         for fd in 0..3 {
             l.add(fd, fd as usize, (), IN, fd as u64).unwrap();
         }
-        assert_eq!(l.wait(2, |_| Some((IN, 0))), vec![(IN, 0), (IN, 1)]);
-        assert_eq!(l.wait(2, |_| Some((IN, 0))), vec![(IN, 2), (IN, 0)]);
+        assert_eq!(l.wait(2, |_| Some((IN, (0, 0)))), vec![(IN, 0), (IN, 1)]);
+        assert_eq!(l.wait(2, |_| Some((IN, (0, 0)))), vec![(IN, 2), (IN, 0)]);
     }
 }

@@ -98,12 +98,18 @@ impl Server {
 
     /// The readiness and change count of an object (poll bits, which
     /// epoll shares); `depth` bounds nested epolls.
-    pub(crate) fn object_state(&self, object: &Object, depth: u32) -> (u32, u64) {
+    pub(crate) fn object_state(&self, object: &Object, depth: u32) -> (u32, ev::Changes) {
         const ALWAYS: u32 = g::POLLIN | g::POLLOUT | g::POLLRDNORM | g::POLLWRNORM;
         match object {
-            Object::Tty => (self.console.tty.poll(), 0),
-            Object::PipeRead(p) => (p.borrow().poll_reader(), p.borrow().changes()),
-            Object::PipeWrite(p) => (p.borrow().poll_writer(), p.borrow().changes()),
+            Object::Tty => (self.console.tty.poll(), (0, 0)),
+            Object::PipeRead(p) => {
+                let p = p.borrow();
+                (p.poll_reader(), (p.reader_changes(), p.reader_changes()))
+            }
+            Object::PipeWrite(p) => {
+                let p = p.borrow();
+                (p.poll_writer(), (p.writer_changes(), p.writer_changes()))
+            }
             Object::EventFd(e) => (e.borrow().poll(), e.borrow().changes()),
             Object::TimerFd(t, _) => {
                 let mut t = t.borrow_mut();
@@ -114,18 +120,18 @@ impl Server {
                 let ready = depth < MAX_NESTS
                     && e.try_borrow()
                         .is_ok_and(|l| l.any_ready(|w| self.weak_state(w, depth + 1)));
-                (if ready { g::POLLIN | g::POLLRDNORM } else { 0 }, 0)
+                (if ready { g::POLLIN | g::POLLRDNORM } else { 0 }, (0, 0))
             }
-            _ => (ALWAYS, 0),
+            _ => (ALWAYS, (0, 0)),
         }
     }
 
-    fn weak_state(&self, w: &Weak<RefCell<Open>>, depth: u32) -> Option<(u32, u64)> {
+    fn weak_state(&self, w: &Weak<RefCell<Open>>, depth: u32) -> Option<(u32, ev::Changes)> {
         let o = w.upgrade()?;
         // Gone is `None`; a description in use elsewhere is not ready.
         let state = match o.try_borrow() {
             Ok(open) => self.object_state(&open.object, depth),
-            Err(_) => (0, 0),
+            Err(_) => (0, (0, 0)),
         };
         Some(state)
     }
