@@ -70,6 +70,7 @@ static void eventfds(void)
 	v = 4;
 	check(write(e, &v, 8) == 8, "eventfd write 4");
 	check(read(e, &v, 4) == -1 && errno == EINVAL, "short eventfd read is EINVAL");
+	check(lseek(e, 0, SEEK_CUR) == 0, "lseek of an eventfd does nothing");
 	check(write(e, &v, 4) == -1 && errno == EINVAL, "short eventfd write is EINVAL");
 	v = 0;
 	check(read(e, &v, 8) == 8 && v == 7, "eventfd reads the sum");

@@ -1000,12 +1000,7 @@ impl Server {
         let f = self.file(pid, fd)?;
         let vfd = match &f.borrow().object {
             Object::Vfs { fd, .. } => *fd,
-            Object::Tty
-            | Object::PipeRead(_)
-            | Object::PipeWrite(_)
-            | Object::EventFd(_)
-            | Object::TimerFd(..)
-            | Object::Epoll(_) => return Err(Errno::ESPIPE),
+            Object::Tty | Object::PipeRead(_) | Object::PipeWrite(_) => return Err(Errno::ESPIPE),
             _ => return Ok(0),
         };
         if whence > 2 {
