@@ -44,11 +44,12 @@ const BENCH_SEED: u64 = 0x5001;
 const NATIVE_BENCH_BYTES: u64 = (1 << 20) + 5;
 
 /// The C programs: `tests/linux/<name>.c`.
-const C_PROGRAMS: [&str; 6] = [
+const C_PROGRAMS: [&str; 7] = [
     "hello_musl",
     "hostile",
     "isolation",
     "waits",
+    "events",
     "bench",
     "memory",
 ];

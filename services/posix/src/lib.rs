@@ -8,6 +8,7 @@ extern crate alloc;
 
 pub mod abi;
 pub mod errno;
+pub mod events;
 pub mod fd;
 pub mod fdset;
 pub mod image;

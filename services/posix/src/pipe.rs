@@ -71,6 +71,12 @@ pub struct Pipe {
     capacity: usize,
     readers: usize,
     writers: usize,
+    /// Bumped by what wakes the read side (data in, the last writer
+    /// gone) and the write side (room made, the last reader gone), as
+    /// Linux's two wait queues: epoll's edge-triggered interests report
+    /// again after them.
+    read_side: u64,
+    write_side: u64,
 }
 
 impl Default for Pipe {
@@ -87,6 +93,8 @@ impl Pipe {
             capacity: PIPE_CAPACITY,
             readers: 1,
             writers: 1,
+            read_side: 0,
+            write_side: 0,
         }
     }
 
@@ -116,6 +124,7 @@ impl Pipe {
     /// A read end closed. When it was the last, parked writers must retry
     /// (they get `EPIPE`). Closing an end that is not open changes nothing.
     pub fn close_reader(&mut self) -> Wake {
+        self.write_side = self.write_side.wrapping_add(1);
         let was_open = self.readers > 0;
         self.readers = self.readers.saturating_sub(1);
         Wake {
@@ -127,12 +136,23 @@ impl Pipe {
     /// A write end closed. When it was the last, parked readers must retry
     /// (they get EOF).
     pub fn close_writer(&mut self) -> Wake {
+        self.read_side = self.read_side.wrapping_add(1);
         let was_open = self.writers > 0;
         self.writers = self.writers.saturating_sub(1);
         Wake {
             readers: was_open && self.writers == 0,
             writers: false,
         }
+    }
+
+    /// Moves when data comes in or the last writer goes.
+    pub fn reader_changes(&self) -> u64 {
+        self.read_side
+    }
+
+    /// Moves when room is made or the last reader goes.
+    pub fn writer_changes(&self) -> u64 {
+        self.write_side
     }
 
     /// Neither end is open: the server can drop the pipe.
@@ -198,6 +218,7 @@ impl Pipe {
         for (slot, byte) in buf.iter_mut().zip(self.data.drain(..n)) {
             *slot = byte;
         }
+        self.write_side = self.write_side.wrapping_add(1);
         Ok(n)
     }
 
@@ -226,6 +247,7 @@ impl Pipe {
             return Err(PipeError::WouldBlock);
         }
         self.data.extend(data.iter().take(n));
+        self.read_side = self.read_side.wrapping_add(1);
         Ok(n)
     }
 
@@ -259,6 +281,21 @@ impl Pipe {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn each_side_counts_what_wakes_it() {
+        let mut p = Pipe::new();
+        let (r, w) = (p.reader_changes(), p.writer_changes());
+        p.write(b"ab").unwrap();
+        assert_eq!((p.reader_changes(), p.writer_changes()), (r + 1, w));
+        let mut b = [0u8; 1];
+        p.read(&mut b).unwrap();
+        assert_eq!((p.reader_changes(), p.writer_changes()), (r + 1, w + 1));
+        p.close_writer();
+        assert_eq!(p.reader_changes(), r + 2);
+        p.close_reader();
+        assert_eq!(p.writer_changes(), w + 2);
+    }
+
     use super::*;
     use alloc::vec;
     use alloc::vec::Vec;

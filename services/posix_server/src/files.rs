@@ -42,6 +42,13 @@ pub enum Object {
     PipeRead(PipeRef),
     /// The write end of a pipe.
     PipeWrite(PipeRef),
+    /// An eventfd's counter.
+    EventFd(crate::events::EventRef),
+    /// A timerfd; true for `CLOCK_REALTIME` (absolute times are wall
+    /// clock).
+    TimerFd(crate::events::TimerRef, bool),
+    /// An epoll instance's interest list.
+    Epoll(crate::events::EpollRef),
 }
 
 pub type PipeRef = Rc<RefCell<posix::pipe::Pipe>>;
@@ -147,6 +154,25 @@ pub fn device_stat(object: &Object) -> Stat {
         nlink: 1,
         mode: mode::S_IFCHR | 0o666,
         rdev,
+        blksize: 4096,
+        ..Stat::default()
+    }
+}
+
+/// `struct stat` of an eventfd, timerfd or epoll: Linux's anonymous
+/// inode (mode 0600, no file type).
+pub fn anon_stat(object: &Object) -> Stat {
+    let ino = match object {
+        Object::EventFd(e) => Rc::as_ptr(e) as u64,
+        Object::TimerFd(t, _) => Rc::as_ptr(t) as u64,
+        Object::Epoll(e) => Rc::as_ptr(e) as u64,
+        _ => 0,
+    };
+    Stat {
+        dev: 13,
+        ino: ino & 0xffff_ffff,
+        nlink: 1,
+        mode: 0o600,
         blksize: 4096,
         ..Stat::default()
     }

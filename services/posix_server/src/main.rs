@@ -12,6 +12,7 @@ extern crate alloc;
 
 mod attrs;
 mod deliver;
+mod events;
 mod files;
 mod jobs;
 mod process;
@@ -161,6 +162,10 @@ pub struct Server {
     pub files: Files,
     pub console: Console,
     pub timer: Option<TimerClient>,
+    /// Every timerfd made: their expiries wake the server.
+    pub timerfds: Vec<alloc::rc::Weak<core::cell::RefCell<posix::events::TimerFd>>>,
+    /// Every epoll made: their interests together are bounded.
+    pub epolls: Vec<alloc::rc::Weak<core::cell::RefCell<events::Interests>>>,
     pub clock: Clock,
     pub random: Random,
     pub procs: BTreeMap<Pid, Process>,
@@ -324,6 +329,15 @@ impl Server {
             .filter(|p| p.stopped.is_none())
             .filter_map(|p| p.deadline)
             .min();
+        // A timerfd's expiry wakes parked readers, pollers and epolls.
+        let next = if self.procs.values().any(|p| p.blocked.is_some()) {
+            match (next, self.timerfd_next()) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            }
+        } else {
+            next
+        };
         if let (Some(t), Some(at)) = (self.timer.as_mut(), next) {
             let _ = t.ask(at);
         }
@@ -455,6 +469,8 @@ fn main(env: &Env) -> Result<(), StartError> {
             pending_signal: None,
         },
         timer,
+        timerfds: Vec::new(),
+        epolls: Vec::new(),
         clock,
         random: Random::new(kaal_rt::rdtsc()),
         procs: BTreeMap::new(),

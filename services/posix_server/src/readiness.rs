@@ -37,10 +37,12 @@ impl Server {
         match self.file(pid, fd) {
             Err(_) => POLLNVAL,
             Ok(f) => match &f.borrow().object {
-                Object::Tty => self.console.tty.poll() as u16,
-                Object::PipeRead(p) => p.borrow().poll_reader() as u16,
-                Object::PipeWrite(p) => p.borrow().poll_writer() as u16,
-                _ => POLLIN | POLLOUT,
+                Object::Vfs { .. }
+                | Object::Null
+                | Object::Zero
+                | Object::Random
+                | Object::Generated { .. } => POLLIN | POLLOUT,
+                other => self.object_state(other, 0).0 as u16,
             },
         }
     }
@@ -74,7 +76,7 @@ impl Server {
     }
 
     /// The call answers: a deadline of an earlier run is forgotten.
-    fn end_wait(&mut self, pid: Pid) {
+    pub(crate) fn end_wait(&mut self, pid: Pid) {
         if let Some(p) = self.procs.get_mut(&pid) {
             p.deadline = None;
         }
@@ -82,7 +84,7 @@ impl Server {
 
     /// The signal mask of `ppoll` and `pselect6` (`set` 0: none), in force
     /// until the call ends (see `deliver`, which restores the old one).
-    fn wait_mask(&mut self, pid: Pid, set: u64, size: u64) -> Result<(), Errno> {
+    pub(crate) fn wait_mask(&mut self, pid: Pid, set: u64, size: u64) -> Result<(), Errno> {
         if set == 0 {
             return Ok(());
         }
@@ -99,7 +101,11 @@ impl Server {
     }
 
     /// A `struct timespec` timeout (`at` 0: none).
-    fn timespec_timeout(&mut self, pid: Pid, at: u64) -> Result<Option<Duration>, Errno> {
+    pub(crate) fn timespec_timeout(
+        &mut self,
+        pid: Pid,
+        at: u64,
+    ) -> Result<Option<Duration>, Errno> {
         if at == 0 {
             return Ok(None);
         }
@@ -128,7 +134,7 @@ impl Server {
     /// (its handler's frame then keeps the old mask), the old mask comes
     /// back before any signal is taken, as Linux restores it first. A call
     /// that parks keeps the wait mask.
-    fn end_mask(&mut self, pid: Pid, r: &R) {
+    pub(crate) fn end_mask(&mut self, pid: Pid, r: &R) {
         let Some(p) = self.procs.get_mut(&pid) else {
             return;
         };

@@ -295,6 +295,17 @@ impl Server {
             g::__NR_getsid => self.getsid(pid, a[0]),
             g::__NR_sendfile => self.sendfile(pid, a[0], a[1], a[2], a[3]),
             g::__NR_prctl => self.prctl(pid, a[0], a[1]),
+            g::__NR_eventfd => self.eventfd2(pid, a[0], 0),
+            g::__NR_eventfd2 => self.eventfd2(pid, a[0], a[1]),
+            g::__NR_timerfd_create => self.timerfd_create(pid, a[0], a[1]),
+            g::__NR_timerfd_settime => self.timerfd_settime(pid, a[0], a[1], a[2], a[3]),
+            g::__NR_timerfd_gettime => self.timerfd_gettime(pid, a[0], a[1]),
+            g::__NR_epoll_create => self.epoll_create(pid, a[0]),
+            g::__NR_epoll_create1 => self.epoll_create1(pid, a[0]),
+            g::__NR_epoll_ctl => self.epoll_ctl(pid, a[0], a[1], a[2], a[3]),
+            g::__NR_epoll_wait => self.epoll_wait(pid, a[0], a[1], a[2], a[3]),
+            g::__NR_epoll_pwait => self.epoll_pwait(pid, a),
+            g::__NR_epoll_pwait2 => self.epoll_pwait2(pid, a),
             g::__NR_rseq => Err(Errno::ENOSYS),
             g::__NR_statx => Err(Errno::ENOSYS),
             _ => {
@@ -770,6 +781,10 @@ impl Server {
                 }
             }
             Object::PipeWrite(_) => Err(Errno::EBADF),
+            Object::EventFd(_) | Object::TimerFd(..) | Object::Epoll(_) => {
+                drop(open);
+                self.event_read(pid, f, out)
+            }
             Object::Generated { .. } => {
                 drop(open);
                 let mut open = f.borrow_mut();
@@ -842,6 +857,10 @@ impl Server {
             }
             Object::PipeRead(_) | Object::Generated { .. } => Err(Errno::EBADF),
             Object::Null | Object::Zero | Object::Random => ok(data.len() as u64),
+            Object::EventFd(_) | Object::TimerFd(..) | Object::Epoll(_) => {
+                drop(open);
+                self.event_write(pid, f, data)
+            }
         }
     }
 
@@ -1005,6 +1024,9 @@ impl Server {
                     .map_err(file_errno)
             }
             Object::PipeRead(p) | Object::PipeWrite(p) => Ok(files::pipe_stat(p)),
+            Object::EventFd(_) | Object::TimerFd(..) | Object::Epoll(_) => {
+                Ok(files::anon_stat(&open.object))
+            }
             // procfs files have no size.
             Object::Generated { .. } => Ok(Stat {
                 mode: posix::abi::mode::S_IFREG | 0o444,
