@@ -34,6 +34,10 @@ pub const TREE: &str = "linux";
 /// The Linux benchmark's tree (`ext2 = "linux_bench"`): the userland and
 /// the bench tree's 16 MiB file ([`BENCH_FILE`]), which `bench` reads.
 pub const BENCH_TREE: &str = "linux_bench";
+/// The tree of busybox httpd's test (`ext2 = "linux_web"`): the userland
+/// and the web tree's /www (`kaal_test_patterns::fs::WEB_TREE`), which the
+/// `http` peer checks byte for byte.
+pub const WEB_TREE: &str = "linux_web";
 /// The file the Linux benchmark reads: the device benchmark's
 /// (`fs.read_mib_per_sec` reads the same file).
 const BENCH_FILE: (&str, u64) = kaal_test_patterns::fs::BENCH_FILE;
@@ -396,6 +400,12 @@ pub fn add_userland(layout: &Layout, dest: &Path, programs: Programs) -> Result<
 /// The test disks' tree (`ext2 = "linux"`), written to `dest` (emptied first).
 pub fn test_tree(layout: &Layout, dest: &Path) -> Result<()> {
     fresh_dir(dest)?;
+    add_userland(layout, dest, Programs::Tests)
+}
+
+/// The busybox httpd test's tree ([`WEB_TREE`]), written to `dest` (emptied first).
+pub fn web_tree(layout: &Layout, dest: &Path) -> Result<()> {
+    crate::ext2::materialize(kaal_test_patterns::fs::WEB_TREE, dest)?;
     add_userland(layout, dest, Programs::Tests)
 }
 

@@ -11,6 +11,7 @@ pub mod errno;
 pub mod fd;
 pub mod fdset;
 pub mod image;
+pub mod inet;
 pub mod path;
 pub mod pipe;
 pub mod random;

@@ -40,6 +40,7 @@ impl Server {
                 Object::Tty => self.console.tty.poll() as u16,
                 Object::PipeRead(p) => p.borrow().poll_reader() as u16,
                 Object::PipeWrite(p) => p.borrow().poll_writer() as u16,
+                Object::Socket(s) => self.inet_poll(s),
                 _ => POLLIN | POLLOUT,
             },
         }
@@ -143,6 +144,7 @@ impl Server {
             return Err(Errno::EINVAL);
         }
         self.console.poll_input_only();
+        self.inet_drain();
         let mut ready = 0u64;
         let mut entries = alloc::vec![0u8; (n * 8) as usize];
         self.user_read(pid, fds, &mut entries)?;
@@ -208,6 +210,7 @@ impl Server {
             }
         }
         self.console.poll_input_only();
+        self.inet_drain();
         let mut found: [FdSet; 3] = [
             FdSet::empty(n).ok_or(Errno::EINVAL)?,
             FdSet::empty(n).ok_or(Errno::EINVAL)?,
