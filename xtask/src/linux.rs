@@ -77,6 +77,19 @@ const ETC: [(&str, &str); 4] = [
     ),
 ];
 
+/// The default system's /etc/inittab: the test disks' ([`ETC`]), with
+/// busybox httpd started first on the process server's sockets (it puts
+/// itself in the background once it listens). Test systems without the
+/// sockets channel keep the plain one.
+const SYSTEM_INITTAB: &str = "# Read by busybox init, the process server's first process: busybox\n\
+     # httpd serving /www on port 8000 (the POSIX layer's AF_INET sockets),\n\
+     # a login shell on the console; when it exits, init powers the system\n\
+     # off (SIGUSR2 is what `poweroff` sends init once it found no linuxrc\n\
+     # in /proc, which KaaL does not have).\n\
+     ::sysinit:/bin/httpd -p 8000 -h /www\n\
+     ::wait:-/bin/sh\n\
+     ::wait:/bin/kill -USR2 1\n";
+
 /// Which programs a userland holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Programs {
@@ -381,6 +394,10 @@ pub fn add_userland(layout: &Layout, dest: &Path, programs: Programs) -> Result<
     let etc = dest.join("etc");
     fs::create_dir_all(&etc).with_context(|| format!("creating {}", etc.display()))?;
     for (name, text) in ETC {
+        let text = match (name, programs) {
+            ("inittab", Programs::Demos) => SYSTEM_INITTAB,
+            _ => text,
+        };
         let path = etc.join(name);
         if absent(&path) {
             fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
