@@ -81,7 +81,8 @@ const ETC: [(&str, &str); 4] = [
 /// busybox httpd started first on the process server's sockets (it puts
 /// itself in the background once it listens). Test systems without the
 /// sockets channel keep the plain one.
-const SYSTEM_INITTAB: &str = "# Read by busybox init, the process server's first process: busybox\n\
+const SYSTEM_INITTAB: &str =
+    "# Read by busybox init, the process server's first process: busybox\n\
      # httpd serving /www on port 8000 (the POSIX layer's AF_INET sockets),\n\
      # a login shell on the console; when it exits, init powers the system\n\
      # off (SIGUSR2 is what `poweroff` sends init once it found no linuxrc\n\

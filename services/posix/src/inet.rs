@@ -30,28 +30,30 @@ impl SockAddr {
     /// length said, at most [`SOCKADDR_IN_LEN`] read): `EAFNOSUPPORT` for
     /// another family, `EINVAL` when too short.
     pub fn decode(bytes: &[u8]) -> Result<SockAddr, Errno> {
-        let family = bytes
+        let family: [u8; 2] = bytes
             .get(..2)
-            .map(|b| u16::from_le_bytes([b[0], b[1]]))
+            .and_then(|b| b.try_into().ok())
             .ok_or(Errno::EINVAL)?;
-        if u32::from(family) != n::AF_INET {
+        if u32::from(u16::from_le_bytes(family)) != n::AF_INET {
             return Err(Errno::EAFNOSUPPORT);
         }
-        let b = bytes.get(..SOCKADDR_IN_LEN).ok_or(Errno::EINVAL)?;
-        let port = u16::from_be_bytes([b[2], b[3]]);
+        let b: [u8; SOCKADDR_IN_LEN] = bytes
+            .get(..SOCKADDR_IN_LEN)
+            .and_then(|b| b.try_into().ok())
+            .ok_or(Errno::EINVAL)?;
+        let [_, _, p0, p1, a0, a1, a2, a3, ..] = b;
         Ok(SockAddr {
-            addr: [b[4], b[5], b[6], b[7]],
-            port,
+            addr: [a0, a1, a2, a3],
+            port: u16::from_be_bytes([p0, p1]),
         })
     }
 
     /// The `struct sockaddr_in` of this address.
     pub fn encode(self) -> [u8; SOCKADDR_IN_LEN] {
-        let mut b = [0u8; SOCKADDR_IN_LEN];
-        b[..2].copy_from_slice(&(n::AF_INET as u16).to_le_bytes());
-        b[2..4].copy_from_slice(&self.port.to_be_bytes());
-        b[4..8].copy_from_slice(&self.addr);
-        b
+        let [f0, f1] = (n::AF_INET as u16).to_le_bytes();
+        let [p0, p1] = self.port.to_be_bytes();
+        let [a0, a1, a2, a3] = self.addr;
+        [f0, f1, p0, p1, a0, a1, a2, a3, 0, 0, 0, 0, 0, 0, 0, 0]
     }
 
     /// 0.0.0.0: any of the machine's addresses.
@@ -160,8 +162,11 @@ pub enum Query {
 
 /// The `int` an option call passes (`optlen` at least 4).
 pub fn int_value(bytes: &[u8]) -> Result<i32, Errno> {
-    let b = bytes.get(..4).ok_or(Errno::EINVAL)?;
-    Ok(i32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    let b: [u8; 4] = bytes
+        .get(..4)
+        .and_then(|b| b.try_into().ok())
+        .ok_or(Errno::EINVAL)?;
+    Ok(i32::from_le_bytes(b))
 }
 
 impl Options {

@@ -228,7 +228,7 @@ impl Server {
 
     /// The address a process passed (`len` bytes at `at`).
     fn user_sockaddr(&mut self, pid: Pid, at: u64, len: u64) -> Result<SockAddr, Errno> {
-        if len < 2 || len > 128 {
+        if !(2..=128).contains(&len) {
             return Err(Errno::EINVAL);
         }
         let mut b = [0u8; pi::SOCKADDR_IN_LEN];
