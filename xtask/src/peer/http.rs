@@ -117,6 +117,31 @@ pub fn http_index(peer: &mut Peer) -> Result<()> {
         "http_index: GET / gave systems/rootfs/www/index.html ({} bytes)",
         DEFAULT_INDEX.len()
     ));
+    // busybox httpd on the POSIX layer serves the same /www, when the
+    // test forwards its port (init starts it at boot, perhaps after this).
+    if let Ok(port) = peer.tcp(BUSYBOX_PORT) {
+        let url = format!("http://127.0.0.1:{port}/");
+        let got = curl(
+            peer,
+            &[
+                "--retry",
+                "30",
+                "--retry-all-errors",
+                "--retry-delay",
+                "1",
+                &url,
+            ],
+        )?;
+        same(
+            "/ of busybox httpd",
+            &got,
+            DEFAULT_INDEX,
+            "systems/rootfs/www/index.html",
+        )?;
+        peer.log.line(format!(
+            "http_index: busybox httpd (port {BUSYBOX_PORT}) gave the same page"
+        ));
+    }
     Ok(())
 }
 
