@@ -96,12 +96,12 @@ impl DiskSpec {
             }
             return Ok(());
         };
-        if trees::tree(tree).is_none() && tree != linux::TREE && tree != linux::BENCH_TREE {
+        let linux_trees = [linux::TREE, linux::BENCH_TREE, linux::WEB_TREE];
+        if trees::tree(tree).is_none() && !linux_trees.contains(&tree.as_str()) {
             bail!(
-                "test {test}: ext2 = {tree:?} is no tree; the trees are {}, {}, {}",
+                "test {test}: ext2 = {tree:?} is no tree; the trees are {}, {}",
                 trees::TREE_NAMES.join(", "),
-                linux::TREE,
-                linux::BENCH_TREE
+                linux_trees.join(", ")
             );
         }
         if self.written_sectors != 0 {
@@ -163,9 +163,11 @@ impl DiskSpec {
         fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))?;
         if let Some(name) = &self.ext2 {
             let work = path.with_extension("tree");
-            if name == linux::TREE || name == linux::BENCH_TREE {
+            if name == linux::TREE || name == linux::BENCH_TREE || name == linux::WEB_TREE {
                 if name == linux::TREE {
                     linux::test_tree(layout, &work)?;
+                } else if name == linux::WEB_TREE {
+                    linux::web_tree(layout, &work)?;
                 } else {
                     linux::bench_tree(layout, &work)?;
                 }

@@ -34,6 +34,10 @@ pub const TREE: &str = "linux";
 /// The Linux benchmark's tree (`ext2 = "linux_bench"`): the userland and
 /// the bench tree's 16 MiB file ([`BENCH_FILE`]), which `bench` reads.
 pub const BENCH_TREE: &str = "linux_bench";
+/// The tree of busybox httpd's test (`ext2 = "linux_web"`): the userland
+/// and the web tree's /www (`kaal_test_patterns::fs::WEB_TREE`), which the
+/// `http` peer checks byte for byte.
+pub const WEB_TREE: &str = "linux_web";
 /// The file the Linux benchmark reads: the device benchmark's
 /// (`fs.read_mib_per_sec` reads the same file).
 const BENCH_FILE: (&str, u64) = kaal_test_patterns::fs::BENCH_FILE;
@@ -80,6 +84,20 @@ const ETC: [(&str, &str); 4] = [
         "# Read by a login shell (sh -l).\nexport PATH=/bin\nexport HOME=/root\nPS1='kaal:\\w\\$ '\n",
     ),
 ];
+
+/// The default system's /etc/inittab: the test disks' ([`ETC`]), with
+/// busybox httpd started first on the process server's sockets (it puts
+/// itself in the background once it listens). Test systems without the
+/// sockets channel keep the plain one.
+const SYSTEM_INITTAB: &str =
+    "# Read by busybox init, the process server's first process: busybox\n\
+     # httpd serving /www on port 8000 (the POSIX layer's AF_INET sockets),\n\
+     # a login shell on the console; when it exits, init powers the system\n\
+     # off (SIGUSR2 is what `poweroff` sends init once it found no linuxrc\n\
+     # in /proc, which KaaL does not have).\n\
+     ::sysinit:/bin/httpd -p 8000 -h /www\n\
+     ::wait:-/bin/sh\n\
+     ::wait:/bin/kill -USR2 1\n";
 
 /// Which programs a userland holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -390,6 +408,10 @@ pub fn add_userland(layout: &Layout, dest: &Path, programs: Programs) -> Result<
     let etc = dest.join("etc");
     fs::create_dir_all(&etc).with_context(|| format!("creating {}", etc.display()))?;
     for (name, text) in ETC {
+        let text = match (name, programs) {
+            ("inittab", Programs::Demos) => SYSTEM_INITTAB,
+            _ => text,
+        };
         let path = etc.join(name);
         if absent(&path) {
             fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
@@ -409,6 +431,12 @@ pub fn add_userland(layout: &Layout, dest: &Path, programs: Programs) -> Result<
 /// The test disks' tree (`ext2 = "linux"`), written to `dest` (emptied first).
 pub fn test_tree(layout: &Layout, dest: &Path) -> Result<()> {
     fresh_dir(dest)?;
+    add_userland(layout, dest, Programs::Tests)
+}
+
+/// The busybox httpd test's tree ([`WEB_TREE`]), written to `dest` (emptied first).
+pub fn web_tree(layout: &Layout, dest: &Path) -> Result<()> {
+    crate::ext2::materialize(kaal_test_patterns::fs::WEB_TREE, dest)?;
     add_userland(layout, dest, Programs::Tests)
 }
 

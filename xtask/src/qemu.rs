@@ -161,11 +161,15 @@ pub fn add_forwards(args: &mut [String], forwards: &[Forward]) -> Result<()> {
     Ok(())
 }
 
-/// The URLs on the host of the forwards to a guest's HTTP port (TCP 80).
+/// The guest ports HTTP servers listen on: the native `httpd` (80) and
+/// busybox httpd on the POSIX layer (8000).
+const HTTP_PORTS: [u16; 2] = [80, 8000];
+
+/// The URLs on the host of the forwards to a guest's HTTP ports.
 pub fn forward_urls(forwards: &[Forward]) -> Vec<String> {
     forwards
         .iter()
-        .filter(|f| f.protocol == ForwardProtocol::Tcp && f.guest.0 == 80)
+        .filter(|f| f.protocol == ForwardProtocol::Tcp && HTTP_PORTS.contains(&f.guest.0))
         .map(|f| format!("http://127.0.0.1:{}/", f.host.0))
         .collect()
 }
@@ -307,16 +311,21 @@ mod tests {
     }
 
     #[test]
-    fn urls_only_for_tcp_forwards_to_port_80() {
+    fn urls_only_for_tcp_forwards_to_http_ports() {
         let forwards = [
             forward(ForwardProtocol::Tcp, 8080, 80),
             forward(ForwardProtocol::Tcp, 2222, 22),
             forward(ForwardProtocol::Udp, 8081, 80),
             forward(ForwardProtocol::Tcp, 9000, 80),
+            forward(ForwardProtocol::Tcp, 8000, 8000),
         ];
         assert_eq!(
             forward_urls(&forwards),
-            ["http://127.0.0.1:8080/", "http://127.0.0.1:9000/"]
+            [
+                "http://127.0.0.1:8080/",
+                "http://127.0.0.1:9000/",
+                "http://127.0.0.1:8000/"
+            ]
         );
     }
 

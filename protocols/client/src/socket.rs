@@ -103,6 +103,26 @@ impl Sockets {
         Ok(Sockets(core_client::Sockets::new(channels)?))
     }
 
+    /// For a component that sleeps elsewhere (on an endpoint its
+    /// notification is bound to, as the process server): tells the
+    /// service this client sleeps; `true` if completions arrived meanwhile
+    /// (then do not sleep). After a sleep, [`Sockets::cancel_sleep`].
+    pub fn prepare_sleep(&mut self) -> Result<bool> {
+        let cpl = &mut self.0.transport().cpl;
+        cpl.prepare_sleep().map_err(|_| SocketError::Broken)
+    }
+
+    /// Ends a sleep [`Sockets::prepare_sleep`] announced.
+    pub fn cancel_sleep(&mut self) {
+        self.0.transport().cpl.cancel_sleep();
+    }
+
+    /// Takes every completion there is now without waiting, recording the
+    /// readiness events among them.
+    pub fn drain(&mut self) -> Result<()> {
+        self.0.poll(&mut [], Some(0)).map(drop)
+    }
+
     /// The raw request ring, for tests that send what this library would
     /// not.
     pub fn raw_requests(&mut self) -> &mut RingTx<Request, RING_SLOTS> {

@@ -12,6 +12,7 @@ pub mod events;
 pub mod fd;
 pub mod fdset;
 pub mod image;
+pub mod inet;
 pub mod path;
 pub mod pipe;
 pub mod random;

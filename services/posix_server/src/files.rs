@@ -1,6 +1,6 @@
 //! Open file descriptions: what a descriptor refers to, shared by `dup`
 //! (and later `fork`): a VFS file or directory, the console tty, or one of
-//! the devices the server itself provides.
+//! the devices the server itself provides, or a socket.
 
 use alloc::collections::VecDeque;
 use alloc::rc::Rc;
@@ -49,6 +49,8 @@ pub enum Object {
     TimerFd(crate::events::TimerRef, bool),
     /// An epoll instance's interest list.
     Epoll(crate::events::EpollRef),
+    /// An AF_INET socket of the network service (`inet.rs`).
+    Socket(crate::inet::Sock),
 }
 
 pub type PipeRef = Rc<RefCell<posix::pipe::Pipe>>;

@@ -14,6 +14,7 @@ mod attrs;
 mod deliver;
 mod events;
 mod files;
+mod inet;
 mod jobs;
 mod process;
 mod programs;
@@ -166,6 +167,13 @@ pub struct Server {
     pub timerfds: Vec<alloc::rc::Weak<core::cell::RefCell<posix::events::TimerFd>>>,
     /// Every epoll made: their interests together are bounded.
     pub epolls: Vec<alloc::rc::Weak<core::cell::RefCell<events::Interests>>>,
+    /// The deadline the timer was last asked for and has not answered:
+    /// asking again for it would only fill the driver's queue (each wake
+    /// would ask, and a full queue's refusal wakes the server again).
+    pub timer_asked: Option<u64>,
+    /// The network service's sockets, when the manifest grants them
+    /// (boxed: the server lives on the stack).
+    pub inet: Option<alloc::boxed::Box<inet::Inet>>,
     pub clock: Clock,
     pub random: Random,
     pub procs: BTreeMap<Pid, Process>,
@@ -305,8 +313,11 @@ impl Server {
             self.tty_signal(sig.number());
         }
         if let Some(t) = self.timer.as_mut() {
-            while let Ok(Some(_)) = t.poll_answer() {}
+            while let Ok(Some(_)) = t.poll_answer() {
+                self.timer_asked = None;
+            }
         }
+        self.inet_drain();
         let blocked: Vec<Pid> = self
             .procs
             .iter()
@@ -339,7 +350,9 @@ impl Server {
             next
         };
         if let (Some(t), Some(at)) = (self.timer.as_mut(), next) {
-            let _ = t.ask(at);
+            if self.timer_asked != Some(at.ticks()) && t.ask(at).is_ok() {
+                self.timer_asked = Some(at.ticks());
+            }
         }
     }
 
@@ -353,6 +366,9 @@ impl Server {
         if let Some(t) = self.timer.as_mut() {
             quiet &= matches!(t.fired_ring().prepare_sleep(), Ok(false));
         }
+        if let Some(i) = self.inet.as_mut() {
+            quiet &= matches!(i.net.prepare_sleep(), Ok(false));
+        }
         quiet
     }
 
@@ -362,6 +378,9 @@ impl Server {
         }
         if let Some(t) = self.timer.as_mut() {
             t.fired_ring().cancel_sleep();
+        }
+        if let Some(i) = self.inet.as_mut() {
+            i.net.cancel_sleep();
         }
     }
 
@@ -449,6 +468,10 @@ fn main(env: &Env) -> Result<(), StartError> {
     let files = Files::new(env, "fs").map_err(|_| StartError::Files)?;
     let serial = SerialClient::new(env).ok();
     let timer = TimerClient::new(env).ok();
+    // Without the sockets channels, `socket` is EAFNOSUPPORT.
+    let inet = kaal_client::socket::Sockets::new(env)
+        .ok()
+        .map(|s| alloc::boxed::Box::new(inet::Inet::new(s)));
     let clock = env
         .clock()
         .or_else(|| Clock::new(1000))
@@ -471,6 +494,8 @@ fn main(env: &Env) -> Result<(), StartError> {
         timer,
         timerfds: Vec::new(),
         epolls: Vec::new(),
+        timer_asked: None,
+        inet,
         clock,
         random: Random::new(kaal_rt::rdtsc()),
         procs: BTreeMap::new(),

@@ -459,6 +459,7 @@ impl Server {
                     p.borrow_mut().close_writer();
                     self.changed = true;
                 }
+                Object::Socket(s) => self.inet_close(&s),
                 _ => {}
             }
         }

@@ -149,6 +149,7 @@ impl Server {
             return Err(Errno::EINVAL);
         }
         self.console.poll_input_only();
+        self.inet_drain();
         let mut ready = 0u64;
         let mut entries = alloc::vec![0u8; (n * 8) as usize];
         self.user_read(pid, fds, &mut entries)?;
@@ -214,6 +215,7 @@ impl Server {
             }
         }
         self.console.poll_input_only();
+        self.inet_drain();
         let mut found: [FdSet; 3] = [
             FdSet::empty(n).ok_or(Errno::EINVAL)?,
             FdSet::empty(n).ok_or(Errno::EINVAL)?,

@@ -54,7 +54,7 @@ const AT_FDCWD: i32 = -100;
 /// Longest path a process may pass.
 const PATH_MAX: usize = 4096;
 /// Most bytes one read or write moves (Linux: 0x7ffff000).
-const IO_MAX: usize = 1 << 20;
+pub(crate) const IO_MAX: usize = 1 << 20;
 /// Seconds since the epoch at boot: KaaL has no real-time clock driver yet,
 /// so `CLOCK_REALTIME` starts at 2026-01-01 00:00 UTC (docs/posix.md).
 pub(crate) use kaal_rt::time::EPOCH_AT_BOOT;
@@ -308,6 +308,21 @@ impl Server {
             g::__NR_epoll_pwait2 => self.epoll_pwait2(pid, a),
             g::__NR_rseq => Err(Errno::ENOSYS),
             g::__NR_statx => Err(Errno::ENOSYS),
+            g::__NR_socket => self.socket(pid, a[0], a[1], a[2]),
+            g::__NR_bind => self.bind(pid, a[0], a[1], a[2]),
+            g::__NR_listen => self.listen(pid, a[0], a[1]),
+            g::__NR_accept => self.accept4(pid, a[0], a[1], a[2], 0),
+            g::__NR_accept4 => self.accept4(pid, a[0], a[1], a[2], a[3]),
+            g::__NR_connect => self.connect(pid, a[0], a[1], a[2]),
+            g::__NR_sendto => self.sendto(pid, [a[0], a[1], a[2], a[3], a[4], a[5]]),
+            g::__NR_recvfrom => self.recvfrom(pid, [a[0], a[1], a[2], a[3], a[4], a[5]]),
+            g::__NR_sendmsg => self.sendmsg(pid, a[0], a[1], a[2]),
+            g::__NR_recvmsg => self.recvmsg(pid, a[0], a[1], a[2]),
+            g::__NR_shutdown => self.shutdown(pid, a[0], a[1]),
+            g::__NR_getsockname => self.getsockname(pid, a[0], a[1], a[2]),
+            g::__NR_getpeername => self.getpeername(pid, a[0], a[1], a[2]),
+            g::__NR_setsockopt => self.setsockopt(pid, [a[0], a[1], a[2], a[3], a[4]]),
+            g::__NR_getsockopt => self.getsockopt(pid, [a[0], a[1], a[2], a[3], a[4]]),
             _ => {
                 *self.missing.entry(nr).or_insert(0) += 1;
                 Err(Errno::ENOSYS)
@@ -784,6 +799,9 @@ impl Server {
             Object::EventFd(_) | Object::TimerFd(..) | Object::Epoll(_) => {
                 drop(open);
                 self.event_read(pid, f, out)
+            Object::Socket(_) => {
+                drop(open);
+                self.sock_recv(pid, f, out, 0).map(|(n, _)| n)
             }
             Object::Generated { .. } => {
                 drop(open);
@@ -854,6 +872,10 @@ impl Server {
                     Err(_) if nonblock => Err(Errno::EAGAIN),
                     Err(_) => Err(self.wait(pid, None)),
                 }
+            }
+            Object::Socket(_) => {
+                drop(open);
+                self.sock_send(pid, f, data, None, 0)
             }
             Object::PipeRead(_) | Object::Generated { .. } => Err(Errno::EBADF),
             Object::Null | Object::Zero | Object::Random => ok(data.len() as u64),
@@ -946,7 +968,12 @@ impl Server {
     }
 
     /// The (base, length) pairs of an iovec array.
-    fn iovecs(&mut self, pid: Pid, iov: u64, count: u64) -> Result<Vec<(u64, u64)>, Errno> {
+    pub(crate) fn iovecs(
+        &mut self,
+        pid: Pid,
+        iov: u64,
+        count: u64,
+    ) -> Result<Vec<(u64, u64)>, Errno> {
         if count > 1024 {
             return Err(Errno::EINVAL);
         }
@@ -1001,7 +1028,9 @@ impl Server {
         let f = self.file(pid, fd)?;
         let vfd = match &f.borrow().object {
             Object::Vfs { fd, .. } => *fd,
-            Object::Tty | Object::PipeRead(_) | Object::PipeWrite(_) => return Err(Errno::ESPIPE),
+            Object::Tty | Object::PipeRead(_) | Object::PipeWrite(_) | Object::Socket(_) => {
+                return Err(Errno::ESPIPE)
+            }
             _ => return Ok(0),
         };
         if whence > 2 {
@@ -1027,6 +1056,7 @@ impl Server {
             Object::EventFd(_) | Object::TimerFd(..) | Object::Epoll(_) => {
                 Ok(files::anon_stat(&open.object))
             }
+            Object::Socket(s) => Ok(crate::inet::sock_stat(s)),
             // procfs files have no size.
             Object::Generated { .. } => Ok(Stat {
                 mode: posix::abi::mode::S_IFREG | 0o444,

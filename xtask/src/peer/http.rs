@@ -117,6 +117,31 @@ pub fn http_index(peer: &mut Peer) -> Result<()> {
         "http_index: GET / gave systems/rootfs/www/index.html ({} bytes)",
         DEFAULT_INDEX.len()
     ));
+    // busybox httpd on the POSIX layer serves the same /www, when the
+    // test forwards its port (init starts it at boot, perhaps after this).
+    if let Ok(port) = peer.tcp(BUSYBOX_PORT) {
+        let url = format!("http://127.0.0.1:{port}/");
+        let got = curl(
+            peer,
+            &[
+                "--retry",
+                "30",
+                "--retry-all-errors",
+                "--retry-delay",
+                "1",
+                &url,
+            ],
+        )?;
+        same(
+            "/ of busybox httpd",
+            &got,
+            DEFAULT_INDEX,
+            "systems/rootfs/www/index.html",
+        )?;
+        peer.log.line(format!(
+            "http_index: busybox httpd (port {BUSYBOX_PORT}) gave the same page"
+        ));
+    }
     Ok(())
 }
 
@@ -176,6 +201,86 @@ pub fn http_slow(peer: &mut Peer) -> Result<()> {
     if closed < STALLED {
         bail!("only {closed} of {STALLED} stalled connections were closed within 60 s");
     }
+    Ok(())
+}
+
+/// The guest port busybox httpd listens on (the default system forwards
+/// the host's 8000 to it).
+pub const BUSYBOX_PORT: u16 = 8000;
+/// Requests of [`busybox_http`] in a row, each on its own connection
+/// (busybox httpd answers one request per connection).
+const IN_A_ROW: usize = 100;
+
+/// `busybox_http`: busybox httpd, a Linux program on the POSIX layer's
+/// sockets, serves the web tree's /www: the home page byte for byte, the
+/// 1 MiB file by its sha256, then [`IN_A_ROW`] requests of the page on
+/// one curl command line, every one 200 with the page's length.
+pub fn busybox_http(peer: &mut Peer) -> Result<()> {
+    let port = peer.tcp(BUSYBOX_PORT)?;
+    let url = |path: &str| format!("http://127.0.0.1:{port}{path}");
+    let index = web_file("/www/index.html")?;
+    // The guest's address may come by DHCP after httpd listens: the first
+    // request is tried again for a while.
+    let first = curl(
+        peer,
+        &[
+            "--retry",
+            "30",
+            "--retry-all-errors",
+            "--retry-delay",
+            "1",
+            &url("/"),
+        ],
+    )?;
+    same("/", &first, &index, "www/index.html")?;
+    peer.log.line(format!(
+        "busybox_http: GET / gave www/index.html ({} bytes)",
+        index.len()
+    ));
+
+    let big = web_file("/www/big.bin")?;
+    let got = curl(peer, &[&url("/big.bin")])?;
+    let (got_sum, want_sum) = (sha256(&got)?, sha256(&big)?);
+    if got_sum != want_sum {
+        bail!(
+            "GET /big.bin: sha256 {got_sum} ({} bytes), expected {want_sum} (www/big.bin, {} bytes)",
+            got.len(),
+            big.len()
+        );
+    }
+    peer.log.line(format!(
+        "busybox_http: GET /big.bin gave {} bytes, sha256 {got_sum} as www/big.bin",
+        got.len()
+    ));
+
+    let index_url = url("/index.html");
+    let mut args = vec!["-w", "%{http_code} %{size_download}\\n"];
+    for _ in 0..IN_A_ROW {
+        args.extend(["-o", "/dev/null", index_url.as_str()]);
+    }
+    let out = curl(peer, &args)?;
+    let out = String::from_utf8_lossy(&out);
+    let mut answered = 0;
+    for (i, line) in out.lines().enumerate() {
+        let mut words = line.split_whitespace();
+        let (code, size) = (
+            words.next(),
+            words.next().and_then(|n| n.parse::<usize>().ok()),
+        );
+        if code != Some("200") || size != Some(index.len()) {
+            bail!(
+                "GET /index.html, request {i} of {IN_A_ROW}: curl reported {line:?}, expected \"200 {}\"",
+                index.len()
+            );
+        }
+        answered += 1;
+    }
+    if answered != IN_A_ROW {
+        bail!("curl reported {answered} of {IN_A_ROW} requests of /index.html");
+    }
+    peer.log.line(format!(
+        "busybox_http: {IN_A_ROW} GET /index.html in a row: all 200 with the page"
+    ));
     Ok(())
 }
 
@@ -369,6 +474,57 @@ mod tests {
         http(&mut p)?;
         assert_eq!(p.log.lines.len(), 4, "{:?}", p.log.lines);
         assert!(p.log.lines[3].ends_with("all 200, over 1 connection"));
+        Ok(())
+    }
+
+    #[test]
+    fn busybox_http_passes_against_a_server_of_the_web_tree() -> Result<()> {
+        if !have_curl() {
+            return Ok(());
+        }
+        // busybox httpd closes after each answer.
+        let fake = Fake::tcp(|s| serve(s, |_, _, close| *close = true))?;
+        let mut p = peer(Ports::with(&[(Proto::Tcp, BUSYBOX_PORT, fake.port)]));
+        busybox_http(&mut p)?;
+        assert_eq!(p.log.lines.len(), 3, "{:?}", p.log.lines);
+        assert!(p.log.lines[2].ends_with("all 200 with the page"));
+        Ok(())
+    }
+
+    #[test]
+    fn busybox_http_names_a_wrong_file_or_answer() -> Result<()> {
+        if !have_curl() {
+            return Ok(());
+        }
+        let cases: [(Spoil, &str); 2] = [
+            (
+                |p, b, close| {
+                    *close = true;
+                    if p == "/big.bin" {
+                        b[7] ^= 1;
+                    }
+                },
+                "GET /big.bin: sha256 ",
+            ),
+            (
+                |p, b, close| {
+                    *close = true;
+                    if p == "/index.html" {
+                        b.truncate(3);
+                    }
+                },
+                "GET /index.html, request 0 of 100: curl reported \"200 3\"",
+            ),
+        ];
+        for (spoil, want) in cases {
+            let fake = Fake::tcp(move |s| serve(s, spoil))?;
+            let mut p = peer(Ports::with(&[(Proto::Tcp, BUSYBOX_PORT, fake.port)]));
+            let err = busybox_http(&mut p).err().map(|e| format!("{e:#}"));
+            assert!(
+                err.as_deref().is_some_and(|e| e.starts_with(want)),
+                "{want}: {err:?}"
+            );
+        }
         Ok(())
     }
 

@@ -66,6 +66,10 @@ pub enum Program {
     /// Guest TCP 80 serves the default system's disk: GET / gives
     /// systems/rootfs/www/index.html (the page `cargo xtask run` serves).
     HttpIndex,
+    /// Guest TCP 8000 is busybox httpd on the POSIX layer's sockets,
+    /// serving the web tree's /www: a page, the 1 MiB file by sha256,
+    /// then 100 requests in a row.
+    BusyboxHttp,
     /// Guest TCP 9000 takes a host port, and the guest connects there.
     GuestConnect,
     /// Like guest_connect, with the guest's network service killed during a
@@ -87,6 +91,7 @@ impl Program {
             Program::Http => "http",
             Program::HttpIndex => "http_index",
             Program::HttpSlow => "http_slow",
+            Program::BusyboxHttp => "busybox_http",
             Program::GuestConnect => "guest_connect",
             Program::Restart => "restart",
             Program::SynFlood => "syn_flood",
@@ -100,6 +105,7 @@ impl Program {
             Program::TcpEcho | Program::SynFlood => (Proto::Tcp, 7),
             Program::UdpEcho => (Proto::Udp, 7),
             Program::Http | Program::HttpIndex | Program::HttpSlow => (Proto::Tcp, 80),
+            Program::BusyboxHttp => (Proto::Tcp, http::BUSYBOX_PORT),
             Program::GuestConnect | Program::Restart => (Proto::Tcp, guest::CONTROL_PORT),
             // Its first; the others fail at once when missing.
             Program::NetBench => (Proto::Tcp, 9),
@@ -335,6 +341,7 @@ pub fn run_program(program: Program, peer: &mut Peer) -> Result<()> {
         Program::Http => http::http(peer),
         Program::HttpIndex => http::http_index(peer),
         Program::HttpSlow => http::http_slow(peer),
+        Program::BusyboxHttp => http::busybox_http(peer),
         Program::GuestConnect => guest::guest_connect(peer),
         Program::Restart => guest::restart(peer),
         Program::SynFlood => stream::syn_flood(peer),
