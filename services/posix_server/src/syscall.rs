@@ -799,6 +799,7 @@ impl Server {
             Object::EventFd(_) | Object::TimerFd(..) | Object::Epoll(_) => {
                 drop(open);
                 self.event_read(pid, f, out)
+            }
             Object::Socket(_) => {
                 drop(open);
                 self.sock_recv(pid, f, out, 0).map(|(n, _)| n)
