@@ -10,6 +10,7 @@ pub mod abi;
 pub mod errno;
 pub mod fd;
 pub mod fdset;
+pub mod futex;
 pub mod image;
 pub mod path;
 pub mod pipe;

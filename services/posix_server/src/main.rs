@@ -13,6 +13,7 @@ extern crate alloc;
 mod attrs;
 mod deliver;
 mod files;
+mod futex;
 mod jobs;
 mod process;
 mod programs;
@@ -20,6 +21,7 @@ mod readiness;
 mod signals;
 mod space;
 mod syscall;
+mod threads;
 mod window;
 
 use alloc::collections::BTreeMap;
@@ -164,6 +166,10 @@ pub struct Server {
     pub clock: Clock,
     pub random: Random,
     pub procs: BTreeMap<Pid, Process>,
+    /// The threads of processes with more than one, by tid.
+    pub threads: BTreeMap<Pid, threads::Thread>,
+    /// Threads parked in `futex` waits, per futex word.
+    pub futexes: posix::futex::Futexes,
     /// Bytes of the untyped budget.
     pub budget_bytes: u64,
     /// Programs loaded before, with their read-only frames.
@@ -192,7 +198,11 @@ pub struct Server {
 
 impl Server {
     fn dispatch_fault(&mut self, badge: Word, info: MessageInfo) {
-        let pid = (badge & ((1 << CALL_BIT) - 1)) as Pid;
+        // The badge names the thread; its state is put in force.
+        let tid = (badge & ((1 << CALL_BIT) - 1)) as Pid;
+        let Some(pid) = self.install(tid) else {
+            return;
+        };
         if self.procs.get(&pid).is_none_or(|p| p.zombie.is_some()) {
             return;
         }
@@ -311,6 +321,7 @@ impl Server {
         for pid in blocked {
             self.retry(pid);
         }
+        self.retry_threads();
         self.arm_timer();
     }
 
@@ -323,6 +334,7 @@ impl Server {
             .values()
             .filter(|p| p.stopped.is_none())
             .filter_map(|p| p.deadline)
+            .chain(self.parked_threads().filter_map(|(_, d)| d))
             .min();
         if let (Some(t), Some(at)) = (self.timer.as_mut(), next) {
             let _ = t.ask(at);
@@ -392,7 +404,7 @@ impl Server {
             return;
         }
         self.dispatch_fault(badge, info);
-        if self.procs.values().any(|p| p.blocked.is_some()) {
+        if self.procs.values().any(|p| p.blocked.is_some()) || self.parked_threads().next().is_some() {
             self.arm_timer();
         }
     }
@@ -458,6 +470,8 @@ fn main(env: &Env) -> Result<(), StartError> {
         clock,
         random: Random::new(kaal_rt::rdtsc()),
         procs: BTreeMap::new(),
+        threads: BTreeMap::new(),
+        futexes: posix::futex::Futexes::new(),
         programs: programs::Programs::default(),
         budget_bytes: budget.bytes(),
         next_pid: 1,
