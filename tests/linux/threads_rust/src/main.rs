@@ -4,7 +4,8 @@
 //! No argument: 8 threads with `Mutex`, `Condvar`, `mpsc` and `Arc`, each
 //! sleeping, joined and their results checked; prints `rust_threads: ok`.
 //! `stress`: 4 threads x 100,000 lock/unlock of one `Mutex` around a
-//! shared counter, which must end exact; prints `futex_stress: ok`.
+//! shared counter (a few 1 ms sleeps holding it, so that the others
+//! wait in `futex`), which must end exact; prints `futex_stress: ok`.
 //! `fault`: a thread reads address 0 (the whole process dies by SIGSEGV).
 //! `fault-parent`: runs itself with `fault` and checks the child died by
 //! signal 11 while this process lives on; prints `thread_fault: ok`.
@@ -88,8 +89,15 @@ fn stress() {
         .map(|_| {
             let count = Arc::clone(&count);
             thread::spawn(move || {
-                for _ in 0..ROUNDS {
-                    *count.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+                for i in 0..ROUNDS {
+                    let mut n = count.lock().unwrap_or_else(|e| e.into_inner());
+                    *n += 1;
+                    // Now and then a sleep holding the lock: the others
+                    // find it taken and wait in the kernel (futex), even
+                    // on one CPU.
+                    if i % 10_000 == 9_999 {
+                        thread::sleep(Duration::from_millis(1));
+                    }
                 }
             })
         })
