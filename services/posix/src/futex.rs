@@ -87,7 +87,13 @@ impl Futexes {
     /// `FUTEX_REQUEUE`, `FUTEX_CMP_REQUEUE`: wakes up to `wake` waiters of
     /// `from`, moves up to `requeue` of the rest to the end of `to`'s
     /// queue; returns the woken and how many moved.
-    pub fn requeue(&mut self, from: Key, to: Key, wake: usize, requeue: usize) -> (Vec<Tid>, usize) {
+    pub fn requeue(
+        &mut self,
+        from: Key,
+        to: Key,
+        wake: usize,
+        requeue: usize,
+    ) -> (Vec<Tid>, usize) {
         let woken = self.wake(from, wake, MATCH_ANY);
         if from == to {
             return (woken, 0);

@@ -2109,11 +2109,13 @@ mod tests {
     #[test]
     fn a_process_signal_goes_to_a_thread_not_blocking_it() {
         let usr1 = bit(g::SIGUSR1);
-        assert_eq!(pick_thread(g::SIGUSR1, &[(1, usr1), (2, 0), (3, 0)]), Some(2));
+        assert_eq!(
+            pick_thread(g::SIGUSR1, &[(1, usr1), (2, 0), (3, 0)]),
+            Some(2)
+        );
         assert_eq!(pick_thread(g::SIGUSR1, &[(1, 0), (2, usr1)]), Some(1));
         // All block it: it waits, pending, with the first.
         assert_eq!(pick_thread(g::SIGUSR1, &[(4, usr1), (2, usr1)]), Some(4));
         assert_eq!(pick_thread(g::SIGUSR1, &[]), None);
     }
-
 }

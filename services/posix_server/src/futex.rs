@@ -199,7 +199,7 @@ impl Server {
 
 /// A futex word is a 4-byte aligned `u32`.
 fn aligned(uaddr: u64) -> Result<(), Errno> {
-    if uaddr % 4 != 0 {
+    if !uaddr.is_multiple_of(4) {
         return Err(Errno::EINVAL);
     }
     Ok(())

@@ -404,7 +404,9 @@ impl Server {
             return;
         }
         self.dispatch_fault(badge, info);
-        if self.procs.values().any(|p| p.blocked.is_some()) || self.parked_threads().next().is_some() {
+        if self.procs.values().any(|p| p.blocked.is_some())
+            || self.parked_threads().next().is_some()
+        {
             self.arm_timer();
         }
     }
