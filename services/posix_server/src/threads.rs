@@ -269,9 +269,14 @@ impl Server {
         })
     }
 
-    /// Runs the parked calls of threads not in force again.
+    /// Runs the parked calls of threads not in force again (not of a
+    /// stopped process: its thread in force stays as it stopped).
     pub fn retry_threads(&mut self) {
-        let tids: alloc::vec::Vec<Pid> = self.parked_threads().map(|(t, _)| t).collect();
+        let tids: alloc::vec::Vec<Pid> = self
+            .parked_threads()
+            .map(|(t, _)| t)
+            .filter(|t| !self.is_stopped(self.tgid_of(*t)))
+            .collect();
         for tid in tids {
             if let Some(pid) = self.install(tid) {
                 self.retry(pid);
@@ -283,7 +288,7 @@ impl Server {
     /// blocking it: that thread is put in force (unless a call of the
     /// process is being served, whose thread must stay).
     pub fn steer_signal(&mut self, pid: Pid, sig: u32) {
-        if self.current == Some(pid) {
+        if self.current == Some(pid) || self.is_stopped(pid) {
             return;
         }
         let Some(p) = self.procs.get(&pid) else {
@@ -307,10 +312,30 @@ impl Server {
         if tgid.is_some_and(|g| g != owner) || !self.procs.contains_key(&owner) {
             return Err(Errno::ESRCH);
         }
-        if self.current != Some(owner) {
+        if self.current != Some(owner) && !self.is_stopped(owner) {
             self.install(tid).ok_or(Errno::ESRCH)?;
         }
         self.kill(pid, i64::from(owner), sig)
+    }
+
+    fn is_stopped(&self, pid: Pid) -> bool {
+        self.procs.get(&pid).is_some_and(|p| p.stopped.is_some())
+    }
+
+    /// Job control: the threads of `pid` neither in force nor parked in a
+    /// call are suspended when it stops (`stop`) and resumed when it
+    /// continues; parked ones stay parked (suspending would cancel their
+    /// reply), and a thread suspended as it faulted faults again on resume.
+    pub fn pause_threads(&mut self, pid: Pid, stop: bool) {
+        for t in self.threads.values().filter(|t| t.tgid == pid) {
+            if let Some(s) = t.parked.as_ref().filter(|s| s.blocked.is_none()) {
+                let _ = if stop {
+                    s.tcb.suspend()
+                } else {
+                    s.tcb.resume()
+                };
+            }
+        }
     }
 
     /// `set_tid_address`: the thread in force's `clear_tid`; its tid.
