@@ -57,8 +57,8 @@ const C_PROGRAMS: [&str; 7] = [
     "bench",
     "memory",
 ];
-/// The Rust program: the Cargo project `tests/linux/<name>`.
-const RUST_PROGRAM: &str = "hello_rust";
+/// The Rust programs: each the Cargo project `tests/linux/<name>`.
+const RUST_PROGRAMS: [&str; 2] = ["hello_rust", "threads_rust"];
 /// musl-gcc's flags (in the stamp: a change rebuilds).
 const CFLAGS: [&str; 5] = ["-static", "-O2", "-Wall", "-Wextra", "-Werror"];
 
@@ -126,7 +126,7 @@ fn stamp_path(layout: &Layout) -> PathBuf {
 
 /// Every program's name, as in `target/kaal/linux/bin`.
 fn all_programs() -> impl Iterator<Item = &'static str> {
-    C_PROGRAMS.into_iter().chain([RUST_PROGRAM])
+    C_PROGRAMS.into_iter().chain(RUST_PROGRAMS)
 }
 
 /// Builds and checks the programs unless the stamp says they are current;
@@ -210,23 +210,23 @@ fn build(layout: &Layout, step: &Step) -> Result<()> {
     // Its own target folder: `cargo test` of the workspace holds the
     // workspace's, and the unit tests build through here.
     let target_dir = layout.linux().join("cargo");
-    step.run(rust_cargo(layout, "build").args([
-        "--release",
-        "--locked",
-        "--target",
-        LINUX_TARGET,
-    ]))?;
-    let built = target_dir
-        .join(LINUX_TARGET)
-        .join("release")
-        .join(RUST_PROGRAM);
-    install(&built, &bin.join(RUST_PROGRAM))
+    for name in RUST_PROGRAMS {
+        step.run(rust_cargo(layout, name, "build").args([
+            "--release",
+            "--locked",
+            "--target",
+            LINUX_TARGET,
+        ]))?;
+        let built = target_dir.join(LINUX_TARGET).join("release").join(name);
+        install(&built, &bin.join(name))?;
+    }
+    Ok(())
 }
 
-/// `cargo SUBCOMMAND` for the Rust program, in its own target folder (the
-/// workspace's flags are for seL4 images).
-fn rust_cargo(layout: &Layout, subcommand: &str) -> Command {
-    let project = sources(layout).join(RUST_PROGRAM);
+/// `cargo SUBCOMMAND` for the Rust program `name`, in its own target
+/// folder (the workspace's flags are for seL4 images).
+fn rust_cargo(layout: &Layout, name: &str, subcommand: &str) -> Command {
+    let project = sources(layout).join(name);
     let mut cmd = Command::new(crate::cargo::cargo_bin());
     cmd.arg(subcommand)
         .arg("--manifest-path")
@@ -238,14 +238,18 @@ fn rust_cargo(layout: &Layout, subcommand: &str) -> Command {
     cmd
 }
 
-/// `cargo xtask check`'s commands for the Rust program (outside the
-/// workspace, so `cargo fmt --all` and the workspace's clippy miss it).
-pub fn check_commands(layout: &Layout) -> [Command; 2] {
-    let mut fmt = rust_cargo(layout, "fmt");
-    fmt.args(["--", "--check"]);
-    let mut clippy = rust_cargo(layout, "clippy");
-    clippy.args(["--locked", "--target", LINUX_TARGET, "--", "-D", "warnings"]);
-    [fmt, clippy]
+/// `cargo xtask check`'s commands for the Rust programs (outside the
+/// workspace, so `cargo fmt --all` and the workspace's clippy miss them).
+pub fn check_commands(layout: &Layout) -> Vec<Command> {
+    let mut commands = Vec::new();
+    for name in RUST_PROGRAMS {
+        let mut fmt = rust_cargo(layout, name, "fmt");
+        fmt.args(["--", "--check"]);
+        let mut clippy = rust_cargo(layout, name, "clippy");
+        clippy.args(["--locked", "--target", LINUX_TARGET, "--", "-D", "warnings"]);
+        commands.extend([fmt, clippy]);
+    }
+    commands
 }
 
 /// How a program must behave when run natively: its arguments (after
@@ -284,6 +288,12 @@ fn expected(name: &str, scratch: &Path) -> Expected {
                 "hello_rust: panic caught".into(),
                 "hello_rust: ok".into(),
             ],
+            status: 0,
+        },
+        // Its thread test; the stress and fault modes run on KaaL.
+        "threads_rust" => Expected {
+            args: Vec::new(),
+            lines: vec!["rust_threads: ok".into()],
             status: 0,
         },
         // Few rounds: the figures of a native run are not wanted.

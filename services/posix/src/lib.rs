@@ -11,6 +11,7 @@ pub mod errno;
 pub mod events;
 pub mod fd;
 pub mod fdset;
+pub mod futex;
 pub mod image;
 pub mod inet;
 pub mod path;

@@ -397,6 +397,44 @@ pub struct Signals {
     saved: Option<u64>,
 }
 
+/// A thread's own part of the signal state (a thread of a process keeps
+/// it while another thread's is in force): the blocked mask, the alternate
+/// stack, a waiting call's saved mask. Actions and pending signals are the
+/// process's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ThreadMask {
+    blocked: u64,
+    alt: AltStack,
+    saved: Option<u64>,
+}
+
+impl ThreadMask {
+    /// A new thread's: the creator's blocked mask, no alternate stack (as
+    /// Linux's `clone` with `CLONE_VM`).
+    pub fn inherit(from: &Signals) -> ThreadMask {
+        ThreadMask {
+            blocked: from.blocked,
+            alt: AltStack::DISABLED,
+            saved: None,
+        }
+    }
+
+    pub fn blocked(&self) -> u64 {
+        self.blocked
+    }
+}
+
+/// The thread to take process-directed signal `sig`: the first of
+/// `threads` (tid, blocked mask) not blocking it, in the order given (the
+/// one in force first), else the first.
+pub fn pick_thread(sig: u32, threads: &[(u32, u64)]) -> Option<u32> {
+    threads
+        .iter()
+        .find(|(_, blocked)| blocked & bit(sig) == 0)
+        .or(threads.first())
+        .map(|(tid, _)| *tid)
+}
+
 impl Default for Signals {
     fn default() -> Signals {
         Signals::new()
@@ -414,6 +452,13 @@ impl Signals {
             alt: AltStack::DISABLED,
             saved: None,
         }
+    }
+
+    /// Puts thread state `t` in force and keeps the one that was in `t`.
+    pub fn swap_thread(&mut self, t: &mut ThreadMask) {
+        core::mem::swap(&mut self.blocked, &mut t.blocked);
+        core::mem::swap(&mut self.alt, &mut t.alt);
+        core::mem::swap(&mut self.saved, &mut t.saved);
     }
 
     /// The child's state after `fork`: everything but the pending signals.
@@ -2046,5 +2091,31 @@ mod tests {
             restart_kind(u64::from(g::__NR_read)),
             Some(&handled(0))
         ));
+    }
+    #[test]
+    fn threads_keep_their_masks() {
+        let mut s = Signals::new();
+        s.set_blocked(bit(g::SIGUSR1));
+        let mut other = ThreadMask::inherit(&s);
+        assert_eq!(other.blocked(), bit(g::SIGUSR1));
+        s.set_blocked(bit(g::SIGUSR2));
+        s.swap_thread(&mut other);
+        assert_eq!(s.blocked(), bit(g::SIGUSR1));
+        assert_eq!(other.blocked(), bit(g::SIGUSR2));
+        s.swap_thread(&mut other);
+        assert_eq!(s.blocked(), bit(g::SIGUSR2));
+    }
+
+    #[test]
+    fn a_process_signal_goes_to_a_thread_not_blocking_it() {
+        let usr1 = bit(g::SIGUSR1);
+        assert_eq!(
+            pick_thread(g::SIGUSR1, &[(1, usr1), (2, 0), (3, 0)]),
+            Some(2)
+        );
+        assert_eq!(pick_thread(g::SIGUSR1, &[(1, 0), (2, usr1)]), Some(1));
+        // All block it: it waits, pending, with the first.
+        assert_eq!(pick_thread(g::SIGUSR1, &[(4, usr1), (2, usr1)]), Some(4));
+        assert_eq!(pick_thread(g::SIGUSR1, &[]), None);
     }
 }

@@ -109,6 +109,10 @@ impl Server {
             return;
         };
         p.deadline = None;
+        self.futex_cancel(pid);
+        let Some(p) = self.procs.get_mut(&pid) else {
+            return;
+        };
         let kind = signal::restart_kind(regs.rax);
         let restart = signal::restarts(kind, p.signals.next_pending_action().as_ref());
         if !restart {

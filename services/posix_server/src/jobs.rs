@@ -49,6 +49,7 @@ impl Server {
         p.stopped = Some(how);
         p.report = Some(wait::stopped(sig) as i32);
         let ppid = p.ppid;
+        self.pause_threads(pid, true);
         self.tell_parent(ppid, pid, CLD_STOPPED, sig);
     }
 
@@ -66,9 +67,11 @@ impl Server {
         if continued {
             p.report = Some(wait::CONTINUED as i32);
         }
+        let tcb = p.tcb;
+        self.pause_threads(pid, false);
         match how {
             Stopped::Running => {
-                let _ = p.tcb.resume();
+                let _ = tcb.resume();
             }
             // Parked calls run again before the server next sleeps.
             Stopped::Parked => self.changed = true,

@@ -14,6 +14,7 @@ mod attrs;
 mod deliver;
 mod events;
 mod files;
+mod futex;
 mod inet;
 mod jobs;
 mod process;
@@ -22,6 +23,7 @@ mod readiness;
 mod signals;
 mod space;
 mod syscall;
+mod threads;
 mod window;
 
 use alloc::collections::BTreeMap;
@@ -177,6 +179,10 @@ pub struct Server {
     pub clock: Clock,
     pub random: Random,
     pub procs: BTreeMap<Pid, Process>,
+    /// The threads of processes with more than one, by tid.
+    pub threads: BTreeMap<Pid, threads::Thread>,
+    /// Threads parked in `futex` waits, per futex word.
+    pub futexes: posix::futex::Futexes,
     /// Bytes of the untyped budget.
     pub budget_bytes: u64,
     /// Programs loaded before, with their read-only frames.
@@ -205,7 +211,11 @@ pub struct Server {
 
 impl Server {
     fn dispatch_fault(&mut self, badge: Word, info: MessageInfo) {
-        let pid = (badge & ((1 << CALL_BIT) - 1)) as Pid;
+        // The badge names the thread; its state is put in force.
+        let tid = (badge & ((1 << CALL_BIT) - 1)) as Pid;
+        let Some(pid) = self.install(tid) else {
+            return;
+        };
         if self.procs.get(&pid).is_none_or(|p| p.zombie.is_some()) {
             return;
         }
@@ -327,6 +337,7 @@ impl Server {
         for pid in blocked {
             self.retry(pid);
         }
+        self.retry_threads();
         self.arm_timer();
     }
 
@@ -339,9 +350,12 @@ impl Server {
             .values()
             .filter(|p| p.stopped.is_none())
             .filter_map(|p| p.deadline)
+            .chain(self.parked_threads().filter_map(|(_, d)| d))
             .min();
         // A timerfd's expiry wakes parked readers, pollers and epolls.
-        let next = if self.procs.values().any(|p| p.blocked.is_some()) {
+        let parked = self.procs.values().any(|p| p.blocked.is_some())
+            || self.parked_threads().next().is_some();
+        let next = if parked {
             match (next, self.timerfd_next()) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
@@ -425,7 +439,9 @@ impl Server {
             return;
         }
         self.dispatch_fault(badge, info);
-        if self.procs.values().any(|p| p.blocked.is_some()) {
+        if self.procs.values().any(|p| p.blocked.is_some())
+            || self.parked_threads().next().is_some()
+        {
             self.arm_timer();
         }
     }
@@ -499,6 +515,8 @@ fn main(env: &Env) -> Result<(), StartError> {
         clock,
         random: Random::new(kaal_rt::rdtsc()),
         procs: BTreeMap::new(),
+        threads: BTreeMap::new(),
+        futexes: posix::futex::Futexes::new(),
         programs: programs::Programs::default(),
         budget_bytes: budget.bytes(),
         next_pid: 1,

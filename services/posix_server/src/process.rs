@@ -46,9 +46,12 @@ const MAX_IMAGE: u64 = 4 << 20;
 /// below the `mmap` area.
 const USER_WINDOW: core::ops::Range<u64> = posix::vm::MIN_ADDR..posix::vm::MMAP_TOP;
 
-/// A Linux process (one thread for now: its pid is its thread id).
+/// A Linux process: its pid is its first thread's tid (the tgid). The
+/// per-thread fields are those of the thread in force (`threads`).
 pub struct Process {
     pub pid: Pid,
+    /// The thread in force: whose call is served, whose state is here.
+    pub tid: Pid,
     pub ppid: Pid,
     pub pgid: Pid,
     pub sid: Pid,
@@ -74,6 +77,8 @@ pub struct Process {
     pub fs_base: u64,
     /// `set_tid_address`.
     pub clear_tid: u64,
+    /// A `futex` wake took this thread: its parked wait answers 0.
+    pub futex_woken: bool,
     /// Signal actions as the process set them (handlers are not yet run).
     /// Actions, the blocked mask, pending signals, the alternate stack.
     pub signals: Signals,
@@ -278,6 +283,8 @@ impl Server {
                     pid,
                     Process {
                         pid,
+                        tid: pid,
+                        futex_woken: false,
                         ppid: 0,
                         pgid: pid,
                         sid: pid,
@@ -313,12 +320,14 @@ impl Server {
     /// `wait4` (none when its parent is the server). Its children go to
     /// pid 1; when pid 1 ends, every process ends.
     pub fn end(&mut self, pid: Pid, status: i32) {
+        if self.procs.get(&pid).is_none_or(|p| p.zombie.is_some()) {
+            return;
+        }
+        // Its other threads first; the one in force goes below.
+        self.end_threads(pid);
         let Some(p) = self.procs.get_mut(&pid) else {
             return;
         };
-        if p.zombie.is_some() {
-            return;
-        }
         p.zombie = Some(status);
         let (tcb, cnode) = (p.tcb, p.cnode);
         let blocked = p.blocked.take();
@@ -641,6 +650,8 @@ impl Server {
         let parent = self.procs.get(&pid).ok_or(Errno::ESRCH)?;
         let child = Process {
             pid: child_pid,
+            tid: child_pid,
+            futex_woken: false,
             ppid: pid,
             pgid: parent.pgid,
             sid: parent.sid,
@@ -703,7 +714,12 @@ impl Server {
             ..Default::default()
         };
         let (space, cnode, tcb) = self.make_thread(pid, space, ctx)?;
+        // The other threads end; the caller goes on as the first, with
+        // the tgid as its tid.
+        self.end_threads(pid);
         let p = self.procs.get_mut(&pid).ok_or(Errno::ESRCH)?;
+        p.tid = pid;
+        p.futex_woken = false;
         let old_space = core::mem::replace(&mut p.space, space);
         let old_tcb = core::mem::replace(&mut p.tcb, tcb);
         let old_cnode = core::mem::replace(&mut p.cnode, cnode);
@@ -736,45 +752,7 @@ impl Server {
         mut space: Space,
         ctx: UserContext,
     ) -> Result<(Space, CNode, Tcb), Errno> {
-        let made = (|| -> Result<(CNode, Tcb), Errno> {
-            let cnode = self.broker.alloc_cnode(CNODE_BITS).map_err(nomem)?;
-            let tcb: Tcb = match self.broker.alloc() {
-                Ok(t) => t,
-                Err(e) => {
-                    let _ = self.broker.free(cnode.cptr());
-                    return Err(nomem(e));
-                }
-            };
-            let r = (|| -> Result<(), Errno> {
-                cnode
-                    .mint_from(
-                        FAULT_SLOT,
-                        CNODE_BITS,
-                        self.cnode,
-                        self.ep.cptr(),
-                        CSPACE_DEPTH,
-                        Rights::call_only(),
-                        u64::from(pid) | (1 << CALL_BIT),
-                    )
-                    .map_err(nomem)?;
-                let spaces = Spaces {
-                    cspace: cnode,
-                    radix_bits: CNODE_BITS,
-                    vspace: space.vspace,
-                };
-                tcb.configure_thread(FAULT_SLOT, PRIORITY, spaces)
-                    .map_err(nomem)?;
-                // SAFETY: the thread runs in its own address space and
-                // CSpace, built above; it cannot touch the server's memory.
-                unsafe { tcb.write_registers(false, &ctx) }.map_err(nomem)
-            })();
-            if let Err(e) = r {
-                let _ = self.broker.free(tcb.cptr());
-                let _ = self.broker.free(cnode.cptr());
-                return Err(e);
-            }
-            Ok((cnode, tcb))
-        })();
+        let made = self.make_tcb(pid, space.vspace, &ctx);
         match made {
             Ok((cnode, tcb)) => Ok((space, cnode, tcb)),
             Err(e) => {
@@ -783,6 +761,53 @@ impl Server {
                 Err(e)
             }
         }
+    }
+
+    /// The CSpace (its fault endpoint badged `tid`) and TCB of thread
+    /// `tid` in `vspace`, with registers `ctx`, not yet running.
+    pub fn make_tcb(
+        &mut self,
+        tid: Pid,
+        vspace: kaal_sel4::cap::Pml4,
+        ctx: &UserContext,
+    ) -> Result<(CNode, Tcb), Errno> {
+        let cnode = self.broker.alloc_cnode(CNODE_BITS).map_err(nomem)?;
+        let tcb: Tcb = match self.broker.alloc() {
+            Ok(t) => t,
+            Err(e) => {
+                let _ = self.broker.free(cnode.cptr());
+                return Err(nomem(e));
+            }
+        };
+        let r = (|| -> Result<(), Errno> {
+            cnode
+                .mint_from(
+                    FAULT_SLOT,
+                    CNODE_BITS,
+                    self.cnode,
+                    self.ep.cptr(),
+                    CSPACE_DEPTH,
+                    Rights::call_only(),
+                    u64::from(tid) | (1 << CALL_BIT),
+                )
+                .map_err(nomem)?;
+            let spaces = Spaces {
+                cspace: cnode,
+                radix_bits: CNODE_BITS,
+                vspace,
+            };
+            tcb.configure_thread(FAULT_SLOT, PRIORITY, spaces)
+                .map_err(nomem)?;
+            // SAFETY: the thread runs in a Linux process's address space
+            // and CSpace; it cannot touch the server's memory.
+            unsafe { tcb.write_registers(false, ctx) }.map_err(nomem)
+        })();
+        if let Err(e) = r {
+            let _ = self.broker.free(tcb.cptr());
+            let _ = self.broker.free(cnode.cptr());
+            return Err(e);
+        }
+        Ok((cnode, tcb))
     }
 
     /// `wait4`: a child that ended (its pid, status written to `status`

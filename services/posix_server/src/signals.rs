@@ -90,6 +90,7 @@ impl Server {
     }
 
     fn send_info(&mut self, pid: Pid, info: posix::signal::SigInfo) {
+        self.steer_signal(pid, info.signo);
         let Some(p) = self.procs.get_mut(&pid) else {
             return;
         };

@@ -92,7 +92,8 @@ impl Server {
     pub fn run_syscall(&mut self, pid: Pid, mut regs: Regs) -> Outcome {
         let (nr, a) = regs.syscall();
         let r = match nr as u32 {
-            g::__NR_exit | g::__NR_exit_group => {
+            g::__NR_exit => return self.exit_thread(pid, ((a[0] & 0xff) << 8) as i32),
+            g::__NR_exit_group => {
                 self.end(pid, ((a[0] & 0xff) << 8) as i32);
                 return Outcome::Gone;
             }
@@ -199,12 +200,7 @@ impl Server {
             g::__NR_mprotect => self.mprotect(pid, a[0], a[1], a[2]),
             g::__NR_madvise => Ok(0),
             g::__NR_arch_prctl => self.arch_prctl(pid, a[0], a[1]),
-            g::__NR_set_tid_address => {
-                if let Some(p) = self.procs.get_mut(&pid) {
-                    p.clear_tid = a[0];
-                }
-                ok(pid)
-            }
+            g::__NR_set_tid_address => self.set_tid_address(pid, a[0]),
             g::__NR_set_robust_list => Ok(0),
             g::__NR_rt_sigaction => self
                 .with_signals(pid, |s, m| s.rt_sigaction(a[0], a[1], a[2], a[3], m))
@@ -230,7 +226,8 @@ impl Server {
                     }
                 };
             }
-            g::__NR_getpid | g::__NR_gettid => ok(pid),
+            g::__NR_getpid => ok(pid),
+            g::__NR_gettid => ok(self.tid_of(pid)),
             g::__NR_getppid => self
                 .procs
                 .get(&pid)
@@ -261,15 +258,15 @@ impl Server {
             g::__NR_ppoll => self.ppoll(pid, a[0], a[1], a[2], a[3], a[4]),
             g::__NR_select => self.select(pid, a[0], [a[1], a[2], a[3]], a[4], false),
             g::__NR_pselect6 => self.pselect6(pid, a[0], [a[1], a[2], a[3]], a[4], a[5]),
-            g::__NR_futex => self.futex(a[1]),
+            g::__NR_futex => self.futex(pid, a),
             g::__NR_sched_getaffinity => self.sched_getaffinity(pid, a[1], a[2]),
             g::__NR_clone => {
                 // x86_64: clone(flags, stack, parent_tid, child_tid, tls).
-                return self.clone_call(pid, regs, a[0], a[1], a[2], a[3]);
+                return self.clone_call(pid, regs, a[0], a[1], a[2], a[3], a[4]);
             }
-            g::__NR_fork => return self.clone_call(pid, regs, u64::from(g::SIGCHLD), 0, 0, 0),
+            g::__NR_fork => return self.clone_call(pid, regs, u64::from(g::SIGCHLD), 0, 0, 0, 0),
             g::__NR_vfork => {
-                return self.clone_call(pid, regs, 0x4100 | u64::from(g::SIGCHLD), 0, 0, 0)
+                return self.clone_call(pid, regs, 0x4100 | u64::from(g::SIGCHLD), 0, 0, 0, 0)
             }
             g::__NR_execve | g::__NR_execveat => {
                 let r = if nr as u32 == g::__NR_execve {
@@ -285,8 +282,8 @@ impl Server {
             }
             g::__NR_wait4 => self.wait4(pid, a[0] as i32 as i64, a[1], a[2], a[3]),
             g::__NR_kill => self.kill(pid, a[0] as i32 as i64, a[1]),
-            g::__NR_tkill => self.kill(pid, a[0] as i32 as i64, a[1]),
-            g::__NR_tgkill => self.kill(pid, a[1] as i32 as i64, a[2]),
+            g::__NR_tkill => self.tkill(pid, None, a[0] as u32, a[1]),
+            g::__NR_tgkill => self.tkill(pid, Some(a[0] as u32), a[1] as u32, a[2]),
             g::__NR_pipe => self.pipe2(pid, a[0], 0),
             g::__NR_pipe2 => self.pipe2(pid, a[0], a[1]),
             g::__NR_setpgid => self.setpgid(pid, a[0], a[1]),
@@ -402,8 +399,10 @@ impl Server {
         self.wait(pid, None)
     }
 
-    /// `clone`, `fork`, `vfork`: the parent's answer is the child's pid;
-    /// a vfork parent's waits until the child has exec'd or ended.
+    /// `clone`, `fork`, `vfork`: the parent's answer is the child's pid
+    /// (a thread's tid with `CLONE_THREAD`); a vfork parent's waits until
+    /// the child has exec'd or ended.
+    #[allow(clippy::too_many_arguments)]
     fn clone_call(
         &mut self,
         pid: Pid,
@@ -412,7 +411,13 @@ impl Server {
         stack: u64,
         ptid: u64,
         ctid: u64,
+        tls: u64,
     ) -> Outcome {
+        if flags & u64::from(g::CLONE_THREAD) != 0 {
+            let r = self.clone_thread(pid, &regs, flags, stack, ptid, ctid, tls);
+            regs.finish(r.map_or_else(|e| e.ret(), u64::from));
+            return self.after_call(pid, regs);
+        }
         match self.fork(pid, &regs, flags, stack, ptid, ctid) {
             Ok(child) => {
                 if self.vfork_waiting(pid) {
@@ -1778,16 +1783,6 @@ impl Server {
         self.random.fill(kaal_rt::rdtsc(), &mut out);
         self.user_write(pid, buf, &out)?;
         ok(out.len() as u64)
-    }
-
-    fn futex(&mut self, op: u64) -> R {
-        // One thread per process: a wait would wait forever, a wake wakes
-        // nobody. FUTEX_WAIT (0) reports the value changed, as if raced.
-        match op & 0x7f {
-            0 | 9 => Err(Errno::EAGAIN),
-            1 | 10 => Ok(0),
-            _ => Err(Errno::ENOSYS),
-        }
     }
 
     // ---- time --------------------------------------------------------------
