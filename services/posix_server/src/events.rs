@@ -174,7 +174,7 @@ impl Server {
     }
 
     /// Installs a new description; `cloexec` for the descriptor.
-    fn install(&mut self, pid: Pid, object: Object, flags: u32, cloexec: bool) -> R {
+    fn new_fd(&mut self, pid: Pid, object: Object, flags: u32, cloexec: bool) -> R {
         let f = open_ref(object, flags);
         let p = self.procs.get_mut(&pid).ok_or(Errno::ESRCH)?;
         let n = p.fds.insert(f.clone(), cloexec);
@@ -198,7 +198,7 @@ impl Server {
         let e = EventFd::new(initval as u32, flags & ev::EFD_SEMAPHORE != 0);
         let object = Object::EventFd(Rc::new(RefCell::new(e)));
         let oflags = g::O_RDWR | (flags & ev::EFD_NONBLOCK);
-        self.install(pid, object, oflags, flags & ev::EFD_CLOEXEC != 0)
+        self.new_fd(pid, object, oflags, flags & ev::EFD_CLOEXEC != 0)
     }
 
     /// `read` of an eventfd or a timerfd: 8 bytes, the counter or the
@@ -285,7 +285,7 @@ impl Server {
         let realtime = clock as u32 == g::CLOCK_REALTIME;
         let object = Object::TimerFd(t, realtime);
         let oflags = g::O_RDWR | (flags & ev::TFD_NONBLOCK);
-        self.install(pid, object, oflags, flags & ev::TFD_CLOEXEC != 0)
+        self.new_fd(pid, object, oflags, flags & ev::TFD_CLOEXEC != 0)
     }
 
     fn timerfd(&self, pid: Pid, fd: u64) -> Result<(TimerRef, bool), Errno> {
@@ -356,7 +356,7 @@ impl Server {
         let ep: EpollRef = Rc::new(RefCell::new(InterestList::new()));
         self.epolls.retain(|w| w.strong_count() > 0);
         self.epolls.push(Rc::downgrade(&ep));
-        self.install(pid, Object::Epoll(ep), g::O_RDWR, flags != 0)
+        self.new_fd(pid, Object::Epoll(ep), g::O_RDWR, flags != 0)
     }
 
     pub(crate) fn epoll_create(&mut self, pid: Pid, size: u64) -> R {
