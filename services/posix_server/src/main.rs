@@ -198,6 +198,9 @@ pub struct Server {
     /// The process whose system call is being answered (its signals are
     /// taken on the answer).
     pub current: Option<Pid>,
+    /// Process groups an ending process may have orphaned, for the loop
+    /// to look at (`jobs::hang_up_orphans`).
+    pub orphan_checks: Vec<Pid>,
     /// An answer to the fault just served, its words in the IPC buffer:
     /// it goes with the next receive (one system call for both), and
     /// nothing may use the IPC buffer before.
@@ -413,6 +416,11 @@ impl Server {
                 }
                 ipc::reply(reply);
             }
+            if !self.orphan_checks.is_empty() {
+                let groups = core::mem::take(&mut self.orphan_checks);
+                self.hang_up_orphans(&groups);
+                continue;
+            }
             if self.live() == 0 {
                 return self.init_status.unwrap_or(0);
             }
@@ -527,6 +535,7 @@ fn main(env: &Env) -> Result<(), StartError> {
         current: None,
         verbose_exits: false,
         reply: None,
+        orphan_checks: Vec::new(),
     };
     let free = server.broker.free_ram_bytes();
     println!(

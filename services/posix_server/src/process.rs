@@ -376,7 +376,9 @@ impl Server {
             }
         }
         if pid != 1 {
-            self.hang_up_orphans(&groups);
+            // Looked at from the server's loop: the signals may end more
+            // processes, whose ends would nest here without bound.
+            self.orphan_checks.extend(groups);
         }
         if pid == 1 {
             self.init_status = Some(status);

@@ -266,9 +266,8 @@ pub struct Limits {
     pub reaccept: Duration,
     /// For a datagram's echo before it is sent again.
     pub datagram: Duration,
-    /// The connection flood's longest duration. Well under half of
-    /// net_echo's 30 s idle limit: a client that carried data is safe from
-    /// eviction for that long, and the keeper is quiet through the flood.
+    /// The connection flood's longest duration (the keeper echoes through
+    /// it; well under net_echo's 30 s idle limit either way).
     pub flood: Duration,
 }
 

@@ -3,7 +3,7 @@
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -28,6 +28,8 @@ const FLOOD_ATTEMPTS: u32 = 2000;
 const FLOOD_OPEN: u32 = 200;
 /// syn_flood: bytes echoed before and after.
 const KEEPER_BYTES: u64 = 4096;
+/// syn_flood: bytes the keeper echoes every half second during the flood.
+const KEEPER_PING: u64 = 64;
 
 /// The address of a forward on this machine.
 pub fn local(port: u16) -> SocketAddr {
@@ -247,7 +249,8 @@ struct Flood {
 }
 
 /// `syn_flood`: an echo on a keeper connection, a bounded flood of
-/// connection attempts, then echoes on the keeper and on a fresh connection.
+/// connection attempts while the keeper goes on echoing, then echoes on the
+/// keeper and on a fresh connection.
 pub fn syn_flood(peer: &mut Peer) -> Result<()> {
     let port = peer.tcp(7)?;
     let io = peer.limits.io;
@@ -260,33 +263,58 @@ pub fn syn_flood(peer: &mut Peer) -> Result<()> {
     let started = Instant::now();
     let deadline = started + peer.limits.flood;
     let cancel = &peer.cancel;
-    thread::scope(|scope| {
-        for _ in 0..FLOOD_OPEN {
-            scope.spawn(|| loop {
-                let now = Instant::now();
-                if now >= deadline || cancel.load(Ordering::Relaxed) {
-                    break;
-                }
-                let claimed =
-                    flood
-                        .attempts
-                        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
-                            (n < FLOOD_ATTEMPTS).then_some(n + 1)
-                        });
-                if claimed.is_err() {
-                    break;
-                }
-                let wait = (deadline - now).min(Duration::from_secs(1));
-                let counter = match TcpStream::connect_timeout(&local(port), wait) {
-                    // Closed at once: the point is the handshakes.
-                    Ok(_) => &flood.connected,
-                    Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => &flood.refused,
-                    Err(e) if timed_out(&e) => &flood.timed_out,
-                    Err(_) => &flood.other,
-                };
-                counter.fetch_add(1, Ordering::Relaxed);
-            });
+    // The keeper goes on being served while the flood runs: a short echo
+    // every half second, its bytes going on from where the last one ended.
+    let flooding = AtomicBool::new(true);
+    let keeper_result = thread::scope(|scope| {
+        let keeper_thread = scope.spawn(|| -> Result<(u64, u32)> {
+            let mut offset = KEEPER_BYTES;
+            let mut rounds = 0;
+            while flooding.load(Ordering::Relaxed) {
+                thread::sleep(Duration::from_millis(500));
+                echo_on(&keeper, offset, KEEPER_PING).with_context(|| {
+                    format!("the keeper's echo {} during the flood", rounds + 1)
+                })?;
+                offset += KEEPER_PING;
+                rounds += 1;
+            }
+            Ok((offset, rounds))
+        });
+        let workers: Vec<_> = (0..FLOOD_OPEN)
+            .map(|_| {
+                scope.spawn(|| loop {
+                    let now = Instant::now();
+                    if now >= deadline || cancel.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let claimed =
+                        flood
+                            .attempts
+                            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                                (n < FLOOD_ATTEMPTS).then_some(n + 1)
+                            });
+                    if claimed.is_err() {
+                        break;
+                    }
+                    let wait = (deadline - now).min(Duration::from_secs(1));
+                    let counter = match TcpStream::connect_timeout(&local(port), wait) {
+                        // Closed at once: the point is the handshakes.
+                        Ok(_) => &flood.connected,
+                        Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => &flood.refused,
+                        Err(e) if timed_out(&e) => &flood.timed_out,
+                        Err(_) => &flood.other,
+                    };
+                    counter.fetch_add(1, Ordering::Relaxed);
+                })
+            })
+            .collect();
+        for w in workers {
+            let _ = w.join();
         }
+        flooding.store(false, Ordering::Relaxed);
+        keeper_thread
+            .join()
+            .map_err(|_| anyhow!("the keeper's thread panicked"))?
     });
     let n = |c: &AtomicU32| c.load(Ordering::Relaxed);
     peer.log.line(format!(
@@ -298,7 +326,11 @@ pub fn syn_flood(peer: &mut Peer) -> Result<()> {
         n(&flood.timed_out),
         n(&flood.other)
     ));
-    echo_on(&keeper, KEEPER_BYTES, KEEPER_BYTES)
+    let (offset, rounds) = keeper_result?;
+    peer.log.line(format!(
+        "syn_flood: the keeper echoed {KEEPER_PING} bytes {rounds} times during the flood"
+    ));
+    echo_on(&keeper, offset, KEEPER_BYTES)
         .context("the keeper connection's echo after the flood")?;
     echo(port, 2 * KEEPER_BYTES, KEEPER_BYTES, io)
         .context("a fresh connection's echo after the flood")?;
@@ -506,7 +538,8 @@ pub mod tests {
         let flood = &p.log.lines[1];
         assert!(flood.starts_with("syn_flood: 2000 attempts"), "{flood}");
         assert!(flood.contains("connected"), "{flood}");
-        assert!(p.log.lines[2].contains("the keeper and a fresh connection echoed 4096"));
+        assert!(p.log.lines[2].contains("times during the flood"));
+        assert!(p.log.lines[3].contains("the keeper and a fresh connection echoed 4096"));
         Ok(())
     }
 
@@ -518,9 +551,14 @@ pub mod tests {
         let err = syn_flood(&mut peer(tcp7(fake.port)))
             .err()
             .map(|e| format!("{e:#}"));
+        // The first echo after byte 4096 breaks: during the flood, or
+        // after it when the flood ended before the keeper's first turn.
         assert!(
             err.as_deref().is_some_and(|e| e
-                .starts_with("the keeper connection's echo after the flood: the echo: byte 0 is")),
+                .starts_with("the keeper's echo 1 during the flood: the echo: byte 0 is")
+                || e.starts_with(
+                    "the keeper connection's echo after the flood: the echo: byte 0 is"
+                )),
             "{err:?}"
         );
         Ok(())
