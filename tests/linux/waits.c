@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/select.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -227,6 +228,37 @@ int main(void)
 	check(waitpid(child, &status, 0) == child && WIFEXITED(status) && WEXITSTATUS(status) == 0,
 	      "the second signalling child");
 	printf("waits: SA_RESTART ok\n");
+
+	/* alarm and the real-time interval timer send SIGALRM. */
+	struct sigaction alrm;
+	memset(&alrm, 0, sizeof alrm);
+	alrm.sa_handler = on_signal;
+	sigaction(SIGALRM, &alrm, NULL);
+	check(alarm(0) == 0, "alarm(0) with none set");
+	check(alarm(10) == 0, "alarm(10)");
+	unsigned left = alarm(0);
+	check(left >= 9 && left <= 10, "alarm(0) gives the seconds left");
+	struct itimerval it = { { 0, 20000 }, { 0, 20000 } };
+	check(setitimer(ITIMER_REAL, &it, NULL) == 0, "setitimer of 20 ms every 20 ms");
+	t0 = now_ms();
+	for (int i = 0; i < 3; i++) {
+		got = 0;
+		while (got != SIGALRM)
+			pause();
+	}
+	check(now_ms() - t0 >= 60, "three SIGALRMs took 60 ms");
+	struct itimerval cur;
+	check(getitimer(ITIMER_REAL, &cur) == 0 && cur.it_interval.tv_usec == 20000,
+	      "getitimer gives the interval");
+	struct itimerval off = { { 0, 0 }, { 0, 0 } };
+	check(setitimer(ITIMER_REAL, &off, &cur) == 0 && cur.it_interval.tv_usec == 20000,
+	      "setitimer off gives the old one");
+	check(getitimer(ITIMER_REAL, &cur) == 0 && cur.it_value.tv_sec == 0 && cur.it_value.tv_usec == 0,
+	      "the timer is off");
+	errno = 0;
+	check(setitimer(ITIMER_REAL, (struct itimerval *)8, NULL) == -1 && errno == EFAULT,
+	      "setitimer of a bad pointer");
+	printf("waits: alarms ok\n");
 
 	if (failed)
 		return 1;

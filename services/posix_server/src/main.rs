@@ -10,6 +10,7 @@
 
 extern crate alloc;
 
+mod alarms;
 mod attrs;
 mod deliver;
 mod events;
@@ -331,6 +332,7 @@ impl Server {
             }
         }
         self.inet_drain();
+        self.fire_alarms();
         let blocked: Vec<Pid> = self
             .procs
             .iter()
@@ -366,8 +368,19 @@ impl Server {
         } else {
             next
         };
+        // A process's interval timer sends SIGALRM, parked or not.
+        let next = match (next, self.next_alarm()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        // Only a deadline earlier than the one asked for and not yet
+        // answered is asked for: the earlier answer wakes the server in
+        // time for a later one, and later deadlines asked each time (an
+        // `alarm` per forked child) would fill the driver's queue, whose
+        // refusals wake the server again and again.
         if let (Some(t), Some(at)) = (self.timer.as_mut(), next) {
-            if self.timer_asked != Some(at.ticks()) && t.ask(at).is_ok() {
+            let earlier = self.timer_asked.is_none_or(|asked| at.ticks() < asked);
+            if earlier && t.ask(at).is_ok() {
                 self.timer_asked = Some(at.ticks());
             }
         }

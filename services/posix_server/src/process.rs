@@ -95,6 +95,9 @@ pub struct Process {
     /// A stop or continue its parent's `wait4` has not seen yet
     /// (`WUNTRACED`, `WCONTINUED`): the wait status.
     pub report: Option<i32>,
+    /// The real-time interval timer (`alarm`, `setitimer`): when it
+    /// expires next, and its interval (zero: once).
+    pub itimer: Option<(Instant, core::time::Duration)>,
 }
 
 impl Process {
@@ -307,6 +310,7 @@ impl Server {
                         vfork_child: None,
                         stopped: None,
                         report: None,
+                        itimer: None,
                     },
                 );
                 Ok(())
@@ -680,6 +684,8 @@ impl Server {
             vfork_child: None,
             stopped: None,
             report: None,
+            // A child does not inherit its parent's timer.
+            itimer: None,
         };
         self.next_pid += 1;
         self.procs.insert(child_pid, child);
