@@ -132,13 +132,8 @@ impl Server {
         let (atime, mtime) = if times == 0 {
             (Some(now), Some(now))
         } else {
-            let mut raw = [0u8; 32];
-            self.user_read(pid, times, &mut raw)?;
-            let word = |i: usize| {
-                let mut w = [0u8; 8];
-                w.copy_from_slice(raw.get(i * 8..i * 8 + 8).unwrap_or(&[0; 8]));
-                u64::from_le_bytes(w)
-            };
+            let words: [u64; 4] = self.user_words(pid, times)?;
+            let word = |i: usize| words.get(i).copied().unwrap_or(0);
             let (a, m) = ((word(0), word(1)), (word(2), word(3)));
             let omit = u64::from(g::UTIME_OMIT);
             // Nothing to do: Linux does not even look at the path.
@@ -183,13 +178,8 @@ impl Server {
             let now = self.now_secs();
             (now, now)
         } else {
-            let mut raw = [0u8; 32];
-            self.user_read(pid, times, &mut raw)?;
-            let word = |i: usize| {
-                let mut w = [0u8; 8];
-                w.copy_from_slice(raw.get(i * 8..i * 8 + 8).unwrap_or(&[0; 8]));
-                u64::from_le_bytes(w)
-            };
+            let words: [u64; 4] = self.user_words(pid, times)?;
+            let word = |i: usize| words.get(i).copied().unwrap_or(0);
             if word(1) >= 1_000_000 || word(3) >= 1_000_000 {
                 return Err(Errno::EINVAL);
             }

@@ -485,27 +485,32 @@ impl Server {
                 if data.is_empty() {
                     return Ok(0);
                 }
-                match self.net()?.net.send(sock.s, data) {
-                    Ok(n) => Ok(n as u64),
-                    Err(e) if e == kaal_client::socket::Errno::EAGAIN => {
-                        Err(self.would_wait(pid, nb))
-                    }
-                    Err(e) => Err(errno(e)),
-                }
+                let r = self.net()?.net.send(sock.s, data);
+                self.sent(pid, nb, r)
             }
             Kind::Dgram => {
                 let to = to.or(sock.peer).ok_or(Errno::EDESTADDRREQ)?;
                 if sock.local.is_none() {
                     self.bind_to(sock, SockAddr::default())?;
                 }
-                match self.net()?.net.send_to(sock.s, data, endpoint(to)) {
-                    Ok(n) => Ok(n as u64),
-                    Err(e) if e == kaal_client::socket::Errno::EAGAIN => {
-                        Err(self.would_wait(pid, nb))
-                    }
-                    Err(e) => Err(errno(e)),
-                }
+                let r = self.net()?.net.send_to(sock.s, data, endpoint(to));
+                self.sent(pid, nb, r)
             }
+        }
+    }
+
+    /// A send's answer: the bytes taken, or a wait when the service had
+    /// no room.
+    fn sent(
+        &mut self,
+        pid: Pid,
+        nb: bool,
+        r: Result<usize, kaal_client::socket::SocketError>,
+    ) -> Result<u64, Errno> {
+        match r {
+            Ok(n) => Ok(n as u64),
+            Err(e) if e == kaal_client::socket::Errno::EAGAIN => Err(self.would_wait(pid, nb)),
+            Err(e) => Err(errno(e)),
         }
     }
 

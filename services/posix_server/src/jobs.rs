@@ -110,6 +110,15 @@ impl Server {
         }
     }
 
+    /// The live members of process group `pgid`.
+    pub fn group(&self, pgid: Pid) -> Vec<Pid> {
+        self.procs
+            .values()
+            .filter(|m| m.pgid == pgid && m.zombie.is_none())
+            .map(|m| m.pid)
+            .collect()
+    }
+
     /// Whether process group `pgid` is orphaned: no live member has a
     /// parent in the same session but another group (a shell that could
     /// continue it). Its background reads of the tty fail instead of
@@ -134,12 +143,7 @@ impl Server {
             if groups.get(..i).is_some_and(|seen| seen.contains(&pgid)) {
                 continue;
             }
-            let members: Vec<Pid> = self
-                .procs
-                .values()
-                .filter(|m| m.pgid == pgid && m.zombie.is_none())
-                .map(|m| m.pid)
-                .collect();
+            let members = self.group(pgid);
             let stopped = members
                 .iter()
                 .any(|m| self.procs.get(m).is_some_and(|m| m.stopped.is_some()));

@@ -630,9 +630,24 @@ impl Server {
     }
 
     pub(crate) fn user_u64(&mut self, pid: Pid, addr: u64) -> Result<u64, Errno> {
-        let mut b = [0u8; 8];
-        self.user_read(pid, addr, &mut b)?;
-        Ok(u64::from_le_bytes(b))
+        let [w] = self.user_words(pid, addr)?;
+        Ok(w)
+    }
+
+    /// `N` consecutive 64-bit words of user memory (a pair of `timespec`s,
+    /// an `itimerval`...).
+    pub(crate) fn user_words<const N: usize>(
+        &mut self,
+        pid: Pid,
+        addr: u64,
+    ) -> Result<[u64; N], Errno> {
+        let mut words = [0u64; N];
+        for (i, w) in (0u64..).zip(words.iter_mut()) {
+            let mut b = [0u8; 8];
+            self.user_read(pid, addr.wrapping_add(i * 8), &mut b)?;
+            *w = u64::from_le_bytes(b);
+        }
+        Ok(words)
     }
 
     pub(crate) fn user_path(&mut self, pid: Pid, addr: u64) -> Result<String, Errno> {
@@ -1413,13 +1428,7 @@ impl Server {
             Ok(()) => Ok(0),
             Err(posix::tty::TtyError::Stop(sig)) => {
                 let pgid = self.procs.get(&pid).map_or(pid, |p| p.pgid);
-                let group: Vec<Pid> = self
-                    .procs
-                    .values()
-                    .filter(|p| p.pgid == pgid && p.zombie.is_none())
-                    .map(|p| p.pid)
-                    .collect();
-                for member in group {
+                for member in self.group(pgid) {
                     self.signal(member, sig);
                 }
                 Err(Errno::ERESTARTSYS)
@@ -1454,13 +1463,10 @@ impl Server {
         let Some(fg) = self.console.tty.foreground() else {
             return;
         };
-        let targets: Vec<Pid> = self
-            .procs
-            .values()
-            .filter(|p| p.pgid as i32 == fg && p.zombie.is_none())
-            .map(|p| p.pid)
-            .collect();
-        for pid in targets {
+        let Ok(fg) = Pid::try_from(fg) else {
+            return;
+        };
+        for pid in self.group(fg) {
             self.signal(pid, sig);
         }
     }
