@@ -11,7 +11,7 @@ pub enum BlockError {
     NotGranted(&'static str),
     /// A ring shared with the driver is corrupt.
     Ring,
-    /// The response carried another request's tag.
+    /// Too many responses carried other requests' tags.
     WrongTag,
     /// The driver refused the request.
     Status(Option<Status>),
@@ -45,7 +45,8 @@ impl BlockClient {
         })
     }
 
-    /// Sends one request and waits for its response, whatever its status.
+    /// Sends one request and waits for its response, whatever its status;
+    /// responses to earlier requests that come first are dropped.
     pub fn call(
         &mut self,
         op: u32,
@@ -54,12 +55,19 @@ impl BlockClient {
         offset: u64,
     ) -> Result<Response, BlockError> {
         let tag = self.submit(op, sector, sectors, offset)?;
-        let got = self.resp.recv().map_err(|_| BlockError::Ring)?;
-        self.resp.release();
-        if got.tag != tag {
-            return Err(BlockError::WrongTag);
+        // A restarted client's first calls can meet the answers to its
+        // previous incarnation's requests (tags restart at 1): those are
+        // dropped. The driver answers in order, so at most a ring of
+        // requests and a ring of answers come first; beyond that the
+        // driver is not following the protocol.
+        for _ in 0..=2 * RING_SLOTS {
+            let got = self.resp.recv().map_err(|_| BlockError::Ring)?;
+            self.resp.release();
+            if got.tag == tag {
+                return Ok(got);
+            }
         }
-        Ok(got)
+        Err(BlockError::WrongTag)
     }
 
     /// Sends one request without waiting for its response; its tag. Not
@@ -135,7 +143,7 @@ impl From<BlockError> for &'static str {
         match e {
             BlockError::NotGranted(_) => "a block channel is not granted",
             BlockError::Ring => "a block ring is corrupt",
-            BlockError::WrongTag => "a response for another request",
+            BlockError::WrongTag => "too many responses for other requests",
             BlockError::Status(_) => "the block driver refused a request",
         }
     }
