@@ -53,8 +53,8 @@ const NET_TIMEOUT: Duration = Duration::from_secs(120);
 /// server), booted [`LINUX_RUNS`] times: [`LINUX_VARIABLE`] figures are
 /// given as median and spread; the others come from the first boot (the
 /// other boots' values are printed beside them, and repeat).
-const LINUX_BENCH_IMAGE: &str = "linux_bench";
-const LINUX_RUNS: usize = 3;
+pub const LINUX_BENCH_IMAGE: &str = "linux_bench";
+pub const LINUX_RUNS: usize = 3;
 /// Figures the Linux benchmark prints in each boot.
 const LINUX_FIGURES: [&str; 4] = [
     "linux.getpid",
@@ -68,13 +68,13 @@ const LINUX_FIGURES: [&str; 4] = [
 /// disk reads before them end at varying instruction counts, so the
 /// kernel's timer ticks fall elsewhere in them (likely; getpid, one
 /// process, repeats exactly).
-const LINUX_VARIABLE: [&str; 3] = [
+pub const LINUX_VARIABLE: [&str; 3] = [
     "linux.pipe_pingpong",
     "linux.fork_exec_wait",
     "linux.read_mib_per_sec",
 ];
 /// The Linux benchmark's last line when every call succeeded.
-const LINUX_DONE: &str = "bench: ok";
+pub const LINUX_DONE: &str = "bench: ok";
 
 /// Marker starting every result line the guest prints.
 const MARKER: &str = "KAAL-BENCH";

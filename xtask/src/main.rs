@@ -11,6 +11,7 @@ mod hosttest;
 mod kernel;
 mod layout;
 mod linux;
+mod linux_peer;
 mod peer;
 mod qemu;
 mod script;
@@ -87,6 +88,10 @@ enum Cmd {
         /// One JSON object per result line on stdout, nothing else.
         #[arg(long)]
         json: bool,
+        /// Also run the benchmark programs on this peer in the same QEMU
+        /// configuration, and print both side by side with their ratio.
+        #[arg(long, value_enum)]
+        peer: Option<linux_peer::PeerKind>,
         #[command(flatten)]
         kernel: KernelArg,
     },
@@ -148,7 +153,7 @@ fn run(command: Cmd) -> Result<ExitCode> {
             host_only,
             system_only,
         } => test(&with(kernel), filter.as_deref(), !system_only, !host_only),
-        Cmd::Bench { json, kernel } => bench(&with(kernel), json),
+        Cmd::Bench { json, peer, kernel } => bench(&with(kernel), json, peer),
         // Formatting and lints do not depend on the kernel.
         Cmd::Check => check(&layout),
     }
@@ -309,19 +314,44 @@ fn test(layout: &Layout, filter: Option<&str>, host: bool, system: bool) -> Resu
     })
 }
 
-fn bench(layout: &Layout, json: bool) -> Result<ExitCode> {
+fn bench(layout: &Layout, json: bool, peer: Option<linux_peer::PeerKind>) -> Result<ExitCode> {
     let (_, images) = build(layout)?;
     let results = bench::run(layout, &images)?;
+    let compared = match peer {
+        Some(linux_peer::PeerKind::Linux) => {
+            Some(linux_peer::compare(&results, &linux_peer::figures(layout)?))
+        }
+        None => None,
+    };
+    let mut notes = bench::ratios(&results);
     if json {
-        for result in &results {
-            println!("{}", serde_json::to_string(result)?);
+        match &compared {
+            Some(c) => {
+                for row in c {
+                    println!("{}", serde_json::to_string(row)?);
+                }
+            }
+            None => {
+                for result in &results {
+                    println!("{}", serde_json::to_string(result)?);
+                }
+            }
         }
     } else {
         print!("{}", bench::table(&results));
     }
+    if let Some(c) = &compared {
+        let side_by_side = format!(
+            "{}\n{}",
+            linux_peer::describe(layout)?,
+            linux_peer::table(c)
+        );
+        notes.extend(side_by_side.lines().map(str::to_owned));
+        notes.extend(linux_peer::targets(c));
+    }
     // Beside the figures, not among them: stdout stays one JSON object
     // per line with --json.
-    for line in bench::ratios(&results) {
+    for line in notes {
         if json {
             eprintln!("{line}");
         } else {

@@ -69,6 +69,8 @@ pub struct Options {
     /// The serial output (COM1) is also written to this file, for gdb's
     /// helpers (`run --gdb`); the console stays on stdio.
     pub serial_log: Option<PathBuf>,
+    /// The kernel's command line (`-append`): Linux's, for the Linux peer.
+    pub append: Option<String>,
 }
 
 /// CPU model for TCG: what seL4 5.0.0 needs, without what TCG lacks.
@@ -118,6 +120,10 @@ pub fn args(kernel32: &Path, image: &Path, options: &Options) -> Vec<OsString> {
     args.push(kernel32.into());
     args.push("-initrd".into());
     args.push(image.into());
+    if let Some(line) = &options.append {
+        args.push("-append".into());
+        args.push(line.into());
+    }
     args.push("-device".into());
     args.push(exit_device.into());
     args.extend(options.extra.iter().map(OsString::from));

@@ -112,6 +112,10 @@ pub struct TestSpec {
     /// busybox's (see script.rs).
     #[serde(default)]
     pub script: Option<String>,
+    /// Once the test passed, the Linux peer boots with the same devices and
+    /// runs this program from a fresh disk (see linux_peer.rs).
+    #[serde(default)]
+    pub linux_peer: Option<crate::linux_peer::PeerTest>,
 }
 
 /// `reboot = { serial = [...], ordered = false, timeout_secs = N }`: what
@@ -571,6 +575,18 @@ fn run_one(layout: &Layout, images: &Images, spec: &TestSpec) -> Result<Result<(
             println!("{}", step::printable(why));
             println!("---- end of {} ----", spec.name);
         }
+    }
+    if let (Ok(()), Some(peer)) = (&result, &spec.linux_peer) {
+        let log = layout.log(&format!("system-{}", spec.name));
+        let kaal = fs::read(&log).with_context(|| format!("reading {}", log.display()))?;
+        let (extra, _) = spec.devices(layout)?;
+        result = crate::linux_peer::judge(
+            layout,
+            &spec.name,
+            peer,
+            extra,
+            &String::from_utf8_lossy(&kaal),
+        )?;
     }
     Ok(result)
 }
@@ -1076,6 +1092,7 @@ mod tests {
             reboot: None,
             peer: None,
             script: None,
+            linux_peer: None,
         }
     }
 
