@@ -536,27 +536,17 @@ pub fn table(compared: &[Compared]) -> String {
         })
         .collect();
     let head = ["figure", "KaaL", "Linux", "KaaL/Linux", "unit"].map(str::to_owned);
-    let width = |i: usize| {
-        rows.iter()
-            .chain(std::iter::once(&head))
-            .map(|r| r[i].len())
-            .max()
-            .unwrap_or(0)
-    };
-    let w = [width(0), width(1), width(2), width(3)];
-    let mut out = String::new();
+    let mut w = [0usize; 4];
     for r in std::iter::once(&head).chain(&rows) {
+        for (w, cell) in w.iter_mut().zip(r) {
+            *w = (*w).max(cell.len());
+        }
+    }
+    let mut out = String::new();
+    for [name, kaal, linux, ratio, unit] in std::iter::once(&head).chain(&rows) {
+        let [a, b, c, d] = w;
         out.push_str(&format!(
-            "{:<a$}  {:>b$}  {:>c$}  {:>d$}  {}\n",
-            r[0],
-            r[1],
-            r[2],
-            r[3],
-            r[4],
-            a = w[0],
-            b = w[1],
-            c = w[2],
-            d = w[3]
+            "{name:<a$}  {kaal:>b$}  {linux:>c$}  {ratio:>d$}  {unit}\n"
         ));
     }
     out
