@@ -12,6 +12,14 @@
  * - linux.read_mib_per_sec: FILE read whole in 64 KiB reads, cold (open to
  *   close, as the VFS's fs.read_mib_per_sec is), the rate from
  *   CLOCK_MONOTONIC since the program cannot know the TSC's frequency.
+ * - linux.read_cached_mib_per_sec: FILE read whole again (what the first
+ *   read left in the system's caches), checked against the pattern after
+ *   the timing;
+ * - linux.write_fsync_mib_per_sec: as many bytes as FILE holds written to
+ *   a new file beside it in 64 KiB writes, then fsync and close; checked
+ *   by reading it back, then removed;
+ * - linux.create_stat_unlink: per file, creating, stat'ing and removing
+ *   FILES small files in a new directory (ticks).
  * Each figure is the mean over its loop, after warm-up rounds. FILE must
  * hold the test disks' pattern of seed 0x5001 (kaal_test_patterns); it is
  * read a second time and checked, untimed, so that a fast wrong read
@@ -238,11 +246,91 @@ static void bench_read(const char *path)
 		       (unsigned long long)st.st_size);
 		exit(1);
 	}
-	if (read_file(path, 1) != got)
-		fail_msg("the second read's length differs");
 	if (ns == 0)
 		ns = 1;
 	report("linux.read_mib_per_sec", got * 1000000000u / ns / (1u << 20), "MiB/s");
+	t0 = now_ns();
+	if (read_file(path, 0) != got)
+		fail_msg("the second read's length differs");
+	ns = now_ns() - t0;
+	if (read_file(path, 1) != got)
+		fail_msg("the third read's length differs");
+	if (ns == 0)
+		ns = 1;
+	report("linux.read_cached_mib_per_sec", got * 1000000000u / ns / (1u << 20), "MiB/s");
+}
+
+/* `path` with its last component replaced by `name`. */
+static void beside(char *out, size_t len, const char *path, const char *name)
+{
+	const char *slash = strrchr(path, '/');
+	int dir = slash ? (int)(slash - path) : 0;
+	if (snprintf(out, len, "%.*s/%s", dir, slash ? path : ".", name) >= (int)len)
+		fail_msg("path too long");
+}
+
+static void bench_write(const char *path, uint64_t bytes)
+{
+	char out[512];
+	beside(out, sizeof out, path, "bench-write.bin");
+	int fd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	if (fd < 0)
+		fail(out);
+	uint64_t t0 = now_ns();
+	for (uint64_t at = 0; at < bytes; at += CHUNK) {
+		for (size_t i = 0; i < CHUNK; i += 8) {
+			uint64_t w = mix(SEED ^ mix((at + i) / 8));
+			memcpy(buf + i, &w, 8);
+		}
+		if (write(fd, buf, CHUNK) != CHUNK)
+			fail("write");
+	}
+	if (fsync(fd) != 0)
+		fail("fsync");
+	if (close(fd) != 0)
+		fail("close");
+	uint64_t ns = now_ns() - t0;
+	if (read_file(out, 1) != bytes)
+		fail_msg("the written file's length differs");
+	if (unlink(out) != 0)
+		fail("unlink");
+	if (ns == 0)
+		ns = 1;
+	report("linux.write_fsync_mib_per_sec", bytes * 1000000000u / ns / (1u << 20), "MiB/s");
+}
+
+static void bench_files(const char *path, long files)
+{
+	char dir[512], name[600];
+	beside(dir, sizeof dir, path, "bench-files");
+	if (mkdir(dir, 0755) != 0)
+		fail(dir);
+	uint64_t t0 = rdtsc();
+	for (long i = 0; i < files; i++) {
+		snprintf(name, sizeof name, "%s/f%ld", dir, i);
+		int fd = open(name, O_WRONLY | O_CREAT | O_EXCL, 0644);
+		if (fd < 0)
+			fail(name);
+		if (close(fd) != 0)
+			fail("close");
+	}
+	for (long i = 0; i < files; i++) {
+		struct stat st;
+		snprintf(name, sizeof name, "%s/f%ld", dir, i);
+		if (stat(name, &st) != 0)
+			fail(name);
+		if (st.st_size != 0 || !S_ISREG(st.st_mode))
+			fail_msg("a new file is not an empty regular file");
+	}
+	for (long i = 0; i < files; i++) {
+		snprintf(name, sizeof name, "%s/f%ld", dir, i);
+		if (unlink(name) != 0)
+			fail(name);
+	}
+	uint64_t t = rdtsc() - t0;
+	if (rmdir(dir) != 0)
+		fail("rmdir (is every file gone?)");
+	report("linux.create_stat_unlink", t / (uint64_t)files, "ticks");
 }
 
 int main(int argc, char **argv)
@@ -258,6 +346,8 @@ int main(int argc, char **argv)
 	bench_pipe(quick ? 100 : 1000);
 	bench_fork_exec(quick ? 5 : 20);
 	bench_read(argv[1]);
+	bench_write(argv[1], quick ? (1u << 20) : (16u << 20));
+	bench_files(argv[1], quick ? 100 : 1000);
 	printf("bench: ok\n");
 	return 0;
 }
