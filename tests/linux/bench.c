@@ -5,6 +5,10 @@
  *
  * Prints `KAAL-BENCH <name> <value> <unit>` lines, read by `cargo xtask
  * bench` (rdtsc ticks; under QEMU's -icount they repeat exactly):
+ * - linux.boot_ticks: the TSC when the program starts: the ticks from the
+ *   machine's reset (where the TSC starts at 0, and neither seL4 nor Linux
+ *   moves it) to the first program from the disk running, firmware and
+ *   kernel and services included;
  * - linux.getpid: one getpid's round trip;
  * - linux.pipe_pingpong: one byte to a forked child over one pipe and back
  *   over another, per round trip;
@@ -339,6 +343,7 @@ int main(int argc, char **argv)
 		printf("usage: bench FILE [quick]\n");
 		return 2;
 	}
+	report("linux.boot_ticks", rdtsc(), "ticks");
 	int quick = argc == 3;
 	/* The deterministic figures first: the read's disk I/O runs outside
 	 * QEMU's instruction count. */
