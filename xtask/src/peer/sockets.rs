@@ -137,3 +137,91 @@ pub fn sockets(peer: &mut Peer) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::stream::tests::{peer, Fake};
+    use super::super::{Ports, Proto};
+    use super::*;
+    use std::io::{BufRead, BufReader};
+    use std::sync::mpsc;
+
+    /// A fake program: reads the line, makes `connections` echoed
+    /// connections (each half-closed and read to its end) and sends
+    /// three datagrams, then says `done`.
+    fn program(s: TcpStream, connections: usize, ok: mpsc::Sender<bool>) {
+        let mut line = String::new();
+        let Ok(mut control) = s.try_clone() else {
+            return;
+        };
+        if BufReader::new(s).read_line(&mut line).is_err() {
+            return;
+        }
+        let ports: Vec<u16> = line
+            .split_whitespace()
+            .filter_map(|w| w.parse().ok())
+            .collect();
+        let (tcp, udp, closed) = match ports[..] {
+            [t, u, c] => (t, u, c),
+            _ => return,
+        };
+        let mut good = TcpStream::connect(("127.0.0.1", closed)).is_err();
+        for _ in 0..connections {
+            let Ok(mut c) = TcpStream::connect(("127.0.0.1", tcp)) else {
+                return;
+            };
+            let mut back = Vec::new();
+            good &= c.write_all(b"hello\n").is_ok()
+                && c.shutdown(Shutdown::Write).is_ok()
+                && c.read_to_end(&mut back).is_ok()
+                && back == b"hello\n";
+        }
+        let Ok(u) = UdpSocket::bind("127.0.0.1:0") else {
+            return;
+        };
+        let _ = u.set_read_timeout(Some(Duration::from_secs(5)));
+        for _ in 0..DATAGRAMS {
+            let mut b = [0u8; 16];
+            good &= u.send_to(b"ping", ("127.0.0.1", udp)).is_ok()
+                && u.recv(&mut b)
+                    .is_ok_and(|n| b.get(..n) == Some(&b"ping"[..]));
+        }
+        let _ = control.write_all(b"done\n");
+        let _ = ok.send(good);
+    }
+
+    fn run(connections: usize) -> Result<(Result<()>, bool)> {
+        let (tx, rx) = mpsc::channel();
+        let tx = std::sync::Mutex::new(tx);
+        let fake = Fake::tcp(move |s| {
+            let tx = tx.lock().map(|t| t.clone());
+            if let Ok(tx) = tx {
+                program(s, connections, tx);
+            }
+        })?;
+        let mut p = peer(Ports::with(&[(Proto::Tcp, CONTROL_PORT, fake.port)]));
+        let result = sockets(&mut p);
+        let good = rx.recv_timeout(Duration::from_secs(10)).unwrap_or(false);
+        Ok((result, good))
+    }
+
+    #[test]
+    fn sockets_serves_a_program_to_its_done() -> Result<()> {
+        let (result, good) = run(CONNECTIONS)?;
+        result?;
+        assert!(good, "the fake program saw a wrong echo or no refusal");
+        Ok(())
+    }
+
+    #[test]
+    fn sockets_fails_a_program_that_connects_too_little() -> Result<()> {
+        let (result, _) = run(CONNECTIONS - 1)?;
+        let err = result.err().map(|e| format!("{e:#}"));
+        assert!(
+            err.as_deref()
+                .is_some_and(|e| e.contains("made 2 connections")),
+            "{err:?}"
+        );
+        Ok(())
+    }
+}

@@ -159,3 +159,81 @@ pub fn busybox_wget_nc(peer: &mut Peer) -> Result<()> {
     ));
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::stream::tests::peer;
+    use super::super::{Ports, Proto};
+    use super::*;
+
+    /// Connects to 127.0.0.1:`port` once the peer listens.
+    fn reach(port: u16) -> Result<TcpStream> {
+        let started = Instant::now();
+        loop {
+            match TcpStream::connect(("127.0.0.1", port)) {
+                Ok(s) => return Ok(s),
+                Err(_) if started.elapsed() < Duration::from_secs(10) => thread::sleep(POLL),
+                Err(e) => return Err(e).context("reaching the peer"),
+            }
+        }
+    }
+
+    /// wget and nc as the guest runs them; `spoil` changes the sum sent.
+    /// The lines nc printed.
+    fn guest(http: u16, nc: u16, spoil: bool) -> Result<String> {
+        let mut s = reach(http)?;
+        s.write_all(format!("GET {PATH} HTTP/1.1\r\nHost: 10.0.2.2\r\n\r\n").as_bytes())?;
+        let mut answer = Vec::new();
+        s.read_to_end(&mut answer)?;
+        let at = answer
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .context("no head")?;
+        let mut sum = sha256(answer.get(at + 4..).unwrap_or_default())?;
+        if spoil {
+            sum = sum.replace('a', "b");
+        }
+        let mut s = reach(nc)?;
+        s.write_all(format!("{sum}  /tmp/kaal.bin\n{GUEST_LINE}\n").as_bytes())?;
+        s.shutdown(Shutdown::Write)?;
+        let mut printed = String::new();
+        s.read_to_string(&mut printed)?;
+        Ok(printed)
+    }
+
+    fn run(spoil: bool) -> Result<(Result<()>, String)> {
+        let free = || -> Result<u16> { Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port()) };
+        let (http, nc) = (free()?, free()?);
+        let guest = thread::spawn(move || guest(http, nc, spoil));
+        let mut p = peer(Ports::with(&[
+            (Proto::Host, HTTP, http),
+            (Proto::Host, NC, nc),
+        ]));
+        let result = busybox_wget_nc(&mut p);
+        let printed = guest
+            .join()
+            .map_err(|_| anyhow::anyhow!("the guest thread panicked"))??;
+        Ok((result, printed))
+    }
+
+    #[test]
+    fn the_file_and_the_lines_go_both_ways() -> Result<()> {
+        let (result, printed) = run(false)?;
+        result?;
+        assert_eq!(printed, format!("{SUM_OK}\n{HOST_LINE}\n"));
+        Ok(())
+    }
+
+    #[test]
+    fn a_wrong_sum_fails() -> Result<()> {
+        let (result, printed) = run(true)?;
+        assert_eq!(printed, "host: sha256 differs\n");
+        let err = result.err().map(|e| format!("{e:#}"));
+        assert!(
+            err.as_deref()
+                .is_some_and(|e| e.contains("nc's first line")),
+            "{err:?}"
+        );
+        Ok(())
+    }
+}
