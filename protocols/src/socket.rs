@@ -132,6 +132,11 @@ pub mod op {
     /// completion ring instead of looking again and again. One per client:
     /// a later `ALARM` replaces one not yet due. The reply comes at once.
     pub const ALARM: u32 = 15;
+    /// The socket's local endpoint in the completion's `addr`/`port`
+    /// (`getsockname`): a connection's is the address and port its peer
+    /// reached, which a listener bound to 0.0.0.0 does not say; an
+    /// unbound socket's is 0.0.0.0:0.
+    pub const LOCAL: u32 = 16;
 }
 
 /// Socket kinds, the `flags` of [`op::OPEN`].
@@ -209,7 +214,8 @@ pub struct Completion {
     pub value: u64,
     /// The socket's readiness after the operation ([`events`]).
     pub events: u32,
-    /// The peer (`ACCEPT`) or a datagram's source (`RECV_FROM`).
+    /// The peer (`ACCEPT`), a datagram's source (`RECV_FROM`) or the
+    /// socket's own endpoint (`LOCAL`).
     pub addr: [u8; 4],
     pub port: u16,
     /// [`completion::REPLY`] or [`completion::EVENT`].
@@ -426,6 +432,9 @@ pub enum Checked {
     Alarm {
         at: u64,
     },
+    Local {
+        socket: u32,
+    },
 }
 
 /// Checks a request from a client with a data region of `region` bytes
@@ -523,6 +532,7 @@ pub fn check(r: &Request, region: u64, max_sockets: u32) -> Result<Checked, Errn
         },
         op::RESET => Checked::Reset,
         op::STATS => Checked::Stats { range: range()? },
+        op::LOCAL => Checked::Local { socket: socket()? },
         op::ALARM => Checked::Alarm { at: r.offset },
         _ => return Err(Errno::ENOSYS),
     })
@@ -590,7 +600,11 @@ mod tests {
     #[test]
     fn bad_operations_ids_and_flags_are_refused() {
         assert_eq!(checked(req(0, 0, 0, 1)), Err(Errno::ENOSYS));
-        assert_eq!(checked(req(op::ALARM + 1, 0, 0, 1)), Err(Errno::ENOSYS));
+        assert_eq!(checked(req(op::LOCAL + 1, 0, 0, 1)), Err(Errno::ENOSYS));
+        assert_eq!(
+            checked(req(op::LOCAL, 3, 0, 0)),
+            Ok(Checked::Local { socket: 3 })
+        );
         assert_eq!(
             checked(req(op::ALARM, u32::MAX, 77, 0)),
             Ok(Checked::Alarm { at: 77 })
@@ -598,7 +612,7 @@ mod tests {
         assert_eq!(checked(req(op::RESET, u32::MAX, 0, 0)), Ok(Checked::Reset));
         assert_eq!(checked(req(u32::MAX, 0, 0, 1)), Err(Errno::ENOSYS));
         // Ids beyond the client's table, whatever the operation.
-        for o in [op::BIND, op::SEND, op::CLOSE, op::WATCH] {
+        for o in [op::BIND, op::SEND, op::CLOSE, op::WATCH, op::LOCAL] {
             assert_eq!(checked(req(o, SOCKETS, 0, 1)), Err(Errno::EBADF));
             assert_eq!(checked(req(o, u32::MAX, 0, 1)), Err(Errno::EBADF));
         }

@@ -184,6 +184,16 @@ impl TestSpec {
         }
     }
 
+    /// Where port placeholders may be: `qemu_args` and `serial_input`
+    /// (a `{host:N}` typed on the console).
+    fn port_args(&self) -> Vec<String> {
+        self.qemu_args
+            .iter()
+            .chain(&self.serial_input)
+            .cloned()
+            .collect()
+    }
+
     /// Checks `serial_input` and `input_after`.
     fn check_input(&self) -> Result<()> {
         let name = &self.name;
@@ -194,9 +204,9 @@ impl TestSpec {
             }
         }
         self.check_fs_keys()?;
-        crate::peer::placeholders(&self.qemu_args).with_context(|| format!("test {name}"))?;
+        crate::peer::placeholders(&self.port_args()).with_context(|| format!("test {name}"))?;
         if let Some(p) = &self.peer {
-            p.check(name, &self.qemu_args)?;
+            p.check(name, &self.port_args())?;
         }
         if self.serial_input_repeat == 0 {
             bail!("test {name}: serial_input_repeat must be at least 1");
@@ -343,7 +353,7 @@ impl TestSpec {
             d.create(layout, &disk, &damage)?;
         }
         let path = disk.display().to_string();
-        let ports = crate::peer::Ports::allocate(&self.qemu_args)?;
+        let ports = crate::peer::Ports::allocate(&self.port_args())?;
         let mut args: Vec<String> = self
             .qemu_args
             .iter()
@@ -601,7 +611,8 @@ fn boot_once(
     mut extra: Vec<String>,
     ports: &crate::peer::Ports,
 ) -> Result<Result<(), String>> {
-    // A script becomes the test's serial input.
+    // A script becomes the test's serial input; the ports it names are
+    // written in.
     let typed;
     let spec = match &spec.script {
         Some(script) => match crate::script::typed_from(layout, script) {
@@ -614,7 +625,16 @@ fn boot_once(
             }
             Err(err) => return Ok(Err(format!("{err:#}"))),
         },
-        None => spec,
+        None => match &spec.serial_input {
+            Some(input) if ports.substitute(input) != *input => {
+                typed = TestSpec {
+                    serial_input: Some(ports.substitute(input)),
+                    ..spec.clone()
+                };
+                &typed
+            }
+            _ => spec,
+        },
     };
     let log = layout.log(&format!("system-{}", spec.name));
     let step = Step::start(format!("test {}", spec.name), &log)?;
@@ -1575,7 +1595,7 @@ mod tests {
             ),
             (
                 format!("{FORWARD_7}peer = {{ program = \"http\", after = \"x\" }}\n"),
-                "peer http talks to guest tcp port 80, but no qemu_args argument forwards it ({tcp:80})",
+                "peer http talks to tcp port 80, but no qemu_args argument or serial_input names it ({tcp:80})",
             ),
             (
                 format!("{FORWARD_7}peer = {{ program = \"tcp_echo\", after = \"\" }}\n"),

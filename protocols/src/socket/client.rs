@@ -519,6 +519,17 @@ impl<T: Transport> Sockets<T> {
         Ok((self.adopt(id, 0)?, peer))
     }
 
+    /// The local endpoint of `s` (`LOCAL`): a connection's is the address
+    /// and port its peer reached.
+    pub fn local(&mut self, s: Socket) -> Result<Endpoint> {
+        let c = self.call(self.on(s, op::LOCAL)?)?;
+        reply_result(&c)?;
+        Ok(Endpoint {
+            addr: c.addr,
+            port: c.port,
+        })
+    }
+
     /// Starts connecting TCP socket `s` to `addr`:`port`; the service's
     /// answer is `EINPROGRESS` (the socket becomes writable when
     /// connected, or reports an error).

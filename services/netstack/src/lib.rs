@@ -384,6 +384,7 @@ impl Stack {
                 self.listen(c, socket, backlog).and_then(|()| v(0))
             }
             Checked::Accept { socket } => self.accept(c, socket),
+            Checked::Local { socket } => Ok((0, Some(self.local(c, socket)?))),
             Checked::Connect { socket, to } => self.connect(c, socket, to, now).and_then(|()| v(0)),
             Checked::Send { socket, range } => self
                 .send(c, socket, range, region)
@@ -749,6 +750,42 @@ impl Stack {
                 l.slots.push(h);
             }
         }
+    }
+
+    /// The local endpoint of socket `id` (`LOCAL`): a connection's own,
+    /// else where it is bound (0.0.0.0 for any address, port 0 unbound).
+    fn local(&mut self, c: usize, id: u32) -> Result<Endpoint, Errno> {
+        let at = |addr: Option<Ipv4Address>, port: u16| Endpoint {
+            addr: addr.map_or([0; 4], |a| a.octets()),
+            port,
+        };
+        let (handle, bound, listen) = match &self.entry(c, id)?.what {
+            What::Tcp(t) => (t.handle, Some(t.bound), None),
+            What::Listener(l) => (None, None, Some(l.at)),
+            What::Udp(u) => (u.handle, None, None),
+        };
+        Ok(match (bound, listen) {
+            (Some(bound), _) => {
+                let own = handle.and_then(|h| self.sockets.get::<tcp::Socket>(h).local_endpoint());
+                match (own, bound) {
+                    (Some(e), _) => {
+                        let IpAddress::Ipv4(a) = e.addr;
+                        at(Some(a), e.port)
+                    }
+                    (None, Some((addr, port))) => at(addr, port),
+                    (None, None) => at(None, 0),
+                }
+            }
+            (None, Some(l)) => at(l.addr, l.port),
+            (None, None) => match handle {
+                Some(h) => {
+                    let e = self.sockets.get::<udp::Socket>(h).endpoint();
+                    let addr = e.addr.map(|IpAddress::Ipv4(a)| a);
+                    at(addr, e.port)
+                }
+                None => at(None, 0),
+            },
+        })
     }
 
     fn accept(&mut self, c: usize, id: u32) -> Result<(u64, Option<Endpoint>), Errno> {

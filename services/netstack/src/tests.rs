@@ -1017,3 +1017,27 @@ fn a_quiet_pending_connection_is_reset_and_its_slot_listens_again() {
     net.run(5);
     assert_eq!(net.a.recv(0, c, 10), Ok(b"ok".to_vec()));
 }
+
+#[test]
+fn local_says_the_address_a_connection_reached() {
+    let mut net = Net::new(Config::default());
+    let l = net.a.listen(0, 80, 2);
+    let any = net.a.op(0, op::LOCAL, l, 0);
+    assert_eq!((any.result(), any.addr, any.port), (Ok(0), [0; 4], 80));
+    let s = net.b.connect(0, A, 80, net.now);
+    net.run(5);
+    let conn = net.a.ok(0, op::ACCEPT, l, 0) as u32;
+    // The listener is bound to any address; its connection's end is A's.
+    let here = net.a.op(0, op::LOCAL, conn, 0);
+    assert_eq!((here.result(), here.addr, here.port), (Ok(0), A, 80));
+    let there = net.b.op(0, op::LOCAL, s, 0);
+    assert_eq!(there.addr, B);
+    assert_ne!(there.port, 0);
+    let fresh = net.a.ok(0, op::OPEN, 0, kind::UDP) as u32;
+    let unbound = net.a.op(0, op::LOCAL, fresh, 0);
+    assert_eq!((unbound.addr, unbound.port), ([0; 4], 0));
+    assert_eq!(
+        net.a.op(0, op::LOCAL, 31, 0).result(),
+        Err(Some(Errno::EBADF))
+    );
+}

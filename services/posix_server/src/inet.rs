@@ -712,7 +712,20 @@ impl Server {
 
     pub(crate) fn getsockname(&mut self, pid: Pid, fd: u64, at: u64, len_at: u64) -> R {
         let (_, sock, _) = self.sock_file(pid, fd)?;
-        self.put_sockaddr(pid, at, len_at, sock.local.unwrap_or_default())?;
+        // A connection's end is the service's to say: an accepted one's is
+        // the address its peer reached (its listener's may be 0.0.0.0),
+        // a connected one's the port the service chose.
+        let local = match (sock.kind, sock.state) {
+            (Kind::Stream, State::Connected | State::Connecting) => {
+                let e = self.net()?.net.local(sock.s).map_err(errno)?;
+                SockAddr {
+                    addr: e.addr,
+                    port: e.port,
+                }
+            }
+            _ => sock.local.unwrap_or_default(),
+        };
+        self.put_sockaddr(pid, at, len_at, local)?;
         Ok(0)
     }
 
@@ -749,8 +762,15 @@ impl Server {
             Query::Error => {
                 let e = match sock.error.take() {
                     Some(e) => Some(e),
+                    // A completed connect is left for the next `connect`
+                    // to see (it returns 0, then `EISCONN`, as Linux's).
                     None if sock.state == State::Connecting => {
-                        self.connect_progress(&mut sock).err()
+                        let mut probe = sock;
+                        let e = self.connect_progress(&mut probe).err();
+                        if e.is_some() {
+                            sock = probe;
+                        }
+                        e
                     }
                     None => None,
                 };
@@ -760,7 +780,11 @@ impl Server {
         };
         let mut l = [0u8; 4];
         self.user_read(pid, len_at, &mut l)?;
-        let room = u32::from_le_bytes(l) as usize;
+        let room = u32::from_le_bytes(l);
+        if (room as i32) < 0 {
+            return Err(Errno::EINVAL);
+        }
+        let room = room as usize;
         let bytes = v.to_le_bytes();
         let n = room.min(4);
         self.user_write(pid, at, bytes.get(..n).unwrap_or(&[]))?;

@@ -56,7 +56,7 @@ fn run_curl(program: &str, peer: &Peer, args: &[&str]) -> Result<Vec<u8>> {
 }
 
 /// The sha256 of `bytes`, in hex, from coreutils' sha256sum.
-fn sha256(bytes: &[u8]) -> Result<String> {
+pub(super) fn sha256(bytes: &[u8]) -> Result<String> {
     let mut child = Command::new("sha256sum")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

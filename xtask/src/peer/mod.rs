@@ -3,7 +3,10 @@
 //!
 //! A test's `qemu_args` name forwards with placeholders, `{tcp:N}` and
 //! `{udp:N}` (N a guest port); the harness replaces each with a host port
-//! that was free just before QEMU started ([`Ports`]). Its `peer` key names
+//! that was free just before QEMU started ([`Ports`]). `{host:N}` (N a
+//! number of the program's own) in `qemu_args` or `serial_input` is a free
+//! TCP port on 127.0.0.1 where the program listens for the guest, which
+//! reaches it at 10.0.2.2. Its `peer` key names
 //! a program ([`Program`]) that runs in a thread once a line of the serial
 //! log has appeared ([`Runner`]); the program's failure fails the test.
 //!
@@ -14,8 +17,10 @@
 pub mod bench;
 mod guest;
 mod http;
+mod sockets;
 mod stream;
 mod udp;
+mod wget_nc;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -80,6 +85,13 @@ pub enum Program {
     /// The network benchmarks' host side, short: the guest's `sock_bench`
     /// on TCP 9, 19 and 7 and its httpd on TCP 80 ([`bench::drive`]).
     NetBench,
+    /// tests/linux/sockets.c's host side: a TCP echo, a UDP echo and a
+    /// closed port, sent to the program's guest TCP port 9000.
+    Sockets,
+    /// Busybox `wget` typed on the console fetches a file from `{host:1}`
+    /// (checked by its sha256, which the guest sends back with `nc`), and
+    /// `nc` exchanges lines with `{host:2}`.
+    BusyboxWgetNc,
 }
 
 impl Program {
@@ -96,6 +108,8 @@ impl Program {
             Program::Restart => "restart",
             Program::SynFlood => "syn_flood",
             Program::NetBench => "net_bench",
+            Program::Sockets => "sockets",
+            Program::BusyboxWgetNc => "busybox_wget_nc",
         }
     }
 
@@ -109,12 +123,15 @@ impl Program {
             Program::GuestConnect | Program::Restart => (Proto::Tcp, guest::CONTROL_PORT),
             // Its first; the others fail at once when missing.
             Program::NetBench => (Proto::Tcp, 9),
+            Program::Sockets => (Proto::Tcp, guest::CONTROL_PORT),
+            Program::BusyboxWgetNc => (Proto::Host, wget_nc::HTTP),
         }
     }
 }
 
 impl PeerSpec {
-    /// Checks the keys against the test's QEMU arguments.
+    /// Checks the keys against the test's QEMU arguments and serial input
+    /// (where its placeholders are).
     pub fn check(&self, test: &str, qemu_args: &[String]) -> Result<()> {
         if self.after.is_empty() {
             bail!("test {test}: peer.after is empty; it must be a line the guest prints once its server listens");
@@ -126,8 +143,8 @@ impl PeerSpec {
         let forwards = placeholders(qemu_args).with_context(|| format!("test {test}"))?;
         if !forwards.contains(&(proto, port)) {
             bail!(
-                "test {test}: peer {} talks to guest {proto} port {port}, but no qemu_args \
-                 argument forwards it ({{{proto}:{port}}})",
+                "test {test}: peer {} talks to {proto} port {port}, but no qemu_args \
+                 argument or serial_input names it ({{{proto}:{port}}})",
                 self.program.name()
             );
         }
@@ -140,6 +157,8 @@ impl PeerSpec {
 pub enum Proto {
     Tcp,
     Udp,
+    /// Not a forward: a TCP port on 127.0.0.1 where the peer listens.
+    Host,
 }
 
 impl fmt::Display for Proto {
@@ -147,6 +166,7 @@ impl fmt::Display for Proto {
         f.write_str(match self {
             Proto::Tcp => "tcp",
             Proto::Udp => "udp",
+            Proto::Host => "host",
         })
     }
 }
@@ -162,10 +182,12 @@ pub fn placeholders(args: &[String]) -> Result<Vec<(Proto, u16)>> {
                 Proto::Tcp
             } else if rest.starts_with("udp:") {
                 Proto::Udp
+            } else if rest.starts_with("host:") {
+                Proto::Host
             } else {
                 continue;
             };
-            let body = rest.get(4..).unwrap_or_default();
+            let body = rest.get(proto.to_string().len() + 1..).unwrap_or_default();
             let end = body.find('}').with_context(|| {
                 format!("qemu_args: {{{proto}: in {arg:?} has no closing brace")
             })?;
@@ -201,7 +223,8 @@ impl Ports {
         let mut map = BTreeMap::new();
         for (proto, guest) in placeholders(args)? {
             let host = match proto {
-                Proto::Tcp => {
+                // The peer binds it again when it starts.
+                Proto::Tcp | Proto::Host => {
                     let l = TcpListener::bind("127.0.0.1:0")
                         .context("finding a free TCP port on 127.0.0.1")?;
                     let port = l.local_addr()?.port();
@@ -230,7 +253,8 @@ impl Ports {
             })
     }
 
-    /// The host port forwarded to guest port `guest`.
+    /// The host port forwarded to guest port `guest` (for [`Proto::Host`],
+    /// the port `{host:N}` named).
     pub fn host(&self, proto: Proto, guest: u16) -> Result<u16> {
         self.0.get(&(proto, guest)).copied().with_context(|| {
             format!("no host port forwards to guest {proto} port {guest} ({{{proto}:{guest}}})")
@@ -248,7 +272,10 @@ impl fmt::Display for Ports {
         let all: Vec<String> = self
             .0
             .iter()
-            .map(|((proto, guest), host)| format!("guest {proto} {guest} at 127.0.0.1:{host}"))
+            .map(|((proto, guest), host)| match proto {
+                Proto::Host => format!("{{host:{guest}}} at 127.0.0.1:{host}"),
+                _ => format!("guest {proto} {guest} at 127.0.0.1:{host}"),
+            })
             .collect();
         f.write_str(&all.join(", "))
     }
@@ -295,6 +322,11 @@ impl Peer {
     /// The host port of the program's guest TCP port.
     pub fn tcp(&self, guest: u16) -> Result<u16> {
         self.ports.host(Proto::Tcp, guest)
+    }
+
+    /// The port of the program's `{host:N}`.
+    pub fn host(&self, n: u16) -> Result<u16> {
+        self.ports.host(Proto::Host, n)
     }
 
     /// Fails once the harness said stop.
@@ -345,6 +377,8 @@ pub fn run_program(program: Program, peer: &mut Peer) -> Result<()> {
         Program::Restart => guest::restart(peer),
         Program::SynFlood => stream::syn_flood(peer),
         Program::NetBench => bench::net_bench(peer),
+        Program::Sockets => sockets::sockets(peer),
+        Program::BusyboxWgetNc => wget_nc::busybox_wget_nc(peer),
     }
 }
 
@@ -501,10 +535,16 @@ mod tests {
             "-netdev",
             "user,id=n0,hostfwd=tcp:127.0.0.1:{tcp:7}-:7,hostfwd=udp:127.0.0.1:{udp:7}-:7",
             "x{tcp:7}{tcp:80}{disk}",
+            "wget http://10.0.2.2:{host:1}/",
         ]);
         assert_eq!(
             placeholders(&a)?,
-            [(Proto::Tcp, 7), (Proto::Udp, 7), (Proto::Tcp, 80)]
+            [
+                (Proto::Tcp, 7),
+                (Proto::Udp, 7),
+                (Proto::Tcp, 80),
+                (Proto::Host, 1)
+            ]
         );
         for bad in ["{tcp:0}", "{tcp:70000}", "{udp:}", "{tcp:7", "{tcp:x}"] {
             assert!(placeholders(&args(&[bad])).is_err(), "{bad}");
@@ -552,7 +592,7 @@ mod tests {
             .map(|e| format!("{e:#}"));
         assert!(
             err.as_deref()
-                .is_some_and(|e| e.contains("peer http talks to guest tcp port 80")),
+                .is_some_and(|e| e.contains("peer http talks to tcp port 80")),
             "{err:?}"
         );
         Ok(())
