@@ -9,6 +9,7 @@ extern crate alloc;
 
 pub mod config;
 pub mod hal;
+pub mod rx;
 
 pub use kaal_dddk::dma::DmaWindow;
 pub use virtio_drivers;
