@@ -1,7 +1,8 @@
 //! virtio devices for KaaL drivers: the `virtio-drivers` crate's HAL
-//! implemented over the DMA buffer of a device grant ([`hal`]), and its PCI
+//! implemented over the DMA buffer of a device grant ([`hal`]), its PCI
 //! configuration access answered from the snapshot the broker took when it
-//! granted the device ([`config`]). A driver opens its device with
+//! granted the device ([`config`]), and receive buffers given back to the
+//! device as their frames are taken ([`rx`]). A driver opens its device with
 //! [`pci_transport`] and then uses `virtio-drivers`' device types.
 #![cfg_attr(not(test), no_std)]
 
@@ -9,6 +10,7 @@ extern crate alloc;
 
 pub mod config;
 pub mod hal;
+pub mod rx;
 
 pub use kaal_dddk::dma::DmaWindow;
 pub use virtio_drivers;

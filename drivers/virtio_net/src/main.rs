@@ -16,6 +16,7 @@ use kaal_dddk::{Cut, CutReport, Driver, DriverError, Events, Irq, Sleep};
 use kaal_protocols::net::{self, Packet, Status, MAX_FRAME, MIN_FRAME, RING_SLOTS};
 use kaal_rt::{println, Env, RingRx, RingTx};
 use kaal_virtio::hal::{self, KaalHal};
+use kaal_virtio::rx::Receiver;
 use kaal_virtio::virtio_drivers::device::net::VirtIONetRaw;
 use kaal_virtio::virtio_drivers::transport::pci::PciTransport;
 
@@ -27,7 +28,7 @@ const BUF: usize = 2048;
 
 const BAD_TOKEN: DriverError = DriverError::Device("completion of a buffer never posted");
 
-/// Device buffers of one direction, `BUF` bytes each of DMA memory.
+/// Transmit buffers, `BUF` bytes each of DMA memory.
 struct Buffers {
     mem: &'static mut [u8],
     /// For each descriptor token, the buffer posted under it and the bytes
@@ -81,7 +82,7 @@ impl Buffers {
 
 struct Net {
     dev: VirtIONetRaw<KaalHal, PciTransport, QUEUE>,
-    rx: Buffers,
+    rx: Receiver<QUEUE>,
     tx: Buffers,
     to_client: RingTx<Packet, RING_SLOTS>,
     from_client: RingRx<Packet, RING_SLOTS>,
@@ -105,20 +106,6 @@ struct Net {
 }
 
 impl Net {
-    /// Gives the device every receive buffer it does not hold.
-    fn post_rx(&mut self) -> Result<(), DriverError> {
-        while let Some(i) = self.rx.take() {
-            let buf = self.rx.buf(i)?;
-            // SAFETY: the buffer is this driver's DMA memory, and it is not
-            // touched again until the device returns it under the token
-            // (`receive_complete` with the same slice, in `receive`).
-            let token = unsafe { self.dev.receive_begin(buf) }
-                .map_err(|_| DriverError::Device("receive queue refused a buffer"))?;
-            self.rx.post(token, i, BUF)?;
-        }
-        Ok(())
-    }
-
     /// Takes back the buffers the device has transmitted.
     fn reap_tx(&mut self) -> Result<(), DriverError> {
         while let Some(token) = self.dev.poll_transmit() {
@@ -166,21 +153,18 @@ impl Net {
             }
             self.answer = None;
         }
-        while let Some(token) = self.dev.poll_receive() {
+        while self.rx.filled(&self.dev) {
             if !self.rx_cut.is_cut() && !self.has_room()? {
                 return Ok(true);
             }
-            let (i, _) = self.rx.complete(token)?;
-            let buf = self.rx.buf(i)?;
-            // SAFETY: the same slice as given to `receive_begin` for `token`.
-            let (hdr, len) = unsafe { self.dev.receive_complete(token, buf) }
-                .map_err(|_| DriverError::Device("receive completion"))?;
-            let frame = hdr
-                .checked_add(len)
-                .and_then(|end| buf.get(hdr..end))
-                .filter(|f| (MIN_FRAME..=MAX_FRAME).contains(&f.len()))
-                .and_then(|f| Packet::frame(self.received, f));
-            self.rx.put(i);
+            let received = self.received;
+            let taken = self.rx.take(&mut self.dev, |f| {
+                f.filter(|f| (MIN_FRAME..=MAX_FRAME).contains(&f.len()))
+                    .and_then(|f| Packet::frame(received, f))
+            });
+            let Some(frame) = taken.map_err(|_| DriverError::Device("receive completion"))? else {
+                break;
+            };
             match frame {
                 Some(p) if !self.rx_cut.is_cut() => {
                     self.deliver(p)?;
@@ -278,8 +262,11 @@ impl Driver for Net {
             // Reading the interrupt status lowers the (level) line.
             self.dev.ack_interrupt();
         }
-        self.post_rx()?;
         self.reap_tx()?;
+        // Each receive buffer goes back to the device as its frame is taken
+        // (`Receiver::take`), never later: a device holding none raises no
+        // interrupt, and frames waited in QEMU until the stack happened to
+        // send one (net_syn_flood's keeper went unserved for 30 s).
         let r = self.receive();
         let rx_waiting = self.rx_cut.guard(r, report)?;
         let r = if self.tx_cut.is_cut() {
@@ -333,7 +320,7 @@ fn main(env: &Env) -> Result<(), DriverError> {
     const NO_DMA: DriverError = DriverError::Device("DMA buffer too small");
     let mut net = Net {
         dev,
-        rx: Buffers::new(hal::dma_buffer(QUEUE * BUF).ok_or(NO_DMA)?),
+        rx: Receiver::new(hal::dma_buffer(QUEUE * BUF).ok_or(NO_DMA)?, BUF).ok_or(NO_DMA)?,
         tx: Buffers::new(hal::dma_buffer(QUEUE * BUF).ok_or(NO_DMA)?),
         to_client: env.ring_tx("rx").map_err(|_| NO_RINGS)?,
         from_client: env.ring_rx("tx").map_err(|_| NO_RINGS)?,
@@ -357,6 +344,9 @@ fn main(env: &Env) -> Result<(), DriverError> {
         m[4],
         m[5]
     );
+    net.rx
+        .refill(&mut net.dev)
+        .map_err(|_| DriverError::Device("receive queue refused a buffer"))?;
     net.announce_address()?;
     let Err(e) = kaal_dddk::run(&mut net, &env.notification(), &Irq::from(irq));
     println!(
