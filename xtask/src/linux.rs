@@ -48,7 +48,7 @@ const BENCH_SEED: u64 = 0x5001;
 const NATIVE_BENCH_BYTES: u64 = (1 << 20) + 5;
 
 /// The C programs: `tests/linux/<name>.c`.
-const C_PROGRAMS: [&str; 7] = [
+const C_PROGRAMS: [&str; 8] = [
     "hello_musl",
     "hostile",
     "isolation",
@@ -56,6 +56,7 @@ const C_PROGRAMS: [&str; 7] = [
     "events",
     "bench",
     "memory",
+    "unix",
 ];
 /// The Rust programs: each the Cargo project `tests/linux/<name>`.
 const RUST_PROGRAMS: [&str; 2] = ["hello_rust", "threads_rust"];
