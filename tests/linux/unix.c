@@ -458,6 +458,64 @@ static void abstract(void)
 	close(s);
 }
 
+/* A datagram pair: boundaries kept, truncation, a forked sender, no EOF. */
+static void datagrams(void)
+{
+	int sv[2];
+	check(socketpair(AF_UNIX, SOCK_DGRAM, 0, sv) == 0, "datagram socketpair");
+	int t = -1;
+	socklen_t tl = sizeof t;
+	check(getsockopt(sv[0], SOL_SOCKET, SO_TYPE, &t, &tl) == 0 && t == SOCK_DGRAM,
+	      "SO_TYPE SOCK_DGRAM");
+	check(send(sv[0], "one", 3, 0) == 3 && send(sv[0], "", 0, 0) == 0 &&
+		      send(sv[0], "three", 5, 0) == 5,
+	      "three datagrams");
+	char b[64];
+	check(recv(sv[1], b, sizeof b, 0) == 3 && memcmp(b, "one", 3) == 0, "first datagram whole");
+	check(recv(sv[1], b, sizeof b, 0) == 0, "an empty datagram");
+	struct iovec v = { b, 4 };
+	struct msghdr m = { .msg_iov = &v, .msg_iovlen = 1 };
+	check(recvmsg(sv[1], &m, 0) == 4 && (m.msg_flags & MSG_TRUNC) && memcmp(b, "thre", 4) == 0,
+	      "a long datagram is cut: MSG_TRUNC");
+	check(recv(sv[1], b, sizeof b, MSG_DONTWAIT) == -1 && errno == EAGAIN,
+	      "the cut rest is gone: EAGAIN");
+	check(listen(sv[0], 1) == -1 && errno == EOPNOTSUPP, "listen on a datagram socket: EOPNOTSUPP");
+
+	pid_t c = fork();
+	if (c == 0) {
+		close(sv[1]);
+		for (int i = 0; i < 200; i++) {
+			size_t n = (size_t)(i * 37) % 2000;
+			for (size_t j = 0; j < n; j++)
+				buf[j] = pattern(i, j);
+			if (send(sv[0], buf, n, 0) != (ssize_t)n)
+				_exit(1);
+		}
+		_exit(0);
+	}
+	close(sv[0]);
+	int wrong = 0;
+	for (int i = 0; i < 200 && !wrong; i++) {
+		size_t n = (size_t)(i * 37) % 2000;
+		ssize_t k = recv(sv[1], buf, sizeof buf, 0);
+		if (k != (ssize_t)n) {
+			wrong = 1;
+			break;
+		}
+		for (size_t j = 0; j < n; j++)
+			wrong |= buf[j] != pattern(i, j);
+	}
+	check(!wrong, "200 datagrams from a child, each whole and in order");
+	int st;
+	check(waitpid(c, &st, 0) == c && WIFEXITED(st) && WEXITSTATUS(st) == 0, "datagram child");
+	struct pollfd p = { .fd = sv[1], .events = POLLIN };
+	check(poll(&p, 1, 0) == 0, "the peer gone: no end of file for datagrams");
+	check(send(sv[1], "x", 1, MSG_NOSIGNAL) == -1 && errno == ECONNREFUSED,
+	      "send to a closed peer: ECONNREFUSED");
+	check(send(sv[1], "x", 1, MSG_NOSIGNAL) == -1 && errno == ENOTCONN, "then ENOTCONN");
+	close(sv[1]);
+}
+
 static void errors(void)
 {
 	int sv[2];
@@ -524,6 +582,9 @@ int main(void)
 	abstract();
 	if (!failed)
 		printf("unix: abstract ok\n");
+	datagrams();
+	if (!failed)
+		printf("unix: datagrams ok\n");
 	errors();
 	if (!failed)
 		printf("unix: errors ok\n");

@@ -1,11 +1,13 @@
-//! AF_UNIX stream sockets as Linux programs see them (`net/unix/af_unix.c`):
+//! AF_UNIX sockets as Linux programs see them (`net/unix/af_unix.c`):
 //! `struct sockaddr_un`, `socket`'s arguments, and a connection's state.
-//! A connection is a pair of [`Pipe`]s, one per direction, plus each end's
-//! shutdown bits and pending error; the process server keeps the names,
+//! A stream connection is a pair of [`Pipe`]s, one per direction, plus each
+//! end's shutdown bits and pending error; a datagram pair (`socketpair`
+//! only) queues whole messages instead. The process server keeps the names,
 //! listeners and descriptors (`services/posix_server/src/unix.rs`). Like
 //! the pipe, nothing here blocks: `WouldBlock` asks the server to park a
 //! blocking caller.
 
+use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 
 use linux_raw_sys::general as g;
@@ -80,25 +82,29 @@ impl UnixAddr {
 /// What `socket(AF_UNIX, type, protocol)` or `socketpair` asks for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct NewUnix {
+    /// `SOCK_DGRAM` (else `SOCK_STREAM`).
+    pub dgram: bool,
     pub nonblock: bool,
     pub cloexec: bool,
 }
 
 /// Checks the type and protocol of an AF_UNIX socket as Linux does:
 /// unknown flags `EINVAL`, a protocol other than 0 or `PF_UNIX`
-/// `EPROTONOSUPPORT`; only `SOCK_STREAM` is implemented (datagram and
-/// seqpacket sockets are `ESOCKTNOSUPPORT`).
+/// `EPROTONOSUPPORT`; `SOCK_SEQPACKET` is not implemented
+/// (`ESOCKTNOSUPPORT`).
 pub fn new_unix(ty: u64, protocol: u64) -> Result<NewUnix, Errno> {
     let flags = u64::from(g::O_NONBLOCK | g::O_CLOEXEC);
     if protocol != 0 && protocol != u64::from(n::AF_UNIX) {
         return Err(Errno::EPROTONOSUPPORT);
     }
-    match u32::try_from(ty & !flags).map_err(|_| Errno::EINVAL)? {
-        n::SOCK_STREAM => {}
-        n::SOCK_DGRAM | n::SOCK_SEQPACKET => return Err(Errno::ESOCKTNOSUPPORT),
+    let dgram = match u32::try_from(ty & !flags).map_err(|_| Errno::EINVAL)? {
+        n::SOCK_STREAM => false,
+        n::SOCK_DGRAM => true,
+        n::SOCK_SEQPACKET => return Err(Errno::ESOCKTNOSUPPORT),
         _ => return Err(Errno::EINVAL),
-    }
+    };
     Ok(NewUnix {
+        dgram,
         nonblock: ty & u64::from(g::O_NONBLOCK) != 0,
         cloexec: ty & u64::from(g::O_CLOEXEC) != 0,
     })
@@ -115,6 +121,32 @@ struct EndState {
     /// Bumped by shutdowns and closes that change what this end sees
     /// (epoll's edge-triggered reports).
     events: u64,
+    /// A datagram send found the peer closed (`ECONNREFUSED` once, then
+    /// `ENOTCONN`, as Linux drops the peer).
+    refused: bool,
+}
+
+/// Bytes a datagram direction holds (Linux's limit is the sender's
+/// 208 KiB buffer); a larger message is `EMSGSIZE`.
+pub const DGRAM_CAPACITY: usize = 64 * 1024;
+/// What each message costs beyond its bytes, which bounds how many empty
+/// ones fit.
+const DGRAM_COST: usize = 64;
+
+/// One direction of a datagram pair: whole messages in order.
+#[derive(Clone, Debug, Default)]
+struct Datagrams {
+    queue: VecDeque<Vec<u8>>,
+    bytes: usize,
+    /// Messages in and out (epoll's edge-triggered reports).
+    ins: u64,
+    outs: u64,
+}
+
+impl Datagrams {
+    fn room(&self) -> usize {
+        DGRAM_CAPACITY.saturating_sub(self.bytes)
+    }
 }
 
 /// A connected pair of stream sockets, ends 0 and 1.
@@ -123,6 +155,11 @@ pub struct Stream {
     /// `dirs[i]`: what end `i` writes and end `1 - i` reads.
     dirs: [Pipe; 2],
     ends: [EndState; 2],
+    /// A datagram pair's directions, indexed as `dirs` (which it then
+    /// leaves unused).
+    dgrams: Option<[Datagrams; 2]>,
+    /// The last datagram read was longer than the buffer (`MSG_TRUNC`).
+    truncated: bool,
 }
 
 impl Default for Stream {
@@ -145,7 +182,82 @@ impl Stream {
         Stream {
             dirs: [Pipe::new(), Pipe::new()],
             ends: [open, open],
+            dgrams: None,
+            truncated: false,
         }
+    }
+
+    /// A connected datagram pair (`socketpair(AF_UNIX, SOCK_DGRAM)`).
+    pub fn datagrams() -> Stream {
+        Stream {
+            dgrams: Some(Default::default()),
+            ..Stream::new()
+        }
+    }
+
+    /// Whether this is a datagram pair.
+    pub fn is_datagram(&self) -> bool {
+        self.dgrams.is_some()
+    }
+
+    /// Whether the last datagram read was cut to the buffer.
+    pub fn truncated(&self) -> bool {
+        self.truncated
+    }
+
+    fn dgram(&mut self, dir: usize) -> Option<&mut Datagrams> {
+        self.dgrams.as_mut().and_then(|d| d.get_mut(dir))
+    }
+
+    /// `read` of a datagram pair: one whole message, cut to `buf` (the
+    /// rest is lost); an empty message reads as 0 bytes, and the peer's
+    /// close is no end of file (Linux).
+    fn read_datagram(&mut self, end: usize, buf: &mut [u8]) -> Result<usize, Errno> {
+        let rd_shut = self.end(end).rd_shut;
+        let Some(q) = self.dgram(other(end)) else {
+            return Err(Errno::EBADF);
+        };
+        let Some(msg) = q.queue.pop_front() else {
+            return if rd_shut { Ok(0) } else { Err(Errno::EAGAIN) };
+        };
+        q.bytes = q.bytes.saturating_sub(msg.len() + DGRAM_COST);
+        q.outs = q.outs.wrapping_add(1);
+        let k = msg.len().min(buf.len());
+        if let (Some(dst), Some(src)) = (buf.get_mut(..k), msg.get(..k)) {
+            dst.copy_from_slice(src);
+        }
+        self.truncated = msg.len() > buf.len();
+        Ok(k)
+    }
+
+    /// `write` of a datagram pair: the whole message or nothing.
+    fn write_datagram(&mut self, end: usize, data: &[u8]) -> Result<usize, Errno> {
+        let me = self.end(end);
+        let peer = self.end(other(end));
+        if me.wr_shut || peer.rd_shut {
+            return Err(Errno::EPIPE);
+        }
+        if !peer.open {
+            let s = self.end_mut(end).ok_or(Errno::EBADF)?;
+            let first = !core::mem::replace(&mut s.refused, true);
+            return Err(if first {
+                Errno::ECONNREFUSED
+            } else {
+                Errno::ENOTCONN
+            });
+        }
+        if data.len() > DGRAM_CAPACITY {
+            return Err(Errno::EMSGSIZE);
+        }
+        let q = self.dgram(end).ok_or(Errno::EBADF)?;
+        let cost = data.len() + DGRAM_COST;
+        if q.room() < cost && !q.queue.is_empty() {
+            return Err(Errno::EAGAIN);
+        }
+        q.queue.push_back(data.to_vec());
+        q.bytes = q.bytes.saturating_add(cost);
+        q.ins = q.ins.wrapping_add(1);
+        Ok(data.len())
     }
 
     fn end(&self, end: usize) -> EndState {
@@ -161,6 +273,9 @@ impl Stream {
     /// the peer's `SHUT_WR` or close); else `EAGAIN` (park a blocking
     /// caller).
     pub fn read(&mut self, end: usize, buf: &mut [u8]) -> Result<usize, Errno> {
+        if self.is_datagram() {
+            return self.read_datagram(end, buf);
+        }
         let me = self.end(end);
         let Some(dir) = self.dirs.get_mut(other(end)) else {
             return Err(Errno::EBADF);
@@ -189,6 +304,9 @@ impl Stream {
     /// `MSG_NOSIGNAL`); else the pipe's answer: a partial count, or
     /// `EAGAIN` without room.
     pub fn write(&mut self, end: usize, data: &[u8]) -> Result<usize, Errno> {
+        if self.is_datagram() {
+            return self.write_datagram(end, data);
+        }
         if self.end(end).wr_shut {
             return Err(Errno::EPIPE);
         }
@@ -200,11 +318,20 @@ impl Stream {
         }
     }
 
-    /// `shutdown(end, how)`: this end's halves, and the peer's opposite
-    /// ones (Linux: `SHUT_WR` here is `RCV_SHUTDOWN` there).
+    /// `shutdown(end, how)`: this end's halves, and for a stream the
+    /// peer's opposite ones (Linux: `SHUT_WR` here is `RCV_SHUTDOWN`
+    /// there).
     pub fn shutdown(&mut self, end: usize, rd: bool, wr: bool) {
         let peer = other(end);
         let me = self.end(end);
+        if self.is_datagram() {
+            if let Some(s) = self.end_mut(end) {
+                s.rd_shut |= rd;
+                s.wr_shut |= wr;
+                s.events = s.events.wrapping_add(1);
+            }
+            return;
+        }
         if wr && !me.wr_shut {
             if let Some(d) = self.dirs.get_mut(end) {
                 d.close_writer();
@@ -234,6 +361,19 @@ impl Stream {
         if !self.end(end).open {
             return;
         }
+        if self.is_datagram() {
+            // The messages it would have read go; the peer sees no hang-up.
+            if let Some(q) = self.dgram(other(end)) {
+                *q = Datagrams::default();
+            }
+            if let Some(s) = self.end_mut(end) {
+                s.open = false;
+            }
+            if let Some(s) = self.end_mut(other(end)) {
+                s.events = s.events.wrapping_add(1);
+            }
+            return;
+        }
         let unread = self.dirs.get(other(end)).is_some_and(|d| !d.is_empty());
         self.shutdown(end, true, true);
         if let Some(s) = self.end_mut(end) {
@@ -253,7 +393,18 @@ impl Stream {
 
     /// Bytes waiting for `end` (`FIONREAD`).
     pub fn pending(&self, end: usize) -> usize {
-        self.dirs.get(other(end)).map_or(0, Pipe::len)
+        match &self.dgrams {
+            Some(d) => d.get(other(end)).map_or(0, |q| q.bytes),
+            None => self.dirs.get(other(end)).map_or(0, Pipe::len),
+        }
+    }
+
+    /// Free bytes in what `end` writes.
+    fn room(&self, end: usize) -> usize {
+        match &self.dgrams {
+            Some(d) => d.get(end).map_or(0, Datagrams::room),
+            None => self.dirs.get(end).map_or(0, Pipe::room),
+        }
     }
 
     /// `poll` events of `end`, as Linux's `unix_poll`: `POLLERR` for a
@@ -276,8 +427,7 @@ impl Stream {
         if self.pending(end) > 0 {
             mask |= g::POLLIN | g::POLLRDNORM;
         }
-        let room = self.dirs.get(end).map_or(0, Pipe::room);
-        if room >= PIPE_BUF || self.peer_closed(end) {
+        if self.room(end) >= PIPE_BUF || self.peer_closed(end) {
             mask |= g::POLLOUT | g::POLLWRNORM | g::POLLWRBAND;
         }
         mask
@@ -288,6 +438,11 @@ impl Stream {
     /// shutdown.
     pub fn changes(&self, end: usize) -> (u64, u64) {
         let ev = self.end(end).events;
+        if let Some(d) = &self.dgrams {
+            let rd = d.get(other(end)).map_or(0, |q| q.ins);
+            let wr = d.get(end).map_or(0, |q| q.outs);
+            return (rd.wrapping_add(ev), wr.wrapping_add(ev));
+        }
         let rd = self.dirs.get(other(end)).map_or(0, Pipe::reader_changes);
         let wr = self.dirs.get(end).map_or(0, Pipe::writer_changes);
         (rd.wrapping_add(ev), wr.wrapping_add(ev))
@@ -345,14 +500,16 @@ mod tests {
         assert_eq!(
             new_unix(s | nb | ce, 0),
             Ok(NewUnix {
+                dgram: false,
                 nonblock: true,
                 cloexec: true
             })
         );
         assert!(new_unix(s, 1).is_ok());
         assert_eq!(new_unix(s, 6), Err(Errno::EPROTONOSUPPORT));
+        assert!(new_unix(u64::from(n::SOCK_DGRAM), 0).is_ok_and(|w| w.dgram));
         assert_eq!(
-            new_unix(u64::from(n::SOCK_DGRAM), 0),
+            new_unix(u64::from(n::SOCK_SEQPACKET), 0),
             Err(Errno::ESOCKTNOSUPPORT)
         );
         assert_eq!(new_unix(s | 0x10_0000, 0), Err(Errno::EINVAL));
@@ -434,5 +591,46 @@ mod tests {
         s.close(0);
         assert_eq!(s.read(1, &mut b), Ok(0));
         assert_eq!(s.poll(1) & g::POLLERR, 0);
+    }
+
+    #[test]
+    fn datagrams_keep_their_boundaries() {
+        let mut s = Stream::datagrams();
+        assert_eq!(s.write(0, b"one"), Ok(3));
+        assert_eq!(s.write(0, b""), Ok(0));
+        assert_eq!(s.write(0, b"three"), Ok(5));
+        let mut b = [0u8; 4];
+        assert_eq!(s.read(1, &mut b), Ok(3));
+        assert!(!s.truncated());
+        assert_ne!(s.poll(1) & g::POLLIN, 0);
+        assert_eq!(s.read(1, &mut b), Ok(0));
+        assert_eq!(s.read(1, &mut b), Ok(4));
+        assert!(s.truncated());
+        assert_eq!(&b, b"thre");
+        assert_eq!(s.read(1, &mut b), Err(Errno::EAGAIN));
+        assert_eq!(
+            s.write(1, &vec![0u8; DGRAM_CAPACITY + 1]),
+            Err(Errno::EMSGSIZE)
+        );
+    }
+
+    #[test]
+    fn datagrams_fill_and_the_peers_close_is_refusal() {
+        let mut s = Stream::datagrams();
+        let mut sent = 0;
+        while s.write(0, &[1u8; 1000]).is_ok() {
+            sent += 1;
+        }
+        assert!(sent > 10 && sent < 100);
+        assert_eq!(s.poll(0) & g::POLLOUT, 0);
+        s.close(1);
+        assert_eq!(s.write(0, b"x"), Err(Errno::ECONNREFUSED));
+        assert_eq!(s.write(0, b"x"), Err(Errno::ENOTCONN));
+        // No end of file for a datagram socket.
+        let mut b = [0u8; 4];
+        assert_eq!(s.read(0, &mut b), Err(Errno::EAGAIN));
+        assert_eq!(s.poll(0) & (g::POLLHUP | g::POLLIN), 0);
+        s.shutdown(0, true, false);
+        assert_eq!(s.read(0, &mut b), Ok(0));
     }
 }

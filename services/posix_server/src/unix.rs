@@ -88,21 +88,27 @@ impl Names {
         self.bound.get(key).and_then(Weak::upgrade)
     }
 
-    /// A new connection, `ENOBUFS` past [`MAX_STREAMS`].
-    fn new_stream(&mut self) -> Result<Rc<RefCell<Stream>>, Errno> {
+    /// A new connection (a datagram pair if `dgram`), `ENOBUFS` past
+    /// [`MAX_STREAMS`].
+    fn new_stream(&mut self, dgram: bool) -> Result<Rc<RefCell<Stream>>, Errno> {
         self.streams.retain(|w| w.strong_count() > 0);
         if self.streams.len() >= MAX_STREAMS {
             return Err(Errno::ENOBUFS);
         }
-        let s = Rc::new(RefCell::new(Stream::new()));
+        let s = Rc::new(RefCell::new(if dgram {
+            Stream::datagrams()
+        } else {
+            Stream::new()
+        }));
         self.streams.push(Rc::downgrade(&s));
         Ok(s)
     }
 }
 
-/// An AF_UNIX stream socket.
+/// An AF_UNIX socket: a stream socket, or an end of a datagram pair.
 #[derive(Debug, Default)]
 pub struct Unix {
+    dgram: bool,
     local: UnixAddr,
     peer: UnixAddr,
     /// Set by `bind`; `listen` makes it take connections.
@@ -169,6 +175,17 @@ fn with_unix<T>(f: &OpenRef, op: impl FnOnce(&mut Unix, bool) -> T) -> Result<T,
     }
 }
 
+/// The error of a send with an address: a connected stream's `EISCONN`,
+/// else `EOPNOTSUPP` (an unconnected stream; named datagram sockets are
+/// not implemented).
+fn addressed(u: &Unix) -> Errno {
+    if u.conn.is_some() && !u.dgram {
+        Errno::EISCONN
+    } else {
+        Errno::EOPNOTSUPP
+    }
+}
+
 /// The flags `recv` on a Unix socket takes (`MSG_PEEK` is not kept).
 const RECV_FLAGS: u32 = n::MSG_DONTWAIT | n::MSG_CMSG_CLOEXEC;
 
@@ -206,6 +223,10 @@ impl Server {
         match nr {
             g::__NR_socket => {
                 let want = new_unix(a1, a2)?;
+                // Datagram sockets come only in pairs here.
+                if want.dgram {
+                    return Err(Errno::ESOCKTNOSUPPORT);
+                }
                 self.add_unix(pid, Unix::default(), want.nonblock, want.cloexec)
             }
             g::__NR_socketpair => self.socketpair(pid, a0, a1, a2, a3),
@@ -217,12 +238,7 @@ impl Server {
             g::__NR_sendto => {
                 let f = self.file(pid, a0)?;
                 if a5 != 0 {
-                    let connected = with_unix(&f, |u, _| u.conn.is_some())?;
-                    return Err(if connected {
-                        Errno::EISCONN
-                    } else {
-                        Errno::EOPNOTSUPP
-                    });
+                    return Err(with_unix(&f, |u, _| addressed(u))?);
                 }
                 let mut data = alloc::vec![0u8; (a2 as usize).min(crate::syscall::IO_MAX)];
                 self.user_read(pid, a1, &mut data)?;
@@ -298,8 +314,9 @@ impl Server {
             return Err(Errno::EAFNOSUPPORT);
         }
         let want = new_unix(ty, protocol)?;
-        let stream = self.unix_names.new_stream()?;
+        let stream = self.unix_names.new_stream(want.dgram)?;
         let end = |side| Unix {
+            dgram: want.dgram,
             conn: Some(End {
                 stream: stream.clone(),
                 side,
@@ -438,6 +455,9 @@ impl Server {
     fn unix_listen(&mut self, pid: Pid, fd: u64, backlog: u64) -> R {
         let f = self.file(pid, fd)?;
         with_unix(&f, |u, _| {
+            if u.dgram {
+                return Err(Errno::EOPNOTSUPP);
+            }
             if u.conn.is_some() {
                 return Err(Errno::EINVAL);
             }
@@ -493,7 +513,7 @@ impl Server {
                 self.wait(pid, None)
             });
         }
-        let stream = self.unix_names.new_stream()?;
+        let stream = self.unix_names.new_stream(false)?;
         let mine = with_unix(&f, |u, _| u.local.clone())?;
         let server_end = End {
             stream: stream.clone(),
@@ -521,6 +541,9 @@ impl Server {
         }
         let f = self.file(pid, fd)?;
         let (got, nb) = with_unix(&f, |u, nb| {
+            if u.dgram {
+                return Err(Errno::EOPNOTSUPP);
+            }
             let l = u.listener().ok_or(Errno::EINVAL)?;
             let mut l = l.borrow_mut();
             Ok((
@@ -611,12 +634,7 @@ impl Server {
             return Err(Errno::EOPNOTSUPP);
         }
         if m.namelen != 0 {
-            let connected = with_unix(&f, |u, _| u.conn.is_some())?;
-            return Err(if connected {
-                Errno::EISCONN
-            } else {
-                Errno::EOPNOTSUPP
-            });
+            return Err(with_unix(&f, |u, _| addressed(u))?);
         }
         let data = self.gather(pid, m.iov, m.iovlen)?;
         self.unix_send(pid, &f, &data, flags as u32)
@@ -641,7 +659,13 @@ impl Server {
             self.user_write(pid, msg + pi::MSGHDR_NAMELEN_AT, &0u32.to_le_bytes())?;
         }
         self.user_write(pid, msg + pi::MSGHDR_CONTROLLEN_AT, &0u64.to_le_bytes())?;
-        self.user_write(pid, msg + pi::MSGHDR_FLAGS_AT, &0u32.to_le_bytes())?;
+        let cut = with_unix(&f, |u, _| {
+            u.conn
+                .as_ref()
+                .is_some_and(|e| e.stream.borrow().truncated())
+        })?;
+        let flags = if cut { n::MSG_TRUNC } else { 0 };
+        self.user_write(pid, msg + pi::MSGHDR_FLAGS_AT, &flags.to_le_bytes())?;
         Ok(got)
     }
 
@@ -686,6 +710,7 @@ impl Server {
         let q = with_unix(&f, |u, _| u.opts.get(level as u32, name as u32))??;
         let v = match q {
             pi::Query::Value(v) => v,
+            pi::Query::Type if with_unix(&f, |u, _| u.dgram)? => n::SOCK_DGRAM as i32,
             pi::Query::Type => n::SOCK_STREAM as i32,
             // A reset is reported by the read it ends.
             pi::Query::Error => 0,
