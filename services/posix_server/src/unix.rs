@@ -32,9 +32,9 @@ use crate::Server;
 
 type R = Result<u64, Errno>;
 
-/// Connections alive at once in all processes (each buffers up to
-/// 128 KiB), as pipes are bounded.
-const MAX_STREAMS: usize = 64;
+/// Connections alive at once in all processes: each buffers up to
+/// 128 KiB of the server's 16 MiB heap, so they are bounded as pipes are.
+const MAX_STREAMS: usize = 32;
 /// The largest backlog a listener takes (it holds backlog + 1
 /// connections unaccepted, as Linux).
 const BACKLOG_MAX: usize = 128;
