@@ -21,4 +21,5 @@ pub mod regs;
 pub mod rewrite;
 pub mod signal;
 pub mod tty;
+pub mod unix;
 pub mod vm;

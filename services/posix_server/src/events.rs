@@ -123,6 +123,7 @@ impl Server {
                 (if ready { g::POLLIN | g::POLLRDNORM } else { 0 }, (0, 0))
             }
             Object::Socket(s) => (u32::from(self.inet_poll(s)), (0, 0)),
+            Object::Unix(u) => u.state(),
             _ => (ALWAYS, (0, 0)),
         }
     }

@@ -51,6 +51,8 @@ pub enum Object {
     Epoll(crate::events::EpollRef),
     /// An AF_INET socket of the network service (`inet.rs`).
     Socket(crate::inet::Sock),
+    /// An AF_UNIX stream socket (`unix.rs`).
+    Unix(crate::unix::Unix),
 }
 
 pub type PipeRef = Rc<RefCell<posix::pipe::Pipe>>;

@@ -615,7 +615,7 @@ impl Server {
         Ok(n)
     }
 
-    fn user_msghdr(&mut self, pid: Pid, at: u64) -> Result<pi::MsgHdr, Errno> {
+    pub(crate) fn user_msghdr(&mut self, pid: Pid, at: u64) -> Result<pi::MsgHdr, Errno> {
         let mut b = [0u8; pi::MSGHDR_LEN];
         self.user_read(pid, at, &mut b)?;
         Ok(pi::MsgHdr::decode(&b))
@@ -670,7 +670,12 @@ impl Server {
     }
 
     /// The bytes of an iovec array, at most `IO_MAX`.
-    fn gather(&mut self, pid: Pid, iov: u64, count: u64) -> Result<alloc::vec::Vec<u8>, Errno> {
+    pub(crate) fn gather(
+        &mut self,
+        pid: Pid,
+        iov: u64,
+        count: u64,
+    ) -> Result<alloc::vec::Vec<u8>, Errno> {
         let mut data = alloc::vec::Vec::new();
         for (base, len) in self.iovecs(pid, iov, count)? {
             let start = data.len();
@@ -681,7 +686,12 @@ impl Server {
         Ok(data)
     }
 
-    fn scatter(&mut self, pid: Pid, vecs: &[(u64, u64)], data: &[u8]) -> Result<(), Errno> {
+    pub(crate) fn scatter(
+        &mut self,
+        pid: Pid,
+        vecs: &[(u64, u64)],
+        data: &[u8],
+    ) -> Result<(), Errno> {
         let mut done = 0usize;
         for &(base, len) in vecs {
             let Some(rest) = data.get(done..).filter(|r| !r.is_empty()) else {

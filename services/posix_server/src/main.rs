@@ -25,6 +25,7 @@ mod signals;
 mod space;
 mod syscall;
 mod threads;
+mod unix;
 mod window;
 
 use alloc::collections::BTreeMap;
@@ -177,6 +178,8 @@ pub struct Server {
     /// The network service's sockets, when the manifest grants them
     /// (boxed: the server lives on the stack).
     pub inet: Option<alloc::boxed::Box<inet::Inet>>,
+    /// Bound AF_UNIX names and live connections.
+    pub unix_names: unix::Names,
     pub clock: Clock,
     pub random: Random,
     pub procs: BTreeMap<Pid, Process>,
@@ -533,6 +536,7 @@ fn main(env: &Env) -> Result<(), StartError> {
         epolls: Vec::new(),
         timer_asked: None,
         inet,
+        unix_names: unix::Names::default(),
         clock,
         random: Random::new(kaal_rt::rdtsc()),
         procs: BTreeMap::new(),

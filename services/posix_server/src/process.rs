@@ -475,6 +475,8 @@ impl Server {
                     self.changed = true;
                 }
                 Object::Socket(s) => self.inet_close(&s),
+                // Dropping the socket closes its end or its listener.
+                Object::Unix(_) => self.changed = true,
                 _ => {}
             }
         }

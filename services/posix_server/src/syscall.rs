@@ -308,6 +308,7 @@ impl Server {
             g::__NR_epoll_pwait2 => self.epoll_pwait2(pid, a),
             g::__NR_rseq => Err(Errno::ENOSYS),
             g::__NR_statx => Err(Errno::ENOSYS),
+            n if self.unix_takes(pid, n, &a) => self.unix_call(pid, n, a),
             g::__NR_socket => self.socket(pid, a[0], a[1], a[2]),
             g::__NR_bind => self.bind(pid, a[0], a[1], a[2]),
             g::__NR_listen => self.listen(pid, a[0], a[1]),
@@ -827,6 +828,10 @@ impl Server {
                 drop(open);
                 self.sock_recv(pid, f, out, 0).map(|(n, _)| n)
             }
+            Object::Unix(_) => {
+                drop(open);
+                self.unix_recv(pid, f, out, 0)
+            }
             Object::Generated { .. } => {
                 drop(open);
                 let mut open = f.borrow_mut();
@@ -900,6 +905,10 @@ impl Server {
             Object::Socket(_) => {
                 drop(open);
                 self.sock_send(pid, f, data, None, 0)
+            }
+            Object::Unix(_) => {
+                drop(open);
+                self.unix_send(pid, f, data, 0)
             }
             Object::PipeRead(_) | Object::Generated { .. } => Err(Errno::EBADF),
             Object::Null | Object::Zero | Object::Random => ok(data.len() as u64),
@@ -1052,9 +1061,11 @@ impl Server {
         let f = self.file(pid, fd)?;
         let vfd = match &f.borrow().object {
             Object::Vfs { fd, .. } => *fd,
-            Object::Tty | Object::PipeRead(_) | Object::PipeWrite(_) | Object::Socket(_) => {
-                return Err(Errno::ESPIPE)
-            }
+            Object::Tty
+            | Object::PipeRead(_)
+            | Object::PipeWrite(_)
+            | Object::Socket(_)
+            | Object::Unix(_) => return Err(Errno::ESPIPE),
             _ => return Ok(0),
         };
         if whence > 2 {
@@ -1081,6 +1092,7 @@ impl Server {
                 Ok(files::anon_stat(&open.object))
             }
             Object::Socket(s) => Ok(crate::inet::sock_stat(s)),
+            Object::Unix(u) => Ok(u.stat()),
             // procfs files have no size.
             Object::Generated { .. } => Ok(Stat {
                 mode: posix::abi::mode::S_IFREG | 0o444,

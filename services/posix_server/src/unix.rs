@@ -1,0 +1,725 @@
+//! AF_UNIX stream sockets between Linux processes: `socketpair`, and
+//! named sockets (`bind`, `listen`, `accept`, `connect`). A connection is
+//! a `posix::unix::Stream` (two pipe buffers) shared by its two ends; each
+//! end is an open file description like a pipe end (shared by `dup` and
+//! `fork`), and dropping its last reference closes that end.
+//!
+//! Names: a path name is a real, empty file the VFS creates at `bind` (so
+//! `EADDRINUSE` while it exists, `unlink` frees it, `connect` to a missing
+//! one is `ENOENT`); the VFS has no socket inodes, so the server keeps the
+//! listener by the file's (device, inode) and the file stats as a regular
+//! file. An abstract name lives only in the server's table and goes with
+//! its socket. A call that would wait parks and runs again at the next
+//! change, as pipes do.
+
+use alloc::collections::{BTreeMap, VecDeque};
+use alloc::rc::{Rc, Weak};
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::cell::RefCell;
+
+use kaal_client::file::flags as vfs_flags;
+use linux_raw_sys::general as g;
+use linux_raw_sys::net as n;
+use posix::abi::{mode, Stat};
+use posix::errno::Errno;
+use posix::inet as pi;
+use posix::unix::{new_unix, Stream, UnixAddr, SOCKADDR_UN_LEN};
+
+use crate::files::{file_errno, open_ref, Object, OpenRef};
+use crate::process::Pid;
+use crate::Server;
+
+type R = Result<u64, Errno>;
+
+/// Connections alive at once in all processes: each buffers up to
+/// 128 KiB of the server's 16 MiB heap, so they are bounded as pipes are.
+const MAX_STREAMS: usize = 32;
+/// The largest backlog a listener takes (it holds backlog + 1
+/// connections unaccepted, as Linux).
+const BACKLOG_MAX: usize = 128;
+const AT_FDCWD: u64 = -100i64 as u64;
+
+/// One end of a connection; dropping it closes that end.
+#[derive(Debug)]
+pub struct End {
+    stream: Rc<RefCell<Stream>>,
+    side: usize,
+}
+
+impl Drop for End {
+    fn drop(&mut self) {
+        if let Ok(mut s) = self.stream.try_borrow_mut() {
+            s.close(self.side);
+        }
+    }
+}
+
+/// A bound socket's name entry: once listening, its connections not yet
+/// accepted (the server end and the client's name).
+#[derive(Debug, Default)]
+pub struct Listener {
+    name: UnixAddr,
+    listening: bool,
+    backlog: usize,
+    queue: VecDeque<(End, UnixAddr)>,
+    /// Bumped per connection queued (epoll's edge-triggered reports).
+    arrivals: u64,
+}
+
+/// What a name is found by: a socket file's (device, inode), or an
+/// abstract name.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Key {
+    Inode(u32, u64),
+    Abstract(Vec<u8>),
+}
+
+/// The server's table of bound names and its count of connections.
+#[derive(Default)]
+pub struct Names {
+    bound: BTreeMap<Key, Weak<RefCell<Listener>>>,
+    streams: Vec<Weak<RefCell<Stream>>>,
+    autobind: u32,
+}
+
+impl Names {
+    fn live(&self, key: &Key) -> Option<Rc<RefCell<Listener>>> {
+        self.bound.get(key).and_then(Weak::upgrade)
+    }
+
+    /// A new connection (a datagram pair if `dgram`), `ENOBUFS` past
+    /// [`MAX_STREAMS`].
+    fn new_stream(&mut self, dgram: bool) -> Result<Rc<RefCell<Stream>>, Errno> {
+        self.streams.retain(|w| w.strong_count() > 0);
+        if self.streams.len() >= MAX_STREAMS {
+            return Err(Errno::ENOBUFS);
+        }
+        let s = Rc::new(RefCell::new(if dgram {
+            Stream::datagrams()
+        } else {
+            Stream::new()
+        }));
+        self.streams.push(Rc::downgrade(&s));
+        Ok(s)
+    }
+}
+
+/// An AF_UNIX socket: a stream socket, or an end of a datagram pair.
+#[derive(Debug, Default)]
+pub struct Unix {
+    dgram: bool,
+    local: UnixAddr,
+    peer: UnixAddr,
+    /// Set by `bind`; `listen` makes it take connections.
+    bound: Option<Rc<RefCell<Listener>>>,
+    /// Set by `connect`, `accept` and `socketpair`.
+    conn: Option<End>,
+    opts: pi::Options,
+}
+
+impl Unix {
+    fn listener(&self) -> Option<&Rc<RefCell<Listener>>> {
+        self.bound.as_ref().filter(|l| l.borrow().listening)
+    }
+
+    /// Poll bits and change counts, as Linux's `unix_poll`: a connection's
+    /// end; a listener is readable with a connection waiting; a socket
+    /// neither is `POLLOUT | POLLHUP`.
+    pub fn state(&self) -> (u32, posix::events::Changes) {
+        if let Some(e) = &self.conn {
+            let s = e.stream.borrow();
+            return (s.poll(e.side), s.changes(e.side));
+        }
+        if let Some(l) = self.listener() {
+            let l = l.borrow();
+            let bits = if l.queue.is_empty() {
+                0
+            } else {
+                g::POLLIN | g::POLLRDNORM
+            };
+            return (bits, (l.arrivals, 0));
+        }
+        (
+            g::POLLOUT | g::POLLWRNORM | g::POLLWRBAND | g::POLLHUP,
+            (0, 0),
+        )
+    }
+
+    /// `struct stat` of a socket.
+    pub fn stat(&self) -> Stat {
+        let ino = match (&self.conn, &self.bound) {
+            (Some(e), _) => Rc::as_ptr(&e.stream) as u64 ^ e.side as u64,
+            (None, Some(l)) => Rc::as_ptr(l) as u64,
+            _ => self as *const Unix as u64,
+        };
+        Stat {
+            dev: 8,
+            ino: ino & 0xffff_ffff,
+            nlink: 1,
+            mode: mode::S_IFSOCK | 0o777,
+            blksize: 4096,
+            ..Stat::default()
+        }
+    }
+}
+
+/// Runs `op` on the AF_UNIX socket of `f` and whether its description is
+/// non-blocking (`ENOTSOCK` for another file).
+fn with_unix<T>(f: &OpenRef, op: impl FnOnce(&mut Unix, bool) -> T) -> Result<T, Errno> {
+    let mut open = f.borrow_mut();
+    let nb = open.flags & g::O_NONBLOCK != 0;
+    match &mut open.object {
+        Object::Unix(u) => Ok(op(u, nb)),
+        _ => Err(Errno::ENOTSOCK),
+    }
+}
+
+/// The error of a send with an address: a connected stream's `EISCONN`,
+/// else `EOPNOTSUPP` (an unconnected stream; named datagram sockets are
+/// not implemented).
+fn addressed(u: &Unix) -> Errno {
+    if u.conn.is_some() && !u.dgram {
+        Errno::EISCONN
+    } else {
+        Errno::EOPNOTSUPP
+    }
+}
+
+/// The flags `recv` on a Unix socket takes (`MSG_PEEK` is not kept).
+const RECV_FLAGS: u32 = n::MSG_DONTWAIT | n::MSG_CMSG_CLOEXEC;
+
+impl Server {
+    /// Whether system call `nr` with arguments `a` is for an AF_UNIX
+    /// socket (checked before the AF_INET calls).
+    pub(crate) fn unix_takes(&self, pid: Pid, nr: u32, a: &[u64; 6]) -> bool {
+        let first = a.first().copied().unwrap_or(0);
+        match nr {
+            g::__NR_socket => first == u64::from(n::AF_UNIX),
+            g::__NR_socketpair => true,
+            g::__NR_bind
+            | g::__NR_listen
+            | g::__NR_accept
+            | g::__NR_accept4
+            | g::__NR_connect
+            | g::__NR_sendto
+            | g::__NR_recvfrom
+            | g::__NR_sendmsg
+            | g::__NR_recvmsg
+            | g::__NR_shutdown
+            | g::__NR_getsockname
+            | g::__NR_getpeername
+            | g::__NR_setsockopt
+            | g::__NR_getsockopt => self
+                .file(pid, first)
+                .is_ok_and(|f| matches!(f.borrow().object, Object::Unix(_))),
+            _ => false,
+        }
+    }
+
+    /// A socket call [`Server::unix_takes`] accepted.
+    pub(crate) fn unix_call(&mut self, pid: Pid, nr: u32, a: [u64; 6]) -> R {
+        let [a0, a1, a2, a3, a4, a5] = a;
+        match nr {
+            g::__NR_socket => {
+                let want = new_unix(a1, a2)?;
+                // Datagram sockets come only in pairs here.
+                if want.dgram {
+                    return Err(Errno::ESOCKTNOSUPPORT);
+                }
+                self.add_unix(pid, Unix::default(), want.nonblock, want.cloexec)
+            }
+            g::__NR_socketpair => self.socketpair(pid, a0, a1, a2, a3),
+            g::__NR_bind => self.unix_bind(pid, a0, a1, a2),
+            g::__NR_listen => self.unix_listen(pid, a0, a1),
+            g::__NR_accept => self.unix_accept(pid, a0, a1, a2, 0),
+            g::__NR_accept4 => self.unix_accept(pid, a0, a1, a2, a3),
+            g::__NR_connect => self.unix_connect(pid, a0, a1, a2),
+            g::__NR_sendto => {
+                let f = self.file(pid, a0)?;
+                if a5 != 0 {
+                    return Err(with_unix(&f, |u, _| addressed(u))?);
+                }
+                let mut data = alloc::vec![0u8; (a2 as usize).min(crate::syscall::IO_MAX)];
+                self.user_read(pid, a1, &mut data)?;
+                self.unix_send(pid, &f, &data, a3 as u32)
+            }
+            g::__NR_recvfrom => {
+                let f = self.file(pid, a0)?;
+                let mut out = alloc::vec![0u8; (a2 as usize).min(crate::syscall::IO_MAX)];
+                let got = self.unix_recv(pid, &f, &mut out, a3 as u32)?;
+                self.user_write(pid, a1, out.get(..got as usize).unwrap_or(&[]))?;
+                if a4 != 0 && a5 != 0 {
+                    let peer = with_unix(&f, |u, _| u.peer.clone())?;
+                    self.put_from(pid, a4, a5, &peer)?;
+                }
+                Ok(got)
+            }
+            g::__NR_sendmsg => self.unix_sendmsg(pid, a0, a1, a2),
+            g::__NR_recvmsg => self.unix_recvmsg(pid, a0, a1, a2),
+            g::__NR_shutdown => {
+                let f = self.file(pid, a0)?;
+                let (rd, wr) = pi::shutdown_how(a1)?;
+                // Linux shuts an unconnected socket too (nothing to see).
+                with_unix(&f, |u, _| {
+                    if let Some(e) = &u.conn {
+                        e.stream.borrow_mut().shutdown(e.side, rd, wr);
+                    }
+                })?;
+                self.changed = true;
+                Ok(0)
+            }
+            g::__NR_getsockname => {
+                let f = self.file(pid, a0)?;
+                let name = with_unix(&f, |u, _| u.local.clone())?;
+                self.put_unix_addr(pid, a1, a2, &name)
+            }
+            g::__NR_getpeername => {
+                let f = self.file(pid, a0)?;
+                let peer = with_unix(&f, |u, _| u.conn.as_ref().map(|_| u.peer.clone()))?;
+                self.put_unix_addr(pid, a1, a2, &peer.ok_or(Errno::ENOTCONN)?)
+            }
+            g::__NR_setsockopt => self.unix_setsockopt(pid, a0, a1, a2, a3, a4),
+            g::__NR_getsockopt => self.unix_getsockopt(pid, a0, a1, a2, a3, a4),
+            _ => Err(Errno::ENOSYS),
+        }
+    }
+
+    /// A descriptor for a new socket (dropped, and so closed, when none is
+    /// free).
+    fn add_unix(&mut self, pid: Pid, u: Unix, nonblock: bool, cloexec: bool) -> R {
+        let nb = if nonblock { g::O_NONBLOCK } else { 0 };
+        let f = open_ref(Object::Unix(u), g::O_RDWR | nb);
+        let p = self.procs.get_mut(&pid).ok_or(Errno::ESRCH)?;
+        p.fds.insert(f, cloexec).map(u64::from)
+    }
+
+    /// Closes descriptor `fd` of `pid` (a call that made it failed).
+    fn unmake(&mut self, pid: Pid, fd: u64) {
+        let closed = self
+            .procs
+            .get_mut(&pid)
+            .and_then(|p| p.fds.close(fd as u32).ok());
+        if let Some(f) = closed {
+            self.release(f);
+        }
+    }
+
+    /// `socketpair(domain, type, protocol, sv)`.
+    fn socketpair(&mut self, pid: Pid, domain: u64, ty: u64, protocol: u64, sv: u64) -> R {
+        if domain == u64::from(n::AF_INET) || domain == u64::from(n::AF_INET6) {
+            return Err(Errno::EOPNOTSUPP);
+        }
+        if domain != u64::from(n::AF_UNIX) {
+            return Err(Errno::EAFNOSUPPORT);
+        }
+        let want = new_unix(ty, protocol)?;
+        let stream = self.unix_names.new_stream(want.dgram)?;
+        let end = |side| Unix {
+            dgram: want.dgram,
+            conn: Some(End {
+                stream: stream.clone(),
+                side,
+            }),
+            ..Unix::default()
+        };
+        let (u0, u1) = (end(0), end(1));
+        let fd0 = self.add_unix(pid, u0, want.nonblock, want.cloexec)?;
+        let fd1 = match self.add_unix(pid, u1, want.nonblock, want.cloexec) {
+            Ok(fd) => fd,
+            Err(e) => {
+                self.unmake(pid, fd0);
+                return Err(e);
+            }
+        };
+        let mut pair = [0u8; 8];
+        pair[..4].copy_from_slice(&(fd0 as u32).to_le_bytes());
+        pair[4..].copy_from_slice(&(fd1 as u32).to_le_bytes());
+        if let Err(e) = self.user_write(pid, sv, &pair) {
+            self.unmake(pid, fd0);
+            self.unmake(pid, fd1);
+            return Err(e);
+        }
+        Ok(0)
+    }
+
+    /// The `struct sockaddr_un` of `len` bytes at `at`.
+    fn user_unix_addr(&mut self, pid: Pid, at: u64, len: u64) -> Result<UnixAddr, Errno> {
+        if !(2..=SOCKADDR_UN_LEN as u64).contains(&len) {
+            return Err(Errno::EINVAL);
+        }
+        let mut b = alloc::vec![0u8; len as usize];
+        self.user_read(pid, at, &mut b)?;
+        UnixAddr::decode(&b)
+    }
+
+    /// Writes `a` to the buffer `at` whose room is at `len_at`, truncated
+    /// to it, and its full length to `len_at`, as Linux.
+    fn put_unix_addr(&mut self, pid: Pid, at: u64, len_at: u64, a: &UnixAddr) -> R {
+        let mut l = [0u8; 4];
+        self.user_read(pid, len_at, &mut l)?;
+        let room = u32::from_le_bytes(l);
+        if (room as i32) < 0 {
+            return Err(Errno::EINVAL);
+        }
+        let enc = a.encode();
+        let n = (room as usize).min(enc.len());
+        self.user_write(pid, at, enc.get(..n).unwrap_or(&[]))?;
+        self.user_write(pid, len_at, &(enc.len() as u32).to_le_bytes())?;
+        Ok(0)
+    }
+
+    /// A received message's source (`recvfrom`, `recvmsg`): the peer's
+    /// name, or length 0 when it has none, as Linux's `unix_copy_addr`.
+    fn put_from(&mut self, pid: Pid, at: u64, len_at: u64, peer: &UnixAddr) -> R {
+        if *peer == UnixAddr::Unnamed {
+            self.user_write(pid, len_at, &0u32.to_le_bytes())?;
+            return Ok(0);
+        }
+        self.put_unix_addr(pid, at, len_at, peer)
+    }
+
+    /// The absolute path of a path name.
+    fn unix_path(&mut self, pid: Pid, path: &[u8]) -> Result<String, Errno> {
+        let p = core::str::from_utf8(path).map_err(|_| Errno::EINVAL)?;
+        self.resolve(pid, AT_FDCWD, p)
+    }
+
+    /// `bind`: a path name creates its file (`EADDRINUSE` if anything is
+    /// there); the family alone binds a fresh abstract name (autobind).
+    fn unix_bind(&mut self, pid: Pid, fd: u64, at: u64, len: u64) -> R {
+        let f = self.file(pid, fd)?;
+        let mut name = self.user_unix_addr(pid, at, len)?;
+        if with_unix(&f, |u, _| u.local != UnixAddr::Unnamed)? {
+            // Linux makes the file first: an existing one is in use.
+            if let UnixAddr::Path(p) = &name {
+                let path = self.unix_path(pid, p)?;
+                if self.files.lstat(&path).is_ok() {
+                    return Err(Errno::EADDRINUSE);
+                }
+            }
+            return Err(Errno::EINVAL);
+        }
+        self.unix_names.bound.retain(|_, w| w.strong_count() > 0);
+        let key = match &name {
+            UnixAddr::Path(p) => {
+                let path = self.unix_path(pid, p)?;
+                let umask = self.procs.get(&pid).map_or(0o022, |p| p.umask);
+                let vfd = self
+                    .files
+                    .open(
+                        &path,
+                        vfs_flags::CREATE | vfs_flags::EXCLUSIVE,
+                        0o777 & !umask,
+                    )
+                    .map_err(|e| match file_errno(e) {
+                        Errno::EEXIST => Errno::EADDRINUSE,
+                        e => e,
+                    })?;
+                let st = self.files.fstat(vfd);
+                let _ = self.files.close(vfd);
+                let st = st.map_err(file_errno)?;
+                Key::Inode(st.dev, st.ino)
+            }
+            UnixAddr::Abstract(a) => {
+                let key = Key::Abstract(a.clone());
+                if self.unix_names.live(&key).is_some() {
+                    return Err(Errno::EADDRINUSE);
+                }
+                key
+            }
+            UnixAddr::Unnamed => loop {
+                let names = &mut self.unix_names;
+                names.autobind = (names.autobind + 1) & 0xf_ffff;
+                let a = alloc::format!("{:05x}", names.autobind).into_bytes();
+                let key = Key::Abstract(a.clone());
+                if names.live(&key).is_none() {
+                    name = UnixAddr::Abstract(a);
+                    break key;
+                }
+            },
+        };
+        let l = Rc::new(RefCell::new(Listener {
+            name: name.clone(),
+            ..Listener::default()
+        }));
+        self.unix_names.bound.insert(key, Rc::downgrade(&l));
+        with_unix(&f, |u, _| {
+            u.local = name;
+            u.bound = Some(l);
+        })?;
+        Ok(0)
+    }
+
+    /// `listen`: a bound, unconnected socket takes connections.
+    fn unix_listen(&mut self, pid: Pid, fd: u64, backlog: u64) -> R {
+        let f = self.file(pid, fd)?;
+        with_unix(&f, |u, _| {
+            if u.dgram {
+                return Err(Errno::EOPNOTSUPP);
+            }
+            if u.conn.is_some() {
+                return Err(Errno::EINVAL);
+            }
+            let l = u.bound.as_ref().ok_or(Errno::EINVAL)?;
+            let mut l = l.borrow_mut();
+            l.listening = true;
+            l.backlog = usize::try_from((backlog as i32).max(0))
+                .unwrap_or(0)
+                .min(BACKLOG_MAX);
+            Ok(())
+        })??;
+        // Connects parked on a full backlog may go on.
+        self.changed = true;
+        Ok(0)
+    }
+
+    /// `connect`: `ENOENT` without the file, `ECONNREFUSED` when nobody
+    /// listens there; the connection is queued at the listener at once (a
+    /// full backlog waits, or `EAGAIN`).
+    fn unix_connect(&mut self, pid: Pid, fd: u64, at: u64, len: u64) -> R {
+        let f = self.file(pid, fd)?;
+        let name = self.user_unix_addr(pid, at, len)?;
+        let (connected, listening, nb) =
+            with_unix(&f, |u, nb| (u.conn.is_some(), u.listener().is_some(), nb))?;
+        if connected {
+            return Err(Errno::EISCONN);
+        }
+        if listening {
+            return Err(Errno::EINVAL);
+        }
+        let key = match &name {
+            UnixAddr::Path(p) => {
+                let path = self.unix_path(pid, p)?;
+                let st = self.files.stat(&path).map_err(file_errno)?;
+                Key::Inode(st.dev, st.ino)
+            }
+            UnixAddr::Abstract(a) => Key::Abstract(a.clone()),
+            UnixAddr::Unnamed => return Err(Errno::EINVAL),
+        };
+        let l = self
+            .unix_names
+            .live(&key)
+            .filter(|l| l.borrow().listening)
+            .ok_or(Errno::ECONNREFUSED)?;
+        let full = {
+            let l = l.borrow();
+            l.queue.len() > l.backlog
+        };
+        if full {
+            return Err(if nb {
+                Errno::EAGAIN
+            } else {
+                self.wait(pid, None)
+            });
+        }
+        let stream = self.unix_names.new_stream(false)?;
+        let mine = with_unix(&f, |u, _| u.local.clone())?;
+        let server_end = End {
+            stream: stream.clone(),
+            side: 1,
+        };
+        let peer = {
+            let mut l = l.borrow_mut();
+            l.queue.push_back((server_end, mine));
+            l.arrivals = l.arrivals.wrapping_add(1);
+            l.name.clone()
+        };
+        with_unix(&f, |u, _| {
+            u.conn = Some(End { stream, side: 0 });
+            u.peer = peer;
+        })?;
+        self.changed = true;
+        Ok(0)
+    }
+
+    /// `accept4(fd, addr, addrlen, flags)`.
+    fn unix_accept(&mut self, pid: Pid, fd: u64, at: u64, len_at: u64, flags: u64) -> R {
+        let known = u64::from(g::O_NONBLOCK | g::O_CLOEXEC);
+        if flags & !known != 0 {
+            return Err(Errno::EINVAL);
+        }
+        let f = self.file(pid, fd)?;
+        let (got, nb) = with_unix(&f, |u, nb| {
+            if u.dgram {
+                return Err(Errno::EOPNOTSUPP);
+            }
+            let l = u.listener().ok_or(Errno::EINVAL)?;
+            let mut l = l.borrow_mut();
+            Ok((
+                l.queue
+                    .pop_front()
+                    .map(|(e, peer)| (e, peer, l.name.clone())),
+                nb,
+            ))
+        })??;
+        let Some((end, peer, local)) = got else {
+            return Err(if nb {
+                Errno::EAGAIN
+            } else {
+                self.wait(pid, None)
+            });
+        };
+        let new = Unix {
+            local,
+            peer: peer.clone(),
+            conn: Some(end),
+            ..Unix::default()
+        };
+        let nonblock = flags & u64::from(g::O_NONBLOCK) != 0;
+        let cloexec = flags & u64::from(g::O_CLOEXEC) != 0;
+        let nfd = self.add_unix(pid, new, nonblock, cloexec)?;
+        // Connects parked on the full backlog may go on.
+        self.changed = true;
+        if at != 0 && len_at != 0 {
+            if let Err(e) = self.put_unix_addr(pid, at, len_at, &peer) {
+                self.unmake(pid, nfd);
+                return Err(e);
+            }
+        }
+        Ok(nfd)
+    }
+
+    /// Sends `data` on the connection of `f` (`write`, `send`...).
+    pub(crate) fn unix_send(&mut self, pid: Pid, f: &OpenRef, data: &[u8], flags: u32) -> R {
+        if flags & !pi::SEND_FLAGS != 0 {
+            return Err(Errno::EOPNOTSUPP);
+        }
+        let (r, nb) = with_unix(f, |u, nb| match &u.conn {
+            Some(e) => (e.stream.borrow_mut().write(e.side, data), nb),
+            None => (Err(Errno::ENOTCONN), nb),
+        })?;
+        match r {
+            Ok(k) => {
+                self.changed = true;
+                Ok(k as u64)
+            }
+            Err(Errno::EAGAIN) if !(nb || pi::dontwait(flags)) => Err(self.wait(pid, None)),
+            Err(e) => {
+                if pi::sigpipe(e, flags) {
+                    self.signal(pid, g::SIGPIPE);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Receives into `out` from the connection of `f` (`read`, `recv`...).
+    pub(crate) fn unix_recv(&mut self, pid: Pid, f: &OpenRef, out: &mut [u8], flags: u32) -> R {
+        if flags & !RECV_FLAGS != 0 {
+            return Err(Errno::EOPNOTSUPP);
+        }
+        let (r, nb) = with_unix(f, |u, nb| match &u.conn {
+            Some(e) => (e.stream.borrow_mut().read(e.side, out), nb),
+            None => (Err(Errno::EINVAL), nb),
+        })?;
+        match r {
+            Ok(k) => {
+                if k > 0 {
+                    self.changed = true;
+                }
+                Ok(k as u64)
+            }
+            Err(Errno::EAGAIN) if !(nb || pi::dontwait(flags)) => Err(self.wait(pid, None)),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `sendmsg`: the iovecs gathered into one send; ancillary data
+    /// (`SCM_RIGHTS`, credentials) is refused with `EOPNOTSUPP`.
+    fn unix_sendmsg(&mut self, pid: Pid, fd: u64, msg: u64, flags: u64) -> R {
+        let f = self.file(pid, fd)?;
+        let m = self.user_msghdr(pid, msg)?;
+        if m.controllen != 0 {
+            return Err(Errno::EOPNOTSUPP);
+        }
+        if m.namelen != 0 {
+            return Err(with_unix(&f, |u, _| addressed(u))?);
+        }
+        let data = self.gather(pid, m.iov, m.iovlen)?;
+        self.unix_send(pid, &f, &data, flags as u32)
+    }
+
+    /// `recvmsg`: scattered into the iovecs; no ancillary data.
+    fn unix_recvmsg(&mut self, pid: Pid, fd: u64, msg: u64, flags: u64) -> R {
+        let f = self.file(pid, fd)?;
+        let m = self.user_msghdr(pid, msg)?;
+        let vecs = self.iovecs(pid, m.iov, m.iovlen)?;
+        let total = vecs
+            .iter()
+            .fold(0u64, |t, &(_, l)| t.saturating_add(l))
+            .min(crate::syscall::IO_MAX as u64);
+        let mut out = alloc::vec![0u8; total as usize];
+        let got = self.unix_recv(pid, &f, &mut out, flags as u32)?;
+        self.scatter(pid, &vecs, out.get(..got as usize).unwrap_or(&[]))?;
+        let peer = with_unix(&f, |u, _| u.peer.clone())?;
+        if m.name != 0 {
+            self.put_from(pid, m.name, msg + pi::MSGHDR_NAMELEN_AT, &peer)?;
+        } else {
+            self.user_write(pid, msg + pi::MSGHDR_NAMELEN_AT, &0u32.to_le_bytes())?;
+        }
+        self.user_write(pid, msg + pi::MSGHDR_CONTROLLEN_AT, &0u64.to_le_bytes())?;
+        let cut = with_unix(&f, |u, _| {
+            u.conn
+                .as_ref()
+                .is_some_and(|e| e.stream.borrow().truncated())
+        })?;
+        let flags = if cut { n::MSG_TRUNC } else { 0 };
+        self.user_write(pid, msg + pi::MSGHDR_FLAGS_AT, &flags.to_le_bytes())?;
+        Ok(got)
+    }
+
+    /// `setsockopt`: `SOL_SOCKET` options are kept as an AF_INET socket's
+    /// (`EOPNOTSUPP` at other levels, as Linux's Unix sockets).
+    fn unix_setsockopt(
+        &mut self,
+        pid: Pid,
+        fd: u64,
+        level: u64,
+        name: u64,
+        at: u64,
+        len: u64,
+    ) -> R {
+        let f = self.file(pid, fd)?;
+        if level != u64::from(n::SOL_SOCKET) {
+            return Err(Errno::EOPNOTSUPP);
+        }
+        if len < 4 {
+            return Err(Errno::EINVAL);
+        }
+        let mut b = [0u8; 4];
+        self.user_read(pid, at, &mut b)?;
+        let v = pi::int_value(&b)?;
+        with_unix(&f, |u, _| u.opts.set(level as u32, name as u32, v))??;
+        Ok(0)
+    }
+
+    fn unix_getsockopt(
+        &mut self,
+        pid: Pid,
+        fd: u64,
+        level: u64,
+        name: u64,
+        at: u64,
+        len_at: u64,
+    ) -> R {
+        let f = self.file(pid, fd)?;
+        if level != u64::from(n::SOL_SOCKET) {
+            return Err(Errno::EOPNOTSUPP);
+        }
+        let q = with_unix(&f, |u, _| u.opts.get(level as u32, name as u32))??;
+        let v = match q {
+            pi::Query::Value(v) => v,
+            pi::Query::Type if with_unix(&f, |u, _| u.dgram)? => n::SOCK_DGRAM as i32,
+            pi::Query::Type => n::SOCK_STREAM as i32,
+            // A reset is reported by the read it ends.
+            pi::Query::Error => 0,
+        };
+        let mut l = [0u8; 4];
+        self.user_read(pid, len_at, &mut l)?;
+        let k = (u32::from_le_bytes(l) as usize).min(4);
+        self.user_write(pid, at, v.to_le_bytes().get(..k).unwrap_or(&[]))?;
+        self.user_write(pid, len_at, &(k as u32).to_le_bytes())?;
+        Ok(0)
+    }
+}
