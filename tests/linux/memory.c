@@ -17,15 +17,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static int failed;
-
-static void check(int ok, const char *what)
-{
-	if (!ok && !failed) {
-		printf("memory: FAILED %s (errno %d: %s)\n", what, errno, strerror(errno));
-		failed = 1;
-	}
-}
+#define PROGRAM "memory"
+#include "check.h"
 
 /* Runs `body` in a forked child; true if it exited 0. */
 static int in_child(void (*body)(char *), char *arg)

@@ -43,15 +43,8 @@
 /* Poll timeouts: QEMU's TCG and slirp are slow. */
 #define WAIT_MS 30000
 
-static int failed;
-
-static void check(int ok, const char *what)
-{
-	if (!ok) {
-		printf("sockets: FAILED %s (errno %d: %s)\n", what, errno, strerror(errno));
-		failed = 1;
-	}
-}
+#define PROGRAM "sockets"
+#include "check.h"
 
 /* The call failed with errno `e`. */
 static int fails(long r, int e)

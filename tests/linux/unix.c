@@ -27,15 +27,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static int failed;
-
-static void check(int ok, const char *what)
-{
-	if (!ok && !failed) {
-		printf("unix: FAILED %s (errno %d: %s)\n", what, errno, strerror(errno));
-		failed = 1;
-	}
-}
+#define PROGRAM "unix"
+#include "check.h"
 
 #define MIB (1 << 20)
 

@@ -21,29 +21,8 @@
 #include <time.h>
 #include <unistd.h>
 
-static int failed;
-
-static void check(int ok, const char *what)
-{
-	if (!ok && !failed) {
-		printf("waits: FAILED %s (errno %d: %s)\n", what, errno, strerror(errno));
-		failed = 1;
-	}
-}
-
-static long long now_ms(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
-
-static volatile sig_atomic_t got;
-
-static void on_signal(int sig)
-{
-	got = sig;
-}
+#define PROGRAM "waits"
+#include "check.h"
 
 /* Whether `sig` is blocked now. */
 static int blocked(int sig)
