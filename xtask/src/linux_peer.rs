@@ -254,6 +254,11 @@ fn init_script(modules: &[String], command: &[String]) -> String {
             "insmod /lib/modules/{m}.ko || echo 'linux-peer: insmod {m} failed'\n"
         ));
     }
+    // QEMU's user network gives the guest 10.0.2.15 and the host 10.0.2.2,
+    // as KaaL's DHCP client learns; set statically (no DHCP client here).
+    s.push_str("ip link set lo up\n");
+    s.push_str("if ip link set eth0 up 2>/dev/null; then\n");
+    s.push_str("  ip addr add 10.0.2.15/24 dev eth0\n  ip route add default via 10.0.2.2\nfi\n");
     s.push_str("if mount -t ext2 /dev/vda /mnt; then\n");
     s.push_str(&format!("  echo '{READY}'\n"));
     s.push_str(&format!("  chroot /mnt {}\n", quoted.join(" ")));
