@@ -195,6 +195,11 @@ impl Server {
         bits
     }
 
+    /// The socket's change counters, for `EPOLLET`.
+    pub fn inet_changes(&self, sock: &Sock) -> (u64, u64) {
+        self.inet.as_ref().map_or((0, 0), |i| i.net.changes(sock.s))
+    }
+
     /// `socket(domain, type, protocol)`.
     pub(crate) fn socket(&mut self, pid: Pid, domain: u64, ty: u64, protocol: u64) -> R {
         let want = pi::new_socket(domain, ty, protocol)?;
