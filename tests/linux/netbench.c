@@ -68,7 +68,10 @@ static uint64_t per_sec(uint64_t count, uint64_t ns)
 /* A listener on `addr`:`port` (0: any); its port. */
 static int listener(uint32_t addr, uint16_t *port)
 {
-	int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	/* Non-blocking: a readiness that poll reported may be gone by the
+	 * accept (EAGAIN: back to poll), and a blocking accept would then
+	 * wait for that port while the others' connections wait. */
+	int l = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (l < 0)
 		fail("socket");
 	int one = 1;
@@ -166,13 +169,14 @@ static int echo(int s, int quiet)
 typedef int (*serve_fn)(int, int);
 static const serve_fn SERVE[3] = {sink, source, echo};
 
-/* Accepts one connection of listener `which` and serves it. */
+/* Accepts one connection of listener `which` and serves it: 0 when
+ * served, -1 when that failed, 1 when none was waiting. */
 static int serve_one(int l, int which, int quiet)
 {
 	int s = accept4(l, NULL, NULL, SOCK_CLOEXEC);
 	if (s < 0) {
 		if (errno == EAGAIN || errno == ECONNABORTED || errno == EINTR)
-			return 0;
+			return 1;
 		fail("accept4");
 	}
 	int one = 1;
@@ -255,9 +259,17 @@ int main(int argc, char **argv)
 		fail("fork");
 	if (c == 0)
 		drive(ports);
-	for (int i = 0; i < 3; i++)
-		if (serve_one(ls[i], i, 1) != 0)
+	for (int i = 0; i < 3; i++) {
+		int r;
+		do {
+			struct pollfd one = {.fd = ls[i], .events = POLLIN};
+			if (poll(&one, 1, -1) < 0 && errno != EINTR)
+				fail("poll");
+			r = serve_one(ls[i], i, 1);
+		} while (r == 1);
+		if (r != 0)
 			return 1;
+	}
 	int status;
 	if (waitpid(c, &status, 0) != c || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
 		printf("netbench: FAILED: the client ended with status %#x\n", status);

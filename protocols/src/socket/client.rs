@@ -203,6 +203,8 @@ pub struct Sockets<T> {
     tag: u64,
     /// Completions dropped: stale tags, unknown kinds or sockets.
     dropped: u64,
+    /// Events taken (every call takes those that come before its reply).
+    noted: u64,
     /// The service's `ALARM` asked, not yet come: its tag and deadline.
     alarm: Option<(u64, u64)>,
     /// The service refused `ALARM`: deadlines are waited for by looking
@@ -221,6 +223,7 @@ impl<T: Transport> Sockets<T> {
             reset_due: false,
             tag: 0,
             dropped: 0,
+            noted: 0,
             alarm: None,
             no_alarms: false,
         };
@@ -242,6 +245,13 @@ impl<T: Transport> Sockets<T> {
     /// Completions dropped as stale or unknown.
     pub fn dropped(&self) -> u64 {
         self.dropped
+    }
+
+    /// Readiness events taken so far, by calls or [`Sockets::poll`]: a
+    /// client that waits for several things learns that one came while
+    /// it was calling about another.
+    pub fn events_noted(&self) -> u64 {
+        self.noted
     }
 
     /// Sends `RESET` until one is answered. A `RESTART` on the way may
@@ -364,6 +374,7 @@ impl<T: Transport> Sockets<T> {
     fn note(&mut self, c: &Completion) -> bool {
         match c.kind {
             completion::EVENT => {
+                self.noted = self.noted.wrapping_add(1);
                 match self.slot_mut(c.socket) {
                     Some(s) if s.open && s.watched != 0 && s.watch_tag == c.tag => {
                         s.report(c.events, READ_SIDE | WRITE_SIDE);

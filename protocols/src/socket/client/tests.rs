@@ -537,5 +537,6 @@ fn changes_count_every_report_of_a_ready_side() {
     s.transport().event(a.id(), tag, events::READABLE, 0);
     assert_eq!(s.poll(&mut fds, Some(100)), Ok(1));
     assert_eq!(s.changes(a).0, 2);
+    assert_eq!(s.events_noted(), 1);
     assert_eq!(s.changes(Socket { id: 40, epoch: 9 }), (0, 0));
 }
