@@ -419,6 +419,7 @@ impl Server {
 
     fn serve(&mut self) -> i32 {
         loop {
+            self.changed |= self.inet_news();
             if let Some(reply) = self.reply.take() {
                 let quiet = !self.changed && self.live() > 0;
                 if quiet && self.prepare_sleep() {
