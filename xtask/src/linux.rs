@@ -48,7 +48,7 @@ const BENCH_SEED: u64 = 0x5001;
 const NATIVE_BENCH_BYTES: u64 = (1 << 20) + 5;
 
 /// The C programs: `tests/linux/<name>.c`.
-const C_PROGRAMS: [&str; 9] = [
+const C_PROGRAMS: [&str; 10] = [
     "hello_musl",
     "hostile",
     "isolation",
@@ -58,6 +58,7 @@ const C_PROGRAMS: [&str; 9] = [
     "memory",
     "sockets",
     "unix",
+    "tsignals",
 ];
 /// The Rust programs: each the Cargo project `tests/linux/<name>`.
 const RUST_PROGRAMS: [&str; 2] = ["hello_rust", "threads_rust"];

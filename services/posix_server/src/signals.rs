@@ -90,7 +90,20 @@ impl Server {
     }
 
     fn send_info(&mut self, pid: Pid, info: posix::signal::SigInfo) {
-        self.steer_signal(pid, info.signo);
+        self.send_info_to(pid, None, info);
+    }
+
+    /// Sends `info` to process `pid`, or to its thread `tid` alone (into
+    /// that thread's own pending set).
+    pub fn send_info_to(&mut self, pid: Pid, tid: Option<Pid>, info: posix::signal::SigInfo) {
+        let serving = self.current == Some(pid);
+        match tid {
+            None => self.steer_signal(pid, info.signo),
+            Some(t) if !serving && !self.is_stopped(pid) => {
+                self.install(t);
+            }
+            Some(_) => {}
+        }
         let Some(p) = self.procs.get_mut(&pid) else {
             return;
         };
@@ -106,9 +119,21 @@ impl Server {
         {
             return;
         }
-        let sent = p.signals.send(info);
-        // A call waiting for a signal (`rt_sigtimedwait`) looks again.
-        if sent.pending && p.blocked.is_some() {
+        let sent = match tid {
+            Some(t) if t != p.tid => {
+                let Some(s) = self.threads.get_mut(&t).and_then(|t| t.parked.as_mut()) else {
+                    return;
+                };
+                p.signals.send_to(&mut s.mask, info)
+            }
+            Some(_) => p.signals.send_thread(info),
+            None => p.signals.send(info),
+        };
+        // A call waiting for a signal (`rt_sigtimedwait`) looks again; a
+        // thread other than the one in force takes its signal after the
+        // call being answered (`deliver_threads`).
+        let threaded = self.threads.contains_key(&p.tid);
+        if sent.pending && (p.blocked.is_some() || threaded) {
             self.changed = true;
         }
         if sent.resume && p.stopped.is_some() {
