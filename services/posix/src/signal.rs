@@ -14,7 +14,8 @@
 //!
 //! What follows Linux, and where it differs:
 //! - The process server sees a thread as the 18 integer registers of a seL4
-//!   fault; a fault reply cannot set FP/SSE state. The frame therefore has
+//!   fault; a fault reply cannot set FP/SSE state, and no seL4 5.0 TCB
+//!   invocation reads or writes it (docs/posix.md). The frame therefore has
 //!   no FP area: `uc_mcontext.fpstate` is NULL (which Linux's
 //!   `rt_sigreturn`, musl and glibc accept: the kernel then resets the FP
 //!   state, and `uc_flags` lacks `UC_FP_XSTATE`), and a non-NULL `fpstate`

@@ -110,24 +110,32 @@ impl Server {
         if p.zombie.is_some() {
             return;
         }
-        // pid 1 takes only the signals it handles or blocks (to wait for
-        // them), as Linux's init and a container's first process do;
-        // faults still end it (they do not come this way).
-        if pid == 1
-            && p.signals.action(info.signo).handler == posix::signal::SIG_DFL
-            && p.signals.blocked() & posix::signal::bit(info.signo) == 0
-        {
-            return;
-        }
-        let sent = match tid {
+        // The target thread's state when it is not the one in force.
+        let parked = match tid {
             Some(t) if t != p.tid => {
                 let Some(s) = self.threads.get_mut(&t).and_then(|t| t.parked.as_mut()) else {
                     return;
                 };
-                p.signals.send_to(&mut s.mask, info)
+                Some(s)
             }
-            Some(_) => p.signals.send_thread(info),
-            None => p.signals.send(info),
+            _ => None,
+        };
+        // pid 1 takes only the signals it handles or blocks (to wait for
+        // them), as Linux's init and a container's first process do;
+        // faults still end it (they do not come this way).
+        let blocked = parked
+            .as_ref()
+            .map_or(p.signals.blocked(), |s| s.mask.blocked());
+        if pid == 1
+            && p.signals.action(info.signo).handler == posix::signal::SIG_DFL
+            && blocked & posix::signal::bit(info.signo) == 0
+        {
+            return;
+        }
+        let sent = match (parked, tid) {
+            (Some(s), _) => p.signals.send_to(&mut s.mask, info),
+            (None, Some(_)) => p.signals.send_thread(info),
+            (None, None) => p.signals.send(info),
         };
         // A call waiting for a signal (`rt_sigtimedwait`) looks again; a
         // thread other than the one in force takes its signal after the
@@ -137,6 +145,8 @@ impl Server {
             self.changed = true;
         }
         if sent.resume && p.stopped.is_some() {
+            // Its other threads take theirs too (`deliver_threads`).
+            self.changed |= threaded;
             self.cont(pid, info.signo == g::SIGCONT);
         }
         let Some(p) = self.procs.get(&pid) else {

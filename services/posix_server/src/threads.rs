@@ -298,7 +298,7 @@ impl Server {
     /// in force, the others): that thread is put in force. While a call of
     /// the process is being served its thread must stay: the signal waits
     /// in the process's set and `deliver_threads` hands it on after the
-    /// answer.
+    /// answer (`send_info_to` asks for that).
     pub fn steer_signal(&mut self, pid: Pid, sig: u32) {
         if self.is_stopped(pid) {
             return;
@@ -332,12 +332,7 @@ impl Server {
         let Some(tid) = posix::signal::pick_thread(sig, &candidates) else {
             return;
         };
-        if tid == in_force.tid {
-            return;
-        }
-        if self.current == Some(pid) {
-            self.changed = true;
-        } else {
+        if tid != in_force.tid && self.current != Some(pid) {
             self.install(tid);
         }
     }
