@@ -48,7 +48,7 @@ const BENCH_SEED: u64 = 0x5001;
 const NATIVE_BENCH_BYTES: u64 = (1 << 20) + 5;
 
 /// The C programs: `tests/linux/<name>.c`.
-const C_PROGRAMS: [&str; 10] = [
+const C_PROGRAMS: [&str; 11] = [
     "hello_musl",
     "hostile",
     "isolation",
@@ -59,6 +59,7 @@ const C_PROGRAMS: [&str; 10] = [
     "sockets",
     "unix",
     "netbench",
+    "tsignals",
 ];
 /// The Rust programs: each the Cargo project `tests/linux/<name>`.
 const RUST_PROGRAMS: [&str; 3] = ["hello_rust", "threads_rust", "tokio_echo"];

@@ -336,6 +336,7 @@ impl Server {
         }
         self.inet_drain();
         self.fire_alarms();
+        self.deliver_threads();
         let blocked: Vec<Pid> = self
             .procs
             .iter()

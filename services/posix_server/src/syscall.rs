@@ -202,9 +202,11 @@ impl Server {
             g::__NR_arch_prctl => self.arch_prctl(pid, a[0], a[1]),
             g::__NR_set_tid_address => self.set_tid_address(pid, a[0]),
             g::__NR_set_robust_list => Ok(0),
-            g::__NR_rt_sigaction => self
-                .with_signals(pid, |s, m| s.rt_sigaction(a[0], a[1], a[2], a[3], m))
-                .and_then(|r| r.map(|_| 0)),
+            g::__NR_rt_sigaction => {
+                let r = self.with_signals(pid, |s, m| s.rt_sigaction(a[0], a[1], a[2], a[3], m));
+                self.drop_ignored(pid);
+                r.and_then(|r| r.map(|_| 0))
+            }
             g::__NR_rt_sigprocmask => self
                 .with_signals(pid, |s, m| s.rt_sigprocmask(a[0], a[1], a[2], a[3], m))
                 .and_then(|r| r.map(|_| 0)),
