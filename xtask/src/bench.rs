@@ -55,7 +55,7 @@ const LINUX_NET_FIGURES: [&str; 3] = [
 ];
 
 /// One of the two network benchmark systems.
-struct NetSystem {
+pub struct NetSystem {
     image: &'static str,
     ready: &'static str,
     figures: &'static [&'static str],
@@ -63,20 +63,22 @@ struct NetSystem {
     native: bool,
 }
 
-const NET_SYSTEMS: [NetSystem; 2] = [
-    NetSystem {
-        image: NET_BENCH_IMAGE,
-        ready: NET_READY,
-        figures: &NET_GUEST_FIGURES,
-        native: true,
-    },
-    NetSystem {
-        image: LINUX_NET_IMAGE,
-        ready: LINUX_NET_READY,
-        figures: &LINUX_NET_FIGURES,
-        native: false,
-    },
-];
+const NET_NATIVE: NetSystem = NetSystem {
+    image: NET_BENCH_IMAGE,
+    ready: NET_READY,
+    figures: &NET_GUEST_FIGURES,
+    native: true,
+};
+
+/// The POSIX layer's: what the Linux peer runs too.
+pub const NET_LINUX: NetSystem = NetSystem {
+    image: LINUX_NET_IMAGE,
+    ready: LINUX_NET_READY,
+    figures: &LINUX_NET_FIGURES,
+    native: false,
+};
+
+const NET_SYSTEMS: [&NetSystem; 2] = [&NET_NATIVE, &NET_LINUX];
 /// Under `-icount` like the others: the streams run as fast in wall time
 /// as without it. (Long streams stall either way: see host::FULL.)
 const NET_ICOUNT: bool = true;
@@ -286,19 +288,22 @@ pub fn run(layout: &Layout, images: &Images) -> Result<Vec<Measurement>> {
         results.extend(boot(layout, images, name, None, extra)?);
     }
     results.extend(linux(layout, images, &tests)?);
-    for system in &NET_SYSTEMS {
-        results.extend(net(layout, images, &tests, system)?);
+    for system in NET_SYSTEMS {
+        results.extend(net_runs(layout, &tests, system, |run, extra, ports| {
+            boot_net(layout, images, system, run, extra, ports)
+        })?);
     }
     Ok(results)
 }
 
 /// A network benchmark system's figures: median and spread of up to
-/// [`NET_RUNS`] boots.
-fn net(
+/// [`NET_RUNS`] boots, each by `boot_one(run, devices, ports)` with the
+/// devices and forwards of the system's test.
+pub fn net_runs(
     layout: &Layout,
-    images: &Images,
     tests: &[systest::TestSpec],
     system: &NetSystem,
+    mut boot_one: impl FnMut(usize, Vec<String>, Ports) -> Result<Vec<Measurement>>,
 ) -> Result<Vec<Measurement>> {
     let name = system.image;
     let spec = tests
@@ -315,7 +320,7 @@ fn net(
         boots += 1;
         // A fresh disk and fresh host ports each time.
         let (extra, _, ports) = spec.devices_and_ports(layout)?;
-        match boot_net(layout, images, system, boots, extra, ports) {
+        match boot_one(boots, extra, ports) {
             Ok(run) => runs.push(run),
             Err(e) => eprintln!("{name} boot {boots}: no figures: {e:#}"),
         }
@@ -477,20 +482,38 @@ fn boot_net(
     extra: Vec<String>,
     ports: Ports,
 ) -> Result<Vec<Measurement>> {
-    let name = system.image;
+    let image = images.existing(system.image)?;
+    let options = qemu::Options {
+        icount: NET_ICOUNT,
+        extra,
+        ..qemu::Options::default()
+    };
+    let cmd = qemu::command(&layout.kernel32(), &image, &options);
+    drive_net(
+        layout,
+        system,
+        &format!("{}-{run}", system.image),
+        cmd,
+        ports,
+    )
+}
+
+/// Runs `cmd`, a machine serving `system`'s benchmarks, and drives them
+/// from the host once the guest is ready; `name` names the logs (its
+/// own and the host side's `peer-<name>`).
+pub fn drive_net(
+    layout: &Layout,
+    system: &NetSystem,
+    name: &str,
+    mut cmd: std::process::Command,
+    ports: Ports,
+) -> Result<Vec<Measurement>> {
     let native = system.native;
-    let image = images.existing(name)?;
-    let log = layout.log(&format!("{name}-{run}"));
-    let title = format!("Running benchmarks ({name}, boot {run})");
+    let log = layout.log(name);
+    let title = format!("Running benchmarks ({name})");
     step::step(&title, &log, |step| {
-        let options = qemu::Options {
-            icount: NET_ICOUNT,
-            extra,
-            ..qemu::Options::default()
-        };
-        let mut cmd = qemu::command(&layout.kernel32(), &image, &options);
         step.note(&format!("$ {}", step::describe(&cmd)))?;
-        let peer_log = layout.log(&format!("peer-{name}-{run}"));
+        let peer_log = layout.log(&format!("peer-{name}"));
         let cancel = Arc::new(AtomicBool::new(false));
         let (tx, rx) = mpsc::channel::<Result<HostFigures, String>>();
         let mut started = false;
@@ -560,7 +583,7 @@ fn boot_net(
         let mut results = parse_results(&serial)?;
         for f in system.figures {
             if !results.iter().any(|r| r.name == *f) {
-                bail!("the {name} image printed no figure {f}");
+                bail!("{name} printed no figure {f}");
             }
         }
         if !native {
