@@ -112,8 +112,9 @@ const LINUX_FIGURES: [&str; 11] = [
 /// disk reads before them end at varying instruction counts, so the
 /// kernel's timer ticks fall elsewhere in them (likely; getpid, one
 /// process, repeats exactly).
-pub const LINUX_VARIABLE: [&str; 9] = [
+pub const LINUX_VARIABLE: [&str; 10] = [
     "linux.boot_ticks",
+    "linux.boot_wall_ms",
     "linux.pipe_pingpong",
     "linux.fork_exec_wait",
     "linux.futex_pingpong",
@@ -598,6 +599,38 @@ pub fn drive_net(
     })
 }
 
+/// The line a benchmark program prints first, once its system booted.
+const BOOTED: &str = "KAAL-BENCH linux.boot_ticks ";
+
+/// Runs a benchmark machine to its end; with `linux.boot_wall_ms`, the
+/// host's milliseconds from QEMU's start to the program's [`BOOTED`] line
+/// (wall time: it varies with the host's load), if it printed one.
+pub fn timed_boot(
+    step: &step::Step,
+    cmd: &mut std::process::Command,
+    timeout: Duration,
+) -> Result<(Ending, Option<Measurement>)> {
+    step.note(&format!("$ {}", step::describe(cmd)))?;
+    let started = std::time::Instant::now();
+    let mut booted = None;
+    let ending = step.run_stoppable(cmd, Some(timeout), || {
+        if booted.is_none()
+            && fs::read(step.log_path()).is_ok_and(|b| String::from_utf8_lossy(&b).contains(BOOTED))
+        {
+            booted = Some(started.elapsed());
+        }
+        false
+    })?;
+    Ok((
+        ending,
+        booted.map(|t| Measurement {
+            name: "linux.boot_wall_ms".to_owned(),
+            value: u64::try_from(t.as_millis()).unwrap_or(u64::MAX),
+            unit: "ms".to_owned(),
+        }),
+    ))
+}
+
 /// Boots one benchmark image under `-icount` and reads its figures; `run`
 /// numbers one of several boots (its log and title).
 fn boot(
@@ -622,7 +655,8 @@ fn boot(
             ..qemu::Options::default()
         };
         let mut cmd = qemu::command(&layout.kernel32(), &image, &options);
-        match step.run_until(&mut cmd, Some(TIMEOUT))? {
+        let (ending, boot_wall) = timed_boot(step, &mut cmd, TIMEOUT)?;
+        match ending {
             Ending::Exited(STATUS_SUCCESS) => {}
             Ending::Exited(status) => bail!(
                 "the {name} image ended with {}",
@@ -632,10 +666,11 @@ fn boot(
         }
         let bytes = fs::read(step.log_path())
             .with_context(|| format!("reading {}", step.log_path().display()))?;
-        let results = parse_results(&String::from_utf8_lossy(&bytes))?;
+        let mut results = parse_results(&String::from_utf8_lossy(&bytes))?;
         if results.is_empty() {
             bail!("the {name} image printed no `{MARKER}` line");
         }
+        results.extend(boot_wall);
         Ok(results)
     })
 }

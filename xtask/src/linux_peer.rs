@@ -348,6 +348,8 @@ fn initramfs(kernel: &Kernel, command: &[String]) -> Result<Vec<u8>> {
 pub struct Run {
     pub serial: String,
     pub status: Option<i32>,
+    /// `linux.boot_wall_ms`, if the program printed its boot line.
+    pub boot_wall: Option<Measurement>,
 }
 
 /// QEMU's command that boots Linux with `extra` arguments (the devices)
@@ -385,7 +387,8 @@ pub fn boot(
     let mut cmd = command_line(layout, kernel, name, command, extra, icount)?;
     let log = layout.log(&format!("linux-peer-{name}"));
     step::step(&format!("Booting the Linux peer ({name})"), &log, |step| {
-        match step.run_until(&mut cmd, Some(TIMEOUT))? {
+        let (ending, boot_wall) = bench::timed_boot(step, &mut cmd, TIMEOUT)?;
+        match ending {
             // `poweroff -f` ends QEMU with status 0.
             Ending::Exited(0) => {}
             other => bail!("QEMU {other}"),
@@ -397,7 +400,11 @@ pub fn boot(
         let status = serial
             .lines()
             .find_map(|l| l.trim().strip_prefix(STATUS)?.trim().parse().ok());
-        Ok(Run { serial, status })
+        Ok(Run {
+            serial,
+            status,
+            boot_wall,
+        })
     })
 }
 
@@ -495,7 +502,9 @@ pub fn figures(layout: &Layout) -> Result<Vec<Measurement>> {
                 done.status
             );
         }
-        runs.push(bench::parse_results(&done.serial)?);
+        let mut results = bench::parse_results(&done.serial)?;
+        results.extend(done.boot_wall);
+        runs.push(results);
     }
     for line in bench::run_values(&runs) {
         eprintln!("Linux peer: {line}");
@@ -588,9 +597,10 @@ pub fn table(compared: &[Compared]) -> String {
 }
 
 /// The targets on KaaL/Linux ratios: (figure, at most, limit).
-const TARGETS: [(&str, bool, f64); 3] = [
+const TARGETS: [(&str, bool, f64); 4] = [
     ("linux.boot_ticks", true, 0.1),
     ("linux.fork_exec_wait", true, 1.0),
+    ("linux.tcp_rx_mib_per_sec", false, 0.8),
     ("linux.read_mib_per_sec", false, 0.5),
 ];
 
@@ -684,6 +694,7 @@ mod tests {
         Run {
             serial: serial.to_owned(),
             status,
+            boot_wall: None,
         }
     }
 
