@@ -87,6 +87,26 @@ pub enum Kind {
     /// Anonymous `MAP_SHARED` memory: present from the start, and its
     /// frames shared with forked children rather than copied.
     Shared,
+    /// A `MAP_SHARED` file mapping: the server's shared pages of the file
+    /// (every mapping of a file page maps one frame), present from the
+    /// start up to the file's end; `may_write` when the file was open for
+    /// writing (else `mprotect` may not add `PROT_WRITE`, as Linux).
+    SharedFile { may_write: bool },
+}
+
+impl Kind {
+    /// True when the frames are shared with every mapper (and a forked
+    /// child) rather than copied.
+    pub fn is_shared(self) -> bool {
+        matches!(self, Kind::Shared | Kind::SharedFile { .. })
+    }
+}
+
+/// How many bytes of file page `index` lie inside a file of `size` bytes:
+/// what write-back writes (a store past the end never extends the file).
+pub fn file_bytes_in_page(size: u64, index: u64) -> usize {
+    let start = index.saturating_mul(PAGE);
+    size.saturating_sub(start).min(PAGE) as usize
 }
 
 /// A run of reserved pages with one protection and kind.
@@ -461,10 +481,14 @@ impl Layout {
         if prot.write && prot.exec {
             return Err(Errno::EACCES);
         }
-        // Every page reserved?
+        // Every page reserved? A shared mapping of a file not open for
+        // writing stays read-only.
         let mut at = addr;
         while at < end {
             let (_, area) = self.area_at(at).ok_or(Errno::ENOMEM)?;
+            if prot.write && area.kind == (Kind::SharedFile { may_write: false }) {
+                return Err(Errno::EACCES);
+            }
             at = area.end;
         }
         let runs = self.carve(addr..end);
@@ -484,6 +508,28 @@ impl Layout {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shared_file_mappings_keep_their_access_and_file_end() {
+        let mut l = Layout::new();
+        let ro = Kind::SharedFile { may_write: false };
+        let (r, _) = l
+            .mmap(0, 8192, Prot::R, MapFlags::default(), ro)
+            .expect("mmap");
+        assert_eq!(l.mprotect(r.start, 4096, Prot::RW), Err(Errno::EACCES));
+        assert!(l.mprotect(r.start, 4096, Prot::NONE).is_ok());
+        let rw = Kind::SharedFile { may_write: true };
+        let (w, _) = l
+            .mmap(0, 4096, Prot::R, MapFlags::default(), rw)
+            .expect("mmap");
+        assert!(l.mprotect(w.start, 4096, Prot::RW).is_ok());
+        assert!(rw.is_shared() && Kind::Shared.is_shared() && !Kind::File.is_shared());
+        assert_eq!(file_bytes_in_page(5000, 0), 4096);
+        assert_eq!(file_bytes_in_page(5000, 1), 904);
+        assert_eq!(file_bytes_in_page(5000, 2), 0);
+        assert_eq!(file_bytes_in_page(8192, 1), 4096);
+        assert_eq!(file_bytes_in_page(u64::MAX, u64::MAX), 0);
+    }
 
     #[test]
     fn brk_grows_and_shrinks_by_pages() {

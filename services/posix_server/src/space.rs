@@ -136,6 +136,14 @@ impl Space {
             .map(|p| p.frame.clone())
     }
 
+    /// The frames present in `range`.
+    pub fn frames_in(&self, range: Range<u64>) -> Vec<Rc<FrameMem>> {
+        self.pages
+            .range(range)
+            .map(|(_, p)| p.frame.clone())
+            .collect()
+    }
+
     /// A fresh zeroed frame.
     fn fresh(broker: &mut Broker) -> Result<Rc<FrameMem>, Errno> {
         let mem = broker.allocate_memory(PAGE).map_err(nomem)?;
@@ -150,6 +158,10 @@ impl Space {
             return Ok(());
         }
         let (_, area) = self.layout.area_at(vaddr).ok_or(Errno::EFAULT)?;
+        if let Kind::SharedFile { .. } = area.kind {
+            // Beyond the file's end when mapped: no page to give.
+            return Err(Errno::EFAULT);
+        }
         let frame = Self::fresh(broker)?;
         self.map(broker, vaddr, frame.clone(), access_of(area.prot))
             .inspect_err(|_| {
@@ -259,7 +271,8 @@ impl Space {
 
     /// A page fault at `addr` (`write` if a write): gives a reserved page
     /// its frame; `EFAULT` when the access is not allowed (the process
-    /// then gets SIGSEGV).
+    /// then gets SIGSEGV), `ENXIO` for a shared file page beyond the
+    /// file's end (SIGBUS).
     pub fn fault(
         &mut self,
         broker: &mut Broker,
@@ -278,6 +291,11 @@ impl Space {
         if !allowed || self.pages.contains_key(&(addr & !(PAGE - 1))) {
             // Present already: the fault was a protection violation.
             return Err(Errno::EFAULT);
+        }
+        if let Kind::SharedFile { .. } = area.kind {
+            // A shared file page absent is beyond the file's end: SIGBUS,
+            // as Linux.
+            return Err(Errno::ENXIO);
         }
         self.populate(broker, addr)
     }
@@ -327,7 +345,7 @@ impl Space {
                 // theirs: this process writes to its own copy (but shared
                 // memory stays shared).
                 let frame = if access == Access::ReadWrite
-                    && area.kind != Kind::Shared
+                    && !area.kind.is_shared()
                     && Rc::strong_count(&p.frame) > 1
                 {
                     let f = Self::fresh(broker)?;
@@ -354,7 +372,7 @@ impl Space {
             .collect();
         for (v, frame, access) in entries {
             let shared = self.layout.area_at(v).is_some_and(|(_, a)| {
-                (a.kind == Kind::Image && !a.prot.write) || a.kind == Kind::Shared
+                (a.kind == Kind::Image && !a.prot.write) || a.kind.is_shared()
             });
             let r = if shared {
                 child.map(broker, v, frame, access)
