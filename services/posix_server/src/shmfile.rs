@@ -75,21 +75,27 @@ impl Server {
             let frame = match self.shm.get(id, index) {
                 Some(frame) => frame,
                 None => {
-                    let mem = self
-                        .broker
-                        .allocate_memory(PAGE)
-                        .map_err(|_| Errno::ENOMEM)?;
-                    let frame = Rc::new(FrameMem { mem });
-                    // In the cache before it is read: a failure below
-                    // leaves it unmapped, and `shm_collect` frees it.
-                    self.shm.insert(id, index, frame.clone())?;
                     let mut buf = [0u8; PAGE as usize];
                     let n = file_bytes_in_page(size, index);
                     let part = buf.get_mut(..n).unwrap_or(&mut []);
                     let got = self.at_offset(vfd, index * PAGE, |s| {
                         s.files.read(vfd, part).map_err(file_errno)
                     })?;
+                    let mem = self
+                        .broker
+                        .allocate_memory(PAGE)
+                        .map_err(|_| Errno::ENOMEM)?;
+                    let frame = Rc::new(FrameMem { mem });
                     frame.write(0, buf.get(..got).unwrap_or(&[]));
+                    // Cached only once read whole (a cached page is
+                    // written back); if mapping it fails below, it is
+                    // unmapped and `shm_collect` frees it.
+                    if let Err(e) = self.shm.insert(id, index, frame.clone()) {
+                        if let Ok(f) = Rc::try_unwrap(frame) {
+                            let _ = self.broker.free_memory(f.mem);
+                        }
+                        return Err(e);
+                    }
                     frame
                 }
             };

@@ -1523,6 +1523,7 @@ impl Server {
         let p = self.procs.get_mut(&pid).ok_or(Errno::ESRCH)?;
         let (b, dropped) = p.space.layout.set_brk(new);
         p.space.drop_pages(&mut self.broker, &dropped);
+        self.shm_collect();
         Ok(b)
     }
 
@@ -1576,6 +1577,8 @@ impl Server {
         let p = self.procs.get_mut(&pid).ok_or(Errno::ESRCH)?;
         let (range, replaced) = p.space.layout.mmap(addr, len, prot, mf, kind)?;
         p.space.drop_pages(&mut self.broker, &replaced);
+        self.shm_collect();
+        let p = self.procs.get_mut(&pid).ok_or(Errno::ESRCH)?;
         if let (Kind::SharedFile { .. }, Some((f, vfd, _))) = (kind, &file) {
             let r = self.shm_map(pid, f, *vfd, range.clone(), off);
             if r.is_err() {
@@ -1583,8 +1586,8 @@ impl Server {
                 if let Ok(dropped) = p.space.layout.munmap(range.start, range.end - range.start) {
                     p.space.drop_pages(&mut self.broker, &dropped);
                 }
+                self.shm_collect();
             }
-            self.shm_collect();
             return r.map(|()| range.start);
         }
         if kind == Kind::Shared {
