@@ -1,12 +1,13 @@
 //! `MAP_SHARED` file mappings: every mapping of a file page, in any
 //! process, maps the one frame the server's page cache
 //! (`posix::pagecache`) holds for it, so a store is seen by every mapper
-//! at once. The pages are written back to the file through the VFS on
-//! `msync`, `fsync`, `sync`, when the last mapping of a page goes
-//! (`munmap`, `mremap`, exit, `execve`) and before the file is read
-//! through a descriptor; `write` through a descriptor also stores into
-//! the shared pages, so `read`, `write` and the mappings of one file agree
-//! at every system call. Write-back never goes past the file's size.
+//! at once. A page is mapped read-only until its first store, whose fault
+//! marks it dirty (`space.rs`); dirty pages are written back to the file
+//! through the VFS on `msync`, `fsync`, `sync`, when the last mapping of a
+//! page goes (`munmap`, `mremap`, exit, `execve`) and before the file is
+//! read through a descriptor; `write` through a descriptor also stores
+//! into the shared pages, so `read`, `write` and the mappings of one file
+//! agree at every system call. Write-back never goes past the file's size.
 
 use alloc::collections::BTreeMap;
 use alloc::rc::Rc;
@@ -85,7 +86,7 @@ impl Server {
                         .broker
                         .allocate_memory(PAGE)
                         .map_err(|_| Errno::ENOMEM)?;
-                    let frame = Rc::new(FrameMem { mem });
+                    let frame = Rc::new(FrameMem::new(mem));
                     frame.write(0, buf.get(..got).unwrap_or(&[]));
                     // Cached only once read whole (a cached page is
                     // written back); if mapping it fails below, it is
@@ -118,7 +119,7 @@ impl Server {
         let (_, size) = self.file_id(vfd)?;
         for (index, frame) in pages {
             let n = file_bytes_in_page(size, *index);
-            if n == 0 {
+            if n == 0 || !frame.dirty.get() {
                 continue;
             }
             let mut buf = [0u8; PAGE as usize];
