@@ -161,7 +161,8 @@ impl Server {
             .seek(vfd, 0, kaal_client::file::whence::CURRENT)
             .map_err(file_errno)?;
         let start = end.saturating_sub(data.len() as u64);
-        for (index, frame) in self.shm.pages_of(id, start / PAGE, (end - 1) / PAGE) {
+        let last = end.saturating_sub(1) / PAGE;
+        for (index, frame) in self.shm.pages_of(id, start / PAGE, last) {
             let page = index * PAGE;
             let from = page.max(start);
             let to = (page + PAGE).min(end);
