@@ -3,8 +3,8 @@
  * read() after msync and a pwrite() is seen in the mapping; a forked
  * child's store through the inherited mapping, a second open+mmap of the
  * same file and an unrelated open+mmap in a child are seen at once;
- * munmap and exit write back; a store past the end of the file's last
- * page never extends it; EACCES for PROT_WRITE on a read-only fd (mmap
+ * pages a file gains under its mapping appear; munmap and exit write
+ * back; a store past the end of the file's last page never extends it; EACCES for PROT_WRITE on a read-only fd (mmap
  * and mprotect); SIGBUS for a page wholly beyond the end.
  *
  * Usage: shmfile [FILE]; FILE (default /root/shmfile.dat) is left holding
@@ -91,6 +91,7 @@ int main(int argc, char **argv)
 	memcpy(m, PUTS[0].text, strlen(PUTS[0].text));
 	check(msync(m, 2 * PAGE, MS_SYNC) == 0, "msync");
 	char buf[64] = { 0 };
+	struct stat st;
 	check(pread(fd, buf, strlen(PUTS[0].text), 0) == (ssize_t)strlen(PUTS[0].text) &&
 		      strcmp(buf, PUTS[0].text) == 0,
 	      "read() after a store and msync");
@@ -131,6 +132,27 @@ int main(int argc, char **argv)
 		      memcmp(m2 + PUTS[4].at - PAGE, PUTS[4].text, strlen(PUTS[4].text)) == 0,
 	      "the unrelated process's store seen");
 	printf("shmfile: two mappings ok\n");
+
+	/* A file that grows under its mapping: the pages it gained appear. */
+	char gpath[256];
+	snprintf(gpath, sizeof gpath, "%s.grow", path);
+	int g = open(gpath, O_RDWR | O_CREAT | O_TRUNC, 0644);
+	char *gm = mmap(NULL, 2 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, g, 0);
+	check(g >= 0 && gm != MAP_FAILED, "mapping an empty file");
+	if (gm == MAP_FAILED)
+		return 1;
+	check(ftruncate(g, PAGE + 10) == 0 && pwrite(g, "via pwrite", 10, PAGE) == 10, "growing it");
+	memcpy(gm, "grown", 5);
+	check(gm[5] == 0, "a page gained reads zeros");
+	check(pread(g, gm + PAGE + 100, 10, PAGE) == 10 && memcmp(gm + PAGE + 100, "via pwrite", 10) == 0 &&
+		      memcmp(gm + PAGE, "via pwrite", 10) == 0,
+	      "read() into a page gained");
+	memset(buf, 0, sizeof buf);
+	check(pread(g, buf, 5, 0) == 5 && strcmp(buf, "grown") == 0, "read() of a store into a page gained");
+	check(munmap(gm, 2 * PAGE) == 0 && fstat(g, &st) == 0 && st.st_size == PAGE + 10,
+	      "the grown file keeps its size");
+	check(close(g) == 0 && unlink(gpath) == 0, "dropping the grown file");
+	printf("shmfile: growth ok\n");
 
 	/* A store across the end of the file: the file keeps its size. */
 	memcpy(m + PUTS[6].at, "last bytes past the end", 23);
@@ -177,7 +199,6 @@ int main(int argc, char **argv)
 		memcpy(want + PUTS[i].at, PUTS[i].text, strlen(PUTS[i].text));
 	char got[SIZE + 100];
 	fd = open(path, O_RDONLY);
-	struct stat st;
 	check(fd >= 0 && fstat(fd, &st) == 0 && st.st_size == SIZE, "the file kept its size");
 	check(read(fd, got, sizeof got) == SIZE && memcmp(got, want, SIZE) == 0, "the file holds every store");
 	/* On the disk before the system ends. */

@@ -4,7 +4,8 @@
 //! one reference to its frame and each mapping another, so a page only
 //! the cache holds is unmapped everywhere (written back, then freed). Each
 //! file with pages keeps the open file description the server writes it
-//! back through. At most `limit` pages exist (`ENOMEM` beyond).
+//! back through (and reads pages touched later from) while it has pages
+//! or a process maps it. At most `limit` pages exist (`ENOMEM` beyond).
 
 use alloc::collections::BTreeMap;
 use alloc::rc::Rc;
@@ -37,17 +38,23 @@ impl<F, H> PageCache<F, H> {
         }
     }
 
+    /// No pages (there may be handles of files mapped without any).
     pub fn is_empty(&self) -> bool {
         self.pages.is_empty()
+    }
+
+    /// Neither pages nor handles.
+    pub fn is_idle(&self) -> bool {
+        self.pages.is_empty() && self.handles.is_empty()
     }
 
     pub fn len(&self) -> usize {
         self.pages.len()
     }
 
-    /// True when `file` has pages here.
-    pub fn holds(&self, file: FileId) -> bool {
-        self.handles.contains_key(&file)
+    /// The handle `file`'s pages are read through.
+    pub fn reader(&self, file: FileId) -> Option<&H> {
+        self.handles.get(&file).map(|h| &h.handle)
     }
 
     /// The frame of page `index` of `file`.
@@ -130,12 +137,13 @@ impl<F, H> PageCache<F, H> {
         self.pages.remove(&(file, index))
     }
 
-    /// Removes and returns the handles of files without pages left.
-    pub fn idle_handles(&mut self) -> Vec<H> {
+    /// Removes and returns the handles of files without pages left that
+    /// no process maps (`mapped` false).
+    pub fn idle_handles(&mut self, mapped: impl Fn(FileId) -> bool) -> Vec<H> {
         let idle: Vec<FileId> = self
             .handles
             .keys()
-            .filter(|&&f| self.pages.range((f, 0)..=(f, u64::MAX)).next().is_none())
+            .filter(|&&f| !mapped(f) && self.pages.range((f, 0)..=(f, u64::MAX)).next().is_none())
             .copied()
             .collect();
         idle.into_iter()
@@ -178,10 +186,13 @@ mod tests {
         drop(a);
         assert_eq!(c.unmapped(), alloc::vec![(file, 0)]);
         assert!(c.remove(file, 0).is_some());
-        assert!(c.idle_handles().is_empty(), "page 1 is left");
+        assert!(c.idle_handles(|_| false).is_empty(), "page 1 is left");
         drop(b);
         assert!(c.remove(file, 1).is_some());
-        assert_eq!(c.idle_handles(), alloc::vec!["rw"]);
-        assert!(c.is_empty() && !c.holds(file));
+        assert!(c.is_empty() && !c.is_idle());
+        assert!(c.idle_handles(|f| f == file).is_empty(), "still mapped");
+        assert_eq!(c.reader(file), Some(&"rw"));
+        assert_eq!(c.idle_handles(|_| false), alloc::vec!["rw"]);
+        assert!(c.is_idle() && c.reader(file).is_none());
     }
 }

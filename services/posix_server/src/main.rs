@@ -291,10 +291,17 @@ impl Server {
                 self.kill_by_signal(pid, process::SIGKILL);
             }
             Err(posix::errno::Errno::ENXIO) => {
-                println!(
-                    "posix: pid {pid}: bus error: {addr:#x} lies beyond the mapped file's end"
-                );
-                self.kill_by_signal(pid, process::SIGBUS);
+                match self.shm_fault(pid, addr) {
+                    Ok(()) => self.reply = Some(MessageInfo::new(0, 0)),
+                    Err(posix::errno::Errno::ENOMEM) => {
+                        println!("posix: pid {pid}: out of memory at {addr:#x}");
+                        self.kill_by_signal(pid, process::SIGKILL);
+                    }
+                    Err(_) => {
+                        println!("posix: pid {pid}: bus error: {addr:#x} lies beyond the mapped file's end");
+                        self.kill_by_signal(pid, process::SIGBUS);
+                    }
+                }
             }
             Err(_) => {
                 let what = if write {

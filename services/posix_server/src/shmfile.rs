@@ -9,7 +9,7 @@
 //! into the shared pages, so `read`, `write` and the mappings of one file
 //! agree at every system call. Write-back never goes past the file's size.
 
-use alloc::collections::BTreeMap;
+use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::rc::Rc;
 use alloc::vec::Vec;
 use core::ops::Range;
@@ -17,7 +17,7 @@ use core::ops::Range;
 use kaal_client::file::Fd;
 use posix::errno::Errno;
 use posix::pagecache::{FileId, PageCache};
-use posix::vm::{file_bytes_in_page, PAGE};
+use posix::vm::{file_bytes_in_page, Kind, PAGE};
 
 use crate::files::{file_errno, Object, OpenRef};
 use crate::process::Pid;
@@ -39,15 +39,16 @@ fn vfd_of(f: &OpenRef) -> Option<Fd> {
 
 impl Server {
     /// The identity and size of VFS file `vfd`.
-    fn file_id(&mut self, vfd: Fd) -> Result<(FileId, u64), Errno> {
+    pub(crate) fn file_id(&mut self, vfd: Fd) -> Result<(FileId, u64), Errno> {
         let st = self.files.fstat(vfd).map_err(file_errno)?;
         Ok(((u64::from(st.dev), st.ino), st.size))
     }
 
     /// Maps the pages of the file of `f` (VFS descriptor `vfd`) from
     /// offset `off` into `range` of process `pid`, which the layout
-    /// reserved as a shared file mapping. Pages wholly beyond the file's
-    /// end stay absent (SIGBUS when touched).
+    /// reserved as a shared file mapping (its kind is made exact here:
+    /// the file and where the mapping was placed). Pages wholly beyond
+    /// the file's end stay absent (`shm_fault`).
     pub(crate) fn shm_map(
         &mut self,
         pid: Pid,
@@ -57,6 +58,13 @@ impl Server {
         off: u64,
     ) -> Result<(), Errno> {
         let (id, size) = self.file_id(vfd)?;
+        let kind = Kind::SharedFile {
+            may_write: Self::writable(f),
+            file: id,
+            base: range.start.wrapping_sub(off),
+        };
+        let p = self.procs.get_mut(&pid).ok_or(Errno::ESRCH)?;
+        p.space.layout.retag(range.clone(), kind);
         let first = off / PAGE;
         let inside = size
             .div_ceil(PAGE)
@@ -72,39 +80,97 @@ impl Server {
             self.release(old);
         }
         for i in 0..inside {
-            let index = first + i;
-            let frame = match self.shm.get(id, index) {
-                Some(frame) => frame,
-                None => {
-                    let mut buf = [0u8; PAGE as usize];
-                    let n = file_bytes_in_page(size, index);
-                    let part = buf.get_mut(..n).unwrap_or(&mut []);
-                    let got = self.at_offset(vfd, index * PAGE, |s| {
-                        s.files.read(vfd, part).map_err(file_errno)
-                    })?;
-                    let mem = self
-                        .broker
-                        .allocate_memory(PAGE)
-                        .map_err(|_| Errno::ENOMEM)?;
-                    let frame = Rc::new(FrameMem::new(mem));
-                    frame.write(0, buf.get(..got).unwrap_or(&[]));
-                    // Cached only once read whole (a cached page is
-                    // written back); if mapping it fails below, it is
-                    // unmapped and `shm_collect` frees it.
-                    if let Err(e) = self.shm.insert(id, index, frame.clone()) {
-                        if let Ok(f) = Rc::try_unwrap(frame) {
-                            let _ = self.broker.free_memory(f.mem);
-                        }
-                        return Err(e);
-                    }
-                    frame
-                }
-            };
+            let frame = self.shm_page(id, vfd, first + i, size)?;
             let p = self.procs.get_mut(&pid).ok_or(Errno::ESRCH)?;
             p.space
                 .map_frame(&mut self.broker, range.start + i * PAGE, frame)?;
         }
         Ok(())
+    }
+
+    /// Page `index` of file `id` (`size` bytes, read through `vfd`): the
+    /// cached one, else read now and cached (`ENOMEM` at the limit).
+    fn shm_page(
+        &mut self,
+        id: FileId,
+        vfd: Fd,
+        index: u64,
+        size: u64,
+    ) -> Result<Rc<FrameMem>, Errno> {
+        if let Some(frame) = self.shm.get(id, index) {
+            return Ok(frame);
+        }
+        if !self.shm.room(1) {
+            return Err(Errno::ENOMEM);
+        }
+        let mut buf = [0u8; PAGE as usize];
+        let n = file_bytes_in_page(size, index);
+        let part = buf.get_mut(..n).unwrap_or(&mut []);
+        let got = self.at_offset(vfd, index * PAGE, |s| {
+            s.files.read(vfd, part).map_err(file_errno)
+        })?;
+        let mem = self
+            .broker
+            .allocate_memory(PAGE)
+            .map_err(|_| Errno::ENOMEM)?;
+        let frame = Rc::new(FrameMem::new(mem));
+        frame.write(0, buf.get(..got).unwrap_or(&[]));
+        // Cached only once read whole (a cached page may be written
+        // back); one not mapped after all is freed by `shm_collect`.
+        if let Err(e) = self.shm.insert(id, index, frame.clone()) {
+            if let Ok(f) = Rc::try_unwrap(frame) {
+                let _ = self.broker.free_memory(f.mem);
+            }
+            return Err(e);
+        }
+        Ok(frame)
+    }
+
+    /// A fault on an absent page of a shared file mapping (beyond the
+    /// file's end when mapped): the page if the file now reaches it,
+    /// else `ENXIO` (SIGBUS, as Linux).
+    pub(crate) fn shm_fault(&mut self, pid: Pid, addr: u64) -> Result<(), Errno> {
+        let page = addr & !(PAGE - 1);
+        let p = self.procs.get(&pid).ok_or(Errno::ESRCH)?;
+        let (_, area) = p.space.layout.area_at(page).ok_or(Errno::ENXIO)?;
+        let (id, off) = area.kind.file_offset(page).ok_or(Errno::ENXIO)?;
+        let vfd = self.shm.reader(id).and_then(vfd_of).ok_or(Errno::ENXIO)?;
+        let (_, size) = self.file_id(vfd)?;
+        let index = off / PAGE;
+        if file_bytes_in_page(size, index) == 0 {
+            return Err(Errno::ENXIO);
+        }
+        let frame = self.shm_page(id, vfd, index, size)?;
+        let p = self.procs.get_mut(&pid).ok_or(Errno::ESRCH)?;
+        p.space.map_frame(&mut self.broker, page, frame)
+    }
+
+    /// Before a system call copies `len` bytes at `addr` of process `pid`:
+    /// the absent shared file pages there that the file now reaches are
+    /// mapped, as the process's own touch would (the others stay absent:
+    /// `EFAULT`).
+    pub(crate) fn shm_touch(&mut self, pid: Pid, addr: u64, len: usize) {
+        if self.shm.is_idle() {
+            return;
+        }
+        let Some(p) = self.procs.get(&pid) else {
+            return;
+        };
+        let end = addr.saturating_add(len as u64);
+        let mut absent = Vec::new();
+        let mut at = addr & !(PAGE - 1);
+        while at < end {
+            let Some((_, area)) = p.space.layout.area_at(at) else {
+                break;
+            };
+            if area.kind.file_offset(at).is_some() && p.space.frame_of(at).is_none() {
+                absent.push(at);
+            }
+            at += PAGE;
+        }
+        for page in absent {
+            let _ = self.shm_fault(pid, page);
+        }
     }
 
     /// Writes pages `pages` of file `id` back through its handle (none
@@ -192,7 +258,7 @@ impl Server {
     /// Writes back and frees the pages no process maps any more, and
     /// releases the handles of files left without pages.
     pub(crate) fn shm_collect(&mut self) {
-        if self.shm.is_empty() {
+        if self.shm.is_idle() {
             return;
         }
         let mut by_file: BTreeMap<FileId, Vec<(u64, Rc<FrameMem>)>> = BTreeMap::new();
@@ -211,7 +277,13 @@ impl Server {
                 }
             }
         }
-        for h in self.shm.idle_handles() {
+        let mapped: BTreeSet<FileId> = self
+            .procs
+            .values()
+            .flat_map(|p| p.space.layout.areas())
+            .filter_map(|(start, a)| a.kind.file_offset(start).map(|(id, _)| id))
+            .collect();
+        for h in self.shm.idle_handles(|id| mapped.contains(&id)) {
             self.release(h);
         }
     }

@@ -283,8 +283,8 @@ impl Space {
 
     /// A page fault at `addr` (`write` if a write): gives a reserved page
     /// its frame; `EFAULT` when the access is not allowed (the process
-    /// then gets SIGSEGV), `ENXIO` for a shared file page beyond the
-    /// file's end (SIGBUS).
+    /// then gets SIGSEGV), `ENXIO` for an absent shared file page (the
+    /// file's end was before it when mapped: `Server::shm_fault`).
     pub fn fault(
         &mut self,
         broker: &mut Broker,
@@ -319,8 +319,8 @@ impl Space {
             return self.map(broker, v, p.frame, Access::ReadWrite);
         }
         if let Kind::SharedFile { .. } = area.kind {
-            // A shared file page absent is beyond the file's end: SIGBUS,
-            // as Linux.
+            // A shared file page absent was beyond the file's end: the
+            // server's (`shmfile`).
             return Err(Errno::ENXIO);
         }
         self.populate(broker, addr)

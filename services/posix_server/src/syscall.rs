@@ -621,11 +621,13 @@ impl Server {
     // ---- user memory -----------------------------------------------------
 
     pub(crate) fn user_read(&mut self, pid: Pid, addr: u64, out: &mut [u8]) -> Result<(), Errno> {
+        self.shm_touch(pid, addr, out.len());
         let p = self.procs.get_mut(&pid).ok_or(Errno::ESRCH)?;
         p.space.read(&mut self.broker, addr, out)
     }
 
     pub fn user_write(&mut self, pid: Pid, addr: u64, data: &[u8]) -> Result<(), Errno> {
+        self.shm_touch(pid, addr, data.len());
         let p = self.procs.get_mut(&pid).ok_or(Errno::ESRCH)?;
         p.space.write(&mut self.broker, addr, data)
     }
@@ -1559,8 +1561,8 @@ impl Server {
             }
             // A private copy takes what shared mappings stored.
             self.shm_before_read(vfd)?;
-            let size = self.files.fstat(vfd).map_err(file_errno)?.size;
-            Some((f, vfd, size))
+            let (id, size) = self.file_id(vfd)?;
+            Some((f, vfd, id, size))
         };
         let mf = MapFlags {
             fixed: flags & g::MAP_FIXED != 0,
@@ -1569,8 +1571,11 @@ impl Server {
         let kind = match (&file, shared) {
             (None, true) => Kind::Shared,
             (None, false) => Kind::Anon,
-            (Some((f, ..)), true) => Kind::SharedFile {
+            // Where it lands decides its `base` (`shm_map`).
+            (Some((f, _, id, _)), true) => Kind::SharedFile {
                 may_write: Self::writable(f),
+                file: *id,
+                base: 0,
             },
             (Some(_), false) => Kind::File,
         };
@@ -1579,7 +1584,7 @@ impl Server {
         p.space.drop_pages(&mut self.broker, &replaced);
         self.shm_collect();
         let p = self.procs.get_mut(&pid).ok_or(Errno::ESRCH)?;
-        if let (Kind::SharedFile { .. }, Some((f, vfd, _))) = (kind, &file) {
+        if let (Kind::SharedFile { .. }, Some((f, vfd, ..))) = (kind, &file) {
             let r = self.shm_map(pid, f, *vfd, range.clone(), off);
             if r.is_err() {
                 let p = self.procs.get_mut(&pid).ok_or(Errno::ESRCH)?;
@@ -1604,7 +1609,7 @@ impl Server {
                 at += posix::vm::PAGE;
             }
         }
-        if let Some((_, vfd, size)) = file {
+        if let Some((_, vfd, _, size)) = file {
             // Only the file's bytes are read, a page at a time; the rest of
             // the mapping is zeros when touched.
             let want = (range.end - range.start).min(size.saturating_sub(off));
