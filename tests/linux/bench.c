@@ -13,6 +13,12 @@
  * - linux.pipe_pingpong: one byte to a forked child over one pipe and back
  *   over another, per round trip;
  * - linux.fork_exec_wait: fork, execve of /bin/true, wait4, per run;
+ * - linux.futex_pingpong: a turn handed to a second thread and back through
+ *   a futex word (FUTEX_WAKE, FUTEX_WAIT), per round trip;
+ * - linux.thread_create_join: pthread_create of a thread that returns at
+ *   once, and pthread_join, per thread;
+ * - linux.epoll_wait_ready: one epoll_wait that finds one ready eventfd
+ *   (level-triggered), per call;
  * - linux.read_mib_per_sec: FILE read whole in 64 KiB reads, cold (open to
  *   close, as the VFS's fs.read_mib_per_sec is), the rate from
  *   CLOCK_MONOTONIC since the program cannot know the TSC's frequency.
@@ -34,16 +40,23 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #define CHUNK (64 * 1024)
+/* Linux's futex operations (musl-gcc has no kernel headers). */
+#define FUTEX_WAIT_PRIVATE 128
+#define FUTEX_WAKE_PRIVATE 129
 #define SEED 0x5001u
 
 static unsigned char buf[CHUNK];
@@ -159,6 +172,113 @@ static void bench_pipe(long rounds)
 	close(up[0]);
 	reap(c, "the pipe child");
 	report("linux.pipe_pingpong", t / rounds, "ticks");
+}
+
+/* The futex word of the ping-pong: 1 is the second thread's turn, 0 the
+ * main thread's; each side waits while the word says the other's turn. */
+static volatile int turn;
+static long futex_rounds;
+
+static void futex_wait_while(int value)
+{
+	while (__atomic_load_n(&turn, __ATOMIC_ACQUIRE) == value)
+		if (syscall(SYS_futex, &turn, FUTEX_WAIT_PRIVATE, value, NULL) != 0 &&
+		    errno != EAGAIN && errno != EINTR)
+			fail("futex wait");
+}
+
+static void futex_hand(int value)
+{
+	__atomic_store_n(&turn, value, __ATOMIC_RELEASE);
+	if (syscall(SYS_futex, &turn, FUTEX_WAKE_PRIVATE, 1) < 0)
+		fail("futex wake");
+}
+
+static void *futex_partner(void *arg)
+{
+	(void)arg;
+	for (long i = 0; i < futex_rounds; i++) {
+		futex_wait_while(0);
+		futex_hand(0);
+	}
+	return NULL;
+}
+
+static void bench_futex(long rounds)
+{
+	long warm = rounds / 10;
+	pthread_t t;
+	futex_rounds = warm + rounds;
+	turn = 0;
+	if ((errno = pthread_create(&t, NULL, futex_partner, NULL)) != 0)
+		fail("pthread_create");
+	for (long i = 0; i < warm; i++) {
+		futex_hand(1);
+		futex_wait_while(1);
+	}
+	uint64_t t0 = rdtsc();
+	for (long i = 0; i < rounds; i++) {
+		futex_hand(1);
+		futex_wait_while(1);
+	}
+	uint64_t ticks = rdtsc() - t0;
+	if ((errno = pthread_join(t, NULL)) != 0)
+		fail("pthread_join");
+	report("linux.futex_pingpong", ticks / rounds, "ticks");
+}
+
+static void *nothing(void *arg)
+{
+	return arg;
+}
+
+static void create_join(void)
+{
+	pthread_t t;
+	void *back = NULL;
+	if ((errno = pthread_create(&t, NULL, nothing, buf)) != 0)
+		fail("pthread_create");
+	if ((errno = pthread_join(t, &back)) != 0)
+		fail("pthread_join");
+	if (back != buf)
+		fail_msg("a joined thread returned another value");
+}
+
+static void bench_threads(long rounds)
+{
+	for (long i = 0; i < rounds / 10; i++)
+		create_join();
+	uint64_t t0 = rdtsc();
+	for (long i = 0; i < rounds; i++)
+		create_join();
+	report("linux.thread_create_join", (rdtsc() - t0) / rounds, "ticks");
+}
+
+/* One epoll_wait of `ep`, which must report its one ready eventfd. */
+static void epoll_one(int ep)
+{
+	struct epoll_event got;
+	if (epoll_wait(ep, &got, 1, 0) != 1 || got.data.u64 != 7 || !(got.events & EPOLLIN))
+		fail("epoll_wait of a ready eventfd");
+}
+
+static void bench_epoll(long rounds)
+{
+	int efd = eventfd(1, EFD_CLOEXEC);
+	int ep = epoll_create1(EPOLL_CLOEXEC);
+	if (efd < 0 || ep < 0)
+		fail("eventfd or epoll_create1");
+	struct epoll_event ev = {.events = EPOLLIN, .data.u64 = 7};
+	if (epoll_ctl(ep, EPOLL_CTL_ADD, efd, &ev) != 0)
+		fail("epoll_ctl");
+	for (long i = 0; i < rounds / 10; i++)
+		epoll_one(ep);
+	uint64_t t0 = rdtsc();
+	for (long i = 0; i < rounds; i++)
+		epoll_one(ep);
+	report("linux.epoll_wait_ready", (rdtsc() - t0) / rounds, "ticks");
+	close(ep);
+	close(efd);
 }
 
 static void run_true(void)
@@ -350,6 +470,9 @@ int main(int argc, char **argv)
 	bench_getpid(quick ? 1000 : 10000);
 	bench_pipe(quick ? 100 : 1000);
 	bench_fork_exec(quick ? 5 : 20);
+	bench_epoll(quick ? 1000 : 10000);
+	bench_futex(quick ? 100 : 1000);
+	bench_threads(quick ? 20 : 200);
 	bench_read(argv[1]);
 	bench_write(argv[1], quick ? (1u << 20) : (16u << 20));
 	bench_files(argv[1], quick ? 100 : 1000);

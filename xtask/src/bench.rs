@@ -43,6 +43,42 @@ const NET_GUEST_FIGURES: [&str; 4] = [
     "net.tcp_tx_mib_per_sec",
     "net.tcp_rr_per_sec",
 ];
+/// The same benchmarks through the POSIX layer: `tests/linux/netbench.c`
+/// on the process server serves the sink, source and echo (no HTTP) on
+/// the same driver, timer and netstack; booted [`NET_RUNS`] times too.
+const LINUX_NET_IMAGE: &str = "linux_net_bench";
+const LINUX_NET_READY: &str = "netbench: ready";
+const LINUX_NET_FIGURES: [&str; 3] = [
+    "linux.tcp_rx_mib_per_sec",
+    "linux.tcp_tx_mib_per_sec",
+    "linux.tcp_rr_per_sec",
+];
+
+/// One of the two network benchmark systems.
+pub struct NetSystem {
+    image: &'static str,
+    ready: &'static str,
+    figures: &'static [&'static str],
+    /// The native one: its host side also times the HTTP requests.
+    native: bool,
+}
+
+const NET_NATIVE: NetSystem = NetSystem {
+    image: NET_BENCH_IMAGE,
+    ready: NET_READY,
+    figures: &NET_GUEST_FIGURES,
+    native: true,
+};
+
+/// The POSIX layer's: what the Linux peer runs too.
+pub const NET_LINUX: NetSystem = NetSystem {
+    image: LINUX_NET_IMAGE,
+    ready: LINUX_NET_READY,
+    figures: &LINUX_NET_FIGURES,
+    native: false,
+};
+
+const NET_SYSTEMS: [&NetSystem; 2] = [&NET_NATIVE, &NET_LINUX];
 /// Under `-icount` like the others: the streams run as fast in wall time
 /// as without it. (Long streams stall either way: see host::FULL.)
 const NET_ICOUNT: bool = true;
@@ -56,11 +92,14 @@ const NET_TIMEOUT: Duration = Duration::from_secs(120);
 pub const LINUX_BENCH_IMAGE: &str = "linux_bench";
 pub const LINUX_RUNS: usize = 3;
 /// Figures the Linux benchmark prints in each boot.
-const LINUX_FIGURES: [&str; 8] = [
+const LINUX_FIGURES: [&str; 11] = [
     "linux.boot_ticks",
     "linux.getpid",
     "linux.pipe_pingpong",
     "linux.fork_exec_wait",
+    "linux.epoll_wait_ready",
+    "linux.futex_pingpong",
+    "linux.thread_create_join",
     "linux.read_mib_per_sec",
     "linux.read_cached_mib_per_sec",
     "linux.write_fsync_mib_per_sec",
@@ -68,15 +107,17 @@ const LINUX_FIGURES: [&str; 8] = [
 ];
 /// The Linux figures that vary from boot to boot: the disk's I/O (the
 /// boot's reads, the cold read, the writes, the files' blocks) runs
-/// outside the instruction count, and the cached read follows it. The figures of two processes vary a
-/// little too (the ping-pong by about 1%, fork+exec+wait by 0.002%): the
+/// outside the instruction count, and the cached read follows it. The
+/// figures of two processes or threads vary a little too (the ping-pong by about 1%, fork+exec+wait by 0.002%): the
 /// disk reads before them end at varying instruction counts, so the
 /// kernel's timer ticks fall elsewhere in them (likely; getpid, one
 /// process, repeats exactly).
-pub const LINUX_VARIABLE: [&str; 7] = [
+pub const LINUX_VARIABLE: [&str; 9] = [
     "linux.boot_ticks",
     "linux.pipe_pingpong",
     "linux.fork_exec_wait",
+    "linux.futex_pingpong",
+    "linux.thread_create_join",
     "linux.read_mib_per_sec",
     "linux.read_cached_mib_per_sec",
     "linux.write_fsync_mib_per_sec",
@@ -167,7 +208,7 @@ enum Bound {
 /// Ratios between figures of the same `cargo xtask bench` run, which no
 /// one image can print: a figure, the one it is read against, and the
 /// target.
-const RATIOS: [(&str, &str, Bound); 4] = [
+const RATIOS: [(&str, &str, Bound); 6] = [
     // Same boot: the file system's cold read against the raw disk's.
     (
         "fs.read_mib_per_sec",
@@ -185,6 +226,19 @@ const RATIOS: [(&str, &str, Bound); 4] = [
         "linux.read_mib_per_sec",
         "fs.read_mib_per_sec",
         Bound::Report,
+    ),
+    // Different boots of one invocation (medians), the same netstack and
+    // slirp: a Linux program's TCP through the POSIX layer against a
+    // native client of the sockets protocol.
+    (
+        "linux.tcp_rr_per_sec",
+        "net.tcp_rr_per_sec",
+        Bound::AtLeast(700),
+    ),
+    (
+        "linux.tcp_rx_mib_per_sec",
+        "net.tcp_rx_mib_per_sec",
+        Bound::AtLeast(700),
     ),
 ];
 
@@ -234,10 +288,28 @@ pub fn run(layout: &Layout, images: &Images) -> Result<Vec<Measurement>> {
         results.extend(boot(layout, images, name, None, extra)?);
     }
     results.extend(linux(layout, images, &tests)?);
+    for system in NET_SYSTEMS {
+        results.extend(net_runs(layout, &tests, system, |run, extra, ports| {
+            boot_net(layout, images, system, run, extra, ports)
+        })?);
+    }
+    Ok(results)
+}
+
+/// A network benchmark system's figures: median and spread of up to
+/// [`NET_RUNS`] boots, each by `boot_one(run, devices, ports)` with the
+/// devices and forwards of the system's test.
+pub fn net_runs(
+    layout: &Layout,
+    tests: &[systest::TestSpec],
+    system: &NetSystem,
+    mut boot_one: impl FnMut(usize, Vec<String>, Ports) -> Result<Vec<Measurement>>,
+) -> Result<Vec<Measurement>> {
+    let name = system.image;
     let spec = tests
         .iter()
-        .find(|t| t.image == NET_BENCH_IMAGE)
-        .with_context(|| format!("tests.toml has no test of the {NET_BENCH_IMAGE} image"))?;
+        .find(|t| t.image == name)
+        .with_context(|| format!("tests.toml has no test of the {name} image"))?;
     // A run that stalls (see host::FULL) is reported and another boot
     // takes its place, up to twice as many boots as runs; the figures
     // come from the runs that finished, and none is no error: the
@@ -248,22 +320,19 @@ pub fn run(layout: &Layout, images: &Images) -> Result<Vec<Measurement>> {
         boots += 1;
         // A fresh disk and fresh host ports each time.
         let (extra, _, ports) = spec.devices_and_ports(layout)?;
-        match boot_net(layout, images, boots, extra, ports) {
+        match boot_one(boots, extra, ports) {
             Ok(run) => runs.push(run),
-            Err(e) => eprintln!("{NET_BENCH_IMAGE} boot {boots}: no figures: {e:#}"),
+            Err(e) => eprintln!("{name} boot {boots}: no figures: {e:#}"),
         }
     }
-    eprintln!(
-        "{NET_BENCH_IMAGE}: {} of {boots} boots gave figures",
-        runs.len()
-    );
+    eprintln!("{name}: {} of {boots} boots gave figures", runs.len());
     for line in run_values(&runs) {
         eprintln!("{line}");
     }
-    if !runs.is_empty() {
-        results.extend(spread(&runs)?);
+    if runs.is_empty() {
+        return Ok(Vec::new());
     }
-    Ok(results)
+    spread(&runs)
 }
 
 /// The [`LINUX_BENCH_IMAGE`]'s figures of [`LINUX_RUNS`] boots, each with
@@ -408,23 +477,43 @@ pub fn run_values(runs: &[Vec<Measurement>]) -> Vec<String> {
 fn boot_net(
     layout: &Layout,
     images: &Images,
+    system: &NetSystem,
     run: usize,
     extra: Vec<String>,
     ports: Ports,
 ) -> Result<Vec<Measurement>> {
-    let name = NET_BENCH_IMAGE;
-    let image = images.existing(name)?;
-    let log = layout.log(&format!("{name}-{run}"));
-    let title = format!("Running benchmarks ({name}, boot {run})");
+    let image = images.existing(system.image)?;
+    let options = qemu::Options {
+        icount: NET_ICOUNT,
+        extra,
+        ..qemu::Options::default()
+    };
+    let cmd = qemu::command(&layout.kernel32(), &image, &options);
+    drive_net(
+        layout,
+        system,
+        &format!("{}-{run}", system.image),
+        cmd,
+        ports,
+    )
+}
+
+/// Runs `cmd`, a machine serving `system`'s benchmarks, and drives them
+/// from the host once the guest is ready; `name` names the logs (its
+/// own and the host side's `peer-<name>`).
+pub fn drive_net(
+    layout: &Layout,
+    system: &NetSystem,
+    name: &str,
+    mut cmd: std::process::Command,
+    ports: Ports,
+) -> Result<Vec<Measurement>> {
+    let native = system.native;
+    let log = layout.log(name);
+    let title = format!("Running benchmarks ({name})");
     step::step(&title, &log, |step| {
-        let options = qemu::Options {
-            icount: NET_ICOUNT,
-            extra,
-            ..qemu::Options::default()
-        };
-        let mut cmd = qemu::command(&layout.kernel32(), &image, &options);
         step.note(&format!("$ {}", step::describe(&cmd)))?;
-        let peer_log = layout.log(&format!("peer-{name}-{run}"));
+        let peer_log = layout.log(&format!("peer-{name}"));
         let cancel = Arc::new(AtomicBool::new(false));
         let (tx, rx) = mpsc::channel::<Result<HostFigures, String>>();
         let mut started = false;
@@ -434,7 +523,7 @@ fn boot_net(
             serial = fs::read(step.log_path())
                 .map(|b| String::from_utf8_lossy(&b).into_owned())
                 .unwrap_or_default();
-            if !started && serial.contains(NET_READY) {
+            if !started && serial.contains(system.ready) {
                 started = true;
                 let mut peer = Peer {
                     ports: ports.clone(),
@@ -449,7 +538,13 @@ fn boot_net(
                 let spawned = thread::Builder::new()
                     .name("net-bench-host".to_owned())
                     .spawn(move || {
-                        let result = host::drive(&mut peer, host::FULL);
+                        let result = if native {
+                            host::drive(&mut peer, host::FULL)
+                        } else {
+                            host::drive_streams(&mut peer, host::FULL).map(|()| HostFigures {
+                                http_requests_per_sec: 0,
+                            })
+                        };
                         if let Err(e) = &result {
                             peer.log.line(format!("net_bench: FAILED: {e:#}"));
                         }
@@ -464,7 +559,8 @@ fn boot_net(
                 host = rx.try_recv().ok();
             }
             match &host {
-                Some(Ok(_)) => NET_GUEST_FIGURES
+                Some(Ok(_)) => system
+                    .figures
                     .iter()
                     .all(|f| serial.contains(&format!("{MARKER} {f} "))),
                 Some(Err(_)) => true,
@@ -479,14 +575,19 @@ fn boot_net(
                 "the host side failed: {why} (its log: {})",
                 peer_log.display()
             ),
-            (None, _) if !started => bail!("QEMU {ending} before the guest printed {NET_READY:?}"),
+            (None, _) if !started => {
+                bail!("QEMU {ending} before the guest printed {:?}", system.ready)
+            }
             (_, other) => bail!("QEMU {other} before the benchmarks finished"),
         };
         let mut results = parse_results(&serial)?;
-        for f in NET_GUEST_FIGURES {
-            if !results.iter().any(|r| r.name == f) {
-                bail!("the {name} image printed no figure {f}");
+        for f in system.figures {
+            if !results.iter().any(|r| r.name == *f) {
+                bail!("{name} printed no figure {f}");
             }
+        }
+        if !native {
+            return Ok(results);
         }
         results.push(Measurement {
             name: "net.http_requests_per_sec".to_owned(),

@@ -48,7 +48,7 @@ const BENCH_SEED: u64 = 0x5001;
 const NATIVE_BENCH_BYTES: u64 = (1 << 20) + 5;
 
 /// The C programs: `tests/linux/<name>.c`.
-const C_PROGRAMS: [&str; 10] = [
+const C_PROGRAMS: [&str; 12] = [
     "hello_musl",
     "hostile",
     "isolation",
@@ -59,9 +59,11 @@ const C_PROGRAMS: [&str; 10] = [
     "shmfile",
     "sockets",
     "unix",
+    "netbench",
+    "tsignals",
 ];
 /// The Rust programs: each the Cargo project `tests/linux/<name>`.
-const RUST_PROGRAMS: [&str; 2] = ["hello_rust", "threads_rust"];
+const RUST_PROGRAMS: [&str; 3] = ["hello_rust", "threads_rust", "tokio_echo"];
 /// musl-gcc's flags (in the stamp: a change rebuilds).
 const CFLAGS: [&str; 5] = ["-static", "-O2", "-Wall", "-Wextra", "-Werror"];
 

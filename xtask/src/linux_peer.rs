@@ -254,6 +254,11 @@ fn init_script(modules: &[String], command: &[String]) -> String {
             "insmod /lib/modules/{m}.ko || echo 'linux-peer: insmod {m} failed'\n"
         ));
     }
+    // QEMU's user network gives the guest 10.0.2.15 and the host 10.0.2.2,
+    // as KaaL's DHCP client learns; set statically (no DHCP client here).
+    s.push_str("ip link set lo up\n");
+    s.push_str("if ip link set eth0 up 2>/dev/null; then\n");
+    s.push_str("  ip addr add 10.0.2.15/24 dev eth0\n  ip route add default via 10.0.2.2\nfi\n");
     s.push_str("if mount -t ext2 /dev/vda /mnt; then\n");
     s.push_str(&format!("  echo '{READY}'\n"));
     s.push_str(&format!("  chroot /mnt {}\n", quoted.join(" ")));
@@ -345,6 +350,28 @@ pub struct Run {
     pub status: Option<i32>,
 }
 
+/// QEMU's command that boots Linux with `extra` arguments (the devices)
+/// and runs `command` from the disk; its initramfs is written first.
+fn command_line(
+    layout: &Layout,
+    kernel: &Kernel,
+    name: &str,
+    command: &[String],
+    extra: Vec<String>,
+    icount: bool,
+) -> Result<Command> {
+    let image = dir(layout).join(format!("initramfs-{name}.cpio"));
+    fs::write(&image, initramfs(kernel, command)?)
+        .with_context(|| format!("writing {}", image.display()))?;
+    let options = qemu::Options {
+        icount,
+        extra,
+        append: Some(APPEND.to_owned()),
+        ..qemu::Options::default()
+    };
+    Ok(qemu::command(&kernel.vmlinuz, &image, &options))
+}
+
 /// Boots Linux with `extra` QEMU arguments (the devices) and runs
 /// `command` from the disk; `name` names its log.
 pub fn boot(
@@ -355,18 +382,9 @@ pub fn boot(
     extra: Vec<String>,
     icount: bool,
 ) -> Result<Run> {
-    let image = dir(layout).join(format!("initramfs-{name}.cpio"));
-    fs::write(&image, initramfs(kernel, command)?)
-        .with_context(|| format!("writing {}", image.display()))?;
+    let mut cmd = command_line(layout, kernel, name, command, extra, icount)?;
     let log = layout.log(&format!("linux-peer-{name}"));
     step::step(&format!("Booting the Linux peer ({name})"), &log, |step| {
-        let options = qemu::Options {
-            icount,
-            extra,
-            append: Some(APPEND.to_owned()),
-            ..qemu::Options::default()
-        };
-        let mut cmd = qemu::command(&kernel.vmlinuz, &image, &options);
         match step.run_until(&mut cmd, Some(TIMEOUT))? {
             // `poweroff -f` ends QEMU with status 0.
             Ending::Exited(0) => {}
@@ -445,10 +463,13 @@ pub enum PeerKind {
 /// The benchmark program both systems run: the process server's command in
 /// tests/system/systems/linux_bench.toml.
 const BENCH_COMMAND: [&str; 2] = ["/bin/bench", "/big.bin"];
+/// The network benchmark program: tests/system/systems/linux_net_bench.toml's.
+const NET_COMMAND: [&str; 2] = ["/bin/netbench", "serve"];
 
 /// The Linux side of `cargo xtask bench --peer linux`: [`BENCH_COMMAND`]
-/// on the peer under `-icount`, with the devices of the test that runs
-/// KaaL's twin image, booted as often as KaaL's and summed up alike.
+/// and [`NET_COMMAND`] on the peer under `-icount`, with the devices of
+/// the tests that run KaaL's twin images, booted as often as KaaL's and
+/// summed up alike.
 pub fn figures(layout: &Layout) -> Result<Vec<Measurement>> {
     let kernel = ensure(layout)?;
     let tests = crate::systest::load(&layout.tests_toml())?;
@@ -479,7 +500,21 @@ pub fn figures(layout: &Layout) -> Result<Vec<Measurement>> {
     for line in bench::run_values(&runs) {
         eprintln!("Linux peer: {line}");
     }
-    bench::first_and_spread(&runs, &bench::LINUX_VARIABLE)
+    let mut figures = bench::first_and_spread(&runs, &bench::LINUX_VARIABLE)?;
+    // The network program of the POSIX layer's network benchmarks, driven
+    // from the host through the same forwards, booted as often.
+    let net: Vec<String> = NET_COMMAND.iter().map(|w| (*w).to_owned()).collect();
+    figures.extend(bench::net_runs(
+        layout,
+        &tests,
+        &bench::NET_LINUX,
+        |run, extra, ports| {
+            let name = format!("linux-peer-net-{run}");
+            let cmd = command_line(layout, &kernel, &name, &net, extra, true)?;
+            bench::drive_net(layout, &bench::NET_LINUX, &name, cmd, ports)
+        },
+    )?);
+    Ok(figures)
 }
 
 /// The peer's description printed next to its figures.
@@ -720,6 +755,12 @@ mod tests {
         let system = fs::read_to_string(root.join("tests/system/systems/linux_bench.toml"))?;
         let args = format!("args = {:?}", BENCH_COMMAND);
         assert!(system.contains(&args), "linux_bench.toml should say {args}");
+        let system = fs::read_to_string(root.join("tests/system/systems/linux_net_bench.toml"))?;
+        let args = format!("args = {:?}", NET_COMMAND);
+        assert!(
+            system.contains(&args),
+            "linux_net_bench.toml should say {args}"
+        );
         Ok(())
     }
 }

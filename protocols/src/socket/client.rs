@@ -153,6 +153,42 @@ struct Slot {
     /// The events the service watches for it, and the WATCH's tag.
     watched: u32,
     watch_tag: u64,
+    /// Reports that found a side ready (read, write), for an
+    /// edge-triggered waiter (epoll's `EPOLLET`): Linux wakes one at every
+    /// arrival of data or room, so a program may stop at a short read and
+    /// wait for the next edge; here the service posts an event only when a
+    /// bit rises, so a reply that still finds data (or room) counts too.
+    changes: (u64, u64),
+}
+
+/// The readiness bits of each side, as `poll` reports them.
+const READ_SIDE: u32 = events::READABLE | events::HANGUP | events::ERROR;
+const WRITE_SIDE: u32 = events::WRITABLE | events::HANGUP | events::ERROR;
+
+/// The sides a reply to `op` counts a change of: a receive or accept
+/// only the read side, a send only the write side (else every read would
+/// wake a writer's edge-triggered waiter too); a posted event both.
+fn sides(op: u32) -> u32 {
+    match op {
+        op::RECV | op::RECV_FROM | op::ACCEPT => READ_SIDE,
+        op::SEND | op::SEND_TO => WRITE_SIDE,
+        _ => READ_SIDE | WRITE_SIDE,
+    }
+}
+
+impl Slot {
+    /// Takes a readiness report (a reply's or an event's), which counts a
+    /// change of a side of `sides` it finds ready.
+    fn report(&mut self, events: u32, sides: u32) {
+        let counted = events & sides;
+        if counted & READ_SIDE != 0 {
+            self.changes.0 = self.changes.0.wrapping_add(1);
+        }
+        if counted & WRITE_SIDE != 0 {
+            self.changes.1 = self.changes.1.wrapping_add(1);
+        }
+        self.events = events;
+    }
 }
 
 /// The client's sockets over transport `T`.
@@ -167,6 +203,8 @@ pub struct Sockets<T> {
     tag: u64,
     /// Completions dropped: stale tags, unknown kinds or sockets.
     dropped: u64,
+    /// Events taken (every call takes those that come before its reply).
+    noted: u64,
     /// The service's `ALARM` asked, not yet come: its tag and deadline.
     alarm: Option<(u64, u64)>,
     /// The service refused `ALARM`: deadlines are waited for by looking
@@ -185,6 +223,7 @@ impl<T: Transport> Sockets<T> {
             reset_due: false,
             tag: 0,
             dropped: 0,
+            noted: 0,
             alarm: None,
             no_alarms: false,
         };
@@ -206,6 +245,13 @@ impl<T: Transport> Sockets<T> {
     /// Completions dropped as stale or unknown.
     pub fn dropped(&self) -> u64 {
         self.dropped
+    }
+
+    /// Readiness events taken so far, by calls or [`Sockets::poll`]: a
+    /// client that waits for several things learns that one came while
+    /// it was calling about another.
+    pub fn events_noted(&self) -> u64 {
+        self.noted
     }
 
     /// Sends `RESET` until one is answered. A `RESTART` on the way may
@@ -328,9 +374,10 @@ impl<T: Transport> Sockets<T> {
     fn note(&mut self, c: &Completion) -> bool {
         match c.kind {
             completion::EVENT => {
+                self.noted = self.noted.wrapping_add(1);
                 match self.slot_mut(c.socket) {
                     Some(s) if s.open && s.watched != 0 && s.watch_tag == c.tag => {
-                        s.events = c.events;
+                        s.report(c.events, READ_SIDE | WRITE_SIDE);
                         if let Some(e) = Errno::from_code(c.status) {
                             s.error = Some(e);
                         }
@@ -416,7 +463,7 @@ impl<T: Transport> Sockets<T> {
                     return Err(SocketError::Broken);
                 }
                 if let Some(s) = self.slot_mut(r.socket) {
-                    s.events = c.events;
+                    s.report(c.events, sides(r.op));
                 }
             }
             return Ok(c);
@@ -753,6 +800,15 @@ impl<T: Transport> Sockets<T> {
         match self.check(s) {
             Ok(id) => self.slot(id).map_or(0, |slot| slot.events),
             Err(_) => 0,
+        }
+    }
+
+    /// How often each side of `s` (read, write) became ready again: see
+    /// [`Slot::changes`].
+    pub fn changes(&self, s: Socket) -> (u64, u64) {
+        match self.check(s) {
+            Ok(id) => self.slot(id).map_or((0, 0), |slot| slot.changes),
+            Err(_) => (0, 0),
         }
     }
 

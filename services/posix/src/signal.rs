@@ -14,7 +14,8 @@
 //!
 //! What follows Linux, and where it differs:
 //! - The process server sees a thread as the 18 integer registers of a seL4
-//!   fault; a fault reply cannot set FP/SSE state. The frame therefore has
+//!   fault; a fault reply cannot set FP/SSE state, and no seL4 5.0 TCB
+//!   invocation reads or writes it (docs/posix.md). The frame therefore has
 //!   no FP area: `uc_mcontext.fpstate` is NULL (which Linux's
 //!   `rt_sigreturn`, musl and glibc accept: the kernel then resets the FP
 //!   state, and `uc_flags` lacks `UC_FP_XSTATE`), and a non-NULL `fpstate`
@@ -23,7 +24,9 @@
 //!   every xmm register is caller-saved, so a handler that calls functions
 //!   or does floating point may change them. Handlers that only set a flag
 //!   or call `write`/`_exit` (the common case) touch none.
-//! - One thread per process: the pending set is the process's.
+//! - Pending signals are the process's (shared: `kill`) and each thread's
+//!   own (`tgkill`, a thread's fault), as Linux keeps them; a thread takes
+//!   its own first. The server chooses which thread takes a shared one.
 //! - Real-time signals (32..=64) are not queued: one pending instance each,
 //!   like the standard signals.
 //! - `err`, `trapno` and `cr2` of the frame: `cr2` is the fault address of a
@@ -384,13 +387,55 @@ pub enum Delivery {
     },
 }
 
-/// One process's signal state.
+/// A set of pending signals and the information of each (one instance
+/// per signal: real-time signals are not queued).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Pending {
+    set: u64,
+    infos: [Option<SigInfo>; NSIG as usize],
+}
+
+impl Pending {
+    const EMPTY: Pending = Pending {
+        set: 0,
+        infos: [None; NSIG as usize],
+    };
+
+    fn add(&mut self, info: SigInfo) {
+        self.set |= bit(info.signo);
+        if let Some(slot) = self.infos.get_mut(info.signo.wrapping_sub(1) as usize) {
+            *slot = Some(info);
+        }
+    }
+
+    /// Takes `sig` out; its information, or the kernel's when none was kept.
+    fn take(&mut self, sig: u32) -> SigInfo {
+        self.set &= !bit(sig);
+        self.infos
+            .get_mut(sig.wrapping_sub(1) as usize)
+            .and_then(Option::take)
+            .unwrap_or(SigInfo::kernel(sig))
+    }
+
+    fn discard(&mut self, set: u64) {
+        self.set &= !set;
+        for (i, info) in self.infos.iter_mut().enumerate() {
+            if set & (1 << i) != 0 {
+                *info = None;
+            }
+        }
+    }
+}
+
+/// One process's signal state, with the thread in force's own part.
 #[derive(Clone, Debug)]
 pub struct Signals {
     actions: [Action; NSIG as usize],
     blocked: u64,
-    pending: u64,
-    infos: [Option<SigInfo>; NSIG as usize],
+    /// The process's pending signals (`kill`: any thread may take them).
+    shared: Pending,
+    /// The thread in force's own pending signals (`tgkill`, its faults).
+    own: Pending,
     alt: AltStack,
     /// The mask to restore after a handler when a call that waits with a
     /// temporary mask (`rt_sigsuspend`, `ppoll`, `pselect6`) was interrupted.
@@ -398,12 +443,13 @@ pub struct Signals {
 }
 
 /// A thread's own part of the signal state (a thread of a process keeps
-/// it while another thread's is in force): the blocked mask, the alternate
-/// stack, a waiting call's saved mask. Actions and pending signals are the
-/// process's.
+/// it while another thread's is in force): the blocked mask, its own
+/// pending signals, the alternate stack, a waiting call's saved mask.
+/// Actions and shared pending signals are the process's.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ThreadMask {
     blocked: u64,
+    own: Pending,
     alt: AltStack,
     saved: Option<u64>,
 }
@@ -414,6 +460,7 @@ impl ThreadMask {
     pub fn inherit(from: &Signals) -> ThreadMask {
         ThreadMask {
             blocked: from.blocked,
+            own: Pending::EMPTY,
             alt: AltStack::DISABLED,
             saved: None,
         }
@@ -422,17 +469,43 @@ impl ThreadMask {
     pub fn blocked(&self) -> u64 {
         self.blocked
     }
+
+    /// Its own pending signals.
+    pub fn pending(&self) -> u64 {
+        self.own.set
+    }
+
+    /// Whether this thread would act on a signal now, its own or one of
+    /// the process's `shared` ones.
+    pub fn has_deliverable(&self, shared: u64) -> bool {
+        (self.own.set | shared) & !self.blocked != 0
+    }
 }
 
-/// The thread to take process-directed signal `sig`: the first of
-/// `threads` (tid, blocked mask) not blocking it, in the order given (the
-/// one in force first), else the first.
-pub fn pick_thread(sig: u32, threads: &[(u32, u64)]) -> Option<u32> {
+/// A thread as [`pick_thread`] sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Candidate {
+    pub tid: u32,
+    pub blocked: u64,
+    /// It has a signal to act on already (Linux's `wants_signal` passes
+    /// over such a thread: it will look at the shared set anyway).
+    pub busy: bool,
+}
+
+/// The thread to take process-directed signal `sig` (`complete_signal`):
+/// the first of `threads` that does not block it and has nothing to act on
+/// yet, else the first that does not block it, in the order given (Linux's:
+/// the thread in force when it is the sender, the main thread, the others);
+/// None when every thread blocks it: it stays pending for the process
+/// until one unblocks it.
+pub fn pick_thread(sig: u32, threads: &[Candidate]) -> Option<u32> {
+    let takes = |c: &&Candidate| c.blocked & bit(sig) == 0;
     threads
         .iter()
-        .find(|(_, blocked)| blocked & bit(sig) == 0)
-        .or(threads.first())
-        .map(|(tid, _)| *tid)
+        .filter(takes)
+        .find(|c| !c.busy)
+        .or(threads.iter().find(takes))
+        .map(|c| c.tid)
 }
 
 impl Default for Signals {
@@ -447,8 +520,8 @@ impl Signals {
         Signals {
             actions: [Action::default(); NSIG as usize],
             blocked: 0,
-            pending: 0,
-            infos: [None; NSIG as usize],
+            shared: Pending::EMPTY,
+            own: Pending::EMPTY,
             alt: AltStack::DISABLED,
             saved: None,
         }
@@ -457,15 +530,17 @@ impl Signals {
     /// Puts thread state `t` in force and keeps the one that was in `t`.
     pub fn swap_thread(&mut self, t: &mut ThreadMask) {
         core::mem::swap(&mut self.blocked, &mut t.blocked);
+        core::mem::swap(&mut self.own, &mut t.own);
         core::mem::swap(&mut self.alt, &mut t.alt);
         core::mem::swap(&mut self.saved, &mut t.saved);
     }
 
-    /// The child's state after `fork`: everything but the pending signals.
+    /// The child's state after `fork`: the calling thread's mask and the
+    /// actions; no pending signal, neither shared nor its own.
     pub fn fork(&self) -> Signals {
         Signals {
-            pending: 0,
-            infos: [None; NSIG as usize],
+            shared: Pending::EMPTY,
+            own: Pending::EMPTY,
             saved: None,
             ..self.clone()
         }
@@ -512,9 +587,15 @@ impl Signals {
         self.blocked = mask & !UNBLOCKABLE;
     }
 
-    /// All pending signals, blocked or not.
+    /// All pending signals of the thread in force, blocked or not: its own
+    /// and the process's.
     pub fn pending(&self) -> u64 {
-        self.pending
+        self.own.set | self.shared.set
+    }
+
+    /// The process's pending signals (any thread may take them).
+    pub fn shared_pending(&self) -> u64 {
+        self.shared.set
     }
 
     pub fn altstack(&self) -> AltStack {
@@ -576,6 +657,22 @@ impl Signals {
             }
         }
         Ok(old)
+    }
+
+    /// After an action changed: drops from thread `t`'s own pending set
+    /// what is now ignored, as `set_action` does for the thread in force
+    /// and the process (Linux flushes every thread's queue).
+    pub fn drop_ignored(&self, t: &mut ThreadMask) {
+        let mut set = 0;
+        let mut rest = t.own.set;
+        while rest != 0 {
+            let sig = rest.trailing_zeros() + 1;
+            rest &= rest - 1;
+            if self.ignores(sig) {
+                set |= bit(sig);
+            }
+        }
+        t.own.discard(set);
     }
 
     /// The `rt_sigaction(sig, act, oact, sigsetsize)` system call.
@@ -655,7 +752,7 @@ impl Signals {
         if sigsetsize > SIGSET_SIZE {
             return Err(Errno::EINVAL);
         }
-        let bytes = (self.pending & self.blocked).to_le_bytes();
+        let bytes = (self.pending() & self.blocked).to_le_bytes();
         let part = bytes.get(..sigsetsize as usize).ok_or(Errno::EINVAL)?;
         mem.write(set, part).map_err(|_| Errno::EFAULT)
     }
@@ -718,10 +815,31 @@ impl Signals {
         Ok(())
     }
 
-    /// Sends a signal (`prepare_signal` and `send_signal`): a stop signal
-    /// cancels a pending `SIGCONT` and `SIGCONT` cancels pending stops; an
-    /// ignored, unblocked signal or one already pending is dropped.
+    /// Sends a process-directed signal (`prepare_signal` and
+    /// `send_signal`): a stop signal cancels a pending `SIGCONT` and
+    /// `SIGCONT` cancels pending stops; an ignored, unblocked signal or one
+    /// already pending is dropped.
     pub fn send(&mut self, info: SigInfo) -> Sent {
+        self.queue(info, None)
+    }
+
+    /// Sends a signal to the thread in force alone (`tgkill`, a fault of
+    /// its own).
+    pub fn send_thread(&mut self, info: SigInfo) -> Sent {
+        let mut own = self.own;
+        let sent = self.queue(info, Some((&mut own, self.blocked)));
+        self.own = own;
+        sent
+    }
+
+    /// Sends a signal to thread `t`, not in force.
+    pub fn send_to(&mut self, t: &mut ThreadMask, info: SigInfo) -> Sent {
+        self.queue(info, Some((&mut t.own, t.blocked)))
+    }
+
+    /// Queues `info` on `to` (a thread's own set and its mask), or on the
+    /// process's set judged by the mask in force.
+    fn queue(&mut self, info: SigInfo, to: Option<(&mut Pending, u64)>) -> Sent {
         let sig = info.signo;
         let b = bit(sig);
         if b == 0 {
@@ -730,20 +848,33 @@ impl Signals {
                 resume: false,
             };
         }
-        if b & STOP_SIGNALS != 0 {
-            self.discard(bit(g::SIGCONT));
-        }
-        if sig == g::SIGCONT {
-            self.discard(STOP_SIGNALS);
+        let mut to = to;
+        // Stops and SIGCONT cancel each other in the process's set and
+        // the target thread's (other threads' own sets hold them rarely:
+        // only `tgkill` puts them there).
+        let cancel = if b & STOP_SIGNALS != 0 {
+            bit(g::SIGCONT)
+        } else if sig == g::SIGCONT {
+            STOP_SIGNALS
+        } else {
+            0
+        };
+        if cancel != 0 {
+            self.discard(cancel);
+            if let Some((p, _)) = to.as_mut() {
+                p.discard(cancel);
+            }
         }
         let resume = sig == g::SIGCONT || sig == g::SIGKILL;
+        let ignored = self.ignores(sig);
+        let (pending, blocked) = match to {
+            Some((p, blocked)) => (p, blocked),
+            None => (&mut self.shared, self.blocked),
+        };
         // A blocked signal is kept: its action may change before unblocking.
-        let dropped = self.pending & b != 0 || (self.blocked & b == 0 && self.ignores(sig));
+        let dropped = pending.set & b != 0 || (blocked & b == 0 && ignored);
         if !dropped {
-            self.pending |= b;
-            if let Some(slot) = self.slot(sig).and_then(|i| self.infos.get_mut(i)) {
-                *slot = Some(info);
-            }
+            pending.add(info);
         }
         Sent {
             pending: !dropped,
@@ -763,7 +894,7 @@ impl Signals {
                 self.blocked &= !b;
             }
         }
-        self.send(info)
+        self.send_thread(info)
     }
 
     /// `force_sigsegv`: what follows a failed `push_frame` for `sig` (or a
@@ -782,7 +913,7 @@ impl Signals {
     /// Whether a signal would be acted on now: a waiting call is then
     /// interrupted (`EINTR`, or restarted under `SA_RESTART`).
     pub fn has_deliverable(&self) -> bool {
-        self.pending & !self.blocked != 0
+        self.pending() & !self.blocked != 0
     }
 
     /// `rt_sigsuspend`, `ppoll`, `pselect6`: wait with `mask` in force; the
@@ -802,18 +933,22 @@ impl Signals {
         }
     }
 
+    /// Drops `set` from the process's pending signals and the thread in
+    /// force's.
     fn discard(&mut self, set: u64) {
-        self.pending &= !set;
-        for (i, info) in self.infos.iter_mut().enumerate() {
-            if set & (1 << i) != 0 {
-                *info = None;
-            }
-        }
+        self.shared.discard(set);
+        self.own.discard(set);
     }
 
-    /// The signal [`Signals::next_deliverable`] takes next, if any.
+    /// The signal [`Signals::next_deliverable`] takes next, if any: the
+    /// thread's own before the process's (`dequeue_signal`).
     fn next_signal(&self) -> Option<u32> {
-        let ready = self.pending & !self.blocked;
+        let own = self.own.set & !self.blocked;
+        let ready = if own != 0 {
+            own
+        } else {
+            self.shared.set & !self.blocked
+        };
         if ready == 0 {
             return None;
         }
@@ -837,21 +972,26 @@ impl Signals {
     }
 
     /// `rt_sigtimedwait`: takes the lowest pending signal of `set`, blocked
-    /// or not (never `SIGKILL` or `SIGSTOP`), with its information.
+    /// or not (never `SIGKILL` or `SIGSTOP`), with its information; the
+    /// thread's own first.
     pub fn take_from(&mut self, set: u64) -> Option<SigInfo> {
-        let ready = self.pending & set & !(bit(g::SIGKILL) | bit(g::SIGSTOP));
-        if ready == 0 {
-            return None;
+        let set = set & !(bit(g::SIGKILL) | bit(g::SIGSTOP));
+        for p in [&mut self.own, &mut self.shared] {
+            let ready = p.set & set;
+            if ready != 0 {
+                return Some(p.take(ready.trailing_zeros() + 1));
+            }
         }
-        let sig = ready.trailing_zeros() + 1;
-        let i = self.slot(sig)?;
-        self.pending &= !bit(sig);
-        Some(
-            self.infos
-                .get_mut(i)
-                .and_then(Option::take)
-                .unwrap_or(SigInfo::kernel(sig)),
-        )
+        None
+    }
+
+    /// Takes `sig` from the thread's own set if there, else the process's.
+    fn take(&mut self, sig: u32) -> SigInfo {
+        if self.own.set & bit(sig) != 0 {
+            self.own.take(sig)
+        } else {
+            self.shared.take(sig)
+        }
     }
 
     /// Whether the signal taken next stops the process (`SIGSTOP`, or a
@@ -872,12 +1012,7 @@ impl Signals {
     pub fn next_deliverable(&mut self) -> Option<Delivery> {
         let sig = self.next_signal()?;
         let i = self.slot(sig)?;
-        self.pending &= !bit(sig);
-        let info = self
-            .infos
-            .get_mut(i)
-            .and_then(Option::take)
-            .unwrap_or(SigInfo::kernel(sig));
+        let info = self.take(sig);
         if sig == g::SIGKILL {
             return Some(Delivery::Terminate { sig, core: false });
         }
@@ -2109,13 +2244,100 @@ mod tests {
     #[test]
     fn a_process_signal_goes_to_a_thread_not_blocking_it() {
         let usr1 = bit(g::SIGUSR1);
+        let c = |tid, blocked, busy| Candidate { tid, blocked, busy };
         assert_eq!(
-            pick_thread(g::SIGUSR1, &[(1, usr1), (2, 0), (3, 0)]),
+            pick_thread(
+                g::SIGUSR1,
+                &[c(1, usr1, false), c(2, 0, false), c(3, 0, false)]
+            ),
             Some(2)
         );
-        assert_eq!(pick_thread(g::SIGUSR1, &[(1, 0), (2, usr1)]), Some(1));
-        // All block it: it waits, pending, with the first.
-        assert_eq!(pick_thread(g::SIGUSR1, &[(4, usr1), (2, usr1)]), Some(4));
+        assert_eq!(
+            pick_thread(g::SIGUSR1, &[c(1, 0, false), c(2, usr1, false)]),
+            Some(1)
+        );
+        // One with a signal to act on already is passed over if another
+        // can take it, and taken if none can.
+        assert_eq!(
+            pick_thread(g::SIGUSR1, &[c(1, 0, true), c(2, 0, false)]),
+            Some(2)
+        );
+        assert_eq!(
+            pick_thread(g::SIGUSR1, &[c(1, 0, true), c(2, usr1, false)]),
+            Some(1)
+        );
+        // All block it: none; it waits in the process's set.
+        assert_eq!(
+            pick_thread(g::SIGUSR1, &[c(4, usr1, false), c(2, usr1, false)]),
+            None
+        );
         assert_eq!(pick_thread(g::SIGUSR1, &[]), None);
+    }
+
+    #[test]
+    fn a_thread_signal_stays_with_its_thread() {
+        let mut s = Signals::new();
+        let mut other = ThreadMask::inherit(&s);
+        // Sent to the thread not in force: only its set holds it.
+        assert!(s.send_to(&mut other, SigInfo::tkill(SIGUSR1, 1, 0)).pending);
+        assert_eq!(other.pending(), bit(SIGUSR1));
+        assert_eq!(s.pending(), 0);
+        assert!(!s.has_deliverable());
+        assert!(other.has_deliverable(s.shared_pending()));
+        // Already pending for that thread: dropped; for another: kept.
+        assert!(!s.send_to(&mut other, SigInfo::tkill(SIGUSR1, 1, 0)).pending);
+        assert!(s.send_thread(SigInfo::tkill(SIGUSR1, 1, 0)).pending);
+        // rt_sigpending shows the thread's own and the process's.
+        s.set_blocked(bit(SIGUSR1) | bit(SIGUSR2));
+        assert!(s.send(SigInfo::user(SIGUSR2, 1, 0)).pending);
+        let mut mem = Mem::new(0x1000, 8);
+        s.rt_sigpending(0x1000, 8, &mut mem).unwrap();
+        assert_eq!(u64_at(&mem.bytes, 0), bit(SIGUSR1) | bit(SIGUSR2));
+        s.swap_thread(&mut other);
+        // The other thread sees its own SIGUSR1 and the shared SIGUSR2.
+        assert_eq!(s.pending(), bit(SIGUSR1) | bit(SIGUSR2));
+        s.swap_thread(&mut other);
+        // The thread's own is taken before the process's.
+        s.set_blocked(0);
+        let Some(Delivery::Terminate { sig, .. }) = s.next_deliverable() else {
+            panic!("SIGUSR1 first");
+        };
+        assert_eq!(sig, SIGUSR1);
+        assert_eq!(s.take_from(bit(SIGUSR2)).map(|i| i.signo), Some(SIGUSR2));
+        assert_eq!(s.pending(), 0);
+        // An action that ignores drops the signal from every thread.
+        s.set_action(
+            SIGUSR1,
+            Some(Action {
+                handler: SIG_IGN,
+                ..Action::default()
+            }),
+        )
+        .unwrap();
+        s.drop_ignored(&mut other);
+        assert_eq!(other.pending(), 0);
+    }
+
+    #[test]
+    fn fork_keeps_the_mask_and_drops_every_pending_signal() {
+        let mut s = Signals::new();
+        s.set_blocked(bit(SIGUSR1) | bit(SIGUSR2));
+        s.send(SigInfo::user(SIGUSR1, 1, 0));
+        s.send_thread(SigInfo::tkill(SIGUSR2, 1, 0));
+        let child = s.fork();
+        assert_eq!(child.blocked(), bit(SIGUSR1) | bit(SIGUSR2));
+        assert_eq!(child.pending(), 0);
+    }
+
+    #[test]
+    fn a_fault_is_the_threads_own() {
+        let mut s = Signals::new();
+        let mut other = ThreadMask::inherit(&s);
+        s.force(SigInfo::fault(SIGSEGV, 1, 0));
+        assert_eq!(s.shared_pending(), 0);
+        s.swap_thread(&mut other);
+        assert_eq!(s.pending(), 0);
+        s.swap_thread(&mut other);
+        assert_eq!(s.pending(), bit(SIGSEGV));
     }
 }

@@ -122,7 +122,7 @@ impl Server {
                         .is_ok_and(|l| l.any_ready(|w| self.weak_state(w, depth + 1)));
                 (if ready { g::POLLIN | g::POLLRDNORM } else { 0 }, (0, 0))
             }
-            Object::Socket(s) => (u32::from(self.inet_poll(s)), (0, 0)),
+            Object::Socket(s) => (u32::from(self.inet_poll(s)), self.inet_changes(s)),
             Object::Unix(u) => u.state(),
             _ => (ALWAYS, (0, 0)),
         }

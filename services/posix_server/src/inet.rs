@@ -29,6 +29,8 @@ const EPHEMERAL: core::ops::RangeInclusive<u16> = 32768..=60999;
 pub struct Inet {
     pub net: Sockets,
     next_port: u16,
+    /// The service's events taken when parked calls last ran again.
+    events_seen: u64,
 }
 
 impl Inet {
@@ -36,6 +38,7 @@ impl Inet {
         Inet {
             net,
             next_port: *EPHEMERAL.start(),
+            events_seen: 0,
         }
     }
 
@@ -141,13 +144,25 @@ impl Server {
         self.inet.as_deref_mut().ok_or(Errno::EAFNOSUPPORT)
     }
 
-    /// Takes the service's completions (readiness events) now.
+    /// Takes the service's completions (readiness events) now; the
+    /// parked calls run again next (`wake`).
     pub fn inet_drain(&mut self) {
         if let Some(i) = self.inet.as_mut() {
             if let Err(e) = i.net.drain() {
                 kaal_rt::println!("posix: the network service: {e}");
             }
+            i.events_seen = i.net.events_noted();
         }
+    }
+
+    /// Whether a socket call took events since parked calls last ran
+    /// again: their notification is consumed with them, so without this a
+    /// call parked on that socket (another thread's `epoll_wait`, another
+    /// process's `read`) would sleep on.
+    pub fn inet_news(&self) -> bool {
+        self.inet
+            .as_ref()
+            .is_some_and(|i| i.net.events_noted() != i.events_seen)
     }
 
     /// The socket behind descriptor `fd`: `ENOTSOCK` for another file.
@@ -193,6 +208,11 @@ impl Server {
             bits |= g::POLLERR as u16;
         }
         bits
+    }
+
+    /// The socket's change counters, for `EPOLLET`.
+    pub fn inet_changes(&self, sock: &Sock) -> (u64, u64) {
+        self.inet.as_ref().map_or((0, 0), |i| i.net.changes(sock.s))
     }
 
     /// `socket(domain, type, protocol)`.

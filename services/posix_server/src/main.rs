@@ -352,6 +352,7 @@ impl Server {
         }
         self.inet_drain();
         self.fire_alarms();
+        self.deliver_threads();
         let blocked: Vec<Pid> = self
             .procs
             .iter()
@@ -435,6 +436,7 @@ impl Server {
 
     fn serve(&mut self) -> i32 {
         loop {
+            self.changed |= self.inet_news();
             if let Some(reply) = self.reply.take() {
                 let quiet = !self.changed && self.live() > 0;
                 if quiet && self.prepare_sleep() {

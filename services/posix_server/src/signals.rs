@@ -90,28 +90,63 @@ impl Server {
     }
 
     fn send_info(&mut self, pid: Pid, info: posix::signal::SigInfo) {
-        self.steer_signal(pid, info.signo);
+        self.send_info_to(pid, None, info);
+    }
+
+    /// Sends `info` to process `pid`, or to its thread `tid` alone (into
+    /// that thread's own pending set).
+    pub fn send_info_to(&mut self, pid: Pid, tid: Option<Pid>, info: posix::signal::SigInfo) {
+        let serving = self.current == Some(pid);
+        match tid {
+            None => self.steer_signal(pid, info.signo),
+            Some(t) if !serving && !self.is_stopped(pid) => {
+                self.install(t);
+            }
+            Some(_) => {}
+        }
         let Some(p) = self.procs.get_mut(&pid) else {
             return;
         };
         if p.zombie.is_some() {
             return;
         }
+        // The target thread's state when it is not the one in force.
+        let parked = match tid {
+            Some(t) if t != p.tid => {
+                let Some(s) = self.threads.get_mut(&t).and_then(|t| t.parked.as_mut()) else {
+                    return;
+                };
+                Some(s)
+            }
+            _ => None,
+        };
         // pid 1 takes only the signals it handles or blocks (to wait for
         // them), as Linux's init and a container's first process do;
         // faults still end it (they do not come this way).
+        let blocked = parked
+            .as_ref()
+            .map_or(p.signals.blocked(), |s| s.mask.blocked());
         if pid == 1
             && p.signals.action(info.signo).handler == posix::signal::SIG_DFL
-            && p.signals.blocked() & posix::signal::bit(info.signo) == 0
+            && blocked & posix::signal::bit(info.signo) == 0
         {
             return;
         }
-        let sent = p.signals.send(info);
-        // A call waiting for a signal (`rt_sigtimedwait`) looks again.
-        if sent.pending && p.blocked.is_some() {
+        let sent = match (parked, tid) {
+            (Some(s), _) => p.signals.send_to(&mut s.mask, info),
+            (None, Some(_)) => p.signals.send_thread(info),
+            (None, None) => p.signals.send(info),
+        };
+        // A call waiting for a signal (`rt_sigtimedwait`) looks again; a
+        // thread other than the one in force takes its signal after the
+        // call being answered (`deliver_threads`).
+        let threaded = self.threads.contains_key(&p.tid);
+        if sent.pending && (p.blocked.is_some() || threaded) {
             self.changed = true;
         }
         if sent.resume && p.stopped.is_some() {
+            // Its other threads take theirs too (`deliver_threads`).
+            self.changed |= threaded;
             self.cont(pid, info.signo == g::SIGCONT);
         }
         let Some(p) = self.procs.get(&pid) else {

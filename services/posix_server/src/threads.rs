@@ -2,16 +2,16 @@
 //! threads in one VSpace. Each has its own TCB, whose fault endpoint's
 //! badge is its tid. The thread whose fault is being served is "in force":
 //! its state (TCB, parked call, deadline, TLS base, `clear_tid`, blocked
-//! mask...) lives in the `Process`, so every call works on it as on a
-//! single-threaded process; the other threads' states wait in
-//! `Server::threads`. A single-threaded process has no entry there.
+//! mask, own pending signals...) lives in the `Process`, so every call
+//! works on it as on a single-threaded process; the other threads' states
+//! wait in `Server::threads`. A single-threaded process has no entry there.
 
 use kaal_rt::time::Instant;
 use kaal_sel4::cap::{CNode, Cap, Tcb, UserContext};
 use kaal_sel4::CPtr;
 use posix::errno::Errno;
 use posix::regs::Regs;
-use posix::signal::ThreadMask;
+use posix::signal::{Candidate, ThreadMask};
 
 use crate::process::{Pid, Process};
 use crate::syscall::Outcome;
@@ -219,6 +219,15 @@ impl Server {
         }
         self.futexes.cancel(tid);
         self.threads.remove(&tid);
+        // Its own pending signals go with it; the process's may be for
+        // another thread to take now (`deliver_threads`).
+        if self
+            .procs
+            .get(&pid)
+            .is_some_and(|p| p.signals.shared_pending() != 0)
+        {
+            self.changed = true;
+        }
         // Another thread takes its place in force.
         let next = self
             .threads
@@ -284,41 +293,127 @@ impl Server {
         }
     }
 
-    /// A process-directed signal `sig` for `pid` goes to a thread not
-    /// blocking it: that thread is put in force (unless a call of the
-    /// process is being served, whose thread must stay).
+    /// A process-directed signal `sig` for `pid` goes to a thread that
+    /// can take it (`posix::signal::pick_thread`: the main thread, the one
+    /// in force, the others): that thread is put in force. While a call of
+    /// the process is being served its thread must stay: the signal waits
+    /// in the process's set and `deliver_threads` hands it on after the
+    /// answer (`send_info_to` asks for that).
     pub fn steer_signal(&mut self, pid: Pid, sig: u32) {
-        if self.current == Some(pid) || self.is_stopped(pid) {
+        if self.is_stopped(pid) {
             return;
         }
         let Some(p) = self.procs.get(&pid) else {
             return;
         };
-        let mut candidates = alloc::vec![(p.tid, p.signals.blocked())];
-        candidates.extend(self.threads.iter().filter_map(|(&tid, t)| {
+        let shared = p.signals.shared_pending();
+        let in_force = Candidate {
+            tid: p.tid,
+            blocked: p.signals.blocked(),
+            busy: p.signals.has_deliverable(),
+        };
+        let mut candidates = alloc::vec::Vec::new();
+        let others = self.threads.iter().filter_map(|(&tid, t)| {
             let s = t.parked.as_ref().filter(|_| t.tgid == pid)?;
-            Some((tid, s.mask.blocked()))
-        }));
-        if let Some(tid) = posix::signal::pick_thread(sig, &candidates) {
+            Some(Candidate {
+                tid,
+                blocked: s.mask.blocked(),
+                busy: s.mask.has_deliverable(shared),
+            })
+        });
+        // The main thread first, as Linux's `kill` aims at it.
+        for c in core::iter::once(in_force).chain(others) {
+            if c.tid == pid {
+                candidates.insert(0, c);
+            } else {
+                candidates.push(c);
+            }
+        }
+        let Some(tid) = posix::signal::pick_thread(sig, &candidates) else {
+            return;
+        };
+        if tid != in_force.tid && self.current != Some(pid) {
             self.install(tid);
         }
     }
 
     /// `tkill(tid, sig)` and `tgkill(tgid, tid, sig)`: the signal goes to
-    /// thread `tid` (put in force unless its process's call is being
-    /// served) of its process.
+    /// thread `tid` alone, into its own pending set (`ESRCH` for no such
+    /// thread, or one of another process than `tgid`; signal 0 only
+    /// checks).
     pub fn tkill(&mut self, pid: Pid, tgid: Option<Pid>, tid: Pid, sig: u64) -> Result<u64, Errno> {
+        let positive = |n: Pid| n != 0 && i32::try_from(n).is_ok();
+        if !positive(tid) || !tgid.is_none_or(positive) || sig > 64 {
+            return Err(Errno::EINVAL);
+        }
         let owner = self.tgid_of(tid);
-        if tgid.is_some_and(|g| g != owner) || !self.procs.contains_key(&owner) {
+        let p = self
+            .procs
+            .get(&owner)
+            .filter(|p| p.zombie.is_none())
+            .ok_or(Errno::ESRCH)?;
+        let live = p.tid == tid || self.threads.get(&tid).is_some_and(|t| t.parked.is_some());
+        if tgid.is_some_and(|g| g != owner) || !live {
             return Err(Errno::ESRCH);
         }
-        if self.current != Some(owner) && !self.is_stopped(owner) {
-            self.install(tid).ok_or(Errno::ESRCH)?;
+        if sig != 0 {
+            let info = posix::signal::SigInfo::tkill(sig as u32, pid, 0);
+            self.send_info_to(owner, Some(tid), info);
         }
-        self.kill(pid, i64::from(owner), sig)
+        Ok(0)
     }
 
-    fn is_stopped(&self, pid: Pid) -> bool {
+    /// After a signal came or a thread ended: every thread not in force
+    /// that has a signal to act on (its own, or the process's) is put in
+    /// force and takes it, its parked call ended (`EINTR`, or restarted)
+    /// or its running code interrupted for the handler. Runs between
+    /// calls, never while one is being answered.
+    pub fn deliver_threads(&mut self) {
+        let tids: alloc::vec::Vec<Pid> = self
+            .threads
+            .iter()
+            .filter_map(|(&tid, t)| {
+                let s = t.parked.as_ref()?;
+                let p = self.procs.get(&t.tgid)?;
+                let ready = p.zombie.is_none()
+                    && p.stopped.is_none()
+                    && s.mask.has_deliverable(p.signals.shared_pending());
+                ready.then_some(tid)
+            })
+            .collect();
+        for tid in tids {
+            let Some(pid) = self.install(tid) else {
+                continue;
+            };
+            // An earlier thread may have taken the process's signal.
+            let Some(p) = self.procs.get(&pid) else {
+                continue;
+            };
+            if p.zombie.is_some() || p.stopped.is_some() || !p.signals.has_deliverable() {
+                continue;
+            }
+            if p.blocked.is_some() {
+                self.interrupt(pid);
+            } else {
+                self.deliver_running(pid);
+            }
+        }
+    }
+
+    /// After `rt_sigaction` made a signal ignored: the other threads' own
+    /// pending instances go too (the one in force's went with the call).
+    pub fn drop_ignored(&mut self, pid: Pid) {
+        let Some(p) = self.procs.get(&pid) else {
+            return;
+        };
+        for t in self.threads.values_mut().filter(|t| t.tgid == pid) {
+            if let Some(s) = t.parked.as_mut() {
+                p.signals.drop_ignored(&mut s.mask);
+            }
+        }
+    }
+
+    pub(crate) fn is_stopped(&self, pid: Pid) -> bool {
         self.procs.get(&pid).is_some_and(|p| p.stopped.is_some())
     }
 

@@ -217,6 +217,21 @@ pub fn drive(peer: &mut Peer, sizes: Sizes) -> Result<HostFigures> {
     })
 }
 
+/// The phases the POSIX layer's `netbench` serves (no HTTP), one after
+/// another.
+pub fn drive_streams(peer: &mut Peer, sizes: Sizes) -> Result<()> {
+    rx(peer, sizes.rx).context("the sink (tcp 9)")?;
+    peer.go_on("the benchmark")?;
+    tx(peer, sizes.tx).context("the source (tcp 19)")?;
+    peer.go_on("the benchmark")?;
+    rr(peer, sizes.round_trips).context("the echo (tcp 7)")
+}
+
+/// `linux_net_bench`: [`drive_streams`] with [`SHORT`].
+pub fn linux_net_bench(peer: &mut Peer) -> Result<()> {
+    drive_streams(peer, SHORT)
+}
+
 /// `net_bench`: [`drive`] with [`SHORT`].
 pub fn net_bench(peer: &mut Peer) -> Result<()> {
     drive(peer, SHORT).map(drop)

@@ -60,6 +60,9 @@ pub enum Program {
     /// Guest TCP 7 echoes: 1 MiB on one connection, then 16 connections of
     /// 64 KiB at once.
     TcpEcho,
+    /// Guest TCP 7 is tokio_echo on the POSIX layer: 16 connections at
+    /// once echo 1 MiB each.
+    TokioEcho,
     /// Guest UDP 7 echoes: 100 datagrams of 1 to 1472 bytes.
     UdpEcho,
     /// Guest TCP 80 serves the web tree's /www over HTTP/1.1 (checked with curl).
@@ -92,6 +95,9 @@ pub enum Program {
     /// (checked by its sha256, which the guest sends back with `nc`), and
     /// `nc` exchanges lines with `{host:2}`.
     BusyboxWgetNc,
+    /// The same sink, source and echo (no HTTP), short, against the POSIX
+    /// layer's `netbench` ([`bench::drive_streams`]).
+    LinuxNetBench,
 }
 
 impl Program {
@@ -99,6 +105,7 @@ impl Program {
     pub fn name(self) -> &'static str {
         match self {
             Program::TcpEcho => "tcp_echo",
+            Program::TokioEcho => "tokio_echo",
             Program::UdpEcho => "udp_echo",
             Program::Http => "http",
             Program::HttpIndex => "http_index",
@@ -110,19 +117,20 @@ impl Program {
             Program::NetBench => "net_bench",
             Program::Sockets => "sockets",
             Program::BusyboxWgetNc => "busybox_wget_nc",
+            Program::LinuxNetBench => "linux_net_bench",
         }
     }
 
     /// The forward the program talks through.
     pub fn forward(self) -> (Proto, u16) {
         match self {
-            Program::TcpEcho | Program::SynFlood => (Proto::Tcp, 7),
+            Program::TcpEcho | Program::TokioEcho | Program::SynFlood => (Proto::Tcp, 7),
             Program::UdpEcho => (Proto::Udp, 7),
             Program::Http | Program::HttpIndex | Program::HttpSlow => (Proto::Tcp, 80),
             Program::BusyboxHttp => (Proto::Tcp, http::BUSYBOX_PORT),
             Program::GuestConnect | Program::Restart => (Proto::Tcp, guest::CONTROL_PORT),
             // Its first; the others fail at once when missing.
-            Program::NetBench => (Proto::Tcp, 9),
+            Program::NetBench | Program::LinuxNetBench => (Proto::Tcp, 9),
             Program::Sockets => (Proto::Tcp, guest::CONTROL_PORT),
             Program::BusyboxWgetNc => (Proto::Host, wget_nc::HTTP),
         }
@@ -368,6 +376,7 @@ impl Log {
 pub fn run_program(program: Program, peer: &mut Peer) -> Result<()> {
     match program {
         Program::TcpEcho => stream::tcp_echo(peer),
+        Program::TokioEcho => stream::tokio_echo(peer),
         Program::UdpEcho => udp::udp_echo(peer),
         Program::Http => http::http(peer),
         Program::HttpIndex => http::http_index(peer),
@@ -379,6 +388,7 @@ pub fn run_program(program: Program, peer: &mut Peer) -> Result<()> {
         Program::NetBench => bench::net_bench(peer),
         Program::Sockets => sockets::sockets(peer),
         Program::BusyboxWgetNc => wget_nc::busybox_wget_nc(peer),
+        Program::LinuxNetBench => bench::linux_net_bench(peer),
     }
 }
 

@@ -166,47 +166,8 @@ pub fn tcp_echo(peer: &mut Peer) -> Result<()> {
         "tcp_echo: {BIG_ECHO} bytes echoed byte-exact through 127.0.0.1:{port} in {} ms",
         started.elapsed().as_millis()
     ));
-    // Slirp's listening socket for a forward has a backlog of 1: a burst
-    // of connects can be reset on the host before it reaches the guest. So
-    // the connections open one after another, each proven end to end by
-    // the echo of its first bytes (an attempt reset before that is made
-    // again), and then all carry their data at once.
     let started = Instant::now();
-    let mut conns = Vec::new();
-    let mut again = 0;
-    for i in 0..PARALLEL {
-        let offset = i * PARALLEL_BYTES;
-        let mut tries = 0;
-        let s = loop {
-            let opened = connect(port, io).and_then(|s| echo_on(&s, offset, PROBE).map(|()| s));
-            match opened {
-                Ok(s) => break s,
-                Err(e) if tries < 3 && e.chain().any(|c| c.to_string().contains("after 0 of")) => {
-                    tries += 1;
-                    again += 1;
-                }
-                Err(e) => {
-                    return Err(e).with_context(|| format!("opening connection {i} of {PARALLEL}"))
-                }
-            }
-        };
-        conns.push((s, offset));
-    }
-    let results: Vec<Result<()>> = thread::scope(|scope| {
-        let handles: Vec<_> = conns
-            .iter()
-            .map(|(s, offset)| {
-                scope.spawn(move || echo_on(s, offset + PROBE, PARALLEL_BYTES - PROBE))
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err(anyhow!("its thread panicked")))
-            })
-            .collect()
-    });
+    let (results, again) = parallel_echo(port, io, PARALLEL, PARALLEL_BYTES)?;
     if again > 0 {
         peer.log.line(format!(
             "tcp_echo: {again} connection attempts were reset before they reached the guest, and made again"
@@ -233,6 +194,79 @@ pub fn tcp_echo(peer: &mut Peer) -> Result<()> {
     }
     peer.log.line(format!(
         "tcp_echo: {PARALLEL} connections open at once echoed {PARALLEL_BYTES} bytes each in {} ms",
+        started.elapsed().as_millis()
+    ));
+    Ok(())
+}
+
+/// Opens `n` connections and has them echo `each` bytes at once (connection
+/// `i` from stream offset `i * each`); each one's result and the number of
+/// attempts made again.
+fn parallel_echo(port: u16, io: Duration, n: u64, each: u64) -> Result<(Vec<Result<()>>, u32)> {
+    // Slirp's listening socket for a forward has a backlog of 1: a burst
+    // of connects can be reset on the host before it reaches the guest. So
+    // the connections open one after another, each proven end to end by
+    // the echo of its first bytes (an attempt reset before that is made
+    // again), and then all carry their data at once.
+    let mut conns = Vec::new();
+    let mut again = 0;
+    for i in 0..n {
+        let offset = i * each;
+        let mut tries = 0;
+        let s = loop {
+            let opened = connect(port, io).and_then(|s| echo_on(&s, offset, PROBE).map(|()| s));
+            match opened {
+                Ok(s) => break s,
+                Err(e) if tries < 3 && e.chain().any(|c| c.to_string().contains("after 0 of")) => {
+                    tries += 1;
+                    again += 1;
+                }
+                Err(e) => return Err(e).with_context(|| format!("opening connection {i} of {n}")),
+            }
+        };
+        conns.push((s, offset));
+    }
+    let results: Vec<Result<()>> = thread::scope(|scope| {
+        let handles: Vec<_> = conns
+            .iter()
+            .map(|(s, offset)| scope.spawn(move || echo_on(s, offset + PROBE, each - PROBE)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(anyhow!("its thread panicked")))
+            })
+            .collect()
+    });
+    Ok((results, again))
+}
+
+/// `tokio_echo`: 16 connections at once echo 1 MiB each (tokio's
+/// multi-threaded runtime on the POSIX layer).
+pub fn tokio_echo(peer: &mut Peer) -> Result<()> {
+    let port = peer.tcp(7)?;
+    let started = Instant::now();
+    let (results, again) = parallel_echo(port, peer.limits.io, PARALLEL, BIG_ECHO)?;
+    if again > 0 {
+        peer.log.line(format!(
+            "tokio_echo: {again} connection attempts were reset before they reached the guest, and made again"
+        ));
+    }
+    let failed: Vec<String> = results
+        .iter()
+        .zip(0u64..)
+        .filter_map(|(r, i)| r.as_ref().err().map(|e| format!("connection {i}: {e:#}")))
+        .collect();
+    if !failed.is_empty() {
+        bail!(
+            "{} of {PARALLEL} concurrent connections failed: {}",
+            failed.len(),
+            failed.join("; ")
+        );
+    }
+    peer.log.line(format!(
+        "tokio_echo: {PARALLEL} connections open at once echoed {BIG_ECHO} bytes each byte-exact in {} ms",
         started.elapsed().as_millis()
     ));
     Ok(())

@@ -503,3 +503,40 @@ fn without_service_alarms_a_deadline_is_looked_for() {
         .count();
     assert_eq!(n, 1);
 }
+
+#[test]
+fn changes_count_every_report_of_a_ready_side() {
+    let mut s = client();
+    let a = s.tcp().expect("a");
+    assert_eq!(s.changes(a), (0, 0));
+    // A short read that still finds data counts a read-side change (an
+    // edge-triggered waiter must hear of the rest); a send only the write
+    // side's; EAGAIN none.
+    s.transport().inbox[0] = b"hello".to_vec();
+    let mut two = [0u8; 2];
+    assert_eq!(s.recv(a, &mut two), Ok(2));
+    assert_eq!(s.changes(a), (1, 0));
+    assert_eq!(s.send(a, b"y"), Ok(1));
+    assert_eq!(s.changes(a), (1, 1));
+    let mut buf = [0u8; 8];
+    assert_eq!(s.recv(a, &mut buf), Ok(3));
+    assert_eq!(s.recv(a, &mut buf), Err(EAGAIN.into()));
+    assert_eq!(s.changes(a), (1, 1));
+    // New data after the EAGAIN: the service's event counts, though the
+    // readiness reads as before the reads.
+    let mut fds = [PollFd::new(a, events::READABLE)];
+    assert_eq!(s.poll(&mut fds, Some(5)), Ok(0));
+    let tag = s
+        .transport()
+        .taken
+        .iter()
+        .rev()
+        .find(|r| r.op == op::WATCH)
+        .map(|r| r.tag)
+        .expect("a WATCH");
+    s.transport().event(a.id(), tag, events::READABLE, 0);
+    assert_eq!(s.poll(&mut fds, Some(100)), Ok(1));
+    assert_eq!(s.changes(a).0, 2);
+    assert_eq!(s.events_noted(), 1);
+    assert_eq!(s.changes(Socket { id: 40, epoch: 9 }), (0, 0));
+}
