@@ -52,7 +52,8 @@ pub struct DiskSpec {
 pub const DEFAULT_BLOCK_SIZE: u32 = 1024;
 
 /// `fs_check = { fsck = true, tree = "written" }`: after the run (the last
-/// boot), `e2fsck -fn` must pass and the file system must hold exactly `tree`.
+/// boot), `e2fsck -fn` must pass and the file system must hold exactly `tree`
+/// and each of `files`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FsCheck {
@@ -60,6 +61,76 @@ pub struct FsCheck {
     pub fsck: bool,
     #[serde(default)]
     pub tree: Option<String>,
+    #[serde(default)]
+    pub files: Vec<FileCheck>,
+}
+
+/// `{ path = "/tmp/f", bytes = 6000, fill = ".", put = [{ at = 0, text = "..." }] }`:
+/// the file (read back with debugfs) holds `bytes` bytes of `fill` but for each
+/// `text` at its offset.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileCheck {
+    pub path: String,
+    pub bytes: usize,
+    pub fill: char,
+    #[serde(default)]
+    pub put: Vec<Put>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Put {
+    pub at: usize,
+    pub text: String,
+}
+
+impl FileCheck {
+    /// The bytes the file must hold.
+    fn expected(&self) -> Vec<u8> {
+        let mut fill = [0u8; 4];
+        let fill = self.fill.encode_utf8(&mut fill).as_bytes();
+        let mut out: Vec<u8> = fill.iter().copied().cycle().take(self.bytes).collect();
+        for p in &self.put {
+            for (i, &b) in p.text.as_bytes().iter().enumerate() {
+                if let Some(slot) = out.get_mut(p.at + i) {
+                    *slot = b;
+                }
+            }
+        }
+        out
+    }
+
+    /// `Err(reason)` unless `image` holds the file as expected; `work` is
+    /// debugfs's copy of it.
+    fn verify(&self, image: &Path, work: &Path) -> Result<Result<(), String>> {
+        let _ = fs::remove_file(work);
+        ext2::debugfs(
+            image,
+            &format!("dump \"{}\" \"{}\"", self.path, work.display()),
+        )?;
+        let Ok(got) = fs::read(work) else {
+            return Ok(Err(format!("{} is not on the disk", self.path)));
+        };
+        let want = self.expected();
+        if got.len() != want.len() {
+            return Ok(Err(format!(
+                "{} holds {} bytes, expected {}",
+                self.path,
+                got.len(),
+                want.len()
+            )));
+        }
+        Ok(
+            match got.iter().zip(&want).enumerate().find(|(_, (a, b))| a != b) {
+                Some((at, (g, w))) => Err(format!(
+                    "{} byte {at} is {g:#04x}, expected {w:#04x}",
+                    self.path
+                )),
+                None => Ok(()),
+            },
+        )
+    }
 }
 
 fn yes() -> bool {
@@ -224,6 +295,11 @@ impl DiskSpec {
                 return Ok(Err(why));
             }
         }
+        for (i, file) in check.files.iter().enumerate() {
+            if let Err(why) = file.verify(path, &path.with_extension(format!("file{i}")))? {
+                return Ok(Err(why));
+            }
+        }
         if let Some(name) = &check.tree {
             let tree = trees::tree(name).with_context(|| format!("no tree {name}"))?;
             // A file system debugfs cannot walk fails the test, not the run.
@@ -291,6 +367,16 @@ mod tests {
         Ok(())
     }
 
+    #[test]
+    fn a_file_check_is_its_fill_but_for_its_strings() -> Result<()> {
+        let check: FsCheck = toml::from_str(
+            "files = [{ path = \"/f\", bytes = 6, fill = \".\", put = [{ at = 1, text = \"ab\" }, { at = 5, text = \"xyz\" }] }]",
+        )?;
+        let file = check.files.first().context("a file")?;
+        assert_eq!(file.expected(), b".ab..x");
+        Ok(())
+    }
+
     fn ext2_spec(keys: &str) -> Result<DiskSpec> {
         let spec: DiskSpec = toml::from_str(keys)?;
         spec.check_spec("t")?;
@@ -353,6 +439,7 @@ mod tests {
         let check = FsCheck {
             fsck: true,
             tree: None,
+            files: Vec::new(),
         };
         assert_eq!(spec.verify(&path, Some(&check))?, Ok(()));
         let stat = ext2::debugfs(&path, "stat /bin/hello_musl")?;
@@ -372,6 +459,7 @@ mod tests {
         let check = FsCheck {
             fsck: true,
             tree: None,
+            files: Vec::new(),
         };
         assert_eq!(spec.verify(&path, Some(&check))?, Ok(()));
         let (file, len) = trees::BENCH_FILE;
@@ -397,11 +485,13 @@ mod tests {
         let reboot = FsCheck {
             fsck: true,
             tree: Some("reboot".into()),
+            files: Vec::new(),
         };
         assert_eq!(spec.verify(&path, Some(&reboot))?, Ok(()));
         let written = FsCheck {
             fsck: true,
             tree: Some("written".into()),
+            files: Vec::new(),
         };
         let err = spec.verify(&path, Some(&written))?.unwrap_err();
         assert!(err.contains("/out is missing"), "{err}");

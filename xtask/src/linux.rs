@@ -48,7 +48,7 @@ const BENCH_SEED: u64 = 0x5001;
 const NATIVE_BENCH_BYTES: u64 = (1 << 20) + 5;
 
 /// The C programs: `tests/linux/<name>.c`.
-const C_PROGRAMS: [&str; 11] = [
+const C_PROGRAMS: [&str; 12] = [
     "hello_musl",
     "hostile",
     "isolation",
@@ -56,6 +56,7 @@ const C_PROGRAMS: [&str; 11] = [
     "events",
     "bench",
     "memory",
+    "shmfile",
     "sockets",
     "unix",
     "netbench",
@@ -288,6 +289,11 @@ fn expected(name: &str, scratch: &Path) -> Expected {
         "memory" => Expected {
             args: vec![file("memory.txt")],
             lines: vec!["memory: ok".into()],
+            status: 0,
+        },
+        "shmfile" => Expected {
+            args: vec![file("shmfile.dat")],
+            lines: vec!["shmfile: ok".into()],
             status: 0,
         },
         "hello_rust" => Expected {

@@ -14,6 +14,7 @@ pub mod fdset;
 pub mod futex;
 pub mod image;
 pub mod inet;
+pub mod pagecache;
 pub mod path;
 pub mod pipe;
 pub mod random;

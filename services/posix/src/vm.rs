@@ -10,6 +10,7 @@ use alloc::vec::Vec;
 use core::ops::Range;
 
 use crate::errno::Errno;
+use crate::pagecache::FileId;
 
 pub const PAGE: u64 = 4096;
 
@@ -87,6 +88,58 @@ pub enum Kind {
     /// Anonymous `MAP_SHARED` memory: present from the start, and its
     /// frames shared with forked children rather than copied.
     Shared,
+    /// A `MAP_SHARED` file mapping of `file`: the server's shared pages of
+    /// the file (every mapping of a file page maps one frame), present
+    /// from the start up to the file's end, and when touched past it if
+    /// the file grew; page `v` maps file offset `v - base` (wrapping), so
+    /// the offset holds however the area is split; `may_write` when the
+    /// file was open for writing (else `mprotect` may not add
+    /// `PROT_WRITE`, as Linux).
+    SharedFile {
+        may_write: bool,
+        file: FileId,
+        base: u64,
+    },
+}
+
+impl Kind {
+    /// True when the frames are shared with every mapper (and a forked
+    /// child) rather than copied.
+    pub fn is_shared(self) -> bool {
+        matches!(self, Kind::Shared | Kind::SharedFile { .. })
+    }
+
+    /// A shared file mapping's file and the file offset of page `vaddr`.
+    pub fn file_offset(self, vaddr: u64) -> Option<(FileId, u64)> {
+        match self {
+            Kind::SharedFile { file, base, .. } => Some((file, vaddr.wrapping_sub(base))),
+            _ => None,
+        }
+    }
+
+    /// The kind of these pages moved from `from` to `to` (`mremap`): a
+    /// file mapping keeps its offsets.
+    fn moved(self, from: u64, to: u64) -> Kind {
+        match self {
+            Kind::SharedFile {
+                may_write,
+                file,
+                base,
+            } => Kind::SharedFile {
+                may_write,
+                file,
+                base: base.wrapping_add(to.wrapping_sub(from)),
+            },
+            other => other,
+        }
+    }
+}
+
+/// How many bytes of file page `index` lie inside a file of `size` bytes:
+/// what write-back writes (a store past the end never extends the file).
+pub fn file_bytes_in_page(size: u64, index: u64) -> usize {
+    let start = index.saturating_mul(PAGE);
+    size.saturating_sub(start).min(PAGE) as usize
 }
 
 /// A run of reserved pages with one protection and kind.
@@ -378,7 +431,7 @@ impl Layout {
                     fixed: true,
                     fixed_noreplace: false,
                 },
-                area.kind,
+                area.kind.moved(old, to),
             )?;
             return Ok(Remap::Moved {
                 to: range,
@@ -405,6 +458,7 @@ impl Layout {
             return Err(Errno::ENOMEM);
         }
         let (range, _) = self.mmap(0, new_len, area.prot, MapFlags::default(), area.kind)?;
+        self.retag(range.clone(), area.kind.moved(old, range.start));
         Ok(Remap::Moved {
             to: range,
             replaced: Vec::new(),
@@ -427,6 +481,15 @@ impl Layout {
             }
         }
         (top >= floor && top - floor >= len).then(|| top - len)
+    }
+
+    /// Gives the reserved `range` kind `kind` (a mapping whose kind depends
+    /// on where it was placed).
+    pub fn retag(&mut self, range: Range<u64>, kind: Kind) {
+        for (r, area) in self.carve(range) {
+            self.areas.insert(r.start, Area { kind, ..area });
+            self.merge_around(r.start);
+        }
     }
 
     /// Linux's `munmap`: drops any reservation in the range; returns the
@@ -461,10 +524,22 @@ impl Layout {
         if prot.write && prot.exec {
             return Err(Errno::EACCES);
         }
-        // Every page reserved?
+        // Every page reserved? A shared mapping of a file not open for
+        // writing stays read-only.
         let mut at = addr;
         while at < end {
             let (_, area) = self.area_at(at).ok_or(Errno::ENOMEM)?;
+            if prot.write
+                && matches!(
+                    area.kind,
+                    Kind::SharedFile {
+                        may_write: false,
+                        ..
+                    }
+                )
+            {
+                return Err(Errno::EACCES);
+            }
             at = area.end;
         }
         let runs = self.carve(addr..end);
@@ -484,6 +559,55 @@ impl Layout {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shared_file_mappings_keep_their_access_and_file_end() {
+        let mut l = Layout::new();
+        let file = (1, 12);
+        let ro = Kind::SharedFile {
+            may_write: false,
+            file,
+            base: 0,
+        };
+        let (r, _) = l
+            .mmap(0, 8192, Prot::R, MapFlags::default(), ro)
+            .expect("mmap");
+        assert_eq!(l.mprotect(r.start, 4096, Prot::RW), Err(Errno::EACCES));
+        assert!(l.mprotect(r.start, 4096, Prot::NONE).is_ok());
+        let rw = Kind::SharedFile {
+            may_write: true,
+            file,
+            base: 0,
+        };
+        let (w, _) = l
+            .mmap(0, 2 * 4096, Prot::RW, MapFlags::default(), rw)
+            .expect("mmap");
+        assert!(l.mprotect(w.start, 4096, Prot::R).is_ok());
+        // Placed: page w.start maps file offset 0x3000.
+        let placed = Kind::SharedFile {
+            may_write: true,
+            file,
+            base: w.start - 0x3000,
+        };
+        l.retag(w.clone(), placed);
+        let second = l.area_at(w.start + 4096).expect("area").1.kind;
+        assert_eq!(second.file_offset(w.start + 4096), Some((file, 0x4000)));
+        // Moved (it cannot grow in place: the read-only mapping is above).
+        let Ok(Remap::Moved { to, .. }) = l.mremap(w.start + 4096, 4096, 3 * 4096, true, None)
+        else {
+            panic!("mremap did not move");
+        };
+        let moved = l.area_at(to.start + 8192).expect("area").1.kind;
+        assert_eq!(moved.file_offset(to.start), Some((file, 0x4000)));
+        assert_eq!(moved.file_offset(to.start + 8192), Some((file, 0x6000)));
+        assert_eq!(Kind::Anon.file_offset(to.start), None);
+        assert!(rw.is_shared() && Kind::Shared.is_shared() && !Kind::File.is_shared());
+        assert_eq!(file_bytes_in_page(5000, 0), 4096);
+        assert_eq!(file_bytes_in_page(5000, 1), 904);
+        assert_eq!(file_bytes_in_page(5000, 2), 0);
+        assert_eq!(file_bytes_in_page(8192, 1), 4096);
+        assert_eq!(file_bytes_in_page(u64::MAX, u64::MAX), 0);
+    }
 
     #[test]
     fn brk_grows_and_shrinks_by_pages() {

@@ -241,10 +241,14 @@ impl Server {
             .files
             .open(&path, vfs_flags::WRITE_ONLY, 0)
             .map_err(file_errno)?;
-        let result = self.files.truncate(fd, size);
+        let result = self
+            .files
+            .truncate(fd, size)
+            .map_err(file_errno)
+            .and_then(|()| self.shm_truncated(fd, size));
         // The descriptor goes whatever happened; the first error is the one.
         let closed = self.files.close(fd);
-        result.and(closed).map_err(file_errno)?;
+        result.and(closed.map_err(file_errno))?;
         Ok(0)
     }
 

@@ -21,6 +21,7 @@ mod jobs;
 mod process;
 mod programs;
 mod readiness;
+mod shmfile;
 mod signals;
 mod space;
 mod syscall;
@@ -187,6 +188,8 @@ pub struct Server {
     pub threads: BTreeMap<Pid, threads::Thread>,
     /// Threads parked in `futex` waits, per futex word.
     pub futexes: posix::futex::Futexes,
+    /// The shared pages of `MAP_SHARED` file mappings (`shmfile.rs`).
+    pub shm: shmfile::Cache,
     /// Bytes of the untyped budget.
     pub budget_bytes: u64,
     /// Programs loaded before, with their read-only frames.
@@ -286,6 +289,19 @@ impl Server {
             Err(posix::errno::Errno::ENOMEM) => {
                 println!("posix: pid {pid}: out of memory at {addr:#x}");
                 self.kill_by_signal(pid, process::SIGKILL);
+            }
+            Err(posix::errno::Errno::ENXIO) => {
+                match self.shm_fault(pid, addr) {
+                    Ok(()) => self.reply = Some(MessageInfo::new(0, 0)),
+                    Err(posix::errno::Errno::ENOMEM) => {
+                        println!("posix: pid {pid}: out of memory at {addr:#x}");
+                        self.kill_by_signal(pid, process::SIGKILL);
+                    }
+                    Err(_) => {
+                        println!("posix: pid {pid}: bus error: {addr:#x} lies beyond the mapped file's end");
+                        self.kill_by_signal(pid, process::SIGBUS);
+                    }
+                }
             }
             Err(_) => {
                 let what = if write {
@@ -544,6 +560,7 @@ fn main(env: &Env) -> Result<(), StartError> {
         procs: BTreeMap::new(),
         threads: BTreeMap::new(),
         futexes: posix::futex::Futexes::new(),
+        shm: shmfile::Cache::new(shmfile::MAX_PAGES),
         programs: programs::Programs::default(),
         budget_bytes: budget.bytes(),
         next_pid: 1,

@@ -30,6 +30,7 @@ pub const SIGFPE: u32 = 8;
 pub const SIGKILL: u32 = 9;
 pub const SIGHUP: u32 = 1;
 pub const SIGSEGV: u32 = 11;
+pub const SIGBUS: u32 = 7;
 
 /// Priority of Linux threads: below every driver and service.
 const PRIORITY: u8 = 50;
@@ -348,6 +349,7 @@ impl Server {
             self.release(f);
         }
         space.destroy(&mut self.broker);
+        self.shm_collect();
         let code = (status >> 8) & 0xff;
         let sig = status & 0x7f;
         // A shell reports its children's deaths itself; the server says so
@@ -744,6 +746,7 @@ impl Server {
         let _ = self.broker.free(old_tcb.cptr());
         let _ = self.broker.free(old_cnode.cptr());
         old_space.destroy(&mut self.broker);
+        self.shm_collect();
         for f in closed {
             self.release(f);
         }

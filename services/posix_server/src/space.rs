@@ -14,7 +14,7 @@ use kaal_broker::kernel::{Access, Cache};
 use kaal_sel4::cap::{Cap, Pml4};
 use kaal_sel4::CPtr;
 use posix::errno::Errno;
-use posix::vm::{Kind, Layout, Prot};
+use posix::vm::{Area, Kind, Layout, Prot};
 
 use crate::window::FrameMem;
 use crate::Broker;
@@ -68,6 +68,16 @@ fn access_of(prot: Prot) -> Access {
         Access::ReadWrite
     } else {
         Access::ReadOnly
+    }
+}
+
+/// The access `frame` is mapped with in `area`: a shared file page stays
+/// read-only until its first store (a write fault marks it dirty), so
+/// pages never stored to are never written back.
+fn access_for(area: &Area, frame: &FrameMem) -> Access {
+    match area.kind {
+        Kind::SharedFile { .. } if !frame.dirty.get() => Access::ReadOnly,
+        _ => access_of(area.prot),
     }
 }
 
@@ -126,7 +136,8 @@ impl Space {
         frame: Rc<FrameMem>,
     ) -> Result<(), Errno> {
         let (_, area) = self.layout.area_at(vaddr).ok_or(Errno::EFAULT)?;
-        self.map(broker, vaddr, frame, access_of(area.prot))
+        let access = access_for(&area, &frame);
+        self.map(broker, vaddr, frame, access)
     }
 
     /// The frame present at `vaddr`.
@@ -136,10 +147,18 @@ impl Space {
             .map(|p| p.frame.clone())
     }
 
+    /// The frames present in `range`.
+    pub fn frames_in(&self, range: Range<u64>) -> Vec<Rc<FrameMem>> {
+        self.pages
+            .range(range)
+            .map(|(_, p)| p.frame.clone())
+            .collect()
+    }
+
     /// A fresh zeroed frame.
     fn fresh(broker: &mut Broker) -> Result<Rc<FrameMem>, Errno> {
         let mem = broker.allocate_memory(PAGE).map_err(nomem)?;
-        Ok(Rc::new(FrameMem { mem }))
+        Ok(Rc::new(FrameMem::new(mem)))
     }
 
     /// Gives the reserved page at `vaddr` a zeroed frame (mapped with the
@@ -150,6 +169,10 @@ impl Space {
             return Ok(());
         }
         let (_, area) = self.layout.area_at(vaddr).ok_or(Errno::EFAULT)?;
+        if let Kind::SharedFile { .. } = area.kind {
+            // Beyond the file's end when mapped: no page to give.
+            return Err(Errno::EFAULT);
+        }
         let frame = Self::fresh(broker)?;
         self.map(broker, vaddr, frame.clone(), access_of(area.prot))
             .inspect_err(|_| {
@@ -225,6 +248,7 @@ impl Space {
             };
             let src = data.get(done..done + n).ok_or(Errno::EFAULT)?;
             frame.write(off, src);
+            frame.dirty.set(true);
             done += n;
         }
         Ok(())
@@ -259,7 +283,8 @@ impl Space {
 
     /// A page fault at `addr` (`write` if a write): gives a reserved page
     /// its frame; `EFAULT` when the access is not allowed (the process
-    /// then gets SIGSEGV).
+    /// then gets SIGSEGV), `ENXIO` for an absent shared file page (the
+    /// file's end was before it when mapped: `Server::shm_fault`).
     pub fn fault(
         &mut self,
         broker: &mut Broker,
@@ -275,9 +300,28 @@ impl Space {
         } else {
             area.prot.read || area.prot.exec
         };
-        if !allowed || self.pages.contains_key(&(addr & !(PAGE - 1))) {
-            // Present already: the fault was a protection violation.
+        let v = addr & !(PAGE - 1);
+        if !allowed {
             return Err(Errno::EFAULT);
+        }
+        if let Some(p) = self.pages.get(&v) {
+            // A shared file page's first store makes it dirty and writable;
+            // any other fault on a present page was a protection violation.
+            let first_store = write
+                && matches!(area.kind, Kind::SharedFile { .. })
+                && p.access == Access::ReadOnly;
+            if !first_store {
+                return Err(Errno::EFAULT);
+            }
+            p.frame.dirty.set(true);
+            let p = self.pages.remove(&v).ok_or(Errno::EFAULT)?;
+            let _ = broker.unshare(alloc::vec![p.copy]);
+            return self.map(broker, v, p.frame, Access::ReadWrite);
+        }
+        if let Kind::SharedFile { .. } = area.kind {
+            // A shared file page absent was beyond the file's end: the
+            // server's (`shmfile`).
+            return Err(Errno::ENXIO);
         }
         self.populate(broker, addr)
     }
@@ -314,10 +358,10 @@ impl Space {
                 let Some((_, area)) = self.layout.area_at(v) else {
                     continue;
                 };
-                let access = access_of(area.prot);
                 let Some(p) = self.pages.remove(&v) else {
                     continue;
                 };
+                let access = access_for(&area, &p.frame);
                 if p.access == access {
                     self.pages.insert(v, p);
                     continue;
@@ -327,7 +371,7 @@ impl Space {
                 // theirs: this process writes to its own copy (but shared
                 // memory stays shared).
                 let frame = if access == Access::ReadWrite
-                    && area.kind != Kind::Shared
+                    && !area.kind.is_shared()
                     && Rc::strong_count(&p.frame) > 1
                 {
                     let f = Self::fresh(broker)?;
@@ -354,7 +398,7 @@ impl Space {
             .collect();
         for (v, frame, access) in entries {
             let shared = self.layout.area_at(v).is_some_and(|(_, a)| {
-                (a.kind == Kind::Image && !a.prot.write) || a.kind == Kind::Shared
+                (a.kind == Kind::Image && !a.prot.write) || a.kind.is_shared()
             });
             let r = if shared {
                 child.map(broker, v, frame, access)
@@ -389,7 +433,8 @@ impl Space {
             let _ = broker.unshare(alloc::vec![p.copy]);
             let at = to + (v - from.start);
             let (_, area) = self.layout.area_at(at).ok_or(Errno::EFAULT)?;
-            self.map(broker, at, p.frame, access_of(area.prot))?;
+            let access = access_for(&area, &p.frame);
+            self.map(broker, at, p.frame, access)?;
         }
         Ok(())
     }

@@ -180,10 +180,8 @@ impl Server {
             }
             g::__NR_fchown => self.fchown(pid, a[0], a[1], a[2]),
             g::__NR_fchownat => self.fchownat(pid, a[0], a[1], a[2], a[3], a[4]),
-            g::__NR_fsync | g::__NR_fdatasync => self
-                .file(pid, a[0])
-                .and_then(|_| self.files.sync().map_err(file_errno).map(|_| 0)),
-            g::__NR_sync => self.files.sync().map_err(file_errno).map(|_| 0),
+            g::__NR_fsync | g::__NR_fdatasync => self.fsync(pid, a[0]),
+            g::__NR_sync => self.sync(),
             g::__NR_fchdir => self.fchdir(pid, a[0]),
             g::__NR_pwrite64 => self.pwrite(pid, a[0], a[1], a[2], a[3]),
             g::__NR_readlink => self.readlinkat(pid, AT_FDCWD as u64, a[0], a[1], a[2]),
@@ -199,6 +197,7 @@ impl Server {
             g::__NR_mremap => self.mremap(pid, a[0], a[1], a[2], a[3], a[4]),
             g::__NR_mprotect => self.mprotect(pid, a[0], a[1], a[2]),
             g::__NR_madvise => Ok(0),
+            g::__NR_msync => self.msync(pid, a[0], a[1], a[2]),
             g::__NR_arch_prctl => self.arch_prctl(pid, a[0], a[1]),
             g::__NR_set_tid_address => self.set_tid_address(pid, a[0]),
             g::__NR_set_robust_list => Ok(0),
@@ -589,6 +588,7 @@ impl Server {
                 .seek(vfd, 0, kaal_client::file::whence::CURRENT)
                 .map_err(file_errno)?
         };
+        self.shm_before_read(vfd)?;
         let mut buf = alloc::vec![0u8; (count as usize).min(64 * 1024)];
         let moved = self.at_offset(vfd, start, |s| {
             let n = s.files.read(vfd, &mut buf).map_err(file_errno)?;
@@ -624,11 +624,13 @@ impl Server {
     // ---- user memory -----------------------------------------------------
 
     pub(crate) fn user_read(&mut self, pid: Pid, addr: u64, out: &mut [u8]) -> Result<(), Errno> {
+        self.shm_touch(pid, addr, out.len());
         let p = self.procs.get_mut(&pid).ok_or(Errno::ESRCH)?;
         p.space.read(&mut self.broker, addr, out)
     }
 
     pub fn user_write(&mut self, pid: Pid, addr: u64, data: &[u8]) -> Result<(), Errno> {
+        self.shm_touch(pid, addr, data.len());
         let p = self.procs.get_mut(&pid).ok_or(Errno::ESRCH)?;
         p.space.write(&mut self.broker, addr, data)
     }
@@ -778,6 +780,7 @@ impl Server {
                 }
                 let fd = *fd;
                 drop(open);
+                self.shm_before_read(fd)?;
                 self.files
                     .read(fd, out)
                     .map_err(file_errno)
@@ -876,10 +879,9 @@ impl Server {
                         .seek(fd, 0, kaal_client::file::whence::END)
                         .map_err(file_errno)?;
                 }
-                self.files
-                    .write(fd, data)
-                    .map_err(file_errno)
-                    .map(|n| n as u64)
+                let n = self.files.write(fd, data).map_err(file_errno)?;
+                self.shm_wrote(fd, data.get(..n).unwrap_or(&[]))?;
+                ok(n as u64)
             }
             Object::Tty => {
                 drop(open);
@@ -941,7 +943,7 @@ impl Server {
 
     /// Runs `op` on VFS descriptor `vfd` at offset `off`, then puts its
     /// offset back where it was (pread, pwrite, mmap, sendfile).
-    fn at_offset<T>(
+    pub(crate) fn at_offset<T>(
         &mut self,
         vfd: Fd,
         off: u64,
@@ -967,7 +969,7 @@ impl Server {
         f.borrow().flags & g::O_ACCMODE != g::O_WRONLY
     }
 
-    fn writable(f: &OpenRef) -> bool {
+    pub(crate) fn writable(f: &OpenRef) -> bool {
         f.borrow().flags & g::O_ACCMODE != g::O_RDONLY
     }
 
@@ -985,6 +987,7 @@ impl Server {
     fn pread(&mut self, pid: Pid, fd: u64, buf: u64, len: u64, off: u64) -> R {
         let f = self.file(pid, fd)?;
         let vfd = Self::vfs_file(&f, Access::Read, Errno::ESPIPE)?;
+        self.shm_before_read(vfd)?;
         let mut out = alloc::vec![0u8; (len as usize).min(IO_MAX)];
         let n = self.at_offset(vfd, off, |s| {
             s.files.read(vfd, &mut out).map_err(file_errno)
@@ -1198,6 +1201,7 @@ impl Server {
             return Err(Errno::EINVAL);
         }
         self.files.truncate(vfd, size).map_err(file_errno)?;
+        self.shm_truncated(vfd, size)?;
         Ok(0)
     }
 
@@ -1219,7 +1223,11 @@ impl Server {
         let vfd = Self::vfs_file(&f, Access::Write, Errno::ESPIPE)?;
         let mut data = alloc::vec![0u8; (len as usize).min(IO_MAX)];
         self.user_read(pid, buf, &mut data)?;
-        let n = self.at_offset(vfd, off, |s| s.files.write(vfd, &data).map_err(file_errno))?;
+        let n = self.at_offset(vfd, off, |s| {
+            let n = s.files.write(vfd, &data).map_err(file_errno)?;
+            s.shm_wrote(vfd, data.get(..n).unwrap_or(&[]))?;
+            Ok(n)
+        })?;
         ok(n as u64)
     }
 
@@ -1520,6 +1528,7 @@ impl Server {
         let p = self.procs.get_mut(&pid).ok_or(Errno::ESRCH)?;
         let (b, dropped) = p.space.layout.set_brk(new);
         p.space.drop_pages(&mut self.broker, &dropped);
+        self.shm_collect();
         Ok(b)
     }
 
@@ -1541,11 +1550,6 @@ impl Server {
         let flags = flags as u32;
         let anon = flags & g::MAP_ANONYMOUS != 0;
         let shared = flags & g::MAP_SHARED != 0;
-        if shared && !anon && prot.write {
-            // A writable shared file mapping would need the VFS's pages
-            // (a read-only one reads as a private one does).
-            return Err(Errno::ENODEV);
-        }
         if !off.is_multiple_of(posix::vm::PAGE) {
             return Err(Errno::EINVAL);
         }
@@ -1555,21 +1559,45 @@ impl Server {
         } else {
             let f = self.file(pid, fd)?;
             let vfd = Self::vfs_file(&f, Access::Read, Errno::ENODEV)?;
-            let size = self.files.fstat(vfd).map_err(file_errno)?.size;
-            Some((vfd, size))
+            if shared && prot.write && !Self::writable(&f) {
+                return Err(Errno::EACCES);
+            }
+            // A private copy takes what shared mappings stored.
+            self.shm_before_read(vfd)?;
+            let (id, size) = self.file_id(vfd)?;
+            Some((f, vfd, id, size))
         };
         let mf = MapFlags {
             fixed: flags & g::MAP_FIXED != 0,
             fixed_noreplace: flags & g::MAP_FIXED_NOREPLACE != 0,
         };
-        let kind = match (anon, shared) {
-            (true, true) => Kind::Shared,
-            (true, false) => Kind::Anon,
-            (false, _) => Kind::File,
+        let kind = match (&file, shared) {
+            (None, true) => Kind::Shared,
+            (None, false) => Kind::Anon,
+            // Where it lands decides its `base` (`shm_map`).
+            (Some((f, _, id, _)), true) => Kind::SharedFile {
+                may_write: Self::writable(f),
+                file: *id,
+                base: 0,
+            },
+            (Some(_), false) => Kind::File,
         };
         let p = self.procs.get_mut(&pid).ok_or(Errno::ESRCH)?;
         let (range, replaced) = p.space.layout.mmap(addr, len, prot, mf, kind)?;
         p.space.drop_pages(&mut self.broker, &replaced);
+        self.shm_collect();
+        let p = self.procs.get_mut(&pid).ok_or(Errno::ESRCH)?;
+        if let (Kind::SharedFile { .. }, Some((f, vfd, ..))) = (kind, &file) {
+            let r = self.shm_map(pid, f, *vfd, range.clone(), off);
+            if r.is_err() {
+                let p = self.procs.get_mut(&pid).ok_or(Errno::ESRCH)?;
+                if let Ok(dropped) = p.space.layout.munmap(range.start, range.end - range.start) {
+                    p.space.drop_pages(&mut self.broker, &dropped);
+                }
+                self.shm_collect();
+            }
+            return r.map(|()| range.start);
+        }
         if kind == Kind::Shared {
             // Present from the start, so a forked child shares every page.
             let mut at = range.start;
@@ -1584,7 +1612,7 @@ impl Server {
                 at += posix::vm::PAGE;
             }
         }
-        if let Some((vfd, size)) = file {
+        if let Some((_, vfd, _, size)) = file {
             // Only the file's bytes are read, a page at a time; the rest of
             // the mapping is zeros when touched.
             let want = (range.end - range.start).min(size.saturating_sub(off));
@@ -1636,6 +1664,7 @@ impl Server {
         match remap {
             posix::vm::Remap::InPlace { dropped } => {
                 p.space.drop_pages(&mut self.broker, &dropped);
+                self.shm_collect();
                 Ok(old)
             }
             posix::vm::Remap::Moved { to, replaced } => {
@@ -1645,6 +1674,7 @@ impl Server {
                     .move_pages(&mut self.broker, old..old + keep, to.start)?;
                 let dropped = p.space.layout.munmap(old, old_len)?;
                 p.space.drop_pages(&mut self.broker, &dropped);
+                self.shm_collect();
                 Ok(to.start)
             }
         }
@@ -1654,6 +1684,7 @@ impl Server {
         let p = self.procs.get_mut(&pid).ok_or(Errno::ESRCH)?;
         let dropped = p.space.layout.munmap(addr, len)?;
         p.space.drop_pages(&mut self.broker, &dropped);
+        self.shm_collect();
         Ok(0)
     }
 

@@ -3,6 +3,8 @@
 //! `allocate_memory`), so system calls copy user memory with plain loads
 //! and stores, with no mapping per call.
 
+use core::cell::Cell;
+
 use kaal_broker::Memory;
 
 use crate::space::PAGE;
@@ -11,9 +13,19 @@ use crate::space::PAGE;
 #[derive(Debug)]
 pub struct FrameMem {
     pub mem: Memory,
+    /// Stored to since it was read (only a shared file page needs to know:
+    /// only such pages are written back).
+    pub dirty: Cell<bool>,
 }
 
 impl FrameMem {
+    pub fn new(mem: Memory) -> FrameMem {
+        FrameMem {
+            mem,
+            dirty: Cell::new(false),
+        }
+    }
+
     /// Copies `out.len()` bytes from offset `off` of the page.
     pub fn read(&self, off: usize, out: &mut [u8]) {
         if off.checked_add(out.len()).is_none_or(|e| e > PAGE as usize) {
