@@ -263,15 +263,29 @@ impl Server {
         if at == 0 || len_at == 0 {
             return Ok(());
         }
+        self.put_address(pid, at, len_at, &a.encode())
+    }
+
+    /// Writes the encoded address `enc` to the buffer `at`, cut to the room
+    /// the word at `len_at` gives (`EINVAL` if negative), and its whole
+    /// length to that word, as Linux does for every family.
+    pub(crate) fn put_address(
+        &mut self,
+        pid: Pid,
+        at: u64,
+        len_at: u64,
+        enc: &[u8],
+    ) -> Result<(), Errno> {
         let mut l = [0u8; 4];
         self.user_read(pid, len_at, &mut l)?;
         let room = u32::from_le_bytes(l);
         if (room as i32) < 0 {
             return Err(Errno::EINVAL);
         }
-        let enc = a.encode();
-        self.user_write(pid, at, pi::truncated(&enc, room))?;
-        self.user_write(pid, len_at, &(pi::SOCKADDR_IN_LEN as u32).to_le_bytes())
+        let n = (room as usize).min(enc.len());
+        self.user_write(pid, at, enc.get(..n).unwrap_or(&[]))?;
+        let full = u32::try_from(enc.len()).map_err(|_| Errno::EINVAL)?;
+        self.user_write(pid, len_at, &full.to_le_bytes())
     }
 
     /// Binds `sock` at the service to `a`, an ephemeral port for port 0.

@@ -356,16 +356,7 @@ impl Server {
     /// Writes `a` to the buffer `at` whose room is at `len_at`, truncated
     /// to it, and its full length to `len_at`, as Linux.
     fn put_unix_addr(&mut self, pid: Pid, at: u64, len_at: u64, a: &UnixAddr) -> R {
-        let mut l = [0u8; 4];
-        self.user_read(pid, len_at, &mut l)?;
-        let room = u32::from_le_bytes(l);
-        if (room as i32) < 0 {
-            return Err(Errno::EINVAL);
-        }
-        let enc = a.encode();
-        let n = (room as usize).min(enc.len());
-        self.user_write(pid, at, enc.get(..n).unwrap_or(&[]))?;
-        self.user_write(pid, len_at, &(enc.len() as u32).to_le_bytes())?;
+        self.put_address(pid, at, len_at, &a.encode())?;
         Ok(0)
     }
 

@@ -166,23 +166,26 @@ pub fn tcp_echo(peer: &mut Peer) -> Result<()> {
         "tcp_echo: {BIG_ECHO} bytes echoed byte-exact through 127.0.0.1:{port} in {} ms",
         started.elapsed().as_millis()
     ));
+    concurrent(peer, "tcp_echo", port, PARALLEL_BYTES)
+}
+
+/// [`parallel_echo`] of [`PARALLEL`] connections of `each` bytes, judged
+/// and logged as program `name`.
+fn concurrent(peer: &mut Peer, name: &str, port: u16, each: u64) -> Result<()> {
     let started = Instant::now();
-    let (results, again) = parallel_echo(port, io, PARALLEL, PARALLEL_BYTES)?;
+    let (results, again) = parallel_echo(port, peer.limits.io, PARALLEL, each)?;
     if again > 0 {
         peer.log.line(format!(
-            "tcp_echo: {again} connection attempts were reset before they reached the guest, and made again"
+            "{name}: {again} connection attempts were reset before they reached the guest, and made again"
         ));
     }
     let failed: Vec<String> = results
         .iter()
         .zip(0u64..)
         .filter_map(|(r, i)| {
-            r.as_ref().err().map(|e| {
-                format!(
-                    "connection {i} (stream offset {}): {e:#}",
-                    i * PARALLEL_BYTES
-                )
-            })
+            r.as_ref()
+                .err()
+                .map(|e| format!("connection {i} (stream offset {}): {e:#}", i * each))
         })
         .collect();
     if !failed.is_empty() {
@@ -193,7 +196,7 @@ pub fn tcp_echo(peer: &mut Peer) -> Result<()> {
         );
     }
     peer.log.line(format!(
-        "tcp_echo: {PARALLEL} connections open at once echoed {PARALLEL_BYTES} bytes each in {} ms",
+        "{name}: {PARALLEL} connections open at once echoed {each} bytes each byte-exact in {} ms",
         started.elapsed().as_millis()
     ));
     Ok(())
@@ -246,30 +249,7 @@ fn parallel_echo(port: u16, io: Duration, n: u64, each: u64) -> Result<(Vec<Resu
 /// multi-threaded runtime on the POSIX layer).
 pub fn tokio_echo(peer: &mut Peer) -> Result<()> {
     let port = peer.tcp(7)?;
-    let started = Instant::now();
-    let (results, again) = parallel_echo(port, peer.limits.io, PARALLEL, BIG_ECHO)?;
-    if again > 0 {
-        peer.log.line(format!(
-            "tokio_echo: {again} connection attempts were reset before they reached the guest, and made again"
-        ));
-    }
-    let failed: Vec<String> = results
-        .iter()
-        .zip(0u64..)
-        .filter_map(|(r, i)| r.as_ref().err().map(|e| format!("connection {i}: {e:#}")))
-        .collect();
-    if !failed.is_empty() {
-        bail!(
-            "{} of {PARALLEL} concurrent connections failed: {}",
-            failed.len(),
-            failed.join("; ")
-        );
-    }
-    peer.log.line(format!(
-        "tokio_echo: {PARALLEL} connections open at once echoed {BIG_ECHO} bytes each byte-exact in {} ms",
-        started.elapsed().as_millis()
-    ));
-    Ok(())
+    concurrent(peer, "tokio_echo", port, BIG_ECHO)
 }
 
 /// How the flood's attempts went.
