@@ -1,6 +1,5 @@
-//! System test `linux_rust_threads`: the process server runs an unmodified static Linux
-//! program with threads from the disk and ends when it does.
+//! System test `linux_rust_threads`: see `tests/system/systems/linux_rust_threads.toml`.
 #![no_std]
 #![no_main]
 
-kaal_systest::system_test!("linux_rust_threads", ["posix"]);
+kaal_systest::system_test!("linux_rust_threads", running);
