@@ -9,7 +9,12 @@
 //! `fault`: a thread reads address 0 (the whole process dies by SIGSEGV).
 //! `fault-parent`: runs itself with `fault` and checks the child died by
 //! signal 11 while this process lives on; prints `thread_fault: ok`.
+//! `net`: the threads of the first mode, then a `std::net::TcpListener` on
+//! port 7 echoing each connection on a thread of its own, for ever (the
+//! harness's host client is the judge).
 
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
 use std::os::unix::process::ExitStatusExt;
 use std::process::{exit, Command};
 use std::sync::{mpsc, Arc, Condvar, Mutex};
@@ -78,7 +83,61 @@ fn threads() {
     if start.elapsed() < Duration::from_millis(15) {
         fail("sleeps too short");
     }
+    sleeps();
     println!("rust_threads: ok");
+}
+
+/// `thread::sleep` of 10 ms: never shorter, and (the median of 9, so that a
+/// busy host's one late wake-up does not count) within the timer's
+/// resolution and the scheduling of a loaded host.
+fn sleeps() {
+    const ASKED: Duration = Duration::from_millis(10);
+    let mut took: Vec<Duration> = (0..9)
+        .map(|_| {
+            let t = Instant::now();
+            thread::sleep(ASKED);
+            t.elapsed()
+        })
+        .collect();
+    if took.iter().any(|t| *t < ASKED) {
+        fail("a sleep ended early");
+    }
+    took.sort();
+    let median = took.get(took.len() / 2).copied().unwrap_or_default();
+    if median > ASKED + Duration::from_millis(40) {
+        fail(&format!("sleeps of 10 ms took {median:?} (median)"));
+    }
+    println!("rust_threads: sleeps of 10 ms took {median:?} (median)");
+}
+
+/// Echoes everything `s` sends until its end of file.
+fn echo(mut s: TcpStream) {
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => {
+                if s.write_all(buf.get(..n).unwrap_or_default()).is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+fn serve() -> ! {
+    threads();
+    let listener = TcpListener::bind("0.0.0.0:7").unwrap_or_else(|e| fail(&format!("bind: {e}")));
+    println!("rust_threads: listening on port 7");
+    for conn in listener.incoming() {
+        match conn {
+            Ok(s) => {
+                thread::spawn(move || echo(s));
+            }
+            Err(e) => fail(&format!("accept: {e}")),
+        }
+    }
+    fail("the listener ended")
 }
 
 fn stress() {
@@ -145,6 +204,7 @@ fn main() {
         Some("stress") => stress(),
         Some("fault") => fault(),
         Some("fault-parent") => fault_parent(),
+        Some("net") => serve(),
         Some(_) => fail("unknown mode"),
     }
 }
