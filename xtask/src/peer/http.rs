@@ -238,8 +238,28 @@ pub fn busybox_http(peer: &mut Peer) -> Result<()> {
         index.len()
     ));
 
+    big_file(peer, "busybox_http", &url("/big.bin"))?;
+
+    let reports = repeated(peer, &url("/index.html"), IN_A_ROW, "%{size_download}", &[])?;
+    for (i, (code, size)) in reports.iter().enumerate() {
+        if code != "200" || *size != index.len() as u64 {
+            bail!(
+                "GET /index.html, request {i} of {IN_A_ROW}: curl reported \"{code} {size}\", expected \"200 {}\"",
+                index.len()
+            );
+        }
+    }
+    peer.log.line(format!(
+        "busybox_http: {IN_A_ROW} GET /index.html in a row: all 200 with the page"
+    ));
+    Ok(())
+}
+
+/// GETs `url` (the 1 MiB file of the web tree) and checks it by its
+/// sha256, logged as `who`; the file's bytes.
+fn big_file(peer: &mut Peer, who: &str, url: &str) -> Result<Vec<u8>> {
     let big = web_file("/www/big.bin")?;
-    let got = curl(peer, &[&url("/big.bin")])?;
+    let got = curl(peer, &[url])?;
     let (got_sum, want_sum) = (sha256(&got)?, sha256(&big)?);
     if got_sum != want_sum {
         bail!(
@@ -249,39 +269,47 @@ pub fn busybox_http(peer: &mut Peer) -> Result<()> {
         );
     }
     peer.log.line(format!(
-        "busybox_http: GET /big.bin gave {} bytes, sha256 {got_sum} as www/big.bin",
+        "{who}: GET /big.bin gave {} bytes, sha256 {got_sum} as www/big.bin",
         got.len()
     ));
+    Ok(big)
+}
 
-    let index_url = url("/index.html");
-    let mut args = vec!["-w", "%{http_code} %{size_download}\\n"];
-    for _ in 0..IN_A_ROW {
-        args.extend(["-o", "/dev/null", index_url.as_str()]);
+/// GETs `url` `n` times on one curl command line (which keeps a
+/// connection when the server does), with `extra` arguments: each
+/// request's status and the figure curl's `-w` variable `what` gives, in
+/// order; fewer reports than requests or a malformed one is an error.
+fn repeated(
+    peer: &Peer,
+    url: &str,
+    n: usize,
+    what: &str,
+    extra: &[&str],
+) -> Result<Vec<(String, u64)>> {
+    let format = format!("%{{http_code}} {what}\\n");
+    let mut args: Vec<&str> = extra.to_vec();
+    args.extend(["-w", format.as_str()]);
+    for _ in 0..n {
+        args.extend(["-o", "/dev/null", url]);
     }
     let out = curl(peer, &args)?;
-    let out = String::from_utf8_lossy(&out);
-    let mut answered = 0;
-    for (i, line) in out.lines().enumerate() {
-        let mut words = line.split_whitespace();
-        let (code, size) = (
-            words.next(),
-            words.next().and_then(|n| n.parse::<usize>().ok()),
-        );
-        if code != Some("200") || size != Some(index.len()) {
-            bail!(
-                "GET /index.html, request {i} of {IN_A_ROW}: curl reported {line:?}, expected \"200 {}\"",
-                index.len()
-            );
-        }
-        answered += 1;
+    let reports = String::from_utf8_lossy(&out)
+        .lines()
+        .enumerate()
+        .map(|(i, line)| {
+            let mut words = line.split_whitespace();
+            match (words.next(), words.next().and_then(|v| v.parse().ok())) {
+                (Some(code), Some(v)) => Ok((code.to_owned(), v)),
+                _ => {
+                    bail!("curl's report of request {i} is {line:?}, expected \"<status> {what}\"")
+                }
+            }
+        })
+        .collect::<Result<Vec<_>>>()?;
+    if reports.len() != n {
+        bail!("curl reported {} of {n} requests of {url}", reports.len());
     }
-    if answered != IN_A_ROW {
-        bail!("curl reported {answered} of {IN_A_ROW} requests of /index.html");
-    }
-    peer.log.line(format!(
-        "busybox_http: {IN_A_ROW} GET /index.html in a row: all 200 with the page"
-    ));
-    Ok(())
+    Ok(reports)
 }
 
 pub fn http(peer: &mut Peer) -> Result<()> {
@@ -304,20 +332,7 @@ pub fn http(peer: &mut Peer) -> Result<()> {
         page.len()
     ));
 
-    let big = web_file("/www/big.bin")?;
-    let got = curl(peer, &[&url("/big.bin")])?;
-    let (got_sum, want_sum) = (sha256(&got)?, sha256(&big)?);
-    if got_sum != want_sum {
-        bail!(
-            "GET /big.bin: sha256 {got_sum} ({} bytes), expected {want_sum} (www/big.bin, {} bytes)",
-            got.len(),
-            big.len()
-        );
-    }
-    peer.log.line(format!(
-        "http: GET /big.bin gave {} bytes, sha256 {got_sum} as www/big.bin",
-        got.len()
-    ));
+    let big = big_file(peer, "http", &url("/big.bin"))?;
 
     let missing = curl(
         peer,
@@ -356,32 +371,19 @@ pub fn http(peer: &mut Peer) -> Result<()> {
 
     // One command line, many URLs: curl reuses its connection when the
     // server keeps it alive.
-    let index_url = url("/index.html");
-    let mut args = vec!["--http1.1", "-w", "%{http_code} %{num_connects}\\n"];
-    for _ in 0..KEEP_ALIVE_REQUESTS {
-        args.extend(["-o", "/dev/null", index_url.as_str()]);
-    }
-    let out = curl(peer, &args)?;
-    let out = String::from_utf8_lossy(&out);
+    let reports = repeated(
+        peer,
+        &url("/index.html"),
+        KEEP_ALIVE_REQUESTS,
+        "%{num_connects}",
+        &["--http1.1"],
+    )?;
     let mut connects = 0u64;
-    let mut answered = 0;
-    for (i, line) in out.lines().enumerate() {
-        let mut words = line.split_whitespace();
-        let (code, n) = (
-            words.next(),
-            words.next().and_then(|n| n.parse::<u64>().ok()),
-        );
-        let (Some(code), Some(n)) = (code, n) else {
-            bail!("curl's report of request {i} is {line:?}, expected \"<status> <connects>\"");
-        };
+    for (i, (code, n)) in reports.iter().enumerate() {
         if code != "200" {
             bail!("GET /index.html, request {i} of {KEEP_ALIVE_REQUESTS} on one command line: status {code}, expected 200");
         }
         connects += n;
-        answered += 1;
-    }
-    if answered != KEEP_ALIVE_REQUESTS {
-        bail!("curl reported {answered} of {KEEP_ALIVE_REQUESTS} requests of /index.html");
     }
     if connects != 1 {
         bail!(
@@ -516,10 +518,24 @@ mod tests {
                 "GET /index.html, request 0 of 100: curl reported \"200 3\"",
             ),
         ];
-        for (spoil, want) in cases {
+        each_spoil_is_named(&cases, |fake| {
+            busybox_http(&mut peer(Ports::with(&[(
+                Proto::Tcp,
+                BUSYBOX_PORT,
+                fake.port,
+            )])))
+        })
+    }
+
+    /// Runs `program` against a server spoiled each way of `cases`; its
+    /// error must start with the case's text.
+    fn each_spoil_is_named(
+        cases: &[(Spoil, &str)],
+        program: impl Fn(&Fake) -> Result<()>,
+    ) -> Result<()> {
+        for &(spoil, want) in cases {
             let fake = Fake::tcp(move |s| serve(s, spoil))?;
-            let mut p = peer(Ports::with(&[(Proto::Tcp, BUSYBOX_PORT, fake.port)]));
-            let err = busybox_http(&mut p).err().map(|e| format!("{e:#}"));
+            let err = program(&fake).err().map(|e| format!("{e:#}"));
             assert!(
                 err.as_deref().is_some_and(|e| e.starts_with(want)),
                 "{want}: {err:?}"
@@ -566,14 +582,6 @@ mod tests {
                 "100 requests of /index.html took 100 connections, expected 1 (keep-alive)",
             ),
         ];
-        for (spoil, want) in cases {
-            let fake = Fake::tcp(move |s| serve(s, spoil))?;
-            let err = http_of(&fake).err().map(|e| format!("{e:#}"));
-            assert!(
-                err.as_deref().is_some_and(|e| e.starts_with(want)),
-                "{want}: {err:?}"
-            );
-        }
-        Ok(())
+        each_spoil_is_named(&cases, http_of)
     }
 }
