@@ -404,6 +404,22 @@ impl Server {
     }
 
     /// A connect under way: connected, failed (its error) or still going.
+    /// A stream socket's data calls go on once it is connected: a connect
+    /// still under way waits (or `EAGAIN`), no connection is `ENOTCONN`.
+    fn connected(&mut self, pid: Pid, sock: &mut Sock, nb: bool) -> Result<(), Errno> {
+        match sock.state {
+            State::Connected => Ok(()),
+            State::Connecting => {
+                if self.connect_progress(sock)? {
+                    Ok(())
+                } else {
+                    Err(self.would_wait(pid, nb))
+                }
+            }
+            _ => Err(Errno::ENOTCONN),
+        }
+    }
+
     fn connect_progress(&mut self, sock: &mut Sock) -> Result<bool, Errno> {
         let inet = self.net()?;
         let r = inet.net.readiness(sock.s);
@@ -507,15 +523,7 @@ impl Server {
                 if sock.wr_shut {
                     return Err(Errno::EPIPE);
                 }
-                match sock.state {
-                    State::Connected => {}
-                    State::Connecting => {
-                        if !self.connect_progress(sock)? {
-                            return Err(self.would_wait(pid, nb));
-                        }
-                    }
-                    _ => return Err(Errno::ENOTCONN),
-                }
+                self.connected(pid, sock, nb)?;
                 if data.is_empty() {
                     return Ok(0);
                 }
@@ -576,15 +584,7 @@ impl Server {
     ) -> Result<(u64, Option<SockAddr>), Errno> {
         match sock.kind {
             Kind::Stream => {
-                match sock.state {
-                    State::Connected => {}
-                    State::Connecting => {
-                        if !self.connect_progress(sock)? {
-                            return Err(self.would_wait(pid, nb));
-                        }
-                    }
-                    _ => return Err(Errno::ENOTCONN),
-                }
+                self.connected(pid, sock, nb)?;
                 if sock.rd_shut || out.is_empty() {
                     return Ok((0, None));
                 }
@@ -679,11 +679,7 @@ impl Server {
         sock_of(&f)?;
         let m = self.user_msghdr(pid, msg)?;
         let vecs = self.iovecs(pid, m.iov, m.iovlen)?;
-        let total = vecs
-            .iter()
-            .fold(0u64, |t, &(_, l)| t.saturating_add(l))
-            .min(crate::syscall::IO_MAX as u64);
-        let mut out = alloc::vec![0u8; total as usize];
+        let mut out = crate::syscall::iov_buffer(&vecs);
         let (n, from) = self.sock_recv(pid, &f, &mut out, flags as u32)?;
         self.scatter(pid, &vecs, out.get(..n as usize).unwrap_or(&[]))?;
         match from {
@@ -701,41 +697,6 @@ impl Server {
         self.user_write(pid, msg + pi::MSGHDR_CONTROLLEN_AT, &0u64.to_le_bytes())?;
         self.user_write(pid, msg + pi::MSGHDR_FLAGS_AT, &0u32.to_le_bytes())?;
         Ok(n)
-    }
-
-    /// The bytes of an iovec array, at most `IO_MAX`.
-    pub(crate) fn gather(
-        &mut self,
-        pid: Pid,
-        iov: u64,
-        count: u64,
-    ) -> Result<alloc::vec::Vec<u8>, Errno> {
-        let mut data = alloc::vec::Vec::new();
-        for (base, len) in self.iovecs(pid, iov, count)? {
-            let start = data.len();
-            let len = (len as usize).min(crate::syscall::IO_MAX.saturating_sub(start));
-            data.resize(start + len, 0);
-            self.user_read(pid, base, data.get_mut(start..).unwrap_or(&mut []))?;
-        }
-        Ok(data)
-    }
-
-    pub(crate) fn scatter(
-        &mut self,
-        pid: Pid,
-        vecs: &[(u64, u64)],
-        data: &[u8],
-    ) -> Result<(), Errno> {
-        let mut done = 0usize;
-        for &(base, len) in vecs {
-            let Some(rest) = data.get(done..).filter(|r| !r.is_empty()) else {
-                break;
-            };
-            let k = (len as usize).min(rest.len());
-            self.user_write(pid, base, rest.get(..k).unwrap_or(&[]))?;
-            done += k;
-        }
-        Ok(())
     }
 
     pub(crate) fn shutdown(&mut self, pid: Pid, fd: u64, how: u64) -> R {

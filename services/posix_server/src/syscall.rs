@@ -1026,11 +1026,8 @@ impl Server {
         Ok(out)
     }
 
-    fn writev(&mut self, pid: Pid, fd: u64, iov: u64, count: u64) -> R {
-        let f = self.file(pid, fd)?;
-        if !Self::writable(&f) {
-            return Err(Errno::EBADF);
-        }
+    /// The bytes of an iovec array, at most `IO_MAX`.
+    pub(crate) fn gather(&mut self, pid: Pid, iov: u64, count: u64) -> Result<Vec<u8>, Errno> {
         let mut data = Vec::new();
         for (base, len) in self.iovecs(pid, iov, count)? {
             let start = data.len();
@@ -1038,6 +1035,34 @@ impl Server {
             data.resize(start + len, 0);
             self.user_read(pid, base, data.get_mut(start..).unwrap_or(&mut []))?;
         }
+        Ok(data)
+    }
+
+    /// Writes `data` over the iovecs in order, as far as it goes.
+    pub(crate) fn scatter(
+        &mut self,
+        pid: Pid,
+        vecs: &[(u64, u64)],
+        data: &[u8],
+    ) -> Result<(), Errno> {
+        let mut done = 0usize;
+        for &(base, len) in vecs {
+            let Some(rest) = data.get(done..).filter(|r| !r.is_empty()) else {
+                break;
+            };
+            let k = (len as usize).min(rest.len());
+            self.user_write(pid, base, rest.get(..k).unwrap_or(&[]))?;
+            done += k;
+        }
+        Ok(())
+    }
+
+    fn writev(&mut self, pid: Pid, fd: u64, iov: u64, count: u64) -> R {
+        let f = self.file(pid, fd)?;
+        if !Self::writable(&f) {
+            return Err(Errno::EBADF);
+        }
+        let data = self.gather(pid, iov, count)?;
         self.write_file(pid, &f, &data)
     }
 
@@ -1047,20 +1072,10 @@ impl Server {
             return Err(Errno::EBADF);
         }
         let vecs = self.iovecs(pid, iov, count)?;
-        let total: u64 = vecs.iter().map(|&(_, l)| l).sum();
-        let mut out = alloc::vec![0u8; (total as usize).min(IO_MAX)];
-        let n = self.read_file(pid, &f, &mut out)? as usize;
-        let mut done = 0usize;
-        for (base, len) in vecs {
-            if done >= n {
-                break;
-            }
-            let k = (len as usize).min(n - done);
-            let part = out.get(done..done + k).unwrap_or(&[]).to_vec();
-            self.user_write(pid, base, &part)?;
-            done += k;
-        }
-        ok(n as u64)
+        let mut out = iov_buffer(&vecs);
+        let n = self.read_file(pid, &f, &mut out)?;
+        self.scatter(pid, &vecs, out.get(..n as usize).unwrap_or(&[]))?;
+        ok(n)
     }
 
     fn lseek(&mut self, pid: Pid, fd: u64, off: u64, whence: u64) -> R {
@@ -1931,4 +1946,11 @@ impl Server {
         }
         Err(self.wait(pid, Some(deadline)))
     }
+}
+
+/// A buffer as long as the iovecs `vecs` together (lengths a program gives:
+/// the sum saturates), at most `IO_MAX`.
+pub(crate) fn iov_buffer(vecs: &[(u64, u64)]) -> Vec<u8> {
+    let total = vecs.iter().fold(0u64, |t, &(_, l)| t.saturating_add(l));
+    alloc::vec![0u8; (total as usize).min(IO_MAX)]
 }

@@ -636,11 +636,7 @@ impl Server {
         let f = self.file(pid, fd)?;
         let m = self.user_msghdr(pid, msg)?;
         let vecs = self.iovecs(pid, m.iov, m.iovlen)?;
-        let total = vecs
-            .iter()
-            .fold(0u64, |t, &(_, l)| t.saturating_add(l))
-            .min(crate::syscall::IO_MAX as u64);
-        let mut out = alloc::vec![0u8; total as usize];
+        let mut out = crate::syscall::iov_buffer(&vecs);
         let got = self.unix_recv(pid, &f, &mut out, flags as u32)?;
         self.scatter(pid, &vecs, out.get(..got as usize).unwrap_or(&[]))?;
         let peer = with_unix(&f, |u, _| u.peer.clone())?;
