@@ -647,11 +647,14 @@ impl Server {
         pid: Pid,
         addr: u64,
     ) -> Result<[u64; N], Errno> {
+        // One copy from the program's memory, not one per word.
+        let mut b = alloc::vec![0u8; N * 8];
+        self.user_read(pid, addr, &mut b)?;
         let mut words = [0u64; N];
-        for (i, w) in (0u64..).zip(words.iter_mut()) {
-            let mut b = [0u8; 8];
-            self.user_read(pid, addr.wrapping_add(i * 8), &mut b)?;
-            *w = u64::from_le_bytes(b);
+        for (w, c) in words.iter_mut().zip(b.chunks_exact(8)) {
+            let mut one = [0u8; 8];
+            one.copy_from_slice(c);
+            *w = u64::from_le_bytes(one);
         }
         Ok(words)
     }
@@ -1605,11 +1608,7 @@ impl Server {
         if let (Kind::SharedFile { .. }, Some((f, vfd, ..))) = (kind, &file) {
             let r = self.shm_map(pid, f, *vfd, range.clone(), off);
             if r.is_err() {
-                let p = self.procs.get_mut(&pid).ok_or(Errno::ESRCH)?;
-                if let Ok(dropped) = p.space.layout.munmap(range.start, range.end - range.start) {
-                    p.space.drop_pages(&mut self.broker, &dropped);
-                }
-                self.shm_collect();
+                let _ = self.munmap(pid, range.start, range.end - range.start);
             }
             return r.map(|()| range.start);
         }
@@ -1618,10 +1617,7 @@ impl Server {
             let mut at = range.start;
             while at < range.end {
                 if let Err(e) = p.space.populate(&mut self.broker, at) {
-                    if let Ok(dropped) = p.space.layout.munmap(range.start, range.end - range.start)
-                    {
-                        p.space.drop_pages(&mut self.broker, &dropped);
-                    }
+                    let _ = self.munmap(pid, range.start, range.end - range.start);
                     return Err(e);
                 }
                 at += posix::vm::PAGE;
