@@ -326,14 +326,11 @@ static void epolls(void)
 int main(void)
 {
 	eventfds();
-	if (!failed)
-		printf("events: eventfd ok\n");
+	part_ok("eventfd");
 	timerfds();
-	if (!failed)
-		printf("events: timerfd ok\n");
+	part_ok("timerfd");
 	epolls();
-	if (!failed)
-		printf("events: epoll ok\n");
+	part_ok("epoll");
 	if (failed)
 		return 1;
 	printf("events: ok\n");

@@ -80,7 +80,7 @@ int main(int argc, char **argv)
 	check(in_child(child_writes, q), "the private child");
 	check(strcmp(q, "parent's") == 0, "a private page kept from the child");
 	munmap(q, 2 * page);
-	printf("memory: shared ok\n");
+	part_ok("shared");
 
 	/* mremap: grow (in place or moved), shrink, fixed, contents kept. */
 	unsigned char *m = mmap(NULL, 2 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -105,7 +105,7 @@ int main(int argc, char **argv)
 	errno = 0;
 	check(mremap(f, page, 2 * page, MREMAP_MAYMOVE) == MAP_FAILED && errno == EFAULT,
 	      "mremap of unmapped memory");
-	printf("memory: mremap ok\n");
+	part_ok("mremap");
 
 	/* A read-only shared file mapping reads the file. */
 	const char *path = argc > 1 ? argv[1] : "/tmp/memory.txt";
@@ -117,7 +117,7 @@ int main(int argc, char **argv)
 	if (fm != MAP_FAILED)
 		munmap(fm, sizeof TEXT - 1);
 	close(fd);
-	printf("memory: shared file ok\n");
+	part_ok("shared file");
 
 	if (failed)
 		return 1;

@@ -98,13 +98,13 @@ int main(int argc, char **argv)
 	errno = 0;
 	check(msync(m + 1, PAGE, MS_SYNC) == -1 && errno == EINVAL, "msync of an unaligned address");
 	check(msync(m, PAGE, MS_ASYNC) == 0, "msync MS_ASYNC");
-	printf("shmfile: msync ok\n");
+	part_ok("msync");
 
 	/* pwrite() is seen in the mapping. */
 	check(pwrite(fd, PUTS[1].text, strlen(PUTS[1].text), PUTS[1].at) == (ssize_t)strlen(PUTS[1].text),
 	      "pwrite");
 	check(memcmp(m + PUTS[1].at, PUTS[1].text, strlen(PUTS[1].text)) == 0, "the mapping sees pwrite()");
-	printf("shmfile: write ok\n");
+	part_ok("write");
 
 	/* A forked child stores through the inherited mapping. */
 	pid_t c = fork();
@@ -115,7 +115,7 @@ int main(int argc, char **argv)
 	int status = wait_for(c);
 	check(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the forked child");
 	check(memcmp(m + PUTS[2].at, PUTS[2].text, strlen(PUTS[2].text)) == 0, "the child's store seen");
-	printf("shmfile: fork ok\n");
+	part_ok("fork");
 
 	/* A second open and mapping of the same file shares its pages. */
 	int fd2 = open(path, O_RDWR);
@@ -131,7 +131,7 @@ int main(int argc, char **argv)
 	check(memcmp(m + PUTS[4].at, PUTS[4].text, strlen(PUTS[4].text)) == 0 &&
 		      memcmp(m2 + PUTS[4].at - PAGE, PUTS[4].text, strlen(PUTS[4].text)) == 0,
 	      "the unrelated process's store seen");
-	printf("shmfile: two mappings ok\n");
+	part_ok("two mappings");
 
 	/* A file that grows under its mapping: the pages it gained appear. */
 	char gpath[256];
@@ -152,7 +152,7 @@ int main(int argc, char **argv)
 	check(munmap(gm, 2 * PAGE) == 0 && fstat(g, &st) == 0 && st.st_size == PAGE + 10,
 	      "the grown file keeps its size");
 	check(close(g) == 0 && unlink(gpath) == 0, "dropping the grown file");
-	printf("shmfile: growth ok\n");
+	part_ok("growth");
 
 	/* A store across the end of the file: the file keeps its size. */
 	memcpy(m + PUTS[6].at, "last bytes past the end", 23);
@@ -173,7 +173,7 @@ int main(int argc, char **argv)
 	munmap(r, PAGE);
 	munmap(priv, PAGE);
 	close(ro);
-	printf("shmfile: read-only ok\n");
+	part_ok("read-only");
 
 	/* A page wholly beyond the end is SIGBUS. */
 	char *big = mmap(NULL, 3 * PAGE, PROT_READ, MAP_SHARED, fd, 0);
@@ -188,7 +188,7 @@ int main(int argc, char **argv)
 	status = wait_for(c);
 	check(WIFSIGNALED(status) && WTERMSIG(status) == SIGBUS, "SIGBUS beyond the end");
 	munmap(big, 3 * PAGE);
-	printf("shmfile: sigbus ok\n");
+	part_ok("sigbus");
 
 	/* munmap of the last mappings writes back (nothing read the file since
 	 * the stores), then a child's mapping at its exit. */
@@ -204,7 +204,7 @@ int main(int argc, char **argv)
 	/* On the disk before the system ends. */
 	check(fsync(fd) == 0, "fsync");
 	close(fd);
-	printf("shmfile: write-back ok\n");
+	part_ok("write-back");
 
 	if (failed)
 		return 1;

@@ -230,7 +230,7 @@ static void blocking_connect(struct sockaddr_in to, struct in_addr here)
 	check(write_all(s, "hello\n", 6) == 6, "write on a connection");
 	check(read_full(s, b, 6) == 6 && memcmp(b, "hello\n", 6) == 0, "the line echoed");
 	close(s);
-	printf("sockets: blocking connect ok\n");
+	part_ok("blocking connect");
 }
 
 static void nonblocking_connect(struct sockaddr_in to)
@@ -255,7 +255,7 @@ static void nonblocking_connect(struct sockaddr_in to)
 	      "the echo on a non-blocking socket");
 	check(fails(read(s, b, sizeof b), EAGAIN), "nothing more is EAGAIN");
 	close(s);
-	printf("sockets: non-blocking connect ok\n");
+	part_ok("non-blocking connect");
 }
 
 static void refused(struct sockaddr_in closed)
@@ -272,7 +272,7 @@ static void refused(struct sockaddr_in closed)
 	check(opt(s, SOL_SOCKET, SO_ERROR) == ECONNREFUSED, "SO_ERROR is ECONNREFUSED");
 	check(opt(s, SOL_SOCKET, SO_ERROR) == 0, "SO_ERROR is cleared once read");
 	close(s);
-	printf("sockets: refused ok\n");
+	part_ok("refused");
 }
 
 static void datagrams(struct sockaddr_in echo)
@@ -326,7 +326,7 @@ static void datagrams(struct sockaddr_in echo)
 	memset(b, 0, sizeof b);
 	check(recv(s, b, sizeof b, 0) == 3 && memcmp(b, "two", 3) == 0, "recv the second echo");
 	close(s);
-	printf("sockets: udp ok\n");
+	part_ok("udp");
 }
 
 /* sendmsg/recvmsg with iovecs on a connection, then the half-close. */
@@ -371,7 +371,7 @@ static void stream_io(struct sockaddr_in to)
 	      "the echo then end of file: the peer saw ours");
 	check(read(s, b, sizeof b) == 0, "end of file stays");
 	close(s);
-	printf("sockets: sendmsg, recvmsg, shutdown ok\n");
+	part_ok("sendmsg, recvmsg, shutdown");
 }
 
 static void options(void)
@@ -413,7 +413,7 @@ static void options(void)
 	check(fails(setsockopt(s, SOL_SOCKET, 9999, &one, sizeof one), ENOPROTOOPT),
 	      "an unknown option is ENOPROTOOPT");
 	close(s);
-	printf("sockets: options ok\n");
+	part_ok("options");
 }
 
 static void errors(struct sockaddr_in to)
@@ -469,7 +469,7 @@ static void errors(struct sockaddr_in to)
 	close(u);
 	close(p[0]);
 	close(p[1]);
-	printf("sockets: errors ok\n");
+	part_ok("errors");
 }
 
 int main(int argc, char **argv)

@@ -160,8 +160,7 @@ int main(void)
 	check(wait_flag(&handled_on), "handler ran");
 	check(flag(&handled_on) == flag(&worker_tid), "handler ran on the target thread");
 	pthread_join(t, NULL);
-	if (!failed)
-		printf("tsignals: pthread_kill handler on its thread ok\n");
+	part_ok("pthread_kill handler on its thread");
 
 	/* (2) kill() of the process: the thread not blocking it takes it. */
 	reset();
@@ -172,8 +171,7 @@ int main(void)
 	check(wait_flag(&handled_on), "process signal handled");
 	check(flag(&handled_on) == flag(&worker_tid), "process signal on the unblocking thread");
 	pthread_join(t, NULL);
-	if (!failed)
-		printf("tsignals: process signal to the thread not blocking it ok\n");
+	part_ok("process signal to the thread not blocking it");
 
 	/* (3) sigwait in a thread for a pthread_kill. */
 	reset();
@@ -183,8 +181,7 @@ int main(void)
 	check(pthread_kill(t, SIGTERM) == 0, "pthread_kill SIGTERM");
 	pthread_join(t, NULL);
 	check(flag(&result) == SIGTERM, "sigwait took SIGTERM");
-	if (!failed)
-		printf("tsignals: sigwait in a thread ok\n");
+	part_ok("sigwait in a thread");
 
 	/* (4) a thread's pending signal is its own. */
 	reset();
@@ -200,8 +197,7 @@ int main(void)
 	set_flag(&go, 1);
 	pthread_join(t, NULL);
 	check(flag(&result) == 1, "pending in its thread");
-	if (!failed)
-		printf("tsignals: rt_sigpending per thread ok\n");
+	part_ok("rt_sigpending per thread");
 
 	/* (5) tgkill: no such thread, another process's thread, signal 0. */
 	errno = 0;
@@ -223,8 +219,7 @@ int main(void)
 	kill(child, SIGKILL);
 	int status = 0;
 	check(waitpid(child, &status, 0) == child && WIFSIGNALED(status), "child killed");
-	if (!failed)
-		printf("tsignals: tgkill errors ok\n");
+	part_ok("tgkill errors");
 
 	/* (6) a thread blocked in read() gets EINTR (no SA_RESTART). */
 	reset();
@@ -242,8 +237,7 @@ int main(void)
 	pthread_join(t, NULL);
 	check(flag(&result) == -1 && result_errno == EINTR, "read ended with EINTR");
 	check(flag(&handled_on) == flag(&worker_tid), "handler on the reader");
-	if (!failed)
-		printf("tsignals: read interrupted in its thread ok\n");
+	part_ok("read interrupted in its thread");
 
 	if (!failed)
 		printf("tsignals: ok\n");

@@ -558,29 +558,21 @@ int main(void)
 {
 	setvbuf(stdout, NULL, _IONBF, 0);
 	pair_across_fork();
-	if (!failed)
-		printf("unix: socketpair ok\n");
+	part_ok("socketpair");
 	nonblocking();
-	if (!failed)
-		printf("unix: nonblock ok\n");
+	part_ok("nonblock");
 	readiness();
-	if (!failed)
-		printf("unix: poll ok\n");
+	part_ok("poll");
 	shutdowns();
-	if (!failed)
-		printf("unix: shutdown ok\n");
+	part_ok("shutdown");
 	named();
-	if (!failed)
-		printf("unix: named ok\n");
+	part_ok("named");
 	abstract();
-	if (!failed)
-		printf("unix: abstract ok\n");
+	part_ok("abstract");
 	datagrams();
-	if (!failed)
-		printf("unix: datagrams ok\n");
+	part_ok("datagrams");
 	errors();
-	if (!failed)
-		printf("unix: errors ok\n");
+	part_ok("errors");
 	if (failed)
 		return 1;
 	printf("unix: ok\n");

@@ -64,7 +64,7 @@ int main(void)
 	FD_SET(p[0], &r);
 	check(select(p[0] + 1, &r, NULL, NULL, &tv) == 0, "select timing out");
 	check(now_ms() - t0 >= 20, "select waited 20 ms");
-	printf("waits: timeouts ok\n");
+	part_ok("timeouts");
 
 	/* A byte makes the read end ready; the write end is ready all along. */
 	check(write(p[1], "x", 1) == 1, "write");
@@ -79,7 +79,7 @@ int main(void)
 	      "select of a readable and a writable end");
 	char c;
 	check(read(p[0], &c, 1) == 1 && c == 'x', "read");
-	printf("waits: readiness ok\n");
+	part_ok("readiness");
 
 	/* A closed descriptor. */
 	int spare = dup(p[0]);
@@ -93,7 +93,7 @@ int main(void)
 	      "select of a closed descriptor");
 	errno = 0;
 	check(poll((struct pollfd *)8, 1, 0) == -1 && errno == EFAULT, "poll of a bad pointer");
-	printf("waits: bad descriptors ok\n");
+	part_ok("bad descriptors");
 
 	/* A wait without timeout that a child's write ends. */
 	pid_t child = fork();
@@ -115,7 +115,7 @@ int main(void)
 	close(p[1]);
 	pf.revents = 0;
 	check(poll(&pf, 1, -1) == 1 && (pf.revents & POLLHUP), "poll of a hung-up pipe");
-	printf("waits: wake-ups ok\n");
+	part_ok("wake-ups");
 
 	/* ppoll and pselect6 let a blocked signal through while they wait,
 	 * and it is blocked again afterwards. */
@@ -155,7 +155,7 @@ int main(void)
 	check(ppoll(&qf, 1, &ts, &block) == 0 && got == 0, "ppoll with the signal still blocked");
 	sigprocmask(SIG_UNBLOCK, &block, NULL);
 	check(got == SIGUSR1, "SIGUSR1 taken once unblocked");
-	printf("waits: signal masks ok\n");
+	part_ok("signal masks");
 
 	/* sigtimedwait takes a blocked signal that is pending, times out
 	 * with EAGAIN, and waits for one a child sends. */
@@ -187,7 +187,7 @@ int main(void)
 	      "sigwaitinfo of a child's SIGUSR2");
 	check(waitpid(child, &status, 0) == child && WIFEXITED(status) && WEXITSTATUS(status) == 0,
 	      "the signalling child");
-	printf("waits: sigtimedwait ok\n");
+	part_ok("sigtimedwait");
 
 	/* A handler with SA_RESTART still ends a poll with EINTR (Linux
 	 * restarts reads, never the waits), here while it is parked. */
@@ -206,7 +206,7 @@ int main(void)
 	      "poll interrupted under SA_RESTART");
 	check(waitpid(child, &status, 0) == child && WIFEXITED(status) && WEXITSTATUS(status) == 0,
 	      "the second signalling child");
-	printf("waits: SA_RESTART ok\n");
+	part_ok("SA_RESTART");
 
 	/* alarm and the real-time interval timer send SIGALRM. */
 	struct sigaction alrm;
@@ -237,7 +237,7 @@ int main(void)
 	errno = 0;
 	check(setitimer(ITIMER_REAL, (struct itimerval *)8, NULL) == -1 && errno == EFAULT,
 	      "setitimer of a bad pointer");
-	printf("waits: alarms ok\n");
+	part_ok("alarms");
 
 	if (failed)
 		return 1;
