@@ -169,7 +169,7 @@ pub fn add_forwards(args: &mut [String], forwards: &[Forward]) -> Result<()> {
 
 /// The guest ports HTTP servers listen on: the native `httpd` (80) and
 /// busybox httpd on the POSIX layer (8000).
-const HTTP_PORTS: [u16; 2] = [80, 8000];
+const HTTP_PORTS: [u16; 2] = [80, crate::peer::http::BUSYBOX_PORT];
 
 /// The URLs on the host of the forwards to a guest's HTTP ports.
 pub fn forward_urls(forwards: &[Forward]) -> Vec<String> {

@@ -16,7 +16,7 @@
 
 pub mod bench;
 mod guest;
-mod http;
+pub(crate) mod http;
 mod sockets;
 mod stream;
 mod udp;
