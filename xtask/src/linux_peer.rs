@@ -52,8 +52,8 @@ const TIMEOUT: Duration = Duration::from_secs(300);
 /// `linux_peer = { command = [...], serial = [...] }` of a system test:
 /// once the KaaL boot passed, the Linux peer boots with the same devices
 /// (a fresh disk) and runs `command` from the disk; it must exit 0 and
-/// print every `serial` line. The benchmark figures both print must agree
-/// in name and be positive.
+/// print every `serial` line. Each benchmark figure it prints must be
+/// positive and have a positive twin in the KaaL boot's log.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PeerTest {
@@ -352,39 +352,43 @@ pub struct Run {
     pub boot_wall: Option<Measurement>,
 }
 
-/// QEMU's command that boots Linux with `extra` arguments (the devices)
-/// and runs `command` from the disk; its initramfs is written first.
-fn command_line(
+/// Writes the initramfs that runs `command` as `initramfs-<label>.cpio`;
+/// its path, for as many boots as want it.
+fn initramfs_file(
     layout: &Layout,
     kernel: &Kernel,
-    name: &str,
+    label: &str,
     command: &[String],
-    extra: Vec<String>,
-    icount: bool,
-) -> Result<Command> {
-    let image = dir(layout).join(format!("initramfs-{name}.cpio"));
+) -> Result<PathBuf> {
+    let image = dir(layout).join(format!("initramfs-{label}.cpio"));
     fs::write(&image, initramfs(kernel, command)?)
         .with_context(|| format!("writing {}", image.display()))?;
+    Ok(image)
+}
+
+/// QEMU's command that boots Linux from `image` (an [`initramfs_file`])
+/// with `extra` arguments (the devices).
+fn command_line(kernel: &Kernel, image: &Path, extra: Vec<String>, icount: bool) -> Command {
     let options = qemu::Options {
         icount,
         extra,
         append: Some(APPEND.to_owned()),
         ..qemu::Options::default()
     };
-    Ok(qemu::command(&kernel.vmlinuz, &image, &options))
+    qemu::command(&kernel.vmlinuz, image, &options)
 }
 
-/// Boots Linux with `extra` QEMU arguments (the devices) and runs
-/// `command` from the disk; `name` names its log.
+/// Boots Linux from `image` with `extra` QEMU arguments (the devices);
+/// `name` names its log.
 pub fn boot(
     layout: &Layout,
     kernel: &Kernel,
     name: &str,
-    command: &[String],
+    image: &Path,
     extra: Vec<String>,
     icount: bool,
 ) -> Result<Run> {
-    let mut cmd = command_line(layout, kernel, name, command, extra, icount)?;
+    let mut cmd = command_line(kernel, image, extra, icount);
     let log = layout.log(&format!("linux-peer-{name}"));
     step::step(&format!("Booting the Linux peer ({name})"), &log, |step| {
         let (ending, boot_wall) = bench::timed_boot(step, &mut cmd, TIMEOUT)?;
@@ -419,7 +423,8 @@ pub fn judge(
     kaal_serial: &str,
 ) -> Result<Result<(), String>> {
     let kernel = ensure(layout)?;
-    let run = match boot(layout, &kernel, test, &peer.command, extra, false) {
+    let image = initramfs_file(layout, &kernel, test, &peer.command)?;
+    let run = match boot(layout, &kernel, test, &image, extra, false) {
         Ok(run) => run,
         Err(e) => return Ok(Err(format!("the Linux peer: {e:#}"))),
     };
@@ -477,25 +482,18 @@ const NET_COMMAND: [&str; 2] = ["/bin/netbench", "serve"];
 /// and [`NET_COMMAND`] on the peer under `-icount`, with the devices of
 /// the tests that run KaaL's twin images, booted as often as KaaL's and
 /// summed up alike.
-pub fn figures(layout: &Layout) -> Result<Vec<Measurement>> {
-    let kernel = ensure(layout)?;
+pub fn figures(layout: &Layout, kernel: &Kernel) -> Result<Vec<Measurement>> {
     let tests = crate::systest::load(&layout.tests_toml())?;
     let spec = tests
         .iter()
         .find(|t| t.image == bench::LINUX_BENCH_IMAGE && t.linux_peer.is_some())
         .context("tests.toml has no Linux peer test of the linux_bench image")?;
-    let command: Vec<String> = BENCH_COMMAND.iter().map(|w| (*w).to_owned()).collect();
+    let words = |c: &[&str]| c.iter().map(|w| (*w).to_owned()).collect::<Vec<_>>();
+    let image = initramfs_file(layout, kernel, "bench", &words(&BENCH_COMMAND))?;
     let mut runs = Vec::new();
     for run in 1..=bench::LINUX_RUNS {
         let (extra, _) = spec.devices(layout)?;
-        let done = boot(
-            layout,
-            &kernel,
-            &format!("bench-{run}"),
-            &command,
-            extra,
-            true,
-        )?;
+        let done = boot(layout, kernel, &format!("bench-{run}"), &image, extra, true)?;
         if done.status != Some(0) || !done.serial.contains(bench::LINUX_DONE) {
             bail!(
                 "the Linux peer's benchmark ended with status {:?} in boot {run}",
@@ -512,14 +510,14 @@ pub fn figures(layout: &Layout) -> Result<Vec<Measurement>> {
     let mut figures = bench::first_and_spread(&runs, &bench::LINUX_VARIABLE)?;
     // The network program of the POSIX layer's network benchmarks, driven
     // from the host through the same forwards, booted as often.
-    let net: Vec<String> = NET_COMMAND.iter().map(|w| (*w).to_owned()).collect();
+    let net = initramfs_file(layout, kernel, "net", &words(&NET_COMMAND))?;
     figures.extend(bench::net_runs(
         layout,
         &tests,
         &bench::NET_LINUX,
         |run, extra, ports| {
+            let cmd = command_line(kernel, &net, extra, true);
             let name = format!("linux-peer-net-{run}");
-            let cmd = command_line(layout, &kernel, &name, &net, extra, true)?;
             bench::drive_net(layout, &bench::NET_LINUX, &name, cmd, ports)
         },
     )?);
@@ -527,13 +525,12 @@ pub fn figures(layout: &Layout) -> Result<Vec<Measurement>> {
 }
 
 /// The peer's description printed next to its figures.
-pub fn describe(layout: &Layout) -> Result<String> {
-    let k = ensure(layout)?;
-    Ok(format!(
+pub fn describe(k: &Kernel) -> String {
+    format!(
         "Linux peer: Debian's kernel {} (package version {}), command line `{APPEND}`, \
          same QEMU machine and -icount as KaaL",
         k.release, k.version
-    ))
+    )
 }
 
 /// One KaaL figure with its Linux twin, if the peer has one.

@@ -317,15 +317,18 @@ fn test(layout: &Layout, filter: Option<&str>, host: bool, system: bool) -> Resu
 fn bench(layout: &Layout, json: bool, peer: Option<linux_peer::PeerKind>) -> Result<ExitCode> {
     let (_, images) = build(layout)?;
     let results = bench::run(layout, &images)?;
-    let compared = match peer {
+    let peer = match peer {
         Some(linux_peer::PeerKind::Linux) => {
-            Some(linux_peer::compare(&results, &linux_peer::figures(layout)?))
+            let kernel = linux_peer::ensure(layout)?;
+            let figures = linux_peer::figures(layout, &kernel)?;
+            Some((linux_peer::compare(&results, &figures), kernel))
         }
         None => None,
     };
+    let compared = peer.as_ref().map(|(c, _)| c);
     let mut notes = bench::ratios(&results);
     if json {
-        match &compared {
+        match compared {
             Some(c) => {
                 for row in c {
                     println!("{}", serde_json::to_string(row)?);
@@ -340,12 +343,8 @@ fn bench(layout: &Layout, json: bool, peer: Option<linux_peer::PeerKind>) -> Res
     } else {
         print!("{}", bench::table(&results));
     }
-    if let Some(c) = &compared {
-        let side_by_side = format!(
-            "{}\n{}",
-            linux_peer::describe(layout)?,
-            linux_peer::table(c)
-        );
+    if let Some((c, kernel)) = &peer {
+        let side_by_side = format!("{}\n{}", linux_peer::describe(kernel), linux_peer::table(c));
         notes.extend(side_by_side.lines().map(str::to_owned));
         notes.extend(linux_peer::targets(c));
     }
