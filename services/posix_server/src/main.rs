@@ -366,6 +366,11 @@ impl Server {
         self.arm_timer();
     }
 
+    /// Whether a call of any process or thread waits.
+    fn any_parked(&self) -> bool {
+        self.procs.values().any(|p| p.blocked.is_some()) || self.parked_threads().next().is_some()
+    }
+
     /// Asks the timer for the earliest deadline a blocked call waits for.
     fn arm_timer(&mut self) {
         // A stopped process's deadline waits until it continues (asking
@@ -377,22 +382,13 @@ impl Server {
             .filter_map(|p| p.deadline)
             .chain(self.parked_threads().filter_map(|(_, d)| d))
             .min();
-        // A timerfd's expiry wakes parked readers, pollers and epolls.
-        let parked = self.procs.values().any(|p| p.blocked.is_some())
-            || self.parked_threads().next().is_some();
-        let next = if parked {
-            match (next, self.timerfd_next()) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            }
-        } else {
-            next
-        };
-        // A process's interval timer sends SIGALRM, parked or not.
-        let next = match (next, self.next_alarm()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        // A timerfd's expiry wakes parked readers, pollers and epolls; a
+        // process's interval timer sends SIGALRM, parked or not.
+        let timerfd = self.any_parked().then(|| self.timerfd_next()).flatten();
+        let next = [next, timerfd, self.next_alarm()]
+            .into_iter()
+            .flatten()
+            .min();
         // Only a deadline earlier than the one asked for and not yet
         // answered is asked for: the earlier answer wakes the server in
         // time for a later one, and later deadlines asked each time (an
@@ -481,9 +477,7 @@ impl Server {
             return;
         }
         self.dispatch_fault(badge, info);
-        if self.procs.values().any(|p| p.blocked.is_some())
-            || self.parked_threads().next().is_some()
-        {
+        if self.any_parked() {
             self.arm_timer();
         }
     }
