@@ -44,7 +44,8 @@ impl Server {
         Ok(((u64::from(st.dev), st.ino), st.size))
     }
 
-    /// Maps the pages of the file of `f` (VFS descriptor `vfd`) from
+    /// Maps the pages of the file of `f` (VFS descriptor `vfd`, identity
+    /// `id`, `size` bytes) from
     /// offset `off` into `range` of process `pid`, which the layout
     /// reserved as a shared file mapping (its kind is made exact here:
     /// the file and where the mapping was placed). Pages wholly beyond
@@ -53,11 +54,10 @@ impl Server {
         &mut self,
         pid: Pid,
         f: &OpenRef,
-        vfd: Fd,
+        (vfd, id, size): (Fd, FileId, u64),
         range: Range<u64>,
         off: u64,
     ) -> Result<(), Errno> {
-        let (id, size) = self.file_id(vfd)?;
         let kind = Kind::SharedFile {
             may_write: Self::writable(f),
             file: id,
@@ -200,7 +200,7 @@ impl Server {
     }
 
     /// Writes every shared page of file `id` back.
-    fn shm_flush(&mut self, id: FileId) -> Result<(), Errno> {
+    pub(crate) fn shm_flush(&mut self, id: FileId) -> Result<(), Errno> {
         let pages = self.shm.pages_of(id, 0, u64::MAX);
         self.shm_write_back(id, &pages)
     }

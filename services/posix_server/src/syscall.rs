@@ -1580,9 +1580,9 @@ impl Server {
             if shared && prot.write && !Self::writable(&f) {
                 return Err(Errno::EACCES);
             }
-            // A private copy takes what shared mappings stored.
-            self.shm_before_read(vfd)?;
             let (id, size) = self.file_id(vfd)?;
+            // A private copy takes what shared mappings stored.
+            self.shm_flush(id)?;
             Some((f, vfd, id, size))
         };
         let mf = MapFlags {
@@ -1605,8 +1605,8 @@ impl Server {
         p.space.drop_pages(&mut self.broker, &replaced);
         self.shm_collect();
         let p = self.procs.get_mut(&pid).ok_or(Errno::ESRCH)?;
-        if let (Kind::SharedFile { .. }, Some((f, vfd, ..))) = (kind, &file) {
-            let r = self.shm_map(pid, f, *vfd, range.clone(), off);
+        if let (Kind::SharedFile { .. }, Some((f, vfd, id, size))) = (kind, &file) {
+            let r = self.shm_map(pid, f, (*vfd, *id, *size), range.clone(), off);
             if r.is_err() {
                 let _ = self.munmap(pid, range.start, range.end - range.start);
             }
