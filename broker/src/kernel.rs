@@ -151,6 +151,15 @@ pub trait Kernel {
         access: Access,
         cache: Cache,
     ) -> Result<(), Error>;
+    /// Changes the access of `frame`'s mapping in `vspace`, where it is
+    /// mapped already.
+    fn remap_frame(
+        &mut self,
+        vspace: CPtr,
+        frame: CPtr,
+        access: Access,
+        cache: Cache,
+    ) -> Result<(), Error>;
     /// Maps a paging structure (page table, directory or PDPT) over `vaddr`.
     fn map_table(
         &mut self,

@@ -703,6 +703,28 @@ impl<K: Kernel> Broker<K> {
         Ok(copies)
     }
 
+    /// Changes the access of a copy that `share_frames` mapped in `vspace`
+    /// (copy-on-write: a private page becomes read-only while two
+    /// processes hold its frame, writable again when one is left).
+    pub fn remap(&mut self, copy: CPtr, vspace: Pml4, access: Access) -> Result<()> {
+        self.k
+            .remap_frame(vspace.cptr(), copy, access, Cache::WriteBack)
+            .map_err(|e| BrokerError::kernel("X86_Page_Remap", e))
+    }
+
+    /// Deletes capability copies mapped in an address space already freed
+    /// (its mappings went with it) and frees their slots: `unshare`
+    /// without the unmapping.
+    pub fn drop_copies(&mut self, copies: Vec<CPtr>) -> Result<()> {
+        for c in copies {
+            self.k
+                .delete(c)
+                .map_err(|e| BrokerError::kernel("CNode_Delete", e))?;
+            self.free_slot(c)?;
+        }
+        Ok(())
+    }
+
     /// Unmaps and deletes capability copies and frees their slots.
     pub fn unshare(&mut self, copies: Vec<CPtr>) -> Result<()> {
         for c in copies {

@@ -428,6 +428,35 @@ impl Kernel for Model {
         Ok(())
     }
 
+    fn remap_frame(
+        &mut self,
+        vspace: CPtr,
+        frame: CPtr,
+        access: Access,
+        _cache: Cache,
+    ) -> Result<(), Error> {
+        self.ops += 1;
+        self.check_vspace(vspace)?;
+        let Some(ModelCap::Object {
+            mapped_at: Some((vs, at)),
+            ..
+        }) = self.caps.get(&frame)
+        else {
+            return Err(Error::InvalidCapability);
+        };
+        if *vs != vspace {
+            return Err(Error::InvalidCapability);
+        }
+        let at = *at;
+        match self.mapped.get_mut(&(vspace, at)) {
+            Some((f, a)) if *f == frame => {
+                *a = access;
+                Ok(())
+            }
+            _ => Err(Error::InvalidCapability),
+        }
+    }
+
     fn map_table(
         &mut self,
         vspace: CPtr,

@@ -92,15 +92,19 @@ impl Kernel for Sel4Kernel {
         access: Access,
         cache: Cache,
     ) -> Result<(), Error> {
-        let mode = match cache {
-            Cache::WriteBack => CacheMode::WriteBack,
-            Cache::Uncached => CacheMode::Uncached,
-        };
-        let rights = match access {
-            Access::ReadOnly => Rights::read_only(),
-            Access::ReadWrite => Rights::read_write(),
-        };
+        let (rights, mode) = rights_mode(access, cache);
         Frame::from_cptr(frame).map(Pml4::from_cptr(vspace), vaddr, rights, mode)
+    }
+
+    fn remap_frame(
+        &mut self,
+        vspace: CPtr,
+        frame: CPtr,
+        access: Access,
+        cache: Cache,
+    ) -> Result<(), Error> {
+        let (rights, mode) = rights_mode(access, cache);
+        Frame::from_cptr(frame).remap(Pml4::from_cptr(vspace), rights, mode)
     }
 
     fn map_table(
@@ -162,4 +166,17 @@ impl Kernel for Sel4Kernel {
     fn port_out32(&mut self, port: u16, value: u32) -> Result<(), Error> {
         self.ports()?.out32(port, value)
     }
+}
+
+/// The kernel's rights and cache mode for a mapping.
+fn rights_mode(access: Access, cache: Cache) -> (Rights, CacheMode) {
+    let mode = match cache {
+        Cache::WriteBack => CacheMode::WriteBack,
+        Cache::Uncached => CacheMode::Uncached,
+    };
+    let rights = match access {
+        Access::ReadOnly => Rights::read_only(),
+        Access::ReadWrite => Rights::read_write(),
+    };
+    (rights, mode)
 }

@@ -515,6 +515,16 @@ impl Frame {
         // SAFETY: see above; a new mapping adds memory, it removes none.
         unsafe { sys::seL4_X86_Page_Map(self.0, vspace.0, vaddr, rights.0, cache.raw()) }
     }
+    /// Changes the rights of the frame's mapping in `vspace` (where it must
+    /// be mapped already), within the capability's own rights. The kernel
+    /// invalidates only the paging-structure cache, not the page's TLB
+    /// entry: on a single core without PCIDs that entry cannot outlive
+    /// the next switch into `vspace`, but a thread running in `vspace`
+    /// now may keep its old rights until then.
+    pub fn remap(self, vspace: Pml4, rights: Rights, cache: CacheMode) -> Result<()> {
+        // SAFETY: the mapping keeps its frame; only its rights change.
+        unsafe { sys::seL4_X86_Page_Remap(self.0, vspace.0, rights.0, cache.raw()) }
+    }
     /// Unmaps the frame.
     ///
     /// # Safety

@@ -17,7 +17,7 @@ use posix::vm::{Kind, Prot, PAGE, STACK_BYTES, STACK_TOP};
 
 use crate::files::{open_ref, Object, OpenRef};
 use crate::programs::{FileId, Program};
-use crate::space::Space;
+use crate::space::{ImageFrames, Space};
 use crate::Server;
 use alloc::rc::Rc;
 use posix::image::Image;
@@ -158,26 +158,46 @@ impl Server {
         let n = r.map_err(crate::files::file_errno)?;
         elf.truncate(n);
         let image = Image::load(&elf, USER_WINDOW, PIE_BASE).map_err(|_| Errno::ENOEXEC)?;
-        let program = Rc::new(Program {
-            elf,
-            image,
-            frames: Default::default(),
-        });
+        let frames = self.load_frames(&elf, &image)?;
+        let program = Rc::new(Program { image, frames });
         if let Some(old) = self.programs.insert(id, program.clone()) {
             self.forget(old);
         }
         Ok(program)
     }
 
-    /// Lets a program go: its frames no process maps are freed now, the
-    /// others with the last process that maps them.
+    /// The frames of the program's pages as loaded (text patched), but
+    /// for pages past a segment's file bytes: those are zeros, which a
+    /// touch gets anyway.
+    fn load_frames(&mut self, elf: &[u8], image: &Image) -> Result<Rc<ImageFrames>, Errno> {
+        let frames: Rc<ImageFrames> = Default::default();
+        let mut page = [0u8; PAGE as usize];
+        for seg in image.plan().segments() {
+            let pages = seg.pages();
+            let file_end = (seg.vaddr.saturating_add(seg.file.len() as u64))
+                .saturating_add(PAGE - 1)
+                & !(PAGE - 1);
+            for at in (pages.start..pages.end.min(file_end)).step_by(PAGE as usize) {
+                let frame = match Space::fresh(&mut self.broker) {
+                    Ok(f) => f,
+                    Err(e) => {
+                        crate::space::release_image(&mut self.broker, frames);
+                        return Err(e);
+                    }
+                };
+                image.fill_page(elf, seg, at, &mut page);
+                frame.write(0, &page);
+                frames.borrow_mut().insert(at, frame);
+            }
+        }
+        Ok(frames)
+    }
+
+    /// Lets a program go: its frames are freed with the last process that
+    /// runs it (now if none does).
     pub fn forget(&mut self, program: Rc<Program>) {
         if let Ok(p) = Rc::try_unwrap(program) {
-            for (_, f) in p.frames.into_inner() {
-                if let Ok(f) = Rc::try_unwrap(f) {
-                    let _ = self.broker.free_memory(f.mem);
-                }
-            }
+            crate::space::release_image(&mut self.broker, p.frames);
         }
     }
 
@@ -200,9 +220,8 @@ impl Server {
         }
     }
 
-    /// The program's segments (read-only pages shared with its other
-    /// processes, writable ones fresh) and the initial stack; returns the
-    /// stack pointer.
+    /// The program's segments (their pages come from the program's frames
+    /// when touched) and the initial stack; returns the stack pointer.
     fn fill(
         &mut self,
         space: &mut Space,
@@ -211,34 +230,17 @@ impl Server {
         argv: &[String],
         envp: &[String],
     ) -> Result<u64, Errno> {
+        let mut segments = Vec::new();
         for seg in program.image.plan().segments() {
-            let pages = seg.pages();
             let prot = match seg.perm {
                 kaal_loader::Perm::ReadWrite => Prot::RW,
                 kaal_loader::Perm::ReadOnly => Prot::R,
                 kaal_loader::Perm::ReadExecute => Prot::RX,
             };
-            space.layout.reserve(pages.clone(), prot, Kind::Image)?;
-            let mut page = [0u8; PAGE as usize];
-            let mut at = pages.start;
-            while at < pages.end {
-                let kept = (!prot.write)
-                    .then(|| program.frames.borrow().get(&at).cloned())
-                    .flatten();
-                if let Some(frame) = kept {
-                    space.map_frame(&mut self.broker, at, frame)?;
-                } else {
-                    program.image.fill_page(&program.elf, seg, at, &mut page);
-                    space.write_as(&mut self.broker, at, &page, true)?;
-                    if !prot.write {
-                        if let Some(frame) = space.frame_of(at) {
-                            program.frames.borrow_mut().insert(at, frame);
-                        }
-                    }
-                }
-                at += PAGE;
-            }
+            space.layout.reserve(seg.pages(), prot, Kind::Image)?;
+            segments.push(seg.pages());
         }
+        space.set_image(program.frames.clone(), segments);
         space.layout.set_brk_start(program.image.brk_start());
         space
             .layout

@@ -1,21 +1,21 @@
-//! Programs loaded before: a program's file, its load plan and the frames
-//! of its read-only segments (already patched), kept so that the next
+//! Programs loaded before: a program's load plan and the frames of its
+//! segments as loaded (text already patched), kept so that the next
 //! `execve` of it maps the same frames instead of reading and patching it
-//! again. Every busybox applet is one program, so a shell's pipelines
-//! share one copy of busybox's text. A program is known by its inode,
-//! size and modification time, so a rewritten file is loaded afresh.
+//! again. A process maps them when it touches them and copies one when it
+//! first writes to it (`space`). Every busybox applet is one program, so a
+//! shell's pipelines share one copy of busybox. A program is known by its
+//! inode, size and modification time, so a rewritten file is loaded
+//! afresh.
 
-use alloc::collections::BTreeMap;
 use alloc::rc::Rc;
 use alloc::vec::Vec;
-use core::cell::RefCell;
 
 use posix::image::Image;
 
-use crate::window::FrameMem;
+use crate::space::ImageFrames;
 
-/// Programs kept at once (each holds its file, at most 4 MiB, in the
-/// server's heap); the least recently used goes first.
+/// Programs kept at once (each holds frames for its file's pages, at most
+/// 4 MiB); the least recently used goes first.
 const KEPT: usize = 2;
 
 /// What identifies a program file's contents.
@@ -27,13 +27,13 @@ pub struct FileId {
     pub mtime: u64,
 }
 
-/// One program: its file, its plan and its read-only pages.
+/// One program: its plan and its pages as loaded.
 pub struct Program {
-    pub elf: Vec<u8>,
     pub image: Image,
-    /// Frames of the non-writable segments' pages, by address, made by
-    /// the first load that needed them.
-    pub frames: RefCell<BTreeMap<u64, Rc<FrameMem>>>,
+    /// Frames of the segments' pages, by address, made when the program
+    /// was read; processes still running it keep them after it is
+    /// forgotten.
+    pub frames: Rc<ImageFrames>,
 }
 
 #[derive(Default)]

@@ -3,11 +3,16 @@
 //! belongs to the server (mapped in its window too, see `window`); the
 //! process maps a copy of the frame capability, read-only or read-write.
 //! Reserved pages get a frame when first touched, by the process (a page
-//! fault) or by a system call writing into them.
+//! fault) or by a system call writing into them: the program's pages map
+//! the frames of its loaded image (`programs`), the others fresh zeroed
+//! ones. A private frame that another holder also has (a forked relative,
+//! the loaded image) is mapped read-only, and the first store to it gives
+//! the process its own copy (copy-on-write).
 
 use alloc::collections::BTreeMap;
 use alloc::rc::Rc;
 use alloc::vec::Vec;
+use core::cell::RefCell;
 use core::ops::Range;
 
 use kaal_broker::kernel::{Access, Cache};
@@ -20,6 +25,21 @@ use crate::window::FrameMem;
 use crate::Broker;
 
 pub const PAGE: u64 = 4096;
+
+/// A program's pages as loaded, by address: every process running it
+/// maps these frames until it writes to one.
+pub type ImageFrames = RefCell<BTreeMap<u64, Rc<FrameMem>>>;
+
+/// Frees the loaded pages of a program no one keeps any more (the last
+/// holder of `frames`), but for those a process still maps.
+pub fn release_image(broker: &mut Broker, frames: Rc<ImageFrames>) {
+    let Ok(frames) = Rc::try_unwrap(frames) else {
+        return;
+    };
+    for (_, f) in frames.into_inner() {
+        Space::free_frame(broker, f);
+    }
+}
 
 /// A process's memory as the signal code reads and writes it.
 pub struct Mem<'a> {
@@ -37,13 +57,21 @@ impl posix::signal::UserMem for Mem<'_> {
     }
 }
 
-/// A present page: the frame (shared read-only between a parent and a
-/// forked child when never writable) and the process's mapping of it.
+/// A present page: its frame and the process's mapping of it.
 #[derive(Debug)]
 struct Page {
     frame: Rc<FrameMem>,
     copy: CPtr,
     access: Access,
+}
+
+/// The program behind a space's `Image` pages not touched yet.
+#[derive(Clone, Debug)]
+struct Backing {
+    frames: Rc<ImageFrames>,
+    /// Where absent pages still come from the program: its segments, less
+    /// what was unmapped or replaced since.
+    pending: Vec<Range<u64>>,
 }
 
 /// One process's address space.
@@ -52,6 +80,7 @@ pub struct Space {
     pub vspace: Pml4,
     pub layout: Layout,
     pages: BTreeMap<u64, Page>,
+    image: Option<Backing>,
 }
 
 /// The broker's failure as a Linux error: out of memory or slots (a
@@ -71,14 +100,35 @@ fn access_of(prot: Prot) -> Access {
     }
 }
 
-/// The access `frame` is mapped with in `area`: a shared file page stays
+/// The access `frame` is mapped with in `area`. A shared file page stays
 /// read-only until its first store (a write fault marks it dirty), so
-/// pages never stored to are never written back.
-fn access_for(area: &Area, frame: &FrameMem) -> Access {
+/// pages never stored to are never written back. A private frame that
+/// another holder has too stays read-only until the process writes to
+/// it, which gives the process its own copy (`Space::own`).
+fn access_for(area: &Area, frame: &Rc<FrameMem>) -> Access {
     match area.kind {
         Kind::SharedFile { .. } if !frame.dirty.get() => Access::ReadOnly,
+        kind if !kind.is_shared() && Rc::strong_count(frame) > 1 => Access::ReadOnly,
         _ => access_of(area.prot),
     }
+}
+
+/// `ranges` less `cut`.
+fn subtract(ranges: &mut Vec<Range<u64>>, cut: &Range<u64>) {
+    let mut out = Vec::with_capacity(ranges.len() + 1);
+    for r in ranges.drain(..) {
+        if r.end <= cut.start || cut.end <= r.start {
+            out.push(r);
+            continue;
+        }
+        if r.start < cut.start {
+            out.push(r.start..cut.start);
+        }
+        if cut.end < r.end {
+            out.push(cut.end..r.end);
+        }
+    }
+    *ranges = out;
 }
 
 impl Space {
@@ -88,6 +138,7 @@ impl Space {
             vspace: Pml4::from_cptr(0),
             layout: Layout::new(),
             pages: BTreeMap::new(),
+            image: None,
         }
     }
 
@@ -96,7 +147,17 @@ impl Space {
             vspace: broker.new_vspace().map_err(nomem)?,
             layout: Layout::new(),
             pages: BTreeMap::new(),
+            image: None,
         })
+    }
+
+    /// Lets the `Image` pages of `segments` come from `frames` (a loaded
+    /// program's) when first touched.
+    pub fn set_image(&mut self, frames: Rc<ImageFrames>, segments: Vec<Range<u64>>) {
+        self.image = Some(Backing {
+            frames,
+            pending: segments,
+        });
     }
 
     /// Pages present.
@@ -104,6 +165,8 @@ impl Space {
         self.pages.len()
     }
 
+    /// Maps `frame` at `vaddr` with `access`; on failure the frame is
+    /// freed unless another holder has it.
     fn map(
         &mut self,
         broker: &mut Broker,
@@ -111,24 +174,38 @@ impl Space {
         frame: Rc<FrameMem>,
         access: Access,
     ) -> Result<(), Errno> {
-        let cap = frame.mem.frames().next().ok_or(Errno::ENOMEM)?;
-        let copies = broker
-            .share_frames(&[cap], self.vspace, vaddr, access, Cache::WriteBack)
-            .map_err(nomem)?;
-        let copy = copies.first().copied().ok_or(Errno::ENOMEM)?;
-        self.pages.insert(
-            vaddr,
-            Page {
-                frame,
-                copy,
-                access,
-            },
-        );
-        Ok(())
+        let shared = frame
+            .mem
+            .frames()
+            .next()
+            .ok_or(Errno::ENOMEM)
+            .and_then(|cap| {
+                broker
+                    .share_frames(&[cap], self.vspace, vaddr, access, Cache::WriteBack)
+                    .map_err(nomem)
+            })
+            .and_then(|copies| copies.first().copied().ok_or(Errno::ENOMEM));
+        match shared {
+            Ok(copy) => {
+                self.pages.insert(
+                    vaddr,
+                    Page {
+                        frame,
+                        copy,
+                        access,
+                    },
+                );
+                Ok(())
+            }
+            Err(e) => {
+                Self::free_frame(broker, frame);
+                Err(e)
+            }
+        }
     }
 
-    /// Maps `frame` (shared with other processes: a program's read-only
-    /// page) at `vaddr` with the reserved area's protection.
+    /// Maps `frame` (shared with other processes: a shared file's page) at
+    /// `vaddr` with the reserved area's protection.
     pub fn map_frame(
         &mut self,
         broker: &mut Broker,
@@ -156,13 +233,23 @@ impl Space {
     }
 
     /// A fresh zeroed frame.
-    fn fresh(broker: &mut Broker) -> Result<Rc<FrameMem>, Errno> {
+    pub fn fresh(broker: &mut Broker) -> Result<Rc<FrameMem>, Errno> {
         let mem = broker.allocate_memory(PAGE).map_err(nomem)?;
         Ok(Rc::new(FrameMem::new(mem)))
     }
 
-    /// Gives the reserved page at `vaddr` a zeroed frame (mapped with the
-    /// area's protection); nothing if present already.
+    /// The loaded program's frame for the absent page `vaddr` of `area`,
+    /// if the page still comes from the program.
+    fn image_frame(&self, vaddr: u64, area: &Area) -> Option<Rc<FrameMem>> {
+        let image = self.image.as_ref().filter(|_| area.kind == Kind::Image)?;
+        if !image.pending.iter().any(|r| r.contains(&vaddr)) {
+            return None;
+        }
+        image.frames.borrow().get(&vaddr).cloned()
+    }
+
+    /// Gives the reserved page at `vaddr` its frame (the program's, else
+    /// a zeroed one); nothing if present already.
     pub fn populate(&mut self, broker: &mut Broker, vaddr: u64) -> Result<(), Errno> {
         let vaddr = vaddr & !(PAGE - 1);
         if self.pages.contains_key(&vaddr) {
@@ -173,17 +260,48 @@ impl Space {
             // Beyond the file's end when mapped: no page to give.
             return Err(Errno::EFAULT);
         }
-        let frame = Self::fresh(broker)?;
-        self.map(broker, vaddr, frame.clone(), access_of(area.prot))
-            .inspect_err(|_| {
-                if let Ok(f) = Rc::try_unwrap(frame) {
-                    let _ = broker.free_memory(f.mem);
-                }
-            })
+        let frame = match self.image_frame(vaddr, &area) {
+            Some(f) => f,
+            None => Self::fresh(broker)?,
+        };
+        let access = access_for(&area, &frame);
+        self.map(broker, vaddr, frame, access)
+    }
+
+    /// Makes the present page `vaddr` of `area` the process's own and maps
+    /// it with the area's protection: a private frame another holder has
+    /// is copied first (copy-on-write), a shared file's page becomes
+    /// dirty. Returns the frame to write to.
+    fn own(&mut self, broker: &mut Broker, vaddr: u64, area: &Area) -> Result<Rc<FrameMem>, Errno> {
+        let access = access_of(area.prot);
+        let p = self.pages.get_mut(&vaddr).ok_or(Errno::EFAULT)?;
+        if let Kind::SharedFile { .. } = area.kind {
+            p.frame.dirty.set(true);
+        }
+        if area.kind.is_shared() || Rc::strong_count(&p.frame) == 1 {
+            if p.access != access {
+                // On one core without PCIDs the process's stale TLB entry
+                // for the page cannot outlive the switch back into it.
+                broker.remap(p.copy, self.vspace, access).map_err(nomem)?;
+                p.access = access;
+            }
+            return Ok(p.frame.clone());
+        }
+        let mine = Self::fresh(broker)?;
+        mine.copy_from(&p.frame);
+        let old = self.pages.remove(&vaddr).ok_or(Errno::EFAULT)?;
+        let _ = broker.unshare(alloc::vec![old.copy]);
+        if let Err(e) = self.map(broker, vaddr, mine, access) {
+            // The page keeps its old frame: nothing is lost.
+            let _ = self.map(broker, vaddr, old.frame, old.access);
+            return Err(e);
+        }
+        self.frame_of(vaddr).ok_or(Errno::EFAULT)
     }
 
     /// The frame behind `vaddr`, populating it; `EFAULT` when the area is
-    /// not reserved or lacks the access asked for (`write`).
+    /// not reserved or lacks the access asked for (`write`). A frame to
+    /// write to is the process's own.
     fn frame_at(
         &mut self,
         broker: &mut Broker,
@@ -195,8 +313,12 @@ impl Space {
             return Err(Errno::EFAULT);
         }
         self.populate(broker, vaddr)?;
+        let v = vaddr & !(PAGE - 1);
+        if write {
+            return self.own(broker, v, &area);
+        }
         self.pages
-            .get(&(vaddr & !(PAGE - 1)))
+            .get(&v)
             .map(|p| p.frame.clone())
             .ok_or(Errno::EFAULT)
     }
@@ -223,8 +345,10 @@ impl Space {
         self.write_as(broker, vaddr, data, false)
     }
 
-    /// As [`Space::write`]; `loader` also writes read-only pages (loading
-    /// the image, placing the initial stack).
+    /// As [`Space::write`]; `loader` also writes read-only pages (placing
+    /// the initial stack, patching a system-call site), and into the frame
+    /// itself even when it is shared: a patch of the program's text serves
+    /// every process that runs it.
     pub fn write_as(
         &mut self,
         broker: &mut Broker,
@@ -282,9 +406,10 @@ impl Space {
     }
 
     /// A page fault at `addr` (`write` if a write): gives a reserved page
-    /// its frame; `EFAULT` when the access is not allowed (the process
-    /// then gets SIGSEGV), `ENXIO` for an absent shared file page (the
-    /// file's end was before it when mapped: `Server::shm_fault`).
+    /// its frame, or a read-only mapped page of a writable area its own;
+    /// `EFAULT` when the access is not allowed (the process then gets
+    /// SIGSEGV), `ENXIO` for an absent shared file page (the file's end
+    /// was before it when mapped: `Server::shm_fault`).
     pub fn fault(
         &mut self,
         broker: &mut Broker,
@@ -305,30 +430,37 @@ impl Space {
             return Err(Errno::EFAULT);
         }
         if let Some(p) = self.pages.get(&v) {
-            // A shared file page's first store makes it dirty and writable;
-            // any other fault on a present page was a protection violation.
-            let first_store = write
-                && matches!(area.kind, Kind::SharedFile { .. })
-                && p.access == Access::ReadOnly;
-            if !first_store {
+            // A store to a page mapped read-only in a writable area (a
+            // shared file page's first, a copy-on-write page); any other
+            // fault on a present page was a protection violation.
+            if !write || p.access == Access::ReadWrite {
                 return Err(Errno::EFAULT);
             }
-            p.frame.dirty.set(true);
-            let p = self.pages.remove(&v).ok_or(Errno::EFAULT)?;
-            let _ = broker.unshare(alloc::vec![p.copy]);
-            return self.map(broker, v, p.frame, Access::ReadWrite);
+            return self.own(broker, v, &area).map(drop);
         }
         if let Kind::SharedFile { .. } = area.kind {
             // A shared file page absent was beyond the file's end: the
             // server's (`shmfile`).
             return Err(Errno::ENXIO);
         }
-        self.populate(broker, addr)
+        if write {
+            if let Some(image) = self.image_frame(v, &area) {
+                // A store to a program page: straight to the process's copy.
+                let mine = Self::fresh(broker)?;
+                mine.copy_from(&image);
+                return self.map(broker, v, mine, access_of(area.prot));
+            }
+        }
+        self.populate(broker, v)
     }
 
-    /// Unmaps and frees the pages of `ranges` (the layout dropped them).
+    /// Unmaps and frees the pages of `ranges` (the layout dropped them);
+    /// those ranges no longer come from the program.
     pub fn drop_pages(&mut self, broker: &mut Broker, ranges: &[Range<u64>]) {
         for r in ranges {
+            if let Some(image) = &mut self.image {
+                subtract(&mut image.pending, r);
+            }
             let gone: Vec<u64> = self.pages.range(r.start..r.end).map(|(&v, _)| v).collect();
             for v in gone {
                 if let Some(p) = self.pages.remove(&v) {
@@ -342,7 +474,12 @@ impl Space {
         if let Err(e) = broker.unshare(alloc::vec![p.copy]) {
             kaal_rt::println!("posix: unmapping a page: {e}");
         }
-        if let Ok(f) = Rc::try_unwrap(p.frame) {
+        Self::free_frame(broker, p.frame);
+    }
+
+    /// Frees `frame` unless another holder has it.
+    fn free_frame(broker: &mut Broker, frame: Rc<FrameMem>) {
+        if let Ok(f) = Rc::try_unwrap(frame) {
             if let Err(e) = broker.free_memory(f.mem) {
                 kaal_rt::println!("posix: free_memory: {e}");
             }
@@ -350,65 +487,34 @@ impl Space {
     }
 
     /// Maps the present pages of `ranges` again with the protection the
-    /// layout now gives them.
+    /// layout now gives them (a frame another holder has stays read-only
+    /// until the first store, as after a fork).
     pub fn reprotect(&mut self, broker: &mut Broker, ranges: &[Range<u64>]) -> Result<(), Errno> {
         for r in ranges {
-            let present: Vec<u64> = self.pages.range(r.start..r.end).map(|(&v, _)| v).collect();
-            for v in present {
+            for (&v, p) in self.pages.range_mut(r.start..r.end) {
                 let Some((_, area)) = self.layout.area_at(v) else {
                     continue;
                 };
-                let Some(p) = self.pages.remove(&v) else {
-                    continue;
-                };
                 let access = access_for(&area, &p.frame);
-                if p.access == access {
-                    self.pages.insert(v, p);
-                    continue;
+                if p.access != access {
+                    broker.remap(p.copy, self.vspace, access).map_err(nomem)?;
+                    p.access = access;
                 }
-                let _ = broker.unshare(alloc::vec![p.copy]);
-                // A frame other processes or the program cache map stays
-                // theirs: this process writes to its own copy (but shared
-                // memory stays shared).
-                let frame = if access == Access::ReadWrite
-                    && !area.kind.is_shared()
-                    && Rc::strong_count(&p.frame) > 1
-                {
-                    let f = Self::fresh(broker)?;
-                    f.copy_from(&p.frame);
-                    f
-                } else {
-                    p.frame
-                };
-                self.map(broker, v, frame, access)?;
             }
         }
         Ok(())
     }
 
-    /// A copy for a forked child: pages never writable and `MAP_SHARED`
-    /// memory share their frame, the others are copied now.
+    /// A copy for a forked child: shared memory shares its frames; the
+    /// other pages share theirs read-only in both processes until either
+    /// stores to one (copy-on-write).
     pub fn fork(&mut self, broker: &mut Broker) -> Result<Space, Errno> {
         let mut child = Space::new(broker)?;
         child.layout = self.layout.clone();
-        let entries: Vec<(u64, Rc<FrameMem>, Access)> = self
-            .pages
-            .iter()
-            .map(|(&v, p)| (v, p.frame.clone(), p.access))
-            .collect();
-        for (v, frame, access) in entries {
-            let shared = self.layout.area_at(v).is_some_and(|(_, a)| {
-                (a.kind == Kind::Image && !a.prot.write) || a.kind.is_shared()
-            });
-            let r = if shared {
-                child.map(broker, v, frame, access)
-            } else {
-                Self::fresh(broker).and_then(|f| {
-                    f.copy_from(&frame);
-                    child.map(broker, v, f, access)
-                })
-            };
-            if let Err(e) = r {
+        child.image = self.image.clone();
+        let present: Vec<u64> = self.pages.keys().copied().collect();
+        for v in present {
+            if let Err(e) = self.share_with(broker, &mut child, v) {
                 child.destroy(broker);
                 return Err(e);
             }
@@ -416,15 +522,39 @@ impl Space {
         Ok(child)
     }
 
+    /// Maps the present page `v` in `child` too, with the frame shared.
+    fn share_with(&mut self, broker: &mut Broker, child: &mut Space, v: u64) -> Result<(), Errno> {
+        let (_, area) = self.layout.area_at(v).ok_or(Errno::EFAULT)?;
+        let p = self.pages.get_mut(&v).ok_or(Errno::EFAULT)?;
+        let frame = p.frame.clone();
+        let access = access_for(&area, &frame);
+        if p.access != access {
+            broker.remap(p.copy, self.vspace, access).map_err(nomem)?;
+            p.access = access;
+        }
+        child.map(broker, v, frame, access)
+    }
+
     /// Moves the present pages of `from` to the same offsets from `to`
     /// (`mremap`): each frame is unmapped at its old address and mapped at
-    /// the new one with the protection the layout gives there.
+    /// the new one with the protection the layout gives there. The
+    /// program's pages not touched yet are brought in first, since they
+    /// come from the program only at their own addresses.
     pub fn move_pages(
         &mut self,
         broker: &mut Broker,
         from: Range<u64>,
         to: u64,
     ) -> Result<(), Errno> {
+        for v in (from.start..from.end).step_by(PAGE as usize) {
+            let pending = self
+                .layout
+                .area_at(v)
+                .is_some_and(|(_, a)| self.image_frame(v, &a).is_some());
+            if pending && !self.pages.contains_key(&v) {
+                self.populate(broker, v)?;
+            }
+        }
         let present: Vec<u64> = self.pages.range(from.clone()).map(|(&v, _)| v).collect();
         for v in present {
             let Some(p) = self.pages.remove(&v) else {
@@ -439,14 +569,25 @@ impl Space {
         Ok(())
     }
 
-    /// Frees every page and the VSpace.
+    /// Frees the VSpace, every page, and the program's frames if this was
+    /// their last holder.
     pub fn destroy(mut self, broker: &mut Broker) {
+        // The address space goes first and its mappings with it, so each
+        // page's copy needs only deleting.
+        let gone = self.vspace.cptr() != 0 && broker.free_vspace(self.vspace).is_ok();
         let pages = core::mem::take(&mut self.pages);
         for (_, p) in pages {
-            Self::release(broker, p);
+            if gone {
+                if let Err(e) = broker.drop_copies(alloc::vec![p.copy]) {
+                    kaal_rt::println!("posix: deleting a page's copy: {e}");
+                }
+                Self::free_frame(broker, p.frame);
+            } else {
+                Self::release(broker, p);
+            }
         }
-        if self.vspace.cptr() != 0 {
-            let _ = broker.free_vspace(self.vspace);
+        if let Some(image) = self.image.take() {
+            release_image(broker, image.frames);
         }
     }
 }
