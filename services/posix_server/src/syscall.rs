@@ -14,6 +14,7 @@ use linux_raw_sys::general as g;
 use posix::abi::{self, Stat};
 use posix::errno::Errno;
 use posix::fd::fd_number;
+use posix::pagecache::FileId;
 use posix::regs::Regs;
 use posix::vm::{Kind, MapFlags, Prot};
 
@@ -580,7 +581,7 @@ impl Server {
         if !Self::writable(&fout) {
             return Err(Errno::EBADF);
         }
-        let vfd = Self::vfs_file(&fin, Access::Read, Errno::EINVAL)?;
+        let (vfd, id) = Self::vfs_file(&fin, Access::Read, Errno::EINVAL)?;
         let start = if offset != 0 {
             self.user_u64(pid, offset)?
         } else {
@@ -588,7 +589,7 @@ impl Server {
                 .seek(vfd, 0, kaal_client::file::whence::CURRENT)
                 .map_err(file_errno)?
         };
-        self.shm_before_read(vfd)?;
+        self.shm_before_read(id)?;
         let mut buf = alloc::vec![0u8; (count as usize).min(64 * 1024)];
         let moved = self.at_offset(vfd, start, |s| {
             let n = s.files.read(vfd, &mut buf).map_err(file_errno)?;
@@ -738,8 +739,8 @@ impl Server {
             .files
             .open(path, flags & known, mode)
             .map_err(file_errno)?;
-        let dir = match self.files.fstat(fd) {
-            Ok(st) => st.kind == kaal_protocols::file::kind::DIRECTORY,
+        let st = match self.files.fstat(fd) {
+            Ok(st) => st,
             Err(e) => {
                 let _ = self.files.close(fd);
                 return Err(file_errno(e));
@@ -747,8 +748,9 @@ impl Server {
         };
         let object = Object::Vfs {
             fd,
+            id: (u64::from(st.dev), st.ino),
             path: String::from(path),
-            dir,
+            dir: st.kind == kaal_protocols::file::kind::DIRECTORY,
             pending: Default::default(),
             given: 0,
         };
@@ -777,13 +779,13 @@ impl Server {
     fn read_file(&mut self, pid: Pid, f: &OpenRef, out: &mut [u8]) -> R {
         let open = f.borrow();
         match &open.object {
-            Object::Vfs { fd, dir, .. } => {
+            Object::Vfs { fd, id, dir, .. } => {
                 if *dir {
                     return Err(Errno::EISDIR);
                 }
-                let fd = *fd;
+                let (fd, id) = (*fd, *id);
                 drop(open);
-                self.shm_before_read(fd)?;
+                self.shm_before_read(id)?;
                 self.files
                     .read(fd, out)
                     .map_err(file_errno)
@@ -870,11 +872,11 @@ impl Server {
     fn write_file(&mut self, pid: Pid, f: &OpenRef, data: &[u8]) -> R {
         let open = f.borrow();
         match &open.object {
-            Object::Vfs { fd, dir, .. } => {
+            Object::Vfs { fd, id, dir, .. } => {
                 if *dir {
                     return Err(Errno::EISDIR);
                 }
-                let fd = *fd;
+                let (fd, id) = (*fd, *id);
                 let append = open.flags & g::O_APPEND != 0;
                 drop(open);
                 if append {
@@ -883,7 +885,7 @@ impl Server {
                         .map_err(file_errno)?;
                 }
                 let n = self.files.write(fd, data).map_err(file_errno)?;
-                self.shm_wrote(fd, data.get(..n).unwrap_or(&[]))?;
+                self.shm_wrote(fd, id, data.get(..n).unwrap_or(&[]))?;
                 ok(n as u64)
             }
             Object::Tty => {
@@ -927,9 +929,10 @@ impl Server {
         }
     }
 
-    /// The VFS descriptor of `f`, a regular file the process opened for
-    /// `access` (`EBADF` otherwise; `other` when it is not a VFS file).
-    fn vfs_file(f: &OpenRef, access: Access, other: Errno) -> Result<Fd, Errno> {
+    /// The VFS descriptor and identity of `f`, a regular file the process
+    /// opened for `access` (`EBADF` otherwise; `other` when it is not a
+    /// VFS file).
+    fn vfs_file(f: &OpenRef, access: Access, other: Errno) -> Result<(Fd, FileId), Errno> {
         let ok = match access {
             Access::Read => Self::readable(f),
             Access::Write => Self::writable(f),
@@ -938,7 +941,9 @@ impl Server {
             return Err(Errno::EBADF);
         }
         match &f.borrow().object {
-            Object::Vfs { fd, dir: false, .. } => Ok(*fd),
+            Object::Vfs {
+                fd, id, dir: false, ..
+            } => Ok((*fd, *id)),
             Object::Vfs { dir: true, .. } => Err(Errno::EISDIR),
             _ => Err(other),
         }
@@ -989,8 +994,8 @@ impl Server {
 
     fn pread(&mut self, pid: Pid, fd: u64, buf: u64, len: u64, off: u64) -> R {
         let f = self.file(pid, fd)?;
-        let vfd = Self::vfs_file(&f, Access::Read, Errno::ESPIPE)?;
-        self.shm_before_read(vfd)?;
+        let (vfd, id) = Self::vfs_file(&f, Access::Read, Errno::ESPIPE)?;
+        self.shm_before_read(id)?;
         let mut out = alloc::vec![0u8; (len as usize).min(IO_MAX)];
         let n = self.at_offset(vfd, off, |s| {
             s.files.read(vfd, &mut out).map_err(file_errno)
@@ -1214,12 +1219,12 @@ impl Server {
 
     fn ftruncate(&mut self, pid: Pid, fd: u64, size: u64) -> R {
         let f = self.file(pid, fd)?;
-        let vfd = Self::vfs_file(&f, Access::Write, Errno::EINVAL)?;
+        let (vfd, id) = Self::vfs_file(&f, Access::Write, Errno::EINVAL)?;
         if (size as i64) < 0 {
             return Err(Errno::EINVAL);
         }
         self.files.truncate(vfd, size).map_err(file_errno)?;
-        self.shm_truncated(vfd, size)?;
+        self.shm_truncated(id, size);
         Ok(0)
     }
 
@@ -1238,12 +1243,12 @@ impl Server {
 
     fn pwrite(&mut self, pid: Pid, fd: u64, buf: u64, len: u64, off: u64) -> R {
         let f = self.file(pid, fd)?;
-        let vfd = Self::vfs_file(&f, Access::Write, Errno::ESPIPE)?;
+        let (vfd, id) = Self::vfs_file(&f, Access::Write, Errno::ESPIPE)?;
         let mut data = alloc::vec![0u8; (len as usize).min(IO_MAX)];
         self.user_read(pid, buf, &mut data)?;
         let n = self.at_offset(vfd, off, |s| {
             let n = s.files.write(vfd, &data).map_err(file_errno)?;
-            s.shm_wrote(vfd, data.get(..n).unwrap_or(&[]))?;
+            s.shm_wrote(vfd, id, data.get(..n).unwrap_or(&[]))?;
             Ok(n)
         })?;
         ok(n as u64)
@@ -1576,11 +1581,11 @@ impl Server {
             None
         } else {
             let f = self.file(pid, fd)?;
-            let vfd = Self::vfs_file(&f, Access::Read, Errno::ENODEV)?;
+            let (vfd, id) = Self::vfs_file(&f, Access::Read, Errno::ENODEV)?;
             if shared && prot.write && !Self::writable(&f) {
                 return Err(Errno::EACCES);
             }
-            let (id, size) = self.file_id(vfd)?;
+            let (_, size) = self.file_id(vfd)?;
             // A private copy takes what shared mappings stored.
             self.shm_flush(id)?;
             Some((f, vfd, id, size))
