@@ -17,7 +17,7 @@ use posix::fd::fd_number;
 
 use crate::files::{open_ref, Object, Open, OpenRef};
 use crate::process::Pid;
-use crate::syscall::EPOCH_AT_BOOT;
+use crate::syscall::EPOCH_NS;
 use crate::Server;
 
 type R = Result<u64, Errno>;
@@ -91,11 +91,6 @@ fn depth_below(from: &EpollRef, depth: u32) -> u32 {
 }
 
 impl Server {
-    /// Monotonic nanoseconds now (the timerfds' time).
-    fn mono_now(&self) -> u64 {
-        u64::try_from(self.uptime().as_nanos()).unwrap_or(u64::MAX)
-    }
-
     /// The readiness and change count of an object (poll bits, which
     /// epoll shares); `depth` bounds nested epolls.
     pub(crate) fn object_state(&self, object: &Object, depth: u32) -> (u32, ev::Changes) {
@@ -113,7 +108,7 @@ impl Server {
             Object::EventFd(e) => (e.borrow().poll(), e.borrow().changes()),
             Object::TimerFd(t, _) => {
                 let mut t = t.borrow_mut();
-                t.update(self.mono_now());
+                t.update(self.uptime_ns());
                 (t.poll(), t.changes())
             }
             Object::Epoll(e) => {
@@ -141,7 +136,7 @@ impl Server {
     /// The earliest expiry of an armed timerfd, for the server's timer;
     /// timerfds no descriptor holds any more are forgotten.
     pub(crate) fn timerfd_next(&mut self) -> Option<Instant> {
-        let now = self.mono_now();
+        let now = self.uptime_ns();
         self.timerfds.retain(|w| w.strong_count() > 0);
         let next = self
             .timerfds
@@ -218,7 +213,7 @@ impl Server {
                 if out.len() < 8 {
                     return Err(Errno::EINVAL);
                 }
-                t.borrow_mut().read(self.mono_now())
+                t.borrow_mut().read(self.uptime_ns())
             }
             _ => Err(Errno::EINVAL),
         };
@@ -320,10 +315,9 @@ impl Server {
         let mut value = abi::read_timespec(&val).ok_or(Errno::EINVAL)?;
         let absolute = flags & ev::TFD_TIMER_ABSTIME != 0;
         if absolute && realtime && value != 0 {
-            // The wall clock runs with the monotonic one from EPOCH_AT_BOOT.
-            value = value.saturating_sub(EPOCH_AT_BOOT * 1_000_000_000).max(1);
+            value = value.saturating_sub(EPOCH_NS).max(1);
         }
-        let now = self.mono_now();
+        let now = self.uptime_ns();
         let (left, was) = t.borrow_mut().set(now, value, interval, absolute);
         if old != 0 {
             self.user_write(pid, old, &itimerspec(left, was))?;
@@ -336,7 +330,7 @@ impl Server {
     /// `timerfd_gettime(fd, cur)`.
     pub(crate) fn timerfd_gettime(&mut self, pid: Pid, fd: u64, cur: u64) -> R {
         let (t, _) = self.timerfd(pid, fd)?;
-        let now = self.mono_now();
+        let now = self.uptime_ns();
         let (left, interval) = {
             let mut t = t.borrow_mut();
             t.update(now);

@@ -59,6 +59,18 @@ pub(crate) const IO_MAX: usize = 1 << 20;
 /// Seconds since the epoch at boot: KaaL has no real-time clock driver yet,
 /// so `CLOCK_REALTIME` starts at 2026-01-01 00:00 UTC (docs/posix.md).
 pub(crate) use kaal_rt::time::EPOCH_AT_BOOT;
+
+/// [`EPOCH_AT_BOOT`] in nanoseconds: the wall clock runs with the
+/// monotonic one from there.
+pub(crate) const EPOCH_NS: u64 = EPOCH_AT_BOOT * 1_000_000_000;
+
+/// What Linux clock `clock` reads at boot, in nanoseconds.
+fn clock_start(clock: u32) -> u64 {
+    match clock {
+        g::CLOCK_REALTIME | g::CLOCK_REALTIME_COARSE => EPOCH_NS,
+        _ => 0,
+    }
+}
 /// Pipes open at once in all processes (64 KiB of buffer each at most).
 const MAX_PIPES: usize = 32;
 
@@ -1865,10 +1877,45 @@ impl Server {
         self.clock.since_boot(Instant::now())
     }
 
+    /// [`Self::uptime`] in nanoseconds: the monotonic clock.
+    pub(crate) fn uptime_ns(&self) -> u64 {
+        u64::try_from(self.uptime().as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    /// A `struct timespec` of the program's, in nanoseconds.
+    pub(crate) fn user_timespec(&mut self, pid: Pid, at: u64) -> Result<u64, Errno> {
+        let mut b = [0u8; 16];
+        self.user_read(pid, at, &mut b)?;
+        abi::read_timespec(&b).ok_or(Errno::EINVAL)
+    }
+
+    /// When a wait for `nanos` ends: that long after now, or (`clock`
+    /// given) when that clock reads `nanos`. `None` when that is no later
+    /// than now; `ENOSYS` without a timer, which alone would end the wait.
+    pub(crate) fn wait_until(
+        &self,
+        nanos: u64,
+        clock: Option<u32>,
+    ) -> Result<Option<Instant>, Errno> {
+        let wait = match clock {
+            None => nanos,
+            Some(c) => nanos.saturating_sub(clock_start(c).saturating_add(self.uptime_ns())),
+        };
+        let now = Instant::now();
+        let at = self.clock.after(now, Duration::from_nanos(wait));
+        if at.ticks() <= now.ticks() {
+            return Ok(None);
+        }
+        if self.timer.is_none() {
+            return Err(Errno::ENOSYS);
+        }
+        Ok(Some(at))
+    }
+
     fn clock_gettime(&mut self, pid: Pid, clock: u64, ts: u64) -> R {
-        let up = self.uptime().as_nanos() as u64;
+        let up = self.uptime_ns();
         let nanos = match clock as u32 {
-            g::CLOCK_REALTIME | g::CLOCK_REALTIME_COARSE => EPOCH_AT_BOOT * 1_000_000_000 + up,
+            c @ (g::CLOCK_REALTIME | g::CLOCK_REALTIME_COARSE) => clock_start(c) + up,
             g::CLOCK_MONOTONIC
             | g::CLOCK_MONOTONIC_RAW
             | g::CLOCK_MONOTONIC_COARSE
@@ -1914,29 +1961,11 @@ impl Server {
         let deadline = match deadline {
             Some(d) => d,
             None => {
-                let mut b = [0u8; 16];
-                self.user_read(pid, req, &mut b)?;
-                let nanos = abi::read_timespec(&b).ok_or(Errno::EINVAL)?;
-                let now = Instant::now();
-                let wait = if absolute {
-                    let base = if clock as u32 == g::CLOCK_REALTIME {
-                        EPOCH_AT_BOOT * 1_000_000_000
-                    } else {
-                        0
-                    };
-                    let up = self.uptime().as_nanos() as u64;
-                    nanos.saturating_sub(base + up)
-                } else {
-                    nanos
-                };
-                if wait == 0 {
-                    return Ok(0);
+                let nanos = self.user_timespec(pid, req)?;
+                match self.wait_until(nanos, absolute.then_some(clock as u32))? {
+                    Some(d) => d,
+                    None => return Ok(0),
                 }
-                if self.timer.is_none() {
-                    // No timer granted: a sleep cannot wait.
-                    return Err(Errno::ENOSYS);
-                }
-                self.clock.after(now, Duration::from_nanos(wait))
             }
         };
         if Instant::now().ticks() >= deadline.ticks() {
