@@ -323,22 +323,22 @@ impl Server {
             // Not counted as missing: the C libraries fall back (glibc's
             // clone3 to clone, rseq to none, statx to fstatat).
             g::__NR_rseq | g::__NR_statx | g::__NR_clone3 => Err(Errno::ENOSYS),
-            n if self.unix_takes(pid, n, &a) => self.unix_call(pid, n, a),
-            g::__NR_socket => self.socket(pid, a[0], a[1], a[2]),
-            g::__NR_bind => self.bind(pid, a[0], a[1], a[2]),
-            g::__NR_listen => self.listen(pid, a[0], a[1]),
-            g::__NR_accept => self.accept4(pid, a[0], a[1], a[2], 0),
-            g::__NR_accept4 => self.accept4(pid, a[0], a[1], a[2], a[3]),
-            g::__NR_connect => self.connect(pid, a[0], a[1], a[2]),
-            g::__NR_sendto => self.sendto(pid, [a[0], a[1], a[2], a[3], a[4], a[5]]),
-            g::__NR_recvfrom => self.recvfrom(pid, [a[0], a[1], a[2], a[3], a[4], a[5]]),
-            g::__NR_sendmsg => self.sendmsg(pid, a[0], a[1], a[2]),
-            g::__NR_recvmsg => self.recvmsg(pid, a[0], a[1], a[2]),
-            g::__NR_shutdown => self.shutdown(pid, a[0], a[1]),
-            g::__NR_getsockname => self.getsockname(pid, a[0], a[1], a[2]),
-            g::__NR_getpeername => self.getpeername(pid, a[0], a[1], a[2]),
-            g::__NR_setsockopt => self.setsockopt(pid, [a[0], a[1], a[2], a[3], a[4]]),
-            g::__NR_getsockopt => self.getsockopt(pid, [a[0], a[1], a[2], a[3], a[4]]),
+            g::__NR_socket
+            | g::__NR_socketpair
+            | g::__NR_bind
+            | g::__NR_listen
+            | g::__NR_accept
+            | g::__NR_accept4
+            | g::__NR_connect
+            | g::__NR_sendto
+            | g::__NR_recvfrom
+            | g::__NR_sendmsg
+            | g::__NR_recvmsg
+            | g::__NR_shutdown
+            | g::__NR_getsockname
+            | g::__NR_getpeername
+            | g::__NR_setsockopt
+            | g::__NR_getsockopt => self.socket_call(pid, nr as u32, a),
             _ => {
                 *self.missing.entry(nr).or_insert(0) += 1;
                 Err(Errno::ENOSYS)
@@ -634,7 +634,54 @@ impl Server {
         Errno::EAGAIN
     }
 
+    /// A socket call: by the domain for `socket`, else by what the
+    /// descriptor is, to the AF_UNIX calls (`unix.rs`) or the others
+    /// (`inet.rs`).
+    fn socket_call(&mut self, pid: Pid, nr: u32, a: [u64; 6]) -> R {
+        let [a0, a1, a2, a3, ..] = a;
+        match nr {
+            g::__NR_socket if a0 == u64::from(linux_raw_sys::net::AF_UNIX) => {
+                self.unix_socket(pid, a1, a2)
+            }
+            g::__NR_socket => self.socket(pid, a0, a1, a2),
+            g::__NR_socketpair => self.socketpair(pid, a0, a1, a2, a3),
+            _ => {
+                let f = self.file(pid, a0)?;
+                let unix = matches!(f.borrow().object, Object::Unix(_));
+                if unix {
+                    self.unix_call(pid, &f, nr, a)
+                } else {
+                    self.inet_call(pid, &f, nr, a)
+                }
+            }
+        }
+    }
+
     // ---- user memory -----------------------------------------------------
+
+    /// `len` bytes (at most [`IO_MAX`]) of the program's memory at `buf`:
+    /// what a write or a send takes.
+    pub(crate) fn user_bytes(&mut self, pid: Pid, buf: u64, len: u64) -> Result<Vec<u8>, Errno> {
+        let mut data = alloc::vec![0u8; (len as usize).min(IO_MAX)];
+        self.user_read(pid, buf, &mut data)?;
+        Ok(data)
+    }
+
+    /// Runs `recv` on a buffer of `len` bytes (at most [`IO_MAX`]) and
+    /// copies the bytes it took to the program's `buf`: a read or a
+    /// receive.
+    pub(crate) fn recv_to_user(
+        &mut self,
+        pid: Pid,
+        buf: u64,
+        len: u64,
+        recv: impl FnOnce(&mut Server, &mut [u8]) -> R,
+    ) -> R {
+        let mut out = alloc::vec![0u8; (len as usize).min(IO_MAX)];
+        let n = recv(self, &mut out)?;
+        self.user_write(pid, buf, out.get(..n as usize).unwrap_or(&[]))?;
+        Ok(n)
+    }
 
     pub(crate) fn user_read(&mut self, pid: Pid, addr: u64, out: &mut [u8]) -> Result<(), Errno> {
         self.shm_touch(pid, addr, out.len());
@@ -998,10 +1045,7 @@ impl Server {
         if !Self::readable(&f) {
             return Err(Errno::EBADF);
         }
-        let mut out = alloc::vec![0u8; (len as usize).min(IO_MAX)];
-        let n = self.read_file(pid, &f, &mut out)? as usize;
-        self.user_write(pid, buf, out.get(..n).unwrap_or(&[]))?;
-        ok(n as u64)
+        self.recv_to_user(pid, buf, len, |s, out| s.read_file(pid, &f, out))
     }
 
     fn pread(&mut self, pid: Pid, fd: u64, buf: u64, len: u64, off: u64) -> R {
@@ -1021,8 +1065,7 @@ impl Server {
         if !Self::writable(&f) {
             return Err(Errno::EBADF);
         }
-        let mut data = alloc::vec![0u8; (len as usize).min(IO_MAX)];
-        self.user_read(pid, buf, &mut data)?;
+        let data = self.user_bytes(pid, buf, len)?;
         self.write_file(pid, &f, &data)
     }
 
@@ -1256,8 +1299,7 @@ impl Server {
     fn pwrite(&mut self, pid: Pid, fd: u64, buf: u64, len: u64, off: u64) -> R {
         let f = self.file(pid, fd)?;
         let (vfd, id) = Self::vfs_file(&f, Access::Write, Errno::ESPIPE)?;
-        let mut data = alloc::vec![0u8; (len as usize).min(IO_MAX)];
-        self.user_read(pid, buf, &mut data)?;
+        let data = self.user_bytes(pid, buf, len)?;
         let n = self.at_offset(vfd, off, |s| {
             let n = s.files.write(vfd, &data).map_err(file_errno)?;
             s.shm_wrote(vfd, id, data.get(..n).unwrap_or(&[]))?;
