@@ -102,6 +102,14 @@ impl<F, H> PageCache<F, H> {
             .map(|h| &h.handle)
     }
 
+    /// True when `file` has any page.
+    pub fn holds(&self, file: FileId) -> bool {
+        self.pages
+            .range((file, 0)..=(file, u64::MAX))
+            .next()
+            .is_some()
+    }
+
     /// The pages of `file` in `first..=last` (page indexes), in order.
     pub fn pages_of(&self, file: FileId, first: u64, last: u64) -> Vec<(u64, Rc<F>)> {
         self.pages
@@ -172,6 +180,7 @@ mod tests {
         assert!(c.get(file, 0).is_some_and(|f| Rc::ptr_eq(&f, &a)));
         assert_eq!(c.index_by_frame().get(&Rc::as_ptr(&b)), Some(&(file, 1)));
         assert_eq!(c.pages_of(file, 1, 5).len(), 1);
+        assert!(c.holds(file) && !c.holds((1, 13)) && !c.holds((1, 11)));
         assert_eq!(c.offer_handle(file, "ro", false), None);
         assert_eq!(c.files(), alloc::vec![file]);
         assert_eq!(
@@ -189,7 +198,7 @@ mod tests {
         assert!(c.idle_handles(|_| false).is_empty(), "page 1 is left");
         drop(b);
         assert!(c.remove(file, 1).is_some());
-        assert!(c.is_empty() && !c.is_idle());
+        assert!(c.is_empty() && !c.is_idle() && !c.holds(file));
         assert!(c.idle_handles(|f| f == file).is_empty(), "still mapped");
         assert_eq!(c.reader(file), Some(&"rw"));
         assert_eq!(c.idle_handles(|_| false), alloc::vec!["rw"]);

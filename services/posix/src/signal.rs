@@ -431,15 +431,10 @@ impl Pending {
 #[derive(Clone, Debug)]
 pub struct Signals {
     actions: [Action; NSIG as usize],
-    blocked: u64,
     /// The process's pending signals (`kill`: any thread may take them).
     shared: Pending,
-    /// The thread in force's own pending signals (`tgkill`, its faults).
-    own: Pending,
-    alt: AltStack,
-    /// The mask to restore after a handler when a call that waits with a
-    /// temporary mask (`rt_sigsuspend`, `ppoll`, `pselect6`) was interrupted.
-    saved: Option<u64>,
+    /// The thread in force's part.
+    thread: ThreadMask,
 }
 
 /// A thread's own part of the signal state (a thread of a process keeps
@@ -449,20 +444,29 @@ pub struct Signals {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ThreadMask {
     blocked: u64,
+    /// Its own pending signals (`tgkill`, its faults).
     own: Pending,
     alt: AltStack,
+    /// The mask to restore after a handler when a call that waits with a
+    /// temporary mask (`rt_sigsuspend`, `ppoll`, `pselect6`) was interrupted.
     saved: Option<u64>,
 }
 
 impl ThreadMask {
+    /// Nothing blocked or pending, no alternate stack.
+    const FRESH: ThreadMask = ThreadMask {
+        blocked: 0,
+        own: Pending::EMPTY,
+        alt: AltStack::DISABLED,
+        saved: None,
+    };
+
     /// A new thread's: the creator's blocked mask, no alternate stack (as
     /// Linux's `clone` with `CLONE_VM`).
     pub fn inherit(from: &Signals) -> ThreadMask {
         ThreadMask {
-            blocked: from.blocked,
-            own: Pending::EMPTY,
-            alt: AltStack::DISABLED,
-            saved: None,
+            blocked: from.thread.blocked,
+            ..ThreadMask::FRESH
         }
     }
 
@@ -519,20 +523,14 @@ impl Signals {
     pub fn new() -> Signals {
         Signals {
             actions: [Action::default(); NSIG as usize],
-            blocked: 0,
             shared: Pending::EMPTY,
-            own: Pending::EMPTY,
-            alt: AltStack::DISABLED,
-            saved: None,
+            thread: ThreadMask::FRESH,
         }
     }
 
     /// Puts thread state `t` in force and keeps the one that was in `t`.
     pub fn swap_thread(&mut self, t: &mut ThreadMask) {
-        core::mem::swap(&mut self.blocked, &mut t.blocked);
-        core::mem::swap(&mut self.own, &mut t.own);
-        core::mem::swap(&mut self.alt, &mut t.alt);
-        core::mem::swap(&mut self.saved, &mut t.saved);
+        core::mem::swap(&mut self.thread, t);
     }
 
     /// The child's state after `fork`: the calling thread's mask and the
@@ -540,8 +538,11 @@ impl Signals {
     pub fn fork(&self) -> Signals {
         Signals {
             shared: Pending::EMPTY,
-            own: Pending::EMPTY,
-            saved: None,
+            thread: ThreadMask {
+                own: Pending::EMPTY,
+                saved: None,
+                ..self.thread
+            },
             ..self.clone()
         }
     }
@@ -562,8 +563,8 @@ impl Signals {
                 ..Action::default()
             };
         }
-        self.alt = AltStack::DISABLED;
-        self.saved = None;
+        self.thread.alt = AltStack::DISABLED;
+        self.thread.saved = None;
     }
 
     /// The action of `sig` (`SIG_DFL` for a number out of range).
@@ -579,18 +580,18 @@ impl Signals {
     }
 
     pub fn blocked(&self) -> u64 {
-        self.blocked
+        self.thread.blocked
     }
 
     /// Replaces the blocked set; `SIGKILL` and `SIGSTOP` are never blocked.
     pub fn set_blocked(&mut self, mask: u64) {
-        self.blocked = mask & !UNBLOCKABLE;
+        self.thread.blocked = mask & !UNBLOCKABLE;
     }
 
     /// All pending signals of the thread in force, blocked or not: its own
     /// and the process's.
     pub fn pending(&self) -> u64 {
-        self.own.set | self.shared.set
+        self.thread.own.set | self.shared.set
     }
 
     /// The process's pending signals (any thread may take them).
@@ -599,18 +600,18 @@ impl Signals {
     }
 
     pub fn altstack(&self) -> AltStack {
-        self.alt
+        self.thread.alt
     }
 
     /// Whether `sp` is on the alternate stack as Linux counts it (never
     /// with `SS_AUTODISARM`).
     pub fn on_altstack(&self, sp: u64) -> bool {
-        self.alt.flags & g::SS_AUTODISARM == 0 && self.alt.holds(sp)
+        self.thread.alt.flags & g::SS_AUTODISARM == 0 && self.thread.alt.holds(sp)
     }
 
     /// `sas_ss_flags`: `SS_DISABLE`, `SS_ONSTACK` or 0.
     fn ss_flags(&self, sp: u64) -> u32 {
-        if self.alt.size == 0 {
+        if self.thread.alt.size == 0 {
             g::SS_DISABLE
         } else if self.on_altstack(sp) {
             g::SS_ONSTACK
@@ -705,7 +706,7 @@ impl Signals {
     /// `sigprocmask(how, set)`: returns the old mask; `EINVAL` for an unknown
     /// `how`.
     pub fn sigprocmask(&mut self, how: u32, set: u64) -> Result<u64, Errno> {
-        let old = self.blocked;
+        let old = self.thread.blocked;
         let new = match how {
             g::SIG_BLOCK => old | set,
             g::SIG_UNBLOCK => old & !set,
@@ -729,7 +730,7 @@ impl Signals {
         if sigsetsize != SIGSET_SIZE {
             return Err(Errno::EINVAL);
         }
-        let old = self.blocked;
+        let old = self.thread.blocked;
         if set != 0 {
             let new = read_u64(mem, set)?;
             self.sigprocmask(how as u32, new)?;
@@ -752,7 +753,7 @@ impl Signals {
         if sigsetsize > SIGSET_SIZE {
             return Err(Errno::EINVAL);
         }
-        let bytes = (self.pending() & self.blocked).to_le_bytes();
+        let bytes = (self.pending() & self.thread.blocked).to_le_bytes();
         let part = bytes.get(..sigsetsize as usize).ok_or(Errno::EINVAL)?;
         mem.write(set, part).map_err(|_| Errno::EFAULT)
     }
@@ -763,8 +764,8 @@ impl Signals {
     /// a size below `MINSIGSTKSZ`.
     pub fn set_altstack(&mut self, new: Option<AltStack>, sp: u64) -> Result<AltStack, Errno> {
         let old = AltStack {
-            flags: self.ss_flags(sp) | (self.alt.flags & g::SS_FLAG_BITS),
-            ..self.alt
+            flags: self.ss_flags(sp) | (self.thread.alt.flags & g::SS_FLAG_BITS),
+            ..self.thread.alt
         };
         if let Some(ss) = new {
             if self.on_altstack(sp) {
@@ -774,10 +775,10 @@ impl Signals {
             if mode != g::SS_DISABLE && mode != g::SS_ONSTACK && mode != 0 {
                 return Err(Errno::EINVAL);
             }
-            if ss == self.alt {
+            if ss == self.thread.alt {
                 return Ok(old);
             }
-            self.alt = if mode == g::SS_DISABLE {
+            self.thread.alt = if mode == g::SS_DISABLE {
                 AltStack {
                     sp: 0,
                     size: 0,
@@ -826,9 +827,9 @@ impl Signals {
     /// Sends a signal to the thread in force alone (`tgkill`, a fault of
     /// its own).
     pub fn send_thread(&mut self, info: SigInfo) -> Sent {
-        let mut own = self.own;
-        let sent = self.queue(info, Some((&mut own, self.blocked)));
-        self.own = own;
+        let mut own = self.thread.own;
+        let sent = self.queue(info, Some((&mut own, self.thread.blocked)));
+        self.thread.own = own;
         sent
     }
 
@@ -869,7 +870,7 @@ impl Signals {
         let ignored = self.ignores(sig);
         let (pending, blocked) = match to {
             Some((p, blocked)) => (p, blocked),
-            None => (&mut self.shared, self.blocked),
+            None => (&mut self.shared, self.thread.blocked),
         };
         // A blocked signal is kept: its action may change before unblocking.
         let dropped = pending.set & b != 0 || (blocked & b == 0 && ignored);
@@ -889,9 +890,9 @@ impl Signals {
         let sig = info.signo;
         let b = bit(sig);
         if let Some(a) = self.slot(sig).and_then(|i| self.actions.get_mut(i)) {
-            if self.blocked & b != 0 || a.handler == SIG_IGN {
+            if self.thread.blocked & b != 0 || a.handler == SIG_IGN {
                 a.handler = SIG_DFL;
-                self.blocked &= !b;
+                self.thread.blocked &= !b;
             }
         }
         self.send_thread(info)
@@ -905,7 +906,7 @@ impl Signals {
             if let Some(a) = self.slot(sig).and_then(|i| self.actions.get_mut(i)) {
                 a.handler = SIG_DFL;
             }
-            self.blocked &= !bit(sig);
+            self.thread.blocked &= !bit(sig);
         }
         self.force(SigInfo::kernel(g::SIGSEGV))
     }
@@ -913,22 +914,22 @@ impl Signals {
     /// Whether a signal would be acted on now: a waiting call is then
     /// interrupted (`EINTR`, or restarted under `SA_RESTART`).
     pub fn has_deliverable(&self) -> bool {
-        self.pending() & !self.blocked != 0
+        self.pending() & !self.thread.blocked != 0
     }
 
     /// `rt_sigsuspend`, `ppoll`, `pselect6`: wait with `mask` in force; the
     /// old mask comes back after the handler that ends the wait
     /// (`push_frame` saves it in the frame) or through `restore_saved_mask`.
     pub fn suspend(&mut self, mask: u64) {
-        if self.saved.is_none() {
-            self.saved = Some(self.blocked);
+        if self.thread.saved.is_none() {
+            self.thread.saved = Some(self.thread.blocked);
         }
         self.set_blocked(mask);
     }
 
     /// Ends a `suspend` that ran no handler.
     pub fn restore_saved_mask(&mut self) {
-        if let Some(m) = self.saved.take() {
+        if let Some(m) = self.thread.saved.take() {
             self.set_blocked(m);
         }
     }
@@ -937,17 +938,17 @@ impl Signals {
     /// force's.
     fn discard(&mut self, set: u64) {
         self.shared.discard(set);
-        self.own.discard(set);
+        self.thread.own.discard(set);
     }
 
     /// The signal [`Signals::next_deliverable`] takes next, if any: the
     /// thread's own before the process's (`dequeue_signal`).
     fn next_signal(&self) -> Option<u32> {
-        let own = self.own.set & !self.blocked;
+        let own = self.thread.own.set & !self.thread.blocked;
         let ready = if own != 0 {
             own
         } else {
-            self.shared.set & !self.blocked
+            self.shared.set & !self.thread.blocked
         };
         if ready == 0 {
             return None;
@@ -976,7 +977,7 @@ impl Signals {
     /// thread's own first.
     pub fn take_from(&mut self, set: u64) -> Option<SigInfo> {
         let set = set & !(bit(g::SIGKILL) | bit(g::SIGSTOP));
-        for p in [&mut self.own, &mut self.shared] {
+        for p in [&mut self.thread.own, &mut self.shared] {
             let ready = p.set & set;
             if ready != 0 {
                 return Some(p.take(ready.trailing_zeros() + 1));
@@ -987,8 +988,8 @@ impl Signals {
 
     /// Takes `sig` from the thread's own set if there, else the process's.
     fn take(&mut self, sig: u32) -> SigInfo {
-        if self.own.set & bit(sig) != 0 {
-            self.own.take(sig)
+        if self.thread.own.set & bit(sig) != 0 {
+            self.thread.own.take(sig)
         } else {
             self.shared.take(sig)
         }
@@ -1129,24 +1130,25 @@ pub fn push_frame(
     let mut entering = false;
     if action.has(g::SA_ONSTACK) && signals.ss_flags(sp) == 0 {
         sp = signals
+            .thread
             .alt
             .sp
-            .checked_add(signals.alt.size)
+            .checked_add(signals.thread.alt.size)
             .ok_or(Errno::EFAULT)?;
         entering = true;
     }
     let base = sp.checked_sub(SIZE as u64).ok_or(Errno::EFAULT)? & !15;
     let at = base.checked_sub(8).ok_or(Errno::EFAULT)?;
-    if (nested || entering) && !signals.alt.holds(at) {
+    if (nested || entering) && !signals.thread.alt.holds(at) {
         return Err(Errno::EFAULT);
     }
-    let old_mask = signals.saved.unwrap_or(signals.blocked);
+    let old_mask = signals.thread.saved.unwrap_or(signals.thread.blocked);
 
     let mut f = [0u8; SIZE];
     put(&mut f, PRETCODE, action.restorer);
     put(&mut f, UC_FLAGS, UC_SIGCONTEXT_SS | UC_STRICT_RESTORE_SS);
     put(&mut f, UC_LINK, 0);
-    put_bytes(&mut f, UC_STACK, &signals.alt.encode());
+    put_bytes(&mut f, UC_STACK, &signals.thread.alt.encode());
     let sc = UC_MCONTEXT;
     let gprs = [
         regs.r8,
@@ -1191,14 +1193,14 @@ pub fn push_frame(
     regs.rsp = at;
     regs.rflags &= !ENTRY_CLEAR;
 
-    let mut blocked = signals.blocked | action.mask;
+    let mut blocked = signals.thread.blocked | action.mask;
     if !action.has(g::SA_NODEFER) {
         blocked |= bit(sig);
     }
     signals.set_blocked(blocked);
-    signals.saved = None;
-    if signals.alt.flags & g::SS_AUTODISARM != 0 {
-        signals.alt = AltStack::DISABLED;
+    signals.thread.saved = None;
+    if signals.thread.alt.flags & g::SS_AUTODISARM != 0 {
+        signals.thread.alt = AltStack::DISABLED;
     }
     Ok(())
 }

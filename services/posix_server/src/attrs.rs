@@ -241,11 +241,18 @@ impl Server {
             .files
             .open(&path, vfs_flags::WRITE_ONLY, 0)
             .map_err(file_errno)?;
+        // Opened by path, so its identity is asked for, when it matters.
         let result = self
             .files
             .truncate(fd, size)
             .map_err(file_errno)
-            .and_then(|()| self.shm_truncated(fd, size));
+            .and_then(|()| {
+                if !self.shm.is_empty() {
+                    let (id, _) = self.file_id(fd)?;
+                    self.shm_truncated(id, size);
+                }
+                Ok(())
+            });
         // The descriptor goes whatever happened; the first error is the one.
         let closed = self.files.close(fd);
         result.and(closed.map_err(file_errno))?;

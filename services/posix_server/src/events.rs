@@ -5,6 +5,7 @@
 //! `arm_timer` ([`Server::timerfd_next`]), and parked calls then look again.
 
 use alloc::rc::{Rc, Weak};
+use alloc::vec::Vec;
 use core::cell::RefCell;
 use core::time::Duration;
 
@@ -17,7 +18,7 @@ use posix::fd::fd_number;
 
 use crate::files::{open_ref, Object, Open, OpenRef};
 use crate::process::Pid;
-use crate::syscall::EPOCH_AT_BOOT;
+use crate::syscall::EPOCH_NS;
 use crate::Server;
 
 type R = Result<u64, Errno>;
@@ -53,49 +54,33 @@ fn epoll_of(f: &OpenRef) -> Option<EpollRef> {
     }
 }
 
-/// True if `to` is `from` or reachable through its interests.
-fn reaches(from: &EpollRef, to: &EpollRef, depth: u32) -> bool {
-    if Rc::ptr_eq(from, to) {
-        return true;
+/// How many epolls deep `from` nests (1: it watches no epoll), or `None`
+/// when `to` is `from` or inside it, or the nesting goes past
+/// [`MAX_NESTS`]: both checks of `EPOLL_CTL_ADD` in one walk.
+fn depth_without(from: &EpollRef, to: &EpollRef, depth: u32) -> Option<u32> {
+    if Rc::ptr_eq(from, to) || depth > MAX_NESTS {
+        return None;
     }
-    if depth > MAX_NESTS {
-        return true;
+    let list = from.try_borrow().ok()?;
+    let mut deepest = depth;
+    for e in list.entries() {
+        if let Some(inner) = e.target.upgrade().and_then(|o| epoll_of(&o)) {
+            deepest = deepest.max(depth_without(&inner, to, depth + 1)?);
+        }
     }
-    let Ok(list) = from.try_borrow() else {
-        return true;
-    };
-    let found = list.entries().any(|e| {
-        e.target
-            .upgrade()
-            .and_then(|o| epoll_of(&o))
-            .is_some_and(|inner| reaches(&inner, to, depth + 1))
-    });
-    found
+    Some(deepest)
 }
 
-/// How many epolls deep `from` nests (1: it watches no epoll).
-fn depth_below(from: &EpollRef, depth: u32) -> u32 {
-    if depth > MAX_NESTS {
-        return depth;
-    }
-    let Ok(list) = from.try_borrow() else {
-        return depth;
-    };
-    let deepest = list
-        .entries()
-        .filter_map(|e| e.target.upgrade().and_then(|o| epoll_of(&o)))
-        .map(|inner| depth_below(&inner, depth + 1))
-        .max()
-        .unwrap_or(depth);
-    deepest
+/// Every epoll made: their interests together are bounded.
+#[derive(Default)]
+pub struct Epolls {
+    list: Vec<Weak<RefCell<Interests>>>,
+    /// At least the interests in all epolls: an `EPOLL_CTL_ADD` adds one,
+    /// and they are counted only when it reaches [`MAX_WATCHES`].
+    bound: usize,
 }
 
 impl Server {
-    /// Monotonic nanoseconds now (the timerfds' time).
-    fn mono_now(&self) -> u64 {
-        u64::try_from(self.uptime().as_nanos()).unwrap_or(u64::MAX)
-    }
-
     /// The readiness and change count of an object (poll bits, which
     /// epoll shares); `depth` bounds nested epolls.
     pub(crate) fn object_state(&self, object: &Object, depth: u32) -> (u32, ev::Changes) {
@@ -113,7 +98,7 @@ impl Server {
             Object::EventFd(e) => (e.borrow().poll(), e.borrow().changes()),
             Object::TimerFd(t, _) => {
                 let mut t = t.borrow_mut();
-                t.update(self.mono_now());
+                t.update(self.uptime_ns());
                 (t.poll(), t.changes())
             }
             Object::Epoll(e) => {
@@ -141,7 +126,7 @@ impl Server {
     /// The earliest expiry of an armed timerfd, for the server's timer;
     /// timerfds no descriptor holds any more are forgotten.
     pub(crate) fn timerfd_next(&mut self) -> Option<Instant> {
-        let now = self.mono_now();
+        let now = self.uptime_ns();
         self.timerfds.retain(|w| w.strong_count() > 0);
         let next = self
             .timerfds
@@ -158,10 +143,16 @@ impl Server {
         Some(Instant::from_ticks(ticks.saturating_add(1)))
     }
 
-    /// Interests in all epolls, those of closed descriptions forgotten.
-    fn watches(&mut self) -> usize {
-        self.epolls.retain(|w| w.strong_count() > 0);
-        self.epolls
+    /// Room for one more interest: when the bound says none, the
+    /// interests are counted (those of closed descriptions forgotten).
+    fn watch_room(&mut self) -> Result<(), Errno> {
+        let epolls = &mut self.epolls;
+        if epolls.bound < MAX_WATCHES {
+            return Ok(());
+        }
+        epolls.list.retain(|w| w.strong_count() > 0);
+        epolls.bound = epolls
+            .list
             .iter()
             .filter_map(Weak::upgrade)
             .map(|e| match e.try_borrow_mut() {
@@ -171,7 +162,11 @@ impl Server {
                 }
                 Err(_) => 0,
             })
-            .sum()
+            .sum();
+        if epolls.bound >= MAX_WATCHES {
+            return Err(Errno::ENOSPC);
+        }
+        Ok(())
     }
 
     /// Installs a new description; `cloexec` for the descriptor.
@@ -218,7 +213,7 @@ impl Server {
                 if out.len() < 8 {
                     return Err(Errno::EINVAL);
                 }
-                t.borrow_mut().read(self.mono_now())
+                t.borrow_mut().read(self.uptime_ns())
             }
             _ => Err(Errno::EINVAL),
         };
@@ -320,10 +315,9 @@ impl Server {
         let mut value = abi::read_timespec(&val).ok_or(Errno::EINVAL)?;
         let absolute = flags & ev::TFD_TIMER_ABSTIME != 0;
         if absolute && realtime && value != 0 {
-            // The wall clock runs with the monotonic one from EPOCH_AT_BOOT.
-            value = value.saturating_sub(EPOCH_AT_BOOT * 1_000_000_000).max(1);
+            value = value.saturating_sub(EPOCH_NS).max(1);
         }
-        let now = self.mono_now();
+        let now = self.uptime_ns();
         let (left, was) = t.borrow_mut().set(now, value, interval, absolute);
         if old != 0 {
             self.user_write(pid, old, &itimerspec(left, was))?;
@@ -336,7 +330,7 @@ impl Server {
     /// `timerfd_gettime(fd, cur)`.
     pub(crate) fn timerfd_gettime(&mut self, pid: Pid, fd: u64, cur: u64) -> R {
         let (t, _) = self.timerfd(pid, fd)?;
-        let now = self.mono_now();
+        let now = self.uptime_ns();
         let (left, interval) = {
             let mut t = t.borrow_mut();
             t.update(now);
@@ -355,8 +349,8 @@ impl Server {
             return Err(Errno::EINVAL);
         }
         let ep: EpollRef = Rc::new(RefCell::new(InterestList::new()));
-        self.epolls.retain(|w| w.strong_count() > 0);
-        self.epolls.push(Rc::downgrade(&ep));
+        self.epolls.list.retain(|w| w.strong_count() > 0);
+        self.epolls.list.push(Rc::downgrade(&ep));
         self.new_fd(pid, Object::Epoll(ep), g::O_RDWR, flags != 0)
     }
 
@@ -400,20 +394,18 @@ impl Server {
                 if let Some(inner) = epoll_of(&tf) {
                     // Watching an epoll that watches this one (at any
                     // depth) would loop; too deep a nesting is refused too.
-                    if reaches(&inner, &ep, 1) || depth_below(&inner, 1) >= MAX_NESTS {
+                    if depth_without(&inner, &ep, 1).is_none_or(|d| d >= MAX_NESTS) {
                         return Err(Errno::ELOOP);
                     }
                 }
-                if self.watches() >= MAX_WATCHES {
-                    return Err(Errno::ENOSPC);
-                }
-                ep.try_borrow_mut().map_err(|_| Errno::EINVAL)?.add(
-                    fdn,
-                    key,
-                    Rc::downgrade(&tf),
-                    events,
-                    data,
-                )?;
+                self.watch_room()?;
+                let mut list = ep.try_borrow_mut().map_err(|_| Errno::EINVAL)?;
+                // Interests of closed descriptions go first: they take no
+                // room, and a new description may have a closed one's key.
+                list.prune(|w| w.strong_count() > 0);
+                list.add(fdn, key, Rc::downgrade(&tf), events, data)?;
+                drop(list);
+                self.epolls.bound += 1;
             }
             g::EPOLL_CTL_MOD => ep
                 .try_borrow_mut()

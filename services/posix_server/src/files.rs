@@ -12,6 +12,7 @@ use kaal_client::file::Fd;
 use kaal_protocols::file::{FileStat, FsError};
 use posix::abi::{mode, Stat};
 use posix::errno::Errno;
+use posix::pagecache::FileId;
 
 /// What an open file description is.
 #[derive(Debug)]
@@ -20,6 +21,9 @@ pub enum Object {
     /// calls relative to a directory and for `fchdir`.
     Vfs {
         fd: Fd,
+        /// The file's identity (device, inode), taken when it was opened:
+        /// what its shared pages are kept under (`shmfile.rs`).
+        id: FileId,
         path: String,
         dir: bool,
         /// Directory records read from the VFS and not yet given out.

@@ -5,8 +5,6 @@
 //! spurious wake-up, which callers allow); its deadline past,
 //! `ETIMEDOUT`; otherwise it waits on.
 
-use core::time::Duration;
-
 use kaal_rt::time::Instant;
 use linux_raw_sys::general as g;
 use posix::errno::Errno;
@@ -118,39 +116,15 @@ impl Server {
         } else {
             let deadline = match timeout {
                 0 => None,
-                ts => Some(self.futex_deadline(pid, ts, clock)?),
+                ts => {
+                    let nanos = self.user_timespec(pid, ts)?;
+                    Some(self.wait_until(nanos, clock)?.ok_or(Errno::ETIMEDOUT)?)
+                }
             };
-            if deadline.is_some_and(|d| Instant::now().ticks() >= d.ticks()) {
-                return Err(Errno::ETIMEDOUT);
-            }
             self.futexes.wait((pid, uaddr), tid, bitset);
             deadline
         };
         Err(self.wait(pid, deadline))
-    }
-
-    /// When a wait with timespec `ts` gives up: `ts` after now, or at `ts`
-    /// on `clock`.
-    fn futex_deadline(&mut self, pid: Pid, ts: u64, clock: Option<u32>) -> Result<Instant, Errno> {
-        let mut b = [0u8; 16];
-        self.user_read(pid, ts, &mut b)?;
-        let nanos = posix::abi::read_timespec(&b).ok_or(Errno::EINVAL)?;
-        if self.timer.is_none() {
-            // No timer granted: nothing would end the wait.
-            return Err(Errno::ENOSYS);
-        }
-        let wait = match clock {
-            None => nanos,
-            Some(c) => {
-                let base = if c == g::CLOCK_REALTIME {
-                    crate::syscall::EPOCH_AT_BOOT * 1_000_000_000
-                } else {
-                    0
-                };
-                nanos.saturating_sub(base + self.uptime().as_nanos() as u64)
-            }
-        };
-        Ok(self.clock.after(Instant::now(), Duration::from_nanos(wait)))
     }
 
     /// `FUTEX_WAKE`, `FUTEX_WAKE_BITSET`: wakes up to `n` waiters.

@@ -165,13 +165,6 @@ impl Server {
             .is_some_and(|i| i.net.events_noted() != i.events_seen)
     }
 
-    /// The socket behind descriptor `fd`: `ENOTSOCK` for another file.
-    fn sock_file(&self, pid: Pid, fd: u64) -> Result<(OpenRef, Sock, bool), Errno> {
-        let f = self.file(pid, fd)?;
-        let (s, nb) = sock_of(&f)?;
-        Ok((f, s, nb))
-    }
-
     /// The last closing of a socket: the service closes it (a FIN after
     /// what is still to be sent).
     pub fn inet_close(&mut self, sock: &Sock) {
@@ -310,19 +303,19 @@ impl Server {
         Err(Errno::EADDRINUSE)
     }
 
-    pub(crate) fn bind(&mut self, pid: Pid, fd: u64, at: u64, len: u64) -> R {
-        let (f, mut sock, _) = self.sock_file(pid, fd)?;
+    fn bind(&mut self, pid: Pid, f: &OpenRef, at: u64, len: u64) -> R {
+        let (mut sock, _) = sock_of(f)?;
         let a = self.user_sockaddr(pid, at, len)?;
         if sock.local.is_some() || sock.state != State::Fresh {
             return Err(Errno::EINVAL);
         }
         self.bind_to(&mut sock, a)?;
-        put(&f, sock);
+        put(f, sock);
         Ok(0)
     }
 
-    pub(crate) fn listen(&mut self, pid: Pid, fd: u64, backlog: u64) -> R {
-        let (f, mut sock, _) = self.sock_file(pid, fd)?;
+    fn listen(&mut self, f: &OpenRef, backlog: u64) -> R {
+        let (mut sock, _) = sock_of(f)?;
         if sock.kind != Kind::Stream {
             return Err(Errno::EOPNOTSUPP);
         }
@@ -338,13 +331,13 @@ impl Server {
         let backlog = (backlog as i32).clamp(1, BACKLOG_MAX as i32) as u32;
         self.net()?.net.listen(sock.s, backlog).map_err(errno)?;
         sock.state = State::Listening;
-        put(&f, sock);
+        put(f, sock);
         Ok(0)
     }
 
     /// `accept4(fd, addr, addrlen, flags)` (`accept`: flags 0).
-    pub(crate) fn accept4(&mut self, pid: Pid, fd: u64, at: u64, len_at: u64, flags: u64) -> R {
-        let (_, sock, nb) = self.sock_file(pid, fd)?;
+    fn accept4(&mut self, pid: Pid, f: &OpenRef, at: u64, len_at: u64, flags: u64) -> R {
+        let (sock, nb) = sock_of(f)?;
         let known = u64::from(g::O_NONBLOCK | g::O_CLOEXEC);
         if flags & !known != 0 {
             return Err(Errno::EINVAL);
@@ -439,15 +432,15 @@ impl Server {
         Ok(false)
     }
 
-    pub(crate) fn connect(&mut self, pid: Pid, fd: u64, at: u64, len: u64) -> R {
-        let (f, mut sock, nb) = self.sock_file(pid, fd)?;
+    fn connect(&mut self, pid: Pid, f: &OpenRef, at: u64, len: u64) -> R {
+        let (mut sock, nb) = sock_of(f)?;
         let a = self.user_sockaddr(pid, at, len)?;
         if sock.kind == Kind::Dgram {
             if sock.local.is_none() {
                 self.bind_to(&mut sock, SockAddr::default())?;
             }
             sock.peer = Some(a);
-            put(&f, sock);
+            put(f, sock);
             return Ok(0);
         }
         let r = match sock.state {
@@ -480,7 +473,7 @@ impl Server {
                 }
             }
         };
-        put(&f, sock);
+        put(f, sock);
         r
     }
 
@@ -621,28 +614,28 @@ impl Server {
     }
 
     /// `sendto(fd, buf, len, flags, addr, addrlen)`.
-    pub(crate) fn sendto(&mut self, pid: Pid, a: [u64; 6]) -> R {
-        let [fd, buf, len, flags, at, alen] = a;
-        let f = self.file(pid, fd)?;
-        sock_of(&f)?;
+    fn sendto(&mut self, pid: Pid, f: &OpenRef, a: [u64; 6]) -> R {
+        let [_, buf, len, flags, at, alen] = a;
+        sock_of(f)?;
         let to = if at != 0 {
             Some(self.user_sockaddr(pid, at, alen)?)
         } else {
             None
         };
-        let mut data = alloc::vec![0u8; (len as usize).min(crate::syscall::IO_MAX)];
-        self.user_read(pid, buf, &mut data)?;
-        self.sock_send(pid, &f, &data, to, flags as u32)
+        let data = self.user_bytes(pid, buf, len)?;
+        self.sock_send(pid, f, &data, to, flags as u32)
     }
 
     /// `recvfrom(fd, buf, len, flags, addr, addrlen)`.
-    pub(crate) fn recvfrom(&mut self, pid: Pid, a: [u64; 6]) -> R {
-        let [fd, buf, len, flags, at, len_at] = a;
-        let f = self.file(pid, fd)?;
-        sock_of(&f)?;
-        let mut out = alloc::vec![0u8; (len as usize).min(crate::syscall::IO_MAX)];
-        let (n, from) = self.sock_recv(pid, &f, &mut out, flags as u32)?;
-        self.user_write(pid, buf, out.get(..n as usize).unwrap_or(&[]))?;
+    fn recvfrom(&mut self, pid: Pid, f: &OpenRef, a: [u64; 6]) -> R {
+        let [_, buf, len, flags, at, len_at] = a;
+        sock_of(f)?;
+        let mut from = None;
+        let n = self.recv_to_user(pid, buf, len, |s, out| {
+            let (n, src) = s.sock_recv(pid, f, out, flags as u32)?;
+            from = src;
+            Ok(n)
+        })?;
         if let Some(from) = from {
             self.put_sockaddr(pid, at, len_at, from)?;
         }
@@ -656,9 +649,8 @@ impl Server {
     }
 
     /// `sendmsg(fd, msg, flags)`: the iovecs gathered into one send.
-    pub(crate) fn sendmsg(&mut self, pid: Pid, fd: u64, msg: u64, flags: u64) -> R {
-        let f = self.file(pid, fd)?;
-        sock_of(&f)?;
+    fn sendmsg(&mut self, pid: Pid, f: &OpenRef, msg: u64, flags: u64) -> R {
+        sock_of(f)?;
         let m = self.user_msghdr(pid, msg)?;
         if m.controllen != 0 {
             return Err(Errno::EOPNOTSUPP);
@@ -669,18 +661,17 @@ impl Server {
             None
         };
         let data = self.gather(pid, m.iov, m.iovlen)?;
-        self.sock_send(pid, &f, &data, to, flags as u32)
+        self.sock_send(pid, f, &data, to, flags as u32)
     }
 
     /// `recvmsg(fd, msg, flags)`: scattered into the iovecs; no ancillary
     /// data.
-    pub(crate) fn recvmsg(&mut self, pid: Pid, fd: u64, msg: u64, flags: u64) -> R {
-        let f = self.file(pid, fd)?;
-        sock_of(&f)?;
+    fn recvmsg(&mut self, pid: Pid, f: &OpenRef, msg: u64, flags: u64) -> R {
+        sock_of(f)?;
         let m = self.user_msghdr(pid, msg)?;
         let vecs = self.iovecs(pid, m.iov, m.iovlen)?;
         let mut out = crate::syscall::iov_buffer(&vecs);
-        let (n, from) = self.sock_recv(pid, &f, &mut out, flags as u32)?;
+        let (n, from) = self.sock_recv(pid, f, &mut out, flags as u32)?;
         self.scatter(pid, &vecs, out.get(..n as usize).unwrap_or(&[]))?;
         match from {
             Some(from) if m.name != 0 => {
@@ -699,8 +690,8 @@ impl Server {
         Ok(n)
     }
 
-    pub(crate) fn shutdown(&mut self, pid: Pid, fd: u64, how: u64) -> R {
-        let (f, mut sock, _) = self.sock_file(pid, fd)?;
+    fn shutdown(&mut self, f: &OpenRef, how: u64) -> R {
+        let (mut sock, _) = sock_of(f)?;
         let (rd, wr) = pi::shutdown_how(how)?;
         if sock.kind == Kind::Stream && sock.state != State::Connected {
             return Err(Errno::ENOTCONN);
@@ -710,13 +701,13 @@ impl Server {
         }
         sock.rd_shut |= rd;
         sock.wr_shut |= wr;
-        put(&f, sock);
+        put(f, sock);
         self.changed = true;
         Ok(0)
     }
 
-    pub(crate) fn getsockname(&mut self, pid: Pid, fd: u64, at: u64, len_at: u64) -> R {
-        let (_, sock, _) = self.sock_file(pid, fd)?;
+    fn getsockname(&mut self, pid: Pid, f: &OpenRef, at: u64, len_at: u64) -> R {
+        let (sock, _) = sock_of(f)?;
         // A connection's end is the service's to say: an accepted one's is
         // the address its peer reached (its listener's may be 0.0.0.0),
         // a connected one's the port the service chose.
@@ -734,8 +725,8 @@ impl Server {
         Ok(0)
     }
 
-    pub(crate) fn getpeername(&mut self, pid: Pid, fd: u64, at: u64, len_at: u64) -> R {
-        let (_, sock, _) = self.sock_file(pid, fd)?;
+    fn getpeername(&mut self, pid: Pid, f: &OpenRef, at: u64, len_at: u64) -> R {
+        let (sock, _) = sock_of(f)?;
         let peer = match (sock.kind, sock.state) {
             (Kind::Stream, State::Connected) | (Kind::Dgram, _) => sock.peer,
             _ => None,
@@ -744,23 +735,18 @@ impl Server {
         Ok(0)
     }
 
-    pub(crate) fn setsockopt(&mut self, pid: Pid, a: [u64; 5]) -> R {
-        let [fd, level, name, at, len] = a;
-        let (f, mut sock, _) = self.sock_file(pid, fd)?;
-        if len < 4 {
-            return Err(Errno::EINVAL);
-        }
-        let mut b = [0u8; 4];
-        self.user_read(pid, at, &mut b)?;
-        let v = pi::int_value(&b)?;
+    fn setsockopt(&mut self, pid: Pid, f: &OpenRef, a: [u64; 6]) -> R {
+        let [_, level, name, at, len, _] = a;
+        let (mut sock, _) = sock_of(f)?;
+        let v = self.user_int_opt(pid, at, len)?;
         sock.opts.set(level as u32, name as u32, v)?;
-        put(&f, sock);
+        put(f, sock);
         Ok(0)
     }
 
-    pub(crate) fn getsockopt(&mut self, pid: Pid, a: [u64; 5]) -> R {
-        let [fd, level, name, at, len_at] = a;
-        let (f, mut sock, _) = self.sock_file(pid, fd)?;
+    fn getsockopt(&mut self, pid: Pid, f: &OpenRef, a: [u64; 6]) -> R {
+        let [_, level, name, at, len_at, _] = a;
+        let (mut sock, _) = sock_of(f)?;
         let v = match sock.opts.get(level as u32, name as u32)? {
             Query::Value(v) => v,
             Query::Type => sock.kind.so_type(),
@@ -779,21 +765,60 @@ impl Server {
                     }
                     None => None,
                 };
-                put(&f, sock);
+                put(f, sock);
                 e.map_or(0, |e| e.0 as i32)
             }
         };
+        self.put_int_opt(pid, at, len_at, v)
+    }
+
+    /// An `int` option value a program passes to `setsockopt` (`len`
+    /// bytes at `at`), for every family.
+    pub(crate) fn user_int_opt(&mut self, pid: Pid, at: u64, len: u64) -> Result<i32, Errno> {
+        if len < 4 {
+            return Err(Errno::EINVAL);
+        }
+        let mut b = [0u8; 4];
+        self.user_read(pid, at, &mut b)?;
+        pi::int_value(&b)
+    }
+
+    /// Gives `getsockopt` an `int` option value: cut to the room the
+    /// word at `len_at` gives (`EINVAL` if negative), as Linux for every
+    /// family.
+    pub(crate) fn put_int_opt(&mut self, pid: Pid, at: u64, len_at: u64, v: i32) -> R {
         let mut l = [0u8; 4];
         self.user_read(pid, len_at, &mut l)?;
         let room = u32::from_le_bytes(l);
         if (room as i32) < 0 {
             return Err(Errno::EINVAL);
         }
-        let room = room as usize;
-        let bytes = v.to_le_bytes();
-        let n = room.min(4);
-        self.user_write(pid, at, bytes.get(..n).unwrap_or(&[]))?;
+        let n = (room as usize).min(4);
+        self.user_write(pid, at, v.to_le_bytes().get(..n).unwrap_or(&[]))?;
         self.user_write(pid, len_at, &(n as u32).to_le_bytes())?;
         Ok(0)
+    }
+
+    /// Socket call `nr` (arguments `a`) on `f`, any file but an AF_UNIX
+    /// socket (`ENOTSOCK` for one that is no socket).
+    pub(crate) fn inet_call(&mut self, pid: Pid, f: &OpenRef, nr: u32, a: [u64; 6]) -> R {
+        let [_, a1, a2, a3, ..] = a;
+        match nr {
+            g::__NR_bind => self.bind(pid, f, a1, a2),
+            g::__NR_listen => self.listen(f, a1),
+            g::__NR_accept => self.accept4(pid, f, a1, a2, 0),
+            g::__NR_accept4 => self.accept4(pid, f, a1, a2, a3),
+            g::__NR_connect => self.connect(pid, f, a1, a2),
+            g::__NR_sendto => self.sendto(pid, f, a),
+            g::__NR_recvfrom => self.recvfrom(pid, f, a),
+            g::__NR_sendmsg => self.sendmsg(pid, f, a1, a2),
+            g::__NR_recvmsg => self.recvmsg(pid, f, a1, a2),
+            g::__NR_shutdown => self.shutdown(f, a1),
+            g::__NR_getsockname => self.getsockname(pid, f, a1, a2),
+            g::__NR_getpeername => self.getpeername(pid, f, a1, a2),
+            g::__NR_setsockopt => self.setsockopt(pid, f, a),
+            g::__NR_getsockopt => self.getsockopt(pid, f, a),
+            _ => Err(Errno::ENOSYS),
+        }
     }
 }

@@ -171,7 +171,7 @@ pub struct Server {
     /// Every timerfd made: their expiries wake the server.
     pub timerfds: Vec<alloc::rc::Weak<core::cell::RefCell<posix::events::TimerFd>>>,
     /// Every epoll made: their interests together are bounded.
-    pub epolls: Vec<alloc::rc::Weak<core::cell::RefCell<events::Interests>>>,
+    pub epolls: events::Epolls,
     /// The deadline the timer was last asked for and has not answered:
     /// asking again for it would only fill the driver's queue (each wake
     /// would ask, and a full queue's refusal wakes the server again).
@@ -545,7 +545,7 @@ fn main(env: &Env) -> Result<(), StartError> {
         },
         timer,
         timerfds: Vec::new(),
-        epolls: Vec::new(),
+        epolls: Default::default(),
         timer_asked: None,
         inet,
         unix_names: unix::Names::default(),

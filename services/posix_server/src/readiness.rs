@@ -109,9 +109,7 @@ impl Server {
         if at == 0 {
             return Ok(None);
         }
-        let mut b = [0u8; 16];
-        self.user_read(pid, at, &mut b)?;
-        let nanos = abi::read_timespec(&b).ok_or(Errno::EINVAL)?;
+        let nanos = self.user_timespec(pid, at)?;
         Ok(Some(Duration::from_nanos(nanos)))
     }
 

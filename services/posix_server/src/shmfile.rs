@@ -159,14 +159,22 @@ impl Server {
         let end = addr.saturating_add(len as u64);
         let mut absent = Vec::new();
         let mut at = addr & !(PAGE - 1);
+        // Area by area: pages are looked up only in shared file mappings,
+        // so a process without one pays a lookup an area.
         while at < end {
             let Some((_, area)) = p.space.layout.area_at(at) else {
                 break;
             };
-            if area.kind.file_offset(at).is_some() && p.space.frame_of(at).is_none() {
-                absent.push(at);
+            if !matches!(area.kind, Kind::SharedFile { .. }) {
+                at = area.end;
+                continue;
             }
-            at += PAGE;
+            while at < area.end.min(end) {
+                if p.space.frame_of(at).is_none() {
+                    absent.push(at);
+                }
+                at += PAGE;
+            }
         }
         for page in absent {
             let _ = self.shm_fault(pid, page);
@@ -205,23 +213,21 @@ impl Server {
         self.shm_write_back(id, &pages)
     }
 
-    /// Before VFS file `vfd` is read through a descriptor: its shared
-    /// pages written back, so the read sees the mappings' stores.
-    pub(crate) fn shm_before_read(&mut self, vfd: Fd) -> Result<(), Errno> {
-        if self.shm.is_empty() {
+    /// Before file `id` is read through a descriptor: its shared pages
+    /// written back, so the read sees the mappings' stores.
+    pub(crate) fn shm_before_read(&mut self, id: FileId) -> Result<(), Errno> {
+        if !self.shm.holds(id) {
             return Ok(());
         }
-        let (id, _) = self.file_id(vfd)?;
         self.shm_flush(id)
     }
 
-    /// After `data` was written through VFS file `vfd`, ending at its
-    /// offset: the shared pages take the bytes too.
-    pub(crate) fn shm_wrote(&mut self, vfd: Fd, data: &[u8]) -> Result<(), Errno> {
-        if self.shm.is_empty() || data.is_empty() {
+    /// After `data` was written through VFS file `vfd` (file `id`), ending
+    /// at its offset: the shared pages take the bytes too.
+    pub(crate) fn shm_wrote(&mut self, vfd: Fd, id: FileId, data: &[u8]) -> Result<(), Errno> {
+        if data.is_empty() || !self.shm.holds(id) {
             return Ok(());
         }
-        let (id, _) = self.file_id(vfd)?;
         let end = self
             .files
             .seek(vfd, 0, kaal_client::file::whence::CURRENT)
@@ -240,19 +246,14 @@ impl Server {
         Ok(())
     }
 
-    /// After VFS file `vfd` was truncated to `size`: the shared pages
-    /// read zeros past it (as the file would if it grows again).
-    pub(crate) fn shm_truncated(&mut self, vfd: Fd, size: u64) -> Result<(), Errno> {
-        if self.shm.is_empty() {
-            return Ok(());
-        }
-        let (id, _) = self.file_id(vfd)?;
+    /// After file `id` was truncated to `size`: the shared pages read
+    /// zeros past it (as the file would if it grows again).
+    pub(crate) fn shm_truncated(&mut self, id: FileId, size: u64) {
         let zeros = [0u8; PAGE as usize];
         for (index, frame) in self.shm.pages_of(id, size / PAGE, u64::MAX) {
             let keep = file_bytes_in_page(size, index);
             frame.write(keep, zeros.get(keep..).unwrap_or(&[]));
         }
-        Ok(())
     }
 
     /// Writes back and frees the pages no process maps any more, and
@@ -336,8 +337,12 @@ impl Server {
     /// the VFS's caches.
     pub(crate) fn fsync(&mut self, pid: Pid, fd: u64) -> Result<u64, Errno> {
         let f = self.file(pid, fd)?;
-        if let Some(vfd) = vfd_of(&f) {
-            self.shm_before_read(vfd)?;
+        let id = match &f.borrow().object {
+            Object::Vfs { id, .. } => Some(*id),
+            _ => None,
+        };
+        if let Some(id) = id {
+            self.shm_before_read(id)?;
         }
         self.files.sync().map_err(file_errno)?;
         Ok(0)

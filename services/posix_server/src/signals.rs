@@ -3,7 +3,6 @@
 //! signal is `deliver`'s; stopping and continuing is `jobs`'.
 
 use alloc::vec::Vec;
-use core::time::Duration;
 
 use linux_raw_sys::general as g;
 use posix::errno::Errno;
@@ -177,14 +176,7 @@ impl Server {
             return Err(Errno::EINVAL);
         }
         let set = self.user_u64(pid, set)?;
-        let timeout = if ts == 0 {
-            None
-        } else {
-            let mut b = [0u8; 16];
-            self.user_read(pid, ts, &mut b)?;
-            let nanos = posix::abi::read_timespec(&b).ok_or(Errno::EINVAL)?;
-            Some(Duration::from_nanos(nanos))
-        };
+        let timeout = self.timespec_timeout(pid, ts)?;
         let p = self.procs.get_mut(&pid).ok_or(Errno::ESRCH)?;
         if let Some(taken) = p.signals.take_from(set) {
             p.deadline = None;

@@ -14,6 +14,7 @@ use linux_raw_sys::general as g;
 use posix::abi::{self, Stat};
 use posix::errno::Errno;
 use posix::fd::fd_number;
+use posix::pagecache::FileId;
 use posix::regs::Regs;
 use posix::vm::{Kind, MapFlags, Prot};
 
@@ -58,6 +59,18 @@ pub(crate) const IO_MAX: usize = 1 << 20;
 /// Seconds since the epoch at boot: KaaL has no real-time clock driver yet,
 /// so `CLOCK_REALTIME` starts at 2026-01-01 00:00 UTC (docs/posix.md).
 pub(crate) use kaal_rt::time::EPOCH_AT_BOOT;
+
+/// [`EPOCH_AT_BOOT`] in nanoseconds: the wall clock runs with the
+/// monotonic one from there.
+pub(crate) const EPOCH_NS: u64 = EPOCH_AT_BOOT * 1_000_000_000;
+
+/// What Linux clock `clock` reads at boot, in nanoseconds.
+fn clock_start(clock: u32) -> u64 {
+    match clock {
+        g::CLOCK_REALTIME | g::CLOCK_REALTIME_COARSE => EPOCH_NS,
+        _ => 0,
+    }
+}
 /// Pipes open at once in all processes (64 KiB of buffer each at most).
 const MAX_PIPES: usize = 32;
 
@@ -310,22 +323,22 @@ impl Server {
             // Not counted as missing: the C libraries fall back (glibc's
             // clone3 to clone, rseq to none, statx to fstatat).
             g::__NR_rseq | g::__NR_statx | g::__NR_clone3 => Err(Errno::ENOSYS),
-            n if self.unix_takes(pid, n, &a) => self.unix_call(pid, n, a),
-            g::__NR_socket => self.socket(pid, a[0], a[1], a[2]),
-            g::__NR_bind => self.bind(pid, a[0], a[1], a[2]),
-            g::__NR_listen => self.listen(pid, a[0], a[1]),
-            g::__NR_accept => self.accept4(pid, a[0], a[1], a[2], 0),
-            g::__NR_accept4 => self.accept4(pid, a[0], a[1], a[2], a[3]),
-            g::__NR_connect => self.connect(pid, a[0], a[1], a[2]),
-            g::__NR_sendto => self.sendto(pid, [a[0], a[1], a[2], a[3], a[4], a[5]]),
-            g::__NR_recvfrom => self.recvfrom(pid, [a[0], a[1], a[2], a[3], a[4], a[5]]),
-            g::__NR_sendmsg => self.sendmsg(pid, a[0], a[1], a[2]),
-            g::__NR_recvmsg => self.recvmsg(pid, a[0], a[1], a[2]),
-            g::__NR_shutdown => self.shutdown(pid, a[0], a[1]),
-            g::__NR_getsockname => self.getsockname(pid, a[0], a[1], a[2]),
-            g::__NR_getpeername => self.getpeername(pid, a[0], a[1], a[2]),
-            g::__NR_setsockopt => self.setsockopt(pid, [a[0], a[1], a[2], a[3], a[4]]),
-            g::__NR_getsockopt => self.getsockopt(pid, [a[0], a[1], a[2], a[3], a[4]]),
+            g::__NR_socket
+            | g::__NR_socketpair
+            | g::__NR_bind
+            | g::__NR_listen
+            | g::__NR_accept
+            | g::__NR_accept4
+            | g::__NR_connect
+            | g::__NR_sendto
+            | g::__NR_recvfrom
+            | g::__NR_sendmsg
+            | g::__NR_recvmsg
+            | g::__NR_shutdown
+            | g::__NR_getsockname
+            | g::__NR_getpeername
+            | g::__NR_setsockopt
+            | g::__NR_getsockopt => self.socket_call(pid, nr as u32, a),
             _ => {
                 *self.missing.entry(nr).or_insert(0) += 1;
                 Err(Errno::ENOSYS)
@@ -580,7 +593,7 @@ impl Server {
         if !Self::writable(&fout) {
             return Err(Errno::EBADF);
         }
-        let vfd = Self::vfs_file(&fin, Access::Read, Errno::EINVAL)?;
+        let (vfd, id) = Self::vfs_file(&fin, Access::Read, Errno::EINVAL)?;
         let start = if offset != 0 {
             self.user_u64(pid, offset)?
         } else {
@@ -588,7 +601,7 @@ impl Server {
                 .seek(vfd, 0, kaal_client::file::whence::CURRENT)
                 .map_err(file_errno)?
         };
-        self.shm_before_read(vfd)?;
+        self.shm_before_read(id)?;
         let mut buf = alloc::vec![0u8; (count as usize).min(64 * 1024)];
         let moved = self.at_offset(vfd, start, |s| {
             let n = s.files.read(vfd, &mut buf).map_err(file_errno)?;
@@ -621,7 +634,54 @@ impl Server {
         Errno::EAGAIN
     }
 
+    /// A socket call: by the domain for `socket`, else by what the
+    /// descriptor is, to the AF_UNIX calls (`unix.rs`) or the others
+    /// (`inet.rs`).
+    fn socket_call(&mut self, pid: Pid, nr: u32, a: [u64; 6]) -> R {
+        let [a0, a1, a2, a3, ..] = a;
+        match nr {
+            g::__NR_socket if a0 == u64::from(linux_raw_sys::net::AF_UNIX) => {
+                self.unix_socket(pid, a1, a2)
+            }
+            g::__NR_socket => self.socket(pid, a0, a1, a2),
+            g::__NR_socketpair => self.socketpair(pid, a0, a1, a2, a3),
+            _ => {
+                let f = self.file(pid, a0)?;
+                let unix = matches!(f.borrow().object, Object::Unix(_));
+                if unix {
+                    self.unix_call(pid, &f, nr, a)
+                } else {
+                    self.inet_call(pid, &f, nr, a)
+                }
+            }
+        }
+    }
+
     // ---- user memory -----------------------------------------------------
+
+    /// `len` bytes (at most [`IO_MAX`]) of the program's memory at `buf`:
+    /// what a write or a send takes.
+    pub(crate) fn user_bytes(&mut self, pid: Pid, buf: u64, len: u64) -> Result<Vec<u8>, Errno> {
+        let mut data = alloc::vec![0u8; (len as usize).min(IO_MAX)];
+        self.user_read(pid, buf, &mut data)?;
+        Ok(data)
+    }
+
+    /// Runs `recv` on a buffer of `len` bytes (at most [`IO_MAX`]) and
+    /// copies the bytes it took to the program's `buf`: a read or a
+    /// receive.
+    pub(crate) fn recv_to_user(
+        &mut self,
+        pid: Pid,
+        buf: u64,
+        len: u64,
+        recv: impl FnOnce(&mut Server, &mut [u8]) -> R,
+    ) -> R {
+        let mut out = alloc::vec![0u8; (len as usize).min(IO_MAX)];
+        let n = recv(self, &mut out)?;
+        self.user_write(pid, buf, out.get(..n as usize).unwrap_or(&[]))?;
+        Ok(n)
+    }
 
     pub(crate) fn user_read(&mut self, pid: Pid, addr: u64, out: &mut [u8]) -> Result<(), Errno> {
         self.shm_touch(pid, addr, out.len());
@@ -738,8 +798,8 @@ impl Server {
             .files
             .open(path, flags & known, mode)
             .map_err(file_errno)?;
-        let dir = match self.files.fstat(fd) {
-            Ok(st) => st.kind == kaal_protocols::file::kind::DIRECTORY,
+        let st = match self.files.fstat(fd) {
+            Ok(st) => st,
             Err(e) => {
                 let _ = self.files.close(fd);
                 return Err(file_errno(e));
@@ -747,8 +807,9 @@ impl Server {
         };
         let object = Object::Vfs {
             fd,
+            id: (u64::from(st.dev), st.ino),
             path: String::from(path),
-            dir,
+            dir: st.kind == kaal_protocols::file::kind::DIRECTORY,
             pending: Default::default(),
             given: 0,
         };
@@ -777,13 +838,13 @@ impl Server {
     fn read_file(&mut self, pid: Pid, f: &OpenRef, out: &mut [u8]) -> R {
         let open = f.borrow();
         match &open.object {
-            Object::Vfs { fd, dir, .. } => {
+            Object::Vfs { fd, id, dir, .. } => {
                 if *dir {
                     return Err(Errno::EISDIR);
                 }
-                let fd = *fd;
+                let (fd, id) = (*fd, *id);
                 drop(open);
-                self.shm_before_read(fd)?;
+                self.shm_before_read(id)?;
                 self.files
                     .read(fd, out)
                     .map_err(file_errno)
@@ -870,11 +931,11 @@ impl Server {
     fn write_file(&mut self, pid: Pid, f: &OpenRef, data: &[u8]) -> R {
         let open = f.borrow();
         match &open.object {
-            Object::Vfs { fd, dir, .. } => {
+            Object::Vfs { fd, id, dir, .. } => {
                 if *dir {
                     return Err(Errno::EISDIR);
                 }
-                let fd = *fd;
+                let (fd, id) = (*fd, *id);
                 let append = open.flags & g::O_APPEND != 0;
                 drop(open);
                 if append {
@@ -883,7 +944,7 @@ impl Server {
                         .map_err(file_errno)?;
                 }
                 let n = self.files.write(fd, data).map_err(file_errno)?;
-                self.shm_wrote(fd, data.get(..n).unwrap_or(&[]))?;
+                self.shm_wrote(fd, id, data.get(..n).unwrap_or(&[]))?;
                 ok(n as u64)
             }
             Object::Tty => {
@@ -927,9 +988,10 @@ impl Server {
         }
     }
 
-    /// The VFS descriptor of `f`, a regular file the process opened for
-    /// `access` (`EBADF` otherwise; `other` when it is not a VFS file).
-    fn vfs_file(f: &OpenRef, access: Access, other: Errno) -> Result<Fd, Errno> {
+    /// The VFS descriptor and identity of `f`, a regular file the process
+    /// opened for `access` (`EBADF` otherwise; `other` when it is not a
+    /// VFS file).
+    fn vfs_file(f: &OpenRef, access: Access, other: Errno) -> Result<(Fd, FileId), Errno> {
         let ok = match access {
             Access::Read => Self::readable(f),
             Access::Write => Self::writable(f),
@@ -938,7 +1000,9 @@ impl Server {
             return Err(Errno::EBADF);
         }
         match &f.borrow().object {
-            Object::Vfs { fd, dir: false, .. } => Ok(*fd),
+            Object::Vfs {
+                fd, id, dir: false, ..
+            } => Ok((*fd, *id)),
             Object::Vfs { dir: true, .. } => Err(Errno::EISDIR),
             _ => Err(other),
         }
@@ -981,16 +1045,13 @@ impl Server {
         if !Self::readable(&f) {
             return Err(Errno::EBADF);
         }
-        let mut out = alloc::vec![0u8; (len as usize).min(IO_MAX)];
-        let n = self.read_file(pid, &f, &mut out)? as usize;
-        self.user_write(pid, buf, out.get(..n).unwrap_or(&[]))?;
-        ok(n as u64)
+        self.recv_to_user(pid, buf, len, |s, out| s.read_file(pid, &f, out))
     }
 
     fn pread(&mut self, pid: Pid, fd: u64, buf: u64, len: u64, off: u64) -> R {
         let f = self.file(pid, fd)?;
-        let vfd = Self::vfs_file(&f, Access::Read, Errno::ESPIPE)?;
-        self.shm_before_read(vfd)?;
+        let (vfd, id) = Self::vfs_file(&f, Access::Read, Errno::ESPIPE)?;
+        self.shm_before_read(id)?;
         let mut out = alloc::vec![0u8; (len as usize).min(IO_MAX)];
         let n = self.at_offset(vfd, off, |s| {
             s.files.read(vfd, &mut out).map_err(file_errno)
@@ -1004,8 +1065,7 @@ impl Server {
         if !Self::writable(&f) {
             return Err(Errno::EBADF);
         }
-        let mut data = alloc::vec![0u8; (len as usize).min(IO_MAX)];
-        self.user_read(pid, buf, &mut data)?;
+        let data = self.user_bytes(pid, buf, len)?;
         self.write_file(pid, &f, &data)
     }
 
@@ -1214,12 +1274,12 @@ impl Server {
 
     fn ftruncate(&mut self, pid: Pid, fd: u64, size: u64) -> R {
         let f = self.file(pid, fd)?;
-        let vfd = Self::vfs_file(&f, Access::Write, Errno::EINVAL)?;
+        let (vfd, id) = Self::vfs_file(&f, Access::Write, Errno::EINVAL)?;
         if (size as i64) < 0 {
             return Err(Errno::EINVAL);
         }
         self.files.truncate(vfd, size).map_err(file_errno)?;
-        self.shm_truncated(vfd, size)?;
+        self.shm_truncated(id, size);
         Ok(0)
     }
 
@@ -1238,12 +1298,11 @@ impl Server {
 
     fn pwrite(&mut self, pid: Pid, fd: u64, buf: u64, len: u64, off: u64) -> R {
         let f = self.file(pid, fd)?;
-        let vfd = Self::vfs_file(&f, Access::Write, Errno::ESPIPE)?;
-        let mut data = alloc::vec![0u8; (len as usize).min(IO_MAX)];
-        self.user_read(pid, buf, &mut data)?;
+        let (vfd, id) = Self::vfs_file(&f, Access::Write, Errno::ESPIPE)?;
+        let data = self.user_bytes(pid, buf, len)?;
         let n = self.at_offset(vfd, off, |s| {
             let n = s.files.write(vfd, &data).map_err(file_errno)?;
-            s.shm_wrote(vfd, data.get(..n).unwrap_or(&[]))?;
+            s.shm_wrote(vfd, id, data.get(..n).unwrap_or(&[]))?;
             Ok(n)
         })?;
         ok(n as u64)
@@ -1576,11 +1635,11 @@ impl Server {
             None
         } else {
             let f = self.file(pid, fd)?;
-            let vfd = Self::vfs_file(&f, Access::Read, Errno::ENODEV)?;
+            let (vfd, id) = Self::vfs_file(&f, Access::Read, Errno::ENODEV)?;
             if shared && prot.write && !Self::writable(&f) {
                 return Err(Errno::EACCES);
             }
-            let (id, size) = self.file_id(vfd)?;
+            let (_, size) = self.file_id(vfd)?;
             // A private copy takes what shared mappings stored.
             self.shm_flush(id)?;
             Some((f, vfd, id, size))
@@ -1860,10 +1919,45 @@ impl Server {
         self.clock.since_boot(Instant::now())
     }
 
+    /// [`Self::uptime`] in nanoseconds: the monotonic clock.
+    pub(crate) fn uptime_ns(&self) -> u64 {
+        u64::try_from(self.uptime().as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    /// A `struct timespec` of the program's, in nanoseconds.
+    pub(crate) fn user_timespec(&mut self, pid: Pid, at: u64) -> Result<u64, Errno> {
+        let mut b = [0u8; 16];
+        self.user_read(pid, at, &mut b)?;
+        abi::read_timespec(&b).ok_or(Errno::EINVAL)
+    }
+
+    /// When a wait for `nanos` ends: that long after now, or (`clock`
+    /// given) when that clock reads `nanos`. `None` when that is no later
+    /// than now; `ENOSYS` without a timer, which alone would end the wait.
+    pub(crate) fn wait_until(
+        &self,
+        nanos: u64,
+        clock: Option<u32>,
+    ) -> Result<Option<Instant>, Errno> {
+        let wait = match clock {
+            None => nanos,
+            Some(c) => nanos.saturating_sub(clock_start(c).saturating_add(self.uptime_ns())),
+        };
+        let now = Instant::now();
+        let at = self.clock.after(now, Duration::from_nanos(wait));
+        if at.ticks() <= now.ticks() {
+            return Ok(None);
+        }
+        if self.timer.is_none() {
+            return Err(Errno::ENOSYS);
+        }
+        Ok(Some(at))
+    }
+
     fn clock_gettime(&mut self, pid: Pid, clock: u64, ts: u64) -> R {
-        let up = self.uptime().as_nanos() as u64;
+        let up = self.uptime_ns();
         let nanos = match clock as u32 {
-            g::CLOCK_REALTIME | g::CLOCK_REALTIME_COARSE => EPOCH_AT_BOOT * 1_000_000_000 + up,
+            c @ (g::CLOCK_REALTIME | g::CLOCK_REALTIME_COARSE) => clock_start(c) + up,
             g::CLOCK_MONOTONIC
             | g::CLOCK_MONOTONIC_RAW
             | g::CLOCK_MONOTONIC_COARSE
@@ -1909,29 +2003,11 @@ impl Server {
         let deadline = match deadline {
             Some(d) => d,
             None => {
-                let mut b = [0u8; 16];
-                self.user_read(pid, req, &mut b)?;
-                let nanos = abi::read_timespec(&b).ok_or(Errno::EINVAL)?;
-                let now = Instant::now();
-                let wait = if absolute {
-                    let base = if clock as u32 == g::CLOCK_REALTIME {
-                        EPOCH_AT_BOOT * 1_000_000_000
-                    } else {
-                        0
-                    };
-                    let up = self.uptime().as_nanos() as u64;
-                    nanos.saturating_sub(base + up)
-                } else {
-                    nanos
-                };
-                if wait == 0 {
-                    return Ok(0);
+                let nanos = self.user_timespec(pid, req)?;
+                match self.wait_until(nanos, absolute.then_some(clock as u32))? {
+                    Some(d) => d,
+                    None => return Ok(0),
                 }
-                if self.timer.is_none() {
-                    // No timer granted: a sleep cannot wait.
-                    return Err(Errno::ENOSYS);
-                }
-                self.clock.after(now, Duration::from_nanos(wait))
             }
         };
         if Instant::now().ticks() >= deadline.ticks() {

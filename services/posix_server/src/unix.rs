@@ -190,78 +190,47 @@ fn addressed(u: &Unix) -> Errno {
 const RECV_FLAGS: u32 = n::MSG_DONTWAIT | n::MSG_CMSG_CLOEXEC;
 
 impl Server {
-    /// Whether system call `nr` with arguments `a` is for an AF_UNIX
-    /// socket (checked before the AF_INET calls).
-    pub(crate) fn unix_takes(&self, pid: Pid, nr: u32, a: &[u64; 6]) -> bool {
-        let first = a.first().copied().unwrap_or(0);
-        match nr {
-            g::__NR_socket => first == u64::from(n::AF_UNIX),
-            g::__NR_socketpair => true,
-            g::__NR_bind
-            | g::__NR_listen
-            | g::__NR_accept
-            | g::__NR_accept4
-            | g::__NR_connect
-            | g::__NR_sendto
-            | g::__NR_recvfrom
-            | g::__NR_sendmsg
-            | g::__NR_recvmsg
-            | g::__NR_shutdown
-            | g::__NR_getsockname
-            | g::__NR_getpeername
-            | g::__NR_setsockopt
-            | g::__NR_getsockopt => self
-                .file(pid, first)
-                .is_ok_and(|f| matches!(f.borrow().object, Object::Unix(_))),
-            _ => false,
+    /// `socket(AF_UNIX, type, protocol)`.
+    pub(crate) fn unix_socket(&mut self, pid: Pid, ty: u64, protocol: u64) -> R {
+        let want = new_unix(ty, protocol)?;
+        // Datagram sockets come only in pairs here.
+        if want.dgram {
+            return Err(Errno::ESOCKTNOSUPPORT);
         }
+        self.add_unix(pid, Unix::default(), want.nonblock, want.cloexec)
     }
 
-    /// A socket call [`Server::unix_takes`] accepted.
-    pub(crate) fn unix_call(&mut self, pid: Pid, nr: u32, a: [u64; 6]) -> R {
-        let [a0, a1, a2, a3, a4, a5] = a;
+    /// Socket call `nr` (arguments `a`) on `f`, an AF_UNIX socket.
+    pub(crate) fn unix_call(&mut self, pid: Pid, f: &OpenRef, nr: u32, a: [u64; 6]) -> R {
+        let [_, a1, a2, a3, a4, a5] = a;
         match nr {
-            g::__NR_socket => {
-                let want = new_unix(a1, a2)?;
-                // Datagram sockets come only in pairs here.
-                if want.dgram {
-                    return Err(Errno::ESOCKTNOSUPPORT);
-                }
-                self.add_unix(pid, Unix::default(), want.nonblock, want.cloexec)
-            }
-            g::__NR_socketpair => self.socketpair(pid, a0, a1, a2, a3),
-            g::__NR_bind => self.unix_bind(pid, a0, a1, a2),
-            g::__NR_listen => self.unix_listen(pid, a0, a1),
-            g::__NR_accept => self.unix_accept(pid, a0, a1, a2, 0),
-            g::__NR_accept4 => self.unix_accept(pid, a0, a1, a2, a3),
-            g::__NR_connect => self.unix_connect(pid, a0, a1, a2),
+            g::__NR_bind => self.unix_bind(pid, f, a1, a2),
+            g::__NR_listen => self.unix_listen(f, a1),
+            g::__NR_accept => self.unix_accept(pid, f, a1, a2, 0),
+            g::__NR_accept4 => self.unix_accept(pid, f, a1, a2, a3),
+            g::__NR_connect => self.unix_connect(pid, f, a1, a2),
             g::__NR_sendto => {
-                let f = self.file(pid, a0)?;
                 if a5 != 0 {
-                    return Err(with_unix(&f, |u, _| addressed(u))?);
+                    return Err(with_unix(f, |u, _| addressed(u))?);
                 }
-                let mut data = alloc::vec![0u8; (a2 as usize).min(crate::syscall::IO_MAX)];
-                self.user_read(pid, a1, &mut data)?;
-                self.unix_send(pid, &f, &data, a3 as u32)
+                let data = self.user_bytes(pid, a1, a2)?;
+                self.unix_send(pid, f, &data, a3 as u32)
             }
             g::__NR_recvfrom => {
-                let f = self.file(pid, a0)?;
-                let mut out = alloc::vec![0u8; (a2 as usize).min(crate::syscall::IO_MAX)];
-                let got = self.unix_recv(pid, &f, &mut out, a3 as u32)?;
-                self.user_write(pid, a1, out.get(..got as usize).unwrap_or(&[]))?;
+                let got =
+                    self.recv_to_user(pid, a1, a2, |s, out| s.unix_recv(pid, f, out, a3 as u32))?;
                 if a4 != 0 && a5 != 0 {
-                    let peer = with_unix(&f, |u, _| u.peer.clone())?;
+                    let peer = with_unix(f, |u, _| u.peer.clone())?;
                     self.put_from(pid, a4, a5, &peer)?;
                 }
                 Ok(got)
             }
-            g::__NR_sendmsg => self.unix_sendmsg(pid, a0, a1, a2),
-            g::__NR_recvmsg => self.unix_recvmsg(pid, a0, a1, a2),
+            g::__NR_sendmsg => self.unix_sendmsg(pid, f, a1, a2),
+            g::__NR_recvmsg => self.unix_recvmsg(pid, f, a1, a2),
             g::__NR_shutdown => {
-                let f = self.file(pid, a0)?;
                 let (rd, wr) = pi::shutdown_how(a1)?;
                 // Linux shuts an unconnected socket too (nothing to see).
-                with_unix(&f, |u, _| {
+                with_unix(f, |u, _| {
                     if let Some(e) = &u.conn {
                         e.stream.borrow_mut().shutdown(e.side, rd, wr);
                     }
@@ -270,17 +239,35 @@ impl Server {
                 Ok(0)
             }
             g::__NR_getsockname => {
-                let f = self.file(pid, a0)?;
-                let name = with_unix(&f, |u, _| u.local.clone())?;
+                let name = with_unix(f, |u, _| u.local.clone())?;
                 self.put_unix_addr(pid, a1, a2, &name)
             }
             g::__NR_getpeername => {
-                let f = self.file(pid, a0)?;
-                let peer = with_unix(&f, |u, _| u.conn.as_ref().map(|_| u.peer.clone()))?;
+                let peer = with_unix(f, |u, _| u.conn.as_ref().map(|_| u.peer.clone()))?;
                 self.put_unix_addr(pid, a1, a2, &peer.ok_or(Errno::ENOTCONN)?)
             }
-            g::__NR_setsockopt => self.unix_setsockopt(pid, a0, a1, a2, a3, a4),
-            g::__NR_getsockopt => self.unix_getsockopt(pid, a0, a1, a2, a3, a4),
+            g::__NR_setsockopt => {
+                if a1 != u64::from(n::SOL_SOCKET) {
+                    return Err(Errno::EOPNOTSUPP);
+                }
+                let v = self.user_int_opt(pid, a3, a4)?;
+                with_unix(f, |u, _| u.opts.set(a1 as u32, a2 as u32, v))??;
+                Ok(0)
+            }
+            g::__NR_getsockopt => {
+                if a1 != u64::from(n::SOL_SOCKET) {
+                    return Err(Errno::EOPNOTSUPP);
+                }
+                let (q, dgram) = with_unix(f, |u, _| (u.opts.get(a1 as u32, a2 as u32), u.dgram))?;
+                let v = match q? {
+                    pi::Query::Value(v) => v,
+                    pi::Query::Type if dgram => n::SOCK_DGRAM as i32,
+                    pi::Query::Type => n::SOCK_STREAM as i32,
+                    // A reset is reported by the read it ends.
+                    pi::Query::Error => 0,
+                };
+                self.put_int_opt(pid, a3, a4, v)
+            }
             _ => Err(Errno::ENOSYS),
         }
     }
@@ -306,7 +293,14 @@ impl Server {
     }
 
     /// `socketpair(domain, type, protocol, sv)`.
-    fn socketpair(&mut self, pid: Pid, domain: u64, ty: u64, protocol: u64, sv: u64) -> R {
+    pub(crate) fn socketpair(
+        &mut self,
+        pid: Pid,
+        domain: u64,
+        ty: u64,
+        protocol: u64,
+        sv: u64,
+    ) -> R {
         if domain == u64::from(n::AF_INET) || domain == u64::from(n::AF_INET6) {
             return Err(Errno::EOPNOTSUPP);
         }
@@ -378,10 +372,9 @@ impl Server {
 
     /// `bind`: a path name creates its file (`EADDRINUSE` if anything is
     /// there); the family alone binds a fresh abstract name (autobind).
-    fn unix_bind(&mut self, pid: Pid, fd: u64, at: u64, len: u64) -> R {
-        let f = self.file(pid, fd)?;
+    fn unix_bind(&mut self, pid: Pid, f: &OpenRef, at: u64, len: u64) -> R {
         let mut name = self.user_unix_addr(pid, at, len)?;
-        if with_unix(&f, |u, _| u.local != UnixAddr::Unnamed)? {
+        if with_unix(f, |u, _| u.local != UnixAddr::Unnamed)? {
             // Linux makes the file first: an existing one is in use.
             if let UnixAddr::Path(p) = &name {
                 let path = self.unix_path(pid, p)?;
@@ -435,7 +428,7 @@ impl Server {
             ..Listener::default()
         }));
         self.unix_names.bound.insert(key, Rc::downgrade(&l));
-        with_unix(&f, |u, _| {
+        with_unix(f, |u, _| {
             u.local = name;
             u.bound = Some(l);
         })?;
@@ -443,9 +436,8 @@ impl Server {
     }
 
     /// `listen`: a bound, unconnected socket takes connections.
-    fn unix_listen(&mut self, pid: Pid, fd: u64, backlog: u64) -> R {
-        let f = self.file(pid, fd)?;
-        with_unix(&f, |u, _| {
+    fn unix_listen(&mut self, f: &OpenRef, backlog: u64) -> R {
+        with_unix(f, |u, _| {
             if u.dgram {
                 return Err(Errno::EOPNOTSUPP);
             }
@@ -468,11 +460,10 @@ impl Server {
     /// `connect`: `ENOENT` without the file, `ECONNREFUSED` when nobody
     /// listens there; the connection is queued at the listener at once (a
     /// full backlog waits, or `EAGAIN`).
-    fn unix_connect(&mut self, pid: Pid, fd: u64, at: u64, len: u64) -> R {
-        let f = self.file(pid, fd)?;
+    fn unix_connect(&mut self, pid: Pid, f: &OpenRef, at: u64, len: u64) -> R {
         let name = self.user_unix_addr(pid, at, len)?;
         let (connected, listening, nb) =
-            with_unix(&f, |u, nb| (u.conn.is_some(), u.listener().is_some(), nb))?;
+            with_unix(f, |u, nb| (u.conn.is_some(), u.listener().is_some(), nb))?;
         if connected {
             return Err(Errno::EISCONN);
         }
@@ -505,7 +496,7 @@ impl Server {
             });
         }
         let stream = self.unix_names.new_stream(false)?;
-        let mine = with_unix(&f, |u, _| u.local.clone())?;
+        let mine = with_unix(f, |u, _| u.local.clone())?;
         let server_end = End {
             stream: stream.clone(),
             side: 1,
@@ -516,7 +507,7 @@ impl Server {
             l.arrivals = l.arrivals.wrapping_add(1);
             l.name.clone()
         };
-        with_unix(&f, |u, _| {
+        with_unix(f, |u, _| {
             u.conn = Some(End { stream, side: 0 });
             u.peer = peer;
         })?;
@@ -525,13 +516,12 @@ impl Server {
     }
 
     /// `accept4(fd, addr, addrlen, flags)`.
-    fn unix_accept(&mut self, pid: Pid, fd: u64, at: u64, len_at: u64, flags: u64) -> R {
+    fn unix_accept(&mut self, pid: Pid, f: &OpenRef, at: u64, len_at: u64, flags: u64) -> R {
         let known = u64::from(g::O_NONBLOCK | g::O_CLOEXEC);
         if flags & !known != 0 {
             return Err(Errno::EINVAL);
         }
-        let f = self.file(pid, fd)?;
-        let (got, nb) = with_unix(&f, |u, nb| {
+        let (got, nb) = with_unix(f, |u, nb| {
             if u.dgram {
                 return Err(Errno::EOPNOTSUPP);
             }
@@ -618,35 +608,33 @@ impl Server {
 
     /// `sendmsg`: the iovecs gathered into one send; ancillary data
     /// (`SCM_RIGHTS`, credentials) is refused with `EOPNOTSUPP`.
-    fn unix_sendmsg(&mut self, pid: Pid, fd: u64, msg: u64, flags: u64) -> R {
-        let f = self.file(pid, fd)?;
+    fn unix_sendmsg(&mut self, pid: Pid, f: &OpenRef, msg: u64, flags: u64) -> R {
         let m = self.user_msghdr(pid, msg)?;
         if m.controllen != 0 {
             return Err(Errno::EOPNOTSUPP);
         }
         if m.namelen != 0 {
-            return Err(with_unix(&f, |u, _| addressed(u))?);
+            return Err(with_unix(f, |u, _| addressed(u))?);
         }
         let data = self.gather(pid, m.iov, m.iovlen)?;
-        self.unix_send(pid, &f, &data, flags as u32)
+        self.unix_send(pid, f, &data, flags as u32)
     }
 
     /// `recvmsg`: scattered into the iovecs; no ancillary data.
-    fn unix_recvmsg(&mut self, pid: Pid, fd: u64, msg: u64, flags: u64) -> R {
-        let f = self.file(pid, fd)?;
+    fn unix_recvmsg(&mut self, pid: Pid, f: &OpenRef, msg: u64, flags: u64) -> R {
         let m = self.user_msghdr(pid, msg)?;
         let vecs = self.iovecs(pid, m.iov, m.iovlen)?;
         let mut out = crate::syscall::iov_buffer(&vecs);
-        let got = self.unix_recv(pid, &f, &mut out, flags as u32)?;
+        let got = self.unix_recv(pid, f, &mut out, flags as u32)?;
         self.scatter(pid, &vecs, out.get(..got as usize).unwrap_or(&[]))?;
-        let peer = with_unix(&f, |u, _| u.peer.clone())?;
+        let peer = with_unix(f, |u, _| u.peer.clone())?;
         if m.name != 0 {
             self.put_from(pid, m.name, msg + pi::MSGHDR_NAMELEN_AT, &peer)?;
         } else {
             self.user_write(pid, msg + pi::MSGHDR_NAMELEN_AT, &0u32.to_le_bytes())?;
         }
         self.user_write(pid, msg + pi::MSGHDR_CONTROLLEN_AT, &0u64.to_le_bytes())?;
-        let cut = with_unix(&f, |u, _| {
+        let cut = with_unix(f, |u, _| {
             u.conn
                 .as_ref()
                 .is_some_and(|e| e.stream.borrow().truncated())
@@ -654,59 +642,5 @@ impl Server {
         let flags = if cut { n::MSG_TRUNC } else { 0 };
         self.user_write(pid, msg + pi::MSGHDR_FLAGS_AT, &flags.to_le_bytes())?;
         Ok(got)
-    }
-
-    /// `setsockopt`: `SOL_SOCKET` options are kept as an AF_INET socket's
-    /// (`EOPNOTSUPP` at other levels, as Linux's Unix sockets).
-    fn unix_setsockopt(
-        &mut self,
-        pid: Pid,
-        fd: u64,
-        level: u64,
-        name: u64,
-        at: u64,
-        len: u64,
-    ) -> R {
-        let f = self.file(pid, fd)?;
-        if level != u64::from(n::SOL_SOCKET) {
-            return Err(Errno::EOPNOTSUPP);
-        }
-        if len < 4 {
-            return Err(Errno::EINVAL);
-        }
-        let mut b = [0u8; 4];
-        self.user_read(pid, at, &mut b)?;
-        let v = pi::int_value(&b)?;
-        with_unix(&f, |u, _| u.opts.set(level as u32, name as u32, v))??;
-        Ok(0)
-    }
-
-    fn unix_getsockopt(
-        &mut self,
-        pid: Pid,
-        fd: u64,
-        level: u64,
-        name: u64,
-        at: u64,
-        len_at: u64,
-    ) -> R {
-        let f = self.file(pid, fd)?;
-        if level != u64::from(n::SOL_SOCKET) {
-            return Err(Errno::EOPNOTSUPP);
-        }
-        let q = with_unix(&f, |u, _| u.opts.get(level as u32, name as u32))??;
-        let v = match q {
-            pi::Query::Value(v) => v,
-            pi::Query::Type if with_unix(&f, |u, _| u.dgram)? => n::SOCK_DGRAM as i32,
-            pi::Query::Type => n::SOCK_STREAM as i32,
-            // A reset is reported by the read it ends.
-            pi::Query::Error => 0,
-        };
-        let mut l = [0u8; 4];
-        self.user_read(pid, len_at, &mut l)?;
-        let k = (u32::from_le_bytes(l) as usize).min(4);
-        self.user_write(pid, at, v.to_le_bytes().get(..k).unwrap_or(&[]))?;
-        self.user_write(pid, len_at, &(k as u32).to_le_bytes())?;
-        Ok(0)
     }
 }
