@@ -2,10 +2,14 @@
  * memory: shared anonymous memory across fork (MAP_SHARED stays shared
  * through mprotect, MAP_PRIVATE does not), mremap growing, moving,
  * shrinking and to a fixed address with the contents kept, its refusals,
- * and a read-only MAP_SHARED file mapping.
+ * a read-only MAP_SHARED file mapping, and copy-on-write after fork (a
+ * data-segment word and bss written by either side after the fork, the
+ * server's own writes into a shared page, a grandchild, mprotect while
+ * shared, and the program's pristine pages for its next run).
  *
  * Usage: memory [FILE]; FILE (default /tmp/memory.txt) is written and
- * mapped. Prints one line per part and `memory: ok`, exit 0; on the
+ * mapped. `memory --pristine` only checks that its data and bss start as
+ * the program has them (exit 0). Prints one line per part and `memory: ok`, exit 0; on the
  * first failure `memory: FAILED ...` and exit 1.
  */
 #define _GNU_SOURCE
@@ -43,6 +47,81 @@ static void child_checks(char *p)
 	_exit(strcmp(p, "from the parent") == 0 ? 0 : 1);
 }
 
+/* Program pages that fork shares until one side writes. */
+static int data_word = 42;
+static char bss_buf[3 * 4096];
+
+static int exited_ok(pid_t c)
+{
+	int status;
+	return c > 0 && waitpid(c, &status, 0) == c && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+/* The child's side of `copy_on_write`: what it sees, what it writes. */
+static int cow_child(int from_parent)
+{
+	char b;
+	int ok = read(from_parent, &b, 1) == 1;
+	/* The parent wrote both after the fork: the child keeps the old. */
+	ok = ok && data_word == 7 && bss_buf[0] == 'p' && bss_buf[4096] == 'P';
+	data_word = 100;
+	/* The server writes into the child's page, not into the shared one. */
+	ok = ok && read(from_parent, bss_buf + 4096, 5) == 5 && memcmp(bss_buf + 4096, "hello", 5) == 0;
+	pid_t g = fork();
+	if (g == 0)
+		_exit(data_word == 100 && bss_buf[4096] == 'h' && (data_word = 200, bss_buf[4096] = 'g', 1) ? 0 : 1);
+	ok = ok && exited_ok(g) && data_word == 100 && bss_buf[4096] == 'h';
+	return ok;
+}
+
+static void copy_on_write(const char *self)
+{
+	int p[2];
+	check(pipe(p) == 0, "pipe");
+	data_word = 7;
+	bss_buf[0] = 'p';
+	bss_buf[4096] = 'P';
+	pid_t c = fork();
+	if (c == 0)
+		_exit(cow_child(p[0]) ? 0 : 1);
+	data_word = 9;
+	bss_buf[0] = 'q';
+	check(write(p[1], "x", 1) == 1 && write(p[1], "hello", 5) == 5, "writing to the child");
+	check(exited_ok(c), "the child saw its own copies (data, bss, a grandchild)");
+	check(data_word == 9 && bss_buf[0] == 'q' && bss_buf[4096] == 'P', "the parent kept its own");
+	data_word = 11;
+	bss_buf[4097] = 'r';
+	check(data_word == 11 && bss_buf[4097] == 'r', "the parent writes once the child is gone");
+
+	/* mprotect of a page both sides hold: still copied on the first store. */
+	char *m = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	check(m != MAP_FAILED, "mmap for mprotect");
+	strcpy(m, "before");
+	c = fork();
+	if (c == 0) {
+		char b;
+		_exit(read(p[0], &b, 1) == 1 && strcmp(m, "before") == 0 ? 0 : 1);
+	}
+	check(mprotect(m, 4096, PROT_READ) == 0 && mprotect(m, 4096, PROT_READ | PROT_WRITE) == 0,
+	      "mprotect while shared");
+	strcpy(m, "after");
+	check(write(p[1], "x", 1) == 1 && exited_ok(c), "the child kept the page from before mprotect");
+	check(strcmp(m, "after") == 0, "the parent's store after mprotect");
+	munmap(m, 4096);
+	close(p[0]);
+	close(p[1]);
+
+	/* The program's own pages are untouched: its next run starts afresh. */
+	c = fork();
+	if (c == 0) {
+		char *args[] = {(char *)self, "--pristine", NULL};
+		char *env[] = {NULL};
+		execve(self, args, env);
+		_exit(127);
+	}
+	check(exited_ok(c), "a new run of the program sees its data as loaded");
+}
+
 static void fill(unsigned char *p, size_t n, unsigned seed)
 {
 	for (size_t i = 0; i < n; i++)
@@ -60,6 +139,8 @@ static int same(const unsigned char *p, size_t n, unsigned seed)
 int main(int argc, char **argv)
 {
 	const size_t page = 4096;
+	if (argc == 2 && strcmp(argv[1], "--pristine") == 0)
+		return data_word == 42 && bss_buf[0] == 0 && bss_buf[4096] == 0 ? 0 : 1;
 
 	/* Shared anonymous memory: each side sees the other's writes. */
 	char *s = mmap(NULL, 2 * page, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
@@ -123,6 +204,9 @@ int main(int argc, char **argv)
 		munmap(fm, sizeof TEXT - 1);
 	close(fd);
 	part_ok("shared file");
+
+	copy_on_write(argv[0]);
+	part_ok("copy on write");
 
 	if (failed)
 		return 1;
