@@ -18,6 +18,7 @@ mod files;
 mod futex;
 mod inet;
 mod jobs;
+mod pool;
 mod process;
 mod programs;
 mod readiness;
@@ -49,7 +50,7 @@ use posix::regs::{Regs, FAULT_WORDS};
 
 use process::{Pid, Process};
 
-pub type Broker = kaal_broker::Broker<Sel4Kernel>;
+pub use pool::Broker;
 
 /// Why the server could not start.
 #[derive(Debug)]
@@ -515,7 +516,10 @@ fn main(env: &Env) -> Result<(), StartError> {
         });
     let cfg =
         kaal_broker::BrokerConfig::for_component(budget.vspace, budget.free_slots.clone(), blocks);
-    let mut broker = Broker::new(Sel4Kernel::component(budget.cnode, budget.asid_pool), cfg);
+    let mut broker = Broker::new(kaal_broker::Broker::new(
+        Sel4Kernel::component(budget.cnode, budget.asid_pool),
+        cfg,
+    ));
     let ep: Endpoint = broker.alloc().map_err(StartError::Broker)?;
     let files = Files::new(env, "fs").map_err(|_| StartError::Files)?;
     let serial = SerialClient::new(env).ok();
@@ -589,6 +593,7 @@ fn main(env: &Env) -> Result<(), StartError> {
     for p in server.programs.clear() {
         server.forget(p);
     }
+    server.broker.drain();
     let _ = server.broker.coalesce();
     println!(
         "posix: the first process ended with wait status {status:#x}; memory {} of {} bytes back",
