@@ -75,7 +75,8 @@ impl Prot {
 /// What a range of pages holds, for what a fault or `fork` does with it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
-    /// A segment of the program (present from the start).
+    /// A segment of the program (its pages are the loaded program's
+    /// until written to: the server maps them when touched).
     Image,
     /// The `brk` heap.
     Heap,

@@ -406,7 +406,8 @@ impl Space {
     }
 
     /// A page fault at `addr` (`write` if a write): gives a reserved page
-    /// its frame, or a read-only mapped page of a writable area its own;
+    /// its frame, or a read-only mapped page of a writable area its own
+    /// (nothing when the page's mapping allows the access already);
     /// `EFAULT` when the access is not allowed (the process then gets
     /// SIGSEGV), `ENXIO` for an absent shared file page (the file's end
     /// was before it when mapped: `Server::shm_fault`).
@@ -431,12 +432,14 @@ impl Space {
         }
         if let Some(p) = self.pages.get(&v) {
             // A store to a page mapped read-only in a writable area (a
-            // shared file page's first, a copy-on-write page); any other
-            // fault on a present page was a protection violation.
-            if !write || p.access == Access::ReadWrite {
-                return Err(Errno::EFAULT);
+            // shared file page's first, a copy-on-write page).
+            if write && p.access == Access::ReadOnly {
+                return self.own(broker, v, &area).map(drop);
             }
-            return self.own(broker, v, &area).map(drop);
+            // The mapping allows the access now: another thread's fault,
+            // queued ahead while the server waited on a service, mapped
+            // the page. The thread runs the access again.
+            return Ok(());
         }
         if let Kind::SharedFile { .. } = area.kind {
             // A shared file page absent was beyond the file's end: the
