@@ -143,6 +143,37 @@ pub fn file_bytes_in_page(size: u64, index: u64) -> usize {
     size.saturating_sub(start).min(PAGE) as usize
 }
 
+/// Whether a present page of `area` is mapped writable: a shared file
+/// page only once stored to (`dirty`: a write fault marks it, so pages
+/// never stored to are never written back); a private page only while
+/// no other holder has its frame (`shared_frame`: a forked relative, the
+/// loaded program), so that the first store copies it (copy-on-write).
+pub fn maps_writable(area: &Area, dirty: bool, shared_frame: bool) -> bool {
+    match area.kind {
+        Kind::SharedFile { .. } => area.prot.write && dirty,
+        Kind::Shared => area.prot.write,
+        _ => area.prot.write && !shared_frame,
+    }
+}
+
+/// `ranges` less `cut`.
+pub fn subtract(ranges: &mut Vec<Range<u64>>, cut: &Range<u64>) {
+    let mut out = Vec::with_capacity(ranges.len() + 1);
+    for r in ranges.drain(..) {
+        if r.end <= cut.start || cut.end <= r.start {
+            out.push(r);
+            continue;
+        }
+        if r.start < cut.start {
+            out.push(r.start..cut.start);
+        }
+        if cut.end < r.end {
+            out.push(cut.end..r.end);
+        }
+    }
+    *ranges = out;
+}
+
 /// A run of reserved pages with one protection and kind.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Area {
@@ -699,6 +730,64 @@ mod tests {
         assert_eq!(l.areas().count(), 2);
         l.mprotect(0x10_0000, 0x1000, Prot::RW).expect("join");
         assert_eq!(l.areas().count(), 1);
+    }
+}
+
+#[cfg(test)]
+mod pages {
+    use super::*;
+
+    fn area(prot: Prot, kind: Kind) -> Area {
+        Area {
+            end: 0x2000,
+            prot,
+            kind,
+        }
+    }
+
+    #[test]
+    fn a_private_page_is_writable_only_while_its_frame_is_its_own() {
+        for kind in [Kind::Image, Kind::Heap, Kind::Stack, Kind::Anon, Kind::File] {
+            assert!(maps_writable(&area(Prot::RW, kind), false, false));
+            assert!(!maps_writable(&area(Prot::RW, kind), false, true));
+            assert!(!maps_writable(&area(Prot::R, kind), false, false));
+        }
+    }
+
+    #[test]
+    fn shared_memory_is_writable_with_its_frame_shared() {
+        assert!(maps_writable(&area(Prot::RW, Kind::Shared), false, true));
+        assert!(!maps_writable(&area(Prot::R, Kind::Shared), false, true));
+        let file = Kind::SharedFile {
+            may_write: true,
+            file: (1, 2),
+            base: 0,
+        };
+        assert!(!maps_writable(&area(Prot::RW, file), false, true));
+        assert!(maps_writable(&area(Prot::RW, file), true, true));
+        assert!(!maps_writable(&area(Prot::R, file), true, true));
+    }
+
+    #[test]
+    fn subtract_cuts_holes_and_ends() {
+        let mut r = alloc::vec![0x1000..0x5000, 0x8000..0x9000];
+        subtract(&mut r, &(0x2000..0x3000));
+        assert_eq!(
+            r,
+            alloc::vec![0x1000..0x2000, 0x3000..0x5000, 0x8000..0x9000]
+        );
+        subtract(&mut r, &(0x0..0x1800));
+        assert_eq!(
+            r,
+            alloc::vec![0x1800..0x2000, 0x3000..0x5000, 0x8000..0x9000]
+        );
+        subtract(&mut r, &(0x4000..0x8800));
+        assert_eq!(
+            r,
+            alloc::vec![0x1800..0x2000, 0x3000..0x4000, 0x8800..0x9000]
+        );
+        subtract(&mut r, &(0..u64::MAX));
+        assert!(r.is_empty());
     }
 }
 

@@ -19,7 +19,7 @@ use kaal_broker::kernel::{Access, Cache};
 use kaal_sel4::cap::{Cap, Pml4};
 use kaal_sel4::CPtr;
 use posix::errno::Errno;
-use posix::vm::{Area, Kind, Layout, Prot};
+use posix::vm::{maps_writable, subtract, Area, Kind, Layout, Prot};
 
 use crate::window::FrameMem;
 use crate::Broker;
@@ -100,35 +100,14 @@ fn access_of(prot: Prot) -> Access {
     }
 }
 
-/// The access `frame` is mapped with in `area`. A shared file page stays
-/// read-only until its first store (a write fault marks it dirty), so
-/// pages never stored to are never written back. A private frame that
-/// another holder has too stays read-only until the process writes to
-/// it, which gives the process its own copy (`Space::own`).
+/// The access `frame` is mapped with in `area` (`posix::vm::maps_writable`:
+/// a frame another holder has too is read-only in a private area).
 fn access_for(area: &Area, frame: &Rc<FrameMem>) -> Access {
-    match area.kind {
-        Kind::SharedFile { .. } if !frame.dirty.get() => Access::ReadOnly,
-        kind if !kind.is_shared() && Rc::strong_count(frame) > 1 => Access::ReadOnly,
-        _ => access_of(area.prot),
+    if maps_writable(area, frame.dirty.get(), Rc::strong_count(frame) > 1) {
+        Access::ReadWrite
+    } else {
+        Access::ReadOnly
     }
-}
-
-/// `ranges` less `cut`.
-fn subtract(ranges: &mut Vec<Range<u64>>, cut: &Range<u64>) {
-    let mut out = Vec::with_capacity(ranges.len() + 1);
-    for r in ranges.drain(..) {
-        if r.end <= cut.start || cut.end <= r.start {
-            out.push(r);
-            continue;
-        }
-        if r.start < cut.start {
-            out.push(r.start..cut.start);
-        }
-        if cut.end < r.end {
-            out.push(cut.end..r.end);
-        }
-    }
-    *ranges = out;
 }
 
 impl Space {
