@@ -4,6 +4,7 @@
 //! file system all work whatever file systems are mounted.
 
 use alloc::boxed::Box;
+use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 
 use kaal_protocols::file::{kind, Attrs, FileStat, FsError, PATH_BYTES};
@@ -26,10 +27,20 @@ struct Mount {
     covers: Option<Node>,
 }
 
+/// Names kept in [`Vfs::names`] at most; past that they are all forgotten
+/// and kept again as they are looked up.
+const NAMES_KEPT: usize = 1024;
+
 /// The mount table and path resolution.
 #[derive(Default)]
 pub struct Vfs {
     mounts: Vec<Mount>,
+    /// Names looked up before, (mount, directory, name) to inode, so a
+    /// walk does not scan the same directories again: a busybox applet's
+    /// `/bin/NAME` and its link to `/bin/busybox` are two scans of a
+    /// directory of hundreds of entries. A change of a name forgets it;
+    /// `.` and `..` are not kept (a directory's `..` moves with a rename).
+    names: BTreeMap<(u32, Ino, Vec<u8>), Ino>,
 }
 
 impl core::fmt::Debug for Vfs {
@@ -51,7 +62,7 @@ impl Vfs {
     /// A name space with nothing mounted: mount the root file system at `/`
     /// first.
     pub fn new() -> Self {
-        Vfs { mounts: Vec::new() }
+        Vfs::default()
     }
 
     /// Mounts `fs` at `path`: `/` first, then on an existing directory that
@@ -125,9 +136,30 @@ impl Vfs {
             .unwrap_or(node)
     }
 
+    /// The inode `name` names in directory `dir`, kept for the next time.
+    fn lookup(&mut self, dir: Node, name: &[u8]) -> Result<Ino, FsError> {
+        let key = (dir.mount, dir.ino, name.to_vec());
+        if let Some(&ino) = self.names.get(&key) {
+            return Ok(ino);
+        }
+        let ino = self.fs(dir.mount)?.lookup(dir.ino, name)?;
+        if name != b"." && name != b".." {
+            if self.names.len() >= NAMES_KEPT {
+                self.names.clear();
+            }
+            self.names.insert(key, ino);
+        }
+        Ok(ino)
+    }
+
+    /// Forgets what `name` in `dir` named (it is about to change).
+    fn forget(&mut self, dir: Node, name: &[u8]) {
+        self.names.remove(&(dir.mount, dir.ino, name.to_vec()));
+    }
+
     /// `name` in directory `dir`, through a mount point into what is mounted.
     fn child(&mut self, dir: Node, name: &[u8]) -> Result<Node, FsError> {
-        let ino = self.fs(dir.mount)?.lookup(dir.ino, name)?;
+        let ino = self.lookup(dir, name)?;
         Ok(self.cross(Node {
             mount: dir.mount,
             ino,
@@ -222,7 +254,7 @@ impl Vfs {
     /// What `name` of an entry names, not crossing a mount point: `Busy`
     /// when something is mounted on it.
     fn existing(&mut self, e: &Entry) -> Result<Node, FsError> {
-        let ino = self.fs(e.dir.mount)?.lookup(e.dir.ino, &e.name)?;
+        let ino = self.lookup(e.dir, &e.name)?;
         let node = Node {
             mount: e.dir.mount,
             ino,
@@ -300,6 +332,7 @@ impl Vfs {
     pub fn rmdir(&mut self, path: &[u8]) -> Result<(), FsError> {
         let e = self.entry(path)?;
         self.existing(&e)?;
+        self.forget(e.dir, &e.name);
         self.fs(e.dir.mount)?.rmdir(e.dir.ino, &e.name)
     }
 
@@ -313,6 +346,7 @@ impl Vfs {
                 _ => FsError::NotADirectory,
             });
         }
+        self.forget(e.dir, &e.name);
         self.fs(e.dir.mount)?.unlink(e.dir.ino, &e.name)
     }
 
@@ -332,6 +366,8 @@ impl Vfs {
         if src.dir.mount != dst.dir.mount {
             return Err(FsError::CrossDevice);
         }
+        self.forget(src.dir, &src.name);
+        self.forget(dst.dir, &dst.name);
         self.fs(src.dir.mount)?
             .rename(src.dir.ino, &src.name, dst.dir.ino, &dst.name)
     }

@@ -750,3 +750,66 @@ fn setattr_and_fsetattr_change_mode_and_times_on_both_file_systems() {
     let (ok, out) = fsck(sys.dir.path(), &sys.disk.borrow());
     assert!(ok, "e2fsck -fn:\n{out}");
 }
+
+/// The VFS keeps names it looked up: every change of a name must reach the
+/// next lookup, on ext2 and on the RamFs.
+#[test]
+fn names_looked_up_before_follow_every_change() {
+    let sys = System::new();
+    let c = sys.client(1);
+    for dir in ["/", "/tmp/"] {
+        let p = |name: &str| alloc_path(dir, name);
+        let create = |path: &[u8], body: &[u8]| {
+            let fd = c.open(path, RW_CREATE).unwrap();
+            c.write(fd, body).unwrap();
+            c.stub.close(fd).unwrap();
+            c.stub.stat(path).unwrap().ino
+        };
+        // unlink, then a new file by the same name.
+        let first = create(&p("n1"), b"one");
+        assert_eq!(c.stub.stat(&p("n1")).unwrap().ino, first);
+        c.stub.unlink(&p("n1")).unwrap();
+        assert_eq!(c.stub.stat(&p("n1")), Err(app(FsError::NotFound)));
+        create(&p("n1"), b"again");
+        assert_eq!(c.read_file(&p("n1")).unwrap(), b"again");
+        // rename over a name looked up before, and away from one.
+        let moved = create(&p("n2"), b"two");
+        assert_eq!(c.read_file(&p("n1")).unwrap(), b"again");
+        c.stub.rename(&p("n2"), &p("n1")).unwrap();
+        assert_eq!(c.stub.stat(&p("n1")).unwrap().ino, moved);
+        assert_eq!(c.read_file(&p("n1")).unwrap(), b"two");
+        assert_eq!(c.stub.stat(&p("n2")), Err(app(FsError::NotFound)));
+        // rmdir, then a file by the directory's name; a directory moved
+        // keeps its names, and its `..` is the new parent.
+        c.stub.mkdir(&p("d1"), 0o755).unwrap();
+        c.stub.mkdir(&p("d2"), 0o755).unwrap();
+        create(&p("d1/inner"), b"in");
+        assert_eq!(c.read_file(&p("d1/inner")).unwrap(), b"in");
+        assert_eq!(
+            c.stub.stat(&p("d1/..")).unwrap().ino,
+            c.stub.stat(dir.as_bytes()).unwrap().ino
+        );
+        c.stub.rename(&p("d1"), &p("d2/d1")).unwrap();
+        assert_eq!(c.read_file(&p("d2/d1/inner")).unwrap(), b"in");
+        assert_eq!(c.stub.stat(&p("d1/inner")), Err(app(FsError::NotFound)));
+        assert_eq!(
+            c.stub.stat(&p("d2/d1/..")).unwrap().ino,
+            c.stub.stat(&p("d2")).unwrap().ino
+        );
+        c.stub.unlink(&p("d2/d1/inner")).unwrap();
+        c.stub.rmdir(&p("d2/d1")).unwrap();
+        assert_eq!(c.stub.stat(&p("d2/d1")), Err(app(FsError::NotFound)));
+        create(&p("d2/d1"), b"file now");
+        assert_eq!(c.stub.stat(&p("d2/d1")).unwrap().kind, kind::REGULAR);
+        // A symbolic link replaced by another.
+        c.stub.symlink(b"n1", &p("l")).unwrap();
+        assert_eq!(c.read_file(&p("l")).unwrap(), b"two");
+        c.stub.unlink(&p("l")).unwrap();
+        c.stub.symlink(b"d2/d1", &p("l")).unwrap();
+        assert_eq!(c.read_file(&p("l")).unwrap(), b"file now");
+    }
+}
+
+fn alloc_path(dir: &str, name: &str) -> Vec<u8> {
+    [dir.as_bytes(), name.as_bytes()].concat()
+}
