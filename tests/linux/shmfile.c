@@ -5,7 +5,8 @@
  * same file and an unrelated open+mmap in a child are seen at once;
  * pages a file gains under its mapping appear; munmap and exit write
  * back; a store past the end of the file's last page never extends it; EACCES for PROT_WRITE on a read-only fd (mmap
- * and mprotect); SIGBUS for a page wholly beyond the end.
+ * and mprotect); SIGBUS for a page wholly beyond the end, and for pages a
+ * truncate takes, in every mapper, until the file grows again.
  *
  * Usage: shmfile [FILE]; FILE (default /root/shmfile.dat) is left holding
  * SIZE bytes of '.' but for the strings of PUTS at their offsets (what
@@ -188,6 +189,40 @@ int main(int argc, char **argv)
 	status = wait_for(c);
 	check(WIFSIGNALED(status) && WTERMSIG(status) == SIGBUS, "SIGBUS beyond the end");
 	munmap(big, 3 * PAGE);
+
+	/* Pages a truncate takes are SIGBUS in every mapper (here a child
+	 * that touched them before), until the file grows again. */
+	char tpath[256];
+	snprintf(tpath, sizeof tpath, "%s.shrink", path);
+	int t = open(tpath, O_RDWR | O_CREAT | O_TRUNC, 0644);
+	check(t >= 0 && ftruncate(t, 3 * PAGE) == 0, "a three-page file");
+	char *tm = mmap(NULL, 3 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, t, 0);
+	check(tm != MAP_FAILED, "mapping it");
+	if (tm == MAP_FAILED)
+		return 1;
+	memcpy(tm + PAGE - 4, "tail", 4);
+	memcpy(tm + 2 * PAGE, "third", 5);
+	int go[2];
+	check(pipe(go) == 0, "pipe");
+	c = fork();
+	if (c == 0) {
+		signal(SIGBUS, SIG_DFL);
+		char b;
+		int ok = tm[2 * PAGE] == 't' && read(go[0], &b, 1) == 1 && memcmp(tm + PAGE - 4, "ta\0\0", 4) == 0;
+		if (!ok)
+			_exit(1);
+		volatile char x = tm[2 * PAGE];
+		(void)x;
+		_exit(0);
+	}
+	check(ftruncate(t, PAGE - 2) == 0 && write(go[1], "x", 1) == 1, "shrinking it under the child");
+	status = wait_for(c);
+	check(WIFSIGNALED(status) && WTERMSIG(status) == SIGBUS, "SIGBUS past a truncated end, in another mapper");
+	check(ftruncate(t, 3 * PAGE) == 0 && tm[2 * PAGE] == 0 && tm[PAGE] == 0, "grown again: the pages read zeros");
+	munmap(tm, 3 * PAGE);
+	close(go[0]);
+	close(go[1]);
+	check(close(t) == 0 && unlink(tpath) == 0, "dropping the shrunk file");
 	part_ok("sigbus");
 
 	/* munmap of the last mappings writes back (nothing read the file since

@@ -246,13 +246,52 @@ impl Server {
         Ok(())
     }
 
-    /// After file `id` was truncated to `size`: the shared pages read
-    /// zeros past it (as the file would if it grows again).
+    /// After file `id` was truncated to `size`: the last page reads zeros
+    /// past it (as the file would if it grew again), and the pages wholly
+    /// past it leave every mapping and the cache, so that touching one is
+    /// SIGBUS until the file grows again (`shm_fault`), as on Linux.
     pub(crate) fn shm_truncated(&mut self, id: FileId, size: u64) {
         let zeros = [0u8; PAGE as usize];
-        for (index, frame) in self.shm.pages_of(id, size / PAGE, u64::MAX) {
-            let keep = file_bytes_in_page(size, index);
-            frame.write(keep, zeros.get(keep..).unwrap_or(&[]));
+        if let Some(last) = self.shm.get(id, size / PAGE) {
+            let keep = file_bytes_in_page(size, size / PAGE);
+            last.write(keep, zeros.get(keep..).unwrap_or(&[]));
+        }
+        let first_gone = size.div_ceil(PAGE);
+        let gone = self.shm.pages_of(id, first_gone, u64::MAX);
+        if gone.is_empty() {
+            return;
+        }
+        for p in self.procs.values_mut() {
+            let areas: Vec<(u64, u64, u64)> = p
+                .space
+                .layout
+                .areas()
+                .filter_map(|(start, a)| match a.kind {
+                    Kind::SharedFile { file, base, .. } if file == id => Some((start, a.end, base)),
+                    _ => None,
+                })
+                .collect();
+            let mut dropped: Vec<Range<u64>> = Vec::new();
+            for (start, end, base) in areas {
+                dropped.extend(
+                    p.space
+                        .pages_in(start..end)
+                        .into_iter()
+                        .filter(|v| v.wrapping_sub(base) / PAGE >= first_gone)
+                        .map(|v| v..v + PAGE),
+                );
+            }
+            p.space.drop_pages(&mut self.broker, &dropped);
+        }
+        for (index, frame) in gone {
+            drop(frame);
+            if let Some(f) = self
+                .shm
+                .remove(id, index)
+                .and_then(|f| Rc::try_unwrap(f).ok())
+            {
+                let _ = self.broker.free_memory(f.mem);
+            }
         }
     }
 

@@ -203,6 +203,11 @@ impl Space {
             .map(|p| p.frame.clone())
     }
 
+    /// The addresses of the pages present in `range`.
+    pub fn pages_in(&self, range: Range<u64>) -> Vec<u64> {
+        self.pages.range(range).map(|(&v, _)| v).collect()
+    }
+
     /// The frames present in `range`.
     pub fn frames_in(&self, range: Range<u64>) -> Vec<Rc<FrameMem>> {
         self.pages
