@@ -24,13 +24,19 @@ const RESTART_MIN_BYTES: u64 = 256 * 1024;
 /// How often a listener or a quiet stream is looked at.
 const POLL: Duration = Duration::from_millis(20);
 
+/// A non-blocking listener on 127.0.0.1:`port` (0: any free port).
+pub(super) fn listen(port: u16) -> Result<TcpListener> {
+    let l = TcpListener::bind(("127.0.0.1", port))
+        .with_context(|| format!("listening on 127.0.0.1:{port}"))?;
+    l.set_nonblocking(true)
+        .context("making the listener non-blocking")?;
+    Ok(l)
+}
+
 /// Listens on 127.0.0.1 and sends the port, as the line `P\n`, to the
 /// guest's control port.
-fn announce(peer: &mut Peer, program: &str) -> Result<(TcpListener, u16)> {
-    let listener = TcpListener::bind("127.0.0.1:0").context("listening on 127.0.0.1")?;
-    listener
-        .set_nonblocking(true)
-        .context("making the listener non-blocking")?;
+fn announce(peer: &mut Peer, program: &str) -> Result<TcpListener> {
+    let listener = listen(0)?;
     let port = listener.local_addr()?.port();
     let control = peer.tcp(CONTROL_PORT)?;
     let mut s = connect(control, peer.limits.io).context("the control connection")?;
@@ -41,7 +47,7 @@ fn announce(peer: &mut Peer, program: &str) -> Result<(TcpListener, u16)> {
     peer.log.line(format!(
         "{program}: listening on 127.0.0.1:{port}; sent \"{port}\\n\" to guest port {CONTROL_PORT} (host port {control})"
     ));
-    Ok((listener, port))
+    Ok(listener)
 }
 
 /// The guest's connection, if one is waiting.
@@ -58,14 +64,14 @@ fn try_accept(listener: &TcpListener, io: Duration) -> Result<Option<TcpStream>>
     }
 }
 
-/// Waits up to `within` for the guest's connection to `port`.
-fn accept(
+/// Waits up to `within` for the guest's connection to `listener`.
+pub(super) fn accept(
     peer: &Peer,
     listener: &TcpListener,
-    port: u16,
     within: Duration,
     what: &str,
 ) -> Result<TcpStream> {
+    let port = listener.local_addr()?.port();
     let started = Instant::now();
     loop {
         if let Some(s) = try_accept(listener, peer.limits.io)? {
@@ -109,11 +115,10 @@ fn exchange(peer: &mut Peer, mut s: TcpStream, program: &str) -> Result<()> {
 
 /// `guest_connect`.
 pub fn guest_connect(peer: &mut Peer) -> Result<()> {
-    let (listener, port) = announce(peer, "guest_connect")?;
+    let listener = announce(peer, "guest_connect")?;
     let s = accept(
         peer,
         &listener,
-        port,
         peer.limits.accept,
         "the guest's connection",
     )?;
@@ -131,11 +136,10 @@ enum End {
 /// `restart`: a first stream the guest sends until its network service is
 /// killed, then the exchange of guest_connect on a second connection.
 pub fn restart(peer: &mut Peer) -> Result<()> {
-    let (listener, port) = announce(peer, "restart")?;
+    let listener = announce(peer, "restart")?;
     let mut first = accept(
         peer,
         &listener,
-        port,
         peer.limits.accept,
         "the first stream's connection",
     )?;
@@ -206,7 +210,6 @@ pub fn restart(peer: &mut Peer) -> Result<()> {
         End::Eof | End::Reset => accept(
             peer,
             &listener,
-            port,
             peer.limits.reaccept,
             "the second connection, after the restart",
         )?,

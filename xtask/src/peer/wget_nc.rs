@@ -6,16 +6,14 @@
 //! the sum against what it served and answers with two lines (the guest's
 //! `nc` prints them on the console) before closing.
 
-use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, TcpStream};
 
 use anyhow::{bail, Context, Result};
 use kaal_test_patterns::fs::content;
 
+use super::guest::{accept, listen};
 use super::http::sha256;
-use super::stream::{limit, timed_out};
 use super::Peer;
 
 /// `{host:1}`: the HTTP server `wget` fetches from.
@@ -30,41 +28,6 @@ const SEED: u64 = 0x7e7;
 const GUEST_LINE: &str = "guest line two";
 const SUM_OK: &str = "host: sha256 matches";
 const HOST_LINE: &str = "host: second line";
-
-const POLL: Duration = Duration::from_millis(20);
-
-fn listen(port: u16) -> Result<TcpListener> {
-    let l = TcpListener::bind(("127.0.0.1", port))
-        .with_context(|| format!("listening on 127.0.0.1:{port}"))?;
-    l.set_nonblocking(true)
-        .context("making the listener non-blocking")?;
-    Ok(l)
-}
-
-/// The guest's connection to `l`, within the peer's accept limit.
-fn accept(peer: &Peer, l: &TcpListener, what: &str) -> Result<TcpStream> {
-    let started = Instant::now();
-    loop {
-        match l.accept() {
-            Ok((s, _)) => {
-                s.set_nonblocking(false)
-                    .context("making the connection blocking")?;
-                limit(&s, peer.limits.io)?;
-                return Ok(s);
-            }
-            Err(e) if timed_out(&e) || e.kind() == ErrorKind::Interrupted => {}
-            Err(e) => return Err(e).with_context(|| format!("accepting {what}")),
-        }
-        peer.go_on(&format!("waiting for {what}"))?;
-        if started.elapsed() >= peer.limits.reaccept {
-            bail!(
-                "{what} did not come within {}s",
-                peer.limits.reaccept.as_secs()
-            );
-        }
-        thread::sleep(POLL);
-    }
-}
 
 /// Answers one HTTP GET of [`PATH`] with `body`.
 fn serve(s: &mut TcpStream, body: &[u8]) -> Result<String> {
@@ -109,13 +72,13 @@ pub fn busybox_wget_nc(peer: &mut Peer) -> Result<()> {
         "busybox_wget_nc: serving {PATH} ({FILE_BYTES} bytes, sha256 {sum}) on 127.0.0.1:{http_port}; nc on 127.0.0.1:{nc_port}"
     ));
 
-    let mut s = accept(peer, &http, "wget's connection")?;
+    let mut s = accept(peer, &http, peer.limits.reaccept, "wget's connection")?;
     let asked = serve(&mut s, &body)?;
     peer.log.line(format!(
         "busybox_wget_nc: wget asked {asked:?}; the file sent"
     ));
 
-    let s = accept(peer, &nc, "nc's connection")?;
+    let s = accept(peer, &nc, peer.limits.reaccept, "nc's connection")?;
     let mut lines = Vec::new();
     let mut reader = BufReader::new(s.try_clone().context("cloning nc's connection")?);
     loop {
@@ -162,9 +125,15 @@ pub fn busybox_wget_nc(peer: &mut Peer) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
+    use std::net::TcpListener;
+    use std::thread;
+    use std::time::{Duration, Instant};
+
     use super::super::stream::tests::peer;
     use super::super::{Ports, Proto};
     use super::*;
+
+    const POLL: Duration = Duration::from_millis(20);
 
     /// Connects to 127.0.0.1:`port` once the peer listens.
     fn reach(port: u16) -> Result<TcpStream> {
