@@ -237,7 +237,10 @@ mod tests {
             (p.kind, p.len, p.token, p.status, p.bytes()),
             (kind::FRAME, 3, 2, 0, &[1u8, 2, 3][..])
         );
-        assert_eq!((p.data[3], p.data[99], p.used_bytes()), (9, 9, HEAD_BYTES + 3));
+        assert_eq!(
+            (p.data[3], p.data[99], p.used_bytes()),
+            (9, 9, HEAD_BYTES + 3)
+        );
         assert_eq!(HEAD_BYTES, 16);
         // Too long: unchanged.
         assert_eq!(p.set_frame(4, &[0; DATA_BYTES + 1]), None);
