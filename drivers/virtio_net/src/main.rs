@@ -24,7 +24,7 @@ use kaal_virtio::virtio_drivers::transport::pci::PciTransport;
 
 /// Descriptors per virtqueue: the buffers the device holds in each
 /// direction (each buffer takes one descriptor).
-const QUEUE: usize = 32;
+const QUEUE: usize = 16;
 /// One device buffer: the virtio-net header and the largest frame.
 const BUF: usize = 2048;
 
