@@ -1,6 +1,8 @@
 //! The check every frame from the wire passes before smoltcp sees it, so
 //! that a malformed frame is counted, not only dropped. smoltcp's own wire
-//! parsers do the work; smoltcp then skips verifying the checksums again
+//! parsers do the work, except for the TCP and UDP checksums, which run
+//! over every byte received and are summed here 8 bytes at a time
+//! ([`sum`]); smoltcp then skips verifying the checksums again
 //! ([`checksums`]).
 
 use smoltcp::phy::{Checksum, ChecksumCapabilities};
