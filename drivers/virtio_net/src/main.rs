@@ -12,8 +12,10 @@
 #![no_std]
 #![no_main]
 
+extern crate alloc;
+
 use kaal_dddk::{Cut, CutReport, Driver, DriverError, Events, Irq, Sleep};
-use kaal_protocols::net::{self, Packet, Status, MAX_FRAME, MIN_FRAME, RING_SLOTS};
+use kaal_protocols::net::{self, Packet, Status, HEAD_BYTES, MAX_FRAME, MIN_FRAME, RING_SLOTS};
 use kaal_rt::{println, Env, RingRx, RingTx};
 use kaal_virtio::hal::{self, KaalHal};
 use kaal_virtio::rx::Receiver;
@@ -35,7 +37,7 @@ struct Buffers {
     /// given to the device.
     posted: [Option<(usize, usize)>; QUEUE],
     /// Buffers not posted (bit `i` for buffer `i`).
-    free: u32,
+    free: u64,
 }
 
 impl Buffers {
@@ -43,7 +45,7 @@ impl Buffers {
         Buffers {
             mem,
             posted: [None; QUEUE],
-            free: (1 << QUEUE) - 1,
+            free: u64::MAX >> (64 - QUEUE),
         }
     }
 
@@ -80,8 +82,10 @@ impl Buffers {
     }
 }
 
+type Device = VirtIONetRaw<KaalHal, PciTransport, QUEUE>;
+
 struct Net {
-    dev: VirtIONetRaw<KaalHal, PciTransport, QUEUE>,
+    dev: Device,
     rx: Receiver<QUEUE>,
     tx: Buffers,
     to_client: RingTx<Packet, RING_SLOTS>,
@@ -92,6 +96,10 @@ struct Net {
     /// not yet in the client's `rx` ring; no further `tx` entry is taken
     /// until it is.
     answer: Option<Packet>,
+    /// The received frame being delivered, built in place.
+    frame: alloc::boxed::Box<Packet>,
+    /// The client's `tx` entry being sent, read in place.
+    entry: alloc::boxed::Box<Packet>,
     /// Frames delivered, sent, and dropped (malformed, or the client's `rx`
     /// ring cut off).
     received: u32,
@@ -135,6 +143,15 @@ impl Net {
         Ok(())
     }
 
+    /// Delivers the frame built in `self.frame`, copying into the ring only
+    /// as much of it as the frame fills.
+    fn deliver_frame(&mut self) -> Result<(), DriverError> {
+        let p = &*self.frame;
+        self.to_client.ring.push_prefix(p, p.used_bytes())?;
+        self.room = self.room.saturating_sub(1);
+        Ok(())
+    }
+
     /// Delivers a pending answer and the received frames while the client's
     /// ring has room; returns whether any wait for room.
     fn receive(&mut self) -> Result<bool, DriverError> {
@@ -158,16 +175,17 @@ impl Net {
                 return Ok(true);
             }
             let received = self.received;
+            let out = &mut *self.frame;
             let taken = self.rx.take(&mut self.dev, |f| {
                 f.filter(|f| (MIN_FRAME..=MAX_FRAME).contains(&f.len()))
-                    .and_then(|f| Packet::frame(received, f))
+                    .and_then(|f| out.set_frame(received, f))
             });
             let Some(frame) = taken.map_err(|_| DriverError::Device("receive completion"))? else {
                 break;
             };
             match frame {
-                Some(p) if !self.rx_cut.is_cut() => {
-                    self.deliver(p)?;
+                Some(()) if !self.rx_cut.is_cut() => {
+                    self.deliver_frame()?;
                     self.received = self.received.wrapping_add(1);
                 }
                 _ => self.dropped += 1,
@@ -189,47 +207,62 @@ impl Net {
             if self.tx.free == 0 {
                 return Ok(self.from_client.ring.available()? > 0);
             }
-            let Some(p) = self.from_client.ring.pop()? else {
+            // Only the head and the frame it announces are read (an ACK
+            // is 70 bytes of a 2048-byte slot); `check` reads no further.
+            let p = &mut *self.entry;
+            if !self
+                .from_client
+                .ring
+                .pop_prefix(p, HEAD_BYTES, Packet::used_bytes)?
+            {
                 return Ok(false);
-            };
+            }
             if p.kind == net::kind::ADDRESS {
                 self.answer = Some(Packet::address(self.dev.mac_address()));
                 continue;
             }
-            match net::check(&p) {
-                Ok(frame) => self.send(p.token, frame)?,
-                Err(s) => self.refuse(p.token, s),
+            let token = p.token;
+            let sent = match net::check(p) {
+                Ok(frame) => Self::send(&mut self.tx, &mut self.dev, frame)?,
+                Err(s) => Err(s),
+            };
+            if let Err(s) = sent {
+                self.refuse(token, s);
             }
         }
         Ok(false)
     }
 
-    fn send(&mut self, token: u32, frame: &[u8]) -> Result<(), DriverError> {
-        let Some(i) = self.tx.take() else {
+    /// Gives `frame` to the device; `Ok(Err(status))` if it refused it.
+    /// (The entry the frame is in is a field of the driver: hence the
+    /// fields, not `self`.)
+    fn send(
+        tx: &mut Buffers,
+        dev: &mut Device,
+        frame: &[u8],
+    ) -> Result<Result<(), Status>, DriverError> {
+        let Some(i) = tx.take() else {
             return Err(DriverError::Device("no transmit buffer"));
         };
-        let buf = self.tx.buf(i)?;
-        let hdr = self
-            .dev
+        let buf = tx.buf(i)?;
+        let hdr = dev
             .fill_buffer_header(buf)
             .map_err(|_| DriverError::Device("virtio-net header"))?;
         let end = hdr + frame.len();
         let Some(out) = buf.get_mut(hdr..end) else {
-            self.tx.put(i);
-            self.refuse(token, Status::TooLong);
-            return Ok(());
+            tx.put(i);
+            return Ok(Err(Status::TooLong));
         };
         out.copy_from_slice(frame);
         let out = buf.get(..end).unwrap_or_default();
         // SAFETY: the buffer is this driver's DMA memory, and it is not
         // touched again until the device returns it under the token
         // (`transmit_complete` with the same slice, in `reap_tx`).
-        match unsafe { self.dev.transmit_begin(out) } {
-            Ok(t) => self.tx.post(t, i, end),
+        match unsafe { dev.transmit_begin(out) } {
+            Ok(t) => tx.post(t, i, end).map(Ok),
             Err(_) => {
-                self.tx.put(i);
-                self.refuse(token, Status::DeviceError);
-                Ok(())
+                tx.put(i);
+                Ok(Err(Status::DeviceError))
             }
         }
     }
@@ -326,6 +359,8 @@ fn main(env: &Env) -> Result<(), DriverError> {
         from_client: env.ring_rx("tx").map_err(|_| NO_RINGS)?,
         room: 0,
         answer: None,
+        frame: alloc::boxed::Box::new(Packet::empty()),
+        entry: alloc::boxed::Box::new(Packet::empty()),
         received: 0,
         sent: 0,
         dropped: 0,

@@ -89,6 +89,37 @@ impl<'a, T: Pod, const N: usize> Consumer<'a, T, N> {
         Ok(Some(item))
     }
 
+    /// As [`Consumer::pop`], into `out`, reading only what matters of the slot: its
+    /// first `head` bytes, then up to the byte `len(out)` returns (each rounded to the
+    /// ring's unit of copy). Bytes of `out` past that keep what they held. `false` if
+    /// the ring is empty (`out` untouched).
+    ///
+    /// # Errors
+    ///
+    /// As [`Consumer::pop`].
+    #[inline]
+    pub fn pop_prefix(
+        &mut self,
+        out: &mut T,
+        head: usize,
+        len: impl FnOnce(&T) -> usize,
+    ) -> Result<bool, RingError> {
+        if self.head == self.tail {
+            self.refresh_head()?;
+            if self.head == self.tail {
+                return Ok(false);
+            }
+        }
+        let slot = self.ring.slot(self.tail);
+        slot.load_range(out, 0, head);
+        let end = len(out);
+        if end > head {
+            slot.load_range(out, head, end);
+        }
+        self.tail = self.tail.wrapping_add(1);
+        Ok(true)
+    }
+
     /// Gives the slots of every popped item back to the producer (one `Release` store of
     /// `tail`), then checks whether the producer is waiting for space. Returns `true` if
     /// it is: the caller must then signal it (the flag is cleared here). Returns `false`

@@ -95,6 +95,27 @@ impl<'a, T: Pod, const N: usize> Producer<'a, T, N> {
         Ok(())
     }
 
+    /// As [`Producer::push`], but writes only the first `bytes` of `item` (rounded up
+    /// to the ring's unit of copy); the rest of the slot keeps what an earlier item
+    /// left there. For items whose tail is often unused (a packet's buffer), which the
+    /// consumer must then not trust past what the head says.
+    ///
+    /// # Errors
+    ///
+    /// As [`Producer::push`].
+    #[inline]
+    pub fn push_prefix(&mut self, item: &T, bytes: usize) -> Result<(), RingError> {
+        if self.free_cached() == 0 {
+            self.refresh_tail()?;
+            if self.free_cached() == 0 {
+                return Err(RingError::Full);
+            }
+        }
+        self.ring.slot(self.head).store_prefix(item, bytes);
+        self.head = self.head.wrapping_add(1);
+        Ok(())
+    }
+
     /// Makes every pushed item visible to the consumer (one `Release` store of `head`),
     /// then checks whether the consumer went to sleep. Returns `true` if it did: the
     /// caller must then signal it. The flag is cleared here, so one sleep is answered by

@@ -67,6 +67,41 @@ mod imp {
         }};
     }
 
+    /// Copies the units covering bytes `$from..$to` of a `T` (capped at its size)
+    /// between the slot and `$other`, with relaxed atomic accesses of `$atomic` on the
+    /// slot's side, as `copy_in_units!` does for the whole `T`.
+    macro_rules! copy_range {
+        (load, $atomic:ty, $unit:ty, $slot:expr, $out:expr, $from:expr, $to:expr) => {{
+            let unit = size_of::<$unit>();
+            let end = $to.min(size_of::<T>()).div_ceil(unit);
+            let src = $slot.0.get().cast::<$unit>();
+            let dst = core::ptr::from_mut::<T>($out).cast::<$unit>();
+            for i in $from / unit..end {
+                // SAFETY: `i < end <= size_of::<T>() / unit` (T's size is a multiple of
+                // the unit, see `unit_of`), so both pointers stay inside the slot and
+                // inside `*$out`, both aligned for `T`; the slot access is atomic as in
+                // `copy_in_units!`, and any bits written into `*$out` (a `T: Pod`) make a
+                // valid `T`.
+                let word = unsafe { <$atomic>::from_ptr(src.add(i)) }.load(Ordering::Relaxed);
+                // SAFETY: as above.
+                unsafe { dst.add(i).write(word) };
+            }
+        }};
+        (store, $atomic:ty, $unit:ty, $slot:expr, $value:expr, $from:expr, $to:expr) => {{
+            let unit = size_of::<$unit>();
+            let end = $to.min(size_of::<T>()).div_ceil(unit);
+            let dst = $slot.0.get().cast::<$unit>();
+            let src = core::ptr::from_ref::<T>($value).cast::<$unit>();
+            for i in $from / unit..end {
+                // SAFETY: in bounds and aligned as for the load; `*$value` is a
+                // `T: Pod`, every unit of it initialised.
+                let word = unsafe { src.add(i).read() };
+                // SAFETY: as above; all accesses to slot memory are atomic.
+                unsafe { <$atomic>::from_ptr(dst.add(i)) }.store(word, Ordering::Relaxed);
+            }
+        }};
+    }
+
     /// Width in bytes of the atomic unit used to copy a `T`.
     const fn unit_of<T>() -> usize {
         let (size, align) = (size_of::<T>(), align_of::<T>());
@@ -97,6 +132,33 @@ mod imp {
                 4 => copy_in_units!(load, AtomicU32, u32, self),
                 2 => copy_in_units!(load, AtomicU16, u16, self),
                 _ => copy_in_units!(load, AtomicU8, u8, self),
+            }
+        }
+
+        /// Reads bytes `from..to` of the slot into the same bytes of `out`, in whole
+        /// units (`from` rounded down, `to` rounded up, both capped at the size); the
+        /// rest of `out` is left as it was.
+        #[inline]
+        pub(crate) fn load_range(&self, out: &mut T, from: usize, to: usize) {
+            match unit_of::<T>() {
+                #[cfg(target_has_atomic = "64")]
+                8 => copy_range!(load, AtomicU64, u64, self, out, from, to),
+                4 => copy_range!(load, AtomicU32, u32, self, out, from, to),
+                2 => copy_range!(load, AtomicU16, u16, self, out, from, to),
+                _ => copy_range!(load, AtomicU8, u8, self, out, from, to),
+            }
+        }
+
+        /// Writes the first `bytes` of `value` into the slot, in whole units (rounded
+        /// up, capped at the size); the rest of the slot keeps what it held.
+        #[inline]
+        pub(crate) fn store_prefix(&self, value: &T, bytes: usize) {
+            match unit_of::<T>() {
+                #[cfg(target_has_atomic = "64")]
+                8 => copy_range!(store, AtomicU64, u64, self, value, 0, bytes),
+                4 => copy_range!(store, AtomicU32, u32, self, value, 0, bytes),
+                2 => copy_range!(store, AtomicU16, u16, self, value, 0, bytes),
+                _ => copy_range!(store, AtomicU8, u8, self, value, 0, bytes),
             }
         }
 
@@ -135,6 +197,16 @@ mod imp {
         pub(crate) fn store(&self, value: T) {
             // SAFETY: as for `load`, with loom checking exclusive access.
             self.0.with_mut(|ptr| unsafe { ptr.write(value) });
+        }
+
+        /// The whole slot under loom: the model checks the ordering, not the bytes.
+        pub(crate) fn load_range(&self, out: &mut T, _from: usize, _to: usize) {
+            *out = self.load();
+        }
+
+        /// The whole slot under loom, as `load_range`.
+        pub(crate) fn store_prefix(&self, value: &T, _bytes: usize) {
+            self.store(*value);
         }
     }
 }

@@ -549,3 +549,46 @@ fn batches_publish_what_was_pushed_before_an_error() {
     assert_eq!(rx.unreleased(), 0, "the two popped released");
     assert_eq!(to_tx.get(), 1);
 }
+
+#[test]
+fn prefixes_copy_only_the_bytes_asked_for() {
+    // A length word and seven data words; the ring copies in 8-byte units.
+    let ring = SharedRing::<[u64; 8], 2>::new();
+    let (mut tx, mut rx) = ring.split();
+    tx.push([9; 8]).unwrap();
+    let _ = tx.publish();
+    assert_eq!(rx.pop(), Ok(Some([9; 8])));
+    let _ = rx.release();
+    // The next push of the same slot writes 3 bytes past the length word: two
+    // words; the rest of the slot keeps the 9s.
+    tx.push([2, 1, 1, 1, 1, 1, 1, 1]).unwrap();
+    tx.push_prefix(&[2, 5, 5, 5, 5, 5, 5, 5], 11).unwrap();
+    let _ = tx.publish();
+    assert_eq!(rx.pop(), Ok(Some([2, 1, 1, 1, 1, 1, 1, 1])));
+    let mut out = [7u64; 8];
+    // The head (one word) says how far to read: 8 + 2 * 8 bytes.
+    let mut seen = 0;
+    let got = rx.pop_prefix(&mut out, 8, |o| {
+        seen = o[0];
+        8 + 8 * o[0] as usize
+    });
+    assert_eq!((got, seen), (Ok(true), 2));
+    // Three words read: the two written, and a 9 the prefix left.
+    assert_eq!(out, [2, 5, 9, 7, 7, 7, 7, 7]);
+    // Empty: `out` untouched.
+    assert_eq!(rx.pop_prefix(&mut out, 8, |_| 64), Ok(false));
+    assert_eq!(out, [2, 5, 9, 7, 7, 7, 7, 7]);
+    let _ = rx.release();
+    // The slot that took the prefix, read whole: the 9s behind it stayed.
+    tx.push([0; 8]).unwrap();
+    tx.push_prefix(&[1; 8], 0).unwrap();
+    let _ = tx.publish();
+    assert_eq!(rx.pop(), Ok(Some([0; 8])));
+    assert_eq!(rx.pop(), Ok(Some([2, 5, 9, 9, 9, 9, 9, 9])));
+    // A length past the item is capped at its size.
+    let _ = rx.release();
+    tx.push_prefix(&[3; 8], 1000).unwrap();
+    let _ = tx.publish();
+    assert_eq!(rx.pop_prefix(&mut out, 0, |_| 1000), Ok(true));
+    assert_eq!(out, [3; 8]);
+}

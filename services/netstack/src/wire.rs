@@ -1,12 +1,14 @@
 //! The check every frame from the wire passes before smoltcp sees it, so
 //! that a malformed frame is counted, not only dropped. smoltcp's own wire
-//! parsers do the work; smoltcp then skips verifying the checksums again
+//! parsers do the work, except for the TCP and UDP checksums, which run
+//! over every byte received and are summed here 8 bytes at a time
+//! ([`sum`]); smoltcp then skips verifying the checksums again
 //! ([`checksums`]).
 
 use smoltcp::phy::{Checksum, ChecksumCapabilities};
 use smoltcp::wire::{
-    ArpPacket, ArpRepr, EthernetFrame, EthernetProtocol, Icmpv4Packet, IpAddress, IpProtocol,
-    Ipv4Packet, TcpPacket, UdpPacket,
+    ArpPacket, ArpRepr, EthernetFrame, EthernetProtocol, Icmpv4Packet, IpProtocol, Ipv4Packet,
+    TcpPacket, UdpPacket,
 };
 
 /// The largest UDP payload sent: an Ethernet frame's 1500 bytes less the
@@ -53,18 +55,21 @@ fn ipv4(packet: &[u8]) -> Verdict {
     if ip.more_frags() || ip.frag_offset() != 0 {
         return Verdict::Unsupported;
     }
-    let (src, dst) = (
-        IpAddress::Ipv4(ip.src_addr()),
-        IpAddress::Ipv4(ip.dst_addr()),
-    );
     let payload = ip.payload();
     let good = match ip.next_header() {
         IpProtocol::Tcp => {
-            TcpPacket::new_checked(payload).is_ok_and(|t| t.verify_checksum(&src, &dst))
+            TcpPacket::new_checked(payload).is_ok()
+                && transport_sum_ok(&ip, IpProtocol::Tcp, payload)
         }
         // A zero UDP checksum means none was computed (IPv4 allows it).
-        IpProtocol::Udp => UdpPacket::new_checked(payload)
-            .is_ok_and(|u| u.checksum() == 0 || u.verify_checksum(&src, &dst)),
+        // The UDP checksum covers the datagram's own length (new_checked
+        // found it within the payload).
+        IpProtocol::Udp => UdpPacket::new_checked(payload).is_ok_and(|u| {
+            u.checksum() == 0
+                || payload
+                    .get(..usize::from(u.len()))
+                    .is_some_and(|d| transport_sum_ok(&ip, IpProtocol::Udp, d))
+        }),
         IpProtocol::Icmp => Icmpv4Packet::new_checked(payload).is_ok_and(|p| p.verify_checksum()),
         _ => return Verdict::Unsupported,
     };
@@ -73,6 +78,51 @@ fn ipv4(packet: &[u8]) -> Verdict {
     } else {
         Verdict::Malformed
     }
+}
+
+/// Whether the TCP or UDP checksum of `payload`, carried by `ip`, holds:
+/// the pseudo header and the payload summed together come to all ones.
+/// smoltcp's own check sums 16-bit words; this one, 8 bytes at a time,
+/// costs a third of the instructions, and it runs over every byte received.
+fn transport_sum_ok(ip: &Ipv4Packet<&[u8]>, protocol: IpProtocol, payload: &[u8]) -> bool {
+    let Ok(len) = u16::try_from(payload.len()) else {
+        return false;
+    };
+    let ([a, b, c, d], [e, f, g, h]) = (ip.src_addr().octets(), ip.dst_addr().octets());
+    let [l0, l1] = len.to_be_bytes();
+    let pseudo = [a, b, c, d, e, f, g, h, 0, protocol.into(), l0, l1];
+    // The pseudo header's length is even, so the payload's words line up.
+    fold(sum(payload, sum(&pseudo, 0))) == 0xffff
+}
+
+/// Adds `data` to the one's-complement sum `acc` (RFC 1071) in 8-byte
+/// words of native order, the carries added back; a sum of 64-bit words
+/// folds to the same 16-bit sum as one of 16-bit words (2^16 - 1 divides
+/// 2^64 - 1), in the same byte order. A final odd byte is padded with a
+/// zero after it, as in the 16-bit sum.
+pub fn sum(data: &[u8], mut acc: u64) -> u64 {
+    let (words, rest) = data.as_chunks::<8>();
+    for w in words {
+        let (s, carry) = acc.overflowing_add(u64::from_ne_bytes(*w));
+        acc = s + u64::from(carry);
+    }
+    let mut tail = [0u8; 8];
+    if let Some(t) = tail.get_mut(..rest.len()) {
+        t.copy_from_slice(rest);
+    }
+    let (s, carry) = acc.overflowing_add(u64::from_ne_bytes(tail));
+    s + u64::from(carry)
+}
+
+/// A [`sum`] folded to 16 bits (still in the words' byte order: all ones,
+/// the value a good checksum gives, reads the same in both).
+pub fn fold(mut acc: u64) -> u16 {
+    acc = (acc >> 32) + (acc & 0xffff_ffff);
+    acc = (acc >> 32) + (acc & 0xffff_ffff);
+    acc = (acc >> 16) + (acc & 0xffff);
+    acc = (acc >> 16) + (acc & 0xffff);
+    acc = (acc >> 16) + (acc & 0xffff);
+    u16::try_from(acc).unwrap_or(0)
 }
 
 /// The checksum work left to smoltcp: computing them on what it sends;
@@ -84,4 +134,69 @@ pub fn checksums() -> ChecksumCapabilities {
     c.tcp = Checksum::Tx;
     c.icmpv4 = Checksum::Tx;
     c
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::vec;
+    use proptest::prelude::*;
+    use smoltcp::wire::{IpAddress, Ipv4Address, Ipv4Repr};
+
+    proptest! {
+        /// The 8-byte sum says what smoltcp's 16-bit one says, on good
+        /// checksums, on one byte changed after, and on random ones.
+        #[test]
+        fn the_sum_agrees_with_smoltcps(
+            src in any::<[u8; 4]>(),
+            dst in any::<[u8; 4]>(),
+            body in proptest::collection::vec(any::<u8>(), 20..1481),
+            udp in any::<bool>(),
+            fill in any::<bool>(),
+            flip in any::<(usize, u8)>(),
+        ) {
+            let protocol = if udp { IpProtocol::Udp } else { IpProtocol::Tcp };
+            let repr = Ipv4Repr {
+                src_addr: Ipv4Address::from(src),
+                dst_addr: Ipv4Address::from(dst),
+                next_header: protocol,
+                payload_len: body.len(),
+                hop_limit: 64,
+            };
+            let mut buf = vec![0u8; repr.buffer_len() + body.len()];
+            let mut ip = Ipv4Packet::new_unchecked(&mut buf[..]);
+            repr.emit(&mut ip, &ChecksumCapabilities::default());
+            ip.payload_mut().copy_from_slice(&body);
+            let (s, d) = (IpAddress::Ipv4(repr.src_addr), IpAddress::Ipv4(repr.dst_addr));
+            if udp {
+                UdpPacket::new_unchecked(ip.payload_mut()).set_len(body.len() as u16);
+            }
+            if fill {
+                if udp {
+                    UdpPacket::new_unchecked(ip.payload_mut()).fill_checksum(&s, &d);
+                } else {
+                    TcpPacket::new_unchecked(ip.payload_mut()).fill_checksum(&s, &d);
+                }
+            }
+            let mut frames = vec![buf.clone()];
+            if fill && flip.1 != 0 {
+                let mut changed = buf.clone();
+                let at = 20 + flip.0 % body.len();
+                changed[at] ^= flip.1;
+                frames.push(changed);
+            }
+            for (i, f) in frames.iter().enumerate() {
+                let ip = Ipv4Packet::new_checked(&f[..]).unwrap();
+                let theirs = if udp {
+                    UdpPacket::new_unchecked(ip.payload()).verify_checksum(&s, &d)
+                } else {
+                    TcpPacket::new_unchecked(ip.payload()).verify_checksum(&s, &d)
+                };
+                prop_assert_eq!(transport_sum_ok(&ip, protocol, ip.payload()), theirs);
+                if fill {
+                    prop_assert_eq!(theirs, i == 0);
+                }
+            }
+        }
+    }
 }

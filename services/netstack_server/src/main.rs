@@ -12,8 +12,11 @@
 
 extern crate alloc;
 
+use alloc::boxed::Box;
 use alloc::format;
+use alloc::rc::Rc;
 use alloc::vec::Vec;
+use core::cell::Cell;
 
 use kaal_client::timer::TimerClient;
 use kaal_dddk::{Cut, CutReport, Driver, DriverError, Events, Irq, Sleep};
@@ -60,13 +63,32 @@ struct DriverLink {
     /// smoltcp had a frame to send and found no room.
     blocked: bool,
     token: u32,
+    /// The entry the next frame sent is built in.
+    out: Box<Packet>,
+    /// The buffer the next frame received is read into, when no frame
+    /// holds it.
+    spare: Rc<Cell<Option<Box<Packet>>>>,
 }
 
-struct Frame(Packet);
+/// A received frame, read from the ring straight into a packet buffer of
+/// its own and never copied after: the buffer goes back to the link (its
+/// `spare`) when smoltcp drops the frame, so none is allocated per frame.
+struct Frame {
+    p: Option<Box<Packet>>,
+    home: Rc<Cell<Option<Box<Packet>>>>,
+}
 
 impl AsRef<[u8]> for Frame {
     fn as_ref(&self) -> &[u8] {
-        self.0.bytes()
+        self.p.as_deref().map_or(&[], Packet::bytes)
+    }
+}
+
+impl Drop for Frame {
+    fn drop(&mut self) {
+        if let Some(p) = self.p.take() {
+            self.home.set(Some(p));
+        }
     }
 }
 
@@ -74,18 +96,34 @@ impl Link for DriverLink {
     type Frame = Frame;
 
     fn receive(&mut self) -> Option<Frame> {
+        let mut p = self
+            .spare
+            .take()
+            .unwrap_or_else(|| Box::new(Packet::empty()));
         loop {
             if self.rx_cut.is_cut() {
-                return None;
+                break;
             }
-            let r = self.rx.ring.pop().map_err(DriverError::from);
-            let p = self.rx_cut.guard(r, report).ok()??;
+            // Only the head and the frame it announces are read.
+            let r = self
+                .rx
+                .ring
+                .pop_prefix(&mut p, net::HEAD_BYTES, Packet::used_bytes)
+                .map_err(DriverError::from);
+            if self.rx_cut.guard(r, report) != Ok(true) {
+                break;
+            }
             if p.kind == net::kind::FRAME {
-                return Some(Frame(p));
+                return Some(Frame {
+                    p: Some(p),
+                    home: Rc::clone(&self.spare),
+                });
             }
             // Not a frame: a refusal (the stack sends again what it
             // needs) or the address, known already.
         }
+        self.spare.set(Some(p));
+        None
     }
 
     fn can_send(&mut self) -> bool {
@@ -103,10 +141,13 @@ impl Link for DriverLink {
 
     fn send(&mut self, frame: &[u8]) -> bool {
         self.token = self.token.wrapping_add(1);
-        let Some(p) = Packet::frame(self.token, frame) else {
+        // Built in place and pushed as far as the frame goes: most frames
+        // sent while receiving are ACKs of 54 bytes in a 2048-byte slot.
+        let p = &mut *self.out;
+        if p.set_frame(self.token, frame).is_none() {
             return false;
-        };
-        match self.tx.ring.push(p) {
+        }
+        match self.tx.ring.push_prefix(p, p.used_bytes()) {
             Ok(()) => {
                 self.room = self.room.saturating_sub(1);
                 true
@@ -496,6 +537,8 @@ fn main(env: &Env) -> Result<(), &'static str> {
         room: 0,
         blocked: false,
         token: 0,
+        out: Box::new(Packet::empty()),
+        spare: Rc::new(Cell::new(None)),
     };
     let timer = TimerClient::new(env).map_err(<&'static str>::from)?;
     let clients = clients(env);
