@@ -495,6 +495,13 @@ impl Server {
             return Err(Errno::EINVAL);
         }
         self.unix_names.bound.retain(|_, w| w.strong_count() > 0);
+        // Before the file: no file is left behind by ENOBUFS. A pair end
+        // is named but takes no datagrams by its name.
+        let inbox = if with_unix(f, |u, _| u.dgram && u.conn.is_none())? {
+            Some(self.unix_names.new_inbox()?)
+        } else {
+            None
+        };
         let key = match &name {
             UnixAddr::Path(p) => {
                 let path = self.unix_path(pid, p)?;
@@ -532,11 +539,6 @@ impl Server {
                     break key;
                 }
             },
-        };
-        // A pair end is named but takes no datagrams by its name.
-        let inbox = match with_unix(f, |u, _| u.dgram && u.conn.is_none())? {
-            true => Some(self.unix_names.new_inbox()?),
-            false => None,
         };
         let l = Rc::new(RefCell::new(Listener {
             name: name.clone(),
