@@ -725,6 +725,8 @@ mod tests {
         );
         // One message as large as the capacity fits an empty queue.
         let mut q = Datagrams::inbox();
-        assert!(q.push(UnixAddr::Unnamed, &vec![1u8; DGRAM_CAPACITY]).is_ok());
+        assert!(q
+            .push(UnixAddr::Unnamed, &vec![1u8; DGRAM_CAPACITY])
+            .is_ok());
     }
 }

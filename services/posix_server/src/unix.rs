@@ -656,11 +656,7 @@ impl Server {
 
     /// The queue of the datagram socket bound at `name`: `EPROTOTYPE` for a
     /// stream socket's name, `ECONNREFUSED` for a pair end's.
-    fn dgram_target(
-        &mut self,
-        pid: Pid,
-        name: &UnixAddr,
-    ) -> Result<Rc<RefCell<Datagrams>>, Errno> {
+    fn dgram_target(&mut self, pid: Pid, name: &UnixAddr) -> Result<Rc<RefCell<Datagrams>>, Errno> {
         let l = self.unix_named(pid, name)?;
         let l = l.borrow();
         match &l.inbox {
