@@ -638,6 +638,18 @@ static void dgram_names(void)
 	check(sendto(st2, "x", 1, MSG_NOSIGNAL, (struct sockaddr *)&a, len) == -1 &&
 		      errno == EOPNOTSUPP,
 	      "sendto on an unconnected stream: EOPNOTSUPP");
+	struct sockaddr_un sa;
+	socklen_t sl = addr_of(&sa, "kaal-stream-name", 1);
+	check(bind(st2, (struct sockaddr *)&sa, sl) == 0, "bind a stream socket (no listen)");
+	check(sendto(d, "x", 1, 0, (struct sockaddr *)&sa, sl) == -1 && errno == ECONNREFUSED,
+	      "an abstract stream name is no datagram socket's: ECONNREFUSED");
+	int live = socket(AF_UNIX, SOCK_DGRAM, 0);
+	check(bind(live, (struct sockaddr *)&ca, cl) == 0, "bind an abstract datagram name again");
+	int st3 = socket(AF_UNIX, SOCK_STREAM, 0);
+	check(connect(st3, (struct sockaddr *)&ca, cl) == -1 && errno == ECONNREFUSED,
+	      "nor is an abstract datagram name a stream's");
+	close(st3);
+	close(live);
 	close(st2);
 	close(d);
 	unlink("/tmp/dgram.sock");

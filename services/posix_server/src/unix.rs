@@ -66,6 +66,8 @@ impl Drop for End {
 #[derive(Debug, Default)]
 pub struct Listener {
     name: UnixAddr,
+    /// A datagram socket's name (Linux refuses the other type, `EPROTOTYPE`).
+    dgram: bool,
     /// A datagram socket's: where datagrams sent to the name go.
     inbox: Option<Weak<RefCell<Datagrams>>>,
     listening: bool,
@@ -540,8 +542,10 @@ impl Server {
                 }
             },
         };
+        let dgram = with_unix(f, |u, _| u.dgram)?;
         let l = Rc::new(RefCell::new(Listener {
             name: name.clone(),
+            dgram,
             inbox: inbox.as_ref().map(Rc::downgrade),
             ..Listener::default()
         }));
@@ -600,11 +604,7 @@ impl Server {
         if listening {
             return Err(Errno::EINVAL);
         }
-        let l = self.unix_named(pid, &name)?;
-        if l.borrow().inbox.is_some() {
-            return Err(Errno::EPROTOTYPE);
-        }
-        let l = Some(l)
+        let l = Some(self.unix_named(pid, &name, false)?)
             .filter(|l| l.borrow().listening)
             .ok_or(Errno::ECONNREFUSED)?;
         let full = {
@@ -638,10 +638,17 @@ impl Server {
         Ok(0)
     }
 
-    /// The name entry bound at `name`: `ENOENT` without the file (and
-    /// what else resolving the path gives), `ECONNREFUSED` when no socket
-    /// is bound there.
-    fn unix_named(&mut self, pid: Pid, name: &UnixAddr) -> Result<Rc<RefCell<Listener>>, Errno> {
+    /// The name entry of a datagram (`dgram`) or stream socket bound at
+    /// `name`: `ENOENT` without the file (and what else resolving the path
+    /// gives), `ECONNREFUSED` when no socket is bound there; a socket of the
+    /// other type is `EPROTOTYPE` at a path, and not found (`ECONNREFUSED`)
+    /// by an abstract name, as Linux looks them up.
+    fn unix_named(
+        &mut self,
+        pid: Pid,
+        name: &UnixAddr,
+        dgram: bool,
+    ) -> Result<Rc<RefCell<Listener>>, Errno> {
         let key = match name {
             UnixAddr::Path(p) => {
                 let path = self.unix_path(pid, p)?;
@@ -651,19 +658,25 @@ impl Server {
             UnixAddr::Abstract(a) => Key::Abstract(a.clone()),
             UnixAddr::Unnamed => return Err(Errno::EINVAL),
         };
-        self.unix_names.live(&key).ok_or(Errno::ECONNREFUSED)
+        let l = self.unix_names.live(&key).ok_or(Errno::ECONNREFUSED)?;
+        if l.borrow().dgram != dgram {
+            return Err(match key {
+                Key::Inode(..) => Errno::EPROTOTYPE,
+                Key::Abstract(_) => Errno::ECONNREFUSED,
+            });
+        }
+        Ok(l)
     }
 
-    /// The queue of the datagram socket bound at `name`: `EPROTOTYPE` for a
-    /// stream socket's name, `ECONNREFUSED` for a pair end's.
+    /// The queue of the datagram socket bound at `name` (`ECONNREFUSED` for
+    /// a pair end's: it has none).
     fn dgram_target(&mut self, pid: Pid, name: &UnixAddr) -> Result<Rc<RefCell<Datagrams>>, Errno> {
-        let l = self.unix_named(pid, name)?;
+        let l = self.unix_named(pid, name, true)?;
         let l = l.borrow();
-        match &l.inbox {
-            Some(q) => q.upgrade().ok_or(Errno::ECONNREFUSED),
-            None if l.listening => Err(Errno::EPROTOTYPE),
-            None => Err(Errno::ECONNREFUSED),
-        }
+        l.inbox
+            .as_ref()
+            .and_then(Weak::upgrade)
+            .ok_or(Errno::ECONNREFUSED)
     }
 
     /// `accept4(fd, addr, addrlen, flags)`.
