@@ -520,8 +520,9 @@ static ssize_t take(int r, char *b, size_t n, struct sockaddr_un *from, socklen_
 
 /* Named datagram sockets: bind to a path and an abstract name, sendto from
  * an unbound socket, connect then send/write, the sender's address,
- * boundaries, the bounded queue (EAGAIN, or a blocked sender woken by a
- * read), readiness, EMSGSIZE, ECONNREFUSED once the receiver is closed. */
+ * boundaries, a connected receiver's EPERM for others, the bounded queue
+ * (EAGAIN, or a blocked sender woken by a read), readiness, EMSGSIZE,
+ * ECONNREFUSED once the receiver is closed. */
 static void dgram_names(void)
 {
 	struct sockaddr_un a, from;
@@ -576,6 +577,23 @@ static void dgram_names(void)
 	check(sendto(r, "back", 4, 0, (struct sockaddr *)&ca, cl) == 4, "sendto an abstract name");
 	check(take(c, b, sizeof b, &from, &fl) == 4 && fl == len && memcmp(&from, &a, len) == 0,
 	      "the answer names its path");
+	check(sendto(r, "me", 2, 0, (struct sockaddr *)&a, len) == 2 &&
+		      recv(r, b, sizeof b, 0) == 2 && memcmp(b, "me", 2) == 0,
+	      "a datagram to itself");
+
+	/* A connected receiver takes its peer's datagrams only. */
+	struct sockaddr_un ra;
+	socklen_t rl = addr_of(&ra, "kaal-dgram-peer", 1);
+	int r2 = socket(AF_UNIX, SOCK_DGRAM, 0);
+	check(bind(r2, (struct sockaddr *)&ra, rl) == 0 &&
+		      connect(r2, (struct sockaddr *)&ca, cl) == 0,
+	      "a receiver connected to the named sender");
+	check(sendto(s, "no", 2, 0, (struct sockaddr *)&ra, rl) == -1 && errno == EPERM,
+	      "another sender: EPERM");
+	check(sendto(c, "ok", 2, 0, (struct sockaddr *)&ra, rl) == 2 &&
+		      recv(r2, b, sizeof b, MSG_DONTWAIT) == 2 && memcmp(b, "ok", 2) == 0,
+	      "its peer's datagram taken");
+	close(r2);
 
 	/* connect, then send and write. */
 	check(connect(s, (struct sockaddr *)&a, len) == 0, "connect a datagram socket");

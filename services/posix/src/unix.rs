@@ -145,6 +145,10 @@ pub struct Datagrams {
     bytes: usize,
     /// At most this many messages wait.
     max: usize,
+    /// A named socket's queue's identity, and the only sender it takes
+    /// (Linux: a connected datagram socket receives from its peer only).
+    id: u64,
+    only: Option<u64>,
     /// Messages in and out (epoll's edge-triggered reports).
     ins: u64,
     outs: u64,
@@ -156,6 +160,8 @@ impl Default for Datagrams {
             queue: VecDeque::new(),
             bytes: 0,
             max: usize::MAX,
+            id: 0,
+            only: None,
             ins: 0,
             outs: 0,
         }
@@ -163,13 +169,41 @@ impl Default for Datagrams {
 }
 
 impl Datagrams {
-    /// A named socket's queue: bounded in bytes and, as Linux's, in
-    /// messages ([`DGRAM_QLEN`]), which a pair's is not.
-    pub fn inbox() -> Datagrams {
+    /// A named socket's queue, `id` telling it from the others: bounded
+    /// in bytes and, as Linux's, in messages ([`DGRAM_QLEN`]), which a
+    /// pair's is not.
+    pub fn inbox(id: u64) -> Datagrams {
         Datagrams {
             max: DGRAM_QLEN,
+            id,
             ..Datagrams::default()
         }
+    }
+
+    /// The identity given to [`Datagrams::inbox`].
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Takes messages only from the socket whose queue is `peer` (its
+    /// owner connected there), or from anyone.
+    pub fn only_from(&mut self, peer: Option<u64>) {
+        self.only = peer;
+    }
+
+    /// [`Datagrams::push`] by the socket whose queue is `sender` (none if
+    /// unbound): `EPERM` if this one takes another's only, as Linux's
+    /// `unix_may_send`.
+    pub fn send(
+        &mut self,
+        sender: Option<u64>,
+        from: UnixAddr,
+        data: &[u8],
+    ) -> Result<usize, Errno> {
+        if self.only.is_some() && self.only != sender {
+            return Err(Errno::EPERM);
+        }
+        self.push(from, data)
     }
 
     fn room(&self) -> usize {
@@ -692,7 +726,7 @@ mod tests {
 
     #[test]
     fn an_inbox_keeps_senders_and_bounds_its_queue() {
-        let mut q = Datagrams::inbox();
+        let mut q = Datagrams::inbox(1);
         let me = UnixAddr::Path(b"/tmp/me".to_vec());
         assert!(q.writable() && q.is_empty());
         assert_eq!(q.push(me.clone(), b"hello"), Ok(5));
@@ -713,7 +747,7 @@ mod tests {
         assert!(q.pop(&mut b).is_some());
         assert!(q.writable());
         // Bytes bound it too; a message beyond the capacity never fits.
-        let mut q = Datagrams::inbox();
+        let mut q = Datagrams::inbox(1);
         assert_eq!(q.push(UnixAddr::Unnamed, &vec![1u8; 40_000]), Ok(40_000));
         assert_eq!(
             q.push(UnixAddr::Unnamed, &vec![1u8; 40_000]),
@@ -723,8 +757,17 @@ mod tests {
             q.push(UnixAddr::Unnamed, &vec![1u8; DGRAM_CAPACITY + 1]),
             Err(Errno::EMSGSIZE)
         );
+        // A connected receiver takes its peer's messages only.
+        let mut q = Datagrams::inbox(1);
+        assert_eq!(q.id(), 1);
+        q.only_from(Some(7));
+        assert_eq!(q.send(None, UnixAddr::Unnamed, b"x"), Err(Errno::EPERM));
+        assert_eq!(q.send(Some(8), UnixAddr::Unnamed, b"x"), Err(Errno::EPERM));
+        assert_eq!(q.send(Some(7), UnixAddr::Unnamed, b"x"), Ok(1));
+        q.only_from(None);
+        assert_eq!(q.send(None, UnixAddr::Unnamed, b"x"), Ok(1));
         // One message as large as the capacity fits an empty queue.
-        let mut q = Datagrams::inbox();
+        let mut q = Datagrams::inbox(1);
         assert!(q
             .push(UnixAddr::Unnamed, &vec![1u8; DGRAM_CAPACITY])
             .is_ok());

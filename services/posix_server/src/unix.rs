@@ -91,6 +91,8 @@ pub struct Names {
     bound: BTreeMap<Key, Weak<RefCell<Listener>>>,
     streams: Vec<Weak<RefCell<Stream>>>,
     inboxes: Vec<Weak<RefCell<Datagrams>>>,
+    /// The last identity given to a queue.
+    inbox_ids: u64,
     autobind: u32,
 }
 
@@ -121,7 +123,8 @@ impl Names {
         if self.inboxes.len() >= MAX_INBOXES {
             return Err(Errno::ENOBUFS);
         }
-        let q = Rc::new(RefCell::new(Datagrams::inbox()));
+        self.inbox_ids = self.inbox_ids.wrapping_add(1);
+        let q = Rc::new(RefCell::new(Datagrams::inbox(self.inbox_ids)));
         self.inboxes.push(Rc::downgrade(&q));
         Ok(q)
     }
@@ -217,13 +220,36 @@ impl Unix {
             return Err(Errno::ENOTCONN);
         };
         match to.upgrade() {
-            Some(q) => q.borrow_mut().push(self.local.clone(), data),
+            Some(q) => {
+                // Before the borrow: a socket may send to itself.
+                let me = self.id();
+                q.borrow_mut().send(me, self.local.clone(), data)
+            }
             None => {
+                // Disconnected: others may send here again.
                 self.to = None;
                 self.peer = UnixAddr::Unnamed;
+                if let Some(q) = &self.inbox {
+                    q.borrow_mut().only_from(None);
+                }
                 Err(Errno::ECONNREFUSED)
             }
         }
+    }
+
+    /// Its queue's identity, which a connected receiver checks.
+    fn id(&self) -> Option<u64> {
+        self.inbox.as_ref().map(|q| q.borrow().id())
+    }
+
+    /// Sets where sends go, and so whom this socket's queue takes.
+    fn connect_to(&mut self, q: &Rc<RefCell<Datagrams>>, name: UnixAddr) {
+        let peer = q.borrow().id();
+        if let Some(mine) = &self.inbox {
+            mine.borrow_mut().only_from(Some(peer));
+        }
+        self.to = Some(Rc::downgrade(q));
+        self.peer = name;
     }
 
     /// Receives into `out`: from the connection, or a datagram socket's
@@ -554,6 +580,11 @@ impl Server {
             u.local = name;
             u.bound = Some(l);
             u.inbox = inbox;
+            // Connected before it was bound: its peer's messages only.
+            let peer = u.to.as_ref().and_then(Weak::upgrade);
+            if let (Some(mine), Some(p)) = (&u.inbox, peer) {
+                mine.borrow_mut().only_from(Some(p.borrow().id()));
+            }
         })?;
         Ok(0)
     }
@@ -592,10 +623,7 @@ impl Server {
             // A datagram socket's connect only sets where sends go (again
             // and again, as Linux).
             let q = self.dgram_target(pid, &name)?;
-            with_unix(f, |u, _| {
-                u.to = Some(Rc::downgrade(&q));
-                u.peer = name;
-            })?;
+            with_unix(f, |u, _| u.connect_to(&q, name))?;
             return Ok(0);
         }
         if connected {
@@ -750,7 +778,10 @@ impl Server {
                     return Err(e);
                 }
                 let q = self.dgram_target(pid, &name)?;
-                with_unix(f, |u, nb| (q.borrow_mut().push(u.local.clone(), data), nb))?
+                with_unix(f, |u, nb| {
+                    let me = u.id();
+                    (q.borrow_mut().send(me, u.local.clone(), data), nb)
+                })?
             }
             None => with_unix(f, |u, nb| (u.send(data), nb))?,
         };
