@@ -5,7 +5,8 @@
  * poll and epoll readiness, shutdown (EOF, EPIPE with and without
  * SIGPIPE, POLLRDHUP, POLLHUP), a blocking read woken by the peer's
  * close, a path-named server (parent) and client (child), an abstract
- * name, and the errors ENOENT, ECONNREFUSED, EADDRINUSE, EINVAL, EISCONN.
+ * name, datagram pairs and named datagram sockets, and the errors ENOENT,
+ * ECONNREFUSED, EADDRINUSE, EINVAL, EISCONN, EMSGSIZE, EPROTOTYPE.
  *
  * Prints `unix: ok`, exit 0; on the first failure `unix: FAILED ...` and
  * exit 1.
@@ -509,6 +510,171 @@ static void datagrams(void)
 	close(sv[1]);
 }
 
+/* Receives one datagram on `r` into `b`: its length, the sender in `from`. */
+static ssize_t take(int r, char *b, size_t n, struct sockaddr_un *from, socklen_t *fl)
+{
+	*fl = sizeof *from;
+	memset(from, 0x55, sizeof *from);
+	return recvfrom(r, b, n, 0, (struct sockaddr *)from, fl);
+}
+
+/* Named datagram sockets: bind to a path and an abstract name, sendto from
+ * an unbound socket, connect then send/write, the sender's address,
+ * boundaries, a connected receiver's EPERM for others, the bounded queue
+ * (EAGAIN, or a blocked sender woken by a read), readiness, EMSGSIZE,
+ * ECONNREFUSED once the receiver is closed. */
+static void dgram_names(void)
+{
+	struct sockaddr_un a, from;
+	socklen_t len = addr_of(&a, "/tmp/dgram.sock", 0), fl;
+	unlink("/tmp/dgram.sock");
+	int r = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	check(r >= 0, "socket(AF_UNIX, SOCK_DGRAM)");
+	check((fcntl(r, F_GETFD) & FD_CLOEXEC) && (fcntl(r, F_GETFL) & O_NONBLOCK),
+	      "SOCK_CLOEXEC and SOCK_NONBLOCK kept");
+	int t = -1;
+	socklen_t tl = sizeof t;
+	check(getsockopt(r, SOL_SOCKET, SO_TYPE, &t, &tl) == 0 && t == SOCK_DGRAM, "SO_TYPE");
+	check(bind(r, (struct sockaddr *)&a, len) == 0, "bind a datagram socket to a path");
+	check(access("/tmp/dgram.sock", F_OK) == 0, "the socket file exists");
+	int d = socket(AF_UNIX, SOCK_DGRAM, 0);
+	check(bind(d, (struct sockaddr *)&a, len) == -1 && errno == EADDRINUSE, "bind again: EADDRINUSE");
+	char b[64];
+	check(recv(r, b, sizeof b, 0) == -1 && errno == EAGAIN, "nothing sent: EAGAIN");
+	struct pollfd p = { .fd = r, .events = POLLIN };
+	check(poll(&p, 1, 0) == 0, "nothing sent: not readable");
+	int ep = epoll_create1(0);
+	struct epoll_event ev = { .events = EPOLLIN | EPOLLET, .data.fd = r };
+	check(epoll_ctl(ep, EPOLL_CTL_ADD, r, &ev) == 0, "epoll_ctl");
+
+	/* An unbound sender: boundaries kept, no source address. */
+	int s = socket(AF_UNIX, SOCK_DGRAM, 0);
+	check(sendto(s, "one", 3, 0, (struct sockaddr *)&a, len) == 3 &&
+		      sendto(s, "", 0, 0, (struct sockaddr *)&a, len) == 0 &&
+		      sendto(s, "three", 5, 0, (struct sockaddr *)&a, len) == 5,
+	      "sendto a named socket");
+	check(poll(&p, 1, 0) == 1 && (p.revents & POLLIN), "readable with datagrams waiting");
+	check(epoll_wait(ep, &ev, 1, 0) == 1 && ev.data.fd == r, "epoll: EPOLLIN");
+	check(epoll_wait(ep, &ev, 1, 0) == 0, "epoll: edge reported once");
+	check(take(r, b, sizeof b, &from, &fl) == 3 && memcmp(b, "one", 3) == 0 && fl == 0,
+	      "first datagram whole; an unbound sender has no address (length 0, as Linux)");
+	check(take(r, b, sizeof b, &from, &fl) == 0, "an empty datagram");
+	struct iovec v = { b, 4 };
+	struct msghdr m = { .msg_iov = &v, .msg_iovlen = 1 };
+	check(recvmsg(r, &m, 0) == 4 && (m.msg_flags & MSG_TRUNC) && memcmp(b, "thre", 4) == 0,
+	      "a long datagram is cut: MSG_TRUNC");
+	check(recv(r, b, sizeof b, 0) == -1 && errno == EAGAIN, "all read: EAGAIN");
+
+	/* A named sender: recvfrom reports its abstract name. */
+	struct sockaddr_un ca;
+	socklen_t cl = addr_of(&ca, "kaal-dgram-client", 1);
+	int c = socket(AF_UNIX, SOCK_DGRAM, 0);
+	check(bind(c, (struct sockaddr *)&ca, cl) == 0, "bind a sender to an abstract name");
+	check(sendto(c, "hi", 2, 0, (struct sockaddr *)&a, len) == 2, "sendto from a named sender");
+	check(take(r, b, sizeof b, &from, &fl) == 2 && fl == cl && memcmp(&from, &ca, cl) == 0,
+	      "recvfrom gives the sender's name");
+	/* ...and receives in turn: the path-named one answers. */
+	check(sendto(r, "back", 4, 0, (struct sockaddr *)&ca, cl) == 4, "sendto an abstract name");
+	check(take(c, b, sizeof b, &from, &fl) == 4 && fl == len && memcmp(&from, &a, len) == 0,
+	      "the answer names its path");
+	check(sendto(r, "me", 2, 0, (struct sockaddr *)&a, len) == 2 &&
+		      recv(r, b, sizeof b, 0) == 2 && memcmp(b, "me", 2) == 0,
+	      "a datagram to itself");
+
+	/* A connected receiver takes its peer's datagrams only. */
+	struct sockaddr_un ra;
+	socklen_t rl = addr_of(&ra, "kaal-dgram-peer", 1);
+	int r2 = socket(AF_UNIX, SOCK_DGRAM, 0);
+	check(bind(r2, (struct sockaddr *)&ra, rl) == 0 &&
+		      connect(r2, (struct sockaddr *)&ca, cl) == 0,
+	      "a receiver connected to the named sender");
+	check(sendto(s, "no", 2, 0, (struct sockaddr *)&ra, rl) == -1 && errno == EPERM,
+	      "another sender: EPERM");
+	check(sendto(c, "ok", 2, 0, (struct sockaddr *)&ra, rl) == 2 &&
+		      recv(r2, b, sizeof b, MSG_DONTWAIT) == 2 && memcmp(b, "ok", 2) == 0,
+	      "its peer's datagram taken");
+	close(r2);
+
+	/* connect, then send and write. */
+	check(connect(s, (struct sockaddr *)&a, len) == 0, "connect a datagram socket");
+	struct sockaddr_un peer;
+	socklen_t pl = sizeof peer;
+	check(getpeername(s, (struct sockaddr *)&peer, &pl) == 0 && pl == len &&
+		      memcmp(&peer, &a, len) == 0,
+	      "getpeername: the path connected to");
+	check(write(s, "w", 1) == 1 && send(s, "sent", 4, 0) == 4, "write and send when connected");
+	check(recv(r, b, sizeof b, 0) == 1 && b[0] == 'w', "written datagram");
+	check(recv(r, b, sizeof b, 0) == 4 && memcmp(b, "sent", 4) == 0, "sent datagram");
+
+	/* The queue is bounded (Linux: max_dgram_qlen 10, so 11 wait). */
+	fcntl(s, F_SETFL, O_NONBLOCK);
+	int n = 0;
+	while (n < 1000 && send(s, "q", 1, 0) == 1)
+		n++;
+	check(n == 11 && errno == EAGAIN, "a full queue: EAGAIN after 11");
+	struct pollfd ps = { .fd = s, .events = POLLOUT };
+	check(poll(&ps, 1, 0) == 0, "a full peer: not writable");
+	pid_t k = fork();
+	if (k == 0) {
+		int w = socket(AF_UNIX, SOCK_DGRAM, 0);
+		_exit(sendto(w, "late", 4, 0, (struct sockaddr *)&a, len) == 4 ? 0 : 1);
+	}
+	usleep(200 * 1000);
+	int st;
+	check(waitpid(k, &st, WNOHANG) == 0, "a blocking sender waits on a full queue");
+	for (int i = 0; i < n; i++)
+		check(recv(r, b, sizeof b, 0) == 1 && b[0] == 'q', "queued datagram");
+	check(poll(&ps, 1, 0) == 1, "room again: writable");
+	check(waitpid(k, &st, 0) == k && WIFEXITED(st) && WEXITSTATUS(st) == 0,
+	      "the blocked sender went on");
+	p.fd = r;
+	check(poll(&p, 1, 1000) == 1 && recv(r, b, sizeof b, 0) == 4 && memcmp(b, "late", 4) == 0,
+	      "its datagram arrived");
+
+	static char big[300000];
+	check(send(s, big, sizeof big, 0) == -1 && errno == EMSGSIZE, "too big: EMSGSIZE");
+
+	/* The receiver closed: sends are refused. */
+	close(r);
+	check(send(s, "x", 1, 0) == -1 && errno == ECONNREFUSED, "receiver closed: ECONNREFUSED");
+	check(send(s, "x", 1, 0) == -1 && errno == ENOTCONN, "then ENOTCONN");
+	check(sendto(d, "x", 1, 0, (struct sockaddr *)&a, len) == -1 && errno == ECONNREFUSED,
+	      "the file left, no socket: ECONNREFUSED");
+	check(unlink("/tmp/dgram.sock") == 0, "unlink the socket file");
+	check(sendto(d, "x", 1, 0, (struct sockaddr *)&a, len) == -1 && errno == ENOENT,
+	      "no file: ENOENT");
+	close(c);
+	check(sendto(d, "x", 1, 0, (struct sockaddr *)&ca, cl) == -1 && errno == ECONNREFUSED,
+	      "an abstract name gone: ECONNREFUSED");
+	check(send(d, "x", 1, 0) == -1 && errno == ENOTCONN, "send unconnected: ENOTCONN");
+
+	/* Stream and datagram names do not mix. */
+	check(bind(d, (struct sockaddr *)&a, len) == 0, "bind for the mix");
+	int st2 = socket(AF_UNIX, SOCK_STREAM, 0);
+	check(connect(st2, (struct sockaddr *)&a, len) == -1 && errno == EPROTOTYPE,
+	      "a stream connect to a datagram name: EPROTOTYPE");
+	check(sendto(st2, "x", 1, MSG_NOSIGNAL, (struct sockaddr *)&a, len) == -1 &&
+		      errno == EOPNOTSUPP,
+	      "sendto on an unconnected stream: EOPNOTSUPP");
+	struct sockaddr_un sa;
+	socklen_t sl = addr_of(&sa, "kaal-stream-name", 1);
+	check(bind(st2, (struct sockaddr *)&sa, sl) == 0, "bind a stream socket (no listen)");
+	check(sendto(d, "x", 1, 0, (struct sockaddr *)&sa, sl) == -1 && errno == ECONNREFUSED,
+	      "an abstract stream name is no datagram socket's: ECONNREFUSED");
+	int live = socket(AF_UNIX, SOCK_DGRAM, 0);
+	check(bind(live, (struct sockaddr *)&ca, cl) == 0, "bind an abstract datagram name again");
+	int st3 = socket(AF_UNIX, SOCK_STREAM, 0);
+	check(connect(st3, (struct sockaddr *)&ca, cl) == -1 && errno == ECONNREFUSED,
+	      "nor is an abstract datagram name a stream's");
+	close(st3);
+	close(live);
+	close(st2);
+	close(d);
+	unlink("/tmp/dgram.sock");
+	close(s);
+	close(ep);
+}
+
 static void errors(void)
 {
 	int sv[2];
@@ -571,6 +737,8 @@ int main(void)
 	part_ok("abstract");
 	datagrams();
 	part_ok("datagrams");
+	dgram_names();
+	part_ok("dgram names");
 	errors();
 	part_ok("errors");
 	if (failed)

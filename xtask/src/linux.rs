@@ -11,7 +11,9 @@
 //!
 //! The userland: `/bin/busybox` (the host's static busybox) with a symlink
 //! to it per applet in `/bin`, the programs in `/bin`, `/etc/passwd`,
-//! `/etc/group`, `/etc/profile`, `/tmp` and `/root`. It is the test disks'
+//! `/etc/group`, `/etc/profile`, `/tmp`, `/root` and an empty `/dev` (the
+//! process server provides its devices by name; a socket bound there, as
+//! `syslogd`'s `/dev/log`, needs the folder). It is the test disks'
 //! `ext2 = "linux"` tree, and what a system disk with `linux = true` adds
 //! to its folder (`systems/rootfs`).
 
@@ -444,7 +446,7 @@ pub fn add_userland(layout: &Layout, dest: &Path, programs: Programs) -> Result<
             fs::set_permissions(&path, fs::Permissions::from_mode(0o644))?;
         }
     }
-    for (name, mode) in [("tmp", 0o1777), ("root", 0o700)] {
+    for (name, mode) in [("tmp", 0o1777), ("root", 0o700), ("dev", 0o755)] {
         let dir = dest.join(name);
         if absent(&dir) {
             fs::create_dir(&dir).with_context(|| format!("creating {}", dir.display()))?;

@@ -1,8 +1,9 @@
 //! AF_UNIX sockets as Linux programs see them (`net/unix/af_unix.c`):
 //! `struct sockaddr_un`, `socket`'s arguments, and a connection's state.
 //! A stream connection is a pair of [`Pipe`]s, one per direction, plus each
-//! end's shutdown bits and pending error; a datagram pair (`socketpair`
-//! only) queues whole messages instead. The process server keeps the names,
+//! end's shutdown bits and pending error; a datagram pair queues whole
+//! messages instead, in the [`Datagrams`] a named datagram socket receives
+//! into (each message with its sender's name). The process server keeps the names,
 //! listeners and descriptors (`services/posix_server/src/unix.rs`). Like
 //! the pipe, nothing here blocks: `WouldBlock` asks the server to park a
 //! blocking caller.
@@ -126,26 +127,131 @@ struct EndState {
     refused: bool,
 }
 
-/// Bytes a datagram direction holds (Linux's limit is the sender's
-/// 208 KiB buffer); a larger message is `EMSGSIZE`.
+/// Bytes a datagram queue holds (Linux's limit is the sender's 208 KiB
+/// buffer); a larger message is `EMSGSIZE`.
 pub const DGRAM_CAPACITY: usize = 64 * 1024;
 /// What each message costs beyond its bytes, which bounds how many empty
 /// ones fit.
 const DGRAM_COST: usize = 64;
+/// Messages a named socket's queue holds: Linux's `max_dgram_qlen` (10),
+/// which lets one more in (`skb_queue_len > max`).
+pub const DGRAM_QLEN: usize = 11;
 
-/// One direction of a datagram pair: whole messages in order.
-#[derive(Clone, Debug, Default)]
-struct Datagrams {
-    queue: VecDeque<Vec<u8>>,
+/// Whole messages in order, each with its sender's name: one direction
+/// of a datagram pair, or what a named datagram socket receives.
+#[derive(Clone, Debug)]
+pub struct Datagrams {
+    queue: VecDeque<(UnixAddr, Vec<u8>)>,
     bytes: usize,
+    /// At most this many messages wait.
+    max: usize,
+    /// A named socket's queue's identity, and the only sender it takes
+    /// (Linux: a connected datagram socket receives from its peer only).
+    id: u64,
+    only: Option<u64>,
     /// Messages in and out (epoll's edge-triggered reports).
     ins: u64,
     outs: u64,
 }
 
+impl Default for Datagrams {
+    fn default() -> Self {
+        Datagrams {
+            queue: VecDeque::new(),
+            bytes: 0,
+            max: usize::MAX,
+            id: 0,
+            only: None,
+            ins: 0,
+            outs: 0,
+        }
+    }
+}
+
 impl Datagrams {
+    /// A named socket's queue, `id` telling it from the others: bounded
+    /// in bytes and, as Linux's, in messages ([`DGRAM_QLEN`]), which a
+    /// pair's is not.
+    pub fn inbox(id: u64) -> Datagrams {
+        Datagrams {
+            max: DGRAM_QLEN,
+            id,
+            ..Datagrams::default()
+        }
+    }
+
+    /// The identity given to [`Datagrams::inbox`].
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Takes messages only from the socket whose queue is `peer` (its
+    /// owner connected there), or from anyone.
+    pub fn only_from(&mut self, peer: Option<u64>) {
+        self.only = peer;
+    }
+
+    /// [`Datagrams::push`] by the socket whose queue is `sender` (none if
+    /// unbound): `EPERM` if this one takes another's only, as Linux's
+    /// `unix_may_send`.
+    pub fn send(
+        &mut self,
+        sender: Option<u64>,
+        from: UnixAddr,
+        data: &[u8],
+    ) -> Result<usize, Errno> {
+        if self.only.is_some() && self.only != sender {
+            return Err(Errno::EPERM);
+        }
+        self.push(from, data)
+    }
+
     fn room(&self) -> usize {
         DGRAM_CAPACITY.saturating_sub(self.bytes)
+    }
+
+    /// Whether no message waits.
+    pub fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+
+    /// Whether a `PIPE_BUF` message would be taken now (`POLLOUT`).
+    pub fn writable(&self) -> bool {
+        self.room() >= PIPE_BUF && self.queue.len() < self.max
+    }
+
+    /// (messages in, messages out): epoll's edge-triggered reports.
+    pub fn changes(&self) -> (u64, u64) {
+        (self.ins, self.outs)
+    }
+
+    /// Queues `data` from `from`, whole or not at all: `EMSGSIZE` past
+    /// [`DGRAM_CAPACITY`], `EAGAIN` when full (a blocking sender waits).
+    pub fn push(&mut self, from: UnixAddr, data: &[u8]) -> Result<usize, Errno> {
+        if data.len() > DGRAM_CAPACITY {
+            return Err(Errno::EMSGSIZE);
+        }
+        let cost = data.len() + DGRAM_COST;
+        if (self.room() < cost && !self.queue.is_empty()) || self.queue.len() >= self.max {
+            return Err(Errno::EAGAIN);
+        }
+        self.queue.push_back((from, data.to_vec()));
+        self.bytes = self.bytes.saturating_add(cost);
+        self.ins = self.ins.wrapping_add(1);
+        Ok(data.len())
+    }
+
+    /// The next message into `buf`, cut to it (the rest is lost): its
+    /// length read, whether it was cut, its sender.
+    pub fn pop(&mut self, buf: &mut [u8]) -> Option<(usize, bool, UnixAddr)> {
+        let (from, msg) = self.queue.pop_front()?;
+        self.bytes = self.bytes.saturating_sub(msg.len() + DGRAM_COST);
+        self.outs = self.outs.wrapping_add(1);
+        let k = msg.len().min(buf.len());
+        if let (Some(dst), Some(src)) = (buf.get_mut(..k), msg.get(..k)) {
+            dst.copy_from_slice(src);
+        }
+        Some((k, msg.len() > buf.len(), from))
     }
 }
 
@@ -217,16 +323,10 @@ impl Stream {
         let Some(q) = self.dgram(other(end)) else {
             return Err(Errno::EBADF);
         };
-        let Some(msg) = q.queue.pop_front() else {
+        let Some((k, cut, _)) = q.pop(buf) else {
             return if rd_shut { Ok(0) } else { Err(Errno::EAGAIN) };
         };
-        q.bytes = q.bytes.saturating_sub(msg.len() + DGRAM_COST);
-        q.outs = q.outs.wrapping_add(1);
-        let k = msg.len().min(buf.len());
-        if let (Some(dst), Some(src)) = (buf.get_mut(..k), msg.get(..k)) {
-            dst.copy_from_slice(src);
-        }
-        self.truncated = msg.len() > buf.len();
+        self.truncated = cut;
         Ok(k)
     }
 
@@ -246,18 +346,8 @@ impl Stream {
                 Errno::ENOTCONN
             });
         }
-        if data.len() > DGRAM_CAPACITY {
-            return Err(Errno::EMSGSIZE);
-        }
         let q = self.dgram(end).ok_or(Errno::EBADF)?;
-        let cost = data.len() + DGRAM_COST;
-        if q.room() < cost && !q.queue.is_empty() {
-            return Err(Errno::EAGAIN);
-        }
-        q.queue.push_back(data.to_vec());
-        q.bytes = q.bytes.saturating_add(cost);
-        q.ins = q.ins.wrapping_add(1);
-        Ok(data.len())
+        q.push(UnixAddr::Unnamed, data)
     }
 
     fn end(&self, end: usize) -> EndState {
@@ -439,8 +529,8 @@ impl Stream {
     pub fn changes(&self, end: usize) -> (u64, u64) {
         let ev = self.end(end).events;
         if let Some(d) = &self.dgrams {
-            let rd = d.get(other(end)).map_or(0, |q| q.ins);
-            let wr = d.get(end).map_or(0, |q| q.outs);
+            let rd = d.get(other(end)).map_or(0, |q| q.changes().0);
+            let wr = d.get(end).map_or(0, |q| q.changes().1);
             return (rd.wrapping_add(ev), wr.wrapping_add(ev));
         }
         let rd = self.dirs.get(other(end)).map_or(0, Pipe::reader_changes);
@@ -632,5 +722,54 @@ mod tests {
         assert_eq!(s.poll(0) & (g::POLLHUP | g::POLLIN), 0);
         s.shutdown(0, true, false);
         assert_eq!(s.read(0, &mut b), Ok(0));
+    }
+
+    #[test]
+    fn an_inbox_keeps_senders_and_bounds_its_queue() {
+        let mut q = Datagrams::inbox(1);
+        let me = UnixAddr::Path(b"/tmp/me".to_vec());
+        assert!(q.writable() && q.is_empty());
+        assert_eq!(q.push(me.clone(), b"hello"), Ok(5));
+        assert_eq!(q.push(UnixAddr::Unnamed, b""), Ok(0));
+        assert_eq!(q.changes(), (2, 0));
+        let mut b = [0u8; 3];
+        assert_eq!(q.pop(&mut b), Some((3, true, me)));
+        assert_eq!(&b, b"hel");
+        assert_eq!(q.pop(&mut b), Some((0, false, UnixAddr::Unnamed)));
+        assert_eq!(q.pop(&mut b), None);
+        assert_eq!(q.changes(), (2, 2));
+        // Linux's max_dgram_qlen: 11 small messages, then EAGAIN.
+        for _ in 0..DGRAM_QLEN {
+            assert_eq!(q.push(UnixAddr::Unnamed, b"x"), Ok(1));
+        }
+        assert!(!q.writable());
+        assert_eq!(q.push(UnixAddr::Unnamed, b"x"), Err(Errno::EAGAIN));
+        assert!(q.pop(&mut b).is_some());
+        assert!(q.writable());
+        // Bytes bound it too; a message beyond the capacity never fits.
+        let mut q = Datagrams::inbox(1);
+        assert_eq!(q.push(UnixAddr::Unnamed, &vec![1u8; 40_000]), Ok(40_000));
+        assert_eq!(
+            q.push(UnixAddr::Unnamed, &vec![1u8; 40_000]),
+            Err(Errno::EAGAIN)
+        );
+        assert_eq!(
+            q.push(UnixAddr::Unnamed, &vec![1u8; DGRAM_CAPACITY + 1]),
+            Err(Errno::EMSGSIZE)
+        );
+        // A connected receiver takes its peer's messages only.
+        let mut q = Datagrams::inbox(1);
+        assert_eq!(q.id(), 1);
+        q.only_from(Some(7));
+        assert_eq!(q.send(None, UnixAddr::Unnamed, b"x"), Err(Errno::EPERM));
+        assert_eq!(q.send(Some(8), UnixAddr::Unnamed, b"x"), Err(Errno::EPERM));
+        assert_eq!(q.send(Some(7), UnixAddr::Unnamed, b"x"), Ok(1));
+        q.only_from(None);
+        assert_eq!(q.send(None, UnixAddr::Unnamed, b"x"), Ok(1));
+        // One message as large as the capacity fits an empty queue.
+        let mut q = Datagrams::inbox(1);
+        assert!(q
+            .push(UnixAddr::Unnamed, &vec![1u8; DGRAM_CAPACITY])
+            .is_ok());
     }
 }

@@ -1,5 +1,6 @@
-//! AF_UNIX stream sockets between Linux processes: `socketpair`, and
-//! named sockets (`bind`, `listen`, `accept`, `connect`). A connection is
+//! AF_UNIX sockets between Linux processes: `socketpair`, named stream
+//! sockets (`bind`, `listen`, `accept`, `connect`) and named datagram
+//! sockets (`bind`, `sendto`, `connect`, `recvfrom`). A connection is
 //! a `posix::unix::Stream` (two pipe buffers) shared by its two ends; each
 //! end is an open file description like a pipe end (shared by `dup` and
 //! `fork`), and dropping its last reference closes that end.
@@ -9,7 +10,10 @@
 //! one is `ENOENT`); the VFS has no socket inodes, so the server keeps the
 //! listener by the file's (device, inode) and the file stats as a regular
 //! file. An abstract name lives only in the server's table and goes with
-//! its socket. A call that would wait parks and runs again at the next
+//! its socket. A bound datagram socket receives into its own
+//! `posix::unix::Datagrams`, which its name entry and the sockets
+//! connected to it reach by weak references: its close makes their sends
+//! `ECONNREFUSED`. A call that would wait parks and runs again at the next
 //! change, as pipes do.
 
 use alloc::collections::{BTreeMap, VecDeque};
@@ -24,7 +28,7 @@ use linux_raw_sys::net as n;
 use posix::abi::{mode, Stat};
 use posix::errno::Errno;
 use posix::inet as pi;
-use posix::unix::{new_unix, Stream, UnixAddr, SOCKADDR_UN_LEN};
+use posix::unix::{new_unix, Datagrams, Stream, UnixAddr, SOCKADDR_UN_LEN};
 
 use crate::files::{file_errno, open_ref, Object, OpenRef};
 use crate::process::Pid;
@@ -35,6 +39,8 @@ type R = Result<u64, Errno>;
 /// Connections alive at once in all processes: each buffers up to
 /// 128 KiB of the server's 16 MiB heap, so they are bounded as pipes are.
 const MAX_STREAMS: usize = 32;
+/// Bound datagram sockets alive at once (64 KiB of queue each).
+const MAX_INBOXES: usize = 32;
 /// The largest backlog a listener takes (it holds backlog + 1
 /// connections unaccepted, as Linux).
 const BACKLOG_MAX: usize = 128;
@@ -60,6 +66,10 @@ impl Drop for End {
 #[derive(Debug, Default)]
 pub struct Listener {
     name: UnixAddr,
+    /// A datagram socket's name (Linux refuses the other type, `EPROTOTYPE`).
+    dgram: bool,
+    /// A datagram socket's: where datagrams sent to the name go.
+    inbox: Option<Weak<RefCell<Datagrams>>>,
     listening: bool,
     backlog: usize,
     queue: VecDeque<(End, UnixAddr)>,
@@ -80,6 +90,9 @@ enum Key {
 pub struct Names {
     bound: BTreeMap<Key, Weak<RefCell<Listener>>>,
     streams: Vec<Weak<RefCell<Stream>>>,
+    inboxes: Vec<Weak<RefCell<Datagrams>>>,
+    /// The last identity given to a queue.
+    inbox_ids: u64,
     autobind: u32,
 }
 
@@ -103,9 +116,22 @@ impl Names {
         self.streams.push(Rc::downgrade(&s));
         Ok(s)
     }
+
+    /// A bound datagram socket's queue, `ENOBUFS` past [`MAX_INBOXES`].
+    fn new_inbox(&mut self) -> Result<Rc<RefCell<Datagrams>>, Errno> {
+        self.inboxes.retain(|w| w.strong_count() > 0);
+        if self.inboxes.len() >= MAX_INBOXES {
+            return Err(Errno::ENOBUFS);
+        }
+        self.inbox_ids = self.inbox_ids.wrapping_add(1);
+        let q = Rc::new(RefCell::new(Datagrams::inbox(self.inbox_ids)));
+        self.inboxes.push(Rc::downgrade(&q));
+        Ok(q)
+    }
 }
 
-/// An AF_UNIX socket: a stream socket, or an end of a datagram pair.
+/// An AF_UNIX socket: a stream socket, an end of a datagram pair, or a
+/// datagram socket (named, connected to a name, or neither).
 #[derive(Debug, Default)]
 pub struct Unix {
     dgram: bool,
@@ -115,6 +141,14 @@ pub struct Unix {
     bound: Option<Rc<RefCell<Listener>>>,
     /// Set by `connect`, `accept` and `socketpair`.
     conn: Option<End>,
+    /// A bound datagram socket's queue (not a pair end's: it reads its pair).
+    inbox: Option<Rc<RefCell<Datagrams>>>,
+    /// A datagram socket's `connect`: the named socket's queue.
+    to: Option<Weak<RefCell<Datagrams>>>,
+    /// The sender of the last datagram read and whether it was cut
+    /// (`recvfrom`, `recvmsg`).
+    from: UnixAddr,
+    cut: bool,
     opts: pi::Options,
 }
 
@@ -125,8 +159,13 @@ impl Unix {
 
     /// Poll bits and change counts, as Linux's `unix_poll`: a connection's
     /// end; a listener is readable with a connection waiting; a socket
-    /// neither is `POLLOUT | POLLHUP`.
+    /// neither is `POLLOUT | POLLHUP`. A datagram socket, as
+    /// `unix_dgram_poll`: readable with a message waiting, writable unless
+    /// the socket it is connected to is full.
     pub fn state(&self) -> (u32, posix::events::Changes) {
+        if self.dgram && self.conn.is_none() {
+            return self.dgram_state();
+        }
         if let Some(e) = &self.conn {
             let s = e.stream.borrow();
             return (s.poll(e.side), s.changes(e.side));
@@ -144,6 +183,102 @@ impl Unix {
             g::POLLOUT | g::POLLWRNORM | g::POLLWRBAND | g::POLLHUP,
             (0, 0),
         )
+    }
+
+    fn dgram_state(&self) -> (u32, posix::events::Changes) {
+        let out = g::POLLOUT | g::POLLWRNORM | g::POLLWRBAND;
+        let (mut bits, mut rd, mut wr) = (0, 0, 0);
+        if let Some(q) = &self.inbox {
+            let q = q.borrow();
+            if !q.is_empty() {
+                bits |= g::POLLIN | g::POLLRDNORM;
+            }
+            rd = q.changes().0;
+        }
+        match self.to.as_ref().and_then(Weak::upgrade) {
+            Some(t) => {
+                let t = t.borrow();
+                if t.writable() {
+                    bits |= out;
+                }
+                wr = t.changes().1;
+            }
+            // Not connected, or the peer gone: a send fails at once.
+            None => bits |= out,
+        }
+        (bits, (rd, wr))
+    }
+
+    /// Sends `data` on the connection: a stream or pair's, or a datagram
+    /// socket's `connect` (`ECONNREFUSED` once its peer is gone, as Linux
+    /// drops it, then `ENOTCONN`).
+    fn send(&mut self, data: &[u8]) -> Result<usize, Errno> {
+        if let Some(e) = &self.conn {
+            return e.stream.borrow_mut().write(e.side, data);
+        }
+        let Some(to) = &self.to else {
+            return Err(Errno::ENOTCONN);
+        };
+        match to.upgrade() {
+            Some(q) => {
+                // Before the borrow: a socket may send to itself.
+                let me = self.id();
+                q.borrow_mut().send(me, self.local.clone(), data)
+            }
+            None => {
+                // Disconnected: others may send here again.
+                self.to = None;
+                self.peer = UnixAddr::Unnamed;
+                if let Some(q) = &self.inbox {
+                    q.borrow_mut().only_from(None);
+                }
+                Err(Errno::ECONNREFUSED)
+            }
+        }
+    }
+
+    /// Its queue's identity, which a connected receiver checks.
+    fn id(&self) -> Option<u64> {
+        self.inbox.as_ref().map(|q| q.borrow().id())
+    }
+
+    /// Sets where sends go, and so whom this socket's queue takes.
+    fn connect_to(&mut self, q: &Rc<RefCell<Datagrams>>, name: UnixAddr) {
+        let peer = q.borrow().id();
+        if let Some(mine) = &self.inbox {
+            mine.borrow_mut().only_from(Some(peer));
+        }
+        self.to = Some(Rc::downgrade(q));
+        self.peer = name;
+    }
+
+    /// Receives into `out`: from the connection, or a datagram socket's
+    /// queue (an unbound one has none: it waits, as on Linux).
+    fn recv(&mut self, out: &mut [u8]) -> Result<usize, Errno> {
+        if let Some(e) = &self.conn {
+            let mut s = e.stream.borrow_mut();
+            let r = s.read(e.side, out);
+            self.cut = s.truncated();
+            self.from = UnixAddr::Unnamed;
+            return r;
+        }
+        if !self.dgram {
+            return Err(Errno::EINVAL);
+        }
+        let got = self.inbox.as_ref().and_then(|q| q.borrow_mut().pop(out));
+        let (k, cut, from) = got.ok_or(Errno::EAGAIN)?;
+        self.cut = cut;
+        self.from = from;
+        Ok(k)
+    }
+
+    /// Who sent what was read last: a datagram's sender, else the peer.
+    fn source(&self) -> UnixAddr {
+        if self.dgram {
+            self.from.clone()
+        } else {
+            self.peer.clone()
+        }
     }
 
     /// `struct stat` of a socket.
@@ -175,11 +310,10 @@ fn with_unix<T>(f: &OpenRef, op: impl FnOnce(&mut Unix, bool) -> T) -> Result<T,
     }
 }
 
-/// The error of a send with an address: a connected stream's `EISCONN`,
-/// else `EOPNOTSUPP` (an unconnected stream; named datagram sockets are
-/// not implemented).
+/// The error of a send with an address on a stream socket: `EISCONN`
+/// when connected, else `EOPNOTSUPP`, as Linux.
 fn addressed(u: &Unix) -> Errno {
-    if u.conn.is_some() && !u.dgram {
+    if u.conn.is_some() {
         Errno::EISCONN
     } else {
         Errno::EOPNOTSUPP
@@ -193,11 +327,11 @@ impl Server {
     /// `socket(AF_UNIX, type, protocol)`.
     pub(crate) fn unix_socket(&mut self, pid: Pid, ty: u64, protocol: u64) -> R {
         let want = new_unix(ty, protocol)?;
-        // Datagram sockets come only in pairs here.
-        if want.dgram {
-            return Err(Errno::ESOCKTNOSUPPORT);
-        }
-        self.add_unix(pid, Unix::default(), want.nonblock, want.cloexec)
+        let u = Unix {
+            dgram: want.dgram,
+            ..Unix::default()
+        };
+        self.add_unix(pid, u, want.nonblock, want.cloexec)
     }
 
     /// Socket call `nr` (arguments `a`) on `f`, an AF_UNIX socket.
@@ -210,18 +344,20 @@ impl Server {
             g::__NR_accept4 => self.unix_accept(pid, f, a1, a2, a3),
             g::__NR_connect => self.unix_connect(pid, f, a1, a2),
             g::__NR_sendto => {
-                if a5 != 0 {
-                    return Err(with_unix(f, |u, _| addressed(u))?);
-                }
+                let to = if a4 != 0 && a5 != 0 {
+                    Some(self.user_unix_addr(pid, a4, a5)?)
+                } else {
+                    None
+                };
                 let data = self.user_bytes(pid, a1, a2)?;
-                self.unix_send(pid, f, &data, a3 as u32)
+                self.unix_send_to(pid, f, to, &data, a3 as u32)
             }
             g::__NR_recvfrom => {
                 let got =
                     self.recv_to_user(pid, a1, a2, |s, out| s.unix_recv(pid, f, out, a3 as u32))?;
                 if a4 != 0 && a5 != 0 {
-                    let peer = with_unix(f, |u, _| u.peer.clone())?;
-                    self.put_from(pid, a4, a5, &peer)?;
+                    let from = with_unix(f, |u, _| u.source())?;
+                    self.put_from(pid, a4, a5, &from)?;
                 }
                 Ok(got)
             }
@@ -243,7 +379,9 @@ impl Server {
                 self.put_unix_addr(pid, a1, a2, &name)
             }
             g::__NR_getpeername => {
-                let peer = with_unix(f, |u, _| u.conn.as_ref().map(|_| u.peer.clone()))?;
+                let peer = with_unix(f, |u, _| {
+                    (u.conn.is_some() || u.to.is_some()).then(|| u.peer.clone())
+                })?;
                 self.put_unix_addr(pid, a1, a2, &peer.ok_or(Errno::ENOTCONN)?)
             }
             g::__NR_setsockopt => {
@@ -385,6 +523,13 @@ impl Server {
             return Err(Errno::EINVAL);
         }
         self.unix_names.bound.retain(|_, w| w.strong_count() > 0);
+        // Before the file: no file is left behind by ENOBUFS. A pair end
+        // is named but takes no datagrams by its name.
+        let inbox = if with_unix(f, |u, _| u.dgram && u.conn.is_none())? {
+            Some(self.unix_names.new_inbox()?)
+        } else {
+            None
+        };
         let key = match &name {
             UnixAddr::Path(p) => {
                 let path = self.unix_path(pid, p)?;
@@ -423,14 +568,23 @@ impl Server {
                 }
             },
         };
+        let dgram = with_unix(f, |u, _| u.dgram)?;
         let l = Rc::new(RefCell::new(Listener {
             name: name.clone(),
+            dgram,
+            inbox: inbox.as_ref().map(Rc::downgrade),
             ..Listener::default()
         }));
         self.unix_names.bound.insert(key, Rc::downgrade(&l));
         with_unix(f, |u, _| {
             u.local = name;
             u.bound = Some(l);
+            u.inbox = inbox;
+            // Connected before it was bound: its peer's messages only.
+            let peer = u.to.as_ref().and_then(Weak::upgrade);
+            if let (Some(mine), Some(p)) = (&u.inbox, peer) {
+                mine.borrow_mut().only_from(Some(p.borrow().id()));
+            }
         })?;
         Ok(0)
     }
@@ -462,26 +616,23 @@ impl Server {
     /// full backlog waits, or `EAGAIN`).
     fn unix_connect(&mut self, pid: Pid, f: &OpenRef, at: u64, len: u64) -> R {
         let name = self.user_unix_addr(pid, at, len)?;
-        let (connected, listening, nb) =
-            with_unix(f, |u, nb| (u.conn.is_some(), u.listener().is_some(), nb))?;
+        let (connected, listening, dgram, nb) = with_unix(f, |u, nb| {
+            (u.conn.is_some(), u.listener().is_some(), u.dgram, nb)
+        })?;
+        if dgram && !connected {
+            // A datagram socket's connect only sets where sends go (again
+            // and again, as Linux).
+            let q = self.dgram_target(pid, &name)?;
+            with_unix(f, |u, _| u.connect_to(&q, name))?;
+            return Ok(0);
+        }
         if connected {
             return Err(Errno::EISCONN);
         }
         if listening {
             return Err(Errno::EINVAL);
         }
-        let key = match &name {
-            UnixAddr::Path(p) => {
-                let path = self.unix_path(pid, p)?;
-                let st = self.files.stat(&path).map_err(file_errno)?;
-                Key::Inode(st.dev, st.ino)
-            }
-            UnixAddr::Abstract(a) => Key::Abstract(a.clone()),
-            UnixAddr::Unnamed => return Err(Errno::EINVAL),
-        };
-        let l = self
-            .unix_names
-            .live(&key)
+        let l = Some(self.unix_named(pid, &name, false)?)
             .filter(|l| l.borrow().listening)
             .ok_or(Errno::ECONNREFUSED)?;
         let full = {
@@ -513,6 +664,47 @@ impl Server {
         })?;
         self.changed = true;
         Ok(0)
+    }
+
+    /// The name entry of a datagram (`dgram`) or stream socket bound at
+    /// `name`: `ENOENT` without the file (and what else resolving the path
+    /// gives), `ECONNREFUSED` when no socket is bound there; a socket of the
+    /// other type is `EPROTOTYPE` at a path, and not found (`ECONNREFUSED`)
+    /// by an abstract name, as Linux looks them up.
+    fn unix_named(
+        &mut self,
+        pid: Pid,
+        name: &UnixAddr,
+        dgram: bool,
+    ) -> Result<Rc<RefCell<Listener>>, Errno> {
+        let key = match name {
+            UnixAddr::Path(p) => {
+                let path = self.unix_path(pid, p)?;
+                let st = self.files.stat(&path).map_err(file_errno)?;
+                Key::Inode(st.dev, st.ino)
+            }
+            UnixAddr::Abstract(a) => Key::Abstract(a.clone()),
+            UnixAddr::Unnamed => return Err(Errno::EINVAL),
+        };
+        let l = self.unix_names.live(&key).ok_or(Errno::ECONNREFUSED)?;
+        if l.borrow().dgram != dgram {
+            return Err(match key {
+                Key::Inode(..) => Errno::EPROTOTYPE,
+                Key::Abstract(_) => Errno::ECONNREFUSED,
+            });
+        }
+        Ok(l)
+    }
+
+    /// The queue of the datagram socket bound at `name` (`ECONNREFUSED` for
+    /// a pair end's: it has none).
+    fn dgram_target(&mut self, pid: Pid, name: &UnixAddr) -> Result<Rc<RefCell<Datagrams>>, Errno> {
+        let l = self.unix_named(pid, name, true)?;
+        let l = l.borrow();
+        l.inbox
+            .as_ref()
+            .and_then(Weak::upgrade)
+            .ok_or(Errno::ECONNREFUSED)
     }
 
     /// `accept4(fd, addr, addrlen, flags)`.
@@ -563,13 +755,36 @@ impl Server {
 
     /// Sends `data` on the connection of `f` (`write`, `send`...).
     pub(crate) fn unix_send(&mut self, pid: Pid, f: &OpenRef, data: &[u8], flags: u32) -> R {
+        self.unix_send_to(pid, f, None, data, flags)
+    }
+
+    /// Sends `data` on `f`: to the datagram socket named `to` if any (a
+    /// stream's address is `EISCONN` or `EOPNOTSUPP`), else on its
+    /// connection.
+    fn unix_send_to(
+        &mut self,
+        pid: Pid,
+        f: &OpenRef,
+        to: Option<UnixAddr>,
+        data: &[u8],
+        flags: u32,
+    ) -> R {
         if flags & !pi::SEND_FLAGS != 0 {
             return Err(Errno::EOPNOTSUPP);
         }
-        let (r, nb) = with_unix(f, |u, nb| match &u.conn {
-            Some(e) => (e.stream.borrow_mut().write(e.side, data), nb),
-            None => (Err(Errno::ENOTCONN), nb),
-        })?;
+        let (r, nb) = match to {
+            Some(name) => {
+                if let Some(e) = with_unix(f, |u, _| (!u.dgram).then(|| addressed(u)))? {
+                    return Err(e);
+                }
+                let q = self.dgram_target(pid, &name)?;
+                with_unix(f, |u, nb| {
+                    let me = u.id();
+                    (q.borrow_mut().send(me, u.local.clone(), data), nb)
+                })?
+            }
+            None => with_unix(f, |u, nb| (u.send(data), nb))?,
+        };
         match r {
             Ok(k) => {
                 self.changed = true;
@@ -590,13 +805,11 @@ impl Server {
         if flags & !RECV_FLAGS != 0 {
             return Err(Errno::EOPNOTSUPP);
         }
-        let (r, nb) = with_unix(f, |u, nb| match &u.conn {
-            Some(e) => (e.stream.borrow_mut().read(e.side, out), nb),
-            None => (Err(Errno::EINVAL), nb),
-        })?;
+        let (r, dgram, nb) = with_unix(f, |u, nb| (u.recv(out), u.dgram, nb))?;
         match r {
             Ok(k) => {
-                if k > 0 {
+                // A datagram read, even an empty one, makes room.
+                if k > 0 || dgram {
                     self.changed = true;
                 }
                 Ok(k as u64)
@@ -613,11 +826,13 @@ impl Server {
         if m.controllen != 0 {
             return Err(Errno::EOPNOTSUPP);
         }
-        if m.namelen != 0 {
-            return Err(with_unix(f, |u, _| addressed(u))?);
-        }
+        let to = if m.name != 0 && m.namelen != 0 {
+            Some(self.user_unix_addr(pid, m.name, u64::from(m.namelen))?)
+        } else {
+            None
+        };
         let data = self.gather(pid, m.iov, m.iovlen)?;
-        self.unix_send(pid, f, &data, flags as u32)
+        self.unix_send_to(pid, f, to, &data, flags as u32)
     }
 
     /// `recvmsg`: scattered into the iovecs; no ancillary data.
@@ -627,18 +842,14 @@ impl Server {
         let mut out = crate::syscall::iov_buffer(&vecs);
         let got = self.unix_recv(pid, f, &mut out, flags as u32)?;
         self.scatter(pid, &vecs, out.get(..got as usize).unwrap_or(&[]))?;
-        let peer = with_unix(f, |u, _| u.peer.clone())?;
+        let from = with_unix(f, |u, _| u.source())?;
         if m.name != 0 {
-            self.put_from(pid, m.name, msg + pi::MSGHDR_NAMELEN_AT, &peer)?;
+            self.put_from(pid, m.name, msg + pi::MSGHDR_NAMELEN_AT, &from)?;
         } else {
             self.user_write(pid, msg + pi::MSGHDR_NAMELEN_AT, &0u32.to_le_bytes())?;
         }
         self.user_write(pid, msg + pi::MSGHDR_CONTROLLEN_AT, &0u64.to_le_bytes())?;
-        let cut = with_unix(f, |u, _| {
-            u.conn
-                .as_ref()
-                .is_some_and(|e| e.stream.borrow().truncated())
-        })?;
+        let cut = with_unix(f, |u, _| u.cut)?;
         let flags = if cut { n::MSG_TRUNC } else { 0 };
         self.user_write(pid, msg + pi::MSGHDR_FLAGS_AT, &flags.to_le_bytes())?;
         Ok(got)
