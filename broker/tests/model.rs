@@ -657,3 +657,51 @@ fn a_component_broker_runs_over_its_budget_alone() {
         root.free(u.cptr).unwrap();
     }
 }
+
+/// Copy-on-write's kernel steps: a page shared into two spaces has its
+/// access changed in one (`remap`) and not in the other; a space freed
+/// first leaves its copies to be deleted without unmapping, and every
+/// slot and byte comes back.
+#[test]
+fn remapped_copies_change_access_and_dropped_copies_come_back() {
+    use kaal_broker::kernel::{Access, Cache};
+    use kaal_sel4::cap::Cap;
+    let mut b = broker();
+    let warm = b.allocate_memory(4096).unwrap();
+    b.free_memory(warm).unwrap();
+    let (ram, slots) = (b.free_ram_bytes(), b.free_slots());
+    let a = b.new_vspace().unwrap();
+    let c = b.new_vspace().unwrap();
+    let page = b.allocate_memory(4096).unwrap();
+    let frame = page.frames().next().unwrap();
+    let ca = b
+        .share_frames(&[frame], a, 0x40_0000, Access::ReadWrite, Cache::WriteBack)
+        .unwrap();
+    let cc = b
+        .share_frames(&[frame], c, 0x40_0000, Access::ReadOnly, Cache::WriteBack)
+        .unwrap();
+    b.remap(ca[0], a, Access::ReadOnly).unwrap();
+    let access = |b: &mut kaal_broker::Broker<kaal_broker::model::Model>, vs: u64| {
+        b.kernel().mappings(vs).map(|m| m.2).collect::<Vec<_>>()
+    };
+    assert_eq!(access(&mut b, a.cptr()), [Access::ReadOnly]);
+    b.remap(cc[0], c, Access::ReadWrite).unwrap();
+    assert_eq!(access(&mut b, c.cptr()), [Access::ReadWrite]);
+    assert_eq!(
+        access(&mut b, a.cptr()),
+        [Access::ReadOnly],
+        "the other copy kept its access"
+    );
+    assert!(
+        b.remap(cc[0], a, Access::ReadWrite).is_err(),
+        "a copy is remapped only in the space it is mapped in"
+    );
+    b.free_vspace(a).unwrap();
+    b.drop_copies(ca).unwrap();
+    b.unshare(cc).unwrap();
+    b.free_vspace(c).unwrap();
+    b.free_memory(page).unwrap();
+    b.coalesce().unwrap();
+    assert_eq!((b.free_ram_bytes(), b.free_slots()), (ram, slots));
+    b.kernel().check_invariants().unwrap();
+}
