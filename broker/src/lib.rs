@@ -266,6 +266,11 @@ pub struct Memory {
 }
 
 impl Memory {
+    /// Mapped in the holder's own window (not given to another space).
+    pub fn in_root(&self) -> bool {
+        self.in_root
+    }
+
     /// The frame capability of each page, in address order.
     pub fn frames(&self) -> impl Iterator<Item = CPtr> + '_ {
         self.chunks.iter().flat_map(|&(first, n)| first..first + n)

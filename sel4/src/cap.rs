@@ -508,6 +508,14 @@ impl Tcb {
     }
 }
 
+// `Frame::remap` to fewer rights relies on the old TLB entry dying with
+// the next switch into the address space: one core, so no other core
+// runs it meanwhile (and no PCIDs, which `kernel/pc99.h` leaves out).
+const _: () = assert!(
+    sys::config::CONFIG_MAX_NUM_NODES == 1,
+    "Frame::remap's callers assume a single-core kernel"
+);
+
 impl Frame {
     /// Maps the frame at `vaddr` in `vspace`. The kernel refuses to map over
     /// an existing mapping, so this cannot replace memory in use.

@@ -6,7 +6,8 @@
  * pages a file gains under its mapping appear; munmap and exit write
  * back; a store past the end of the file's last page never extends it; EACCES for PROT_WRITE on a read-only fd (mmap
  * and mprotect); SIGBUS for a page wholly beyond the end, and for pages a
- * truncate takes, in every mapper, until the file grows again.
+ * truncate takes, in every mapper, until the file grows again (ftruncate
+ * and open with O_TRUNC alike).
  *
  * Usage: shmfile [FILE]; FILE (default /root/shmfile.dat) is left holding
  * SIZE bytes of '.' but for the strings of PUTS at their offsets (what
@@ -219,6 +220,12 @@ int main(int argc, char **argv)
 	status = wait_for(c);
 	check(WIFSIGNALED(status) && WTERMSIG(status) == SIGBUS, "SIGBUS past a truncated end, in another mapper");
 	check(ftruncate(t, 3 * PAGE) == 0 && tm[2 * PAGE] == 0 && tm[PAGE] == 0, "grown again: the pages read zeros");
+	/* open(O_TRUNC) truncates the mapped pages as ftruncate does. */
+	memcpy(tm + 2 * PAGE, "again", 5);
+	int t2 = open(tpath, O_RDWR | O_TRUNC);
+	check(t2 >= 0 && ftruncate(t2, 3 * PAGE) == 0 && tm[2 * PAGE] == 0,
+	      "open(O_TRUNC) drops the mapped pages' bytes");
+	close(t2);
 	munmap(tm, 3 * PAGE);
 	close(go[0]);
 	close(go[1]);

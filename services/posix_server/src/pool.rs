@@ -56,7 +56,7 @@ impl Broker {
 
     /// As the broker's; a page is zeroed and kept while there is room.
     pub fn free_memory(&mut self, mem: Memory) -> Result<(), BrokerError> {
-        if mem.size != PAGE || self.kept.len() >= KEPT {
+        if mem.size != PAGE || !mem.in_root() || self.kept.len() >= KEPT {
             return self.inner.free_memory(mem);
         }
         // SAFETY: `allocate_memory` mapped the page read-write at

@@ -81,7 +81,15 @@ pub struct Space {
     pub layout: Layout,
     pages: BTreeMap<u64, Page>,
     image: Option<Backing>,
+    /// The page of the last fault that found its access allowed already,
+    /// and how many such faults came there in a row.
+    spurious: (u64, u32),
 }
+
+/// Faults in a row on one page whose mapping allows the access before the
+/// process gets SIGSEGV: more than threads queued on one page would make,
+/// so a mapping that disagrees with `pages` ends instead of looping.
+const SPURIOUS_LIMIT: u32 = 64;
 
 /// The broker's failure as a Linux error: out of memory or slots (a
 /// kernel refusal is printed: it is a bug of the server's).
@@ -118,6 +126,7 @@ impl Space {
             layout: Layout::new(),
             pages: BTreeMap::new(),
             image: None,
+            spurious: (0, 0),
         }
     }
 
@@ -127,6 +136,7 @@ impl Space {
             layout: Layout::new(),
             pages: BTreeMap::new(),
             image: None,
+            spurious: (0, 0),
         })
     }
 
@@ -274,12 +284,21 @@ impl Space {
         let mine = Self::fresh(broker)?;
         mine.copy_from(&p.frame);
         let old = self.pages.remove(&vaddr).ok_or(Errno::EFAULT)?;
-        let _ = broker.unshare(alloc::vec![old.copy]);
+        if let Err(e) = broker.unshare(alloc::vec![old.copy]) {
+            // Still mapped, maybe: the frame is kept, never handed out again.
+            kaal_rt::println!("posix: unmapping a page: {e}");
+            core::mem::forget(old.frame);
+            return Err(Errno::ENOMEM);
+        }
         if let Err(e) = self.map(broker, vaddr, mine, access) {
-            // The page keeps its old frame: nothing is lost.
-            let _ = self.map(broker, vaddr, old.frame, old.access);
+            // The page keeps its old frame: nothing is lost (mapping again
+            // what was just unmapped needs no new table or slot).
+            if self.map(broker, vaddr, old.frame, old.access).is_err() {
+                kaal_rt::println!("posix: a page at {vaddr:#x} is lost");
+            }
             return Err(e);
         }
+        Self::free_frame(broker, old.frame);
         self.frame_of(vaddr).ok_or(Errno::EFAULT)
     }
 
@@ -330,9 +349,10 @@ impl Space {
     }
 
     /// As [`Space::write`]; `loader` also writes read-only pages (placing
-    /// the initial stack, patching a system-call site), and into the frame
-    /// itself even when it is shared: a patch of the program's text serves
-    /// every process that runs it.
+    /// the initial stack, patching a system-call site), always into the
+    /// process's own copy: never into a frame another process or the
+    /// program has (a patch at an address a process chose must not reach
+    /// the others), and never into shared memory (`EFAULT`).
     pub fn write_as(
         &mut self,
         broker: &mut Broker,
@@ -346,11 +366,12 @@ impl Space {
             let off = (at % PAGE) as usize;
             let n = (PAGE as usize - off).min(data.len() - done);
             let frame = if loader {
+                let (_, area) = self.layout.area_at(at).ok_or(Errno::EFAULT)?;
+                if area.kind.is_shared() {
+                    return Err(Errno::EFAULT);
+                }
                 self.populate(broker, at)?;
-                self.pages
-                    .get(&(at & !(PAGE - 1)))
-                    .map(|p| p.frame.clone())
-                    .ok_or(Errno::EFAULT)?
+                self.own(broker, at & !(PAGE - 1), &area)?
             } else {
                 self.frame_at(broker, at, true)?
             };
@@ -423,8 +444,19 @@ impl Space {
             // The mapping allows the access now: another thread's fault,
             // queued ahead while the server waited on a service, mapped
             // the page. The thread runs the access again.
-            return Ok(());
+            let count = if self.spurious.0 == v {
+                self.spurious.1.saturating_add(1)
+            } else {
+                1
+            };
+            self.spurious = (v, count);
+            return if count > SPURIOUS_LIMIT {
+                Err(Errno::EFAULT)
+            } else {
+                Ok(())
+            };
         }
+        self.spurious = (0, 0);
         if let Kind::SharedFile { .. } = area.kind {
             // A shared file page absent was beyond the file's end: the
             // server's (`shmfile`).
@@ -459,7 +491,11 @@ impl Space {
 
     fn release(broker: &mut Broker, p: Page) {
         if let Err(e) = broker.unshare(alloc::vec![p.copy]) {
+            // It may still be mapped: the frame is kept, never handed out
+            // again (to another process, say, through the kept pages).
             kaal_rt::println!("posix: unmapping a page: {e}");
+            core::mem::forget(p.frame);
+            return;
         }
         Self::free_frame(broker, p.frame);
     }
@@ -547,7 +583,12 @@ impl Space {
             let Some(p) = self.pages.remove(&v) else {
                 continue;
             };
-            let _ = broker.unshare(alloc::vec![p.copy]);
+            if let Err(e) = broker.unshare(alloc::vec![p.copy]) {
+                // Maybe still mapped at `v`: kept, never handed out again.
+                kaal_rt::println!("posix: unmapping a page: {e}");
+                core::mem::forget(p.frame);
+                return Err(Errno::ENOMEM);
+            }
             let at = to + (v - from.start);
             let (_, area) = self.layout.area_at(at).ok_or(Errno::EFAULT)?;
             let access = access_for(&area, &p.frame);

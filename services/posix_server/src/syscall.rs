@@ -805,9 +805,14 @@ impl Server {
                 return Err(file_errno(e));
             }
         };
+        let id = (u64::from(st.dev), st.ino);
+        if flags & vfs_flags::TRUNCATE != 0 && self.shm.holds(id) {
+            // As ftruncate: the shared pages past the new end go.
+            self.shm_truncated(id, st.size);
+        }
         let object = Object::Vfs {
             fd,
-            id: (u64::from(st.dev), st.ino),
+            id,
             path: String::from(path),
             dir: st.kind == kaal_protocols::file::kind::DIRECTORY,
             pending: Default::default(),
