@@ -5,7 +5,8 @@
  * a read-only MAP_SHARED file mapping, and copy-on-write after fork (a
  * data-segment word and bss written by either side after the fork, the
  * server's own writes into a shared page, a grandchild, mprotect while
- * shared, and the program's pristine pages for its next run).
+ * shared, a raw `syscall` the server patches in the child only, and the
+ * program's pristine pages for its next run).
  *
  * Usage: memory [FILE]; FILE (default /tmp/memory.txt) is written and
  * mapped. `memory --pristine` only checks that its data and bss start as
@@ -110,6 +111,27 @@ static void copy_on_write(const char *self)
 	munmap(m, 4096);
 	close(p[0]);
 	close(p[1]);
+
+	/* A raw `syscall` written at run time: on KaaL, rdx -1 names seL4's
+	 * Call and rdi a capability the process lacks, so the server gets a
+	 * capability fault and patches the site, in the child's own copy of
+	 * the page; the parent's stays as it was. The call is exit_group, whose
+	 * status is rdi's low byte: seL4's `syscall` entry keeps no stack
+	 * pointer, so nothing may run after it on the stack. */
+	unsigned char *code = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	check(code != MAP_FAILED, "mmap of a code page");
+	memcpy(code, "\x0f\x05", 2); /* syscall */
+	check(mprotect(code, 4096, PROT_READ | PROT_EXEC) == 0, "mprotect of the code page");
+	c = fork();
+	if (c == 0) {
+		__asm__ volatile("jmp *%0" : : "r"(code), "a"(231L), "d"(-1L), "D"(0x1234L) : "memory");
+		_exit(1);
+	}
+	int status;
+	check(c > 0 && waitpid(c, &status, 0) == c && WIFEXITED(status) && WEXITSTATUS(status) == 0x34,
+	      "the child's raw exit_group(0x1234)");
+	check(code[0] == 0x0f && code[1] == 0x05, "the parent's copy of the page unpatched");
+	munmap(code, 4096);
 
 	/* The program's own pages are untouched: its next run starts afresh. */
 	c = fork();
