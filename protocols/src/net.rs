@@ -117,10 +117,7 @@ impl Packet {
     /// A [`kind::FRAME`] entry holding `frame`; `None` if it does not fit.
     pub fn frame(token: u32, frame: &[u8]) -> Option<Packet> {
         let mut p: Packet = bytemuck::Zeroable::zeroed();
-        p.data.get_mut(..frame.len())?.copy_from_slice(frame);
-        p.kind = kind::FRAME;
-        p.len = u16::try_from(frame.len()).ok()?;
-        p.token = token;
+        p.set_frame(token, frame)?;
         Some(p)
     }
 

@@ -137,15 +137,9 @@ impl Net {
         Ok(self.room > 0)
     }
 
-    fn deliver(&mut self, p: Packet) -> Result<(), DriverError> {
-        self.to_client.ring.push(p)?;
-        self.room = self.room.saturating_sub(1);
-        Ok(())
-    }
-
-    /// Delivers the frame built in `self.frame`, copying into the ring only
-    /// as much of it as the frame fills.
-    fn deliver_frame(&mut self) -> Result<(), DriverError> {
+    /// Delivers the entry built in `self.frame`, copying into the ring
+    /// only the bytes it uses.
+    fn deliver(&mut self) -> Result<(), DriverError> {
         let p = &*self.frame;
         self.to_client.ring.push_prefix(p, p.used_bytes())?;
         self.room = self.room.saturating_sub(1);
@@ -166,7 +160,8 @@ impl Net {
                 if !self.has_room()? {
                     return Ok(true);
                 }
-                self.deliver(p)?;
+                *self.frame = p;
+                self.deliver()?;
             }
             self.answer = None;
         }
@@ -185,7 +180,7 @@ impl Net {
             };
             match frame {
                 Some(()) if !self.rx_cut.is_cut() => {
-                    self.deliver_frame()?;
+                    self.deliver()?;
                     self.received = self.received.wrapping_add(1);
                 }
                 _ => self.dropped += 1,
@@ -279,10 +274,10 @@ impl Net {
 
     /// The interface's address, the client's first `rx` entry.
     fn announce_address(&mut self) -> Result<(), DriverError> {
-        let mac = Packet::address(self.dev.mac_address());
+        *self.frame = Packet::address(self.dev.mac_address());
         let r = self.has_room();
         if self.rx_cut.guard(r, report)? {
-            let r = self.deliver(mac);
+            let r = self.deliver();
             self.rx_cut.guard(r, report)?;
         }
         Ok(())
