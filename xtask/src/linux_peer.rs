@@ -81,12 +81,13 @@ fn dir(layout: &Layout) -> PathBuf {
 /// The kernel, downloaded and extracted the first time.
 pub fn ensure(layout: &Layout) -> Result<Kernel> {
     let root = dir(layout).join("root");
-    if find_kernel(&root).is_err() {
-        let log = layout.log("linux-peer-fetch");
-        step::step("Fetching Debian's Linux kernel (peer)", &log, |step| {
-            fetch(layout, &root, step)
-        })?;
+    if let Ok(kernel) = find_kernel(&root) {
+        return Ok(kernel);
     }
+    let log = layout.log("linux-peer-fetch");
+    step::step("Fetching Debian's Linux kernel (peer)", &log, |step| {
+        fetch(layout, &root, step)
+    })?;
     find_kernel(&root)
 }
 

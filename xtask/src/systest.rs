@@ -625,10 +625,10 @@ fn boot_once(
             }
             Err(err) => return Ok(Err(format!("{err:#}"))),
         },
-        None => match &spec.serial_input {
-            Some(input) if ports.substitute(input) != *input => {
+        None => match spec.serial_input.as_ref().map(|i| (ports.substitute(i), i)) {
+            Some((substituted, input)) if substituted != *input => {
                 typed = TestSpec {
-                    serial_input: Some(ports.substitute(input)),
+                    serial_input: Some(substituted),
                     ..spec.clone()
                 };
                 &typed
