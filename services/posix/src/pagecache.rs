@@ -48,10 +48,6 @@ impl<F, H> PageCache<F, H> {
         self.pages.is_empty() && self.handles.is_empty()
     }
 
-    pub fn len(&self) -> usize {
-        self.pages.len()
-    }
-
     /// The handle `file`'s pages are read through.
     pub fn reader(&self, file: FileId) -> Option<&H> {
         self.handles.get(&file).map(|h| &h.handle)
@@ -126,7 +122,7 @@ impl<F, H> PageCache<F, H> {
             .collect()
     }
 
-    /// The files with pages.
+    /// The files with a write-back handle.
     pub fn files(&self) -> Vec<FileId> {
         self.handles.keys().copied().collect()
     }

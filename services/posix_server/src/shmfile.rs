@@ -251,6 +251,9 @@ impl Server {
     /// past it leave every mapping and the cache, so that touching one is
     /// SIGBUS until the file grows again (`shm_fault`), as on Linux.
     pub(crate) fn shm_truncated(&mut self, id: FileId, size: u64) {
+        if !self.shm.holds(id) {
+            return;
+        }
         let zeros = [0u8; PAGE as usize];
         if let Some(last) = self.shm.get(id, size / PAGE) {
             let keep = file_bytes_in_page(size, size / PAGE);

@@ -377,7 +377,6 @@ impl Space {
             };
             let src = data.get(done..done + n).ok_or(Errno::EFAULT)?;
             frame.write(off, src);
-            frame.dirty.set(true);
             done += n;
         }
         Ok(())
@@ -604,13 +603,16 @@ impl Space {
         // page's copy needs only deleting.
         let gone = self.vspace.cptr() != 0 && broker.free_vspace(self.vspace).is_ok();
         let pages = core::mem::take(&mut self.pages);
-        for (_, p) in pages {
-            if gone {
-                if let Err(e) = broker.drop_copies(alloc::vec![p.copy]) {
-                    kaal_rt::println!("posix: deleting a page's copy: {e}");
-                }
+        if gone {
+            let copies = pages.values().map(|p| p.copy).collect();
+            if let Err(e) = broker.drop_copies(copies) {
+                kaal_rt::println!("posix: deleting pages' copies: {e}");
+            }
+            for (_, p) in pages {
                 Self::free_frame(broker, p.frame);
-            } else {
+            }
+        } else {
+            for (_, p) in pages {
                 Self::release(broker, p);
             }
         }

@@ -216,7 +216,9 @@ impl Server {
             g::__NR_set_robust_list => Ok(0),
             g::__NR_rt_sigaction => {
                 let r = self.with_signals(pid, |s, m| s.rt_sigaction(a[0], a[1], a[2], a[3], m));
-                self.drop_ignored(pid);
+                if matches!(r, Ok(Ok(_))) {
+                    self.drop_ignored(pid);
+                }
                 r.and_then(|r| r.map(|_| 0))
             }
             g::__NR_rt_sigprocmask => self
@@ -806,7 +808,7 @@ impl Server {
             }
         };
         let id = (u64::from(st.dev), st.ino);
-        if flags & vfs_flags::TRUNCATE != 0 && self.shm.holds(id) {
+        if flags & vfs_flags::TRUNCATE != 0 {
             // As ftruncate: the shared pages past the new end go.
             self.shm_truncated(id, st.size);
         }

@@ -40,7 +40,10 @@ pub struct Vfs {
     /// `/bin/NAME` and its link to `/bin/busybox` are two scans of a
     /// directory of hundreds of entries. A change of a name forgets it;
     /// `.` and `..` are not kept (a directory's `..` moves with a rename).
-    names: BTreeMap<(u32, Ino, Vec<u8>), Ino>,
+    /// By (mount, directory), so that a look-up needs no key allocated.
+    names: BTreeMap<(u32, Ino), BTreeMap<Vec<u8>, Ino>>,
+    /// Names in `names`.
+    names_kept: usize,
 }
 
 impl core::fmt::Debug for Vfs {
@@ -138,23 +141,40 @@ impl Vfs {
 
     /// The inode `name` names in directory `dir`, kept for the next time.
     fn lookup(&mut self, dir: Node, name: &[u8]) -> Result<Ino, FsError> {
-        let key = (dir.mount, dir.ino, name.to_vec());
-        if let Some(&ino) = self.names.get(&key) {
+        let key = (dir.mount, dir.ino);
+        if let Some(&ino) = self.names.get(&key).and_then(|n| n.get(name)) {
             return Ok(ino);
         }
         let ino = self.fs(dir.mount)?.lookup(dir.ino, name)?;
         if name != b"." && name != b".." {
-            if self.names.len() >= NAMES_KEPT {
+            if self.names_kept >= NAMES_KEPT {
                 self.names.clear();
+                self.names_kept = 0;
             }
-            self.names.insert(key, ino);
+            if self
+                .names
+                .entry(key)
+                .or_default()
+                .insert(name.to_vec(), ino)
+                .is_none()
+            {
+                self.names_kept += 1;
+            }
         }
         Ok(ino)
     }
 
     /// Forgets what `name` in `dir` named (it is about to change).
     fn forget(&mut self, dir: Node, name: &[u8]) {
-        self.names.remove(&(dir.mount, dir.ino, name.to_vec()));
+        let Some(names) = self.names.get_mut(&(dir.mount, dir.ino)) else {
+            return;
+        };
+        if names.remove(name).is_some() {
+            self.names_kept = self.names_kept.saturating_sub(1);
+        }
+        if names.is_empty() {
+            self.names.remove(&(dir.mount, dir.ino));
+        }
     }
 
     /// `name` in directory `dir`, through a mount point into what is mounted.
