@@ -25,6 +25,13 @@
 #define PROGRAM "memory"
 #include "check.h"
 
+/* Whether child `c` exited 0 (waited for). */
+static int exited_ok(pid_t c)
+{
+	int status;
+	return c > 0 && waitpid(c, &status, 0) == c && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
 /* Runs `body` in a forked child; true if it exited 0. */
 static int in_child(void (*body)(char *), char *arg)
 {
@@ -33,8 +40,7 @@ static int in_child(void (*body)(char *), char *arg)
 		body(arg);
 		_exit(0);
 	}
-	int status;
-	return c > 0 && waitpid(c, &status, 0) == c && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+	return exited_ok(c);
 }
 
 static void child_writes(char *p)
@@ -51,12 +57,6 @@ static void child_checks(char *p)
 /* Program pages that fork shares until one side writes. */
 static int data_word = 42;
 static char bss_buf[3 * 4096];
-
-static int exited_ok(pid_t c)
-{
-	int status;
-	return c > 0 && waitpid(c, &status, 0) == c && WIFEXITED(status) && WEXITSTATUS(status) == 0;
-}
 
 /* The child's side of `copy_on_write`: what it sees, what it writes. */
 static int cow_child(int from_parent)
